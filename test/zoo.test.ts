@@ -1,0 +1,117 @@
+/** The model zoo: PyTorch's parameter and MAC counts, shapes, and real onnxruntime-node sessions. */
+import { execFileSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { countParams, inspectModule } from '../train/forward-graph.ts';
+import { inferenceModel } from '../train/inference-model.ts';
+import { formatShape } from '../train/summary-table.ts';
+import { MODEL_NAMES, ZOO } from '../train/zoo/index.ts';
+import { runModel } from './helpers/ort.ts';
+
+// torchinfo / hand counts of the tutorial's PyTorch modules (Conv + Linear MACs per image).
+const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
+  mlp: { params: 575_050, macs: 574_080 },
+  cnn: { params: 8_490, macs: 467_200 },
+  cnn3: { params: 34_522, macs: 1_126_048 },
+  inception: { params: 97_298, macs: 6_019_200 },
+  resnet: { params: 41_514, macs: 2_013_184 },
+  'resnet-scaled': { params: 41_514, macs: 2_013_184 },
+  // + conv3 1×1 in each block: 16·16+16 + 32·32+32 params; 16·12·12·16 + 32·4·4·32 MACs
+  'resnet-convshortcut': { params: 41_514 + 272 + 1_056, macs: 2_013_184 + 36_864 + 16_384 },
+};
+
+describe('model zoo', () => {
+  for (const [name, counts] of Object.entries(PYTORCH_COUNTS)) {
+    it(`${name}: ${counts.params} parameters, ${counts.macs} MACs per image`, () => {
+      const { params, macs } = inspectModule(ZOO[name as keyof typeof ZOO].build());
+      expect(countParams(params)).toBe(counts.params);
+      expect(macs).toBe(counts.macs);
+    });
+  }
+
+  it('cnn3 follows the tutorial shape trace', () => {
+    const { rows } = inspectModule(ZOO.cnn3.build());
+    expect(rows.map((r) => formatShape(r.outputShape))).toEqual([
+      '16×24×24',
+      '16×12×12',
+      '32×8×8',
+      '32×4×4',
+      '64×2×2',
+      '64×1×1',
+      '32',
+      '16',
+      '10',
+    ]);
+  });
+
+  it('names parameters like PyTorch state_dict keys', () => {
+    const names = inspectModule(ZOO.inception.build()).params.map((p) => p.name);
+    expect(names.slice(0, 4)).toEqual([
+      'conv1.weight',
+      'conv1.bias',
+      'incep1.branch1x1.weight',
+      'incep1.branch1x1.bias',
+    ]);
+    expect(names).toContain('incep2.branch_pool.weight');
+    expect(
+      inspectModule(ZOO.densenet.build()).params.find((p) => p.name === 'block1.0.norm.running_var'),
+    ).toMatchObject({
+      trainable: false,
+    });
+  });
+
+  for (const name of MODEL_NAMES) {
+    it(`${name}: inference graph runs in onnxruntime-node with N = 1 and 7`, async () => {
+      const { model } = inferenceModel(ZOO[name].build(), { seed: 1 });
+      for (const n of [1, 7]) {
+        const image = Float32Array.from({ length: n * 784 }, (_, i) => ((i * 7919) % 255) / 255);
+        const out = await runModel(model, { input: { dims: [n, 1, 28, 28], data: image } });
+        const logits = out.logits as unknown as { dims: number[]; data: Float32Array };
+        expect(logits.dims).toEqual([n, 10]);
+        expect(logits.data.every(Number.isFinite)).toBe(true);
+      }
+    });
+  }
+
+  it('the residual variants apply conv2 to relu(conv1(x)), not to x (the tutorial typo)', async () => {
+    for (const name of ['resnet-scaled', 'resnet-convshortcut'] as const) {
+      const { model, weights } = inferenceModel(ZOO[name].build(), { seed: 3 });
+      const zeroed = new Map(weights);
+      zeroed.set('rblock1.conv1.weight', new Float32Array(weights.get('rblock1.conv1.weight')?.length ?? 0));
+      const { model: ablated } = inferenceModel(ZOO[name].build(), { weights: zeroed });
+      const feeds = {
+        input: { dims: [1, 1, 28, 28], data: Float32Array.from({ length: 784 }, (_, i) => (i % 29) / 29) },
+      };
+      const a = (await runModel(model, feeds)).logits?.data as Float32Array;
+      const b = (await runModel(ablated, feeds)).logits?.data as Float32Array;
+      expect(Math.max(...a.map((v, i) => Math.abs(v - (b[i] ?? 0))))).toBeGreaterThan(1e-4);
+    }
+  });
+});
+
+describe('npm run summary', () => {
+  const summary = (...args: string[]) =>
+    execFileSync(process.execPath, ['--import', 'tsx', 'train/cli/summary.ts', ...args], {
+      encoding: 'utf8',
+      stdio: 'pipe',
+    });
+
+  it('prints the table and the totals on their own lines', () => {
+    const out = summary('--model', 'cnn3');
+    expect(out).toMatch(/^Total params: 34,522$/m);
+    expect(out).toMatch(/^Total MACs: 1,126,048$/m);
+    expect(out).toMatch(/conv1 \(Conv2d\)\s+│\s+16×24×24\s+│\s+416\s+│\s+230,400/);
+  });
+
+  it('fails with one line and a non-zero exit on an unknown model', () => {
+    let error: { status: number; stderr: string } | undefined;
+    try {
+      summary('--model', 'lenet');
+    } catch (e) {
+      error = e as { status: number; stderr: string };
+    }
+    expect(error?.status).toBe(1);
+    expect(error?.stderr.trim()).toBe(
+      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet",
+    );
+  });
+});

@@ -1,0 +1,22 @@
+/**
+ * npm run summary -- --model <name>
+ *
+ * Prints a zoo model's layers with output shapes, parameter counts and multiply-accumulates per image.
+ */
+import { Command } from 'commander';
+import { summarize } from '../summary-table.ts';
+import { MODEL_NAMES, zooEntry } from '../zoo/index.ts';
+import { runCli } from './run-cli.ts';
+
+const program = new Command('summary')
+  .description('Show a model-zoo network layer by layer: output shape, parameters, MACs per image')
+  .requiredOption('-m, --model <name>', `one of: ${MODEL_NAMES.join(', ')}`)
+  .showHelpAfterError()
+  .parse();
+
+await runCli(() => {
+  const { model } = program.opts<{ model: string }>();
+  const entry = zooEntry(model);
+  console.log(`${entry.title} (tutorial §${entry.section})`);
+  console.log(summarize(model, entry.build()).text);
+});

@@ -1,0 +1,64 @@
+/**
+ * Emit a module's forward pass as an ONNX graph: input `input` float [N,1,28,28], output `logits` [N,10].
+ */
+import { GraphBuilder } from '../export/onnx/builder.ts';
+import { type LayerRow, ModelContext, type Module, type ParamSpec, type Value } from './layers/index.ts';
+import type { ParamPlacement } from './layers/module.ts';
+
+/** MNIST images, one channel. */
+export const IMAGE_SHAPE = [1, 28, 28];
+export const NUM_CLASSES = 10;
+export const INPUT_NAME = 'input';
+export const LOGITS_NAME = 'logits';
+/** The dynamic batch dimension's name in every graph we write. */
+export const BATCH_DIM = 'N';
+
+export interface ForwardGraph {
+  graph: GraphBuilder;
+  /** Name of the (internal) logits value, before any renaming to an output. */
+  logits: string;
+  params: ParamSpec[];
+  rows: LayerRow[];
+  /** Multiply-accumulates per image in Conv and Linear layers. */
+  macs: number;
+}
+
+export interface ForwardOptions {
+  placement?: ParamPlacement;
+  training?: boolean;
+  graphName?: string;
+}
+
+export interface EmittedModule {
+  graph: GraphBuilder;
+  ctx: ModelContext;
+  output: Value;
+}
+
+/** Emit any module on an input `input` [N, ...inputShape] — a single layer in a test, or a whole model. */
+export function emitModule(module: Module, inputShape: number[], options: ForwardOptions = {}): EmittedModule {
+  const graph = new GraphBuilder(options.graphName ?? module.type);
+  const x = graph.input(INPUT_NAME, 'FLOAT', [BATCH_DIM, ...inputShape]);
+  const ctx = new ModelContext(graph, options.placement, options.training);
+  return { graph, ctx, output: ctx.call('', module, { name: x, shape: inputShape }) };
+}
+
+/** Emit a zoo model's forward pass on MNIST images; it must end in 10 logits. */
+export function emitForward(module: Module, options: ForwardOptions = {}): ForwardGraph {
+  const { graph, ctx, output } = emitModule(module, IMAGE_SHAPE, options);
+  if (output.shape.join() !== String(NUM_CLASSES)) {
+    throw new Error(`model must end in ${NUM_CLASSES} logits, it ends in shape [${output.shape.join(', ')}]`);
+  }
+  // The root call's row is the whole model; the summary lists its parts.
+  return { graph, logits: output.name, params: ctx.params, rows: ctx.rows.slice(1), macs: ctx.macs };
+}
+
+/** Parameters, summary rows and MACs of a module, without keeping its graph. */
+export function inspectModule(module: Module): Omit<ForwardGraph, 'graph' | 'logits'> {
+  const { params, rows, macs } = emitForward(module);
+  return { params, rows, macs };
+}
+
+export function countParams(params: readonly ParamSpec[]): number {
+  return params.filter((p) => p.trainable).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+}

@@ -1,0 +1,39 @@
+/** The model zoo: the tutorial's networks under the short names users type. */
+import type { Module } from '../layers/index.ts';
+import { cnn } from './cnn.ts';
+import { cnn3 } from './cnn3.ts';
+import { densenet } from './densenet.ts';
+import { inception } from './inception.ts';
+import { mlp } from './mlp.ts';
+import { resnet } from './resnet.ts';
+
+export interface ZooEntry {
+  build: () => Module;
+  title: string;
+  /** Where the tutorial introduces it. */
+  section: string;
+}
+
+export const ZOO = {
+  mlp: { build: mlp, title: 'Fully connected 784-512-256-128-64-10', section: '9.1' },
+  cnn: { build: cnn, title: 'Simple CNN (2 conv + max-pool, 1 fc)', section: '9.5' },
+  cnn3: { build: cnn3, title: '3-conv CNN (3 conv + max-pool, 3 fc)', section: '9.5.4' },
+  inception: { build: inception, title: 'GoogLeNet-style InceptionA ×2', section: '9.6' },
+  resnet: { build: () => resnet('identity'), title: 'ResNet, identity shortcut', section: '9.7' },
+  'resnet-scaled': { build: () => resnet('scaled'), title: 'ResNet, z = 0.5·(x + y)', section: '9.7.4' },
+  'resnet-convshortcut': { build: () => resnet('conv'), title: 'ResNet, z = conv1×1(x) + y', section: '9.7.4' },
+  densenet: { build: densenet, title: 'Small DenseNet (growth 12, 2 blocks)', section: '9.7.4 (paper 2)' },
+} satisfies Record<string, ZooEntry>;
+
+export type ModelName = keyof typeof ZOO;
+export const MODEL_NAMES = Object.keys(ZOO) as ModelName[];
+
+export function isModelName(name: string): name is ModelName {
+  return Object.hasOwn(ZOO, name);
+}
+
+/** The zoo entry for `name`, or an error that lists the valid names. */
+export function zooEntry(name: string): ZooEntry {
+  if (!isModelName(name)) throw new Error(`unknown model '${name}'; choose one of: ${MODEL_NAMES.join(', ')}`);
+  return ZOO[name];
+}
