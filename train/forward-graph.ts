@@ -3,18 +3,19 @@
  */
 import { GraphBuilder } from '../export/onnx/builder.ts';
 import { type LayerRow, ModelContext, type Module, type ParamSpec, type Value } from './layers/index.ts';
-import type { ParamPlacement } from './layers/module.ts';
+import { BATCH_DIM, type ParamPlacement } from './layers/module.ts';
+
+export { BATCH_DIM };
 
 /** MNIST images, one channel. */
 export const IMAGE_SHAPE = [1, 28, 28];
 export const NUM_CLASSES = 10;
 export const INPUT_NAME = 'input';
 export const LOGITS_NAME = 'logits';
-/** The dynamic batch dimension's name in every graph we write. */
-export const BATCH_DIM = 'N';
 
 export interface ForwardGraph {
   graph: GraphBuilder;
+  ctx: ModelContext;
   /** Name of the (internal) logits value, before any renaming to an output. */
   logits: string;
   params: ParamSpec[];
@@ -27,6 +28,8 @@ export interface ForwardOptions {
   placement?: ParamPlacement;
   training?: boolean;
   graphName?: string;
+  /** Per-example input shape; MNIST's 1×28×28 (and then exactly 10 logits) unless given. */
+  inputShape?: number[];
 }
 
 export interface EmittedModule {
@@ -40,21 +43,23 @@ export function emitModule(module: Module, inputShape: number[], options: Forwar
   const graph = new GraphBuilder(options.graphName ?? module.type);
   const x = graph.input(INPUT_NAME, 'FLOAT', [BATCH_DIM, ...inputShape]);
   const ctx = new ModelContext(graph, options.placement, options.training);
-  return { graph, ctx, output: ctx.call('', module, { name: x, shape: inputShape }) };
+  return { graph, ctx, output: ctx.call('', module, ctx.value(x, inputShape)) };
 }
 
-/** Emit a zoo model's forward pass on MNIST images; it must end in 10 logits. */
+/** Emit a classifier's forward pass (MNIST images → 10 logits unless `inputShape` says otherwise). */
 export function emitForward(module: Module, options: ForwardOptions = {}): ForwardGraph {
-  const { graph, ctx, output } = emitModule(module, IMAGE_SHAPE, options);
-  if (output.shape.join() !== String(NUM_CLASSES)) {
-    throw new Error(`model must end in ${NUM_CLASSES} logits, it ends in shape [${output.shape.join(', ')}]`);
+  const { graph, ctx, output } = emitModule(module, options.inputShape ?? IMAGE_SHAPE, options);
+  const ok = options.inputShape ? output.shape.length === 1 : output.shape.join() === String(NUM_CLASSES);
+  if (!ok) {
+    const expected = options.inputShape ? 'a vector of logits' : `${NUM_CLASSES} logits`;
+    throw new Error(`model must end in ${expected}, it ends in shape [${output.shape.join(', ')}]`);
   }
   // The root call's row is the whole model; the summary lists its parts.
-  return { graph, logits: output.name, params: ctx.params, rows: ctx.rows.slice(1), macs: ctx.macs };
+  return { graph, ctx, logits: output.name, params: ctx.params, rows: ctx.rows.slice(1), macs: ctx.macs };
 }
 
 /** Parameters, summary rows and MACs of a module, without keeping its graph. */
-export function inspectModule(module: Module): Omit<ForwardGraph, 'graph' | 'logits'> {
+export function inspectModule(module: Module): Pick<ForwardGraph, 'params' | 'rows' | 'macs'> {
   const { params, rows, macs } = emitForward(module);
   return { params, rows, macs };
 }

@@ -54,6 +54,8 @@ export class GraphBuilder {
   readonly inputs: ValueInfoProto[] = [];
   readonly outputs: ValueInfoProto[] = [];
   readonly initializers: TensorProto[] = [];
+  /** Known shapes of values (inputs, initializers, and whatever the emitter records) — gradient rules need them. */
+  readonly shapes = new Map<string, Dim[]>();
   private readonly used = new Set<string>();
   private counter = 0;
 
@@ -76,6 +78,7 @@ export class GraphBuilder {
   /** Declare a graph input; returns its value name. */
   input(name: string, dataType: DataTypeName, shape: readonly Dim[]): string {
     this.inputs.push(valueInfo(this.claim(name), dataType, shape));
+    this.shapes.set(name, [...shape]);
     return name;
   }
 
@@ -89,6 +92,7 @@ export class GraphBuilder {
   /** A named constant tensor stored in the file (weights, shapes, axes). */
   initializer(name: string, tensor: Tensor): string {
     this.initializers.push(toTensorProto(this.claim(name), tensor));
+    this.shapes.set(name, [...tensor.dims]);
     return name;
   }
 
@@ -96,7 +100,15 @@ export class GraphBuilder {
   constant(tensor: Tensor, hint = 'const'): string {
     const name = this.uniqueName(hint);
     this.initializers.push(toTensorProto(name, tensor));
+    this.shapes.set(name, [...tensor.dims]);
     return name;
+  }
+
+  /** The recorded shape of a value; fails naming the value when none was recorded. */
+  shapeOf(name: string): Dim[] {
+    const shape = this.shapes.get(name);
+    if (!shape) throw new Error(`no shape recorded for value '${name}' in graph '${this.name}'`);
+    return shape;
   }
 
   /** Add a node; returns its output names. An empty input name means "optional input left out". */

@@ -36,7 +36,7 @@ export function conv2d(
         pads: ints([padding, padding, padding, padding]),
         dilations: ints([dilation, dilation]),
       });
-      return { name: y, shape: [outChannels, outH, outW] };
+      return ctx.value(y, [outChannels, outH, outW]);
     },
   };
 }

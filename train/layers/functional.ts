@@ -8,12 +8,12 @@ import type { ModelContext, Value } from './module.ts';
 import { expectRank, windowOutputSize } from './shapes.ts';
 
 export function relu(ctx: ModelContext, x: Value): Value {
-  return { name: ctx.graph.op('Relu', [x.name]), shape: x.shape };
+  return ctx.value(ctx.graph.op('Relu', [x.name]), x.shape);
 }
 
 /** x.view(N, -1): everything after the batch axis in one. */
 export function flatten(ctx: ModelContext, x: Value): Value {
-  return { name: ctx.graph.op('Flatten', [x.name], { axis: int(1) }), shape: [x.shape.reduce((a, b) => a * b, 1)] };
+  return ctx.value(ctx.graph.op('Flatten', [x.name], { axis: int(1) }), [x.shape.reduce((a, b) => a * b, 1)]);
 }
 
 function sameShape(a: Value, b: Value, op: string): void {
@@ -25,13 +25,13 @@ function sameShape(a: Value, b: Value, op: string): void {
 /** Residual add x + y. */
 export function add(ctx: ModelContext, a: Value, b: Value): Value {
   sameShape(a, b, 'add');
-  return { name: ctx.graph.op('Add', [a.name, b.name]), shape: a.shape };
+  return ctx.value(ctx.graph.op('Add', [a.name, b.name]), a.shape);
 }
 
 /** Multiply by a constant, e.g. 0.5 · (x + y). */
 export function scale(ctx: ModelContext, x: Value, factor: number): Value {
   const c = ctx.graph.constant(floatTensor([], [factor]), 'scale');
-  return { name: ctx.graph.op('Mul', [x.name, c]), shape: x.shape };
+  return ctx.value(ctx.graph.op('Mul', [x.name, c]), x.shape);
 }
 
 /** torch.cat(values, dim=1): join along channels. */
@@ -46,14 +46,14 @@ export function concat(ctx: ModelContext, values: Value[]): Value {
     }
   }
   const channels = values.reduce((n, v) => n + (v.shape[0] ?? 0), 0);
-  return {
-    name: ctx.graph.op(
+  return ctx.value(
+    ctx.graph.op(
       'Concat',
       values.map((v) => v.name),
       { axis: int(1) },
     ),
-    shape: [channels, ...first.shape.slice(1)],
-  };
+    [channels, ...first.shape.slice(1)],
+  );
 }
 
 export interface PoolOptions {
@@ -80,7 +80,7 @@ export function maxPool2d(
     strides: ints([stride, stride]),
     pads: ints([padding, padding, padding, padding]),
   });
-  return { name: y, shape };
+  return ctx.value(y, shape);
 }
 
 export interface AvgPoolOptions extends PoolOptions {
@@ -102,5 +102,5 @@ export function avgPool2d(
     pads: ints([padding, padding, padding, padding]),
     count_include_pad: int(countIncludePad ? 1 : 0),
   });
-  return { name: y, shape };
+  return ctx.value(y, shape);
 }

@@ -20,7 +20,7 @@ export function linear(inFeatures: number, outFeatures: number, { bias = true }:
       const inputs = [x.name, w];
       if (bias) inputs.push(ctx.param('bias', [outFeatures], { kind: 'uniform', bound }));
       ctx.countMacs(inFeatures * outFeatures);
-      return { name: ctx.graph.op('Gemm', inputs, { transB: int(1) }), shape: [outFeatures] };
+      return ctx.value(ctx.graph.op('Gemm', inputs, { transB: int(1) }), [outFeatures]);
     },
   };
 }

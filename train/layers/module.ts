@@ -14,6 +14,9 @@ export interface Value {
   shape: number[];
 }
 
+/** The dynamic batch dimension's name in every graph we write. */
+export const BATCH_DIM = 'N';
+
 /** How a parameter starts: PyTorch's defaults are uniform(±bound) for weights/biases, constants for BatchNorm. */
 export type Init = { kind: 'uniform'; bound: number } | { kind: 'constant'; value: number };
 
@@ -40,6 +43,14 @@ export interface LayerRow {
   leaf: boolean;
 }
 
+/** A per-step random input the trainer feeds, e.g. a dropout mask: 0 or 1/(1 − p) per element. */
+export interface RandomInputSpec {
+  name: string;
+  /** Per-example shape; the fed tensor is [N, ...shape]. */
+  shape: number[];
+  dropProbability: number;
+}
+
 export interface Module {
   readonly type: string;
   forward(ctx: ModelContext, x: Value): Value;
@@ -51,6 +62,10 @@ export type ParamPlacement = { as: 'inputs' } | { as: 'initializers'; values: Re
 export class ModelContext {
   readonly params: ParamSpec[] = [];
   readonly rows: LayerRow[] = [];
+  /** Training form: new values of buffers (BatchNorm running statistics) by buffer name. */
+  readonly stateUpdates = new Map<string, string>();
+  /** Training form: random inputs the trainer must feed each step. */
+  readonly randomInputs: RandomInputSpec[] = [];
   private readonly path: string[] = [];
   private totalMacs = 0;
   private callCount = 0;
@@ -61,6 +76,12 @@ export class ModelContext {
     /** Training form of BatchNorm/Dropout; the training engine sets it. */
     readonly training = false,
   ) {}
+
+  /** A per-example value; records its batched shape [N, ...shape] in the graph for the gradient rules. */
+  value(name: string, shape: number[]): Value {
+    this.graph.shapes.set(name, [BATCH_DIM, ...shape]);
+    return { name, shape };
+  }
 
   /** Total multiply-accumulates per example counted so far. */
   get macs(): number {
@@ -91,6 +112,18 @@ export class ModelContext {
       this.graph.initializer(full, floatTensor(shape, values));
     }
     return full;
+  }
+
+  /** Training form: declare that buffer `param` (a name from `param()`) takes `value` after the step. */
+  updateState(param: string, value: string): void {
+    this.stateUpdates.set(param, value);
+  }
+
+  /** Training form: a fresh random input of the current module, fed by the trainer each step. */
+  randomInput(name: string, shape: number[], dropProbability: number): string {
+    const full = this.qualified(name);
+    this.randomInputs.push({ name: full, shape, dropProbability });
+    return this.graph.input(full, 'FLOAT', [BATCH_DIM, ...shape]);
   }
 
   /** Count multiply-accumulates per example (Conv and Linear call this). */

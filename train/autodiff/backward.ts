@@ -1,0 +1,79 @@
+/**
+ * Reverse-mode differentiation over a forward ONNX graph held in a GraphBuilder.
+ *
+ * Walk the forward nodes from last to first; for each node with a gradient on any output and an
+ * input that depends on a parameter, its rule from the table emits the input gradients. A value
+ * used several times (a residual's x, an Inception block's input) collects one contribution per use,
+ * summed when first needed.
+ */
+import type { GraphBuilder } from '../../export/onnx/builder.ts';
+import type { GradientRule } from './rule.ts';
+import { gradientRules } from './rules/index.ts';
+
+export interface BackwardOptions {
+  /** The op-type → rule table; defaults to ours. */
+  rules?: Record<string, GradientRule>;
+}
+
+/**
+ * Append gradient nodes to `g`. `seeds` gives the gradient of some values (e.g. the logits' from the
+ * loss); returns the gradient value of each name in `wrt`.
+ *
+ * @example
+ * const grads = backward(g, new Map([[logits, dLogits]]), ['fc.weight', 'fc.bias']);
+ */
+export function backward(
+  g: GraphBuilder,
+  seeds: ReadonlyMap<string, string>,
+  wrt: readonly string[],
+  { rules = gradientRules }: BackwardOptions = {},
+): Map<string, string> {
+  const forward = [...g.nodes]; // the rules append to g.nodes; walk only what was there before
+
+  // Which values depend on a parameter we differentiate for.
+  const dependent = new Set(wrt);
+  for (const node of forward) {
+    if (node.input.some((i) => dependent.has(i))) for (const o of node.output) dependent.add(o);
+  }
+
+  const contributions = new Map<string, string[]>();
+  const add = (value: string, grad: string) => contributions.set(value, [...(contributions.get(value) ?? []), grad]);
+  for (const [value, grad] of seeds) add(value, grad);
+
+  const total = (value: string): string | undefined => {
+    const parts = contributions.get(value);
+    if (!parts || parts.length === 0) return undefined;
+    if (parts.length === 1) return parts[0];
+    const sum = g.op('Sum', parts);
+    contributions.set(value, [sum]);
+    return sum;
+  };
+
+  for (let k = forward.length - 1; k >= 0; k--) {
+    const node = forward[k];
+    if (!node) continue;
+    const needsGrad = node.input.map((i) => i !== '' && dependent.has(i));
+    if (!needsGrad.some(Boolean)) continue;
+    const dOutputs = node.output.map((o) => (o === '' ? undefined : total(o)));
+    if (!dOutputs.some(Boolean)) continue;
+    const rule = rules[node.op_type];
+    if (!rule) {
+      throw new Error(
+        `no gradient rule for op '${node.op_type}' (node '${node.name}'); rules exist for: ${Object.keys(rules).sort().join(', ')}`,
+      );
+    }
+    const grads = rule({ g, node, dOutputs, needsGrad });
+    node.input.forEach((name, i) => {
+      const grad = grads[i];
+      if (needsGrad[i] && grad) add(name, grad);
+    });
+  }
+
+  const result = new Map<string, string>();
+  for (const name of wrt) {
+    const grad = total(name);
+    if (!grad) throw new Error(`parameter '${name}' does not affect the loss, so it has no gradient`);
+    result.set(name, grad);
+  }
+  return result;
+}

@@ -1,0 +1,95 @@
+/**
+ * Pooling gradients.
+ *
+ * MaxPool routes each output's gradient to the input element that won the window, found through the
+ * forward node's `Indices` output (flat N·C·H·W positions; ties go to the first element). Never an
+ * equality mask: MNIST's flat background ties everywhere and a mask would credit every tied element.
+ * Non-overlapping windows use MaxUnpool (each input is in one window); overlapping ones
+ * ScatterElements with reduction 'add' (an input can win several windows).
+ *
+ * AveragePool spreads dY/count evenly over each window: a depthwise ConvTranspose with a constant
+ * kernel of ones, divided by the window's count (k², or the in-bounds count when count_include_pad=0).
+ */
+import { int, ints, str } from '../../../export/onnx/attributes.ts';
+import { floatTensor, int64Tensor } from '../../../export/onnx/tensor.ts';
+import { attrInt, attrInts, dY, type GradientRule, input, staticDim } from '../rule.ts';
+
+export const MaxPool: GradientRule = (c) => {
+  const x = input(c, 0);
+  const kernel = attrInts(c.node, 'kernel_shape', []);
+  const strides = attrInts(
+    c.node,
+    'strides',
+    kernel.map(() => 1),
+  );
+  const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
+  if (attrInt(c.node, 'ceil_mode', 0) !== 0 || attrInts(c.node, 'dilations', [1, 1]).some((d) => d !== 1)) {
+    throw new Error(`MaxPool gradient supports ceil_mode 0 and dilation 1 only (node '${c.node.name}')`);
+  }
+  // Ask the forward node for its Indices output; it costs the forward nothing extra to produce.
+  if (c.node.output.length < 2) c.node.output.push(c.g.uniqueName(`${c.node.name}_indices`));
+  const indices = c.node.output[1] as string;
+  const d = dY(c);
+  const xShape = c.g.op('Shape', [x]);
+  const nonOverlapping = kernel.every((k, i) => k === strides[i]) && pads.every((p) => p === 0);
+  if (nonOverlapping) {
+    return [c.g.op('MaxUnpool', [d, indices, xShape], { kernel_shape: ints(kernel), strides: ints(strides) })];
+  }
+  const flat = c.g.constant(int64Tensor([1], [-1]), 'flat');
+  const zeros = c.g.op('ConstantOfShape', [c.g.op('ReduceProd', [xShape], { keepdims: int(1) })]);
+  const scattered = c.g.op(
+    'ScatterElements',
+    [zeros, c.g.op('Reshape', [indices, flat]), c.g.op('Reshape', [d, flat])],
+    { axis: int(0), reduction: str('add') },
+  );
+  return [c.g.op('Reshape', [scattered, xShape])];
+};
+
+export const AveragePool: GradientRule = (c) => {
+  const x = input(c, 0);
+  const xShape = c.g.shapeOf(x);
+  const yShape = c.g.shapeOf(c.node.output[0] as string);
+  const kernel = attrInts(c.node, 'kernel_shape', []);
+  const strides = attrInts(
+    c.node,
+    'strides',
+    kernel.map(() => 1),
+  );
+  const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
+  const includePad = attrInt(c.node, 'count_include_pad', 0) === 1;
+  if (attrInt(c.node, 'ceil_mode', 0) !== 0 || kernel.length !== 2) {
+    throw new Error(`AveragePool gradient supports 2-D pooling with ceil_mode 0 only (node '${c.node.name}')`);
+  }
+  const [kh, kw] = kernel as [number, number];
+  const channels = staticDim(xShape, 1, 'AveragePool input');
+  const [h, w] = [staticDim(xShape, 2, 'AveragePool input'), staticDim(xShape, 3, 'AveragePool input')];
+  const [ho, wo] = [staticDim(yShape, 2, 'AveragePool output'), staticDim(yShape, 3, 'AveragePool output')];
+  const d = dY(c);
+
+  let scaled: string;
+  if (includePad || pads.every((p) => p === 0)) {
+    scaled = c.g.op('Mul', [d, c.g.constant(floatTensor([], [1 / (kh * kw)]), 'inv_count')]);
+  } else {
+    // Each output position divides by how many of its window's taps were inside the input.
+    const inside = (o: number, i: number, size: number) => {
+      const start = o * (strides[i] as number) - (pads[i] as number);
+      return Math.min(start + (kernel[i] as number), size) - Math.max(start, 0);
+    };
+    const inv = new Float32Array(ho * wo);
+    for (let y = 0; y < ho; y++) for (let z = 0; z < wo; z++) inv[y * wo + z] = 1 / (inside(y, 0, h) * inside(z, 1, w));
+    scaled = c.g.op('Mul', [d, c.g.constant(floatTensor([ho, wo], inv), 'inv_count')]);
+  }
+  const ones = c.g.constant(floatTensor([channels, 1, kh, kw], new Float32Array(channels * kh * kw).fill(1)), 'ones');
+  const leftover = [0, 1]
+    .map((i) => ([h, w][i] as number) + (pads[i] as number) + (pads[i + 2] as number) - (kernel[i] as number))
+    .map((span, i) => span % (strides[i] as number));
+  return [
+    c.g.op('ConvTranspose', [scaled, ones], {
+      group: int(channels),
+      kernel_shape: ints(kernel),
+      strides: ints(strides),
+      pads: ints(pads),
+      output_padding: ints(leftover),
+    }),
+  ];
+};
