@@ -4,7 +4,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../export/onnx/codec.ts';
-import { initializeWeights } from '../../train/initialize.ts';
+import { initializeWeights, type Weights } from '../../train/initialize.ts';
 import type { Module } from '../../train/layers/index.ts';
 import { sgd } from '../../train/optim/index.ts';
 import { Rng } from '../../train/random.ts';
@@ -21,6 +21,8 @@ export interface GradCheckOptions {
   elementsPerTensor?: number;
   /** Random directions per tensor for directional-derivative checks. */
   directions?: number;
+  /** Start from these weights instead of a seeded initialization. */
+  weights?: Weights;
   /** Make the input: defaults to uniform [0, 1). */
   makeInput?: (rng: Rng, length: number) => Float64Array;
 }
@@ -71,10 +73,10 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
     labelSmoothing: options.labelSmoothing,
     exposeGradients: true,
   });
-  const weights = initializeWeights(train.params, options.seed ?? 7);
+  const weights = options.weights ?? initializeWeights(train.params, options.seed ?? 7);
   // Non-trivial BatchNorm affine parameters, so their gradients are exercised away from 1 and 0.
   for (const p of train.params) {
-    if (p.init.kind === 'constant' && p.trainable) {
+    if (p.init.kind === 'constant' && p.trainable && !options.weights) {
       const w = weights.get(p.name) as Float32Array;
       for (let i = 0; i < w.length; i++) w[i] = (p.init.value || 0.1) + rng.uniform(-0.5, 0.5);
     }

@@ -172,6 +172,34 @@ function concat(values: F64[], axis: number): F64 {
   return { shape, data: out };
 }
 
+function reduceMean(x: F64, axes: number[], keepdims: boolean): F64 {
+  const rank = x.shape.length;
+  const reduced = new Set(axes.map((a) => (a + rank) % rank));
+  const outShape = x.shape.map((d, i) => (reduced.has(i) ? 1 : d));
+  const out = new Float64Array(size(outShape));
+  const count = x.data.length / out.length;
+  for (let k = 0; k < x.data.length; k++) {
+    let r = k;
+    let o = 0;
+    let stride = 1;
+    for (let i = rank - 1; i >= 0; i--) {
+      const d = x.shape[i] as number;
+      const idx = r % d;
+      r = Math.floor(r / d);
+      if (!reduced.has(i)) o += idx * stride;
+      stride *= outShape[i] as number;
+    }
+    out[o] = (out[o] as number) + (x.data[k] as number) / count;
+  }
+  return { shape: keepdims ? outShape : x.shape.filter((_, i) => !reduced.has(i)), data: out };
+}
+
+function reshape(x: F64, target: F64): F64 {
+  const dims = Array.from(target.data, (d, i) => (d === 0 ? (x.shape[i] as number) : d));
+  const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+  return { shape: dims.map((d) => (d === -1 ? x.data.length / known : d)), data: x.data };
+}
+
 function evalNode(node: NodeProto, ins: (F64 | undefined)[]): F64 {
   const [a, b, c, d, e] = ins;
   const x = a as F64;
@@ -194,6 +222,20 @@ function evalNode(node: NodeProto, ins: (F64 | undefined)[]): F64 {
       return broadcast(x, b as F64, (p, q) => p * q);
     case 'Identity':
       return x;
+    case 'Sum':
+      return (ins as F64[]).reduce((s, v) => broadcast(s, v, (p, q) => p + q));
+    case 'ReduceMean':
+      return reduceMean(
+        x,
+        attrInts(
+          node,
+          'axes',
+          x.shape.map((_, i) => i),
+        ),
+        attrInt(node, 'keepdims', 1) === 1,
+      );
+    case 'Reshape':
+      return reshape(x, b as F64);
     case 'Flatten': {
       const axis = attrInt(node, 'axis', 1);
       return { shape: [size(x.shape.slice(0, axis)), size(x.shape.slice(axis))], data: x.data };

@@ -3,10 +3,13 @@
  * and running_var (1), which are state, not trainable.
  *
  * Inference form: BatchNormalization with the running statistics.
- * Training form: BatchNormalization with training_mode=1 (normalizes with the batch's mean and biased
- * variance), plus PyTorch's running-statistics update as state outputs:
+ * Training form: we compute the batch mean and biased variance ourselves and hand them to an
+ * inference-mode BatchNormalization — the same numbers as training_mode=1, which we avoid because
+ * onnxruntime's training-mode kernel updates the running statistics in place, under the graph's
+ * feet (measured: the momentum got applied twice per step). The same statistics feed PyTorch's
+ * running update, emitted as state outputs:
  *   running_mean ← (1 − m)·running_mean + m·mean,  running_var ← (1 − m)·running_var + m·var·n/(n − 1)
- * (unbiased variance, n = N·H·W), which ORT's own optional outputs don't compute.
+ * (unbiased variance, n = N·H·W).
  */
 import { float, int, ints } from '../../export/onnx/attributes.ts';
 import { floatTensor, int64Tensor } from '../../export/onnx/tensor.ts';
@@ -24,27 +27,40 @@ export interface BatchNorm2dModule extends Module {
   readonly momentum: number;
 }
 
-/** Emit PyTorch's running-statistics update for a batch `x` [N, C, H, W]. */
-function updateRunningStats(ctx: ModelContext, x: Value, mean: string, variance: string, momentum: number): void {
+/** Batch mean and biased variance per channel ([C] each) of `x` [N, C, H, W]. */
+function batchStatistics(ctx: ModelContext, x: Value): { mean: string; variance: string } {
   const g = ctx.graph;
-  const [channels, h, w] = x.shape as [number, number, number];
+  const channels = x.shape[0] as number;
   const axes = { axes: ints([0, 2, 3]), keepdims: int(0) };
-  const batchMean = g.op('ReduceMean', [x.name], axes);
+  const mean = g.op('ReduceMean', [x.name], axes);
   const centered = g.op('Sub', [
     x.name,
-    g.op('Reshape', [batchMean, g.constant(int64Tensor([4], [1, channels, 1, 1]), 'bn_shape')]),
+    g.op('Reshape', [mean, g.constant(int64Tensor([4], [1, channels, 1, 1]), 'bn_shape')]),
   ]);
-  const biasedVar = g.op('ReduceMean', [g.op('Mul', [centered, centered])], axes);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centered, centered])], axes);
+  for (const v of [mean, variance]) g.shapes.set(v, [channels]);
+  return { mean, variance };
+}
+
+/** Emit PyTorch's running-statistics update from a batch's statistics. */
+function updateRunningStats(
+  ctx: ModelContext,
+  x: Value,
+  running: { mean: string; variance: string },
+  batch: { mean: string; variance: string },
+  momentum: number,
+): void {
+  const g = ctx.graph;
+  const [, h, w] = x.shape as [number, number, number];
   // n/(n − 1) with n = N·H·W, N known only at run time.
-  const batch = g.op('Cast', [g.op('Shape', [x.name], { start: int(0), end: int(1) })], { to: int(1) });
-  const n = g.op('Mul', [batch, g.constant(floatTensor([1], [h * w]), 'bn_hw')]);
+  const size = g.op('Cast', [g.op('Shape', [x.name], { start: int(0), end: int(1) })], { to: int(1) });
+  const n = g.op('Mul', [size, g.constant(floatTensor([1], [h * w]), 'bn_hw')]);
   const correction = g.op('Div', [n, g.op('Sub', [n, g.constant(floatTensor([1], [1]), 'one')])]);
   const keep = g.constant(floatTensor([], [1 - momentum]), 'bn_keep');
   const take = g.constant(floatTensor([], [momentum]), 'bn_momentum');
-  const blend = (running: string, batchValue: string) =>
-    g.op('Add', [g.op('Mul', [running, keep]), g.op('Mul', [batchValue, take])]);
-  ctx.updateState(mean, blend(mean, batchMean));
-  ctx.updateState(variance, blend(variance, g.op('Mul', [biasedVar, correction])));
+  const blend = (old: string, value: string) => g.op('Add', [g.op('Mul', [old, keep]), g.op('Mul', [value, take])]);
+  ctx.updateState(running.mean, blend(running.mean, batch.mean));
+  ctx.updateState(running.variance, blend(running.variance, g.op('Mul', [batch.variance, correction])));
 }
 
 export function batchNorm2d(
@@ -62,19 +78,16 @@ export function batchNorm2d(
       const beta = ctx.param('bias', [channels], { kind: 'constant', value: 0 });
       const mean = ctx.param('running_mean', [channels], { kind: 'constant', value: 0 }, false);
       const variance = ctx.param('running_var', [channels], { kind: 'constant', value: 1 }, false);
-      const inputs = [x.name, gamma, beta, mean, variance];
       if (!ctx.training) {
-        return ctx.value(ctx.graph.op('BatchNormalization', inputs, { epsilon: float(eps) }), x.shape);
+        const y = ctx.graph.op('BatchNormalization', [x.name, gamma, beta, mean, variance], { epsilon: float(eps) });
+        return ctx.value(y, x.shape);
       }
-      updateRunningStats(ctx, x, mean, variance, momentum);
-      // ORT insists on all three outputs in training mode; its running statistics (biased) go unused.
-      const [y] = ctx.graph.node(
-        'BatchNormalization',
-        inputs,
-        { epsilon: float(eps), training_mode: int(1) },
-        { outputs: 3 },
-      );
-      return ctx.value(y as string, x.shape);
+      const batch = batchStatistics(ctx, x);
+      updateRunningStats(ctx, x, { mean, variance }, batch, momentum);
+      const y = ctx.graph.op('BatchNormalization', [x.name, gamma, beta, batch.mean, batch.variance], {
+        epsilon: float(eps),
+      });
+      return ctx.value(y, x.shape);
     },
   };
 }

@@ -22,10 +22,15 @@ function sameShape(a: Value, b: Value, op: string): void {
   }
 }
 
-/** Residual add x + y. */
+/**
+ * Residual add x + y. The training form emits Sum, not Add: with graph optimization 'all',
+ * onnxruntime fuses Conv + Add (+ Relu) into a FusedConv that takes the residual as its `Z` input and
+ * writes over that buffer in place — while the backward pass still reads it (measured: gradients off
+ * by ~1% against PyTorch). Sum is not fused; inference keeps Add, where the fusion is safe and fast.
+ */
 export function add(ctx: ModelContext, a: Value, b: Value): Value {
   sameShape(a, b, 'add');
-  return ctx.value(ctx.graph.op('Add', [a.name, b.name]), a.shape);
+  return ctx.value(ctx.graph.op(ctx.training ? 'Sum' : 'Add', [a.name, b.name]), a.shape);
 }
 
 /** Multiply by a constant, e.g. 0.5 · (x + y). */

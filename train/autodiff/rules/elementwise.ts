@@ -27,6 +27,13 @@ export const Add: GradientRule = (c) => {
   ];
 };
 
+/** d(Σ xᵢ) = dY for every operand, summed down to its shape. */
+export const Sum: GradientRule = (c) => {
+  const shapes = c.node.input.map((name) => c.g.shapeOf(name));
+  const y = shapes.reduce(broadcastShapes);
+  return shapes.map((shape, i) => (c.needsGrad[i] ? unbroadcast(c.g, dY(c), y, shape) : undefined));
+};
+
 /** d(a − b) = (dY, −dY). */
 export const Sub: GradientRule = (c) => {
   const s = shapes(c);

@@ -2,7 +2,7 @@
 import type { GradientRule } from '../rule.ts';
 import { BatchNormalization } from './batchnorm.ts';
 import { Conv } from './conv.ts';
-import { Add, Identity, Mul, Relu, Sub } from './elementwise.ts';
+import { Add, Identity, Mul, Relu, Sub, Sum } from './elementwise.ts';
 import { Gemm, MatMul } from './gemm.ts';
 import { AveragePool, MaxPool } from './pooling.ts';
 import { Concat, Flatten, Reshape } from './shape.ts';
@@ -22,4 +22,5 @@ export const gradientRules: Record<string, GradientRule> = {
   Relu,
   Reshape,
   Sub,
+  Sum,
 };

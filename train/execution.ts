@@ -1,0 +1,88 @@
+/**
+ * Where ORT runs: execution-provider choice and session options.
+ *
+ * 'cpu' always works. 'cuda' needs onnxruntime-node's CUDA provider, which the repo's .npmrc skips
+ * (npm install --onnxruntime-node-install=cuda12 brings it). 'webgpu' needs a WebGPU adapter (Dawn on
+ * Vulkan). 'auto' tries CUDA, then falls back to CPU with a one-line notice.
+ */
+import * as ort from 'onnxruntime-node';
+
+export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
+export type Provider = Exclude<Device, 'auto'>;
+
+export class DeviceUnavailableError extends Error {
+  override name = 'DeviceUnavailableError';
+}
+
+export interface SessionSettings {
+  device?: Device;
+  /** Intra-op threads (default 1: on shared 2-core machines 1 thread, or 2 without spinning, beat ORT's default). */
+  threads?: number;
+  /** Called with a one-line message when 'auto' falls back. */
+  onNotice?: (message: string) => void;
+  /** Node names to keep on the CPU when a GPU provider runs the rest (ops it lacks). */
+  forceCpuNodeNames?: string[];
+}
+
+const WHY: Record<Exclude<Provider, 'cpu'>, string> = {
+  cuda: 'onnxruntime-node was installed without its CUDA provider (reinstall with `npm install --onnxruntime-node-install=cuda12`; needs CUDA 12 and cuDNN 9)',
+  webgpu: 'no WebGPU adapter was found (the WebGPU provider needs a Vulkan driver; see README "GPUs")',
+};
+
+export function sessionOptions(
+  provider: Provider,
+  settings: SessionSettings = {},
+): ort.InferenceSession.SessionOptions {
+  const threads = settings.threads ?? 1;
+  const options: ort.InferenceSession.SessionOptions = {
+    executionProviders: [provider],
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential', // 'parallel' measured 2-10× slower for these graphs
+    graphOptimizationLevel: 'all',
+    logSeverityLevel: 3,
+  };
+  // Spinning threads burn a shared core while waiting; off unless the step runs on one thread anyway.
+  if (threads > 1) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
+  if (provider === 'webgpu') {
+    options.preferredOutputLocation = 'cpu';
+    options.executionProviders = [
+      {
+        name: 'webgpu',
+        preferredLayout: 'NCHW',
+        forceCpuNodeNames: settings.forceCpuNodeNames ?? [],
+      } as ort.InferenceSession.ExecutionProviderConfig,
+    ];
+  }
+  return options;
+}
+
+async function tryCreate(
+  model: Uint8Array,
+  provider: Provider,
+  settings: SessionSettings,
+): Promise<ort.InferenceSession> {
+  try {
+    return await ort.InferenceSession.create(model, sessionOptions(provider, settings));
+  } catch (error) {
+    if (provider === 'cpu') throw error;
+    const detail = (error as Error).message.split('\n')[0]?.slice(0, 200);
+    throw new DeviceUnavailableError(`${provider} is not available: ${WHY[provider]} [${detail}]`);
+  }
+}
+
+/** Create a session on the requested device; returns which provider it got. */
+export async function createSession(
+  model: Uint8Array,
+  settings: SessionSettings = {},
+): Promise<{ session: ort.InferenceSession; provider: Provider }> {
+  const device = settings.device ?? 'cpu';
+  if (device !== 'auto') return { session: await tryCreate(model, device, settings), provider: device };
+  try {
+    return { session: await tryCreate(model, 'cuda', settings), provider: 'cuda' };
+  } catch (error) {
+    settings.onNotice?.(`device auto: using the CPU (${(error as Error).message.split(' [')[0]})`);
+    return { session: await tryCreate(model, 'cpu', settings), provider: 'cpu' };
+  }
+}
