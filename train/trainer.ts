@@ -203,7 +203,8 @@ export class Trainer {
 }
 
 function scalarOf(tensor: ort.Tensor | undefined): number {
-  return (tensor?.data as Float32Array)[0] as number;
+  if (!tensor) throw new Error('internal: the training step returned no scalar');
+  return (tensor.data as Float32Array)[0] as number;
 }
 
 function toLabels(labels: ArrayLike<number>, classes: number): BigInt64Array {

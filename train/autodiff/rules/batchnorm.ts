@@ -27,7 +27,6 @@ export const BatchNormalization: GradientRule = (c) => {
   ];
   const channels = staticDim(g.shapeOf(x), 1, 'BatchNormalization input');
   const perChannel = g.constant(int64Tensor([4], [1, channels, 1, 1]), 'bn_shape');
-  const toVector = g.constant(int64Tensor([1], [channels]), 'bn_vector');
   const reduceAxes = g.constant(int64Tensor([3], [0, 2, 3]), 'axes');
   const eps = g.constant(floatTensor([], [attrFloat(c.node, 'epsilon', 1e-5)]), 'eps');
 
