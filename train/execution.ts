@@ -7,6 +7,10 @@
  */
 import * as ort from 'onnxruntime-node';
 
+// Probing for CUDA or WebGPU makes onnxruntime log a red native error before it throws; we turn the
+// throw into one clear line, so its log would only be noise.
+ort.env.logLevel = 'fatal';
+
 export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
 export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 export type Provider = Exclude<Device, 'auto'>;
@@ -47,13 +51,10 @@ export function sessionOptions(
   if (threads > 1) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
   if (provider === 'webgpu') {
     options.preferredOutputLocation = 'cpu';
-    options.executionProviders = [
-      {
-        name: 'webgpu',
-        preferredLayout: 'NCHW',
-        forceCpuNodeNames: settings.forceCpuNodeNames ?? [],
-      } as ort.InferenceSession.ExecutionProviderConfig,
-    ];
+    const webgpu: Record<string, unknown> = { name: 'webgpu', preferredLayout: 'NCHW' };
+    // ORT rejects an empty option value, so the list goes in only when it names nodes.
+    if (settings.forceCpuNodeNames?.length) webgpu.forceCpuNodeNames = settings.forceCpuNodeNames;
+    options.executionProviders = [webgpu as unknown as ort.InferenceSession.ExecutionProviderConfig];
   }
   return options;
 }

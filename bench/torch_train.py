@@ -1,0 +1,51 @@
+#!/usr/bin/env python3
+"""PyTorch's side of `npm run bench -- --what train`: training images/s for one model.
+
+    /usr/bin/python3 bench/torch_train.py --model cnn --threads 1 --batch 64 --seconds 2
+
+Prints one JSON line {"imagesPerSecond": ...}. Same recipe as ours: SGD(lr 0.01, momentum 0.5),
+cross-entropy, random inputs, a fixed batch (the data pipeline is not what is measured).
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_models import ZOO  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", required=True, choices=sorted(ZOO))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    model = ZOO[args.model]().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
+    criterion = torch.nn.CrossEntropyLoss()
+    x = torch.randn(args.batch, 1, 28, 28)
+    y = torch.randint(0, 10, (args.batch,))
+
+    def step():
+        opt.zero_grad()
+        criterion(model(x), y).backward()
+        opt.step()
+
+    for _ in range(5):
+        step()
+    steps, start = 0, time.perf_counter()
+    while time.perf_counter() - start < args.seconds:
+        step()
+        steps += 1
+    print(json.dumps({"imagesPerSecond": steps * args.batch / (time.perf_counter() - start)}))
+
+
+if __name__ == "__main__":
+    main()

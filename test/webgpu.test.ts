@@ -1,0 +1,67 @@
+/**
+ * Training on onnxruntime-node's WebGPU provider agrees with the CPU. On a machine without a GPU this
+ * runs on Mesa's software Vulkan driver, which `.ci/install-lavapipe.sh` unpacks into .apt/; without
+ * any Vulkan driver the test skips and says why.
+ */
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+// Must be set before the first WebGPU session: Dawn reads it when it creates its Vulkan instance.
+const icd = resolve('.apt/lvp25_icd.json');
+if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
+
+const { sgd } = await import('../train/optim/index.ts');
+const { Trainer } = await import('../train/trainer.ts');
+const { ZOO } = await import('../train/zoo/index.ts');
+const { syntheticDigits } = await import('./helpers/synthetic.ts');
+
+async function webgpuAvailable(): Promise<string | undefined> {
+  try {
+    const t = await Trainer.create(ZOO.mlp.build(), { optimizer: sgd(), device: 'webgpu' });
+    await t.release();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
+const unavailable = await webgpuAvailable();
+if (unavailable) {
+  console.warn(
+    `skipping WebGPU training test: ${unavailable} — run .ci/install-lavapipe.sh for a software Vulkan driver`,
+  );
+}
+
+describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
+  // Float32 on a different device sums in a different order: 5 steps drift apart by ~1e-5 relative.
+  const TOLERANCE = 1e-3;
+
+  for (const name of ['cnn', 'resnet'] as const) {
+    it(`${name}: 5 SGD steps on webgpu match the CPU within ${TOLERANCE} relative`, async () => {
+      const { images, labels } = syntheticDigits(16, 4);
+      const run = async (device: 'cpu' | 'webgpu') => {
+        const trainer = await Trainer.create(ZOO[name].build(), { optimizer: sgd({ momentum: 0.5 }), seed: 1, device });
+        expect(trainer.provider).toBe(device);
+        const losses: number[] = [];
+        for (let s = 0; s < 5; s++) losses.push((await trainer.step(images, labels, 0.05)).loss);
+        const weights = trainer.weights();
+        await trainer.release();
+        return { losses, weights };
+      };
+      const cpu = await run('cpu');
+      const gpu = await run('webgpu');
+      const lossDrift = Math.max(
+        ...gpu.losses.map((l, i) => Math.abs(l - (cpu.losses[i] as number)) / (cpu.losses[i] as number)),
+      );
+      console.log(`${name}: webgpu vs cpu, worst loss difference over 5 steps ${lossDrift.toExponential(2)} relative`);
+      expect(lossDrift).toBeLessThan(TOLERANCE);
+      for (const [param, w] of cpu.weights) {
+        const g = gpu.weights.get(param) as Float32Array;
+        const scale = Math.max(...Array.from(w, Math.abs));
+        const worst = Math.max(...Array.from(w, (v, i) => Math.abs(v - (g[i] as number))));
+        expect(worst / scale, param).toBeLessThan(TOLERANCE);
+      }
+    }, 120_000);
+  }
+});
