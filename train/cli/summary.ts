@@ -11,7 +11,6 @@ import { runCli } from './run-cli.ts';
 const program = new Command('summary')
   .description('Show a model-zoo network layer by layer: output shape, parameters, MACs per image')
   .requiredOption('-m, --model <name>', `one of: ${MODEL_NAMES.join(', ')}`)
-  .showHelpAfterError()
   .parse();
 
 await runCli(() => {

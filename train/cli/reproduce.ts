@@ -1,0 +1,59 @@
+/**
+ * npm run reproduce [-- --models cnn,resnet --epochs 10 --threads 2 --out runs/reproduce]
+ *
+ * Trains the tutorial's models with its recipe (SGD lr 0.01, momentum 0.5, batch 64, 10 epochs) one
+ * after another, then writes a results table beside the tutorial's printed accuracies and a
+ * comparison plot. A model whose run directory already holds a finished run is not trained again.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { Command } from 'commander';
+import { writeComparison } from '../compare-runs.ts';
+import { trainRun } from '../loop.ts';
+import { TUTORIAL_RECIPE } from '../run-config.ts';
+import { RUN_FILES, readHistory } from '../run-dir.ts';
+import { isModelName, type ModelName } from '../zoo/index.ts';
+import { positiveInt } from './options.ts';
+import { runCli } from './run-cli.ts';
+
+/** Test accuracy after 10 epochs as the tutorial prints it. */
+const TUTORIAL_ACCURACY: Partial<Record<ModelName, number>> = {
+  cnn: 98.49,
+  cnn3: 98.78,
+  inception: 98.81,
+  resnet: 99.02,
+  'resnet-scaled': 98.88,
+  'resnet-convshortcut': 98.97,
+};
+
+const program = new Command('reproduce')
+  .description("Train the tutorial's models with its recipe and compare with its printed results")
+  .option('--models <list>', 'comma-separated models', Object.keys(TUTORIAL_ACCURACY).join(','))
+  .option('--epochs <n>', 'epochs', positiveInt, TUTORIAL_RECIPE.epochs)
+  .option('--threads <n>', 'ORT intra-op threads', positiveInt, 2)
+  .option('--out <dir>', 'where the runs and the results go', 'runs/reproduce')
+  .parse();
+
+await runCli(async () => {
+  const o = program.opts<{ models: string; epochs: number; threads: number; out: string }>();
+  const models = o.models.split(',').map((m) => {
+    if (!isModelName(m)) throw new Error(`unknown model '${m}'`);
+    return m;
+  });
+  for (const model of models) {
+    const dir = join(o.out, model);
+    const done = existsSync(join(dir, RUN_FILES.history)) && (await readHistory(dir)).length >= o.epochs;
+    if (done) {
+      console.log(`${model}: already trained in ${dir}`);
+      continue;
+    }
+    const resume = existsSync(join(dir, RUN_FILES.checkpoint));
+    console.log(`== ${model}${resume ? ' (resuming)' : ''}`);
+    await trainRun({ config: { ...TUTORIAL_RECIPE, model, epochs: o.epochs, threads: o.threads }, dir, resume, events: { log: console.log } });
+  }
+  const runs = await Promise.all(
+    models.map(async (model) => ({ label: model, history: await readHistory(join(o.out, model)), reference: TUTORIAL_ACCURACY[model] })),
+  );
+  console.log(await writeComparison(o.out, runs, "The tutorial's models, its recipe, 10 epochs"));
+  console.log(`wrote ${join(o.out, 'comparison.md')}, accuracy.svg and loss.svg`);
+});

@@ -1,0 +1,99 @@
+/**
+ * npm run train -- --model <name> [options]
+ *
+ * Trains a zoo model on MNIST with the tutorial's recipe unless told otherwise, printing the
+ * tutorial's log lines (and a live progress bar on a terminal), and writes a run directory:
+ * config.json, history.json, checkpoint.bin, accuracy.svg, loss.svg. `--resume <dir>` continues a run.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { SingleBar } from 'cli-progress';
+import { Command, Option } from 'commander';
+import { DEVICES } from '../execution.ts';
+import { trainRun } from '../loop.ts';
+import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
+import { RUN_FILES, readConfig } from '../run-dir.ts';
+import { SCHEDULES } from '../schedule.ts';
+import { MODEL_NAMES } from '../zoo/index.ts';
+import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './options.ts';
+import { runCli } from './run-cli.ts';
+
+const r = TUTORIAL_RECIPE;
+const program = new Command('train')
+  .description('Train a model-zoo network on MNIST (defaults: the tutorial recipe)')
+  .addOption(new Option('-m, --model <name>', 'model to train').choices(MODEL_NAMES).default('cnn'))
+  .option('--epochs <n>', 'epochs', positiveInt, r.epochs)
+  .option('--batch-size <n>', 'batch size', positiveInt, r.batchSize)
+  .option('--lr <rate>', 'learning rate (peak rate for onecycle)', positiveNumber, r.lr)
+  .option('--momentum <m>', 'SGD momentum', fraction, r.momentum)
+  .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(r.optimizer))
+  .option('--weight-decay <λ>', 'weight decay (decoupled for adamw)', nonNegativeNumber, r.weightDecay)
+  .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES).default(r.schedule))
+  .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
+  .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
+  .option('--seed <n>', 'seed for initialization, shuffling, augmentation and dropout', nonNegativeInt, r.seed)
+  .option('--threads <n>', 'ORT intra-op threads', positiveInt, r.threads)
+  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
+  .option('--limit <n>', 'train on the first n training images only', positiveInt)
+  .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
+  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .parse();
+
+type Flags = Omit<TrainConfig, 'model'> & { model: TrainConfig['model']; out?: string; resume?: string };
+
+function timestamp(): string {
+  return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
+}
+
+await runCli(async () => {
+  const flags = program.opts<Flags>();
+  let config: TrainConfig;
+  let dir: string;
+  if (flags.resume) {
+    dir = flags.resume;
+    if (!existsSync(join(dir, RUN_FILES.checkpoint))) throw new Error(`cannot resume: ${dir} has no ${RUN_FILES.checkpoint}`);
+    config = await readConfig(dir);
+    // Only the length of the run may change on resume; everything else is the run's own config.
+    if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
+  } else {
+    const { out, resume: _, ...rest } = flags;
+    config = rest;
+    dir = out ?? join('runs', config.model, timestamp());
+  }
+
+  const interactive = process.stderr.isTTY && !process.env.CI;
+  const bar = new SingleBar({
+    format: 'epoch {epoch} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {speed} img/s | ETA {eta_formatted}',
+    hideCursor: true,
+    clearOnComplete: true,
+    stream: process.stderr,
+  });
+  const log = (line: string) => {
+    if (interactive && bar.isActive) bar.stop();
+    console.log(line);
+  };
+  const history = await trainRun({
+    config,
+    dir,
+    resume: Boolean(flags.resume),
+    events: {
+      log,
+      epochStart: (epoch, batches) => {
+        if (interactive) bar.start(batches, 0, { epoch, loss: '-', acc: '-', speed: '-' });
+      },
+      progress: (p) => {
+        if (!interactive) return;
+        if (!bar.isActive) bar.start(p.batches, p.batch, { epoch: p.epoch });
+        bar.update(p.batch, { epoch: `${p.epoch}/${config.epochs}`, loss: p.loss.toFixed(3), acc: p.accuracy.toFixed(1), speed: p.imagesPerSecond.toFixed(0) });
+      },
+      epochEnd: () => {
+        if (bar.isActive) bar.stop();
+      },
+    },
+  });
+  const last = history.at(-1);
+  if (last) {
+    const best = Math.max(...history.map((h) => h.testAccuracy));
+    console.log(`done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`);
+  }
+});

@@ -1,0 +1,42 @@
+/**
+ * Random affine augmentation of 28×28 digits on typed arrays: a shift of up to ±`shift` pixels,
+ * a rotation of up to ±`degrees`, a scale within 1 ± `scale`, sampled bilinearly around the centre
+ * (inverse mapping, so every output pixel is defined; outside the image is background).
+ */
+import type { Rng } from '../random.ts';
+
+export interface AugmentOptions {
+  shift: number;
+  degrees: number;
+  scale: number;
+}
+
+export const DEFAULT_AUGMENT: AugmentOptions = { shift: 2, degrees: 10, scale: 0.1 };
+
+const SIDE = 28;
+const CENTRE = 13.5;
+
+/** Write an augmented copy of `src` (784 normalized floats) into `dst`; `background` fills the outside. */
+export function augmentImage(src: Float32Array, dst: Float32Array, rng: Rng, options: AugmentOptions, background: number): void {
+  const angle = (rng.uniform(-options.degrees, options.degrees) * Math.PI) / 180;
+  const s = 1 + rng.uniform(-options.scale, options.scale);
+  const [tx, ty] = [rng.uniform(-options.shift, options.shift), rng.uniform(-options.shift, options.shift)];
+  // Output pixel p maps back to source q = R(−θ)·(p − c − t)/s + c.
+  const cos = Math.cos(angle) / s;
+  const sin = Math.sin(angle) / s;
+  for (let y = 0; y < SIDE; y++) {
+    for (let x = 0; x < SIDE; x++) {
+      const dx = x - CENTRE - tx;
+      const dy = y - CENTRE - ty;
+      const sx = cos * dx + sin * dy + CENTRE;
+      const sy = -sin * dx + cos * dy + CENTRE;
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const fx = sx - x0;
+      const fy = sy - y0;
+      const at = (yy: number, xx: number) => (yy >= 0 && yy < SIDE && xx >= 0 && xx < SIDE ? (src[yy * SIDE + xx] as number) : background);
+      dst[y * SIDE + x] =
+        (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+    }
+  }
+}

@@ -1,0 +1,51 @@
+/**
+ * Line charts as SVG, rendered headless with Vega-Lite (no browser, no canvas): accuracy and loss per
+ * epoch for a run, or several runs side by side.
+ */
+import * as vega from 'vega';
+import { compile, type TopLevelSpec } from 'vega-lite';
+
+export interface Series {
+  name: string;
+  points: [x: number, y: number][];
+}
+
+export interface ChartOptions {
+  title: string;
+  xLabel: string;
+  yLabel: string;
+  series: Series[];
+  /** Zoom the y axis to the data instead of starting at zero (accuracy near 99%). */
+  zoomY?: boolean;
+  width?: number;
+  height?: number;
+}
+
+function spec(options: ChartOptions): TopLevelSpec {
+  const values = options.series.flatMap((s) => s.points.map(([x, y]) => ({ series: s.name, x, y })));
+  return {
+    $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
+    title: options.title,
+    width: options.width ?? 480,
+    height: options.height ?? 300,
+    background: 'white',
+    data: { values },
+    mark: { type: 'line', point: true, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative', title: options.xLabel, axis: { tickMinStep: 1 } },
+      y: { field: 'y', type: 'quantitative', title: options.yLabel, scale: { zero: !options.zoomY } },
+      color: { field: 'series', type: 'nominal', title: null, legend: options.series.length > 1 ? { orient: 'bottom-right' } : null },
+      tooltip: [{ field: 'series' }, { field: 'x' }, { field: 'y', format: '.4f' }],
+    },
+  };
+}
+
+/** Render one chart to an SVG string. */
+export async function lineChartSvg(options: ChartOptions): Promise<string> {
+  const view = new vega.View(vega.parse(compile(spec(options)).spec), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
