@@ -74,8 +74,8 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
   const start = Math.ceil((12 + length) / 4) * 4;
   const total = header.tensors.reduce((n, t) => n + t.length, 0);
   if (bytes.length !== start + total * 4) fail(`expected ${start + total * 4} bytes, found ${bytes.length}`);
-  // Copy to an aligned buffer: the file's bytes may start at any offset.
-  const floats = new Float32Array(bytes.slice(start).buffer);
+  // Copy into a fresh, aligned buffer (a Node Buffer is a view into a larger pool at any offset).
+  const floats = new Float32Array(new Uint8Array(bytes.subarray(start)).buffer);
   const tensors = new Map<string, Float32Array>();
   let offset = 0;
   for (const t of header.tensors) {
@@ -98,7 +98,9 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
   try {
     bytes = await readFile(path);
   } catch (error) {
-    throw new Error(`cannot read checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new Error(
+      `cannot read checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
   return decodeCheckpoint(bytes, path);
 }

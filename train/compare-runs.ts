@@ -15,7 +15,16 @@ const pct = (n: number) => `${n.toFixed(2)}%`;
 
 export function comparisonTable(runs: RunSummary[]): string {
   const withReference = runs.some((r) => r.reference !== undefined);
-  const head = ['run', 'epochs', 'final test accuracy', 'best (epoch)', ...(withReference ? ['tutorial', 'difference'] : []), 'final test loss', 'train img/s', 'minutes'];
+  const head = [
+    'run',
+    'epochs',
+    'final test accuracy',
+    'best (epoch)',
+    ...(withReference ? ['tutorial', 'difference'] : []),
+    'final test loss',
+    'train img/s',
+    'minutes',
+  ];
   const rows = runs.map(({ label, history, reference }) => {
     const last = history.at(-1);
     if (!last) return [label, '0', ...head.slice(2).map(() => '–')];
@@ -28,14 +37,23 @@ export function comparisonTable(runs: RunSummary[]): string {
       pct(last.testAccuracy),
       `${pct(best.testAccuracy)} (${best.epoch})`,
       ...(withReference
-        ? [reference === undefined ? '–' : pct(reference), reference === undefined ? '–' : `${last.testAccuracy - reference >= 0 ? '+' : ''}${(last.testAccuracy - reference).toFixed(2)} pp`]
+        ? [
+            reference === undefined ? '–' : pct(reference),
+            reference === undefined
+              ? '–'
+              : `${last.testAccuracy - reference >= 0 ? '+' : ''}${(last.testAccuracy - reference).toFixed(2)} pp`,
+          ]
         : []),
       last.testLoss.toFixed(4),
       speed.toFixed(0),
       minutes.toFixed(1),
     ];
   });
-  return [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`, ...rows.map((r) => `| ${r.join(' | ')} |`)].join('\n');
+  return [
+    `| ${head.join(' | ')} |`,
+    `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ].join('\n');
 }
 
 /** Write comparison.md, comparison.json, accuracy.svg and loss.svg into `dir`. */

@@ -4,14 +4,14 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BatchStream, normalizedSplit } from './data/batches.ts';
-import { DEFAULT_AUGMENT } from './data/augment.ts';
-import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { DEFAULT_AUGMENT } from './data/augment.ts';
+import { BatchStream, normalizedSplit } from './data/batches.ts';
+import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { optimizerFor } from './optim/from-config.ts';
 import { Rng } from './random.ts';
-import { type EpochRecord, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
 import type { TrainConfig } from './run-config.ts';
+import { type EpochRecord, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
 import { learningRate } from './schedule.ts';
 import { Trainer } from './trainer.ts';
 import { ZOO } from './zoo/index.ts';
@@ -23,7 +23,14 @@ export interface LoopEvents {
   /** The tutorial's lines and our notices. */
   log?: (line: string) => void;
   /** After every step: progress within the epoch. */
-  progress?: (p: { epoch: number; batch: number; batches: number; loss: number; accuracy: number; imagesPerSecond: number }) => void;
+  progress?: (p: {
+    epoch: number;
+    batch: number;
+    batches: number;
+    loss: number;
+    accuracy: number;
+    imagesPerSecond: number;
+  }) => void;
   epochStart?: (epoch: number, batches: number) => void;
   epochEnd?: (record: EpochRecord) => void;
 }
@@ -35,13 +42,22 @@ export interface LoopOptions {
   /** Continue from the run directory's checkpoint. */
   resume?: boolean;
   events?: LoopEvents;
+  /** Stop cleanly after the epoch during which this is aborted (the checkpoint is then complete). */
+  signal?: AbortSignal;
   /** Data to use instead of loading MNIST (tests). */
   data?: { train: Dataset; test: Dataset };
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
 
-export async function trainRun({ config, dir, resume = false, events = {}, data }: LoopOptions): Promise<EpochRecord[]> {
+export async function trainRun({
+  config,
+  dir,
+  resume = false,
+  events = {},
+  signal,
+  data,
+}: LoopOptions): Promise<EpochRecord[]> {
   const log = events.log ?? (() => {});
   const [train, test] = data ? [data.train, data.test] : await Promise.all([loadMnist('train'), loadMnist('test')]);
   const trainSet = take(train, config.limit);
@@ -56,7 +72,12 @@ export async function trainRun({ config, dir, resume = false, events = {}, data 
     threads: config.threads,
     onNotice: log,
   });
-  const stream = new BatchStream(trainSet, config.batchSize, new Rng(config.seed), config.augment ? DEFAULT_AUGMENT : undefined);
+  const stream = new BatchStream(
+    trainSet,
+    config.batchSize,
+    new Rng(config.seed),
+    config.augment ? DEFAULT_AUGMENT : undefined,
+  );
   let history: EpochRecord[] = [];
   let firstEpoch = 1;
   if (resume) {
@@ -69,7 +90,9 @@ export async function trainRun({ config, dir, resume = false, events = {}, data 
   } else {
     await writeConfig(dir, config);
   }
-  log(`model ${config.model} on ${trainer.provider}, ${trainSet.count} training images, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`);
+  log(
+    `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
+  );
 
   const totalSteps = config.epochs * stream.batchesPerEpoch;
   try {
@@ -113,9 +136,14 @@ export async function trainRun({ config, dir, resume = false, events = {}, data 
         lr,
       };
       history.push(record);
-      await saveCheckpoint(join(dir, RUN_FILES.checkpoint), { epoch, trainer: trainer.state(), dataRngState: stream.rng.getState() });
+      await saveCheckpoint(join(dir, RUN_FILES.checkpoint), {
+        epoch,
+        trainer: trainer.state(),
+        dataRngState: stream.rng.getState(),
+      });
       await writeHistory(dir, config.model, history);
       events.epochEnd?.(record);
+      if (signal?.aborted) break;
     }
   } finally {
     await trainer.release();

@@ -34,7 +34,12 @@ function spec(options: ChartOptions): TopLevelSpec {
     encoding: {
       x: { field: 'x', type: 'quantitative', title: options.xLabel, axis: { tickMinStep: 1 } },
       y: { field: 'y', type: 'quantitative', title: options.yLabel, scale: { zero: !options.zoomY } },
-      color: { field: 'series', type: 'nominal', title: null, legend: options.series.length > 1 ? { orient: 'bottom-right' } : null },
+      color: {
+        field: 'series',
+        type: 'nominal',
+        title: null,
+        legend: options.series.length > 1 ? { orient: 'bottom-right' } : null,
+      },
       tooltip: [{ field: 'series' }, { field: 'x' }, { field: 'y', format: '.4f' }],
     },
   };

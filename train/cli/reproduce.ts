@@ -49,10 +49,19 @@ await runCli(async () => {
     }
     const resume = existsSync(join(dir, RUN_FILES.checkpoint));
     console.log(`== ${model}${resume ? ' (resuming)' : ''}`);
-    await trainRun({ config: { ...TUTORIAL_RECIPE, model, epochs: o.epochs, threads: o.threads }, dir, resume, events: { log: console.log } });
+    await trainRun({
+      config: { ...TUTORIAL_RECIPE, model, epochs: o.epochs, threads: o.threads },
+      dir,
+      resume,
+      events: { log: console.log },
+    });
   }
   const runs = await Promise.all(
-    models.map(async (model) => ({ label: model, history: await readHistory(join(o.out, model)), reference: TUTORIAL_ACCURACY[model] })),
+    models.map(async (model) => ({
+      label: model,
+      history: await readHistory(join(o.out, model)),
+      reference: TUTORIAL_ACCURACY[model],
+    })),
   );
   console.log(await writeComparison(o.out, runs, "The tutorial's models, its recipe, 10 epochs"));
   console.log(`wrote ${join(o.out, 'comparison.md')}, accuracy.svg and loss.svg`);

@@ -51,7 +51,8 @@ await runCli(async () => {
   let dir: string;
   if (flags.resume) {
     dir = flags.resume;
-    if (!existsSync(join(dir, RUN_FILES.checkpoint))) throw new Error(`cannot resume: ${dir} has no ${RUN_FILES.checkpoint}`);
+    if (!existsSync(join(dir, RUN_FILES.checkpoint)))
+      throw new Error(`cannot resume: ${dir} has no ${RUN_FILES.checkpoint}`);
     config = await readConfig(dir);
     // Only the length of the run may change on resume; everything else is the run's own config.
     if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
@@ -84,7 +85,12 @@ await runCli(async () => {
       progress: (p) => {
         if (!interactive) return;
         if (!bar.isActive) bar.start(p.batches, p.batch, { epoch: p.epoch });
-        bar.update(p.batch, { epoch: `${p.epoch}/${config.epochs}`, loss: p.loss.toFixed(3), acc: p.accuracy.toFixed(1), speed: p.imagesPerSecond.toFixed(0) });
+        bar.update(p.batch, {
+          epoch: `${p.epoch}/${config.epochs}`,
+          loss: p.loss.toFixed(3),
+          acc: p.accuracy.toFixed(1),
+          speed: p.imagesPerSecond.toFixed(0),
+        });
       },
       epochEnd: () => {
         if (bar.isActive) bar.stop();
@@ -94,6 +100,8 @@ await runCli(async () => {
   const last = history.at(-1);
   if (last) {
     const best = Math.max(...history.map((h) => h.testAccuracy));
-    console.log(`done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`);
+    console.log(
+      `done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`,
+    );
   }
 });

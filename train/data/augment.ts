@@ -17,7 +17,13 @@ const SIDE = 28;
 const CENTRE = 13.5;
 
 /** Write an augmented copy of `src` (784 normalized floats) into `dst`; `background` fills the outside. */
-export function augmentImage(src: Float32Array, dst: Float32Array, rng: Rng, options: AugmentOptions, background: number): void {
+export function augmentImage(
+  src: Float32Array,
+  dst: Float32Array,
+  rng: Rng,
+  options: AugmentOptions,
+  background: number,
+): void {
   const angle = (rng.uniform(-options.degrees, options.degrees) * Math.PI) / 180;
   const s = 1 + rng.uniform(-options.scale, options.scale);
   const [tx, ty] = [rng.uniform(-options.shift, options.shift), rng.uniform(-options.shift, options.shift)];
@@ -34,9 +40,11 @@ export function augmentImage(src: Float32Array, dst: Float32Array, rng: Rng, opt
       const y0 = Math.floor(sy);
       const fx = sx - x0;
       const fy = sy - y0;
-      const at = (yy: number, xx: number) => (yy >= 0 && yy < SIDE && xx >= 0 && xx < SIDE ? (src[yy * SIDE + xx] as number) : background);
+      const at = (yy: number, xx: number) =>
+        yy >= 0 && yy < SIDE && xx >= 0 && xx < SIDE ? (src[yy * SIDE + xx] as number) : background;
       dst[y * SIDE + x] =
-        (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) + fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+        (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) +
+        fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
     }
   }
 }

@@ -3,7 +3,7 @@
  * `batchSize` with the short last one kept, normalized (and optionally augmented) into one reused
  * buffer per batch size.
  */
-import { Rng } from '../random.ts';
+import type { Rng } from '../random.ts';
 import { type AugmentOptions, augmentImage } from './augment.ts';
 import { type Dataset, IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, normalize } from './mnist.ts';
 
@@ -24,7 +24,8 @@ export class BatchStream {
     readonly rng: Rng,
     private readonly augment?: AugmentOptions,
   ) {
-    if (!(Number.isInteger(batchSize) && batchSize > 0)) throw new Error(`batch size must be a positive integer, got ${batchSize}`);
+    if (!(Number.isInteger(batchSize) && batchSize > 0))
+      throw new Error(`batch size must be a positive integer, got ${batchSize}`);
     this.normalized = normalize(data.images);
   }
 
@@ -66,4 +67,3 @@ export class BatchStream {
 export function normalizedSplit(data: Dataset): { images: Float32Array; labels: Uint8Array } {
   return { images: normalize(data.images), labels: data.labels };
 }
-

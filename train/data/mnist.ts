@@ -39,7 +39,9 @@ async function readIdx(path: string): Promise<Uint8Array> {
   try {
     return await readFile(path);
   } catch (error) {
-    throw new Error(`cannot read MNIST file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    throw new Error(
+      `cannot read MNIST file ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    );
   }
 }
 
@@ -61,7 +63,11 @@ export async function loadMnist(split: Split, dir = mnistDataDir()): Promise<Dat
 /** The first `limit` examples (all when undefined). */
 export function take(data: Dataset, limit?: number): Dataset {
   if (limit === undefined || limit >= data.count) return data;
-  return { images: data.images.subarray(0, limit * IMAGE_PIXELS), labels: data.labels.subarray(0, limit), count: limit };
+  return {
+    images: data.images.subarray(0, limit * IMAGE_PIXELS),
+    labels: data.labels.subarray(0, limit),
+    count: limit,
+  };
 }
 
 /** (x/255 − mean)/std into `out` (or a new array), the tutorial's input transform. */

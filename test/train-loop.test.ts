@@ -1,0 +1,153 @@
+/** The training loop and the train command: determinism, exact resume, crash-safe checkpoints, flags. */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
+import { trainRun } from '../train/loop.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
+import { readHistory } from '../train/run-dir.ts';
+
+const run = promisify(execFile);
+const tmp = () => mkdtempSync(join(tmpdir(), 'run-'));
+const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+const small = { train: take(train, 1024), test: take(test, 500) as Dataset };
+const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
+  ...TUTORIAL_RECIPE,
+  model: 'cnn',
+  batchSize: 32,
+  lr: 0.05,
+  ...over,
+});
+
+describe('training loop', () => {
+  it('is deterministic: same seed, 1 thread → identical losses over 300 steps', async () => {
+    const losses = async () => {
+      const seen: number[] = [];
+      const data = { train: take(train, 3200), test: small.test };
+      await trainRun({
+        config: config({ epochs: 3, augment: true }),
+        dir: tmp(),
+        data,
+        events: { progress: (p) => seen.push(p.loss) },
+      });
+      return seen;
+    };
+    const [a, b] = [await losses(), await losses()];
+    expect(a).toHaveLength(300);
+    expect(a).toEqual(b);
+  });
+
+  it('resumes exactly: a 4-epoch run stopped after epoch 2 and resumed equals the run done straight', async () => {
+    const cfg = config({ epochs: 4, optimizer: 'adamw', lr: 2e-3, schedule: 'onecycle', augment: true });
+    const straight = tmp();
+    await trainRun({ config: cfg, dir: straight, data: small });
+    const split = tmp();
+    const stop = new AbortController();
+    await trainRun({
+      config: cfg,
+      dir: split,
+      data: small,
+      signal: stop.signal,
+      events: { epochEnd: (r) => r.epoch === 2 && stop.abort() },
+    });
+    expect(await readHistory(split)).toHaveLength(2);
+    await trainRun({ config: cfg, dir: split, data: small, resume: true });
+    const [a, b] = [await readHistory(straight), await readHistory(split)];
+    const numbers = (h: typeof a) =>
+      h.map(({ trainLoss, testLoss, testAccuracy, lr }) => [trainLoss, testLoss, testAccuracy, lr]);
+    expect(numbers(b)).toEqual(numbers(a));
+    const [ca, cb] = [
+      await loadCheckpoint(join(straight, 'checkpoint.bin')),
+      await loadCheckpoint(join(split, 'checkpoint.bin')),
+    ];
+    expect(cb.trainer.stepCount).toBe(ca.trainer.stepCount);
+    for (const [name, t] of ca.trainer.tensors) expect(cb.trainer.tensors.get(name), name).toEqual(t);
+  });
+
+  it('never leaves a corrupt checkpoint when the process is killed mid-write', async () => {
+    const dir = tmp();
+    const path = join(dir, 'checkpoint.bin');
+    await saveCheckpoint(path, {
+      epoch: 0,
+      trainer: { tensors: new Map([['w', new Float32Array(4)]]), stepCount: 0, rngState: 0 },
+      dataRngState: 0,
+    });
+    for (const delay of [0, 23, 61, 97]) {
+      const child = spawn(process.execPath, ['--import', 'tsx', 'test/helpers/write-checkpoints.ts', path], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      // Once it has written one checkpoint it is busy writing the next (32 MB each): kill it mid-way.
+      await new Promise((r) => child.stdout.once('data', r));
+      await new Promise((r) => setTimeout(r, delay));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.on('exit', r));
+      const checkpoint = decodeCheckpoint(readFileSync(path), path); // throws if torn
+      const w = checkpoint.trainer.tensors.get('w') as Float32Array;
+      expect(w.every((v) => v === checkpoint.epoch)).toBe(true);
+    }
+    // Only temp files of killed writers may be left beside it, never a torn checkpoint.bin.
+    expect(readdirSync(dir).filter((f) => !f.endsWith('.tmp'))).toEqual(['checkpoint.bin']);
+  }, 30_000);
+
+  it('rejects a checkpoint that is truncated', () => {
+    expect(() => decodeCheckpoint(new Uint8Array([77, 78, 67, 75, 1, 0, 0, 0, 99, 0, 0, 0]), 'x.bin')).toThrow(
+      'x.bin is not a valid checkpoint: truncated header',
+    );
+  });
+});
+
+describe('npm run train', () => {
+  const cli = (...args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'train/cli/train.ts', ...args], { env: { ...process.env, CI: '1' } });
+  const failure = async (...args: string[]) => {
+    const error = (await cli(...args).then(
+      () => undefined,
+      (e) => e,
+    )) as { code: number; stderr: string } | undefined;
+    expect(error?.code).toBe(1);
+    return error?.stderr.trim() ?? '';
+  };
+
+  it('beats chance clearly: > 90% after one epoch on 6,000 images, with the tutorial log lines and a run directory', async () => {
+    const out = tmp();
+    const { stdout } = await cli('--model', 'cnn', '--epochs', '1', '--limit', '6000', '--lr', '0.05', '--out', out);
+    const accuracy = Number(/Accuracy on test set: (\d+) % \[(\d+)\/10000\]/.exec(stdout)?.[2]) / 100;
+    expect(accuracy).toBeGreaterThan(90);
+    expect(readdirSync(out).sort()).toEqual([
+      'accuracy.svg',
+      'checkpoint.bin',
+      'config.json',
+      'history.json',
+      'loss.svg',
+    ]);
+    const [record] = await readHistory(out);
+    expect(Object.keys(record ?? {}).sort()).toEqual(
+      ['epoch', 'imagesPerSecond', 'lr', 'seconds', 'testAccuracy', 'testLoss', 'trainAccuracy', 'trainLoss'].sort(),
+    );
+    expect(readFileSync(join(out, 'accuracy.svg'), 'utf8')).toMatch(/^<svg/);
+  }, 60_000);
+
+  it('prints the tutorial loss line every 300 batches', async () => {
+    const { stdout } = await cli('--epochs', '1', '--limit', '19200', '--out', tmp());
+    expect(stdout).toMatch(/^\[1, {3}300\] loss: \d\.\d{3}$/m);
+  }, 60_000);
+
+  it('answers bad flags with one line and exit code 1', async () => {
+    expect(await failure('--model', 'lenet')).toMatch(
+      /^error: option '-m, --model <name>' argument 'lenet' is invalid\. Allowed choices are mlp, cnn/,
+    );
+    expect(await failure('--lr', '-0.1')).toBe(
+      "error: option '--lr <rate>' argument '-0.1' is invalid. must be a number > 0.",
+    );
+    expect(await failure('--resume', '/nonexistent/run')).toBe(
+      'error: cannot resume: /nonexistent/run has no checkpoint.bin',
+    );
+    for (const message of [await failure('--batch-size', '0'), await failure('--optimizer', 'rmsprop')]) {
+      expect(message.split('\n')).toHaveLength(1);
+    }
+  }, 60_000);
+});
