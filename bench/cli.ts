@@ -6,8 +6,8 @@
  * ratio ours / PyTorch of the medians. Writes bench/results-train.json and bench/results-train.md.
  */
 import { Command } from 'commander';
+import { runCli } from '../export/cli/run-cli.ts';
 import { writeFileAtomic } from '../export/files.ts';
-import { runCli } from '../train/cli/run-cli.ts';
 import { isModelName, type ModelName } from '../train/zoo/index.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';
 import { ourTrainingThroughput } from './train-throughput.ts';

@@ -5,9 +5,9 @@
  */
 import { basename, join } from 'node:path';
 import { Command } from 'commander';
+import { runCli } from '../../export/cli/run-cli.ts';
 import { writeComparison } from '../compare-runs.ts';
 import { readConfig, readHistory } from '../run-dir.ts';
-import { runCli } from './run-cli.ts';
 
 const program = new Command('compare')
   .description('Compare training runs: a table and accuracy/loss plots')

@@ -8,13 +8,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
+import { runCli } from '../../export/cli/run-cli.ts';
 import { writeComparison } from '../compare-runs.ts';
 import { trainRun } from '../loop.ts';
 import { TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readHistory } from '../run-dir.ts';
 import { isModelName, type ModelName } from '../zoo/index.ts';
 import { positiveInt } from './options.ts';
-import { runCli } from './run-cli.ts';
 
 /** Test accuracy after 10 epochs as the tutorial prints it. */
 const TUTORIAL_ACCURACY: Partial<Record<ModelName, number>> = {

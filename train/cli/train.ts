@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
+import { runCli } from '../../export/cli/run-cli.ts';
 import { DEVICES } from '../execution.ts';
 import { trainRun } from '../loop.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
@@ -16,7 +17,6 @@ import { RUN_FILES, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './options.ts';
-import { runCli } from './run-cli.ts';
 
 const r = TUTORIAL_RECIPE;
 const program = new Command('train')

@@ -1,0 +1,130 @@
+/** The export and inspect commands: deployable models, validated, in the model repository. */
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { decodeModel } from '../export/onnx/codec.ts';
+import { describeModel } from '../export/onnx/describe.ts';
+import { checkModelName, checkVersion } from '../export/repository.ts';
+import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
+import { exportRun } from '../train/export-run.ts';
+import { trainRun } from '../train/loop.ts';
+import { TUTORIAL_RECIPE } from '../train/run-config.ts';
+
+const run = promisify(execFile);
+const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
+const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+const data = { train: take(train, 2000), test: take(test, 1000) as Dataset };
+
+async function trainedRun(model: 'cnn' | 'densenet', epochs = 1) {
+  const dir = tmp(`run-${model}-`);
+  await trainRun({ config: { ...TUTORIAL_RECIPE, model, epochs, lr: 0.05, batchSize: 32 }, dir, data });
+  return dir;
+}
+
+const cli = (script: string, ...args: string[]) => run(process.execPath, ['--import', 'tsx', script, ...args]);
+
+describe('export', () => {
+  it('cnn: folds the normalization into conv1, validates against the training graph, and round-trips through inspect', async () => {
+    const runDir = await trainedRun('cnn');
+    const out = tmp('models-');
+    const { stdout } = await cli('train/cli/export.ts', '--run', runDir, '--out', out);
+    expect(stdout).toMatch(/wrote .*cnn\/1\/model\.onnx/);
+    expect(stdout).toMatch(/0 different predictions/);
+    const path = join(out, 'cnn', '1', 'model.onnx');
+    const info = describeModel(decodeModel(readFileSync(path)));
+    expect(info.inputs).toEqual([{ name: 'input', dataType: 'FLOAT', shape: ['N', 1, 28, 28] }]);
+    expect(info.outputs.map((o) => o.name)).toEqual(['logits', 'probabilities']);
+    expect(info.ops).not.toHaveProperty('Sub'); // folded into the weights, not added as nodes
+    expect(info.metadata).toMatchObject({
+      name: 'cnn',
+      version: '1',
+      tutorial_section: '9.5',
+      epochs: '1',
+      labels: '0,1,2,3,4,5,6,7,8,9',
+    });
+    expect(Number(info.metadata.test_accuracy)).toBeGreaterThan(80);
+    const inspected = (await cli('export/cli/inspect.ts', path)).stdout;
+    expect(inspected).toMatch(/opsets ai\.onnx 17/);
+    expect(inspected).toMatch(/^ {2}probabilities: FLOAT \[N, 10\]$/m);
+    expect(inspected).toMatch(/^ {2}test_accuracy: \d+\.\d\d$/m);
+  }, 60_000);
+
+  it('densenet: BatchNorm folded into conv0, normalization as input nodes (padded first conv), same predictions', async () => {
+    const runDir = await trainedRun('densenet');
+    const out = tmp('models-');
+    const report = await exportRun({ run: runDir, out, test: data.test });
+    expect(report.foldedBatchNorms).toBe(1);
+    expect(report.normalization).toBe('nodes');
+    expect(report.disagreements).toBe(0);
+    expect(report.maxLogitDifference).toBeLessThan(1e-3);
+    // The exported file takes raw [0, 1] pixels and gives probabilities that sum to 1.
+    const session = await ort.InferenceSession.create(report.path);
+    const image = Float32Array.from(data.test.images.subarray(0, 784), (v) => v / 255);
+    const outputs = await session.run({ input: new ort.Tensor('float32', image, [1, 1, 28, 28]) });
+    const p = outputs.probabilities?.data as Float32Array;
+    expect(p.reduce((s, v) => s + v, 0)).toBeCloseTo(1, 5);
+  }, 120_000);
+
+  it('never overwrites a version without --force, and numbers new versions', async () => {
+    const runDir = await trainedRun('cnn');
+    const out = tmp('models-');
+    const first = await exportRun({ run: runDir, out, test: data.test });
+    const before = readFileSync(first.path);
+    await expect(exportRun({ run: runDir, out, version: 1, test: data.test })).rejects.toThrow(
+      /cnn\/1\/model\.onnx exists; choose another --version or pass --force/,
+    );
+    expect(readFileSync(first.path).equals(before)).toBe(true);
+    expect((await exportRun({ run: runDir, out, test: data.test })).version).toBe(2);
+    expect((await exportRun({ run: runDir, out, version: 1, force: true, test: data.test })).version).toBe(1);
+  }, 60_000);
+
+  it('refuses bad names and versions', () => {
+    for (const bad of ['../etc', 'Cnn', '-x', 'a/b', '', '..', 'a..b'])
+      expect(() => checkModelName(bad), bad).toThrow(/invalid model name/);
+    for (const bad of ['0', '-1', '1.5', 'latest', '01'])
+      expect(() => checkVersion(bad), bad).toThrow(/invalid version/);
+    expect(checkModelName('cnn-v2.1_b')).toBe('cnn-v2.1_b');
+  });
+
+  it('fails in one line on a bad run directory or name', async () => {
+    const failure = async (...args: string[]) => {
+      const e = (await cli('train/cli/export.ts', ...args).then(
+        () => undefined,
+        (x) => x,
+      )) as { code: number; stderr: string };
+      expect(e.code).toBe(1);
+      return e.stderr.trim();
+    };
+    expect(await failure('--run', '/nonexistent')).toBe('error: /nonexistent is not a run directory (no config.json)');
+    const runDir = await trainedRun('cnn');
+    expect(await failure('--run', runDir, '--name', '../../evil', '--out', tmp('m-'))).toMatch(
+      /^error: invalid model name '..\/..\/evil'/,
+    );
+    expect(existsSync(join(runDir, 'evil'))).toBe(false);
+  }, 60_000);
+});
+
+describe('inspect', () => {
+  it('reads an ONNX file made by torch.onnx.export (opset 13, Shape→Gather→Unsqueeze→Concat→Reshape flatten)', async () => {
+    const { stdout } = await cli('export/cli/inspect.ts', 'test/fixtures/torch-cnn-opset13.onnx');
+    expect(stdout).toMatch(/IR version 7, opsets ai\.onnx 13/);
+    expect(stdout).toMatch(/producer: pytorch 1\.13/);
+    expect(stdout).toMatch(/parameters: 8,490 in 6 initializers/);
+    for (const op of ['Shape', 'Gather', 'Unsqueeze', 'Concat', 'Reshape'])
+      expect(stdout).toMatch(new RegExp(`^ {2}${op} +1$`, 'm'));
+    expect(stdout).not.toMatch(/metadata:/);
+  });
+
+  it('says clearly when a file is missing or not ONNX', async () => {
+    const e = (await cli('export/cli/inspect.ts', 'package.json').then(
+      () => undefined,
+      (x) => x,
+    )) as { code: number; stderr: string };
+    expect(e.code).toBe(1);
+    expect(e.stderr.trim()).toMatch(/^error: not an ONNX model/);
+  });
+});

@@ -1,0 +1,134 @@
+/**
+ * Export a training run as a deployable model in the repository, validated first: the exported file
+ * is loaded in onnxruntime-node, run on the 10,000 test images (raw [0,1] pixels, as clients send),
+ * and compared with the training-side forward pass on the same weights (normalized pixels, unfolded
+ * graph). A mismatch fails the export and nothing is written.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { makeDeployable } from '../export/deploy/deployable.ts';
+import { METADATA_KEYS } from '../export/deploy/metadata.ts';
+import { writeModelFile } from '../export/files.ts';
+import { encodeModel } from '../export/onnx/codec.ts';
+import type { ModelProto } from '../export/onnx/schema.ts';
+import { checkModelName, checkVersion, modelPath, nextVersion } from '../export/repository.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from './data/mnist.ts';
+import { sessionOptions } from './execution.ts';
+import { inferenceModel } from './inference-model.ts';
+import { RUN_FILES, readConfig } from './run-dir.ts';
+import { ZOO } from './zoo/index.ts';
+
+export interface ExportOptions {
+  run: string;
+  name?: string;
+  version?: number | string;
+  out?: string;
+  force?: boolean;
+  /** Test data (defaults to MNIST's 10,000 test images). */
+  test?: Dataset;
+}
+
+export interface ExportReport {
+  path: string;
+  name: string;
+  version: number;
+  accuracy: number;
+  /** Largest |logit difference| between the exported model and the training-side forward pass. */
+  maxLogitDifference: number;
+  disagreements: number;
+  bytes: number;
+  normalization: string;
+  foldedBatchNorms: number;
+}
+
+/** Max |logit difference| allowed: folding reorders float32 sums, nothing more. */
+export const LOGIT_TOLERANCE = 1e-3;
+
+async function logitsOf(model: ModelProto, images: Float32Array, count: number): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(encodeModel(model), sessionOptions('cpu', { threads: 1 }));
+  try {
+    const out = new Float32Array(count * 10);
+    for (let start = 0; start < count; start += 1000) {
+      const n = Math.min(1000, count - start);
+      const input = new ort.Tensor('float32', images.subarray(start * 784, (start + n) * 784), [n, 1, 28, 28]);
+      const result = await session.run({ input });
+      out.set((result.logits as ort.Tensor).data as Float32Array, start * 10);
+    }
+    return out;
+  } finally {
+    await session.release();
+  }
+}
+
+const argmax = (row: Float32Array) => row.reduce((best, v, i, a) => (v > (a[best] as number) ? i : best), 0);
+
+export async function exportRun(options: ExportOptions): Promise<ExportReport> {
+  const config = await readConfig(options.run);
+  const checkpointPath = join(options.run, RUN_FILES.checkpoint);
+  if (!existsSync(checkpointPath))
+    throw new Error(`${options.run} has no ${RUN_FILES.checkpoint} yet (no finished epoch)`);
+  const checkpoint = await loadCheckpoint(checkpointPath);
+
+  const out = options.out ?? 'models';
+  const name = checkModelName(options.name ?? config.model);
+  const version = options.version === undefined ? nextVersion(out, name) : checkVersion(options.version);
+  const path = modelPath(out, name, version);
+  if (existsSync(path) && !options.force) throw new Error(`${path} exists; choose another --version or pass --force`);
+
+  const entry = ZOO[config.model];
+  const module = entry.build();
+  const { model: plain } = inferenceModel(module, { weights: checkpoint.trainer.tensors });
+  const { model, report } = makeDeployable(plain, {
+    mean: MNIST_MEAN,
+    std: MNIST_STD,
+    metadata: {
+      [METADATA_KEYS.name]: name,
+      [METADATA_KEYS.version]: String(version),
+      [METADATA_KEYS.architecture]: `${config.model}: ${entry.title}`,
+      [METADATA_KEYS.section]: entry.section,
+      [METADATA_KEYS.recipe]: `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}, batch ${config.batchSize}, schedule ${config.schedule}${config.augment ? ', augmented' : ''}${config.weightDecay ? `, weight decay ${config.weightDecay}` : ''}${config.labelSmoothing ? `, label smoothing ${config.labelSmoothing}` : ''}, seed ${config.seed}`,
+      [METADATA_KEYS.epochs]: String(checkpoint.epoch),
+      [METADATA_KEYS.date]: new Date().toISOString(),
+      [METADATA_KEYS.producer]: 'mnist-onnx-cnn',
+      [METADATA_KEYS.precision]: 'fp32',
+    },
+  });
+
+  const test = options.test ?? (await loadMnist('test'));
+  const raw = Float32Array.from(test.images, (v) => v / 255);
+  const [reference, exported] = await Promise.all([
+    logitsOf(plain, normalize(test.images), test.count),
+    logitsOf(model, raw, test.count),
+  ]);
+  let maxLogitDifference = 0;
+  let disagreements = 0;
+  let correct = 0;
+  for (let i = 0; i < test.count; i++) {
+    const a = reference.subarray(i * 10, i * 10 + 10);
+    const b = exported.subarray(i * 10, i * 10 + 10);
+    for (let k = 0; k < 10; k++)
+      maxLogitDifference = Math.max(maxLogitDifference, Math.abs((a[k] as number) - (b[k] as number)));
+    if (argmax(a) !== argmax(b)) disagreements++;
+    if (argmax(b) === test.labels[i]) correct++;
+  }
+  const accuracy = (100 * correct) / test.count;
+  if (maxLogitDifference > LOGIT_TOLERANCE || disagreements > 0) {
+    throw new Error(
+      `validation failed, nothing written: the exported model differs from the training graph (max |Δlogit| ${maxLogitDifference.toExponential(2)}, ${disagreements} different predictions)`,
+    );
+  }
+  model.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
+  await writeModelFile(path, model);
+  return {
+    path,
+    name,
+    version,
+    accuracy,
+    maxLogitDifference,
+    disagreements,
+    bytes: encodeModel(model).length,
+    ...report,
+  };
+}
