@@ -12,8 +12,7 @@ export function foldBatchNorms(editor: GraphEditor): number {
   for (const bn of editor.nodes.filter((n) => n.op_type === 'BatchNormalization')) {
     const convOut = bn.input[0] as string;
     const conv = editor.producer(convOut);
-    if (!conv || conv.op_type !== 'Conv' || editor.consumers(convOut).length !== 1 || editor.isGraphOutput(convOut))
-      continue;
+    if (conv?.op_type !== 'Conv' || editor.consumers(convOut).length !== 1 || editor.isGraphOutput(convOut)) continue;
     if (editor.attrInt(bn, 'training_mode', 0) !== 0) continue;
     const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => editor.floatInitializer(bn.input[i]));
     const weight = editor.floatInitializer(conv.input[1]);
