@@ -82,6 +82,30 @@ describe('export', () => {
     expect((await exportRun({ run: runDir, out, version: 1, force: true, test: data.test })).version).toBe(1);
   }, 60_000);
 
+  it('fp16 and int8 variants: half and a quarter of the size, within the accuracy bounds they report, runnable in ORT', async () => {
+    const runDir = await trainedRun('cnn', 2);
+    const out = tmp('models-');
+    const fp16 = await exportRun({ run: runDir, out, variant: 'fp16', test: data.test });
+    const int8 = await exportRun({ run: runDir, out, variant: 'int8', test: data.test });
+    for (const r of [fp16, int8]) {
+      const v = r.variant;
+      expect(v).toBeDefined();
+      if (!v) continue;
+      expect(v.fp32Accuracy - r.accuracy).toBeLessThanOrEqual(v.variant === 'fp16' ? 0.1 : 1);
+      const info = describeModel(decodeModel(readFileSync(r.path)));
+      expect(info.parameterCount).toBe(8_490);
+      expect(info.metadata.precision).toMatch(v.variant === 'fp16' ? /^fp16 weights/ : /^int8 weights/);
+      // Runs in a plain ORT session and agrees with the float32 model on nearly every test image.
+      const session = await ort.InferenceSession.create(r.path);
+      const image = Float32Array.from(data.test.images.subarray(0, 784), (x) => x / 255);
+      const p = (await session.run({ input: new ort.Tensor('float32', image, [1, 1, 28, 28]) })).probabilities
+        ?.data as Float32Array;
+      expect(p.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 4);
+    }
+    expect(fp16.bytes / (fp16.variant?.fp32Bytes ?? 1)).toBeLessThan(0.6);
+    expect(int8.bytes / (int8.variant?.fp32Bytes ?? 1)).toBeLessThan(0.35);
+  }, 120_000);
+
   it('refuses bad names and versions', () => {
     for (const bad of ['../etc', 'Cnn', '-x', 'a/b', '', '..', 'a..b'])
       expect(() => checkModelName(bad), bad).toThrow(/invalid model name/);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { makeDeployable } from '../export/deploy/deployable.ts';
 import { METADATA_KEYS } from '../export/deploy/metadata.ts';
+import { makeVariant, type Variant } from '../export/deploy/precision.ts';
 import { writeModelFile } from '../export/files.ts';
 import { encodeModel } from '../export/onnx/codec.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
@@ -26,6 +27,8 @@ export interface ExportOptions {
   version?: number | string;
   out?: string;
   force?: boolean;
+  /** Write a smaller weight-only variant instead of float32. */
+  variant?: Variant;
   /** Test data (defaults to MNIST's 10,000 test images). */
   test?: Dataset;
 }
@@ -41,6 +44,33 @@ export interface ExportReport {
   bytes: number;
   normalization: string;
   foldedBatchNorms: number;
+  /** For a variant: how it compares with the float32 model. */
+  variant?: VariantReport;
+}
+
+export interface VariantReport {
+  variant: Variant;
+  fp32Bytes: number;
+  fp32Accuracy: number;
+  /** Mean batch-1 latency in ms, measured side by side. */
+  fp32LatencyMs: number;
+  latencyMs: number;
+}
+
+/** Largest accuracy drop (percentage points) a variant may cost before the export refuses it. */
+export const VARIANT_MAX_DROP: Record<Variant, number> = { fp16: 0.1, int8: 1 };
+
+async function batchOneLatency(model: ModelProto, image: Float32Array, runs = 300): Promise<number> {
+  const session = await ort.InferenceSession.create(encodeModel(model), sessionOptions('cpu', { threads: 1 }));
+  try {
+    const feed = () => ({ input: new ort.Tensor('float32', image, [1, 1, 28, 28]) });
+    for (let i = 0; i < 20; i++) await session.run(feed());
+    const start = performance.now();
+    for (let i = 0; i < runs; i++) await session.run(feed());
+    return (performance.now() - start) / runs;
+  } finally {
+    await session.release();
+  }
 }
 
 /** Max |logit difference| allowed: folding reorders float32 sums, nothing more. */
@@ -102,25 +132,53 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     logitsOf(plain, normalize(test.images), test.count),
     logitsOf(model, raw, test.count),
   ]);
+  const accuracyOf = (logits: Float32Array) => {
+    let hits = 0;
+    for (let i = 0; i < test.count; i++) if (argmax(logits.subarray(i * 10, i * 10 + 10)) === test.labels[i]) hits++;
+    return (100 * hits) / test.count;
+  };
   let maxLogitDifference = 0;
   let disagreements = 0;
-  let correct = 0;
   for (let i = 0; i < test.count; i++) {
     const a = reference.subarray(i * 10, i * 10 + 10);
     const b = exported.subarray(i * 10, i * 10 + 10);
     for (let k = 0; k < 10; k++)
       maxLogitDifference = Math.max(maxLogitDifference, Math.abs((a[k] as number) - (b[k] as number)));
     if (argmax(a) !== argmax(b)) disagreements++;
-    if (argmax(b) === test.labels[i]) correct++;
   }
-  const accuracy = (100 * correct) / test.count;
   if (maxLogitDifference > LOGIT_TOLERANCE || disagreements > 0) {
     throw new Error(
       `validation failed, nothing written: the exported model differs from the training graph (max |Δlogit| ${maxLogitDifference.toExponential(2)}, ${disagreements} different predictions)`,
     );
   }
-  model.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
-  await writeModelFile(path, model);
+  let final = model;
+  let accuracy = accuracyOf(exported);
+  let variantReport: VariantReport | undefined;
+  if (options.variant) {
+    const variant = options.variant;
+    final = makeVariant(model, variant);
+    const fp32Accuracy = accuracy;
+    accuracy = accuracyOf(await logitsOf(final, raw, test.count));
+    const image = raw.subarray(0, 784);
+    variantReport = {
+      variant,
+      fp32Bytes: encodeModel(model).length,
+      fp32Accuracy,
+      fp32LatencyMs: await batchOneLatency(model, image),
+      latencyMs: await batchOneLatency(final, image),
+    };
+    if (fp32Accuracy - accuracy > VARIANT_MAX_DROP[variant]) {
+      throw new Error(
+        `validation failed, nothing written: the ${variant} variant loses ${(fp32Accuracy - accuracy).toFixed(2)} pp of accuracy (allowed ${VARIANT_MAX_DROP[variant]})`,
+      );
+    }
+    const precision = final.metadata_props?.find((p) => p.key === METADATA_KEYS.precision);
+    if (precision)
+      precision.value =
+        variant === 'fp16' ? 'fp16 weights, fp32 compute' : 'int8 weights (per-channel symmetric), fp32 compute';
+  }
+  final.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
+  await writeModelFile(path, final);
   return {
     path,
     name,
@@ -128,7 +186,8 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     accuracy,
     maxLogitDifference,
     disagreements,
-    bytes: encodeModel(model).length,
+    bytes: encodeModel(final).length,
     ...report,
+    ...(variantReport ? { variant: variantReport } : {}),
   };
 }

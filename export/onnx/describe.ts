@@ -28,7 +28,7 @@ export interface ModelDescription {
   ops: Record<string, number>;
   nodeCount: number;
   initializerCount: number;
-  /** Elements in floating-point initializers (weights and biases). */
+  /** Elements in weight initializers (float, or int8 for quantized weights; not shapes, scales or zero points). */
   parameterCount: number;
   metadata: Record<string, string>;
 }
@@ -47,7 +47,14 @@ function describeValue(value: ValueInfoProto): ValueDescription {
   };
 }
 
-const FLOAT_TYPES = new Set<number>([DataType.FLOAT, DataType.DOUBLE, DataType.FLOAT16]);
+/** Element types that hold weights (int8/uint8 for quantized ones); int64 initializers are shapes and axes. */
+const WEIGHT_TYPES = new Set<number>([
+  DataType.FLOAT,
+  DataType.DOUBLE,
+  DataType.FLOAT16,
+  DataType.INT8,
+  DataType.UINT8,
+]);
 
 export function describeModel(model: ModelProto): ModelDescription {
   const graph = model.graph ?? {};
@@ -58,6 +65,12 @@ export function describeModel(model: ModelProto): ModelDescription {
     const key = node.domain ? `${node.domain}.${node.op_type}` : node.op_type;
     histogram.set(key, (histogram.get(key) ?? 0) + 1);
   }
+  // Scales and zero points of (De)QuantizeLinear describe weights; they are not weights themselves.
+  const quantizationParams = new Set(
+    (graph.node ?? [])
+      .filter((n) => n.op_type === 'DequantizeLinear' || n.op_type === 'QuantizeLinear')
+      .flatMap((n) => n.input.slice(1)),
+  );
   const opsets = (model.opset_import ?? []).map((o) => ({ domain: o.domain ?? '', version: toNumber(o.version) }));
   return {
     irVersion: toNumber(model.ir_version),
@@ -73,7 +86,7 @@ export function describeModel(model: ModelProto): ModelDescription {
     nodeCount: graph.node?.length ?? 0,
     initializerCount: initializers.length,
     parameterCount: initializers
-      .filter((t) => FLOAT_TYPES.has(t.data_type ?? 0))
+      .filter((t) => WEIGHT_TYPES.has(t.data_type ?? 0) && !quantizationParams.has(t.name ?? ''))
       .reduce((sum, t) => sum + sizeOf((t.dims ?? []).map(toNumber)), 0),
     metadata: Object.fromEntries((model.metadata_props ?? []).map((p) => [p.key ?? '', p.value ?? ''])),
   };
