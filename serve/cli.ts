@@ -1,0 +1,70 @@
+/**
+ * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
+ *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--cors]
+ *
+ * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
+ * /metrics, /docs, and the built web demo at /. Ctrl-C or SIGTERM stops it gracefully.
+ */
+import { resolve } from 'node:path';
+import { Command } from 'commander';
+import { runCli } from '../export/cli/run-cli.ts';
+import { nonNegativeNumber, oneOf, positiveInt } from '../train/cli/options.ts';
+import { DEVICES, type Device } from '../train/execution.ts';
+import { startServer } from './server.ts';
+
+const program = new Command('serve')
+  .description('Serve the model repository over HTTP')
+  .option('--models <dir>', 'model repository (<name>/<version>/model.onnx)', 'models')
+  .option('--port <n>', 'port', (v) => (v === '0' ? 0 : positiveInt(v)), 8080)
+  .option('--host <host>', 'address to listen on', '127.0.0.1')
+  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), 'cpu' as Device)
+  .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, 1)
+  .option('--max-batch <n>', 'largest batch one ORT run takes', positiveInt, 64)
+  .option(
+    '--batch-delay-ms <ms>',
+    'how long the first request waits for company (0: no batching delay)',
+    nonNegativeNumber,
+    2,
+  )
+  .option('--cors', 'allow cross-origin requests', false)
+  .option('--quiet', 'no per-request log lines', false)
+  .parse();
+
+await runCli(async () => {
+  const o = program.opts<{
+    models: string;
+    port: number;
+    host: string;
+    device: Device;
+    threads: number;
+    maxBatch: number;
+    batchDelayMs: number;
+    cors: boolean;
+    quiet: boolean;
+  }>();
+  const server = await startServer({
+    models: o.models,
+    port: o.port,
+    host: o.host,
+    device: o.device,
+    threads: o.threads,
+    maxBatch: o.maxBatch,
+    batchDelayMs: o.batchDelayMs,
+    cors: o.cors,
+    webRoot: resolve(import.meta.dirname, '../web-demo/dist'),
+    log: (line) => console.log(line),
+    requestLog: !o.quiet,
+  });
+  if (server.repository.readyCount === 0)
+    console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
+  console.log(
+    `serving on ${server.url}  (POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
+  );
+  const stop = async (signal: string) => {
+    console.log(`${signal}: finishing in-flight requests and stopping`);
+    await server.close();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+});

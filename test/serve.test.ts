@@ -1,0 +1,322 @@
+/** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
+import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { PNG } from 'pngjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { take } from '../train/data/mnist.ts';
+import { exportRun } from '../train/export-run.ts';
+import { makeModelRepository } from './helpers/model-repo.ts';
+
+let server: RunningServer;
+let repo: Awaited<ReturnType<typeof makeModelRepository>>;
+
+const post = (path: string, body: BodyInit, type = 'application/json') =>
+  fetch(`${server.url}${path}`, { method: 'POST', body, headers: { 'content-type': type } });
+const get = (path: string) => fetch(`${server.url}${path}`);
+const json = async (r: Response) => ({ status: r.status, body: (await r.json()) as Record<string, unknown> });
+
+/** MNIST test image `i` as raw [0,1] pixels. */
+const pixels = (i: number) => Array.from(repo.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+
+/** The same digit as a photo of paper: dark ink on white, 5× larger, off-centre in a 200×160 PNG. */
+function paperPng(i: number): Buffer {
+  const png = new PNG({ width: 200, height: 160 });
+  png.data.fill(255);
+  const p = pixels(i);
+  for (let y = 0; y < 140; y++)
+    for (let x = 0; x < 140; x++) {
+      const v = p[Math.floor(y / 5) * 28 + Math.floor(x / 5)] as number;
+      const o = ((y + 10) * 200 + (x + 40)) * 4;
+      png.data[o] = png.data[o + 1] = png.data[o + 2] = Math.round(255 * (1 - v));
+    }
+  return PNG.sync.write(png);
+}
+
+beforeAll(async () => {
+  repo = await makeModelRepository();
+  server = await startServer({ models: repo.root, port: 0, watchIntervalMs: 200, batchDelayMs: 2, maxBatch: 64 });
+}, 120_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const waitFor = async (check: () => Promise<boolean>, ms = 10_000) => {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('timed out waiting');
+};
+
+describe('health, metadata, docs', () => {
+  it('answers the v2 health and metadata endpoints', async () => {
+    expect(await json(await get('/v2'))).toMatchObject({ status: 200, body: { name: 'mnist-onnx-cnn' } });
+    expect(await json(await get('/v2/health/live'))).toEqual({ status: 200, body: { live: true } });
+    expect(await json(await get('/v2/health/ready'))).toEqual({ status: 200, body: { ready: true } });
+    const meta = await json(await get('/v2/models/cnn'));
+    expect(meta.body).toMatchObject({
+      name: 'cnn',
+      versions: ['1'],
+      platform: 'onnxruntime_onnx',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+    });
+    expect((await json(await get('/v2/models/cnn/versions/1'))).status).toBe(200);
+    expect(await json(await get('/v2/models/cnn/versions/1/ready'))).toEqual({
+      status: 200,
+      body: { name: 'cnn', ready: true },
+    });
+    expect(await json(await get('/v2/models/nope/ready'))).toMatchObject({
+      status: 404,
+      body: { error: { code: 'model_not_found' } },
+    });
+  });
+
+  it('lists models with their metadata for the web demo', async () => {
+    const { body } = await json(await get('/api/models'));
+    const list = body as unknown as {
+      name: string;
+      versions: { version: number; ready: boolean; metadata?: Record<string, string> }[];
+    }[];
+    expect(list.map((m) => m.name)).toEqual(['cnn', 'torchcnn']);
+    expect(list[0]?.versions[0]).toMatchObject({
+      version: 1,
+      ready: true,
+      metadata: { name: 'cnn', tutorial_section: '9.5' },
+    });
+  });
+
+  it('serves OpenAPI, Swagger UI and Prometheus metrics', async () => {
+    const spec = (await (await get('/openapi.json')).json()) as { paths: Record<string, unknown> };
+    expect(Object.keys(spec.paths)).toEqual(
+      expect.arrayContaining(['/predict/{model}/{version}', '/v2/models/{model}/infer']),
+    );
+    expect(await (await get('/docs')).text()).toMatch(/swagger/i);
+    await post('/predict', JSON.stringify({ pixels: pixels(0) }));
+    const metrics = await (await get('/metrics')).text();
+    expect(metrics).toMatch(/http_requests_total\{route="\/predict",method="POST",status="200"\} \d+/);
+    expect(metrics).toMatch(/inference_batch_size_count\{model="cnn"\} \d+/);
+  });
+});
+
+describe('/predict', () => {
+  it('reads pixels, 28×28 rows, batches, base64 images, raw PNG bodies and multipart uploads alike', async () => {
+    const flat = await json(await post('/predict', JSON.stringify({ pixels: pixels(0) })));
+    expect(flat.status).toBe(200);
+    expect(flat.body).toMatchObject({ model: 'cnn', version: 1, prediction: repo.test.labels[0] });
+    expect((flat.body.probabilities as number[]).reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6);
+
+    const rows = Array.from({ length: 28 }, (_, y) => pixels(0).slice(y * 28, y * 28 + 28));
+    expect((await json(await post('/predict/cnn', JSON.stringify({ pixels: rows })))).body.probabilities).toEqual(
+      flat.body.probabilities,
+    );
+
+    const batch = await json(
+      await post('/predict/cnn/1', JSON.stringify({ inputs: [pixels(0), pixels(1), pixels(2)] })),
+    );
+    expect((batch.body as unknown as { prediction: number }[]).map((r) => r.prediction)).toEqual(
+      Array.from(repo.test.labels.subarray(0, 3)),
+    );
+
+    // A photo-like PNG of the same digits (dark on white, large, off-centre) reads the same way.
+    for (const i of [0, 1, 2]) {
+      const png = paperPng(i);
+      const expected = repo.test.labels[i];
+      expect(
+        (await json(await post('/predict', JSON.stringify({ image: png.toString('base64') })))).body.prediction,
+      ).toBe(expected);
+      expect((await json(await post('/predict', new Uint8Array(png), 'image/png'))).body.prediction).toBe(expected);
+      const form = new FormData();
+      form.set('file', new Blob([new Uint8Array(png)], { type: 'image/png' }), 'digit.png');
+      const multipart = await fetch(`${server.url}/predict`, { method: 'POST', body: form });
+      expect((await json(multipart)).body.prediction).toBe(expected);
+    }
+  });
+
+  it('serves ONNX made by torch.onnx.export, normalizing its input as the tutorial trained it', async () => {
+    const image = pixels(0);
+    const { body } = await json(await post('/predict/torchcnn', JSON.stringify({ pixels: image })));
+    const session = await ort.InferenceSession.create('test/fixtures/torch-cnn-opset13.onnx');
+    const normalized = Float32Array.from(image, (v) => (v - 0.1307) / 0.3081);
+    const logits = (await session.run({ input: new ort.Tensor('float32', normalized, [1, 1, 28, 28]) })).logits
+      ?.data as Float32Array;
+    const expected = Array.from(logits).indexOf(Math.max(...logits));
+    expect(body.prediction).toBe(expected);
+  });
+});
+
+describe('Open Inference Protocol v2', () => {
+  it('infer: FP32 row-major tensors in, logits and probabilities out, equal to /predict', async () => {
+    const data = [...pixels(3), ...pixels(4)];
+    const r = await json(
+      await post(
+        '/v2/models/cnn/infer',
+        JSON.stringify({ id: 'req-1', inputs: [{ name: 'input', shape: [2, 1, 28, 28], datatype: 'FP32', data }] }),
+      ),
+    );
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ model_name: 'cnn', model_version: '1', id: 'req-1' });
+    const outputs = r.body.outputs as { name: string; shape: number[]; data: number[] }[];
+    expect(outputs.map((o) => [o.name, o.shape])).toEqual([
+      ['logits', [2, 10]],
+      ['probabilities', [2, 10]],
+    ]);
+    const viaPredict = await json(await post('/predict', JSON.stringify({ inputs: [pixels(3), pixels(4)] })));
+    const probs = (viaPredict.body as unknown as { probabilities: number[] }[]).flatMap((p) => p.probabilities);
+    outputs[1]?.data.forEach((v, i) => expect(v).toBeCloseTo(probs[i] as number, 6));
+    const only = await json(
+      await post(
+        '/v2/models/cnn/versions/1/infer',
+        JSON.stringify({
+          inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: pixels(3) }],
+          outputs: [{ name: 'probabilities' }],
+        }),
+      ),
+    );
+    expect((only.body.outputs as { name: string }[]).map((o) => o.name)).toEqual(['probabilities']);
+  });
+});
+
+describe('bad input', () => {
+  it('answers 100+ generated bad requests with 4xx JSON and stays healthy', async () => {
+    const good = pixels(0);
+    const bad: [string, BodyInit, string?][] = [];
+    const bodies: unknown[] = [
+      {},
+      { pixels: [] },
+      { pixels: good.slice(1) },
+      { pixels: [...good, 0] },
+      { pixels: good.map(() => 2) },
+      { pixels: good.map(() => -0.1) },
+      { pixels: good.map((_, i) => (i === 5 ? 'x' : 0)) },
+      { pixels: good.map((_, i) => (i === 5 ? null : 0)) },
+      { pixels: 'abc' },
+      { pixels: Array.from({ length: 28 }, () => new Array(27).fill(0)) },
+      { inputs: [] },
+      { inputs: [good.slice(3)] },
+      { image: '' },
+      { image: '!!!not base64!!!' },
+      { image: Buffer.from('hello').toString('base64') },
+      { image: paperPng(0).subarray(0, 100).toString('base64') },
+      { pixels: good, extra: 1 },
+      [1, 2, 3],
+      null,
+      42,
+    ];
+    for (const b of bodies) bad.push(['/predict', JSON.stringify(b)]);
+    for (let i = 0; i < 48; i++) {
+      const p = [...good];
+      p[(i * 37) % 784] = [Number.NaN, 1.5, -1, 1e9][i % 4] as number;
+      bad.push(['/predict', JSON.stringify({ pixels: p }).replace('null', 'NaN')]);
+    }
+    for (let i = 0; i < 20; i++) bad.push(['/predict', `{"pixels": [${'0,'.repeat(i)}`]);
+    bad.push(
+      ['/predict', 'hello', 'text/plain'],
+      ['/predict', new Uint8Array([1, 2, 3]), 'image/png'],
+      ['/predict', new Uint8Array([0xff, 0xd8, 0xff, 0]), 'image/jpeg'],
+    );
+    bad.push(
+      ['/predict/nope', JSON.stringify({ pixels: good })],
+      ['/predict/cnn/9', JSON.stringify({ pixels: good })],
+      ['/predict/cnn/x', JSON.stringify({ pixels: good })],
+    );
+    // A PNG header claiming 100000×100000 pixels: refused before decompression.
+    const bomb = Buffer.from(paperPng(0));
+    bomb.writeUInt32BE(100_000, 16);
+    bomb.writeUInt32BE(100_000, 20);
+    bad.push(['/predict', new Uint8Array(bomb), 'image/png']);
+    const blank = new PNG({ width: 50, height: 50 });
+    blank.data.fill(255);
+    bad.push(['/predict', new Uint8Array(PNG.sync.write(blank)), 'image/png']);
+    const v2 = (input: unknown) => ['/v2/models/cnn/infer', JSON.stringify({ inputs: [input] })] as [string, string];
+    bad.push(
+      v2({ name: 'input', shape: [1, 784], datatype: 'FP64', data: good }),
+      v2({ name: 'input', shape: [1, 783], datatype: 'FP32', data: good.slice(1) }),
+      v2({ name: 'input', shape: [2, 784], datatype: 'FP32', data: good }),
+      v2({ name: 'input', shape: [1, 784], datatype: 'FP32', data: good.map(() => 7) }),
+      v2({ name: 'input', shape: [1, 784], datatype: 'FP32', data: 'x' }),
+      ['/v2/models/cnn/infer', JSON.stringify({ inputs: [] })],
+      ['/v2/models/cnn/infer', 'not json'],
+    );
+    bad.push(['/predict', JSON.stringify({ pixels: new Array(300_000).fill(0.5) })]); // > 1 MiB
+    expect(bad.length).toBeGreaterThanOrEqual(100);
+
+    for (const [path, body, type] of bad) {
+      const r = await post(path, body, type);
+      const payload = (await r.json()) as { error?: { code: string; message: string } };
+      const what = `${path} ${String(body).slice(0, 80)}`;
+      expect(r.status, what).toBeGreaterThanOrEqual(400);
+      expect(r.status, `${what}: ${JSON.stringify(payload)}`).toBeLessThan(500);
+      expect(payload.error?.code).toMatch(/^[a-z0-9_]+$/);
+      expect(payload.error?.message.length).toBeGreaterThan(0);
+    }
+    expect((await post('/predict', 'x', 'text/plain')).status).toBe(415);
+    expect((await post('/predict', JSON.stringify({ pixels: new Array(300_000).fill(0.5) }))).status).toBe(413);
+    expect((await post('/predict/nope', JSON.stringify({ pixels: good }))).status).toBe(404);
+    expect((await json(await post('/predict', JSON.stringify({ pixels: good })))).body.prediction).toBe(
+      repo.test.labels[0],
+    );
+  }, 60_000);
+});
+
+describe('dynamic batching', () => {
+  it('500 concurrent requests are batched and answered exactly as one by one', async () => {
+    const ids = Array.from({ length: 500 }, (_, i) => i % 200);
+    const single: number[][] = [];
+    for (const i of ids.slice(0, 200))
+      single.push(
+        (await json(await post('/predict', JSON.stringify({ pixels: pixels(i) })))).body.probabilities as number[],
+      );
+    const before = await (await get('/metrics')).text();
+    const concurrent = await Promise.all(
+      ids.map(
+        async (i) =>
+          (await json(await post('/predict', JSON.stringify({ pixels: pixels(i) })))).body.probabilities as number[],
+      ),
+    );
+    concurrent.forEach((p, k) => expect(p).toEqual(single[ids[k] as number]));
+    const after = await (await get('/metrics')).text();
+    const runs = (t: string) => Number(/inference_batch_size_count\{model="cnn"\} (\d+)/.exec(t)?.[1]);
+    // 500 requests in fewer ORT runs (here the client shares the server's event loop, and parsing
+    // the JSON bodies paces arrivals; the benchmark measures batching under real load).
+    const used = runs(after) - runs(before);
+    console.log(`500 concurrent requests: ${used} ORT runs, ${(500 / used).toFixed(1)} images per run on average`);
+    expect(used).toBeLessThan(400);
+  }, 60_000);
+});
+
+describe('hot reload', () => {
+  it('loads a new version while serving, keeps serving through a corrupt file, unloads removed versions', async () => {
+    const v2 = join(repo.root, 'cnn', '2');
+    await exportRun({ run: repo.runDir, out: repo.root, version: 2, test: take(repo.test, 500) });
+    await waitFor(
+      async () => (await json(await post('/predict', JSON.stringify({ pixels: pixels(0) })))).body.version === 2,
+    );
+
+    mkdirSync(join(repo.root, 'cnn', '3'));
+    writeFileSync(join(repo.root, 'cnn', '3', 'model.onnx'), 'this is not onnx');
+    await waitFor(async () => /model_load_failures_total\{model="cnn"\} 1/.test(await (await get('/metrics')).text()));
+    expect((await get('/v2/models/cnn/versions/3/ready')).status).toBe(503);
+    const still = await json(await post('/predict/cnn', JSON.stringify({ pixels: pixels(0) })));
+    expect(still.body).toMatchObject({ version: 2, prediction: repo.test.labels[0] });
+    const listed = (await json(await get('/api/models'))).body as unknown as {
+      name: string;
+      versions: { version: number; error?: string }[];
+    }[];
+    expect(listed[0]?.versions.find((v) => v.version === 3)?.error).toMatch(/not an ONNX model/);
+
+    // A corrupt file over a serving version doesn't replace it either.
+    copyFileSync(join(repo.root, 'cnn', '3', 'model.onnx'), join(v2, 'model.onnx'));
+    await waitFor(async () => /model_load_failures_total\{model="cnn"\} 2/.test(await (await get('/metrics')).text()));
+    expect((await json(await post('/predict/cnn/2', JSON.stringify({ pixels: pixels(0) })))).status).toBe(200);
+
+    rmSync(v2, { recursive: true });
+    rmSync(join(repo.root, 'cnn', '3'), { recursive: true });
+    await waitFor(
+      async () => (await json(await post('/predict', JSON.stringify({ pixels: pixels(0) })))).body.version === 1,
+    );
+    expect((await get('/v2/models/cnn/versions/2')).status).toBe(404);
+  }, 60_000);
+});
