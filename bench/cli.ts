@@ -9,6 +9,7 @@ import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
 import { writeFileAtomic } from '../export/files.ts';
 import { isModelName, type ModelName } from '../train/zoo/index.ts';
+import { serveLoad } from './serve-load.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';
 import { ourTrainingThroughput } from './train-throughput.ts';
 
@@ -25,13 +26,37 @@ const TUTORIAL_MODELS: ModelName[] = [
 
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
-  .option('--what <what>', 'which benchmark: train', 'train')
+  .option('--what <what>', 'which benchmark: train, serve or all', 'all')
   .option('--models <list>', 'comma-separated model names', TUTORIAL_MODELS.join(','))
   .option('--threads <list>', 'comma-separated intra-op thread counts', '1,2')
   .option('--batch <n>', 'batch size', '64')
   .option('--rounds <n>', 'alternating rounds per configuration', '3')
   .option('--seconds <s>', 'seconds per measurement', '2')
   .parse();
+
+/** Loopback HTTP load on /predict, with and without dynamic batching; writes bench/results-serve.{md,json}. */
+async function benchServe(seconds: number): Promise<void> {
+  const { rows, inProcessMs } = await serveLoad([1, 16, 64], Math.max(seconds, 3));
+  const md = [
+    '# Inference server: POST /predict (JSON pixels), simple CNN, loopback',
+    '',
+    `autocannon, ${Math.max(seconds, 3)} s per row; server in its own process, 1 ORT thread. In-process ORT batch-1 latency: ${inProcessMs.toFixed(3)} ms.`,
+    '',
+    '| batching | images/request | connections | requests/s | predictions/s | p50 ms | p99 ms |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+    ...rows.map(
+      (r) =>
+        `| ${r.batching ? 'on (≤64, 1 ms)' : 'off'} | ${r.imagesPerRequest} | ${r.connections} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond * r.imagesPerRequest).toFixed(0)} | ${r.p50} | ${r.p99} |`,
+    ),
+    '',
+  ].join('\n');
+  console.log(md);
+  await writeFileAtomic(new URL('./results-serve.md', import.meta.url).pathname, md);
+  await writeFileAtomic(
+    new URL('./results-serve.json', import.meta.url).pathname,
+    `${JSON.stringify({ inProcessMs, rows }, null, 2)}\n`,
+  );
+}
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -49,7 +74,10 @@ await runCli(async () => {
     rounds: string;
     seconds: string;
   }>();
-  if (o.what !== 'train') throw new Error(`unknown benchmark '${o.what}'; available: train`);
+  if (!['train', 'serve', 'all'].includes(o.what))
+    throw new Error(`unknown benchmark '${o.what}'; available: train, serve, all`);
+  if (o.what === 'serve' || o.what === 'all') await benchServe(Number(o.seconds));
+  if (o.what === 'serve') return;
   const models = o.models.split(',').map((m) => {
     if (!isModelName(m)) throw new Error(`unknown model '${m}'`);
     return m;

@@ -61,8 +61,13 @@ function lookup(repository: ModelRepository, name?: string, version?: string): S
   }
 }
 
-function flattenPixels(pixels: number[] | number[][]): number[] {
-  return (pixels as (number | number[])[]).flat() as number[];
+/** Copy one image (784 numbers, or 28 rows of 28 — already validated) into `out` at `offset`. */
+function copyPixels(pixels: number[] | number[][], out: Float32Array, offset = 0): void {
+  if (pixels.length === 784) {
+    out.set(pixels as number[], offset);
+    return;
+  }
+  (pixels as number[][]).forEach((row, y) => out.set(row, offset + y * 28));
 }
 
 function imageToInput(bytes: Uint8Array): Float32Array {
@@ -128,10 +133,14 @@ async function predictInputs(
   const parsed = PredictJsonSchema.safeParse(json);
   if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
   const body: PredictJson = parsed.data;
-  if ('pixels' in body) return { images: Float32Array.from(flattenPixels(body.pixels)), count: 1, batch: false };
+  if ('pixels' in body) {
+    const images = new Float32Array(784);
+    copyPixels(body.pixels, images);
+    return { images, count: 1, batch: false };
+  }
   if ('inputs' in body) {
     const images = new Float32Array(body.inputs.length * 784);
-    body.inputs.forEach((p, i) => images.set(flattenPixels(p), i * 784));
+    body.inputs.forEach((p, i) => copyPixels(p, images, i * 784));
     return { images, count: body.inputs.length, batch: true };
   }
   const base64 = body.image.replace(/^data:image\/[a-z]+;base64,/, '');

@@ -320,3 +320,40 @@ describe('hot reload', () => {
     expect((await get('/v2/models/cnn/versions/2')).status).toBe(404);
   }, 60_000);
 });
+
+describe('npm run serve', () => {
+  it('logs the provider per model, and on SIGTERM finishes in-flight requests, then exits 0', async () => {
+    const { spawn } = await import('node:child_process');
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'serve/cli.ts', '--models', repo.root, '--port', '0', '--quiet'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    let output = '';
+    const url = await new Promise<string>((resolve, reject) => {
+      child.stdout.on('data', (d: Buffer) => {
+        output += d.toString();
+        const m = /serving on (http:\/\/[^\s]+)/.exec(output);
+        if (m?.[1]) resolve(m[1]);
+      });
+      child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
+    });
+    expect(output).toMatch(/loaded cnn\/1 on cpu/);
+    const big = JSON.stringify({ inputs: Array.from({ length: 200 }, (_, i) => pixels(i % 100)) }); // under 1 MiB
+    const inFlight = fetch(`${url}/predict`, {
+      method: 'POST',
+      body: big,
+      headers: { 'content-type': 'application/json' },
+    });
+    await new Promise((r) => setTimeout(r, 30));
+    child.kill('SIGTERM');
+    const response = await inFlight;
+    expect(response.status).toBe(200);
+    expect((await response.json()) as unknown[]).toHaveLength(200);
+    const code = await new Promise((r) => child.once('exit', r));
+    expect(code).toBe(0);
+    expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
+  }, 60_000);
+});

@@ -1,0 +1,120 @@
+/**
+ * Loopback load on /predict (autocannon) at several concurrencies, with and without dynamic
+ * batching, next to in-process ORT latency. The server runs in a child process (npm run serve), as
+ * users run it; the model is the simple CNN with fresh weights (latency doesn't depend on them).
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import autocannon from 'autocannon';
+import * as ort from 'onnxruntime-node';
+import { makeDeployable } from '../export/deploy/deployable.ts';
+import { writeModelFile } from '../export/files.ts';
+import { encodeModel } from '../export/onnx/codec.ts';
+import { modelPath } from '../export/repository.ts';
+import { MNIST_MEAN, MNIST_STD } from '../train/data/mnist.ts';
+import { sessionOptions } from '../train/execution.ts';
+import { inferenceModel } from '../train/inference-model.ts';
+import { ZOO } from '../train/zoo/index.ts';
+
+export interface LoadRow {
+  batching: boolean;
+  /** Images per request ({"inputs": [...]} when > 1). */
+  imagesPerRequest: number;
+  connections: number;
+  requestsPerSecond: number;
+  p50: number;
+  p99: number;
+}
+
+async function modelRepository(): Promise<{ root: string; bytes: Uint8Array }> {
+  const root = mkdtempSync(join(tmpdir(), 'bench-models-'));
+  const { model } = makeDeployable(inferenceModel(ZOO.cnn.build(), { seed: 0 }).model, {
+    mean: MNIST_MEAN,
+    std: MNIST_STD,
+    metadata: {},
+  });
+  await writeModelFile(modelPath(root, 'cnn', 1), model);
+  return { root, bytes: encodeModel(model) };
+}
+
+/** Mean batch-1 latency of an in-process ORT session, in ms. */
+export async function inProcessLatency(bytes: Uint8Array, runs = 2000): Promise<number> {
+  const session = await ort.InferenceSession.create(bytes, sessionOptions('cpu', { threads: 1 }));
+  const image = new Float32Array(784).fill(0.1);
+  const feed = () => ({ input: new ort.Tensor('float32', image, [1, 1, 28, 28]) });
+  for (let i = 0; i < 100; i++) await session.run(feed());
+  const start = performance.now();
+  for (let i = 0; i < runs; i++) await session.run(feed());
+  const ms = (performance.now() - start) / runs;
+  await session.release();
+  return ms;
+}
+
+async function startServer(root: string, batching: boolean): Promise<{ url: string; stop: () => Promise<void> }> {
+  const args = ['--import', 'tsx', 'serve/cli.ts', '--models', root, '--port', '0', '--quiet'];
+  args.push(
+    ...(batching ? ['--max-batch', '64', '--batch-delay-ms', '1'] : ['--max-batch', '1', '--batch-delay-ms', '0']),
+  );
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /serving on (http:\/\/\S+)/.exec(out);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
+  });
+  return {
+    url,
+    stop: () =>
+      new Promise((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
+}
+
+export async function serveLoad(
+  connectionsList: number[],
+  seconds: number,
+): Promise<{ rows: LoadRow[]; inProcessMs: number }> {
+  const { root, bytes } = await modelRepository();
+  const image = Array.from({ length: 784 }, (_, i) => ((i * 7) % 13) / 13);
+  const rows: LoadRow[] = [];
+  for (const batching of [false, true]) {
+    const server = await startServer(root, batching);
+    try {
+      const runs = connectionsList.map((connections) => ({ connections, imagesPerRequest: 1 }));
+      if (batching) runs.push({ connections: 16, imagesPerRequest: 64 });
+      for (const { connections, imagesPerRequest } of runs) {
+        const body = JSON.stringify(
+          imagesPerRequest === 1 ? { pixels: image } : { inputs: new Array(imagesPerRequest).fill(image) },
+        );
+        const result = await autocannon({
+          url: `${server.url}/predict`,
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+          connections,
+          duration: seconds,
+        });
+        if (result.non2xx > 0 || result.errors > 0)
+          throw new Error(`load run had ${result.non2xx} non-2xx answers and ${result.errors} errors`);
+        rows.push({
+          batching,
+          imagesPerRequest,
+          connections,
+          requestsPerSecond: result.requests.average,
+          p50: result.latency.p50,
+          p99: result.latency.p99,
+        });
+      }
+    } finally {
+      await server.stop();
+    }
+  }
+  return { rows, inProcessMs: await inProcessLatency(bytes) };
+}
