@@ -297,6 +297,17 @@ export function createApp(options: AppOptions): OpenAPIHono {
     ),
   );
 
+  // Model files for in-browser inference (only versions the repository knows and serves).
+  app.get('/models/:model/:version/model.onnx', async (c) => {
+    const model = lookup(repository, c.req.param('model'), c.req.param('version'));
+    const { readFile } = await import('node:fs/promises');
+    const bytes = await readFile(model.path);
+    return c.body(new Uint8Array(bytes), 200, {
+      'Content-Type': 'application/octet-stream',
+      'Cache-Control': 'no-cache',
+    });
+  });
+
   // Open Inference Protocol v2.
   app.get('/v2', (c) => c.json({ name: 'mnist-onnx-cnn', version: options.serverVersion ?? '0.1.0', extensions: [] }));
   app.get('/v2/health/live', (c) => c.json({ live: true }));

@@ -1,0 +1,102 @@
+/** Headless Debian Chromium through playwright-core (never a downloaded browser); a fresh profile each launch. */
+import { existsSync } from 'node:fs';
+import { type Browser, chromium, type Page } from 'playwright-core';
+
+const CANDIDATES = ['/usr/lib/chromium/chromium', '/usr/bin/chromium'];
+export const chromiumPath = CANDIDATES.find((p) => existsSync(p));
+
+export async function launch(extraArgs: string[] = []): Promise<Browser> {
+  if (!chromiumPath) throw new Error('Debian chromium is not installed (apt-get install chromium)');
+  return chromium.launch({
+    executablePath: chromiumPath,
+    args: [
+      '--no-sandbox',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      ...extraArgs,
+    ],
+  });
+}
+
+type Stroke = [number, number][];
+
+/** Draw strokes given in [0,1] pad coordinates with real mouse events. */
+export async function drawStrokes(page: Page, strokes: Stroke[], selector = '#pad'): Promise<void> {
+  const box = await page.locator(selector).boundingBox();
+  if (!box) throw new Error(`${selector} is not visible`);
+  const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
+  for (const stroke of strokes) {
+    const [first, ...rest] = stroke;
+    if (!first) continue;
+    await page.mouse.move(...at(first));
+    await page.mouse.down();
+    for (const point of rest) await page.mouse.move(...at(point), { steps: 6 });
+    await page.mouse.up();
+  }
+}
+
+/** Points around an ellipse, for round digits. */
+export function ellipse(cx: number, cy: number, rx: number, ry: number, n = 36): Stroke {
+  return Array.from({ length: n + 1 }, (_, i) => {
+    const t = (2 * Math.PI * i) / n - Math.PI / 2;
+    return [cx + rx * Math.cos(t), cy + ry * Math.sin(t)];
+  });
+}
+
+/** Hand-drawn digits, as a person would draw them with a mouse. */
+export const DIGITS: Record<number, Stroke[]> = {
+  0: [ellipse(0.5, 0.5, 0.17, 0.28)],
+  1: [
+    [
+      [0.52, 0.2],
+      [0.5, 0.5],
+      [0.48, 0.8],
+    ],
+  ],
+  2: [
+    [
+      [0.32, 0.34],
+      [0.4, 0.22],
+      [0.55, 0.19],
+      [0.67, 0.28],
+      [0.65, 0.42],
+      [0.5, 0.58],
+      [0.32, 0.78],
+      [0.72, 0.78],
+    ],
+  ],
+  3: [
+    [
+      [0.32, 0.24],
+      [0.5, 0.17],
+      [0.66, 0.26],
+      [0.56, 0.44],
+      [0.44, 0.48],
+      [0.6, 0.52],
+      [0.68, 0.66],
+      [0.55, 0.8],
+      [0.32, 0.76],
+    ],
+  ],
+  4: [
+    [
+      [0.38, 0.2],
+      [0.3, 0.55],
+      [0.72, 0.55],
+    ],
+    [
+      [0.63, 0.25],
+      [0.62, 0.82],
+    ],
+  ],
+  7: [
+    [
+      [0.3, 0.22],
+      [0.7, 0.22],
+      [0.46, 0.82],
+    ],
+  ],
+};

@@ -1,0 +1,127 @@
+/**
+ * The web demo end to end in headless Debian Chromium against the real server: hand-drawn digits
+ * (real mouse events) read by a model trained with the tutorial's recipe, in the browser (wasm and
+ * WebGPU on the software adapter) and through the server.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+
+if (!chromiumPath)
+  console.warn('skipping the web demo tests: Debian chromium is not installed (apt-get install chromium)');
+
+interface DemoState {
+  ready: boolean;
+  backend: string;
+  prediction?: number;
+  probabilities?: number[];
+  mode?: string;
+  all?: { model: string; prediction: number }[];
+  runs: number;
+}
+
+describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
+  let server: RunningServer;
+  let browser: Browser;
+
+  beforeAll(async () => {
+    const webRoot = mkdtempSync(join(tmpdir(), 'web-'));
+    await build({
+      configFile: 'web-demo/vite.config.ts',
+      logLevel: 'warn',
+      build: { outDir: webRoot, emptyOutDir: true },
+    });
+    const models = mkdtempSync(join(tmpdir(), 'models-'));
+    // The simple CNN trained 10 epochs with the tutorial's recipe (98.60%), exported by our pipeline.
+    for (const [name, file] of [
+      ['cnn', 'test/fixtures/models/cnn/1/model.onnx'],
+      ['torchcnn', 'test/fixtures/torch-cnn-opset13.onnx'],
+    ]) {
+      mkdirSync(join(models, name as string, '1'), { recursive: true });
+      copyFileSync(file as string, join(models, name as string, '1', 'model.onnx'));
+    }
+    server = await startServer({ models, port: 0, webRoot });
+    browser = await launch();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  const demo = (page: Page) => page.evaluate(() => (window as unknown as { demo: DemoState }).demo);
+
+  async function open(b: Browser, query = ''): Promise<Page> {
+    const page = await b.newPage({ viewport: { width: 1000, height: 760 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}/${query}`);
+    await page.waitForFunction(() => (window as unknown as { demo?: DemoState }).demo?.ready, undefined, {
+      timeout: 60_000,
+    });
+    expect(errors).toEqual([]);
+    return page;
+  }
+
+  async function read(page: Page, digit: number): Promise<DemoState> {
+    await page.click('#clear');
+    const before = (await demo(page)).runs;
+    await drawStrokes(page, DIGITS[digit] as [number, number][][]);
+    await page.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.runs > n, before);
+    await page.waitForTimeout(150); // let the stroke-end prediction land after the throttled live ones
+    return demo(page);
+  }
+
+  it('reads hand-drawn 0, 1, 2, 3, 4 and 7 in the browser (wasm), showing the 28×28 preview and the bars', async () => {
+    const page = await open(browser, '?ep=wasm');
+    expect((await demo(page)).backend).toBe('wasm');
+    for (const d of [0, 1, 2, 3, 4, 7]) {
+      const state = await read(page, d);
+      expect(state.prediction, `drew ${d}`).toBe(d);
+      expect(state.mode).toBe('browser');
+    }
+    expect(await page.textContent('#digit')).toBe('7');
+    expect(await page.textContent('#status')).toMatch(/wasm in the browser: \d+\.\d+ ms/);
+    await page.screenshot({ path: 'test-results/web-demo.png' });
+    await page.close();
+  }, 120_000);
+
+  it('reads the same digits through the server, and all models side by side', async () => {
+    const page = await open(browser, '?ep=wasm');
+    await page.check('#server');
+    for (const d of [1, 4, 7]) {
+      const state = await read(page, d);
+      expect(state.prediction, `drew ${d}`).toBe(d);
+      expect(state.mode).toBe('server');
+    }
+    expect(await page.textContent('#status')).toMatch(/server: \d+\.\d+ ms round trip/);
+    await page.check('#all');
+    await page.waitForFunction(() => ((window as unknown as { demo: DemoState }).demo.all?.length ?? 0) === 2);
+    expect((await demo(page)).all?.map((a) => a.model)).toEqual(['cnn', 'torchcnn']);
+    expect(await page.locator('#table tr').count()).toBe(3);
+    await page.close();
+  }, 120_000);
+
+  it('WebGPU (software adapter, --enable-unsafe-webgpu) agrees with wasm', async () => {
+    const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
+    try {
+      const wasm = await open(browser, '?ep=wasm');
+      const gpu = await open(gpuBrowser, '?ep=webgpu');
+      expect((await demo(gpu)).backend).toBe('webgpu');
+      for (const d of [0, 7]) {
+        const [a, b] = [await read(wasm, d), await read(gpu, d)];
+        expect(b.prediction).toBe(d);
+        a.probabilities?.forEach((p, i) =>
+          expect(Math.abs(p - (b.probabilities?.[i] ?? Number.NaN))).toBeLessThan(1e-4),
+        );
+      }
+    } finally {
+      await gpuBrowser.close();
+    }
+  }, 180_000);
+});

@@ -1,0 +1,182 @@
+/** The demo: draw → MNIST preprocessing (shared with the server) → one model or all, in the browser or on the server. */
+import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
+import { DrawingPad } from './drawing.ts';
+import { type Backend, chooseBackend, fetchModels, type ModelEntry, runInBrowser, runOnServer } from './models.ts';
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const status = $<HTMLParagraphElement>('status');
+const digit = $<HTMLOutputElement>('digit');
+const bars = $<HTMLDivElement>('bars');
+const select = $<HTMLSelectElement>('model');
+const serverMode = $<HTMLInputElement>('server');
+const allMode = $<HTMLInputElement>('all');
+const table = $<HTMLDivElement>('table');
+const preview = $<HTMLCanvasElement>('preview');
+
+const barEls = Array.from({ length: 10 }, (_, d) => {
+  const bar = document.createElement('div');
+  bar.className = 'bar';
+  bar.innerHTML = `<span>${d}</span>`;
+  bars.append(bar);
+  return bar;
+});
+
+let models: ModelEntry[] = [];
+let backend: Backend = 'wasm';
+
+/** What tests and curious users can read back. */
+interface DemoState {
+  ready: boolean;
+  backend: Backend;
+  prediction?: number;
+  probabilities?: number[];
+  mode?: 'browser' | 'server';
+  all?: { model: string; prediction: number }[];
+  runs: number;
+}
+const state: DemoState = { ready: false, backend, runs: 0 };
+(window as unknown as { demo: DemoState }).demo = state;
+
+function show(probabilities: number[] | undefined): void {
+  if (!probabilities) {
+    digit.textContent = '–';
+    for (const b of barEls) {
+      b.style.height = '0%';
+      b.classList.remove('top');
+    }
+    return;
+  }
+  const top = probabilities.indexOf(Math.max(...probabilities));
+  digit.textContent = String(top);
+  barEls.forEach((b, d) => {
+    b.style.height = `${Math.max(1, 100 * (probabilities[d] as number))}%`;
+    b.classList.toggle('top', d === top);
+    b.title = `${d}: ${(100 * (probabilities[d] as number)).toFixed(1)}%`;
+  });
+}
+
+function drawPreview(input: Float32Array | undefined): void {
+  const ctx = preview.getContext('2d');
+  if (!ctx) return;
+  const image = ctx.createImageData(28, 28);
+  for (let i = 0; i < 784; i++) {
+    const v = Math.round(255 * (input?.[i] ?? 0));
+    image.data.set([v, v, v, 255], i * 4);
+  }
+  ctx.putImageData(image, 0, 0);
+}
+
+async function predictOne(model: ModelEntry, input: Float32Array): Promise<{ probabilities: number[]; label: string }> {
+  const start = performance.now();
+  if (serverMode.checked) {
+    const { probabilities, serverMs } = await runOnServer(model, input);
+    return {
+      probabilities,
+      label: `server: ${(performance.now() - start).toFixed(1)} ms round trip (${serverMs.toFixed(2)} ms in the server)`,
+    };
+  }
+  const probabilities = await runInBrowser(model, backend, input);
+  return { probabilities, label: `${backend} in the browser: ${(performance.now() - start).toFixed(2)} ms` };
+}
+
+let busy = false;
+let again = false;
+
+async function predict(): Promise<void> {
+  if (busy) {
+    again = true; // coalesce: one run in flight, one queued
+    return;
+  }
+  busy = true;
+  try {
+    const { rgba, width, height } = pad.pixels();
+    let input: Float32Array;
+    try {
+      input = preprocessRgba(rgba, width, height);
+    } catch (error) {
+      if (!(error instanceof BlankImageError)) throw error;
+      drawPreview(undefined);
+      show(undefined);
+      state.prediction = undefined;
+      status.textContent = models.length ? 'Draw a digit.' : status.textContent;
+      table.replaceChildren();
+      return;
+    }
+    drawPreview(input);
+    const model = models.find((m) => `${m.name}/${m.version}` === select.value);
+    if (!model) return;
+    const main = await predictOne(model, input);
+    show(main.probabilities);
+    status.textContent = main.label;
+    state.prediction = main.probabilities.indexOf(Math.max(...main.probabilities));
+    state.probabilities = main.probabilities;
+    state.mode = serverMode.checked ? 'server' : 'browser';
+    if (allMode.checked) {
+      const rows = await Promise.all(models.map(async (m) => ({ m, r: await predictOne(m, input) })));
+      state.all = rows.map(({ m, r }) => ({
+        model: m.name,
+        prediction: r.probabilities.indexOf(Math.max(...r.probabilities)),
+      }));
+      const html = rows
+        .map(({ m, r }) => {
+          const top = r.probabilities.indexOf(Math.max(...r.probabilities));
+          return `<tr><td>${m.label}</td><td><strong>${top}</strong></td><td>${(100 * (r.probabilities[top] as number)).toFixed(1)}%</td></tr>`;
+        })
+        .join('');
+      table.innerHTML = `<table><thead><tr><th>model</th><th>reads</th><th>confidence</th></tr></thead><tbody>${html}</tbody></table>`;
+    }
+    state.runs++;
+  } catch (error) {
+    status.textContent = `Error: ${(error as Error).message}`;
+  } finally {
+    busy = false;
+    if (again) {
+      again = false;
+      void predict();
+    }
+  }
+}
+
+// Live while drawing (at most every 100 ms), and always when a stroke ends.
+let last = 0;
+const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
+  change: () => {
+    const now = performance.now();
+    if (now - last > 100) {
+      last = now;
+      void predict();
+    }
+  },
+  settle: () => void predict(),
+});
+
+$<HTMLButtonElement>('undo').addEventListener('click', () => pad.undo());
+$<HTMLButtonElement>('clear').addEventListener('click', () => pad.clear());
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Escape') pad.clear();
+  if ((e.ctrlKey || e.metaKey) && e.key === 'z') pad.undo();
+});
+for (const el of [select, serverMode]) el.addEventListener('change', () => void predict());
+allMode.addEventListener('change', () => {
+  table.hidden = !allMode.checked;
+  void predict();
+});
+
+async function start(): Promise<void> {
+  try {
+    [models, backend] = await Promise.all([fetchModels(), chooseBackend()]);
+    state.backend = backend;
+    if (models.length === 0) {
+      status.textContent = 'No model is served yet: train and export one (npm run train, npm run export).';
+      return;
+    }
+    select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
+    const first = models[0] as ModelEntry;
+    await runInBrowser(first, backend, new Float32Array(784)); // warm up: session creation takes the longest
+    status.textContent = `Ready (${backend}). Draw a digit.`;
+    state.ready = true;
+  } catch (error) {
+    status.textContent = `Error: ${(error as Error).message}`;
+  }
+}
+void start();

@@ -1,0 +1,18 @@
+import { resolve } from 'node:path';
+import { defineConfig } from 'vite';
+
+// Cross-origin isolation lets onnxruntime-web run wasm with threads.
+const isolation = { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' };
+
+export default defineConfig({
+  root: resolve(import.meta.dirname),
+  // ORT ships its own .wasm next to its .mjs; pre-bundling would serve HTML in their place.
+  optimizeDeps: { exclude: ['onnxruntime-web'] },
+  server: {
+    headers: isolation,
+    fs: { allow: [resolve(import.meta.dirname, '..')] }, // the shared preprocessing lives in serve/
+    proxy: { '/api': 'http://127.0.0.1:8080', '/predict': 'http://127.0.0.1:8080', '/models': 'http://127.0.0.1:8080' },
+  },
+  preview: { headers: isolation },
+  build: { outDir: resolve(import.meta.dirname, 'dist'), emptyOutDir: true, target: 'es2022' },
+});
