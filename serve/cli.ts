@@ -10,7 +10,7 @@ import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
 import { nonNegativeNumber, oneOf, positiveInt } from '../train/cli/options.ts';
 import { DEVICES, type Device } from '../train/execution.ts';
-import { startServer } from './server.ts';
+import { onStopSignal, startServer } from './server.ts';
 
 const program = new Command('serve')
   .description('Serve the model repository over HTTP')
@@ -55,16 +55,16 @@ await runCli(async () => {
     log: (line) => console.log(line),
     requestLog: !o.quiet,
   });
-  if (server.repository.readyCount === 0)
-    console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
-  console.log(
-    `serving on ${server.url}  (POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
-  );
-  const stop = async (signal: string) => {
+  // Handlers go in before "serving on" is printed: whoever reads it may signal at once.
+  onStopSignal(async (signal) => {
     console.log(`${signal}: finishing in-flight requests and stopping`);
     await server.close();
     process.exit(0);
-  };
-  process.once('SIGINT', () => void stop('SIGINT'));
-  process.once('SIGTERM', () => void stop('SIGTERM'));
+  });
+  if (server.repository.readyCount === 0) {
+    console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
+  }
+  console.log(
+    `serving on ${server.url}  (POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
+  );
 });

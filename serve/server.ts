@@ -77,3 +77,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   };
 }
+
+/**
+ * Call `stop` on the first SIGINT or SIGTERM; a second one exits at once. The listeners stay
+ * registered (not `once`): a loader such as tsx re-raises a signal that finds no listener left.
+ */
+export function onStopSignal(stop: (signal: string) => Promise<void>): void {
+  let stopping = false;
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      if (stopping) process.exit(130);
+      stopping = true;
+      void stop(signal);
+    });
+  }
+}

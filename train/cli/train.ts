@@ -7,7 +7,6 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { runCli } from '../../export/cli/run-cli.ts';
 import { DEVICES } from '../execution.ts';
@@ -17,6 +16,7 @@ import { RUN_FILES, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './options.ts';
+import { terminalEvents } from './progress.ts';
 
 const r = TUTORIAL_RECIPE;
 const program = new Command('train')
@@ -62,41 +62,7 @@ await runCli(async () => {
     dir = out ?? join('runs', config.model, timestamp());
   }
 
-  const interactive = process.stderr.isTTY && !process.env.CI;
-  const bar = new SingleBar({
-    format: 'epoch {epoch} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {speed} img/s | ETA {eta_formatted}',
-    hideCursor: true,
-    clearOnComplete: true,
-    stream: process.stderr,
-  });
-  const log = (line: string) => {
-    if (interactive && bar.isActive) bar.stop();
-    console.log(line);
-  };
-  const history = await trainRun({
-    config,
-    dir,
-    resume: Boolean(flags.resume),
-    events: {
-      log,
-      epochStart: (epoch, batches) => {
-        if (interactive) bar.start(batches, 0, { epoch, loss: '-', acc: '-', speed: '-' });
-      },
-      progress: (p) => {
-        if (!interactive) return;
-        if (!bar.isActive) bar.start(p.batches, p.batch, { epoch: p.epoch });
-        bar.update(p.batch, {
-          epoch: `${p.epoch}/${config.epochs}`,
-          loss: p.loss.toFixed(3),
-          acc: p.accuracy.toFixed(1),
-          speed: p.imagesPerSecond.toFixed(0),
-        });
-      },
-      epochEnd: () => {
-        if (bar.isActive) bar.stop();
-      },
-    },
-  });
+  const history = await trainRun({ config, dir, resume: Boolean(flags.resume), events: terminalEvents(config.epochs) });
   const last = history.at(-1);
   if (last) {
     const best = Math.max(...history.map((h) => h.testAccuracy));
