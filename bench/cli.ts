@@ -77,7 +77,29 @@ await runCli(async () => {
   if (!['train', 'serve', 'all'].includes(o.what))
     throw new Error(`unknown benchmark '${o.what}'; available: train, serve, all`);
   if (o.what === 'serve' || o.what === 'all') await benchServe(Number(o.seconds));
-  if (o.what === 'serve') return;
+  if (o.what !== 'serve') await benchTrain(o);
+  await writeSummary();
+});
+
+/** bench/results.md and results.json: every benchmark's latest results in one place. */
+async function writeSummary(): Promise<void> {
+  const { existsSync, readFileSync } = await import('node:fs');
+  const path = (kind: string, ext: string) => new URL(`./results-${kind}.${ext}`, import.meta.url).pathname;
+  const kinds = ['train', 'serve'].filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
+  const md = kinds.map((k) => readFileSync(path(k, 'md'), 'utf8'));
+  const json = Object.fromEntries(kinds.map((k) => [k, JSON.parse(readFileSync(path(k, 'json'), 'utf8'))]));
+  await writeFileAtomic(new URL('./results.md', import.meta.url).pathname, `${md.join('\n')}`);
+  await writeFileAtomic(new URL('./results.json', import.meta.url).pathname, `${JSON.stringify(json, null, 2)}\n`);
+  console.log('wrote bench/results.md and bench/results.json');
+}
+
+async function benchTrain(o: {
+  models: string;
+  threads: string;
+  batch: string;
+  rounds: string;
+  seconds: string;
+}): Promise<void> {
   const models = o.models.split(',').map((m) => {
     if (!isModelName(m)) throw new Error(`unknown model '${m}'`);
     return m;
@@ -141,4 +163,4 @@ await runCli(async () => {
     `${JSON.stringify({ batch, rounds, seconds, torch, rows }, null, 2)}\n`,
   );
   console.log('wrote bench/results-train.md and bench/results-train.json');
-});
+}

@@ -3,12 +3,15 @@
  * (real mouse events) read by a model trained with the tutorial's recipe, in the browser (wasm and
  * WebGPU on the software adapter) and through the server.
  */
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { makeVariant } from '../export/deploy/precision.ts';
+import { writeModelFile } from '../export/files.ts';
+import { decodeModel } from '../export/onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
@@ -44,6 +47,11 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     ]) {
       mkdirSync(join(models, name as string, '1'), { recursive: true });
       copyFileSync(file as string, join(models, name as string, '1', 'model.onnx'));
+    }
+    // The export command's smaller variants must run in onnxruntime-web too.
+    const trained = decodeModel(readFileSync('test/fixtures/models/cnn/1/model.onnx'));
+    for (const variant of ['fp16', 'int8'] as const) {
+      await writeModelFile(join(models, `cnn-${variant}`, '1', 'model.onnx'), makeVariant(trained, variant));
     }
     server = await startServer({ models, port: 0, webRoot });
     browser = await launch();
@@ -91,7 +99,7 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     await page.close();
   }, 120_000);
 
-  it('reads the same digits through the server, and all models side by side', async () => {
+  it('reads the same digits through the server, and all models side by side (fp16 and int8 variants in the browser too)', async () => {
     const page = await open(browser, '?ep=wasm');
     await page.check('#server');
     for (const d of [1, 4, 7]) {
@@ -101,9 +109,15 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     }
     expect(await page.textContent('#status')).toMatch(/server: \d+\.\d+ ms round trip/);
     await page.check('#all');
-    await page.waitForFunction(() => ((window as unknown as { demo: DemoState }).demo.all?.length ?? 0) === 2);
-    expect((await demo(page)).all?.map((a) => a.model)).toEqual(['cnn', 'torchcnn']);
-    expect(await page.locator('#table tr').count()).toBe(3);
+    await page.waitForFunction(() => ((window as unknown as { demo: DemoState }).demo.all?.length ?? 0) === 4);
+    const all = (await demo(page)).all ?? [];
+    expect(all.map((a) => a.model)).toEqual(['cnn', 'cnn-fp16', 'cnn-int8', 'torchcnn']);
+    expect(await page.locator('#table tr').count()).toBe(5);
+    // In the browser now (server mode off): the fp16 and int8 variants run in onnxruntime-web's wasm and read the 7 too.
+    await page.uncheck('#server');
+    const state = await read(page, 7);
+    expect(state.all?.filter((a) => a.model.startsWith('cnn')).map((a) => a.prediction)).toEqual([7, 7, 7]);
+    expect(await page.textContent('#status')).not.toMatch(/Error/);
     await page.close();
   }, 120_000);
 
