@@ -13,8 +13,7 @@ import { MODEL_FILE } from '../export/repository.ts';
 import { createSession, type Device, type Provider } from '../train/execution.ts';
 import { Batcher } from './batcher.ts';
 
-export const MNIST_MEAN = 0.1307;
-export const MNIST_STD = 0.3081;
+export { MNIST_MEAN, MNIST_STD } from '../train/data/mnist.ts';
 
 export interface ServedVersion {
   name: string;

@@ -14,15 +14,23 @@ import { int, ints, str } from '../../../export/onnx/attributes.ts';
 import { floatTensor, int64Tensor } from '../../../export/onnx/tensor.ts';
 import { attrInt, attrInts, dY, type GradientRule, input, staticDim } from '../rule.ts';
 
+/** A pooling node's window: kernel, strides (default 1) and pads (default 0). */
+function windowOf(c: Parameters<GradientRule>[0]): { kernel: number[]; strides: number[]; pads: number[] } {
+  const kernel = attrInts(c.node, 'kernel_shape', []);
+  return {
+    kernel,
+    strides: attrInts(
+      c.node,
+      'strides',
+      kernel.map(() => 1),
+    ),
+    pads: attrInts(c.node, 'pads', [0, 0, 0, 0]),
+  };
+}
+
 export const MaxPool: GradientRule = (c) => {
   const x = input(c, 0);
-  const kernel = attrInts(c.node, 'kernel_shape', []);
-  const strides = attrInts(
-    c.node,
-    'strides',
-    kernel.map(() => 1),
-  );
-  const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
+  const { kernel, strides, pads } = windowOf(c);
   if (attrInt(c.node, 'ceil_mode', 0) !== 0 || attrInts(c.node, 'dilations', [1, 1]).some((d) => d !== 1)) {
     throw new Error(`MaxPool gradient supports ceil_mode 0 and dilation 1 only (node '${c.node.name}')`);
   }
@@ -49,13 +57,7 @@ export const AveragePool: GradientRule = (c) => {
   const x = input(c, 0);
   const xShape = c.g.shapeOf(x);
   const yShape = c.g.shapeOf(c.node.output[0] as string);
-  const kernel = attrInts(c.node, 'kernel_shape', []);
-  const strides = attrInts(
-    c.node,
-    'strides',
-    kernel.map(() => 1),
-  );
-  const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
+  const { kernel, strides, pads } = windowOf(c);
   const includePad = attrInt(c.node, 'count_include_pad', 0) === 1;
   if (attrInt(c.node, 'ceil_mode', 0) !== 0 || kernel.length !== 2) {
     throw new Error(`AveragePool gradient supports 2-D pooling with ceil_mode 0 only (node '${c.node.name}')`);
