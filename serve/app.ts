@@ -67,7 +67,9 @@ function copyPixels(pixels: number[] | number[][], out: Float32Array, offset = 0
     out.set(pixels as number[], offset);
     return;
   }
-  (pixels as number[][]).forEach((row, y) => out.set(row, offset + y * 28));
+  (pixels as number[][]).forEach((row, y) => {
+    out.set(row, offset + y * 28);
+  });
 }
 
 function imageToInput(bytes: Uint8Array): Float32Array {
@@ -140,7 +142,9 @@ async function predictInputs(
   }
   if ('inputs' in body) {
     const images = new Float32Array(body.inputs.length * 784);
-    body.inputs.forEach((p, i) => copyPixels(p, images, i * 784));
+    body.inputs.forEach((p, i) => {
+      copyPixels(p, images, i * 784);
+    });
     return { images, count: body.inputs.length, batch: true };
   }
   const base64 = body.image.replace(/^data:image\/[a-z]+;base64,/, '');

@@ -165,7 +165,9 @@ describe('Open Inference Protocol v2', () => {
     ]);
     const viaPredict = await json(await post('/predict', JSON.stringify({ inputs: [pixels(3), pixels(4)] })));
     const probs = (viaPredict.body as unknown as { probabilities: number[] }[]).flatMap((p) => p.probabilities);
-    outputs[1]?.data.forEach((v, i) => expect(v).toBeCloseTo(probs[i] as number, 6));
+    outputs[1]?.data.forEach((v, i) => {
+      expect(v).toBeCloseTo(probs[i] as number, 6);
+    });
     const only = await json(
       await post(
         '/v2/models/cnn/versions/1/infer',
@@ -276,7 +278,9 @@ describe('dynamic batching', () => {
           (await json(await post('/predict', JSON.stringify({ pixels: pixels(i) })))).body.probabilities as number[],
       ),
     );
-    concurrent.forEach((p, k) => expect(p).toEqual(single[ids[k] as number]));
+    concurrent.forEach((p, k) => {
+      expect(p).toEqual(single[ids[k] as number]);
+    });
     const after = await (await get('/metrics')).text();
     const runs = (t: string) => Number(/inference_batch_size_count\{model="cnn"\} (\d+)/.exec(t)?.[1]);
     // 500 requests in fewer ORT runs (here the client shares the server's event loop, and parsing

@@ -130,9 +130,9 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
       for (const d of [0, 7]) {
         const [a, b] = [await read(wasm, d), await read(gpu, d)];
         expect(b.prediction).toBe(d);
-        a.probabilities?.forEach((p, i) =>
-          expect(Math.abs(p - (b.probabilities?.[i] ?? Number.NaN))).toBeLessThan(1e-4),
-        );
+        a.probabilities?.forEach((p, i) => {
+          expect(Math.abs(p - (b.probabilities?.[i] ?? Number.NaN))).toBeLessThan(1e-4);
+        });
       }
     } finally {
       await gpuBrowser.close();
