@@ -21,6 +21,7 @@ import {
   ErrorSchema,
   InferRequestSchema,
   InferResponseSchema,
+  PredictBodies,
   PredictionSchema,
   type PredictJson,
   PredictJsonSchema,
@@ -132,9 +133,15 @@ async function predictInputs(
   } catch (error) {
     throw new HttpError(400, 'invalid_json', `body is not valid JSON: ${(error as Error).message}`);
   }
-  const parsed = PredictJsonSchema.safeParse(json);
+  // Pick the body's shape by its key, so a mistake is reported against that shape (not as "no union member matched").
+  const key =
+    json && typeof json === 'object' && !Array.isArray(json)
+      ? Object.keys(json).find((k) => k in PredictBodies)
+      : undefined;
+  if (!key) throw new HttpError(400, 'invalid_request', 'body must be an object with "pixels", "inputs" or "image"');
+  const parsed = PredictBodies[key as keyof typeof PredictBodies].safeParse(json);
   if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
-  const body: PredictJson = parsed.data;
+  const body = parsed.data as PredictJson;
   if ('pixels' in body) {
     const images = new Float32Array(784);
     copyPixels(body.pixels, images);

@@ -254,6 +254,12 @@ describe('bad input', () => {
       expect(payload.error?.code).toMatch(/^[a-z0-9_]+$/);
       expect(payload.error?.message.length).toBeGreaterThan(0);
     }
+    const explained = await json(
+      await post('/predict', JSON.stringify({ pixels: good.map((v, i) => (i === 5 ? 2 : v)) })),
+    );
+    expect(explained.body).toEqual({
+      error: { code: 'invalid_request', message: 'pixels: pixel 5 is 2; expected a number in [0,1]' },
+    });
     expect((await post('/predict', 'x', 'text/plain')).status).toBe(415);
     expect((await post('/predict', JSON.stringify({ pixels: new Array(300_000).fill(0.5) }))).status).toBe(413);
     expect((await post('/predict/nope', JSON.stringify({ pixels: good }))).status).toBe(404);
