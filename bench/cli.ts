@@ -42,11 +42,11 @@ async function benchServe(seconds: number): Promise<void> {
     '',
     `autocannon, ${Math.max(seconds, 3)} s per row; server in its own process, 1 ORT thread. In-process ORT batch-1 latency: ${inProcessMs.toFixed(3)} ms.`,
     '',
-    '| batching | images/request | connections | requests/s | predictions/s | p50 ms | p99 ms |',
-    '|---|---:|---:|---:|---:|---:|---:|',
+    '| batching | body | images/request | connections | requests/s | predictions/s | p50 ms | p99 ms |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows.map(
       (r) =>
-        `| ${r.batching ? 'on (≤64, 1 ms)' : 'off'} | ${r.imagesPerRequest} | ${r.connections} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond * r.imagesPerRequest).toFixed(0)} | ${r.p50} | ${r.p99} |`,
+        `| ${r.batching ? 'on (≤64, 1 ms)' : 'off'} | ${r.binary ? 'float32' : 'JSON'} | ${r.imagesPerRequest} | ${r.connections} | ${r.requestsPerSecond.toFixed(0)} | ${(r.requestsPerSecond * r.imagesPerRequest).toFixed(0)} | ${r.p50} | ${r.p99} |`,
     ),
     '',
   ].join('\n');

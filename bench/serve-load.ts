@@ -22,6 +22,8 @@ export interface LoadRow {
   batching: boolean;
   /** Images per request ({"inputs": [...]} when > 1). */
   imagesPerRequest: number;
+  /** Raw float32 body instead of JSON. */
+  binary: boolean;
   connections: number;
   requestsPerSecond: number;
   p50: number;
@@ -87,16 +89,22 @@ export async function serveLoad(
   for (const batching of [false, true]) {
     const server = await startServer(root, batching);
     try {
-      const runs = connectionsList.map((connections) => ({ connections, imagesPerRequest: 1 }));
-      if (batching) runs.push({ connections: 16, imagesPerRequest: 64 });
-      for (const { connections, imagesPerRequest } of runs) {
-        const body = JSON.stringify(
-          imagesPerRequest === 1 ? { pixels: image } : { inputs: new Array(imagesPerRequest).fill(image) },
+      const runs = connectionsList.map((connections) => ({ connections, imagesPerRequest: 1, binary: false }));
+      if (batching)
+        runs.push(
+          { connections: 16, imagesPerRequest: 64, binary: false },
+          { connections: 16, imagesPerRequest: 64, binary: true },
         );
+      for (const { connections, imagesPerRequest, binary } of runs) {
+        // binary: the same images as a raw float32 body (application/octet-stream), no JSON.
+        const images = new Array(imagesPerRequest).fill(image);
+        const body = binary
+          ? Buffer.from(Float32Array.from(images.flat()).buffer)
+          : JSON.stringify(imagesPerRequest === 1 ? { pixels: image } : { inputs: images });
         const result = await autocannon({
           url: `${server.url}/predict`,
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
+          headers: { 'content-type': binary ? 'application/octet-stream' : 'application/json' },
           body,
           connections,
           duration: seconds,
@@ -106,6 +114,7 @@ export async function serveLoad(
         rows.push({
           batching,
           imagesPerRequest,
+          binary,
           connections,
           requestsPerSecond: result.requests.average,
           p50: result.latency.p50,

@@ -119,11 +119,28 @@ async function predictInputs(
       throw new HttpError(413, 'payload_too_large', `file is ${file.size} bytes; the limit is ${limit}`);
     return { images: imageToInput(new Uint8Array(await file.arrayBuffer())), count: 1, batch: false };
   }
+  if (type === 'application/octet-stream') {
+    // N images as raw little-endian float32, row-major [N, 784]: no JSON to parse, for throughput.
+    const bytes = await readBody(c, limit);
+    if (bytes.length === 0 || bytes.length % (784 * 4) !== 0) {
+      throw new HttpError(
+        400,
+        'invalid_shape',
+        `a float32 body must hold whole images of 784 values (3136 bytes each); got ${bytes.length} bytes`,
+      );
+    }
+    const images = new Float32Array(new Uint8Array(bytes).buffer);
+    const bad = images.findIndex((v) => !(v >= 0 && v <= 1));
+    if (bad >= 0)
+      throw new HttpError(400, 'invalid_value', `value ${bad} is ${images[bad]}; expected numbers in [0,1]`);
+    const count = images.length / 784;
+    return { images, count, batch: count > 1 };
+  }
   if (type !== 'application/json') {
     throw new HttpError(
       415,
       'unsupported_media_type',
-      `send application/json, image/png, image/jpeg or multipart/form-data, not '${type || 'nothing'}'`,
+      `send application/json, application/octet-stream, image/png, image/jpeg or multipart/form-data, not '${type || 'nothing'}'`,
     );
   }
   const text = new TextDecoder().decode(await readBody(c, limit));
@@ -277,6 +294,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
           'image/jpeg': { schema: { type: 'string', format: 'binary' } },
           'multipart/form-data': {
             schema: { type: 'object', properties: { file: { type: 'string', format: 'binary' } } },
+          },
+          'application/octet-stream': {
+            schema: { type: 'string', format: 'binary', description: 'N×784 little-endian float32 in [0,1]' },
           },
         },
       },

@@ -135,6 +135,22 @@ describe('/predict', () => {
     }
   });
 
+  it('takes raw float32 bodies (N×784, application/octet-stream) for throughput, equal to JSON', async () => {
+    const images = Float32Array.from([...pixels(5), ...pixels(6)]);
+    const r = await json(await post('/predict', new Uint8Array(images.buffer), 'application/octet-stream'));
+    const viaJson = await json(await post('/predict', JSON.stringify({ inputs: [pixels(5), pixels(6)] })));
+    expect(r.body).toHaveLength(2);
+    const strip = (x: unknown) => (x as { probabilities: number[] }[]).map((p) => p.probabilities);
+    expect(strip(r.body)).toEqual(strip(viaJson.body));
+    expect((await json(await post('/predict', new Uint8Array(100), 'application/octet-stream'))).body).toMatchObject({
+      error: { code: 'invalid_shape' },
+    });
+    const nan = new Float32Array(784).fill(Number.NaN);
+    expect(
+      (await json(await post('/predict', new Uint8Array(nan.buffer), 'application/octet-stream'))).body,
+    ).toMatchObject({ error: { code: 'invalid_value' } });
+  });
+
   it('serves ONNX made by torch.onnx.export, normalizing its input as the tutorial trained it', async () => {
     const image = pixels(0);
     const { body } = await json(await post('/predict/torchcnn', JSON.stringify({ pixels: image })));
