@@ -3,7 +3,9 @@
  * nothing else: with s = γ/√(var + ε) per output channel, W' = W·s and b' = (b − mean)·s + β.
  * Returns how many were folded; BatchNorms after anything else (a Concat, in DenseNet) stay as they are.
  */
+
 import { toNumber } from '../onnx/numbers.ts';
+import { attrInt } from '../onnx/read-attributes.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { GraphEditor } from './graph-edit.ts';
 
@@ -13,7 +15,7 @@ export function foldBatchNorms(editor: GraphEditor): number {
     const convOut = bn.input[0] as string;
     const conv = editor.producer(convOut);
     if (conv?.op_type !== 'Conv' || editor.consumers(convOut).length !== 1 || editor.isGraphOutput(convOut)) continue;
-    if (editor.attrInt(bn, 'training_mode', 0) !== 0) continue;
+    if (attrInt(bn, 'training_mode', 0) !== 0) continue;
     const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => editor.floatInitializer(bn.input[i]));
     const weight = editor.floatInitializer(conv.input[1]);
     if (!gamma || !beta || !mean || !variance || !weight) continue;

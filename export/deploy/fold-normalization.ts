@@ -5,7 +5,9 @@
  * that layer's weights for free: W' = W/std, b' = b − (mean/std)·ΣW. (With zero padding it can't: the
  * padded zeros would mean −mean/std after folding.) Otherwise two nodes, Sub and Mul, go in front.
  */
+
 import { toNumber } from '../onnx/numbers.ts';
+import { attrInt, attrInts } from '../onnx/read-attributes.ts';
 import type { NodeProto } from '../onnx/schema.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { GraphEditor } from './graph-edit.ts';
@@ -15,11 +17,8 @@ export type NormalizationFold = 'weights' | 'nodes';
 function foldIntoWeights(editor: GraphEditor, layer: NodeProto, mean: number, std: number): boolean {
   const weight = editor.floatInitializer(layer.input[1]);
   if (!weight) return false;
-  if (layer.op_type === 'Conv' && editor.attrInts(layer, 'pads', [0, 0, 0, 0]).some((p) => p !== 0)) return false;
-  if (
-    layer.op_type === 'Gemm' &&
-    (editor.attrInt(layer, 'transB', 0) !== 1 || editor.attrInt(layer, 'transA', 0) !== 0)
-  )
+  if (layer.op_type === 'Conv' && attrInts(layer, 'pads', [0, 0, 0, 0]).some((p) => p !== 0)) return false;
+  if (layer.op_type === 'Gemm' && (attrInt(layer, 'transB', 0) !== 1 || attrInt(layer, 'transA', 0) !== 0))
     return false;
   const out = weight.dims[0] as number;
   const perOut = weight.data.length / out;

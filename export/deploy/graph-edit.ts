@@ -1,5 +1,4 @@
 /** Small helpers for rewriting a decoded ModelProto's graph in place. */
-import { toNumber } from '../onnx/numbers.ts';
 import type { GraphProto, NodeProto, TensorProto } from '../onnx/schema.ts';
 import { fromTensorProto, type Tensor, toTensorProto } from '../onnx/tensor.ts';
 
@@ -60,15 +59,5 @@ export class GraphEditor {
   /** Make every reader of `from` read `to` instead. */
   rewire(from: string, to: string): void {
     for (const n of this.nodes) n.input = n.input.map((i) => (i === from ? to : i));
-  }
-
-  attrInts(node: NodeProto, name: string, fallback: number[]): number[] {
-    const a = node.attribute?.find((x) => x.name === name);
-    return a?.ints?.length ? a.ints.map(toNumber) : fallback;
-  }
-
-  attrInt(node: NodeProto, name: string, fallback: number): number {
-    const a = node.attribute?.find((x) => x.name === name);
-    return a?.i === undefined ? fallback : toNumber(a.i);
   }
 }

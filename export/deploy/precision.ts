@@ -5,8 +5,10 @@
  * - int8: each Conv/Gemm weight quantized symmetrically per output channel (scale = max|w|/127) and
  *   restored by DequantizeLinear; biases and BatchNorm stay float32.
  */
+
 import { Float16Array } from '@petamoriken/float16';
 import { int, toAttributeProto } from '../onnx/attributes.ts';
+import { attrInt } from '../onnx/read-attributes.ts';
 import type { ModelProto, NodeProto, TensorProto } from '../onnx/schema.ts';
 import { floatTensor, fromTensorProto, toTensorProto } from '../onnx/tensor.ts';
 import { GraphEditor } from './graph-edit.ts';
@@ -53,7 +55,7 @@ export function toInt8Weights(source: ModelProto): ModelProto {
   const dequantize: NodeProto[] = [];
   const done = new Set<string>();
   for (const node of editor.nodes.filter(
-    (n) => n.op_type === 'Conv' || (n.op_type === 'Gemm' && editor.attrInt(n, 'transB', 0) === 1),
+    (n) => n.op_type === 'Conv' || (n.op_type === 'Gemm' && attrInt(n, 'transB', 0) === 1),
   )) {
     const name = node.input[1] as string;
     const weight = editor.floatInitializer(name);

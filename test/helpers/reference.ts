@@ -4,7 +4,8 @@
  * finite differences of its float64 loss judge the float32 gradients our training graph computes.
  * It evaluates only what the requested output needs.
  */
-import type { AttributeProto, ModelProto, NodeProto } from '../../export/onnx/schema.ts';
+import { attrFloat, attrInt, attrInts } from '../../export/onnx/read-attributes.ts';
+import type { ModelProto, NodeProto } from '../../export/onnx/schema.ts';
 import { fromTensorProto } from '../../export/onnx/tensor.ts';
 
 export interface F64 {
@@ -13,19 +14,6 @@ export interface F64 {
 }
 
 const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-
-function attr(node: NodeProto, name: string): AttributeProto | undefined {
-  return node.attribute?.find((a) => a.name === name);
-}
-const attrInt = (n: NodeProto, name: string, d: number) => {
-  const a = attr(n, name);
-  return a?.i === undefined ? d : Number(a.i);
-};
-const attrInts = (n: NodeProto, name: string, d: number[]) => {
-  const a = attr(n, name);
-  return a?.ints?.length ? a.ints.map(Number) : d;
-};
-const attrFloat = (n: NodeProto, name: string, d: number) => attr(n, name)?.f ?? d;
 
 function broadcast(a: F64, b: F64, f: (x: number, y: number) => number): F64 {
   const rank = Math.max(a.shape.length, b.shape.length);

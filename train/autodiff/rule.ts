@@ -3,8 +3,7 @@
  * its outputs, it emits ONNX nodes computing the gradients of its inputs (only those `needsGrad` marks).
  */
 import type { Dim, GraphBuilder } from '../../export/onnx/builder.ts';
-import { toNumber } from '../../export/onnx/numbers.ts';
-import type { AttributeProto, NodeProto } from '../../export/onnx/schema.ts';
+import type { NodeProto } from '../../export/onnx/schema.ts';
 
 export interface RuleContext {
   g: GraphBuilder;
@@ -18,23 +17,7 @@ export interface RuleContext {
 /** Gradient names per input, in input order; undefined for inputs that get none. */
 export type GradientRule = (c: RuleContext) => (string | undefined)[];
 
-function attribute(node: NodeProto, name: string): AttributeProto | undefined {
-  return node.attribute?.find((a) => a.name === name);
-}
-
-export function attrInt(node: NodeProto, name: string, fallback: number): number {
-  const a = attribute(node, name);
-  return a?.i === undefined ? fallback : toNumber(a.i);
-}
-
-export function attrFloat(node: NodeProto, name: string, fallback: number): number {
-  return attribute(node, name)?.f ?? fallback;
-}
-
-export function attrInts(node: NodeProto, name: string, fallback: number[]): number[] {
-  const a = attribute(node, name);
-  return a?.ints && a.ints.length > 0 ? a.ints.map(toNumber) : fallback;
-}
+export { attrFloat, attrInt, attrInts } from '../../export/onnx/read-attributes.ts';
 
 /** The node's first output gradient, which every single-output rule starts from. */
 export function dY(c: RuleContext): string {
