@@ -8,8 +8,14 @@ import { join } from 'node:path';
 export const MODEL_FILE = 'model.onnx';
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
+const VERSION = /^[1-9][0-9]{0,8}$/;
+
+export function isValidModelName(name: string): boolean {
+  return NAME.test(name) && !name.includes('..') && name.length <= 100;
+}
+
 export function checkModelName(name: string): string {
-  if (!NAME.test(name) || name.includes('..') || name.length > 100) {
+  if (!isValidModelName(name)) {
     throw new Error(
       `invalid model name '${name}': use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit`,
     );
@@ -19,7 +25,7 @@ export function checkModelName(name: string): string {
 
 export function checkVersion(version: string | number): number {
   const text = String(version);
-  if (!/^[1-9][0-9]{0,8}$/.test(text)) throw new Error(`invalid version '${text}': use a positive integer`);
+  if (!VERSION.test(text)) throw new Error(`invalid version '${text}': use a positive integer`);
   return Number(text);
 }
 
@@ -28,7 +34,7 @@ export function versionsOf(root: string, name: string): number[] {
   const dir = join(root, checkModelName(name));
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((v) => /^[1-9][0-9]*$/.test(v) && statSync(join(dir, v)).isDirectory())
+    .filter((v) => VERSION.test(v) && statSync(join(dir, v)).isDirectory())
     .map(Number)
     .sort((a, b) => a - b);
 }
@@ -39,4 +45,22 @@ export function nextVersion(root: string, name: string): number {
 
 export function modelPath(root: string, name: string, version: number): string {
   return join(root, checkModelName(name), String(checkVersion(version)), MODEL_FILE);
+}
+
+export interface ModelFile {
+  name: string;
+  version: number;
+  path: string;
+}
+
+/** Every `<name>/<version>/model.onnx` present under `root` (other entries are ignored). */
+export function listModelFiles(root: string): ModelFile[] {
+  if (!existsSync(root)) return [];
+  return readdirSync(root)
+    .filter((name) => isValidModelName(name) && statSync(join(root, name)).isDirectory())
+    .flatMap((name) =>
+      versionsOf(root, name)
+        .map((version) => ({ name, version, path: join(root, name, String(version), MODEL_FILE) }))
+        .filter((file) => existsSync(file.path)),
+    );
 }

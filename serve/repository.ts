@@ -4,12 +4,11 @@
  * that fails to load is reported and never replaces the version that is serving; removed versions are
  * unloaded. The default version of a model is its newest one that loaded.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { describeModel } from '../export/onnx/describe.ts';
-import { MODEL_FILE } from '../export/repository.ts';
+import { listModelFiles, type ModelFile } from '../export/repository.ts';
 import { createSession, type Device, type Provider } from '../train/execution.ts';
 import { Batcher } from './batcher.ts';
 
@@ -72,20 +71,9 @@ export class ModelRepository {
     this.options.log?.(line);
   }
 
-  /** Files present now: key `<name>/<version>` → path. */
-  private discover(): Map<string, { name: string; version: number; path: string }> {
-    const found = new Map<string, { name: string; version: number; path: string }>();
-    if (!existsSync(this.root)) return found;
-    for (const name of readdirSync(this.root)) {
-      if (!/^[a-z0-9][a-z0-9._-]*$/.test(name)) continue;
-      const dir = join(this.root, name);
-      if (!statSync(dir).isDirectory()) continue;
-      for (const v of readdirSync(dir)) {
-        const path = join(dir, v, MODEL_FILE);
-        if (/^[1-9][0-9]*$/.test(v) && existsSync(path)) found.set(`${name}/${v}`, { name, version: Number(v), path });
-      }
-    }
-    return found;
+  /** Files present now: key `<name>/<version>` → file. */
+  private discover(): Map<string, ModelFile> {
+    return new Map(listModelFiles(this.root).map((file) => [`${file.name}/${file.version}`, file]));
   }
 
   /** Bring the loaded set in line with the files (one scan at a time). */

@@ -7,11 +7,11 @@
  * `--all` first trains and exports every tutorial model (10 epochs each, the tutorial's recipe) that
  * the repository lacks.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
-import { versionsOf } from '../export/repository.ts';
+import { listModelFiles } from '../export/repository.ts';
 import { positiveInt } from '../train/cli/options.ts';
 import { terminalEvents } from '../train/cli/progress.ts';
 import { exportRun } from '../train/export-run.ts';
@@ -20,7 +20,6 @@ import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import type { ModelName } from '../train/zoo/index.ts';
 import { onStopSignal, startServer } from './server.ts';
 
-const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 const TUTORIAL_MODELS: ModelName[] = ['cnn', 'cnn3', 'inception', 'resnet', 'resnet-scaled', 'resnet-convshortcut'];
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -62,9 +61,7 @@ await runCli(async () => {
     epochs?: number;
     limit?: number;
   }>();
-  const served = existsSync(o.models)
-    ? readdirSync(o.models).filter((name) => NAME.test(name) && versionsOf(o.models, name).length > 0)
-    : [];
+  const served = [...new Set(listModelFiles(o.models).map((file) => file.name))];
   const toTrain = o.all
     ? TUTORIAL_MODELS.filter((m) => !served.includes(m))
     : served.length === 0
