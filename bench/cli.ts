@@ -8,26 +8,15 @@
 import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
 import { writeFileAtomic } from '../export/files.ts';
-import { isModelName, type ModelName } from '../train/zoo/index.ts';
+import { isModelName, MODEL_NAMES } from '../train/zoo/index.ts';
 import { serveLoad } from './serve-load.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';
 import { ourTrainingThroughput } from './train-throughput.ts';
 
-const TUTORIAL_MODELS: ModelName[] = [
-  'mlp',
-  'cnn',
-  'cnn3',
-  'inception',
-  'resnet',
-  'resnet-scaled',
-  'resnet-convshortcut',
-  'densenet',
-];
-
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
   .option('--what <what>', 'which benchmark: train, serve or all', 'all')
-  .option('--models <list>', 'comma-separated model names', TUTORIAL_MODELS.join(','))
+  .option('--models <list>', 'comma-separated model names', MODEL_NAMES.join(','))
   .option('--threads <list>', 'comma-separated intra-op thread counts', '1,2')
   .option('--batch <n>', 'batch size', '64')
   .option('--rounds <n>', 'alternating rounds per configuration', '3')

@@ -4,6 +4,7 @@
  * OpenAPI docs, and the built web demo at /.
  */
 import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { swaggerUI } from '@hono/swagger-ui';
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
@@ -331,7 +332,6 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // Model files for in-browser inference (only versions the repository knows and serves).
   app.get('/models/:model/:version/model.onnx', async (c) => {
     const model = lookup(repository, c.req.param('model'), c.req.param('version'));
-    const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(model.path);
     return c.body(new Uint8Array(bytes), 200, {
       'Content-Type': 'application/octet-stream',

@@ -8,14 +8,14 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
-import { nonNegativeNumber, oneOf, positiveInt } from '../train/cli/options.ts';
+import { nonNegativeNumber, oneOf, port, positiveInt } from '../train/cli/options.ts';
 import { DEVICES, type Device } from '../train/execution.ts';
 import { onStopSignal, startServer } from './server.ts';
 
 const program = new Command('serve')
   .description('Serve the model repository over HTTP')
   .option('--models <dir>', 'model repository (<name>/<version>/model.onnx)', 'models')
-  .option('--port <n>', 'port', (v) => (v === '0' ? 0 : positiveInt(v)), 8080)
+  .option('--port <n>', 'port (0: any free port)', port, 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), 'cpu' as Device)
   .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, 1)

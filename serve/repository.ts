@@ -5,6 +5,7 @@
  * unloaded. The default version of a model is its newest one that loaded.
  */
 import { statSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import * as ort from 'onnxruntime-node';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { describeModel } from '../export/onnx/describe.ts';
@@ -121,7 +122,6 @@ export class ModelRepository {
   }
 
   private async load(name: string, version: number, path: string, stamp: string): Promise<ServedVersion> {
-    const { readFile } = await import('node:fs/promises');
     const bytes = await readFile(path);
     const info = describeModel(decodeModel(bytes));
     const input = info.inputs[0];

@@ -12,22 +12,21 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { runCli } from '../export/cli/run-cli.ts';
 import { listModelFiles } from '../export/repository.ts';
-import { positiveInt } from '../train/cli/options.ts';
+import { port, positiveInt } from '../train/cli/options.ts';
 import { terminalEvents } from '../train/cli/progress.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
-import type { ModelName } from '../train/zoo/index.ts';
+import { type ModelName, TUTORIAL_MODELS } from '../train/zoo/index.ts';
 import { onStopSignal, startServer } from './server.ts';
 
-const TUTORIAL_MODELS: ModelName[] = ['cnn', 'cnn3', 'inception', 'resnet', 'resnet-scaled', 'resnet-convshortcut'];
 const ROOT = resolve(import.meta.dirname, '..');
 
 const program = new Command('start')
   .description('Train and export a model if there is none, then serve the API and the web demo')
   .option('--all', 'train and export every tutorial model the repository lacks (10 epochs each)', false)
   .option('--models <dir>', 'model repository', join(ROOT, 'models'))
-  .option('--port <n>', 'port (0: any free port)', (v) => (v === '0' ? 0 : positiveInt(v)), 8080)
+  .option('--port <n>', 'port (0: any free port)', port, 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--epochs <n>', 'epochs for the default model (2; --all uses the tutorial’s 10)', positiveInt)
   .option('--limit <n>', 'train on the first n images only (a quick look)', positiveInt)

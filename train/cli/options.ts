@@ -37,3 +37,8 @@ export function oneOf<T extends string>(choices: readonly T[]) {
     return value as T;
   };
 }
+
+/** A TCP port; 0 asks for any free one. */
+export function port(value: string): number {
+  return value === '0' ? 0 : positiveInt(value);
+}

@@ -13,22 +13,12 @@ import { writeComparison } from '../compare-runs.ts';
 import { trainRun } from '../loop.ts';
 import { TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readHistory } from '../run-dir.ts';
-import { isModelName, type ModelName } from '../zoo/index.ts';
+import { isModelName, TUTORIAL_MODELS, ZOO, type ZooEntry } from '../zoo/index.ts';
 import { positiveInt } from './options.ts';
-
-/** Test accuracy after 10 epochs as the tutorial prints it. */
-const TUTORIAL_ACCURACY: Partial<Record<ModelName, number>> = {
-  cnn: 98.49,
-  cnn3: 98.78,
-  inception: 98.81,
-  resnet: 99.02,
-  'resnet-scaled': 98.88,
-  'resnet-convshortcut': 98.97,
-};
 
 const program = new Command('reproduce')
   .description("Train the tutorial's models with its recipe and compare with its printed results")
-  .option('--models <list>', 'comma-separated models', Object.keys(TUTORIAL_ACCURACY).join(','))
+  .option('--models <list>', 'comma-separated models', TUTORIAL_MODELS.join(','))
   .option('--epochs <n>', 'epochs', positiveInt, TUTORIAL_RECIPE.epochs)
   .option('--threads <n>', 'ORT intra-op threads', positiveInt, 2)
   .option('--out <dir>', 'where the runs and the results go', 'runs/reproduce')
@@ -60,7 +50,7 @@ await runCli(async () => {
     models.map(async (model) => ({
       label: model,
       history: await readHistory(join(o.out, model)),
-      reference: TUTORIAL_ACCURACY[model],
+      reference: (ZOO[model] as ZooEntry).tutorialAccuracy,
     })),
   );
   console.log(await writeComparison(o.out, runs, "The tutorial's models, its recipe, 10 epochs"));
