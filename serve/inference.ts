@@ -1,18 +1,11 @@
 /** Run images through a served model: normalization when it expects it, batching, softmax. */
+import { softmax } from './preprocess/softmax.ts';
 import { MNIST_MEAN, MNIST_STD, type ServedVersion } from './repository.ts';
 
 export interface Prediction {
   prediction: number;
   probabilities: number[];
   logits: number[];
-}
-
-export function softmax(logits: ArrayLike<number>): number[] {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) max = Math.max(max, logits[i] as number);
-  const exps = Array.from(logits, (v) => Math.exp(v - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
 }
 
 /** `images`: count × 784 raw intensities in [0, 1]. */

@@ -1,5 +1,6 @@
 /** The server's model list, and in-browser sessions on WebGPU or wasm (onnxruntime-web). */
 import * as ort from 'onnxruntime-web/webgpu';
+import { softmax } from '../../serve/preprocess/softmax.ts';
 
 export interface ModelEntry {
   name: string;
@@ -81,11 +82,7 @@ export async function runInBrowser(model: ModelEntry, backend: Backend, input: F
   const s = await session(model, backend);
   // A fresh tensor per run (a reused one can be detached by the proxy worker).
   const out = await s.run({ [s.inputNames[0] as string]: new ort.Tensor('float32', input.slice(), [1, 1, 28, 28]) });
-  const logits = Array.from(out.logits?.data as Float32Array);
-  const max = Math.max(...logits);
-  const exps = logits.map((v) => Math.exp(v - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
+  return softmax(out.logits?.data as Float32Array);
 }
 
 export async function runOnServer(
