@@ -4,6 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
@@ -118,17 +119,25 @@ describe('npm run train', () => {
     const accuracy = Number(/Accuracy on test set: (\d+) % \[(\d+)\/10000\]/.exec(stdout)?.[2]) / 100;
     expect(accuracy).toBeGreaterThan(90);
     expect(readdirSync(out).sort()).toEqual([
+      'accuracy.png',
       'accuracy.svg',
       'checkpoint.bin',
       'config.json',
       'history.json',
+      'loss.png',
       'loss.svg',
     ]);
     const [record] = await readHistory(out);
     expect(Object.keys(record ?? {}).sort()).toEqual(
       ['epoch', 'imagesPerSecond', 'lr', 'seconds', 'testAccuracy', 'testLoss', 'trainAccuracy', 'trainLoss'].sort(),
     );
-    expect(readFileSync(join(out, 'accuracy.svg'), 'utf8')).toMatch(/^<svg/);
+    const svg = readFileSync(join(out, 'accuracy.svg'), 'utf8');
+    expect(svg).toMatch(/^<svg/);
+    // The PNG is the same chart at twice the size, and not blank: it has dark pixels (axes, text, line).
+    const png = PNG.sync.read(readFileSync(join(out, 'accuracy.png')));
+    expect(png.width).toBe(2 * Number(/width="(\d+)"/.exec(svg)?.[1]));
+    const dark = png.data.filter((v, i) => i % 4 === 0 && v < 128).length;
+    expect(dark).toBeGreaterThan(1000);
   }, 60_000);
 
   it('prints the tutorial loss line every 300 batches', async () => {

@@ -1,7 +1,7 @@
 /** Several runs side by side: a markdown table and accuracy/loss plots. */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../export/files.ts';
-import { lineChartSvg } from './plot.ts';
+import { writeChart } from './plot.ts';
 import type { EpochRecord } from './run-dir.ts';
 
 export interface RunSummary {
@@ -56,29 +56,23 @@ export function comparisonTable(runs: RunSummary[]): string {
   ].join('\n');
 }
 
-/** Write comparison.md, comparison.json, accuracy.svg and loss.svg into `dir`. */
+/** Write comparison.md, comparison.json, and accuracy and loss plots (SVG + PNG) into `dir`. */
 export async function writeComparison(dir: string, runs: RunSummary[], title: string): Promise<string> {
   const table = comparisonTable(runs);
   await writeFileAtomic(join(dir, 'comparison.md'), `# ${title}\n\n${table}\n`);
   await writeFileAtomic(join(dir, 'comparison.json'), `${JSON.stringify(runs, null, 2)}\n`);
-  await writeFileAtomic(
-    join(dir, 'accuracy.svg'),
-    await lineChartSvg({
-      title: `${title}: test accuracy`,
-      xLabel: 'Epoch',
-      yLabel: 'Accuracy (%)',
-      zoomY: true,
-      series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testAccuracy]) })),
-    }),
-  );
-  await writeFileAtomic(
-    join(dir, 'loss.svg'),
-    await lineChartSvg({
-      title: `${title}: test loss`,
-      xLabel: 'Epoch',
-      yLabel: 'Cross-entropy',
-      series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testLoss]) })),
-    }),
-  );
+  await writeChart(dir, 'accuracy', {
+    title: `${title}: test accuracy`,
+    xLabel: 'Epoch',
+    yLabel: 'Accuracy (%)',
+    zoomY: true,
+    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testAccuracy]) })),
+  });
+  await writeChart(dir, 'loss', {
+    title: `${title}: test loss`,
+    xLabel: 'Epoch',
+    yLabel: 'Cross-entropy',
+    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testLoss]) })),
+  });
   return table;
 }

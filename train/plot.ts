@@ -1,9 +1,13 @@
 /**
  * Line charts as SVG, rendered headless with Vega-Lite (no browser, no canvas): accuracy and loss per
- * epoch for a run, or several runs side by side.
+ * epoch for a run, or several runs side by side. Each chart is also rasterized to PNG with resvg
+ * (for places that show no SVG: chat, slides, some viewers).
  */
+import { join } from 'node:path';
+import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
+import { writeFileAtomic } from '../export/files.ts';
 
 export interface Series {
   name: string;
@@ -53,4 +57,16 @@ export async function lineChartSvg(options: ChartOptions): Promise<string> {
   } finally {
     view.finalize();
   }
+}
+
+/** Rasterize an SVG at `scale`× its size (2 by default, crisp on high-density screens). */
+export function svgToPng(svg: string, scale = 2): Buffer {
+  return new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true } }).render().asPng();
+}
+
+/** Write `<name>.svg` and `<name>.png` into `dir`, each atomically. */
+export async function writeChart(dir: string, name: string, options: ChartOptions): Promise<void> {
+  const svg = await lineChartSvg(options);
+  await writeFileAtomic(join(dir, `${name}.svg`), svg);
+  await writeFileAtomic(join(dir, `${name}.png`), svgToPng(svg));
 }

@@ -1,11 +1,11 @@
 /**
- * A run directory: config.json, history.json, checkpoint.bin (after every epoch), accuracy.svg and
- * loss.svg. Every file is written atomically.
+ * A run directory: config.json, history.json, checkpoint.bin (after every epoch), and the accuracy
+ * and loss plots as SVG and PNG. Every file is written atomically.
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../export/files.ts';
-import { lineChartSvg } from './plot.ts';
+import { writeChart } from './plot.ts';
 import type { TrainConfig } from './run-config.ts';
 
 export interface EpochRecord {
@@ -26,8 +26,9 @@ export const RUN_FILES = {
   config: 'config.json',
   history: 'history.json',
   checkpoint: 'checkpoint.bin',
-  accuracyPlot: 'accuracy.svg',
-  lossPlot: 'loss.svg',
+  /** Plots, written as <name>.svg and <name>.png. */
+  accuracyPlot: 'accuracy',
+  lossPlot: 'loss',
 } as const;
 
 const json = (value: unknown) => `${JSON.stringify(value, null, 2)}\n`;
@@ -58,14 +59,14 @@ export const readHistory = (dir: string) => readJson<EpochRecord[]>(dir, RUN_FIL
 /** history.json and the two plots, rewritten after every epoch. */
 export async function writeHistory(dir: string, label: string, history: EpochRecord[]): Promise<void> {
   await writeFileAtomic(join(dir, RUN_FILES.history), json(history));
-  const accuracy = await lineChartSvg({
+  await writeChart(dir, RUN_FILES.accuracyPlot, {
     title: `${label}: test accuracy`,
     xLabel: 'Epoch',
     yLabel: 'Accuracy (%)',
     zoomY: true,
     series: [{ name: 'test', points: history.map((h) => [h.epoch, h.testAccuracy]) }],
   });
-  const loss = await lineChartSvg({
+  await writeChart(dir, RUN_FILES.lossPlot, {
     title: `${label}: loss`,
     xLabel: 'Epoch',
     yLabel: 'Cross-entropy',
@@ -74,6 +75,4 @@ export async function writeHistory(dir: string, label: string, history: EpochRec
       { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) },
     ],
   });
-  await writeFileAtomic(join(dir, RUN_FILES.accuracyPlot), accuracy);
-  await writeFileAtomic(join(dir, RUN_FILES.lossPlot), loss);
 }

@@ -25,5 +25,5 @@ await runCli(async () => {
   );
   const { out } = program.opts<{ out: string }>();
   console.log(await writeComparison(out, runs, `${runs.length} runs`));
-  console.log(`wrote ${join(out, 'comparison.md')}, accuracy.svg and loss.svg`);
+  console.log(`wrote ${join(out, 'comparison.md')} and the accuracy and loss plots (.svg, .png)`);
 });

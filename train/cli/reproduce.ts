@@ -54,5 +54,5 @@ await runCli(async () => {
     })),
   );
   console.log(await writeComparison(o.out, runs, "The tutorial's models, its recipe, 10 epochs"));
-  console.log(`wrote ${join(o.out, 'comparison.md')}, accuracy.svg and loss.svg`);
+  console.log(`wrote ${join(o.out, 'comparison.md')} and the accuracy and loss plots (.svg, .png)`);
 });

@@ -3,7 +3,7 @@
  *
  * Trains a zoo model on MNIST with the tutorial's recipe unless told otherwise, printing the
  * tutorial's log lines (and a live progress bar on a terminal), and writes a run directory:
- * config.json, history.json, checkpoint.bin, accuracy.svg, loss.svg. `--resume <dir>` continues a run.
+ * config.json, history.json, checkpoint.bin, accuracy.svg/.png, loss.svg/.png. `--resume <dir>` continues a run.
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
