@@ -1,4 +1,4 @@
-"""The tutorial's networks and our DenseNet in PyTorch, with the same parameter names as train/zoo/*.ts.
+"""The tutorial's networks and ours (DenseNet, fast-cnn, cnn7) in PyTorch, with the same parameter names as train/zoo/*.ts.
 
 Used by test/fixtures/make-torch-fixtures.py (golden numbers) and bench/torch_train.py (side-by-side
 throughput). The residual variants use the paper's form: conv2 on relu(conv1(x)).
@@ -173,6 +173,49 @@ class DenseNet(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
+class ConvBnReLU(nn.Module):
+    def __init__(self, c_in, c_out, kernel, stride=1, padding=0):
+        super().__init__()
+        self.conv = nn.Conv2d(c_in, c_out, kernel, stride, padding, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+
+    def forward(self, x):
+        return F.relu(self.bn(self.conv(x)))
+
+
+class FastCnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = ConvBnReLU(1, 16, 4, 2, 1)
+        self.conv2 = ConvBnReLU(16, 32, 3, 2, 1)
+        self.conv3 = ConvBnReLU(32, 64, 3)
+        self.fc = nn.Linear(64 * 5 * 5, 10)
+
+    def forward(self, x):
+        x = self.conv3(self.conv2(self.conv1(x)))
+        return self.fc(x.view(x.size(0), -1))
+
+
+def cnn7_block(c_in, c):
+    return nn.Sequential(
+        ConvBnReLU(c_in, c, 3), ConvBnReLU(c, c, 3), ConvBnReLU(c, c, 5, 2, 2), nn.Dropout(0.4)
+    )
+
+
+class Cnn7(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.block1 = cnn7_block(1, 32)
+        self.block2 = cnn7_block(32, 64)
+        self.head = ConvBnReLU(64, 128, 4)
+        self.drop = nn.Dropout(0.4)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = self.head(self.block2(self.block1(x)))
+        return self.fc(self.drop(x.view(x.size(0), -1)))
+
+
 ZOO = {
     "mlp": Mlp,
     "cnn": Cnn,
@@ -182,4 +225,6 @@ ZOO = {
     "resnet-scaled": lambda: ResNet("scaled"),
     "resnet-convshortcut": lambda: ResNet("conv"),
     "densenet": DenseNet,
+    "fast-cnn": FastCnn,
+    "cnn7": Cnn7,
 }

@@ -17,6 +17,9 @@ const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
   'resnet-scaled': { params: 41_514, macs: 2_013_184 },
   // + conv3 1×1 in each block: 16·16+16 + 32·32+32 params; 16·12·12·16 + 32·4·4·32 MACs
   'resnet-convshortcut': { params: 41_514 + 272 + 1_056, macs: 2_013_184 + 36_864 + 16_384 },
+  // Ours, counted on bench/torch_models.py's PyTorch modules (sum of numel; Conv/Linear forward hooks).
+  'fast-cnn': { params: 39_530, macs: 752_768 },
+  cnn7: { params: 325_994, macs: 15_162_752 },
 };
 
 describe('model zoo', () => {
@@ -111,7 +114,7 @@ describe('npm run summary', () => {
     }
     expect(error?.status).toBe(1);
     expect(error?.stderr.trim()).toBe(
-      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet",
+      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7",
     );
   });
 });

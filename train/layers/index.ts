@@ -1,5 +1,6 @@
 /** The layer library: `nn.*`-style modules and `F.*`-style functional ops. */
 export { batchNorm2d } from './batchnorm2d.ts';
+export { type ConvBnReluOptions, convBnRelu } from './conv-bn-relu.ts';
 export { conv2d } from './conv2d.ts';
 export { dropout } from './dropout.ts';
 export * as F from './functional.ts';

@@ -2,7 +2,9 @@
 import type { Module } from '../layers/index.ts';
 import { cnn } from './cnn.ts';
 import { cnn3 } from './cnn3.ts';
+import { cnn7 } from './cnn7.ts';
 import { densenet } from './densenet.ts';
+import { fastCnn } from './fast-cnn.ts';
 import { inception } from './inception.ts';
 import { mlp } from './mlp.ts';
 import { resnet } from './resnet.ts';
@@ -40,6 +42,12 @@ export const ZOO = {
     tutorialAccuracy: 98.97,
   },
   densenet: { build: densenet, title: 'Small DenseNet (growth 12, 2 blocks)', section: '9.7.4 (paper 2)' },
+  'fast-cnn': {
+    build: fastCnn,
+    title: '3 strided convs with BatchNorm, no pooling (fastest to 99%)',
+    section: 'beyond',
+  },
+  cnn7: { build: cnn7, title: '7-conv BatchNorm CNN, strided 5×5 downsampling (best accuracy)', section: 'beyond' },
 } satisfies Record<string, ZooEntry>;
 
 export type ModelName = keyof typeof ZOO;
