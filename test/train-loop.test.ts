@@ -10,7 +10,7 @@ import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/check
 import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
 import { trainRun } from '../train/loop.ts';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
-import { readHistory } from '../train/run-dir.ts';
+import { readConfig, readHistory } from '../train/run-dir.ts';
 
 const run = promisify(execFile);
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-'));
@@ -145,9 +145,27 @@ describe('npm run train', () => {
     expect(stdout).toMatch(/^\[1, {3}300\] loss: \d\.\d{3}$/m);
   }, 60_000);
 
+  it('--recipe fast sets its model and optimizer; flags given override the recipe', async () => {
+    const out = tmp();
+    await cli('--recipe', 'fast', '--epochs', '1', '--limit', '1000', '--threads', '1', '--out', out);
+    expect(await readConfig(out)).toMatchObject({
+      model: 'fast-cnn',
+      optimizer: 'adamw',
+      schedule: 'onecycle',
+      lr: 0.01,
+      batchSize: 128,
+      epochs: 1,
+      limit: 1000,
+      threads: 1,
+    });
+  }, 60_000);
+
   it('answers bad flags with one line and exit code 1', async () => {
     expect(await failure('--model', 'lenet')).toMatch(
       /^error: option '-m, --model <name>' argument 'lenet' is invalid\. Allowed choices are mlp, cnn/,
+    );
+    expect(await failure('--recipe', 'fastest')).toMatch(
+      /^error: option '--recipe <name>' argument 'fastest' is invalid\. Allowed choices are tutorial, fast, best\.$/,
     );
     expect(await failure('--lr', '-0.1')).toBe(
       "error: option '--lr <rate>' argument '-0.1' is invalid. must be a number > 0.",

@@ -1,7 +1,8 @@
 /**
  * npm run train -- --model <name> [options]
  *
- * Trains a zoo model on MNIST with the tutorial's recipe unless told otherwise, printing the
+ * Trains a zoo model on MNIST with the tutorial's recipe unless told otherwise (`--recipe fast|best`
+ * picks one of ours; flags given override the recipe's values), printing the
  * tutorial's log lines (and a live progress bar on a terminal), and writes a run directory:
  * config.json, history.json, checkpoint.bin, accuracy.svg/.png, loss.svg/.png. `--resume <dir>` continues a run.
  */
@@ -11,6 +12,7 @@ import { Command, Option } from 'commander';
 import { runCli } from '../../export/cli/run-cli.ts';
 import { DEVICES } from '../execution.ts';
 import { trainRun } from '../loop.ts';
+import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
@@ -21,6 +23,11 @@ import { terminalEvents } from './progress.ts';
 const r = TUTORIAL_RECIPE;
 const program = new Command('train')
   .description('Train a model-zoo network on MNIST (defaults: the tutorial recipe)')
+  .addOption(
+    new Option('--recipe <name>', 'named settings (listed below); flags given override them')
+      .choices(RECIPE_NAMES)
+      .default('tutorial'),
+  )
   .addOption(new Option('-m, --model <name>', 'model to train').choices(MODEL_NAMES).default('cnn'))
   .option('--epochs <n>', 'epochs', positiveInt, r.epochs)
   .option('--batch-size <n>', 'batch size', positiveInt, r.batchSize)
@@ -37,9 +44,23 @@ const program = new Command('train')
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
   .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .addHelpText(
+    'after',
+    `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
+  )
   .parse();
 
-type Flags = Omit<TrainConfig, 'model'> & { model: TrainConfig['model']; out?: string; resume?: string };
+type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string };
+
+/** The recipe's config, with every flag given on the command line taking precedence. */
+function configFrom(flags: Flags): TrainConfig {
+  const config: TrainConfig = { ...RECIPES[flags.recipe].config };
+  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit'] as (keyof TrainConfig)[];
+  for (const key of keys) {
+    if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
+  }
+  return config;
+}
 
 function timestamp(): string {
   return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
@@ -57,9 +78,8 @@ await runCli(async () => {
     // Only the length of the run may change on resume; everything else is the run's own config.
     if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
   } else {
-    const { out, resume: _, ...rest } = flags;
-    config = rest;
-    dir = out ?? join('runs', config.model, timestamp());
+    config = configFrom(flags);
+    dir = flags.out ?? join('runs', config.model, timestamp());
   }
 
   const history = await trainRun({ config, dir, resume: Boolean(flags.resume), events: terminalEvents(config.epochs) });
