@@ -13,6 +13,9 @@ export interface RunSummary {
 
 const pct = (n: number) => `${n.toFixed(2)}%`;
 
+/** Seconds under two minutes (a fast recipe's 23.8 s), minutes above. */
+const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`);
+
 export function comparisonTable(runs: RunSummary[]): string {
   const withReference = runs.some((r) => r.reference !== undefined);
   const head = [
@@ -23,14 +26,15 @@ export function comparisonTable(runs: RunSummary[]): string {
     ...(withReference ? ['tutorial', 'difference'] : []),
     'final test loss',
     'train img/s',
-    'minutes',
+    'training time',
   ];
   const rows = runs.map(({ label, history, reference }) => {
     const last = history.at(-1);
     if (!last) return [label, '0', ...head.slice(2).map(() => '–')];
     const best = history.reduce((b, h) => (h.testAccuracy > b.testAccuracy ? h : b));
-    const minutes = history.reduce((s, h) => s + h.seconds, 0) / 60;
-    const speed = history.reduce((s, h) => s + h.imagesPerSecond, 0) / history.length;
+    const seconds = history.reduce((s, h) => s + h.seconds, 0);
+    // Images over time, not the mean of per-epoch rates (which overweights fast epochs).
+    const speed = history.reduce((s, h) => s + h.imagesPerSecond * h.seconds, 0) / seconds;
     return [
       label,
       String(last.epoch),
@@ -46,7 +50,7 @@ export function comparisonTable(runs: RunSummary[]): string {
         : []),
       last.testLoss.toFixed(4),
       speed.toFixed(0),
-      minutes.toFixed(1),
+      duration(seconds),
     ];
   });
   return [

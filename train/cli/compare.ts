@@ -20,7 +20,8 @@ await runCli(async () => {
   const runs = await Promise.all(
     dirs.map(async (dir) => {
       const config = await readConfig(dir);
-      return { label: `${config.model} (${basename(dir)})`, history: await readHistory(dir) };
+      const name = basename(dir);
+      return { label: name === config.model ? name : `${config.model} (${name})`, history: await readHistory(dir) };
     }),
   );
   const { out } = program.opts<{ out: string }>();
