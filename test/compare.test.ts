@@ -1,15 +1,13 @@
 /** npm run compare: runs side by side as a table and plots, from run directories on disk. */
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { type EpochRecord, writeConfig, writeHistory } from '../train/run-dir.ts';
+import { failingScript, runScript } from './helpers/cli.ts';
 
-const run = promisify(execFile);
-const compare = (...args: string[]) => run(process.execPath, ['--import', 'tsx', 'train/cli/compare.ts', ...args]);
+const compare = (...args: string[]) => runScript('train/cli/compare.ts', ...args);
 
 const epoch = (n: number, testAccuracy: number, seconds: number): EpochRecord => ({
   epoch: n,
@@ -55,8 +53,8 @@ describe('npm run compare', () => {
   }, 60_000);
 
   it('answers a directory that is not a run with one line and exit code 1', async () => {
-    const error = await compare(tmpdir()).catch((e) => e);
-    expect(error.code).toBe(1);
-    expect(error.stderr.trim()).toBe(`error: ${tmpdir()} is not a run directory (no config.json)`);
+    expect(await failingScript('train/cli/compare.ts', tmpdir())).toBe(
+      `error: ${tmpdir()} is not a run directory (no config.json)`,
+    );
   }, 60_000);
 });

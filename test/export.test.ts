@@ -1,9 +1,7 @@
 /** The export and inspect commands: deployable models, validated, in the model repository. */
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { decodeModel } from '../export/onnx/codec.ts';
@@ -13,8 +11,8 @@ import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
+import { failingScript, runScript } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
 const data = { train: take(train, 2000), test: take(test, 1000) as Dataset };
@@ -25,13 +23,11 @@ async function trainedRun(model: 'cnn' | 'densenet', epochs = 1) {
   return dir;
 }
 
-const cli = (script: string, ...args: string[]) => run(process.execPath, ['--import', 'tsx', script, ...args]);
-
 describe('export', () => {
   it('cnn: folds the normalization into conv1, validates against the training graph, and round-trips through inspect', async () => {
     const runDir = await trainedRun('cnn');
     const out = tmp('models-');
-    const { stdout } = await cli('train/cli/export.ts', '--run', runDir, '--out', out);
+    const { stdout } = await runScript('train/cli/export.ts', '--run', runDir, '--out', out);
     expect(stdout).toMatch(/wrote .*cnn\/1\/model\.onnx/);
     expect(stdout).toMatch(/0 different predictions/);
     const path = join(out, 'cnn', '1', 'model.onnx');
@@ -47,7 +43,7 @@ describe('export', () => {
       labels: '0,1,2,3,4,5,6,7,8,9',
     });
     expect(Number(info.metadata.test_accuracy)).toBeGreaterThan(80);
-    const inspected = (await cli('export/cli/inspect.ts', path)).stdout;
+    const inspected = (await runScript('export/cli/inspect.ts', path)).stdout;
     expect(inspected).toMatch(/opsets ai\.onnx 17/);
     expect(inspected).toMatch(/^ {2}probabilities: FLOAT \[N, 10\]$/m);
     expect(inspected).toMatch(/^ {2}test_accuracy: \d+\.\d\d$/m);
@@ -115,14 +111,7 @@ describe('export', () => {
   });
 
   it('fails in one line on a bad run directory or name', async () => {
-    const failure = async (...args: string[]) => {
-      const e = (await cli('train/cli/export.ts', ...args).then(
-        () => undefined,
-        (x) => x,
-      )) as { code: number; stderr: string };
-      expect(e.code).toBe(1);
-      return e.stderr.trim();
-    };
+    const failure = (...args: string[]) => failingScript('train/cli/export.ts', ...args);
     expect(await failure('--run', '/nonexistent')).toBe('error: /nonexistent is not a run directory (no config.json)');
     const runDir = await trainedRun('cnn');
     expect(await failure('--run', runDir, '--name', '../../evil', '--out', tmp('m-'))).toMatch(
@@ -134,7 +123,7 @@ describe('export', () => {
 
 describe('inspect', () => {
   it('reads an ONNX file made by torch.onnx.export (opset 13, Shape→Gather→Unsqueeze→Concat→Reshape flatten)', async () => {
-    const { stdout } = await cli('export/cli/inspect.ts', 'test/fixtures/torch-cnn-opset13.onnx');
+    const { stdout } = await runScript('export/cli/inspect.ts', 'test/fixtures/torch-cnn-opset13.onnx');
     expect(stdout).toMatch(/IR version 7, opsets ai\.onnx 13/);
     expect(stdout).toMatch(/producer: pytorch 1\.13/);
     expect(stdout).toMatch(/parameters: 8,490 in 6 initializers/);
@@ -144,11 +133,6 @@ describe('inspect', () => {
   });
 
   it('says clearly when a file is missing or not ONNX', async () => {
-    const e = (await cli('export/cli/inspect.ts', 'package.json').then(
-      () => undefined,
-      (x) => x,
-    )) as { code: number; stderr: string };
-    expect(e.code).toBe(1);
-    expect(e.stderr.trim()).toMatch(/^error: not an ONNX model/);
+    expect(await failingScript('export/cli/inspect.ts', 'package.json')).toMatch(/^error: not an ONNX model/);
   });
 });

@@ -1,9 +1,8 @@
 /** The training loop and the train command: determinism, exact resume, crash-safe checkpoints, flags. */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
@@ -11,8 +10,8 @@ import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
 import { trainRun } from '../train/loop.ts';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { readConfig, readHistory } from '../train/run-dir.ts';
+import { failingScript, runScript } from './helpers/cli.ts';
 
-const run = promisify(execFile);
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-'));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
 const small = { train: take(train, 1024), test: take(test, 500) as Dataset };
@@ -102,16 +101,8 @@ describe('training loop', () => {
 });
 
 describe('npm run train', () => {
-  const cli = (...args: string[]) =>
-    run(process.execPath, ['--import', 'tsx', 'train/cli/train.ts', ...args], { env: { ...process.env, CI: '1' } });
-  const failure = async (...args: string[]) => {
-    const error = (await cli(...args).then(
-      () => undefined,
-      (e) => e,
-    )) as { code: number; stderr: string } | undefined;
-    expect(error?.code).toBe(1);
-    return error?.stderr.trim() ?? '';
-  };
+  const cli = (...args: string[]) => runScript('train/cli/train.ts', ...args);
+  const failure = (...args: string[]) => failingScript('train/cli/train.ts', ...args);
 
   it('beats chance clearly: > 90% after one epoch on 6,000 images, with the tutorial log lines and a run directory', async () => {
     const out = tmp();
