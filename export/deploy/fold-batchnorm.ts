@@ -5,7 +5,7 @@
  */
 
 import { toNumber } from '../onnx/numbers.ts';
-import { attrInt } from '../onnx/read-attributes.ts';
+import { attrFloat, attrInt } from '../onnx/read-attributes.ts';
 import { floatTensor } from '../onnx/tensor.ts';
 import type { GraphEditor } from './graph-edit.ts';
 
@@ -19,7 +19,7 @@ export function foldBatchNorms(editor: GraphEditor): number {
     const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => editor.floatInitializer(bn.input[i]));
     const weight = editor.floatInitializer(conv.input[1]);
     if (!gamma || !beta || !mean || !variance || !weight) continue;
-    const eps = bn.attribute?.find((a) => a.name === 'epsilon')?.f ?? 1e-5;
+    const eps = attrFloat(bn, 'epsilon', 1e-5);
     const outChannels = weight.dims[0] as number;
     const perChannel = weight.data.length / outChannels;
     const bias = editor.floatInitializer(conv.input[2]);
