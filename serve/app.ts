@@ -42,6 +42,12 @@ export interface AppOptions {
 
 const MiB = 1024 * 1024;
 
+/** An OpenAPI response entry for our `{ error }` JSON bodies. */
+const errorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: ErrorSchema } },
+});
+
 function zodMessage(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
   const issue = error.issues[0];
   return issue ? `${issue.path.map(String).join('.') || 'body'}: ${issue.message}` : 'invalid request';
@@ -307,10 +313,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
         description: 'The prediction (an array of them for `inputs`)',
         content: { 'application/json': { schema: PredictionSchema } },
       },
-      400: { description: 'Bad input', content: { 'application/json': { schema: ErrorSchema } } },
-      404: { description: 'Unknown model or version', content: { 'application/json': { schema: ErrorSchema } } },
-      413: { description: 'Too large', content: { 'application/json': { schema: ErrorSchema } } },
-      415: { description: 'Unsupported content type', content: { 'application/json': { schema: ErrorSchema } } },
+      400: errorResponse('Bad input'),
+      404: errorResponse('Unknown model or version'),
+      413: errorResponse('Too large'),
+      415: errorResponse('Unsupported content type'),
     },
   });
 
@@ -373,8 +379,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
           description: 'Logits and probabilities',
           content: { 'application/json': { schema: InferResponseSchema } },
         },
-        400: { description: 'Bad input', content: { 'application/json': { schema: ErrorSchema } } },
-        404: { description: 'Unknown model or version', content: { 'application/json': { schema: ErrorSchema } } },
+        400: errorResponse('Bad input'),
+        404: errorResponse('Unknown model or version'),
       },
     });
     app.openapi(route, async (c) => {
