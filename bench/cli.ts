@@ -6,8 +6,8 @@
  * ratio ours / PyTorch of the medians. Writes bench/results-train.json and bench/results-train.md.
  */
 import { Command } from 'commander';
-import { runCli } from '../export/cli/run-cli.ts';
 import { writeFileAtomic } from '../export/files.ts';
+import { runCli } from '../runtime/cli/run-cli.ts';
 import { isModelName, MODEL_NAMES } from '../train/zoo/index.ts';
 import { serveLoad } from './serve-load.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';

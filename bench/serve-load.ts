@@ -13,8 +13,8 @@ import { makeDeployable } from '../export/deploy/deployable.ts';
 import { writeModelFile } from '../export/files.ts';
 import { encodeModel } from '../export/onnx/codec.ts';
 import { modelPath } from '../export/repository.ts';
-import { MNIST_MEAN, MNIST_STD } from '../train/data/mnist.ts';
-import { sessionOptions } from '../train/execution.ts';
+import { MNIST_MEAN, MNIST_STD } from '../runtime/contract.ts';
+import { sessionOptions } from '../runtime/execution.ts';
 import { inferenceModel } from '../train/inference-model.ts';
 import { ZOO } from '../train/zoo/index.ts';
 

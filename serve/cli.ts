@@ -7,9 +7,9 @@
  */
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { runCli } from '../export/cli/run-cli.ts';
-import { nonNegativeNumber, oneOf, port, positiveInt } from '../train/cli/options.ts';
-import { DEVICES, type Device } from '../train/execution.ts';
+import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/options.ts';
+import { runCli } from '../runtime/cli/run-cli.ts';
+import { DEVICES, type Device } from '../runtime/execution.ts';
 import { onStopSignal, startServer } from './server.ts';
 
 const program = new Command('serve')

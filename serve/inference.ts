@@ -1,6 +1,8 @@
 /** Run images through a served model: normalization when it expects it, batching, softmax. */
+
+import { normalizePixels } from '../runtime/contract.ts';
 import { softmax } from './preprocess/softmax.ts';
-import { MNIST_MEAN, MNIST_STD, type ServedVersion } from './repository.ts';
+import type { ServedVersion } from './repository.ts';
 
 export interface Prediction {
   prediction: number;
@@ -10,7 +12,7 @@ export interface Prediction {
 
 /** `images`: count × 784 raw intensities in [0, 1]. */
 export async function infer(model: ServedVersion, images: Float32Array, count: number): Promise<Prediction[]> {
-  const input = model.normalizesInput ? images.map((v) => (v - MNIST_MEAN) / MNIST_STD) : images;
+  const input = model.normalizesInput ? normalizePixels(images) : images;
   const logits = await model.batcher.infer(input, count);
   const classes = logits.length / count;
   return Array.from({ length: count }, (_, i) => {

@@ -10,10 +10,9 @@ import * as ort from 'onnxruntime-node';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { describeModel } from '../export/onnx/describe.ts';
 import { listModelFiles, type ModelFile } from '../export/repository.ts';
-import { createSession, type Device, type Provider } from '../train/execution.ts';
+import { normalizationFolded } from '../runtime/contract.ts';
+import { createSession, type Device, type Provider } from '../runtime/execution.ts';
 import { Batcher } from './batcher.ts';
-
-export { MNIST_MEAN, MNIST_STD } from '../train/data/mnist.ts';
 
 export interface ServedVersion {
   name: string;
@@ -145,7 +144,7 @@ export class ModelRepository {
       metadata: info.metadata,
       inputName: input.name,
       logitsName: logits.name,
-      normalizesInput: !(info.metadata.normalization ?? '').startsWith('folded'),
+      normalizesInput: !normalizationFolded(info.metadata),
       session,
       stamp,
       batcher: new Batcher(

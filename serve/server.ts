@@ -8,7 +8,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
-import type { Device } from '../train/execution.ts';
+import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 import { ModelRepository } from './repository.ts';

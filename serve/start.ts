@@ -10,9 +10,9 @@
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { runCli } from '../export/cli/run-cli.ts';
 import { listModelFiles } from '../export/repository.ts';
-import { port, positiveInt } from '../train/cli/options.ts';
+import { port, positiveInt } from '../runtime/cli/options.ts';
+import { runCli } from '../runtime/cli/run-cli.ts';
 import { terminalEvents } from '../train/cli/progress.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';

@@ -1,6 +1,6 @@
 /** The Trainer API: learning, evaluation, exact resume, devices, and clear errors. */
 import { describe, expect, it } from 'vitest';
-import { DeviceUnavailableError } from '../train/execution.ts';
+import { DeviceUnavailableError } from '../runtime/execution.ts';
 import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
 import { adamw, sgd } from '../train/optim/index.ts';
 import { Trainer } from '../train/trainer.ts';

@@ -2,16 +2,12 @@
  * Emit a module's forward pass as an ONNX graph: input `input` float [N,1,28,28], output `logits` [N,10].
  */
 import { GraphBuilder } from '../export/onnx/builder.ts';
+import { IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME, NUM_CLASSES } from '../runtime/contract.ts';
 import { type LayerRow, ModelContext, type Module, type ParamSpec, type Value } from './layers/index.ts';
 import { BATCH_DIM, type ParamPlacement } from './layers/module.ts';
 
-export { BATCH_DIM };
-
 /** MNIST images, one channel. */
-export const IMAGE_SHAPE = [1, 28, 28];
-export const NUM_CLASSES = 10;
-export const INPUT_NAME = 'input';
-export const LOGITS_NAME = 'logits';
+export { BATCH_DIM, IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME, NUM_CLASSES };
 
 export interface ForwardGraph {
   graph: GraphBuilder;
@@ -39,11 +35,11 @@ export interface EmittedModule {
 }
 
 /** Emit any module on an input `input` [N, ...inputShape] — a single layer in a test, or a whole model. */
-export function emitModule(module: Module, inputShape: number[], options: ForwardOptions = {}): EmittedModule {
+export function emitModule(module: Module, inputShape: readonly number[], options: ForwardOptions = {}): EmittedModule {
   const graph = new GraphBuilder(options.graphName ?? module.type);
   const x = graph.input(INPUT_NAME, 'FLOAT', [BATCH_DIM, ...inputShape]);
   const ctx = new ModelContext(graph, options.placement, options.training);
-  return { graph, ctx, output: ctx.call('', module, ctx.value(x, inputShape)) };
+  return { graph, ctx, output: ctx.call('', module, ctx.value(x, [...inputShape])) };
 }
 
 /** Emit a classifier's forward pass (MNIST images → 10 logits unless `inputShape` says otherwise). */

@@ -1,5 +1,5 @@
 /** A training run's configuration: the CLI flags, validated, with the tutorial's recipe as defaults. */
-import type { Device } from './execution.ts';
+import type { Device } from '../runtime/execution.ts';
 import type { ScheduleName } from './schedule.ts';
 import type { ModelName } from './zoo/index.ts';
 

@@ -10,7 +10,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../export/onnx/codec.ts';
-import { createSession, type Provider, type SessionSettings } from './execution.ts';
+import { createSession, type Provider, type SessionSettings } from '../runtime/execution.ts';
 import { IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME } from './forward-graph.ts';
 import { inferenceModel } from './inference-model.ts';
 import { initializeWeights, type Weights } from './initialize.ts';

@@ -3,6 +3,8 @@
  * BatchNorm folded into preceding convs, the input normalization folded in (clients send raw [0,1]),
  * outputs `logits` and `probabilities`, and the metadata a user needs.
  */
+
+import { PROBABILITIES_NAME } from '../../runtime/contract.ts';
 import { int, toAttributeProto } from '../onnx/attributes.ts';
 import { describeModel } from '../onnx/describe.ts';
 import type { ModelProto, ValueInfoProto } from '../onnx/schema.ts';
@@ -24,7 +26,7 @@ export interface DeployReport {
   foldedBatchNorms: number;
 }
 
-export const PROBABILITIES_NAME = 'probabilities';
+export { PROBABILITIES_NAME };
 
 export function makeDeployable(
   source: ModelProto,

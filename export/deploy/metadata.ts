@@ -1,3 +1,5 @@
+import { NORMALIZATION_KEY } from '../../runtime/contract.ts';
+
 /** The metadata_props keys a deployable model carries (serve and the web demo read them). */
 export const METADATA_KEYS = {
   name: 'name',
@@ -10,7 +12,7 @@ export const METADATA_KEYS = {
   date: 'exported_at',
   labels: 'labels',
   input: 'input_contract',
-  normalization: 'normalization',
+  normalization: NORMALIZATION_KEY,
   producer: 'producer',
   parameters: 'parameters',
   precision: 'precision',

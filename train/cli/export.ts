@@ -6,7 +6,7 @@
  * against the training-side forward pass.
  */
 import { Command, Option } from 'commander';
-import { runCli } from '../../export/cli/run-cli.ts';
+import { runCli } from '../../runtime/cli/run-cli.ts';
 import { exportRun } from '../export-run.ts';
 
 const program = new Command('export')

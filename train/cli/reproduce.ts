@@ -8,13 +8,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { runCli } from '../../export/cli/run-cli.ts';
+import { positiveInt } from '../../runtime/cli/options.ts';
+import { runCli } from '../../runtime/cli/run-cli.ts';
 import { writeComparison } from '../compare-runs.ts';
 import { trainRun } from '../loop.ts';
 import { TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readHistory } from '../run-dir.ts';
 import { isModelName, TUTORIAL_MODELS, ZOO, type ZooEntry } from '../zoo/index.ts';
-import { positiveInt } from './options.ts';
 
 const program = new Command('reproduce')
   .description("Train the tutorial's models with its recipe and compare with its printed results")

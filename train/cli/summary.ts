@@ -4,7 +4,7 @@
  * Prints a zoo model's layers with output shapes, parameter counts and multiply-accumulates per image.
  */
 import { Command } from 'commander';
-import { runCli } from '../../export/cli/run-cli.ts';
+import { runCli } from '../../runtime/cli/run-cli.ts';
 import { summarize } from '../summary-table.ts';
 import { MODEL_NAMES, zooEntry } from '../zoo/index.ts';
 

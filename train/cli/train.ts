@@ -9,15 +9,22 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { runCli } from '../../export/cli/run-cli.ts';
-import { DEVICES } from '../execution.ts';
+import {
+  fraction,
+  nonNegativeInt,
+  nonNegativeNumber,
+  oneOf,
+  positiveInt,
+  positiveNumber,
+} from '../../runtime/cli/options.ts';
+import { runCli } from '../../runtime/cli/run-cli.ts';
+import { DEVICES } from '../../runtime/execution.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
-import { fraction, nonNegativeInt, nonNegativeNumber, oneOf, positiveInt, positiveNumber } from './options.ts';
 import { terminalEvents } from './progress.ts';
 
 const r = TUTORIAL_RECIPE;

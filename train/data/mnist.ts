@@ -5,12 +5,10 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
 import { parseIdx } from './idx.ts';
 
-export const IMAGE_PIXELS = 784;
-/** The tutorial's normalization: transforms.Normalize((0.1307,), (0.3081,)). */
-export const MNIST_MEAN = 0.1307;
-export const MNIST_STD = 0.3081;
+export { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD };
 
 /** Raw images (0..255, row-major 28×28 each) and labels (0..9). */
 export interface Dataset {
