@@ -1,23 +1,35 @@
 /**
  * Dynamic batching for one model version: concurrent requests are coalesced into one ORT run of up
  * to `maxBatch` images. The first request waits at most `delayMs` for company; while a run is in
- * flight, arrivals queue and go together in the next one. Results are split back per request, equal
- * to running each alone (the model is row-independent).
+ * flight, arrivals queue and go together in the next one. Results are split back per request by rows,
+ * and every run is checked to give exactly one row per image for every output (`rowSizes`), so answers
+ * can never cross between clients.
  */
-export type RunBatch = (images: Float32Array, count: number) => Promise<Float32Array>;
+
+/** Named outputs of a run, each row-major with one row per image. */
+export type Outputs = Record<string, Float32Array>;
+export type RunBatch = (images: Float32Array, count: number) => Promise<Outputs>;
 
 interface Pending {
   images: Float32Array;
   count: number;
-  resolve: (logits: Float32Array) => void;
+  resolve: (outputs: Outputs) => void;
   reject: (error: unknown) => void;
 }
 
 export interface BatcherOptions {
   maxBatch: number;
   delayMs: number;
+  /** Elements per image of each output (the model's contract, measured at load). */
+  rowSizes: Record<string, number>;
+  /** Elements per input image. */
+  imageSize: number;
   /** Called with each run's batch size (for the metrics histogram). */
   onBatch?: (size: number) => void;
+}
+
+export class BatchShapeError extends Error {
+  override name = 'BatchShapeError';
 }
 
 export class Batcher {
@@ -29,12 +41,12 @@ export class Batcher {
   constructor(
     private readonly run: RunBatch,
     private readonly options: BatcherOptions,
-    private readonly imageSize = 784,
-    private readonly outputSize = 10,
   ) {}
 
-  /** Logits for `count` images (row-major [count, outputSize]). */
-  infer(images: Float32Array, count: number): Promise<Float32Array> {
+  /** Every output for `count` images (row-major, one row per image). */
+  infer(images: Float32Array, count: number): Promise<Outputs> {
+    if (images.length !== count * this.options.imageSize)
+      return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
     return new Promise((resolve, reject) => {
       this.queue.push({ images, count, resolve, reject });
       this.queued += count;
@@ -68,17 +80,25 @@ export class Batcher {
     this.queued -= count;
     this.running = true;
     try {
-      const images = new Float32Array(count * this.imageSize);
+      const { imageSize, rowSizes } = this.options;
+      const images = new Float32Array(count * imageSize);
       let offset = 0;
       for (const p of batch) {
-        images.set(p.images, offset * this.imageSize);
+        images.set(p.images, offset * imageSize);
         offset += p.count;
       }
       this.options.onBatch?.(count);
-      const logits = await this.run(images, count);
+      const outputs = await this.run(images, count);
+      for (const [name, size] of Object.entries(rowSizes)) {
+        if (outputs[name]?.length !== count * size)
+          throw new BatchShapeError(`output ${name} gave ${outputs[name]?.length} values for ${count} images`);
+      }
       offset = 0;
       for (const p of batch) {
-        p.resolve(logits.slice(offset * this.outputSize, (offset + p.count) * this.outputSize));
+        const mine: Outputs = {};
+        for (const [name, size] of Object.entries(rowSizes))
+          mine[name] = (outputs[name] as Float32Array).slice(offset * size, (offset + p.count) * size);
+        p.resolve(mine);
         offset += p.count;
       }
     } catch (error) {

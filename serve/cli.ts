@@ -1,32 +1,42 @@
 /**
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
- *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--cors]
+ *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
- * /metrics, /docs, and the built web demo at /. Ctrl-C or SIGTERM stops it gracefully.
+ * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
+ * gracefully.
  */
-import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { DEVICES, type Device } from '../runtime/execution.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { SERVE_DEFAULTS } from './repository.ts';
 import { onStopSignal, startServer } from './server.ts';
+import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
+const d = SERVE_DEFAULTS;
 const program = new Command('serve')
   .description('Serve the model repository over HTTP')
   .option('--models <dir>', 'model repository (<name>/<version>/model.onnx)', 'models')
   .option('--port <n>', 'port (0: any free port)', port, 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), 'cpu' as Device)
-  .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, 1)
-  .option('--max-batch <n>', 'largest batch one ORT run takes', positiveInt, 64)
+  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), d.device)
+  .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, d.threads)
+  .option(
+    '--max-batch <n>',
+    'largest batch one ORT run takes (a config.pbtxt may set its own)',
+    positiveInt,
+    d.maxBatch,
+  )
   .option(
     '--batch-delay-ms <ms>',
     'how long the first request waits for company (0: no batching delay)',
     nonNegativeNumber,
-    2,
+    d.batchDelayMs,
   )
-  .option('--cors', 'allow cross-origin requests', false)
+  .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
+  .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)
   .parse();
 
@@ -39,19 +49,14 @@ await runCli(async () => {
     threads: number;
     maxBatch: number;
     batchDelayMs: number;
+    maxBodyBytes: number;
     cors: boolean;
     quiet: boolean;
   }>();
+  await ensureWebDemo();
   const server = await startServer({
-    models: o.models,
-    port: o.port,
-    host: o.host,
-    device: o.device,
-    threads: o.threads,
-    maxBatch: o.maxBatch,
-    batchDelayMs: o.batchDelayMs,
-    cors: o.cors,
-    webRoot: resolve(import.meta.dirname, '../web-demo/dist'),
+    ...o,
+    webRoot: WEB_ROOT,
     log: (line) => console.log(line),
     requestLog: !o.quiet,
   });
@@ -65,6 +70,6 @@ await runCli(async () => {
     console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
   }
   console.log(
-    `serving on ${server.url}  (POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
+    `serving on ${server.url}  (demo ${server.url}/, POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
   );
 });

@@ -32,6 +32,12 @@ export function createMetrics() {
       labelNames: ['model'] as const,
       registers: [registry],
     }),
+    scanErrors: new Counter({
+      name: 'model_repository_scan_errors_total',
+      help: 'Entries of the model repository that could not be read, by cause (each logged once)',
+      labelNames: ['cause'] as const,
+      registers: [registry],
+    }),
   };
 }
 

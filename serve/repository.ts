@@ -1,40 +1,37 @@
 /**
  * The served model repository: every `<root>/<name>/<version>/model.onnx`, loaded into an ORT session
- * with its own batcher, rescanned periodically. New or changed files are loaded while serving; a file
- * that fails to load is reported and never replaces the version that is serving; removed versions are
- * unloaded. The default version of a model is its newest one that loaded.
+ * with its own batcher, rescanned periodically (polling: portable, and catches files copied in place).
+ *
+ * It never dies and never drops what it serves: a scan error (a dangling link, a folder it can't read) is
+ * logged once per cause, counted, and the rest of the repository is still scanned; a file that fails to load
+ * or breaks the model contract is reported (not ready, with the reason) and never replaces the version that
+ * is serving; a rewritten file whose bytes did not change is not reloaded; replaced and removed versions
+ * are released only after their in-flight requests finish. The default version of a model is its newest
+ * one that loaded.
  */
-import { statSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
-import * as ort from 'onnxruntime-node';
-import { decodeModel } from '../export/onnx/codec.ts';
-import { describeModel } from '../export/onnx/describe.ts';
-import { listModelFiles, type ModelFile } from '../export/repository.ts';
-import { normalizationFolded } from '../runtime/contract.ts';
-import { createSession, type Device, type Provider } from '../runtime/execution.ts';
-import { Batcher } from './batcher.ts';
+import { readFile, stat } from 'node:fs/promises';
+import type { Device } from '../runtime/execution.ts';
+import { publicMessage } from './errors.ts';
+import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
+import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
-export interface ServedVersion {
-  name: string;
-  version: number;
-  path: string;
-  provider: Provider;
-  metadata: Record<string, string>;
-  inputName: string;
-  logitsName: string;
-  /** Models made elsewhere expect the tutorial's normalized input unless their metadata says otherwise. */
-  normalizesInput: boolean;
-  batcher: Batcher;
-  session: ort.InferenceSession;
-  stamp: string;
-}
+export { ServedVersion };
+
+/** Larger files are refused unread (a model of this project is at most a few MiB). */
+export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
 
 export interface FailedVersion {
   name: string;
   version: number;
-  path: string;
+  /** Why it is not served, without file-system paths. */
   error: string;
   stamp: string;
+}
+
+/** Batching settings of one model (from its config.pbtxt, when it has one). */
+export interface ModelSettings {
+  maxBatch?: number;
+  batchDelayMs?: number;
 }
 
 export interface RepositoryOptions {
@@ -42,25 +39,35 @@ export interface RepositoryOptions {
   threads?: number;
   maxBatch?: number;
   batchDelayMs?: number;
+  /** Per-model overrides, read at each (re)load; a throw is reported like a load failure. */
+  modelSettings?: (root: string, name: string) => ModelSettings;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
+  onScanError?: (cause: string) => void;
 }
+
+/** The defaults of `serve`: batches of up to 64 images, the first waiting up to 2 ms, 1 ORT thread per model. */
+export const SERVE_DEFAULTS = { device: 'cpu' as Device, threads: 1, maxBatch: 64, batchDelayMs: 2 };
 
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
 }
 
-const fileStamp = (path: string) => {
-  const s = statSync(path);
-  return `${s.size}:${s.mtimeMs}`;
-};
+export interface VersionStatus {
+  version: number;
+  ready: boolean;
+  served?: ServedVersion;
+  failure?: FailedVersion;
+}
 
 export class ModelRepository {
-  private readonly loaded = new Map<string, ServedVersion>();
+  private readonly loaded = new Map<string, { served: ServedVersion; stamp: string }>();
   private readonly failed = new Map<string, FailedVersion>();
+  private readonly reported = new Set<string>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
+  private closed = false;
 
   constructor(
     readonly root: string,
@@ -71,128 +78,127 @@ export class ModelRepository {
     this.options.log?.(line);
   }
 
-  /** Files present now: key `<name>/<version>` → file. */
-  private discover(): Map<string, ModelFile> {
-    return new Map(listModelFiles(this.root).map((file) => [`${file.name}/${file.version}`, file]));
-  }
-
-  /** Bring the loaded set in line with the files (one scan at a time). */
+  /** Bring the loaded set in line with the files (one scan at a time). Never rejects. */
   scan(): Promise<void> {
-    this.scanning ??= this.scanOnce().finally(() => {
-      this.scanning = undefined;
-    });
+    this.scanning ??= this.scanOnce()
+      .catch((error) => this.problem({ where: '.', cause: publicMessage(String((error as Error)?.message ?? error)) }))
+      .finally(() => {
+        this.scanning = undefined;
+      });
     return this.scanning;
   }
 
+  /** Log a scan problem once per cause (again only after it went away and came back). */
+  private problem(p: ScanProblem): void {
+    const key = `${p.where}\0${p.cause}`;
+    if (this.reported.has(key)) return;
+    this.reported.add(key);
+    this.options.onScanError?.(p.cause);
+    this.log(`model repository: cannot read ${p.where} (${p.cause}); serving the rest`);
+  }
+
   private async scanOnce(): Promise<void> {
-    const found = this.discover();
-    for (const [key, served] of this.loaded) {
-      if (!found.has(key)) {
-        this.loaded.delete(key);
-        await served.session.release();
-        this.log(`unloaded ${key} (file removed)`);
-      }
+    const { files, problems } = scanRepository(this.root);
+    const current = new Set(problems.map((p) => `${p.where}\0${p.cause}`));
+    for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
+    for (const p of problems) this.problem(p);
+    // A model folder we could not read keeps what it serves: its files are unknown, not gone.
+    const unreadable = new Set(problems.map((p) => p.where.split('/')[0]));
+    const found = new Map(files.map((f) => [`${f.name}/${f.version}`, f]));
+    for (const [key, { served }] of this.loaded) {
+      if (found.has(key) || unreadable.has(served.name) || unreadable.has(key) || unreadable.has('.')) continue;
+      this.loaded.delete(key);
+      void served.retire();
+      this.log(`unloaded ${key} (file removed)`);
     }
     for (const key of this.failed.keys()) if (!found.has(key)) this.failed.delete(key);
     for (const [key, file] of found) {
-      let stamp: string;
-      try {
-        stamp = fileStamp(file.path);
-      } catch {
-        continue; // vanished between listing and stat
-      }
-      if (this.loaded.get(key)?.stamp === stamp || this.failed.get(key)?.stamp === stamp) continue;
-      try {
-        const served = await this.load(file.name, file.version, file.path, stamp);
-        const previous = this.loaded.get(key);
-        this.loaded.set(key, served);
-        this.failed.delete(key);
-        if (previous) await previous.session.release();
-        this.log(`loaded ${key} on ${served.provider}${previous ? ' (replaced the previous file)' : ''}`);
-      } catch (error) {
-        const message = (error as Error).message.split('\n')[0] ?? 'unknown error';
-        this.failed.set(key, { ...file, error: message, stamp });
-        this.options.onLoadFailure?.(file.name);
-        this.log(
-          `failed to load ${file.path}: ${message}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`,
-        );
-      }
+      if (this.closed) return;
+      if (this.loaded.get(key)?.stamp === file.stamp || this.failed.get(key)?.stamp === file.stamp) continue;
+      await this.loadFile(key, file);
     }
   }
 
-  private async load(name: string, version: number, path: string, stamp: string): Promise<ServedVersion> {
-    const bytes = await readFile(path);
-    const info = describeModel(decodeModel(bytes));
-    const input = info.inputs[0];
-    const logits = info.outputs.find((o) => o.name === 'logits') ?? info.outputs[0];
-    if (!input || !logits) throw new Error('the model has no input or no output');
-    const shape = input.shape.slice(1).join('×');
-    if (info.inputs.length !== 1 || shape !== '1×28×28')
-      throw new Error(
-        `expected one input [N,1,28,28], found ${info.inputs.map((i) => `${i.name} [${i.shape.join(',')}]`).join(', ')}`,
-      );
-    const { session, provider } = await createSession(bytes, {
-      device: this.options.device ?? 'cpu',
-      threads: this.options.threads ?? 1,
-      onNotice: (m) => this.log(m),
-    });
-    const served: ServedVersion = {
-      name,
-      version,
-      path,
-      provider,
-      metadata: info.metadata,
-      inputName: input.name,
-      logitsName: logits.name,
-      normalizesInput: !normalizationFolded(info.metadata),
-      session,
-      stamp,
-      batcher: new Batcher(
-        async (images, count) => {
-          const out = await session.run({ [input.name]: new ort.Tensor('float32', images, [count, 1, 28, 28]) });
-          return (out[logits.name] as ort.Tensor).data as Float32Array;
-        },
-        {
-          maxBatch: this.options.maxBatch ?? 64,
-          delayMs: this.options.batchDelayMs ?? 2,
-          onBatch: (size) => this.options.onBatch?.(name, size),
-        },
-      ),
-    };
-    // One warm-up run, so the first request doesn't pay for ORT's lazy initialization.
-    await served.batcher.infer(new Float32Array(784), 1);
-    return served;
+  private async loadFile(key: string, file: FoundFile): Promise<void> {
+    const previous = this.loaded.get(key);
+    let bytes: Uint8Array;
+    try {
+      const { size } = await stat(file.path);
+      if (size > MAX_MODEL_BYTES) throw new Error(`model.onnx is ${size} bytes; at most ${MAX_MODEL_BYTES} are loaded`);
+      bytes = await readFile(file.path);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone
+      return this.fail(key, file, code ? `cannot read model.onnx (${code})` : (error as Error).message);
+    }
+    if (previous && previous.served.hash === sha256(bytes)) {
+      previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
+      return;
+    }
+    try {
+      const settings = this.loadSettings(file.name);
+      const served = await ServedVersion.load(file.name, file.version, bytes, settings);
+      if (this.closed) return void served.retire();
+      this.loaded.set(key, { served, stamp: file.stamp });
+      this.failed.delete(key);
+      if (previous) void previous.served.retire();
+      this.log(`loaded ${key} on ${served.provider}${previous ? ' (replaced the previous file)' : ''}`);
+    } catch (error) {
+      this.fail(key, file, (error as Error).message ?? String(error));
+    }
   }
 
-  /** Rescan every `intervalMs` (polling: portable, and catches files copied in place). */
+  private loadSettings(name: string): LoadSettings {
+    const o = this.options;
+    const own = o.modelSettings?.(this.root, name) ?? {};
+    return {
+      device: o.device ?? SERVE_DEFAULTS.device,
+      threads: o.threads ?? SERVE_DEFAULTS.threads,
+      maxBatch: own.maxBatch ?? o.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+      batchDelayMs: own.batchDelayMs ?? o.batchDelayMs ?? SERVE_DEFAULTS.batchDelayMs,
+      onBatch: (size) => o.onBatch?.(name, size),
+      onNotice: (m) => this.log(m),
+    };
+  }
+
+  private fail(key: string, file: FoundFile, reason: string): void {
+    const error = publicMessage(reason);
+    this.failed.set(key, { name: file.name, version: file.version, error, stamp: file.stamp });
+    this.options.onLoadFailure?.(file.name);
+    this.log(`not serving ${key}: ${error}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`);
+  }
+
+  /** Rescan every `intervalMs`; the timer never keeps the process alive and never throws. */
   watch(intervalMs = 1000): void {
     this.timer ??= setInterval(() => void this.scan(), intervalMs);
     this.timer.unref();
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.scanning;
-    for (const served of this.loaded.values()) await served.session.release();
+    await Promise.all([...this.loaded.values()].map(({ served }) => served.retire()));
     this.loaded.clear();
   }
 
   /** Names of models with at least one file, in order. */
   names(): string[] {
-    return [...new Set([...this.loaded.values(), ...this.failed.values()].map((m) => m.name))].sort();
+    const all = [
+      ...[...this.loaded.values()].map((l) => l.served.name),
+      ...[...this.failed.values()].map((f) => f.name),
+    ];
+    return [...new Set(all)].sort();
   }
 
-  versions(name: string): { version: number; ready: boolean; served?: ServedVersion; failure?: FailedVersion }[] {
-    const versions = new Map<
-      number,
-      { version: number; ready: boolean; served?: ServedVersion; failure?: FailedVersion }
-    >();
+  versions(name: string): VersionStatus[] {
+    const versions = new Map<number, VersionStatus>();
     for (const f of this.failed.values())
       if (f.name === name) versions.set(f.version, { version: f.version, ready: false, failure: f });
-    for (const s of this.loaded.values()) {
-      if (s.name === name)
-        versions.set(s.version, { ...versions.get(s.version), version: s.version, ready: true, served: s });
+    for (const { served } of this.loaded.values()) {
+      if (served.name === name)
+        versions.set(served.version, { ...versions.get(served.version), version: served.version, ready: true, served });
     }
     return [...versions.values()].sort((a, b) => a.version - b.version);
   }
@@ -211,8 +217,22 @@ export class ModelRepository {
     const entry = versions.find((v) => v.version === version);
     if (!entry) throw new ModelNotFoundError(`model '${model}' has no version ${version}`);
     if (!entry.served)
-      throw new ModelNotFoundError(`model '${model}' version ${version} failed to load: ${entry.failure?.error}`);
+      throw new ModelNotFoundError(`model '${model}' version ${version} is not served: ${entry.failure?.error}`);
     return entry.served;
+  }
+
+  /**
+   * Run `work` with a version held: it stays loaded until `work` settles, even if its file is replaced
+   * or removed meanwhile.
+   */
+  async use<T>(name: string | undefined, version: number | undefined, work: (model: ServedVersion) => Promise<T>) {
+    const model = this.get(name, version);
+    const release = model.acquire();
+    try {
+      return await work(model);
+    } finally {
+      release();
+    }
   }
 
   get readyCount(): number {

@@ -1,26 +1,29 @@
 /** Request and response schemas: they validate bodies and generate /openapi.json. */
 import { z } from '@hono/zod-openapi';
+import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../runtime/contract.ts';
+import { describeValue } from './body.ts';
 
 const isIntensity = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 1; // NaN fails both
 
 /** Why `value` is not one image, or undefined when it is (one tight loop: zod's per-element checks cost 5× more). */
 export function pixelsProblem(value: unknown): string | undefined {
-  if (!Array.isArray(value)) return 'expected an array of 784 numbers or 28 rows of 28';
-  if (value.length === 784) {
-    for (let i = 0; i < 784; i++)
-      if (!isIntensity(value[i])) return `pixel ${i} is ${JSON.stringify(value[i])}; expected a number in [0,1]`;
+  const side = IMAGE_SIDE;
+  if (!Array.isArray(value)) return `expected an array of ${IMAGE_PIXELS} numbers or ${side} rows of ${side}`;
+  if (value.length === IMAGE_PIXELS) {
+    for (let i = 0; i < IMAGE_PIXELS; i++)
+      if (!isIntensity(value[i])) return `pixel ${i} is ${describeValue(value[i])}; expected a number in [0,1]`;
     return undefined;
   }
-  if (value.length === 28) {
-    for (let y = 0; y < 28; y++) {
+  if (value.length === side) {
+    for (let y = 0; y < side; y++) {
       const row: unknown = value[y];
-      if (!Array.isArray(row) || row.length !== 28) return `row ${y} must be an array of 28 numbers`;
-      for (let x = 0; x < 28; x++)
-        if (!isIntensity(row[x])) return `pixel [${y}][${x}] is ${JSON.stringify(row[x])}; expected a number in [0,1]`;
+      if (!Array.isArray(row) || row.length !== side) return `row ${y} must be an array of ${side} numbers`;
+      for (let x = 0; x < side; x++)
+        if (!isIntensity(row[x])) return `pixel [${y}][${x}] is ${describeValue(row[x])}; expected a number in [0,1]`;
     }
     return undefined;
   }
-  return `expected 784 pixels or 28 rows, got an array of ${value.length}`;
+  return `expected ${IMAGE_PIXELS} pixels or ${side} rows, got ${describeValue(value)}`;
 }
 
 /** One image: 784 intensities, or 28 rows of 28. */
@@ -32,8 +35,8 @@ export const PixelsSchema = z
     description: '784 intensities in [0,1] (white ink on black, MNIST-centred), or 28 rows of 28',
     type: 'array',
     items: { type: 'number', minimum: 0, maximum: 1 },
-    minItems: 784,
-    maxItems: 784,
+    minItems: IMAGE_PIXELS,
+    maxItems: IMAGE_PIXELS,
   });
 
 /** The three JSON bodies /predict takes, by their one key. */
@@ -56,7 +59,7 @@ export const PredictionSchema = z
     model: z.string(),
     version: z.number().int(),
     prediction: z.number().int().min(0).max(9),
-    probabilities: z.array(z.number()).length(10),
+    probabilities: z.array(z.number()).length(NUM_CLASSES),
     latencyMs: z.number(),
   })
   .openapi('Prediction');
@@ -79,7 +82,8 @@ export const InferRequestSchema = z
           parameters: z.record(z.string(), z.unknown()).optional(),
         }),
       )
-      .length(1),
+      .min(1)
+      .max(16),
     outputs: z
       .array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() }))
       .optional(),
@@ -95,12 +99,51 @@ export const InferResponseSchema = z
       z.object({
         name: z.string(),
         shape: z.array(z.number()),
-        datatype: z.literal('FP32'),
+        datatype: z.string(),
         data: z.array(z.number()),
       }),
     ),
   })
   .openapi('InferenceResponse');
+
+const TensorMetadataSchema = z.object({
+  name: z.string(),
+  datatype: z.string().openapi({ example: 'FP32' }),
+  shape: z.array(z.number().int()).openapi({ description: '-1 for a dynamic dimension' }),
+});
+
+export const ModelMetadataSchema = z
+  .object({
+    name: z.string(),
+    versions: z.array(z.string()),
+    platform: z.string(),
+    inputs: z.array(TensorMetadataSchema),
+    outputs: z.array(TensorMetadataSchema),
+  })
+  .openapi('ModelMetadata');
+
+export const ServerMetadataSchema = z
+  .object({ name: z.string(), version: z.string(), extensions: z.array(z.string()) })
+  .openapi('ServerMetadata');
+
+export const ModelReadySchema = z.object({ name: z.string(), ready: z.boolean() }).openapi('ModelReady');
+
+export const ModelListSchema = z
+  .array(
+    z.object({
+      name: z.string(),
+      versions: z.array(
+        z.object({
+          version: z.number().int(),
+          ready: z.boolean(),
+          provider: z.string().optional(),
+          metadata: z.record(z.string(), z.string()).optional(),
+          error: z.string().optional().openapi({ description: 'Why this version is not served' }),
+        }),
+      ),
+    }),
+  )
+  .openapi('ModelList');
 
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

@@ -1,17 +1,20 @@
 /**
- * Start the inference server: load the model repository, watch it, listen, and shut down gracefully
- * (stop accepting, let in-flight requests finish, release the sessions).
+ * Start the inference server: check the device, listen (a busy port fails before any model loads), load
+ * the model repository and keep watching it, and shut down gracefully (stop accepting, let in-flight
+ * requests finish, release the sessions). Timeouts and a connection cap bound slow or numerous clients.
  *
  * @example
  * const server = await startServer({ models: 'models', port: 0 });
  * console.log(server.url); await server.close();
  */
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
+import { probeDevice } from './device-probe.ts';
 import { createMetrics } from './metrics.ts';
-import { ModelRepository } from './repository.ts';
+import { ModelRepository, type ModelSettings, SERVE_DEFAULTS } from './repository.ts';
 
 export interface ServerOptions {
   models: string;
@@ -26,9 +29,13 @@ export interface ServerOptions {
   webRoot?: string;
   /** Rescan interval of the model repository in ms. */
   watchIntervalMs?: number;
+  /** Per-model batching settings (e.g. from config.pbtxt). */
+  modelSettings?: (root: string, name: string) => ModelSettings;
   log?: (line: string) => void;
   /** Per-request log lines (off by default in tests). */
   requestLog?: boolean;
+  /** Most open connections at once (default 1024). */
+  maxConnections?: number;
 }
 
 export interface RunningServer {
@@ -38,20 +45,40 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** Bounds for slow clients: all headers within 10 s, the whole request within 30 s. */
+export const HTTP_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 };
+
+export class PortError extends Error {
+  override name = 'PortError';
+}
+
+function portError(error: NodeJS.ErrnoException, host: string, port: number): Error {
+  if (error.code === 'EADDRINUSE')
+    return new PortError(`port ${port} on ${host} is already in use (another server?): choose another with --port`);
+  if (error.code === 'EACCES')
+    return new PortError(`no permission to listen on port ${port} (ports below 1024 need privileges): use --port`);
+  if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND')
+    return new PortError(`cannot listen on ${host}: not an address of this machine`);
+  return new PortError(`cannot listen on ${host}:${port} (${error.code ?? error.message})`);
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const log = options.log ?? (() => {});
+  const device = options.device ?? SERVE_DEFAULTS.device;
+  // A missing device fails here with its reason (DeviceUnavailableError); 'auto' is decided, and announced, once.
+  const provider = device === 'cpu' ? 'cpu' : await probeDevice(device, log);
   const metrics = createMetrics();
   const repository = new ModelRepository(options.models, {
-    device: options.device,
+    device: provider,
     threads: options.threads,
     maxBatch: options.maxBatch,
     batchDelayMs: options.batchDelayMs,
+    modelSettings: options.modelSettings,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),
     onLoadFailure: (model) => metrics.loadFailures.inc({ model }),
+    onScanError: (cause) => metrics.scanErrors.inc({ cause }),
   });
-  await repository.scan();
-  repository.watch(options.watchIntervalMs ?? 1000);
   const app = createApp({
     repository,
     metrics,
@@ -61,15 +88,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     log: options.requestLog ? log : undefined,
   });
   const host = options.host ?? '127.0.0.1';
-  const server = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: options.port ?? 8080, hostname: host }, () => resolve(s));
-    s.once('error', reject);
+  const port = options.port ?? 8080;
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s as Server)) as Server;
+    s.once('error', (error) => reject(portError(error, host, port)));
   });
-  const port = (server.address() as AddressInfo).port;
+  server.headersTimeout = HTTP_TIMEOUTS.headersMs;
+  server.requestTimeout = HTTP_TIMEOUTS.requestMs;
+  server.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveMs;
+  server.maxConnections = options.maxConnections ?? 1024;
+  // An error on the listening socket after start (rare) is logged, never fatal.
+  server.on('error', (error) => log(`server error: ${(error as Error).message}`));
+  await repository.scan();
+  repository.watch(options.watchIntervalMs ?? 1000);
+  const actualPort = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
-    url: `http://${host.includes(':') ? `[${host}]` : host}:${port}`,
-    port,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
+    port: actualPort,
     repository,
     close() {
       closing ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => repository.close());

@@ -188,7 +188,7 @@ describe('Open Inference Protocol v2', () => {
       await post(
         '/v2/models/cnn/versions/1/infer',
         JSON.stringify({
-          inputs: [{ name: 'input', shape: [1, 784], datatype: 'FP32', data: pixels(3) }],
+          inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: pixels(3) }],
           outputs: [{ name: 'probabilities' }],
         }),
       ),

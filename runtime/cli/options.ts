@@ -38,7 +38,10 @@ export function oneOf<T extends string>(choices: readonly T[]) {
   };
 }
 
-/** A TCP port; 0 asks for any free one. */
+/** A TCP port, 1–65535; 0 asks for any free one. */
 export function port(value: string): number {
-  return value === '0' ? 0 : positiveInt(value);
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535)
+    throw new InvalidArgumentError('must be a port number from 1 to 65535 (0: any free port).');
+  return n;
 }

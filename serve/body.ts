@@ -1,0 +1,44 @@
+/** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
+import type { Context } from 'hono';
+import { HttpError } from './errors.ts';
+
+/** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
+  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  if (bytes.length > limit)
+    throw new HttpError(413, 'payload_too_large', `request body is ${bytes.length} bytes; the limit is ${limit}`);
+  return bytes;
+}
+
+/** Parse a JSON body (UTF-8). V8's parser is not recursive, so deep nesting parses; checking it is the caller's job. */
+export async function readJson(c: Context, limit: number): Promise<unknown> {
+  const bytes = await readBody(c, limit);
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'body is not UTF-8 text');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new HttpError(400, 'invalid_json', `body is not valid JSON: ${(error as Error).message.slice(0, 120)}`);
+  }
+}
+
+/** A short, depth-safe description of any JSON value for an error message. */
+export function describeValue(value: unknown): string {
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (value === null) return 'null';
+  if (typeof value === 'object') return 'an object';
+  if (typeof value === 'string') return JSON.stringify(value.length > 20 ? `${value.slice(0, 20)}…` : value);
+  return String(value);
+}
+
+/** The one key of `body` that names one of `shapes` (own properties only: `constructor` is not a shape). */
+export function shapeKey<K extends string>(body: unknown, shapes: readonly K[]): K | undefined {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
+  return shapes.find((k) => Object.hasOwn(body, k));
+}

@@ -1,0 +1,14 @@
+/** Build the web demo with Vite when it is missing, so `npm run serve` on a fresh clone serves it. */
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+export const WEB_ROOT = resolve(import.meta.dirname, '../web-demo/dist');
+const CONFIG = resolve(import.meta.dirname, '../web-demo/vite.config.ts');
+
+/** Build into `outDir` unless it already holds a build; says so in one line. */
+export async function ensureWebDemo(outDir = WEB_ROOT, log: (line: string) => void = console.log): Promise<void> {
+  if (existsSync(join(outDir, 'index.html'))) return;
+  log('the web demo is not built yet: building it (vite, ~20 s; `npm run build:web` rebuilds it any time)');
+  const { build } = await import('vite');
+  await build({ configFile: CONFIG, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
+}
