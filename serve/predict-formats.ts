@@ -122,7 +122,7 @@ async function readMultipart(c: Context, limit: number): Promise<PredictInput> {
   let form: FormData;
   try {
     const type = c.req.header('content-type') ?? '';
-    form = await new Response(bytes, { headers: { 'content-type': type } }).formData();
+    form = await new Response(new Blob([new Uint8Array(bytes)]), { headers: { 'content-type': type } }).formData();
   } catch {
     throw new HttpError(400, 'invalid_multipart', 'cannot parse the multipart body');
   }
