@@ -1,0 +1,43 @@
+/**
+ * Small ONNX models that break the served-model contract in the ways real files do, built with the
+ * project's GraphBuilder: a linear "digit reader" (784 → classes) with a twist each.
+ */
+import { int } from '../../export/onnx/attributes.ts';
+import { GraphBuilder } from '../../export/onnx/builder.ts';
+import { encodeModel } from '../../export/onnx/codec.ts';
+
+export interface OddModel {
+  /** Batch dimension of the input and outputs: 'N' (dynamic) or a fixed size. */
+  batch?: 'N' | number;
+  /** Width of the logits the graph computes. */
+  classes?: number;
+  /** Width the graph declares for its output (a lie when it differs from `classes`). */
+  declaredClasses?: number;
+  /** Subtract the batch mean: every answer depends on the other images in the batch. */
+  mixBatch?: boolean;
+  /** Extra outputs, e.g. a second copy of the logits. */
+  extraOutputs?: number;
+  /** Metadata, e.g. { normalization: 'folded …' }. */
+  metadata?: Record<string, string>;
+}
+
+/** A model file (bytes) with a deterministic weight matrix. */
+export function oddModel(options: OddModel = {}): Uint8Array {
+  const { batch = 'N', classes = 10, mixBatch = false, extraOutputs = 0 } = options;
+  const g = new GraphBuilder('odd');
+  const x = g.input('input', 'FLOAT', [batch, 1, 28, 28]);
+  const flat = g.op('Flatten', [x], { axis: int(1) });
+  const w = g.initializer('w', {
+    dataType: 'FLOAT',
+    dims: [784, classes],
+    data: Float32Array.from({ length: 784 * classes }, (_, i) => Math.sin(i) * 0.05),
+  });
+  let logits = g.op('MatMul', [flat, w]);
+  if (mixBatch) {
+    const axes = g.constant({ dataType: 'INT64', dims: [1], data: BigInt64Array.of(0n) }, 'axes');
+    logits = g.op('Sub', [logits, g.op('ReduceMean', [logits, axes])]);
+  }
+  g.output(logits, 'FLOAT', [batch, options.declaredClasses ?? classes], 'logits');
+  for (let i = 0; i < extraOutputs; i++) g.output(g.op('Identity', [logits]), 'FLOAT', [batch, classes], `extra${i}`);
+  return encodeModel(g.toModel({ metadata: options.metadata }));
+}
