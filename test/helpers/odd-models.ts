@@ -2,7 +2,7 @@
  * Small ONNX models that break the served-model contract in the ways real files do, built with the
  * project's GraphBuilder: a linear "digit reader" (784 → classes) with a twist each.
  */
-import { int } from '../../export/onnx/attributes.ts';
+import { int, ints } from '../../export/onnx/attributes.ts';
 import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
 
@@ -34,8 +34,7 @@ export function oddModel(options: OddModel = {}): Uint8Array {
   });
   let logits = g.op('MatMul', [flat, w]);
   if (mixBatch) {
-    const axes = g.constant({ dataType: 'INT64', dims: [1], data: BigInt64Array.of(0n) }, 'axes');
-    logits = g.op('Sub', [logits, g.op('ReduceMean', [logits, axes])]);
+    logits = g.op('Sub', [logits, g.op('ReduceMean', [logits], { axes: ints([0]), keepdims: int(1) })]);
   }
   g.output(logits, 'FLOAT', [batch, options.declaredClasses ?? classes], 'logits');
   for (let i = 0; i < extraOutputs; i++) g.output(g.op('Identity', [logits]), 'FLOAT', [batch, classes], `extra${i}`);

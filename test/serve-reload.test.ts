@@ -1,0 +1,201 @@
+/**
+ * The model repository under a careless operator: files touched, replaced, deleted and added while
+ * 24 clients keep asking; wrongly shaped models; dangling links and loops. Requests to a healthy model
+ * never fail, a model that breaks the contract never becomes ready, and the watcher never dies.
+ */
+import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { makeModelRepository } from './helpers/model-repo.ts';
+import { oddModel } from './helpers/odd-models.ts';
+
+let server: RunningServer;
+let repo: Awaited<ReturnType<typeof makeModelRepository>>;
+const logs: string[] = [];
+
+const pixels = (i: number) => Array.from(repo.test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);
+const post = (path: string, body: unknown) =>
+  fetch(`${server.url}${path}`, {
+    method: 'POST',
+    body: JSON.stringify(body),
+    headers: { 'content-type': 'application/json' },
+  });
+const getJson = async (path: string) => (await fetch(`${server.url}${path}`)).json() as Promise<unknown>;
+
+async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+function place(name: string, version: number, bytes: Uint8Array | string): string {
+  const dir = join(repo.root, name, String(version));
+  mkdirSync(dir, { recursive: true });
+  const path = join(dir, 'model.onnx');
+  writeFileSync(`${path}.part`, bytes);
+  copyFileSync(`${path}.part`, path); // an operator's cp: the file is rewritten in place
+  rmSync(`${path}.part`);
+  return path;
+}
+
+interface VersionInfo {
+  version: number;
+  ready: boolean;
+  error?: string;
+}
+const versionsOf = async (name: string) =>
+  ((await getJson('/api/models')) as { name: string; versions: VersionInfo[] }[]).find((m) => m.name === name)
+    ?.versions ?? [];
+
+beforeAll(async () => {
+  repo = await makeModelRepository();
+  server = await startServer({ models: repo.root, port: 0, watchIntervalMs: 30, log: (l) => logs.push(l) });
+}, 120_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+describe('the model contract, checked at load', () => {
+  it('serves a static batch-1 model image by image, and never readies models with other shapes', async () => {
+    place('static1', 1, oddModel({ batch: 1 }));
+    place('classes20', 1, oddModel({ classes: 20 }));
+    place('classes5', 1, oddModel({ classes: 5 }));
+    place('liar', 1, oddModel({ classes: 20, declaredClasses: 10 }));
+    place('mixer', 1, oddModel({ mixBatch: true }));
+    place('twoheads', 1, oddModel({ extraOutputs: 1 }));
+    place('garbage', 1, 'not an onnx file');
+    await waitFor(async () => ((await getJson('/api/models')) as unknown[]).length >= 9, 'every model to be scanned');
+    const reasons: Record<string, string | undefined> = {};
+    for (const name of ['static1', 'classes20', 'classes5', 'liar', 'mixer', 'twoheads', 'garbage']) {
+      const [v] = await versionsOf(name);
+      reasons[name] = v?.ready ? 'ready' : v?.error;
+    }
+    expect(reasons.static1).toBe('ready');
+    expect(reasons.twoheads).toBe('ready');
+    expect(reasons.classes20).toMatch(/not \[N,10\] logits/);
+    expect(reasons.classes5).toMatch(/not \[N,10\] logits/);
+    expect(reasons.liar).toMatch(/20 values per image, not 10/);
+    expect(reasons.mixer).toMatch(/changes with the other images in its batch/);
+    expect(reasons.garbage).toMatch(/not an ONNX model/);
+    for (const reason of Object.values(reasons)) expect(reason).not.toContain(repo.root);
+    for (const name of ['classes20', 'liar', 'mixer'])
+      expect((await post(`/predict/${name}`, { pixels: pixels(0) })).status).toBe(404);
+
+    // The batch-1 model answers a batch exactly as image by image (ORT on the same file is the reference).
+    const file = oddModel({ batch: 1 });
+    const session = await ort.InferenceSession.create(file);
+    const batch = (await (await post('/predict/static1', { inputs: [pixels(0), pixels(1), pixels(2)] })).json()) as {
+      probabilities: number[];
+    }[];
+    for (let i = 0; i < 3; i++) {
+      const normalized = Float32Array.from(pixels(i), (v) => (v - 0.1307) / 0.3081);
+      const out = await session.run({ input: new ort.Tensor('float32', normalized, [1, 1, 28, 28]) });
+      const logits = Array.from(out.logits?.data as Float32Array);
+      const top = logits.indexOf(Math.max(...logits));
+      expect(batch[i]?.probabilities.indexOf(Math.max(...(batch[i]?.probabilities ?? [])))).toBe(top);
+    }
+    const meta = (await getJson('/v2/models/static1')) as { inputs: { shape: number[] }[] };
+    expect(meta.inputs[0]?.shape).toEqual([1, 1, 28, 28]);
+    await session.release();
+  }, 60_000);
+});
+
+describe('hot reload under load', () => {
+  it('touch, replace, delete and add models while 24 clients ask: zero failed requests to the healthy model', async () => {
+    const original = readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
+    let stop = false;
+    const statuses = new Map<number, number>();
+    let answers = 0;
+    const client = async (k: number) => {
+      while (!stop) {
+        const r = await post('/predict/cnn', { pixels: pixels(k % 50) });
+        statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1);
+        const body = (await r.json()) as { prediction?: number };
+        if (r.status === 200 && body.prediction !== undefined) answers++;
+      }
+    };
+    const clients = Array.from({ length: 24 }, (_, k) => client(k));
+    const loaded = () => logs.filter((l) => l.startsWith('loaded cnn/')).length;
+    const cycles = 4;
+    for (let cycle = 0; cycle < cycles; cycle++) {
+      // 1. touch: same bytes, new mtime → no reload.
+      const before = loaded();
+      const now = new Date(Date.now() + (cycle + 1) * 1000);
+      utimesSync(join(repo.root, 'cnn', '1', 'model.onnx'), now, now);
+      await new Promise((r) => setTimeout(r, 150));
+      expect(loaded()).toBe(before);
+      // 2. replace v1 with other bytes of an equivalent model (a re-export: new metadata) → reload.
+      const other = oddModel({ metadata: { normalization: 'folded', note: `cycle ${cycle}` } });
+      place('cnn', 1, cycle % 2 === 0 ? other : original);
+      await waitFor(() => loaded() > before, 'the replaced v1 to load');
+      // 3. add v2 (becomes the default), then delete it while requests are in flight.
+      place('cnn', 2, original);
+      await waitFor(async () => (await versionsOf('cnn')).some((v) => v.version === 2 && v.ready), 'v2 to load');
+      rmSync(join(repo.root, 'cnn', '2'), { recursive: true });
+      await waitFor(async () => !(await versionsOf('cnn')).some((v) => v.version === 2), 'v2 to unload');
+      // 4. add a wrongly shaped v3: never ready, never the default.
+      place('cnn', 3, oddModel({ classes: 20 }));
+      await waitFor(async () => (await versionsOf('cnn')).some((v) => v.version === 3), 'v3 to be scanned');
+      expect((await versionsOf('cnn')).find((v) => v.version === 3)?.ready).toBe(false);
+      rmSync(join(repo.root, 'cnn', '3'), { recursive: true });
+    }
+    place('cnn', 1, original);
+    stop = true;
+    await Promise.all(clients);
+    console.log(
+      `hot reload: ${cycles} cycles, ${answers} answers, statuses ${JSON.stringify(Object.fromEntries(statuses))}`,
+    );
+    expect([...statuses.keys()]).toEqual([200]);
+    expect(answers).toBeGreaterThan(100);
+  }, 120_000);
+
+  it('sends the browser the bytes it loaded, not what is on disk now', async () => {
+    const path = join(repo.root, 'cnn', '1', 'model.onnx');
+    const loaded = readFileSync(path);
+    writeFileSync(path, 'garbage half-copied over the model');
+    await waitFor(
+      async () => (await versionsOf('cnn')).find((v) => v.version === 1)?.error !== undefined,
+      'the failure',
+    );
+    const served = new Uint8Array(await (await fetch(`${server.url}/models/cnn/1/model.onnx`)).arrayBuffer());
+    expect(Buffer.from(served).equals(loaded)).toBe(true);
+    expect((await post('/predict/cnn/1', { pixels: pixels(0) })).status).toBe(200); // still the previous file
+    writeFileSync(path, loaded);
+  });
+});
+
+describe('a watcher that never dies', () => {
+  it('reports dangling links and loops once, keeps serving the rest, and starts with them present', async () => {
+    symlinkSync('/nonexistent/models', join(repo.root, 'dangling'));
+    mkdirSync(join(repo.root, 'brokenversion', '1'), { recursive: true });
+    symlinkSync('/nonexistent/model.onnx', join(repo.root, 'brokenversion', '1', 'model.onnx'));
+    symlinkSync('loop-b', join(repo.root, 'loop-a'));
+    symlinkSync('loop-a', join(repo.root, 'loop-b'));
+    await new Promise((r) => setTimeout(r, 300)); // ~10 scans
+    const reports = logs.filter((l) => l.startsWith('model repository: cannot read'));
+    expect(reports.filter((l) => l.includes('dangling (ENOENT)'))).toHaveLength(1);
+    expect(reports.filter((l) => l.includes('brokenversion/1/model.onnx (ENOENT)'))).toHaveLength(1);
+    expect(reports.filter((l) => l.includes('loop-a (ELOOP)'))).toHaveLength(1);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/model_repository_scan_errors_total\{cause="ENOENT"\} 2/);
+    expect((await post('/predict/cnn', { pixels: pixels(0) })).status).toBe(200);
+
+    // A second server starts on the same (damaged) repository and serves the healthy models.
+    const second = await startServer({ models: repo.root, port: 0, watchIntervalMs: 60_000 });
+    try {
+      const r = await fetch(`${second.url}/predict/cnn`, {
+        method: 'POST',
+        body: JSON.stringify({ pixels: pixels(0) }),
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(r.status).toBe(200);
+    } finally {
+      await second.close();
+    }
+  });
+});
