@@ -53,7 +53,6 @@ await runCli(async () => {
     cors: boolean;
     quiet: boolean;
   }>();
-  await ensureWebDemo();
   const server = await startServer({
     ...o,
     webRoot: WEB_ROOT,
@@ -66,6 +65,8 @@ await runCli(async () => {
     await server.close();
     process.exit(0);
   });
+  // After listening (a busy port or a missing device fails first); the demo route serves the build once it exists.
+  await ensureWebDemo();
   if (server.repository.readyCount === 0) {
     console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
   }

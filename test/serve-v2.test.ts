@@ -1,0 +1,75 @@
+/**
+ * v2 runs the model as it is: a torch-exported model's own input, outputs and datatypes, no added
+ * normalization or probabilities — its logits equal PyTorch's (test/fixtures/make-torch-onnx.py) for the
+ * normalized tensor a KServe/Triton client sends. A static batch-1 export takes exactly one image, as in Triton.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+
+let server: RunningServer;
+const golden = JSON.parse(readFileSync('test/fixtures/torch-cnn-logits.json', 'utf8')) as { logits: number[][] };
+const normalized = Array.from({ length: 2 * 784 }, (_, i) => (i / (2 * 784 - 1) - 0.1307) / 0.3081);
+
+beforeAll(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-'));
+  for (const [name, file] of [
+    ['torchcnn', 'torch-cnn-opset13.onnx'],
+    ['torchstatic', 'torch-cnn-static.onnx'],
+  ] as const) {
+    mkdirSync(join(root, name, '1'), { recursive: true });
+    copyFileSync(join('test/fixtures', file), join(root, name, '1', 'model.onnx'));
+  }
+  server = await startServer({ models: root, port: 0 });
+});
+afterAll(async () => {
+  await server?.close();
+});
+
+const infer = async (model: string, shape: number[], data: number[]) => {
+  const r = await fetch(`${server.url}/v2/models/${model}/infer`, {
+    method: 'POST',
+    body: JSON.stringify({ inputs: [{ name: 'input', shape, datatype: 'FP32', data }] }),
+    headers: { 'content-type': 'application/json' },
+  });
+  return {
+    status: r.status,
+    body: (await r.json()) as { outputs: { name: string; shape: number[]; data: number[] }[] },
+  };
+};
+
+it("reports the model's own signature and returns PyTorch's logits for the normalized tensor", async () => {
+  const meta = await (await fetch(`${server.url}/v2/models/torchcnn`)).json();
+  expect(meta).toMatchObject({
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [-1, 1, 28, 28] }],
+    outputs: [{ name: 'logits', datatype: 'FP32', shape: [-1, 10] }],
+  });
+  const { status, body } = await infer('torchcnn', [2, 1, 28, 28], normalized);
+  expect(status).toBe(200);
+  expect(body.outputs.map((o) => [o.name, o.shape])).toEqual([['logits', [2, 10]]]);
+  const expected = golden.logits.flat();
+  body.outputs[0]?.data.forEach((v, i) => {
+    expect(Math.abs(v - (expected[i] as number))).toBeLessThan(1e-5);
+  });
+});
+
+it('serves a static batch-1 export with its own shape: one image per request', async () => {
+  const meta = (await (await fetch(`${server.url}/v2/models/torchstatic`)).json()) as { inputs: { shape: number[] }[] };
+  expect(meta.inputs[0]?.shape).toEqual([1, 1, 28, 28]);
+  const one = await infer('torchstatic', [1, 1, 28, 28], normalized.slice(0, 784));
+  expect(one.status).toBe(200);
+  one.body.outputs[0]?.data.forEach((v, i) => {
+    expect(Math.abs(v - (golden.logits[0]?.[i] as number))).toBeLessThan(1e-5);
+  });
+  expect((await infer('torchstatic', [2, 1, 28, 28], normalized)).status).toBe(400);
+  // /predict still batches for it (image by image inside).
+  const r = await fetch(`${server.url}/predict/torchstatic`, {
+    method: 'POST',
+    body: JSON.stringify({ inputs: [new Array(784).fill(0), new Array(784).fill(0.5)] }),
+    headers: { 'content-type': 'application/json' },
+  });
+  expect(r.status).toBe(200);
+  expect(((await r.json()) as unknown[]).length).toBe(2);
+});
