@@ -2,7 +2,7 @@
  * Where ORT runs: execution-provider choice and session options.
  *
  * 'cpu' always works. 'cuda' needs onnxruntime-node's CUDA provider, which the repo's .npmrc skips
- * (npm install --onnxruntime-node-install=cuda12 brings it). 'webgpu' needs a WebGPU adapter (Dawn on
+ * (`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` brings it). 'webgpu' needs a WebGPU adapter (Dawn on
  * Vulkan). 'auto' tries CUDA, then falls back to CPU with a one-line notice.
  */
 import * as ort from 'onnxruntime-node';
@@ -30,9 +30,14 @@ export interface SessionSettings {
 }
 
 const WHY: Record<Exclude<Provider, 'cpu'>, string> = {
-  cuda: 'onnxruntime-node was installed without its CUDA provider (reinstall with `npm install --onnxruntime-node-install=cuda12`; needs CUDA 12 and cuDNN 9)',
+  cuda: 'onnxruntime-node was installed without its CUDA provider (add it with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install`; needs CUDA 12 and cuDNN 9)',
   webgpu: 'no WebGPU adapter was found (the WebGPU provider needs a Vulkan driver; see README "GPUs")',
 };
+
+/** Our one-line explanation of why `provider` is missing, with the runtime's own first line in brackets. */
+export function unavailableReason(provider: Exclude<Provider, 'cpu'>, detail: string): string {
+  return `${provider} is not available: ${WHY[provider]} [${detail.split('\n')[0]?.slice(0, 200)}]`;
+}
 
 export function sessionOptions(
   provider: Provider,
@@ -68,8 +73,7 @@ async function tryCreate(
     return await ort.InferenceSession.create(model, sessionOptions(provider, settings));
   } catch (error) {
     if (provider === 'cpu') throw error;
-    const detail = (error as Error).message.split('\n')[0]?.slice(0, 200);
-    throw new DeviceUnavailableError(`${provider} is not available: ${WHY[provider]} [${detail}]`);
+    throw new DeviceUnavailableError(unavailableReason(provider, (error as Error).message));
   }
 }
 

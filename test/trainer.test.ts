@@ -101,7 +101,7 @@ describe('Trainer', () => {
   it('explains a missing CUDA provider in one line, and auto falls back to the CPU', async () => {
     const error = await Trainer.create(ZOO.cnn.build(), { optimizer: sgd(), device: 'cuda' }).catch((e) => e);
     expect(error).toBeInstanceOf(DeviceUnavailableError);
-    expect(error.message).toMatch(/^cuda is not available: .*--onnxruntime-node-install=cuda12/);
+    expect(error.message).toMatch(/^cuda is not available: .*ONNXRUNTIME_NODE_INSTALL=cuda12/);
     expect(error.message).not.toContain('\n');
     const notices: string[] = [];
     const trainer = await Trainer.create(ZOO.cnn.build(), {
