@@ -1,9 +1,14 @@
 /**
- * Gradient checks: our training graph's float32 gradients (run in onnxruntime-node) against central
- * finite differences of the float64 reference evaluator's loss.
+ * Gradient checks: our float32 gradients (run in onnxruntime-node) against central finite differences
+ * of the float64 reference evaluator's loss — for a whole module's training graph (`gradientCheck`),
+ * or for one op's rule on a small hand-built graph (`opGradientCheck`).
  */
 import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
+import { backward } from '../../train/autodiff/backward.ts';
+import type { GradientRule, RuleContext } from '../../train/autodiff/rule.ts';
+import { gradientRules } from '../../train/autodiff/rules/index.ts';
 import { initializeWeights, type Weights } from '../../train/initialize.ts';
 import type { Module } from '../../train/layers/index.ts';
 import { sgd } from '../../train/optim/index.ts';
@@ -62,6 +67,51 @@ function finiteDifference(f: (eps: number) => number): number {
 /** Relative error with a floor, so elements whose true gradient is ~0 compare absolutely. */
 function relativeError(ours: number, reference: number, floor: number): number {
   return Math.abs(ours - reference) / Math.max(Math.abs(ours), Math.abs(reference), floor);
+}
+
+interface TensorCheck {
+  name: string;
+  /** Our gradient of the loss with respect to this tensor. */
+  grad: Float32Array;
+  /** The float64 reference loss with `delta` added to this tensor. */
+  lossAt: (delta: Float64Array) => number;
+  /** The largest gradient element over every checked tensor: tensors whose true gradient is 0 compare to it. */
+  overallScale: number;
+  /** Check every element of tensors up to this size; sample this many elements of larger ones. */
+  elements: number;
+  directions: number;
+  rng: Rng;
+}
+
+/** One tensor's gradient, element by element and along random directions, against finite differences. */
+function checkTensor({ name, grad, lossAt, overallScale, elements, directions, rng }: TensorCheck): ParamReport {
+  const n = grad.length;
+  // Errors are relative, with a floor: a tensor whose true gradient is 0 (a conv bias before BatchNorm)
+  // comes out as float32 noise, to be compared against the overall gradient size.
+  const scale = Math.max(maxAbs(grad), 1e-4 * overallScale);
+  let worst = 0;
+  let checked = 0;
+  const indices =
+    n <= elements ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: elements }, () => rng.int(n));
+  for (const i of indices) {
+    const fd = finiteDifference((eps) => {
+      const delta = new Float64Array(n);
+      delta[i] = eps;
+      return lossAt(delta);
+    });
+    worst = Math.max(worst, relativeError(grad[i] as number, fd, 1e-3 * scale));
+    checked++;
+  }
+  for (let k = 0; k < directions; k++) {
+    const v = Float64Array.from({ length: n }, () => rng.uniform(-1, 1));
+    const norm = norm2(v);
+    const fd = finiteDifference((eps) => lossAt(v.map((x) => (x * eps) / norm)));
+    const ours = grad.reduce((s, g, i) => s + g * (v[i] as number), 0) / norm;
+    // Scale by ‖g‖: a directional derivative can cancel to ~0 even when g is large.
+    worst = Math.max(worst, Math.abs(ours - fd) / Math.max(norm2(grad), 1e-4 * overallScale));
+    checked++;
+  }
+  return { name, maxRelativeError: worst, checked };
 }
 
 export async function gradientCheck(module: Module, options: GradCheckOptions): Promise<ParamReport[]> {
@@ -137,44 +187,112 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
 
   const trainable = train.params.filter((q) => q.trainable);
   const gradOf = (name: string) => out[gradName(name)]?.data as Float32Array;
-  // Errors are relative, with a floor: a tensor whose true gradient is 0 (a conv bias before BatchNorm)
-  // comes out as float32 noise, to be compared against the model's overall gradient size.
-  const modelScale = Math.max(...trainable.map((p) => maxAbs(gradOf(p.name))));
-  const reports: ParamReport[] = [];
-  for (const p of trainable) {
-    const grad = gradOf(p.name);
-    const n = grad.length;
-    const scale = Math.max(maxAbs(grad), 1e-4 * modelScale);
-    let worst = 0;
-    let checked = 0;
-    const limit = options.elementsPerTensor ?? 64;
-    const indices =
-      n <= limit ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: limit }, () => rng.int(n));
-    for (const i of indices) {
-      const fd = finiteDifference((eps) => {
-        const delta = new Float64Array(n);
-        delta[i] = eps;
-        return loss(p.name, delta);
-      });
-      worst = Math.max(worst, relativeError(grad[i] as number, fd, 1e-3 * scale));
-      checked++;
-    }
-    for (let k = 0; k < (options.directions ?? 1); k++) {
-      const v = Float64Array.from({ length: n }, () => rng.uniform(-1, 1));
-      const norm = norm2(v);
-      const fd = finiteDifference((eps) =>
-        loss(
-          p.name,
-          v.map((x) => (x * eps) / norm),
-        ),
-      );
-      const ours = grad.reduce((s, g, i) => s + g * (v[i] as number), 0) / norm;
-      const gradNorm = norm2(grad);
-      // Scale by ‖g‖: a directional derivative can cancel to ~0 even when g is large.
-      worst = Math.max(worst, Math.abs(ours - fd) / Math.max(gradNorm, 1e-4 * modelScale));
-      checked++;
-    }
-    reports.push({ name: p.name, maxRelativeError: worst, checked });
+  const overallScale = Math.max(...trainable.map((p) => maxAbs(gradOf(p.name))));
+  return trainable.map((p) =>
+    checkTensor({
+      name: p.name,
+      grad: gradOf(p.name),
+      lossAt: (delta) => loss(p.name, delta),
+      overallScale,
+      elements: options.elementsPerTensor ?? 64,
+      directions: options.directions ?? 1,
+      rng,
+    }),
+  );
+}
+
+/** One op's gradient check: a small graph, every element of every differentiated input checked. */
+export interface OpCase {
+  /** Differentiated inputs: name → shape. */
+  inputs: Record<string, number[]>;
+  /** Inputs fed but not differentiated (e.g. BatchNorm's running statistics). */
+  constants?: Record<string, number[]>;
+  /** Emit the op under test on the inputs (by name); return its output and that output's shape. */
+  build: (g: GraphBuilder) => { output: string; shape: number[] };
+  /** An input's values (before rounding to float32); default uniform [-1, 1). */
+  values?: (name: string, rng: Rng, length: number) => Float64Array | undefined;
+}
+
+export interface OpCheckReport {
+  tensors: ParamReport[];
+  /** The op types whose gradient rules ran while differentiating the case's graph. */
+  rulesRun: Set<string>;
+}
+
+/** The rule table, each rule also noting its op type in `ran` when called. */
+function recordingRules(ran: Set<string>): Record<string, GradientRule> {
+  return Object.fromEntries(
+    Object.entries(gradientRules).map(([op, rule]) => [
+      op,
+      Object.assign(
+        (c: RuleContext) => {
+          ran.add(op);
+          return rule(c);
+        },
+        { broadcasts: rule.broadcasts },
+      ),
+    ]),
+  );
+}
+
+/**
+ * Differentiate L = Σ R ⊙ Y, Y the case's output and R a fixed random tensor (so dY = R is no special
+ * value), with `backward` and the real rule table; run it in onnxruntime-node and compare every
+ * element's gradient with finite differences of the same L in float64.
+ */
+export async function opGradientCheck(opCase: OpCase, seed = 11): Promise<OpCheckReport> {
+  const rng = new Rng(seed);
+  const g = new GraphBuilder('op_check');
+  const feeds = new Map<string, F64>();
+  const declare = (name: string, shape: number[]) => {
+    g.input(name, 'FLOAT', shape);
+    const length = shape.reduce((a, b) => a * b, 1);
+    const values = opCase.values?.(name, rng, length) ?? Float64Array.from({ length }, () => rng.uniform(-1, 1));
+    feeds.set(name, { shape, data: values.map(Math.fround) }); // the point float32 can represent
+  };
+  for (const [name, shape] of Object.entries({ ...opCase.inputs, ...opCase.constants })) declare(name, shape);
+  const { output, shape } = opCase.build(g);
+  g.shapes.set(output, shape);
+  const weights = g.input('output_weights', 'FLOAT', shape);
+  const r = Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => Math.fround(rng.uniform(-1, 1)));
+
+  const rulesRun = new Set<string>();
+  const wrt = Object.keys(opCase.inputs);
+  const grads = backward(g, new Map([[output, weights]]), wrt, { rules: recordingRules(rulesRun) });
+  g.output(output, 'FLOAT', shape, 'output_value');
+  for (const name of wrt) g.output(grads.get(name) as string, 'FLOAT', opCase.inputs[name] as number[], gradName(name));
+  const model = g.toModel();
+
+  const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1 });
+  const ortFeeds: Record<string, ort.Tensor> = { [weights]: new ort.Tensor('float32', Float32Array.from(r), shape) };
+  for (const [name, v] of feeds) ortFeeds[name] = new ort.Tensor('float32', Float32Array.from(v.data), v.shape);
+  const out = await session.run(ortFeeds);
+  await session.release();
+
+  const weightedSum = (y: F64) => y.data.reduce((s, v, i) => s + v * (r[i] as number), 0);
+  const reference = evaluate(model, feeds, output);
+  const ortOutput = out.output_value?.data as Float32Array;
+  const forwardError = maxAbs(reference.data.map((v, i) => v - (ortOutput[i] as number)));
+  if (forwardError > 1e-5 * Math.max(1, maxAbs(reference.data))) {
+    throw new Error(`forward mismatch: onnxruntime differs from the reference by ${forwardError}`);
   }
-  return reports;
+  const lossAt = (name: string) => (delta: Float64Array) => {
+    const p = feeds.get(name) as F64;
+    const moved = new Map(feeds).set(name, { shape: p.shape, data: p.data.map((v, i) => v + (delta[i] as number)) });
+    return weightedSum(evaluate(model, moved, output));
+  };
+  const gradOf = (name: string) => out[gradName(name)]?.data as Float32Array;
+  const overallScale = Math.max(...wrt.map((name) => maxAbs(gradOf(name))));
+  const tensors = wrt.map((name) =>
+    checkTensor({
+      name,
+      grad: gradOf(name),
+      lossAt: lossAt(name),
+      overallScale,
+      elements: Number.POSITIVE_INFINITY,
+      directions: 1,
+      rng,
+    }),
+  );
+  return { tensors, rulesRun };
 }
