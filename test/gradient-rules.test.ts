@@ -6,8 +6,10 @@
  */
 import { describe, expect, it } from 'vitest';
 import { float, int, ints } from '../export/onnx/attributes.ts';
-import type { GraphBuilder } from '../export/onnx/builder.ts';
+import { GraphBuilder } from '../export/onnx/builder.ts';
 import { int64Tensor } from '../export/onnx/tensor.ts';
+import { backward } from '../train/autodiff/backward.ts';
+import { dY } from '../train/autodiff/rule.ts';
 import { gradientRules } from '../train/autodiff/rules/index.ts';
 import {
   avgPool2dLayer,
@@ -274,6 +276,31 @@ const mostlyBackground = (side: number) => (rng: { next(): number }, length: num
   }
   return data;
 };
+
+describe('backward', () => {
+  /** y = x · c with only x differentiated: Mul's rule computes both gradients. */
+  function scaled() {
+    const g = new GraphBuilder('scaled');
+    for (const name of ['x', 'c', 'dy']) g.input(name, 'FLOAT', [2, 3]);
+    return { g, y: g.op('Mul', ['x', 'c']) };
+  }
+
+  it('drops the gradients nobody needs, with the nodes that computed them', () => {
+    const { g, y } = scaled();
+    const dx = backward(g, new Map([[y, 'dy']]), ['x']).get('x');
+    // The forward Mul and dx = dy·c; dc = dy·x is gone.
+    expect(g.nodes.map((n) => [n.input, n.output])).toEqual([
+      [['x', 'c'], [y]],
+      [['dy', 'c'], [dx]],
+    ]);
+  });
+
+  it("rejects a rule that returns a gradient count other than the node's input count", () => {
+    const { g, y } = scaled();
+    const rules = { ...gradientRules, Mul: (c: Parameters<(typeof gradientRules)['Mul']>[0]) => [dY(c)] };
+    expect(() => backward(g, new Map([[y, 'dy']]), ['x'], { rules })).toThrow(/returned 1 gradients .* with 2 inputs/);
+  });
+});
 
 describe('gradient rules in combination vs float64 finite differences', () => {
   for (const batch of [1, 3]) {
