@@ -288,9 +288,9 @@ export interface OpCheckReport {
 }
 
 /** The rule table, each rule also noting its op type in `ran` when called. */
-function recordingRules(ran: Set<string>): Record<string, GradientRule> {
+function recordingRules(rules: Record<string, GradientRule>, ran: Set<string>): Record<string, GradientRule> {
   return Object.fromEntries(
-    Object.entries(gradientRules).map(([op, rule]) => [
+    Object.entries(rules).map(([op, rule]) => [
       op,
       Object.assign(
         (c: RuleContext) => {
@@ -305,10 +305,14 @@ function recordingRules(ran: Set<string>): Record<string, GradientRule> {
 
 /**
  * Differentiate L = Σ R ⊙ Y, Y the case's output and R a fixed random tensor (so dY = R is no special
- * value), with `backward` and the real rule table; run it in onnxruntime-node and compare every
- * element's gradient with finite differences of the same L in float64.
+ * value), with `backward` and the rule table (ours, or e.g. one with another Conv formulation); run it
+ * in onnxruntime-node and compare every element's gradient with finite differences of the same L in
+ * float64.
  */
-export async function opGradientCheck(opCase: OpCase, seed = 11): Promise<OpCheckReport> {
+export async function opGradientCheck(
+  opCase: OpCase,
+  { seed = 11, rules = gradientRules }: { seed?: number; rules?: Record<string, GradientRule> } = {},
+): Promise<OpCheckReport> {
   const rng = new Rng(seed);
   const g = new GraphBuilder('op_check');
   const feeds = new Map<string, F64>();
@@ -326,7 +330,7 @@ export async function opGradientCheck(opCase: OpCase, seed = 11): Promise<OpChec
 
   const rulesRun = new Set<string>();
   const wrt = Object.keys(opCase.inputs);
-  const grads = backward(g, new Map([[output, weights]]), wrt, { rules: recordingRules(rulesRun) });
+  const grads = backward(g, new Map([[output, weights]]), wrt, { rules: recordingRules(rules, rulesRun) });
   g.output(output, 'FLOAT', shape, 'output_value');
   for (const name of wrt) g.output(grads.get(name) as string, 'FLOAT', opCase.inputs[name] as number[], gradName(name));
   const model = g.toModel();
