@@ -1,8 +1,15 @@
 /**
- * Every gradient rule against float64 finite differences, on small odd shapes: stride 2, padding,
- * dilation, batch 1 and 3, and max-pool windows full of ties. Relative error must stay < 1e-3.
+ * Every gradient rule against float64 finite differences. First each rule on its own, on the small
+ * hand-built graphs of helpers/rule-cases.ts (odd shapes, broadcasting both ways, every Gemm
+ * transpose), with a check that every rule in the table has some; then backward's own duties; then
+ * rules in combination inside small modules: stride 2, padding, dilation, batch 1 and 3, and max-pool
+ * windows full of ties. Relative error must stay < 1e-3, and within 10 units of each check's noise.
  */
 import { describe, expect, it } from 'vitest';
+import { GraphBuilder } from '../export/onnx/builder.ts';
+import { backward } from '../train/autodiff/backward.ts';
+import { dY } from '../train/autodiff/rule.ts';
+import { gradientRules } from '../train/autodiff/rules/index.ts';
 import {
   avgPool2dLayer,
   batchNorm2d,
@@ -14,14 +21,41 @@ import {
   type Module,
   maxPool2dLayer,
 } from '../train/layers/index.ts';
-import { type GradCheckOptions, gradientCheck } from './helpers/gradcheck.ts';
+import { type GradCheckOptions, gradientCheck, opGradientCheck } from './helpers/gradcheck.ts';
+import { RULE_CASES } from './helpers/rule-cases.ts';
 
 const TOLERANCE = 1e-3;
+/**
+ * And within this many of its own noise units: σ, our float32 gradient's spread at float32 neighbours
+ * of the point, plus the finite difference's uncertainty and one roundoff (see gradient-models.test.ts).
+ * Measured: the worst check here uses 3.4 of them.
+ */
+const NOISE_MULTIPLE = 10;
+
+describe('each gradient rule alone vs float64 finite differences', () => {
+  it('every rule in the table has cases in RULE_CASES', () => {
+    expect(Object.keys(RULE_CASES).sort()).toEqual(Object.keys(gradientRules).sort());
+  });
+
+  for (const [op, cases] of Object.entries(RULE_CASES)) {
+    for (const [title, opCheck] of Object.entries(cases)) {
+      it(`${op}: ${title}`, async () => {
+        const { tensors, rulesRun } = await opGradientCheck(opCheck);
+        expect([...rulesRun]).toContain(op);
+        for (const r of tensors) {
+          expect(r.maxRelativeError, `${r.name} (${r.checked} checks)`).toBeLessThan(TOLERANCE);
+          expect(r.maxNoiseRatio, `${r.name}: error in noise units`).toBeLessThan(NOISE_MULTIPLE);
+        }
+      });
+    }
+  }
+});
 
 async function expectGradientsMatch(module: Module, options: GradCheckOptions) {
   const reports = await gradientCheck(module, options);
   for (const r of reports) {
     expect(r.maxRelativeError, `${r.name} (${r.checked} checks)`).toBeLessThan(TOLERANCE);
+    expect(r.maxNoiseRatio, `${r.name}: error in noise units`).toBeLessThan(NOISE_MULTIPLE);
   }
   return reports;
 }
@@ -37,7 +71,32 @@ const mostlyBackground = (side: number) => (rng: { next(): number }, length: num
   return data;
 };
 
-describe('gradient rules vs float64 finite differences', () => {
+describe('backward', () => {
+  /** y = x · c with only x differentiated: Mul's rule computes both gradients. */
+  function scaled() {
+    const g = new GraphBuilder('scaled');
+    for (const name of ['x', 'c', 'dy']) g.input(name, 'FLOAT', [2, 3]);
+    return { g, y: g.op('Mul', ['x', 'c']) };
+  }
+
+  it('drops the gradients nobody needs, with the nodes that computed them', () => {
+    const { g, y } = scaled();
+    const dx = backward(g, new Map([[y, 'dy']]), ['x']).get('x');
+    // The forward Mul and dx = dy·c; dc = dy·x is gone.
+    expect(g.nodes.map((n) => [n.input, n.output])).toEqual([
+      [['x', 'c'], [y]],
+      [['dy', 'c'], [dx]],
+    ]);
+  });
+
+  it("rejects a rule that returns a gradient count other than the node's input count", () => {
+    const { g, y } = scaled();
+    const rules = { ...gradientRules, Mul: (c: Parameters<(typeof gradientRules)['Mul']>[0]) => [dY(c)] };
+    expect(() => backward(g, new Map([[y, 'dy']]), ['x'], { rules })).toThrow(/returned 1 gradients .* with 2 inputs/);
+  });
+});
+
+describe('gradient rules in combination vs float64 finite differences', () => {
   for (const batch of [1, 3]) {
     it(`Conv: stride 2, padding 1, even input needing output_padding (batch ${batch})`, async () => {
       const net = composite(

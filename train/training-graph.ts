@@ -68,7 +68,7 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
   const ctx = forward.ctx;
   const labels = g.input(LABELS_NAME, 'INT64', [BATCH_DIM]);
   const lr = g.input(LR_NAME, 'FLOAT', []);
-  const usesStep = options.optimizer.name !== 'sgd';
+  const usesStep = options.optimizer.usesStep;
   const step = usesStep ? g.input(STEP_NAME, 'FLOAT', []) : '';
 
   const { loss, correct, dLogits } = softmaxCrossEntropy(g, forward.logits, labels, {

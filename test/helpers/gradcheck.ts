@@ -1,9 +1,14 @@
 /**
- * Gradient checks: our training graph's float32 gradients (run in onnxruntime-node) against central
- * finite differences of the float64 reference evaluator's loss.
+ * Gradient checks: our float32 gradients (run in onnxruntime-node) against central finite differences
+ * of the float64 reference evaluator's loss — for a whole module's training graph (`gradientCheck`),
+ * or for one op's rule on a small hand-built graph (`opGradientCheck`).
  */
 import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
+import { backward } from '../../train/autodiff/backward.ts';
+import type { GradientRule, RuleContext } from '../../train/autodiff/rule.ts';
+import { gradientRules } from '../../train/autodiff/rules/index.ts';
 import { initializeWeights, type Weights } from '../../train/initialize.ts';
 import type { Module } from '../../train/layers/index.ts';
 import { sgd } from '../../train/optim/index.ts';
@@ -29,12 +34,20 @@ export interface GradCheckOptions {
 
 export interface ParamReport {
   name: string;
-  /** Largest relative error over the checked elements and directions. */
+  /** Largest relative error |ours − finite difference| / scale over the checked elements and directions. */
   maxRelativeError: number;
   checked: number;
+  /** Largest float32 noise σ of our gradient over the checks (spread at float32 neighbours), relative as above. */
+  noiseFloor: number;
+  /** Largest finite-difference uncertainty over the checks, relative as above. */
+  fdUncertainty: number;
+  /** Largest error over the checks in units of that check's own σ + finite-difference uncertainty (+ one roundoff). */
+  maxNoiseRatio: number;
 }
 
 const EPS = 1e-6;
+/** How many float32 neighbours of the point estimate the gradient's float32 noise. */
+const NEIGHBOURS = 8;
 
 // Loops, not Math.max(...xs): spreading a 400k-element tensor overflows the stack.
 const maxAbs = (xs: ArrayLike<number>) => {
@@ -51,19 +64,107 @@ const norm2 = (xs: ArrayLike<number>) => {
 /**
  * Central difference of f at 0. ReLU and max-pool make the loss piecewise smooth; when a kink lies
  * within ±EPS the estimates at EPS and EPS/10 disagree, and the smaller step is the one to trust.
+ * `uncertainty` is |coarse − fine|: for a smooth f the step's truncation error (∝ EPS², so the
+ * coarse estimate's error is 100/99 of it); across a kink, what the step size changes.
  */
-function finiteDifference(f: (eps: number) => number): number {
+function finiteDifference(f: (eps: number) => number): { value: number; uncertainty: number } {
   const at = (eps: number) => (f(eps) - f(-eps)) / (2 * eps);
   const coarse = at(EPS);
   const fine = at(EPS / 10);
-  return Math.abs(coarse - fine) > 1e-4 * Math.max(Math.abs(fine), 1e-8) ? fine : coarse;
+  const uncertainty = Math.abs(coarse - fine);
+  return { value: uncertainty > 1e-4 * Math.max(Math.abs(fine), 1e-8) ? fine : coarse, uncertainty };
 }
 
-/** Relative error with a floor, so elements whose true gradient is ~0 compare absolutely. */
-function relativeError(ours: number, reference: number, floor: number): number {
-  return Math.abs(ours - reference) / Math.max(Math.abs(ours), Math.abs(reference), floor);
+interface TensorCheck {
+  name: string;
+  /** Our gradient of the loss with respect to this tensor. */
+  grad: Float32Array;
+  /** The same gradient at float32 neighbours of the point (see `float32Neighbour`); their spread is float32 noise. */
+  neighbours: Float32Array[];
+  /** The float64 reference loss with `delta` added to this tensor. */
+  lossAt: (delta: Float64Array) => number;
+  /** The largest gradient element over every checked tensor: tensors whose true gradient is 0 compare to it. */
+  overallScale: number;
+  /** Check every element of tensors up to this size; sample this many elements of larger ones. */
+  elements: number;
+  directions: number;
+  rng: Rng;
 }
 
+/** float32's unit roundoff. */
+const UNIT_ROUNDOFF = 2 ** -24;
+
+/** One tensor's gradient, element by element and along random directions, against finite differences. */
+function checkTensor(c: TensorCheck): ParamReport {
+  const { grad, lossAt, overallScale, rng } = c;
+  const n = grad.length;
+  const report: ParamReport = {
+    name: c.name,
+    maxRelativeError: 0,
+    checked: 0,
+    noiseFloor: 0,
+    fdUncertainty: 0,
+    maxNoiseRatio: 0,
+  };
+  /** Fold one check in: our value and its values at the neighbours, the FD estimate, the error's denominator. */
+  const record = (
+    ours: number,
+    atNeighbours: number[],
+    fd: { value: number; uncertainty: number },
+    denominator: number,
+  ) => {
+    // Two independent noisy values differ by √2 σ.
+    const sigma = Math.sqrt(atNeighbours.reduce((s, v) => s + (v - ours) ** 2, 0) / (2 * atNeighbours.length));
+    const error = Math.abs(ours - fd.value);
+    report.maxRelativeError = Math.max(report.maxRelativeError, error / denominator);
+    report.noiseFloor = Math.max(report.noiseFloor, sigma / denominator);
+    report.fdUncertainty = Math.max(report.fdUncertainty, fd.uncertainty / denominator);
+    const allowance = sigma + fd.uncertainty + UNIT_ROUNDOFF * denominator;
+    report.maxNoiseRatio = Math.max(report.maxNoiseRatio, error / allowance);
+    report.checked++;
+  };
+  // Errors are relative, with a floor: a tensor whose true gradient is 0 (a conv bias before BatchNorm)
+  // comes out as float32 noise, to be compared against the overall gradient size.
+  const scale = Math.max(maxAbs(grad), 1e-4 * overallScale);
+  const indices =
+    n <= c.elements ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: c.elements }, () => rng.int(n));
+  for (const i of indices) {
+    const fd = finiteDifference((eps) => {
+      const delta = new Float64Array(n);
+      delta[i] = eps;
+      return lossAt(delta);
+    });
+    const ours = grad[i] as number;
+    // Relative, with a floor so that elements whose true gradient is ~0 compare absolutely.
+    const denominator = Math.max(Math.abs(ours), Math.abs(fd.value), 1e-3 * scale);
+    record(
+      ours,
+      c.neighbours.map((g) => g[i] as number),
+      fd,
+      denominator,
+    );
+  }
+  for (let k = 0; k < c.directions; k++) {
+    const v = Float64Array.from({ length: n }, () => rng.uniform(-1, 1));
+    const norm = norm2(v);
+    const fd = finiteDifference((eps) => lossAt(v.map((x) => (x * eps) / norm)));
+    const along = (g: Float32Array) => g.reduce((s, x, i) => s + x * (v[i] as number), 0) / norm;
+    // Scale by ‖g‖: a directional derivative can cancel to ~0 even when g is large.
+    record(along(grad), c.neighbours.map(along), fd, Math.max(norm2(grad), 1e-4 * overallScale));
+  }
+  return report;
+}
+
+/**
+ * A float32 neighbour of `values`: each element scaled by 1 ± 2⁻²³ at random, one or two ulps. To
+ * float32's resolution it is the same point, while every rounding in the graph falls anew: gradients
+ * there scatter by the float32 noise of the computation.
+ */
+function float32Neighbour(values: Float32Array, rng: Rng): Float32Array {
+  return values.map((v) => v * (1 + (rng.next() < 0.5 ? -2 : 2) * UNIT_ROUNDOFF));
+}
+
+/** Check every trainable parameter's gradient in `module`'s training graph (SGD, softmax cross-entropy). */
 export async function gradientCheck(module: Module, options: GradCheckOptions): Promise<ParamReport[]> {
   const { inputShape, batch } = options;
   const rng = new Rng(options.seed ?? 7);
@@ -82,9 +183,12 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
     }
   }
   const inputLength = batch * inputShape.reduce((a, b) => a * b, 1);
-  const input = options.makeInput
-    ? options.makeInput(rng, inputLength)
-    : Float64Array.from({ length: inputLength }, () => rng.next());
+  // Rounded to float32, so the reference judges at the very point onnxruntime computes at.
+  const input = (
+    options.makeInput
+      ? options.makeInput(rng, inputLength)
+      : Float64Array.from({ length: inputLength }, () => rng.next())
+  ).map(Math.fround);
   const labels = Array.from({ length: batch }, (_, i) => (i * 3 + 1) % train.classes);
 
   // Our gradients.
@@ -107,6 +211,20 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
     feeds[r.name] = new ort.Tensor('float32', mask, [batch, ...r.shape]);
   }
   const out = await session.run(feeds);
+  const trainable = train.params.filter((q) => q.trainable);
+  const noiseRng = new Rng((options.seed ?? 7) + 1); // its own stream: the checked elements stay those of `rng`
+  const neighbours: ort.InferenceSession.OnnxValueMapType[] = [];
+  for (let k = 0; k < NEIGHBOURS; k++) {
+    const moved = { ...feeds };
+    for (const p of trainable) {
+      moved[p.name] = new ort.Tensor(
+        'float32',
+        float32Neighbour(feeds[p.name]?.data as Float32Array, noiseRng),
+        p.shape,
+      );
+    }
+    neighbours.push(await session.run(moved));
+  }
   await session.release();
 
   // The reference loss in float64 at the same point.
@@ -135,46 +253,130 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
     throw new Error(`forward mismatch: reference loss ${refLoss}, onnxruntime ${ortLoss}`);
   }
 
-  const trainable = train.params.filter((q) => q.trainable);
-  const gradOf = (name: string) => out[gradName(name)]?.data as Float32Array;
-  // Errors are relative, with a floor: a tensor whose true gradient is 0 (a conv bias before BatchNorm)
-  // comes out as float32 noise, to be compared against the model's overall gradient size.
-  const modelScale = Math.max(...trainable.map((p) => maxAbs(gradOf(p.name))));
-  const reports: ParamReport[] = [];
-  for (const p of trainable) {
-    const grad = gradOf(p.name);
-    const n = grad.length;
-    const scale = Math.max(maxAbs(grad), 1e-4 * modelScale);
-    let worst = 0;
-    let checked = 0;
-    const limit = options.elementsPerTensor ?? 64;
-    const indices =
-      n <= limit ? Array.from({ length: n }, (_, i) => i) : Array.from({ length: limit }, () => rng.int(n));
-    for (const i of indices) {
-      const fd = finiteDifference((eps) => {
-        const delta = new Float64Array(n);
-        delta[i] = eps;
-        return loss(p.name, delta);
-      });
-      worst = Math.max(worst, relativeError(grad[i] as number, fd, 1e-3 * scale));
-      checked++;
+  const gradOf = (name: string, result = out) => result[gradName(name)]?.data as Float32Array;
+  const overallScale = Math.max(...trainable.map((p) => maxAbs(gradOf(p.name))));
+  return trainable.map((p) =>
+    checkTensor({
+      name: p.name,
+      grad: gradOf(p.name),
+      neighbours: neighbours.map((result) => gradOf(p.name, result)),
+      lossAt: (delta) => loss(p.name, delta),
+      overallScale,
+      elements: options.elementsPerTensor ?? 64,
+      directions: options.directions ?? 1,
+      rng,
+    }),
+  );
+}
+
+/** One op's gradient check: a small graph, every element of every differentiated input checked. */
+export interface OpCase {
+  /** Differentiated inputs: name → shape. */
+  inputs: Record<string, number[]>;
+  /** Inputs fed but not differentiated (e.g. BatchNorm's running statistics). */
+  constants?: Record<string, number[]>;
+  /** Emit the op under test on the inputs (by name); return its output and that output's shape. */
+  build: (g: GraphBuilder) => { output: string; shape: number[] };
+  /** An input's values (before rounding to float32); default uniform [-1, 1). */
+  values?: (name: string, rng: Rng, length: number) => Float64Array | undefined;
+}
+
+export interface OpCheckReport {
+  tensors: ParamReport[];
+  /** The op types whose gradient rules ran while differentiating the case's graph. */
+  rulesRun: Set<string>;
+}
+
+/** The rule table, each rule also noting its op type in `ran` when called. */
+function recordingRules(rules: Record<string, GradientRule>, ran: Set<string>): Record<string, GradientRule> {
+  return Object.fromEntries(
+    Object.entries(rules).map(([op, rule]) => [
+      op,
+      Object.assign(
+        (c: RuleContext) => {
+          ran.add(op);
+          return rule(c);
+        },
+        { broadcasts: rule.broadcasts },
+      ),
+    ]),
+  );
+}
+
+/**
+ * Differentiate L = Σ R ⊙ Y, Y the case's output and R a fixed random tensor (so dY = R is no special
+ * value), with `backward` and the rule table (ours, or e.g. one with another Conv formulation); run it
+ * in onnxruntime-node and compare every element's gradient with finite differences of the same L in
+ * float64.
+ */
+export async function opGradientCheck(
+  opCase: OpCase,
+  { seed = 11, rules = gradientRules }: { seed?: number; rules?: Record<string, GradientRule> } = {},
+): Promise<OpCheckReport> {
+  const rng = new Rng(seed);
+  const g = new GraphBuilder('op_check');
+  const feeds = new Map<string, F64>();
+  const declare = (name: string, shape: number[]) => {
+    g.input(name, 'FLOAT', shape);
+    const length = shape.reduce((a, b) => a * b, 1);
+    const values = opCase.values?.(name, rng, length) ?? Float64Array.from({ length }, () => rng.uniform(-1, 1));
+    feeds.set(name, { shape, data: values.map(Math.fround) }); // the point float32 can represent
+  };
+  for (const [name, shape] of Object.entries({ ...opCase.inputs, ...opCase.constants })) declare(name, shape);
+  const { output, shape } = opCase.build(g);
+  g.shapes.set(output, shape);
+  const weights = g.input('output_weights', 'FLOAT', shape);
+  const r = Float64Array.from({ length: shape.reduce((a, b) => a * b, 1) }, () => Math.fround(rng.uniform(-1, 1)));
+
+  const rulesRun = new Set<string>();
+  const wrt = Object.keys(opCase.inputs);
+  const grads = backward(g, new Map([[output, weights]]), wrt, { rules: recordingRules(rules, rulesRun) });
+  g.output(output, 'FLOAT', shape, 'output_value');
+  for (const name of wrt) g.output(grads.get(name) as string, 'FLOAT', opCase.inputs[name] as number[], gradName(name));
+  const model = g.toModel();
+
+  const session = await ort.InferenceSession.create(encodeModel(model), { intraOpNumThreads: 1 });
+  const ortFeeds: Record<string, ort.Tensor> = { [weights]: new ort.Tensor('float32', Float32Array.from(r), shape) };
+  for (const [name, v] of feeds) ortFeeds[name] = new ort.Tensor('float32', Float32Array.from(v.data), v.shape);
+  const out = await session.run(ortFeeds);
+  const noiseRng = new Rng(seed + 1);
+  const neighbours: ort.InferenceSession.OnnxValueMapType[] = [];
+  for (let k = 0; k < NEIGHBOURS; k++) {
+    const moved = { ...ortFeeds };
+    // The output weights too: a linear op's gradient depends on them alone.
+    for (const name of [...wrt, weights]) {
+      const t = ortFeeds[name] as ort.Tensor;
+      moved[name] = new ort.Tensor('float32', float32Neighbour(t.data as Float32Array, noiseRng), t.dims);
     }
-    for (let k = 0; k < (options.directions ?? 1); k++) {
-      const v = Float64Array.from({ length: n }, () => rng.uniform(-1, 1));
-      const norm = norm2(v);
-      const fd = finiteDifference((eps) =>
-        loss(
-          p.name,
-          v.map((x) => (x * eps) / norm),
-        ),
-      );
-      const ours = grad.reduce((s, g, i) => s + g * (v[i] as number), 0) / norm;
-      const gradNorm = norm2(grad);
-      // Scale by ‖g‖: a directional derivative can cancel to ~0 even when g is large.
-      worst = Math.max(worst, Math.abs(ours - fd) / Math.max(gradNorm, 1e-4 * modelScale));
-      checked++;
-    }
-    reports.push({ name: p.name, maxRelativeError: worst, checked });
+    neighbours.push(await session.run(moved));
   }
-  return reports;
+  await session.release();
+
+  const weightedSum = (y: F64) => y.data.reduce((s, v, i) => s + v * (r[i] as number), 0);
+  const reference = evaluate(model, feeds, output);
+  const ortOutput = out.output_value?.data as Float32Array;
+  const forwardError = maxAbs(reference.data.map((v, i) => v - (ortOutput[i] as number)));
+  if (forwardError > 1e-5 * Math.max(1, maxAbs(reference.data))) {
+    throw new Error(`forward mismatch: onnxruntime differs from the reference by ${forwardError}`);
+  }
+  const lossAt = (name: string) => (delta: Float64Array) => {
+    const p = feeds.get(name) as F64;
+    const moved = new Map(feeds).set(name, { shape: p.shape, data: p.data.map((v, i) => v + (delta[i] as number)) });
+    return weightedSum(evaluate(model, moved, output));
+  };
+  const gradOf = (name: string, result = out) => result[gradName(name)]?.data as Float32Array;
+  const overallScale = Math.max(...wrt.map((name) => maxAbs(gradOf(name))));
+  const tensors = wrt.map((name) =>
+    checkTensor({
+      name,
+      grad: gradOf(name),
+      neighbours: neighbours.map((result) => gradOf(name, result)),
+      lossAt: lossAt(name),
+      overallScale,
+      elements: Number.POSITIVE_INFINITY,
+      directions: 1,
+      rng,
+    }),
+  );
+  return { tensors, rulesRun };
 }

@@ -117,6 +117,21 @@ function gemm(a: F64, b: F64, c: F64 | undefined, node: NodeProto): F64 {
   return out;
 }
 
+/** 2-D MatMul: out[i,j] = Σ_q a[i,q]·b[q,j]. */
+function matmul(a: F64, b: F64): F64 {
+  if (a.shape.length !== 2 || b.shape.length !== 2) throw new Error('reference evaluator: MatMul of 2-D operands only');
+  const [m, k] = a.shape as [number, number];
+  const n = b.shape[1] as number;
+  const out = new Float64Array(m * n);
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let q = 0; q < k; q++) s += (a.data[i * k + q] as number) * (b.data[q * n + j] as number);
+      out[i * n + j] = s;
+    }
+  return { shape: [m, n], data: out };
+}
+
 function batchNorm(x: F64, scale: F64, bias: F64, mean: F64, variance: F64, node: NodeProto): F64 {
   const [n, c, h, w] = x.shape as [number, number, number, number];
   const eps = attrFloat(node, 'epsilon', 1e-5);
@@ -196,6 +211,8 @@ function evalNode(node: NodeProto, ins: (F64 | undefined)[]): F64 {
       return conv(x, b as F64, c, node);
     case 'Gemm':
       return gemm(x, b as F64, c, node);
+    case 'MatMul':
+      return matmul(x, b as F64);
     case 'Relu':
       return { shape: x.shape, data: x.data.map((v) => Math.max(v, 0)) };
     case 'MaxPool':

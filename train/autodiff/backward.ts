@@ -5,10 +5,16 @@
  * input that depends on a parameter, its rule from the table emits the input gradients. A value
  * used several times (a residual's x, an Inception block's input) collects one contribution per use,
  * summed when first needed.
+ *
+ * What every rule would otherwise repeat is done here once (tinygrad's `compute_gradient`): the
+ * check that a rule returns one gradient per input, summing a broadcasting op's gradients down to its
+ * inputs' shapes, and dropping the gradients nobody needs (with the nodes that computed them).
  */
 import type { GraphBuilder } from '../../export/onnx/builder.ts';
+import type { NodeProto } from '../../export/onnx/schema.ts';
 import type { GradientRule } from './rule.ts';
 import { gradientRules } from './rules/index.ts';
+import { broadcastShapes, unbroadcast } from './unbroadcast.ts';
 
 export interface BackwardOptions {
   /** The op-type → rule table; defaults to ours. */
@@ -29,6 +35,7 @@ export function backward(
   { rules = gradientRules }: BackwardOptions = {},
 ): Map<string, string> {
   const forward = [...g.nodes]; // the rules append to g.nodes; walk only what was there before
+  const initializersBefore = g.initializers.length;
 
   // Which values depend on a parameter we differentiate for.
   const dependent = new Set(wrt);
@@ -63,9 +70,16 @@ export function backward(
       );
     }
     const grads = rule({ g, node, dOutputs, needsGrad });
+    if (grads.length !== node.input.length) {
+      throw new Error(
+        `internal: the ${node.op_type} rule returned ${grads.length} gradients for node '${node.name}' with ${node.input.length} inputs`,
+      );
+    }
+    const resultShape = rule.broadcasts ? node.input.map((name) => g.shapeOf(name)).reduce(broadcastShapes) : [];
     node.input.forEach((name, i) => {
       const grad = grads[i];
-      if (needsGrad[i] && grad) add(name, grad);
+      if (!needsGrad[i] || !grad) return;
+      add(name, rule.broadcasts ? unbroadcast(g, grad, resultShape, g.shapeOf(name)) : grad);
     });
   }
 
@@ -75,5 +89,26 @@ export function backward(
     if (!grad) throw new Error(`parameter '${name}' does not affect the loss, so it has no gradient`);
     result.set(name, grad);
   }
+  removeUnused(g, forward.length, initializersBefore, result.values());
   return result;
+}
+
+/**
+ * Remove the nodes appended since `nodesBefore` that nothing in `keep` depends on (gradients a rule
+ * computed for inputs that needed none), and the initializers appended since `initializersBefore`
+ * that only they used.
+ */
+function removeUnused(g: GraphBuilder, nodesBefore: number, initializersBefore: number, keep: Iterable<string>): void {
+  const needed = new Set(keep);
+  const appended = g.nodes.slice(nodesBefore);
+  const live = new Set<NodeProto>();
+  for (let k = appended.length - 1; k >= 0; k--) {
+    const node = appended[k] as NodeProto;
+    if (!node.output.some((o) => needed.has(o))) continue;
+    live.add(node);
+    for (const i of node.input) needed.add(i);
+  }
+  g.nodes.splice(nodesBefore, appended.length, ...appended.filter((node) => live.has(node)));
+  const constants = g.initializers.slice(initializersBefore);
+  g.initializers.splice(initializersBefore, constants.length, ...constants.filter((t) => needed.has(t.name ?? '')));
 }

@@ -14,8 +14,24 @@ export interface RuleContext {
   needsGrad: boolean[];
 }
 
-/** Gradient names per input, in input order; undefined for inputs that get none. */
-export type GradientRule = (c: RuleContext) => (string | undefined)[];
+/**
+ * A rule returns one gradient name per input, in input order (undefined for inputs that get none);
+ * `backward` checks the count. A rule may return gradients for inputs that need none: `backward`
+ * drops them and removes the nodes that computed them.
+ */
+export interface GradientRule {
+  (c: RuleContext): (string | undefined)[];
+  /**
+   * The op broadcasts its inputs numpy-style (Add, Sub, Mul, Sum): the rule returns gradients in the
+   * result's shape and `backward` sums each down to its input's shape.
+   */
+  readonly broadcasts?: boolean;
+}
+
+/** Mark a rule as one for a broadcasting elementwise op (see `GradientRule.broadcasts`). */
+export function broadcasting(rule: (c: RuleContext) => (string | undefined)[]): GradientRule {
+  return Object.assign(rule, { broadcasts: true });
+}
 
 export { attrFloat, attrInt, attrInts } from '../../export/onnx/read-attributes.ts';
 

@@ -27,6 +27,7 @@ export function adam({
   return {
     name: decoupled ? 'adamw' : 'adam',
     slots: ['exp_avg', 'exp_avg_sq'],
+    usesStep: true,
     emit(g, lr, step) {
       const one = scalar(g, 1, 'one');
       const b1 = scalar(g, beta1, 'beta1');

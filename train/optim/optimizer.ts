@@ -21,7 +21,12 @@ export interface Optimizer {
   readonly name: string;
   /** Per-parameter state slots, each shaped like the parameter and starting at zero (e.g. momentum_buffer). */
   readonly slots: readonly string[];
-  /** Emit shared values once (bias corrections…), then return the per-parameter update emitter. */
+  /** Whether the update reads the step count t (Adam's bias corrections): the graph then has a `step` input. */
+  readonly usesStep: boolean;
+  /**
+   * Emit shared values once (bias corrections…), then return the per-parameter update emitter.
+   * `step` is the step-count input's name, or '' when `usesStep` is false.
+   */
   emit(g: GraphBuilder, lr: string, step: string): (inputs: UpdateInputs) => UpdateOutputs;
 }
 

@@ -59,5 +59,5 @@ export const Conv: GradientRule = (c) => {
     c.needsGrad[2] && c.node.input[2]
       ? c.g.op('ReduceSum', [d, c.g.constant(int64Tensor([3], [0, 2, 3]), 'axes')], { keepdims: int(0) })
       : undefined;
-  return [dX, dW, dB];
+  return [dX, dW, dB].slice(0, c.node.input.length); // no bias input: no third gradient
 };

@@ -35,7 +35,7 @@ export const Gemm: GradientRule = (c) => {
         : c.g.op('Mul', [d, c.g.constant({ dataType: 'FLOAT', dims: [], data: Float32Array.of(beta) }, 'beta')]);
     dC = unbroadcast(c.g, scaled, c.g.shapeOf(c.node.output[0] as string), c.g.shapeOf(cName));
   }
-  return [dA, dB, dC];
+  return [dA, dB, dC].slice(0, c.node.input.length); // no C input: no third gradient
 };
 
 /** 2-D MatMul: dA = dY·Bᵀ, dB = Aᵀ·dY. */

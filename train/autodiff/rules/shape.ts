@@ -1,13 +1,14 @@
 /** Gradients of ops that only move data: Flatten, Reshape, Concat. */
 import { int } from '../../../export/onnx/attributes.ts';
 import { int64Tensor } from '../../../export/onnx/tensor.ts';
-import { attrInt, dY, type GradientRule, input, staticDim } from '../rule.ts';
+import { attrInt, dY, type GradientRule, input, type RuleContext, staticDim } from '../rule.ts';
 
 /** Reshaping is undone by reshaping the gradient back to the input's (run-time) shape. */
-const reshapeBack: GradientRule = (c) => [c.g.op('Reshape', [dY(c), c.g.op('Shape', [input(c, 0)])]), undefined];
+const reshapeBack = (c: RuleContext) => c.g.op('Reshape', [dY(c), c.g.op('Shape', [input(c, 0)])]);
 
-export const Flatten = reshapeBack;
-export const Reshape = reshapeBack;
+export const Flatten: GradientRule = (c) => [reshapeBack(c)];
+/** The target shape (input 1) is data, not differentiable. */
+export const Reshape: GradientRule = (c) => [reshapeBack(c), undefined];
 
 /** Concat's gradient is dY split back into the pieces' sizes along the same axis. */
 export const Concat: GradientRule = (c) => {
