@@ -5,7 +5,7 @@
  *
  *   node gpu-bench.mjs --devices webgpu,cpu --models cnn,resnet --batches 64,512 --threads 16 --seconds 5 --epoch webgpu
  */
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt } from '../../runtime/cli/options.ts';
 import { IMAGE_PIXELS, NUM_CLASSES } from '../../runtime/contract.ts';
 import type { Provider } from '../../runtime/execution.ts';
@@ -20,7 +20,7 @@ const list =
   (value: string): T[] => {
     const items = value.split(',') as T[];
     const bad = items.find((item) => !allowed.includes(item));
-    if (bad) throw new Error(`'${bad}' is not one of ${allowed.join(', ')}`);
+    if (bad) throw new InvalidArgumentError(`'${bad}' is not one of ${allowed.join(', ')}.`);
     return items;
   };
 const PROVIDERS: readonly Provider[] = ['cpu', 'webgpu', 'cuda'];
@@ -71,7 +71,7 @@ for (const device of o.rows ? o.devices : [])
           steps++;
         }
         const rate = (steps * batch) / ((performance.now() - start) / 1000);
-        const where = device === 'cpu' ? `cpu, ${o.threads} threads` : trainer.provider;
+        const where = device === 'cpu' ? `cpu, ${o.threads} thread${o.threads > 1 ? 's' : ''}` : trainer.provider;
         console.log(`| ORT (ours) | ${where} | ${model} | ${batch} | ${rate.toFixed(0)} |`);
       } catch (error) {
         console.log(`| ORT (ours) | ${device} | ${model} | ${batch} | failed: ${firstLine(error)} |`);
