@@ -2,6 +2,7 @@
 """PyTorch's side of `npm run bench -- --what train`: training images/s for one model.
 
     /usr/bin/python3 bench/torch_train.py --model cnn --threads 1 --batch 64 --seconds 2
+    python3 bench/torch_train.py --model cnn --batch 512 --device cuda     (a GPU machine: bench/device/)
 
 Prints one JSON line {"imagesPerSecond": ...}. Same recipe as ours: SGD(lr 0.01, momentum 0.5),
 cross-entropy, random inputs, a fixed batch (the data pipeline is not what is measured).
@@ -24,14 +25,18 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with an NVIDIA GPU")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = ZOO[args.model]().train()
+    device = torch.device(args.device)
+    model = ZOO[args.model]().to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
     criterion = torch.nn.CrossEntropyLoss()
-    x = torch.randn(args.batch, 1, 28, 28)
-    y = torch.randint(0, 10, (args.batch,))
+    x = torch.randn(args.batch, 1, 28, 28).to(device)
+    y = torch.randint(0, 10, (args.batch,)).to(device)
+    # CUDA runs asynchronously: wait for the queued steps before reading the clock.
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 
     def step():
         opt.zero_grad()
@@ -40,10 +45,12 @@ def main():
 
     for _ in range(5):
         step()
+    sync()
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < args.seconds:
         step()
         steps += 1
+    sync()
     print(json.dumps({"imagesPerSecond": steps * args.batch / (time.perf_counter() - start)}))
 
 

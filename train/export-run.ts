@@ -14,6 +14,7 @@ import { writeModelFile } from '../export/files.ts';
 import { encodeModel } from '../export/onnx/codec.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
 import { checkModelName, checkVersion, modelPath, nextVersion } from '../export/repository.ts';
+import { ensureTritonConfig, type TritonConfigResult } from '../export/triton/model-config-file.ts';
 import { sessionOptions } from '../runtime/execution.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from './data/mnist.ts';
@@ -46,6 +47,8 @@ export interface ExportReport {
   foldedBatchNorms: number;
   /** For a variant: how it compares with the float32 model. */
   variant?: VariantReport;
+  /** Triton's `<out>/<name>/config.pbtxt`: written, or the existing one kept. */
+  tritonConfig: TritonConfigResult;
 }
 
 export interface VariantReport {
@@ -178,6 +181,10 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
         variant === 'fp16' ? 'fp16 weights, fp32 compute' : 'int8 weights (per-channel symmetric), fp32 compute';
   }
   final.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
+
+  // Triton-ready repository: config.pbtxt beside the versions, checked before the version is written.
+  const tritonConfig = await ensureTritonConfig(join(out, name), name, final);
+
   await writeModelFile(path, final);
   return {
     path,
@@ -189,5 +196,6 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     bytes: encodeModel(final).length,
     ...report,
     ...(variantReport ? { variant: variantReport } : {}),
+    tritonConfig,
   };
 }

@@ -37,6 +37,8 @@ await runCli(async () => {
   if (o.quantize && o.precision === 'fp16') throw new Error('choose one of --precision fp16 and --quantize int8');
   const r = await exportRun({ ...o, variant: o.quantize ?? (o.precision === 'fp16' ? 'fp16' : undefined) });
   console.log(`wrote ${r.path} (${(r.bytes / 1024).toFixed(1)} KiB)`);
+  const triton = r.tritonConfig;
+  console.log(triton.warning ?? `${triton.action === 'written' ? 'wrote' : 'kept'} Triton's ${triton.path}`);
   console.log(
     `validated on 10,000 test images: accuracy ${r.accuracy.toFixed(2)}%, max |Δlogit| vs training graph ${r.maxLogitDifference.toExponential(2)}, ${r.disagreements} different predictions`,
   );

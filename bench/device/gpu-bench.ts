@@ -1,0 +1,103 @@
+/**
+ * Training throughput on a GPU machine that has no Node tooling (pack.sh bundles this file, run.sh runs it):
+ * steady-state images/s per device, model and batch size, then one epoch of the simple CNN with the tutorial's
+ * recipe and its test accuracy. Prints markdown.
+ *
+ *   node gpu-bench.mjs --devices webgpu,cpu --models cnn,resnet --batches 64,512 --threads 16 --seconds 5 --epoch webgpu
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { positiveInt } from '../../runtime/cli/options.ts';
+import { IMAGE_PIXELS, NUM_CLASSES } from '../../runtime/contract.ts';
+import type { Provider } from '../../runtime/execution.ts';
+import { loadMnist, normalize, take } from '../../train/data/mnist.ts';
+import { sgd } from '../../train/optim/index.ts';
+import { Rng } from '../../train/random.ts';
+import { Trainer } from '../../train/trainer.ts';
+import { MODEL_NAMES, type ModelName, ZOO } from '../../train/zoo/index.ts';
+
+const list =
+  <T extends string>(allowed: readonly T[]) =>
+  (value: string): T[] => {
+    const items = value.split(',') as T[];
+    const bad = items.find((item) => !allowed.includes(item));
+    if (bad) throw new InvalidArgumentError(`'${bad}' is not one of ${allowed.join(', ')}.`);
+    return items;
+  };
+const PROVIDERS: readonly Provider[] = ['cpu', 'webgpu', 'cuda'];
+
+const o = new Command('gpu-bench')
+  .option('--devices <list>', 'ORT execution providers to measure', list(PROVIDERS), ['webgpu', 'cpu'] as Provider[])
+  .option('--models <list>', 'zoo models', list(MODEL_NAMES), ['cnn', 'resnet'] as ModelName[])
+  .option('--batches <list>', 'batch sizes', (v) => v.split(',').map((b) => positiveInt(b)), [64, 512])
+  .option('--threads <n>', 'intra-op threads for the CPU provider', positiveInt, 1)
+  .option('--seconds <n>', 'measured seconds per row (after 3 warm-up steps)', positiveInt, 5)
+  .option('--no-rows', 'skip the throughput table (only the epoch)')
+  .option('--epoch <device>', 'then train one epoch of cnn on this provider and test it')
+  .option('--limit <n>', 'the epoch on the first n training images only (a quick check)', positiveInt)
+  .parse()
+  .opts<{
+    devices: Provider[];
+    models: ModelName[];
+    batches: number[];
+    threads: number;
+    seconds: number;
+    rows: boolean;
+    epoch?: Provider;
+    limit?: number;
+  }>();
+
+const threadsFor = (device: Provider) => (device === 'cpu' ? o.threads : 1);
+const recipe = () => ({ optimizer: sgd({ momentum: 0.5 }), seed: 0 });
+const firstLine = (error: unknown) =>
+  String((error as Error).message ?? error)
+    .split('\n')[0]
+    ?.slice(0, 160);
+
+if (o.rows) console.log('| engine | device | model | batch | train images/s |\n|---|---|---|---:|---:|');
+for (const device of o.rows ? o.devices : [])
+  for (const model of o.models)
+    for (const batch of o.batches) {
+      const rng = new Rng(0);
+      const images = Float32Array.from({ length: batch * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5));
+      const labels = Array.from({ length: batch }, () => rng.int(NUM_CLASSES));
+      let trainer: Trainer | undefined;
+      try {
+        trainer = await Trainer.create(ZOO[model].build(), { ...recipe(), device, threads: threadsFor(device) });
+        for (let i = 0; i < 3; i++) await trainer.step(images, labels, 0.01);
+        let steps = 0;
+        const start = performance.now();
+        while (performance.now() - start < o.seconds * 1000) {
+          await trainer.step(images, labels, 0.01);
+          steps++;
+        }
+        const rate = (steps * batch) / ((performance.now() - start) / 1000);
+        const where = device === 'cpu' ? `cpu, ${o.threads} thread${o.threads > 1 ? 's' : ''}` : trainer.provider;
+        console.log(`| ORT (ours) | ${where} | ${model} | ${batch} | ${rate.toFixed(0)} |`);
+      } catch (error) {
+        console.log(`| ORT (ours) | ${device} | ${model} | ${batch} | failed: ${firstLine(error)} |`);
+      } finally {
+        await trainer?.release();
+      }
+    }
+
+if (o.epoch) {
+  const device = o.epoch;
+  try {
+    const [train, test] = [take(await loadMnist('train'), o.limit), await loadMnist('test')];
+    const x = normalize(train.images);
+    const trainer = await Trainer.create(ZOO.cnn.build(), { ...recipe(), device, threads: threadsFor(device) });
+    const start = performance.now();
+    for (let i = 0; i < train.count; i += 64) {
+      const n = Math.min(64, train.count - i);
+      await trainer.step(x.subarray(i * IMAGE_PIXELS, (i + n) * IMAGE_PIXELS), train.labels.subarray(i, i + n), 0.01);
+    }
+    const seconds = (performance.now() - start) / 1000;
+    const { accuracy } = await trainer.evaluate(normalize(test.images), test.labels);
+    console.log(
+      `\nOne epoch${o.limit ? ` (first ${train.count} images)` : ''} of cnn on ${trainer.provider} (SGD lr 0.01 momentum 0.5, batch 64, MNIST order, seed 0): ${seconds.toFixed(1)} s (${(train.count / seconds).toFixed(0)} images/s), test accuracy ${accuracy.toFixed(2)}%`,
+    );
+    await trainer.release();
+  } catch (error) {
+    console.log(`\nOne epoch of cnn on ${device}: failed: ${firstLine(error)}`);
+  }
+}

