@@ -12,6 +12,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Device } from '../runtime/execution.ts';
 import { publicMessage } from './errors.ts';
+import { type ModelSettings, readModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
@@ -28,19 +29,13 @@ export interface FailedVersion {
   stamp: string;
 }
 
-/** Batching settings of one model (from its config.pbtxt, when it has one). */
-export interface ModelSettings {
-  maxBatch?: number;
-  batchDelayMs?: number;
-}
-
 export interface RepositoryOptions {
   device?: Device;
   threads?: number;
   maxBatch?: number;
   batchDelayMs?: number;
-  /** Per-model overrides, read at each (re)load; a throw is reported like a load failure. */
-  modelSettings?: (root: string, name: string) => ModelSettings;
+  /** Per-model settings; default: the model's config.pbtxt (Triton's), read at every scan. */
+  modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
@@ -65,6 +60,8 @@ export class ModelRepository {
   private readonly loaded = new Map<string, { served: ServedVersion; stamp: string }>();
   private readonly failed = new Map<string, FailedVersion>();
   private readonly reported = new Set<string>();
+  /** Each model's settings as of the last scan. */
+  private settings = new Map<string, ModelSettings>();
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
   private closed = false;
@@ -94,11 +91,28 @@ export class ModelRepository {
     if (this.reported.has(key)) return;
     this.reported.add(key);
     this.options.onScanError?.(p.cause);
-    this.log(`model repository: cannot read ${p.where} (${p.cause}); serving the rest`);
+    this.log(`model repository: cannot use ${p.where} (${p.cause}); serving the rest`);
   }
 
   private async scanOnce(): Promise<void> {
-    const { files, problems } = scanRepository(this.root);
+    const scanned = scanRepository(this.root);
+    const problems = [...scanned.problems];
+    const read = this.options.modelSettings ?? readModelSettings;
+    const names = [...new Set(scanned.files.map((f) => f.name))];
+    this.settings = new Map(
+      names.map((name) => [
+        name,
+        read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+      ]),
+    );
+    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
+    const files = scanned.files.filter((f) => {
+      const present = scanned.files.filter((g) => g.name === f.name).map((g) => g.version);
+      return servedVersions(
+        present.sort((a, b) => a - b),
+        this.settings.get(f.name)?.versionPolicy,
+      ).has(f.version);
+    });
     const current = new Set(problems.map((p) => `${p.where}\0${p.cause}`));
     for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
     for (const p of problems) this.problem(p);
@@ -150,7 +164,7 @@ export class ModelRepository {
 
   private loadSettings(name: string): LoadSettings {
     const o = this.options;
-    const own = o.modelSettings?.(this.root, name) ?? {};
+    const own = this.settings.get(name) ?? {};
     return {
       device: o.device ?? SERVE_DEFAULTS.device,
       threads: o.threads ?? SERVE_DEFAULTS.threads,

@@ -14,7 +14,8 @@ import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
 import { probeDevice } from './device-probe.ts';
 import { createMetrics } from './metrics.ts';
-import { ModelRepository, type ModelSettings, SERVE_DEFAULTS } from './repository.ts';
+import type { ModelSettings } from './model-config.ts';
+import { ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 
 export interface ServerOptions {
   models: string;
@@ -29,8 +30,8 @@ export interface ServerOptions {
   webRoot?: string;
   /** Rescan interval of the model repository in ms. */
   watchIntervalMs?: number;
-  /** Per-model batching settings (e.g. from config.pbtxt). */
-  modelSettings?: (root: string, name: string) => ModelSettings;
+  /** Per-model settings (default: each model's config.pbtxt). */
+  modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
   log?: (line: string) => void;
   /** Per-request log lines (off by default in tests). */
   requestLog?: boolean;

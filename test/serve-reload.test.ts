@@ -177,7 +177,7 @@ describe('a watcher that never dies', () => {
     symlinkSync('loop-b', join(repo.root, 'loop-a'));
     symlinkSync('loop-a', join(repo.root, 'loop-b'));
     await new Promise((r) => setTimeout(r, 300)); // ~10 scans
-    const reports = logs.filter((l) => l.startsWith('model repository: cannot read'));
+    const reports = logs.filter((l) => l.startsWith('model repository: cannot use'));
     expect(reports.filter((l) => l.includes('dangling (ENOENT)'))).toHaveLength(1);
     expect(reports.filter((l) => l.includes('brokenversion/1/model.onnx (ENOENT)'))).toHaveLength(1);
     expect(reports.filter((l) => l.includes('loop-a (ELOOP)'))).toHaveLength(1);

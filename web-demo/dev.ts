@@ -12,7 +12,11 @@ import { runCli } from '../runtime/cli/run-cli.ts';
 
 const program = new Command('dev')
   .description('Run the web demo with live reload, proxying the API to a running server')
-  .option('--api <url>', 'the inference server to proxy /api, /predict, /models, /v2 and /docs to', 'http://127.0.0.1:8080')
+  .option(
+    '--api <url>',
+    'the inference server to proxy /api, /predict, /models, /v2 and /docs to',
+    'http://127.0.0.1:8080',
+  )
   .option('--port <n>', 'port of the dev server', port, 5173)
   .parse();
 
