@@ -8,7 +8,15 @@ const CONFIG = resolve(import.meta.dirname, '../web-demo/vite.config.ts');
 /** Build into `outDir` unless it already holds a build; says so in one line. */
 export async function ensureWebDemo(outDir = WEB_ROOT, log: (line: string) => void = console.log): Promise<void> {
   if (existsSync(join(outDir, 'index.html'))) return;
+  // Vite is a dev dependency: a production install (the container image) has the demo prebuilt instead.
+  const vite = 'vite';
+  let build: typeof import('vite').build;
+  try {
+    ({ build } = (await import(vite)) as typeof import('vite'));
+  } catch {
+    log('the web demo is not built and vite is not installed here: run `npm run build:web` where it is');
+    return;
+  }
   log('the web demo is not built yet: building it (vite, ~20 s; `npm run build:web` rebuilds it any time)');
-  const { build } = await import('vite');
   await build({ configFile: CONFIG, logLevel: 'warn', build: { outDir, emptyOutDir: true } });
 }
