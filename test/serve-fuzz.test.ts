@@ -4,6 +4,7 @@
  * wrong v2 tensors, traversal in names and versions — each must get a 4xx JSON error (no stack trace, no
  * file path), promptly, with the server alive and its memory bounded.
  */
+import { connect } from 'node:net';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -276,3 +277,40 @@ it('answers 300+ malformed requests on every POST route with 4xx JSON, promptly,
   });
   expect(ok.status).toBe(200);
 }, 240_000);
+
+it('counts clients that hang up mid-upload as client aborts (499), not 500s, and escapes control characters in its log', async () => {
+  const logs: string[] = [];
+  const logged = await startServer({
+    models: root,
+    port: 0,
+    watchIntervalMs: 60_000,
+    requestLog: true,
+    log: (l) => logs.push(l),
+  });
+  try {
+    const { port } = new URL(logged.url);
+    for (let i = 0; i < 5; i++) {
+      await new Promise<void>((resolve) => {
+        const socket = connect(Number(port), '127.0.0.1', () => {
+          socket.write(
+            'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 500000\r\n\r\n',
+          );
+          socket.write(Buffer.alloc(20_000, 7), () => {
+            socket.destroy();
+            resolve();
+          });
+        });
+        socket.on('error', () => resolve());
+      });
+    }
+    await fetch(`${logged.url}/predict/%0d%0aGET%20/forged%20200%200.1ms`, { method: 'POST', body: '{}' });
+    await new Promise((r) => setTimeout(r, 300));
+    const metrics = await (await fetch(`${logged.url}/metrics`)).text();
+    expect(metrics).not.toMatch(/status="5\d\d"/);
+    expect(metrics).toMatch(/http_requests_total\{route="\/predict",method="POST",status="499"\} [1-9]/);
+    expect(logs.some((l) => /internal error|\n|\r/.test(l))).toBe(false);
+    expect(logs.filter((l) => l.startsWith('GET /forged'))).toHaveLength(0);
+  } finally {
+    await logged.close();
+  }
+});
