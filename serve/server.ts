@@ -8,7 +8,7 @@
  * console.log(server.url); await server.close();
  */
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
@@ -61,6 +61,19 @@ function portError(error: NodeJS.ErrnoException, host: string, port: number): Er
   if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND')
     return new PortError(`cannot listen on ${host}: not an address of this machine`);
   return new PortError(`cannot listen on ${host}:${port} (${error.code ?? error.message})`);
+}
+
+/**
+ * Fail now, in our words, if `host:port` can't be listened on — before minutes of training or loading
+ * (`npm start` checks before it trains). Port 0 always passes.
+ */
+export async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createNetServer();
+    probe.once('error', (error) => reject(portError(error, host, port)));
+    probe.listen(port, host, () => probe.close(() => resolve()));
+  });
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
