@@ -33,7 +33,7 @@ function handMade(header: unknown, floats: number[], version = 2): Uint8Array {
   body.writeUInt32LE(version, 4);
   body.writeUInt32LE(json.length, 8);
   json.copy(body, 12);
-  floats.forEach((v, i) => body.writeFloatLE(v, start + 4 * i));
+  for (const [i, v] of floats.entries()) body.writeFloatLE(v, start + 4 * i);
   if (version === 1) return body;
   return Buffer.concat([body, createHash('sha256').update(body).digest()]);
 }
