@@ -3,7 +3,7 @@
  * short run (before the write starts, or after a torn temp file was left beside the target), then the
  * run is resumed from what is on disk. The result must equal the uninterrupted run bit for bit.
  */
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
