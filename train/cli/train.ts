@@ -49,7 +49,7 @@ const program = new Command('train')
   .option('--threads <n>', 'ORT intra-op threads', positiveInt, r.threads)
   .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
-  .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
+  .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
   .option('--force', 'let --out replace the run in a directory that holds one', false)
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
   .addHelpText(
