@@ -100,4 +100,22 @@ describe('a run killed at any write', () => {
     expect(killPoints).toBe(2 * writes.length);
     console.log(`kill points tried: ${killPoints} (${writes.length} writes × 2 faults), every resume bit-identical`);
   }, 300_000);
+
+  it('survives a second kill while the resume heals the run (config and views rewritten first)', async () => {
+    const straightDir = mkdtempSync(join(tmpdir(), 'faults-straight-'));
+    await trainRun({ config, dir: straightDir, data });
+    const expected = await outcome(straightDir);
+    // Killed right after epoch 1's checkpoint: its views are stale. Then the resume is killed at each of
+    // its first writes (config.json, history.json, the four plots), and resumed once more.
+    for (let at = 1; at <= 6; at++) {
+      const dir = mkdtempSync(join(tmpdir(), 'faults-twice-'));
+      await expect(trainRun({ config, dir, data, write: dyingWriter(3, 'torn temp file').write })).rejects.toThrow(
+        Killed,
+      );
+      const resume = dyingWriter(at, 'torn temp file');
+      await expect(trainRun({ config, dir, data, resume: true, write: resume.write })).rejects.toThrow(Killed);
+      await trainRun({ config, dir, data, resume: true });
+      expect(await outcome(dir), `resume killed at its write ${at} (${resume.log[at - 1]})`).toEqual(expected);
+    }
+  }, 300_000);
 });
