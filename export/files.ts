@@ -1,14 +1,25 @@
 /** Atomic file writes: a reader (or a crash) never sees a half-written file. */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { decodeModel, encodeModel } from './onnx/codec.ts';
 import type { ModelProto } from './onnx/schema.ts';
 
+/** How the project writes files; injectable so tests can fail any write (see test/train-faults.test.ts). */
+export type WriteFile = (path: string, data: Uint8Array | string) => Promise<void>;
+
+/** `<file>.<pid>.<8 hex>.tmp`: the temp names writeFileAtomic uses, and the only ones we ever clean up. */
+const TEMP_NAME = /^(.+)\.(\d+)\.[0-9a-f]{8}\.tmp$/;
+
+/** The temp file writeFileAtomic writes before renaming it over `path`. */
+export function tempPathFor(path: string): string {
+  return `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+}
+
 /** Write to a temp file beside `path`, fsync it, then rename over `path`. */
-export async function writeFileAtomic(path: string, data: Uint8Array | string): Promise<void> {
+export const writeFileAtomic: WriteFile = async (path, data) => {
   await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+  const temp = tempPathFor(path);
   try {
     const handle = await open(temp, 'w');
     try {
@@ -22,6 +33,35 @@ export async function writeFileAtomic(path: string, data: Uint8Array | string): 
     await rm(temp, { force: true });
     throw error;
   }
+};
+
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return false; // our own writes are not in flight while we clean
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Remove the temp files that killed writers left in `dir` (only names writeFileAtomic makes, and only
+ * when the process that made them is gone). Returns the names removed.
+ */
+export async function removeStaleTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return [];
+  }
+  const stale = names.filter((name) => {
+    const match = TEMP_NAME.exec(basename(name));
+    return match !== null && !processAlive(Number(match[2]));
+  });
+  await Promise.all(stale.map((name) => rm(join(dir, name), { force: true })));
+  return stale;
 }
 
 /**

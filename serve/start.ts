@@ -1,22 +1,25 @@
 /**
- * npm start [-- --all] [--port 8080] [--host 127.0.0.1]
+ * npm start [-- --all] [--port 8080] [--host 127.0.0.1] [--runs runs/start] [--device cpu]
  *
  * The whole pipeline on a fresh clone: when the model repository has no model, train the default
  * (the simple CNN, 2 epochs — about a minute on 2 cores) and export it; build the web demo if it isn't
  * built; then serve the API and the demo. A second start reuses both and is up in seconds.
  * `--all` first trains and exports every tutorial model (10 epochs each, the tutorial's recipe) that
- * the repository lacks.
+ * the repository lacks. Each training goes into a new run directory `<runs>/<model>/<timestamp>`; an
+ * existing run is never reused or overwritten.
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { listModelFiles } from '../export/repository.ts';
-import { port, positiveInt } from '../runtime/cli/options.ts';
+import { oneOf, port, positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
+import { DEVICES, type Device, probeDevice } from '../runtime/execution.ts';
 import { terminalEvents } from '../train/cli/progress.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
+import { newRunDir } from '../train/run-dir.ts';
 import { type ModelName, TUTORIAL_MODELS } from '../train/zoo/index.ts';
 import { onStopSignal, startServer } from './server.ts';
 
@@ -26,21 +29,41 @@ const program = new Command('start')
   .description('Train and export a model if there is none, then serve the API and the web demo')
   .option('--all', 'train and export every tutorial model the repository lacks (10 epochs each)', false)
   .option('--models <dir>', 'model repository', join(ROOT, 'models'))
+  .option(
+    '--runs <dir>',
+    'where training runs go (each in a new <model>/<timestamp> directory)',
+    join(ROOT, 'runs', 'start'),
+  )
+  .option(
+    '--device <name>',
+    `execution provider for training and serving: ${DEVICES.join(', ')}`,
+    oneOf(DEVICES),
+    'cpu',
+  )
   .option('--port <n>', 'port (0: any free port)', port, 8080)
   .option('--host <host>', 'address to listen on', '127.0.0.1')
   .option('--epochs <n>', 'epochs for the default model (2; --all uses the tutorial’s 10)', positiveInt)
   .option('--limit <n>', 'train on the first n images only (a quick look)', positiveInt)
   .parse();
 
-async function trainAndExport(model: ModelName, epochs: number, models: string, limit?: number): Promise<void> {
-  const dir = join(ROOT, 'runs', 'start', model);
+interface TrainingPlan {
+  epochs: number;
+  models: string;
+  runs: string;
+  device: Device;
+  limit?: number;
+}
+
+async function trainAndExport(model: ModelName, plan: TrainingPlan): Promise<void> {
+  const { epochs, limit, device } = plan;
+  const dir = await newRunDir(join(plan.runs, model));
   console.log(`== training ${model} (${epochs} epoch${epochs > 1 ? 's' : ''}, the tutorial's recipe) into ${dir}`);
   await trainRun({
-    config: { ...TUTORIAL_RECIPE, model, epochs, threads: 2, limit },
+    config: { ...TUTORIAL_RECIPE, model, epochs, threads: 2, limit, device },
     dir,
     events: terminalEvents(epochs),
   });
-  const report = await exportRun({ run: dir, out: models, name: model });
+  const report = await exportRun({ run: dir, out: plan.models, name: model });
   console.log(`exported ${report.path}: test accuracy ${report.accuracy.toFixed(2)}%`);
 }
 
@@ -55,18 +78,28 @@ await runCli(async () => {
   const o = program.opts<{
     all: boolean;
     models: string;
+    runs: string;
+    device: Device;
     port: number;
     host: string;
     epochs?: number;
     limit?: number;
   }>();
+  await probeDevice(o.device); // an unavailable device fails here, before training or loading anything
   const served = [...new Set(listModelFiles(o.models).map((file) => file.name))];
   const toTrain = o.all
     ? TUTORIAL_MODELS.filter((m) => !served.includes(m))
     : served.length === 0
       ? (['cnn'] as ModelName[])
       : [];
-  for (const model of toTrain) await trainAndExport(model, o.epochs ?? (o.all ? 10 : 2), o.models, o.limit);
+  const plan = {
+    epochs: o.epochs ?? (o.all ? 10 : 2),
+    models: o.models,
+    runs: o.runs,
+    device: o.device,
+    limit: o.limit,
+  };
+  for (const model of toTrain) await trainAndExport(model, plan);
   if (toTrain.length === 0) console.log(`using the models in ${o.models}: ${served.join(', ')}`);
   const webRoot = join(ROOT, 'web-demo', 'dist');
   await buildWebDemo(webRoot);
@@ -75,6 +108,7 @@ await runCli(async () => {
     port: o.port,
     host: o.host,
     webRoot,
+    device: o.device,
     log: (line) => console.log(line),
   });
   // Handlers go in before "Ready" is printed: whoever reads it may signal at once.

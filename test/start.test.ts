@@ -1,19 +1,26 @@
 /** `npm start`: trains and exports when the repository is empty, then serves the API and the demo; reuses models on the next start. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { probeDevice } from '../runtime/execution.ts';
 
-function start(models: string): { child: ChildProcess; ready: Promise<{ url: string; output: () => string }> } {
-  const child = spawn(
-    process.execPath,
-    ['--import', 'tsx', 'serve/start.ts', '--models', models, '--port', '0', '--epochs', '1', '--limit', '3000'],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, CI: '1' },
-    },
-  );
+const cudaMissing = await probeDevice('cuda').then(
+  () => false,
+  () => true,
+);
+const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
+const START_ARGS = ['--import', 'tsx', 'serve/start.ts', '--port', '0', '--epochs', '1', '--limit', '3000'];
+
+function start(
+  models: string,
+  runs: string,
+): { child: ChildProcess; ready: Promise<{ url: string; output: () => string }> } {
+  const child = spawn(process.execPath, [...START_ARGS, '--models', models, '--runs', runs], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, CI: '1' },
+  });
   let output = '';
   const ready = new Promise<{ url: string; output: () => string }>((resolve, reject) => {
     child.stdout?.on('data', (d: Buffer) => {
@@ -37,10 +44,11 @@ const stop = (child: ChildProcess) =>
 
 describe('npm start', () => {
   it('trains and exports the simple CNN into an empty repository, serves /predict and the demo, stops on Ctrl-C; the next start reuses it', async () => {
-    const models = mkdtempSync(join(tmpdir(), 'start-models-'));
-    const first = start(models);
+    const [models, runs] = [tmp('start-models-'), tmp('start-runs-')];
+    const first = start(models, runs);
     const { url, output } = await first.ready;
-    expect(output()).toMatch(/== training cnn \(1 epoch, the tutorial's recipe\)/);
+    expect(output()).toMatch(/== training cnn \(1 epoch, the tutorial's recipe\) into .*start-runs-.*\/cnn\/\d{4}-/);
+    expect(readdirSync(join(runs, 'cnn'))).toHaveLength(1); // a new run directory of its own
     expect(output()).toMatch(/exported .*cnn\/1\/model\.onnx: test accuracy \d+\.\d\d%/);
     const page = await fetch(`${url}/`);
     expect(page.status).toBe(200);
@@ -54,10 +62,35 @@ describe('npm start', () => {
     expect(((await predict.json()) as { model: string }).model).toBe('cnn');
     expect(await stop(first.child)).toBe(0);
 
-    const second = start(models);
+    const second = start(models, runs);
     const again = await second.ready;
     expect(again.output()).not.toMatch(/== training/);
     expect(again.output()).toMatch(/using the models in .*: cnn/);
     expect(await stop(second.child)).toBe(0);
   }, 180_000);
+
+  it.skipIf(!cudaMissing)(
+    'fails in one line on an unavailable --device, before training anything',
+    async () => {
+      const [models, runs] = [tmp('start-models-'), join(tmp('start-runs-'), 'runs')];
+      const child = spawn(process.execPath, [...START_ARGS, '--models', models, '--runs', runs, '--device', 'cuda'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, CI: '1' },
+      });
+      let [stdout, stderr] = ['', ''];
+      child.stdout?.on('data', (d: Buffer) => {
+        stdout += d.toString();
+      });
+      child.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const code = await new Promise((resolve) => child.once('exit', resolve));
+      expect(code).toBe(1);
+      expect(stderr.trim()).toMatch(/^error: cuda is not available: [^\n]+$/);
+      expect(stdout).toBe('');
+      expect(existsSync(runs)).toBe(false);
+      expect(readdirSync(models)).toEqual([]);
+    },
+    60_000,
+  );
 });

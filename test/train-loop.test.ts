@@ -1,19 +1,25 @@
 /** The training loop and the train command: determinism, exact resume, crash-safe checkpoints, flags. */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
+import { probeDevice } from '../runtime/execution.ts';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
 import { trainRun } from '../train/loop.ts';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
-import { readConfig, readHistory } from '../train/run-dir.ts';
+import { newRunDir, readConfig, readHistory } from '../train/run-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-'));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+const cudaMissing = await probeDevice('cuda').then(
+  () => false,
+  () => true,
+);
+
 const small = { train: take(train, 1024), test: take(test, 500) as Dataset };
 const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
   ...TUTORIAL_RECIPE,
@@ -91,7 +97,28 @@ describe('training loop', () => {
     }
     // Only temp files of killed writers may be left beside it, never a torn checkpoint.bin.
     expect(readdirSync(dir).filter((f) => !f.endsWith('.tmp'))).toEqual(['checkpoint.bin']);
-  }, 30_000);
+  }, 120_000); // four child processes: slow to start on a busy machine
+
+  it('refuses to start a new run in a directory that holds files, unless told to overwrite', async () => {
+    const dir = tmp();
+    writeFileSync(join(dir, 'notes.txt'), 'mine');
+    const run = (overwrite: boolean) =>
+      trainRun({ config: config({ epochs: 1, limit: 64 }), dir, data: small, overwrite });
+    await expect(run(false)).rejects.toThrow(
+      `${dir} already holds files (another run?); choose another --out or pass --force`,
+    );
+    expect(readdirSync(dir)).toEqual(['notes.txt']);
+    await run(true);
+    await expect(run(false)).rejects.toThrow(/already holds files/);
+    expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine'); // --force replaces the run's files only
+  });
+
+  it('gives runs started in the same second their own directories', async () => {
+    const parent = tmp();
+    const dirs = await Promise.all([newRunDir(parent), newRunDir(parent), newRunDir(parent)]);
+    expect(new Set(dirs).size).toBe(3);
+    expect(readdirSync(parent)).toHaveLength(3);
+  });
 
   it('rejects a checkpoint that is truncated', () => {
     expect(() => decodeCheckpoint(new Uint8Array([77, 78, 67, 75, 1, 0, 0, 0, 99, 0, 0, 0]), 'x.bin')).toThrow(
@@ -103,6 +130,27 @@ describe('training loop', () => {
 describe('npm run train', () => {
   const cli = (...args: string[]) => runScript('train/cli/train.ts', ...args);
   const failure = (...args: string[]) => failingScript('train/cli/train.ts', ...args);
+
+  it.skipIf(!cudaMissing)(
+    'fails in one line on an unavailable --device, before doing any work',
+    async () => {
+      const out = join(tmp(), 'run');
+      expect(await failure('--device', 'cuda', '--out', out)).toMatch(/^error: cuda is not available: [^\n]+$/);
+      expect(existsSync(out)).toBe(false);
+    },
+    60_000,
+  );
+
+  it('--out into a run refuses without --force; --force replaces it', async () => {
+    const out = tmp();
+    writeFileSync(join(out, 'checkpoint.bin'), 'a resnet checkpoint');
+    expect(await failure('--epochs', '1', '--limit', '256', '--out', out)).toBe(
+      `error: ${out} already holds files (another run?); choose another --out or pass --force`,
+    );
+    expect(readFileSync(join(out, 'checkpoint.bin'), 'utf8')).toBe('a resnet checkpoint');
+    await cli('--epochs', '1', '--limit', '256', '--out', out, '--force');
+    expect((await loadCheckpoint(join(out, 'checkpoint.bin'))).epoch).toBe(1);
+  }, 60_000);
 
   it('beats chance clearly: > 90% after one epoch on 6,000 images, with the tutorial log lines and a run directory', async () => {
     const out = tmp();
@@ -152,20 +200,27 @@ describe('npm run train', () => {
   }, 60_000);
 
   it('answers bad flags with one line and exit code 1', async () => {
-    expect(await failure('--model', 'lenet')).toMatch(
+    // Concurrently: each is a Node start-up, slow on a busy machine.
+    const [model, recipe, lr, notRun, conflict, batch, optimizer] = await Promise.all([
+      failure('--model', 'lenet'),
+      failure('--recipe', 'fastest'),
+      failure('--lr', '-0.1'),
+      failure('--resume', '/nonexistent/run'),
+      failure('--resume', '/some/run', '--model', 'resnet', '--lr', '0.1', '--epochs', '12'),
+      failure('--batch-size', '0'),
+      failure('--optimizer', 'rmsprop'),
+    ]);
+    expect(model).toMatch(
       /^error: option '-m, --model <name>' argument 'lenet' is invalid\. Allowed choices are mlp, cnn/,
     );
-    expect(await failure('--recipe', 'fastest')).toMatch(
+    expect(recipe).toMatch(
       /^error: option '--recipe <name>' argument 'fastest' is invalid\. Allowed choices are tutorial, fast, best\.$/,
     );
-    expect(await failure('--lr', '-0.1')).toBe(
-      "error: option '--lr <rate>' argument '-0.1' is invalid. must be a number > 0.",
+    expect(lr).toBe("error: option '--lr <rate>' argument '-0.1' is invalid. must be a number > 0.");
+    expect(notRun).toBe('error: /nonexistent/run is not a run directory (no config.json)');
+    expect(conflict).toBe(
+      'error: --resume continues a run with its own settings; only --epochs may change (drop --model, --lr)',
     );
-    expect(await failure('--resume', '/nonexistent/run')).toBe(
-      'error: cannot resume: /nonexistent/run has no checkpoint.bin',
-    );
-    for (const message of [await failure('--batch-size', '0'), await failure('--optimizer', 'rmsprop')]) {
-      expect(message.split('\n')).toHaveLength(1);
-    }
-  }, 60_000);
+    for (const message of [batch, optimizer]) expect(message.split('\n')).toHaveLength(1);
+  }, 180_000);
 });

@@ -1,33 +1,50 @@
 /**
  * Checkpoints: one file holding everything needed to continue a run exactly — every carried tensor
  * (parameters, BatchNorm buffers, optimizer state), the step count, the trainer's and the data
- * stream's RNG states, and the epoch just finished.
+ * stream's RNG states, the epoch just finished and the run's history up to it. The checkpoint is the
+ * run's single source of truth: history.json and the plots are views rewritten from it.
  *
- * Layout: "MNCK" magic, uint32 version, uint32 header length, the JSON header, zero padding to a
- * multiple of 4, then the tensors' float32 data (little-endian) in header order. Written atomically
- * (temp file + fsync + rename), so a kill at any moment leaves the previous checkpoint intact.
+ * Layout (version 2): "MNCK" magic, uint32 version, uint32 header length, the JSON header, zero padding
+ * to a multiple of 4, the tensors' float32 data (little-endian) in header order, then the SHA-256 of
+ * everything before it. Written atomically (temp file + fsync + rename), so a kill at any moment
+ * leaves the previous checkpoint intact; read back, the checksum, the header's fields and every
+ * value's finiteness are verified. Version 1 files (no checksum, no history) are still read.
  */
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../export/files.ts';
+import { z } from 'zod';
+import { type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 import type { TrainerState } from './trainer.ts';
 
 const MAGIC = 'MNCK';
-const VERSION = 1;
+const VERSION = 2;
+const DIGEST_BYTES = 32;
 
 export interface Checkpoint {
   /** Epochs completed. */
   epoch: number;
   trainer: TrainerState;
   dataRngState: number;
+  /** One record per completed epoch (absent only in version-1 files, whose history is in history.json). */
+  history?: EpochRecord[];
 }
 
-interface Header {
-  epoch: number;
-  stepCount: number;
-  rngState: number;
-  dataRngState: number;
-  tensors: { name: string; length: number }[];
-}
+const count = z.number().int().nonnegative();
+const uint32 = count.max(0xffff_ffff);
+const headerSchema = z.object({
+  epoch: count,
+  stepCount: count,
+  rngState: uint32,
+  dataRngState: uint32,
+  tensors: z
+    .array(z.object({ name: z.string().min(1), length: count }))
+    .refine((t) => new Set(t.map((x) => x.name)).size === t.length, 'tensor names repeat'),
+  history: z.array(epochRecordSchema).optional(),
+});
+type Header = z.infer<typeof headerSchema>;
+
+const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   const tensors = [...checkpoint.trainer.tensors];
@@ -37,11 +54,13 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     rngState: checkpoint.trainer.rngState,
     dataRngState: checkpoint.dataRngState,
     tensors: tensors.map(([name, data]) => ({ name, length: data.length })),
+    history: checkpoint.history ?? [],
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const start = Math.ceil((12 + json.length) / 4) * 4;
   const total = tensors.reduce((n, [, data]) => n + data.length, 0);
-  const bytes = new Uint8Array(start + total * 4);
+  const body = start + total * 4;
+  const bytes = new Uint8Array(body + DIGEST_BYTES);
   const view = new DataView(bytes.buffer);
   bytes.set(new TextEncoder().encode(MAGIC), 0);
   view.setUint32(4, VERSION, true);
@@ -53,8 +72,13 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     floats.set(data, offset);
     offset += data.length;
   }
+  bytes.set(sha256(bytes.subarray(0, body)), body);
   return bytes;
 }
+
+/** Zod issues as one line: `tensors: Invalid input: expected array, received undefined`. */
+const oneLine = (error: z.ZodError) =>
+  error.issues.map((issue) => `${issue.path.join('.') || 'header'}: ${issue.message}`).join('; ');
 
 export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkpoint {
   const fail = (why: string): never => {
@@ -62,38 +86,60 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
   };
   if (bytes.length < 12 || new TextDecoder().decode(bytes.subarray(0, 4)) !== MAGIC) fail('bad magic');
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (view.getUint32(4, true) !== VERSION) fail(`unknown version ${view.getUint32(4, true)}`);
+  const version = view.getUint32(4, true);
+  if (version !== 1 && version !== VERSION) fail(`unknown version ${version}`);
+  let body = bytes.length;
+  if (version === VERSION) {
+    if (bytes.length < 12 + DIGEST_BYTES) fail('truncated');
+    body -= DIGEST_BYTES;
+    if (!sha256(bytes.subarray(0, body)).equals(bytes.subarray(body)))
+      fail('checksum mismatch (the file is damaged or was changed)');
+  }
   const length = view.getUint32(8, true);
-  if (12 + length > bytes.length) fail('truncated header');
-  let header: Header;
+  if (12 + length > body) fail('truncated header');
+  let parsed: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length))) as Header;
+    parsed = JSON.parse(new TextDecoder().decode(bytes.subarray(12, 12 + length)));
   } catch {
     return fail('unreadable header');
   }
+  const result = headerSchema.safeParse(parsed);
+  if (!result.success) return fail(`bad header: ${oneLine(result.error)}`);
+  const header = result.data;
+  if (version === VERSION && header.history?.length !== header.epoch)
+    fail(`the history has ${header.history?.length ?? 0} epochs, the header says ${header.epoch}`);
   const start = Math.ceil((12 + length) / 4) * 4;
   const total = header.tensors.reduce((n, t) => n + t.length, 0);
-  if (bytes.length !== start + total * 4) fail(`expected ${start + total * 4} bytes, found ${bytes.length}`);
+  if (body !== start + total * 4) fail(`expected ${start + total * 4} bytes of header and tensors, found ${body}`);
   // Copy into a fresh, aligned buffer (a Node Buffer is a view into a larger pool at any offset).
-  const floats = new Float32Array(new Uint8Array(bytes.subarray(start)).buffer);
+  const floats = new Float32Array(new Uint8Array(bytes.subarray(start, body)).buffer);
   const tensors = new Map<string, Float32Array>();
   let offset = 0;
   for (const t of header.tensors) {
-    tensors.set(t.name, floats.slice(offset, offset + t.length));
+    const data = floats.slice(offset, offset + t.length);
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) fail(`${t.name} holds a non-finite value (${data[bad]} at index ${bad}): the run diverged`);
+    tensors.set(t.name, data);
     offset += t.length;
   }
   return {
     epoch: header.epoch,
     trainer: { tensors, stepCount: header.stepCount, rngState: header.rngState },
     dataRngState: header.dataRngState,
+    ...(version === VERSION ? { history: header.history } : {}),
   };
 }
 
-export async function saveCheckpoint(path: string, checkpoint: Checkpoint): Promise<void> {
-  await writeFileAtomic(path, encodeCheckpoint(checkpoint));
+export async function saveCheckpoint(
+  path: string,
+  checkpoint: Checkpoint,
+  write: WriteFile = writeFileAtomic,
+): Promise<void> {
+  await write(path, encodeCheckpoint(checkpoint));
 }
 
-export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+/** The checkpoint file's bytes and their SHA-256 (hex), which identifies the weights an export came from. */
+export async function readCheckpointFile(path: string): Promise<{ checkpoint: Checkpoint; sha256: string }> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(path);
@@ -102,5 +148,9 @@ export async function loadCheckpoint(path: string): Promise<Checkpoint> {
       `cannot read checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
     );
   }
-  return decodeCheckpoint(bytes, path);
+  return { checkpoint: decodeCheckpoint(bytes, path), sha256: sha256(bytes).toString('hex') };
+}
+
+export async function loadCheckpoint(path: string): Promise<Checkpoint> {
+  return (await readCheckpointFile(path)).checkpoint;
 }

@@ -4,19 +4,19 @@
  * and compared with the training-side forward pass on the same weights (normalized pixels, unfolded
  * graph). A mismatch fails the export and nothing is written.
  */
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { makeDeployable } from '../export/deploy/deployable.ts';
 import { METADATA_KEYS } from '../export/deploy/metadata.ts';
 import { makeVariant, type Variant } from '../export/deploy/precision.ts';
-import { writeModelFile } from '../export/files.ts';
-import { encodeModel } from '../export/onnx/codec.ts';
+import { removeStaleTempFiles, writeModelFile } from '../export/files.ts';
+import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
-import { checkModelName, checkVersion, modelPath, nextVersion } from '../export/repository.ts';
+import { checkModelName, checkVersion, modelPath, nextVersion, versionsOf } from '../export/repository.ts';
 import { ensureTritonConfig, type TritonConfigResult } from '../export/triton/model-config-file.ts';
 import { sessionOptions } from '../runtime/execution.ts';
-import { loadCheckpoint } from './checkpoint.ts';
+import { readCheckpointFile } from './checkpoint.ts';
 import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from './data/mnist.ts';
 import { inferenceModel } from './inference-model.ts';
 import { RUN_FILES, readConfig } from './run-dir.ts';
@@ -24,9 +24,11 @@ import { ZOO } from './zoo/index.ts';
 
 export interface ExportOptions {
   run: string;
+  /** Model name; default: the run's model, with `-fp16` / `-int8` appended for a variant. */
   name?: string;
   version?: number | string;
   out?: string;
+  /** Overwrite an existing version, or export a checkpoint that is already in the repository. */
   force?: boolean;
   /** Write a smaller weight-only variant instead of float32. */
   variant?: Variant;
@@ -49,6 +51,8 @@ export interface ExportReport {
   variant?: VariantReport;
   /** Triton's `<out>/<name>/config.pbtxt`: written, or the existing one kept. */
   tritonConfig: TritonConfigResult;
+  /** Another file of the repository that already held this checkpoint at this precision. */
+  alsoExportedAs?: string;
 }
 
 export interface VariantReport {
@@ -95,6 +99,28 @@ async function logitsOf(model: ModelProto, images: Float32Array, count: number):
   }
 }
 
+const PRECISION: Record<Variant | 'fp32', string> = {
+  fp32: 'fp32',
+  fp16: 'fp16 weights, fp32 compute',
+  int8: 'int8 weights (per-channel symmetric), fp32 compute',
+};
+
+/** The version of `name` already holding an export of this checkpoint at this precision, if any. */
+function findExport(root: string, name: string, checkpointSha: string, precision: string): string | undefined {
+  for (const version of versionsOf(root, name)) {
+    const path = modelPath(root, name, version);
+    let metadata: Map<string | null | undefined, string | null | undefined>;
+    try {
+      metadata = new Map(decodeModel(readFileSync(path)).metadata_props?.map((p) => [p.key, p.value]));
+    } catch {
+      continue; // not ours to judge: unreadable files are the server's business
+    }
+    if (metadata.get(METADATA_KEYS.checkpoint) === checkpointSha && metadata.get(METADATA_KEYS.precision) === precision)
+      return path;
+  }
+  return undefined;
+}
+
 const argmax = (row: Float32Array) => row.reduce((best, v, i, a) => (v > (a[best] as number) ? i : best), 0);
 
 export async function exportRun(options: ExportOptions): Promise<ExportReport> {
@@ -102,13 +128,19 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   const checkpointPath = join(options.run, RUN_FILES.checkpoint);
   if (!existsSync(checkpointPath))
     throw new Error(`${options.run} has no ${RUN_FILES.checkpoint} yet (no finished epoch)`);
-  const checkpoint = await loadCheckpoint(checkpointPath);
+  const { checkpoint, sha256: checkpointSha } = await readCheckpointFile(checkpointPath);
 
   const out = options.out ?? 'models';
-  const name = checkModelName(options.name ?? config.model);
+  // A variant gets a name of its own, so it never silently becomes what /predict/<model> serves.
+  const name = checkModelName(options.name ?? (options.variant ? `${config.model}-${options.variant}` : config.model));
   const version = options.version === undefined ? nextVersion(out, name) : checkVersion(options.version);
   const path = modelPath(out, name, version);
   if (existsSync(path) && !options.force) throw new Error(`${path} exists; choose another --version or pass --force`);
+  const precision = PRECISION[options.variant ?? 'fp32'];
+  // Exporting the same weights again is refused, unless asked for: --force, or an explicit --version (reported).
+  const previous = findExport(out, name, checkpointSha, precision);
+  if (previous && !options.force && options.version === undefined)
+    throw new Error(`this checkpoint is already exported as ${previous}; pass --force to export it again`);
 
   const entry = ZOO[config.model];
   const module = entry.build();
@@ -125,7 +157,8 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
       [METADATA_KEYS.epochs]: String(checkpoint.epoch),
       [METADATA_KEYS.date]: new Date().toISOString(),
       [METADATA_KEYS.producer]: 'mnist-onnx-cnn',
-      [METADATA_KEYS.precision]: 'fp32',
+      [METADATA_KEYS.precision]: PRECISION.fp32,
+      [METADATA_KEYS.checkpoint]: checkpointSha,
     },
   });
 
@@ -175,16 +208,14 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
         `validation failed, nothing written: the ${variant} variant loses ${(fp32Accuracy - accuracy).toFixed(2)} pp of accuracy (allowed ${VARIANT_MAX_DROP[variant]})`,
       );
     }
-    const precision = final.metadata_props?.find((p) => p.key === METADATA_KEYS.precision);
-    if (precision)
-      precision.value =
-        variant === 'fp16' ? 'fp16 weights, fp32 compute' : 'int8 weights (per-channel symmetric), fp32 compute';
+    const entry = final.metadata_props?.find((p) => p.key === METADATA_KEYS.precision);
+    if (entry) entry.value = precision;
   }
   final.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
 
   // Triton-ready repository: config.pbtxt beside the versions, checked before the version is written.
   const tritonConfig = await ensureTritonConfig(join(out, name), name, final);
-
+  await removeStaleTempFiles(dirname(path));
   await writeModelFile(path, final);
   return {
     path,
@@ -197,5 +228,6 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     ...report,
     ...(variantReport ? { variant: variantReport } : {}),
     tritonConfig,
+    ...(previous && previous !== path ? { alsoExportedAs: previous } : {}),
   };
 }

@@ -1,17 +1,19 @@
 /**
  * The training loop: epochs of shuffled batches through the Trainer, the tutorial's log lines, a test
- * evaluation, a checkpoint and the history after every epoch; resumable from its checkpoint.
+ * evaluation, then a checkpoint (the run's source of truth, history included) and its views
+ * (history.json, plots) after every epoch; resumable from whatever a kill left on disk.
  */
-import { mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
+import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
 import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { optimizerFor } from './optim/from-config.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
-import { type EpochRecord, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
+import { type EpochRecord, prepareRunDir, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
 import { learningRate } from './schedule.ts';
 import { Trainer } from './trainer.ts';
 import { ZOO } from './zoo/index.ts';
@@ -39,32 +41,24 @@ export interface LoopOptions {
   config: TrainConfig;
   /** The run directory. */
   dir: string;
-  /** Continue from the run directory's checkpoint. */
+  /** Continue from the run directory's checkpoint (from epoch 1 when a kill came before the first one). */
   resume?: boolean;
+  /** Start a new run in a directory that already holds files, replacing the run there. */
+  overwrite?: boolean;
   events?: LoopEvents;
   /** Stop cleanly after the epoch during which this is aborted (the checkpoint is then complete). */
   signal?: AbortSignal;
   /** Data to use instead of loading MNIST (tests). */
   data?: { train: Dataset; test: Dataset };
+  /** How files are written (atomically by default; tests inject failures). */
+  write?: WriteFile;
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
 
-export async function trainRun({
-  config,
-  dir,
-  resume = false,
-  events = {},
-  signal,
-  data,
-}: LoopOptions): Promise<EpochRecord[]> {
-  const log = events.log ?? (() => {});
-  const [train, test] = data ? [data.train, data.test] : await Promise.all([loadMnist('train'), loadMnist('test')]);
-  const trainSet = take(train, config.limit);
-  const testSet = normalizedSplit(test);
-  await mkdir(dir, { recursive: true });
-
-  const trainer = await Trainer.create(ZOO[config.model].build(), {
+/** The one place a run's Trainer is made (a data-parallel trainer plugs in here). */
+function createTrainer(config: TrainConfig, log: (line: string) => void): Promise<Trainer> {
+  return Trainer.create(ZOO[config.model].build(), {
     optimizer: optimizerFor(config),
     labelSmoothing: config.labelSmoothing,
     seed: config.seed,
@@ -72,81 +66,110 @@ export async function trainRun({
     threads: config.threads,
     onNotice: log,
   });
-  const stream = new BatchStream(
-    trainSet,
-    config.batchSize,
-    new Rng(config.seed),
-    config.augment ? DEFAULT_AUGMENT : undefined,
-  );
-  let history: EpochRecord[] = [];
-  let firstEpoch = 1;
-  if (resume) {
-    const checkpoint = await loadCheckpoint(join(dir, RUN_FILES.checkpoint));
-    trainer.restore(checkpoint.trainer);
-    stream.rng.setState(checkpoint.dataRngState);
-    history = (await readHistory(dir)).slice(0, checkpoint.epoch);
-    firstEpoch = checkpoint.epoch + 1;
-    log(`resuming ${dir} after epoch ${checkpoint.epoch} (step ${checkpoint.trainer.stepCount})`);
-  } else {
-    await writeConfig(dir, config);
-  }
-  log(
-    `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
-  );
+}
 
-  const totalSteps = config.epochs * stream.batchesPerEpoch;
+/** Set the run directory up; returns the checkpoint to continue from, if any. */
+async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Checkpoint | undefined> {
+  const { config, dir } = options;
+  const checkpointPath = join(dir, RUN_FILES.checkpoint);
+  if (!options.resume) await prepareRunDir(dir, options.overwrite);
+  else await removeStaleTempFiles(dir);
+  await writeConfig(dir, config, write); // on resume: the same config, or a new number of epochs
+  if (!options.resume || !existsSync(checkpointPath)) return undefined;
+  const checkpoint = await loadCheckpoint(checkpointPath);
+  if (!checkpoint.history) {
+    // A version-1 checkpoint: its history is in history.json.
+    checkpoint.history = (await readHistory(dir)).slice(0, checkpoint.epoch);
+    if (checkpoint.history.length < checkpoint.epoch)
+      throw new Error(`${dir}: history.json has fewer epochs than the checkpoint's ${checkpoint.epoch}`);
+  }
+  // A kill between the checkpoint and its views leaves them stale: rewrite them from the checkpoint.
+  await writeHistory(dir, config.model, checkpoint.history, write);
+  return checkpoint;
+}
+
+interface EpochContext {
+  config: TrainConfig;
+  trainer: Trainer;
+  stream: BatchStream;
+  totalSteps: number;
+  events: LoopEvents;
+  log: (line: string) => void;
+}
+
+/** One pass over the training set: the tutorial's loss lines and progress; the epoch's training figures. */
+async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: EpochContext, epoch: number) {
+  events.epochStart?.(epoch, stream.batchesPerEpoch);
+  const started = performance.now();
+  let [lossSum, correct, seen, runningLoss, batchIndex, lr] = [0, 0, 0, 0, 0, config.lr];
+  for (const batch of stream.epoch()) {
+    lr = learningRate(config.schedule, config.lr, trainer.steps, totalSteps);
+    const result = await trainer.step(batch.images, batch.labels, lr);
+    lossSum += result.loss * batch.size;
+    correct += result.correct;
+    seen += batch.size;
+    runningLoss += result.loss;
+    batchIndex++;
+    if (batchIndex % LOG_EVERY === 0) {
+      log(`[${epoch}, ${format(batchIndex, 5)}] loss: ${(runningLoss / LOG_EVERY).toFixed(3)}`);
+      runningLoss = 0;
+    }
+    events.progress?.({
+      epoch,
+      batch: batchIndex,
+      batches: stream.batchesPerEpoch,
+      loss: lossSum / seen,
+      accuracy: (100 * correct) / seen,
+      imagesPerSecond: seen / ((performance.now() - started) / 1000),
+    });
+  }
+  const seconds = (performance.now() - started) / 1000;
+  return {
+    trainLoss: lossSum / seen,
+    trainAccuracy: (100 * correct) / seen,
+    seconds,
+    imagesPerSecond: seen / seconds,
+    lr,
+  };
+}
+
+export async function trainRun(options: LoopOptions): Promise<EpochRecord[]> {
+  const { config, dir, events = {}, signal, write = writeFileAtomic } = options;
+  const log = events.log ?? (() => {});
+  const [train, test] = options.data
+    ? [options.data.train, options.data.test]
+    : await Promise.all([loadMnist('train'), loadMnist('test')]);
+  const testSet = normalizedSplit(test);
+  const checkpoint = await openRunDir(options, write);
+  const trainer = await createTrainer(config, log);
   try {
-    for (let epoch = firstEpoch; epoch <= config.epochs; epoch++) {
-      events.epochStart?.(epoch, stream.batchesPerEpoch);
-      const started = performance.now();
-      let [lossSum, correct, seen, runningLoss, batchIndex, lr] = [0, 0, 0, 0, 0, config.lr];
-      for (const batch of stream.epoch()) {
-        lr = learningRate(config.schedule, config.lr, trainer.steps, totalSteps);
-        const result = await trainer.step(batch.images, batch.labels, lr);
-        lossSum += result.loss * batch.size;
-        correct += result.correct;
-        seen += batch.size;
-        runningLoss += result.loss;
-        batchIndex++;
-        if (batchIndex % LOG_EVERY === 0) {
-          log(`[${epoch}, ${format(batchIndex, 5)}] loss: ${(runningLoss / LOG_EVERY).toFixed(3)}`);
-          runningLoss = 0;
-        }
-        const elapsed = (performance.now() - started) / 1000;
-        events.progress?.({
-          epoch,
-          batch: batchIndex,
-          batches: stream.batchesPerEpoch,
-          loss: lossSum / seen,
-          accuracy: (100 * correct) / seen,
-          imagesPerSecond: seen / elapsed,
-        });
-      }
-      const seconds = (performance.now() - started) / 1000;
-      const evaluation = await trainer.evaluate(testSet.images, testSet.labels);
-      log(`Accuracy on test set: ${Math.floor(evaluation.accuracy)} % [${evaluation.correct}/${evaluation.total}]`);
-      const record: EpochRecord = {
-        epoch,
-        trainLoss: lossSum / seen,
-        trainAccuracy: (100 * correct) / seen,
-        testLoss: evaluation.loss,
-        testAccuracy: evaluation.accuracy,
-        seconds,
-        imagesPerSecond: seen / seconds,
-        lr,
-      };
+    const augment = config.augment ? DEFAULT_AUGMENT : undefined;
+    const trainSet = take(train, config.limit);
+    const stream = new BatchStream(trainSet, config.batchSize, new Rng(config.seed), augment);
+    const history = [...(checkpoint?.history ?? [])];
+    if (checkpoint) {
+      trainer.restore(checkpoint.trainer);
+      stream.rng.setState(checkpoint.dataRngState);
+      log(`resuming ${dir} after epoch ${checkpoint.epoch} (step ${checkpoint.trainer.stepCount})`);
+    }
+    log(
+      `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
+    );
+    const context = { config, trainer, stream, totalSteps: config.epochs * stream.batchesPerEpoch, events, log };
+    for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
+      const trained = await trainEpoch(context, epoch);
+      const tested = await trainer.evaluate(testSet.images, testSet.labels);
+      log(`Accuracy on test set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
+      const record = { epoch, ...trained, testLoss: tested.loss, testAccuracy: tested.accuracy };
       history.push(record);
-      await saveCheckpoint(join(dir, RUN_FILES.checkpoint), {
-        epoch,
-        trainer: trainer.state(),
-        dataRngState: stream.rng.getState(),
-      });
-      await writeHistory(dir, config.model, history);
+      const state = { epoch, trainer: trainer.state(), dataRngState: stream.rng.getState(), history };
+      await saveCheckpoint(join(dir, RUN_FILES.checkpoint), state, write); // the commit point
+      await writeHistory(dir, config.model, history, write);
       events.epochEnd?.(record);
       if (signal?.aborted) break;
     }
+    return history;
   } finally {
     await trainer.release();
   }
-  return history;
 }

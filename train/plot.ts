@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { writeFileAtomic } from '../export/files.ts';
+import { type WriteFile, writeFileAtomic } from '../export/files.ts';
 
 export interface Series {
   name: string;
@@ -65,8 +65,13 @@ export function svgToPng(svg: string, scale = 2): Buffer {
 }
 
 /** Write `<name>.svg` and `<name>.png` into `dir`, each atomically. */
-export async function writeChart(dir: string, name: string, options: ChartOptions): Promise<void> {
+export async function writeChart(
+  dir: string,
+  name: string,
+  options: ChartOptions,
+  write: WriteFile = writeFileAtomic,
+): Promise<void> {
   const svg = await lineChartSvg(options);
-  await writeFileAtomic(join(dir, `${name}.svg`), svg);
-  await writeFileAtomic(join(dir, `${name}.png`), svgToPng(svg));
+  await write(join(dir, `${name}.svg`), svg);
+  await write(join(dir, `${name}.png`), svgToPng(svg));
 }

@@ -16,6 +16,8 @@ export const METADATA_KEYS = {
   producer: 'producer',
   parameters: 'parameters',
   precision: 'precision',
+  /** SHA-256 of the checkpoint file the weights came from: how a repeated export is recognised. */
+  checkpoint: 'checkpoint_sha256',
 } as const;
 
 /** What clients send: raw intensities, white ink on black, 28×28, batch N. */

@@ -3,7 +3,9 @@
  *
  * Writes <out>/<name>/<version>/model.onnx: weights as initializers, normalization and BatchNorm
  * folded in, outputs `logits` and `probabilities`, metadata — after validating it on the test set
- * against the training-side forward pass.
+ * against the training-side forward pass. A variant (`--precision fp16`, `--quantize int8`) goes to
+ * `<model>-fp16` / `<model>-int8` unless `--name` says otherwise, so it never replaces what
+ * `/predict/<model>` serves; a checkpoint already in the repository is exported again only with `--force`.
  */
 import { Command, Option } from 'commander';
 import { runCli } from '../../runtime/cli/run-cli.ts';
@@ -12,10 +14,10 @@ import { exportRun } from '../export-run.ts';
 const program = new Command('export')
   .description('Export a training run as a deployable ONNX model into the model repository')
   .requiredOption('--run <dir>', 'run directory written by npm run train')
-  .option('--name <name>', 'model name (default: the run’s model)')
+  .option('--name <name>', 'model name (default: the run’s model; <model>-fp16 / <model>-int8 for a variant)')
   .option('--version <n>', 'version (default: the next free integer)')
   .option('--out <dir>', 'model repository', 'models')
-  .option('--force', 'overwrite an existing version', false)
+  .option('--force', 'overwrite an existing version, or export an already exported checkpoint again', false)
   .addOption(
     new Option('--precision <p>', 'fp16: store weights as float16 (half the size)')
       .choices(['fp32', 'fp16'])
@@ -39,6 +41,7 @@ await runCli(async () => {
   console.log(`wrote ${r.path} (${(r.bytes / 1024).toFixed(1)} KiB)`);
   const triton = r.tritonConfig;
   console.log(triton.warning ?? `${triton.action === 'written' ? 'wrote' : 'kept'} Triton's ${triton.path}`);
+  if (r.alsoExportedAs) console.log(`note: the same checkpoint is also exported as ${r.alsoExportedAs}`);
   console.log(
     `validated on 10,000 test images: accuracy ${r.accuracy.toFixed(2)}%, max |Δlogit| vs training graph ${r.maxLogitDifference.toExponential(2)}, ${r.disagreements} different predictions`,
   );

@@ -37,7 +37,7 @@ await runCli(async () => {
       console.log(`${model}: already trained in ${dir}`);
       continue;
     }
-    const resume = existsSync(join(dir, RUN_FILES.checkpoint));
+    const resume = existsSync(join(dir, RUN_FILES.config)); // a run killed before its first checkpoint resumes too
     console.log(`== ${model}${resume ? ' (resuming)' : ''}`);
     await trainRun({
       config: { ...TUTORIAL_RECIPE, model, epochs: o.epochs, threads: o.threads },

@@ -4,9 +4,9 @@
  * Trains a zoo model on MNIST with the tutorial's recipe unless told otherwise (`--recipe fast|best`
  * picks one of ours; flags given override the recipe's values), printing the
  * tutorial's log lines (and a live progress bar on a terminal), and writes a run directory:
- * config.json, history.json, checkpoint.bin, accuracy.svg/.png, loss.svg/.png. `--resume <dir>` continues a run.
+ * config.json, history.json, checkpoint.bin, accuracy.svg/.png, loss.svg/.png. `--resume <dir>` continues a run
+ * (only `--epochs` may change then); `--out` into a directory that holds files needs `--force`.
  */
-import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import {
@@ -18,11 +18,11 @@ import {
   positiveNumber,
 } from '../../runtime/cli/options.ts';
 import { runCli } from '../../runtime/cli/run-cli.ts';
-import { DEVICES } from '../../runtime/execution.ts';
+import { DEVICES, probeDevice } from '../../runtime/execution.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
-import { RUN_FILES, readConfig } from '../run-dir.ts';
+import { newRunDir, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
@@ -49,15 +49,16 @@ const program = new Command('train')
   .option('--threads <n>', 'ORT intra-op threads', positiveInt, r.threads)
   .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
-  .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
-  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
+  .option('--force', 'let --out replace the run in a directory that holds one', false)
+  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
   .addHelpText(
     'after',
     `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
   )
   .parse();
 
-type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string };
+type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string; force: boolean };
 
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(flags: Flags): TrainConfig {
@@ -69,8 +70,12 @@ function configFrom(flags: Flags): TrainConfig {
   return config;
 }
 
-function timestamp(): string {
-  return new Date().toISOString().replace(/[:.]/g, '-').replace('T', '_').slice(0, 19);
+/** Flags given on the command line that a resumed run cannot honour: its config is its identity. */
+function conflictsWithResume(): string[] {
+  return program.options
+    .map((option) => option.attributeName())
+    .filter((key) => !['resume', 'epochs'].includes(key) && program.getOptionValueSource(key) === 'cli')
+    .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
 await runCli(async () => {
@@ -78,18 +83,27 @@ await runCli(async () => {
   let config: TrainConfig;
   let dir: string;
   if (flags.resume) {
+    const conflicts = conflictsWithResume();
+    if (conflicts.length > 0)
+      throw new Error(
+        `--resume continues a run with its own settings; only --epochs may change (drop ${conflicts.join(', ')})`,
+      );
     dir = flags.resume;
-    if (!existsSync(join(dir, RUN_FILES.checkpoint)))
-      throw new Error(`cannot resume: ${dir} has no ${RUN_FILES.checkpoint}`);
     config = await readConfig(dir);
-    // Only the length of the run may change on resume; everything else is the run's own config.
     if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
   } else {
     config = configFrom(flags);
-    dir = flags.out ?? join('runs', config.model, timestamp());
   }
+  await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
+  dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
 
-  const history = await trainRun({ config, dir, resume: Boolean(flags.resume), events: terminalEvents(config.epochs) });
+  const history = await trainRun({
+    config,
+    dir,
+    resume: Boolean(flags.resume),
+    overwrite: flags.force,
+    events: terminalEvents(config.epochs),
+  });
   const last = history.at(-1);
   if (last) {
     const best = Math.max(...history.map((h) => h.testAccuracy));
