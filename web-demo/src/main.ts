@@ -1,7 +1,12 @@
-/** The demo: draw → MNIST preprocessing (shared with the server) → one model or all, in the browser or on the server. */
+/**
+ * The demo: draw (or a photo) → MNIST preprocessing (shared with the server) → one model or all, in the
+ * browser or on the server; the explainer (./explainer) shows every layer of the selected model.
+ */
 import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
 import { DrawingPad } from './drawing.ts';
+import { Explainer, type ExplainState } from './explainer/panel.ts';
 import { type Backend, chooseBackend, fetchModels, type ModelEntry, runInBrowser, runOnServer } from './models.ts';
+import { readPhoto } from './photo.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -12,6 +17,8 @@ const serverMode = $<HTMLInputElement>('server');
 const allMode = $<HTMLInputElement>('all');
 const table = $<HTMLDivElement>('table');
 const preview = $<HTMLCanvasElement>('preview');
+const hint = $<HTMLDivElement>('hint');
+const explainer = new Explainer($<HTMLElement>('explainer'));
 
 const barEls = Array.from({ length: 10 }, (_, d) => {
   const bar = document.createElement('div');
@@ -33,13 +40,17 @@ interface DemoState {
   mode?: 'browser' | 'server';
   all?: { model: string; prediction: number }[];
   runs: number;
+  /** The 28×28 image (raw [0, 1]) the model last read. */
+  input?: number[];
+  explain: ExplainState;
 }
-const state: DemoState = { ready: false, backend, runs: 0 };
+const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state };
 (window as unknown as { demo: DemoState }).demo = state;
 
 function show(probabilities: number[] | undefined): void {
+  bars.classList.toggle('empty', !probabilities);
   if (!probabilities) {
-    digit.textContent = '–';
+    digit.textContent = '';
     for (const b of barEls) {
       b.style.height = '0%';
       b.classList.remove('top');
@@ -97,7 +108,9 @@ async function predict(): Promise<void> {
       if (!(error instanceof BlankImageError)) throw error;
       drawPreview(undefined);
       show(undefined);
+      explainer.clear();
       state.prediction = undefined;
+      state.input = undefined;
       status.textContent = models.length ? 'Draw a digit.' : status.textContent;
       table.replaceChildren();
       return;
@@ -111,6 +124,8 @@ async function predict(): Promise<void> {
     state.prediction = main.probabilities.indexOf(Math.max(...main.probabilities));
     state.probabilities = main.probabilities;
     state.mode = serverMode.checked ? 'server' : 'browser';
+    state.input = Array.from(input);
+    await explainer.update(model, backend, input); // always in the browser: the layers' values come from onnxruntime-web
     if (allMode.checked) {
       const rows = await Promise.all(models.map(async (m) => ({ m, r: await predictOne(m, input) })));
       state.all = rows.map(({ m, r }) => ({
@@ -141,13 +156,29 @@ async function predict(): Promise<void> {
 let last = 0;
 const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
   change: () => {
+    hint.hidden = true;
     const now = performance.now();
     if (now - last > 100) {
       last = now;
       void predict();
     }
   },
-  settle: () => void predict(),
+  settle: () => {
+    hint.hidden = !pad.empty;
+    void predict();
+  },
+});
+
+const photoInput = $<HTMLInputElement>('photo');
+photoInput.addEventListener('change', async () => {
+  const file = photoInput.files?.[0];
+  photoInput.value = ''; // choosing the same file again still fires
+  if (!file) return;
+  try {
+    pad.showPhoto(await readPhoto(file));
+  } catch {
+    status.textContent = 'Could not read that image: choose a photo (JPEG, PNG, WebP…).';
+  }
 });
 
 $<HTMLButtonElement>('undo').addEventListener('click', () => pad.undo());
