@@ -91,11 +91,13 @@ async function predictOne(model: ModelEntry, input: Float32Array): Promise<{ pro
 }
 
 let busy = false;
-let again = false;
+/** A run queued while one is in flight (coalesced: the latest pixels, explained if any request asked). */
+let again: { explain: boolean } | undefined;
 
-async function predict(): Promise<void> {
+/** Read the pad with the selected model (and all models); `explain`: redraw the explainer too (after a stroke). */
+async function predict(explain = true): Promise<void> {
   if (busy) {
-    again = true; // coalesce: one run in flight, one queued
+    again = { explain: explain || (again?.explain ?? false) };
     return;
   }
   busy = true;
@@ -125,7 +127,8 @@ async function predict(): Promise<void> {
     state.probabilities = main.probabilities;
     state.mode = serverMode.checked ? 'server' : 'browser';
     state.input = Array.from(input);
-    await explainer.update(model, backend, input); // always in the browser: the layers' values come from onnxruntime-web
+    // Always in the browser: the layers' values come from onnxruntime-web running the explain variant.
+    if (explain) await explainer.update(model, backend, input);
     if (allMode.checked) {
       const rows = await Promise.all(models.map(async (m) => ({ m, r: await predictOne(m, input) })));
       state.all = rows.map(({ m, r }) => ({
@@ -146,8 +149,9 @@ async function predict(): Promise<void> {
   } finally {
     busy = false;
     if (again) {
-      again = false;
-      void predict();
+      const queued = again;
+      again = undefined;
+      void predict(queued.explain);
     }
   }
 }
@@ -160,7 +164,7 @@ const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
     const now = performance.now();
     if (now - last > 100) {
       last = now;
-      void predict();
+      void predict(false);
     }
   },
   settle: () => {
