@@ -127,8 +127,23 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
     return demo(page);
   }
 
-  it('shows one heat map per layer output of cnn, inception and resnet, Inception and residual blocks as branches', async () => {
-    const { page } = await open();
+  /** Every layer's values for `input`, from onnxruntime-node running the explain variant of the served file. */
+  async function nodeLayers(model: string, input: Float32Array) {
+    const served = decodeModel(readFileSync(file(model)));
+    const dims = [1, 1, IMAGE_SIDE, IMAGE_SIDE];
+    const explained = await ort.InferenceSession.create(encodeModel(explainModel(served).model));
+    const plain = await ort.InferenceSession.create(encodeModel(served));
+    try {
+      const out = await explained.run({ input: new ort.Tensor('float32', input, dims) });
+      const reference = await plain.run({ input: new ort.Tensor('float32', input.slice(), dims) });
+      return { out, probabilities: Array.from((reference.probabilities?.data ?? []) as Float32Array) };
+    } finally {
+      await Promise.all([explained.release(), plain.release()]);
+    }
+  }
+
+  it("cnn, inception, resnet: one heat map per layer output, blocks as branches, every value equal to onnxruntime-node's", async () => {
+    const { page, errors } = await open();
     for (const model of MODELS) {
       const ops = describeModel(decodeModel(readFileSync(file(model)))).ops;
       const expected = COMPUTING_OPS.reduce((sum, op) => sum + (ops[op] ?? 0), 0);
@@ -136,9 +151,46 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       expect(state.prediction, model).toBeDefined();
       expect(await page.locator('#explainer canvas.heatmap').count(), model).toBe(expected);
       expect(state.explain.layers, model).toHaveLength(expected);
+
+      const blocks = await page.locator('#explainer .block').count();
+      const branches = await page.locator('#explainer .block .branch').count();
+      const shortcuts = await page.locator('#explainer .block .shortcut').count();
+      expect({ blocks, branches, shortcuts }, model).toEqual(
+        {
+          cnn: { blocks: 0, branches: 0, shortcuts: 0 },
+          inception: { blocks: 2, branches: 8, shortcuts: 0 }, // two InceptionA modules of 4 branches
+          resnet: { blocks: 2, branches: 4, shortcuts: 2 }, // two residual blocks: branch + identity shortcut
+        }[model],
+      );
+
+      // The values: the page's, from onnxruntime-web, against onnxruntime-node on the same 28×28 input.
+      const input = Float32Array.from(state.input ?? []);
+      expect(input).toHaveLength(IMAGE_PIXELS);
+      const { out, probabilities } = await nodeLayers(model, input);
+      for (const layer of state.explain.layers) {
+        const want = out[layer.output]?.data as Float32Array;
+        const got = Object.values(layer.values);
+        expect(got, `${model} ${layer.label}`).toHaveLength(want.length);
+        const scale = Math.max(1, ...Array.from(want, Math.abs));
+        const worst = Math.max(...got.map((v, i) => Math.abs(v - (want[i] as number))));
+        expect(worst / scale, `${model} ${layer.label}`).toBeLessThan(1e-4);
+      }
+      // The last heat map is the served model's own probabilities.
+      const last = Object.values(state.explain.layers.at(-1)?.values ?? {});
+      expect(last).toHaveLength(10);
+      probabilities.forEach((p, i) => {
+        expect(Math.abs(p - (last[i] as number))).toBeLessThan(1e-5);
+      });
     }
-    // The simple CNN by hand: conv1, pool, relu, conv2, pool, relu, fc, softmax.
-    expect((await drawWith(page, 'cnn')).explain.layers.map((l) => l.label)).toEqual([
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 240_000);
+
+  it("hovering a feature map lights up the cell's receptive field on the input and shows its kernel", async () => {
+    const { page } = await open();
+    const state = await drawWith(page, 'cnn');
+    // The simple CNN's layers by hand: conv1, pool, relu, conv2, pool, relu, fc, softmax.
+    expect(state.explain.layers.map((l) => l.label)).toEqual([
       'conv1',
       'maxpool',
       'relu',
@@ -148,53 +200,6 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       'fc',
       'softmax',
     ]);
-    await drawWith(page, 'inception');
-    expect(await page.locator('#explainer .block').count()).toBe(2);
-    expect(await page.locator('#explainer .block .branch').count()).toBe(8);
-    await drawWith(page, 'resnet');
-    expect(await page.locator('#explainer .block').count()).toBe(2);
-    expect(await page.locator('#explainer .block .shortcut').count()).toBe(2);
-    await page.close();
-  }, 240_000);
-
-  it("takes every layer's values from ONNX Runtime: equal to onnxruntime-node on the same 28×28 input", async () => {
-    const { page } = await open();
-    for (const model of ['inception', 'resnet'] as const) {
-      const state = await drawWith(page, model);
-      const input = Float32Array.from(state.input ?? []);
-      expect(input).toHaveLength(IMAGE_PIXELS);
-      const served = decodeModel(readFileSync(file(model)));
-      const dims = [1, 1, IMAGE_SIDE, IMAGE_SIDE];
-      const session = await ort.InferenceSession.create(encodeModel(explainModel(served).model));
-      const plain = await ort.InferenceSession.create(encodeModel(served));
-      const [out, reference] = [
-        await session.run({ input: new ort.Tensor('float32', input, dims) }),
-        await plain.run({ input: new ort.Tensor('float32', input.slice(), dims) }),
-      ];
-      for (const layer of state.explain.layers) {
-        const expected = out[layer.output]?.data as Float32Array;
-        const got = Object.values(layer.values);
-        expect(got, `${model} ${layer.label}`).toHaveLength(expected.length);
-        const scale = Math.max(1, ...Array.from(expected, Math.abs));
-        got.forEach((v, i) => {
-          expect(Math.abs(v - (expected[i] as number)) / scale).toBeLessThan(1e-4);
-        });
-      }
-      // The last heat map is the served model's own probabilities.
-      const probabilities = Object.values(state.explain.layers.at(-1)?.values ?? {});
-      const expected = Array.from((reference.probabilities?.data ?? []) as Float32Array);
-      expect(probabilities).toHaveLength(10);
-      expected.forEach((p, i) => {
-        expect(Math.abs(p - (probabilities[i] as number))).toBeLessThan(1e-5);
-      });
-      await Promise.all([session.release(), plain.release()]);
-    }
-    await page.close();
-  }, 240_000);
-
-  it("hovering a feature map lights up the cell's receptive field on the input and shows its kernel", async () => {
-    const { page } = await open();
-    const state = await drawWith(page, 'cnn');
     const [conv1, , , conv2, pool2] = state.explain.layers;
     // Worked out by hand for conv5 → pool2 → conv5 → pool2 (no padding): a conv1 cell sees 5×5 pixels
     // from (y, x); a conv2 cell 5 + 1 (pool) + 4·2 = 14 pixels from (2y, 2x); after pool2, 16 from (4y, 4x).
@@ -238,24 +243,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
     await page.close();
   }, 120_000);
 
-  it('reads a photo (dark ink on grey paper) with "Use a photo" and explains it', async () => {
-    const { page } = await open();
-    const test = await loadMnist('test');
-    // MNIST's first test digit (a 7) as a 280×280 photo: ink dark, paper light grey.
-    const pixels = Buffer.from(test.images.subarray(0, IMAGE_PIXELS).map((v) => 225 - Math.round(v * 0.8)));
-    const png = await sharp(pixels, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 1 } })
-      .resize(280, 280, { kernel: 'cubic' })
-      .png()
-      .toBuffer();
-    const before = (await demo(page)).explain.runs;
-    await page.setInputFiles('#photo', { name: 'seven.png', mimeType: 'image/png', buffer: png });
-    await page.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.explain.runs > n, before);
-    expect((await demo(page)).prediction).toBe(test.labels[0]);
-    expect(await page.locator('#hint').isHidden()).toBe(true);
-    await page.close();
-  }, 120_000);
-
-  it('has a favicon, a "draw here" hint and no bars when empty, and at most one console line without WebGPU', async () => {
+  it('empty: a "draw here" hint, no bars; a favicon; "Use a photo" reads a photo; at most one console line without WebGPU', async () => {
     const { page, console: lines, errors } = await open();
     expect(await page.locator('#hint').isVisible()).toBe(true);
     expect(await page.locator('#hint').textContent()).toMatch(/draw/i);
@@ -267,11 +255,24 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       return { status: response.status, type: response.headers.get('content-type') };
     });
     expect(icon).toEqual({ status: 200, type: expect.stringMatching(/^image\/svg\+xml/) });
-    await drawWith(page, 'resnet');
+
+    // MNIST's first test digit (a 7) as a 280×280 photo: dark ink on light grey paper.
+    const test = await loadMnist('test');
+    const pixels = Buffer.from(test.images.subarray(0, IMAGE_PIXELS).map((v) => 225 - Math.round(v * 0.8)));
+    const png = await sharp(pixels, { raw: { width: IMAGE_SIDE, height: IMAGE_SIDE, channels: 1 } })
+      .resize(280, 280, { kernel: 'cubic' })
+      .png()
+      .toBuffer();
+    const before = (await demo(page)).explain.runs;
+    await page.setInputFiles('#photo', { name: 'seven.png', mimeType: 'image/png', buffer: png });
+    await page.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.explain.runs > n, before);
+    expect((await demo(page)).prediction).toBe(test.labels[0]);
     expect(await page.locator('#hint').isHidden()).toBe(true);
     expect(await page.locator('#bars .bar').first().isVisible()).toBe(true);
+    expect(await page.locator('#explainer').isVisible()).toBe(true);
     await page.click('#clear');
     expect(await page.locator('#hint').isVisible()).toBe(true);
+
     expect(errors).toEqual([]);
     // Headless Chromium here has no GPU adapter: one line may say so (and that the models run on wasm).
     expect(lines.filter((l) => !l.startsWith('debug')).length).toBeLessThanOrEqual(1);
