@@ -52,6 +52,14 @@ export function cellAt(t: Tiling, px: number, py: number): Cell | undefined {
   return { channel, y, x };
 }
 
+/** A cell's top-left corner in canvas pixels. */
+export function cellOrigin(t: Tiling, cell: Cell): { x: number; y: number } {
+  return {
+    x: (cell.channel % t.cols) * (t.width + GAP) + cell.x,
+    y: Math.floor(cell.channel / t.cols) * (t.height + GAP) + cell.y,
+  };
+}
+
 /** Index of a cell's value in the layer's flat output. */
 export function valueIndex(t: Tiling, cell: Cell): number {
   return (cell.channel * t.height + cell.y) * t.width + cell.x;

@@ -9,7 +9,7 @@ import type { ExplainStage } from '../../../export/deploy/explain-structure.ts';
 import { cellField, type PixelBox } from '../../../export/deploy/receptive-field.ts';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../../../runtime/contract.ts';
 import type { Backend, ModelEntry } from '../models.ts';
-import { type Cell, cellAt, drawHeatmap, type Tiling, tiling, valueIndex } from './heatmap.ts';
+import { type Cell, cellAt, cellOrigin, drawHeatmap, type Tiling, tiling, valueIndex } from './heatmap.ts';
 import { type Activation, type ExplainableModel, explainable } from './model.ts';
 
 /** What tests and curious users can read back (`window.demo.explain`). */
@@ -53,6 +53,8 @@ export class Explainer {
   private readonly kernelCanvas: HTMLCanvasElement;
   private readonly kernelCaption: HTMLElement;
   private readonly info: HTMLElement;
+  /** Outlines the hovered cell on its heat map. */
+  private readonly marker = el('div', 'cell-marker');
   private views: LayerView[] = [];
   private current?: { key: string; model: ExplainableModel };
 
@@ -149,8 +151,9 @@ export class Explainer {
       stage.joinOp === 'Concat' ? 'branches side by side, stacked by Concat' : `branches joined by ${stage.joinOp}`;
     block.append(el('div', 'block-label', `${name ? `${name}: ` : ''}${stage.branches.length} ${kind}`));
     const branches = el('div', 'branches');
-    branches.style.setProperty('--branches', String(stage.branches.length));
-    const maxCols = Math.max(2, Math.floor(16 / stage.branches.length));
+    // A shortcut column only needs room for its label.
+    branches.style.gridTemplateColumns = stage.branches.map((b) => (b.length ? 'minmax(0, 1fr)' : '6rem')).join(' ');
+    const maxCols = Math.max(2, Math.floor(16 / stage.branches.filter((b) => b.length > 0).length));
     for (const branch of stage.branches) {
       const column = el('div', 'branch');
       if (branch.length === 0) column.append(el('div', 'shortcut', 'identity shortcut'));
@@ -172,7 +175,9 @@ export class Explainer {
     const canvas = el('canvas', 'heatmap');
     canvas.setAttribute('role', 'img');
     canvas.setAttribute('aria-label', `${labelOf(layer)} activations`);
-    box.append(caption, canvas);
+    const frame = el('div', 'heatmap-frame');
+    frame.append(canvas);
+    box.append(caption, frame);
     const view: LayerView = { layer, canvas, detail, maxCols };
     canvas.addEventListener('pointermove', (e) => this.hover(view, e));
     canvas.addEventListener('pointerleave', () => this.hideHover());
@@ -222,6 +227,16 @@ export class Explainer {
       });
     }
     this.fieldEl.hidden = !box;
+    const origin = cellOrigin(t, cell);
+    const { width, height } = view.canvas;
+    Object.assign(this.marker.style, {
+      left: `${(100 * origin.x) / width}%`,
+      top: `${(100 * origin.y) / height}%`,
+      width: `${100 / width}%`,
+      height: `${100 / height}%`,
+    });
+    view.canvas.parentElement?.append(this.marker);
+    this.marker.hidden = false;
     const kernel = layer.weight ? model.kernel(layer.weight) : undefined;
     const kernelFigure = this.kernelCanvas.parentElement as HTMLElement;
     kernelFigure.hidden = !kernel || !spatial;
@@ -231,7 +246,7 @@ export class Explainer {
       const size = inChannels * kh * kw;
       const slice = kernel.data.subarray(cell.channel * size, (cell.channel + 1) * size) as Float32Array;
       kernelDims = [inChannels, kh, kw];
-      drawHeatmap(this.kernelCanvas, tiling([1, inChannels, kh, kw], columnCols(inChannels)), slice);
+      drawHeatmap(this.kernelCanvas, tiling([1, inChannels, kh, kw], Math.ceil(Math.sqrt(2 * inChannels))), slice);
       this.kernelCaption.textContent = `kernel of channel ${cell.channel}: ${inChannels}×${kh}×${kw}`;
     }
     const where = spatial
@@ -254,6 +269,7 @@ export class Explainer {
 
   private hideHover(): void {
     this.fieldEl.hidden = true;
+    this.marker.hidden = true;
     this.state.hover = undefined;
   }
 }
