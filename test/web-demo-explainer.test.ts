@@ -238,8 +238,6 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       expect((field.x - frame.x) / pixel).toBeCloseTo(f.left, 0);
       expect(await page.locator('.kernel-view').isVisible()).toBe(kernel !== undefined);
     }
-    await page.mouse.move(0, 0);
-    await page.locator('#explainer').screenshot({ path: 'test-results/explainer.png' });
     await page.close();
   }, 120_000);
 
