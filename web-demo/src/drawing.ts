@@ -1,8 +1,10 @@
 /**
  * The drawing pad: pointer events (mouse, touch, pen), smooth strokes (quadratic curves through the
  * midpoints) about as thick relative to the digit as MNIST's, undo and clear. Strokes are kept as
- * points, so undo redraws exactly.
+ * points, so undo redraws exactly. A photo can take the pad's place until the next stroke or clear.
  */
+import type { Photo } from './photo.ts';
+
 type Point = [x: number, y: number];
 
 export interface PadEvents {
@@ -15,6 +17,7 @@ export interface PadEvents {
 export class DrawingPad {
   private readonly strokes: Point[][] = [];
   private current: Point[] | undefined;
+  private photo: Photo | undefined;
   private readonly ctx: CanvasRenderingContext2D;
 
   constructor(
@@ -32,7 +35,16 @@ export class DrawingPad {
   }
 
   get empty(): boolean {
-    return this.strokes.length === 0 && !this.current;
+    return this.strokes.length === 0 && !this.current && !this.photo;
+  }
+
+  /** Show a photo in the pad; its own pixels (not the pad's) are what `pixels()` gives until the next stroke. */
+  showPhoto(photo: Photo): void {
+    this.strokes.length = 0;
+    this.current = undefined;
+    this.photo = photo;
+    this.redraw();
+    this.events.settle();
   }
 
   private point(e: PointerEvent): Point {
@@ -46,6 +58,7 @@ export class DrawingPad {
   private down(e: PointerEvent): void {
     if (e.button !== 0) return;
     this.canvas.setPointerCapture(e.pointerId);
+    this.photo = undefined; // drawing starts afresh
     this.current = [this.point(e)];
     this.redraw();
     this.events.change();
@@ -73,6 +86,7 @@ export class DrawingPad {
   }
 
   clear(): void {
+    this.photo = undefined;
     this.strokes.length = 0;
     this.current = undefined;
     this.redraw();
@@ -83,6 +97,12 @@ export class DrawingPad {
     const { ctx, canvas } = this;
     ctx.fillStyle = '#000';
     ctx.fillRect(0, 0, canvas.width, canvas.height);
+    if (this.photo) {
+      const { bitmap } = this.photo;
+      const scale = Math.min(canvas.width / bitmap.width, canvas.height / bitmap.height);
+      const [w, h] = [bitmap.width * scale, bitmap.height * scale];
+      ctx.drawImage(bitmap, (canvas.width - w) / 2, (canvas.height - h) / 2, w, h);
+    }
     ctx.strokeStyle = '#fff';
     ctx.fillStyle = '#fff';
     ctx.lineCap = 'round';
@@ -110,8 +130,9 @@ export class DrawingPad {
     }
   }
 
-  /** The pad's pixels as RGBA. */
+  /** The pad's pixels as RGBA (a shown photo's own, full-resolution pixels). */
   pixels(): { rgba: Uint8ClampedArray; width: number; height: number } {
+    if (this.photo) return this.photo;
     const { width, height } = this.canvas;
     return { rgba: this.ctx.getImageData(0, 0, width, height).data, width, height };
   }

@@ -1,7 +1,12 @@
-/** The demo: draw → MNIST preprocessing (shared with the server) → one model or all, in the browser or on the server. */
+/**
+ * The demo: draw (or a photo) → MNIST preprocessing (shared with the server) → one model or all, in the
+ * browser or on the server; the explainer (./explainer) shows every layer of the selected model.
+ */
 import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
 import { DrawingPad } from './drawing.ts';
+import { Explainer, type ExplainState } from './explainer/panel.ts';
 import { type Backend, chooseBackend, fetchModels, type ModelEntry, runInBrowser, runOnServer } from './models.ts';
+import { readPhoto } from './photo.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const status = $<HTMLParagraphElement>('status');
@@ -12,6 +17,8 @@ const serverMode = $<HTMLInputElement>('server');
 const allMode = $<HTMLInputElement>('all');
 const table = $<HTMLDivElement>('table');
 const preview = $<HTMLCanvasElement>('preview');
+const hint = $<HTMLDivElement>('hint');
+const explainer = new Explainer($<HTMLElement>('explainer'));
 
 const barEls = Array.from({ length: 10 }, (_, d) => {
   const bar = document.createElement('div');
@@ -33,13 +40,17 @@ interface DemoState {
   mode?: 'browser' | 'server';
   all?: { model: string; prediction: number }[];
   runs: number;
+  /** The 28×28 image (raw [0, 1]) the model last read. */
+  input?: number[];
+  explain: ExplainState;
 }
-const state: DemoState = { ready: false, backend, runs: 0 };
+const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state };
 (window as unknown as { demo: DemoState }).demo = state;
 
 function show(probabilities: number[] | undefined): void {
+  bars.classList.toggle('empty', !probabilities);
   if (!probabilities) {
-    digit.textContent = '–';
+    digit.textContent = '';
     for (const b of barEls) {
       b.style.height = '0%';
       b.classList.remove('top');
@@ -80,11 +91,13 @@ async function predictOne(model: ModelEntry, input: Float32Array): Promise<{ pro
 }
 
 let busy = false;
-let again = false;
+/** A run queued while one is in flight (coalesced: the latest pixels, explained if any request asked). */
+let again: { explain: boolean } | undefined;
 
-async function predict(): Promise<void> {
+/** Read the pad with the selected model (and all models); `explain`: redraw the explainer too (after a stroke). */
+async function predict(explain = true): Promise<void> {
   if (busy) {
-    again = true; // coalesce: one run in flight, one queued
+    again = { explain: explain || (again?.explain ?? false) };
     return;
   }
   busy = true;
@@ -97,7 +110,9 @@ async function predict(): Promise<void> {
       if (!(error instanceof BlankImageError)) throw error;
       drawPreview(undefined);
       show(undefined);
+      explainer.clear();
       state.prediction = undefined;
+      state.input = undefined;
       status.textContent = models.length ? 'Draw a digit.' : status.textContent;
       table.replaceChildren();
       return;
@@ -111,6 +126,9 @@ async function predict(): Promise<void> {
     state.prediction = main.probabilities.indexOf(Math.max(...main.probabilities));
     state.probabilities = main.probabilities;
     state.mode = serverMode.checked ? 'server' : 'browser';
+    state.input = Array.from(input);
+    // Always in the browser: the layers' values come from onnxruntime-web running the explain variant.
+    if (explain) await explainer.update(model, backend, input);
     if (allMode.checked) {
       const rows = await Promise.all(models.map(async (m) => ({ m, r: await predictOne(m, input) })));
       state.all = rows.map(({ m, r }) => ({
@@ -131,8 +149,9 @@ async function predict(): Promise<void> {
   } finally {
     busy = false;
     if (again) {
-      again = false;
-      void predict();
+      const queued = again;
+      again = undefined;
+      void predict(queued.explain);
     }
   }
 }
@@ -141,13 +160,29 @@ async function predict(): Promise<void> {
 let last = 0;
 const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
   change: () => {
+    hint.hidden = true;
     const now = performance.now();
     if (now - last > 100) {
       last = now;
-      void predict();
+      void predict(false);
     }
   },
-  settle: () => void predict(),
+  settle: () => {
+    hint.hidden = !pad.empty;
+    void predict();
+  },
+});
+
+const photoInput = $<HTMLInputElement>('photo');
+photoInput.addEventListener('change', async () => {
+  const file = photoInput.files?.[0];
+  photoInput.value = ''; // choosing the same file again still fires
+  if (!file) return;
+  try {
+    pad.showPhoto(await readPhoto(file));
+  } catch {
+    status.textContent = 'Could not read that image: choose a photo (JPEG, PNG, WebP…).';
+  }
 });
 
 $<HTMLButtonElement>('undo').addEventListener('click', () => pad.undo());

@@ -47,18 +47,43 @@ export async function chooseBackend(): Promise<Backend> {
       };
     }
   ).gpu;
-  if (!gpu) return 'wasm';
+  const wasm = (why: string): Backend => {
+    console.info(`Models run on wasm: ${why}.`); // the one line a machine without WebGPU gets
+    return 'wasm';
+  };
+  if (!gpu) return wasm('this browser has no WebGPU');
   try {
     const adapter = await gpu.requestAdapter();
+    if (!adapter) return 'wasm'; // the browser itself logs the one line (Chromium: “No available adapters.”)
     // A software (fallback) adapter is ~100× slower than wasm here.
-    return adapter && !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) ? 'webgpu' : 'wasm';
+    if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter)
+      return wasm('the only WebGPU adapter is software');
+    return 'webgpu';
   } catch {
-    return 'wasm';
+    return wasm('WebGPU failed to start');
   }
 }
 
 // wasm threads need cross-origin isolation; at batch 1 one thread is as fast anyway.
 ort.env.wasm.numThreads = 1;
+
+const files = new Map<string, Promise<Uint8Array>>();
+
+/** The served model.onnx bytes, fetched once per model version. */
+export function modelBytes(model: ModelEntry): Promise<Uint8Array> {
+  const key = `${model.name}/${model.version}`;
+  let bytes = files.get(key);
+  if (!bytes) {
+    bytes = (async () => {
+      const response = await fetch(`/models/${model.name}/${model.version}/model.onnx`);
+      if (!response.ok) throw new Error(`model file: HTTP ${response.status}`);
+      return new Uint8Array(await response.arrayBuffer());
+    })();
+    files.set(key, bytes);
+    bytes.catch(() => files.delete(key));
+  }
+  return bytes;
+}
 
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
@@ -67,9 +92,8 @@ export function session(model: ModelEntry, backend: Backend): Promise<ort.Infere
   let s = sessions.get(key);
   if (!s) {
     s = (async () => {
-      const response = await fetch(`/models/${model.name}/${model.version}/model.onnx`);
-      if (!response.ok) throw new Error(`model file: HTTP ${response.status}`);
-      const bytes = new Uint8Array(await response.arrayBuffer());
+      // A copy: ORT may transfer the buffer to its worker, and the explainer reads the same bytes.
+      const bytes = (await modelBytes(model)).slice();
       return ort.InferenceSession.create(bytes, { executionProviders: [backend] });
     })();
     sessions.set(key, s);
