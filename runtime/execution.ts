@@ -6,8 +6,6 @@
  * Vulkan). 'auto' tries CUDA, then falls back to CPU with a one-line notice.
  */
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { encodeModel } from '../export/onnx/codec.ts';
 
 // Probing for CUDA or WebGPU makes onnxruntime log a red native error before it throws; we turn the
 // throw into one clear line, so its log would only be noise.
@@ -92,18 +90,4 @@ export async function createSession(
     settings.onNotice?.(`device auto: using the CPU (${(error as Error).message.split(' [')[0]})`);
     return { session: await tryCreate(model, 'cpu', settings), provider: 'cpu' };
   }
-}
-
-/**
- * Fail fast when `device` cannot run a session here: creates (and releases) a one-node session, so a
- * CLI can exit with the one-line reason before loading data or training. 'cpu' and 'auto' (which falls
- * back to the CPU) always pass without a probe.
- * @throws DeviceUnavailableError naming the device and why.
- */
-export async function probeDevice(device: Device): Promise<void> {
-  if (device === 'cpu' || device === 'auto') return;
-  const graph = new GraphBuilder('probe');
-  graph.output(graph.op('Identity', [graph.input('x', 'FLOAT', [1])]), 'FLOAT', [1]);
-  const { session } = await createSession(encodeModel(graph.toModel()), { device });
-  await session.release();
 }

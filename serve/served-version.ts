@@ -78,7 +78,11 @@ export class ServedVersion {
           signature.outputs.map((o) => {
             const rows = parts.map((p) => p[o.name] as Float32Array);
             const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-            rows.reduce((offset, r) => (all.set(r, offset), offset + r.length), 0);
+            let offset = 0;
+            for (const row of rows) {
+              all.set(row, offset);
+              offset += row.length;
+            }
             return [o.name, all];
           }),
         );

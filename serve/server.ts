@@ -10,9 +10,9 @@
 import type { Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
+import { probeDevice } from '../runtime/device-probe.ts';
 import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
-import { probeDevice } from './device-probe.ts';
 import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
 import { ModelRepository, SERVE_DEFAULTS } from './repository.ts';

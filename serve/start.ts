@@ -8,20 +8,21 @@
  * the repository lacks. Each training goes into a new run directory `<runs>/<model>/<timestamp>`; an
  * existing run is never reused or overwritten.
  */
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { listModelFiles } from '../export/repository.ts';
 import { oneOf, port, positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
-import { DEVICES, type Device, probeDevice } from '../runtime/execution.ts';
+import { probeDevice } from '../runtime/device-probe.ts';
+import { DEVICES, type Device } from '../runtime/execution.ts';
 import { terminalEvents } from '../train/cli/progress.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { newRunDir } from '../train/run-dir.ts';
 import { type ModelName, TUTORIAL_MODELS } from '../train/zoo/index.ts';
-import { onStopSignal, startServer } from './server.ts';
+import { assertPortFree, onStopSignal, startServer } from './server.ts';
+import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -67,13 +68,6 @@ async function trainAndExport(model: ModelName, plan: TrainingPlan): Promise<voi
   console.log(`exported ${report.path}: test accuracy ${report.accuracy.toFixed(2)}%`);
 }
 
-async function buildWebDemo(outDir: string): Promise<void> {
-  if (existsSync(join(outDir, 'index.html'))) return;
-  console.log('== building the web demo');
-  const { build } = await import('vite');
-  await build({ configFile: join(ROOT, 'web-demo', 'vite.config.ts'), logLevel: 'warn' });
-}
-
 await runCli(async () => {
   const o = program.opts<{
     all: boolean;
@@ -85,7 +79,9 @@ await runCli(async () => {
     epochs?: number;
     limit?: number;
   }>();
-  await probeDevice(o.device); // an unavailable device fails here, before training or loading anything
+  // An unavailable device or a busy port fails here, before minutes of training.
+  await probeDevice(o.device);
+  await assertPortFree(o.host, o.port);
   const served = [...new Set(listModelFiles(o.models).map((file) => file.name))];
   const toTrain = o.all
     ? TUTORIAL_MODELS.filter((m) => !served.includes(m))
@@ -101,13 +97,12 @@ await runCli(async () => {
   };
   for (const model of toTrain) await trainAndExport(model, plan);
   if (toTrain.length === 0) console.log(`using the models in ${o.models}: ${served.join(', ')}`);
-  const webRoot = join(ROOT, 'web-demo', 'dist');
-  await buildWebDemo(webRoot);
+  await ensureWebDemo();
   const server = await startServer({
     models: o.models,
     port: o.port,
     host: o.host,
-    webRoot,
+    webRoot: WEB_ROOT,
     device: o.device,
     log: (line) => console.log(line),
   });

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { probeDevice } from '../runtime/execution.ts';
+import { probeDevice } from '../runtime/device-probe.ts';
 
 const cudaMissing = await probeDevice('cuda').then(
   () => false,

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { probeDevice } from '../runtime/execution.ts';
+import { probeDevice } from '../runtime/device-probe.ts';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
 import { trainRun } from '../train/loop.ts';

@@ -26,7 +26,7 @@ const SWAGGER_FILES: Record<string, string> = {
   'favicon-32x32.png': 'image/png',
 };
 
-const docsPage = (specPath: string) => `<!doctype html>
+const docsPage = () => `<!doctype html>
 <html lang="en">
 <head><meta charset="utf-8"><title>mnist-onnx-cnn API</title>
 <link rel="icon" href="/docs/assets/favicon-32x32.png"><link rel="stylesheet" href="/docs/assets/swagger-ui.css"></head>
@@ -38,7 +38,7 @@ const docsPage = (specPath: string) => `<!doctype html>
 
 export function webRoutes(options: WebRouteOptions): Hono {
   const app = new Hono();
-  app.get('/docs', (c) => c.html(docsPage(options.specPath)));
+  app.get('/docs', (c) => c.html(docsPage()));
   // Inline scripts would need a CSP exception; the initializer is a file of its own.
   app.get('/docs/init.js', (c) =>
     c.body(

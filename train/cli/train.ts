@@ -18,7 +18,8 @@ import {
   positiveNumber,
 } from '../../runtime/cli/options.ts';
 import { runCli } from '../../runtime/cli/run-cli.ts';
-import { DEVICES, probeDevice } from '../../runtime/execution.ts';
+import { probeDevice } from '../../runtime/device-probe.ts';
+import { DEVICES } from '../../runtime/execution.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';

@@ -2,20 +2,15 @@
  * Check that an execution provider is really there before serving: a one-node model on that device,
  * created in a child process — Dawn, Vulkan and CUDA print several lines of native noise to stderr when
  * they fail, and only a separate process can keep those off the user's terminal. `serve --device cuda` on
- * a machine without CUDA then exits with our one-line reason instead of serving no model.
+ * a machine without CUDA then exits with our one-line reason instead of serving no model, and `train`
+ * and `start` fail before loading data or training.
  */
 import { execFile } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { GraphBuilder } from '../export/onnx/builder.ts';
 import { encodeModel } from '../export/onnx/codec.ts';
-import {
-  type Device,
-  DeviceUnavailableError,
-  type Provider,
-  sessionOptions,
-  unavailableReason,
-} from '../runtime/execution.ts';
+import { type Device, DeviceUnavailableError, type Provider, sessionOptions, unavailableReason } from './execution.ts';
 
 const ORT = pathToFileURL(createRequire(import.meta.url).resolve('onnxruntime-node')).href;
 
