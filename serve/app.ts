@@ -18,6 +18,7 @@ import { infer } from './inference.ts';
 import type { Metrics } from './metrics.ts';
 import { BlankImageError, preprocessRgba } from './preprocess/digit.ts';
 import { ModelNotFoundError, type ModelRepository, type ServedVersion } from './repository.ts';
+import { mnistRoutes } from './routes/mnist.ts';
 import {
   ErrorSchema,
   InferRequestSchema,
@@ -420,6 +421,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   });
   app.get('/docs', swaggerUI({ url: '/openapi.json' }));
 
+  app.route('/', mnistRoutes());
   if (options.webRoot && existsSync(options.webRoot)) {
     // Cross-origin isolation lets onnxruntime-web use wasm threads.
     app.use('*', async (c, next) => {
