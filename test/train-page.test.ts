@@ -77,7 +77,7 @@ describe.skipIf(!chromiumPath)('/train in Chromium', () => {
     expect(during.running).toBe(true);
     expect(during.done).toBe(false);
     expect(during.backend).toBe('wasm');
-    expect(during.note).toMatch(/threads?\+SIMD/);
+    expect(during.note).toMatch(/^wasm, SIMD, \d+ threads? \(/);
 
     await page.waitForFunction(() => (window as unknown as { trainPage: TrainPageState }).trainPage.done, undefined, {
       timeout: 90_000,

@@ -28,8 +28,8 @@ export async function chooseTrainingBackend(wanted: 'auto' | 'wasm' | 'webgpu'):
 
 /** wasm threads: all cores when cross-origin isolated (SharedArrayBuffer), else one, with the reason. */
 export function chooseThreads(wanted: number): { threads: number; reason: string } {
-  if (!self.crossOriginIsolated) return { threads: 1, reason: 'not cross-origin isolated, so 1 thread' };
-  if (wanted > 0) return { threads: wanted, reason: `${wanted} thread${wanted === 1 ? '' : 's'} requested` };
+  if (!self.crossOriginIsolated) return { threads: 1, reason: '1 thread (the page is not cross-origin isolated)' };
+  if (wanted > 0) return { threads: wanted, reason: `${wanted} thread${wanted === 1 ? '' : 's'} (requested)` };
   const cores = navigator.hardwareConcurrency || 1;
-  return { threads: cores, reason: `${cores} threads (all cores)` };
+  return { threads: cores, reason: `${cores} thread${cores === 1 ? '' : 's'} (all cores)` };
 }

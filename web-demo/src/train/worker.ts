@@ -62,12 +62,11 @@ async function train(request: TrainRequest): Promise<void> {
     choice = { backend: 'wasm', reason: `WebGPU failed (${(error as Error).message.slice(0, 120)})` };
     trainer = await create('wasm');
   }
-  const wasmNote = `${ort.env.wasm.numThreads === 1 ? '1 thread' : `${ort.env.wasm.numThreads} threads`}+SIMD; ${threads.reason}`;
   post({
     type: 'backend',
     backend: choice.backend,
     threads: threads.threads,
-    note: choice.backend === 'wasm' ? `wasm (${wasmNote}): ${choice.reason}` : `WebGPU: ${choice.reason}`,
+    note: choice.backend === 'wasm' ? `wasm, SIMD, ${threads.reason}; ${choice.reason}` : `WebGPU: ${choice.reason}`,
   });
 
   const stream = new BatchStream(trainSet, request.batchSize, new Rng(request.seed));
