@@ -6,7 +6,7 @@ import type { BrowserRecipe, TrainRequest } from './protocol.ts';
 export const BROWSER_RECIPES: Record<BrowserRecipe, { label: string; config: Omit<TrainConfig, 'model'> }> = {
   tutorial: { label: 'Tutorial: SGD lr 0.01, momentum 0.5, batch 64', config: RECIPES.tutorial.config },
   'adamw-onecycle': {
-    label: 'AdamW one-cycle (weight decay 5·10⁻⁴), lr 0.01, batch 128',
+    label: 'AdamW one-cycle',
     config: { ...RECIPES.fast.config, augment: false },
   },
 };
