@@ -4,7 +4,7 @@ import type { TrainConfig } from '../../../train/run-config.ts';
 import type { BrowserRecipe, TrainRequest } from './protocol.ts';
 
 export const BROWSER_RECIPES: Record<BrowserRecipe, { label: string; config: Omit<TrainConfig, 'model'> }> = {
-  tutorial: { label: 'Tutorial: SGD lr 0.01, momentum 0.5, batch 64', config: RECIPES.tutorial.config },
+  tutorial: { label: 'Tutorial SGD', config: RECIPES.tutorial.config },
   'adamw-onecycle': {
     label: 'AdamW one-cycle',
     config: { ...RECIPES.fast.config, augment: false },
