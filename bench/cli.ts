@@ -9,13 +9,14 @@ import { Command } from 'commander';
 import { writeFileAtomic } from '../export/files.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { isModelName, MODEL_NAMES } from '../train/zoo/index.ts';
+import { benchBrowser } from './browser-train.ts';
 import { serveLoad } from './serve-load.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';
 import { ourTrainingThroughput } from './train-throughput.ts';
 
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
-  .option('--what <what>', 'which benchmark: train, serve or all', 'all')
+  .option('--what <what>', 'which benchmark: train, serve, browser or all', 'all')
   .option('--models <list>', 'comma-separated model names', MODEL_NAMES.join(','))
   .option('--threads <list>', 'comma-separated intra-op thread counts', '1,2')
   .option('--batch <n>', 'batch size', '64')
@@ -63,10 +64,12 @@ await runCli(async () => {
     rounds: string;
     seconds: string;
   }>();
-  if (!['train', 'serve', 'all'].includes(o.what))
-    throw new Error(`unknown benchmark '${o.what}'; available: train, serve, all`);
+  if (!['train', 'serve', 'browser', 'all'].includes(o.what))
+    throw new Error(`unknown benchmark '${o.what}'; available: train, serve, browser, all`);
   if (o.what === 'serve' || o.what === 'all') await benchServe(Number(o.seconds));
-  if (o.what !== 'serve') await benchTrain(o);
+  if (o.what === 'train' || o.what === 'all') await benchTrain(o);
+  if (o.what === 'browser' || o.what === 'all')
+    await benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch: Number(o.batch) });
   await writeSummary();
 });
 
@@ -74,7 +77,7 @@ await runCli(async () => {
 async function writeSummary(): Promise<void> {
   const { existsSync, readFileSync } = await import('node:fs');
   const path = (kind: string, ext: string) => new URL(`./results-${kind}.${ext}`, import.meta.url).pathname;
-  const kinds = ['train', 'serve'].filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
+  const kinds = ['train', 'serve', 'browser'].filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
   const md = kinds.map((k) => readFileSync(path(k, 'md'), 'utf8'));
   const json = Object.fromEntries(kinds.map((k) => [k, JSON.parse(readFileSync(path(k, 'json'), 'utf8'))]));
   await writeFileAtomic(new URL('./results.md', import.meta.url).pathname, `${md.join('\n')}`);

@@ -6,12 +6,14 @@
  * Vulkan). 'auto' tries CUDA, then falls back to CPU with a one-line notice.
  */
 import * as ort from 'onnxruntime-node';
+import type { OrtRuntime, Device as RuntimeDevice, SessionSettings as RuntimeSettings } from './ort-runtime.ts';
 
 // Probing for CUDA or WebGPU makes onnxruntime log a red native error before it throws; we turn the
 // throw into one clear line, so its log would only be noise.
 ort.env.logLevel = 'fatal';
 
-export type Device = 'auto' | 'cpu' | 'cuda' | 'webgpu';
+/** The devices onnxruntime-node offers ('wasm' is onnxruntime-web's). */
+export type Device = Exclude<RuntimeDevice, 'wasm'>;
 export const DEVICES: readonly Device[] = ['auto', 'cpu', 'cuda', 'webgpu'];
 export type Provider = Exclude<Device, 'auto'>;
 
@@ -19,14 +21,8 @@ export class DeviceUnavailableError extends Error {
   override name = 'DeviceUnavailableError';
 }
 
-export interface SessionSettings {
+export interface SessionSettings extends RuntimeSettings {
   device?: Device;
-  /** Intra-op threads (default 1: on shared 2-core machines 1 thread, or 2 without spinning, beat ORT's default). */
-  threads?: number;
-  /** Called with a one-line message when 'auto' falls back. */
-  onNotice?: (message: string) => void;
-  /** Node names to keep on the CPU when a GPU provider runs the rest (ops it lacks). */
-  forceCpuNodeNames?: string[];
 }
 
 const WHY: Record<Exclude<Provider, 'cpu'>, string> = {
@@ -91,3 +87,12 @@ export async function createSession(
     return { session: await tryCreate(model, 'cpu', settings), provider: 'cpu' };
   }
 }
+
+/** onnxruntime-node as the Trainer's injected runtime (the CLI's, the tests' and the benchmarks' default). */
+export const nodeRuntime: OrtRuntime = {
+  Tensor: ort.Tensor,
+  createSession(model, settings) {
+    if (settings.device === 'wasm') throw new DeviceUnavailableError("wasm is onnxruntime-web's device, not Node's");
+    return createSession(model, { ...settings, device: settings.device });
+  },
+};

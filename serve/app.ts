@@ -5,6 +5,7 @@
  *   routes/v2.ts       the Open Inference Protocol v2 (KServe/Triton), transparent
  *   routes/models.ts   /api/models and the served model files
  *   routes/metrics.ts  /metrics
+ *   routes/mnist.ts    /api/mnist — MNIST for training in the browser
  *   routes/web.ts      /docs (offline Swagger UI) and the web demo
  * The OpenAPI 3.1 document at /openapi.json is generated from the same route definitions.
  *
@@ -22,6 +23,7 @@ import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelRepository } from './repository.ts';
 import { metricsRoutes } from './routes/metrics.ts';
+import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { v2Routes } from './routes/v2.ts';
@@ -110,6 +112,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.route('/', v2Routes({ repository, maxBodyBytes, serverName: SERVER_NAME, serverVersion }));
   app.route('/', modelRoutes({ repository }));
   app.route('/', metricsRoutes({ metrics }));
+  app.route('/', mnistRoutes());
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {

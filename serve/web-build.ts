@@ -5,9 +5,12 @@ import { join, resolve } from 'node:path';
 export const WEB_ROOT = resolve(import.meta.dirname, '../web-demo/dist');
 const CONFIG = resolve(import.meta.dirname, '../web-demo/vite.config.ts');
 
-/** Build into `outDir` unless it already holds a build; says so in one line. */
+/** The pages a complete build has (a build from an older checkout may lack the newer ones). */
+const PAGES = ['index.html', join('train', 'index.html')];
+
+/** Build into `outDir` unless it already holds a complete build; says so in one line. */
 export async function ensureWebDemo(outDir = WEB_ROOT, log: (line: string) => void = console.log): Promise<void> {
-  if (existsSync(join(outDir, 'index.html'))) return;
+  if (PAGES.every((page) => existsSync(join(outDir, page)))) return;
   // Vite is a dev dependency: a production install (the container image) has the demo prebuilt instead.
   const vite = 'vite';
   let build: typeof import('vite').build;

@@ -49,6 +49,7 @@ it('is a valid OpenAPI 3.1 document covering every route, with path parameters, 
     '/api/models': ['get'],
     '/models/{model}/{version}/model.onnx': ['get'],
     '/metrics': ['get'],
+    '/api/mnist/{split}': ['get'],
   };
   expect(Object.keys(spec.paths).sort()).toEqual(Object.keys(expected).sort());
   for (const [path, methods] of Object.entries(expected)) {
@@ -86,7 +87,7 @@ it('is a valid OpenAPI 3.1 document covering every route, with path parameters, 
 
   // Every route in the document answers (none is a 404 "no route").
   for (const path of Object.keys(expected)) {
-    const url = path.replace('{model}', 'nope').replace('{version}', '1');
+    const url = path.replace('{model}', 'nope').replace('{version}', '1').replace('{split}', 'test?count=1');
     const method = expected[path]?.[0]?.toUpperCase() as string;
     const r = await fetch(`${server.url}${url}`, {
       method,

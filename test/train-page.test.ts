@@ -1,0 +1,197 @@
+/**
+ * Training in the browser, end to end in headless Debian Chromium against the real server (one build,
+ * one server):
+ * - /train: the simple CNN trained on 2,000 MNIST images for one epoch in a worker (onnxruntime-web wasm)
+ *   reaches ≥ 90% on MNIST's held-out test images, the page stays responsive while it trains, and the
+ *   downloaded model.onnx is a deployable model that `serve` loads unchanged and that reads MNIST digits;
+ * - "Teach it your handwriting" on the draw page: digits drawn with real mouse events and labelled
+ *   fine-tune the served cnn so that its answers on them change to the labels, without wrecking MNIST;
+ *   the result is kept in IndexedDB and offered as a download.
+ */
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { build } from 'vite';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeModel } from '../export/onnx/codec.ts';
+import { IMAGE_PIXELS } from '../runtime/contract.ts';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { loadMnist } from '../train/data/mnist.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+
+interface TrainPageState {
+  running: boolean;
+  backend?: string;
+  note?: string;
+  batches: number;
+  epochs: { epoch: number; testAccuracy: number }[];
+  testAccuracy?: number;
+  done: boolean;
+  error?: string;
+  strokes: number;
+  prediction?: number;
+}
+
+interface TeachState {
+  samples: number;
+  running: boolean;
+  model?: string;
+  before?: { answers: number[]; mnistAccuracy: number };
+  after?: { answers: number[]; mnistAccuracy: number };
+  saved: boolean;
+  error?: string;
+}
+
+const teach = (page: Page) => page.evaluate(() => (window as unknown as { teach: TeachState }).teach);
+const pageState = (page: Page) => page.evaluate(() => (window as unknown as { trainPage: TrainPageState }).trainPage);
+
+describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
+  let server: RunningServer;
+  let browser: Browser;
+  const tmp = mkdtempSync(join(tmpdir(), 'train-page-'));
+
+  beforeAll(async () => {
+    const webRoot = join(tmp, 'web');
+    await build({
+      configFile: 'web-demo/vite.config.ts',
+      logLevel: 'warn',
+      build: { outDir: webRoot, emptyOutDir: true },
+    });
+    // The served model "Teach it your handwriting" starts from: the simple CNN, tutorial recipe, 10 epochs.
+    mkdirSync(join(tmp, 'models', 'cnn', '1'), { recursive: true });
+    copyFileSync('test/fixtures/models/cnn/1/model.onnx', join(tmp, 'models', 'cnn', '1', 'model.onnx'));
+    server = await startServer({ models: join(tmp, 'models'), port: 0, webRoot });
+    browser = await launch();
+  }, 120_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  it('trains cnn on 2,000 images for 1 epoch to ≥ 90% test accuracy, responsive throughout; serve loads the download', async () => {
+    const page = await browser.newPage({ acceptDownloads: true, viewport: { width: 1100, height: 900 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    // AdamW one-cycle at batch 16 and lr 0.005: enough steps (125) in one epoch of 2,000 images. The
+    // CLI's Trainer gets 90.9% on the first 1,000 test images with these settings and seed 0.
+    await page.goto(
+      `${server.url}/train?model=cnn&recipe=adamw-onecycle&epochs=1&train=2000&batch=16&lr=0.005&test=1000&ep=wasm`,
+    );
+    await page.click('#train');
+    await page.waitForFunction(
+      () => (window as unknown as { trainPage: TrainPageState }).trainPage.batches > 5,
+      undefined,
+      {
+        timeout: 120_000,
+      },
+    );
+    // A stroke drawn while the worker trains is handled by the page before training ends.
+    await drawStrokes(page, DIGITS[7] as [number, number][][]);
+    const during = await pageState(page);
+    expect(during.strokes).toBe(1);
+    expect(during.running).toBe(true);
+    expect(during.done).toBe(false);
+    expect(during.backend).toBe('wasm');
+    expect(during.note).toMatch(/^wasm, SIMD, \d+ threads? \(/);
+
+    await page.waitForFunction(() => (window as unknown as { trainPage: TrainPageState }).trainPage.done, undefined, {
+      timeout: 90_000,
+    });
+    const done = await pageState(page);
+    expect(done.error).toBeUndefined();
+    expect(done.batches).toBe(125);
+    const shown = (await page.textContent('#result')) ?? '';
+    expect(shown).toMatch(/^test accuracy: \d+\.\d%$/);
+    expect(Number(shown.match(/([\d.]+)%/)?.[1])).toBeGreaterThanOrEqual(90);
+    expect(await page.textContent('#progress')).toMatch(/on 1,000 held-out MNIST test images/);
+    // The stroke drawn during training is now read by the new model.
+    await page.waitForFunction(
+      () => (window as unknown as { trainPage: TrainPageState }).trainPage.prediction !== undefined,
+    );
+    await page.screenshot({ path: 'test-results/train-page.png', fullPage: true });
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
+    expect(download.suggestedFilename()).toBe('model.onnx');
+    const repo = join(tmp, 'repo');
+    mkdirSync(join(repo, 'browser-cnn', '1'), { recursive: true });
+    const file = join(repo, 'browser-cnn', '1', 'model.onnx');
+    await download.saveAs(file);
+    expect(errors).toEqual([]);
+    await page.close();
+
+    // The export contract: metadata keys and the two outputs.
+    const model = decodeModel(readFileSync(file));
+    const meta = Object.fromEntries((model.metadata_props ?? []).map((p) => [p.key, p.value]));
+    expect(meta.name).toBe('cnn');
+    expect(meta.input_contract).toMatch(/raw intensities in \[0,1\]/);
+    expect(Number(meta.test_accuracy)).toBeGreaterThanOrEqual(90);
+    expect((model.graph?.output ?? []).map((o) => o.name)).toEqual(['logits', 'probabilities']);
+
+    // serve loads it unchanged and reads MNIST test digits through /predict.
+    const served = await startServer({ models: repo, port: 0 });
+    try {
+      const test = await loadMnist('test');
+      const count = 200;
+      const inputs = Array.from({ length: count }, (_, i) =>
+        Array.from(test.images.subarray(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS), (v) => v / 255),
+      );
+      const response = await fetch(`${served.url}/predict/browser-cnn`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs }),
+      });
+      expect(response.status).toBe(200);
+      const answers = (await response.json()) as { prediction: number }[];
+      const hits = answers.filter((a, i) => a.prediction === test.labels[i]).length;
+      expect(hits / count).toBeGreaterThanOrEqual(0.85);
+    } finally {
+      await served.close();
+    }
+  }, 240_000);
+
+  it('fine-tuning on five drawn digits changes the served cnn’s answers on them to their labels', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}/?ep=wasm`);
+    await page.waitForFunction(() => (window as unknown as { teach?: TeachState }).teach !== undefined);
+    // A "1" the user means as a 4: the served model reads it as 1, so teaching must change its answer.
+    for (let i = 0; i < 5; i++) {
+      await drawStrokes(page, DIGITS[1] as [number, number][][], '#teach-pad');
+      await page.selectOption('#teach-label', '4');
+      await page.click('#teach-add');
+    }
+    expect((await teach(page)).samples).toBe(5);
+    await page.click('#teach-tune');
+    await page.waitForFunction(
+      () => {
+        const s = (window as unknown as { teach: TeachState }).teach;
+        return s.after !== undefined || s.error !== undefined;
+      },
+      undefined,
+      { timeout: 150_000 },
+    );
+    const state = await teach(page);
+    expect(state.error).toBeUndefined();
+    expect(state.model).toBe('cnn');
+    expect(state.before?.answers).toEqual([1, 1, 1, 1, 1]);
+    expect(state.after?.answers).toEqual([4, 4, 4, 4, 4]);
+    // Mixed with MNIST, it still reads MNIST (the fixture is 98.6% on the full test set). This lesson
+    // contradicts MNIST's own 1s (12.6% of the first 1,000 test images), so some of those now read as 4:
+    // measured 98.3% → 91.5%; the bound only says the model was not wrecked.
+    expect(state.before?.mnistAccuracy).toBeGreaterThan(95);
+    expect(state.after?.mnistAccuracy).toBeGreaterThan(85);
+    await page.waitForFunction(() => (window as unknown as { teach: TeachState }).teach.saved);
+    expect(await page.isVisible('#teach-download')).toBe(true);
+    await page.screenshot({ path: 'test-results/teach.png', fullPage: true });
+
+    // Kept in IndexedDB: a reload offers the fine-tuned model again.
+    await page.reload();
+    await page.waitForFunction(() => (window as unknown as { teach?: TeachState }).teach?.saved);
+    expect(await page.textContent('#teach-results')).toMatch(/A fine-tuned cnn \(5 digits/);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 240_000);
+});

@@ -1,0 +1,69 @@
+/**
+ * One code path: the same Trainer (graph builder, gradient rules, optimizers) on onnxruntime-web's wasm
+ * backend, which runs in Node too, takes the same steps as on onnxruntime-node — same seed, same MNIST
+ * batches → the same losses and weights to float tolerance. The browser's /train page runs exactly this.
+ */
+import * as ortWeb from 'onnxruntime-web';
+import { describe, expect, it } from 'vitest';
+import { nodeRuntime } from '../runtime/execution.ts';
+import type { OrtRuntime } from '../runtime/ort-runtime.ts';
+import { webRuntime } from '../runtime/web-runtime.ts';
+import { BatchStream } from '../train/data/batches.ts';
+import { loadMnist, take } from '../train/data/mnist.ts';
+import { optimizerFor } from '../train/optim/from-config.ts';
+import { Rng } from '../train/random.ts';
+import { RECIPES } from '../train/recipes.ts';
+import { learningRate } from '../train/schedule.ts';
+import { Trainer } from '../train/trainer-core.ts';
+import { type ModelName, ZOO } from '../train/zoo/index.ts';
+
+ortWeb.env.wasm.numThreads = 1;
+const web = webRuntime(ortWeb);
+const STEPS = 6;
+const mnist = loadMnist('train');
+
+async function firstSteps(runtime: OrtRuntime, model: ModelName, recipe: 'tutorial' | 'fast') {
+  const config = { ...RECIPES[recipe].config, model };
+  const data = take(await mnist, STEPS * config.batchSize);
+  const trainer = await Trainer.create(ZOO[model].build(), {
+    runtime,
+    optimizer: optimizerFor(config),
+    seed: 3,
+  });
+  const stream = new BatchStream(data, config.batchSize, new Rng(3));
+  const losses: number[] = [];
+  for (const batch of stream.epoch()) {
+    const lr = learningRate(config.schedule, config.lr, trainer.steps, STEPS);
+    losses.push((await trainer.step(batch.images, batch.labels, lr)).loss);
+  }
+  const weights = trainer.weights();
+  await trainer.release();
+  return { losses, weights, provider: trainer.provider };
+}
+
+describe('the Trainer on onnxruntime-web (wasm) matches onnxruntime-node', () => {
+  for (const [model, recipe] of [
+    ['cnn', 'tutorial'],
+    ['fast-cnn', 'fast'],
+  ] as const) {
+    it(`${model}, ${recipe} recipe: first ${STEPS} losses and the weights after them`, async () => {
+      const a = await firstSteps(nodeRuntime, model, recipe);
+      const b = await firstSteps(web, model, recipe);
+      expect(a.provider).toBe('cpu');
+      expect(b.provider).toBe('wasm');
+      expect(b.losses).toHaveLength(STEPS);
+      // The loss must move (a test that could fail), and both runtimes must see the same trajectory.
+      expect(Math.abs((a.losses.at(-1) as number) - (a.losses[0] as number))).toBeGreaterThan(1e-3);
+      a.losses.forEach((loss, i) => {
+        expect(Math.abs(loss - (b.losses[i] as number)), `step ${i + 1}`).toBeLessThan(1e-4 * Math.max(1, loss));
+      });
+      let maxDiff = 0;
+      for (const [name, values] of a.weights) {
+        const other = b.weights.get(name) as Float32Array;
+        for (let i = 0; i < values.length; i++)
+          maxDiff = Math.max(maxDiff, Math.abs((values[i] as number) - (other[i] as number)));
+      }
+      expect(maxDiff).toBeLessThan(1e-4);
+    });
+  }
+});

@@ -1,0 +1,147 @@
+/**
+ * Fine-tune a served model on the user's own drawn digits: the CLI's Trainer (injected runtime) starts
+ * from the served weights and takes a few AdamW steps on batches that mix the user's samples with MNIST
+ * training images (so it does not forget MNIST), then the result goes through the same deployable/validation
+ * path as /train. Reports the answers on the samples and the MNIST test accuracy before and after.
+ */
+import {
+  IMAGE_PIXELS,
+  IMAGE_SHAPE,
+  INPUT_NAME,
+  LOGITS_NAME,
+  MNIST_MEAN,
+  MNIST_STD,
+} from '../../../runtime/contract.ts';
+import type { OrtRuntime, Tensor } from '../../../runtime/ort-runtime.ts';
+import { type Dataset, normalize } from '../../../train/data/dataset.ts';
+import { adamw } from '../../../train/optim/index.ts';
+import { Rng } from '../../../train/random.ts';
+import { Trainer } from '../../../train/trainer-core.ts';
+import { ZOO } from '../../../train/zoo/index.ts';
+import { argmax, deployable } from '../train/deploy.ts';
+import { trainableFromDeployable } from './weights.ts';
+
+/** One drawn digit: 784 raw intensities in [0,1] (MNIST-preprocessed) and the label the user gave. */
+export interface Sample {
+  pixels: Float32Array;
+  label: number;
+}
+
+export interface Snapshot {
+  /** The model's answer for each sample. */
+  answers: number[];
+  /** Accuracy (%) on the MNIST test images. */
+  mnistAccuracy: number;
+}
+
+export interface FineTuneOptions {
+  steps: number;
+  /** User samples per batch (cycled), the rest of the batch MNIST images. */
+  userPerBatch: number;
+  batchSize: number;
+  lr: number;
+  seed: number;
+}
+
+export const FINE_TUNE_DEFAULTS: FineTuneOptions = { steps: 30, userPerBatch: 8, batchSize: 32, lr: 1e-3, seed: 0 };
+
+export interface FineTuned {
+  model: string;
+  bytes: Uint8Array;
+  before: Snapshot;
+  after: Snapshot;
+  maxLogitDifference: number;
+}
+
+/** Answers of a deployable model (raw pixels in) for `count` images. */
+async function answersOf(runtime: OrtRuntime, bytes: Uint8Array, raw: Float32Array, count: number): Promise<number[]> {
+  const { session } = await runtime.createSession(bytes.slice(), { device: 'wasm' });
+  try {
+    const answers: number[] = [];
+    for (let start = 0; start < count; start += 500) {
+      const n = Math.min(500, count - start);
+      const input = new runtime.Tensor('float32', raw.slice(start * IMAGE_PIXELS, (start + n) * IMAGE_PIXELS), [
+        n,
+        ...IMAGE_SHAPE,
+      ]);
+      const logits = (await session.run({ [INPUT_NAME]: input }))[LOGITS_NAME] as Tensor;
+      const data = logits.data as Float32Array;
+      const classes = data.length / n;
+      for (let i = 0; i < n; i++) answers.push(argmax(data.subarray(i * classes, (i + 1) * classes)));
+    }
+    return answers;
+  } finally {
+    await session.release();
+  }
+}
+
+async function snapshot(runtime: OrtRuntime, bytes: Uint8Array, samples: Sample[], test: Dataset): Promise<Snapshot> {
+  const userRaw = new Float32Array(samples.length * IMAGE_PIXELS);
+  samples.forEach((s, i) => {
+    userRaw.set(s.pixels, i * IMAGE_PIXELS);
+  });
+  const answers = await answersOf(runtime, bytes, userRaw, samples.length);
+  const mnist = await answersOf(
+    runtime,
+    bytes,
+    Float32Array.from(test.images, (v) => v / 255),
+    test.count,
+  );
+  const hits = mnist.filter((a, i) => a === test.labels[i]).length;
+  return { answers, mnistAccuracy: (100 * hits) / test.count };
+}
+
+export async function fineTune(
+  runtime: OrtRuntime,
+  served: Uint8Array,
+  samples: Sample[],
+  data: { train: Dataset; test: Dataset },
+  options: FineTuneOptions = FINE_TUNE_DEFAULTS,
+  onStep?: (step: number, loss: number) => void,
+): Promise<FineTuned> {
+  if (samples.length === 0) throw new Error('draw and label at least one digit first');
+  const { name, weights } = trainableFromDeployable(served);
+  const before = await snapshot(runtime, served, samples, data.test);
+  const trainer = await Trainer.create(ZOO[name].build(), {
+    runtime,
+    device: 'wasm',
+    optimizer: adamw({ weightDecay: 0 }),
+    weights,
+    seed: options.seed,
+  });
+  const userNormalized = samples.map((s) => Float32Array.from(s.pixels, (v) => (v - MNIST_MEAN) / MNIST_STD));
+  const mnistNormalized = normalize(data.train.images);
+  const rng = new Rng(options.seed);
+  try {
+    for (let step = 0; step < options.steps; step++) {
+      const images = new Float32Array(options.batchSize * IMAGE_PIXELS);
+      const labels: number[] = [];
+      for (let k = 0; k < options.batchSize; k++) {
+        if (k < options.userPerBatch) {
+          const i = (step * options.userPerBatch + k) % samples.length;
+          images.set(userNormalized[i] as Float32Array, k * IMAGE_PIXELS);
+          labels.push((samples[i] as Sample).label);
+        } else {
+          const i = rng.int(data.train.count);
+          images.set(mnistNormalized.subarray(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS), k * IMAGE_PIXELS);
+          labels.push(data.train.labels[i] as number);
+        }
+      }
+      const { loss } = await trainer.step(images, labels, options.lr);
+      onStep?.(step + 1, loss);
+    }
+    const deployed = await deployable(
+      runtime,
+      name,
+      trainer.weights(),
+      {
+        training_recipe: `fine-tuned in the browser: ${options.steps} AdamW steps (lr ${options.lr}) on ${samples.length} drawn digits mixed with MNIST (${options.userPerBatch} of ${options.batchSize} per batch)`,
+      },
+      data.test,
+    );
+    const after = await snapshot(runtime, deployed.bytes, samples, data.test);
+    return { model: name, bytes: deployed.bytes, before, after, maxLogitDifference: deployed.maxLogitDifference };
+  } finally {
+    await trainer.release();
+  }
+}

@@ -1,0 +1,24 @@
+/** The page's two recipes, taken from train/recipes.ts (the CLI's tutorial and AdamW one-cycle settings). */
+import { RECIPES } from '../../../train/recipes.ts';
+import type { TrainConfig } from '../../../train/run-config.ts';
+import type { BrowserRecipe, TrainRequest } from './protocol.ts';
+
+export const BROWSER_RECIPES: Record<BrowserRecipe, { label: string; config: Omit<TrainConfig, 'model'> }> = {
+  tutorial: { label: 'Tutorial SGD', config: RECIPES.tutorial.config },
+  'adamw-onecycle': {
+    label: 'AdamW one-cycle',
+    config: { ...RECIPES.fast.config, augment: false },
+  },
+};
+
+/** The recipe's settings with the page's batch size and peak learning rate. */
+export function recipeConfig(request: TrainRequest): TrainConfig {
+  return {
+    ...BROWSER_RECIPES[request.recipe].config,
+    model: request.model,
+    epochs: request.epochs,
+    batchSize: request.batchSize,
+    lr: request.lr,
+    seed: request.seed,
+  };
+}
