@@ -154,6 +154,8 @@ describe('the image: its build stage bundle, CMD and HEALTHCHECK', () => {
     await run(process.execPath, [join(ROOT, bundle?.[1] as string), join(app, cmd[1] as string)], { cwd: ROOT });
     mkdirSync(join(app, 'web-demo', 'dist'), { recursive: true });
     writeFileSync(join(app, 'web-demo', 'dist', 'index.html'), '<!doctype html><title>demo</title>');
+    mkdirSync(join(app, 'web-demo', 'dist', 'train'), { recursive: true }); // the build stage builds both pages
+    writeFileSync(join(app, 'web-demo', 'dist', 'train', 'index.html'), '<!doctype html><title>train</title>');
     symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'));
     // The final stage installs `dependencies` only: every package the bundle imports must be one.
     const { dependencies } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));

@@ -219,14 +219,14 @@ describe('export writes config.pbtxt beside the versions', () => {
     // The user's edit (smaller batches, a comment) survives the next export byte for byte.
     const edited = readFileSync(configPath, 'utf8').replace('max_batch_size: 64', 'max_batch_size: 8 # GPU memory');
     writeFileSync(configPath, edited);
-    const second = await exportRun({ run, out, test: data.test });
+    const second = await exportRun({ run, out, test: data.test, version: 2 }); // the same checkpoint, deliberately
     expect(second.tritonConfig).toEqual({ path: configPath, action: 'kept' });
     expect(readFileSync(configPath, 'utf8')).toBe(edited);
 
     // A config that no longer describes the model stops the export before anything is written.
     const wrong = edited.replace('name: "input"', 'name: "pixels"');
     writeFileSync(configPath, wrong);
-    await expect(exportRun({ run, out, test: data.test })).rejects.toThrow(
+    await expect(exportRun({ run, out, test: data.test, version: 3 })).rejects.toThrow(
       /config\.pbtxt does not describe this model \(the model has no input 'pixels'; the config lacks input 'input'\); nothing written/,
     );
     expect(existsSync(join(out, 'cnn', '3'))).toBe(false);
@@ -235,7 +235,7 @@ describe('export writes config.pbtxt beside the versions', () => {
     // One with options outside our schema subset is kept unchecked, and the export says so.
     const extended = `${edited}parameters { key: "intra_op_thread_count" value: { string_value: "1" } }\n`;
     writeFileSync(configPath, extended);
-    const third = await exportRun({ run, out, test: data.test });
+    const third = await exportRun({ run, out, test: data.test, version: 3 });
     expect(third.tritonConfig.action).toBe('kept');
     expect(third.tritonConfig.warning).toMatch(/unchecked: line \d+: unknown field 'parameters'/);
     expect(readFileSync(configPath, 'utf8')).toBe(extended);
