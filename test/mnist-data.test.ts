@@ -4,9 +4,9 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadMnist, mnistDataDir, normalize } from '../runtime/data/mnist.ts';
 import { augmentImage, DEFAULT_AUGMENT } from '../train/data/augment.ts';
 import { BatchStream } from '../train/data/batches.ts';
-import { loadMnist, mnistDataDir, normalize } from '../train/data/mnist.ts';
 import { Rng } from '../train/random.ts';
 
 describe('MNIST loader', () => {

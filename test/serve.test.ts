@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { take } from '../runtime/data/mnist.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { take } from '../train/data/mnist.ts';
 import { exportRun } from '../train/export-run.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
 

@@ -8,7 +8,7 @@ import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { encodeModel } from '../export/onnx/codec.ts';
 import { IMAGE_PIXELS } from '../runtime/contract.ts';
-import { loadMnist, normalize, take } from '../train/data/mnist.ts';
+import { loadMnist, normalize, take } from '../runtime/data/mnist.ts';
 import { inferenceModel } from '../train/inference-model.ts';
 import { ZOO } from '../train/zoo/index.ts';
 import { NotTrainableError, trainableFromDeployable } from '../web-demo/src/teach/weights.ts';

@@ -16,8 +16,8 @@ import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { IMAGE_PIXELS } from '../runtime/contract.ts';
+import { loadMnist } from '../runtime/data/mnist.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { loadMnist } from '../train/data/mnist.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 interface TrainPageState {

@@ -5,11 +5,11 @@
  */
 import * as ortWeb from 'onnxruntime-web';
 import { describe, expect, it } from 'vitest';
+import { loadMnist, take } from '../runtime/data/mnist.ts';
 import { nodeRuntime } from '../runtime/execution.ts';
 import type { OrtRuntime } from '../runtime/ort-runtime.ts';
 import { webRuntime } from '../runtime/web-runtime.ts';
 import { BatchStream } from '../train/data/batches.ts';
-import { loadMnist, take } from '../train/data/mnist.ts';
 import { optimizerFor } from '../train/optim/from-config.ts';
 import { Rng } from '../train/random.ts';
 import { RECIPES } from '../train/recipes.ts';

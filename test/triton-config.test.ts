@@ -19,7 +19,7 @@ import {
 } from '../export/triton/config.ts';
 import { ModelConfigType } from '../export/triton/schema.ts';
 import { parseTextFormat } from '../export/triton/text-format.ts';
-import { type Dataset, loadMnist, take } from '../train/data/mnist.ts';
+import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';

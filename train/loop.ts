@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
-import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { optimizerFor } from './optim/from-config.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';

@@ -8,8 +8,8 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { positiveInt } from '../../runtime/cli/options.ts';
 import { IMAGE_PIXELS, NUM_CLASSES } from '../../runtime/contract.ts';
+import { loadMnist, normalize, take } from '../../runtime/data/mnist.ts';
 import type { Provider } from '../../runtime/execution.ts';
-import { loadMnist, normalize, take } from '../../train/data/mnist.ts';
 import { sgd } from '../../train/optim/index.ts';
 import { Rng } from '../../train/random.ts';
 import { Trainer } from '../../train/trainer.ts';

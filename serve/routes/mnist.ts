@@ -6,7 +6,7 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { IMAGE_PIXELS } from '../../runtime/contract.ts';
-import { type Dataset, loadMnist, type Split } from '../../train/data/mnist.ts';
+import { type Dataset, loadMnist, type Split } from '../../runtime/data/mnist.ts';
 import { HttpError } from '../errors.ts';
 import { errorResponse, mount } from '../openapi.ts';
 

@@ -2,7 +2,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, loadMnist, take } from '../../train/data/mnist.ts';
+import { type Dataset, loadMnist, take } from '../../runtime/data/mnist.ts';
 import { exportRun } from '../../train/export-run.ts';
 import { trainRun } from '../../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../../train/run-config.ts';

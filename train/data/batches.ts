@@ -5,9 +5,9 @@
  */
 
 import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
+import { type Dataset, normalize } from '../../runtime/data/dataset.ts';
 import type { Rng } from '../random.ts';
 import { type AugmentOptions, augmentImage } from './augment.ts';
-import { type Dataset, normalize } from './dataset.ts';
 
 export interface Batch {
   images: Float32Array;

@@ -12,8 +12,8 @@ import {
   MNIST_MEAN,
   MNIST_STD,
 } from '../../../runtime/contract.ts';
+import { type Dataset, normalize } from '../../../runtime/data/dataset.ts';
 import type { OrtRuntime, Tensor } from '../../../runtime/ort-runtime.ts';
-import { type Dataset, normalize } from '../../../train/data/dataset.ts';
 import { adamw } from '../../../train/optim/index.ts';
 import { Rng } from '../../../train/random.ts';
 import { Trainer } from '../../../train/trainer-core.ts';

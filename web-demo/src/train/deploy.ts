@@ -17,8 +17,8 @@ import {
   MNIST_STD,
   NUM_CLASSES,
 } from '../../../runtime/contract.ts';
+import { type Dataset, normalize } from '../../../runtime/data/dataset.ts';
 import type { OrtRuntime, Tensor } from '../../../runtime/ort-runtime.ts';
-import { type Dataset, normalize } from '../../../train/data/dataset.ts';
 import { inferenceModel } from '../../../train/inference-model.ts';
 import type { Weights } from '../../../train/initialize.ts';
 import { type ModelName, ZOO } from '../../../train/zoo/index.ts';

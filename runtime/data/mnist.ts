@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../contract.ts';
 import type { Dataset } from './dataset.ts';
 import { parseIdx } from './idx.ts';
 

@@ -1,5 +1,5 @@
 /** MNIST-shaped data in memory, and the tutorial's input transform: no Node APIs (the browser trains on it too). */
-import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../../runtime/contract.ts';
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../contract.ts';
 
 /** Raw images (0..255, row-major 28×28 each) and labels (0..9). */
 export interface Dataset {
