@@ -4,6 +4,7 @@
  * ours / PyTorch of the medians.
  */
 import { cpus } from 'node:os';
+import type { Parallelism } from '../train/parallel/create-trainer.ts';
 import type { ModelName } from '../train/zoo/index.ts';
 import type { BenchReport } from './report.ts';
 import { median } from './stats.ts';
@@ -24,7 +25,7 @@ interface Row {
   model: string;
   threads: number;
   ours: number;
-  /** How our step ran: one session, or N data-parallel workers. */
+  /** How our step ran: one session, or N data-parallel workers (with > 1 thread, both are measured). */
   mode: string;
   torch?: number;
   ratio?: number;
@@ -34,27 +35,39 @@ export async function benchTrain(o: TrainBenchOptions): Promise<BenchReport> {
   const rows: Row[] = [];
   for (const model of o.models) {
     for (const threads of o.threads) {
-      const ours: number[] = [];
+      // With more than one thread, both ways of using them: worker threads (the default) and one session.
+      const modes: (Parallelism | undefined)[] = threads > 1 ? ['workers', 'session'] : [undefined];
+      const ours = modes.map(() => [] as number[]);
+      const labels = modes.map(() => '');
       const theirs: number[] = [];
-      let mode = '';
       for (let r = 0; r < o.rounds; r++) {
-        const result = await ourTrainingThroughput({ model, threads, batch: o.batch, seconds: o.seconds });
-        ours.push(result.imagesPerSecond);
-        mode = result.mode;
+        for (const [i, parallelism] of modes.entries()) {
+          const result = await ourTrainingThroughput({
+            model,
+            threads,
+            batch: o.batch,
+            seconds: o.seconds,
+            parallelism,
+          });
+          ours[i]?.push(result.imagesPerSecond);
+          labels[i] = result.mode;
+        }
         if (o.torch) theirs.push(torchTrainingThroughput(model, threads, o.batch, o.seconds));
       }
-      const row: Row = { model, threads, mode, ours: median(ours) };
-      if (o.torch) {
-        row.torch = median(theirs);
-        row.ratio = row.ours / row.torch;
+      for (const [i, mode] of labels.entries()) {
+        const row: Row = { model, threads, mode, ours: median(ours[i] ?? []) };
+        if (o.torch) {
+          row.torch = median(theirs);
+          row.ratio = row.ours / row.torch;
+        }
+        rows.push(row);
+        console.log(
+          `${model.padEnd(20)} ${threads} thread(s) [${mode}]: ours ${row.ours.toFixed(0).padStart(6)} img/s` +
+            (row.torch && row.ratio
+              ? `   PyTorch ${row.torch.toFixed(0).padStart(6)} img/s   ratio ${row.ratio.toFixed(2)}×`
+              : ''),
+        );
       }
-      rows.push(row);
-      console.log(
-        `${model.padEnd(20)} ${threads} thread(s) [${mode}]: ours ${row.ours.toFixed(0).padStart(6)} img/s` +
-          (row.torch && row.ratio
-            ? `   PyTorch ${row.torch.toFixed(0).padStart(6)} img/s   ratio ${row.ratio.toFixed(2)}×`
-            : ''),
-      );
     }
   }
   const torchLine = o.torch ? `PyTorch ${o.torch.version} with ${blasLabel(o.torch)}` : 'PyTorch: not run';

@@ -1,7 +1,8 @@
 /** Steady-state training throughput of our ONNX training step (one model, one thread count). */
+import { IMAGE_PIXELS, NUM_CLASSES } from '../runtime/contract.ts';
 import { sgd } from '../train/optim/index.ts';
+import { createTrainer, describeParallelism, type Parallelism } from '../train/parallel/create-trainer.ts';
 import { Rng } from '../train/random.ts';
-import { Trainer } from '../train/trainer.ts';
 import { type ModelName, ZOO } from '../train/zoo/index.ts';
 
 export interface ThroughputOptions {
@@ -9,6 +10,8 @@ export interface ThroughputOptions {
   threads: number;
   batch: number;
   seconds: number;
+  /** How to use more than one thread (default: what `createTrainer` picks). */
+  parallelism?: Parallelism;
 }
 
 export interface Throughput {
@@ -18,16 +21,13 @@ export interface Throughput {
 }
 
 /** Images per second over `seconds` of steps after 5 warm-up steps, on a fixed random batch. */
-export async function ourTrainingThroughput({
-  model,
-  threads,
-  batch,
-  seconds,
-}: ThroughputOptions): Promise<Throughput> {
+export async function ourTrainingThroughput(options: ThroughputOptions): Promise<Throughput> {
+  const { model, threads, batch, seconds, parallelism } = options;
   const rng = new Rng(0);
-  const images = Float32Array.from({ length: batch * 784 }, () => rng.uniform(-0.5, 2.5));
-  const labels = Array.from({ length: batch }, () => rng.int(10));
-  const trainer = await Trainer.create(ZOO[model].build(), { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0 });
+  const images = Float32Array.from({ length: batch * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5));
+  const labels = Array.from({ length: batch }, () => rng.int(NUM_CLASSES));
+  const settings = { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0, parallelism };
+  const trainer = await createTrainer(ZOO[model].build(), settings);
   try {
     for (let i = 0; i < 5; i++) await trainer.step(images, labels, 0.01);
     let steps = 0;
@@ -36,7 +36,8 @@ export async function ourTrainingThroughput({
       await trainer.step(images, labels, 0.01);
       steps++;
     }
-    return { imagesPerSecond: (steps * batch) / ((performance.now() - start) / 1000), mode: '1 session' };
+    const imagesPerSecond = (steps * batch) / ((performance.now() - start) / 1000);
+    return { imagesPerSecond, mode: describeParallelism(settings) };
   } finally {
     await trainer.release();
   }

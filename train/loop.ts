@@ -9,11 +9,11 @@ import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
 import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { optimizerFor } from './optim/from-config.ts';
+import { createTrainer } from './parallel/create-trainer.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
 import { type EpochRecord, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
 import { learningRate } from './schedule.ts';
-import { Trainer } from './trainer.ts';
 import { ZOO } from './zoo/index.ts';
 
 /** How often the tutorial prints its running loss. */
@@ -64,7 +64,7 @@ export async function trainRun({
   const testSet = normalizedSplit(test);
   await mkdir(dir, { recursive: true });
 
-  const trainer = await Trainer.create(ZOO[config.model].build(), {
+  const trainer = await createTrainer(ZOO[config.model].build(), {
     optimizer: optimizerFor(config),
     labelSmoothing: config.labelSmoothing,
     seed: config.seed,

@@ -46,7 +46,12 @@ const program = new Command('train')
   .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
   .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
   .option('--seed <n>', 'seed for initialization, shuffling, augmentation and dropout', nonNegativeInt, r.seed)
-  .option('--threads <n>', 'ORT intra-op threads', positiveInt, r.threads)
+  .option(
+    '--threads <n>',
+    'CPU threads (N > 1: N data-parallel worker threads, 1 ORT thread each)',
+    positiveInt,
+    r.threads,
+  )
   .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
   .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')

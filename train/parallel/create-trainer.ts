@@ -1,0 +1,45 @@
+/**
+ * One place that decides how a training step runs: on the CPU with more than one thread, N data-parallel
+ * worker threads (each a 1-thread session on a slice of the batch — measured faster than one session
+ * with N intra-op threads, whose ops are too small to split well); otherwise one `Trainer` session.
+ */
+import type { Module } from '../layers/index.ts';
+import { Trainer, type TrainerOptions } from '../trainer.ts';
+import { ParallelTrainer } from './parallel-trainer.ts';
+
+/** What the training loop needs of a trainer; `Trainer` and `ParallelTrainer` both are one. */
+export type AnyTrainer = Pick<
+  Trainer,
+  'step' | 'evaluate' | 'weights' | 'state' | 'restore' | 'release' | 'provider' | 'steps'
+>;
+
+export type Parallelism = 'workers' | 'session';
+
+export interface CreateTrainerOptions extends TrainerOptions {
+  /**
+   * With `threads` > 1 on the CPU: 'workers' (the default) splits each batch over that many worker
+   * threads (BatchNorm statistics then come from each slice, like DDP without SyncBN); 'session' gives
+   * one session that many intra-op threads.
+   */
+  parallelism?: Parallelism;
+  /** Run batches in pieces of at most this many images and accumulate their gradients (CPU). */
+  microBatch?: number;
+}
+
+/** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
+export function describeParallelism(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism'>) {
+  const threads = options.threads ?? 1;
+  return usesWorkers(options) ? `${threads} workers` : `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
+}
+
+function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'microBatch'>) {
+  const cpu = (options.device ?? 'cpu') === 'cpu';
+  return (
+    cpu && (options.parallelism ?? 'workers') === 'workers' && ((options.threads ?? 1) > 1 || !!options.microBatch)
+  );
+}
+
+export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
+  if (!usesWorkers(options)) return Trainer.create(module, options);
+  return ParallelTrainer.create(module, { ...options, workers: options.threads ?? 1, threads: 1 });
+}
