@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../export/files.ts';
 import { positiveInt, positiveNumber } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts';
+import { benchInfer } from './infer-bench.ts';
 import type { BenchReport } from './report.ts';
 import { benchServe } from './serve-bench.ts';
 import { blasLabel, torchInfo } from './torch.ts';
@@ -25,7 +26,7 @@ const program = new Command('bench')
   .option('--what <what>', `which benchmark: ${KINDS.join(', ')} or all`, 'all')
   .option('--models <list>', 'comma-separated model names', MODEL_NAMES.join(','))
   .option('--threads <list>', 'comma-separated thread counts', '1,2')
-  .option('--batch <n>', 'training batch size', '64')
+  .option('--batch <n>', 'batch size (training, and inference throughput)', '64')
   .option('--rounds <n>', 'alternating rounds per configuration', '3')
   .option('--seconds <s>', 'seconds per measurement', '2')
   .option('--out <dir>', 'where results go (default runs/bench/<time>/; --out bench updates the committed ones)')
@@ -63,6 +64,7 @@ await runCli(async () => {
   const reports: BenchReport[] = [];
   if (what.includes('serve')) reports.push(await benchServe(seconds));
   if (what.includes('train')) reports.push(await benchTrain({ models, threads, batch, rounds, seconds, torch }));
+  if (what.includes('infer')) reports.push(await benchInfer({ models, threads, batch, rounds, seconds, torch }));
   for (const r of reports) {
     console.log(r.markdown);
     await writeFileAtomic(join(out, `results-${r.kind}.md`), r.markdown);

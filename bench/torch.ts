@@ -48,3 +48,14 @@ export function torchTrainingThroughput(model: string, threads: number, batch: n
   const args = ['--model', model, '--threads', String(threads), '--batch', String(batch), '--seconds', String(seconds)];
   return runJson<{ imagesPerSecond: number }>('torch_train.py', args).imagesPerSecond;
 }
+
+/** PyTorch eager inference for a model: median batch-1 latency (ms) and images/s at `batch`. */
+export function torchInferenceSpeed(
+  model: string,
+  threads: number,
+  batch: number,
+  seconds: number,
+): { latencyMs: number; imagesPerSecond: number } {
+  const args = ['--model', model, '--threads', String(threads), '--batch', String(batch), '--seconds', String(seconds)];
+  return runJson('torch_infer.py', args);
+}
