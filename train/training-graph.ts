@@ -10,6 +10,7 @@
 import { GraphBuilder } from '../export/onnx/builder.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
 import { backward } from './autodiff/backward.ts';
+import type { GradientRule } from './autodiff/rule.ts';
 import { BATCH_DIM, emitForward } from './forward-graph.ts';
 import type { Module, ParamSpec } from './layers/index.ts';
 import type { RandomInputSpec } from './layers/module.ts';
@@ -52,6 +53,8 @@ export interface TrainingGraphOptions {
   inputShape?: number[];
   /** Also output `<param>.grad` for every trainable parameter (tests, debugging). */
   exposeGradients?: boolean;
+  /** The op-type → gradient rule table (default ours; the autotuner passes one with chosen formulations). */
+  rules?: Record<string, GradientRule>;
 }
 
 export const gradName = (name: string) => `${name}.grad`;
@@ -76,6 +79,7 @@ function emitLossAndGradients(module: Module, options: Omit<TrainingGraphOptions
     g,
     new Map([[forward.logits, dLogits]]),
     trainable.map((p) => p.name),
+    { rules: options.rules },
   );
   return { g, forward, ctx: forward.ctx, classes, loss, correct, trainable, grads };
 }
