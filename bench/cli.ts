@@ -12,6 +12,7 @@ import { Command } from 'commander';
 import { writeFileAtomic } from '../export/files.ts';
 import { positiveInt, positiveNumber } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
+import { defaultCacheDir } from '../train/autotune/cache.ts';
 import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts';
 import { benchInfer } from './infer-bench.ts';
 import type { BenchReport } from './report.ts';
@@ -46,6 +47,7 @@ await runCli(async () => {
     seconds: string;
     out?: string;
     allowReferenceBlas?: boolean;
+    autotune: boolean;
   }>();
   const what = o.what === 'all' ? [...KINDS] : [o.what];
   for (const kind of what)
@@ -63,7 +65,18 @@ await runCli(async () => {
   const torch = what.some((k) => k !== 'serve') ? await pytorchBeside(Boolean(o.allowReferenceBlas)) : undefined;
   const reports: BenchReport[] = [];
   if (what.includes('serve')) reports.push(await benchServe(seconds));
-  if (what.includes('train')) reports.push(await benchTrain({ models, threads, batch, rounds, seconds, torch }));
+  if (what.includes('train'))
+    reports.push(
+      await benchTrain({
+        models,
+        threads,
+        batch,
+        rounds,
+        seconds,
+        torch,
+        autotune: o.autotune && { cacheDir: defaultCacheDir() },
+      }),
+    );
   if (what.includes('infer')) reports.push(await benchInfer({ models, threads, batch, rounds, seconds, torch }));
   for (const r of reports) {
     console.log(r.markdown);

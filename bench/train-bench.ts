@@ -19,6 +19,8 @@ export interface TrainBenchOptions {
   seconds: number;
   /** PyTorch to run side by side, if any. */
   torch?: TorchInfo;
+  /** As `train`: autotuned worker steps unless false. */
+  autotune: { cacheDir: string } | false;
 }
 
 interface Row {
@@ -74,7 +76,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<BenchReport> {
   const markdown = [
     `# Training throughput, batch ${o.batch}, images/s (median of ${o.rounds} alternating rounds of ${o.seconds} s)`,
     '',
-    `Machine: ${cpus().length} cores. ${torchLine}. ${new Date().toISOString().slice(0, 10)}.`,
+    `Machine: ${cpus().length} cores. Workers: per-shape autotuning ${o.autotune ? 'on' : 'off'}. ${torchLine}. ${new Date().toISOString().slice(0, 10)}.`,
     '',
     '| model | threads | ours: how | ours | PyTorch | ours / PyTorch |',
     '|---|---:|---|---:|---:|---:|',
@@ -84,6 +86,13 @@ export async function benchTrain(o: TrainBenchOptions): Promise<BenchReport> {
     ),
     '',
   ].join('\n');
-  const json = { batch: o.batch, rounds: o.rounds, seconds: o.seconds, torch: o.torch, rows };
+  const json = {
+    batch: o.batch,
+    rounds: o.rounds,
+    seconds: o.seconds,
+    autotune: Boolean(o.autotune),
+    torch: o.torch,
+    rows,
+  };
   return { kind: 'train', markdown, json };
 }

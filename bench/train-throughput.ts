@@ -1,7 +1,12 @@
 /** Steady-state training throughput of our ONNX training step (one model, one thread count). */
 import { IMAGE_PIXELS, NUM_CLASSES } from '../runtime/contract.ts';
 import { sgd } from '../train/optim/index.ts';
-import { createTrainer, describeParallelism, type Parallelism } from '../train/parallel/create-trainer.ts';
+import {
+  type CreateTrainerOptions,
+  createTrainer,
+  describeParallelism,
+  type Parallelism,
+} from '../train/parallel/create-trainer.ts';
 import { Rng } from '../train/random.ts';
 import { type ModelName, ZOO } from '../train/zoo/index.ts';
 
@@ -12,6 +17,8 @@ export interface ThroughputOptions {
   seconds: number;
   /** How to use more than one thread (default: what `createTrainer` picks). */
   parallelism?: Parallelism;
+  /** Autotune the worker step's gradient formulations, as `train` does (cached in `cacheDir`). */
+  autotune?: CreateTrainerOptions['autotune'];
 }
 
 export interface Throughput {
@@ -22,11 +29,11 @@ export interface Throughput {
 
 /** Images per second over `seconds` of steps after 5 warm-up steps, on a fixed random batch. */
 export async function ourTrainingThroughput(options: ThroughputOptions): Promise<Throughput> {
-  const { model, threads, batch, seconds, parallelism } = options;
+  const { model, threads, batch, seconds, parallelism, autotune } = options;
   const rng = new Rng(0);
   const images = Float32Array.from({ length: batch * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5));
   const labels = Array.from({ length: batch }, () => rng.int(NUM_CLASSES));
-  const settings = { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0, parallelism };
+  const settings = { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0, parallelism, autotune, batchSize: batch };
   const trainer = await createTrainer(ZOO[model].build(), settings);
   try {
     for (let i = 0; i < 5; i++) await trainer.step(images, labels, 0.01);

@@ -9,7 +9,7 @@ import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
 import { type Dataset, loadMnist, take } from './data/mnist.ts';
 import { optimizerFor } from './optim/from-config.ts';
-import { createTrainer } from './parallel/create-trainer.ts';
+import { type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
 import { type EpochRecord, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
@@ -46,6 +46,8 @@ export interface LoopOptions {
   signal?: AbortSignal;
   /** Data to use instead of loading MNIST (tests). */
   data?: { train: Dataset; test: Dataset };
+  /** Per-shape autotuning of the worker step's gradient formulations (off by default; the CLI turns it on). */
+  autotune?: CreateTrainerOptions['autotune'];
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
@@ -57,6 +59,7 @@ export async function trainRun({
   events = {},
   signal,
   data,
+  autotune = false,
 }: LoopOptions): Promise<EpochRecord[]> {
   const log = events.log ?? (() => {});
   const [train, test] = data ? [data.train, data.test] : await Promise.all([loadMnist('train'), loadMnist('test')]);
@@ -71,6 +74,8 @@ export async function trainRun({
     device: config.device,
     threads: config.threads,
     onNotice: log,
+    autotune,
+    batchSize: config.batchSize,
   });
   const stream = new BatchStream(
     trainSet,

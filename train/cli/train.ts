@@ -19,6 +19,7 @@ import {
 } from '../../runtime/cli/options.ts';
 import { runCli } from '../../runtime/cli/run-cli.ts';
 import { DEVICES } from '../../runtime/execution.ts';
+import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
@@ -56,13 +57,17 @@ const program = new Command('train')
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
   .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
+  .option(
+    '--no-autotune',
+    `build the step's usual gradient formulations (reproducible graphs) instead of the fastest measured per shape (cached in ${defaultCacheDir()})`,
+  )
   .addHelpText(
     'after',
     `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
   )
   .parse();
 
-type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string };
+type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string; autotune: boolean };
 
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(flags: Flags): TrainConfig {
@@ -94,7 +99,13 @@ await runCli(async () => {
     dir = flags.out ?? join('runs', config.model, timestamp());
   }
 
-  const history = await trainRun({ config, dir, resume: Boolean(flags.resume), events: terminalEvents(config.epochs) });
+  const history = await trainRun({
+    config,
+    dir,
+    resume: Boolean(flags.resume),
+    events: terminalEvents(config.epochs),
+    autotune: flags.autotune && { cacheDir: defaultCacheDir() },
+  });
   const last = history.at(-1);
   if (last) {
     const best = Math.max(...history.map((h) => h.testAccuracy));

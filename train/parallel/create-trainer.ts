@@ -3,9 +3,11 @@
  * worker threads (each a 1-thread session on a slice of the batch — measured faster than one session
  * with N intra-op threads, whose ops are too small to split well); otherwise one `Trainer` session.
  */
+
+import { autotuneRules } from '../autotune/autotune.ts';
 import type { Module } from '../layers/index.ts';
 import { Trainer, type TrainerOptions } from '../trainer.ts';
-import { ParallelTrainer } from './parallel-trainer.ts';
+import { ParallelTrainer, type ParallelTrainerOptions } from './parallel-trainer.ts';
 
 /** What the training loop needs of a trainer; `Trainer` and `ParallelTrainer` both are one. */
 export type AnyTrainer = Pick<
@@ -24,6 +26,14 @@ export interface CreateTrainerOptions extends TrainerOptions {
   parallelism?: Parallelism;
   /** Run batches in pieces of at most this many images and accumulate their gradients (CPU). */
   microBatch?: number;
+  /**
+   * Time the candidate gradient formulations for this model's shapes (cached in `cacheDir`) and build
+   * the step with the fastest; false (the default) builds today's formulations, reproducibly. Applies
+   * to worker steps (threads > 1 on the CPU).
+   */
+  autotune?: { cacheDir: string } | false;
+  /** The batch size the loop will use (what the autotuner measures with; default 64). */
+  batchSize?: number;
 }
 
 /** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
@@ -41,5 +51,17 @@ function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 
 
 export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
   if (!usesWorkers(options)) return Trainer.create(module, options);
-  return ParallelTrainer.create(module, { ...options, workers: options.threads ?? 1, threads: 1 });
+  const workers = options.threads ?? 1;
+  let rules: ParallelTrainerOptions['rules'];
+  if (options.autotune) {
+    // Each session run sees one worker's slice (or one micro-batch) of the batch.
+    const slice = Math.ceil((options.batchSize ?? 64) / workers);
+    const batch = Math.min(slice, options.microBatch ?? slice);
+    ({ rules } = await autotuneRules(module, {
+      batch,
+      cacheDir: options.autotune.cacheDir,
+      onNotice: options.onNotice,
+    }));
+  }
+  return ParallelTrainer.create(module, { ...options, workers, threads: 1, rules });
 }

@@ -33,6 +33,7 @@ import {
   LR_NAME,
   nextName,
   STEP_NAME,
+  type TrainingGraphOptions,
   type UpdateGraph,
 } from '../training-graph.ts';
 import { evaluateWeights } from './evaluate.ts';
@@ -44,6 +45,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   workers: number;
   /** The most images one session run takes: bigger slices run in pieces whose gradients are accumulated. */
   microBatch?: number;
+  /** The gradient rule table (default ours; the autotuner's has per-shape formulations). */
+  rules?: TrainingGraphOptions['rules'];
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -70,7 +73,7 @@ export class ParallelTrainer {
     if (options.microBatch !== undefined && (!Number.isInteger(options.microBatch) || options.microBatch < 1))
       throw new Error(`microBatch must be a positive integer, got ${options.microBatch}`);
     if (options.device && options.device !== 'cpu') throw new Error('data-parallel workers run on the CPU only');
-    const gradient = buildGradientGraph(module, { labelSmoothing: options.labelSmoothing });
+    const gradient = buildGradientGraph(module, { labelSmoothing: options.labelSmoothing, rules: options.rules });
     const update = buildUpdateGraph(gradient.trainable, options.optimizer);
     const weights = options.weights ?? initializeWeights(gradient.params, options.seed ?? 0);
     const tensors = new Map<string, Float32Array>();
