@@ -14,17 +14,20 @@ import { positiveInt, positiveNumber } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
 import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts';
+import { benchEpoch } from './epoch-bench.ts';
 import { benchInfer } from './infer-bench.ts';
 import type { BenchReport } from './report.ts';
 import { benchServe } from './serve-bench.ts';
 import { blasLabel, torchInfo } from './torch.ts';
 import { benchTrain } from './train-bench.ts';
 
+/** `all` runs these; `epoch` (one epoch of real MNIST per model and thread count) only when asked. */
 const KINDS = ['train', 'infer', 'serve'] as const;
+const ALL_KINDS = [...KINDS, 'epoch'] as const;
 
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
-  .option('--what <what>', `which benchmark: ${KINDS.join(', ')} or all`, 'all')
+  .option('--what <what>', `which benchmark: ${ALL_KINDS.join(', ')} or all (${KINDS.join(', ')})`, 'all')
   .option('--models <list>', 'comma-separated model names', MODEL_NAMES.join(','))
   .option('--threads <list>', 'comma-separated thread counts', '1,2')
   .option('--batch <n>', 'batch size (training, and inference throughput)', '64')
@@ -51,8 +54,8 @@ await runCli(async () => {
   }>();
   const what = o.what === 'all' ? [...KINDS] : [o.what];
   for (const kind of what)
-    if (!(KINDS as readonly string[]).includes(kind))
-      throw new Error(`unknown benchmark '${kind}'; available: ${KINDS.join(', ')}, all`);
+    if (!(ALL_KINDS as readonly string[]).includes(kind))
+      throw new Error(`unknown benchmark '${kind}'; available: ${ALL_KINDS.join(', ')}, all`);
   const models = o.models.split(',').map((m): ModelName => {
     if (!isModelName(m)) throw new Error(`unknown model '${m}'`);
     return m;
@@ -63,6 +66,7 @@ await runCli(async () => {
   mkdirSync(out, { recursive: true });
 
   const torch = what.some((k) => k !== 'serve') ? await pytorchBeside(Boolean(o.allowReferenceBlas)) : undefined;
+  const autotune = o.autotune && { cacheDir: defaultCacheDir() };
   const reports: BenchReport[] = [];
   if (what.includes('serve')) reports.push(await benchServe(seconds));
   if (what.includes('train'))
@@ -74,9 +78,10 @@ await runCli(async () => {
         rounds,
         seconds,
         torch,
-        autotune: o.autotune && { cacheDir: defaultCacheDir() },
+        autotune,
       }),
     );
+  if (what.includes('epoch')) reports.push(await benchEpoch({ models, threads, rounds, torch, autotune }));
   if (what.includes('infer')) reports.push(await benchInfer({ models, threads, batch, rounds, seconds, torch }));
   for (const r of reports) {
     console.log(r.markdown);
@@ -109,7 +114,7 @@ async function pytorchBeside(allowReferenceBlas: boolean) {
 async function writeSummary(out: string): Promise<void> {
   const { existsSync, readFileSync } = await import('node:fs');
   const path = (kind: string, ext: string) => join(out, `results-${kind}.${ext}`);
-  const kinds = KINDS.filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
+  const kinds = ALL_KINDS.filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
   const md = kinds.map((k) => readFileSync(path(k, 'md'), 'utf8'));
   const json = Object.fromEntries(kinds.map((k) => [k, JSON.parse(readFileSync(path(k, 'json'), 'utf8'))]));
   await writeFileAtomic(join(out, 'results.md'), md.join('\n'));
