@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
+import { MAX_POOL_GRADIENTS } from '../train/autodiff/rules/pooling.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
 import { sgd } from '../train/optim/index.ts';
@@ -21,19 +22,20 @@ describe('autotune', () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
     const notices: string[] = [];
     const first = await autotuneRules(ZOO.cnn.build(), { batch: 8, cacheDir, onNotice: (m) => notices.push(m) });
-    // The simple CNN has two convolutions of different shapes.
-    expect(first.choices.size).toBe(2);
-    expect(notices).toHaveLength(2);
+    // The simple CNN has two convolutions and two 2×2 max-pools, all of different shapes.
+    expect(first.choices.size).toBe(4);
+    expect(notices).toHaveLength(4);
     const cache = await readCache(cacheDir);
-    expect(Object.keys(cache.choices)).toHaveLength(2);
+    expect(Object.keys(cache.choices)).toHaveLength(4);
     for (const [key, choice] of Object.entries(cache.choices)) {
       expect(key).toContain(`ort ${ort.env.versions.node}`);
       expect(key).toContain('batch 8');
-      expect(CONV_WEIGHT_GRADIENTS).toContain(choice);
+      const allowed: readonly string[] = key.includes('conv') ? CONV_WEIGHT_GRADIENTS : MAX_POOL_GRADIENTS;
+      expect(allowed).toContain(choice);
     }
 
     // Cached: nothing measured again; a planted choice is what gets built.
-    const key = Object.keys(cache.choices)[0] as string;
+    const key = Object.keys(cache.choices).find((k) => k.includes('conv-weight-gradient')) as string;
     const planted = cache.choices[key] === 'im2col' ? 'im2col-t' : 'im2col';
     await writeFile(
       join(cacheDir, CACHE_FILE),
@@ -46,18 +48,18 @@ describe('autotune', () => {
 
     // Another batch size is another shape.
     await autotuneRules(ZOO.cnn.build(), { batch: 16, cacheDir });
-    expect(Object.keys((await readCache(cacheDir)).choices)).toHaveLength(4);
+    expect(Object.keys((await readCache(cacheDir)).choices)).toHaveLength(8);
   }, 60_000);
 
   it('rebuilds a corrupt cache instead of failing', async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
     await writeFile(join(cacheDir, CACHE_FILE), '{ not json');
     const { choices } = await autotuneRules(ZOO.cnn.build(), { batch: 4, cacheDir });
-    expect(choices.size).toBe(2);
+    expect(choices.size).toBe(4);
     expect((await readCache(cacheDir)).version).toBe(1);
   }, 60_000);
 
-  it('an autotuned worker step trains like the usual single-session step', async () => {
+  it('an autotuned worker step trains like the usual single-session step (resnet: convs and max-pools)', async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
     const data = syntheticDigits(64, 3);
     const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };

@@ -2,7 +2,6 @@
 import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
-import { createSession } from '../../runtime/execution.ts';
 import {
   CONV_WEIGHT_GRADIENTS,
   type ConvGeometry,
@@ -10,6 +9,7 @@ import {
   emitConvWeightGradient,
 } from '../autodiff/rules/conv-weight-gradient.ts';
 import { Rng } from '../random.ts';
+import { medianTimes } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
@@ -27,11 +27,10 @@ export function convKey(geo: ConvGeometry, batch: number): string {
   ].join(' | ');
 }
 
-/** Median milliseconds per run of each formulation (runs interleaved, so load hits all alike). */
+/** Median milliseconds per run of each formulation. */
 export async function timeConvWeightGradients(
   geo: ConvGeometry,
   batch: number,
-  runs = 9,
 ): Promise<Map<ConvWeightGradient, number>> {
   const rng = new Rng(1);
   const random = (dims: number[]) =>
@@ -41,32 +40,14 @@ export async function timeConvWeightGradients(
       dims,
     );
   const feeds = { x: random([batch, ...geo.input]), dy: random([batch, ...geo.output]) };
-  const sessions = new Map<ConvWeightGradient, ort.InferenceSession>();
-  try {
-    for (const formulation of CONV_WEIGHT_GRADIENTS) {
-      const g = new GraphBuilder(`conv_weight_gradient_${formulation}`);
-      const x = g.input('x', 'FLOAT', [batch, ...geo.input]);
-      const dy = g.input('dy', 'FLOAT', [batch, ...geo.output]);
-      g.output(
-        emitConvWeightGradient(g, x, dy, geo, formulation),
-        'FLOAT',
-        [geo.output[0], geo.input[0], ...geo.kernel],
-        'dw',
-      );
-      sessions.set(formulation, (await createSession(encodeModel(g.toModel()), { threads: 1 })).session);
-    }
-    const times = new Map<ConvWeightGradient, number[]>(CONV_WEIGHT_GRADIENTS.map((f) => [f, []]));
-    for (let r = -2; r < runs; r++) {
-      for (const [formulation, session] of sessions) {
-        const start = performance.now();
-        await session.run(feeds);
-        if (r >= 0) times.get(formulation)?.push(performance.now() - start);
-      }
-    }
-    return new Map(
-      [...times].map(([f, ms]) => [f, [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)] ?? Infinity]),
-    );
-  } finally {
-    await Promise.all([...sessions.values()].map((s) => s.release()));
+  const models = new Map<ConvWeightGradient, Uint8Array>();
+  for (const formulation of CONV_WEIGHT_GRADIENTS) {
+    const g = new GraphBuilder(`conv_weight_gradient_${formulation}`);
+    const x = g.input('x', 'FLOAT', [batch, ...geo.input]);
+    const dy = g.input('dy', 'FLOAT', [batch, ...geo.output]);
+    const dw = emitConvWeightGradient(g, x, dy, geo, formulation);
+    g.output(dw, 'FLOAT', [geo.output[0], geo.input[0], ...geo.kernel], 'dw');
+    models.set(formulation, encodeModel(g.toModel()));
   }
+  return medianTimes(models, feeds);
 }

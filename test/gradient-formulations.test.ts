@@ -1,13 +1,15 @@
 /**
- * Every Conv weight-gradient formulation the autotuner may choose, against float64 finite differences
- * (the same independent reference as test/gradient-rules.test.ts), on geometries that stress each one:
- * padding, stride 2 with output_padding, stride 3 + dilation 2 with a cropped correlation, 1×1, 5×5.
+ * Every gradient formulation the autotuner may choose, against float64 finite differences (the same
+ * independent reference as test/gradient-rules.test.ts): Conv weight gradients on geometries that stress
+ * each one (padding, stride 2 with output_padding, stride 3 + dilation 2 with a cropped correlation, 1×1,
+ * 5×5), and MaxPool's two routings on non-overlapping windows full of ties.
  */
 import { describe, expect, it } from 'vitest';
 import { convRule } from '../train/autodiff/rules/conv.ts';
 import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
 import { gradientRules } from '../train/autodiff/rules/index.ts';
-import { composite, conv2d, F, linear, type Module } from '../train/layers/index.ts';
+import { MAX_POOL_GRADIENTS, maxPoolRule } from '../train/autodiff/rules/pooling.ts';
+import { composite, conv2d, F, linear, type Module, maxPool2dLayer } from '../train/layers/index.ts';
 import { gradientCheck } from './helpers/gradcheck.ts';
 
 const TOLERANCE = 1e-3;
@@ -50,5 +52,26 @@ describe('Conv weight-gradient formulations vs float64 finite differences', () =
         for (const r of reports) expect(r.maxRelativeError, `${r.name} (${r.checked} checks)`).toBeLessThan(TOLERANCE);
       });
     }
+  }
+});
+
+describe('MaxPool gradient routings vs float64 finite differences', () => {
+  for (const routing of MAX_POOL_GRADIENTS) {
+    it(`${routing}: 2×2 windows over a mostly flat background (ties go to the first element)`, async () => {
+      const net = composite(
+        'Net',
+        { conv: conv2d(1, 3, 3), pool: maxPool2dLayer(2), fc: linear(3 * 3 * 3, 4) },
+        (m, x, ctx) => m.fc(F.flatten(ctx, m.pool(F.relu(ctx, m.conv(x))))),
+      );
+      // A flat zero background with a small random patch, like MNIST: windows full of ties.
+      const makeInput = (rng: { next(): number }, length: number) => {
+        const data = new Float64Array(length);
+        for (let i = 0; i < length; i++) if (i % 64 >= 18 && i % 64 < 30) data[i] = rng.next();
+        return data;
+      };
+      const rules = { ...gradientRules, MaxPool: maxPoolRule(() => routing) };
+      const reports = await gradientCheck(net, { inputShape: [1, 8, 8], batch: 3, rules, makeInput });
+      for (const r of reports) expect(r.maxRelativeError, `${r.name} (${r.checked} checks)`).toBeLessThan(TOLERANCE);
+    });
   }
 });
