@@ -37,8 +37,8 @@ export async function benchTrain(o: TrainBenchOptions): Promise<BenchReport> {
   const rows: Row[] = [];
   for (const model of o.models) {
     for (const threads of o.threads) {
-      // With more than one thread, both ways of using them: worker threads (the default) and one session.
-      const modes: (Parallelism | undefined)[] = threads > 1 ? ['workers', 'session'] : [undefined];
+      // With more than one thread, both ways of using them: one session (the default) and worker threads.
+      const modes: (Parallelism | undefined)[] = threads > 1 ? ['session', 'workers'] : [undefined];
       const ours = modes.map(() => [] as number[]);
       const labels = modes.map(() => '');
       const theirs: number[] = [];

@@ -66,6 +66,7 @@ describe('autotune', () => {
     const tuned = await createTrainer(ZOO.resnet.build(), {
       ...options,
       threads: 2,
+      parallelism: 'workers',
       autotune: { cacheDir },
       batchSize: 64,
     });
@@ -83,6 +84,7 @@ describe('autotune', () => {
         for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs((x[i] as number) - (y[i] as number)));
       }
       expect(max).toBeLessThan(1e-4);
+      expect(tuned).not.toBeInstanceOf(Trainer);
     } finally {
       await Promise.all([tuned.release(), usual.release()]);
     }

@@ -46,6 +46,8 @@ export interface LoopOptions {
   signal?: AbortSignal;
   /** Data to use instead of loading MNIST (tests). */
   data?: { train: Dataset; test: Dataset };
+  /** Split batches over `threads` worker threads instead of one session with that many threads. */
+  parallelism?: CreateTrainerOptions['parallelism'];
   /** Per-shape autotuning of the worker step's gradient formulations (off by default; the CLI turns it on). */
   autotune?: CreateTrainerOptions['autotune'];
 }
@@ -59,6 +61,7 @@ export async function trainRun({
   events = {},
   signal,
   data,
+  parallelism,
   autotune = false,
 }: LoopOptions): Promise<EpochRecord[]> {
   const log = events.log ?? (() => {});
@@ -74,6 +77,7 @@ export async function trainRun({
     device: config.device,
     threads: config.threads,
     onNotice: log,
+    parallelism,
     autotune,
     batchSize: config.batchSize,
   });

@@ -49,7 +49,7 @@ const program = new Command('train')
   .option('--seed <n>', 'seed for initialization, shuffling, augmentation and dropout', nonNegativeInt, r.seed)
   .option(
     '--threads <n>',
-    'CPU threads (N > 1: N data-parallel worker threads, 1 ORT thread each)',
+    'ORT intra-op threads (with --workers: data-parallel worker threads)',
     positiveInt,
     r.threads,
   )
@@ -58,8 +58,12 @@ const program = new Command('train')
   .option('--out <dir>', 'run directory (default runs/<model>/<timestamp>)')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint')
   .option(
+    '--workers',
+    'split each batch over --threads worker threads, 1 ORT thread each (BatchNorm statistics per slice)',
+  )
+  .option(
     '--no-autotune',
-    `build the step's usual gradient formulations (reproducible graphs) instead of the fastest measured per shape (cached in ${defaultCacheDir()})`,
+    `with --workers: build the usual gradient formulations (reproducible graphs), not the fastest measured per shape (cached in ${defaultCacheDir()})`,
   )
   .addHelpText(
     'after',
@@ -67,7 +71,7 @@ const program = new Command('train')
   )
   .parse();
 
-type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string; autotune: boolean };
+type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string; autotune: boolean; workers?: boolean };
 
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(flags: Flags): TrainConfig {
@@ -104,6 +108,7 @@ await runCli(async () => {
     dir,
     resume: Boolean(flags.resume),
     events: terminalEvents(config.epochs),
+    parallelism: flags.workers ? 'workers' : 'session',
     autotune: flags.autotune && { cacheDir: defaultCacheDir() },
   });
   const last = history.at(-1);

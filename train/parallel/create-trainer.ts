@@ -1,7 +1,9 @@
 /**
- * One place that decides how a training step runs: on the CPU with more than one thread, N data-parallel
- * worker threads (each a 1-thread session on a slice of the batch — measured faster than one session
- * with N intra-op threads, whose ops are too small to split well); otherwise one `Trainer` session.
+ * One place that decides how a training step runs: one `Trainer` session (with N intra-op threads), or,
+ * when asked, N data-parallel worker threads (each a 1-thread session on a slice of the batch, autotuned
+ * gradient formulations). Measured on the shared 2-core machine (bench, alternating rounds), one session
+ * × 2 threads beat 2 workers on cnn, cnn3, resnet and inception, so the session stays the default until a
+ * quiet-machine run of `npm run bench -- --what train` (which measures both) says otherwise.
  */
 
 import { autotuneRules } from '../autotune/autotune.ts';
@@ -19,9 +21,9 @@ export type Parallelism = 'workers' | 'session';
 
 export interface CreateTrainerOptions extends TrainerOptions {
   /**
-   * With `threads` > 1 on the CPU: 'workers' (the default) splits each batch over that many worker
-   * threads (BatchNorm statistics then come from each slice, like DDP without SyncBN); 'session' gives
-   * one session that many intra-op threads.
+   * With `threads` > 1 on the CPU: 'session' (the default) gives one session that many intra-op threads;
+   * 'workers' splits each batch over that many worker threads (BatchNorm statistics then come from each
+   * slice, like DDP without SyncBN).
    */
   parallelism?: Parallelism;
   /** Run batches in pieces of at most this many images and accumulate their gradients (CPU). */
