@@ -2,22 +2,23 @@
  * Browser training throughput: the /train page in headless Debian Chromium (onnxruntime-web wasm with 1
  * thread and with all cores; WebGPU only when Chromium finds a real, non-fallback adapter) beside the CLI's
  * Trainer on onnxruntime-node, on the same machine, model, recipe, batch size and MNIST images. Both
- * time one epoch from its first step (session creation excluded). Writes bench/results-browser.{md,json}.
+ * time one epoch from its first step (session creation excluded). The CLI writes results-browser.{md,json}.
  */
+
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { build } from 'vite';
-import { writeFileAtomic } from '../export/files.ts';
 import { loadMnist, take } from '../runtime/data/mnist.ts';
 import { startServer } from '../serve/server.ts';
-import { launch } from '../test/helpers/browser.ts';
 import { BatchStream } from '../train/data/batches.ts';
 import { optimizerFor } from '../train/optim/from-config.ts';
 import { Rng } from '../train/random.ts';
 import { RECIPES } from '../train/recipes.ts';
 import { Trainer } from '../train/trainer.ts';
 import { type ModelName, ZOO } from '../train/zoo/index.ts';
+import { launch } from './chromium.ts';
+import type { BenchReport } from './report.ts';
 
 export interface BrowserBenchOptions {
   models: ModelName[];
@@ -129,9 +130,9 @@ export async function browserTrainingBench(options: BrowserBenchOptions): Promis
   return rows;
 }
 
-export async function benchBrowser(options: BrowserBenchOptions): Promise<void> {
+export async function benchBrowser(options: BrowserBenchOptions): Promise<BenchReport> {
   const rows = await browserTrainingBench(options);
-  const md = [
+  const markdown = [
     '# Training in the browser vs the CLI',
     '',
     `One epoch of the tutorial recipe (SGD, batch ${options.batch}) on the first ${options.images} MNIST training images, timed from the first step; Debian Chromium headless, ${cpus().length} cores. ${new Date().toISOString().slice(0, 10)}.`,
@@ -141,10 +142,5 @@ export async function benchBrowser(options: BrowserBenchOptions): Promise<void> 
     ...rows.map((r) => `| ${r.model} | ${r.runtime} | ${r.threads} | ${r.imagesPerSecond.toFixed(0)} |`),
     '',
   ].join('\n');
-  console.log(md);
-  await writeFileAtomic(new URL('./results-browser.md', import.meta.url).pathname, md);
-  await writeFileAtomic(
-    new URL('./results-browser.json', import.meta.url).pathname,
-    `${JSON.stringify({ ...options, rows }, null, 2)}\n`,
-  );
+  return { kind: 'browser', markdown, json: { ...options, rows } };
 }

@@ -6,10 +6,16 @@
 
 Prints one JSON line {"imagesPerSecond": ...}. Same recipe as ours: SGD(lr 0.01, momentum 0.5),
 cross-entropy, random inputs, a fixed batch (the data pipeline is not what is measured).
+
+    /usr/bin/python3 bench/torch_train.py --info
+
+prints {"version": ..., "blas": [...]}: the BLAS libraries this process actually mapped (Debian's torch
+uses whatever libblas.so.3 the alternatives system points at; the reference BLAS makes it crawl).
 """
 import argparse
 import json
 import os
+import re
 import sys
 import time
 
@@ -19,14 +25,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_models import ZOO  # noqa: E402
 
 
+def mapped_blas():
+    """Real paths of the BLAS/LAPACK libraries mapped into this process (after torch is imported)."""
+    torch.ones(8, 8) @ torch.ones(8, 8)
+    found = set()
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            path = line.split()[-1]
+            name = os.path.basename(path).lower()
+            if path.startswith("/") and re.search(r"blas|mkl|blis|lapack", name):
+                found.add(os.path.realpath(path))
+    return sorted(found)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--model", required=True, choices=sorted(ZOO))
+    parser.add_argument("--info", action="store_true", help="print torch's version and BLAS, then exit")
+    parser.add_argument("--model", choices=sorted(ZOO))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with an NVIDIA GPU")
     args = parser.parse_args()
+    if args.info:
+        print(json.dumps({"version": torch.__version__, "blas": mapped_blas()}))
+        return
+    if args.model is None:
+        parser.error("--model is required")
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)

@@ -1,7 +1,13 @@
 /** Steady-state training throughput of our ONNX training step (one model, one thread count). */
+import { IMAGE_PIXELS, NUM_CLASSES } from '../runtime/contract.ts';
 import { sgd } from '../train/optim/index.ts';
+import {
+  type CreateTrainerOptions,
+  createTrainer,
+  describeParallelism,
+  type Parallelism,
+} from '../train/parallel/create-trainer.ts';
 import { Rng } from '../train/random.ts';
-import { Trainer } from '../train/trainer.ts';
 import { type ModelName, ZOO } from '../train/zoo/index.ts';
 
 export interface ThroughputOptions {
@@ -9,14 +15,26 @@ export interface ThroughputOptions {
   threads: number;
   batch: number;
   seconds: number;
+  /** How to use more than one thread (default: what `createTrainer` picks). */
+  parallelism?: Parallelism;
+  /** Autotune the worker step's gradient formulations, as `train` does (cached in `cacheDir`). */
+  autotune?: CreateTrainerOptions['autotune'];
+}
+
+export interface Throughput {
+  imagesPerSecond: number;
+  /** How the step ran, for the table. */
+  mode: string;
 }
 
 /** Images per second over `seconds` of steps after 5 warm-up steps, on a fixed random batch. */
-export async function ourTrainingThroughput({ model, threads, batch, seconds }: ThroughputOptions): Promise<number> {
+export async function ourTrainingThroughput(options: ThroughputOptions): Promise<Throughput> {
+  const { model, threads, batch, seconds, parallelism, autotune } = options;
   const rng = new Rng(0);
-  const images = Float32Array.from({ length: batch * 784 }, () => rng.uniform(-0.5, 2.5));
-  const labels = Array.from({ length: batch }, () => rng.int(10));
-  const trainer = await Trainer.create(ZOO[model].build(), { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0 });
+  const images = Float32Array.from({ length: batch * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5));
+  const labels = Array.from({ length: batch }, () => rng.int(NUM_CLASSES));
+  const settings = { optimizer: sgd({ momentum: 0.5 }), threads, seed: 0, parallelism, autotune, batchSize: batch };
+  const trainer = await createTrainer(ZOO[model].build(), settings);
   try {
     for (let i = 0; i < 5; i++) await trainer.step(images, labels, 0.01);
     let steps = 0;
@@ -25,7 +43,8 @@ export async function ourTrainingThroughput({ model, threads, batch, seconds }: 
       await trainer.step(images, labels, 0.01);
       steps++;
     }
-    return (steps * batch) / ((performance.now() - start) / 1000);
+    const imagesPerSecond = (steps * batch) / ((performance.now() - start) / 1000);
+    return { imagesPerSecond, mode: describeParallelism(settings) };
   } finally {
     await trainer.release();
   }

@@ -11,11 +11,11 @@ import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts
 import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
 import { optimizerFor } from './optim/from-config.ts';
+import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
 import { type EpochRecord, prepareRunDir, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
 import { learningRate } from './schedule.ts';
-import { Trainer } from './trainer.ts';
 import { ZOO } from './zoo/index.ts';
 
 /** How often the tutorial prints its running loss. */
@@ -52,19 +52,27 @@ export interface LoopOptions {
   data?: { train: Dataset; test: Dataset };
   /** How files are written (atomically by default; tests inject failures). */
   write?: WriteFile;
+  /** Split batches over `threads` worker threads instead of one session with that many threads. */
+  parallelism?: CreateTrainerOptions['parallelism'];
+  /** Per-shape autotuning of the worker step's gradient formulations (off by default; the CLI turns it on). */
+  autotune?: CreateTrainerOptions['autotune'];
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
 
-/** The one place a run's Trainer is made (a data-parallel trainer plugs in here). */
-function createTrainer(config: TrainConfig, log: (line: string) => void): Promise<Trainer> {
-  return Trainer.create(ZOO[config.model].build(), {
+/** The one place a run's trainer is made: one session, or data-parallel workers (train/parallel). */
+function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<AnyTrainer> {
+  const { config } = options;
+  return createTrainer(ZOO[config.model].build(), {
     optimizer: optimizerFor(config),
     labelSmoothing: config.labelSmoothing,
     seed: config.seed,
     device: config.device,
     threads: config.threads,
     onNotice: log,
+    parallelism: options.parallelism,
+    autotune: options.autotune ?? false,
+    batchSize: config.batchSize,
   });
 }
 
@@ -90,7 +98,7 @@ async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Check
 
 interface EpochContext {
   config: TrainConfig;
-  trainer: Trainer;
+  trainer: AnyTrainer;
   stream: BatchStream;
   totalSteps: number;
   events: LoopEvents;
@@ -141,7 +149,7 @@ export async function trainRun(options: LoopOptions): Promise<EpochRecord[]> {
     : await Promise.all([loadMnist('train'), loadMnist('test')]);
   const testSet = normalizedSplit(test);
   const checkpoint = await openRunDir(options, write);
-  const trainer = await createTrainer(config, log);
+  const trainer = await trainerFor(options, log);
   try {
     const augment = config.augment ? DEFAULT_AUGMENT : undefined;
     const trainSet = take(train, config.limit);

@@ -7,9 +7,10 @@
  *
  * The caller feeds each `<name>.next` back as `<name>` on the next step.
  */
-import type { GraphBuilder } from '../export/onnx/builder.ts';
+import { GraphBuilder } from '../export/onnx/builder.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
 import { backward } from './autodiff/backward.ts';
+import type { GradientRule } from './autodiff/rule.ts';
 import { BATCH_DIM, emitForward } from './forward-graph.ts';
 import type { Module, ParamSpec } from './layers/index.ts';
 import type { RandomInputSpec } from './layers/module.ts';
@@ -52,12 +53,15 @@ export interface TrainingGraphOptions {
   inputShape?: number[];
   /** Also output `<param>.grad` for every trainable parameter (tests, debugging). */
   exposeGradients?: boolean;
+  /** The op-type → gradient rule table (default ours; the autotuner passes one with chosen formulations). */
+  rules?: Record<string, GradientRule>;
 }
 
 export const gradName = (name: string) => `${name}.grad`;
 export const stateName = (param: string, slot: string) => `${param}.${slot}`;
 
-export function buildTrainingGraph(module: Module, options: TrainingGraphOptions): TrainingGraph {
+/** Forward (training form), loss and backward: what the whole step and the gradient-only graph share. */
+function emitLossAndGradients(module: Module, options: Omit<TrainingGraphOptions, 'optimizer'>) {
   const forward = emitForward(module, {
     training: true,
     graphName: `${module.type}_train_step`,
@@ -65,12 +69,7 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
   });
   const classes = forward.ctx.graph.shapeOf(forward.logits)[1] as number;
   const g: GraphBuilder = forward.graph;
-  const ctx = forward.ctx;
   const labels = g.input(LABELS_NAME, 'INT64', [BATCH_DIM]);
-  const lr = g.input(LR_NAME, 'FLOAT', []);
-  const usesStep = options.optimizer.usesStep;
-  const step = usesStep ? g.input(STEP_NAME, 'FLOAT', []) : '';
-
   const { loss, correct, dLogits } = softmaxCrossEntropy(g, forward.logits, labels, {
     classes,
     labelSmoothing: options.labelSmoothing ?? 0,
@@ -80,7 +79,26 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
     g,
     new Map([[forward.logits, dLogits]]),
     trainable.map((p) => p.name),
+    { rules: options.rules },
   );
+  return { g, forward, ctx: forward.ctx, classes, loss, correct, trainable, grads };
+}
+
+/** Each buffer's training-time update as the output `<buffer>.next`. */
+function outputBufferUpdates(g: GraphBuilder, forward: ReturnType<typeof emitForward>, carried: CarriedTensor[]): void {
+  for (const p of forward.params.filter((q) => !q.trainable)) {
+    const next = forward.ctx.stateUpdates.get(p.name);
+    if (!next) throw new Error(`buffer ${p.name} has no training-time update`);
+    carried.push({ name: p.name, shape: p.shape, kind: 'buffer' });
+    g.output(next, 'FLOAT', p.shape, nextName(p.name));
+  }
+}
+
+export function buildTrainingGraph(module: Module, options: TrainingGraphOptions): TrainingGraph {
+  const { g, forward, ctx, classes, loss, correct, trainable, grads } = emitLossAndGradients(module, options);
+  const lr = g.input(LR_NAME, 'FLOAT', []);
+  const usesStep = options.optimizer.usesStep;
+  const step = usesStep ? g.input(STEP_NAME, 'FLOAT', []) : '';
 
   const carried: CarriedTensor[] = [];
   const update = options.optimizer.emit(g, lr, step);
@@ -97,12 +115,7 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
       g.output(next.state[slot] as string, 'FLOAT', p.shape, nextName(name));
     }
   }
-  for (const p of forward.params.filter((q) => !q.trainable)) {
-    const next = ctx.stateUpdates.get(p.name);
-    if (!next) throw new Error(`buffer ${p.name} has no training-time update`);
-    carried.push({ name: p.name, shape: p.shape, kind: 'buffer' });
-    g.output(next, 'FLOAT', p.shape, nextName(p.name));
-  }
+  outputBufferUpdates(g, forward, carried);
   g.output(loss, 'FLOAT', [], LOSS_NAME);
   g.output(correct, 'FLOAT', [], CORRECT_NAME);
   if (options.exposeGradients) {
@@ -118,4 +131,78 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
     classes,
     gradients: grads,
   };
+}
+
+/**
+ * The step's first half, for data-parallel workers: forward, loss and backward, no optimizer.
+ *
+ *   inputs:  input, labels, every parameter and buffer, the random inputs
+ *   outputs: loss [] (mean over the batch), correct [], `<param>.grad` for every trainable parameter and
+ *            `<buffer>.next` for every buffer (BatchNorm's running statistics, from this batch alone)
+ */
+export interface GradientGraph {
+  model: ModelProto;
+  params: ParamSpec[];
+  trainable: ParamSpec[];
+  buffers: CarriedTensor[];
+  randomInputs: RandomInputSpec[];
+  classes: number;
+}
+
+export function buildGradientGraph(
+  module: Module,
+  options: Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> = {},
+): GradientGraph {
+  const { g, forward, ctx, classes, loss, correct, trainable, grads } = emitLossAndGradients(module, options);
+  for (const p of trainable) g.output(grads.get(p.name) as string, 'FLOAT', p.shape, gradName(p.name));
+  const buffers: CarriedTensor[] = [];
+  outputBufferUpdates(g, forward, buffers);
+  g.output(loss, 'FLOAT', [], LOSS_NAME);
+  g.output(correct, 'FLOAT', [], CORRECT_NAME);
+  return {
+    model: g.toModel({ docString: `gradients of ${module.type}` }),
+    params: forward.params,
+    trainable,
+    buffers,
+    randomInputs: ctx.randomInputs,
+    classes,
+  };
+}
+
+/**
+ * The step's second half: one optimizer update from given gradients.
+ *
+ *   inputs:  lr [], step [] (when the optimizer counts steps), every trainable parameter, its
+ *            `<param>.grad` and its optimizer state
+ *   outputs: `<name>.next` for every parameter and state tensor (listed in `carried`)
+ */
+export interface UpdateGraph {
+  model: ModelProto;
+  carried: CarriedTensor[];
+  usesStep: boolean;
+}
+
+export function buildUpdateGraph(trainable: readonly ParamSpec[], optimizer: Optimizer): UpdateGraph {
+  const g = new GraphBuilder(`${optimizer.name}_update`);
+  const lr = g.input(LR_NAME, 'FLOAT', []);
+  const usesStep = optimizer.usesStep;
+  const step = usesStep ? g.input(STEP_NAME, 'FLOAT', []) : '';
+  const update = optimizer.emit(g, lr, step);
+  const carried: CarriedTensor[] = [];
+  for (const p of trainable) {
+    const param = g.input(p.name, 'FLOAT', p.shape);
+    const grad = g.input(gradName(p.name), 'FLOAT', p.shape);
+    const state = Object.fromEntries(
+      optimizer.slots.map((slot) => [slot, g.input(stateName(p.name, slot), 'FLOAT', p.shape)]),
+    );
+    const next = update({ param, grad, state });
+    carried.push({ name: p.name, shape: p.shape, kind: 'param' });
+    g.output(next.param, 'FLOAT', p.shape, nextName(p.name));
+    for (const slot of optimizer.slots) {
+      const name = stateName(p.name, slot);
+      carried.push({ name, shape: p.shape, kind: 'optimizer' });
+      g.output(next.state[slot] as string, 'FLOAT', p.shape, nextName(name));
+    }
+  }
+  return { model: g.toModel({ docString: `${optimizer.name} update` }), carried, usesStep };
 }

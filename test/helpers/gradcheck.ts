@@ -13,7 +13,7 @@ import { initializeWeights, type Weights } from '../../train/initialize.ts';
 import type { Module } from '../../train/layers/index.ts';
 import { sgd } from '../../train/optim/index.ts';
 import { Rng } from '../../train/random.ts';
-import { buildTrainingGraph, gradName } from '../../train/training-graph.ts';
+import { buildTrainingGraph, gradName, type TrainingGraphOptions } from '../../train/training-graph.ts';
 import { crossEntropy, evaluate, type F64 } from './reference.ts';
 
 export interface GradCheckOptions {
@@ -28,6 +28,8 @@ export interface GradCheckOptions {
   directions?: number;
   /** Start from these weights instead of a seeded initialization. */
   weights?: Weights;
+  /** The gradient rule table to check (default ours). */
+  rules?: TrainingGraphOptions['rules'];
   /** Make the input: defaults to uniform [0, 1). */
   makeInput?: (rng: Rng, length: number) => Float64Array;
 }
@@ -173,6 +175,7 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
     inputShape,
     labelSmoothing: options.labelSmoothing,
     exposeGradients: true,
+    rules: options.rules,
   });
   const weights = options.weights ?? initializeWeights(train.params, options.seed ?? 7);
   // Non-trivial BatchNorm affine parameters, so their gradients are exercised away from 1 and 0.

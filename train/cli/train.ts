@@ -20,6 +20,7 @@ import {
 import { runCli } from '../../runtime/cli/run-cli.ts';
 import { probeDevice } from '../../runtime/device-probe.ts';
 import { DEVICES } from '../../runtime/execution.ts';
+import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
@@ -47,19 +48,39 @@ const program = new Command('train')
   .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
   .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
   .option('--seed <n>', 'seed for initialization, shuffling, augmentation and dropout', nonNegativeInt, r.seed)
-  .option('--threads <n>', 'ORT intra-op threads', positiveInt, r.threads)
+  .option(
+    '--threads <n>',
+    'ORT intra-op threads (with --workers: data-parallel worker threads)',
+    positiveInt,
+    r.threads,
+  )
   .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
   .option('--limit <n>', 'train on the first n training images only', positiveInt)
   .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
   .option('--force', 'let --out replace the run in a directory that holds one', false)
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
+  .option(
+    '--workers',
+    'split each batch over --threads worker threads, 1 ORT thread each (BatchNorm statistics per slice)',
+  )
+  .option(
+    '--no-autotune',
+    `with --workers: build the usual gradient formulations (reproducible graphs), not the fastest measured per shape (cached in ${defaultCacheDir()})`,
+  )
   .addHelpText(
     'after',
     `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
   )
   .parse();
 
-type Flags = TrainConfig & { recipe: RecipeName; out?: string; resume?: string; force: boolean };
+type Flags = TrainConfig & {
+  recipe: RecipeName;
+  out?: string;
+  resume?: string;
+  force: boolean;
+  autotune: boolean;
+  workers?: boolean;
+};
 
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(flags: Flags): TrainConfig {
@@ -104,6 +125,8 @@ await runCli(async () => {
     resume: Boolean(flags.resume),
     overwrite: flags.force,
     events: terminalEvents(config.epochs),
+    parallelism: flags.workers ? 'workers' : 'session',
+    autotune: flags.autotune && { cacheDir: defaultCacheDir() },
   });
   const last = history.at(-1);
   if (last) {

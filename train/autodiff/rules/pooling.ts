@@ -4,60 +4,94 @@
  * MaxPool routes each output's gradient to the input element that won the window, found through the
  * forward node's `Indices` output (flat N·C·H·W positions; ties go to the first element). Never an
  * equality mask: MNIST's flat background ties everywhere and a mask would credit every tied element.
- * Non-overlapping windows use MaxUnpool (each input is in one window); overlapping ones
- * ScatterElements with reduction 'add' (an input can win several windows).
+ * Non-overlapping windows use MaxUnpool (each input is in one window) or, when the autotuner measured it
+ * faster for the shape, ScatterElements with reduction 'add' — which overlapping ones always use (an
+ * input can win several windows).
  *
  * AveragePool spreads dY/count evenly over each window: a depthwise ConvTranspose with a constant
  * kernel of ones, divided by the window's count (k², or the in-bounds count when count_include_pad=0).
  */
+
 import { int, ints, str } from '../../../export/onnx/attributes.ts';
+import type { GraphBuilder } from '../../../export/onnx/builder.ts';
+import type { NodeProto } from '../../../export/onnx/schema.ts';
 import { floatTensor, int64Tensor } from '../../../export/onnx/tensor.ts';
 import { attrInt, attrInts, dY, type GradientRule, input, staticDim } from '../rule.ts';
 
 /** A pooling node's window: kernel, strides (default 1) and pads (default 0). */
-function windowOf(c: Parameters<GradientRule>[0]): { kernel: number[]; strides: number[]; pads: number[] } {
-  const kernel = attrInts(c.node, 'kernel_shape', []);
+function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads: number[] } {
+  const kernel = attrInts(node, 'kernel_shape', []);
   return {
     kernel,
     strides: attrInts(
-      c.node,
+      node,
       'strides',
       kernel.map(() => 1),
     ),
-    pads: attrInts(c.node, 'pads', [0, 0, 0, 0]),
+    pads: attrInts(node, 'pads', [0, 0, 0, 0]),
   };
 }
 
-export const MaxPool: GradientRule = (c) => {
-  const x = input(c, 0);
-  const { kernel, strides, pads } = windowOf(c);
-  if (attrInt(c.node, 'ceil_mode', 0) !== 0 || attrInts(c.node, 'dilations', [1, 1]).some((d) => d !== 1)) {
-    throw new Error(`MaxPool gradient supports ceil_mode 0 and dilation 1 only (node '${c.node.name}')`);
-  }
-  // Ask the forward node for its Indices output; it costs the forward nothing extra to produce.
-  if (c.node.output.length < 2) c.node.output.push(c.g.uniqueName(`${c.node.name}_indices`));
-  const indices = c.node.output[1] as string;
-  const d = dY(c);
-  const xShape = c.g.op('Shape', [x]);
-  const nonOverlapping = kernel.every((k, i) => k === strides[i]) && pads.every((p) => p === 0);
-  if (nonOverlapping) {
-    return [c.g.op('MaxUnpool', [d, indices, xShape], { kernel_shape: ints(kernel), strides: ints(strides) })];
-  }
-  const flat = c.g.constant(int64Tensor([1], [-1]), 'flat');
-  const zeros = c.g.op('ConstantOfShape', [c.g.op('ReduceProd', [xShape], { keepdims: int(1) })]);
-  const scattered = c.g.op(
-    'ScatterElements',
-    [zeros, c.g.op('Reshape', [indices, flat]), c.g.op('Reshape', [d, flat])],
-    { axis: int(0), reduction: str('add') },
-  );
-  return [c.g.op('Reshape', [scattered, xShape])];
-};
+/** How MaxPool's gradient is routed: MaxUnpool (non-overlapping windows only) or ScatterElements 'add'. */
+export const MAX_POOL_GRADIENTS = ['unpool', 'scatter'] as const;
+export type MaxPoolGradient = (typeof MAX_POOL_GRADIENTS)[number];
+
+/** A MaxPool node's static geometry: what the routing's speed depends on (and the autotuner's key). */
+export interface MaxPoolGeometry {
+  /** Channels, height, width (the batch may be dynamic). */
+  input: [number, number, number];
+  kernel: number[];
+  strides: number[];
+  pads: number[];
+}
+
+export function maxPoolGeometryOf(g: GraphBuilder, node: NodeProto): MaxPoolGeometry {
+  const xShape = g.shapeOf(node.input[0] as string);
+  const what = 'MaxPool input';
+  return {
+    input: [staticDim(xShape, 1, what), staticDim(xShape, 2, what), staticDim(xShape, 3, what)],
+    ...windowOf(node),
+  };
+}
+
+/** MaxUnpool needs every input element in at most one window. */
+export const nonOverlapping = (geo: Pick<MaxPoolGeometry, 'kernel' | 'strides' | 'pads'>) =>
+  geo.kernel.every((k, i) => k === geo.strides[i]) && geo.pads.every((p) => p === 0);
+
+/** The MaxPool rule; `choose` picks the routing for non-overlapping windows (overlapping ones scatter). */
+export function maxPoolRule(choose: (geo: MaxPoolGeometry) => MaxPoolGradient = () => 'unpool'): GradientRule {
+  return (c) => {
+    const x = input(c, 0);
+    const { kernel, strides, pads } = windowOf(c.node);
+    if (attrInt(c.node, 'ceil_mode', 0) !== 0 || attrInts(c.node, 'dilations', [1, 1]).some((d) => d !== 1)) {
+      throw new Error(`MaxPool gradient supports ceil_mode 0 and dilation 1 only (node '${c.node.name}')`);
+    }
+    // Ask the forward node for its Indices output; it costs the forward nothing extra to produce.
+    if (c.node.output.length < 2) c.node.output.push(c.g.uniqueName(`${c.node.name}_indices`));
+    const indices = c.node.output[1] as string;
+    const d = dY(c);
+    const xShape = c.g.op('Shape', [x]);
+    if (nonOverlapping({ kernel, strides, pads }) && choose(maxPoolGeometryOf(c.g, c.node)) === 'unpool') {
+      return [c.g.op('MaxUnpool', [d, indices, xShape], { kernel_shape: ints(kernel), strides: ints(strides) })];
+    }
+    const flat = c.g.constant(int64Tensor([1], [-1]), 'flat');
+    const zeros = c.g.op('ConstantOfShape', [c.g.op('ReduceProd', [xShape], { keepdims: int(1) })]);
+    const scattered = c.g.op(
+      'ScatterElements',
+      [zeros, c.g.op('Reshape', [indices, flat]), c.g.op('Reshape', [d, flat])],
+      { axis: int(0), reduction: str('add') },
+    );
+    return [c.g.op('Reshape', [scattered, xShape])];
+  };
+}
+
+export const MaxPool: GradientRule = maxPoolRule();
 
 export const AveragePool: GradientRule = (c) => {
   const x = input(c, 0);
   const xShape = c.g.shapeOf(x);
   const yShape = c.g.shapeOf(c.node.output[0] as string);
-  const { kernel, strides, pads } = windowOf(c);
+  const { kernel, strides, pads } = windowOf(c.node);
   const includePad = attrInt(c.node, 'count_include_pad', 0) === 1;
   if (attrInt(c.node, 'ceil_mode', 0) !== 0 || kernel.length !== 2) {
     throw new Error(`AveragePool gradient supports 2-D pooling with ceil_mode 0 only (node '${c.node.name}')`);

@@ -1,0 +1,92 @@
+/** Per-shape autotuning: one measurement per Conv geometry, cached on disk by shape and ORT version. */
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
+import { MAX_POOL_GRADIENTS } from '../train/autodiff/rules/pooling.ts';
+import { autotuneRules } from '../train/autotune/autotune.ts';
+import { CACHE_FILE } from '../train/autotune/cache.ts';
+import { sgd } from '../train/optim/index.ts';
+import { createTrainer } from '../train/parallel/create-trainer.ts';
+import { Trainer } from '../train/trainer.ts';
+import { ZOO } from '../train/zoo/index.ts';
+import { syntheticDigits } from './helpers/synthetic.ts';
+
+const readCache = async (dir: string) =>
+  JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as { version: number; choices: Record<string, string> };
+
+describe('autotune', () => {
+  it('measures each Conv geometry once, caches the choice by shape and ORT version, and reuses it', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
+    const notices: string[] = [];
+    const first = await autotuneRules(ZOO.cnn.build(), { batch: 8, cacheDir, onNotice: (m) => notices.push(m) });
+    // The simple CNN has two convolutions and two 2×2 max-pools, all of different shapes.
+    expect(first.choices.size).toBe(4);
+    expect(notices).toHaveLength(4);
+    const cache = await readCache(cacheDir);
+    expect(Object.keys(cache.choices)).toHaveLength(4);
+    for (const [key, choice] of Object.entries(cache.choices)) {
+      expect(key).toContain(`ort ${ort.env.versions.node}`);
+      expect(key).toContain('batch 8');
+      const allowed: readonly string[] = key.includes('conv') ? CONV_WEIGHT_GRADIENTS : MAX_POOL_GRADIENTS;
+      expect(allowed).toContain(choice);
+    }
+
+    // Cached: nothing measured again; a planted choice is what gets built.
+    const key = Object.keys(cache.choices).find((k) => k.includes('conv-weight-gradient')) as string;
+    const planted = cache.choices[key] === 'im2col' ? 'im2col-t' : 'im2col';
+    await writeFile(
+      join(cacheDir, CACHE_FILE),
+      JSON.stringify({ ...cache, choices: { ...cache.choices, [key]: planted } }),
+    );
+    const again: string[] = [];
+    const second = await autotuneRules(ZOO.cnn.build(), { batch: 8, cacheDir, onNotice: (m) => again.push(m) });
+    expect(again).toEqual([]);
+    expect(second.choices.get(key)).toBe(planted);
+
+    // Another batch size is another shape.
+    await autotuneRules(ZOO.cnn.build(), { batch: 16, cacheDir });
+    expect(Object.keys((await readCache(cacheDir)).choices)).toHaveLength(8);
+  }, 60_000);
+
+  it('rebuilds a corrupt cache instead of failing', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
+    await writeFile(join(cacheDir, CACHE_FILE), '{ not json');
+    const { choices } = await autotuneRules(ZOO.cnn.build(), { batch: 4, cacheDir });
+    expect(choices.size).toBe(4);
+    expect((await readCache(cacheDir)).version).toBe(1);
+  }, 60_000);
+
+  it('an autotuned worker step trains like the usual single-session step (resnet: convs and max-pools)', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
+    const data = syntheticDigits(64, 3);
+    const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };
+    const tuned = await createTrainer(ZOO.resnet.build(), {
+      ...options,
+      threads: 2,
+      parallelism: 'workers',
+      autotune: { cacheDir },
+      batchSize: 64,
+    });
+    const usual = await Trainer.create(ZOO.resnet.build(), options);
+    try {
+      for (let s = 0; s < 2; s++) {
+        const a = await tuned.step(data.images, data.labels, 0.05);
+        const b = await usual.step(data.images, data.labels, 0.05);
+        expect(a.loss).toBeCloseTo(b.loss, 4);
+      }
+      const [w, u] = [tuned.weights(), usual.weights()];
+      let max = 0;
+      for (const [name, x] of u) {
+        const y = w.get(name) as Float32Array;
+        for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs((x[i] as number) - (y[i] as number)));
+      }
+      expect(max).toBeLessThan(1e-4);
+      expect(tuned).not.toBeInstanceOf(Trainer);
+    } finally {
+      await Promise.all([tuned.release(), usual.release()]);
+    }
+  }, 90_000);
+});

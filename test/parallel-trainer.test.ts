@@ -1,0 +1,131 @@
+/**
+ * Data-parallel workers: a step split over worker threads (gradients summed by slice size, one optimizer
+ * update) equals one session's step for BN-free models, and BatchNorm's statistics are per slice.
+ */
+import { describe, expect, it } from 'vitest';
+import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
+import { adamw, sgd } from '../train/optim/index.ts';
+import { ParallelTrainer, sliceBatch } from '../train/parallel/parallel-trainer.ts';
+import { Trainer } from '../train/trainer.ts';
+import { ZOO } from '../train/zoo/index.ts';
+import { syntheticDigits } from './helpers/synthetic.ts';
+
+const PIXELS = 784;
+
+function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array>): number {
+  expect([...a.keys()].sort()).toEqual([...b.keys()].sort());
+  let max = 0;
+  for (const [name, x] of a) {
+    const y = b.get(name) as Float32Array;
+    for (let i = 0; i < x.length; i++) max = Math.max(max, Math.abs((x[i] as number) - (y[i] as number)));
+  }
+  return max;
+}
+
+describe('sliceBatch', () => {
+  it('covers the batch once, in near-equal slices, one per worker or per micro-batch', () => {
+    expect(sliceBatch(64, 2)).toEqual([
+      [0, 32],
+      [32, 64],
+    ]);
+    expect(sliceBatch(5, 2)).toEqual([
+      [0, 3],
+      [3, 5],
+    ]);
+    expect(sliceBatch(1, 4)).toEqual([[0, 1]]);
+    expect(sliceBatch(63, 2, 16).map(([a, b]) => b - a)).toEqual([16, 16, 16, 15]);
+  });
+});
+
+describe('ParallelTrainer', () => {
+  const data = syntheticDigits(192, 5);
+  const batch = (s: number, n: number) => ({
+    images: data.images.slice(s * PIXELS, (s + n) * PIXELS),
+    labels: data.labels.slice(s, s + n),
+  });
+
+  it('takes the same 3 steps as one session for a BN-free model (cnn, SGD with momentum), and their states interchange', async () => {
+    const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };
+    const single = await Trainer.create(ZOO.cnn.build(), options);
+    const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2 });
+    try {
+      for (let s = 0; s < 3; s++) {
+        const { images, labels } = batch(s * 64, 64);
+        const a = await single.step(images, labels, 0.05);
+        const b = await parallel.step(images, labels, 0.05);
+        expect(b.correct).toBe(a.correct);
+        expect(b.loss).toBeCloseTo(a.loss, 5);
+      }
+      expect(parallel.steps).toBe(3);
+      expect(maxDifference(parallel.weights(), single.weights())).toBeLessThan(1e-5);
+      // A parallel trainer's checkpoint continues in a single session (same tensor names).
+      const resumed = await Trainer.create(ZOO.cnn.build(), options);
+      resumed.restore(parallel.state());
+      const { images, labels } = batch(0, 64);
+      const [x, y] = [await resumed.step(images, labels, 0.05), await parallel.step(images, labels, 0.05)];
+      expect(y.loss).toBeCloseTo(x.loss, 5);
+      expect(maxDifference(parallel.weights(), resumed.weights())).toBeLessThan(1e-5);
+      await resumed.release();
+    } finally {
+      await Promise.all([single.release(), parallel.release()]);
+    }
+  }, 60_000);
+
+  it('accumulates micro-batches of an odd batch, with Adam and the same dropout masks as one session', async () => {
+    const net = (): Module =>
+      composite('Net', { fc1: linear(784, 32), drop: dropout(0.3), fc2: linear(32, 10) }, (m, x, ctx) =>
+        m.fc2(m.drop(F.relu(ctx, m.fc1(F.flatten(ctx, x))))),
+      );
+    const options = { optimizer: adamw(), seed: 3 };
+    const single = await Trainer.create(net(), options);
+    // 63 images in 4 micro-batches (16, 16, 16, 15) over 2 workers.
+    const parallel = await ParallelTrainer.create(net(), { ...options, workers: 2, microBatch: 16 });
+    try {
+      for (let s = 0; s < 3; s++) {
+        const { images, labels } = batch(s * 63, 63);
+        const a = await single.step(images, labels, 1e-3);
+        const b = await parallel.step(images, labels, 1e-3);
+        expect(b.loss).toBeCloseTo(a.loss, 5);
+      }
+      expect(maxDifference(parallel.weights(), single.weights())).toBeLessThan(1e-5);
+      const a = await single.evaluate(data.images, data.labels);
+      const b = await parallel.evaluate(data.images, data.labels);
+      expect(b.correct).toBe(a.correct);
+    } finally {
+      await Promise.all([single.release(), parallel.release()]);
+    }
+  }, 60_000);
+
+  it('uses per-slice BatchNorm statistics (like DDP without SyncBN): one SGD step on [A; B] is the mean of steps on A and on B', async () => {
+    const options = { optimizer: sgd(), seed: 1 };
+    const [a, b] = [batch(0, 32), batch(32, 32)];
+    const both = batch(0, 64);
+    const parallel = await ParallelTrainer.create(ZOO['fast-cnn'].build(), { ...options, workers: 2 });
+    const onA = await Trainer.create(ZOO['fast-cnn'].build(), options);
+    const onB = await Trainer.create(ZOO['fast-cnn'].build(), options);
+    const onBoth = await Trainer.create(ZOO['fast-cnn'].build(), options);
+    try {
+      await parallel.step(both.images, both.labels, 0.1);
+      await onA.step(a.images, a.labels, 0.1);
+      await onB.step(b.images, b.labels, 0.1);
+      await onBoth.step(both.images, both.labels, 0.1);
+      // Plain SGD is linear in the gradient, and the running statistics are linear in the batch statistics,
+      // so per-slice statistics make every parameter and buffer the mean of the two half-batch steps.
+      const [wa, wb] = [onA.weights(), onB.weights()];
+      const mean = new Map([...wa].map(([k, v]) => [k, v.map((x, i) => (x + (wb.get(k)?.[i] as number)) / 2)]));
+      expect(maxDifference(parallel.weights(), mean)).toBeLessThan(1e-5);
+      // …which is not the full batch's statistics (that would be SyncBN).
+      expect(maxDifference(parallel.weights(), onBoth.weights())).toBeGreaterThan(1e-4);
+    } finally {
+      await Promise.all([parallel, onA, onB, onBoth].map((t) => t.release()));
+    }
+  }, 60_000);
+
+  it('refuses a GPU device and nonsense worker counts', async () => {
+    const options = { optimizer: sgd(), seed: 0 };
+    await expect(ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 0 })).rejects.toThrow(/workers/);
+    await expect(ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2, device: 'webgpu' })).rejects.toThrow(
+      /CPU only/,
+    );
+  });
+});

@@ -1,0 +1,53 @@
+/** Time each Conv weight-gradient formulation on one geometry, alone in a 1-thread ORT session. */
+import * as ort from 'onnxruntime-node';
+import { GraphBuilder } from '../../export/onnx/builder.ts';
+import { encodeModel } from '../../export/onnx/codec.ts';
+import {
+  CONV_WEIGHT_GRADIENTS,
+  type ConvGeometry,
+  type ConvWeightGradient,
+  emitConvWeightGradient,
+} from '../autodiff/rules/conv-weight-gradient.ts';
+import { Rng } from '../random.ts';
+import { medianTimes } from './timing.ts';
+
+/** The cache key: everything the timing depends on. */
+export function convKey(geo: ConvGeometry, batch: number): string {
+  const list = (xs: readonly number[]) => xs.join('x');
+  return [
+    `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
+    'conv-weight-gradient',
+    `batch ${batch}`,
+    `in ${list(geo.input)}`,
+    `out ${list(geo.output)}`,
+    `kernel ${list(geo.kernel)}`,
+    `strides ${list(geo.strides)}`,
+    `pads ${list(geo.pads)}`,
+    `dilations ${list(geo.dilations)}`,
+  ].join(' | ');
+}
+
+/** Median milliseconds per run of each formulation. */
+export async function timeConvWeightGradients(
+  geo: ConvGeometry,
+  batch: number,
+): Promise<Map<ConvWeightGradient, number>> {
+  const rng = new Rng(1);
+  const random = (dims: number[]) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
+      dims,
+    );
+  const feeds = { x: random([batch, ...geo.input]), dy: random([batch, ...geo.output]) };
+  const models = new Map<ConvWeightGradient, Uint8Array>();
+  for (const formulation of CONV_WEIGHT_GRADIENTS) {
+    const g = new GraphBuilder(`conv_weight_gradient_${formulation}`);
+    const x = g.input('x', 'FLOAT', [batch, ...geo.input]);
+    const dy = g.input('dy', 'FLOAT', [batch, ...geo.output]);
+    const dw = emitConvWeightGradient(g, x, dy, geo, formulation);
+    g.output(dw, 'FLOAT', [geo.output[0], geo.input[0], ...geo.kernel], 'dw');
+    models.set(formulation, encodeModel(g.toModel()));
+  }
+  return medianTimes(models, feeds);
+}

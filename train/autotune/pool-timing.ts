@@ -1,0 +1,57 @@
+/** Time each MaxPool gradient routing on one geometry: forward MaxPool with Indices, then the routing. */
+import * as ort from 'onnxruntime-node';
+import { ints } from '../../export/onnx/attributes.ts';
+import { GraphBuilder } from '../../export/onnx/builder.ts';
+import { encodeModel } from '../../export/onnx/codec.ts';
+import {
+  MAX_POOL_GRADIENTS,
+  type MaxPoolGeometry,
+  type MaxPoolGradient,
+  maxPoolRule,
+} from '../autodiff/rules/pooling.ts';
+import { Rng } from '../random.ts';
+import { medianTimes } from './timing.ts';
+
+export function maxPoolKey(geo: MaxPoolGeometry, batch: number): string {
+  const list = (xs: readonly number[]) => xs.join('x');
+  return [
+    `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
+    'max-pool-gradient',
+    `batch ${batch}`,
+    `in ${list(geo.input)}`,
+    `kernel ${list(geo.kernel)}`,
+    `strides ${list(geo.strides)}`,
+    `pads ${list(geo.pads)}`,
+  ].join(' | ');
+}
+
+export async function timeMaxPoolGradients(geo: MaxPoolGeometry, batch: number): Promise<Map<MaxPoolGradient, number>> {
+  const [c, h, w] = geo.input;
+  const out = [0, 1].map(
+    (i) =>
+      Math.floor(
+        ((i ? w : h) + (geo.pads[i] ?? 0) + (geo.pads[i + 2] ?? 0) - (geo.kernel[i] ?? 1)) / (geo.strides[i] ?? 1),
+      ) + 1,
+  );
+  const rng = new Rng(1);
+  const random = (dims: number[]) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
+      dims,
+    );
+  const feeds = { x: random([batch, c, h, w]), dy: random([batch, c, ...out]) };
+  const models = new Map<MaxPoolGradient, Uint8Array>();
+  for (const routing of MAX_POOL_GRADIENTS) {
+    const g = new GraphBuilder(`max_pool_gradient_${routing}`);
+    const x = g.input('x', 'FLOAT', [batch, c, h, w]);
+    const dy = g.input('dy', 'FLOAT', [batch, c, ...out]);
+    g.op('MaxPool', [x], { kernel_shape: ints(geo.kernel), strides: ints(geo.strides), pads: ints(geo.pads) });
+    const node = g.nodes.at(-1);
+    if (!node) throw new Error('internal: no MaxPool node');
+    const [dx] = maxPoolRule(() => routing)({ g, node, dOutputs: [dy], needsGrad: [true] });
+    g.output(dx as string, 'FLOAT', [batch, c, h, w], 'dx');
+    models.set(routing, encodeModel(g.toModel()));
+  }
+  return medianTimes(models, feeds);
+}

@@ -1,0 +1,27 @@
+/** Median time per run of several equivalent graphs, runs interleaved so machine load hits all alike. */
+import type * as ort from 'onnxruntime-node';
+import { createSession } from '../../runtime/execution.ts';
+
+export async function medianTimes<K extends string>(
+  models: ReadonlyMap<K, Uint8Array>,
+  feeds: Record<string, ort.Tensor>,
+  runs = 9,
+): Promise<Map<K, number>> {
+  const sessions = new Map<K, ort.InferenceSession>();
+  try {
+    for (const [name, model] of models) sessions.set(name, (await createSession(model, { threads: 1 })).session);
+    const times = new Map<K, number[]>([...models.keys()].map((k) => [k, []]));
+    for (let r = -2; r < runs; r++) {
+      for (const [name, session] of sessions) {
+        const start = performance.now();
+        await session.run(feeds);
+        if (r >= 0) times.get(name)?.push(performance.now() - start);
+      }
+    }
+    return new Map(
+      [...times].map(([k, ms]) => [k, [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)] ?? Infinity]),
+    );
+  } finally {
+    await Promise.all([...sessions.values()].map((s) => s.release()));
+  }
+}
