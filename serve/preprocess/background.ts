@@ -1,10 +1,8 @@
 /**
- * The paper and its light: which way round the ink is, and how bright the bare paper would be at
- * every pixel (uneven light, shadows, vignetting, a grey or tinted sheet), so that ink can be measured
- * as a fraction of its own local paper — `darkness = 1 − image / background`.
- *
- * Both come from a coarse grid of blocks (about 8 along the longer side, at least 8 px each): the
- * paper is whatever most of each block is.
+ * The paper and its light: how bright the bare paper would be at every pixel (uneven light, shadows,
+ * vignetting, a grey or tinted sheet), so that ink can be measured as a fraction of its own local
+ * paper — `darkness = 1 − image / background`. The background comes from a coarse grid of blocks
+ * (about 8 along the longer side, at least 8 px each): the paper is whatever most of each block is.
  */
 import type { GrayImage } from './grayscale.ts';
 
@@ -59,39 +57,6 @@ function blockGrid(image: GrayImage): BlockGrid {
   };
 }
 
-/**
- * Whether the ink is lighter than its background (chalk on a board, white on black), decided from the
- * data by two cues that do not depend on the light:
- *  - the border: a picture's edges are mostly background — where does the border's median sit between
- *    the picture's darkest and lightest tones?
- *  - the minority: within each block, ink is the minority, so the block's median sits near the
- *    background's end of its range (weighted by the block's contrast; blank blocks say nothing).
- */
-export function inkIsLight(image: GrayImage): boolean {
-  const { width, height, data } = image;
-  const grid = blockGrid(image);
-  const [low, mid, high] = [grid.percentile(0.05), grid.percentile(0.5), grid.percentile(0.95)];
-  let skew = 0;
-  let range = 0;
-  for (let b = 0; b < low.length; b++) {
-    skew += (mid[b] as number) - (low[b] as number) - ((high[b] as number) - (mid[b] as number));
-    range += (high[b] as number) - (low[b] as number);
-  }
-  const minority = range > 0 ? skew / range : 0; // > 0: dark ink is the minority
-  const border: number[] = [];
-  for (let x = 0; x < width; x++) border.push(data[x] as number, data[(height - 1) * width + x] as number);
-  for (let y = 1; y < height - 1; y++) border.push(data[y * width] as number, data[y * width + width - 1] as number);
-  border.sort((a, b) => a - b);
-  const borderMedian = border[border.length >> 1] as number;
-  let [darkest, lightest] = [1, 0];
-  for (let b = 0; b < low.length; b++) {
-    darkest = Math.min(darkest, low[b] as number);
-    lightest = Math.max(lightest, high[b] as number);
-  }
-  const borderCue = lightest > darkest ? (2 * (borderMedian - darkest)) / (lightest - darkest) - 1 : 0; // > 0: light border
-  return borderCue + minority < 0;
-}
-
 /** 3×3 grey-level closing (max then min) of the block grid: fills blocks that a thick stroke covers. */
 function closeGrid(values: Float32Array, cols: number, rows: number): Float32Array {
   const filter = (src: Float32Array, pick: (a: number, b: number) => number) => {
@@ -120,22 +85,32 @@ export function inkDarkness(image: GrayImage): Float32Array {
   const grid = blockGrid(image);
   const { cols, rows, size } = grid;
   const paper = closeGrid(grid.percentile(PAPER_PERCENTILE), cols, rows);
+  // Bilinear weights between block centres, clamped at the edges: per column once, per row once.
+  const lerp = (n: number, blocks: number) => {
+    const index = new Int32Array(n);
+    const weight = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const g = Math.min(blocks - 1, Math.max(0, (i + 0.5) / size - 0.5));
+      index[i] = Math.min(Math.max(0, blocks - 2), Math.floor(g));
+      weight[i] = blocks > 1 ? g - (index[i] as number) : 0;
+    }
+    return { index, weight };
+  };
+  const across = lerp(width, cols);
+  const down = lerp(height, rows);
+  const rowOfPaper = new Float32Array(cols);
   const out = new Float32Array(width * height);
   for (let y = 0; y < height; y++) {
-    const gy = Math.min(rows - 1, Math.max(0, (y + 0.5) / size - 0.5));
-    const y0 = Math.min(rows - 2, Math.floor(gy));
-    const fy = rows > 1 ? gy - Math.max(0, y0) : 0;
+    const [by, fy] = [down.index[y] as number, down.weight[y] as number];
+    const by1 = Math.min(rows - 1, by + 1);
+    for (let bx = 0; bx < cols; bx++)
+      rowOfPaper[bx] = (1 - fy) * (paper[by * cols + bx] as number) + fy * (paper[by1 * cols + bx] as number);
     for (let x = 0; x < width; x++) {
-      const gx = Math.min(cols - 1, Math.max(0, (x + 0.5) / size - 0.5));
-      const x0 = Math.min(cols - 2, Math.floor(gx));
-      const fx = cols > 1 ? gx - Math.max(0, x0) : 0;
-      const at = (bx: number, by: number) =>
-        paper[Math.min(rows - 1, Math.max(0, by)) * cols + Math.min(cols - 1, Math.max(0, bx))] as number;
-      const [ix, iy] = [Math.max(0, x0), Math.max(0, y0)];
+      const [bx, fx] = [across.index[x] as number, across.weight[x] as number];
       const background =
-        (1 - fy) * ((1 - fx) * at(ix, iy) + fx * at(ix + 1, iy)) +
-        fy * ((1 - fx) * at(ix, iy + 1) + fx * at(ix + 1, iy + 1));
-      out[y * width + x] = Math.max(0, 1 - (data[y * width + x] as number) / Math.max(background, 0.02));
+        (1 - fx) * (rowOfPaper[bx] as number) + fx * (rowOfPaper[Math.min(cols - 1, bx + 1)] as number);
+      const v = 1 - (data[y * width + x] as number) / Math.max(background, 0.02);
+      out[y * width + x] = v > 0 ? v : 0;
     }
   }
   return out;

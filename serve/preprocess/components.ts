@@ -43,6 +43,15 @@ function find(parent: Int32Array, i: number): number {
   return i;
 }
 
+/** Join the sets of i and j (when j is ink). */
+function union(parent: Int32Array, i: number, j: number): void {
+  if ((parent[j] as number) < 0) return;
+  const a = find(parent, i);
+  const b = find(parent, j);
+  if (a < b) parent[b] = a;
+  else if (b < a) parent[a] = b;
+}
+
 /** Label the components of darkness > weak; one pass with union-find over the 4 earlier neighbours. */
 function label(
   darkness: Float32Array,
@@ -57,12 +66,11 @@ function label(
       const i = y * width + x;
       if ((darkness[i] as number) <= levels.weak) continue;
       parent[i] = i;
-      const neighbours = [x > 0 ? i - 1 : -1, y > 0 && x > 0 ? i - width - 1 : -1, y > 0 ? i - width : -1];
-      if (y > 0 && x < width - 1) neighbours.push(i - width + 1);
-      for (const j of neighbours) {
-        if (j < 0 || (parent[j] as number) < 0) continue;
-        const [a, b] = [find(parent, i), find(parent, j)];
-        if (a !== b) parent[Math.max(a, b)] = Math.min(a, b);
+      if (x > 0) union(parent, i, i - 1);
+      if (y > 0) {
+        if (x > 0) union(parent, i, i - width - 1);
+        union(parent, i, i - width);
+        if (x < width - 1) union(parent, i, i - width + 1);
       }
     }
   const components = new Map<number, Component>();
@@ -79,10 +87,9 @@ function label(
       }
       c.area++;
       if ((darkness[i] as number) > levels.strong) c.strong++;
-      c.minX = Math.min(c.minX, x);
-      c.maxX = Math.max(c.maxX, x);
-      c.minY = Math.min(c.minY, y);
-      c.maxY = Math.max(c.maxY, y);
+      if (x < c.minX) c.minX = x;
+      if (x > c.maxX) c.maxX = x;
+      if (y > c.maxY) c.maxY = y; // rows come in order: minY is the first
       if (x === 0 || y === 0 || x === width - 1 || y === height - 1) c.touchesBorder = true;
     }
   return { components, labels: parent };

@@ -14,6 +14,10 @@ export interface GrayImage {
 /** The longest side the preprocessing works at: a digit that fills a fifth of the frame keeps ≥ 32 px. */
 export const WORKING_SIDE = 320;
 
+/** How many multiples of `step` lie in [start, start + length). */
+const samples = (start: number, length: number, step: number) =>
+  Math.floor((start + length - 1) / step) - Math.ceil(start / step) + 1;
+
 /**
  * Luminance (Rec. 601) of RGBA pixels composited over white — transparent canvas areas count as
  * paper — averaged over `factor`×`factor` blocks; the factor is the smallest integer that brings the
@@ -28,11 +32,13 @@ export function grayscaleFromRgba(
   const factor = Math.max(1, Math.ceil(Math.max(width, height) / maxSide));
   const outW = Math.ceil(width / factor);
   const outH = Math.ceil(height / factor);
+  // Big factors average every other pixel of every other row: (factor/2)² samples a block, a quarter of the reads.
+  const step = factor >= 4 ? 2 : 1;
   const sums = new Float64Array(outW * outH);
-  for (let y = 0; y < height; y++) {
+  for (let y = 0; y < height; y += step) {
     const row = Math.floor(y / factor) * outW;
     let i = y * width * 4;
-    for (let x = 0; x < width; x++, i += 4) {
+    for (let x = 0; x < width; x += step, i += 4 * step) {
       const a = rgba[i + 3] as number;
       const luminance = 0.299 * (rgba[i] as number) + 0.587 * (rgba[i + 1] as number) + 0.114 * (rgba[i + 2] as number);
       // Over white: a·L + (255 − a)·255, in units of 255².
@@ -42,9 +48,9 @@ export function grayscaleFromRgba(
   }
   const data = new Float32Array(outW * outH);
   for (let oy = 0; oy < outH; oy++) {
-    const rows = Math.min(factor, height - oy * factor);
+    const rows = samples(oy * factor, Math.min(factor, height - oy * factor), step);
     for (let ox = 0; ox < outW; ox++) {
-      const cols = Math.min(factor, width - ox * factor);
+      const cols = samples(ox * factor, Math.min(factor, width - ox * factor), step);
       data[oy * outW + ox] = (sums[oy * outW + ox] as number) / (rows * cols * 255 * 255);
     }
   }

@@ -58,10 +58,10 @@ export function inkLevels(darkness: Float32Array): InkLevels | undefined {
     const bin = Math.min(BINS - 1, (v * BINS) | 0);
     into[bin] = (into[bin] as number) + 1;
   };
-  for (const v of darkness) count(histogram, v);
+  for (let i = 0; i < darkness.length; i++) count(histogram, darkness[i] as number);
   const median = quantile(histogram, darkness.length, 0.5);
   const deviations = new Uint32Array(BINS);
-  for (const v of darkness) count(deviations, Math.abs(v - median));
+  for (let i = 0; i < darkness.length; i++) count(deviations, Math.abs((darkness[i] as number) - median));
   const noise = 1.4826 * quantile(deviations, darkness.length, 0.5);
   const strong = Math.max((otsuBin(histogram) + 1) / BINS, median + 5 * noise, MIN_INK);
   const ink = new Uint32Array(BINS);

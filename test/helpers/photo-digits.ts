@@ -85,9 +85,9 @@ function plain(rng: Rng, size = rng.uniform(240, 440)): PhotoOptions {
   };
 }
 
-/** Draw the options of one picture under `condition`. */
-export function sampleOptions(condition: PhotoCondition, rng: Rng): PhotoOptions {
-  const o = plain(rng, condition === 'large-photo' ? rng.uniform(800, 1000) : undefined);
+/** Draw the options of one picture under `condition`, about `size` px high if given. */
+export function sampleOptions(condition: PhotoCondition, rng: Rng, size?: number): PhotoOptions {
+  const o = plain(rng, size ?? (condition === 'large-photo' ? rng.uniform(800, 1000) : undefined));
   const all = condition === 'mixed';
   const pick = (p: number) => all && rng.next() < p;
   if (condition === 'white-paper') {
@@ -273,9 +273,9 @@ export interface DigitPhoto {
   options: PhotoOptions;
 }
 
-/** A seeded photo of MNIST digit `digit` under `condition`. */
-export function photoOf(digit: Uint8Array, condition: PhotoCondition, seed: number): DigitPhoto {
+/** A seeded photo of MNIST digit `digit` under `condition`, about `size` px high if given. */
+export function photoOf(digit: Uint8Array, condition: PhotoCondition, seed: number, size?: number): DigitPhoto {
   const rng = new Rng(seed);
-  const options = sampleOptions(condition, rng);
+  const options = sampleOptions(condition, rng, size);
   return { rgba: renderPhoto(digit, options, rng), width: options.width, height: options.height, options };
 }
