@@ -8,14 +8,16 @@
  *  5. the digit's marks kept, specks and marks off the picture's edge dropped (components.ts);
  *  6. MNIST's own steps: bounding box → 20×20 keeping the aspect ratio, centre of mass at the centre of
  *     28×28 (mnist-box.ts);
+ *  7. strokes far thinner or thicker than MNIST's brought to its typical width, and step 6 again (stroke.ts);
  * giving intensities in [0, 1], white ink on black. Pure TypeScript on typed arrays: no DOM, no Node APIs.
  */
 import { IMAGE_SIDE } from '../../runtime/contract.ts';
 import { BlankImageError } from './blank.ts';
 import { type DigitMask, digitMask } from './components.ts';
-import { grayscaleFromRgba } from './grayscale.ts';
+import { type GrayImage, grayscaleFromRgba } from './grayscale.ts';
 import { toMnistInput } from './mnist-box.ts';
 import { readInk } from './polarity.ts';
+import { morph, strokeCorrection } from './stroke.ts';
 import type { InkLevels } from './threshold.ts';
 
 export { BlankImageError } from './blank.ts';
@@ -28,9 +30,19 @@ export const SIDE = IMAGE_SIDE;
  * The digit's ink as MNIST draws it — white on black, a stroke's core at 1 — kept only on the digit's
  * pixels and their 8 neighbours (its anti-aliased edge).
  */
-function inkImage(darkness: Float32Array, digit: DigitMask, width: number, height: number, levels: InkLevels) {
+function inkImage(
+  darkness: Float32Array,
+  digit: DigitMask,
+  width: number,
+  height: number,
+  levels: InkLevels,
+  margin: number,
+): GrayImage {
   const { mask } = digit;
-  const data = new Float32Array(width * height);
+  const [x0, y0] = [digit.minX - margin, digit.minY - margin];
+  const cropW = digit.maxX - digit.minX + 1 + 2 * margin;
+  const cropH = digit.maxY - digit.minY + 1 + 2 * margin;
+  const data = new Float32Array(cropW * cropH);
   const floor = levels.weak / 2;
   for (let y = Math.max(0, digit.minY - 1); y <= Math.min(height - 1, digit.maxY + 1); y++)
     for (let x = Math.max(0, digit.minX - 1); x <= Math.min(width - 1, digit.maxX + 1); x++) {
@@ -42,9 +54,9 @@ function inkImage(darkness: Float32Array, digit: DigitMask, width: number, heigh
         }
       if (!near) continue;
       const v = ((darkness[y * width + x] as number) - floor) / (levels.full - floor);
-      data[y * width + x] = Math.min(1, Math.max(0, v));
+      data[(y - y0) * cropW + (x - x0)] = Math.min(1, Math.max(0, v));
     }
-  return { width, height, data };
+  return { width: cropW, height: cropH, data };
 }
 
 /** RGBA pixels (a canvas, a decoded PNG/JPEG) → the model's input, whatever the ink colour and the light. */
@@ -53,5 +65,16 @@ export function preprocessRgba(rgba: Uint8Array | Uint8ClampedArray, width: numb
   const ink = readInk(gray);
   const digit = ink && digitMask(ink.darkness, gray.width, gray.height, ink.levels);
   if (!ink || !digit) throw new BlankImageError('the image has no ink (it is blank)');
-  return toMnistInput(inkImage(ink.darkness, digit, gray.width, gray.height, ink.levels));
+  const side = Math.max(digit.maxX - digit.minX + 1, digit.maxY - digit.minY + 1);
+  // A margin for thickening by up to a third of the digit's size.
+  const image = inkImage(ink.darkness, digit, gray.width, gray.height, ink.levels, Math.ceil(side / 6) + 2);
+  const first = toMnistInput(image);
+  const radius = strokeCorrection(first, side);
+  if (radius === 0) return first;
+  try {
+    return toMnistInput(morph(image, Math.max(-side / 8, Math.min(side / 6, radius))));
+  } catch (error) {
+    if (error instanceof BlankImageError) return first; // thinned away: keep the stroke as it was
+    throw error;
+  }
 }
