@@ -110,7 +110,7 @@ export function inkDarkness(image: GrayImage): Float32Array {
       const background =
         (1 - fx) * (rowOfPaper[bx] as number) + fx * (rowOfPaper[Math.min(cols - 1, bx + 1)] as number);
       const v = 1 - (data[y * width + x] as number) / Math.max(background, 0.02);
-      out[y * width + x] = v > 0 ? v : 0;
+      out[y * width + x] = Math.max(v, 0);
     }
   }
   return out;
