@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--what train] [--models cnn,resnet] [--threads 1,2] [--rounds 3] [--seconds 2]
+ * npm run bench -- [--what train|serve|preprocess|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3] [--seconds 2]
  *
  * Training throughput at batch 64 for each model and thread count; with Debian's PyTorch installed,
  * PyTorch's step runs in alternation with ours (same machine, same moment) and the table shows the
@@ -9,13 +9,14 @@ import { Command } from 'commander';
 import { writeFileAtomic } from '../export/files.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { isModelName, MODEL_NAMES } from '../train/zoo/index.ts';
+import { benchPreprocessReport } from './preprocess.ts';
 import { serveLoad } from './serve-load.ts';
 import { torchTrainingThroughput, torchVersion } from './torch.ts';
 import { ourTrainingThroughput } from './train-throughput.ts';
 
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
-  .option('--what <what>', 'which benchmark: train, serve or all', 'all')
+  .option('--what <what>', 'which benchmark: train, serve, preprocess or all', 'all')
   .option('--models <list>', 'comma-separated model names', MODEL_NAMES.join(','))
   .option('--threads <list>', 'comma-separated intra-op thread counts', '1,2')
   .option('--batch <n>', 'batch size', '64')
@@ -63,10 +64,11 @@ await runCli(async () => {
     rounds: string;
     seconds: string;
   }>();
-  if (!['train', 'serve', 'all'].includes(o.what))
-    throw new Error(`unknown benchmark '${o.what}'; available: train, serve, all`);
+  if (!['train', 'serve', 'preprocess', 'all'].includes(o.what))
+    throw new Error(`unknown benchmark '${o.what}'; available: train, serve, preprocess, all`);
+  if (o.what === 'preprocess' || o.what === 'all') await benchPreprocessReport();
   if (o.what === 'serve' || o.what === 'all') await benchServe(Number(o.seconds));
-  if (o.what !== 'serve') await benchTrain(o);
+  if (o.what === 'train' || o.what === 'all') await benchTrain(o);
   await writeSummary();
 });
 
@@ -74,7 +76,9 @@ await runCli(async () => {
 async function writeSummary(): Promise<void> {
   const { existsSync, readFileSync } = await import('node:fs');
   const path = (kind: string, ext: string) => new URL(`./results-${kind}.${ext}`, import.meta.url).pathname;
-  const kinds = ['train', 'serve'].filter((k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')));
+  const kinds = ['train', 'serve', 'preprocess'].filter(
+    (k) => existsSync(path(k, 'md')) && existsSync(path(k, 'json')),
+  );
   const md = kinds.map((k) => readFileSync(path(k, 'md'), 'utf8'));
   const json = Object.fromEntries(kinds.map((k) => [k, JSON.parse(readFileSync(path(k, 'json'), 'utf8'))]));
   await writeFileAtomic(new URL('./results.md', import.meta.url).pathname, `${md.join('\n')}`);

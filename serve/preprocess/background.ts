@@ -78,9 +78,10 @@ function closeGrid(values: Float32Array, cols: number, rows: number): Float32Arr
 
 /**
  * Ink darkness in [0, 1] of a dark-ink-on-light-paper image: 1 − image / background, where the
- * background is each block's paper level, closed, and interpolated bilinearly between block centres.
+ * background is each block's paper level, closed, and interpolated bilinearly between block centres;
+ * and the paper's typical level (the median block's).
  */
-export function inkDarkness(image: GrayImage): Float32Array {
+export function inkDarkness(image: GrayImage): { darkness: Float32Array; paper: number } {
   const { width, height, data } = image;
   const grid = blockGrid(image);
   const { cols, rows, size } = grid;
@@ -113,5 +114,5 @@ export function inkDarkness(image: GrayImage): Float32Array {
       out[y * width + x] = Math.max(v, 0);
     }
   }
-  return out;
+  return { darkness: out, paper: [...paper].sort((a, b) => a - b)[paper.length >> 1] as number };
 }

@@ -34,6 +34,8 @@ const PIECE = 0.04;
 /** …and within this fraction of the digit's size from it (smaller pieces: within NEAR_SMALL). */
 const NEAR = 0.4;
 const NEAR_SMALL = 0.1;
+/** The least sure ink (px) a digit away from the edge can have. */
+const MIN_DIGIT = 20;
 
 function find(parent: Int32Array, i: number): number {
   while (parent[i] !== i) {
@@ -113,9 +115,15 @@ export function digitMask(
   let marks = [...components.entries()].filter(([, c]) => c.strong > 0);
   const biggest = Math.max(0, ...marks.map(([, c]) => c.strong));
   marks = marks.filter(([, c]) => c.strong >= SPECK * biggest);
-  const inside = marks.filter(([, c]) => !c.touchesBorder);
-  const biggestInside = Math.max(0, ...inside.map(([, c]) => c.strong));
-  if (biggestInside >= 0.3 * biggest) marks = inside;
+  // A mark off the edge goes when ink away from the edge can be the digit: ink as big as a third of it,
+  // or, when the mark runs along half a side or more (the desk, a shadow's edge), any ink bigger than specks.
+  const biggestInside = Math.max(0, ...marks.filter(([, c]) => !c.touchesBorder).map(([, c]) => c.strong));
+  const long = (c: Component) => c.maxX - c.minX + 1 >= width / 2 || c.maxY - c.minY + 1 >= height / 2;
+  marks = marks.filter(
+    ([, c]) =>
+      !c.touchesBorder ||
+      !(biggestInside >= 0.3 * c.strong || (long(c) && biggestInside >= Math.max(MIN_DIGIT, 2 * SPECK * biggest))),
+  );
   marks.sort((a, b) => b[1].strong - a[1].strong);
   const main = marks[0];
   if (!main) return undefined;

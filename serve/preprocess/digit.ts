@@ -13,7 +13,7 @@
  */
 import { IMAGE_SIDE } from '../../runtime/contract.ts';
 import { BlankImageError } from './blank.ts';
-import { type DigitMask, digitMask } from './components.ts';
+import type { DigitMask } from './components.ts';
 import { type GrayImage, grayscaleFromRgba } from './grayscale.ts';
 import { toMnistInput } from './mnist-box.ts';
 import { readInk } from './polarity.ts';
@@ -63,8 +63,8 @@ function inkImage(
 export function preprocessRgba(rgba: Uint8Array | Uint8ClampedArray, width: number, height: number): Float32Array {
   const gray = grayscaleFromRgba(rgba, width, height);
   const ink = readInk(gray);
-  const digit = ink && digitMask(ink.darkness, gray.width, gray.height, ink.levels);
-  if (!ink || !digit) throw new BlankImageError('the image has no ink (it is blank)');
+  if (!ink) throw new BlankImageError('the image has no ink (it is blank)');
+  const { digit } = ink;
   const side = Math.max(digit.maxX - digit.minX + 1, digit.maxY - digit.minY + 1);
   // A margin for thickening by up to a third of the digit's size.
   const image = inkImage(ink.darkness, digit, gray.width, gray.height, ink.levels, Math.ceil(side / 6) + 2);

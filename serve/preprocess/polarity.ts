@@ -1,11 +1,14 @@
 /**
  * Which way round the ink is — dark on light paper, or chalk-light on a dark board — decided from the
- * data: ink is the minority. Both readings are tried (the paper's light removed each way round, then
- * thresholded); the one that finds less sure ink is right. The wrong reading takes the paper around
+ * data. Both readings are tried (the paper's light removed each way round, thresholded, the digit's
+ * marks chosen). Paper is what most of each block is, so when one reading's paper is clearly lighter
+ * (its median block), that one is right; on mid-grey paper, ink is the minority: the reading whose
+ * digit has less sure ink is right. The wrong reading takes the paper around
  * every stroke for ink (and a whole dark page for ink on a "black" background), so it always finds more.
  * Unlike the mean or the border's tone, this holds under vignettes, shadows and a desk in the frame.
  */
 import { inkDarkness } from './background.ts';
+import { type DigitMask, digitMask } from './components.ts';
 import type { GrayImage } from './grayscale.ts';
 import { type InkLevels, inkLevels } from './threshold.ts';
 
@@ -14,21 +17,29 @@ export interface InkReading {
   darkness: Float32Array;
   levels: InkLevels;
   lightInk: boolean;
+  digit: DigitMask;
 }
 
-function read(image: GrayImage, lightInk: boolean): (InkReading & { sure: number }) | undefined {
-  const darkness = inkDarkness(lightInk ? { ...image, data: image.data.map((v) => 1 - v) } : image);
+function read(image: GrayImage, lightInk: boolean): (InkReading & { sure: number; paper: number }) | undefined {
+  const { darkness, paper } = inkDarkness(lightInk ? { ...image, data: image.data.map((v) => 1 - v) } : image);
   const levels = inkLevels(darkness);
   if (!levels) return undefined;
+  const digit = digitMask(darkness, image.width, image.height, levels);
+  if (!digit) return undefined;
   let sure = 0;
-  for (let i = 0; i < darkness.length; i++) if ((darkness[i] as number) > levels.strong) sure++;
-  return { darkness, levels, lightInk, sure };
+  for (let i = 0; i < darkness.length; i++) if (digit.mask[i] && (darkness[i] as number) > levels.strong) sure++;
+  return { darkness, levels, lightInk, digit, sure, paper };
 }
+
+/** How far apart the two readings' paper levels must be for the brighter one to win outright. */
+const CLEAR = 0.3;
 
 /** The ink reading with the minority of sure ink, or undefined when neither reading finds any. */
 export function readInk(image: GrayImage): InkReading | undefined {
   const dark = read(image, false);
   const light = read(image, true);
   if (!dark || !light) return dark ?? light;
+  // Paper clearly light or clearly dark settles it: dividing by a dark "paper" only magnifies noise.
+  if (Math.abs(dark.paper - light.paper) > CLEAR) return light.paper > dark.paper ? light : dark;
   return light.sure < dark.sure ? light : dark;
 }
