@@ -78,11 +78,14 @@ function closeGrid(values: Float32Array, cols: number, rows: number): Float32Arr
 
 /**
  * Ink darkness in [0, 1] of a dark-ink-on-light-paper image: 1 − image / background, where the
- * background is each block's paper level, closed, and interpolated bilinearly between block centres;
- * and the paper's typical level (the median block's).
+ * background is each block's paper level, closed, and interpolated bilinearly between block centres
+ * — and, given a radius wider than half a stroke, no brighter than the image's grey-level closing at
+ * that radius, which follows a shadow's sharp edge where the blocks cannot; and the paper's typical
+ * level (the median block's).
  */
-export function inkDarkness(image: GrayImage): { darkness: Float32Array; paper: number } {
+export function inkDarkness(image: GrayImage, radius = 0): { darkness: Float32Array; paper: number } {
   const { width, height, data } = image;
+  const closed = radius > 0 ? closing(image, radius) : undefined;
   const grid = blockGrid(image);
   const { cols, rows, size } = grid;
   const paper = closeGrid(grid.percentile(PAPER_PERCENTILE), cols, rows);
@@ -110,9 +113,53 @@ export function inkDarkness(image: GrayImage): { darkness: Float32Array; paper: 
       const [bx, fx] = [across.index[x] as number, across.weight[x] as number];
       const background =
         (1 - fx) * (rowOfPaper[bx] as number) + fx * (rowOfPaper[Math.min(cols - 1, bx + 1)] as number);
-      const v = 1 - (data[y * width + x] as number) / Math.max(background, 0.02);
+      const paperHere = closed ? Math.min(background, closed[y * width + x] as number) : background;
+      const v = 1 - (data[y * width + x] as number) / Math.max(paperHere, 0.02);
       out[y * width + x] = Math.max(v, 0);
     }
   }
   return { darkness: out, paper: [...paper].sort((a, b) => a - b)[paper.length >> 1] as number };
+}
+
+/**
+ * Running max (sign 1) or min (sign −1) over windows of 2r+1 along lines of an image, in O(1) per
+ * pixel (van Herk / Gil–Werman: prefix and suffix extremes over blocks of the window's length).
+ */
+function runningExtreme(
+  src: Float32Array,
+  n: number,
+  lines: number,
+  step: number,
+  lineStep: number,
+  r: number,
+  sign: number,
+): Float32Array {
+  const out = new Float32Array(src.length);
+  const k = 2 * r + 1;
+  const prefix = new Float32Array(n);
+  const suffix = new Float32Array(n);
+  for (let line = 0; line < lines; line++) {
+    const base = line * lineStep;
+    for (let i = 0; i < n; i++) {
+      const v = sign * (src[base + i * step] as number);
+      prefix[i] = i % k === 0 ? v : Math.max(prefix[i - 1] as number, v);
+    }
+    for (let i = n - 1; i >= 0; i--) {
+      const v = sign * (src[base + i * step] as number);
+      suffix[i] = i % k === k - 1 || i === n - 1 ? v : Math.max(suffix[i + 1] as number, v);
+    }
+    for (let i = 0; i < n; i++) {
+      const [lo, hi] = [Math.max(0, i - r), Math.min(n - 1, i + r)];
+      out[base + i * step] = sign * Math.max(suffix[lo] as number, prefix[hi] as number);
+    }
+  }
+  return out;
+}
+
+/** Grey-level closing (max filter, then min filter) with a (2r+1)² square: dark strokes narrower than 2r vanish. */
+export function closing(image: GrayImage, r: number): Float32Array {
+  const { width: w, height: h } = image;
+  const filter = (src: Float32Array, sign: number) =>
+    runningExtreme(runningExtreme(src, w, h, 1, w, r, sign), h, w, w, 1, r, sign);
+  return filter(filter(image.data, 1), -1);
 }

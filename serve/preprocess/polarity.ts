@@ -20,8 +20,12 @@ export interface InkReading {
   digit: DigitMask;
 }
 
-function read(image: GrayImage, lightInk: boolean): (InkReading & { sure: number; paper: number }) | undefined {
-  const { darkness, paper } = inkDarkness(lightInk ? { ...image, data: image.data.map((v) => 1 - v) } : image);
+function read(
+  image: GrayImage,
+  lightInk: boolean,
+  radius = 0,
+): (InkReading & { sure: number; paper: number }) | undefined {
+  const { darkness, paper } = inkDarkness(lightInk ? { ...image, data: image.data.map((v) => 1 - v) } : image, radius);
   const levels = inkLevels(darkness);
   if (!levels) return undefined;
   const digit = digitMask(darkness, image.width, image.height, levels);
@@ -31,6 +35,20 @@ function read(image: GrayImage, lightInk: boolean): (InkReading & { sure: number
   return { darkness, levels, lightInk, digit, sure, paper };
 }
 
+/** A mask's typical stroke width in pixels: its area over half its perimeter (a long stroke's length). */
+function strokeWidth(mask: Uint8Array, width: number, height: number): number {
+  let [area, edge] = [0, 0];
+  for (let y = 0; y < height; y++)
+    for (let x = 0; x < width; x++) {
+      const i = y * width + x;
+      if (!mask[i]) continue;
+      area++;
+      if (x === 0 || y === 0 || x === width - 1 || y === height - 1) edge++;
+      else if (!mask[i - 1] || !mask[i + 1] || !mask[i - width] || !mask[i + width]) edge++;
+    }
+  return edge > 0 ? (2 * area) / edge : 0;
+}
+
 /** How far apart the two readings' paper levels must be for the brighter one to win outright. */
 const CLEAR = 0.3;
 
@@ -38,8 +56,23 @@ const CLEAR = 0.3;
 export function readInk(image: GrayImage): InkReading | undefined {
   const dark = read(image, false);
   const light = read(image, true);
-  if (!dark || !light) return dark ?? light;
-  // Paper clearly light or clearly dark settles it: dividing by a dark "paper" only magnifies noise.
-  if (Math.abs(dark.paper - light.paper) > CLEAR) return light.paper > dark.paper ? light : dark;
-  return light.sure < dark.sure ? light : dark;
+  const chosen =
+    !dark || !light
+      ? (dark ?? light)
+      : // Paper clearly light or clearly dark settles it: dividing by a dark "paper" only magnifies noise.
+        Math.abs(dark.paper - light.paper) > CLEAR
+        ? light.paper > dark.paper
+          ? light
+          : dark
+        : light.sure < dark.sure
+          ? light
+          : dark;
+  if (!chosen) return undefined;
+  // Read again with the paper following sharp shadows: a closing wider than the digit's strokes.
+  const refined = read(
+    image,
+    chosen.lightInk,
+    Math.ceil(strokeWidth(chosen.digit.mask, image.width, image.height)) + 1,
+  );
+  return refined ?? chosen;
 }
