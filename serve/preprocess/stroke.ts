@@ -1,6 +1,6 @@
 /**
- * Stroke width, MNIST's way: a marker's stroke far thicker than any of MNIST's is thinned to MNIST's
- * typical range once the digit is 20 px high. The width is measured as ink area / skeleton
+ * Stroke width, MNIST's way: a marker's stroke thicker than nearly all of MNIST's is thinned to
+ * MNIST's range once the digit is 20 px high. The width is measured as ink area / skeleton
  * length (Zhang–Suen thinning) on the 28×28 result, and corrected by a grey-level dilation or erosion
  * of the full-resolution ink before it is scaled down again.
  */
@@ -10,11 +10,11 @@ import type { GrayImage } from './grayscale.ts';
 /**
  * MNIST's stroke widths in pixels of the 28×28 image: percentiles of strokeWidth() over the first
  * 10,000 training digits (measured once; test/photo-preprocess.test.ts measures them again). The measure
- * is rough for short strokes (a 1 reads thick) and MNIST has its own hairlines (p1 is 1.29 px), so only
- * a stroke thicker than MNIST's p99 (a marker on a small digit) is corrected, back to p90: MNIST's own
- * digits are left as they are.
+ * is rough for short strokes (a 1 reads thick) and MNIST has its own hairlines (p1 is 1.25 px), so only
+ * a stroke thicker than MNIST's p99 (a marker on a small digit) is corrected, back to p99: MNIST's own
+ * digits are left as they are (or nearly: the thickest 1% are trimmed to the 99th percentile).
  */
-export const MNIST_STROKE = { p1: 1.29, p10: 1.88, median: 2.68, p90: 4.13, p99: 6.36 };
+export const MNIST_STROKE = { p1: 1.25, p10: 1.79, median: 2.51, p90: 3.67, p99: 5.17 };
 
 /** One Zhang–Suen thinning of a binary side×side image, in place; returns the skeleton's pixel count. */
 function skeletonPixels(binary: Uint8Array, side: number): number {
@@ -55,12 +55,13 @@ function skeletonPixels(binary: Uint8Array, side: number): number {
   return binary.reduce((s, v) => s + v, 0);
 }
 
-/** Mean stroke width of a 28×28 digit (white on black) in pixels: ink area over skeleton length. */
+/** Mean stroke width of a 28×28 digit (white on black) in pixels: ink area over stroke length. */
 export function strokeWidth(image: Float32Array): number {
   const binary = Uint8Array.from(image, (v) => (v > 0.5 ? 1 : 0));
   const area = binary.reduce((s, v) => s + v, 0);
-  const length = skeletonPixels(binary, IMAGE_SIDE);
-  return length > 0 ? area / length : 0;
+  const skeleton = skeletonPixels(binary, IMAGE_SIDE);
+  // Thinning shortens a stroke of width w by about w (w/2 at each end): area = w·(skeleton + w).
+  return area > 0 ? (Math.sqrt(skeleton * skeleton + 4 * area) - skeleton) / 2 : 0;
 }
 
 /** Grey-level dilation (radius > 0) or erosion (radius < 0) with a square of side 2|radius|+1. */
@@ -91,5 +92,5 @@ export function strokeCorrection(mnist: Float32Array, side: number): number {
   const width = strokeWidth(mnist);
   if (width <= MNIST_STROKE.p99) return 0;
   const pixelsPerMnistPixel = side / 20; // the box MNIST fits the digit's longer side into
-  return Math.round(((MNIST_STROKE.p90 - width) / 2) * pixelsPerMnistPixel);
+  return Math.round(((MNIST_STROKE.p99 - width) / 2) * pixelsPerMnistPixel);
 }

@@ -113,7 +113,7 @@ export function sampleOptions(condition: PhotoCondition, rng: Rng, size?: number
     o.ink = grey(rng.uniform(190, 240));
   }
   if (condition === 'thin-pen' || pick(0.25)) o.pen = -rng.uniform(0.3, 0.6);
-  else if (condition === 'thick-pen' || pick(0.25)) o.pen = rng.uniform(1, 2.5);
+  else if (condition === 'thick-pen' || pick(0.25)) o.pen = rng.uniform(0.7, 1.5);
   if (condition === 'small-digit' || pick(0.2)) {
     o.frame = Math.round(Math.min(o.width, o.height) * rng.uniform(0.2, 0.35));
     o.left = Math.round(rng.uniform(0, o.width - o.frame));
