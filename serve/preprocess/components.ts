@@ -35,7 +35,7 @@ const PIECE = 0.04;
 const NEAR = 0.4;
 const NEAR_SMALL = 0.1;
 /** The least sure ink (px) a digit away from the edge can have. */
-const MIN_DIGIT = 20;
+const MIN_DIGIT = 8;
 
 function find(parent: Int32Array, i: number): number {
   while (parent[i] !== i) {

@@ -50,7 +50,7 @@ function strokeWidth(mask: Uint8Array, width: number, height: number): number {
 }
 
 /** How far apart the two readings' paper levels must be for the brighter one to win outright. */
-const CLEAR = 0.3;
+const CLEAR = 0.15;
 
 /** The ink reading with the minority of sure ink, or undefined when neither reading finds any. */
 export function readInk(image: GrayImage): InkReading | undefined {
