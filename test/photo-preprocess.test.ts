@@ -9,8 +9,9 @@
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE_PIXELS } from '../runtime/contract.ts';
-import { preprocessRgba } from '../serve/preprocess/digit.ts';
+import { BlankImageError, preprocessRgba } from '../serve/preprocess/digit.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { Rng } from '../train/random.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
 import { type DigitPhoto, PHOTO_CONDITIONS, type PhotoCondition, photoOf } from './helpers/photo-digits.ts';
 
@@ -88,4 +89,45 @@ describe('photos of handwritten digits', () => {
       expect(((await r.json()) as { prediction: number }).prediction).toBe(readings[k]);
     }
   }, 600_000);
+});
+
+describe('odd pictures', () => {
+  it('gives 784 values in [0, 1] or refuses as blank, for any shape and content', () => {
+    const rng = new Rng(5);
+    const shapes = [
+      [1, 1],
+      [1, 500],
+      [500, 1],
+      [2, 2],
+      [3, 3],
+      [7, 5],
+      [28, 28],
+      [64, 3],
+      [300, 200],
+    ] as const;
+    for (const [w, h] of shapes)
+      for (const kind of ['noise', 'white', 'black', 'half'] as const) {
+        const rgba = new Uint8Array(w * h * 4);
+        for (let i = 0; i < rgba.length; i++) {
+          const opaqueBlack = i % 4 === 3 ? 255 : 0;
+          rgba[i] =
+            kind === 'noise'
+              ? rng.int(256)
+              : kind === 'white'
+                ? 255
+                : kind === 'black'
+                  ? opaqueBlack
+                  : i < rgba.length / 2
+                    ? 255
+                    : opaqueBlack;
+        }
+        try {
+          const out = preprocessRgba(rgba, w, h);
+          expect(out).toHaveLength(IMAGE_PIXELS);
+          expect(out.every((v) => v >= 0 && v <= 1)).toBe(true);
+        } catch (error) {
+          expect(error).toBeInstanceOf(BlankImageError);
+        }
+      }
+  });
 });

@@ -91,6 +91,7 @@ export function morph(image: GrayImage, radius: number): GrayImage {
 export function strokeCorrection(mnist: Float32Array, side: number): number {
   const width = strokeWidth(mnist);
   if (width <= MNIST_STROKE.p99) return 0;
+  const target = MNIST_STROKE.p99;
   const pixelsPerMnistPixel = side / 20; // the box MNIST fits the digit's longer side into
-  return Math.round(((MNIST_STROKE.p99 - width) / 2) * pixelsPerMnistPixel);
+  return Math.round(((target - width) / 2) * pixelsPerMnistPixel);
 }
