@@ -1,11 +1,13 @@
 /**
  * Which way round the ink is — dark on light paper, or chalk-light on a dark board — decided from the
- * data. Both readings are tried (the paper's light removed each way round, thresholded, the digit's
- * marks chosen). Paper is what most of each block is, so when one reading's paper is clearly lighter
- * (its median block), that one is right; on mid-grey paper, ink is the minority: the reading whose
- * digit has less sure ink is right. The wrong reading takes the paper around
- * every stroke for ink (and a whole dark page for ink on a "black" background), so it always finds more.
- * Unlike the mean or the border's tone, this holds under vignettes, shadows and a desk in the frame.
+ * data, not from the mean. Both readings are tried (the paper's light removed each way round,
+ * thresholded, the digit's marks chosen), and the right one is:
+ *  1. the one whose paper (the median block's level) is clearly lighter — paper is what most of each
+ *     block is, and dividing by a dark "paper" only magnifies noise;
+ *  2. else the one whose ink stands clearly further out of its paper's noise;
+ *  3. else the one whose digit has less sure ink: ink is the minority, and the wrong reading takes the
+ *     paper around every stroke for ink.
+ * Then the chosen reading is refined with a background that follows sharp shadows.
  */
 import { inkDarkness } from './background.ts';
 import { type DigitMask, digitMask } from './components.ts';
@@ -49,6 +51,14 @@ function strokeWidth(mask: Uint8Array, width: number, height: number): number {
   return edge > 0 ? (2 * area) / edge : 0;
 }
 
+/**
+ * How well a reading's ink stands out of its paper: a stroke's core over the faint-ink threshold (set
+ * by the paper's noise). The wrong reading divides by the ink's tone, which magnifies noise: it scores low.
+ */
+const separation = (reading: InkReading) => reading.levels.full / reading.levels.weak;
+/** A reading this many times better separated wins. */
+const SEPARATED = 1.3;
+
 /** How far apart the two readings' paper levels must be for the brighter one to win outright. */
 const CLEAR = 0.15;
 
@@ -64,9 +74,13 @@ export function readInk(image: GrayImage): InkReading | undefined {
         ? light.paper > dark.paper
           ? light
           : dark
-        : light.sure < dark.sure
+        : separation(light) > SEPARATED * separation(dark)
           ? light
-          : dark;
+          : separation(dark) > SEPARATED * separation(light)
+            ? dark
+            : light.sure < dark.sure
+              ? light
+              : dark;
   if (!chosen) return undefined;
   // Read again with the paper following sharp shadows: a closing wider than the digit's strokes.
   const refined = read(
