@@ -31,7 +31,7 @@ function onePass(rgba: Uint8Array): number {
 }
 
 /** Time preprocessRgba on `count` photos ('mixed' conditions) about `side` px high, `rounds` timed passes. */
-export async function benchPreprocess(sides: number[], count = 6, rounds = 10): Promise<PreprocessRow[]> {
+export async function benchPreprocess(sides: number[], count = 4, rounds = 10): Promise<PreprocessRow[]> {
   const test = await loadMnist('test');
   const rows: PreprocessRow[] = [];
   for (const side of sides) {
@@ -63,11 +63,12 @@ export async function benchPreprocess(sides: number[], count = 6, rounds = 10): 
 
 /** Run the benchmark at 300, 1000 and 2000 px and write bench/results-preprocess.{md,json}. */
 export async function benchPreprocessReport(): Promise<void> {
-  const rows = await benchPreprocess([300, 1000, 2000]);
+  const [count, rounds] = [4, 10];
+  const rows = await benchPreprocess([300, 1000, 2000], count, rounds);
   const md = [
     '# Digit preprocessing (serve/preprocess): photo-like pictures, one core',
     '',
-    `Median over 6 seeded 'mixed' photos × 10 rounds. Machine: ${cpus().length} cores, load average ${loadavg()[0]?.toFixed(1)} while measuring. Calibration: one plain pass over the RGBA bytes.`,
+    `Median over ${count} seeded 'mixed' photos × ${rounds} rounds. Machine: ${cpus().length} cores, load average ${loadavg()[0]?.toFixed(1)} while measuring. Calibration: one plain pass over the RGBA bytes.`,
     '',
     '| picture | megapixels | ms / picture | ms / megapixel | calibration ms / megapixel |',
     '|---|---:|---:|---:|---:|',

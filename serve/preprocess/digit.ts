@@ -4,11 +4,12 @@
  *  1. grayscale, big pictures box-averaged down early (grayscale.ts);
  *  2. the paper's light estimated and divided out: ink darkness relative to the local paper (background.ts);
  *  3. ink thresholds: Otsu above the paper's noise, with hysteresis for faint edges (threshold.ts);
- *  4. which way round the ink is, decided from the data: the reading with less ink (polarity.ts);
+ *  4. which way round the ink is, decided from the data — both readings tried: paper level, ink-to-noise
+ *     separation, minority of ink — then the paper re-estimated to follow sharp shadows (polarity.ts);
  *  5. the digit's marks kept, specks and marks off the picture's edge dropped (components.ts);
  *  6. MNIST's own steps: bounding box → 20×20 keeping the aspect ratio, centre of mass at the centre of
  *     28×28 (mnist-box.ts);
- *  7. strokes far thinner or thicker than MNIST's brought to its typical width, and step 6 again (stroke.ts);
+ *  7. a stroke thicker than MNIST's 99th percentile thinned to it, and step 6 again (stroke.ts);
  * giving intensities in [0, 1], white ink on black. Pure TypeScript on typed arrays: no DOM, no Node APIs.
  */
 import { IMAGE_SIDE } from '../../runtime/contract.ts';

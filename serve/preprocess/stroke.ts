@@ -1,15 +1,15 @@
 /**
  * Stroke width, MNIST's way: a marker's stroke thicker than nearly all of MNIST's is thinned to
- * MNIST's range once the digit is 20 px high. The width is measured as ink area / skeleton
- * length (Zhang–Suen thinning) on the 28×28 result, and corrected by a grey-level dilation or erosion
- * of the full-resolution ink before it is scaled down again.
+ * MNIST's range once the digit is 20 px high. The width is measured from ink area and skeleton
+ * length (Zhang–Suen thinning) on the 28×28 result, and corrected by a grey-level erosion of the
+ * working-resolution ink before it is scaled down again.
  */
 import { IMAGE_SIDE } from '../../runtime/contract.ts';
 import type { GrayImage } from './grayscale.ts';
 
 /**
  * MNIST's stroke widths in pixels of the 28×28 image: percentiles of strokeWidth() over the first
- * 10,000 training digits (measured once; test/photo-preprocess.test.ts measures them again). The measure
+ * 10,000 training digits (measured once; test/stroke-width.test.ts measures them again). The measure
  * is rough for short strokes (a 1 reads thick) and MNIST has its own hairlines (p1 is 1.25 px), so only
  * a stroke thicker than MNIST's p99 (a marker on a small digit) is corrected, back to p99: MNIST's own
  * digits are left as they are (or nearly: the thickest 1% are trimmed to the 99th percentile).
