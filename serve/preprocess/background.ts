@@ -76,6 +76,13 @@ function closeGrid(values: Float32Array, cols: number, rows: number): Float32Arr
   return filter(filter(values, Math.max), Math.min);
 }
 
+/** The paper's typical level of a dark-ink image (the median block's), as inkDarkness reports it. */
+export function paperLevel(image: GrayImage): number {
+  const grid = blockGrid(image);
+  const paper = closeGrid(grid.percentile(PAPER_PERCENTILE), grid.cols, grid.rows);
+  return [...paper].sort((a, b) => a - b)[paper.length >> 1] as number;
+}
+
 /**
  * Ink darkness in [0, 1] of a dark-ink-on-light-paper image: 1 − image / background, where the
  * background is each block's paper level, closed, and interpolated bilinearly between block centres

@@ -9,7 +9,7 @@
  *     paper around every stroke for ink.
  * Then the chosen reading is refined with a background that follows sharp shadows.
  */
-import { inkDarkness } from './background.ts';
+import { inkDarkness, paperLevel } from './background.ts';
 import { type DigitMask, digitMask } from './components.ts';
 import type { GrayImage } from './grayscale.ts';
 import { type InkLevels, inkLevels } from './threshold.ts';
@@ -64,16 +64,19 @@ const CLEAR = 0.15;
 
 /** The ink reading with the minority of sure ink, or undefined when neither reading finds any. */
 export function readInk(image: GrayImage): InkReading | undefined {
-  const dark = read(image, false);
-  const light = read(image, true);
-  const chosen =
-    !dark || !light
-      ? (dark ?? light)
-      : // Paper clearly light or clearly dark settles it: dividing by a dark "paper" only magnifies noise.
-        Math.abs(dark.paper - light.paper) > CLEAR
-        ? light.paper > dark.paper
-          ? light
-          : dark
+  const inverted = { ...image, data: image.data.map((v) => 1 - v) };
+  // Rule 1 needs only the paper levels: when it decides, the other reading is read only if this one fails.
+  const [darkPaper, lightPaper] = [paperLevel(image), paperLevel(inverted)];
+  let chosen: InkReading | undefined;
+  if (Math.abs(darkPaper - lightPaper) > CLEAR) {
+    const lightFirst = lightPaper > darkPaper;
+    chosen = read(image, lightFirst) ?? read(image, !lightFirst);
+  } else {
+    const dark = read(image, false);
+    const light = read(image, true);
+    chosen =
+      !dark || !light
+        ? (dark ?? light)
         : separation(light) > SEPARATED * separation(dark)
           ? light
           : separation(dark) > SEPARATED * separation(light)
@@ -81,6 +84,7 @@ export function readInk(image: GrayImage): InkReading | undefined {
             : light.sure < dark.sure
               ? light
               : dark;
+  }
   if (!chosen) return undefined;
   // Read again with the paper following sharp shadows: a closing wider than the digit's strokes.
   const refined = read(
