@@ -11,8 +11,8 @@ export interface GrayImage {
   data: Float32Array;
 }
 
-/** The longest side the preprocessing works at: a digit that fills a fifth of the frame keeps ≥ 32 px. */
-export const WORKING_SIDE = 320;
+/** The longest side the preprocessing works at: a digit a fifth of a 4:3 frame high keeps ≥ 30 px. */
+export const WORKING_SIDE = 224;
 
 /** How many multiples of `step` lie in [start, start + length). */
 const samples = (start: number, length: number, step: number) =>
