@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--what train|infer|serve|browser|epoch|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3]
+ * npm run bench -- [--what train|infer|serve|browser|preprocess|epoch|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3]
  *                  [--seconds 2] [--out <dir>]
  *
  * Benchmarks as ratios against Debian's PyTorch run side by side (when installed). Each benchmark writes
@@ -17,13 +17,14 @@ import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts'
 import { benchBrowser } from './browser-train.ts';
 import { benchEpoch } from './epoch-bench.ts';
 import { benchInfer } from './infer-bench.ts';
+import { benchPreprocessReport } from './preprocess.ts';
 import type { BenchReport } from './report.ts';
 import { benchServe } from './serve-bench.ts';
 import { blasLabel, torchInfo } from './torch.ts';
 import { benchTrain } from './train-bench.ts';
 
 /** `all` runs these; `epoch` (one epoch of real MNIST per model and thread count) only when asked. */
-const KINDS = ['train', 'infer', 'serve', 'browser'] as const;
+const KINDS = ['train', 'infer', 'serve', 'browser', 'preprocess'] as const;
 const ALL_KINDS = [...KINDS, 'epoch'] as const;
 
 const program = new Command('bench')
@@ -84,6 +85,7 @@ await runCli(async () => {
     );
   if (what.includes('epoch')) reports.push(await benchEpoch({ models, threads, rounds, torch, autotune }));
   if (what.includes('infer')) reports.push(await benchInfer({ models, threads, batch, rounds, seconds, torch }));
+  if (what.includes('preprocess')) reports.push(await benchPreprocessReport());
   if (what.includes('browser')) reports.push(await benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch }));
   for (const r of reports) {
     console.log(r.markdown);
