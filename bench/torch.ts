@@ -38,8 +38,25 @@ export function blasLabel(info: TorchInfo): string {
   return optimized;
 }
 
+/**
+ * PyTorch's environment for a fair run: its BLAS gets exactly the threads torch is given (OpenBLAS
+ * otherwise starts one per core beside torch's own), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE — set on
+ * some machines for old OpenBLAS builds — are dropped, since they pin slower kernels.
+ */
+function torchEnv(args: string[]): NodeJS.ProcessEnv {
+  const { OPENBLAS_CORETYPE: _core, OPENBLAS_L2_SIZE: _l2, ...env } = process.env;
+  const threads = args[args.indexOf('--threads') + 1];
+  return args.includes('--threads') && threads
+    ? { ...env, OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads }
+    : env;
+}
+
 function runJson<T>(file: string, args: string[]): T {
-  const out = execFileSync(PYTHON, [script(file), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(PYTHON, [script(file), ...args], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: torchEnv(args),
+  });
   return JSON.parse(out.trim().split('\n').at(-1) as string) as T;
 }
 

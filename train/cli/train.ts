@@ -61,8 +61,9 @@ const program = new Command('train')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
   .option(
     '--workers',
-    'split each batch over --threads worker threads, 1 ORT thread each (BatchNorm statistics per slice)',
+    'split each batch over --threads worker threads, 1 ORT thread each (BatchNorm statistics per slice); default for BatchNorm-free models of ≥ 1 MMAC per image',
   )
+  .option('--no-workers', 'one ORT session with --threads intra-op threads')
   .option(
     '--no-autotune',
     `with --workers: build the usual gradient formulations (reproducible graphs), not the fastest measured per shape (cached in ${defaultCacheDir()})`,
@@ -125,7 +126,7 @@ await runCli(async () => {
     resume: Boolean(flags.resume),
     overwrite: flags.force,
     events: terminalEvents(config.epochs),
-    parallelism: flags.workers ? 'workers' : 'session',
+    parallelism: flags.workers === undefined ? undefined : flags.workers ? 'workers' : 'session',
     autotune: flags.autotune && { cacheDir: defaultCacheDir() },
   });
   const last = history.at(-1);

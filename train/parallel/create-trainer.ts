@@ -1,12 +1,16 @@
 /**
- * One place that decides how a training step runs: one `Trainer` session (with N intra-op threads), or,
- * when asked, N data-parallel worker threads (each a 1-thread session on a slice of the batch, autotuned
- * gradient formulations). Measured on the shared 2-core machine (bench, alternating rounds), one session
- * × 2 threads beat 2 workers on cnn, cnn3, resnet and inception, so the session stays the default until a
- * quiet-machine run of `npm run bench -- --what train` (which measures both) says otherwise.
+ * One place that decides how a training step runs: one `Trainer` session (with N intra-op threads), or
+ * N data-parallel worker threads (each a 1-thread session on a slice of the batch, autotuned gradient
+ * formulations). By default, with N > 1 on the CPU, workers run a model that has no BatchNorm (so the
+ * step equals one session's to float tolerance) and enough work per image for a step's synchronisation
+ * (~1–2 ms) to pay: measured on the idle 2-core machine (`npm run bench -- --what train`, batch 64),
+ * 2 workers vs 1 session × 2 threads gave cnn3 4,690 vs 3,810 img/s, resnet 3,513 vs 1,724, inception
+ * 1,284 vs 1,067, but cnn (0.47 MMAC per image) 7,165 vs 8,565. BatchNorm models keep one session unless
+ * asked, since workers change their batch statistics (per slice, like DDP without SyncBN).
  */
 
 import { autotuneRules } from '../autotune/autotune.ts';
+import { inspectModule } from '../forward-graph.ts';
 import type { Module } from '../layers/index.ts';
 import { Trainer, type TrainerOptions } from '../trainer.ts';
 import { ParallelTrainer, type ParallelTrainerOptions } from './parallel-trainer.ts';
@@ -19,11 +23,14 @@ export type AnyTrainer = Pick<
 
 export type Parallelism = 'workers' | 'session';
 
+/** Work per image (forward MACs) from which workers pay for their synchronisation, by default. */
+export const WORKERS_MIN_MACS = 1_000_000;
+
 export interface CreateTrainerOptions extends TrainerOptions {
   /**
-   * With `threads` > 1 on the CPU: 'session' (the default) gives one session that many intra-op threads;
-   * 'workers' splits each batch over that many worker threads (BatchNorm statistics then come from each
-   * slice, like DDP without SyncBN).
+   * With `threads` > 1 on the CPU: 'session' gives one session that many intra-op threads; 'workers'
+   * splits each batch over that many worker threads (BatchNorm statistics then come from each slice, like
+   * DDP without SyncBN). Default: `defaultParallelism(module)`.
    */
   parallelism?: Parallelism;
   /** Run batches in pieces of at most this many images and accumulate their gradients (CPU). */
@@ -44,15 +51,23 @@ export function describeParallelism(options: Pick<CreateTrainerOptions, 'threads
   return usesWorkers(options) ? `${threads} workers` : `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
 }
 
-function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'microBatch'>) {
+/** The default for a module: workers for BatchNorm-free models with enough work per image. */
+export function defaultParallelism(module: Module): Parallelism {
+  const { params, macs } = inspectModule(module);
+  return params.every((p) => p.trainable) && macs >= WORKERS_MIN_MACS ? 'workers' : 'session';
+}
+
+function usesWorkers(
+  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'microBatch'>,
+  module?: Module,
+) {
   const cpu = (options.device ?? 'cpu') === 'cpu';
-  return (
-    cpu && (options.parallelism ?? 'workers') === 'workers' && ((options.threads ?? 1) > 1 || !!options.microBatch)
-  );
+  const parallelism = options.parallelism ?? (module ? defaultParallelism(module) : 'workers');
+  return cpu && parallelism === 'workers' && ((options.threads ?? 1) > 1 || !!options.microBatch);
 }
 
 export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
-  if (!usesWorkers(options)) return Trainer.create(module, options);
+  if (!usesWorkers(options, module)) return Trainer.create(module, options);
   const workers = options.threads ?? 1;
   let rules: ParallelTrainerOptions['rules'];
   if (options.autotune) {

@@ -1,0 +1,23 @@
+/** `--threads N` means N workers where that was measured faster and changes nothing but speed. */
+import { expect, it } from 'vitest';
+import { defaultParallelism } from '../train/parallel/create-trainer.ts';
+import { ZOO } from '../train/zoo/index.ts';
+
+it('uses workers for BatchNorm-free models with ≥ 1 MMAC per image, one session otherwise', () => {
+  const chosen = Object.fromEntries(
+    (['mlp', 'cnn', 'cnn3', 'resnet', 'inception', 'fast-cnn', 'densenet', 'cnn7'] as const).map((m) => [
+      m,
+      defaultParallelism(ZOO[m].build()),
+    ]),
+  );
+  expect(chosen).toEqual({
+    mlp: 'session', // 0.57 MMAC
+    cnn: 'session', // 0.47 MMAC: 2 workers measured 0.84× one session × 2 threads
+    cnn3: 'workers',
+    resnet: 'workers',
+    inception: 'workers',
+    'fast-cnn': 'session', // BatchNorm: per-slice statistics would change the recipe's results
+    densenet: 'session',
+    cnn7: 'session',
+  });
+});
