@@ -37,3 +37,10 @@ export function normalizationFolded(metadata: Readonly<Record<string, string>>):
 export function normalizePixels(raw: Float32Array): Float32Array {
   return raw.map((v) => (v - MNIST_MEAN) / MNIST_STD);
 }
+
+/**
+ * How a server batches a model unless its config.pbtxt says otherwise: batches of up to 64 images, the
+ * first request waiting at most 2 ms for company. `serve` uses these, and `export` writes them into the
+ * config.pbtxt Triton reads, so both servers batch alike.
+ */
+export const BATCHING_DEFAULTS = { maxBatch: 64, delayMs: 2 } as const;

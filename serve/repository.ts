@@ -10,6 +10,7 @@
  * one that loaded.
  */
 import { readFile, stat } from 'node:fs/promises';
+import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
 import { publicMessage } from './errors.ts';
 import { type ModelSettings, readModelSettings, servedVersions } from './model-config.ts';
@@ -42,8 +43,13 @@ export interface RepositoryOptions {
   onScanError?: (cause: string) => void;
 }
 
-/** The defaults of `serve`: batches of up to 64 images, the first waiting up to 2 ms, 1 ORT thread per model. */
-export const SERVE_DEFAULTS = { device: 'cpu' as Device, threads: 1, maxBatch: 64, batchDelayMs: 2 };
+/** The defaults of `serve`: the shared batching defaults, the CPU, 1 ORT thread per model. */
+export const SERVE_DEFAULTS = {
+  device: 'cpu' as Device,
+  threads: 1,
+  maxBatch: BATCHING_DEFAULTS.maxBatch,
+  batchDelayMs: BATCHING_DEFAULTS.delayMs,
+};
 
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';

@@ -7,6 +7,8 @@
  * and dims without the batch axis. Anything else (a static batch of 1, say) is described truthfully:
  * `max_batch_size: 0`, full dims (-1 where a dimension is free) and no dynamic batching.
  */
+
+import { BATCHING_DEFAULTS } from '../../runtime/contract.ts';
 import { toNumber } from '../onnx/numbers.ts';
 import type { ModelProto, ValueInfoProto } from '../onnx/schema.ts';
 import { type ModelConfig, ModelConfigType, type ModelInputConfig, type ModelOutputConfig } from './schema.ts';
@@ -17,8 +19,8 @@ export const CONFIG_FILE = 'config.pbtxt';
 export const ONNX_PLATFORM = 'onnxruntime_onnx';
 
 /** Our server's batching defaults (largest batch, how long a first request waits for company). */
-export const DEFAULT_MAX_BATCH_SIZE = 64;
-export const DEFAULT_MAX_QUEUE_DELAY_MICROSECONDS = 2000;
+export const DEFAULT_MAX_BATCH_SIZE = BATCHING_DEFAULTS.maxBatch;
+export const DEFAULT_MAX_QUEUE_DELAY_MICROSECONDS = BATCHING_DEFAULTS.delayMs * 1000;
 
 /** ONNX TensorProto.DataType → Triton DataType. */
 const ONNX_TO_TRITON: Record<number, string> = {
