@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD } from '../contract.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE, MNIST_MEAN, MNIST_STD } from '../contract.ts';
 import type { Dataset } from './dataset.ts';
 import { parseIdx } from './idx.ts';
 
@@ -44,7 +44,8 @@ export async function loadMnist(split: Split, dir = mnistDataDir()): Promise<Dat
   const images = parseIdx(await readIdx(join(dir, spec.images)), 3, spec.images);
   const labels = parseIdx(await readIdx(join(dir, spec.labels)), 1, spec.labels);
   const [count, rows, cols] = images.dims as [number, number, number];
-  if (rows !== 28 || cols !== 28) throw new Error(`${spec.images}: images are ${rows}×${cols}, expected 28×28`);
+  if (rows !== IMAGE_SIDE || cols !== IMAGE_SIDE)
+    throw new Error(`${spec.images}: images are ${rows}×${cols}, expected ${IMAGE_SIDE}×${IMAGE_SIDE}`);
   if (count !== spec.count || labels.dims[0] !== spec.count) {
     throw new Error(`MNIST ${split}: expected ${spec.count} images and labels, found ${count} and ${labels.dims[0]}`);
   }

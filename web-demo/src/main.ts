@@ -2,6 +2,7 @@
  * The demo: draw (or a photo) → MNIST preprocessing (shared with the server) → one model or all, in the
  * browser or on the server; the explainer (./explainer) shows every layer of the selected model.
  */
+import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../runtime/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
 import { DrawingPad } from './drawing.ts';
 import { Explainer, type ExplainState } from './explainer/panel.ts';
@@ -20,7 +21,7 @@ const preview = $<HTMLCanvasElement>('preview');
 const hint = $<HTMLDivElement>('hint');
 const explainer = new Explainer($<HTMLElement>('explainer'));
 
-const barEls = Array.from({ length: 10 }, (_, d) => {
+const barEls = Array.from({ length: NUM_CLASSES }, (_, d) => {
   const bar = document.createElement('div');
   bar.className = 'bar';
   bar.innerHTML = `<span>${d}</span>`;
@@ -69,8 +70,8 @@ function show(probabilities: number[] | undefined): void {
 function drawPreview(input: Float32Array | undefined): void {
   const ctx = preview.getContext('2d');
   if (!ctx) return;
-  const image = ctx.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
+  const image = ctx.createImageData(IMAGE_SIDE, IMAGE_SIDE);
+  for (let i = 0; i < IMAGE_PIXELS; i++) {
     const v = Math.round(255 * (input?.[i] ?? 0));
     image.data.set([v, v, v, 255], i * 4);
   }

@@ -1,5 +1,7 @@
 /** The server's model list, and in-browser sessions on WebGPU or wasm (onnxruntime-web). */
+
 import * as ort from 'onnxruntime-web/webgpu';
+import { IMAGE_SHAPE } from '../../runtime/contract.ts';
 import { softmax } from '../../serve/preprocess/softmax.ts';
 
 export interface ModelEntry {
@@ -105,7 +107,9 @@ export function session(model: ModelEntry, backend: Backend): Promise<ort.Infere
 export async function runInBrowser(model: ModelEntry, backend: Backend, input: Float32Array): Promise<number[]> {
   const s = await session(model, backend);
   // A fresh tensor per run (a reused one can be detached by the proxy worker).
-  const out = await s.run({ [s.inputNames[0] as string]: new ort.Tensor('float32', input.slice(), [1, 1, 28, 28]) });
+  const out = await s.run({
+    [s.inputNames[0] as string]: new ort.Tensor('float32', input.slice(), [1, ...IMAGE_SHAPE]),
+  });
   return softmax(out.logits?.data as Float32Array);
 }
 

@@ -4,6 +4,7 @@
  * answers on your digits and the MNIST test accuracy before and after; keeps the result in IndexedDB and
  * offers it for download. Self-contained: index.html's teach <section> loads this script.
  */
+import { IMAGE_SIDE, NUM_CLASSES } from '../../../runtime/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { DrawingPad } from '../drawing.ts';
 import type { Sample } from './finetune.ts';
@@ -33,11 +34,11 @@ interface ApiModel {
 
 function thumbnail(pixels: Float32Array): HTMLCanvasElement {
   const canvas = document.createElement('canvas');
-  canvas.width = 28;
-  canvas.height = 28;
+  canvas.width = IMAGE_SIDE;
+  canvas.height = IMAGE_SIDE;
   const ctx = canvas.getContext('2d');
   if (ctx) {
-    const image = ctx.createImageData(28, 28);
+    const image = ctx.createImageData(IMAGE_SIDE, IMAGE_SIDE);
     pixels.forEach((v, i) => {
       const g = Math.round(255 * v);
       image.data.set([g, g, g, 255], i * 4);
@@ -72,7 +73,7 @@ export function initTeach(): void {
   const tuneButton = $<HTMLButtonElement>('teach-tune');
   const results = $<HTMLDivElement>('teach-results');
   const download = $<HTMLAnchorElement>('teach-download');
-  label.replaceChildren(...Array.from({ length: 10 }, (_, d) => new Option(String(d), String(d))));
+  label.replaceChildren(...Array.from({ length: NUM_CLASSES }, (_, d) => new Option(String(d), String(d))));
   const pad = new DrawingPad($<HTMLCanvasElement>('teach-pad'), { change: () => {}, settle: () => {} });
 
   const refresh = () => {
