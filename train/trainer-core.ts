@@ -10,6 +10,7 @@
  * const { loss, correct } = await trainer.step(images, labels, 0.01);
  * const { accuracy } = await trainer.evaluate(testImages, testLabels);
  */
+
 import { encodeModel } from '../export/onnx/codec.ts';
 import type {
   InferenceSession,
@@ -19,8 +20,8 @@ import type {
   Tensor,
   TensorConstructor,
 } from '../runtime/ort-runtime.ts';
-import { IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME } from './forward-graph.ts';
-import { inferenceModel } from './inference-model.ts';
+import { type EvaluationResult, evaluateWeights } from './evaluate.ts';
+import { IMAGE_SHAPE, INPUT_NAME } from './forward-graph.ts';
 import { initializeWeights, type Weights } from './initialize.ts';
 import type { Module } from './layers/index.ts';
 import type { Optimizer } from './optim/index.ts';
@@ -52,13 +53,7 @@ export interface StepResult {
   correct: number;
 }
 
-export interface EvaluationResult {
-  loss: number;
-  correct: number;
-  total: number;
-  /** Percent. */
-  accuracy: number;
-}
+export type { EvaluationResult };
 
 /** Everything needed to continue training exactly: carried tensors, step count and RNG state. */
 export interface TrainerState {
@@ -152,43 +147,8 @@ export class Trainer {
   }
 
   /** Accuracy and mean loss on a dataset, with an inference session (BatchNorm/Dropout in inference form). */
-  async evaluate(images: Float32Array, labels: ArrayLike<number>, batchSize = 1000): Promise<EvaluationResult> {
-    const { model } = inferenceModel(this.module, { weights: this.weights() });
-    const { session } = await this.runtime.createSession(encodeModel(model), {
-      ...this.settings,
-      forceCpuNodeNames: [],
-    });
-    try {
-      let lossSum = 0;
-      let correct = 0;
-      const total = labels.length;
-      for (let start = 0; start < total; start += batchSize) {
-        const n = Math.min(batchSize, total - start);
-        const batch = images.subarray(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE);
-        const out = await session.run({ [INPUT_NAME]: new this.Tensor('float32', batch, [n, ...IMAGE_SHAPE]) });
-        const logits = (out[LOGITS_NAME] as Tensor).data as Float32Array;
-        const classes = logits.length / n;
-        for (let i = 0; i < n; i++) {
-          const row = logits.subarray(i * classes, (i + 1) * classes);
-          let best = 0;
-          let max = -Infinity;
-          for (let k = 0; k < classes; k++) {
-            if ((row[k] as number) > max) {
-              max = row[k] as number;
-              best = k;
-            }
-          }
-          let sum = 0;
-          for (let k = 0; k < classes; k++) sum += Math.exp((row[k] as number) - max);
-          const label = labels[start + i] as number;
-          lossSum += max + Math.log(sum) - (row[label] as number);
-          if (best === label) correct++;
-        }
-      }
-      return { loss: lossSum / total, correct, total, accuracy: (100 * correct) / total };
-    } finally {
-      await session.release();
-    }
+  evaluate(images: Float32Array, labels: ArrayLike<number>, batchSize = 1000): Promise<EvaluationResult> {
+    return evaluateWeights(this.runtime, this.module, this.weights(), this.settings, images, labels, batchSize);
   }
 
   /** A snapshot for checkpoints. */

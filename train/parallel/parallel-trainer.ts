@@ -13,10 +13,12 @@
  * @example
  * const trainer = await ParallelTrainer.create(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), workers: 2 });
  */
+
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../export/onnx/codec.ts';
 import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
-import { createSession, type Provider } from '../../runtime/execution.ts';
+import { createSession, nodeRuntime, type Provider } from '../../runtime/execution.ts';
+import { evaluateWeights } from '../evaluate.ts';
 import { initializeWeights, type Weights } from '../initialize.ts';
 import type { Module } from '../layers/index.ts';
 import { Rng } from '../random.ts';
@@ -36,7 +38,6 @@ import {
   type TrainingGraphOptions,
   type UpdateGraph,
 } from '../training-graph.ts';
-import { evaluateWeights } from './evaluate.ts';
 import type { WireFeeds } from './wire.ts';
 import { WorkerSession } from './worker-session.ts';
 
@@ -197,7 +198,15 @@ export class ParallelTrainer {
 
   /** Accuracy and mean loss on a dataset, with an inference session. */
   evaluate(images: Float32Array, labels: ArrayLike<number>, batchSize = 1000): Promise<EvaluationResult> {
-    return evaluateWeights(this.module, this.weights(), { ...this.options, device: 'cpu' }, images, labels, batchSize);
+    return evaluateWeights(
+      nodeRuntime,
+      this.module,
+      this.weights(),
+      { ...this.options, device: 'cpu' },
+      images,
+      labels,
+      batchSize,
+    );
   }
 
   /** A snapshot for checkpoints (the same tensors and names as `Trainer.state`). */

@@ -1,18 +1,25 @@
 /**
- * Accuracy and mean loss of a module with given weights on a dataset, through an inference session
- * (BatchNorm/Dropout in inference form). The same computation as `Trainer.evaluate`, for trainers that
- * don't hold a step session of their own.
+ * Accuracy and mean cross-entropy of a module with given weights on a dataset, through an inference
+ * session (BatchNorm and Dropout in inference form), on whichever ONNX Runtime is injected — the one
+ * evaluation `Trainer` (node or web) and `ParallelTrainer` share.
  */
-import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../../export/onnx/codec.ts';
-import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME } from '../../runtime/contract.ts';
-import { createSession, type SessionSettings } from '../../runtime/execution.ts';
-import { inferenceModel } from '../inference-model.ts';
-import type { Weights } from '../initialize.ts';
-import type { Module } from '../layers/index.ts';
-import type { EvaluationResult } from '../trainer.ts';
+import { encodeModel } from '../export/onnx/codec.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME } from '../runtime/contract.ts';
+import type { OrtRuntime, SessionSettings, Tensor } from '../runtime/ort-runtime.ts';
+import { inferenceModel } from './inference-model.ts';
+import type { Weights } from './initialize.ts';
+import type { Module } from './layers/index.ts';
+
+export interface EvaluationResult {
+  loss: number;
+  correct: number;
+  total: number;
+  /** Percent. */
+  accuracy: number;
+}
 
 export async function evaluateWeights(
+  runtime: OrtRuntime,
   module: Module,
   weights: Weights,
   settings: SessionSettings,
@@ -21,7 +28,7 @@ export async function evaluateWeights(
   batchSize = 1000,
 ): Promise<EvaluationResult> {
   const { model } = inferenceModel(module, { weights });
-  const { session } = await createSession(encodeModel(model), { ...settings, forceCpuNodeNames: [] });
+  const { session } = await runtime.createSession(encodeModel(model), { ...settings, forceCpuNodeNames: [] });
   try {
     let lossSum = 0;
     let correct = 0;
@@ -29,8 +36,8 @@ export async function evaluateWeights(
     for (let start = 0; start < total; start += batchSize) {
       const n = Math.min(batchSize, total - start);
       const batch = images.subarray(start * IMAGE_PIXELS, (start + n) * IMAGE_PIXELS);
-      const out = await session.run({ [INPUT_NAME]: new ort.Tensor('float32', batch, [n, ...IMAGE_SHAPE]) });
-      const logits = (out[LOGITS_NAME] as ort.Tensor).data as Float32Array;
+      const out = await session.run({ [INPUT_NAME]: new runtime.Tensor('float32', batch, [n, ...IMAGE_SHAPE]) });
+      const logits = (out[LOGITS_NAME] as Tensor).data as Float32Array;
       const classes = logits.length / n;
       for (let i = 0; i < n; i++) {
         const row = logits.subarray(i * classes, (i + 1) * classes);
