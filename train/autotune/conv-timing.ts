@@ -9,22 +9,12 @@ import {
   emitConvWeightGradient,
 } from '../autodiff/rules/conv-weight-gradient.ts';
 import { Rng } from '../random.ts';
-import { medianTimes } from './timing.ts';
+import { medianTimes, timingKey } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
-  const list = (xs: readonly number[]) => xs.join('x');
-  return [
-    `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
-    'conv-weight-gradient',
-    `batch ${batch}`,
-    `in ${list(geo.input)}`,
-    `out ${list(geo.output)}`,
-    `kernel ${list(geo.kernel)}`,
-    `strides ${list(geo.strides)}`,
-    `pads ${list(geo.pads)}`,
-    `dilations ${list(geo.dilations)}`,
-  ].join(' | ');
+  const { input, output, kernel, strides, pads, dilations } = geo;
+  return timingKey('conv-weight-gradient', batch, { in: input, out: output, kernel, strides, pads, dilations });
 }
 
 /** Median milliseconds per run of each formulation. */

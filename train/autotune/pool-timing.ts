@@ -10,19 +10,11 @@ import {
   maxPoolRule,
 } from '../autodiff/rules/pooling.ts';
 import { Rng } from '../random.ts';
-import { medianTimes } from './timing.ts';
+import { medianTimes, timingKey } from './timing.ts';
 
 export function maxPoolKey(geo: MaxPoolGeometry, batch: number): string {
-  const list = (xs: readonly number[]) => xs.join('x');
-  return [
-    `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
-    'max-pool-gradient',
-    `batch ${batch}`,
-    `in ${list(geo.input)}`,
-    `kernel ${list(geo.kernel)}`,
-    `strides ${list(geo.strides)}`,
-    `pads ${list(geo.pads)}`,
-  ].join(' | ');
+  const { input, kernel, strides, pads } = geo;
+  return timingKey('max-pool-gradient', batch, { in: input, kernel, strides, pads });
 }
 
 export async function timeMaxPoolGradients(geo: MaxPoolGeometry, batch: number): Promise<Map<MaxPoolGradient, number>> {

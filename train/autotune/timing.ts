@@ -1,5 +1,5 @@
 /** Median time per run of several equivalent graphs, runs interleaved so machine load hits all alike. */
-import type * as ort from 'onnxruntime-node';
+import * as ort from 'onnxruntime-node';
 import { createSession } from '../../runtime/execution.ts';
 
 export async function medianTimes<K extends string>(
@@ -24,4 +24,14 @@ export async function medianTimes<K extends string>(
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.release()));
   }
+}
+
+/** A cache key: ORT's version, what is timed, the batch and the geometry (`in 1x28x28 | kernel 5x5 | …`). */
+export function timingKey(what: string, batch: number, geometry: Record<string, readonly number[]>): string {
+  return [
+    `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
+    what,
+    `batch ${batch}`,
+    ...Object.entries(geometry).map(([name, dims]) => `${name} ${dims.join('x')}`),
+  ].join(' | ');
 }
