@@ -23,6 +23,7 @@ import type {
 import { type EvaluationResult, evaluateWeights } from './evaluate.ts';
 import { IMAGE_SHAPE, INPUT_NAME } from './forward-graph.ts';
 import { initializeWeights, type Weights } from './initialize.ts';
+import { toLabels } from './labels.ts';
 import type { Module } from './layers/index.ts';
 import type { Optimizer } from './optim/index.ts';
 import { Rng } from './random.ts';
@@ -185,16 +186,4 @@ export class Trainer {
 function scalarOf(tensor: Tensor | undefined): number {
   if (!tensor) throw new Error('internal: the training step returned no scalar');
   return (tensor.data as Float32Array)[0] as number;
-}
-
-function toLabels(labels: ArrayLike<number>, classes: number): BigInt64Array {
-  const out = new BigInt64Array(labels.length);
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i] as number;
-    // ORT's OneHot would silently give an all-zero target for an out-of-range label.
-    if (!Number.isInteger(label) || label < 0 || label >= classes)
-      throw new Error(`label ${label} at ${i} is not a class in 0..${classes - 1}`);
-    out[i] = BigInt(label);
-  }
-  return out;
 }

@@ -20,6 +20,7 @@ import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts
 import { createSession, nodeRuntime, type Provider } from '../../runtime/execution.ts';
 import { evaluateWeights } from '../evaluate.ts';
 import { initializeWeights, type Weights } from '../initialize.ts';
+import { toLabels } from '../labels.ts';
 import type { Module } from '../layers/index.ts';
 import { Rng } from '../random.ts';
 import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
@@ -258,15 +259,4 @@ function floats(outputs: WireFeeds, name: string): Float32Array {
   const t = outputs[name];
   if (t?.type !== 'float32') throw new Error(`internal: the gradient graph returned no ${name}`);
   return t.data as Float32Array;
-}
-
-function toLabels(labels: ArrayLike<number>, classes: number): BigInt64Array {
-  const out = new BigInt64Array(labels.length);
-  for (let i = 0; i < labels.length; i++) {
-    const label = labels[i] as number;
-    if (!Number.isInteger(label) || label < 0 || label >= classes)
-      throw new Error(`label ${label} at ${i} is not a class in 0..${classes - 1}`);
-    out[i] = BigInt(label);
-  }
-  return out;
 }
