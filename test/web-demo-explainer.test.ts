@@ -4,19 +4,23 @@
  * mouse events. The expected layer counts come from the ONNX graphs' nodes, the expected values from
  * onnxruntime-node, the expected receptive fields from the architecture worked out by hand.
  */
+
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PHOTO_CONDITIONS, photoOf } from '../bench/photo-digits.ts';
 import { explainModel } from '../export/deploy/explain.ts';
 import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
 import { describeModel } from '../export/onnx/describe.ts';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
 import { loadMnist, take } from '../runtime/data/mnist.ts';
+import { preprocessRgba } from '../serve/preprocess/digit.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
@@ -240,6 +244,35 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
     }
     await page.close();
   }, 120_000);
+
+  it('reads the photo set through the browser path: the page gives the same 28×28 as the module in Node', async () => {
+    // One photo per condition (bench/photo-digits.ts), as PNG uploads through "Use a photo". The ≥ 95%
+    // reading of the set is proven in Node (test/photo-preprocess.test.ts); here the browser's decoding
+    // (createImageBitmap, canvas) and its copy of the module must produce the same model input.
+    const { page } = await open();
+    const test = await loadMnist('test');
+    let compared = 0;
+    for (const [k, condition] of PHOTO_CONDITIONS.entries()) {
+      const photo = photoOf(test.images.subarray(k * IMAGE_PIXELS, (k + 1) * IMAGE_PIXELS), condition, 100 + k);
+      const png = new PNG({ width: photo.width, height: photo.height });
+      png.data.set(photo.rgba);
+      const expected = preprocessRgba(photo.rgba, photo.width, photo.height);
+      const before = (await demo(page)).explain.runs;
+      await page.setInputFiles('#photo', {
+        name: `${condition}.png`,
+        mimeType: 'image/png',
+        buffer: PNG.sync.write(png),
+      });
+      await page.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.explain.runs > n, before);
+      const input = (await demo(page)).input ?? [];
+      expect(input.length, condition).toBe(IMAGE_PIXELS);
+      const worst = Math.max(...input.map((v, i) => Math.abs(v - (expected[i] as number))));
+      expect(worst, condition).toBeLessThan(1e-5);
+      compared++;
+    }
+    expect(compared).toBe(PHOTO_CONDITIONS.length);
+    await page.close();
+  }, 180_000);
 
   it('empty: a "draw here" hint, no bars; a favicon; "Use a photo" reads a photo; at most one console line without WebGPU', async () => {
     const { page, console: lines, errors } = await open();
