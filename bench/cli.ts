@@ -36,6 +36,7 @@ const program = new Command('bench')
   .option('--rounds <n>', 'alternating rounds per configuration', '3')
   .option('--seconds <s>', 'seconds per measurement', '2')
   .option('--out <dir>', 'where results go (default runs/bench/<time>/; --out bench updates the committed ones)')
+  .option('--autotune', 'worker steps with per-shape autotuned gradient formulations (as train --workers builds them)')
   .option(
     '--allow-reference-blas',
     "compare against PyTorch even when it runs on the reference BLAS (numbers won't be fair)",
@@ -52,7 +53,7 @@ await runCli(async () => {
     seconds: string;
     out?: string;
     allowReferenceBlas?: boolean;
-    autotune: boolean;
+    autotune?: boolean;
   }>();
   const what = o.what === 'all' ? [...KINDS] : [o.what];
   for (const kind of what)
@@ -68,7 +69,7 @@ await runCli(async () => {
   mkdirSync(out, { recursive: true });
 
   const torch = what.some((k) => k !== 'serve') ? await pytorchBeside(Boolean(o.allowReferenceBlas)) : undefined;
-  const autotune = o.autotune && { cacheDir: defaultCacheDir() };
+  const autotune = o.autotune ? { cacheDir: defaultCacheDir() } : false;
   const reports: BenchReport[] = [];
   if (what.includes('serve')) reports.push(await benchServe(seconds));
   if (what.includes('train'))
