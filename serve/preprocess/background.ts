@@ -17,8 +17,8 @@ interface BlockGrid {
   cols: number;
   rows: number;
   size: number;
-  /** percentile(p) of block (bx, by) at [by·cols + bx]. */
-  percentile(p: number): Float32Array;
+  /** percentile(p) of block (bx, by) at [by·cols + bx]; of the inverted image (1 − v) when `inverted`. */
+  percentile(p: number, inverted?: boolean): Float32Array;
 }
 
 function blockGrid(image: GrayImage): BlockGrid {
@@ -42,14 +42,15 @@ function blockGrid(image: GrayImage): BlockGrid {
     cols,
     rows,
     size,
-    percentile(p) {
+    percentile(p, inverted = false) {
       const out = new Float32Array(cols * rows);
+      // 1 − v falls in bin BINS − 1 − bin(v) (but at exact bin edges: immaterial for a percentile).
+      const at = (b: number, bin: number) => histograms[b * BINS + (inverted ? BINS - 1 - bin : bin)] as number;
       for (let b = 0; b < cols * rows; b++) {
         const target = p * (counts[b] as number);
         let seen = 0;
         let bin = 0;
-        while (bin < BINS - 1 && seen + (histograms[b * BINS + bin] as number) <= target)
-          seen += histograms[b * BINS + bin++] as number;
+        while (bin < BINS - 1 && seen + at(b, bin) <= target) seen += at(b, bin++);
         out[b] = (bin + 0.5) / BINS;
       }
       return out;
@@ -90,10 +91,18 @@ export interface PaperGrid {
 
 /** The paper grid of a dark-ink image: computed once, shared by every reading of the same image. */
 export function paperGrid(image: GrayImage): PaperGrid {
+  return paperGrids(image).dark;
+}
+
+/** The paper grids of an image read both ways round — dark ink, and light ink (the image inverted) — from one pass. */
+export function paperGrids(image: GrayImage): { dark: PaperGrid; light: PaperGrid } {
   const { cols, rows, size, percentile } = blockGrid(image);
-  const paper = closeGrid(percentile(PAPER_PERCENTILE), cols, rows);
-  const level = Float32Array.from(paper).sort()[paper.length >> 1] as number;
-  return { cols, rows, size, paper, level };
+  const grid = (inverted: boolean) => {
+    const paper = closeGrid(percentile(PAPER_PERCENTILE, inverted), cols, rows);
+    const level = Float32Array.from(paper).sort()[paper.length >> 1] as number;
+    return { cols, rows, size, paper, level };
+  };
+  return { dark: grid(false), light: grid(true) };
 }
 
 /** A rectangle of pixels, bounds included. */

@@ -9,7 +9,7 @@
  *     paper around every stroke for ink.
  * Then the chosen reading is refined with a background that follows sharp shadows.
  */
-import { inkDarkness, type PaperGrid, paperGrid, type Region } from './background.ts';
+import { inkDarkness, type PaperGrid, paperGrids, type Region } from './background.ts';
 import { type DigitMask, digitMask } from './components.ts';
 import type { GrayImage } from './grayscale.ts';
 import { type InkLevels, inkLevels } from './threshold.ts';
@@ -22,9 +22,9 @@ export interface InkReading {
   digit: DigitMask;
 }
 
-/** One way round of the picture: the image with its ink dark, and its paper grid. */
+/** One way round of the picture: the image with its ink dark (made when first read), and its paper grid. */
 interface Side {
-  image: GrayImage;
+  image: () => GrayImage;
   grid: PaperGrid;
   lightInk: boolean;
 }
@@ -33,7 +33,8 @@ function read(
   side: Side,
   shadows?: { radius: number; region: Region; plain: Float32Array },
 ): (InkReading & { sure: number; paper: number }) | undefined {
-  const { image, grid, lightInk } = side;
+  const { grid, lightInk } = side;
+  const image = side.image();
   const { darkness, paper } = inkDarkness(image, { grid, ...shadows });
   const levels = inkLevels(darkness);
   if (!levels) return undefined;
@@ -78,9 +79,10 @@ const CLEAR = 0.15;
 
 /** The ink reading with the minority of sure ink, or undefined when neither reading finds any. */
 export function readInk(image: GrayImage): InkReading | undefined {
-  const inverted = inverse(image);
-  const darkSide: Side = { image, grid: paperGrid(image), lightInk: false };
-  const lightSide: Side = { image: inverted, grid: paperGrid(inverted), lightInk: true };
+  const grids = paperGrids(image);
+  let inverted: GrayImage | undefined;
+  const darkSide: Side = { image: () => image, grid: grids.dark, lightInk: false };
+  const lightSide: Side = { image: () => (inverted ??= inverse(image)), grid: grids.light, lightInk: true };
   // Rule 1 needs only the paper levels: when it decides, the other reading is read only if this one fails.
   const [darkPaper, lightPaper] = [darkSide.grid.level, lightSide.grid.level];
   let chosen: InkReading | undefined;
