@@ -145,12 +145,13 @@ export interface DarknessOptions {
  * — and, given a radius wider than half a stroke, no brighter than the image's grey-level closing at
  * that radius, which follows a shadow's sharp edge where the blocks cannot; and the paper's typical
  * level (the median block's). The closing costs more than the rest together and only matters around
- * the digit: it can be limited to a region, the rest taken from the plain reading.
+ * the digit: it can be limited to a region, the rest taken from the plain reading. `shadowed` counts
+ * the pixels where the closing lowered the paper (0: the same darkness as without it).
  */
 export function inkDarkness(
   image: GrayImage,
   options: DarknessOptions = {},
-): { darkness: Float32Array; paper: number } {
+): { darkness: Float32Array; paper: number; shadowed: number } {
   const { width, height, data } = image;
   const { radius = 0, grid = paperGrid(image), plain } = options;
   const box = options.region ?? { minX: 0, minY: 0, maxX: width - 1, maxY: height - 1 };
@@ -174,6 +175,7 @@ export function inkDarkness(
   const out = plain && closed ? Float32Array.from(plain) : new Float32Array(width * height);
   // With the plain reading known, only the closing's region changes.
   const [x0, x1, y0, y1] = plain && closed ? [box.minX, box.maxX, box.minY, box.maxY] : [0, width - 1, 0, height - 1];
+  let shadowed = 0;
   for (let y = y0; y <= y1; y++) {
     const [by, fy] = [down.index[y] as number, down.weight[y] as number];
     const by1 = Math.min(rows - 1, by + 1);
@@ -184,15 +186,16 @@ export function inkDarkness(
       const [bx, fx] = [across.index[x] as number, across.weight[x] as number];
       const background =
         (1 - fx) * (rowOfPaper[bx] as number) + fx * (rowOfPaper[Math.min(cols - 1, bx + 1)] as number);
-      const paperHere =
-        closed && inRows && x >= box.minX && x <= box.maxX
-          ? Math.min(background, closed[(y - box.minY) * closedWidth + (x - box.minX)] as number)
-          : background;
+      let paperHere = background;
+      if (closed && inRows && x >= box.minX && x <= box.maxX) {
+        const shadow = closed[(y - box.minY) * closedWidth + (x - box.minX)] as number;
+        if (shadow < background) [paperHere, shadowed] = [shadow, shadowed + 1];
+      }
       const v = 1 - (data[y * width + x] as number) / Math.max(paperHere, 0.02);
       out[y * width + x] = Math.max(v, 0);
     }
   }
-  return { darkness: out, paper: grid.level };
+  return { darkness: out, paper: grid.level, shadowed };
 }
 
 /**

@@ -35,7 +35,8 @@ function read(
 ): (InkReading & { sure: number; paper: number }) | undefined {
   const { grid, lightInk } = side;
   const image = side.image();
-  const { darkness, paper } = inkDarkness(image, { grid, ...shadows });
+  const { darkness, paper, shadowed } = inkDarkness(image, { grid, ...shadows });
+  if (shadows && shadowed === 0) return undefined; // no shadow's edge: the plain reading stands as it was
   const levels = inkLevels(darkness);
   if (!levels) return undefined;
   const digit = digitMask(darkness, image.width, image.height, levels);
