@@ -17,8 +17,8 @@ interface BlockGrid {
   cols: number;
   rows: number;
   size: number;
-  /** percentile(p) of block (bx, by) at [by·cols + bx]. */
-  percentile(p: number): Float32Array;
+  /** percentile(p) of block (bx, by) at [by·cols + bx]; of the inverted image (1 − v) when `inverted`. */
+  percentile(p: number, inverted?: boolean): Float32Array;
 }
 
 function blockGrid(image: GrayImage): BlockGrid {
@@ -42,14 +42,15 @@ function blockGrid(image: GrayImage): BlockGrid {
     cols,
     rows,
     size,
-    percentile(p) {
+    percentile(p, inverted = false) {
       const out = new Float32Array(cols * rows);
+      // 1 − v falls in bin BINS − 1 − bin(v) (but at exact bin edges: immaterial for a percentile).
+      const at = (b: number, bin: number) => histograms[b * BINS + (inverted ? BINS - 1 - bin : bin)] as number;
       for (let b = 0; b < cols * rows; b++) {
         const target = p * (counts[b] as number);
         let seen = 0;
         let bin = 0;
-        while (bin < BINS - 1 && seen + (histograms[b * BINS + bin] as number) <= target)
-          seen += histograms[b * BINS + bin++] as number;
+        while (bin < BINS - 1 && seen + at(b, bin) <= target) seen += at(b, bin++);
         out[b] = (bin + 0.5) / BINS;
       }
       return out;
@@ -76,11 +77,66 @@ function closeGrid(values: Float32Array, cols: number, rows: number): Float32Arr
   return filter(filter(values, Math.max), Math.min);
 }
 
-/** The paper's typical level of a dark-ink image (the median block's), as inkDarkness reports it. */
-export function paperLevel(image: GrayImage): number {
-  const grid = blockGrid(image);
-  const paper = closeGrid(grid.percentile(PAPER_PERCENTILE), grid.cols, grid.rows);
-  return [...paper].sort((a, b) => a - b)[paper.length >> 1] as number;
+/** The paper's level per block of a dark-ink image, closed, and its typical level (the median block's). */
+export interface PaperGrid {
+  cols: number;
+  rows: number;
+  /** Block side in pixels. */
+  size: number;
+  /** Block (bx, by)'s paper level at [by·cols + bx]. */
+  paper: Float32Array;
+  /** The median block's paper level. */
+  level: number;
+}
+
+/** The paper grid of a dark-ink image: computed once, shared by every reading of the same image. */
+export function paperGrid(image: GrayImage): PaperGrid {
+  return paperGrids(image).dark;
+}
+
+/** The paper grids of an image read both ways round — dark ink, and light ink (the image inverted) — from one pass. */
+export function paperGrids(image: GrayImage): { dark: PaperGrid; light: PaperGrid } {
+  const { cols, rows, size, percentile } = blockGrid(image);
+  const grid = (inverted: boolean) => {
+    const paper = closeGrid(percentile(PAPER_PERCENTILE, inverted), cols, rows);
+    const level = Float32Array.from(paper).sort()[paper.length >> 1] as number;
+    return { cols, rows, size, paper, level };
+  };
+  return { dark: grid(false), light: grid(true) };
+}
+
+/** A rectangle of pixels, bounds included. */
+export interface Region {
+  minX: number;
+  minY: number;
+  maxX: number;
+  maxY: number;
+}
+
+/** The closing of the part of an image inside `box`, row-major over the box. */
+function closingIn(image: GrayImage, r: number, box: Region): Float32Array {
+  const { width, data } = image;
+  const w = box.maxX - box.minX + 1;
+  const h = box.maxY - box.minY + 1;
+  if (w === width && h === image.height) return closing(image, r);
+  const crop = new Float32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const from = (box.minY + y) * width + box.minX;
+    crop.set(data.subarray(from, from + w), y * w);
+  }
+  return closing({ width: w, height: h, data: crop }, r);
+}
+
+/** How inkDarkness reads an image beyond the blocks' paper. */
+export interface DarknessOptions {
+  /** The image's paperGrid, when already known. */
+  grid?: PaperGrid;
+  /** The closing's radius: wider than half a stroke (0: no closing). */
+  radius?: number;
+  /** Where the closing applies (the whole image by default). */
+  region?: Region;
+  /** The image's darkness without a closing, when already known: only `region` is computed again. */
+  plain?: Float32Array;
 }
 
 /**
@@ -88,14 +144,20 @@ export function paperLevel(image: GrayImage): number {
  * background is each block's paper level, closed, and interpolated bilinearly between block centres
  * — and, given a radius wider than half a stroke, no brighter than the image's grey-level closing at
  * that radius, which follows a shadow's sharp edge where the blocks cannot; and the paper's typical
- * level (the median block's).
+ * level (the median block's). The closing costs more than the rest together and only matters around
+ * the digit: it can be limited to a region, the rest taken from the plain reading. `shadowed` counts
+ * the pixels where the closing lowered the paper (0: the same darkness as without it).
  */
-export function inkDarkness(image: GrayImage, radius = 0): { darkness: Float32Array; paper: number } {
+export function inkDarkness(
+  image: GrayImage,
+  options: DarknessOptions = {},
+): { darkness: Float32Array; paper: number; shadowed: number } {
   const { width, height, data } = image;
-  const closed = radius > 0 ? closing(image, radius) : undefined;
-  const grid = blockGrid(image);
-  const { cols, rows, size } = grid;
-  const paper = closeGrid(grid.percentile(PAPER_PERCENTILE), cols, rows);
+  const { radius = 0, grid = paperGrid(image), plain } = options;
+  const box = options.region ?? { minX: 0, minY: 0, maxX: width - 1, maxY: height - 1 };
+  const closed = radius > 0 ? closingIn(image, radius, box) : undefined;
+  const closedWidth = box.maxX - box.minX + 1;
+  const { cols, rows, size, paper } = grid;
   // Bilinear weights between block centres, clamped at the edges: per column once, per row once.
   const lerp = (n: number, blocks: number) => {
     const index = new Int32Array(n);
@@ -110,63 +172,110 @@ export function inkDarkness(image: GrayImage, radius = 0): { darkness: Float32Ar
   const across = lerp(width, cols);
   const down = lerp(height, rows);
   const rowOfPaper = new Float32Array(cols);
-  const out = new Float32Array(width * height);
-  for (let y = 0; y < height; y++) {
+  const out = plain && closed ? Float32Array.from(plain) : new Float32Array(width * height);
+  // With the plain reading known, only the closing's region changes.
+  const [x0, x1, y0, y1] = plain && closed ? [box.minX, box.maxX, box.minY, box.maxY] : [0, width - 1, 0, height - 1];
+  let shadowed = 0;
+  for (let y = y0; y <= y1; y++) {
     const [by, fy] = [down.index[y] as number, down.weight[y] as number];
     const by1 = Math.min(rows - 1, by + 1);
     for (let bx = 0; bx < cols; bx++)
       rowOfPaper[bx] = (1 - fy) * (paper[by * cols + bx] as number) + fy * (paper[by1 * cols + bx] as number);
-    for (let x = 0; x < width; x++) {
+    const inRows = y >= box.minY && y <= box.maxY;
+    for (let x = x0; x <= x1; x++) {
       const [bx, fx] = [across.index[x] as number, across.weight[x] as number];
       const background =
         (1 - fx) * (rowOfPaper[bx] as number) + fx * (rowOfPaper[Math.min(cols - 1, bx + 1)] as number);
-      const paperHere = closed ? Math.min(background, closed[y * width + x] as number) : background;
+      let paperHere = background;
+      if (closed && inRows && x >= box.minX && x <= box.maxX) {
+        const shadow = closed[(y - box.minY) * closedWidth + (x - box.minX)] as number;
+        if (shadow < background) [paperHere, shadowed] = [shadow, shadowed + 1];
+      }
       const v = 1 - (data[y * width + x] as number) / Math.max(paperHere, 0.02);
       out[y * width + x] = Math.max(v, 0);
     }
   }
-  return { darkness: out, paper: [...paper].sort((a, b) => a - b)[paper.length >> 1] as number };
+  return { darkness: out, paper: grid.level, shadowed };
 }
 
 /**
- * Running max (sign 1) or min (sign −1) over windows of 2r+1 along lines of an image, in O(1) per
- * pixel (van Herk / Gil–Werman: prefix and suffix extremes over blocks of the window's length).
+ * Running max over windows of 2r+1 along each row, in O(1) per pixel (van Herk / Gil–Werman: prefix
+ * and suffix maxima over blocks of the window's length), into `out`; `prefix` and `suffix` are scratch.
  */
-function runningExtreme(
-  src: Float32Array,
-  n: number,
-  lines: number,
-  step: number,
-  lineStep: number,
-  r: number,
-  sign: number,
-): Float32Array {
-  const out = new Float32Array(src.length);
+function rowMax(src: Float32Array, out: Float32Array, w: number, h: number, r: number, scratch: Float32Array[]): void {
   const k = 2 * r + 1;
-  const prefix = new Float32Array(n);
-  const suffix = new Float32Array(n);
-  for (let line = 0; line < lines; line++) {
-    const base = line * lineStep;
-    for (let i = 0; i < n; i++) {
-      const v = sign * (src[base + i * step] as number);
-      prefix[i] = i % k === 0 ? v : Math.max(prefix[i - 1] as number, v);
+  const [prefix, suffix] = scratch as [Float32Array, Float32Array];
+  for (let base = 0; base < w * h; base += w) {
+    for (let start = 0; start < w; start += k) {
+      const end = Math.min(w, start + k);
+      let m = -Infinity;
+      for (let i = start; i < end; i++) {
+        const v = src[base + i] as number;
+        if (v > m) m = v;
+        prefix[i] = m;
+      }
+      m = -Infinity;
+      for (let i = end - 1; i >= start; i--) {
+        const v = src[base + i] as number;
+        if (v > m) m = v;
+        suffix[i] = m;
+      }
     }
-    for (let i = n - 1; i >= 0; i--) {
-      const v = sign * (src[base + i * step] as number);
-      suffix[i] = i % k === k - 1 || i === n - 1 ? v : Math.max(suffix[i + 1] as number, v);
-    }
-    for (let i = 0; i < n; i++) {
-      const [lo, hi] = [Math.max(0, i - r), Math.min(n - 1, i + r)];
-      out[base + i * step] = sign * Math.max(suffix[lo] as number, prefix[hi] as number);
+    for (let i = 0; i < w; i++) {
+      const a = suffix[i > r ? i - r : 0] as number;
+      const b = prefix[i + r < w ? i + r : w - 1] as number;
+      out[base + i] = Math.max(a, b);
     }
   }
-  return out;
+}
+
+/** rowMax down the columns, a whole row at a time (cache-friendly): `prefix`, `suffix` are w·h scratch. */
+function columnMax(
+  src: Float32Array,
+  out: Float32Array,
+  w: number,
+  h: number,
+  r: number,
+  scratch: Float32Array[],
+): void {
+  const k = 2 * r + 1;
+  const [prefix, suffix] = scratch as [Float32Array, Float32Array];
+  for (let start = 0; start < h; start += k) {
+    const end = Math.min(h, start + k);
+    prefix.set(src.subarray(start * w, (start + 1) * w), start * w);
+    for (let i = (start + 1) * w; i < end * w; i++) {
+      const v = src[i] as number;
+      const p = prefix[i - w] as number;
+      prefix[i] = Math.max(v, p);
+    }
+    suffix.set(src.subarray((end - 1) * w, end * w), (end - 1) * w);
+    for (let i = (end - 1) * w - 1; i >= start * w; i--) {
+      const v = src[i] as number;
+      const s = suffix[i + w] as number;
+      suffix[i] = Math.max(v, s);
+    }
+  }
+  for (let y = 0; y < h; y++) {
+    const [top, bottom] = [(y > r ? y - r : 0) * w, (y + r < h ? y + r : h - 1) * w];
+    for (let x = 0, o = y * w; x < w; x++, o++) {
+      const a = suffix[top + x] as number;
+      const b = prefix[bottom + x] as number;
+      out[o] = Math.max(a, b);
+    }
+  }
 }
 
 /** Grey-level closing (max filter, then min filter) with a (2r+1)² square: dark strokes narrower than 2r vanish. */
 export function closing(image: GrayImage, r: number): Float32Array {
-  const { width: w, height: h } = image;
-  const filter = (src: Float32Array, sign: number) =>
-    runningExtreme(runningExtreme(src, w, h, 1, w, r, sign), h, w, w, 1, r, sign);
-  return filter(filter(image.data, 1), -1);
+  const { width: w, height: h, data } = image;
+  const scratch = [new Float32Array(w * h), new Float32Array(w * h)];
+  const [a, b] = [new Float32Array(w * h), new Float32Array(w * h)];
+  rowMax(data, a, w, h, r, scratch);
+  columnMax(a, b, w, h, r, scratch);
+  // The min filter as the max filter of the negated image.
+  for (let i = 0; i < b.length; i++) b[i] = -(b[i] as number);
+  rowMax(b, a, w, h, r, scratch);
+  columnMax(a, b, w, h, r, scratch);
+  for (let i = 0; i < b.length; i++) b[i] = -(b[i] as number);
+  return b;
 }

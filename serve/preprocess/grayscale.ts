@@ -37,13 +37,18 @@ export function grayscaleFromRgba(
   const sums = new Float64Array(outW * outH);
   for (let y = 0; y < height; y += step) {
     const row = Math.floor(y / factor) * outW;
-    let i = y * width * 4;
-    for (let x = 0; x < width; x += step, i += 4 * step) {
-      const a = rgba[i + 3] as number;
-      const luminance = 0.299 * (rgba[i] as number) + 0.587 * (rgba[i + 1] as number) + 0.114 * (rgba[i + 2] as number);
-      // Over white: a·L + (255 − a)·255, in units of 255².
-      const k = row + ((x / factor) | 0);
-      sums[k] = (sums[k] as number) + a * luminance + (255 - a) * 255;
+    // One block's run of a row at a time: no division per pixel.
+    for (let ox = 0, x = 0; ox < outW; ox++) {
+      const end = Math.min(width, (ox + 1) * factor);
+      let acc = 0;
+      for (let i = (y * width + x) * 4; x < end; x += step, i += 4 * step) {
+        const a = rgba[i + 3] as number;
+        const luminance =
+          0.299 * (rgba[i] as number) + 0.587 * (rgba[i + 1] as number) + 0.114 * (rgba[i + 2] as number);
+        // Over white: a·L + (255 − a)·255, in units of 255².
+        acc += a * luminance + (255 - a) * 255;
+      }
+      sums[row + ox] = (sums[row + ox] as number) + acc;
     }
   }
   const data = new Float32Array(outW * outH);

@@ -9,7 +9,7 @@
  *     paper around every stroke for ink.
  * Then the chosen reading is refined with a background that follows sharp shadows.
  */
-import { inkDarkness, paperLevel } from './background.ts';
+import { inkDarkness, type PaperGrid, paperGrids, type Region } from './background.ts';
 import { type DigitMask, digitMask } from './components.ts';
 import type { GrayImage } from './grayscale.ts';
 import { type InkLevels, inkLevels } from './threshold.ts';
@@ -22,12 +22,21 @@ export interface InkReading {
   digit: DigitMask;
 }
 
+/** One way round of the picture: the image with its ink dark (made when first read), and its paper grid. */
+interface Side {
+  image: () => GrayImage;
+  grid: PaperGrid;
+  lightInk: boolean;
+}
+
 function read(
-  image: GrayImage,
-  lightInk: boolean,
-  radius = 0,
+  side: Side,
+  shadows?: { radius: number; region: Region; plain: Float32Array },
 ): (InkReading & { sure: number; paper: number }) | undefined {
-  const { darkness, paper } = inkDarkness(lightInk ? { ...image, data: image.data.map((v) => 1 - v) } : image, radius);
+  const { grid, lightInk } = side;
+  const image = side.image();
+  const { darkness, paper, shadowed } = inkDarkness(image, { grid, ...shadows });
+  if (shadows && shadowed === 0) return undefined; // no shadow's edge: the plain reading stands as it was
   const levels = inkLevels(darkness);
   if (!levels) return undefined;
   const digit = digitMask(darkness, image.width, image.height, levels);
@@ -35,6 +44,13 @@ function read(
   let sure = 0;
   for (let i = 0; i < darkness.length; i++) if (digit.mask[i] && (darkness[i] as number) > levels.strong) sure++;
   return { darkness, levels, lightInk, digit, sure, paper };
+}
+
+/** The image with light and dark swapped. */
+function inverse(image: GrayImage): GrayImage {
+  const data = new Float32Array(image.data.length);
+  for (let i = 0; i < data.length; i++) data[i] = 1 - (image.data[i] as number);
+  return { ...image, data };
 }
 
 /** A mask's typical stroke width in pixels: its area over half its perimeter (a long stroke's length). */
@@ -64,16 +80,19 @@ const CLEAR = 0.15;
 
 /** The ink reading with the minority of sure ink, or undefined when neither reading finds any. */
 export function readInk(image: GrayImage): InkReading | undefined {
-  const inverted = { ...image, data: image.data.map((v) => 1 - v) };
+  const grids = paperGrids(image);
+  let inverted: GrayImage | undefined;
+  const darkSide: Side = { image: () => image, grid: grids.dark, lightInk: false };
+  const lightSide: Side = { image: () => (inverted ??= inverse(image)), grid: grids.light, lightInk: true };
   // Rule 1 needs only the paper levels: when it decides, the other reading is read only if this one fails.
-  const [darkPaper, lightPaper] = [paperLevel(image), paperLevel(inverted)];
+  const [darkPaper, lightPaper] = [darkSide.grid.level, lightSide.grid.level];
   let chosen: InkReading | undefined;
   if (Math.abs(darkPaper - lightPaper) > CLEAR) {
-    const lightFirst = lightPaper > darkPaper;
-    chosen = read(image, lightFirst) ?? read(image, !lightFirst);
+    const [first, second] = lightPaper > darkPaper ? [lightSide, darkSide] : [darkSide, lightSide];
+    chosen = read(first) ?? read(second);
   } else {
-    const dark = read(image, false);
-    const light = read(image, true);
+    const dark = read(darkSide);
+    const light = read(lightSide);
     chosen =
       !dark || !light
         ? (dark ?? light)
@@ -86,11 +105,18 @@ export function readInk(image: GrayImage): InkReading | undefined {
               : dark;
   }
   if (!chosen) return undefined;
-  // Read again with the paper following sharp shadows: a closing wider than the digit's strokes.
-  const refined = read(
-    image,
-    chosen.lightInk,
-    Math.ceil(strokeWidth(chosen.digit.mask, image.width, image.height)) + 1,
-  );
+  // Read again with the paper following sharp shadows: a closing wider than the digit's strokes, only
+  // around the marks the first reading chose (a shadow's edge taken for ink is among them). Elsewhere
+  // the paper stays the blocks' own, as the first reading had it.
+  const radius = Math.ceil(strokeWidth(chosen.digit.mask, image.width, image.height)) + 1;
+  const { digit } = chosen;
+  const margin = 2 * radius + 2;
+  const region = {
+    minX: Math.max(0, digit.minX - margin),
+    minY: Math.max(0, digit.minY - margin),
+    maxX: Math.min(image.width - 1, digit.maxX + margin),
+    maxY: Math.min(image.height - 1, digit.maxY + margin),
+  };
+  const refined = read(chosen.lightInk ? lightSide : darkSide, { radius, region, plain: chosen.darkness });
   return refined ?? chosen;
 }
