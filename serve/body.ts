@@ -42,3 +42,9 @@ export function shapeKey<K extends string>(body: unknown, shapes: readonly K[]):
   if (!body || typeof body !== 'object' || Array.isArray(body)) return undefined;
   return shapes.find((k) => Object.hasOwn(body, k));
 }
+
+/** A validation failure as one line: the first issue, at its path (`inputs.0.shape: …`). */
+export function zodMessage(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
+  const issue = error.issues[0];
+  return issue ? `${issue.path.map(String).join('.') || 'body'}: ${issue.message}` : 'invalid request';
+}

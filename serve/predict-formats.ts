@@ -5,7 +5,7 @@
 import type { RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
-import { readBody, readJson, shapeKey } from './body.ts';
+import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
 import { BlankImageError, preprocessRgba } from './preprocess/digit.ts';
@@ -64,11 +64,6 @@ function copyPixels(pixels: number[] | number[][], out: Float32Array, index: num
   (pixels as number[][]).forEach((row, y) => {
     out.set(row, offset + y * IMAGE_SIDE);
   });
-}
-
-function zodMessage(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
-  const issue = error.issues[0];
-  return issue ? `${issue.path.map(String).join('.') || 'body'}: ${issue.message}` : 'invalid request';
 }
 
 const SHAPES = Object.keys(PredictBodies) as (keyof typeof PredictBodies)[];

@@ -7,7 +7,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { Dim } from '../../export/onnx/builder.ts';
 import type { ValueDescription } from '../../export/onnx/describe.ts';
-import { describeValue, readJson } from '../body.ts';
+import { describeValue, readJson, zodMessage } from '../body.ts';
 import { HttpError } from '../errors.ts';
 import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
@@ -216,10 +216,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       }),
       async (c) => {
         const parsed = InferRequestSchema.safeParse(await readJson(c, maxBodyBytes));
-        if (!parsed.success) {
-          const issue = parsed.error.issues[0];
-          throw new HttpError(400, 'invalid_request', `${issue?.path.join('.') || 'body'}: ${issue?.message}`);
-        }
+        if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
         const body = parsed.data;
         return withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
           const { count, data } = inputTensor(model, body);

@@ -1,5 +1,3 @@
-/** Time each Conv weight-gradient formulation on one geometry, alone in a 1-thread ORT session. */
-import * as ort from 'onnxruntime-node';
 import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
 import {
@@ -8,8 +6,7 @@ import {
   type ConvWeightGradient,
   emitConvWeightGradient,
 } from '../autodiff/rules/conv-weight-gradient.ts';
-import { Rng } from '../random.ts';
-import { medianTimes, timingKey } from './timing.ts';
+import { medianTimes, randomTensors, timingKey } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
@@ -22,13 +19,7 @@ export async function timeConvWeightGradients(
   geo: ConvGeometry,
   batch: number,
 ): Promise<Map<ConvWeightGradient, number>> {
-  const rng = new Rng(1);
-  const random = (dims: number[]) =>
-    new ort.Tensor(
-      'float32',
-      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
-      dims,
-    );
+  const random = randomTensors(1);
   const feeds = { x: random([batch, ...geo.input]), dy: random([batch, ...geo.output]) };
   const models = new Map<ConvWeightGradient, Uint8Array>();
   for (const formulation of CONV_WEIGHT_GRADIENTS) {

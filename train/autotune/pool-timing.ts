@@ -1,5 +1,3 @@
-/** Time each MaxPool gradient routing on one geometry: forward MaxPool with Indices, then the routing. */
-import * as ort from 'onnxruntime-node';
 import { ints } from '../../export/onnx/attributes.ts';
 import { GraphBuilder } from '../../export/onnx/builder.ts';
 import { encodeModel } from '../../export/onnx/codec.ts';
@@ -9,8 +7,7 @@ import {
   type MaxPoolGradient,
   maxPoolRule,
 } from '../autodiff/rules/pooling.ts';
-import { Rng } from '../random.ts';
-import { medianTimes, timingKey } from './timing.ts';
+import { medianTimes, randomTensors, timingKey } from './timing.ts';
 
 export function maxPoolKey(geo: MaxPoolGeometry, batch: number): string {
   const { input, kernel, strides, pads } = geo;
@@ -25,13 +22,7 @@ export async function timeMaxPoolGradients(geo: MaxPoolGeometry, batch: number):
         ((i ? w : h) + (geo.pads[i] ?? 0) + (geo.pads[i + 2] ?? 0) - (geo.kernel[i] ?? 1)) / (geo.strides[i] ?? 1),
       ) + 1,
   );
-  const rng = new Rng(1);
-  const random = (dims: number[]) =>
-    new ort.Tensor(
-      'float32',
-      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
-      dims,
-    );
+  const random = randomTensors(1);
   const feeds = { x: random([batch, c, h, w]), dy: random([batch, c, ...out]) };
   const models = new Map<MaxPoolGradient, Uint8Array>();
   for (const routing of MAX_POOL_GRADIENTS) {

@@ -1,6 +1,7 @@
 /** Median time per run of several equivalent graphs, runs interleaved so machine load hits all alike. */
 import * as ort from 'onnxruntime-node';
 import { createSession } from '../../runtime/execution.ts';
+import { Rng } from '../random.ts';
 
 export async function medianTimes<K extends string>(
   models: ReadonlyMap<K, Uint8Array>,
@@ -34,4 +35,15 @@ export function timingKey(what: string, batch: number, geometry: Record<string, 
     `batch ${batch}`,
     ...Object.entries(geometry).map(([name, dims]) => `${name} ${dims.join('x')}`),
   ].join(' | ');
+}
+
+/** Seeded uniform(-1, 1) float tensors for timing runs: `random(dims)`. */
+export function randomTensors(seed = 1): (dims: number[]) => ort.Tensor {
+  const rng = new Rng(seed);
+  return (dims) =>
+    new ort.Tensor(
+      'float32',
+      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
+      dims,
+    );
 }
