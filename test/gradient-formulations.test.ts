@@ -2,14 +2,21 @@
  * Every gradient formulation the autotuner may choose, against float64 finite differences (the same
  * independent reference as test/gradient-rules.test.ts): Conv weight gradients on geometries that stress
  * each one (padding, stride 2 with output_padding, stride 3 + dilation 2 with a cropped correlation, 1×1,
- * 5×5), and MaxPool's two routings on non-overlapping windows full of ties.
+ * 5×5), and MaxPool's routings on non-overlapping windows full of ties — against finite differences, and
+ * exactly against a plain-loop reference where ties sit at nonzero values (MNIST's background after a
+ * convolution), which finite differences cannot judge.
  */
+import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { ints } from '../export/onnx/attributes.ts';
+import { GraphBuilder } from '../export/onnx/builder.ts';
+import { encodeModel } from '../export/onnx/codec.ts';
 import { convRule } from '../train/autodiff/rules/conv.ts';
 import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
 import { gradientRules } from '../train/autodiff/rules/index.ts';
 import { MAX_POOL_GRADIENTS, maxPoolRule } from '../train/autodiff/rules/pooling.ts';
 import { composite, conv2d, F, linear, type Module, maxPool2dLayer } from '../train/layers/index.ts';
+import { Rng } from '../train/random.ts';
 import { gradientCheck } from './helpers/gradcheck.ts';
 
 const TOLERANCE = 1e-3;
@@ -72,6 +79,62 @@ describe('MaxPool gradient routings vs float64 finite differences', () => {
       const rules = { ...gradientRules, MaxPool: maxPoolRule(() => routing) };
       const reports = await gradientCheck(net, { inputShape: [1, 8, 8], batch: 3, rules, makeInput });
       for (const r of reports) expect(r.maxRelativeError, `${r.name} (${r.checked} checks)`).toBeLessThan(TOLERANCE);
+    });
+  }
+});
+
+/** dX of k×k max-pooling with stride k, by plain loops: each window's dY goes to its first maximal element. */
+function firstMaxReference(x: Float32Array, dy: Float32Array, [n, c, h, w]: number[], k: number): Float32Array {
+  const [ho, wo] = [Math.floor((h as number) / k), Math.floor((w as number) / k)];
+  const dx = new Float32Array(x.length);
+  for (let plane = 0; plane < (n as number) * (c as number); plane++) {
+    for (let i = 0; i < ho; i++) {
+      for (let j = 0; j < wo; j++) {
+        let best = -1;
+        for (let a = 0; a < k; a++) {
+          for (let b = 0; b < k; b++) {
+            const at = plane * (h as number) * (w as number) + (i * k + a) * (w as number) + j * k + b;
+            if (best < 0 || (x[at] as number) > (x[best] as number)) best = at;
+          }
+        }
+        dx[best] = (dx[best] as number) + (dy[plane * ho * wo + i * wo + j] as number);
+      }
+    }
+  }
+  return dx;
+}
+
+describe('MaxPool gradient routings on ties at nonzero values', () => {
+  const cases = [
+    { shape: [3, 4, 8, 8], k: 2 },
+    { shape: [2, 3, 7, 9], k: 2 }, // a row and a column past the last window
+    { shape: [2, 2, 9, 9], k: 3 },
+  ];
+  for (const routing of MAX_POOL_GRADIENTS) {
+    it(`${routing}: routes each window's gradient to its first maximum, exactly`, async () => {
+      for (const { shape, k } of cases) {
+        const [n, c, h, w] = shape as [number, number, number, number];
+        const out = [n, c, Math.floor(h / k), Math.floor(w / k)];
+        const rng = new Rng(7);
+        // Values from {-1, 0.5, 2}: most windows hold ties, many of them at the maximum.
+        const x = Float32Array.from({ length: n * c * h * w }, () => [-1, 0.5, 2][rng.int(3)] as number);
+        const dy = Float32Array.from({ length: out.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1));
+        const g = new GraphBuilder('max_pool_gradient');
+        const xIn = g.input('x', 'FLOAT', shape);
+        const dyIn = g.input('dy', 'FLOAT', out);
+        g.op('MaxPool', [xIn], { kernel_shape: ints([k, k]), strides: ints([k, k]) });
+        const node = g.nodes.at(-1);
+        if (!node) throw new Error('no MaxPool node');
+        const [dx] = maxPoolRule(() => routing)({ g, node, dOutputs: [dyIn], needsGrad: [true] });
+        g.output(dx as string, 'FLOAT', shape, 'dx');
+        const session = await ort.InferenceSession.create(encodeModel(g.toModel()));
+        const result = await session.run({
+          x: new ort.Tensor('float32', x, shape),
+          dy: new ort.Tensor('float32', dy, out),
+        });
+        await session.release();
+        expect([...((result.dx as ort.Tensor).data as Float32Array)]).toEqual([...firstMaxReference(x, dy, shape, k)]);
+      }
     });
   }
 });
