@@ -1,6 +1,6 @@
 /**
  * npm run bench -- [--what train|infer|serve|browser|preprocess|epoch|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3]
- *                  [--seconds 2] [--out <dir>]
+ *                  [--seconds 2] [--out <dir>] [--no-autotune]
  *
  * Benchmarks as ratios against Debian's PyTorch run side by side (when installed). Each benchmark writes
  * results-<kind>.md/.json, and results.md/.json gathers them, in --out (default runs/bench/<time>/, so
@@ -36,7 +36,10 @@ const program = new Command('bench')
   .option('--rounds <n>', 'alternating rounds per configuration', '3')
   .option('--seconds <s>', 'seconds per measurement', '2')
   .option('--out <dir>', 'where results go (default runs/bench/<time>/; --out bench updates the committed ones)')
-  .option('--autotune', 'worker steps with per-shape autotuned gradient formulations (as train --workers builds them)')
+  .option(
+    '--no-autotune',
+    'worker steps with the usual gradient formulations and equal slices (train --no-autotune), not autotuned and balanced as train builds them by default',
+  )
   .option(
     '--allow-reference-blas',
     "compare against PyTorch even when it runs on the reference BLAS (numbers won't be fair)",
@@ -53,7 +56,7 @@ await runCli(async () => {
     seconds: string;
     out?: string;
     allowReferenceBlas?: boolean;
-    autotune?: boolean;
+    autotune: boolean;
   }>();
   const what = o.what === 'all' ? [...KINDS] : [o.what];
   for (const kind of what)

@@ -50,6 +50,7 @@ export async function benchTrain(o: TrainBenchOptions): Promise<BenchReport> {
             batch: o.batch,
             seconds: o.seconds,
             parallelism,
+            autotune: o.autotune,
           });
           ours[i]?.push(result.imagesPerSecond);
           labels[i] = result.mode;
