@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
 import { adamw, sgd } from '../train/optim/index.ts';
-import { ParallelTrainer, sliceBatch } from '../train/parallel/parallel-trainer.ts';
+import { SpeedEstimate, shares } from '../train/parallel/balance.ts';
+import { microBatches, ParallelTrainer, shardParameters } from '../train/parallel/parallel-trainer.ts';
 import { Trainer } from '../train/trainer.ts';
 import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
@@ -22,18 +23,34 @@ function maxDifference(a: Map<string, Float32Array>, b: Map<string, Float32Array
   return max;
 }
 
-describe('sliceBatch', () => {
-  it('covers the batch once, in near-equal slices, one per worker or per micro-batch', () => {
-    expect(sliceBatch(64, 2)).toEqual([
-      [0, 32],
-      [32, 64],
+describe('work split', () => {
+  it('deals a batch in near-equal shares, or by speed, every worker at least one image', () => {
+    expect(shares(64, [1, 1])).toEqual([32, 32]);
+    expect(shares(5, [1, 1])).toEqual([3, 2]);
+    expect(shares(1, [1, 1, 1, 1])).toEqual([1, 0, 0, 0]);
+    expect(shares(64, [0, 3])).toEqual([32, 32]); // a worker not measured yet: equal
+    expect(shares(64, [3, 1])).toEqual([48, 16]);
+    expect(shares(10, [1000, 1])).toEqual([9, 1]);
+    for (const n of [1, 7, 63, 64, 65]) expect(shares(n, [2.5, 1.3, 0.7]).reduce((a, b) => a + b)).toBe(n);
+  });
+
+  it("cuts a worker's share into micro-batches and deals parameters to shards by size", () => {
+    expect(microBatches(32, 16)).toEqual([
+      [0, 16],
+      [16, 32],
     ]);
-    expect(sliceBatch(5, 2)).toEqual([
-      [0, 3],
-      [3, 5],
-    ]);
-    expect(sliceBatch(1, 4)).toEqual([[0, 1]]);
-    expect(sliceBatch(63, 2, 16).map(([a, b]) => b - a)).toEqual([16, 16, 16, 15]);
+    expect(microBatches(31, 16).map(([a, b]) => b - a)).toEqual([16, 15]);
+    expect(microBatches(0, 16)).toEqual([]);
+    const p = (name: string, n: number) => ({ name, shape: [n], trainable: true, init: 'zeros' }) as never;
+    const shards = shardParameters([p('a', 10), p('b', 500), p('c', 20), p('d', 400)], 2);
+    expect(shards.map((s) => s.map((q: { name: string }) => q.name))).toEqual([['b'], ['a', 'c', 'd']]);
+  });
+
+  it('measures speed as a moving average of images per millisecond', () => {
+    const speeds = new SpeedEstimate(2, 0.5);
+    speeds.observe(0, 32, 4);
+    speeds.observe(0, 32, 2);
+    expect(speeds.current).toEqual([12, 0]);
   });
 });
 

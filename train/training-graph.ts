@@ -9,6 +9,7 @@
  */
 import { GraphBuilder } from '../export/onnx/builder.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
+import { int64Tensor } from '../export/onnx/tensor.ts';
 import { backward } from './autodiff/backward.ts';
 import type { GradientRule } from './autodiff/rule.ts';
 import { BATCH_DIM, emitForward } from './forward-graph.ts';
@@ -58,6 +59,9 @@ export interface TrainingGraphOptions {
 }
 
 export const gradName = (name: string) => `${name}.grad`;
+/** Part j of a gradient that comes in parts (see `buildUpdateGraph`'s `sources`). */
+export const gradPartName = (name: string, part: number) => `${name}.grad.${part}`;
+export const SHARES_NAME = 'shares';
 export const stateName = (param: string, slot: string) => `${param}.${slot}`;
 
 /** Forward (training form), loss and backward: what the whole step and the gradient-only graph share. */
@@ -182,16 +186,35 @@ export interface UpdateGraph {
   usesStep: boolean;
 }
 
-export function buildUpdateGraph(trainable: readonly ParamSpec[], optimizer: Optimizer): UpdateGraph {
+export function buildUpdateGraph(
+  trainable: readonly ParamSpec[],
+  optimizer: Optimizer,
+  /**
+   * With `sources` > 1 the gradient comes in parts, `<param>.grad.<j>` for j < sources, and the graph
+   * uses their weighted sum Σ shares[j] · part j (the `shares` input): data-parallel participants' slices.
+   */
+  { sources = 1 }: { sources?: number } = {},
+): UpdateGraph {
   const g = new GraphBuilder(`${optimizer.name}_update`);
   const lr = g.input(LR_NAME, 'FLOAT', []);
   const usesStep = optimizer.usesStep;
   const step = usesStep ? g.input(STEP_NAME, 'FLOAT', []) : '';
   const update = optimizer.emit(g, lr, step);
+  const sharesInput = sources > 1 ? g.input(SHARES_NAME, 'FLOAT', [sources]) : '';
+  const shares = Array.from({ length: sources > 1 ? sources : 0 }, (_, j) =>
+    g.op('Gather', [sharesInput, g.constant(int64Tensor([], [j]), 'source')]),
+  );
+  const gradientOf = (p: ParamSpec) =>
+    sources > 1
+      ? g.op(
+          'Sum',
+          shares.map((share, j) => g.op('Mul', [g.input(gradPartName(p.name, j), 'FLOAT', p.shape), share])),
+        )
+      : g.input(gradName(p.name), 'FLOAT', p.shape);
   const carried: CarriedTensor[] = [];
   for (const p of trainable) {
     const param = g.input(p.name, 'FLOAT', p.shape);
-    const grad = g.input(gradName(p.name), 'FLOAT', p.shape);
+    const grad = gradientOf(p);
     const state = Object.fromEntries(
       optimizer.slots.map((slot) => [slot, g.input(stateName(p.name, slot), 'FLOAT', p.shape)]),
     );

@@ -23,8 +23,11 @@ export type AnyTrainer = Pick<
 
 export type Parallelism = 'workers' | 'session';
 
-/** Work per image (forward MACs) from which workers pay for their synchronisation, by default. */
-export const WORKERS_MIN_MACS = 1_000_000;
+/**
+ * Work per image per parameter (forward MACs / parameter count) from which workers pay, by default: each
+ * step every participant copies the parameters in and its gradient out, and the update reads every part.
+ */
+export const WORKERS_MIN_MACS_PER_PARAM = 16;
 
 export interface CreateTrainerOptions extends TrainerOptions {
   /**
@@ -38,7 +41,8 @@ export interface CreateTrainerOptions extends TrainerOptions {
   /**
    * Time the candidate gradient formulations for this model's shapes (cached in `cacheDir`) and build
    * the step with the fastest; false (the default) builds today's formulations, reproducibly. Applies
-   * to worker steps (threads > 1 on the CPU).
+   * to worker steps (threads > 1 on the CPU), which then also give faster workers bigger slices
+   * (BatchNorm-free models; see balance.ts).
    */
   autotune?: { cacheDir: string } | false;
   /** The batch size the loop will use (what the autotuner measures with; default 64). */
@@ -51,10 +55,11 @@ export function describeParallelism(options: Pick<CreateTrainerOptions, 'threads
   return usesWorkers(options) ? `${threads} workers` : `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
 }
 
-/** The default for a module: workers for BatchNorm-free models with enough work per image. */
+/** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
 export function defaultParallelism(module: Module): Parallelism {
   const { params, macs } = inspectModule(module);
-  return params.every((p) => p.trainable) && macs >= WORKERS_MIN_MACS ? 'workers' : 'session';
+  const count = params.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
+  return params.every((p) => p.trainable) && macs >= WORKERS_MIN_MACS_PER_PARAM * count ? 'workers' : 'session';
 }
 
 function usesWorkers(
@@ -80,5 +85,6 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
       onNotice: options.onNotice,
     }));
   }
-  return ParallelTrainer.create(module, { ...options, workers, threads: 1, rules });
+  // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
+  return ParallelTrainer.create(module, { ...options, workers, threads: 1, rules, balance: !!options.autotune });
 }

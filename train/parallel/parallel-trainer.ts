@@ -1,8 +1,10 @@
 /**
- * Data-parallel training on the CPU: N worker threads, each with its own 1-thread ORT session of the
- * gradient graph, each take a slice of the batch; the main thread sums their gradients weighted by slice
- * size (the loss is a mean, so the batch's gradient is Σ nᵢ/n · gᵢ) and runs ONE optimizer update (the
- * update graph). Same public surface as `Trainer`.
+ * Data-parallel training on the CPU: N participants — the main thread and N-1 worker threads, each with
+ * its own 1-thread ORT session of the gradient graph — each take a slice of the batch; the slices'
+ * gradients, weighted by slice size (the loss is a mean, so the batch's gradient is Σ nᵢ/n · gᵢ), are
+ * summed in shared memory and each participant runs the optimizer update for its shard of the parameters
+ * (slice-runner.ts). Nothing serial runs between the two halves of a step, and no thread sits idle
+ * contending for a core. Same public surface as `Trainer`.
  *
  * For BatchNorm models the statistics are per slice, like PyTorch's DDP without SyncBN: each slice is
  * normalized by its own mean and variance, and the running statistics become the slice-weighted mean of
@@ -14,41 +16,41 @@
  * const trainer = await ParallelTrainer.create(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), workers: 2 });
  */
 
-import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../export/onnx/codec.ts';
-import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
-import { createSession, nodeRuntime, type Provider } from '../../runtime/execution.ts';
+import { IMAGE_PIXELS } from '../../runtime/contract.ts';
+import { nodeRuntime, type Provider } from '../../runtime/execution.ts';
 import { evaluateWeights } from '../evaluate.ts';
 import { initializeWeights, type Weights } from '../initialize.ts';
 import { toLabels } from '../labels.ts';
-import type { Module } from '../layers/index.ts';
+import type { Module, ParamSpec } from '../layers/index.ts';
 import { Rng } from '../random.ts';
 import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
 import {
   buildGradientGraph,
   buildUpdateGraph,
   type CarriedTensor,
-  CORRECT_NAME,
   type GradientGraph,
   gradName,
-  LABELS_NAME,
-  LOSS_NAME,
-  LR_NAME,
   nextName,
-  STEP_NAME,
   type TrainingGraphOptions,
-  type UpdateGraph,
 } from '../training-graph.ts';
-import type { WireFeeds } from './wire.ts';
-import { WorkerSession } from './worker-session.ts';
+import { SpeedEstimate, shares } from './balance.ts';
+import { abortWaiters, allocateShared, clearError, SharedState, sharedLayout } from './shared-state.ts';
+import { type RunnerData, type SlicePiece, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
+import { WorkerHandle } from './worker-handle.ts';
 
 export interface ParallelTrainerOptions extends TrainerOptions {
-  /** Worker threads, each with its own 1-thread session. */
+  /** Threads taking part, the main thread included, each with its own 1-thread session. */
   workers: number;
   /** The most images one session run takes: bigger slices run in pieces whose gradients are accumulated. */
   microBatch?: number;
   /** The gradient rule table (default ours; the autotuner's has per-shape formulations). */
   rules?: TrainingGraphOptions['rules'];
+  /**
+   * Give faster workers bigger slices (balance.ts), for BatchNorm-free models (where the split changes
+   * nothing but float rounding). Default false: equal slices, the same sums every run.
+   */
+  balance?: boolean;
 }
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
@@ -56,18 +58,25 @@ const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 export class ParallelTrainer {
   readonly provider: Provider = 'cpu';
   private stepCount = 0;
+  private readonly speeds: SpeedEstimate;
+  /** Each worker's timings in the last step (benchmarks print where a step's time goes). */
+  readonly lastTimings: StepTimings[] = [];
 
   private constructor(
     readonly module: Module,
     readonly gradient: GradientGraph,
-    readonly update: UpdateGraph,
-    private readonly workers: WorkerSession[],
-    private readonly updater: ort.InferenceSession,
-    /** Parameters, buffers and optimizer state by name. */
-    private tensors: Map<string, Float32Array>,
+    /** Every carried tensor: parameters, optimizer state, buffers (the checkpoint's names). */
+    private readonly carried: CarriedTensor[],
+    /** Participant 0, on this thread. */
+    private readonly runner: SliceRunner,
+    /** Participants 1…N-1. */
+    private readonly workers: WorkerHandle[],
+    private readonly shared: SharedState,
     private readonly rng: Rng,
     private readonly options: ParallelTrainerOptions,
-  ) {}
+  ) {
+    this.speeds = new SpeedEstimate(workers.length + 1);
+  }
 
   static async create(module: Module, options: ParallelTrainerOptions): Promise<ParallelTrainer> {
     if (!Number.isInteger(options.workers) || options.workers < 1)
@@ -76,24 +85,54 @@ export class ParallelTrainer {
       throw new Error(`microBatch must be a positive integer, got ${options.microBatch}`);
     if (options.device && options.device !== 'cpu') throw new Error('data-parallel workers run on the CPU only');
     const gradient = buildGradientGraph(module, { labelSmoothing: options.labelSmoothing, rules: options.rules });
-    const update = buildUpdateGraph(gradient.trainable, options.optimizer);
+    const { optimizer } = options;
+    const carried: CarriedTensor[] = [...buildUpdateGraph(gradient.trainable, optimizer).carried, ...gradient.buffers];
+    const layout = sharedLayout(
+      carried,
+      [
+        ...gradient.trainable.map((p) => ({ name: gradName(p.name), shape: p.shape })),
+        ...gradient.buffers.map((b) => ({ name: nextName(b.name), shape: b.shape })),
+      ],
+      options.workers,
+    );
+    const buffers = allocateShared(layout);
+    const shared = new SharedState(layout, buffers);
     const weights = options.weights ?? initializeWeights(gradient.params, options.seed ?? 0);
-    const tensors = new Map<string, Float32Array>();
-    for (const c of [...update.carried, ...gradient.buffers]) {
-      const data = c.kind === 'optimizer' ? new Float32Array(size(c.shape)) : weights.get(c.name);
-      if (!data) throw new Error(`no initial value for ${c.name}`);
-      tensors.set(c.name, Float32Array.from(data));
+    for (const c of carried) {
+      if (c.kind === 'optimizer') continue; // shared memory starts zeroed
+      const data = weights.get(c.name);
+      if (!data || data.length !== size(c.shape)) throw new Error(`no initial value for ${c.name}`);
+      shared.carried(c.name).set(data);
     }
-    const bytes = encodeModel(gradient.model);
-    const workers: WorkerSession[] = [];
+    const gradientModel = encodeModel(gradient.model);
+    const shards = shardParameters(gradient.trainable, options.workers);
+    const handles: WorkerHandle[] = [];
+    let runner: SliceRunner | undefined;
     try {
-      for (let i = 0; i < options.workers; i++)
-        workers.push(await WorkerSession.start(bytes, { device: 'cpu', threads: 1 }));
-      const { session } = await createSession(encodeModel(update.model), { device: 'cpu', threads: 1 });
+      for (let index = 0; index < options.workers; index++) {
+        const shard = shards[index] as ParamSpec[];
+        const data: RunnerData = {
+          index,
+          gradientModel,
+          updateModel: shard.length
+            ? encodeModel(buildUpdateGraph(shard, optimizer, { sources: options.workers }).model)
+            : undefined,
+          shard: shard.map((p) => ({ name: p.name, shape: p.shape })),
+          slots: optimizer.slots,
+          usesStep: optimizer.usesStep,
+          inputs: gradient.params.map((p) => ({ name: p.name, shape: p.shape })),
+          buffers: gradient.buffers.map((b) => b.name),
+          randomInputs: gradient.randomInputs.map((r) => ({ name: r.name, shape: r.shape })),
+          layout,
+          shared: buffers,
+        };
+        if (index === 0) runner = await SliceRunner.create(data);
+        else handles.push(await WorkerHandle.start(data, () => abortWaiters(shared.control)));
+      }
       const rng = new Rng((options.seed ?? 0) ^ 0x9e3779b9);
-      return new ParallelTrainer(module, gradient, update, workers, session, tensors, rng, options);
+      return new ParallelTrainer(module, gradient, carried, runner as SliceRunner, handles, shared, rng, options);
     } catch (error) {
-      await Promise.all(workers.map((w) => w.release()));
+      await Promise.all([runner?.release(), ...handles.map((w) => w.release())]);
       throw error;
     }
   }
@@ -101,10 +140,6 @@ export class ParallelTrainer {
   /** Steps taken so far. */
   get steps(): number {
     return this.stepCount;
-  }
-
-  private get carried(): CarriedTensor[] {
-    return [...this.update.carried, ...this.gradient.buffers];
   }
 
   /** One optimizer step on a batch, as `Trainer.step`. */
@@ -120,72 +155,42 @@ export class ParallelTrainer {
       for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < r.dropProbability ? 0 : keep;
       return mask;
     });
-
-    const shared: WireFeeds = {};
-    for (const p of this.gradient.params) {
-      shared[p.name] = { type: 'float32', data: this.tensors.get(p.name) as Float32Array, dims: p.shape };
-    }
-    const slices = sliceBatch(n, this.workers.length, this.options.microBatch);
-    const results = await Promise.all(
-      this.workers.map(async (worker, w) => {
-        const outputs: { count: number; outputs: WireFeeds }[] = [];
-        for (let s = w; s < slices.length; s += this.workers.length) {
-          const [start, end] = slices[s] as [number, number];
-          const feeds: WireFeeds = {
-            ...shared,
-            [INPUT_NAME]: {
-              type: 'float32',
-              data: images.slice(start * IMAGE_PIXELS, end * IMAGE_PIXELS),
-              dims: [end - start, ...IMAGE_SHAPE],
-            },
-            [LABELS_NAME]: { type: 'int64', data: labels64.slice(start, end), dims: [end - start] },
-          };
-          this.gradient.randomInputs.forEach((r, i) => {
-            const per = size(r.shape);
-            const data = (masks[i] as Float32Array).slice(start * per, end * per);
-            feeds[r.name] = { type: 'float32', data, dims: [end - start, ...r.shape] };
-          });
-          outputs.push({ count: end - start, outputs: await worker.run(feeds) });
-        }
-        return outputs;
+    const balanced = this.options.balance && this.gradient.buffers.length === 0;
+    const counts = shares(n, balanced ? this.speeds.current : this.speeds.current.map(() => 1));
+    const piece = (start: number, end: number): SlicePiece => ({
+      images: images.slice(start * IMAGE_PIXELS, end * IMAGE_PIXELS),
+      labels: labels64.slice(start, end),
+      masks: this.gradient.randomInputs.map((r, i) => {
+        const per = size(r.shape);
+        return (masks[i] as Float32Array).slice(start * per, end * per);
       }),
-    );
+      weight: (end - start) / n,
+    });
 
-    // Σ nᵢ/n · (each slice's mean-loss gradient, buffer update, loss).
-    const sums = new Map<string, Float64Array>();
-    const summed = [
-      ...this.gradient.trainable.map((p) => ({ name: gradName(p.name), shape: p.shape })),
-      ...this.gradient.buffers.map((b) => ({ name: nextName(b.name), shape: b.shape })),
-    ];
-    for (const s of summed) sums.set(s.name, new Float64Array(size(s.shape)));
+    clearError(this.shared.control);
+    const starts = counts.map((_, w) => counts.slice(0, w).reduce((a, b) => a + b, 0));
+    const request = (w: number) => ({
+      pieces: microBatches(counts[w] as number, this.options.microBatch).map(([a, b]) =>
+        piece((starts[w] as number) + a, (starts[w] as number) + b),
+      ),
+      shares: counts.map((c) => c / n),
+      lr,
+      step: this.stepCount + 1,
+      sentAt: performance.timeOrigin + performance.now(),
+    });
+    // The workers' slices go out first; then this thread runs its own.
+    const remote = Promise.allSettled(this.workers.map((worker, i) => worker.step(request(i + 1))));
+    const own = await this.runner.step(request(0));
+    const replies = [own, ...(await remote).map((r) => (r.status === 'fulfilled' ? r.value : errorReply(r.reason)))];
     let loss = 0;
     let correct = 0;
-    for (const { count, outputs } of results.flat()) {
-      const weight = count / n;
-      for (const s of summed) {
-        const acc = sums.get(s.name) as Float64Array;
-        const data = floats(outputs, s.name);
-        for (let i = 0; i < acc.length; i++) acc[i] = (acc[i] as number) + weight * (data[i] as number);
-      }
-      loss += weight * (floats(outputs, LOSS_NAME)[0] as number);
-      correct += floats(outputs, CORRECT_NAME)[0] as number;
+    for (const [w, r] of replies.entries()) {
+      if (r.kind === 'error') throw new Error(r.message);
+      loss += r.loss;
+      correct += r.correct;
+      this.speeds.observe(w, counts[w] as number, r.timings.compute);
+      this.lastTimings[w] = r.timings;
     }
-
-    const feeds: Record<string, ort.Tensor> = { [LR_NAME]: new ort.Tensor('float32', Float32Array.of(lr), []) };
-    if (this.update.usesStep) feeds[STEP_NAME] = new ort.Tensor('float32', Float32Array.of(this.stepCount + 1), []);
-    for (const c of this.update.carried)
-      feeds[c.name] = new ort.Tensor('float32', this.tensors.get(c.name) as Float32Array, c.shape);
-    for (const p of this.gradient.trainable) {
-      const g = gradName(p.name);
-      feeds[g] = new ort.Tensor('float32', Float32Array.from(sums.get(g) as Float64Array), p.shape);
-    }
-    const out = await this.updater.run(feeds);
-    const next = new Map<string, Float32Array>();
-    for (const c of this.update.carried)
-      next.set(c.name, Float32Array.from((out[nextName(c.name)] as ort.Tensor).data as Float32Array));
-    for (const b of this.gradient.buffers)
-      next.set(b.name, Float32Array.from(sums.get(nextName(b.name)) as Float64Array));
-    this.tensors = next;
     this.stepCount++;
     return { loss, correct };
   }
@@ -193,7 +198,7 @@ export class ParallelTrainer {
   /** Current parameters and buffers by name (copies). */
   weights(): Weights {
     const weights: Weights = new Map();
-    for (const p of this.gradient.params) weights.set(p.name, Float32Array.from(this.tensors.get(p.name) ?? []));
+    for (const p of this.gradient.params) weights.set(p.name, Float32Array.from(this.shared.carried(p.name)));
     return weights;
   }
 
@@ -213,13 +218,12 @@ export class ParallelTrainer {
   /** A snapshot for checkpoints (the same tensors and names as `Trainer.state`). */
   state(): TrainerState {
     const tensors = new Map<string, Float32Array>();
-    for (const c of this.carried) tensors.set(c.name, Float32Array.from(this.tensors.get(c.name) ?? []));
+    for (const c of this.carried) tensors.set(c.name, Float32Array.from(this.shared.carried(c.name)));
     return { tensors, stepCount: this.stepCount, rngState: this.rng.getState() };
   }
 
   /** Continue from a snapshot taken by `state()` (of this or a `Trainer` of the same model and optimizer). */
   restore(state: TrainerState): void {
-    const next = new Map<string, Float32Array>();
     for (const c of this.carried) {
       const data = state.tensors.get(c.name);
       const expected = size(c.shape);
@@ -228,35 +232,41 @@ export class ParallelTrainer {
           `checkpoint does not match the model: ${c.name} ${data ? `has ${data.length} values, expected ${expected}` : 'is missing'}`,
         );
       }
-      next.set(c.name, Float32Array.from(data));
     }
-    this.tensors = next;
+    for (const c of this.carried) this.shared.carried(c.name).set(state.tensors.get(c.name) as Float32Array);
     this.stepCount = state.stepCount;
     this.rng.setState(state.rngState);
   }
 
   async release(): Promise<void> {
-    await Promise.all([...this.workers.map((w) => w.release()), this.updater.release()]);
+    await Promise.all([this.runner.release(), ...this.workers.map((w) => w.release())]);
   }
 }
 
-/**
- * [start, end) slices of a batch of n: at least one per worker (fewer when n is smaller), more when
- * `microBatch` asks for smaller pieces; sizes differ by at most one.
- */
-export function sliceBatch(n: number, workers: number, microBatch = n): [number, number][] {
-  const count = Math.min(n, Math.max(workers, Math.ceil(n / microBatch)));
-  const slices: [number, number][] = [];
-  for (let i = 0, start = 0; i < count; i++) {
-    const end = start + Math.floor(n / count) + (i < n % count ? 1 : 0);
-    slices.push([start, end]);
+const errorReply = (reason: unknown): StepReply => ({ kind: 'error', message: (reason as Error).message });
+
+/** [start, end) pieces of a worker's `count` images, none bigger than `microBatch`, sizes differing by at most one. */
+export function microBatches(count: number, microBatch = count): [number, number][] {
+  const pieces = Math.ceil(count / Math.max(1, microBatch));
+  const out: [number, number][] = [];
+  for (let i = 0, start = 0; i < pieces; i++) {
+    const end = start + Math.floor(count / pieces) + (i < count % pieces ? 1 : 0);
+    out.push([start, end]);
     start = end;
   }
-  return slices;
+  return out;
 }
 
-function floats(outputs: WireFeeds, name: string): Float32Array {
-  const t = outputs[name];
-  if (t?.type !== 'float32') throw new Error(`internal: the gradient graph returned no ${name}`);
-  return t.data as Float32Array;
+/** Trainable parameters dealt to workers for their updates: largest first, each to the least-loaded worker. */
+export function shardParameters(params: readonly ParamSpec[], workers: number): ParamSpec[][] {
+  const shards: ParamSpec[][] = Array.from({ length: workers }, () => []);
+  const load = Array.from({ length: workers }, () => 0);
+  const bySize = [...params].sort((a, b) => size(b.shape) - size(a.shape));
+  for (const p of bySize) {
+    const w = load.indexOf(Math.min(...load));
+    (shards[w] as ParamSpec[]).push(p);
+    load[w] = (load[w] as number) + size(p.shape);
+  }
+  // Keep each shard in the model's order (the update graph's input order).
+  return shards.map((shard) => params.filter((p) => shard.includes(p)));
 }

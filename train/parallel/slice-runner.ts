@@ -1,0 +1,242 @@
+/**
+ * One participant of a data-parallel step — a worker thread, or the main thread itself (so N-way
+ * parallelism needs N threads, not N + 1 contending for N cores). It owns a 1-thread ORT session of the
+ * gradient graph and the update graph of its shard of the parameters. Per step it
+ *
+ *  1. reads the parameters and buffers from shared memory and runs its slice (in micro-batches if asked),
+ *     writing the slice's gradients and buffer updates (means over the slice) to its own shared region;
+ *  2. waits at the barrier for every participant's region (a reduce, in shared memory);
+ *  3. runs its shard's update graph on every region's part of the shard — the graph takes the weighted
+ *     sum Σ shares[j] · part j itself (ORT's vectorized kernels; the same order on every thread) — and
+ *     writes the new parameters and optimizer state back to shared memory (participant 0 also averages
+ *     the buffers).
+ *
+ * Copies between shared memory and ORT are native `TypedArray.set`s into arrays allocated once.
+ */
+import * as ort from 'onnxruntime-node';
+import { IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
+import { createSession } from '../../runtime/execution.ts';
+import {
+  CORRECT_NAME,
+  gradName,
+  gradPartName,
+  LABELS_NAME,
+  LOSS_NAME,
+  LR_NAME,
+  nextName,
+  SHARES_NAME,
+  STEP_NAME,
+  stateName,
+} from '../training-graph.ts';
+import {
+  arriveAndWait,
+  flagError,
+  hasError,
+  type SharedBuffers,
+  type SharedLayout,
+  SharedState,
+} from './shared-state.ts';
+
+/** What a participant is made from (structured-cloneable: it crosses to worker threads). */
+export interface RunnerData {
+  index: number;
+  gradientModel: Uint8Array;
+  /** The update graph of this participant's shard (absent when the shard is empty). */
+  updateModel?: Uint8Array;
+  /** Its shard: the trainable parameters it updates. */
+  shard: { name: string; shape: number[] }[];
+  /** The optimizer's state slots per parameter. */
+  slots: readonly string[];
+  usesStep: boolean;
+  /** Parameters and buffers the gradient graph reads. */
+  inputs: { name: string; shape: number[] }[];
+  /** Buffers (participant 0 writes their batch value). */
+  buffers: string[];
+  /** Dropout masks' per-example shapes, by input name. */
+  randomInputs: { name: string; shape: number[] }[];
+  layout: SharedLayout;
+  shared: SharedBuffers;
+}
+
+/** One piece of a slice: images, labels, masks, and its weight (its images / the batch's). */
+export interface SlicePiece {
+  images: Float32Array;
+  labels: BigInt64Array;
+  masks: Float32Array[];
+  weight: number;
+}
+
+export interface StepRequest {
+  pieces: SlicePiece[];
+  /** Every participant's images / the batch's. */
+  shares: number[];
+  lr: number;
+  step: number;
+  /** When the main thread sent it (performance.timeOrigin + now(), comparable across threads). */
+  sentAt: number;
+}
+
+/** Where a participant's step time went, in ms: for benchmarks and the balancer. */
+export interface StepTimings {
+  /** From the main thread's send to the start. */
+  startLag: number;
+  /** Reading the weights and running the slice's gradient. */
+  compute: number;
+  /** At the barrier, for the others. */
+  wait: number;
+  /** Summing the shard and updating it. */
+  update: number;
+}
+
+export type StepReply =
+  | { kind: 'stepped'; loss: number; correct: number; timings: StepTimings }
+  | { kind: 'error'; message: string };
+
+const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+
+/** A float tensor's data by name; a missing one is our bug. */
+function floatsOf(tensors: Record<string, ort.Tensor | undefined>, name: string): Float32Array {
+  const data = tensors[name]?.data;
+  if (!(data instanceof Float32Array)) throw new Error(`internal: no float tensor ${name}`);
+  return data;
+}
+
+/** The update graph's gradient inputs for a parameter (see `buildUpdateGraph`'s `sources`). */
+const gradientParts = (param: string, parts: number) =>
+  parts > 1 ? Array.from({ length: parts }, (_, j) => gradPartName(param, j)) : [gradName(param)];
+
+export class SliceRunner {
+  // ORT can't read SharedArrayBuffer-backed arrays: steps copy into these.
+  private readonly gradientFeeds: Record<string, ort.Tensor>;
+  private readonly updateFeeds: Record<string, ort.Tensor> = {};
+  /** Shard tensors written back after the update: [shared name, update output name]. */
+  private readonly updated: [string, string][] = [];
+
+  private constructor(
+    private readonly data: RunnerData,
+    private readonly shared: SharedState,
+    private readonly gradient: ort.InferenceSession,
+    private readonly update: ort.InferenceSession | undefined,
+  ) {
+    const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(size(shape)), shape);
+    this.gradientFeeds = Object.fromEntries(data.inputs.map((t) => [t.name, tensor(t.shape)]));
+    const parts = data.layout.workers;
+    for (const p of data.shard) {
+      for (const part of gradientParts(p.name, parts)) this.updateFeeds[part] = tensor(p.shape);
+      for (const name of [p.name, ...data.slots.map((slot) => stateName(p.name, slot))]) {
+        this.updateFeeds[name] = tensor(p.shape);
+        this.updated.push([name, nextName(name)]);
+      }
+    }
+  }
+
+  static async create(data: RunnerData): Promise<SliceRunner> {
+    const gradient = (await createSession(data.gradientModel, { device: 'cpu', threads: 1 })).session;
+    try {
+      const update = data.updateModel
+        ? (await createSession(data.updateModel, { device: 'cpu', threads: 1 })).session
+        : undefined;
+      return new SliceRunner(data, new SharedState(data.layout, data.shared), gradient, update);
+    } catch (error) {
+      await gradient.release();
+      throw error;
+    }
+  }
+
+  /** One step's part; never throws (a failure anywhere leaves every shard un-updated and is reported). */
+  async step(request: StepRequest): Promise<StepReply> {
+    const start = performance.now();
+    const startLag = performance.timeOrigin + start - request.sentAt;
+    let result: { loss: number; correct: number } | undefined;
+    let failure: string | undefined;
+    try {
+      result = await this.runSlice(request.pieces);
+    } catch (error) {
+      failure = (error as Error).message;
+      flagError(this.shared.control);
+    }
+    const arrived = performance.now();
+    try {
+      await arriveAndWait(this.shared.control, this.data.layout.workers);
+      const passed = performance.now();
+      if (failure !== undefined || !result) throw new Error(failure ?? 'internal: no slice result');
+      if (hasError(this.shared.control)) throw new Error('another training worker failed this step');
+      await this.updateShard(request.lr, request.step, request.shares);
+      const timings = {
+        startLag,
+        compute: arrived - start,
+        wait: passed - arrived,
+        update: performance.now() - passed,
+      };
+      return { kind: 'stepped', ...result, timings };
+    } catch (error) {
+      return { kind: 'error', message: (error as Error).message };
+    }
+  }
+
+  async release(): Promise<void> {
+    await Promise.all([this.gradient.release(), this.update?.release()]);
+  }
+
+  private async runSlice(pieces: SlicePiece[]): Promise<{ loss: number; correct: number }> {
+    const { data, shared } = this;
+    const feeds = this.gradientFeeds;
+    for (const t of data.inputs) floatsOf(feeds, t.name).set(shared.carried(t.name));
+    const region = shared.reduced(data.index);
+    const images = pieces.reduce((sum, p) => sum + p.labels.length, 0);
+    let loss = 0;
+    let correct = 0;
+    for (const [k, piece] of pieces.entries()) {
+      const n = piece.labels.length;
+      feeds[INPUT_NAME] = new ort.Tensor('float32', piece.images, [n, ...IMAGE_SHAPE]);
+      feeds[LABELS_NAME] = new ort.Tensor('int64', piece.labels, [n]);
+      data.randomInputs.forEach((r, i) => {
+        feeds[r.name] = new ort.Tensor('float32', piece.masks[i] as Float32Array, [n, ...r.shape]);
+      });
+      const out = await this.gradient.run(feeds);
+      const floats = (name: string) => floatsOf(out, name);
+      // The region holds the slice's mean: one piece is copied; micro-batches are averaged by size.
+      for (const slot of data.layout.reduced) {
+        const values = floats(slot.name);
+        const target = region.subarray(slot.offset, slot.offset + slot.length);
+        if (pieces.length === 1) target.set(values);
+        else {
+          const w = n / images;
+          if (k === 0) for (let i = 0; i < target.length; i++) target[i] = w * (values[i] as number);
+          else for (let i = 0; i < target.length; i++) target[i] = (target[i] as number) + w * (values[i] as number);
+        }
+      }
+      loss += piece.weight * (floats(LOSS_NAME)[0] as number);
+      correct += floats(CORRECT_NAME)[0] as number;
+    }
+    if (pieces.length === 0) region.fill(0);
+    return { loss, correct };
+  }
+
+  private async updateShard(lr: number, step: number, shares: number[]): Promise<void> {
+    const { data, shared } = this;
+    if (this.update) {
+      const feeds = this.updateFeeds;
+      feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(lr), []);
+      if (data.usesStep) feeds[STEP_NAME] = new ort.Tensor('float32', Float32Array.of(step), []);
+      if (shares.length > 1) feeds[SHARES_NAME] = new ort.Tensor('float32', Float32Array.from(shares), [shares.length]);
+      for (const p of data.shard) {
+        gradientParts(p.name, shares.length).forEach((part, j) => {
+          floatsOf(feeds, part).set(shared.reduced(j, gradName(p.name)));
+        });
+      }
+      for (const [name] of this.updated) floatsOf(feeds, name).set(shared.carried(name));
+      const out = await this.update.run(feeds);
+      for (const [name, next] of this.updated) shared.carried(name).set(floatsOf(out, next));
+    }
+    if (data.index === 0) {
+      for (const b of data.buffers) {
+        const value = shared.carried(b).fill(0);
+        shares.forEach((share, j) => {
+          const part = shared.reduced(j, nextName(b));
+          for (let i = 0; i < value.length; i++) value[i] = (value[i] as number) + share * (part[i] as number);
+        });
+      }
+    }
+  }
+}
