@@ -110,7 +110,7 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: 
   events.epochStart?.(epoch, stream.batchesPerEpoch);
   const started = performance.now();
   let [lossSum, correct, seen, runningLoss, batchIndex, lr] = [0, 0, 0, 0, 0, config.lr];
-  for (const batch of stream.epoch()) {
+  for (const batch of stream.epoch({ reuse: true })) {
     lr = learningRate(config.schedule, config.lr, trainer.steps, totalSteps);
     const result = await trainer.step(batch.images, batch.labels, lr);
     lossSum += result.loss * batch.size;

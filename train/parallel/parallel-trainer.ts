@@ -35,8 +35,8 @@ import {
   type TrainingGraphOptions,
 } from '../training-graph.ts';
 import { SpeedEstimate, shares } from './balance.ts';
-import { abortWaiters, allocateShared, clearError, SharedState, sharedLayout } from './shared-state.ts';
-import { type RunnerData, type SlicePiece, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
+import { abortWaiters, allocateShared, clearError, SharedInputs, SharedState, sharedLayout } from './shared-state.ts';
+import { type RunnerData, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
 import { WorkerHandle } from './worker-handle.ts';
 
 export interface ParallelTrainerOptions extends TrainerOptions {
@@ -59,6 +59,7 @@ export class ParallelTrainer {
   readonly provider: Provider = 'cpu';
   private stepCount = 0;
   private readonly speeds: SpeedEstimate;
+  private readonly inputs = new SharedInputs();
   /** Each worker's timings in the last step (benchmarks print where a step's time goes). */
   readonly lastTimings: StepTimings[] = [];
 
@@ -157,30 +158,51 @@ export class ParallelTrainer {
     });
     const balanced = this.options.balance && this.gradient.buffers.length === 0;
     const counts = shares(n, balanced ? this.speeds.current : this.speeds.current.map(() => 1));
-    const piece = (start: number, end: number): SlicePiece => ({
-      images: images.slice(start * IMAGE_PIXELS, end * IMAGE_PIXELS),
-      labels: labels64.slice(start, end),
-      masks: this.gradient.randomInputs.map((r, i) => {
+    const starts = counts.map((_, w) => counts.slice(0, w).reduce((a, b) => a + b, 0));
+    const maskPieces = (start: number, end: number) =>
+      this.gradient.randomInputs.map((r, i) => {
         const per = size(r.shape);
         return (masks[i] as Float32Array).slice(start * per, end * per);
-      }),
-      weight: (end - start) / n,
-    });
+      });
+    const piecesOf = (w: number) =>
+      microBatches(counts[w] as number, this.options.microBatch).map(([a, b]) => ({
+        offset: a,
+        count: b - a,
+        weight: (b - a) / n,
+        masks: maskPieces((starts[w] as number) + a, (starts[w] as number) + b),
+      }));
+    const common = { shares: counts.map((c) => c / n), lr, step: this.stepCount + 1 };
+    const sentAt = () => performance.timeOrigin + performance.now();
 
     clearError(this.shared.control);
-    const starts = counts.map((_, w) => counts.slice(0, w).reduce((a, b) => a + b, 0));
-    const request = (w: number) => ({
-      pieces: microBatches(counts[w] as number, this.options.microBatch).map(([a, b]) =>
-        piece((starts[w] as number) + a, (starts[w] as number) + b),
+    // The workers' images and labels go through shared memory (no per-step buffers to collect).
+    const remoteStart = counts[0] as number;
+    const fresh = this.inputs.fit(n);
+    this.inputs.images.set(images.subarray(remoteStart * IMAGE_PIXELS), remoteStart * IMAGE_PIXELS);
+    this.inputs.labels.set(labels64.subarray(remoteStart), remoteStart);
+    // The workers' slices go out first; then this thread runs its own, on views of the caller's batch.
+    const remote = Promise.allSettled(
+      this.workers.map((worker, i) =>
+        worker.step({
+          ...common,
+          start: starts[i + 1] as number,
+          count: counts[i + 1] as number,
+          pieces: piecesOf(i + 1),
+          inputs: fresh ? this.inputs.buffers : undefined,
+          sentAt: sentAt(),
+        }),
       ),
-      shares: counts.map((c) => c / n),
-      lr,
-      step: this.stepCount + 1,
-      sentAt: performance.timeOrigin + performance.now(),
+    );
+    const own = await this.runner.step({
+      ...common,
+      pieces: piecesOf(0).map(({ offset, count, weight, masks }) => ({
+        images: images.subarray(offset * IMAGE_PIXELS, (offset + count) * IMAGE_PIXELS),
+        labels: labels64.subarray(offset, offset + count),
+        masks,
+        weight,
+      })),
+      sentAt: sentAt(),
     });
-    // The workers' slices go out first; then this thread runs its own.
-    const remote = Promise.allSettled(this.workers.map((worker, i) => worker.step(request(i + 1))));
-    const own = await this.runner.step(request(0));
     const replies = [own, ...(await remote).map((r) => (r.status === 'fulfilled' ? r.value : errorReply(r.reason)))];
     let loss = 0;
     let correct = 0;

@@ -13,6 +13,8 @@
  * a worker's start lag after postMessage was 0.4–0.5 ms, a third of a cnn step's overhead).
  */
 
+import { IMAGE_PIXELS } from '../../runtime/contract.ts';
+
 export interface TensorSlot {
   name: string;
   shape: number[];
@@ -158,4 +160,25 @@ export const clearError = (control: Int32Array) => Atomics.store(control, ERROR,
 export function abortWaiters(control: Int32Array): void {
   Atomics.store(control, ABORT, 1);
   Atomics.notify(control, GENERATION);
+}
+
+/** The shared batch inputs, big enough for the largest batch so far (replaced, never resized, when one is bigger). */
+export interface SharedInputBuffers {
+  images: SharedArrayBuffer;
+  labels: SharedArrayBuffer;
+}
+
+export class SharedInputs {
+  buffers: SharedInputBuffers | undefined;
+  images: Float32Array<ArrayBufferLike> = new Float32Array(0);
+  labels: BigInt64Array<ArrayBufferLike> = new BigInt64Array(0);
+
+  /** Room for a batch of n; true when the buffers are new (the workers must be sent them). */
+  fit(n: number): boolean {
+    if (this.labels.length >= n) return false;
+    this.buffers = { images: new SharedArrayBuffer(4 * n * IMAGE_PIXELS), labels: new SharedArrayBuffer(8 * n) };
+    this.images = new Float32Array(this.buffers.images);
+    this.labels = new BigInt64Array(this.buffers.labels);
+    return true;
+  }
 }

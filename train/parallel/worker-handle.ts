@@ -6,8 +6,8 @@
  */
 import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
 import { signalRequest } from './shared-state.ts';
-import type { StepReply, StepRequest } from './slice-runner.ts';
-import type { TrainingWorkerData, TrainingWorkerReply } from './training-worker.ts';
+import type { StepReply } from './slice-runner.ts';
+import type { TrainingWorkerData, TrainingWorkerReply, WorkerStepRequest } from './training-worker.ts';
 
 const WORKER_FILE = new URL('./training-worker.ts', import.meta.url).href;
 const TSX_API = import.meta.resolve('tsx/esm/api');
@@ -60,7 +60,7 @@ export class WorkerHandle {
   }
 
   /** Run one step's slice; one step at a time per worker. */
-  async step(request: StepRequest): Promise<Stepped> {
+  async step(request: WorkerStepRequest): Promise<Stepped> {
     if (this.pending) throw new Error('internal: a training worker runs one step at a time');
     const reply = this.next();
     this.send(request);
@@ -78,7 +78,7 @@ export class WorkerHandle {
     clearTimeout(timer);
   }
 
-  private send(request: StepRequest | null): void {
+  private send(request: WorkerStepRequest | null): void {
     this.requests.postMessage(request);
     signalRequest(this.control, this.index);
   }
