@@ -1,7 +1,8 @@
 /**
  * The autotuner's choices on disk, like cuDNN's benchmark cache but kept: one JSON file of
  * "<shape key>" → formulation, in a folder the user can see and delete (default ~/.cache/mnist-onnx-cnn,
- * or $MNIST_ONNX_CNN_CACHE). Keys include ORT's version, so an upgrade re-measures.
+ * or $MNIST_ONNX_CNN_CACHE). Keys include ORT's version, so an upgrade re-measures; the file's version
+ * changes when the way of measuring does (2: the fastest run, not the median), so old choices are dropped.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -15,8 +16,10 @@ export function defaultCacheDir(): string {
   return process.env.MNIST_ONNX_CNN_CACHE || join(homedir(), '.cache', 'mnist-onnx-cnn');
 }
 
+const CACHE_VERSION = 2;
+
 interface CacheFile {
-  version: 1;
+  version: typeof CACHE_VERSION;
   choices: Record<string, string>;
 }
 
@@ -24,7 +27,8 @@ interface CacheFile {
 export async function readChoices(dir: string): Promise<Map<string, string>> {
   try {
     const parsed = JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as Partial<CacheFile>;
-    if (parsed.version !== 1 || typeof parsed.choices !== 'object' || parsed.choices === null) return new Map();
+    if (parsed.version !== CACHE_VERSION || typeof parsed.choices !== 'object' || parsed.choices === null)
+      return new Map();
     return new Map(Object.entries(parsed.choices).filter(([, v]) => typeof v === 'string'));
   } catch {
     return new Map();
@@ -32,6 +36,6 @@ export async function readChoices(dir: string): Promise<Map<string, string>> {
 }
 
 export async function writeChoices(dir: string, choices: ReadonlyMap<string, string>): Promise<void> {
-  const file: CacheFile = { version: 1, choices: Object.fromEntries([...choices].sort()) };
+  const file: CacheFile = { version: CACHE_VERSION, choices: Object.fromEntries([...choices].sort()) };
   await writeFileAtomic(join(dir, CACHE_FILE), `${JSON.stringify(file, null, 2)}\n`);
 }

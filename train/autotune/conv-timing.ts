@@ -6,7 +6,7 @@ import {
   type ConvWeightGradient,
   emitConvWeightGradient,
 } from '../autodiff/rules/conv-weight-gradient.ts';
-import { fastestTimes, randomTensors, timingKey } from './timing.ts';
+import { randomTensors, timingKey, typicalTimes } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
@@ -37,5 +37,5 @@ export async function timeConvWeightGradients(
     g.output(dw, 'FLOAT', [geo.output[0], geo.input[0], ...geo.kernel], 'dw');
     models.set(formulation, encodeModel(g.toModel()));
   }
-  return fastestTimes(models, feeds);
+  return typicalTimes(models, feeds);
 }

@@ -7,7 +7,7 @@ import {
   type MaxPoolGradient,
   maxPoolRule,
 } from '../autodiff/rules/pooling.ts';
-import { fastestTimes, randomTensors, timingKey } from './timing.ts';
+import { randomTensors, timingKey, typicalTimes } from './timing.ts';
 
 export function maxPoolKey(geo: MaxPoolGeometry, batch: number): string {
   const { input, kernel, strides, pads } = geo;
@@ -36,5 +36,5 @@ export async function timeMaxPoolGradients(geo: MaxPoolGeometry, batch: number):
     g.output(dx as string, 'FLOAT', [batch, c, h, w], 'dx');
     models.set(routing, encodeModel(g.toModel()));
   }
-  return fastestTimes(models, feeds);
+  return typicalTimes(models, feeds);
 }

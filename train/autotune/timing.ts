@@ -1,32 +1,42 @@
 /**
- * The fastest time per run of several equivalent graphs, runs interleaved so machine load hits all alike.
- * The minimum, not the median: other load only ever adds time, and on this project's shared 2-vCPU
- * machine whole stretches of runs slowed down 3× at once, which a median blurs into a coin toss.
+ * Typical time per run of several equivalent graphs, robust to a shared machine: each round runs every
+ * graph once, back to back, and a graph's score is the median over rounds of its share of the round
+ * (times the median round), so a stretch of slowdown hits a whole round and cancels out. Measured on this
+ * project's 2-vCPU machine: medians of 9 runs, and then minimums of 15, still flipped picks when stretches
+ * of 3× slowdown (a process's first second, neighbours' load) covered part of a measurement.
  */
 import * as ort from 'onnxruntime-node';
 import { createSession } from '../../runtime/execution.ts';
 import { Rng } from '../random.ts';
 
-/** Runs before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
-const WARM_UP_RUNS = 5;
+/** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
+const WARM_UP_ROUNDS = 5;
 
-export async function fastestTimes<K extends string>(
+export async function typicalTimes<K extends string>(
   models: ReadonlyMap<K, Uint8Array>,
   feeds: Record<string, ort.Tensor>,
-  runs = 15,
+  rounds = 15,
 ): Promise<Map<K, number>> {
   const sessions = new Map<K, ort.InferenceSession>();
   try {
     for (const [name, model] of models) sessions.set(name, (await createSession(model, { threads: 1 })).session);
-    const times = new Map<K, number[]>([...models.keys()].map((k) => [k, []]));
-    for (let r = -WARM_UP_RUNS; r < runs; r++) {
+    const shares = new Map<K, number[]>([...models.keys()].map((k) => [k, []]));
+    const roundTimes: number[] = [];
+    for (let r = -WARM_UP_ROUNDS; r < rounds; r++) {
+      const times = new Map<K, number>();
       for (const [name, session] of sessions) {
         const start = performance.now();
         await session.run(feeds);
-        if (r >= 0) times.get(name)?.push(performance.now() - start);
+        times.set(name, performance.now() - start);
       }
+      if (r < 0) continue;
+      const mean = [...times.values()].reduce((a, b) => a + b, 0) / times.size;
+      roundTimes.push(mean);
+      for (const [name, ms] of times) shares.get(name)?.push(ms / mean);
     }
-    return new Map([...times].map(([k, ms]) => [k, Math.min(...ms)]));
+    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Infinity;
+    const typicalRound = median(roundTimes);
+    return new Map([...shares].map(([k, xs]) => [k, median(xs) * typicalRound]));
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.release()));
   }
