@@ -138,6 +138,23 @@ describe('ParallelTrainer', () => {
     }
   }, 60_000);
 
+  it('fails the step, instead of hanging, when a worker thread dies (before a step or in the middle of one)', async () => {
+    const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };
+    const { images, labels } = batch(0, 64);
+    for (const when of ['before', 'during'] as const) {
+      const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2 });
+      await parallel.step(images, labels, 0.05);
+      // The worker thread behind participant 1 (private: no public way to kill one, as a crash would).
+      const thread = (parallel as unknown as { workers: { worker: { terminate(): Promise<number> } }[] }).workers[0];
+      if (when === 'before') await thread?.worker.terminate();
+      const step = parallel.step(images, labels, 0.05);
+      if (when === 'during') void thread?.worker.terminate();
+      await expect(step).rejects.toThrow(/worker/);
+      await expect(parallel.step(images, labels, 0.05)).rejects.toThrow(/worker/);
+      await parallel.release();
+    }
+  }, 60_000);
+
   it('refuses a GPU device and nonsense worker counts', async () => {
     const options = { optimizer: sgd(), seed: 0 };
     await expect(ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 0 })).rejects.toThrow(/workers/);

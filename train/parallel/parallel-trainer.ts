@@ -181,18 +181,21 @@ export class ParallelTrainer {
     this.inputs.images.set(images.subarray(remoteStart * IMAGE_PIXELS), remoteStart * IMAGE_PIXELS);
     this.inputs.labels.set(labels64.subarray(remoteStart), remoteStart);
     // The workers' slices go out first; then this thread runs its own, on views of the caller's batch.
-    const remote = Promise.allSettled(
-      this.workers.map((worker, i) =>
-        worker.step({
+    try {
+      for (const [i, worker] of this.workers.entries()) {
+        worker.post({
           ...common,
           start: starts[i + 1] as number,
           count: counts[i + 1] as number,
           pieces: piecesOf(i + 1),
           inputs: fresh ? this.inputs.buffers : undefined,
           sentAt: sentAt(),
-        }),
-      ),
-    );
+        });
+      }
+    } catch (error) {
+      abortWaiters(this.shared.control); // a worker is gone: the ones already sent must not wait for it
+      throw error;
+    }
     const own = await this.runner.step({
       ...common,
       pieces: piecesOf(0).map(({ offset, count, weight, masks }) => ({
@@ -203,7 +206,8 @@ export class ParallelTrainer {
       })),
       sentAt: sentAt(),
     });
-    const replies = [own, ...(await remote).map((r) => (r.status === 'fulfilled' ? r.value : errorReply(r.reason)))];
+    const remote = await Promise.allSettled(this.workers.map((worker) => worker.reply()));
+    const replies = [own, ...remote.map((r) => (r.status === 'fulfilled' ? r.value : errorReply(r.reason)))];
     let loss = 0;
     let correct = 0;
     for (const [w, r] of replies.entries()) {

@@ -60,7 +60,7 @@ export interface SharedBuffers {
 
 export function allocateShared(layout: SharedLayout): SharedBuffers {
   const floats = new SharedArrayBuffer(4 * (layout.carriedLength + layout.workers * layout.reducedLength));
-  return { floats, control: new SharedArrayBuffer(4 * (REQUESTS + layout.workers)) };
+  return { floats, control: new SharedArrayBuffer(4 * (MAILBOXES + 2 * layout.workers)) };
 }
 
 /** Views on one worker's (or the main thread's) side of the shared memory. */
@@ -109,7 +109,7 @@ const ARRIVED = 0;
 const GENERATION = 1;
 const ERROR = 2;
 const ABORT = 3;
-const REQUESTS = 4;
+const MAILBOXES = 4;
 
 /** How long a waiting thread spins before it sleeps. */
 export const SPIN_MS = 2;
@@ -135,19 +135,29 @@ export async function arriveAndWait(control: Int32Array, participants: number): 
   }
 }
 
-/** Main thread: a request for `worker` has been posted. */
-export function signalRequest(control: Int32Array, worker: number): void {
-  Atomics.add(control, REQUESTS + worker, 1);
-  Atomics.notify(control, REQUESTS + worker);
+/** The counter the main thread bumps when it has posted a step for `worker`. */
+export const requestBox = (worker: number) => MAILBOXES + 2 * worker;
+/** The counter `worker` bumps when it has posted its reply. */
+export const replyBox = (worker: number) => MAILBOXES + 2 * worker + 1;
+
+/** A message has been posted for whoever watches `box`. */
+export function signal(control: Int32Array, box: number): void {
+  Atomics.add(control, box, 1);
+  Atomics.notify(control, box);
 }
 
-/** Worker: wait (spinning first) until the main thread has signalled more than `seen` requests; the new count. */
-export async function requestSignalled(control: Int32Array, worker: number, seen: number): Promise<number> {
-  const index = REQUESTS + worker;
+/**
+ * Wait (spinning first) until `box` counts more than `seen`; the new count. `gone` is asked while
+ * sleeping, so a waiter notices a dead sender within 100 ms instead of waiting forever.
+ */
+export async function signalled(control: Int32Array, box: number, seen: number, gone = () => false): Promise<number> {
   const until = performance.now() + SPIN_MS;
-  while (Atomics.load(control, index) === seen && performance.now() < until) {}
-  while (Atomics.load(control, index) === seen) await Atomics.waitAsync(control, index, seen).value;
-  return Atomics.load(control, index);
+  while (Atomics.load(control, box) === seen && performance.now() < until) {}
+  while (Atomics.load(control, box) === seen) {
+    if (gone()) throw new Error('the other side of a training worker stopped');
+    await Atomics.waitAsync(control, box, seen, 100).value;
+  }
+  return Atomics.load(control, box);
 }
 
 /** A worker's gradient run failed: after the barrier nobody updates, so the state stays as it was. */

@@ -5,12 +5,14 @@
  */
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import { IMAGE_PIXELS } from '../../runtime/contract.ts';
-import { requestSignalled, type SharedInputBuffers } from './shared-state.ts';
+import { replyBox, requestBox, type SharedInputBuffers, signal, signalled } from './shared-state.ts';
 import { type RunnerData, type SlicePiece, SliceRunner, type StepReply, type StepRequest } from './slice-runner.ts';
 
 export interface TrainingWorkerData extends RunnerData {
   /** Where steps arrive (read synchronously when the request counter moves). */
   requests: MessagePort;
+  /** Where replies go (the main thread reads them when the reply counter moves). */
+  replies: MessagePort;
 }
 
 export type TrainingWorkerReply = { kind: 'ready' } | StepReply;
@@ -27,15 +29,19 @@ export interface WorkerStepRequest extends Omit<StepRequest, 'pieces'> {
 const data = workerData as TrainingWorkerData;
 const port = parentPort;
 if (!port) throw new Error('training-worker.ts runs as a worker thread');
-const reply = (message: TrainingWorkerReply) => port.postMessage(message);
+const announce = (message: TrainingWorkerReply) => port.postMessage(message);
+const reply = (message: StepReply) => {
+  data.replies.postMessage(message);
+  signal(control, replyBox(data.index));
+};
 const control = new Int32Array(data.shared.control);
 
 let runner: SliceRunner | undefined;
 try {
   runner = await SliceRunner.create(data);
-  reply({ kind: 'ready' });
+  announce({ kind: 'ready' });
 } catch (error) {
-  reply({ kind: 'error', message: (error as Error).message });
+  announce({ kind: 'error', message: (error as Error).message });
 }
 
 // A pending Atomics.waitAsync doesn't keep a thread alive; this does, until the worker is released.
@@ -66,7 +72,7 @@ function fromShared(request: WorkerStepRequest): StepRequest {
 
 let seen = 0;
 for (;;) {
-  seen = await requestSignalled(control, data.index, seen);
+  seen = await signalled(control, requestBox(data.index), seen);
   const request = receiveMessageOnPort(data.requests)?.message as WorkerStepRequest | null | undefined;
   if (request === undefined) continue;
   if (request === null) break;
@@ -75,4 +81,5 @@ for (;;) {
 await runner?.release();
 clearInterval(keepAlive);
 data.requests.close();
+data.replies.close();
 port.close();

@@ -1,11 +1,11 @@
 /**
  * The main thread's handle on a training worker (training-worker.ts): start it (it loads our TypeScript
  * through tsx's API — `execArgv: ['--import', 'tsx']` doesn't reach worker threads here), send a step,
- * await its reply, release. Steps go through a port of their own that the worker reads synchronously once
- * the shared request counter moves (so a spinning worker starts at once); replies come as messages.
+ * await its reply, release. Steps and replies go through ports of their own, read synchronously once a
+ * shared counter moves, so neither side sleeps through a small model's step.
  */
-import { MessageChannel, type MessagePort, Worker } from 'node:worker_threads';
-import { signalRequest } from './shared-state.ts';
+import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
+import { replyBox, requestBox, signal, signalled } from './shared-state.ts';
 import type { StepReply } from './slice-runner.ts';
 import type { TrainingWorkerData, TrainingWorkerReply, WorkerStepRequest } from './training-worker.ts';
 
@@ -22,10 +22,12 @@ export class WorkerHandle {
   private pending: { resolve: (r: TrainingWorkerReply) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
   private readonly exited: Promise<void>;
+  private repliesSeen = 0;
 
   private constructor(
     private readonly worker: Worker,
     private readonly requests: MessagePort,
+    private readonly replies: MessagePort,
     private readonly index: number,
     private readonly control: Int32Array,
     onExit: () => void,
@@ -36,6 +38,7 @@ export class WorkerHandle {
       worker.on('exit', (code) => {
         this.fail(new Error(`a training worker exited (code ${code})`));
         requests.close();
+        replies.close();
         onExit();
         resolve();
       }),
@@ -43,14 +46,19 @@ export class WorkerHandle {
   }
 
   /** Start a worker; `onExit` is told when it is gone (so the others stop waiting for it). */
-  static async start(data: Omit<TrainingWorkerData, 'requests'>, onExit: () => void): Promise<WorkerHandle> {
-    const { port1, port2 } = new MessageChannel();
+  static async start(
+    data: Omit<TrainingWorkerData, 'requests' | 'replies'>,
+    onExit: () => void,
+  ): Promise<WorkerHandle> {
+    const requests = new MessageChannel();
+    const replies = new MessageChannel();
     const worker = new Worker(BOOTSTRAP, {
       eval: true,
-      workerData: { ...data, requests: port2, tsxApi: TSX_API, file: WORKER_FILE },
-      transferList: [port2],
+      workerData: { ...data, requests: requests.port2, replies: replies.port2, tsxApi: TSX_API, file: WORKER_FILE },
+      transferList: [requests.port2, replies.port2],
     });
-    const handle = new WorkerHandle(worker, port1, data.index, new Int32Array(data.shared.control), onExit);
+    const control = new Int32Array(data.shared.control);
+    const handle = new WorkerHandle(worker, requests.port1, replies.port1, data.index, control, onExit);
     const ready = await handle.next();
     if (ready.kind === 'error') {
       await worker.terminate();
@@ -59,13 +67,22 @@ export class WorkerHandle {
     return handle;
   }
 
-  /** Run one step's slice; one step at a time per worker. */
-  async step(request: WorkerStepRequest): Promise<Stepped> {
-    if (this.pending) throw new Error('internal: a training worker runs one step at a time');
-    const reply = this.next();
+  /** Send one step's slice; collect it with `reply()` (one step at a time per worker). */
+  post(request: WorkerStepRequest): void {
+    if (this.failure) throw this.failure;
     this.send(request);
-    const r = await reply;
-    if (r.kind !== 'stepped') throw new Error(r.kind === 'error' ? r.message : 'internal: unexpected worker reply');
+  }
+
+  /** The posted step's result: spins a moment on the reply counter, then sleeps. */
+  async reply(): Promise<Stepped> {
+    try {
+      this.repliesSeen = await signalled(this.control, replyBox(this.index), this.repliesSeen, () => !!this.failure);
+    } catch (error) {
+      throw this.failure ?? error;
+    }
+    const r = receiveMessageOnPort(this.replies)?.message as StepReply | undefined;
+    if (!r) throw new Error('internal: a training worker signalled a reply it did not send');
+    if (r.kind !== 'stepped') throw new Error(r.message);
     return r;
   }
 
@@ -80,7 +97,7 @@ export class WorkerHandle {
 
   private send(request: WorkerStepRequest | null): void {
     this.requests.postMessage(request);
-    signalRequest(this.control, this.index);
+    signal(this.control, requestBox(this.index));
   }
 
   private next(): Promise<TrainingWorkerReply> {
