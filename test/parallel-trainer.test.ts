@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
 import { adamw, sgd } from '../train/optim/index.ts';
 import { SpeedEstimate, shares } from '../train/parallel/balance.ts';
-import { microBatches, ParallelTrainer, shardParameters } from '../train/parallel/parallel-trainer.ts';
+import { microBatches, ParallelTrainer, shardRanges } from '../train/parallel/parallel-trainer.ts';
 import { Trainer } from '../train/trainer.ts';
 import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
@@ -34,16 +34,22 @@ describe('work split', () => {
     for (const n of [1, 7, 63, 64, 65]) expect(shares(n, [2.5, 1.3, 0.7]).reduce((a, b) => a + b)).toBe(n);
   });
 
-  it("cuts a worker's share into micro-batches and deals parameters to shards by size", () => {
+  it("cuts a worker's share into micro-batches and deals the flat parameters to contiguous shards", () => {
     expect(microBatches(32, 16)).toEqual([
       [0, 16],
       [16, 32],
     ]);
     expect(microBatches(31, 16).map(([a, b]) => b - a)).toEqual([16, 15]);
     expect(microBatches(0, 16)).toEqual([]);
-    const p = (name: string, n: number) => ({ name, shape: [n], trainable: true, init: 'zeros' }) as never;
-    const shards = shardParameters([p('a', 10), p('b', 500), p('c', 20), p('d', 400)], 2);
-    expect(shards.map((s) => s.map((q: { name: string }) => q.name))).toEqual([['b'], ['a', 'c', 'd']]);
+    expect(shardRanges(10, 3)).toEqual([
+      { start: 0, length: 4 },
+      { start: 4, length: 3 },
+      { start: 7, length: 3 },
+    ]);
+    expect(shardRanges(1, 2)).toEqual([
+      { start: 0, length: 1 },
+      { start: 1, length: 0 },
+    ]);
   });
 
   it('measures speed as a moving average of images per millisecond', () => {

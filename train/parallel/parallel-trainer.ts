@@ -32,11 +32,12 @@ import {
   type GradientGraph,
   gradName,
   nextName,
+  stateName,
   type TrainingGraphOptions,
 } from '../training-graph.ts';
 import { SpeedEstimate, shares } from './balance.ts';
 import { abortWaiters, allocateShared, clearError, SharedInputs, SharedState, sharedLayout } from './shared-state.ts';
-import { type RunnerData, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
+import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
 import { WorkerHandle } from './worker-handle.ts';
 
 export interface ParallelTrainerOptions extends TrainerOptions {
@@ -89,7 +90,9 @@ export class ParallelTrainer {
     const { optimizer } = options;
     const carried: CarriedTensor[] = [...buildUpdateGraph(gradient.trainable, optimizer).carried, ...gradient.buffers];
     const layout = sharedLayout(
-      carried,
+      gradient.trainable,
+      optimizer.slots.map((slot) => (param: string) => stateName(param, slot)),
+      gradient.buffers,
       [
         ...gradient.trainable.map((p) => ({ name: gradName(p.name), shape: p.shape })),
         ...gradient.buffers.map((b) => ({ name: nextName(b.name), shape: b.shape })),
@@ -106,19 +109,26 @@ export class ParallelTrainer {
       shared.carried(c.name).set(data);
     }
     const gradientModel = encodeModel(gradient.model);
-    const shards = shardParameters(gradient.trainable, options.workers);
+    const shards = shardRanges(layout.flatLength, options.workers);
+    const flat: ParamSpec = {
+      name: FLAT_PARAMETERS,
+      shape: [0],
+      init: { kind: 'constant', value: 0 },
+      trainable: true,
+    };
     const handles: WorkerHandle[] = [];
     let runner: SliceRunner | undefined;
     try {
       for (let index = 0; index < options.workers; index++) {
-        const shard = shards[index] as ParamSpec[];
+        const shard = shards[index] as { start: number; length: number };
+        const sources = { sources: options.workers };
         const data: RunnerData = {
           index,
           gradientModel,
           updateModel: shard.length
-            ? encodeModel(buildUpdateGraph(shard, optimizer, { sources: options.workers }).model)
+            ? encodeModel(buildUpdateGraph([{ ...flat, shape: [shard.length] }], optimizer, sources).model)
             : undefined,
-          shard: shard.map((p) => ({ name: p.name, shape: p.shape })),
+          shard,
           slots: optimizer.slots,
           usesStep: optimizer.usesStep,
           inputs: gradient.params.map((p) => ({ name: p.name, shape: p.shape })),
@@ -283,16 +293,10 @@ export function microBatches(count: number, microBatch = count): [number, number
   return out;
 }
 
-/** Trainable parameters dealt to workers for their updates: largest first, each to the least-loaded worker. */
-export function shardParameters(params: readonly ParamSpec[], workers: number): ParamSpec[][] {
-  const shards: ParamSpec[][] = Array.from({ length: workers }, () => []);
-  const load = Array.from({ length: workers }, () => 0);
-  const bySize = [...params].sort((a, b) => size(b.shape) - size(a.shape));
-  for (const p of bySize) {
-    const w = load.indexOf(Math.min(...load));
-    (shards[w] as ParamSpec[]).push(p);
-    load[w] = (load[w] as number) + size(p.shape);
-  }
-  // Keep each shard in the model's order (the update graph's input order).
-  return shards.map((shard) => params.filter((p) => shard.includes(p)));
+/** The flat parameters dealt to participants for their updates: contiguous ranges, sizes differing by at most one. */
+export function shardRanges(total: number, participants: number): { start: number; length: number }[] {
+  return Array.from({ length: participants }, (_, i) => {
+    const start = i * Math.floor(total / participants) + Math.min(i, total % participants);
+    return { start, length: Math.floor(total / participants) + (i < total % participants ? 1 : 0) };
+  });
 }

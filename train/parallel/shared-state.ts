@@ -3,8 +3,10 @@
  *
  * - `carried`: every parameter, optimizer-state and buffer tensor: the one current value of the model. Workers
  *   read the parameters and buffers from it before each gradient run and write back the shard they update.
- * - one `reduced` region per worker: its slice's gradient of every trainable parameter and its update of
- *   every buffer, already weighted by the slice's share of the batch, so the batch's value is their sum.
+ *   The trainable parameters come first, end to end, then each optimizer slot's tensors in the same order
+ *   (`flat(role, …)` views a range of one of these), then the buffers.
+ * - one `reduced` region per worker: its slice's mean gradient of every trainable parameter (end to end,
+ *   in the same order) and its update of every buffer.
  * - `control`: a barrier (arrivals, generation), an error flag, an abort flag, and one request counter
  *   per worker (the main thread bumps it after posting a step).
  *
@@ -26,6 +28,8 @@ export interface TensorSlot {
 export interface SharedLayout {
   carried: TensorSlot[];
   carriedLength: number;
+  /** Floats of trainable parameters: each role's run (parameters, then each slot) is this long. */
+  flatLength: number;
   reduced: TensorSlot[];
   reducedLength: number;
   workers: number;
@@ -43,14 +47,25 @@ function slots(tensors: readonly { name: string; shape: number[] }[]): { slots: 
   return { slots: out, length: offset };
 }
 
+/**
+ * The layout for `trainable` parameters (with `stateSlots` optimizer slots each, named `name(param, slot)`),
+ * `buffers`, and the per-worker `reduced` tensors.
+ */
 export function sharedLayout(
-  carried: readonly { name: string; shape: number[] }[],
+  trainable: readonly { name: string; shape: number[] }[],
+  stateSlots: readonly ((param: string) => string)[],
+  buffers: readonly { name: string; shape: number[] }[],
   reduced: readonly { name: string; shape: number[] }[],
   workers: number,
 ): SharedLayout {
-  const c = slots(carried);
+  const c = slots([
+    ...trainable,
+    ...stateSlots.flatMap((name) => trainable.map((p) => ({ name: name(p.name), shape: p.shape }))),
+    ...buffers,
+  ]);
   const r = slots(reduced);
-  return { carried: c.slots, carriedLength: c.length, reduced: r.slots, reducedLength: r.length, workers };
+  const flatLength = trainable.reduce((sum, p) => sum + size(p.shape), 0);
+  return { carried: c.slots, carriedLength: c.length, flatLength, reduced: r.slots, reducedLength: r.length, workers };
 }
 
 export interface SharedBuffers {
@@ -87,6 +102,12 @@ export class SharedState {
     return this.floats.subarray(slot.offset, slot.offset + slot.length);
   }
 
+  /** A range of the trainable parameters end to end (role 0) or of optimizer slot `role - 1`'s tensors. */
+  flat(role: number, start: number, length: number): Float32Array {
+    const base = role * this.layout.flatLength + start;
+    return this.floats.subarray(base, base + length);
+  }
+
   /** Worker `worker`'s whole reduced region, or one tensor of it. */
   reduced(worker: number, name?: string): Float32Array {
     const base = this.layout.carriedLength + worker * this.layout.reducedLength;
@@ -94,14 +115,6 @@ export class SharedState {
     const slot = this.reducedSlots.get(name);
     if (!slot) throw new Error(`internal: no reduced tensor ${name}`);
     return this.floats.subarray(base + slot.offset, base + slot.offset + slot.length);
-  }
-
-  /** Σ over workers of one reduced tensor, summed in float64 in worker order (the same in every thread). */
-  sumReduced(name: string): Float32Array {
-    const parts = Array.from({ length: this.layout.workers }, (_, w) => this.reduced(w, name));
-    const sum = new Float64Array(parts[0]?.length ?? 0);
-    for (const part of parts) for (let i = 0; i < sum.length; i++) sum[i] = (sum[i] as number) + (part[i] as number);
-    return Float32Array.from(sum);
   }
 }
 

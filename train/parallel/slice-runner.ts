@@ -9,7 +9,9 @@
  *  3. runs its shard's update graph on every region's part of the shard — the graph takes the weighted
  *     sum Σ shares[j] · part j itself (ORT's vectorized kernels; the same order on every thread) — and
  *     writes the new parameters and optimizer state back to shared memory (participant 0 also averages
- *     the buffers).
+ *     the buffers). A shard is a range of all trainable parameters laid end to end (shared-state.ts):
+ *     every optimizer's update is elementwise, so one flat tensor per role updates any number of
+ *     parameters in one small graph.
  *
  * Copies between shared memory and ORT are native `TypedArray.set`s into arrays allocated once.
  */
@@ -43,8 +45,8 @@ export interface RunnerData {
   gradientModel: Uint8Array;
   /** The update graph of this participant's shard (absent when the shard is empty). */
   updateModel?: Uint8Array;
-  /** Its shard: the trainable parameters it updates. */
-  shard: { name: string; shape: number[] }[];
+  /** Its shard: a range of the flat trainable parameters (and of their gradients and state). */
+  shard: { start: number; length: number };
   /** The optimizer's state slots per parameter. */
   slots: readonly string[];
   usesStep: boolean;
@@ -94,6 +96,9 @@ export type StepReply =
 
 const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
+/** The update graph's one "parameter": a shard of all trainable parameters end to end. */
+export const FLAT_PARAMETERS = 'parameters';
+
 /** A float tensor's data by name; a missing one is our bug. */
 function floatsOf(tensors: Record<string, ort.Tensor | undefined>, name: string): Float32Array {
   const data = tensors[name]?.data;
@@ -109,8 +114,8 @@ export class SliceRunner {
   // ORT can't read SharedArrayBuffer-backed arrays: steps copy into these.
   private readonly gradientFeeds: Record<string, ort.Tensor>;
   private readonly updateFeeds: Record<string, ort.Tensor> = {};
-  /** Shard tensors written back after the update: [shared name, update output name]. */
-  private readonly updated: [string, string][] = [];
+  /** Shard tensors the update reads and writes back: [update input name, shared view of it]. */
+  private readonly updated: [string, Float32Array][] = [];
 
   private constructor(
     private readonly data: RunnerData,
@@ -120,12 +125,16 @@ export class SliceRunner {
   ) {
     const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(size(shape)), shape);
     this.gradientFeeds = Object.fromEntries(data.inputs.map((t) => [t.name, tensor(t.shape)]));
-    const parts = data.layout.workers;
-    for (const p of data.shard) {
-      for (const part of gradientParts(p.name, parts)) this.updateFeeds[part] = tensor(p.shape);
-      for (const name of [p.name, ...data.slots.map((slot) => stateName(p.name, slot))]) {
-        this.updateFeeds[name] = tensor(p.shape);
-        this.updated.push([name, nextName(name)]);
+    const { start, length } = data.shard;
+    if (length > 0) {
+      for (const part of gradientParts(FLAT_PARAMETERS, data.layout.workers)) this.updateFeeds[part] = tensor([length]);
+      const roles: [string, number][] = [
+        [FLAT_PARAMETERS, 0],
+        ...data.slots.map((slot, i): [string, number] => [stateName(FLAT_PARAMETERS, slot), i + 1]),
+      ];
+      for (const [name, role] of roles) {
+        this.updateFeeds[name] = tensor([length]);
+        this.updated.push([name, shared.flat(role, start, length)]);
       }
     }
   }
@@ -220,14 +229,13 @@ export class SliceRunner {
       feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(lr), []);
       if (data.usesStep) feeds[STEP_NAME] = new ort.Tensor('float32', Float32Array.of(step), []);
       if (shares.length > 1) feeds[SHARES_NAME] = new ort.Tensor('float32', Float32Array.from(shares), [shares.length]);
-      for (const p of data.shard) {
-        gradientParts(p.name, shares.length).forEach((part, j) => {
-          floatsOf(feeds, part).set(shared.reduced(j, gradName(p.name)));
-        });
-      }
-      for (const [name] of this.updated) floatsOf(feeds, name).set(shared.carried(name));
+      const { start, length } = data.shard;
+      gradientParts(FLAT_PARAMETERS, shares.length).forEach((part, j) => {
+        floatsOf(feeds, part).set(shared.reduced(j).subarray(start, start + length));
+      });
+      for (const [name, view] of this.updated) floatsOf(feeds, name).set(view);
       const out = await this.update.run(feeds);
-      for (const [name, next] of this.updated) shared.carried(name).set(floatsOf(out, next));
+      for (const [name, view] of this.updated) view.set(floatsOf(out, nextName(name)));
     }
     if (data.index === 0) {
       for (const b of data.buffers) {
