@@ -11,6 +11,7 @@ import { CACHE_FILE } from '../train/autotune/cache.ts';
 import { sgd } from '../train/optim/index.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
 import { Trainer } from '../train/trainer.ts';
+import { Trainer as SessionTrainer } from '../train/trainer-core.ts';
 import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
@@ -89,4 +90,31 @@ describe('autotune', () => {
       await Promise.all([tuned.release(), usual.release()]);
     }
   }, 90_000);
+
+  it('tunes a single session too: the cached choice for a shape is what its step graph is built with', async () => {
+    const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
+    await autotuneRules(ZOO.cnn.build(), { batch: 16, cacheDir });
+    // Plant first-max for every max-pool shape of batch 16, then the usual routing, and look at the graph.
+    const cache = await readCache(cacheDir);
+    const plant = async (routing: string) => {
+      const choices = Object.fromEntries(
+        Object.entries(cache.choices).map(([k, v]) => [k, k.includes('max-pool') ? routing : v]),
+      );
+      await writeFile(join(cacheDir, CACHE_FILE), JSON.stringify({ ...cache, choices }));
+    };
+    const opsOf = async (routing: string) => {
+      await plant(routing);
+      const options = { optimizer: sgd(), threads: 1, autotune: { cacheDir }, batchSize: 16 };
+      const trainer = await createTrainer(ZOO.cnn.build(), options);
+      await trainer.release();
+      expect(trainer).toBeInstanceOf(SessionTrainer);
+      const nodes = (trainer as SessionTrainer).graph.model.graph?.node ?? [];
+      return nodes.map((n) => `${n.op_type}/${n.output.length}`);
+    };
+    const argMaxes = (ops: string[]) => ops.filter((op) => op.startsWith('ArgMax')).length;
+    const [firstMax, unpool] = [await opsOf('first-max'), await opsOf('unpool')];
+    expect(firstMax).not.toContain('MaxPool/2'); // no Indices output
+    expect(unpool.filter((op) => op === 'MaxPool/2')).toHaveLength(2);
+    expect(argMaxes(firstMax)).toBe(argMaxes(unpool) + 2); // one per max-pool (the loss's accuracy has one)
+  }, 60_000);
 });

@@ -36,6 +36,7 @@ import {
   nextName,
   STEP_NAME,
   type TrainingGraph,
+  type TrainingGraphOptions,
 } from './training-graph.ts';
 
 export interface TrainerOptions extends SessionSettings {
@@ -43,6 +44,8 @@ export interface TrainerOptions extends SessionSettings {
   runtime: OrtRuntime;
   optimizer: Optimizer;
   labelSmoothing?: number;
+  /** The gradient rule table (default ours; the autotuner's has per-shape formulations). */
+  rules?: TrainingGraphOptions['rules'];
   /** Seeds the initial weights (when `weights` is absent) and the dropout masks. */
   seed?: number;
   /** Start from these weights (and buffers) instead of a fresh initialization. */
@@ -84,7 +87,11 @@ export class Trainer {
   }
 
   static async create(module: Module, options: TrainerOptions): Promise<Trainer> {
-    const graph = buildTrainingGraph(module, { optimizer: options.optimizer, labelSmoothing: options.labelSmoothing });
+    const graph = buildTrainingGraph(module, {
+      optimizer: options.optimizer,
+      labelSmoothing: options.labelSmoothing,
+      rules: options.rules,
+    });
     const weights = options.weights ?? initializeWeights(graph.params, options.seed ?? 0);
     const { runtime, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};

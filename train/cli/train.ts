@@ -61,12 +61,12 @@ const program = new Command('train')
   .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
   .option(
     '--workers',
-    'split each batch over --threads worker threads, 1 ORT thread each (BatchNorm statistics per slice); default for BatchNorm-free models of ≥ 1 MMAC per image',
+    'split each batch over --threads threads, 1 ORT session each (BatchNorm statistics per slice); default for BatchNorm-free models with ≥ 16 MACs per image per parameter',
   )
   .option('--no-workers', 'one ORT session with --threads intra-op threads')
   .option(
     '--no-autotune',
-    `with --workers: build the usual gradient formulations (reproducible graphs), not the fastest measured per shape (cached in ${defaultCacheDir()})`,
+    `build the usual gradient formulations and split batches evenly (reproducible sums), not the fastest formulations measured per shape (cached in ${defaultCacheDir()}) and speed-balanced slices`,
   )
   .addHelpText(
     'after',

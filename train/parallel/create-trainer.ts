@@ -13,7 +13,7 @@ import { autotuneRules } from '../autotune/autotune.ts';
 import { inspectModule } from '../forward-graph.ts';
 import type { Module } from '../layers/index.ts';
 import { Trainer, type TrainerOptions } from '../trainer.ts';
-import { ParallelTrainer, type ParallelTrainerOptions } from './parallel-trainer.ts';
+import { ParallelTrainer } from './parallel-trainer.ts';
 
 /** What the training loop needs of a trainer; `Trainer` and `ParallelTrainer` both are one. */
 export type AnyTrainer = Pick<
@@ -41,8 +41,8 @@ export interface CreateTrainerOptions extends TrainerOptions {
   /**
    * Time the candidate gradient formulations for this model's shapes (cached in `cacheDir`) and build
    * the step with the fastest; false (the default) builds today's formulations, reproducibly. Applies
-   * to worker steps (threads > 1 on the CPU), which then also give faster workers bigger slices
-   * (BatchNorm-free models; see balance.ts).
+   * on the CPU (GPU providers get today's formulations); worker steps then also give faster workers
+   * bigger slices (BatchNorm-free models; see balance.ts).
    */
   autotune?: { cacheDir: string } | false;
   /** The batch size the loop will use (what the autotuner measures with; default 64). */
@@ -72,19 +72,27 @@ function usesWorkers(
 }
 
 export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
-  if (!usesWorkers(options, module)) return Trainer.create(module, options);
-  const workers = options.threads ?? 1;
-  let rules: ParallelTrainerOptions['rules'];
-  if (options.autotune) {
-    // Each session run sees one worker's slice (or one micro-batch) of the batch.
-    const slice = Math.ceil((options.batchSize ?? 64) / workers);
-    const batch = Math.min(slice, options.microBatch ?? slice);
-    ({ rules } = await autotuneRules(module, {
-      batch,
-      cacheDir: options.autotune.cacheDir,
-      onNotice: options.onNotice,
-    }));
-  }
+  const workers = usesWorkers(options, module);
+  // Each session run sees the whole batch, or one worker's slice (or one micro-batch) of it.
+  const slice = Math.ceil((options.batchSize ?? 64) / (workers ? (options.threads ?? 1) : 1));
+  const rules =
+    options.autotune && (options.device ?? 'cpu') === 'cpu'
+      ? (
+          await autotuneRules(module, {
+            batch: Math.min(slice, options.microBatch ?? slice),
+            cacheDir: options.autotune.cacheDir,
+            onNotice: options.onNotice,
+          })
+        ).rules
+      : undefined;
+  if (!workers) return Trainer.create(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
-  return ParallelTrainer.create(module, { ...options, workers, threads: 1, rules, balance: !!options.autotune });
+  const threads = options.threads ?? 1;
+  return ParallelTrainer.create(module, {
+    ...options,
+    workers: threads,
+    threads: 1,
+    rules,
+    balance: !!options.autotune,
+  });
 }
