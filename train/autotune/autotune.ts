@@ -59,7 +59,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
         key: maxPoolKey(geo, settings.batch),
         allowed: MAX_POOL_GRADIENTS,
         what: `max-pool ${geo.kernel.join('×')} on ${geo.input.join('×')}`,
-        measure: () => timeMaxPoolGradients(geo, settings.batch),
+        measure: () => timeMaxPoolGradients(module, geo, settings.batch),
       });
     }
   }

@@ -2,7 +2,8 @@
  * The autotuner's choices on disk, like cuDNN's benchmark cache but kept: one JSON file of
  * "<shape key>" → formulation, in a folder the user can see and delete (default ~/.cache/mnist-onnx-cnn,
  * or $MNIST_ONNX_CNN_CACHE). Keys include ORT's version, so an upgrade re-measures; the file's version
- * changes when the way of measuring does (2: the fastest run, not the median), so old choices are dropped.
+ * changes when the way of measuring does (3: shares of back-to-back rounds; max-pools in the whole step),
+ * so old choices are dropped.
  */
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -16,7 +17,7 @@ export function defaultCacheDir(): string {
   return process.env.MNIST_ONNX_CNN_CACHE || join(homedir(), '.cache', 'mnist-onnx-cnn');
 }
 
-const CACHE_VERSION = 2;
+const CACHE_VERSION = 3;
 
 interface CacheFile {
   version: typeof CACHE_VERSION;

@@ -121,11 +121,12 @@ function firstMax(c: RuleContext, x: string, d: string): string {
     i64([5], [-1, k * k, channels, ho, wo], 'windows_shape'),
   ]);
   const winner = g.op('ArgMax', [windows], { axis: int(1), keepdims: int(0) }); // [N, C, Ho, Wo], in 0…k²-1
-  const withinWindow = i64(
-    [k * k],
-    Array.from({ length: k * k }, (_, b) => Math.floor(b / k) * w + (b % k)),
-    'within_window',
-  );
+  // Winner b is row b÷k, column b mod k of its window: b + (b÷k)·(W − k) elements past the window's origin
+  // (arithmetic, not a Gather from a table: ORT's element-wise Gather took 0.16 ms for 32×10×12×12).
+  const withinWindow = g.op('Add', [
+    winner,
+    g.op('Mul', [g.op('Div', [winner, i64([], [k], 'kernel')]), i64([], [w - k], 'row_skip')]),
+  ]);
   const origins = new Array<number>(channels * ho * wo);
   for (let ch = 0; ch < channels; ch++)
     for (let i = 0; i < ho; i++)
@@ -139,7 +140,7 @@ function firstMax(c: RuleContext, x: string, d: string): string {
     i64([4], [-1, 1, 1, 1], 'per_image'),
   ]);
   const indices = g.op('Add', [
-    g.op('Add', [g.op('Gather', [withinWindow, winner]), i64([1, channels, ho, wo], origins, 'window_origins')]),
+    g.op('Add', [withinWindow, i64([1, channels, ho, wo], origins, 'window_origins')]),
     imageStarts,
   ]);
   return g.op('MaxUnpool', [d, indices, g.op('Shape', [x])], {
