@@ -144,19 +144,20 @@ describe('ParallelTrainer', () => {
     }
   }, 60_000);
 
-  it('fails the step, instead of hanging, when a worker thread dies (before a step or in the middle of one)', async () => {
+  it('fails the step, instead of hanging, when a worker thread has died', async () => {
     const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };
     const { images, labels } = batch(0, 64);
-    for (const when of ['before', 'during'] as const) {
-      const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2 });
+    const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2 });
+    try {
       await parallel.step(images, labels, 0.05);
-      // The worker thread behind participant 1 (private: no public way to kill one, as a crash would).
+      // Kill the thread behind participant 1 while it idles between steps (private: there is no public
+      // way, as there is none for a crash). Not during a step: terminating a thread inside onnxruntime's
+      // native run aborts the whole process, in any program.
       const thread = (parallel as unknown as { workers: { worker: { terminate(): Promise<number> } }[] }).workers[0];
-      if (when === 'before') await thread?.worker.terminate();
-      const step = parallel.step(images, labels, 0.05);
-      if (when === 'during') void thread?.worker.terminate();
-      await expect(step).rejects.toThrow(/worker/);
+      await thread?.worker.terminate();
       await expect(parallel.step(images, labels, 0.05)).rejects.toThrow(/worker/);
+      await expect(parallel.step(images, labels, 0.05)).rejects.toThrow(/worker/);
+    } finally {
       await parallel.release();
     }
   }, 60_000);
