@@ -57,7 +57,7 @@ describe('autotune', () => {
     await writeFile(join(cacheDir, CACHE_FILE), '{ not json');
     const { choices } = await autotuneRules(ZOO.cnn.build(), { batch: 4, cacheDir });
     expect(choices.size).toBe(4);
-    expect((await readCache(cacheDir)).version).toBe(3);
+    expect((await readCache(cacheDir)).version).toBe(4);
   }, 60_000);
 
   it('an autotuned worker step trains like the usual single-session step (resnet: convs and max-pools)', async () => {

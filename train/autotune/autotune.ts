@@ -1,7 +1,8 @@
 /**
  * Per-shape autotuning, like cuDNN's benchmark mode: for each Conv node (and non-overlapping MaxPool) of a
- * model, time the candidate gradient formulations on its real shapes once, keep the fastest in the on-disk cache, and hand
- * back a gradient-rule table that builds each node with its winner.
+ * model, time the candidate gradient formulations on its real shapes once — in the model's whole gradient
+ * step, where they run (step-timing.ts) — keep the fastest in the on-disk cache, and hand back a
+ * gradient-rule table that builds each node with its winner.
  *
  * @example
  * const { rules } = await autotuneRules(ZOO.resnet.build(), { batch: 32, cacheDir: defaultCacheDir() });
@@ -51,7 +52,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
         key: convKey(geo, settings.batch),
         allowed: CONV_WEIGHT_GRADIENTS,
         what: describeConv(geo),
-        measure: () => timeConvWeightGradients(geo, settings.batch),
+        measure: () => timeConvWeightGradients(module, geo, settings.batch),
       });
     } else if (node.op_type === 'MaxPool' && nonOverlapping(maxPoolGeometryOf(graph, node))) {
       const geo = maxPoolGeometryOf(graph, node);
@@ -79,7 +80,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
     cached.set(t.key, best);
     measured = true;
     const summary = [...times].map(([f, ms]) => `${f} ${ms.toFixed(2)} ms`).join(', ');
-    settings.onNotice?.(`autotune: ${t.what} → ${best} (${summary})`);
+    settings.onNotice?.(`autotune: ${t.what} → ${best} (a gradient step with each: ${summary})`);
   }
   if (measured) await writeChoices(settings.cacheDir, cached);
   const pick = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {

@@ -2,7 +2,7 @@
  * The autotuner's choices on disk, like cuDNN's benchmark cache but kept: one JSON file of
  * "<shape key>" → formulation, in a folder the user can see and delete (default ~/.cache/mnist-onnx-cnn,
  * or $MNIST_ONNX_CNN_CACHE). Keys include ORT's version, so an upgrade re-measures; the file's version
- * changes when the way of measuring does (3: shares of back-to-back rounds; max-pools in the whole step),
+ * changes when the way of measuring does (4: shares of back-to-back rounds, in the whole step),
  * so old choices are dropped.
  */
 import { readFile } from 'node:fs/promises';
@@ -17,7 +17,7 @@ export function defaultCacheDir(): string {
   return process.env.MNIST_ONNX_CNN_CACHE || join(homedir(), '.cache', 'mnist-onnx-cnn');
 }
 
-const CACHE_VERSION = 3;
+const CACHE_VERSION = 4;
 
 interface CacheFile {
   version: typeof CACHE_VERSION;

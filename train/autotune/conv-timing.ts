@@ -1,17 +1,19 @@
-import { GraphBuilder } from '../../export/onnx/builder.ts';
-import { encodeModel } from '../../export/onnx/codec.ts';
+/** A convolution's weight-gradient formulations, timed in the whole step (step-timing.ts). */
+import { convRule } from '../autodiff/rules/conv.ts';
 import {
   CONV_WEIGHT_GRADIENTS,
   type ConvGeometry,
   type ConvWeightGradient,
-  emitConvWeightGradient,
 } from '../autodiff/rules/conv-weight-gradient.ts';
-import { randomTensors, timingKey, typicalTimes } from './timing.ts';
+import { gradientRules } from '../autodiff/rules/index.ts';
+import type { Module } from '../layers/index.ts';
+import { sameGeometry, timeInStep } from './step-timing.ts';
+import { timingKey } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
   const { input, output, kernel, strides, pads, dilations } = geo;
-  return timingKey('conv-weight-gradient', CONV_WEIGHT_GRADIENTS, batch, {
+  return timingKey('conv-weight-gradient in step', CONV_WEIGHT_GRADIENTS, batch, {
     in: input,
     out: output,
     kernel,
@@ -21,21 +23,15 @@ export function convKey(geo: ConvGeometry, batch: number): string {
   });
 }
 
-/** Median milliseconds per run of each formulation. */
-export async function timeConvWeightGradients(
+/** Typical ms per gradient-graph run of `module` with each formulation for its convolutions of geometry `geo`. */
+export function timeConvWeightGradients(
+  module: Module,
   geo: ConvGeometry,
   batch: number,
 ): Promise<Map<ConvWeightGradient, number>> {
-  const random = randomTensors(1);
-  const feeds = { x: random([batch, ...geo.input]), dy: random([batch, ...geo.output]) };
-  const models = new Map<ConvWeightGradient, Uint8Array>();
-  for (const formulation of CONV_WEIGHT_GRADIENTS) {
-    const g = new GraphBuilder(`conv_weight_gradient_${formulation}`);
-    const x = g.input('x', 'FLOAT', [batch, ...geo.input]);
-    const dy = g.input('dy', 'FLOAT', [batch, ...geo.output]);
-    const dw = emitConvWeightGradient(g, x, dy, geo, formulation);
-    g.output(dw, 'FLOAT', [geo.output[0], geo.input[0], ...geo.kernel], 'dw');
-    models.set(formulation, encodeModel(g.toModel()));
-  }
-  return typicalTimes(models, feeds);
+  const tables = CONV_WEIGHT_GRADIENTS.map((formulation) => {
+    const Conv = convRule((other) => (sameGeometry(other, geo) ? formulation : 'conv'));
+    return [formulation, { ...gradientRules, Conv }] as const;
+  });
+  return timeInStep(module, batch, new Map(tables));
 }

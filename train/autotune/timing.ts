@@ -10,19 +10,23 @@ import { createSession } from '../../runtime/execution.ts';
 import { Rng } from '../random.ts';
 
 /** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
-const WARM_UP_ROUNDS = 5;
+const WARM_UP_ROUNDS = 3;
+const MIN_ROUNDS = 7;
 
 export async function typicalTimes<K extends string>(
   models: ReadonlyMap<K, Uint8Array>,
   feeds: Record<string, ort.Tensor>,
-  rounds = 15,
+  { rounds = 15, budgetMs = 600 }: { rounds?: number; budgetMs?: number } = {},
 ): Promise<Map<K, number>> {
   const sessions = new Map<K, ort.InferenceSession>();
   try {
     for (const [name, model] of models) sessions.set(name, (await createSession(model, { threads: 1 })).session);
     const shares = new Map<K, number[]>([...models.keys()].map((k) => [k, []]));
     const roundTimes: number[] = [];
+    const started = performance.now();
+    // At least MIN_ROUNDS, then as many of `rounds` as fit the budget (a big model's step is slow).
     for (let r = -WARM_UP_ROUNDS; r < rounds; r++) {
+      if (r >= MIN_ROUNDS && performance.now() - started > budgetMs) break;
       const times = new Map<K, number>();
       for (const [name, session] of sessions) {
         const start = performance.now();
