@@ -7,8 +7,9 @@
  *   (`flat(role, …)` views a range of one of these), then the buffers.
  * - one `reduced` region per worker: its slice's mean gradient of every trainable parameter (end to end,
  *   in the same order) and its update of every buffer.
- * - `control`: a barrier (arrivals, generation), an error flag, an abort flag, and one request counter
- *   per worker (the main thread bumps it after posting a step).
+ * - `control`: a barrier (arrivals, generation), an error flag, an abort flag, and per worker a request
+ *   counter (the main thread bumps it after posting a step) and a reply counter (the worker bumps it after
+ *   posting its reply).
  *
  * Waiting threads spin for a moment before they sleep, as OpenMP's threads do: a step of a small model takes
  * a few milliseconds, and waking a sleeping thread costs 0.2–0.5 ms on a virtual machine (measured here:
@@ -140,11 +141,27 @@ export async function arriveAndWait(control: Int32Array, participants: number): 
     Atomics.notify(control, GENERATION);
     return;
   }
-  const until = performance.now() + SPIN_MS;
-  while (Atomics.load(control, GENERATION) === generation && performance.now() < until) {}
-  while (Atomics.load(control, GENERATION) === generation) {
+  await waitWhile(control, GENERATION, generation, 1000, () => {
     if (Atomics.load(control, ABORT)) throw new Error('the step was aborted: a training worker stopped');
-    await Atomics.waitAsync(control, GENERATION, generation, 1000).value;
+  });
+}
+
+/**
+ * Wait while `control[index]` still holds `value`: spin up to SPIN_MS, then sleep in slices of `sleepMs`
+ * without blocking the event loop, calling `check` (which throws to stop waiting) before each sleep.
+ */
+async function waitWhile(
+  control: Int32Array,
+  index: number,
+  value: number,
+  sleepMs: number,
+  check: () => void,
+): Promise<void> {
+  const until = performance.now() + SPIN_MS;
+  while (Atomics.load(control, index) === value && performance.now() < until) {}
+  while (Atomics.load(control, index) === value) {
+    check();
+    await Atomics.waitAsync(control, index, value, sleepMs).value;
   }
 }
 
@@ -164,12 +181,9 @@ export function signal(control: Int32Array, box: number): void {
  * sleeping, so a waiter notices a dead sender within 100 ms instead of waiting forever.
  */
 export async function signalled(control: Int32Array, box: number, seen: number, gone = () => false): Promise<number> {
-  const until = performance.now() + SPIN_MS;
-  while (Atomics.load(control, box) === seen && performance.now() < until) {}
-  while (Atomics.load(control, box) === seen) {
+  await waitWhile(control, box, seen, 100, () => {
     if (gone()) throw new Error('the other side of a training worker stopped');
-    await Atomics.waitAsync(control, box, seen, 100).value;
-  }
+  });
   return Atomics.load(control, box);
 }
 
