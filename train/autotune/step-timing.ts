@@ -8,6 +8,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { encodeModel } from '../../export/onnx/codec.ts';
+import { sizeOf } from '../../export/onnx/tensor.ts';
 import { IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
 import { initializeWeights } from '../initialize.ts';
@@ -43,8 +44,7 @@ export async function timeInStep<K extends string>(
   };
   for (const p of graph.params) feeds[p.name] = new ort.Tensor('float32', weights.get(p.name) as Float32Array, p.shape);
   for (const r of graph.randomInputs) {
-    const size = r.shape.reduce((a, b) => a * b, batch);
-    feeds[r.name] = new ort.Tensor('float32', new Float32Array(size).fill(1), [batch, ...r.shape]);
+    feeds[r.name] = new ort.Tensor('float32', new Float32Array(batch * sizeOf(r.shape)).fill(1), [batch, ...r.shape]);
   }
   return typicalTimes(models, feeds);
 }

@@ -10,7 +10,7 @@
  */
 
 import { autotuneRules } from '../autotune/autotune.ts';
-import { inspectModule } from '../forward-graph.ts';
+import { countParams, inspectModule } from '../forward-graph.ts';
 import type { Module } from '../layers/index.ts';
 import { Trainer, type TrainerOptions } from '../trainer.ts';
 import { ParallelTrainer } from './parallel-trainer.ts';
@@ -58,8 +58,8 @@ export function describeParallelism(options: Pick<CreateTrainerOptions, 'threads
 /** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
 export function defaultParallelism(module: Module): Parallelism {
   const { params, macs } = inspectModule(module);
-  const count = params.reduce((sum, p) => sum + p.shape.reduce((a, b) => a * b, 1), 0);
-  return params.every((p) => p.trainable) && macs >= WORKERS_MIN_MACS_PER_PARAM * count ? 'workers' : 'session';
+  const bnFree = params.every((p) => p.trainable);
+  return bnFree && macs >= WORKERS_MIN_MACS_PER_PARAM * countParams(params) ? 'workers' : 'session';
 }
 
 function usesWorkers(

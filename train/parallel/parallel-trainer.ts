@@ -17,6 +17,7 @@
  */
 
 import { encodeModel } from '../../export/onnx/codec.ts';
+import { sizeOf } from '../../export/onnx/tensor.ts';
 import { IMAGE_PIXELS } from '../../runtime/contract.ts';
 import { nodeRuntime, type Provider } from '../../runtime/execution.ts';
 import { evaluateWeights } from '../evaluate.ts';
@@ -53,8 +54,6 @@ export interface ParallelTrainerOptions extends TrainerOptions {
    */
   balance?: boolean;
 }
-
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
 
 export class ParallelTrainer {
   readonly provider: Provider = 'cpu';
@@ -105,7 +104,7 @@ export class ParallelTrainer {
     for (const c of carried) {
       if (c.kind === 'optimizer') continue; // shared memory starts zeroed
       const data = weights.get(c.name);
-      if (!data || data.length !== size(c.shape)) throw new Error(`no initial value for ${c.name}`);
+      if (!data || data.length !== sizeOf(c.shape)) throw new Error(`no initial value for ${c.name}`);
       shared.carried(c.name).set(data);
     }
     const gradientModel = encodeModel(gradient.model);
@@ -161,7 +160,7 @@ export class ParallelTrainer {
       throw new Error(`batch has ${n} labels but ${images.length / IMAGE_PIXELS} images`);
     const labels64 = toLabels(labels, this.gradient.classes);
     const masks = this.gradient.randomInputs.map((r) => {
-      const mask = new Float32Array(n * size(r.shape));
+      const mask = new Float32Array(n * sizeOf(r.shape));
       const keep = 1 / (1 - r.dropProbability);
       for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < r.dropProbability ? 0 : keep;
       return mask;
@@ -171,7 +170,7 @@ export class ParallelTrainer {
     const starts = counts.map((_, w) => counts.slice(0, w).reduce((a, b) => a + b, 0));
     const maskPieces = (start: number, end: number) =>
       this.gradient.randomInputs.map((r, i) => {
-        const per = size(r.shape);
+        const per = sizeOf(r.shape);
         return (masks[i] as Float32Array).slice(start * per, end * per);
       });
     const piecesOf = (w: number) =>
@@ -262,7 +261,7 @@ export class ParallelTrainer {
   restore(state: TrainerState): void {
     for (const c of this.carried) {
       const data = state.tensors.get(c.name);
-      const expected = size(c.shape);
+      const expected = sizeOf(c.shape);
       if (!data || data.length !== expected) {
         throw new Error(
           `checkpoint does not match the model: ${c.name} ${data ? `has ${data.length} values, expected ${expected}` : 'is missing'}`,

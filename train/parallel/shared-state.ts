@@ -16,6 +16,7 @@
  * a worker's start lag after postMessage was 0.4–0.5 ms, a third of a cnn step's overhead).
  */
 
+import { sizeOf } from '../../export/onnx/tensor.ts';
 import { IMAGE_PIXELS } from '../../runtime/contract.ts';
 
 export interface TensorSlot {
@@ -36,12 +37,10 @@ export interface SharedLayout {
   workers: number;
 }
 
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 function slots(tensors: readonly { name: string; shape: number[] }[]): { slots: TensorSlot[]; length: number } {
   let offset = 0;
   const out = tensors.map((t) => {
-    const slot = { name: t.name, shape: t.shape, offset, length: size(t.shape) };
+    const slot = { name: t.name, shape: t.shape, offset, length: sizeOf(t.shape) };
     offset += slot.length;
     return slot;
   });
@@ -65,7 +64,7 @@ export function sharedLayout(
     ...buffers,
   ]);
   const r = slots(reduced);
-  const flatLength = trainable.reduce((sum, p) => sum + size(p.shape), 0);
+  const flatLength = trainable.reduce((sum, p) => sum + sizeOf(p.shape), 0);
   return { carried: c.slots, carriedLength: c.length, flatLength, reduced: r.slots, reducedLength: r.length, workers };
 }
 

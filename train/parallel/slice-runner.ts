@@ -15,7 +15,9 @@
  *
  * Copies between shared memory and ORT are native `TypedArray.set`s into arrays allocated once.
  */
+
 import * as ort from 'onnxruntime-node';
+import { sizeOf } from '../../export/onnx/tensor.ts';
 import { IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
 import { createSession } from '../../runtime/execution.ts';
 import {
@@ -94,8 +96,6 @@ export type StepReply =
   | { kind: 'stepped'; loss: number; correct: number; timings: StepTimings }
   | { kind: 'error'; message: string };
 
-const size = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
-
 /** The update graph's one "parameter": a shard of all trainable parameters end to end. */
 export const FLAT_PARAMETERS = 'parameters';
 
@@ -123,7 +123,7 @@ export class SliceRunner {
     private readonly gradient: ort.InferenceSession,
     private readonly update: ort.InferenceSession | undefined,
   ) {
-    const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(size(shape)), shape);
+    const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(sizeOf(shape)), shape);
     this.gradientFeeds = Object.fromEntries(data.inputs.map((t) => [t.name, tensor(t.shape)]));
     const { start, length } = data.shard;
     if (length > 0) {
