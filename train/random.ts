@@ -34,3 +34,14 @@ export class Rng {
     this.state = state >>> 0;
   }
 }
+
+/**
+ * An inverted-dropout mask of `length` values drawn from `rng`: 0 with probability p, else 1/(1-p). The
+ * single-session and data-parallel trainers both draw through this, in the same order, so their masks agree.
+ */
+export function dropoutMask(rng: Rng, dropProbability: number, length: number): Float32Array {
+  const mask = new Float32Array(length);
+  const keep = 1 / (1 - dropProbability);
+  for (let i = 0; i < length; i++) mask[i] = rng.next() < dropProbability ? 0 : keep;
+  return mask;
+}

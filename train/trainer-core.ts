@@ -26,7 +26,7 @@ import { initializeWeights, type Weights } from './initialize.ts';
 import { toLabels } from './labels.ts';
 import type { Module } from './layers/index.ts';
 import type { Optimizer } from './optim/index.ts';
-import { Rng } from './random.ts';
+import { dropoutMask, Rng } from './random.ts';
 import {
   buildTrainingGraph,
   CORRECT_NAME,
@@ -133,9 +133,7 @@ export class Trainer {
     };
     if (this.graph.usesStep) feeds[STEP_NAME] = new this.Tensor('float32', Float32Array.of(this.stepCount + 1), []);
     for (const r of this.graph.randomInputs) {
-      const mask = new Float32Array(n * r.shape.reduce((a, b) => a * b, 1));
-      const keep = 1 / (1 - r.dropProbability);
-      for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < r.dropProbability ? 0 : keep;
+      const mask = dropoutMask(this.rng, r.dropProbability, n * r.shape.reduce((a, b) => a * b, 1));
       feeds[r.name] = new this.Tensor('float32', mask, [n, ...r.shape]);
     }
     const out = await this.session.run(feeds);

@@ -24,7 +24,7 @@ import { evaluateWeights } from '../evaluate.ts';
 import { initializeWeights, type Weights } from '../initialize.ts';
 import { toLabels } from '../labels.ts';
 import type { Module, ParamSpec } from '../layers/index.ts';
-import { Rng } from '../random.ts';
+import { dropoutMask, Rng } from '../random.ts';
 import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
 import {
   buildGradientGraph,
@@ -159,12 +159,7 @@ export class ParallelTrainer {
     if (images.length !== n * IMAGE_PIXELS)
       throw new Error(`batch has ${n} labels but ${images.length / IMAGE_PIXELS} images`);
     const labels64 = toLabels(labels, this.gradient.classes);
-    const masks = this.gradient.randomInputs.map((r) => {
-      const mask = new Float32Array(n * sizeOf(r.shape));
-      const keep = 1 / (1 - r.dropProbability);
-      for (let i = 0; i < mask.length; i++) mask[i] = this.rng.next() < r.dropProbability ? 0 : keep;
-      return mask;
-    });
+    const masks = this.gradient.randomInputs.map((r) => dropoutMask(this.rng, r.dropProbability, n * sizeOf(r.shape)));
     const balanced = this.options.balance && this.gradient.buffers.length === 0;
     const counts = shares(n, balanced ? this.speeds.current : this.speeds.current.map(() => 1));
     const starts = counts.map((_, w) => counts.slice(0, w).reduce((a, b) => a + b, 0));
