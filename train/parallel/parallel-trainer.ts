@@ -38,7 +38,7 @@ import {
 } from '../training-graph.ts';
 import { SpeedEstimate, shares } from './balance.ts';
 import { abortWaiters, allocateShared, clearError, SharedInputs, SharedState, sharedLayout } from './shared-state.ts';
-import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply, type StepTimings } from './slice-runner.ts';
+import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply } from './slice-runner.ts';
 import { WorkerHandle } from './worker-handle.ts';
 
 export interface ParallelTrainerOptions extends TrainerOptions {
@@ -60,8 +60,6 @@ export class ParallelTrainer {
   private stepCount = 0;
   private readonly speeds: SpeedEstimate;
   private readonly inputs = new SharedInputs();
-  /** Each worker's timings in the last step (benchmarks print where a step's time goes). */
-  readonly lastTimings: StepTimings[] = [];
 
   private constructor(
     readonly module: Module,
@@ -176,7 +174,6 @@ export class ParallelTrainer {
         masks: maskPieces((starts[w] as number) + a, (starts[w] as number) + b),
       }));
     const common = { shares: counts.map((c) => c / n), lr, step: this.stepCount + 1 };
-    const sentAt = () => performance.timeOrigin + performance.now();
 
     clearError(this.shared.control);
     // The workers' images and labels go through shared memory (no per-step buffers to collect).
@@ -193,7 +190,6 @@ export class ParallelTrainer {
           count: counts[i + 1] as number,
           pieces: piecesOf(i + 1),
           inputs: fresh ? this.inputs.buffers : undefined,
-          sentAt: sentAt(),
         });
       }
     } catch (error) {
@@ -208,7 +204,6 @@ export class ParallelTrainer {
         masks,
         weight,
       })),
-      sentAt: sentAt(),
     });
     const remote = await Promise.allSettled(this.workers.map((worker) => worker.reply()));
     const replies = [own, ...remote.map((r) => (r.status === 'fulfilled' ? r.value : errorReply(r.reason)))];
@@ -218,8 +213,7 @@ export class ParallelTrainer {
       if (r.kind === 'error') throw new Error(r.message);
       loss += r.loss;
       correct += r.correct;
-      this.speeds.observe(w, counts[w] as number, r.timings.compute);
-      this.lastTimings[w] = r.timings;
+      this.speeds.observe(w, counts[w] as number, r.computeMs);
     }
     this.stepCount++;
     return { loss, correct };

@@ -76,24 +76,16 @@ export interface StepRequest {
   shares: number[];
   lr: number;
   step: number;
-  /** When the main thread sent it (performance.timeOrigin + now(), comparable across threads). */
-  sentAt: number;
-}
-
-/** Where a participant's step time went, in ms: for benchmarks and the balancer. */
-export interface StepTimings {
-  /** From the main thread's send to the start. */
-  startLag: number;
-  /** Reading the weights and running the slice's gradient. */
-  compute: number;
-  /** At the barrier, for the others. */
-  wait: number;
-  /** Summing the shard and updating it. */
-  update: number;
 }
 
 export type StepReply =
-  | { kind: 'stepped'; loss: number; correct: number; timings: StepTimings }
+  | {
+      kind: 'stepped';
+      loss: number;
+      correct: number;
+      /** Reading the weights and running the slice: what the balancer measures speed by. */
+      computeMs: number;
+    }
   | { kind: 'error'; message: string };
 
 /** The update graph's one "parameter": a shard of all trainable parameters end to end. */
@@ -155,7 +147,6 @@ export class SliceRunner {
   /** One step's part; never throws (a failure anywhere leaves every shard un-updated and is reported). */
   async step(request: StepRequest): Promise<StepReply> {
     const start = performance.now();
-    const startLag = performance.timeOrigin + start - request.sentAt;
     let result: { loss: number; correct: number } | undefined;
     let failure: string | undefined;
     try {
@@ -164,20 +155,13 @@ export class SliceRunner {
       failure = (error as Error).message;
       flagError(this.shared.control);
     }
-    const arrived = performance.now();
+    const computeMs = performance.now() - start;
     try {
       await arriveAndWait(this.shared.control, this.data.layout.workers);
-      const passed = performance.now();
       if (failure !== undefined || !result) throw new Error(failure ?? 'internal: no slice result');
       if (hasError(this.shared.control)) throw new Error('another training worker failed this step');
       await this.updateShard(request.lr, request.step, request.shares);
-      const timings = {
-        startLag,
-        compute: arrived - start,
-        wait: passed - arrived,
-        update: performance.now() - passed,
-      };
-      return { kind: 'stepped', ...result, timings };
+      return { kind: 'stepped', ...result, computeMs };
     } catch (error) {
       return { kind: 'error', message: (error as Error).message };
     }

@@ -15,7 +15,8 @@ export interface TrainingWorkerData extends RunnerData {
   replies: MessagePort;
 }
 
-export type TrainingWorkerReply = { kind: 'ready' } | StepReply;
+/** The worker's one message on its parent port: whether its sessions loaded. */
+export type WorkerStartup = { kind: 'ready' } | { kind: 'error'; message: string };
 
 /** A step as it reaches a worker: its range of the batch in the shared inputs, and its pieces of that range. */
 export interface WorkerStepRequest extends Omit<StepRequest, 'pieces'> {
@@ -29,12 +30,12 @@ export interface WorkerStepRequest extends Omit<StepRequest, 'pieces'> {
 const data = workerData as TrainingWorkerData;
 const port = parentPort;
 if (!port) throw new Error('training-worker.ts runs as a worker thread');
-const announce = (message: TrainingWorkerReply) => port.postMessage(message);
+const control = new Int32Array(data.shared.control);
+const announce = (message: WorkerStartup) => port.postMessage(message);
 const reply = (message: StepReply) => {
   data.replies.postMessage(message);
   signal(control, replyBox(data.index));
 };
-const control = new Int32Array(data.shared.control);
 
 let runner: SliceRunner | undefined;
 try {
@@ -67,7 +68,7 @@ function fromShared(request: WorkerStepRequest): StepRequest {
     masks,
     weight,
   }));
-  return { pieces, shares: request.shares, lr: request.lr, step: request.step, sentAt: request.sentAt };
+  return { pieces, shares: request.shares, lr: request.lr, step: request.step };
 }
 
 let seen = 0;

@@ -7,7 +7,7 @@
 import { MessageChannel, type MessagePort, receiveMessageOnPort, Worker } from 'node:worker_threads';
 import { replyBox, requestBox, signal, signalled } from './shared-state.ts';
 import type { StepReply } from './slice-runner.ts';
-import type { TrainingWorkerData, TrainingWorkerReply, WorkerStepRequest } from './training-worker.ts';
+import type { TrainingWorkerData, WorkerStartup, WorkerStepRequest } from './training-worker.ts';
 
 const WORKER_FILE = new URL('./training-worker.ts', import.meta.url).href;
 const TSX_API = import.meta.resolve('tsx/esm/api');
@@ -19,7 +19,6 @@ import(workerData.tsxApi).then(({ tsImport }) => tsImport(workerData.file, worke
 type Stepped = Extract<StepReply, { kind: 'stepped' }>;
 
 export class WorkerHandle {
-  private pending: { resolve: (r: TrainingWorkerReply) => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
   private readonly exited: Promise<void>;
   private repliesSeen = 0;
@@ -32,11 +31,12 @@ export class WorkerHandle {
     private readonly control: Int32Array,
     onExit: () => void,
   ) {
-    worker.on('message', (reply: TrainingWorkerReply) => this.settle(reply));
-    worker.on('error', (error) => this.fail(error));
+    worker.on('error', (error) => {
+      this.failure ??= error;
+    });
     this.exited = new Promise((resolve) =>
       worker.on('exit', (code) => {
-        this.fail(new Error(`a training worker exited (code ${code})`));
+        this.failure ??= new Error(`a training worker exited (code ${code})`);
         requests.close();
         replies.close();
         onExit();
@@ -57,12 +57,18 @@ export class WorkerHandle {
       workerData: { ...data, requests: requests.port2, replies: replies.port2, tsxApi: TSX_API, file: WORKER_FILE },
       transferList: [requests.port2, replies.port2],
     });
+    // Its one message on the parent port: whether its sessions loaded.
+    const started = new Promise<WorkerStartup>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`a training worker exited (code ${code})`)));
+    });
     const control = new Int32Array(data.shared.control);
     const handle = new WorkerHandle(worker, requests.port1, replies.port1, data.index, control, onExit);
-    const ready = await handle.next();
-    if (ready.kind === 'error') {
+    const startup = await started;
+    if (startup.kind === 'error') {
       await worker.terminate();
-      throw new Error(ready.message);
+      throw new Error(startup.message);
     }
     return handle;
   }
@@ -98,25 +104,5 @@ export class WorkerHandle {
   private send(request: WorkerStepRequest | null): void {
     this.requests.postMessage(request);
     signal(this.control, requestBox(this.index));
-  }
-
-  private next(): Promise<TrainingWorkerReply> {
-    if (this.failure) return Promise.reject(this.failure);
-    return new Promise((resolve, reject) => {
-      this.pending = { resolve, reject };
-    });
-  }
-
-  private settle(reply: TrainingWorkerReply): void {
-    const p = this.pending;
-    this.pending = undefined;
-    p?.resolve(reply);
-  }
-
-  private fail(error: Error): void {
-    this.failure ??= error;
-    const p = this.pending;
-    this.pending = undefined;
-    p?.reject(error);
   }
 }
