@@ -1,6 +1,7 @@
 /**
  * Bundles the server CLI (serve/cli.ts and the project modules it imports) into one ESM file for the
- * container, whose final stage has production dependencies only (no tsx). npm packages stay external:
+ * container, and beside it `model-runner.mjs`, the process each served model version runs in
+ * (serve/runner/process.ts; the server looks for it next to itself), whose final stage has production dependencies only (no tsx). npm packages stay external:
  * they are resolved at run time from node_modules, native binaries (onnxruntime-node, sharp) included.
  *
  *   node deploy/bundle-server.mjs [outfile]     (default: dist/serve.mjs)
@@ -8,12 +9,11 @@
  * Keep the bundle one folder below the project root (dist/): the server finds the web demo at
  * ../web-demo/dist relative to itself, as serve/cli.ts does.
  */
+import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const outfile = process.argv[2] ?? 'dist/serve.mjs';
-await build({
-  entryPoints: ['serve/cli.ts'],
-  outfile,
+const common = {
   bundle: true,
   platform: 'node',
   format: 'esm',
@@ -21,5 +21,11 @@ await build({
   packages: 'external',
   sourcemap: true,
   logLevel: 'warning',
+};
+await build({ ...common, entryPoints: ['serve/cli.ts'], outfile });
+await build({
+  ...common,
+  entryPoints: ['serve/runner/process.ts'],
+  outfile: join(dirname(outfile), 'model-runner.mjs'),
 });
-console.log(`bundled the server into ${outfile}`);
+console.log(`bundled the server into ${outfile} (and its model runner beside it)`);

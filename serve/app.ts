@@ -18,8 +18,10 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
+import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
+import { NonFiniteOutputError } from './inference.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelRepository } from './repository.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -28,6 +30,7 @@ import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
+import { ModelFailedError } from './runner/model-runner.ts';
 
 export interface AppOptions {
   repository: ModelRepository;
@@ -95,6 +98,15 @@ export function createApp(options: AppOptions): OpenAPIHono {
   );
   app.onError((error, c) => {
     if (error instanceof HttpError) return c.json(errorBody(error.code, error.message), error.status);
+    // The model misbehaved (over its run budget, crashed, wrong rows): the server is fine, this model is not.
+    if (error instanceof ModelFailedError || error instanceof BatchShapeError) {
+      metrics.modelFailures.inc();
+      return c.json(errorBody('model_failed', publicMessage(error.message)), 503);
+    }
+    if (error instanceof NonFiniteOutputError) {
+      metrics.nonFiniteOutputs.inc();
+      return c.json(errorBody('non_finite_output', error.message), 422);
+    }
     if (aborted(c)) return c.body(null, CLIENT_CLOSED as 200); // nobody reads it; counted as a client abort
     // Hono's own client errors (e.g. a malformed multipart boundary).
     if (error instanceof HTTPException && error.status < 500)

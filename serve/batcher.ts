@@ -24,6 +24,8 @@ export interface BatcherOptions {
   rowSizes: Record<string, number>;
   /** Elements per input image. */
   imageSize: number;
+  /** The batch sizes runs are padded up to (ascending; the last is maxBatch); none: runs as they come. */
+  runSizes?: number[];
   /** Called with each run's batch size (for the metrics histogram). */
   onBatch?: (size: number) => void;
 }
@@ -47,11 +49,56 @@ export class Batcher {
   infer(images: Float32Array, count: number): Promise<Outputs> {
     if (images.length !== count * this.options.imageSize)
       return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
+    if (this.options.runSizes && count > this.options.maxBatch)
+      return Promise.reject(new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`));
     return new Promise((resolve, reject) => {
       this.queue.push({ images, count, resolve, reject });
       this.queued += count;
       this.schedule();
     });
+  }
+
+  /** The smallest checked size that holds `count` images. */
+  private runSize(count: number): number {
+    return this.options.runSizes?.find((s) => s >= count) ?? count;
+  }
+
+  /** Run `images` (padded) for `count` real images; undefined when the model gave the wrong number of rows. */
+  private async runChecked(images: Float32Array, count: number): Promise<Outputs | undefined> {
+    const size = images.length / this.options.imageSize;
+    const outputs = await this.run(images, size);
+    for (const [name, rowSize] of Object.entries(this.options.rowSizes))
+      if (outputs[name]?.length !== size * rowSize) return undefined;
+    return size === count ? outputs : this.rows(outputs, 0, count);
+  }
+
+  private rows(outputs: Outputs, offset: number, count: number): Outputs {
+    const mine: Outputs = {};
+    for (const [name, size] of Object.entries(this.options.rowSizes))
+      mine[name] = (outputs[name] as Float32Array).slice(offset * size, (offset + count) * size);
+    return mine;
+  }
+
+  /** One request, one image per run; fails it if even that gives the wrong rows. */
+  private async alone(p: Pending): Promise<void> {
+    try {
+      const { imageSize, rowSizes } = this.options;
+      const parts: Outputs[] = [];
+      for (let i = 0; i < p.count; i++) {
+        const one = await this.runChecked(p.images.slice(i * imageSize, (i + 1) * imageSize), 1);
+        if (!one) throw new BatchShapeError('the model gave the wrong number of rows for a single image');
+        parts.push(one);
+      }
+      const joined: Outputs = {};
+      for (const [name, size] of Object.entries(rowSizes)) {
+        const all = new Float32Array(p.count * size);
+        for (const [i, part] of parts.entries()) all.set(part[name] as Float32Array, i * size);
+        joined[name] = all;
+      }
+      p.resolve(joined);
+    } catch (error) {
+      p.reject(error);
+    }
   }
 
   private schedule(): void {
@@ -67,7 +114,7 @@ export class Batcher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.queue.length === 0) return;
-    // Take whole requests up to maxBatch images (a single larger request runs on its own).
+    // Take whole requests up to maxBatch images.
     const batch: Pending[] = [];
     let count = 0;
     while (this.queue.length > 0) {
@@ -80,25 +127,23 @@ export class Batcher {
     this.queued -= count;
     this.running = true;
     try {
-      const { imageSize, rowSizes } = this.options;
-      const images = new Float32Array(count * imageSize);
+      const { imageSize } = this.options;
+      const images = new Float32Array(this.runSize(count) * imageSize);
       let offset = 0;
       for (const p of batch) {
         images.set(p.images, offset * imageSize);
         offset += p.count;
       }
       this.options.onBatch?.(count);
-      const outputs = await this.run(images, count);
-      for (const [name, size] of Object.entries(rowSizes)) {
-        if (outputs[name]?.length !== count * size)
-          throw new BatchShapeError(`output ${name} gave ${outputs[name]?.length} values for ${count} images`);
+      const outputs = await this.runChecked(images, count);
+      if (!outputs) {
+        // Wrong rows for this batch: each request again, image by image (size 1 is checked at load).
+        for (const p of batch) await this.alone(p);
+        return;
       }
       offset = 0;
       for (const p of batch) {
-        const mine: Outputs = {};
-        for (const [name, size] of Object.entries(rowSizes))
-          mine[name] = (outputs[name] as Float32Array).slice(offset * size, (offset + p.count) * size);
-        p.resolve(mine);
+        p.resolve(this.rows(outputs, offset, p.count));
         offset += p.count;
       }
     } catch (error) {

@@ -1,5 +1,5 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
-import { normalizePixels } from '../runtime/contract.ts';
+import { IMAGE_PIXELS, normalizePixels } from '../runtime/contract.ts';
 import { softmax } from './preprocess/softmax.ts';
 import type { ServedVersion } from './served-version.ts';
 
@@ -9,15 +9,49 @@ export interface Prediction {
   logits: number[];
 }
 
-/** `images`: count × 784 raw intensities in [0, 1]. */
+/** The model answered with NaN or ±Infinity: nothing a client could use (JSON would show it as null). */
+export class NonFiniteOutputError extends Error {
+  override name = 'NonFiniteOutputError';
+}
+
+/** Throws NonFiniteOutputError unless every value of every output is finite. */
+export function assertFiniteOutputs(model: ServedVersion, outputs: Record<string, Float32Array>): void {
+  for (const [name, values] of Object.entries(outputs))
+    for (const v of values)
+      if (!Number.isFinite(v))
+        throw new NonFiniteOutputError(
+          `model '${model.name}' version ${model.version} answered ${v} in output ${name} for this input`,
+        );
+}
+
+/**
+ * `images`: count × 784 raw intensities in [0, 1]. More images than one run takes (the model's
+ * max_batch_size) go as several requests to the batcher: /predict is ours, so it splits rather than refuses.
+ */
 export async function predict(model: ServedVersion, images: Float32Array, count: number): Promise<Prediction[]> {
   const input = model.normalizesInput ? normalizePixels(images) : images;
-  const outputs = await model.batcher.infer(input, count);
-  const logits = outputs[model.signature.logits] as Float32Array;
+  const chunks: Promise<Record<string, Float32Array>>[] = [];
+  for (let first = 0; first < count; first += model.maxBatch) {
+    const n = Math.min(model.maxBatch, count - first);
+    chunks.push(model.batcher.infer(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n));
+  }
+  const parts = (await Promise.all(chunks)).map((o) => o[model.signature.logits] as Float32Array);
+  const logits = parts.length === 1 ? (parts[0] as Float32Array) : concatRows(parts);
+  assertFiniteOutputs(model, { [model.signature.logits]: logits });
   const classes = logits.length / count;
   return Array.from({ length: count }, (_, i) => {
     const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
     const probabilities = softmax(row);
     return { prediction: probabilities.indexOf(Math.max(...probabilities)), probabilities, logits: row };
   });
+}
+
+function concatRows(parts: Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
 }

@@ -38,6 +38,16 @@ export function createMetrics() {
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
+    modelFailures: new Counter({
+      name: 'model_failures_total',
+      help: 'Requests failed by their model: over the run budget, a crashed runner, or the wrong number of rows',
+      registers: [registry],
+    }),
+    nonFiniteOutputs: new Counter({
+      name: 'model_nonfinite_outputs_total',
+      help: 'Requests refused because the model answered with NaN or infinity',
+      registers: [registry],
+    }),
   };
 }
 

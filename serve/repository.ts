@@ -19,6 +19,9 @@ import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
 export { ServedVersion };
 
+/** Versions loaded at once during a scan. */
+const PARALLEL_LOADS = 3;
+
 /** Larger files are refused unread (a model of this project is at most a few MiB). */
 export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
 
@@ -35,6 +38,10 @@ export interface RepositoryOptions {
   threads?: number;
   maxBatch?: number;
   batchDelayMs?: number;
+  /** Longest a model's load and contract check may take (ms). */
+  loadBudgetMs?: number;
+  /** Longest one inference run may take (ms); a version over it is quarantined. */
+  runBudgetMs?: number;
   /** Per-model settings; default: the model's config.pbtxt (Triton's), read at every scan. */
   modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
   log?: (line: string) => void;
@@ -43,12 +50,17 @@ export interface RepositoryOptions {
   onScanError?: (cause: string) => void;
 }
 
-/** The defaults of `serve`: the shared batching defaults, the CPU, 1 ORT thread per model. */
+/**
+ * The defaults of `serve`: the shared batching defaults, the CPU, 1 ORT thread per model; a model may take
+ * 30 s to load and check, and 10 s for one run (the zoo's largest takes ~0.1 s for a full batch here).
+ */
 export const SERVE_DEFAULTS = {
   device: 'cpu' as Device,
   threads: 1,
   maxBatch: BATCHING_DEFAULTS.maxBatch,
   batchDelayMs: BATCHING_DEFAULTS.delayMs,
+  loadBudgetMs: 30_000,
+  runBudgetMs: 10_000,
 };
 
 export class ModelNotFoundError extends Error {
@@ -132,11 +144,18 @@ export class ModelRepository {
       this.log(`unloaded ${key} (file removed)`);
     }
     for (const key of this.failed.keys()) if (!found.has(key)) this.failed.delete(key);
-    for (const [key, file] of found) {
-      if (this.closed) return;
-      if (this.loaded.get(key)?.stamp === file.stamp || this.failed.get(key)?.stamp === file.stamp) continue;
-      await this.loadFile(key, file);
-    }
+    const changed = [...found].filter(
+      ([key, file]) => this.loaded.get(key)?.stamp !== file.stamp && this.failed.get(key)?.stamp !== file.stamp,
+    );
+    // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
+    const next = changed.values();
+    const worker = async () => {
+      for (const [key, file] of next) {
+        if (this.closed) return;
+        await this.loadFile(key, file);
+      }
+    };
+    await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
   }
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {
@@ -157,7 +176,10 @@ export class ModelRepository {
     }
     try {
       const settings = this.loadSettings(file.name);
-      const served = await ServedVersion.load(file.name, file.version, bytes, settings);
+      const served = await ServedVersion.load(file.name, file.version, file.path, bytes, {
+        ...settings,
+        onQuarantine: (reason) => this.quarantine(key, file, reason),
+      });
       if (this.closed) return void served.retire();
       this.loaded.set(key, { served, stamp: file.stamp });
       this.failed.delete(key);
@@ -176,9 +198,22 @@ export class ModelRepository {
       threads: o.threads ?? SERVE_DEFAULTS.threads,
       maxBatch: own.maxBatch ?? o.maxBatch ?? SERVE_DEFAULTS.maxBatch,
       batchDelayMs: own.batchDelayMs ?? o.batchDelayMs ?? SERVE_DEFAULTS.batchDelayMs,
+      budgets: {
+        loadMs: o.loadBudgetMs ?? SERVE_DEFAULTS.loadBudgetMs,
+        runMs: o.runBudgetMs ?? SERVE_DEFAULTS.runBudgetMs,
+      },
       onBatch: (size) => o.onBatch?.(name, size),
       onNotice: (m) => this.log(m),
     };
+  }
+
+  /** A served version stopped working: not served (not ready, with the reason) until its file changes. */
+  private quarantine(key: string, file: FoundFile, reason: string): void {
+    const entry = this.loaded.get(key);
+    if (!entry || entry.stamp !== file.stamp) return;
+    this.loaded.delete(key);
+    void entry.served.retire();
+    this.fail(key, file, `quarantined: ${reason}; it is served again once its file changes`);
   }
 
   private fail(key: string, file: FoundFile, reason: string): void {

@@ -1,25 +1,28 @@
 /**
- * One loaded model version: its ORT session behind a batcher, its checked signature, and the exact bytes
- * it was loaded from (the browser downloads those, never whatever is on disk now). Requests hold a lease
- * while they use it; a replaced or removed version is released only when its last lease ends, so a hot
- * reload never fails a request in flight.
+ * One loaded model version: its ORT session in a runner process (runner/) behind a batcher, its checked
+ * signature, and the exact bytes it was loaded from (the browser downloads those, never whatever is on
+ * disk now). Requests hold a lease while they use it; a replaced or removed version is released only when
+ * its last lease ends, so a hot reload never fails a request in flight. A run over its budget, or a
+ * runner that crashes, quarantines the version (onQuarantine) until it is loaded again.
  */
 import { createHash } from 'node:crypto';
-import * as ort from 'onnxruntime-node';
-import { decodeModel } from '../export/onnx/codec.ts';
-import { describeModel } from '../export/onnx/describe.ts';
 import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../runtime/contract.ts';
-import { createSession, type Device, type Provider } from '../runtime/execution.ts';
+import type { Device, Provider } from '../runtime/execution.ts';
+import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
 import { Batcher, type Outputs } from './batcher.ts';
-import { ContractError, checkRows, checkSignature, type ModelSignature } from './model-contract.ts';
+import { checkSignature, type ModelSignature } from './model-contract.ts';
+import { ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
 export interface LoadSettings {
   device: Device;
   threads: number;
   maxBatch: number;
   batchDelayMs: number;
+  budgets: RunnerBudgets;
   onBatch?: (size: number) => void;
   onNotice?: (message: string) => void;
+  /** The version stopped working (over its run budget, crashed): why. */
+  onQuarantine?: (reason: string) => void;
 }
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -27,7 +30,7 @@ export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).
 export class ServedVersion {
   private leases = 0;
   private retired = false;
-  private released: Promise<void> | undefined;
+  private released = false;
 
   private constructor(
     readonly name: string,
@@ -39,8 +42,10 @@ export class ServedVersion {
     readonly signature: ModelSignature,
     /** Elements per image of each output. */
     readonly rowSizes: Record<string, number>,
+    /** The largest batch one run takes (requests above it are refused). */
+    readonly maxBatch: number,
     readonly batcher: Batcher,
-    private readonly session: ort.InferenceSession,
+    private readonly runner: ModelRunner,
   ) {}
 
   /** Models made elsewhere expect the tutorial's normalized input unless their metadata says otherwise. */
@@ -48,67 +53,74 @@ export class ServedVersion {
     return !normalizationFolded(this.metadata);
   }
 
-  /** Load, check the contract with real runs, and warm up. Throws with a reason a user can act on. */
-  static async load(name: string, version: number, bytes: Uint8Array, settings: LoadSettings): Promise<ServedVersion> {
-    let info: ReturnType<typeof describeModel>;
+  /** Why the version stopped serving (over budget, crashed), if it did. */
+  get quarantined(): string | undefined {
+    return this.runner.quarantined;
+  }
+
+  /**
+   * Load `path` (whose contents are `bytes`) in a runner process, check the contract with real runs at
+   * every batch size the batcher will use, within the load budget. Throws with a reason a user can act on.
+   */
+  static async load(
+    name: string,
+    version: number,
+    path: string,
+    bytes: Uint8Array,
+    settings: LoadSettings,
+  ): Promise<ServedVersion> {
+    const hash = sha256(bytes);
+    const started = performance.now();
+    const runner = await ModelRunner.start(path, hash, settings, settings.budgets);
     try {
-      info = describeModel(decodeModel(bytes));
-    } catch (error) {
-      throw new ContractError(`not an ONNX model (${(error as Error).message.split('\n')[0]?.slice(0, 120)})`);
-    }
-    const signature = checkSignature(info);
-    const { session, provider } = await createSession(bytes, {
-      device: settings.device,
-      threads: settings.threads,
-      onNotice: settings.onNotice,
-    });
-    try {
+      const signature = checkSignature(runner.info);
+      const names = signature.outputs.map((o) => o.name);
       const runRows = async (images: Float32Array, count: number): Promise<Outputs> => {
-        const feed = (data: Float32Array, n: number) => ({
-          [signature.input.name]: new ort.Tensor('float32', data, [n, ...IMAGE_SHAPE]),
-        });
-        const collect = (out: ort.InferenceSession.OnnxValueMapType) =>
-          Object.fromEntries(signature.outputs.map((o) => [o.name, (out[o.name] as ort.Tensor).data as Float32Array]));
-        if (!signature.staticBatchOne) return collect(await session.run(feed(images, count)));
+        if (!signature.staticBatchOne) return runner.run(signature.input.name, images, [count, ...IMAGE_SHAPE], names);
         // A static batch of 1: one run per image, rows concatenated.
         const parts: Outputs[] = [];
         for (let i = 0; i < count; i++)
-          parts.push(collect(await session.run(feed(images.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS), 1))));
-        return Object.fromEntries(
-          signature.outputs.map((o) => {
-            const rows = parts.map((p) => p[o.name] as Float32Array);
-            const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-            let offset = 0;
-            for (const row of rows) {
-              all.set(row, offset);
-              offset += row.length;
-            }
-            return [o.name, all];
-          }),
-        );
+          parts.push(
+            await runner.run(
+              signature.input.name,
+              images.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS),
+              [1, ...IMAGE_SHAPE],
+              names,
+            ),
+          );
+        return Object.fromEntries(names.map((n) => [n, concat(parts.map((p) => p[n] as Float32Array))]));
       };
-      const rowSizes = await checkBatchBehaviour(signature, runRows);
+      const sizes = verifiedSizes(settings.maxBatch);
+      const rowSizes = await withinBudget(
+        checkBatchIndependence(signature, runRows, sizes),
+        settings.budgets.loadMs - (performance.now() - started),
+        runner,
+      );
       const batcher = new Batcher(runRows, {
         maxBatch: settings.maxBatch,
         delayMs: settings.batchDelayMs,
         rowSizes,
         imageSize: IMAGE_PIXELS,
+        runSizes: signature.staticBatchOne ? undefined : sizes,
         onBatch: settings.onBatch,
       });
-      return new ServedVersion(
+      const served = new ServedVersion(
         name,
         version,
         bytes,
-        sha256(bytes),
-        provider,
-        info.metadata,
+        hash,
+        runner.provider,
+        runner.info.metadata,
         signature,
         rowSizes,
+        settings.maxBatch,
         batcher,
-        session,
+        runner,
       );
+      runner.onFailure = (reason) => settings.onQuarantine?.(reason);
+      return served;
     } catch (error) {
-      await session.release();
+      runner.stop();
       throw error;
     }
   }
@@ -132,32 +144,37 @@ export class ServedVersion {
   }
 
   private releaseSession(): Promise<void> {
-    this.released ??= this.session.release().catch(() => {});
-    return this.released;
+    if (!this.released) this.runner.stop();
+    this.released = true;
+    return Promise.resolve();
   }
 }
 
-/**
- * Real runs on two different images, together and alone: every output must give one row per image
- * and each row must not depend on the other images in the batch. Doubles as the warm-up run.
- */
-async function checkBatchBehaviour(
-  signature: ModelSignature,
-  run: (images: Float32Array, count: number) => Promise<Outputs>,
-): Promise<Record<string, number>> {
-  const pair = new Float32Array(2 * IMAGE_PIXELS);
-  for (let i = 0; i < IMAGE_PIXELS; i++) pair[IMAGE_PIXELS + i] = ((i * 7919) % 255) / 255; // image 2: a pattern
-  const together = await run(pair, 2);
-  const rowSizes = checkRows(signature, together, 2);
-  const alone = await run(pair.slice(IMAGE_PIXELS), 1);
-  for (const [name, size] of Object.entries(rowSizes)) {
-    const a = alone[name] as Float32Array;
-    const b = (together[name] as Float32Array).subarray(size);
-    for (let k = 0; k < size; k++) {
-      const diff = Math.abs((a[k] as number) - (b[k] as number));
-      if (!(diff <= 1e-4 * Math.max(1, Math.abs(a[k] as number))))
-        throw new ContractError(`output ${name} of one image changes with the other images in its batch`);
-    }
+function concat(rows: Float32Array[]): Float32Array {
+  const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
+  let offset = 0;
+  for (const row of rows) {
+    all.set(row, offset);
+    offset += row.length;
   }
-  return rowSizes;
+  return all;
+}
+
+/** `work`, or a failure once `ms` pass (the runner is stopped: whatever it was doing is abandoned). */
+async function withinBudget<T>(work: Promise<T>, ms: number, runner: ModelRunner): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => {
+        runner.stop();
+        reject(new ModelFailedError(`loading took over the load budget (checking the model's batches)`));
+      },
+      Math.max(0, ms),
+    );
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

@@ -166,6 +166,8 @@ export interface TensorProto {
   double_data?: number[];
   raw_data?: Uint8Array;
   doc_string?: string;
+  /** `location`, `offset`, `length` of data stored outside the model file (data_location 1). */
+  external_data?: { key?: string; value?: string }[];
   data_location?: number;
 }
 
@@ -179,6 +181,9 @@ export interface AttributeProto {
   floats?: number[];
   ints?: Int64[];
   strings?: Uint8Array[];
+  tensors?: TensorProto[];
+  g?: GraphProto;
+  graphs?: GraphProto[];
 }
 
 export interface NodeProto {

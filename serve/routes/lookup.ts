@@ -24,3 +24,13 @@ export async function withModel<T>(
     throw error;
   }
 }
+
+/** A request of more images than one run of the model takes (its max_batch_size) is refused, as Triton does. */
+export function assertBatchSize(model: ServedVersion, count: number): void {
+  if (count > model.maxBatch)
+    throw new HttpError(
+      400,
+      'batch_too_large',
+      `model '${model.name}' takes at most ${model.maxBatch} images per request (its max_batch_size); got ${count}`,
+    );
+}

@@ -9,6 +9,7 @@ import type { Dim } from '../../export/onnx/builder.ts';
 import type { ValueDescription } from '../../export/onnx/describe.ts';
 import { describeValue, readJson, zodMessage } from '../body.ts';
 import { HttpError } from '../errors.ts';
+import { assertFiniteOutputs } from '../inference.ts';
 import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import {
@@ -18,7 +19,7 @@ import {
   ModelReadySchema,
   ServerMetadataSchema,
 } from '../schemas.ts';
-import { parseVersion, withModel } from './lookup.ts';
+import { assertBatchSize, parseVersion, withModel } from './lookup.ts';
 
 export interface V2RouteOptions {
   repository: ModelRepository;
@@ -65,12 +66,18 @@ export function flattenTensorData(data: unknown[], rank: number, expected: numbe
       if (stack.length >= rank)
         throw new HttpError(400, 'invalid_shape', `data is nested deeper than the tensor's ${rank} dimensions`);
       stack.push({ items: value, index: 0 });
-    } else if (typeof value === 'number' && Number.isFinite(value)) {
+    } else if (typeof value === 'number' && Number.isFinite(Math.fround(value))) {
       if (n >= expected)
         throw new HttpError(400, 'invalid_shape', `data has more than the ${expected} values of its shape`);
       out[n++] = value;
     } else {
-      throw new HttpError(400, 'invalid_value', `data[${n}] is ${describeValue(value)}; FP32 data must be numbers`);
+      throw new HttpError(
+        400,
+        'invalid_value',
+        typeof value === 'number'
+          ? `data[${n}] is ${value}, outside float32's range (±3.4028235e38): FP32 data must be float32 numbers`
+          : `data[${n}] is ${describeValue(value)}; FP32 data must be numbers`,
+      );
     }
   }
   if (n !== expected) throw new HttpError(400, 'invalid_shape', `data has ${n} values; its shape needs ${expected}`);
@@ -110,7 +117,7 @@ function inputTensor(model: ServedVersion, body: z.infer<typeof InferRequestSche
       'invalid_shape',
       `input ${declared.name} has shape [${want.join(',')}] (-1: any ≥ 1); got [${tensor.shape.slice(0, 8).join(',')}]`,
     );
-  if (count > 1024) throw new HttpError(400, 'batch_too_large', `at most 1024 images per request, got ${count}`);
+  assertBatchSize(model, count);
   const per = rest.reduce((a, b) => a * b, 1);
   return { count, data: flattenTensorData(tensor.data, tensor.shape.length, count * per) };
 }
@@ -230,6 +237,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
               `unknown output '${unknown.slice(0, 60)}'; the model has ${names.join(', ')}`,
             );
           const outputs = await model.batcher.infer(data, count);
+          assertFiniteOutputs(model, Object.fromEntries(wanted.map((name) => [name, outputs[name] as Float32Array])));
           return c.json({
             model_name: model.name,
             model_version: String(model.version),

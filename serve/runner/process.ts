@@ -1,0 +1,57 @@
+/**
+ * A model's runner process: holds one model version's ORT session, so a run that takes long (or never
+ * ends, or crashes ORT) stalls or kills this process only, never the server's event loop. The server
+ * (model-runner.ts) kills it when a run is over its budget. Started with an IPC channel; the first
+ * message is the load request.
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import * as ort from 'onnxruntime-node';
+import { decodeModel } from '../../export/onnx/codec.ts';
+import { describeModel } from '../../export/onnx/describe.ts';
+import { createSession } from '../../runtime/execution.ts';
+import { checkExternalData, externalDataLocations } from './external-data.ts';
+import type { FromRunner, LoadRequest, RunRequest, ToRunner } from './protocol.ts';
+
+let session: ort.InferenceSession | undefined;
+
+const reply = (message: FromRunner) => process.send?.(message);
+const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0] ?? '';
+
+async function load(request: LoadRequest): Promise<void> {
+  const bytes = readFileSync(request.path);
+  if (createHash('sha256').update(bytes).digest('hex') !== request.sha256)
+    throw new Error('model.onnx changed while it was being loaded');
+  const model = decodeModel(bytes);
+  const info = describeModel(model);
+  const dir = dirname(request.path);
+  checkExternalData(externalDataLocations(model), dir);
+  // ORT resolves external data against the working directory: make that the version folder.
+  process.chdir(dir);
+  const created = await createSession(bytes, { device: request.device, threads: request.threads });
+  session = created.session;
+  reply({ type: 'loaded', info, provider: created.provider });
+}
+
+async function run(request: RunRequest): Promise<void> {
+  if (!session) throw new Error('no model loaded');
+  const feeds = { [request.input]: new ort.Tensor('float32', request.data, request.dims) };
+  const results = await session.run(feeds, request.outputs);
+  const outputs: Record<string, Float32Array> = {};
+  for (const name of request.outputs) {
+    const tensor = results[name];
+    if (tensor?.type !== 'float32') throw new Error(`output ${name} is not float32`);
+    outputs[name] = tensor.data as Float32Array;
+  }
+  reply({ type: 'result', id: request.id, outputs });
+}
+
+process.on('message', (message: ToRunner) => {
+  const work = message.type === 'load' ? load(message) : run(message);
+  work.catch((error) =>
+    reply({ type: 'error', id: message.type === 'run' ? message.id : undefined, message: firstLine(error) }),
+  );
+});
+// The server went away (or closed the channel): nothing is left to serve.
+process.on('disconnect', () => process.exit(0));
