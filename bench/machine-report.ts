@@ -13,6 +13,9 @@ export interface RunConditions {
 
 const loads = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
 
+/** A 1-minute load above a quarter of the vCPUs before the run: something else was running. */
+const busy = (c: RunConditions) => (c.load.before[0] ?? 0) > c.machine.cpu.vcpus / 4;
+
 /** torch.__config__.show()'s "CPU capability usage: AVX2" line: the ISA of ATen's own kernels. */
 const cpuCapability = (config: string) => /CPU capability usage: *(\S+)/.exec(config)?.[1] ?? 'not reported';
 
@@ -43,7 +46,7 @@ export function machineMarkdown(c: RunConditions): string {
     `- ISA: ${cpu.isa.join(' ') || 'none of the listed extensions'}`,
     `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
     `- Node ${c.machine.node}, onnxruntime-node ${c.machine.onnxruntimeNode}`,
-    `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}`,
+    `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
     ...torchLines(c.torch),
     '',
   ].join('\n');
