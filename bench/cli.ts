@@ -4,7 +4,8 @@
  *
  * Benchmarks as ratios against Debian's PyTorch run side by side (when installed). Each benchmark writes
  * results-<kind>.md/.json, and results.md/.json gathers them, in --out (default runs/bench/<time>/, so
- * the committed bench/results* change only when asked: --out bench).
+ * the committed bench/results* change only when asked: --out bench). Every file ends with the machine it
+ * ran on and the load average around it (machine.ts, machine-report.ts).
  */
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
@@ -17,15 +18,19 @@ import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts'
 import { benchBrowser } from './browser-train.ts';
 import { benchEpoch } from './epoch-bench.ts';
 import { benchInfer } from './infer-bench.ts';
+import { describeMachine, loadAverage } from './machine.ts';
+import { withMachine } from './machine-report.ts';
 import { benchPreprocessReport } from './preprocess.ts';
 import type { BenchReport } from './report.ts';
 import { benchServe } from './serve-bench.ts';
-import { blasLabel, torchInfo } from './torch.ts';
+import { blasLabel, type TorchInfo, torchInfo } from './torch.ts';
 import { benchTrain } from './train-bench.ts';
 
 /** `all` runs these; `epoch` (one epoch of real MNIST per model and thread count) only when asked. */
 const KINDS = ['train', 'infer', 'serve', 'browser', 'preprocess'] as const;
 const ALL_KINDS = [...KINDS, 'epoch'] as const;
+/** The benchmarks that run PyTorch beside us. */
+const TORCH_KINDS: readonly string[] = ['train', 'epoch', 'infer'];
 
 const program = new Command('bench')
   .description('Benchmarks, as ratios against PyTorch run side by side')
@@ -71,26 +76,25 @@ await runCli(async () => {
   const out = resolve(o.out ?? join('runs', 'bench', new Date().toISOString().replace(/[:.]/g, '-')));
   mkdirSync(out, { recursive: true });
 
-  const torch = what.some((k) => k !== 'serve') ? await pytorchBeside(Boolean(o.allowReferenceBlas)) : undefined;
+  const torch = what.some((k) => TORCH_KINDS.includes(k))
+    ? await pytorchBeside(Boolean(o.allowReferenceBlas))
+    : undefined;
   const autotune = o.autotune ? { cacheDir: defaultCacheDir() } : false;
+  const machine = describeMachine();
   const reports: BenchReport[] = [];
-  if (what.includes('serve')) reports.push(await benchServe(seconds));
+  /** Runs one benchmark and records the machine, the load around it and the PyTorch it used (if any). */
+  const run = async (bench: () => Promise<BenchReport>, torchUsed?: TorchInfo) => {
+    const before = loadAverage();
+    const report = await bench();
+    reports.push(withMachine(report, { machine, load: { before, after: loadAverage() }, torch: torchUsed }));
+  };
+  if (what.includes('serve')) await run(() => benchServe(seconds));
   if (what.includes('train'))
-    reports.push(
-      await benchTrain({
-        models,
-        threads,
-        batch,
-        rounds,
-        seconds,
-        torch,
-        autotune,
-      }),
-    );
-  if (what.includes('epoch')) reports.push(await benchEpoch({ models, threads, rounds, torch, autotune }));
-  if (what.includes('infer')) reports.push(await benchInfer({ models, threads, batch, rounds, seconds, torch }));
-  if (what.includes('preprocess')) reports.push(await benchPreprocessReport());
-  if (what.includes('browser')) reports.push(await benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch }));
+    await run(() => benchTrain({ models, threads, batch, rounds, seconds, torch, autotune }), torch);
+  if (what.includes('epoch')) await run(() => benchEpoch({ models, threads, rounds, torch, autotune }), torch);
+  if (what.includes('infer')) await run(() => benchInfer({ models, threads, batch, rounds, seconds, torch }), torch);
+  if (what.includes('preprocess')) await run(() => benchPreprocessReport());
+  if (what.includes('browser')) await run(() => benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch }));
   for (const r of reports) {
     console.log(r.markdown);
     await writeFileAtomic(join(out, `results-${r.kind}.md`), r.markdown);

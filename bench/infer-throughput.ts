@@ -15,6 +15,43 @@ export interface InferenceSpeed {
   imagesPerSecond: number;
 }
 
+type Session = ort.InferenceSession;
+
+/** A random input batch of `n` images. */
+function randomInput(rng: Rng, n: number): ort.Tensor {
+  const pixels = Float32Array.from({ length: n * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5));
+  return new ort.Tensor('float32', pixels, [n, ...IMAGE_SHAPE]);
+}
+
+/** The model's exported inference graph in an ORT session with `threads` intra-op threads, for `use`. */
+async function withInferenceSession<T>(
+  model: ModelName,
+  threads: number,
+  use: (session: Session) => Promise<T>,
+): Promise<T> {
+  const { session } = await createSession(encodeModel(inferenceModel(ZOO[model].build(), { seed: 0 }).model), {
+    threads,
+  });
+  try {
+    return await use(session);
+  } finally {
+    await session.release();
+  }
+}
+
+/** Images/s of back-to-back runs at batch `batch` for `seconds`, after 10 warm-up runs. */
+async function throughput(session: Session, rng: Rng, batch: number, seconds: number): Promise<number> {
+  const feeds = { [INPUT_NAME]: randomInput(rng, batch) };
+  for (let i = 0; i < 10; i++) await session.run(feeds);
+  let runs = 0;
+  const start = performance.now();
+  while (performance.now() - start < seconds * 1000) {
+    await session.run(feeds);
+    runs++;
+  }
+  return (runs * batch) / ((performance.now() - start) / 1000);
+}
+
 /** Half of `seconds` timing batch-1 runs, half timing batch-`batch` runs, after 10 warm-up runs of each. */
 export async function ourInferenceSpeed(
   model: ModelName,
@@ -22,38 +59,28 @@ export async function ourInferenceSpeed(
   batch: number,
   seconds: number,
 ): Promise<InferenceSpeed> {
-  const rng = new Rng(0);
-  const input = (n: number) =>
-    new ort.Tensor(
-      'float32',
-      Float32Array.from({ length: n * IMAGE_PIXELS }, () => rng.uniform(-0.5, 2.5)),
-      [n, ...IMAGE_SHAPE],
-    );
-  const [one, many] = [input(1), input(batch)];
-  const { session } = await createSession(encodeModel(inferenceModel(ZOO[model].build(), { seed: 0 }).model), {
-    threads,
-  });
-  try {
-    for (let i = 0; i < 10; i++) {
-      await session.run({ [INPUT_NAME]: one });
-      await session.run({ [INPUT_NAME]: many });
-    }
+  return withInferenceSession(model, threads, async (session) => {
+    const rng = new Rng(0);
+    const one = { [INPUT_NAME]: randomInput(rng, 1) };
+    for (let i = 0; i < 10; i++) await session.run(one);
     const latencies: number[] = [];
-    let start = performance.now();
+    const start = performance.now();
     while (performance.now() - start < (seconds * 1000) / 2) {
       const t = performance.now();
-      await session.run({ [INPUT_NAME]: one });
+      await session.run(one);
       latencies.push(performance.now() - t);
     }
-    let runs = 0;
-    start = performance.now();
-    while (performance.now() - start < (seconds * 1000) / 2) {
-      await session.run({ [INPUT_NAME]: many });
-      runs++;
-    }
-    const imagesPerSecond = (runs * batch) / ((performance.now() - start) / 1000);
+    const imagesPerSecond = await throughput(session, rng, batch, seconds / 2);
     return { latencyMs: median(latencies), imagesPerSecond };
-  } finally {
-    await session.release();
-  }
+  });
+}
+
+/** Images/s of the exported model's forward pass at `batch` for `seconds`: the denominator of step / forward. */
+export function ourForwardThroughput(
+  model: ModelName,
+  threads: number,
+  batch: number,
+  seconds: number,
+): Promise<number> {
+  return withInferenceSession(model, threads, (session) => throughput(session, new Rng(0), batch, seconds));
 }

@@ -4,7 +4,7 @@
  * pass over the same RGBA bytes — so a busy machine's numbers can be read for what they are.
  * The bench CLI writes results-preprocess.{md,json}.
  */
-import { cpus, loadavg } from 'node:os';
+import { loadavg } from 'node:os';
 import { loadMnist } from '../runtime/data/mnist.ts';
 import { preprocessRgba } from '../serve/preprocess/digit.ts';
 import { photoOf } from './photo-digits.ts';
@@ -68,7 +68,7 @@ export async function benchPreprocessReport(): Promise<BenchReport> {
   const markdown = [
     '# Digit preprocessing (serve/preprocess): photo-like pictures, one core',
     '',
-    `Median over ${count} seeded 'mixed' photos × ${rounds} rounds. Machine: ${cpus().length} cores, load average ${loadavg()[0]?.toFixed(1)} while measuring. Calibration: one plain pass over the RGBA bytes.`,
+    `Median over ${count} seeded 'mixed' photos × ${rounds} rounds. Load average ${loadavg()[0]?.toFixed(1)} while measuring. Calibration: one plain pass over the RGBA bytes.`,
     '',
     '| picture | megapixels | ms / picture | ms / megapixel | calibration ms / megapixel |',
     '|---|---:|---:|---:|---:|',

@@ -1,29 +1,36 @@
 /** Running Debian's PyTorch beside us, when it is installed (the project never needs it). */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { mnistDataDir } from '../runtime/data/mnist.ts';
+import { type TorchConfig, type TorchThreads, torchEnv } from './torch-config.ts';
 
 export const PYTHON = '/usr/bin/python3';
 
 const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
 
-/** Which PyTorch, and which BLAS its process really mapped. */
+/** Which PyTorch, how it was built, and which BLAS its process really mapped (torch_settings.about()). */
 export interface TorchInfo {
   version: string;
   /** Real paths of the BLAS/LAPACK libraries in the python process. */
   blas: string[];
   /** True when no optimized BLAS (OpenBLAS, MKL, BLIS, ATLAS) is among them: Linear layers then crawl. */
   referenceBlas: boolean;
+  /** torch.__config__.show(): compiler, oneDNN, "CPU capability usage" (the ATen kernels' ISA), build flags. */
+  config: string;
+  /** torch.__config__.parallel_info() of the --info process (its defaults, not a row's settings). */
+  parallelInfo: string;
+  /** torch.backends.mkldnn.is_available(): whether convolutions can go through oneDNN. */
+  mkldnn: boolean;
+  /** OpenBLAS's build line and the core type whose kernels it picked for this CPU; null for other BLAS. */
+  openblas: { config: string; coreName: string } | null;
 }
 
-/** PyTorch's version and BLAS, or undefined when torch is not installed. */
+/** PyTorch's version, build and BLAS, or undefined when torch is not installed. */
 export function torchInfo(): TorchInfo | undefined {
   try {
     const out = execFileSync(PYTHON, [script('torch_train.py'), '--info'], { encoding: 'utf8', stdio: 'pipe' });
-    const { version, blas } = JSON.parse(out.trim().split('\n').at(-1) as string) as {
-      version: string;
-      blas: string[];
-    };
-    return { version, blas, referenceBlas: !blas.some((path) => /openblas|mkl|blis|atlas/i.test(path)) };
+    const info = JSON.parse(out.trim().split('\n').at(-1) as string) as Omit<TorchInfo, 'referenceBlas'>;
+    return { ...info, referenceBlas: !info.blas.some((path) => /openblas|mkl|blis|atlas/i.test(path)) };
   } catch {
     return undefined;
   }
@@ -38,41 +45,57 @@ export function blasLabel(info: TorchInfo): string {
   return optimized;
 }
 
-/**
- * PyTorch's environment for a fair run: its BLAS gets exactly the threads torch is given (OpenBLAS
- * otherwise starts one per core beside torch's own), and OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE — set on
- * some machines for old OpenBLAS builds — are dropped, since they pin slower kernels.
- */
-function torchEnv(args: string[]): NodeJS.ProcessEnv {
-  const { OPENBLAS_CORETYPE: _core, OPENBLAS_L2_SIZE: _l2, ...env } = process.env;
-  const threads = args[args.indexOf('--threads') + 1];
-  return args.includes('--threads') && threads
-    ? { ...env, OPENBLAS_NUM_THREADS: threads, OMP_NUM_THREADS: threads }
-    : env;
-}
-
-function runJson<T>(file: string, args: string[]): T {
-  const out = execFileSync(PYTHON, [script(file), ...args], {
+function runJson<T>(file: string, args: string[], config: TorchConfig): T {
+  const out = execFileSync(PYTHON, [script(file), ...args, '--threads', String(config.threads)], {
     encoding: 'utf8',
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: torchEnv(args),
+    env: torchEnv(config),
   });
   return JSON.parse(out.trim().split('\n').at(-1) as string) as T;
 }
 
-/** PyTorch's training images/s for a model, in a child process. */
-export function torchTrainingThroughput(model: string, threads: number, batch: number, seconds: number): number {
-  const args = ['--model', model, '--threads', String(threads), '--batch', String(batch), '--seconds', String(seconds)];
-  return runJson<{ imagesPerSecond: number }>('torch_train.py', args).imagesPerSecond;
+export interface TorchTraining {
+  imagesPerSecond: number;
+  /** Eval-mode forward images/s at the same batch, in the same process and settings. */
+  forwardImagesPerSecond: number;
+  threads: TorchThreads;
+}
+
+/** PyTorch's training images/s for a model, then its forward images/s, in a child process. */
+export function torchTrainingThroughput(
+  model: string,
+  config: TorchConfig,
+  batch: number,
+  seconds: number,
+): TorchTraining {
+  const args = ['--model', model, '--batch', String(batch), '--seconds', String(seconds)];
+  return runJson('torch_train.py', [...args, '--forward-seconds', String(seconds)], config);
+}
+
+export interface TorchInference {
+  latencyMs: number;
+  imagesPerSecond: number;
+  threads: TorchThreads;
 }
 
 /** PyTorch eager inference for a model: median batch-1 latency (ms) and images/s at `batch`. */
 export function torchInferenceSpeed(
   model: string,
-  threads: number,
+  config: TorchConfig,
   batch: number,
   seconds: number,
-): { latencyMs: number; imagesPerSecond: number } {
-  const args = ['--model', model, '--threads', String(threads), '--batch', String(batch), '--seconds', String(seconds)];
-  return runJson('torch_infer.py', args);
+): TorchInference {
+  const args = ['--model', model, '--batch', String(batch), '--seconds', String(seconds)];
+  return runJson('torch_infer.py', args, config);
+}
+
+export interface TorchEpoch {
+  seconds: number;
+  testAccuracy: number;
+  threads: TorchThreads;
+}
+
+/** One epoch of the tutorial recipe in PyTorch's own loop (bench/torch_epoch.py). */
+export function torchEpoch(model: string, config: TorchConfig): TorchEpoch {
+  return runJson('torch_epoch.py', ['--data', mnistDataDir(), '--model', model], config);
 }

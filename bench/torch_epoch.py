@@ -5,7 +5,7 @@
 
 SGD(lr 0.01, momentum 0.5), batch 64, shuffled, inputs normalized with MNIST's mean and std, as
 `npm run train -- --model cnn --epochs 1` does. Prints one JSON line {"seconds": training time of the
-epoch, "imagesPerSecond": ..., "testAccuracy": percent}.
+epoch, "imagesPerSecond": ..., "testAccuracy": percent, "threads": the thread settings it ran under}.
 """
 import argparse
 import json
@@ -18,6 +18,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from torch_models import ZOO  # noqa: E402
+from torch_settings import threads  # noqa: E402
 
 MEAN, STD = 0.1307, 0.3081
 
@@ -58,7 +59,8 @@ def main():
     model.eval()
     with torch.inference_mode():
         correct = sum(int((model(tx[i : i + 1000]).argmax(1) == ty[i : i + 1000]).sum()) for i in range(0, len(ty), 1000))
-    print(json.dumps({"seconds": seconds, "imagesPerSecond": len(y) / seconds, "testAccuracy": 100 * correct / len(ty)}))
+    accuracy = 100 * correct / len(ty)
+    print(json.dumps({"seconds": seconds, "imagesPerSecond": len(y) / seconds, "testAccuracy": accuracy, "threads": threads()}))
 
 
 if __name__ == "__main__":

@@ -4,38 +4,28 @@
     /usr/bin/python3 bench/torch_train.py --model cnn --threads 1 --batch 64 --seconds 2
     python3 bench/torch_train.py --model cnn --batch 512 --device cuda     (a GPU machine: bench/device/)
 
-Prints one JSON line {"imagesPerSecond": ...}. Same recipe as ours: SGD(lr 0.01, momentum 0.5),
-cross-entropy, random inputs, a fixed batch (the data pipeline is not what is measured).
+Prints one JSON line {"imagesPerSecond": ..., "threads": the thread settings it ran under}. Same recipe as
+ours: SGD(lr 0.01, momentum 0.5), cross-entropy, random inputs, a fixed batch (the data pipeline is not what is
+measured). With --forward-seconds S (CPU), then also "forwardImagesPerSecond": the same model's eval-mode
+forward passes at the same batch for S seconds, in the same process and settings (for step / forward).
 
     /usr/bin/python3 bench/torch_train.py --info
 
-prints {"version": ..., "blas": [...]}: the BLAS libraries this process actually mapped (Debian's torch
-uses whatever libblas.so.3 the alternatives system points at; the reference BLAS makes it crawl).
+prints torch_settings.about(): version, build, and the BLAS libraries this process actually mapped (Debian's
+torch uses whatever libblas.so.3 the alternatives system points at; the reference BLAS makes it crawl).
 """
 import argparse
 import json
 import os
-import re
 import sys
 import time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_infer import forward_throughput  # noqa: E402
 from torch_models import ZOO  # noqa: E402
-
-
-def mapped_blas():
-    """Real paths of the BLAS/LAPACK libraries mapped into this process (after torch is imported)."""
-    torch.ones(8, 8) @ torch.ones(8, 8)
-    found = set()
-    with open("/proc/self/maps") as maps:
-        for line in maps:
-            path = line.split()[-1]
-            name = os.path.basename(path).lower()
-            if path.startswith("/") and re.search(r"blas|mkl|blis|lapack", name):
-                found.add(os.path.realpath(path))
-    return sorted(found)
+from torch_settings import about, threads  # noqa: E402
 
 
 def main():
@@ -46,9 +36,10 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with an NVIDIA GPU")
+    parser.add_argument("--forward-seconds", type=float, default=0, help="then time forward passes (CPU only)")
     args = parser.parse_args()
     if args.info:
-        print(json.dumps({"version": torch.__version__, "blas": mapped_blas()}))
+        print(json.dumps(about()))
         return
     if args.model is None:
         parser.error("--model is required")
@@ -76,7 +67,10 @@ def main():
         step()
         steps += 1
     sync()
-    print(json.dumps({"imagesPerSecond": steps * args.batch / (time.perf_counter() - start)}))
+    result = {"imagesPerSecond": steps * args.batch / (time.perf_counter() - start), "threads": threads()}
+    if args.forward_seconds > 0 and device.type == "cpu":
+        result["forwardImagesPerSecond"] = forward_throughput(model, args.batch, args.forward_seconds)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

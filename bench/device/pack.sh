@@ -7,7 +7,7 @@
 # Inside: an esbuild bundle of bench/device/gpu-bench.ts (our training code included), onnxruntime-node's JS and
 # binding, xz-compressed: the node binary, libonnxruntime.so.1, MNIST's IDX files; the Vulkan loader's .deb
 # (WebGPU is Dawn on Vulkan; the GPU machine has NVIDIA's ICD but maybe no loader); PyTorch's side
-# (bench/torch_train.py, bench/torch_models.py). Then on the GPU machine: bash OUT/run.sh (see run.sh).
+# (bench/torch_train.py and the modules it imports). Then on the GPU machine: bash OUT/run.sh (see run.sh).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -17,7 +17,7 @@ limit_mib=60
 
 rm -rf "$out" && mkdir -p "$out/app/node_modules" "$out/bench" "$out/debs"
 cp "$here/run.sh" "$out/"
-cp bench/torch_train.py bench/torch_models.py "$out/bench/"
+cp bench/torch_train.py bench/torch_infer.py bench/torch_models.py bench/torch_settings.py "$out/bench/"
 
 # Our code and its pure-JS dependencies in one file; onnxruntime-node (native) is shipped beside it.
 npx --no-install esbuild bench/device/gpu-bench.ts --bundle --platform=node --format=esm --target=node20 \

@@ -56,11 +56,16 @@ if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f $nvidia_icd ]; then export VK_ICD_FILE
 
 gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)
 torch_info=$(python3 -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuda available: {torch.cuda.is_available()}")' 2>/dev/null || echo "no PyTorch")
+# The CPU side of the machine, as the CPU-bench result files record it (bench/machine.ts).
+cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512.*|amx.*|avx_vnni)$' | tr '\n' ' ' | sed 's/ $//')
+mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(--limit "$EPOCH_LIMIT")
 {
   echo "# Training throughput: ours (ONNX Runtime) vs PyTorch"
   echo
-  echo "- machine: ${gpu:-no NVIDIA GPU found}, $(nproc) cores, $(date -u +%F)"
+  echo "- machine: ${gpu:-no NVIDIA GPU found}; CPU ${cpu:-unknown}, $(nproc) vCPUs (${isa:-no AVX2/AVX-512/AMX}), ${mem_gib:-?} GiB, Linux $(uname -r); $(date -u +%F)"
+  echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- ours: node $(./node --version), onnxruntime-node $(./node -p "require('./app/node_modules/onnxruntime-node/package.json').version"); Vulkan driver: ${VK_ICD_FILENAMES:-system default}"
   echo "- PyTorch: $torch_info"
   echo "- recipe: SGD lr 0.01 momentum 0.5, cross-entropy, a fixed random batch; ${SECONDS_PER_ROW} s per row after warm-up"
@@ -77,5 +82,7 @@ epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(
     done
   done
   ./node app/gpu-bench.mjs --no-rows --threads "$(nproc)" "${epoch_args[@]}" 2>>"$log"
+  echo
+  echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$report"
 echo "(written to $report; native libraries' messages in $log)"

@@ -1,0 +1,62 @@
+/** The "Machine" section every result file ends with, and its JSON twin. */
+import type { LoadAverages, Machine } from './machine.ts';
+import type { BenchReport } from './report.ts';
+import { blasLabel, type TorchInfo } from './torch.ts';
+
+/** Where and under what a benchmark ran. */
+export interface RunConditions {
+  machine: Machine;
+  load: LoadAverages;
+  /** The PyTorch the benchmark compared against; undefined when it ran none. */
+  torch?: TorchInfo;
+}
+
+const loads = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
+
+/** A 1-minute load above a quarter of the vCPUs before the run: something else was running. */
+const busy = (c: RunConditions) => (c.load.before[0] ?? 0) > c.machine.cpu.vcpus / 4;
+
+/** torch.__config__.show()'s "CPU capability usage: AVX2" line: the ISA of ATen's own kernels. */
+const cpuCapability = (config: string) => /CPU capability usage: *(\S+)/.exec(config)?.[1] ?? 'not reported';
+
+function torchLines(torch: TorchInfo | undefined): string[] {
+  if (!torch) return ['- PyTorch: not run by this benchmark'];
+  const openblas = torch.openblas ? `; OpenBLAS kernels for ${torch.openblas.coreName} (${torch.openblas.config})` : '';
+  return [
+    `- PyTorch ${torch.version}: ATen CPU capability ${cpuCapability(torch.config)}, oneDNN ${torch.mkldnn ? 'available' : 'not available'}; BLAS ${blasLabel(torch)}${openblas}. Each row's thread settings are in its table.`,
+    '',
+    "<details><summary>torch.__config__.show() and parallel_info() (the latter with the --info process's defaults)</summary>",
+    '',
+    '```',
+    torch.config.trim(),
+    '',
+    torch.parallelInfo.trim(),
+    '```',
+    '',
+    '</details>',
+  ];
+}
+
+export function machineMarkdown(c: RunConditions): string {
+  const { cpu } = c.machine;
+  return [
+    '## Machine',
+    '',
+    `- CPU: ${cpu.modelName} (${cpu.vendor}, family/model/stepping ${cpu.familyModelStepping}${cpu.cacheSize ? `, cache ${cpu.cacheSize}` : ''}), ${cpu.vcpus} vCPUs (${cpu.available} available to the process)${cpu.virtualized ? ', virtual machine' : ''}`,
+    `- ISA: ${cpu.isa.join(' ') || 'none of the listed extensions'}`,
+    `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
+    `- Node ${c.machine.node}, onnxruntime-node ${c.machine.onnxruntimeNode}`,
+    `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
+    ...torchLines(c.torch),
+    '',
+  ].join('\n');
+}
+
+/** The report with the Machine section appended to its markdown and `machine`/`load`/`torch` added to its JSON. */
+export function withMachine(report: BenchReport, c: RunConditions): BenchReport {
+  return {
+    ...report,
+    markdown: `${report.markdown.trimEnd()}\n\n${machineMarkdown(c)}`,
+    json: { ...(report.json as object), machine: c.machine, load: c.load, torch: c.torch ?? null },
+  };
+}

@@ -1,0 +1,89 @@
+/**
+ * The machine a benchmark ran on, for its result file: CPU (model, vendor, family/model/stepping, the ISA
+ * extensions that decide which kernels ORT, oneDNN and OpenBLAS pick), vCPUs, memory, OS, kernel, Node and
+ * onnxruntime-node. Ratios against PyTorch moved 2–3× between two 2-vCPU machines of the same kind, so a
+ * figure without its machine can't be checked. PyTorch's side reports its own build (torch.ts).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism, cpus, loadavg, release, totalmem, version } from 'node:os';
+import * as ort from 'onnxruntime-node';
+
+export interface Machine {
+  cpu: {
+    /** "model name" (x86) or the first core's model as Node reports it. */
+    modelName: string;
+    /** vendor_id (GenuineIntel, AuthenticAMD) or the ARM implementer code. */
+    vendor: string;
+    /** "6/143/8": cpu family / model / stepping, as /proc/cpuinfo has them ("?" where absent). */
+    familyModelStepping: string;
+    /** The ISA extensions that matter for kernels, in /proc/cpuinfo's order (avx2, fma, avx512*, amx*, …). */
+    isa: string[];
+    /** The "hypervisor" flag: a virtual machine, whose vCPUs may be hyperthreads of one core. */
+    virtualized: boolean;
+    /** cpuinfo's "cache size" (the last-level cache per package as the kernel sees it), if given. */
+    cacheSize?: string;
+    /** Logical CPUs the OS has. */
+    vcpus: number;
+    /** CPUs this process may run on (affinity, cgroups): what a thread count is measured against. */
+    available: number;
+  };
+  memoryGiB: number;
+  /** /etc/os-release's PRETTY_NAME. */
+  os: string;
+  /** uname -r and -v. */
+  kernel: string;
+  node: string;
+  onnxruntimeNode: string;
+}
+
+/** Load average (1, 5, 15 minutes) before and after a benchmark: a busy machine's figures say so. */
+export interface LoadAverages {
+  before: number[];
+  after: number[];
+}
+
+/** Flags that select kernels: SIMD width, FMA, AVX-512 subsets, AMX, VNNI/BF16, and ARM's NEON/SVE. */
+const KERNEL_FLAGS = /^(sse4_2|avx|avx2|fma|f16c|avx512.*|avx_vnni.*|avx_ifma|amx.*|asimd.*|sve.*|sme\d*|bf16|i8mm)$/;
+
+/** The first processor's fields in /proc/cpuinfo (empty where there is none: not Linux). */
+function cpuinfo(): Map<string, string> {
+  const path = '/proc/cpuinfo';
+  const first = existsSync(path) ? (readFileSync(path, 'utf8').split('\n\n')[0] ?? '') : '';
+  const fields = new Map<string, string>();
+  for (const line of first.split('\n')) {
+    const colon = line.indexOf(':');
+    if (colon > 0) fields.set(line.slice(0, colon).trim(), line.slice(colon + 1).trim());
+  }
+  return fields;
+}
+
+function osName(): string {
+  const path = '/etc/os-release';
+  const text = existsSync(path) ? readFileSync(path, 'utf8') : '';
+  return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text)?.[1] ?? process.platform;
+}
+
+export function describeMachine(): Machine {
+  const info = cpuinfo();
+  const flags = (info.get('flags') ?? info.get('Features') ?? '').split(/\s+/);
+  const field = (name: string) => info.get(name) ?? '?';
+  return {
+    cpu: {
+      modelName: info.get('model name') ?? cpus()[0]?.model ?? 'unknown',
+      vendor: info.get('vendor_id') ?? info.get('CPU implementer') ?? 'unknown',
+      familyModelStepping: `${field('cpu family')}/${field('model')}/${field('stepping')}`,
+      isa: flags.filter((flag) => KERNEL_FLAGS.test(flag)),
+      virtualized: flags.includes('hypervisor'),
+      cacheSize: info.get('cache size'),
+      vcpus: cpus().length,
+      available: availableParallelism(),
+    },
+    memoryGiB: totalmem() / 2 ** 30,
+    os: osName(),
+    kernel: `${release()} ${version()}`,
+    node: process.version,
+    onnxruntimeNode: ort.env.versions.node ?? 'unknown',
+  };
+}
+
+export const loadAverage = (): number[] => loadavg();
