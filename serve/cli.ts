@@ -1,6 +1,7 @@
 /**
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
+ *                  [--load-budget-ms 30000] [--run-budget-ms 10000]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
@@ -35,6 +36,18 @@ const program = new Command('serve')
     nonNegativeNumber,
     d.batchDelayMs,
   )
+  .option(
+    '--load-budget-ms <ms>',
+    'longest a model may take to load and pass its checks (over it: not ready, with the reason)',
+    positiveInt,
+    d.loadBudgetMs,
+  )
+  .option(
+    '--run-budget-ms <ms>',
+    'longest one inference run may take (over it: the request fails and the version is quarantined until its file changes)',
+    positiveInt,
+    d.runBudgetMs,
+  )
   .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
   .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)
@@ -49,6 +62,8 @@ await runCli(async () => {
     threads: number;
     maxBatch: number;
     batchDelayMs: number;
+    loadBudgetMs: number;
+    runBudgetMs: number;
     maxBodyBytes: number;
     cors: boolean;
     quiet: boolean;

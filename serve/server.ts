@@ -25,6 +25,10 @@ export interface ServerOptions {
   threads?: number;
   maxBatch?: number;
   batchDelayMs?: number;
+  /** Longest a model's load and contract check may take (ms); see SERVE_DEFAULTS. */
+  loadBudgetMs?: number;
+  /** Longest one inference run may take (ms); a version over it is quarantined. */
+  runBudgetMs?: number;
   cors?: boolean;
   maxBodyBytes?: number;
   webRoot?: string;
@@ -87,6 +91,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     threads: options.threads,
     maxBatch: options.maxBatch,
     batchDelayMs: options.batchDelayMs,
+    loadBudgetMs: options.loadBudgetMs,
+    runBudgetMs: options.runBudgetMs,
     modelSettings: options.modelSettings,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),

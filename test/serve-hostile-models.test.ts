@@ -1,0 +1,199 @@
+/**
+ * Model files that misbehave only at some batch sizes or for some inputs, run forever, or reach for
+ * files outside their folder: the server keeps answering health and the other models, never lets answers
+ * cross between clients, never answers 500 or null, and never reads outside a model's version folder.
+ */
+import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { externalDataModel, hostileModel } from './helpers/hostile-models.ts';
+import { oddModel } from './helpers/odd-models.ts';
+
+let server: RunningServer;
+let root: string;
+const logs: string[] = [];
+const RUN_BUDGET_MS = 800;
+
+const put = (name: string, bytes: Uint8Array, files: Record<string, Uint8Array | string> = {}) => {
+  mkdirSync(join(root, name, '1'), { recursive: true });
+  writeFileSync(join(root, name, '1', 'model.onnx'), bytes);
+  for (const [file, data] of Object.entries(files)) writeFileSync(join(root, name, '1', file), data);
+};
+
+beforeAll(async () => {
+  root = mkdtempSync(join(tmpdir(), 'models-hostile-'));
+  const folded = { normalization: 'folded (test)' };
+  put('good', oddModel({ metadata: folded }));
+  put('small', oddModel({ metadata: folded }));
+  writeFileSync(join(root, 'small', 'config.pbtxt'), 'max_batch_size: 4\n');
+  for (const twist of [
+    'mix-from-3',
+    'drop-row-from-3',
+    'drop-row-when-triggered',
+    'slow-when-triggered',
+    'slow-always',
+    'infinite-when-triggered',
+  ] as const)
+    put(twist, hostileModel(twist));
+  const inside = externalDataModel('w.bin');
+  put('external', inside.model, { 'w.bin': inside.weights });
+  // Names that ORT would resolve against the server's working directory, or outside the folder.
+  put('external-cwd', externalDataModel('package.json').model);
+  put('external-up', externalDataModel('../../w.bin').model);
+  writeFileSync(join(root, 'w.bin'), inside.weights);
+  const linked = externalDataModel('link.bin');
+  put('external-link', linked.model);
+  symlinkSync(join(root, 'w.bin'), join(root, 'external-link', '1', 'link.bin'));
+  server = await startServer({
+    models: root,
+    port: 0,
+    batchDelayMs: 30,
+    runBudgetMs: RUN_BUDGET_MS,
+    watchIntervalMs: 200,
+    log: (l) => logs.push(l),
+  });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const image = (fill = 0, trigger = false) => {
+  const data = Array.from({ length: 784 }, (_, i) => ((i * 31 + fill * 97) % 255) / 255);
+  if (trigger) data[0] = 2;
+  return data;
+};
+const infer = (model: string, images: number[][], extra: object = {}) =>
+  fetch(`${server.url}/v2/models/${model}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [images.length, 1, 28, 28], data: images.flat(), ...extra }],
+    }),
+  });
+const status = async (name: string) => {
+  const list = (await (await fetch(`${server.url}/api/models`)).json()) as {
+    name: string;
+    versions: { version: number; ready: boolean; error?: string }[];
+  }[];
+  return list.find((m) => m.name === name)?.versions[0];
+};
+const healthTime = async () => {
+  const start = performance.now();
+  const response = await fetch(`${server.url}/v2/health/live`);
+  expect(response.status).toBe(200);
+  return performance.now() - start;
+};
+
+describe('models checked at every batch size the server runs', () => {
+  it('refuses a model that mixes rows only in batches of 3 or more, or drops a row there', async () => {
+    expect(await status('mix-from-3')).toMatchObject({ ready: false, error: expect.stringMatching(/cross/) });
+    expect(await status('drop-row-from-3')).toMatchObject({
+      ready: false,
+      error: expect.stringMatching(/not one row per image|values for/),
+    });
+    expect(await status('good')).toMatchObject({ ready: true });
+  });
+
+  it('a model that drops a row for some inputs: the others in its batch get their own answers, it gets a 503', async () => {
+    const alone = await (await infer('drop-row-when-triggered', [image(1)])).json();
+    const [a, bad, c] = await Promise.all([
+      infer('drop-row-when-triggered', [image(1)]),
+      infer('drop-row-when-triggered', [image(2, true)]),
+      infer('drop-row-when-triggered', [image(3)]),
+    ]);
+    expect(a.status).toBe(200);
+    expect(c.status).toBe(200);
+    expect((await a.json()).outputs[0].data).toEqual(alone.outputs[0].data);
+    expect((await c.json()).outputs[0].data).not.toEqual(alone.outputs[0].data);
+    expect(bad.status).toBe(503);
+    expect((await bad.json()).error.code).toBe('model_failed');
+  });
+});
+
+describe('run budgets', () => {
+  it('a run over budget fails its request, not the server: health and other models answer meanwhile', async () => {
+    const slow = infer('slow-when-triggered', [image(1, true)]);
+    const during: number[] = [];
+    const started = performance.now();
+    let settled = false;
+    void slow.finally(() => {
+      settled = true;
+    });
+    while (!settled && performance.now() - started < 20_000) {
+      during.push(await healthTime());
+      expect((await infer('good', [image(4)])).status).toBe(200);
+    }
+    const response = await slow;
+    expect(response.status).toBe(503);
+    expect((await response.json()).error.message).toMatch(/run budget/);
+    expect(Math.max(...during)).toBeLessThan(2000);
+    // Quarantined until its file changes.
+    expect(await status('slow-when-triggered')).toMatchObject({
+      ready: false,
+      error: expect.stringMatching(/quarantined.*run budget/),
+    });
+    writeFileSync(join(root, 'slow-when-triggered', '1', 'model.onnx'), hostileModel('slow-when-triggered', 2999));
+    const deadline = Date.now() + 20_000;
+    while (!(await status('slow-when-triggered'))?.ready && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await infer('slow-when-triggered', [image(5)])).status).toBe(200);
+  });
+
+  it('a model slow on every run never becomes ready, with the reason', async () => {
+    expect(await status('slow-always')).toMatchObject({ ready: false, error: expect.stringMatching(/budget/) });
+    expect(logs.join('\n')).toMatch(/not serving slow-always\/1: .*budget/);
+  });
+});
+
+describe('numbers', () => {
+  it('refuses v2 inputs outside float32 (400) and answers a non-finite output with a counted 422, never null', async () => {
+    for (const value of [1e39, -3.5e38]) {
+      const data = image(1);
+      data[5] = value;
+      const response = await infer('good', [data]);
+      expect(response.status).toBe(400);
+      expect((await response.json()).error.message).toMatch(/float32/);
+    }
+    const inf = await infer('infinite-when-triggered', [image(1, true)]);
+    expect(inf.status).toBe(422);
+    expect((await inf.json()).error.code).toBe('non_finite_output');
+    expect((await infer('infinite-when-triggered', [image(1)])).status).toBe(200);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^model_nonfinite_outputs_total 1$/m);
+  });
+
+  it("refuses a v2 request larger than the model's max_batch_size, naming it", async () => {
+    const response = await infer(
+      'small',
+      Array.from({ length: 5 }, (_, i) => image(i)),
+    );
+    expect(response.status).toBe(400);
+    expect((await response.json()).error.message).toMatch(/at most 4 images/);
+    expect(
+      (
+        await infer(
+          'small',
+          Array.from({ length: 4 }, (_, i) => image(i)),
+        )
+      ).status,
+    ).toBe(200);
+  });
+});
+
+describe('external data', () => {
+  it('loads weights stored beside model.onnx, and nothing from the working directory or outside the folder', async () => {
+    expect(await status('external')).toMatchObject({ ready: true });
+    const pixels = image(7);
+    const response = await (await infer('external', [pixels])).json();
+    const expected = Array.from({ length: 10 }, (_, k) =>
+      pixels.reduce((sum, p, i) => sum + p * Math.fround(Math.cos(i * 10 + k) * 0.05), 0),
+    );
+    for (const [k, value] of (response.outputs[0].data as number[]).entries())
+      expect(value).toBeCloseTo(expected[k] as number, 4);
+    expect(await status('external-cwd')).toMatchObject({ ready: false, error: expect.stringMatching(/missing/) });
+    expect(await status('external-up')).toMatchObject({ ready: false, error: expect.stringMatching(/relative path/) });
+    expect(await status('external-link')).toMatchObject({ ready: false, error: expect.stringMatching(/outside/) });
+  });
+});
