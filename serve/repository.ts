@@ -13,7 +13,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
 import { publicMessage } from './errors.ts';
-import { type ModelSettings, readModelSettings, servedVersions } from './model-config.ts';
+import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
@@ -35,8 +35,8 @@ export interface RepositoryOptions {
   threads?: number;
   maxBatch?: number;
   batchDelayMs?: number;
-  /** Per-model settings; default: the model's config.pbtxt (Triton's), read at every scan. */
-  modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
+  /** Per-model settings; default: the model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
+  modelSettings?: SettingsReader;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
@@ -68,6 +68,7 @@ export class ModelRepository {
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
   private settings = new Map<string, ModelSettings>();
+  private readonly readSettings = cachedSettingsReader();
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
   private closed = false;
@@ -101,27 +102,38 @@ export class ModelRepository {
   }
 
   private async scanOnce(): Promise<void> {
-    const scanned = scanRepository(this.root);
+    const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
-    const read = this.options.modelSettings ?? readModelSettings;
-    const names = [...new Set(scanned.files.map((f) => f.name))];
-    this.settings = new Map(
-      names.map((name) => [
+    const read = this.options.modelSettings ?? this.readSettings;
+    const versionsByName = new Map<string, number[]>();
+    for (const f of scanned.files) {
+      const present = versionsByName.get(f.name) ?? [];
+      present.push(f.version);
+      versionsByName.set(f.name, present);
+    }
+    const settings = new Map<string, ModelSettings>();
+    for (const name of versionsByName.keys())
+      settings.set(
         name,
-        read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+        await read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+      );
+    this.settings = settings;
+    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
+    const servedByName = new Map(
+      [...versionsByName].map(([name, present]) => [
+        name,
+        servedVersions(
+          present.sort((a, b) => a - b),
+          settings.get(name)?.versionPolicy,
+        ),
       ]),
     );
-    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
-    const files = scanned.files.filter((f) => {
-      const present = scanned.files.filter((g) => g.name === f.name).map((g) => g.version);
-      return servedVersions(
-        present.sort((a, b) => a - b),
-        this.settings.get(f.name)?.versionPolicy,
-      ).has(f.version);
-    });
-    const current = new Set(problems.map((p) => `${p.where}\0${p.cause}`));
+    const files = scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
+    // Skipped folders are reported like problems, but don't make a model's files unknown.
+    const reported = [...problems, ...scanned.skipped];
+    const current = new Set(reported.map((p) => `${p.where}\0${p.cause}`));
     for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
-    for (const p of problems) this.problem(p);
+    for (const p of reported) this.problem(p);
     // A model folder we could not read keeps what it serves: its files are unknown, not gone.
     const unreadable = new Set(problems.map((p) => p.where.split('/')[0]));
     const found = new Map(files.map((f) => [`${f.name}/${f.version}`, f]));
