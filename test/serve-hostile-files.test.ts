@@ -70,14 +70,21 @@ it('answers health within 2 s all through the rescans', async () => {
 });
 
 it('serves the models beside a FIFO or /dev/zero config with the defaults, and never reads such a model file', async () => {
-  const list = (await (await fetch(`${url()}/api/models`)).json()) as { name: string; versions: { version: number }[] }[];
+  const list = (await (await fetch(`${url()}/api/models`)).json()) as {
+    name: string;
+    versions: { version: number }[];
+  }[];
   const versions = Object.fromEntries(list.map((m) => [m.name, m.versions.map((v) => v.version)]));
   expect(versions).toEqual({ big: [1], fifo: [1], many: [VERSIONS], zero: [1] });
 });
 
 it('reports each hostile file and each unservable folder once, and counts them', async () => {
   await new Promise((r) => setTimeout(r, 500)); // several more scans
-  const once = (text: string) => expect(logs.filter((l) => l.includes(text)), text).toHaveLength(1);
+  const once = (text: string) =>
+    expect(
+      logs.filter((l) => l.includes(text)),
+      text,
+    ).toHaveLength(1);
   once('fifo/config.pbtxt (ENOTFILE)');
   once('zero/config.pbtxt (ENOTFILE)');
   once('fifomodel/1/model.onnx (ENOTFILE)');
