@@ -81,6 +81,8 @@ export class LargeResponses {
         { 'Retry-After': String(RETRY_AFTER_S) },
       );
     }
+    // A client gone before its handler ran: 'close' has fired already and would never free the slot.
+    if (outgoing.destroyed) return undefined;
     this.active++;
     outgoing.once('close', () => this.active--);
     return undefined;
