@@ -47,6 +47,11 @@ beforeAll(async () => {
   writeFileSync(model('Bad_Name'), bytes);
   mkdirSync(join(root, 'many', 'latest'));
   writeFileSync(join(root, 'notes.txt'), 'a stray file is nobody’s model');
+  // The damaged repository of serve-reload.test.ts, seen by the asynchronous scan the same way.
+  symlinkSync('/nonexistent/models', join(root, 'dangling'));
+  symlinkSync('/nonexistent/model.onnx', model('brokenversion'));
+  symlinkSync('loop-b', join(root, 'loop-a'));
+  symlinkSync('loop-a', join(root, 'loop-b'));
   server = await startServer({ models: root, port: 0, watchIntervalMs: 50, log: (l) => logs.push(l) });
 }, 60_000);
 afterAll(async () => {
@@ -91,6 +96,9 @@ it('reports each hostile file and each unservable folder once, and counts them',
   once('zeromodel/1/model.onnx (ENOTFILE)');
   once('cannot use Bad_Name (invalid model name)');
   once('cannot use many/latest (not a version number)');
+  once('cannot use dangling (ENOENT)');
+  once('cannot use brokenversion/1/model.onnx (ENOENT)');
+  once('cannot use loop-a (ELOOP)');
   expect(logs.join('\n')).not.toContain('notes.txt');
   const metrics = await (await fetch(`${url()}/metrics`)).text();
   expect(metrics).toContain('model_repository_scan_errors_total{cause="invalid model name"} 1');
