@@ -22,6 +22,7 @@ import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
+import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelRepository } from './repository.ts';
 import { metricsRoutes } from './routes/metrics.ts';
@@ -41,6 +42,8 @@ export interface AppOptions {
   cors?: boolean;
   /** The built web demo to serve at / (a page saying how to build it while it is missing). */
   webRoot?: string;
+  /** Write timeout and concurrency cap of large bodies (default: LARGE_RESPONSE_DEFAULTS, 30 s and 16). */
+  largeResponses?: Partial<LargeResponseLimits>;
   /** Per-request log lines (control characters escaped). */
   log?: (line: string) => void;
   serverVersion?: string;
@@ -56,6 +59,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const { repository, metrics } = options;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const serverVersion = options.serverVersion ?? '0.1.0';
+  const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
+  const largeResponses = new LargeResponses(limits.maxConcurrent);
   const app = new OpenAPIHono();
 
   app.use('*', async (c, next) => {
@@ -69,6 +74,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
       `${c.req.method} ${escapeForLog(c.req.path).slice(0, 200)} ${status} ${(performance.now() - start).toFixed(1)}ms`,
     );
   });
+  app.use('*', writeTimeout(limits.writeTimeoutMs));
   if (options.cors) {
     app.use('*', cors());
   } else {
@@ -122,9 +128,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const maxBodyBytes = limit;
   app.route('/', predictRoutes({ repository, maxBodyBytes }));
   app.route('/', v2Routes({ repository, maxBodyBytes, serverName: SERVER_NAME, serverVersion }));
-  app.route('/', modelRoutes({ repository }));
+  app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
-  app.route('/', mnistRoutes());
+  app.route('/', mnistRoutes({ largeResponses }));
   app.doc31('/openapi.json', {
     openapi: '3.1.0',
     info: {

@@ -3,10 +3,11 @@
  * so one repository behaves the same here and in Triton: `max_batch_size` and `dynamic_batching`'s
  * queue delay set the batcher, and `version_policy` says which versions are served (Triton's default,
  * without a policy, is the newest version only). No file: the server's own defaults, every version.
+ * The file is re-read at every scan but parsed only when it changed, and never trusted to be a plain file.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../export/triton/config.ts';
+import { readRegularFile } from './regular-file.ts';
 
 /** Batching and version settings of one model. */
 export interface ModelSettings {
@@ -19,19 +20,21 @@ export interface ModelSettings {
 /** Longest batching delay a config may ask for (a typo of a few zeros must not stall every request). */
 const MAX_DELAY_MS = 1000;
 
-/**
- * The settings in `<root>/<name>/config.pbtxt`; `{}` when there is none. A file that can't be read or
- * parsed is reported through `onProblem` and the defaults are used (the model is still served).
- */
-export function readModelSettings(root: string, name: string, onProblem: (cause: string) => void): ModelSettings {
-  let text: string;
-  try {
-    text = readFileSync(join(root, name, CONFIG_FILE), 'utf8');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code !== 'ENOENT') onProblem(code ?? 'unreadable');
-    return {};
-  }
+/** Reports a problem with a model's config (an errno code or a one-line reason); the model is still served. */
+export type OnConfigProblem = (cause: string) => void;
+
+/** How the repository gets a model's settings (a test may pass its own; the default reads config.pbtxt). */
+export type SettingsReader = (
+  root: string,
+  name: string,
+  onProblem: OnConfigProblem,
+) => ModelSettings | Promise<ModelSettings>;
+
+/** Larger configs are refused unread (Triton's are a few KiB; the text-format parser stops at 1 MiB). */
+export const MAX_CONFIG_BYTES = 1024 * 1024;
+
+/** The settings a config's text gives; text that doesn't parse is reported and gives the defaults, `{}`. */
+export function settingsFromText(text: string, onProblem: OnConfigProblem): ModelSettings {
   try {
     const config = readTritonConfig(text);
     const delay = config.maxQueueDelayMicroseconds;
@@ -47,9 +50,43 @@ export function readModelSettings(root: string, name: string, onProblem: (cause:
   }
 }
 
+/**
+ * A reader of `<root>/<name>/config.pbtxt` for a repository that rescans every second: the file is checked
+ * to be a regular file of at most MAX_CONFIG_BYTES before it is read (a FIFO or a link to /dev/zero is
+ * refused, never waited on), and parsed again only when its stamp (size, mtime) changed. No file: `{}`.
+ * An unchanged file's problem is reported again at every read, so the repository knows it persists.
+ */
+export function cachedSettingsReader(): SettingsReader {
+  const cache = new Map<string, { stamp: string; settings: ModelSettings; problem?: string }>();
+  return async (root, name, onProblem) => {
+    const path = join(root, name, CONFIG_FILE);
+    let read: Awaited<ReturnType<typeof readRegularFile>>;
+    try {
+      read = await readRegularFile(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
+    } catch (error) {
+      cache.delete(path);
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'ENOENT') onProblem(code ?? 'unreadable');
+      return {};
+    }
+    let entry = cache.get(path);
+    if (read.bytes) {
+      let problem: string | undefined;
+      const settings = settingsFromText(read.bytes.toString('utf8'), (cause) => {
+        problem = cause;
+      });
+      entry = { stamp: read.stamp, settings, problem };
+      cache.set(path, entry);
+    }
+    if (entry?.problem) onProblem(entry.problem);
+    return entry?.settings ?? {};
+  };
+}
+
 /** The versions a policy serves, of those present (ascending). */
 export function servedVersions(present: number[], policy: TritonVersionPolicy | undefined): Set<number> {
   if (!policy || policy.kind === 'all') return new Set(present);
   if (policy.kind === 'latest') return new Set(present.slice(-Math.max(1, policy.numVersions)));
-  return new Set(present.filter((v) => policy.versions.includes(v)));
+  const named = new Set(policy.versions);
+  return new Set(present.filter((v) => named.has(v)));
 }

@@ -9,11 +9,11 @@
  * are released only after their in-flight requests finish. The default version of a model is its newest
  * one that loaded.
  */
-import { readFile, stat } from 'node:fs/promises';
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
 import { publicMessage } from './errors.ts';
-import { type ModelSettings, readModelSettings, servedVersions } from './model-config.ts';
+import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
+import { readRegularFile } from './regular-file.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
@@ -42,8 +42,8 @@ export interface RepositoryOptions {
   loadBudgetMs?: number;
   /** Longest one inference run may take (ms); a version over it is quarantined. */
   runBudgetMs?: number;
-  /** Per-model settings; default: the model's config.pbtxt (Triton's), read at every scan. */
-  modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
+  /** Per-model settings; default: the model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
+  modelSettings?: SettingsReader;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
@@ -80,6 +80,7 @@ export class ModelRepository {
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
   private settings = new Map<string, ModelSettings>();
+  private readonly readSettings = cachedSettingsReader();
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
   private closed = false;
@@ -113,27 +114,38 @@ export class ModelRepository {
   }
 
   private async scanOnce(): Promise<void> {
-    const scanned = scanRepository(this.root);
+    const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
-    const read = this.options.modelSettings ?? readModelSettings;
-    const names = [...new Set(scanned.files.map((f) => f.name))];
-    this.settings = new Map(
-      names.map((name) => [
+    const read = this.options.modelSettings ?? this.readSettings;
+    const versionsByName = new Map<string, number[]>();
+    for (const f of scanned.files) {
+      const present = versionsByName.get(f.name) ?? [];
+      present.push(f.version);
+      versionsByName.set(f.name, present);
+    }
+    const settings = new Map<string, ModelSettings>();
+    for (const name of versionsByName.keys())
+      settings.set(
         name,
-        read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+        await read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+      );
+    this.settings = settings;
+    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
+    const servedByName = new Map(
+      [...versionsByName].map(([name, present]) => [
+        name,
+        servedVersions(
+          present.sort((a, b) => a - b),
+          settings.get(name)?.versionPolicy,
+        ),
       ]),
     );
-    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
-    const files = scanned.files.filter((f) => {
-      const present = scanned.files.filter((g) => g.name === f.name).map((g) => g.version);
-      return servedVersions(
-        present.sort((a, b) => a - b),
-        this.settings.get(f.name)?.versionPolicy,
-      ).has(f.version);
-    });
-    const current = new Set(problems.map((p) => `${p.where}\0${p.cause}`));
+    const files = scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
+    // Skipped folders are reported like problems, but don't make a model's files unknown.
+    const reported = [...problems, ...scanned.skipped];
+    const current = new Set(reported.map((p) => `${p.where}\0${p.cause}`));
     for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
-    for (const p of problems) this.problem(p);
+    for (const p of reported) this.problem(p);
     // A model folder we could not read keeps what it serves: its files are unknown, not gone.
     const unreadable = new Set(problems.map((p) => p.where.split('/')[0]));
     const found = new Map(files.map((f) => [`${f.name}/${f.version}`, f]));
@@ -162,9 +174,8 @@ export class ModelRepository {
     const previous = this.loaded.get(key);
     let bytes: Uint8Array;
     try {
-      const { size } = await stat(file.path);
-      if (size > MAX_MODEL_BYTES) throw new Error(`model.onnx is ${size} bytes; at most ${MAX_MODEL_BYTES} are loaded`);
-      bytes = await readFile(file.path);
+      // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).
+      bytes = (await readRegularFile(file.path, MAX_MODEL_BYTES)).bytes as Buffer;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone

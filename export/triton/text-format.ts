@@ -182,7 +182,10 @@ class Parser {
       }
       const values = this.fieldValues(field, depth);
       if (field.repeated) {
-        result[field.name] = [...((result[field.name] as unknown[] | undefined) ?? []), ...values];
+        // Appended in place: a field repeated n times costs n, not n² (a hostile config repeats it 40,000 times).
+        const list = (result[field.name] as unknown[] | undefined) ?? [];
+        for (const value of values) list.push(value);
+        result[field.name] = list;
       } else {
         if (field.name in result || values.length !== 1)
           throw new TextFormatError(`line ${nameToken.line}: '${field.name}' takes one value`);

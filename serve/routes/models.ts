@@ -1,15 +1,25 @@
 /**
  * GET /api/models (the web demo's list: versions, readiness, metadata, why a version is not served) and
  * GET /models/{model}/{version}/model.onnx (the exact bytes the server loaded, for in-browser inference —
- * never whatever is on disk now, which may be half-copied or newer).
+ * never whatever is on disk now, which may be half-copied or newer), sent as a view of the loaded bytes
+ * (no copy per request) under the large-response limits.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { ifNoneMatchHits } from '../etag.ts';
+import { LARGE_RESPONSE_DEFAULTS, LargeResponses, viewStream } from '../large-responses.ts';
 import { errorResponse, mount, pathParams } from '../openapi.ts';
 import type { ModelRepository } from '../repository.ts';
 import { ModelListSchema } from '../schemas.ts';
 import { withModel } from './lookup.ts';
 
-export function modelRoutes({ repository }: { repository: ModelRepository }): OpenAPIHono {
+export interface ModelRoutesOptions {
+  repository: ModelRepository;
+  /** Shared with the other routes that send large bodies (default: a limiter of this route's own). */
+  largeResponses?: LargeResponses;
+}
+
+export function modelRoutes({ repository, largeResponses }: ModelRoutesOptions): OpenAPIHono {
+  const large = largeResponses ?? new LargeResponses(LARGE_RESPONSE_DEFAULTS.maxConcurrent);
   const app = new OpenAPIHono();
   mount(
     app,
@@ -49,17 +59,22 @@ export function modelRoutes({ repository }: { repository: ModelRepository }): Op
           description: 'ONNX model bytes',
           content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
         },
+        304: { description: 'Not modified (If-None-Match)' },
         404: errorResponse('Unknown model or version'),
+        503: errorResponse('Too many large downloads in progress; retry after Retry-After seconds'),
       },
     }),
     (c) =>
       withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
-        const etag = `"${model.hash}"`;
-        if (c.req.header('if-none-match') === etag) return c.body(null, 304);
-        return c.body(new Uint8Array(model.bytes), 200, {
+        const headers = { 'Cache-Control': 'no-cache', ETag: `"${model.hash}"` };
+        if (ifNoneMatchHits(c.req.header('if-none-match'), headers.ETag)) return c.body(null, 304, headers);
+        const busy = large.admit(c);
+        if (busy) return busy;
+        // The view keeps the loaded bytes alive after a reload replaces them, until this response ends.
+        return c.body(viewStream([model.bytes]), 200, {
+          ...headers,
           'Content-Type': 'application/octet-stream',
-          'Cache-Control': 'no-cache',
-          ETag: etag,
+          'Content-Length': String(model.bytes.byteLength),
         });
       }),
   );

@@ -1,7 +1,8 @@
 /**
  * The browser side: the API docs (Swagger UI from the npm-installed swagger-ui-dist, so /docs works
  * offline) and the built web demo. The demo's files are read per request, so a rebuilt demo is served
- * without a restart; when it is not built, / says how to build it.
+ * without a restart; when it is not built, / says how to build it. Swagger UI's files (an installed
+ * package: they never change) are read once and sent as views.
  */
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -10,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { HttpError } from '../errors.ts';
+import { viewStream } from '../large-responses.ts';
 
 export interface WebRouteOptions {
   /** The built web demo (vite's outDir). */
@@ -38,6 +40,16 @@ const docsPage = () => `<!doctype html>
 
 export function webRoutes(options: WebRouteOptions): Hono {
   const app = new Hono();
+  const assets = new Map<string, Promise<Uint8Array>>();
+  const asset = (file: string) => {
+    let bytes = assets.get(file);
+    if (!bytes) {
+      bytes = readFile(join(SWAGGER_DIR, file));
+      assets.set(file, bytes);
+      bytes.catch(() => assets.delete(file));
+    }
+    return bytes;
+  };
   app.get('/docs', (c) => c.html(docsPage()));
   // Inline scripts would need a CSP exception; the initializer is a file of its own.
   app.get('/docs/init.js', (c) =>
@@ -51,8 +63,10 @@ export function webRoutes(options: WebRouteOptions): Hono {
     const file = c.req.param('file');
     const type = Object.hasOwn(SWAGGER_FILES, file) ? SWAGGER_FILES[file] : undefined;
     if (!type) throw new HttpError(404, 'not_found', 'no such docs asset');
-    return c.body(new Uint8Array(await readFile(join(SWAGGER_DIR, file))), 200, {
+    const bytes = await asset(file);
+    return c.body(viewStream([bytes]), 200, {
       'Content-Type': type,
+      'Content-Length': String(bytes.byteLength),
       'Cache-Control': 'public, max-age=86400',
     });
   });
