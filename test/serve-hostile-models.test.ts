@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { externalDataModel, hostileModel } from './helpers/hostile-models.ts';
-import { oddModel } from './helpers/odd-models.ts';
+import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 
 let server: RunningServer;
 let root: string;

@@ -3,10 +3,10 @@ import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset, loadMnist, take } from '../../runtime/data/mnist.ts';
+import { oddModel } from '../../testkit/odd-models.ts';
 import { exportRun } from '../../train/export-run.ts';
 import { trainRun } from '../../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../../train/run-config.ts';
-import { oddModel } from './odd-models.ts';
 
 export async function makeModelRepository(): Promise<{ root: string; runDir: string; test: Dataset }> {
   const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
