@@ -8,10 +8,14 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, truncateS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
+import { exportRun } from '../train/export-run.ts';
+import { trainRun } from '../train/loop.ts';
 import { readRegularFile } from '../train/read-regular-file.ts';
+import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { readConfig, readHistory } from '../train/run-dir.ts';
 import { ZOO } from '../train/zoo/index.ts';
 
@@ -113,6 +117,27 @@ describe('an unusable autotune cache', () => {
           .toString()
           .trim(),
       ).toBe('fifo');
+    },
+    60_000,
+  );
+});
+
+describe('export beside files that are not ours', () => {
+  it.skipIf(!linux)(
+    "skips a FIFO where an earlier version's model.onnx should be, and leaves a foreign temp file alone",
+    async () => {
+      const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
+      const run = tmp();
+      const config = { ...TUTORIAL_RECIPE, model: 'cnn' as const, epochs: 1, batchSize: 32 };
+      await trainRun({ config, dir: run, data: { train: take(train, 64), test: take(test, 64) as Dataset } });
+      const out = tmp();
+      mkdirSync(join(out, 'cnn', '1'), { recursive: true });
+      fifo(join(out, 'cnn', '1', 'model.onnx'));
+      mkdirSync(join(out, 'cnn', '2'));
+      writeFileSync(join(out, 'cnn', '2', 'notes.999999.cafebabe.tmp'), 'mine');
+      const report = await exportRun({ run, out, version: 2, test: take(test, 100) as Dataset });
+      expect(report.path).toBe(join(out, 'cnn', '2', 'model.onnx'));
+      expect(readdirSync(join(out, 'cnn', '2')).sort()).toEqual(['model.onnx', 'notes.999999.cafebabe.tmp']);
     },
     60_000,
   );
