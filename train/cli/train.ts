@@ -7,7 +7,6 @@
  * config.json, history.json, checkpoint.bin, accuracy.svg/.png, loss.svg/.png. `--resume <dir>` continues a run
  * (only `--epochs` may change then); `--out` into a directory that holds files needs `--force`.
  */
-import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import {
@@ -30,6 +29,7 @@ import { newRunDir, readConfig } from '../run-dir.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
+import { threadsForThisMachine } from './threads.ts';
 
 const r = TUTORIAL_RECIPE;
 
@@ -123,17 +123,6 @@ function conflictsWithResume(): string[] {
     .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
-/**
- * More threads than cores only slows a step (workers spin while they wait for each other) and costs an ORT
- * session each: a new run gets at most one per core, and says so. A resumed run keeps its recorded count.
- */
-function threadsForThisMachine(threads: number): number {
-  const cores = availableParallelism();
-  if (threads <= cores) return threads;
-  console.error(`notice: --threads ${threads} is more than this machine's ${cores} cores; using ${cores}`);
-  return cores;
-}
-
 await runCli(async () => {
   const flags = program.opts<Flags>();
   let config: TrainConfig;
@@ -149,7 +138,7 @@ await runCli(async () => {
     if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
   } else {
     config = configFrom(flags);
-    config.threads = threadsForThisMachine(config.threads);
+    config.threads = threadsForThisMachine(config.threads); // a resumed run keeps its recorded count
   }
   await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
   dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
