@@ -11,9 +11,9 @@
  */
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
-import { readRegularFile } from './regular-file.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
@@ -175,7 +175,7 @@ export class ModelRepository {
     let bytes: Uint8Array;
     try {
       // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).
-      bytes = (await readRegularFile(file.path, MAX_MODEL_BYTES)).bytes as Buffer;
+      bytes = await readRegularFile(file.path, MAX_MODEL_BYTES);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone

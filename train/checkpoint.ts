@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { readFailure, readRegularFile } from './read-regular-file.ts';
+import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 import type { TrainerState } from './trainer.ts';
 import { issuesInOneLine } from './zod-issues.ts';

@@ -3,8 +3,8 @@ import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { writeFileAtomic } from '../export/files.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { writeChart } from './plot.ts';
-import { readRegularFile } from './read-regular-file.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 
 export interface RunSummary {

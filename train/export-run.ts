@@ -10,17 +10,16 @@ import * as ort from 'onnxruntime-node';
 import { makeDeployable } from '../export/deploy/deployable.ts';
 import { METADATA_KEYS } from '../export/deploy/metadata.ts';
 import { makeVariant, type Variant } from '../export/deploy/precision.ts';
-import { writeModelFile } from '../export/files.ts';
+import { removeStaleTempFiles, writeModelFile } from '../export/files.ts';
 import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
 import type { ModelProto } from '../export/onnx/schema.ts';
 import { checkModelName, checkVersion, modelPath, nextVersion, versionsOf } from '../export/repository.ts';
 import { ensureTritonConfig, type TritonConfigResult } from '../export/triton/model-config-file.ts';
 import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from '../runtime/data/mnist.ts';
 import { sessionOptions } from '../runtime/execution.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { readCheckpointFile } from './checkpoint.ts';
 import { inferenceModel } from './inference-model.ts';
-import { removeOwnStaleTempFiles } from './own-temp-files.ts';
-import { readRegularFile } from './read-regular-file.ts';
 import { RUN_FILES, readConfig } from './run-dir.ts';
 import { ZOO } from './zoo/index.ts';
 
@@ -227,7 +226,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
 
   // Triton-ready repository: config.pbtxt beside the versions, checked before the version is written.
   const tritonConfig = await ensureTritonConfig(join(out, name), name, final);
-  await removeOwnStaleTempFiles(dirname(path), [basename(path)]); // a killed export's, never another file's
+  await removeStaleTempFiles(dirname(path), [basename(path)]); // a killed export's, never another file's
   await writeModelFile(path, final);
   return {
     path,

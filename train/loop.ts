@@ -5,13 +5,12 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
 import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { DEFAULT_AUGMENT } from './data/augment.ts';
 import { BatchStream, normalizedSplit } from './data/batches.ts';
 import { optimizerFor } from './optim/from-config.ts';
-import { removeOwnStaleTempFiles } from './own-temp-files.ts';
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
@@ -91,7 +90,7 @@ async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Check
   const { config, dir } = options;
   const checkpointPath = join(dir, RUN_FILES.checkpoint);
   if (!options.resume) await prepareRunDir(dir, options.overwrite);
-  else await removeOwnStaleTempFiles(dir, OWN_FILES);
+  else await removeStaleTempFiles(dir, OWN_FILES);
   await writeConfig(dir, config, write); // on resume: the same config, or a new number of epochs
   if (!options.resume || !existsSync(checkpointPath)) return undefined;
   const checkpoint = await loadCheckpoint(checkpointPath);

@@ -8,10 +8,9 @@
 import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { isOwnStaleTempFile, removeOwnStaleTempFiles } from './own-temp-files.ts';
+import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
 import { writeChart } from './plot.ts';
-import { readFailure, readRegularFile } from './read-regular-file.ts';
 import type { TrainConfig } from './run-config.ts';
 import { parseTrainConfig } from './run-config-schema.ts';
 import { issuesInOneLine } from './zod-issues.ts';
@@ -141,7 +140,7 @@ export async function prepareRunDir(dir: string, overwrite = false): Promise<voi
     if (!overwrite) throw new Error(`${dir} already holds files (another run?); choose another --out or pass --force`);
     await checkReplaceableRun(dir, names);
   }
-  await removeOwnStaleTempFiles(dir, OWN_FILES);
+  await removeStaleTempFiles(dir, OWN_FILES);
   await Promise.all(OWN_FILES.map((file) => rm(join(dir, file), { force: true })));
 }
 

@@ -9,7 +9,7 @@
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../export/files.ts';
-import { readFailure, readRegularFile } from '../read-regular-file.ts';
+import { readFailure, readRegularFile } from '../../runtime/regular-file.ts';
 
 export const CACHE_FILE = 'autotune.json';
 
