@@ -1,7 +1,7 @@
 /**
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
- *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-connections 1024]
+ *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-connections 1024]
  *                  [--max-connections-per-client 256] [--write-timeout-ms 30000] [--max-large-responses 16]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
@@ -52,6 +52,12 @@ const program = new Command('serve')
     d.runBudgetMs,
   )
   .option(
+    '--max-loaded-versions <n>',
+    'model versions served at once, each in its own runner process (more are not ready, with the reason)',
+    positiveInt,
+    d.maxLoadedVersions,
+  )
+  .option(
     '--max-connections <n>',
     'open connections at once (the oldest idle one is closed to make room)',
     positiveInt,
@@ -91,6 +97,7 @@ await runCli(async () => {
     batchDelayMs: number;
     loadBudgetMs: number;
     runBudgetMs: number;
+    maxLoadedVersions: number;
     maxBodyBytes: number;
     maxConnections: number;
     maxConnectionsPerClient: number;

@@ -42,6 +42,8 @@ export interface RepositoryOptions {
   loadBudgetMs?: number;
   /** Longest one inference run may take (ms); a version over it is quarantined. */
   runBudgetMs?: number;
+  /** Versions served at once (each is a process); more are not ready, with the reason. */
+  maxLoadedVersions?: number;
   /** Per-model settings; default: the model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
   modelSettings?: SettingsReader;
   log?: (line: string) => void;
@@ -61,7 +63,13 @@ export const SERVE_DEFAULTS = {
   batchDelayMs: BATCHING_DEFAULTS.delayMs,
   loadBudgetMs: 30_000,
   runBudgetMs: 10_000,
+  maxLoadedVersions: 32,
 };
+
+interface LoadedEntry {
+  served: ServedVersion;
+  stamp: string;
+}
 
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
@@ -75,7 +83,9 @@ export interface VersionStatus {
 }
 
 export class ModelRepository {
-  private readonly loaded = new Map<string, { served: ServedVersion; stamp: string }>();
+  private readonly loaded = new Map<string, LoadedEntry>();
+  /** Loads in progress (they count against maxLoadedVersions). */
+  private loading = 0;
   private readonly failed = new Map<string, FailedVersion>();
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
@@ -172,6 +182,19 @@ export class ModelRepository {
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {
     const previous = this.loaded.get(key);
+    // Each loaded version is a runner process (~60 MB): a repository of thousands must not fork thousands.
+    const most = this.options.maxLoadedVersions ?? SERVE_DEFAULTS.maxLoadedVersions;
+    if (!previous && this.loaded.size + this.loading >= most)
+      return this.fail(key, file, `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`);
+    this.loading++;
+    try {
+      await this.loadFileNow(key, file, previous);
+    } finally {
+      this.loading--;
+    }
+  }
+
+  private async loadFileNow(key: string, file: FoundFile, previous: LoadedEntry | undefined): Promise<void> {
     let bytes: Uint8Array;
     try {
       // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).

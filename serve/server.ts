@@ -31,6 +31,8 @@ export interface ServerOptions {
   loadBudgetMs?: number;
   /** Longest one inference run may take (ms); a version over it is quarantined. */
   runBudgetMs?: number;
+  /** Versions served at once, each in its own runner process (default 32). */
+  maxLoadedVersions?: number;
   cors?: boolean;
   maxBodyBytes?: number;
   webRoot?: string;
@@ -103,6 +105,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     batchDelayMs: options.batchDelayMs,
     loadBudgetMs: options.loadBudgetMs,
     runBudgetMs: options.runBudgetMs,
+    maxLoadedVersions: options.maxLoadedVersions,
     modelSettings: options.modelSettings,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),

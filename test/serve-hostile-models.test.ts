@@ -197,3 +197,27 @@ describe('external data', () => {
     expect(await status('external-link')).toMatchObject({ ready: false, error: expect.stringMatching(/outside/) });
   });
 });
+
+describe('a repository of many models', () => {
+  it('serves at most --max-loaded-versions versions (each is a process); the rest are not ready, with the reason', async () => {
+    const many = mkdtempSync(join(tmpdir(), 'models-many-'));
+    for (const name of ['a', 'b', 'c', 'd']) {
+      mkdirSync(join(many, name, '1'), { recursive: true });
+      writeFileSync(join(many, name, '1', 'model.onnx'), oddModel());
+    }
+    const small = await startServer({ models: many, port: 0, maxLoadedVersions: 2 });
+    try {
+      const list = (await (await fetch(`${small.url}/api/models`)).json()) as {
+        versions: { ready: boolean; error?: string }[];
+      }[];
+      const versions = list.flatMap((m) => m.versions);
+      expect(versions.filter((v) => v.ready)).toHaveLength(2);
+      expect(versions.filter((v) => !v.ready).map((v) => v.error)).toEqual([
+        expect.stringMatching(/2 versions are loaded already/),
+        expect.stringMatching(/2 versions are loaded already/),
+      ]);
+    } finally {
+      await small.close();
+    }
+  });
+});
