@@ -300,7 +300,11 @@ export class ModelRepository {
     if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${model}'`);
     if (version === undefined) {
       const newest = versions.filter((v) => v.ready).at(-1)?.served;
-      if (!newest) throw new ModelNotFoundError(`model '${model}' has no version that loaded`);
+      if (!newest) {
+        const last = versions.at(-1)?.failure;
+        const why = last ? ` (version ${last.version}: ${last.error})` : '';
+        throw new ModelNotFoundError(`model '${model}' has no version that loaded${why}`);
+      }
       return newest;
     }
     const entry = versions.find((v) => v.version === version);

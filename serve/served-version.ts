@@ -53,6 +53,11 @@ export class ServedVersion {
     return !normalizationFolded(this.metadata);
   }
 
+  /** The process this version runs in. */
+  get runnerPid(): number | undefined {
+    return this.runner.pid;
+  }
+
   /** Why the version stopped serving (over budget, crashed), if it did. */
   get quarantined(): string | undefined {
     return this.runner.quarantined;
