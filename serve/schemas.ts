@@ -78,14 +78,27 @@ export const InferRequestSchema = z
           name: z.string(),
           shape: z.array(z.number().int().nonnegative()),
           datatype: z.string(),
-          data: tensorData,
-          parameters: z.record(z.string(), z.unknown()).optional(),
+          data: tensorData.optional().openapi({ description: 'Absent when parameters.binary_data_size is given' }),
+          parameters: z
+            .record(z.string(), z.unknown())
+            .optional()
+            .openapi({
+              description: 'binary_data_size: bytes of this tensor after the JSON header (binary extension)',
+            }),
         }),
       )
       .min(1)
       .max(16),
     outputs: z
-      .array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() }))
+      .array(
+        z.object({
+          name: z.string(),
+          parameters: z
+            .record(z.string(), z.unknown())
+            .optional()
+            .openapi({ description: 'binary_data: true to get this output as raw bytes (binary extension)' }),
+        }),
+      )
       .optional(),
   })
   .openapi('InferenceRequest');
@@ -100,7 +113,8 @@ export const InferResponseSchema = z
         name: z.string(),
         shape: z.array(z.number()),
         datatype: z.string(),
-        data: z.array(z.number()),
+        data: z.array(z.number()).optional().openapi({ description: 'Absent for an output sent as binary data' }),
+        parameters: z.object({ binary_data_size: z.number().int() }).optional(),
       }),
     ),
   })
