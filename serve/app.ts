@@ -29,6 +29,7 @@ import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
@@ -127,6 +128,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
 
   const maxBodyBytes = limit;
   app.route('/', predictRoutes({ repository, maxBodyBytes }));
+  // Before v2's /v2/models/{model}: 'stats' is the extension's path, not a model name (as in Triton).
+  app.route('/', statsRoutes({ repository }));
   app.route('/', v2Routes({ repository, maxBodyBytes, serverName: SERVER_NAME, serverVersion }));
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));

@@ -301,6 +301,14 @@ export class ModelRepository {
     }
   }
 
+  /** Every loaded version (of `name`, when given), by name then version. */
+  servedVersions(name?: string): ServedVersion[] {
+    return [...this.loaded.values()]
+      .map((l) => l.served)
+      .filter((s) => name === undefined || s.name === name)
+      .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1));
+  }
+
   get readyCount(): number {
     return this.loaded.size;
   }

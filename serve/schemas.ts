@@ -79,12 +79,9 @@ export const InferRequestSchema = z
           shape: z.array(z.number().int().nonnegative()),
           datatype: z.string(),
           data: tensorData.optional().openapi({ description: 'Absent when parameters.binary_data_size is given' }),
-          parameters: z
-            .record(z.string(), z.unknown())
-            .optional()
-            .openapi({
-              description: 'binary_data_size: bytes of this tensor after the JSON header (binary extension)',
-            }),
+          parameters: z.record(z.string(), z.unknown()).optional().openapi({
+            description: 'binary_data_size: bytes of this tensor after the JSON header (binary extension)',
+          }),
         }),
       )
       .min(1)
@@ -158,6 +155,43 @@ export const ModelListSchema = z
     }),
   )
   .openapi('ModelList');
+
+const DurationSchema = z.object({
+  count: z.number().int(),
+  ns: z.number().int().openapi({ description: 'Cumulative nanoseconds' }),
+});
+
+export const ModelStatsSchema = z
+  .object({
+    model_stats: z.array(
+      z.object({
+        name: z.string(),
+        version: z.string(),
+        last_inference: z.number().int().openapi({ description: 'Milliseconds since the epoch (0: none yet)' }),
+        inference_count: z.number().int().openapi({ description: 'Images inferred by successful requests' }),
+        execution_count: z.number().int().openapi({ description: 'Model runs (one batch of requests is one)' }),
+        inference_stats: z.object({
+          success: DurationSchema,
+          fail: DurationSchema,
+          queue: DurationSchema,
+          compute_input: DurationSchema,
+          compute_infer: DurationSchema,
+          compute_output: DurationSchema,
+          cache_hit: DurationSchema,
+          cache_miss: DurationSchema,
+        }),
+        batch_stats: z.array(
+          z.object({
+            batch_size: z.number().int(),
+            compute_input: DurationSchema,
+            compute_infer: DurationSchema,
+            compute_output: DurationSchema,
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi('ModelStatistics');
 
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

@@ -53,7 +53,12 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       summary: 'Server metadata',
       responses: { 200: json(ServerMetadataSchema, 'Server name and version') },
     }),
-    (c) => c.json({ name: options.serverName, version: options.serverVersion, extensions: ['binary_tensor_data'] }),
+    (c) =>
+      c.json({
+        name: options.serverName,
+        version: options.serverVersion,
+        extensions: ['binary_tensor_data', 'statistics'],
+      }),
   );
   mount(
     app,
@@ -155,16 +160,18 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       }),
       async (c) => {
         const request = await readInferRequest(c, maxBodyBytes);
-        return withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
-          const { count, data } = inputTensor(model, request);
-          const wanted = requestedOutputs(model, request.body);
-          const outputs = await model.batcher.infer(data, count);
-          assertFiniteOutputs(
-            model,
-            Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
-          );
-          return inferResponse(model, request.body, wanted, outputs, count);
-        });
+        return withModel(repository, c.req.param('model'), c.req.param('version'), (model) =>
+          model.stats.request(async () => {
+            const { count, data } = inputTensor(model, request);
+            const wanted = requestedOutputs(model, request.body);
+            const { outputs, timings } = await model.batcher.inferTimed(data, count);
+            assertFiniteOutputs(
+              model,
+              Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
+            );
+            return { value: inferResponse(model, request.body, wanted, outputs, count), count, timings };
+          }),
+        );
       },
     );
   }
