@@ -33,6 +33,7 @@ import { statsRoutes } from './routes/stats.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
+import { registerTritonMetrics } from './triton-metrics.ts';
 
 export interface AppOptions {
   repository: ModelRepository;
@@ -63,6 +64,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
   const largeResponses = new LargeResponses(limits.maxConcurrent);
   const app = new OpenAPIHono();
+  registerTritonMetrics(metrics.registry, () => repository.servedVersions());
 
   app.use('*', async (c, next) => {
     const start = performance.now();

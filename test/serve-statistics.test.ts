@@ -126,3 +126,49 @@ it('answers unknown models and versions with 404 JSON, and a malformed version w
   const meta = (await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] };
   expect(meta.extensions).toContain('statistics');
 });
+
+it("exposes the same counts under Triton's metric names, labelled only with served models", async () => {
+  expect((await infer('made-up-by-a-client', image())).status).toBe(404);
+  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const value = (metric: string, model: string) => {
+    const line = text.split('\n').find((l) => l.startsWith(`${metric}{model="${model}",version="1"}`));
+    return line === undefined ? undefined : Number(line.split(' ').at(-1));
+  };
+  const [s] = (await stats('/v2/models/odd/stats')).body.model_stats as [Stats];
+  const i = s.inference_stats as Record<string, Duration>;
+  const us = (d?: Duration) => Math.round((d?.ns ?? 0) / 1000);
+  expect({
+    success: value('nv_inference_request_success', 'odd'),
+    failure: value('nv_inference_request_failure', 'odd'),
+    count: value('nv_inference_count', 'odd'),
+    exec: value('nv_inference_exec_count', 'odd'),
+    request: value('nv_inference_request_duration_us', 'odd'),
+    queue: value('nv_inference_queue_duration_us', 'odd'),
+    input: value('nv_inference_compute_input_duration_us', 'odd'),
+    infer: value('nv_inference_compute_infer_duration_us', 'odd'),
+    output: value('nv_inference_compute_output_duration_us', 'odd'),
+    pending: value('nv_inference_pending_request_count', 'odd'),
+  }).toEqual({
+    success: 4,
+    failure: 1,
+    count: 5,
+    exec: 2,
+    request: us(i.success),
+    queue: us(i.queue),
+    input: us(i.compute_input),
+    infer: us(i.compute_infer),
+    output: us(i.compute_output),
+    pending: 0,
+  });
+  expect(value('nv_inference_request_failure', 'infinite')).toBe(1);
+  expect(text).toContain('# TYPE nv_inference_count counter');
+  expect(text).toContain('# TYPE nv_inference_pending_request_count gauge');
+  expect(text).not.toContain('made-up-by-a-client');
+  // A request waiting out the batching delay is pending.
+  const waiting = infer('odd', image());
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  expect(await (await fetch(`${server.url}/metrics`)).text()).toContain(
+    'nv_inference_pending_request_count{model="odd",version="1"} 1',
+  );
+  expect((await waiting).status).toBe(200);
+});
