@@ -2,17 +2,18 @@
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
  *                  [--load-budget-ms 30000] [--run-budget-ms 10000]
+ *                  [--model-control-mode poll|explicit|none] [--load-model NAME]... [--api-key KEY]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
  * gracefully.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { DEVICES, type Device } from '../runtime/execution.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
-import { SERVE_DEFAULTS } from './repository.ts';
+import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
 import { onStopSignal, startServer } from './server.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
@@ -51,6 +52,24 @@ const program = new Command('serve')
   .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
   .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)
+  .option(
+    '--model-control-mode <mode>',
+    `as Triton's: poll (rescan for new files), explicit (load/unload only through /v2/repository), none (load at start only)`,
+    oneOf(MODEL_CONTROL_MODES),
+    'poll',
+  )
+  .option(
+    '--load-model <name>',
+    'explicit mode: a model to load at start (repeatable)',
+    (name: string, all: string[]) => [...all, name],
+    [] as string[],
+  )
+  .addOption(
+    new Option(
+      '--api-key <key>',
+      'key for /v2/repository/models/<m>/load and /unload (Authorization: Bearer); needed for them off loopback',
+    ).env('MNIST_SERVE_API_KEY'),
+  )
   .parse();
 
 await runCli(async () => {
@@ -67,9 +86,13 @@ await runCli(async () => {
     maxBodyBytes: number;
     cors: boolean;
     quiet: boolean;
+    modelControlMode: ModelControlMode;
+    loadModel: string[];
+    apiKey?: string;
   }>();
   const server = await startServer({
     ...o,
+    loadModels: o.loadModel,
     webRoot: WEB_ROOT,
     log: (line) => console.log(line),
     requestLog: !o.quiet,

@@ -193,5 +193,16 @@ export const ModelStatsSchema = z
   })
   .openapi('ModelStatistics');
 
+export const RepositoryIndexSchema = z
+  .array(
+    z.object({
+      name: z.string(),
+      version: z.string(),
+      state: z.enum(['READY', 'UNAVAILABLE', 'LOADING']),
+      reason: z.string().openapi({ description: 'Why it is not served (empty when READY or LOADING)' }),
+    }),
+  )
+  .openapi('RepositoryIndex');
+
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

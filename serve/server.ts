@@ -15,7 +15,8 @@ import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
 import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
-import { ModelRepository, SERVE_DEFAULTS } from './repository.ts';
+import { isLoopback } from './model-control-access.ts';
+import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 
 export interface ServerOptions {
   models: string;
@@ -41,6 +42,12 @@ export interface ServerOptions {
   requestLog?: boolean;
   /** Most open connections at once (default 1024). */
   maxConnections?: number;
+  /** Triton's --model-control-mode: poll (default), explicit or none. */
+  modelControlMode?: ModelControlMode;
+  /** explicit mode: models to load at start. */
+  loadModels?: string[];
+  /** Key for loading and unloading models (required for them when listening beyond loopback). */
+  apiKey?: string;
 }
 
 export interface RunningServer {
@@ -94,6 +101,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loadBudgetMs: options.loadBudgetMs,
     runBudgetMs: options.runBudgetMs,
     modelSettings: options.modelSettings,
+    controlMode: options.modelControlMode,
+    loadModels: options.loadModels,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),
     onLoadFailure: (model) => metrics.loadFailures.inc({ model }),
@@ -106,6 +115,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxBodyBytes: options.maxBodyBytes,
     webRoot: options.webRoot,
     log: options.requestLog ? log : undefined,
+    modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
   });
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;

@@ -57,7 +57,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       c.json({
         name: options.serverName,
         version: options.serverVersion,
-        extensions: ['binary_tensor_data', 'statistics'],
+        extensions: ['binary_tensor_data', 'statistics', 'model_repository'],
       }),
   );
   mount(
