@@ -273,6 +273,46 @@ it('refuses malformed binary requests with the JSON route limits: 4xx JSON, neve
   }
 });
 
+it('answers generated hostile binary bodies with 4xx JSON', async () => {
+  const one = fp32(images(1));
+  const raw = (body: Uint8Array, headerLength: string) =>
+    fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      body: new Uint8Array(body),
+      headers: { 'Inference-Header-Content-Length': headerLength },
+    });
+  const json = (header: unknown) => Buffer.from(JSON.stringify(header));
+  const sized = (size: unknown) => ({ inputs: [{ ...binaryInput(1), parameters: { binary_data_size: size } }] });
+  const bodies: [Uint8Array, string][] = [
+    [Buffer.concat([json([1, 2]), one]), String(json([1, 2]).length)],
+    [Buffer.concat([json(sized(-4)), one]), String(json(sized(-4)).length)],
+    [Buffer.concat([json(sized('3136')), one]), String(json(sized('3136')).length)],
+    [Buffer.concat([json(sized(2 ** 53)), one]), String(json(sized(2 ** 53)).length)],
+    [Buffer.concat([json({ ...sized(3136), parameters: { binary_data_output: 'yes' } }), one]), '0'],
+    [Buffer.from([0xff, 0xfe, 0x00, 0x7b]), '2'],
+    [json({ inputs: [binaryInput(1)] }), '-1'],
+    [json({ inputs: [binaryInput(1)] }), '1e3'],
+    [Buffer.alloc(0), '0'],
+  ];
+  // Random bytes with a header length inside them.
+  let seed = 7;
+  const next = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed;
+  };
+  for (let i = 0; i < 20; i++) {
+    const body = Uint8Array.from({ length: 1 + (next() % 4000) }, () => next() % 256);
+    bodies.push([body, String(1 + (next() % body.length))]);
+  }
+  for (const [body, length] of bodies) {
+    const r = await raw(body, length);
+    const text = await r.text();
+    expect(r.status, `${length}: ${text}`).toBeGreaterThanOrEqual(400);
+    expect(r.status, text).toBeLessThan(500);
+    expect((JSON.parse(text) as { error: { code: string } }).error.code).toBeTruthy();
+  }
+});
+
 it('announces the extension in the server metadata', async () => {
   const meta = (await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] };
   expect(meta.extensions).toContain('binary_tensor_data');
