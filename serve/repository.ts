@@ -120,6 +120,11 @@ export class ModelRepository {
     private readonly options: RepositoryOptions = {},
   ) {
     if (this.controlMode === 'explicit') this.wanted = new Set(options.loadModels ?? []);
+    // Silently serving everything instead would surprise whoever named the models.
+    else if (options.loadModels?.length)
+      throw new ModelControlError(
+        `--load-model needs --model-control-mode explicit (this server: ${this.controlMode})`,
+      );
   }
 
   get controlMode(): ModelControlMode {

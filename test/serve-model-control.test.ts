@@ -126,6 +126,9 @@ describe('poll and none modes', () => {
     expect((await errorOf(refused)).message).toContain('explicit mode');
     expect((await infer(poll.url, 'a')).status).toBe(200);
 
+    await expect(startServer({ models: repo(), port: 0, loadModels: ['a'] })).rejects.toThrow(
+      '--load-model needs --model-control-mode explicit',
+    );
     const root = repo('a');
     const none = await start({ models: root, modelControlMode: 'none', watchIntervalMs: 100 });
     put(root, 'late');

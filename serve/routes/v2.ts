@@ -156,6 +156,8 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
           },
           ...commonErrors,
           404: errorResponse('Unknown model or version'),
+          422: errorResponse('The model answered NaN or infinity for this input'),
+          503: errorResponse('The model failed (over its run budget, crashed, wrong rows)'),
         },
       }),
       async (c) => {
