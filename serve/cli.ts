@@ -3,6 +3,7 @@
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
  *                  [--load-budget-ms 30000] [--run-budget-ms 10000]
  *                  [--model-control-mode poll|explicit|none] [--load-model NAME]... [--api-key KEY]
+ *                  [--grpc-port 8001]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
@@ -64,6 +65,7 @@ const program = new Command('serve')
     (name: string, all: string[]) => [...all, name],
     [] as string[],
   )
+  .option('--grpc-port <n>', 'also serve the v2 protocol over gRPC on this port (Triton uses 8001)', port)
   .addOption(
     new Option(
       '--api-key <key>',
@@ -89,6 +91,7 @@ await runCli(async () => {
     modelControlMode: ModelControlMode;
     loadModel: string[];
     apiKey?: string;
+    grpcPort?: number;
   }>();
   const server = await startServer({
     ...o,

@@ -12,7 +12,9 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { probeDevice } from '../runtime/device-probe.ts';
 import type { Device } from '../runtime/execution.ts';
-import { createApp } from './app.ts';
+import { createApp, SERVER_NAME } from './app.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { startGrpc } from './grpc/server.ts';
 import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
 import { isLoopback } from './model-control-access.ts';
@@ -48,12 +50,16 @@ export interface ServerOptions {
   loadModels?: string[];
   /** Key for loading and unloading models (required for them when listening beyond loopback). */
   apiKey?: string;
+  /** Serve the v2 protocol over gRPC too, on this port (0: any free port); none: no gRPC. */
+  grpcPort?: number;
 }
 
 export interface RunningServer {
   url: string;
   port: number;
   repository: ModelRepository;
+  /** The gRPC port, when grpcPort was given. */
+  grpcPort?: number;
   close(): Promise<void>;
 }
 
@@ -129,6 +135,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   server.maxConnections = options.maxConnections ?? 1024;
   // An error on the listening socket after start (rare) is logged, never fatal.
   server.on('error', (error) => log(`server error: ${(error as Error).message}`));
+  const grpc =
+    options.grpcPort === undefined
+      ? undefined
+      : await startGrpc({
+          repository,
+          host,
+          port: options.grpcPort,
+          maxMessageBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+          serverName: SERVER_NAME,
+          serverVersion: '0.1.0',
+        }).catch((error: Error) => {
+          server.close();
+          throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);
+        });
   await repository.scan();
   repository.watch(options.watchIntervalMs ?? 1000);
   const actualPort = (server.address() as AddressInfo).port;
@@ -137,8 +157,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     port: actualPort,
     repository,
+    grpcPort: grpc?.port,
     close() {
-      closing ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => repository.close());
+      closing ??= Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]).then(() =>
+        repository.close(),
+      );
       return closing;
     },
   };

@@ -144,6 +144,14 @@ export function requestedOutputs(model: ServedVersion, body: InferRequest): { na
   });
 }
 
+/** An output's shape for `count` images: its declared one, or [count, values per image] when that is dynamic. */
+export function outputShape(output: ValueDescription, values: Float32Array, count: number): number[] {
+  const declared = v2Shape(output.shape);
+  return declared.length > 1 && declared.slice(1).every((d) => d > 0)
+    ? [count, ...declared.slice(1)]
+    : [count, values.length / count];
+}
+
 /** The answer: JSON, or (when any output is binary) the JSON header followed by those outputs' bytes. */
 export function inferResponse(
   model: ServedVersion,
@@ -160,12 +168,7 @@ export function inferResponse(
     outputs: wanted.map(({ name, binary }) => {
       const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;
       const values = outputs[name] as Float32Array;
-      const declared = v2Shape(o.shape);
-      const shape =
-        declared.length > 1 && declared.slice(1).every((d) => d > 0)
-          ? [count, ...declared.slice(1)]
-          : [count, values.length / count];
-      const tensor = { name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape };
+      const tensor = { name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape: outputShape(o, values, count) };
       if (!binary) return { ...tensor, data: Array.from(values) };
       const bytes = encodeFp32(values);
       chunks.push(bytes);

@@ -27,7 +27,10 @@ export interface V2RouteOptions {
   serverVersion: string;
 }
 
-function modelMetadata(model: ServedVersion) {
+/** The protocol extensions this server implements (Triton's names). */
+export const V2_EXTENSIONS = ['binary_tensor_data', 'statistics', 'model_repository'];
+
+export function modelMetadata(model: ServedVersion) {
   return {
     name: model.name,
     versions: [String(model.version)],
@@ -57,7 +60,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       c.json({
         name: options.serverName,
         version: options.serverVersion,
-        extensions: ['binary_tensor_data', 'statistics', 'model_repository'],
+        extensions: V2_EXTENSIONS,
       }),
   );
   mount(
