@@ -1,7 +1,7 @@
 /**
  * Bundles the server CLI (serve/cli.ts and the project modules it imports) into one ESM file for the
  * container, and beside it `model-runner.mjs`, the process each served model version runs in
- * (serve/runner/process.ts; the server looks for it next to itself), whose final stage has production dependencies only (no tsx). npm packages stay external:
+ * (serve/runner/process.ts; the server looks for it next to itself) and the gRPC service's .proto, whose final stage has production dependencies only (no tsx). npm packages stay external:
  * they are resolved at run time from node_modules, native binaries (onnxruntime-node, sharp) included.
  *
  *   node deploy/bundle-server.mjs [outfile]     (default: dist/serve.mjs)
@@ -9,6 +9,7 @@
  * Keep the bundle one folder below the project root (dist/): the server finds the web demo at
  * ../web-demo/dist relative to itself, as serve/cli.ts does.
  */
+import { copyFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
@@ -28,4 +29,6 @@ await build({
   entryPoints: ['serve/runner/process.ts'],
   outfile: join(dirname(outfile), 'model-runner.mjs'),
 });
+// The gRPC service definition is read at run time from beside the bundle.
+copyFileSync('serve/grpc/grpc_predict_v2.proto', join(dirname(outfile), 'grpc_predict_v2.proto'));
 console.log(`bundled the server into ${outfile} (and its model runner beside it)`);

@@ -25,14 +25,18 @@ import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
 import type { Metrics } from './metrics.ts';
+import type { ModelControlAccess } from './model-control-access.ts';
 import type { ModelRepository } from './repository.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
+import { repositoryRoutes } from './routes/repository.ts';
+import { statsRoutes } from './routes/stats.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
+import { registerTritonMetrics } from './triton-metrics.ts';
 
 export interface AppOptions {
   repository: ModelRepository;
@@ -50,6 +54,8 @@ export interface AppOptions {
   /** Per-request log lines (control characters escaped). */
   log?: (line: string) => void;
   serverVersion?: string;
+  /** Who may load and unload models (default: anyone on this machine, no key). */
+  modelControl?: ModelControlAccess;
 }
 
 export const SERVER_NAME = 'mnist-onnx-cnn';
@@ -65,6 +71,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
   const largeResponses = new LargeResponses(limits.maxConcurrent);
   const app = new OpenAPIHono();
+  registerTritonMetrics(metrics.registry, () => repository.servedVersions());
 
   app.use('*', async (c, next) => {
     const start = performance.now();
@@ -139,7 +146,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
 
   const maxBodyBytes = limit;
   app.route('/', predictRoutes({ repository, maxBodyBytes }));
+  // Before v2's /v2/models/{model}: 'stats' is the extension's path, not a model name (as in Triton).
+  app.route('/', statsRoutes({ repository }));
   app.route('/', v2Routes({ repository, maxBodyBytes, serverName: SERVER_NAME, serverVersion }));
+  app.route('/', repositoryRoutes({ repository, maxBodyBytes, access: options.modelControl ?? { remote: false } }));
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
   app.route('/', mnistRoutes({ largeResponses }));

@@ -7,14 +7,24 @@
  * not is retried one image at a time, so a request gets its own rows or a clear error, never another's.
  */
 
+import { msToNs, type RequestTimings, type RunTimings } from './inference-stats.ts';
+
 /** Named outputs of a run, each row-major with one row per image. */
 export type Outputs = Record<string, Float32Array>;
 export type RunBatch = (images: Float32Array, count: number) => Promise<Outputs>;
 
+/** A request's outputs and where its time went (for the statistics extension). */
+export interface TimedOutputs {
+  outputs: Outputs;
+  timings: RequestTimings;
+}
+
 interface Pending {
   images: Float32Array;
   count: number;
-  resolve: (outputs: Outputs) => void;
+  /** performance.now() when it joined the queue. */
+  enqueued: number;
+  resolve: (result: TimedOutputs) => void;
   reject: (error: unknown) => void;
 }
 
@@ -29,6 +39,8 @@ export interface BatcherOptions {
   runSizes?: number[];
   /** Called with each run's batch size (for the metrics histogram). */
   onBatch?: (size: number) => void;
+  /** Called after each run that gave every request its rows: its size and where its time went. */
+  onRun?: (size: number, timings: RunTimings) => void;
 }
 
 /** Row blocks one after the other in one array. */
@@ -58,13 +70,23 @@ export class Batcher {
   ) {}
 
   /** Every output for `count` images (row-major, one row per image). */
-  infer(images: Float32Array, count: number): Promise<Outputs> {
+  async infer(images: Float32Array, count: number): Promise<Outputs> {
+    return (await this.inferTimed(images, count)).outputs;
+  }
+
+  /** The requests waiting for a run. */
+  get pending(): number {
+    return this.queue.length;
+  }
+
+  /** `infer`, with the request's queue and compute times. */
+  inferTimed(images: Float32Array, count: number): Promise<TimedOutputs> {
     if (images.length !== count * this.options.imageSize)
       return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
     if (this.options.runSizes && count > this.options.maxBatch)
       return Promise.reject(new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`));
     return new Promise((resolve, reject) => {
-      this.queue.push({ images, count, resolve, reject });
+      this.queue.push({ images, count, enqueued: performance.now(), resolve, reject });
       this.queued += count;
       this.schedule();
     });
@@ -93,6 +115,7 @@ export class Batcher {
 
   /** One request, one image per run; fails it if even that gives the wrong rows. */
   private async alone(p: Pending): Promise<void> {
+    const started = performance.now();
     try {
       const { imageSize, rowSizes } = this.options;
       const parts: Outputs[] = [];
@@ -101,11 +124,12 @@ export class Batcher {
         if (!one) throw new BatchShapeError('the model gave the wrong number of rows for a single image');
         parts.push(one);
       }
-      p.resolve(
-        Object.fromEntries(
+      p.resolve({
+        outputs: Object.fromEntries(
           Object.keys(rowSizes).map((name) => [name, concatRows(parts.map((q) => q[name] as Float32Array))]),
         ),
-      );
+        timings: { queueNs: 0, inputNs: 0, inferNs: msToNs(performance.now() - started), outputNs: 0 },
+      });
     } catch (error) {
       p.reject(error);
     }
@@ -136,6 +160,7 @@ export class Batcher {
     }
     this.queued -= count;
     this.running = true;
+    const started = performance.now();
     try {
       const { imageSize } = this.options;
       const images = new Float32Array(this.runSize(count) * imageSize);
@@ -145,17 +170,28 @@ export class Batcher {
         offset += p.count;
       }
       this.options.onBatch?.(count);
+      const assembled = performance.now();
       const outputs = await this.runChecked(images, count);
       if (!outputs) {
         // Wrong rows for this batch: each request again, image by image (size 1 is checked at load).
         for (const p of batch) await this.alone(p);
         return;
       }
+      const ran = performance.now();
       offset = 0;
-      for (const p of batch) {
-        p.resolve(this.rows(outputs, offset, p.count));
+      const answers = batch.map((p) => {
+        const rows = this.rows(outputs, offset, p.count);
         offset += p.count;
-      }
+        return rows;
+      });
+      const run: RunTimings = {
+        inputNs: msToNs(assembled - started),
+        inferNs: msToNs(ran - assembled),
+        outputNs: msToNs(performance.now() - ran),
+      };
+      this.options.onRun?.(count, run);
+      for (const [i, p] of batch.entries())
+        p.resolve({ outputs: answers[i] as Outputs, timings: { ...run, queueNs: msToNs(started - p.enqueued) } });
     } catch (error) {
       for (const p of batch) p.reject(error);
     } finally {

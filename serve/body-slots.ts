@@ -32,10 +32,29 @@ export class BodySlots {
     private readonly onChange: (reading: number, waiting: number) => void = () => {},
   ) {}
 
-  /** Resolves with the release function once `address` may read a body. */
-  acquire(address: string): Promise<() => void> {
-    return new Promise((resolve) => {
-      this.waiting.push({ address, grant: () => resolve(this.releaser(address)) });
+  /**
+   * Resolves with the release function once `address` may read a body; rejects if `signal` aborts first
+   * (the client went away while waiting: its place in the queue is given up).
+   */
+  acquire(address: string, signal?: AbortSignal): Promise<() => void> {
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        address,
+        grant: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve(this.releaser(address));
+        },
+      };
+      const onAbort = () => {
+        const index = this.waiting.indexOf(waiter);
+        if (index < 0) return;
+        this.waiting.splice(index, 1);
+        this.onChange(this.inUse, this.waiting.length);
+        reject(signal?.reason ?? new Error('aborted'));
+      };
+      if (signal?.aborted) return reject(signal.reason ?? new Error('aborted'));
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiting.push(waiter);
       this.grantNext();
     });
   }

@@ -9,7 +9,7 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 /** The request's body, read within one of the app's body slots (see body-slots.ts) when it has them. */
 export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const slots = c.get('bodySlots') as BodySlots | undefined;
-  const release = await slots?.acquire(remoteAddress(c));
+  const release = await slots?.acquire(remoteAddress(c), c.req.raw.signal);
   let bytes: Uint8Array;
   try {
     bytes = new Uint8Array(await c.req.arrayBuffer());

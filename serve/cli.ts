@@ -3,19 +3,21 @@
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
  *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-connections 1024]
  *                  [--max-connections-per-client 256] [--write-timeout-ms 30000] [--max-large-responses 16]
+ *                  [--model-control-mode poll|explicit|none] [--load-model NAME]... [--api-key KEY]
+ *                  [--grpc-port 8001]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
  * gracefully.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { DEVICES, type Device } from '../runtime/execution.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
-import { SERVE_DEFAULTS } from './repository.ts';
+import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
 import { onStopSignal, startServer } from './server.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
@@ -84,6 +86,25 @@ const program = new Command('serve')
   .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
   .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)
+  .option(
+    '--model-control-mode <mode>',
+    `as Triton's: poll (rescan for new files), explicit (load/unload only through /v2/repository), none (load at start only)`,
+    oneOf(MODEL_CONTROL_MODES),
+    'poll',
+  )
+  .option(
+    '--load-model <name>',
+    'explicit mode: a model to load at start (repeatable)',
+    (name: string, all: string[]) => [...all, name],
+    [] as string[],
+  )
+  .option('--grpc-port <n>', 'also serve the v2 protocol over gRPC on this port (Triton uses 8001)', port)
+  .addOption(
+    new Option(
+      '--api-key <key>',
+      'key for /v2/repository/models/<m>/load and /unload (Authorization: Bearer); needed for them off loopback',
+    ).env('MNIST_SERVE_API_KEY'),
+  )
   .parse();
 
 await runCli(async () => {
@@ -105,10 +126,15 @@ await runCli(async () => {
     maxLargeResponses: number;
     cors: boolean;
     quiet: boolean;
+    modelControlMode: ModelControlMode;
+    loadModel: string[];
+    apiKey?: string;
+    grpcPort?: number;
   }>();
   const server = await startServer({
     ...o,
     largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
+    loadModels: o.loadModel,
     webRoot: WEB_ROOT,
     log: (line) => console.log(line),
     requestLog: !o.quiet,

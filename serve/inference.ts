@@ -1,6 +1,8 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
 import { IMAGE_PIXELS, normalizePixels } from '../runtime/contract.ts';
+import type { TimedOutputs } from './batcher.ts';
 import { concatRows } from './batcher.ts';
+import { sumTimings } from './inference-stats.ts';
 import { softmax } from './preprocess/softmax.ts';
 import type { ServedVersion } from './served-version.ts';
 
@@ -29,20 +31,25 @@ export function assertFiniteOutputs(model: ServedVersion, outputs: Record<string
  * `images`: count × 784 raw intensities in [0, 1]. More images than one run takes (the model's
  * max_batch_size) go as several requests to the batcher: /predict is ours, so it splits rather than refuses.
  */
-export async function predict(model: ServedVersion, images: Float32Array, count: number): Promise<Prediction[]> {
-  const input = model.normalizesInput ? normalizePixels(images) : images;
-  const chunks: Promise<Record<string, Float32Array>>[] = [];
-  for (let first = 0; first < count; first += model.maxBatch) {
-    const n = Math.min(model.maxBatch, count - first);
-    chunks.push(model.batcher.infer(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n));
-  }
-  const parts = (await Promise.all(chunks)).map((o) => o[model.signature.logits] as Float32Array);
-  const logits = parts.length === 1 ? (parts[0] as Float32Array) : concatRows(parts);
-  assertFiniteOutputs(model, { [model.signature.logits]: logits });
-  const classes = logits.length / count;
-  return Array.from({ length: count }, (_, i) => {
-    const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
-    const probabilities = softmax(row);
-    return { prediction: probabilities.indexOf(Math.max(...probabilities)), probabilities, logits: row };
+export function predict(model: ServedVersion, images: Float32Array, count: number): Promise<Prediction[]> {
+  // Counted in the version's statistics like a v2 request (one request, however many chunks).
+  return model.stats.request(async () => {
+    const input = model.normalizesInput ? normalizePixels(images) : images;
+    const chunks: Promise<TimedOutputs>[] = [];
+    for (let first = 0; first < count; first += model.maxBatch) {
+      const n = Math.min(model.maxBatch, count - first);
+      chunks.push(model.batcher.inferTimed(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n));
+    }
+    const answers = await Promise.all(chunks);
+    const parts = answers.map((a) => a.outputs[model.signature.logits] as Float32Array);
+    const logits = parts.length === 1 ? (parts[0] as Float32Array) : concatRows(parts);
+    assertFiniteOutputs(model, { [model.signature.logits]: logits });
+    const classes = logits.length / count;
+    const value = Array.from({ length: count }, (_, i) => {
+      const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+      const probabilities = softmax(row);
+      return { prediction: probabilities.indexOf(Math.max(...probabilities)), probabilities, logits: row };
+    });
+    return { value, count, timings: sumTimings(answers.map((a) => a.timings)) };
   });
 }

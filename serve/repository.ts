@@ -8,6 +8,9 @@
  * is serving; a rewritten file whose bytes did not change is not reloaded; replaced and removed versions
  * are released only after their in-flight requests finish. The default version of a model is its newest
  * one that loaded.
+ *
+ * Model control follows Triton's modes: `poll` (rescan every interval: the default), `none` (load what is
+ * there at start, never rescan) and `explicit` (load and unload only when asked, see load() and unload()).
  */
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
@@ -33,7 +36,28 @@ export interface FailedVersion {
   stamp: string;
 }
 
+/** Triton's --model-control-mode. */
+export const MODEL_CONTROL_MODES = ['poll', 'explicit', 'none'] as const;
+export type ModelControlMode = (typeof MODEL_CONTROL_MODES)[number];
+
+/** A model control request that this mode does not allow, or a model that would not load. */
+export class ModelControlError extends Error {
+  override name = 'ModelControlError';
+}
+
+/** One row of the repository index: Triton's READY, UNAVAILABLE (with why) or LOADING. */
+export interface IndexEntry {
+  name: string;
+  version: string;
+  state: 'READY' | 'UNAVAILABLE' | 'LOADING';
+  reason: string;
+}
+
 export interface RepositoryOptions {
+  /** poll (default): rescan on watch(); none: the start's scan only; explicit: only models loaded through load(). */
+  controlMode?: ModelControlMode;
+  /** explicit mode: the models to load at start. */
+  loadModels?: string[];
   device?: Device;
   threads?: number;
   maxBatch?: number;
@@ -84,8 +108,6 @@ export interface VersionStatus {
 
 export class ModelRepository {
   private readonly loaded = new Map<string, LoadedEntry>();
-  /** Loads in progress (they count against maxLoadedVersions). */
-  private loading = 0;
   private readonly failed = new Map<string, FailedVersion>();
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
@@ -94,11 +116,32 @@ export class ModelRepository {
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
   private closed = false;
+  /** Every version file of the last scan that its version policy serves, by `name/version`. */
+  private known = new Map<string, FoundFile>();
+  /** Versions being loaded now. */
+  private readonly loading = new Set<string>();
+  /** explicit mode: the models asked for (load() adds, unload() removes); other modes serve every model. */
+  private readonly wanted: Set<string> | undefined;
 
   constructor(
     readonly root: string,
     private readonly options: RepositoryOptions = {},
-  ) {}
+  ) {
+    if (this.controlMode === 'explicit') this.wanted = new Set(options.loadModels ?? []);
+    // Silently serving everything instead would surprise whoever named the models.
+    else if (options.loadModels?.length)
+      throw new ModelControlError(
+        `--load-model needs --model-control-mode explicit (this server: ${this.controlMode})`,
+      );
+  }
+
+  get controlMode(): ModelControlMode {
+    return this.options.controlMode ?? 'poll';
+  }
+
+  private isWanted(name: string): boolean {
+    return this.wanted === undefined || this.wanted.has(name);
+  }
 
   private log(line: string): void {
     this.options.log?.(line);
@@ -150,7 +193,10 @@ export class ModelRepository {
         ),
       ]),
     );
-    const files = scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
+    const served = scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
+    this.known = new Map(served.map((f) => [`${f.name}/${f.version}`, f]));
+    // explicit mode: files of models nobody loaded are known (the index lists them), not served.
+    const files = served.filter((f) => this.isWanted(f.name));
     // Skipped folders are reported like problems, but don't make a model's files unknown.
     const reported = [...problems, ...scanned.skipped];
     const current = new Set(reported.map((p) => `${p.where}\0${p.cause}`));
@@ -163,7 +209,7 @@ export class ModelRepository {
       if (found.has(key) || unreadable.has(served.name) || unreadable.has(key) || unreadable.has('.')) continue;
       this.loaded.delete(key);
       void served.retire();
-      this.log(`unloaded ${key} (file removed)`);
+      this.log(`unloaded ${key} (${this.isWanted(served.name) ? 'file removed' : 'unloaded'})`);
     }
     for (const key of this.failed.keys()) if (!found.has(key)) this.failed.delete(key);
     const changed = [...found].filter(
@@ -184,13 +230,14 @@ export class ModelRepository {
     const previous = this.loaded.get(key);
     // Each loaded version is a runner process (~60 MB): a repository of thousands must not fork thousands.
     const most = this.options.maxLoadedVersions ?? SERVE_DEFAULTS.maxLoadedVersions;
-    if (!previous && this.loaded.size + this.loading >= most)
+    // Versions being loaded count too (their `loading` mark is set before the first await of the load).
+    if (!previous && this.loaded.size + this.loading.size >= most)
       return this.fail(key, file, `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`);
-    this.loading++;
+    this.loading.add(key);
     try {
       await this.loadFileNow(key, file, previous);
     } finally {
-      this.loading--;
+      this.loading.delete(key);
     }
   }
 
@@ -214,7 +261,8 @@ export class ModelRepository {
         ...settings,
         onQuarantine: (reason) => this.quarantine(key, file, reason),
       });
-      if (this.closed) return void served.retire();
+      // Unloaded while it loaded: not served.
+      if (this.closed || !this.isWanted(file.name)) return void served.retire();
       this.loaded.set(key, { served, stamp: file.stamp });
       this.failed.delete(key);
       if (previous) void previous.served.retire();
@@ -257,8 +305,9 @@ export class ModelRepository {
     this.log(`not serving ${key}: ${error}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`);
   }
 
-  /** Rescan every `intervalMs`; the timer never keeps the process alive and never throws. */
+  /** Rescan every `intervalMs` (poll mode only); the timer never keeps the process alive and never throws. */
   watch(intervalMs = 1000): void {
+    if (this.controlMode !== 'poll') return;
     this.timer ??= setInterval(() => void this.scan(), intervalMs);
     this.timer.unref();
   }
@@ -292,12 +341,72 @@ export class ModelRepository {
     return [...versions.values()].sort((a, b) => a.version - b.version);
   }
 
+  /**
+   * explicit mode: serve `name` (its versions load now; a changed file reloads). Throws ModelNotFoundError
+   * when the repository has no such model, ModelControlError when no version of it loaded (with why).
+   */
+  async load(name: string): Promise<void> {
+    if (!this.wanted)
+      throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
+    this.wanted.add(name);
+    await this.scanning; // a scan under way may have read the wanted set before the line above
+    await this.scan();
+    if (![...this.known.values()].some((f) => f.name === name)) {
+      this.wanted.delete(name);
+      throw new ModelNotFoundError(`the repository has no model '${name}'`);
+    }
+    const versions = this.versions(name);
+    if (!versions.some((v) => v.ready))
+      throw new ModelControlError(
+        `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
+      );
+  }
+
+  /** explicit mode: stop serving `name`; requests in flight finish on the versions they hold. */
+  unload(name: string): void {
+    if (!this.wanted)
+      throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
+    const known = [...this.known.values()].some((f) => f.name === name);
+    if (!known && !this.wanted.has(name) && this.versions(name).length === 0)
+      throw new ModelNotFoundError(`the repository has no model '${name}'`);
+    this.wanted.delete(name);
+    for (const [key, { served }] of this.loaded) {
+      if (served.name !== name) continue;
+      this.loaded.delete(key);
+      void served.retire(); // released once its last lease ends
+      this.log(`unloaded ${key} (unloaded)`);
+    }
+    for (const [key, failed] of this.failed) if (failed.name === name) this.failed.delete(key);
+  }
+
+  /** Every version in the repository (served or not), as Triton's repository index lists them. */
+  index(): IndexEntry[] {
+    const keys = new Set([...this.known.keys(), ...this.loaded.keys(), ...this.failed.keys()]);
+    return [...keys]
+      .map((key): IndexEntry => {
+        const [name = '', version = ''] = key.split('/');
+        const failure = this.failed.get(key);
+        const state = this.loaded.has(key) ? 'READY' : this.loading.has(key) ? 'LOADING' : 'UNAVAILABLE';
+        const reason =
+          state !== 'UNAVAILABLE'
+            ? ''
+            : (failure?.error ?? (this.isWanted(name) ? 'not loaded yet' : 'unloaded (explicit model control)'));
+        return { name, version, state, reason };
+      })
+      .sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1));
+  }
+
   /** The served version: `version`, or the newest loaded one; the first model by name when none is given. */
   get(name?: string, version?: number): ServedVersion {
     const model = name ?? this.names().find((n) => this.versions(n).some((v) => v.ready));
     if (!model) throw new ModelNotFoundError('no model is loaded');
     const versions = this.versions(model);
-    if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${model}'`);
+    if (versions.length === 0)
+      throw new ModelNotFoundError(
+        this.wanted && [...this.known.values()].some((f) => f.name === model)
+          ? `model '${model}' is not loaded (explicit model control: POST /v2/repository/models/${model}/load)`
+          : `unknown model '${model}'`,
+      );
     if (version === undefined) {
       const newest = versions.filter((v) => v.ready).at(-1)?.served;
       if (!newest) {
@@ -326,6 +435,14 @@ export class ModelRepository {
     } finally {
       release();
     }
+  }
+
+  /** Every loaded version (of `name`, when given), by name then version. */
+  servedVersions(name?: string): ServedVersion[] {
+    return [...this.loaded.values()]
+      .map((l) => l.served)
+      .filter((s) => name === undefined || s.name === name)
+      .sort((a, b) => (a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1));
   }
 
   get readyCount(): number {

@@ -78,14 +78,24 @@ export const InferRequestSchema = z
           name: z.string(),
           shape: z.array(z.number().int().nonnegative()),
           datatype: z.string(),
-          data: tensorData,
-          parameters: z.record(z.string(), z.unknown()).optional(),
+          data: tensorData.optional().openapi({ description: 'Absent when parameters.binary_data_size is given' }),
+          parameters: z.record(z.string(), z.unknown()).optional().openapi({
+            description: 'binary_data_size: bytes of this tensor after the JSON header (binary extension)',
+          }),
         }),
       )
       .min(1)
       .max(16),
     outputs: z
-      .array(z.object({ name: z.string(), parameters: z.record(z.string(), z.unknown()).optional() }))
+      .array(
+        z.object({
+          name: z.string(),
+          parameters: z
+            .record(z.string(), z.unknown())
+            .optional()
+            .openapi({ description: 'binary_data: true to get this output as raw bytes (binary extension)' }),
+        }),
+      )
       .optional(),
   })
   .openapi('InferenceRequest');
@@ -100,7 +110,8 @@ export const InferResponseSchema = z
         name: z.string(),
         shape: z.array(z.number()),
         datatype: z.string(),
-        data: z.array(z.number()),
+        data: z.array(z.number()).optional().openapi({ description: 'Absent for an output sent as binary data' }),
+        parameters: z.object({ binary_data_size: z.number().int() }).optional(),
       }),
     ),
   })
@@ -144,6 +155,54 @@ export const ModelListSchema = z
     }),
   )
   .openapi('ModelList');
+
+const DurationSchema = z.object({
+  count: z.number().int(),
+  ns: z.number().int().openapi({ description: 'Cumulative nanoseconds' }),
+});
+
+export const ModelStatsSchema = z
+  .object({
+    model_stats: z.array(
+      z.object({
+        name: z.string(),
+        version: z.string(),
+        last_inference: z.number().int().openapi({ description: 'Milliseconds since the epoch (0: none yet)' }),
+        inference_count: z.number().int().openapi({ description: 'Images inferred by successful requests' }),
+        execution_count: z.number().int().openapi({ description: 'Model runs (one batch of requests is one)' }),
+        inference_stats: z.object({
+          success: DurationSchema,
+          fail: DurationSchema,
+          queue: DurationSchema,
+          compute_input: DurationSchema,
+          compute_infer: DurationSchema,
+          compute_output: DurationSchema,
+          cache_hit: DurationSchema,
+          cache_miss: DurationSchema,
+        }),
+        batch_stats: z.array(
+          z.object({
+            batch_size: z.number().int(),
+            compute_input: DurationSchema,
+            compute_infer: DurationSchema,
+            compute_output: DurationSchema,
+          }),
+        ),
+      }),
+    ),
+  })
+  .openapi('ModelStatistics');
+
+export const RepositoryIndexSchema = z
+  .array(
+    z.object({
+      name: z.string(),
+      version: z.string(),
+      state: z.enum(['READY', 'UNAVAILABLE', 'LOADING']),
+      reason: z.string().openapi({ description: 'Why it is not served (empty when READY or LOADING)' }),
+    }),
+  )
+  .openapi('RepositoryIndex');
 
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

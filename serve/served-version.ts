@@ -10,6 +10,7 @@ import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../runtime/contr
 import type { Device, Provider } from '../runtime/execution.ts';
 import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
 import { Batcher, concatRows, type Outputs } from './batcher.ts';
+import { InferenceStats } from './inference-stats.ts';
 import { checkSignature, type ModelSignature } from './model-contract.ts';
 import { ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
@@ -31,6 +32,8 @@ export class ServedVersion {
   private leases = 0;
   private retired = false;
   private released = false;
+  /** Triton's statistics since this file was loaded (the batcher counts runs, the routes requests). */
+  readonly stats = new InferenceStats();
 
   private constructor(
     readonly name: string,
@@ -108,6 +111,7 @@ export class ServedVersion {
         imageSize: IMAGE_PIXELS,
         runSizes: signature.staticBatchOne ? undefined : sizes,
         onBatch: settings.onBatch,
+        onRun: (size, timings) => served.stats.executed(size, timings),
       });
       const served = new ServedVersion(
         name,

@@ -12,12 +12,15 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import { probeDevice } from '../runtime/device-probe.ts';
 import type { Device } from '../runtime/execution.ts';
-import { createApp } from './app.ts';
+import { createApp, SERVER_NAME } from './app.ts';
+import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
+import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
-import { ModelRepository, SERVE_DEFAULTS } from './repository.ts';
+import { isLoopback } from './model-control-access.ts';
+import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 
 export interface ServerOptions {
   models: string;
@@ -51,6 +54,14 @@ export interface ServerOptions {
   largeResponses?: Partial<LargeResponseLimits>;
   /** Slow-client bounds (default HTTP_TIMEOUTS). */
   timeouts?: Partial<typeof HTTP_TIMEOUTS>;
+  /** Triton's --model-control-mode: poll (default), explicit or none. */
+  modelControlMode?: ModelControlMode;
+  /** explicit mode: models to load at start. */
+  loadModels?: string[];
+  /** Key for loading and unloading models (required for them when listening beyond loopback). */
+  apiKey?: string;
+  /** Serve the v2 protocol over gRPC too, on this port (0: any free port); none: no gRPC. */
+  grpcPort?: number;
 }
 
 export interface RunningServer {
@@ -58,6 +69,8 @@ export interface RunningServer {
   port: number;
   repository: ModelRepository;
   connections: ConnectionGuard;
+  /** The gRPC port, when grpcPort was given. */
+  grpcPort?: number;
   close(): Promise<void>;
 }
 
@@ -107,6 +120,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     runBudgetMs: options.runBudgetMs,
     maxLoadedVersions: options.maxLoadedVersions,
     modelSettings: options.modelSettings,
+    controlMode: options.modelControlMode,
+    loadModels: options.loadModels,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),
     onLoadFailure: (model) => metrics.loadFailures.inc({ model }),
@@ -120,6 +135,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     webRoot: options.webRoot,
     largeResponses: options.largeResponses,
     log: options.requestLog ? log : undefined,
+    modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
   });
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
@@ -148,6 +164,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   // An error on the listening socket after start (rare) is logged, never fatal.
   server.on('error', (error) => log(`server error: ${(error as Error).message}`));
+  const grpc =
+    options.grpcPort === undefined
+      ? undefined
+      : await startGrpc({
+          repository,
+          host,
+          port: options.grpcPort,
+          maxMessageBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
+          serverName: SERVER_NAME,
+          serverVersion: '0.1.0',
+        }).catch((error: Error) => {
+          server.close();
+          throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);
+        });
   await repository.scan();
   repository.watch(options.watchIntervalMs ?? 1000);
   const actualPort = (server.address() as AddressInfo).port;
@@ -157,8 +187,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     port: actualPort,
     repository,
     connections,
+    grpcPort: grpc?.port,
     close() {
-      closing ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => repository.close());
+      closing ??= Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]).then(() =>
+        repository.close(),
+      );
       return closing;
     },
   };

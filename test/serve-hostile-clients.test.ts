@@ -19,7 +19,7 @@ beforeAll(async () => {
 }, 60_000);
 afterAll(async () => {
   await server?.close();
-});
+}, 30_000);
 
 const open = (localAddress?: string) =>
   new Promise<Socket>((resolve, reject) => {
@@ -95,8 +95,10 @@ describe('floods', () => {
       drip(u, '"pixels":['.padEnd(5000, '0,'), 100);
     }
     // At most 8 of one address's bodies are read at once; the other 32 wait with their bytes unread.
-    await new Promise((r) => setTimeout(r, 300));
-    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const deadline = Date.now() + 10_000;
+    let metrics = '';
+    while (!/^http_request_bodies_waiting 32$/m.test(metrics) && Date.now() < deadline)
+      metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/^http_request_bodies_reading 8$/m);
     expect(metrics).toMatch(/^http_request_bodies_waiting 32$/m);
     for (let i = 0; i < 5; i++) {
@@ -110,5 +112,11 @@ describe('floods', () => {
       expect(performance.now() - start).toBeLessThan(2000);
     }
     for (const u of uploads) u.destroy();
+    // Clients that hung up give their slots and their places in the queue back.
+    const freed = Date.now() + 10_000;
+    while (!/^http_request_bodies_waiting 0$/m.test(metrics) && Date.now() < freed)
+      metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^http_request_bodies_reading 0$/m);
+    expect(metrics).toMatch(/^http_request_bodies_waiting 0$/m);
   });
 });

@@ -5,9 +5,7 @@
  * the same file gives in Triton.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import type { Dim } from '../../export/onnx/builder.ts';
-import type { ValueDescription } from '../../export/onnx/describe.ts';
-import { describeValue, readJson, zodMessage } from '../body.ts';
+import { HEADER_LENGTH } from '../binary-tensors.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
 import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
@@ -19,7 +17,8 @@ import {
   ModelReadySchema,
   ServerMetadataSchema,
 } from '../schemas.ts';
-import { assertBatchSize, parseVersion, withModel } from './lookup.ts';
+import { inferResponse, inputTensor, readInferRequest, requestedOutputs, tensorMetadata } from '../v2-infer.ts';
+import { parseVersion, withModel } from './lookup.ts';
 
 export interface V2RouteOptions {
   repository: ModelRepository;
@@ -28,16 +27,10 @@ export interface V2RouteOptions {
   serverVersion: string;
 }
 
-/** ONNX element types → v2 datatypes (the contract makes every served tensor FLOAT). */
-const DATATYPES: Record<string, string> = { FLOAT: 'FP32', FLOAT16: 'FP16', DOUBLE: 'FP64', INT64: 'INT64' };
-const v2Shape = (shape: Dim[]) => shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1));
-const tensorMetadata = (v: ValueDescription) => ({
-  name: v.name,
-  datatype: DATATYPES[v.dataType] ?? v.dataType,
-  shape: v2Shape(v.shape),
-});
+/** The protocol extensions this server implements (Triton's names). */
+export const V2_EXTENSIONS = ['binary_tensor_data', 'statistics', 'model_repository'];
 
-function modelMetadata(model: ServedVersion) {
+export function modelMetadata(model: ServedVersion) {
   return {
     name: model.name,
     versions: [String(model.version)],
@@ -45,81 +38,6 @@ function modelMetadata(model: ServedVersion) {
     inputs: [tensorMetadata(model.signature.input)],
     outputs: model.signature.outputs.map(tensorMetadata),
   };
-}
-
-/**
- * Flatten v2 tensor data (flat, or nested row-major to the tensor's rank) into float32 — iteratively,
- * so hostile nesting can't exhaust the stack, and refusing anything deeper than the shape allows.
- */
-export function flattenTensorData(data: unknown[], rank: number, expected: number): Float32Array {
-  const out = new Float32Array(expected);
-  let n = 0;
-  const stack: { items: unknown[]; index: number }[] = [{ items: data, index: 0 }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1] as { items: unknown[]; index: number };
-    if (top.index >= top.items.length) {
-      stack.pop();
-      continue;
-    }
-    const value = top.items[top.index++];
-    if (Array.isArray(value)) {
-      if (stack.length >= rank)
-        throw new HttpError(400, 'invalid_shape', `data is nested deeper than the tensor's ${rank} dimensions`);
-      stack.push({ items: value, index: 0 });
-    } else if (typeof value === 'number' && Number.isFinite(Math.fround(value))) {
-      if (n >= expected)
-        throw new HttpError(400, 'invalid_shape', `data has more than the ${expected} values of its shape`);
-      out[n++] = value;
-    } else {
-      throw new HttpError(
-        400,
-        'invalid_value',
-        typeof value === 'number'
-          ? `data[${n}] is ${value}, outside float32's range (±3.4028235e38): FP32 data must be float32 numbers`
-          : `data[${n}] is ${describeValue(value)}; FP32 data must be numbers`,
-      );
-    }
-  }
-  if (n !== expected) throw new HttpError(400, 'invalid_shape', `data has ${n} values; its shape needs ${expected}`);
-  return out;
-}
-
-/** The request's input tensor, checked against the model's own input: name, datatype and shape. */
-function inputTensor(model: ServedVersion, body: z.infer<typeof InferRequestSchema>) {
-  const declared = model.signature.input;
-  if (body.inputs.length !== 1)
-    throw new HttpError(400, 'invalid_inputs', `model '${model.name}' takes one input, ${declared.name}`);
-  const tensor = body.inputs[0] as (typeof body.inputs)[number];
-  if (tensor.name !== declared.name)
-    throw new HttpError(
-      400,
-      'invalid_inputs',
-      `unknown input '${tensor.name.slice(0, 60)}'; the model's input is '${declared.name}'`,
-    );
-  const datatype = DATATYPES[declared.dataType];
-  if (tensor.datatype !== datatype)
-    throw new HttpError(
-      400,
-      'invalid_datatype',
-      `input ${declared.name} is ${datatype}, not ${tensor.datatype.slice(0, 20)}`,
-    );
-  const want = v2Shape(declared.shape);
-  const [count = 0, ...rest] = tensor.shape;
-  const fixedBatch = (want[0] ?? -1) > 0;
-  const ok =
-    tensor.shape.length === want.length &&
-    rest.every((d, i) => d === want[i + 1]) &&
-    count >= 1 &&
-    (!fixedBatch || count === want[0]);
-  if (!ok)
-    throw new HttpError(
-      400,
-      'invalid_shape',
-      `input ${declared.name} has shape [${want.join(',')}] (-1: any ≥ 1); got [${tensor.shape.slice(0, 8).join(',')}]`,
-    );
-  assertBatchSize(model, count);
-  const per = rest.reduce((a, b) => a * b, 1);
-  return { count, data: flattenTensorData(tensor.data, tensor.shape.length, count * per) };
 }
 
 export function v2Routes(options: V2RouteOptions): OpenAPIHono {
@@ -138,7 +56,12 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       summary: 'Server metadata',
       responses: { 200: json(ServerMetadataSchema, 'Server name and version') },
     }),
-    (c) => c.json({ name: options.serverName, version: options.serverVersion, extensions: [] }),
+    (c) =>
+      c.json({
+        name: options.serverName,
+        version: options.serverVersion,
+        extensions: V2_EXTENSIONS,
+      }),
   );
   mount(
     app,
@@ -213,48 +136,47 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
         summary: 'Run the model as it is on the tensors it declares',
         request: {
           ...pathParams(base),
-          body: { content: { 'application/json': { schema: InferRequestSchema } }, required: true },
+          body: {
+            content: {
+              'application/json': { schema: InferRequestSchema },
+              'application/octet-stream': {
+                schema: z.string().openapi({
+                  format: 'binary',
+                  description: `Binary tensor extension: the JSON request (${HEADER_LENGTH} bytes), then each binary input's little-endian FP32 data`,
+                }),
+              },
+            },
+            required: true,
+          },
         },
         responses: {
-          200: json(InferResponseSchema, "The model's outputs"),
+          200: {
+            description: "The model's outputs: JSON, or with binary outputs the JSON header then their bytes",
+            content: {
+              'application/json': { schema: InferResponseSchema },
+              'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) },
+            },
+          },
           ...commonErrors,
           404: errorResponse('Unknown model or version'),
+          422: errorResponse('The model answered NaN or infinity for this input'),
+          503: errorResponse('The model failed (over its run budget, crashed, wrong rows)'),
         },
       }),
       async (c) => {
-        const parsed = InferRequestSchema.safeParse(await readJson(c, maxBodyBytes));
-        if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
-        const body = parsed.data;
-        return withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
-          const { count, data } = inputTensor(model, body);
-          const names = model.signature.outputs.map((o) => o.name);
-          const wanted = body.outputs?.map((o) => o.name) ?? names;
-          const unknown = wanted.find((w) => !names.includes(w));
-          if (unknown !== undefined)
-            throw new HttpError(
-              400,
-              'invalid_outputs',
-              `unknown output '${unknown.slice(0, 60)}'; the model has ${names.join(', ')}`,
+        const request = await readInferRequest(c, maxBodyBytes);
+        return withModel(repository, c.req.param('model'), c.req.param('version'), (model) =>
+          model.stats.request(async () => {
+            const { count, data } = inputTensor(model, request);
+            const wanted = requestedOutputs(model, request.body);
+            const { outputs, timings } = await model.batcher.inferTimed(data, count);
+            assertFiniteOutputs(
+              model,
+              Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
             );
-          const outputs = await model.batcher.infer(data, count);
-          assertFiniteOutputs(model, Object.fromEntries(wanted.map((name) => [name, outputs[name] as Float32Array])));
-          return c.json({
-            model_name: model.name,
-            model_version: String(model.version),
-            ...(body.id !== undefined ? { id: body.id } : {}),
-            outputs: model.signature.outputs
-              .filter((o) => wanted.includes(o.name))
-              .map((o) => {
-                const values = outputs[o.name] as Float32Array;
-                const declared = v2Shape(o.shape);
-                const shape =
-                  declared.length > 1 && declared.slice(1).every((d) => d > 0)
-                    ? [count, ...declared.slice(1)]
-                    : [count, values.length / count];
-                return { name: o.name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape, data: Array.from(values) };
-              }),
-          });
-        });
+            return { value: inferResponse(model, request.body, wanted, outputs, count), count, timings };
+          }),
+        );
       },
     );
   }

@@ -1,0 +1,39 @@
+/**
+ * Who may load and unload models. On a loopback address only this machine can ask, so no key is needed
+ * unless one is set. On any other address the routes need the key (`Authorization: Bearer <key>`; 401
+ * without it), and are off (403, saying why) when no key is configured — an open load/unload on the
+ * network would let anyone take models down.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { Context } from 'hono';
+import { HttpError } from './errors.ts';
+
+export interface ModelControlAccess {
+  /** The key mutating model control requests must carry (--api-key, MNIST_SERVE_API_KEY). */
+  apiKey?: string;
+  /** The server listens on a non-loopback address. */
+  remote: boolean;
+}
+
+const LOOPBACK = /^(localhost|127(?:\.\d{1,3}){3}|::1|::ffff:127(?:\.\d{1,3}){3})$/i;
+
+/** Whether `host` (a --host value) is reachable from this machine only. */
+export const isLoopback = (host: string) => LOOPBACK.test(host.replace(/^\[|\]$/g, ''));
+
+const digest = (text: string) => createHash('sha256').update(text).digest();
+
+/** Throws 401/403 unless `c` may change what is loaded. */
+export function assertMayControlModels(c: Context, access: ModelControlAccess): void {
+  if (access.apiKey === undefined || access.apiKey === '') {
+    if (!access.remote) return;
+    throw new HttpError(
+      403,
+      'model_control_off',
+      'loading and unloading models over the network needs a key: start the server with --api-key or MNIST_SERVE_API_KEY',
+    );
+  }
+  const given = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+  // Compared as digests: equal lengths, constant time.
+  if (!timingSafeEqual(digest(given), digest(access.apiKey)))
+    throw new HttpError(401, 'unauthorized', 'model control needs the header Authorization: Bearer <api key>');
+}

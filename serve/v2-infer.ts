@@ -1,0 +1,183 @@
+/**
+ * One v2 inference, from body to answer: the request read as JSON or as Triton's binary tensor extension
+ * (binary-tensors.ts), its tensor checked against the model's own input, and the outputs shaped back as
+ * JSON `data` or raw bytes after the JSON header — the same checks and limits either way.
+ */
+import type { Context } from 'hono';
+import type { Dim } from '../export/onnx/builder.ts';
+import type { ValueDescription } from '../export/onnx/describe.ts';
+import {
+  binaryInputs,
+  binaryResponseBody,
+  decodeFp32,
+  encodeFp32,
+  HEADER_LENGTH,
+  splitBinaryBody,
+  wantsBinary,
+} from './binary-tensors.ts';
+import { describeValue, readBody, readJson, zodMessage } from './body.ts';
+import { HttpError } from './errors.ts';
+import type { ServedVersion } from './repository.ts';
+import { assertBatchSize } from './routes/lookup.ts';
+import { type InferRequest, InferRequestSchema } from './schemas.ts';
+
+/** ONNX element types → v2 datatypes (the contract makes every served tensor FLOAT). */
+export const DATATYPES: Record<string, string> = { FLOAT: 'FP32', FLOAT16: 'FP16', DOUBLE: 'FP64', INT64: 'INT64' };
+export const v2Shape = (shape: Dim[]) => shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1));
+export const tensorMetadata = (v: ValueDescription) => ({
+  name: v.name,
+  datatype: DATATYPES[v.dataType] ?? v.dataType,
+  shape: v2Shape(v.shape),
+});
+
+/** A checked request: its JSON part and, per input, the raw bytes it sent after the header (if any). */
+export interface V2Request {
+  body: InferRequest;
+  binary: (Uint8Array | undefined)[];
+}
+
+/** Read an inference request: binary when `Inference-Header-Content-Length` is present, JSON otherwise. */
+export async function readInferRequest(c: Context, limit: number): Promise<V2Request> {
+  const headerLength = c.req.header(HEADER_LENGTH);
+  const { json, tail } =
+    headerLength === undefined
+      ? { json: await readJson(c, limit), tail: undefined }
+      : splitBinaryBody(await readBody(c, limit), headerLength);
+  const parsed = InferRequestSchema.safeParse(json);
+  if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
+  return { body: parsed.data, binary: binaryInputs(parsed.data.inputs, tail) };
+}
+
+/**
+ * Flatten v2 tensor data (flat, or nested row-major to the tensor's rank) into float32 — iteratively,
+ * so hostile nesting can't exhaust the stack, and refusing anything deeper than the shape allows.
+ */
+export function flattenTensorData(data: unknown[], rank: number, expected: number): Float32Array {
+  const out = new Float32Array(expected);
+  let n = 0;
+  const stack: { items: unknown[]; index: number }[] = [{ items: data, index: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1] as { items: unknown[]; index: number };
+    if (top.index >= top.items.length) {
+      stack.pop();
+      continue;
+    }
+    const value = top.items[top.index++];
+    if (Array.isArray(value)) {
+      if (stack.length >= rank)
+        throw new HttpError(400, 'invalid_shape', `data is nested deeper than the tensor's ${rank} dimensions`);
+      stack.push({ items: value, index: 0 });
+    } else if (typeof value === 'number' && Number.isFinite(Math.fround(value))) {
+      if (n >= expected)
+        throw new HttpError(400, 'invalid_shape', `data has more than the ${expected} values of its shape`);
+      out[n++] = value;
+    } else {
+      throw new HttpError(
+        400,
+        'invalid_value',
+        typeof value === 'number'
+          ? `data[${n}] is ${value}, outside float32's range (±3.4028235e38): FP32 data must be float32 numbers`
+          : `data[${n}] is ${describeValue(value)}; FP32 data must be numbers`,
+      );
+    }
+  }
+  if (n !== expected) throw new HttpError(400, 'invalid_shape', `data has ${n} values; its shape needs ${expected}`);
+  return out;
+}
+
+/** The request's input tensor, checked against the model's own input: name, datatype and shape. */
+export function inputTensor(model: ServedVersion, { body, binary }: V2Request) {
+  const declared = model.signature.input;
+  if (body.inputs.length !== 1)
+    throw new HttpError(400, 'invalid_inputs', `model '${model.name}' takes one input, ${declared.name}`);
+  const tensor = body.inputs[0] as (typeof body.inputs)[number];
+  if (tensor.name !== declared.name)
+    throw new HttpError(
+      400,
+      'invalid_inputs',
+      `unknown input '${tensor.name.slice(0, 60)}'; the model's input is '${declared.name}'`,
+    );
+  const datatype = DATATYPES[declared.dataType];
+  if (tensor.datatype !== datatype)
+    throw new HttpError(
+      400,
+      'invalid_datatype',
+      `input ${declared.name} is ${datatype}, not ${tensor.datatype.slice(0, 20)}`,
+    );
+  const want = v2Shape(declared.shape);
+  const [count = 0, ...rest] = tensor.shape;
+  const fixedBatch = (want[0] ?? -1) > 0;
+  const ok =
+    tensor.shape.length === want.length &&
+    rest.every((d, i) => d === want[i + 1]) &&
+    count >= 1 &&
+    (!fixedBatch || count === want[0]);
+  if (!ok)
+    throw new HttpError(
+      400,
+      'invalid_shape',
+      `input ${declared.name} has shape [${want.join(',')}] (-1: any ≥ 1); got [${tensor.shape.slice(0, 8).join(',')}]`,
+    );
+  assertBatchSize(model, count);
+  const per = rest.reduce((a, b) => a * b, 1);
+  const bytes = binary[0];
+  const data = bytes
+    ? decodeFp32(bytes, count * per, declared.name)
+    : flattenTensorData(tensor.data as unknown[], tensor.shape.length, count * per);
+  return { count, data };
+}
+
+/** The outputs a request asked for, in the model's order, each with whether it goes back as binary. */
+export function requestedOutputs(model: ServedVersion, body: InferRequest): { name: string; binary: boolean }[] {
+  const names = model.signature.outputs.map((o) => o.name);
+  const asked = body.outputs ?? names.map((name) => ({ name, parameters: undefined }));
+  const unknown = asked.find((o) => !names.includes(o.name));
+  if (unknown !== undefined)
+    throw new HttpError(
+      400,
+      'invalid_outputs',
+      `unknown output '${unknown.name.slice(0, 60)}'; the model has ${names.join(', ')}`,
+    );
+  return model.signature.outputs.flatMap((o) => {
+    const request = asked.find((a) => a.name === o.name);
+    return request ? [{ name: o.name, binary: wantsBinary(body.parameters, request.parameters) }] : [];
+  });
+}
+
+/** An output's shape for `count` images: its declared one, or [count, values per image] when that is dynamic. */
+export function outputShape(output: ValueDescription, values: Float32Array, count: number): number[] {
+  const declared = v2Shape(output.shape);
+  return declared.length > 1 && declared.slice(1).every((d) => d > 0)
+    ? [count, ...declared.slice(1)]
+    : [count, values.length / count];
+}
+
+/** The answer: JSON, or (when any output is binary) the JSON header followed by those outputs' bytes. */
+export function inferResponse(
+  model: ServedVersion,
+  body: InferRequest,
+  wanted: { name: string; binary: boolean }[],
+  outputs: Record<string, Float32Array>,
+  count: number,
+): Response {
+  const chunks: Uint8Array[] = [];
+  const header = {
+    model_name: model.name,
+    model_version: String(model.version),
+    ...(body.id !== undefined ? { id: body.id } : {}),
+    outputs: wanted.map(({ name, binary }) => {
+      const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;
+      const values = outputs[name] as Float32Array;
+      const tensor = { name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape: outputShape(o, values, count) };
+      if (!binary) return { ...tensor, data: Array.from(values) };
+      const bytes = encodeFp32(values);
+      chunks.push(bytes);
+      return { ...tensor, parameters: { binary_data_size: bytes.length } };
+    }),
+  };
+  if (chunks.length === 0) return Response.json(header);
+  const { body: bytes, headerLength } = binaryResponseBody(header, chunks);
+  return new Response(bytes, {
+    headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(headerLength) },
+  });
+}

@@ -1,0 +1,80 @@
+/**
+ * The v2 protocol over gRPC, called from Python with stubs that grpc_tools generates from the vendored
+ * proto (as a KServe or Triton client would): health, metadata, and ModelInfer with raw and typed
+ * contents, whose logits equal the HTTP JSON route's; bad requests are gRPC statuses, not crashes.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+
+// The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
+const python = ['python3', '/usr/bin/python3'].find(
+  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
+);
+let server: RunningServer;
+
+beforeAll(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  server = await startServer({ models: root, port: 0, grpcPort: 0 });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const images = Array.from({ length: 2 * 784 }, (_, i) => (((i * 13) % 255) / 255 - 0.1307) / 0.3081);
+
+it.skipIf(python === undefined)(
+  'answers a Python gRPC client like the HTTP JSON route',
+  async () => {
+    // Asynchronously: the server answering it runs in this process.
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = execFile(
+        python as string,
+        ['test/helpers/grpc_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn', '2'],
+        { encoding: 'utf8', timeout: 60_000 },
+        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      );
+      child.stdin?.end(JSON.stringify(Array.from(Float32Array.from(images))));
+    });
+    const result = JSON.parse(out) as {
+      live: boolean;
+      ready: boolean;
+      model_ready: boolean;
+      extensions: string[];
+      inputs: unknown[];
+      raw: { id: string; outputs: unknown[]; values: number[][] };
+      contents: { values: number[][] };
+      errors: Record<string, [string, string]>;
+    };
+    expect([result.live, result.ready, result.model_ready]).toEqual([true, true, true]);
+    expect(result.extensions).toContain('binary_tensor_data');
+    expect(result.inputs).toEqual([['input', 'FP32', [-1, 1, 28, 28]]]);
+    expect(result.raw.id).toBe('g1');
+    expect(result.raw.outputs).toEqual([['logits', 'FP32', [2, 10]]]);
+
+    const http = await fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [2, 1, 28, 28], datatype: 'FP32', data: images }] }),
+    });
+    const expected = ((await http.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data;
+    expect(result.raw.values[0]).toEqual(expected);
+    expect(result.contents.values[0]).toEqual(expected);
+    expect(result.errors['unknown model']?.[0]).toBe('NOT_FOUND');
+    expect(result.errors['wrong shape']?.[0]).toBe('INVALID_ARGUMENT');
+    expect(result.errors['wrong shape']?.[1]).toContain('shape');
+    expect(result.errors['no inputs']?.[0]).toBe('INVALID_ARGUMENT');
+    // Counted with the HTTP requests in the version's statistics.
+    const stats = (await (await fetch(`${server.url}/v2/models/torchcnn/stats`)).json()) as {
+      model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];
+    };
+    expect(stats.model_stats[0]?.inference_stats.success.count).toBe(3);
+    expect(stats.model_stats[0]?.inference_stats.fail.count).toBe(1); // the wrong shape
+  },
+  90_000,
+);

@@ -1,0 +1,167 @@
+/**
+ * Model control as in Triton: in explicit mode a model is listed in the repository index but not served
+ * until loaded, served after, unavailable after unload — while a request already in flight on it still
+ * gets its answer. Poll mode refuses load/unload; none mode never rescans. Off loopback, load and unload
+ * need the API key (401 without it) and are off without one (403).
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
+import { oddModel } from '../testkit/odd-models.ts';
+
+const model = oddModel({ metadata: { normalization: 'folded (test)' } });
+const put = (root: string, name: string) => {
+  mkdirSync(join(root, name, '1'), { recursive: true });
+  writeFileSync(join(root, name, '1', 'model.onnx'), model);
+};
+const repo = (...names: string[]) => {
+  const root = mkdtempSync(join(tmpdir(), 'models-control-'));
+  for (const name of names) put(root, name);
+  return root;
+};
+
+const servers: RunningServer[] = [];
+const start = async (options: ServerOptions) => {
+  const server = await startServer({ port: 0, ...options });
+  servers.push(server);
+  return server;
+};
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+const image = Array.from({ length: 784 }, (_, i) => (i % 9) / 9);
+const infer = (url: string, name: string) =>
+  fetch(`${url}/v2/models/${name}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }] }),
+  });
+const post = (url: string, path: string, body?: unknown, headers: Record<string, string> = {}) =>
+  fetch(`${url}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+const index = async (url: string, body?: unknown) =>
+  (await (await post(url, '/v2/repository/index', body)).json()) as {
+    name: string;
+    version: string;
+    state: string;
+    reason: string;
+  }[];
+const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string; message: string } }).error;
+
+describe('explicit mode', () => {
+  let server: RunningServer;
+  let root: string;
+  beforeAll(async () => {
+    root = repo('a', 'b');
+    // A long batching delay keeps a request in flight while the test unloads its model.
+    server = await start({ models: root, modelControlMode: 'explicit', loadModels: ['a'], batchDelayMs: 500 });
+  }, 60_000);
+
+  it('lists every model, serves only those loaded, and loads on request', async () => {
+    expect(await index(server.url)).toEqual([
+      { name: 'a', version: '1', state: 'READY', reason: '' },
+      { name: 'b', version: '1', state: 'UNAVAILABLE', reason: 'unloaded (explicit model control)' },
+    ]);
+    expect((await index(server.url, { ready: true })).map((e) => e.name)).toEqual(['a']);
+    const before = await infer(server.url, 'b');
+    expect(before.status).toBe(404);
+    expect((await errorOf(before)).message).toContain('not loaded');
+    expect((await infer(server.url, 'a')).status).toBe(200);
+
+    const load = await post(server.url, '/v2/repository/models/b/load');
+    expect([load.status, await load.json()]).toEqual([200, {}]);
+    expect((await index(server.url)).find((e) => e.name === 'b')?.state).toBe('READY');
+    expect((await infer(server.url, 'b')).status).toBe(200);
+  });
+
+  it('unloads a model while a request on it is in flight: that request is answered, later ones are not', async () => {
+    const inFlight = infer(server.url, 'b');
+    await new Promise((resolve) => setTimeout(resolve, 150)); // inside the batching delay
+    const unload = await post(server.url, '/v2/repository/models/b/unload', {});
+    expect(unload.status).toBe(200);
+    const answered = await inFlight;
+    expect(answered.status).toBe(200);
+    expect(((await answered.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data).toHaveLength(10);
+    expect((await infer(server.url, 'b')).status).toBe(404);
+    expect((await index(server.url)).find((e) => e.name === 'b')).toMatchObject({ state: 'UNAVAILABLE' });
+    expect((await fetch(`${server.url}/v2/models/stats`)).ok).toBe(true);
+  });
+
+  it('loads a model added after start (no polling: only when asked)', async () => {
+    put(root, 'c');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await infer(server.url, 'c')).status).toBe(404);
+    expect((await post(server.url, '/v2/repository/models/c/load')).status).toBe(200);
+    expect((await infer(server.url, 'c')).status).toBe(200);
+  });
+
+  it('answers unknown models, bad bodies and parameters with 4xx JSON', async () => {
+    for (const [path, body, status, code] of [
+      ['/v2/repository/models/nope/load', undefined, 404, 'model_not_found'],
+      ['/v2/repository/models/nope/unload', undefined, 404, 'model_not_found'],
+      ['/v2/repository/models/a/load', { parameters: { config: '{}' } }, 400, 'unsupported_parameter'],
+      ['/v2/repository/models/a/load', [1], 400, 'invalid_request'],
+      ['/v2/repository/index', { ready: 'yes' }, 400, 'invalid_request'],
+    ] as const) {
+      const r = await post(server.url, path, body);
+      expect([path, r.status]).toEqual([path, status]);
+      expect((await errorOf(r)).code).toBe(code);
+    }
+    const broken = await fetch(`${server.url}/v2/repository/index`, { method: 'POST', body: '{' });
+    expect(broken.status).toBe(400);
+  });
+});
+
+describe('poll and none modes', () => {
+  it('poll (the default) serves everything and refuses load/unload; none never rescans', async () => {
+    const poll = await start({ models: repo('a') });
+    const refused = await post(poll.url, '/v2/repository/models/a/unload');
+    expect(refused.status).toBe(400);
+    expect((await errorOf(refused)).message).toContain('explicit mode');
+    expect((await infer(poll.url, 'a')).status).toBe(200);
+
+    await expect(startServer({ models: repo(), port: 0, loadModels: ['a'] })).rejects.toThrow(
+      '--load-model needs --model-control-mode explicit',
+    );
+    const root = repo('a');
+    const none = await start({ models: root, modelControlMode: 'none', watchIntervalMs: 100 });
+    put(root, 'late');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await index(none.url)).map((e) => e.name)).toEqual(['a']);
+    expect((await infer(none.url, 'late')).status).toBe(404);
+    expect((await post(none.url, '/v2/repository/models/late/load')).status).toBe(400);
+  }, 60_000);
+});
+
+describe('off loopback', () => {
+  it('refuses load/unload without a configured key (403), and needs the key when one is set (401)', async () => {
+    const root = repo('a');
+    const open = await start({ models: root, host: '0.0.0.0', modelControlMode: 'explicit' });
+    const local = `http://127.0.0.1:${open.port}`;
+    const off = await post(local, '/v2/repository/models/a/load');
+    expect(off.status).toBe(403);
+    expect((await errorOf(off)).message).toContain('--api-key');
+    expect((await index(local)).map((e) => e.state)).toEqual(['UNAVAILABLE']); // reading is open
+
+    const keyed = await start({ models: root, host: '0.0.0.0', modelControlMode: 'explicit', apiKey: 'sekret' });
+    const url = `http://127.0.0.1:${keyed.port}`;
+    for (const headers of [{}, { authorization: 'Bearer wrong' }, { authorization: 'sekret' }] as Record<
+      string,
+      string
+    >[]) {
+      const r = await post(url, '/v2/repository/models/a/load', undefined, headers);
+      expect(r.status).toBe(401);
+      expect((await errorOf(r)).code).toBe('unauthorized');
+    }
+    expect((await infer(url, 'a')).status).toBe(404);
+    const ok = await post(url, '/v2/repository/models/a/load', undefined, { authorization: 'Bearer sekret' });
+    expect(ok.status).toBe(200);
+    expect((await infer(url, 'a')).status).toBe(200);
+  }, 60_000);
+});
