@@ -31,7 +31,7 @@ import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
-import { repositoryRoutes } from './routes/repository.ts';
+import { repositoryRoutes, UPLOAD_PATH, type UploadSettings } from './routes/repository.ts';
 import { statsRoutes } from './routes/stats.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
@@ -56,6 +56,8 @@ export interface AppOptions {
   serverVersion?: string;
   /** Who may load and unload models (default: anyone on this machine, no key). */
   modelControl?: ModelControlAccess;
+  /** Publishing models over HTTP (serve --allow-upload): off when undefined. */
+  uploads?: UploadSettings;
 }
 
 export const SERVER_NAME = 'mnist-onnx-cnn';
@@ -110,17 +112,21 @@ export function createApp(options: AppOptions): OpenAPIHono {
     metrics.bodiesReading.set(reading);
     metrics.bodiesWaiting.set(waiting);
   });
+  // Model uploads (--allow-upload) have their own, larger limit and read one at a time.
+  const uploads = options.uploads;
+  const uploadSlots = new BodySlots({ total: 1, perClient: 1 });
+  const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);
   app.use('*', async (c, next) => {
-    c.set('bodySlots' as never, bodySlots as never);
+    c.set('bodySlots' as never, (isUpload(c) ? uploadSlots : bodySlots) as never);
     await next();
   });
-  app.use(
-    '*',
-    bodyLimit({
-      maxSize: limit * 2,
-      onError: (c) => c.json(errorBody('payload_too_large', `request body exceeds ${limit} bytes`), 413),
-    }),
-  );
+  const tooLarge = (bytes: number) => (c: Context) =>
+    c.json(errorBody('payload_too_large', `request body exceeds ${bytes} bytes`), 413);
+  const bodyCap = bodyLimit({ maxSize: limit * 2, onError: tooLarge(limit) });
+  const uploadCap = uploads
+    ? bodyLimit({ maxSize: uploads.maxBytes * 2, onError: tooLarge(uploads.maxBytes) })
+    : bodyCap;
+  app.use('*', (c, next) => (isUpload(c) ? uploadCap(c, next) : bodyCap(c, next)));
   app.onError((error, c) => {
     if (error instanceof HttpError) return c.json(errorBody(error.code, error.message), error.status);
     // The model misbehaved (over its run budget, crashed, wrong rows): the server is fine, this model is not.
@@ -149,7 +155,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // Before v2's /v2/models/{model}: 'stats' is the extension's path, not a model name (as in Triton).
   app.route('/', statsRoutes({ repository }));
   app.route('/', v2Routes({ repository, maxBodyBytes, serverName: SERVER_NAME, serverVersion }));
-  app.route('/', repositoryRoutes({ repository, maxBodyBytes, access: options.modelControl ?? { remote: false } }));
+  app.route(
+    '/',
+    repositoryRoutes({ repository, maxBodyBytes, access: options.modelControl ?? { remote: false }, uploads }),
+  );
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
   app.route('/', mnistRoutes({ largeResponses }));

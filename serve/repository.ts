@@ -12,6 +12,11 @@
  * Model control follows Triton's modes: `poll` (rescan every interval: the default), `none` (load what is
  * there at start, never rescan) and `explicit` (load and unload only when asked, see load() and unload()).
  */
+
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { writeNewFileAtomic } from '../export/files.ts';
+import { isValidModelName, modelPath } from '../export/repository.ts';
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
 import { readRegularFile } from '../runtime/regular-file.ts';
@@ -93,6 +98,11 @@ export const SERVE_DEFAULTS = {
 interface LoadedEntry {
   served: ServedVersion;
   stamp: string;
+}
+
+/** A publish named a version that exists: nothing the user made is overwritten. */
+export class VersionExistsError extends Error {
+  override name = 'VersionExistsError';
 }
 
 export class ModelNotFoundError extends Error {
@@ -360,6 +370,38 @@ export class ModelRepository {
       throw new ModelControlError(
         `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
       );
+  }
+
+  /**
+   * Publish `bytes` as version `version` of `name` (the next version when undefined): written atomically,
+   * never over an existing version (ModelControlError), then loaded through the usual checks at once. A
+   * file that does not load is removed again (it was ours) and the reason thrown; else the version serves.
+   */
+  async publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
+    if (!isValidModelName(name)) throw new ModelControlError(`'${name.slice(0, 60)}' is not a valid model name`);
+    const present = await readdir(join(this.root, name)).catch(() => [] as string[]);
+    const numbers = present.filter((v) => /^[1-9][0-9]{0,8}$/.test(v)).map(Number);
+    const chosen = version ?? Math.max(0, ...numbers) + 1;
+    const path = modelPath(this.root, name, chosen);
+    try {
+      await writeNewFileAtomic(path, bytes);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+        throw new VersionExistsError(`model '${name}' already has version ${chosen}; publish it as a new version`);
+      throw error;
+    }
+    this.wanted?.add(name);
+    await this.scanning;
+    await this.scan();
+    const status = this.versions(name).find((v) => v.version === chosen);
+    if (status?.ready) return chosen;
+    await rm(path, { force: true });
+    await rmdir(dirname(path)).catch(() => {});
+    await rmdir(join(this.root, name)).catch(() => {}); // only when empty: a folder this publish made
+    await this.scan();
+    throw new ModelControlError(
+      `model '${name}' version ${chosen} did not load: ${status?.failure?.error ?? 'it is not served (version policy?)'}`,
+    );
   }
 
   /** explicit mode: stop serving `name`; requests in flight finish on the versions they hold. */

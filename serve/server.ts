@@ -21,6 +21,7 @@ import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
+import type { UploadSettings } from './routes/repository.ts';
 
 export interface ServerOptions {
   models: string;
@@ -60,6 +61,8 @@ export interface ServerOptions {
   loadModels?: string[];
   /** Key for loading and unloading models (required for them when listening beyond loopback). */
   apiKey?: string;
+  /** Publishing models over HTTP (Triton's load with a file override, PUT /api/models/<m>/versions); off when undefined. */
+  uploads?: UploadSettings;
   /** Serve the v2 protocol over gRPC too, on this port (0: any free port); none: no gRPC. */
   grpcPort?: number;
 }
@@ -136,6 +139,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     largeResponses: options.largeResponses,
     log: options.requestLog ? log : undefined,
     modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
+    uploads: options.uploads,
   });
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;

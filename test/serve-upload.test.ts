@@ -1,0 +1,129 @@
+/**
+ * Publishing a model over HTTP (serve --allow-upload): Triton's own load API with a file override
+ * (`file:<version>/model.onnx` in base64, as Triton's model repository extension documents it) and a
+ * plain PUT of the bytes as the next version. Written atomically, never over an existing version, checked
+ * by the same contract as the repository (a file that does not load is refused and removed), size-capped,
+ * behind the same key rules as load/unload.
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
+import { hostileModel } from '../testkit/hostile-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
+
+const model = oddModel({ metadata: { normalization: 'folded (test)' } });
+const servers: RunningServer[] = [];
+const start = async (options: Partial<ServerOptions>) => {
+  const root = mkdtempSync(join(tmpdir(), 'models-upload-'));
+  mkdirSync(join(root, 'a', '1'), { recursive: true });
+  writeFileSync(join(root, 'a', '1', 'model.onnx'), model);
+  const server = await startServer({ models: root, port: 0, ...options });
+  servers.push(server);
+  return { server, root };
+};
+afterAll(async () => {
+  await Promise.all(servers.map((s) => s.close()));
+});
+
+const load = (url: string, name: string, parameters: Record<string, string>, headers: Record<string, string> = {}) =>
+  fetch(`${url}/v2/repository/models/${name}/load`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ parameters }),
+  });
+const putModel = (url: string, name: string, bytes: Uint8Array) =>
+  fetch(`${url}/api/models/${name}/versions`, {
+    method: 'PUT',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: bytes,
+  });
+const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
+const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string; message: string } }).error;
+const infer = (url: string, path: string) =>
+  fetch(`${url}/v2/models/${path}/infer`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      inputs: [
+        { name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: Array.from({ length: 784 }, () => 0.5) },
+      ],
+    }),
+  });
+
+describe('with --allow-upload', () => {
+  let url: string;
+  let root: string;
+  beforeAll(async () => {
+    const started = await start({ uploads: { maxBytes: 256 * 1024 } });
+    url = started.server.url;
+    root = started.root;
+  }, 60_000);
+
+  it("Triton's load with a file override publishes a new version that serves at once", async () => {
+    const r = await load(url, 'a', { config: '{"max_batch_size": 8}', 'file:2/model.onnx': b64(model) });
+    expect(r.status).toBe(200);
+    expect((await fetch(`${url}/v2/models/a/versions/2/ready`)).status).toBe(200);
+    expect((await infer(url, 'a/versions/2')).status).toBe(200);
+    expect(readFileSync(join(root, 'a', '2', 'model.onnx'))).toEqual(Buffer.from(model));
+  });
+
+  it('never writes over an existing version (409), and leaves it as it was', async () => {
+    const other = oddModel({ classes: 10, metadata: { normalization: 'folded (other)' } });
+    const r = await load(url, 'a', { 'file:1/model.onnx': b64(other) });
+    expect(r.status).toBe(409);
+    expect((await errorOf(r)).code).toBe('version_exists');
+    expect(readFileSync(join(root, 'a', '1', 'model.onnx'))).toEqual(Buffer.from(model));
+  });
+
+  it('PUT /api/models/<m>/versions publishes the bytes as the next version', async () => {
+    const first = await putModel(url, 'b', model);
+    expect(first.status).toBe(201);
+    expect(await first.json()).toEqual({ model: 'b', version: 1 });
+    const second = await putModel(url, 'b', model);
+    expect(await second.json()).toEqual({ model: 'b', version: 2 });
+    expect((await infer(url, 'b/versions/2')).status).toBe(200);
+  });
+
+  it('refuses files that break the contract, garbage, oversize files and bad names, leaving nothing behind', async () => {
+    const crossing = await putModel(url, 'c', hostileModel('mix-from-3'));
+    expect(crossing.status).toBe(400);
+    expect((await errorOf(crossing)).message).toMatch(/cross between clients/);
+    expect(existsSync(join(root, 'c', '1'))).toBe(false);
+    const garbage = await putModel(url, 'c', new TextEncoder().encode('not a model at all'));
+    expect(garbage.status).toBe(400);
+    expect(existsSync(join(root, 'c', '1'))).toBe(false);
+    const big = await putModel(url, 'c', new Uint8Array(300 * 1024));
+    expect(big.status).toBe(413);
+    const bigOverride = await load(url, 'c', { 'file:1/model.onnx': b64(new Uint8Array(300 * 1024)) });
+    expect(bigOverride.status).toBe(413);
+    for (const name of ['Bad_Name', '..', 'x%2Fy'])
+      expect([name, (await putModel(url, name, model)).status]).toEqual([name, name === '..' ? 404 : 400]);
+    for (const parameters of [
+      { 'file:1/weights.bin': 'AAAA' },
+      { 'file:1/model.onnx': 'AAAA', 'file:2/model.onnx': 'AAAA' },
+      { 'file:1/model.onnx': '!!!' },
+      { 'file:0/model.onnx': 'AAAA' },
+    ]) {
+      const r = await load(url, 'c', parameters);
+      expect([JSON.stringify(parameters), r.status]).toEqual([JSON.stringify(parameters), 400]);
+    }
+  });
+});
+
+describe('without --allow-upload, and off loopback', () => {
+  it('takes no files without --allow-upload (403; no PUT route), and needs the key off loopback', async () => {
+    const { server } = await start({});
+    const refused = await load(server.url, 'a', { 'file:2/model.onnx': b64(model) });
+    expect(refused.status).toBe(403);
+    expect((await errorOf(refused)).code).toBe('uploads_off');
+    expect((await putModel(server.url, 'b', model)).status).toBe(404);
+
+    const keyed = await start({ host: '0.0.0.0', apiKey: 'sekret', uploads: { maxBytes: 1 << 20 } });
+    const local = `http://127.0.0.1:${keyed.server.port}`;
+    expect((await putModel(local, 'b', model)).status).toBe(401);
+    const ok = await load(local, 'b', { 'file:1/model.onnx': b64(model) }, { authorization: 'Bearer sekret' });
+    expect(ok.status).toBe(200);
+  }, 60_000);
+});
