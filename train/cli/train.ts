@@ -25,6 +25,7 @@ import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
 import { newRunDir, readConfig } from '../run-dir.ts';
+import { printRunMetrics } from '../run-metrics.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
@@ -135,5 +136,6 @@ await runCli(async () => {
     console.log(
       `done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`,
     );
+    printRunMetrics(history);
   }
 });
