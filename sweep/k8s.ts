@@ -15,7 +15,7 @@ import type { SweepSpec } from './spec.ts';
 
 export const DEFAULT_CLUSTER = {
   /** `docker build --target build -t … .`: the project Dockerfile's build stage, sources and tsx included. */
-  image: 'registry.example.com/mnist-onnx-cnn-build:0.1.0',
+  image: 'registry.example.com/mnist-onnx-cnn:0.1.0-build',
   /** deploy/sweeps/runs-pvc.yaml. */
   pvc: 'mnist-runs',
   cpu: 2,
@@ -23,6 +23,10 @@ export const DEFAULT_CLUSTER = {
 /** Where the pods mount the claim, the sweep file and a writable /tmp. */
 const RUNS = '/runs';
 const SWEEP_FILE = '/etc/sweep/sweep.yaml';
+
+/** Katib's trial metadata: the trial's own name (Katib substitutes it; not a JavaScript template). */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: see above.
+export const KATIB_TRIAL_NAME = '${trialSpec.Name}';
 
 /** The Indexed Job's pod command: what `npm run sweep -- <file> --trial <i>` runs, with paths from env. */
 export const TRIAL_COMMAND =
@@ -202,9 +206,7 @@ export function katibExperiment(o: ClusterOptions) {
         primaryContainerName: 'training',
         trialParameters: [
           ...searched.map((flag) => ({ name: katibName(flag), description: `--${flag}`, reference: katibName(flag) })),
-          // Katib's trial metadata, not a JavaScript template.
-          // biome-ignore lint/suspicious/noTemplateCurlyInString: Katib substitutes it.
-          { name: 'trialName', description: "the trial's run directory", reference: '${trialSpec.Name}' },
+          { name: 'trialName', description: "the trial's run directory", reference: KATIB_TRIAL_NAME },
         ],
         trialSpec: {
           apiVersion: 'batch/v1',
