@@ -59,12 +59,12 @@ await runCli(async () => {
   const trials = expandTrials(spec);
 
   if (flags.list) {
-    for (const trial of trials) console.log(`${trial.name}: ${trainCommand(trial)}`);
+    console.log(trials.map((trial) => `${trial.name}: ${trainCommand(trial)}`).join('\n'));
     return;
   }
   if (flags.emit) {
     const outDir = flags.outDir ?? join('deploy', 'sweeps', spec.name);
-    const written = await emitKubernetes({ spec, text, trials, outDir, ...flags });
+    const written = await emitKubernetes({ file, spec, text, trials, outDir, ...flags });
     console.log(`wrote ${written.join(', ')} (${trials.length} trials)`);
     return;
   }

@@ -144,7 +144,7 @@ describe('npm run sweep', () => {
     const done = [0, 1, 2, 3].filter((i) => finished(trialDir(out, i)));
     const midway = [0, 1, 2, 3].filter((i) => interrupted(trialDir(out, i)));
     expect(done.length).toBeGreaterThan(0);
-    expect(done.length).toBeLessThan(4);
+    expect(midway.length).toBeGreaterThan(0);
     const mtimes = done.map((i) => statSync(join(trialDir(out, i), 'checkpoint.bin')).mtimeMs);
 
     const { stdout } = await sweep(sweepFile, '--out', out, '--parallel', '2');
