@@ -13,8 +13,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { expandTrials } from '../sweep/expand.ts';
 import { trainArgs } from '../sweep/flags.ts';
-import { KATIB_TRIAL_NAME } from '../sweep/k8s.ts';
-import { parseSweep } from '../sweep/spec.ts';
+import { DEFAULT_CLUSTER, emitKubernetes, KATIB_TRIAL_NAME, katibRefusal } from '../sweep/k8s.ts';
+import { parseSweep, readSweepFile } from '../sweep/spec.ts';
 import { openSweepDir } from '../sweep/sweep-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 
@@ -128,6 +128,29 @@ describe('sweep files', () => {
     const changed = expandTrials(parseSweep({ name: 'x', grid: { seed: [5, 1] } }, 'f'));
     await expect(openSweepDir(dir, 'x', changed)).rejects.toThrow(
       'trial-000 ran with --seed 0, the file now says --seed 5; a changed sweep needs a new --out',
+    );
+  });
+});
+
+describe('example sweeps', () => {
+  it('parse, and deploy/sweeps/ holds exactly what --emit k8s writes for them', async () => {
+    for (const name of ['smoke', 'fast', 'best']) {
+      const file = `sweeps/${name}.yaml`;
+      const { spec, text } = await readSweepFile(join(ROOT, file));
+      if (name === 'smoke') continue; // a local example: no committed manifests
+      const committed = (f: string) => readFileSync(join(ROOT, 'deploy/sweeps', name, f), 'utf8');
+      const parallel = (parse(committed('job.yaml').split('---\n')[1] ?? '') as Manifest).spec.parallelism;
+      const outDir = tmp('sweep-emit-');
+      await emitKubernetes({ file, spec, text, trials: expandTrials(spec), outDir, parallel, ...DEFAULT_CLUSTER });
+      for (const f of ['job.yaml', 'katib-experiment.yaml'])
+        expect(readFileSync(join(outDir, f), 'utf8'), `${name}/${f}`).toBe(committed(f));
+    }
+  });
+
+  it('a search over a switch gets the Job but no Katib Experiment, with the reason', () => {
+    const spec = parseSweep({ name: 'x', grid: { augment: [false, true] } }, 'f');
+    expect(katibRefusal(spec)).toBe(
+      'Katib substitutes values into flags, and augment is a switch with no value: use the Indexed Job',
     );
   });
 });
