@@ -8,8 +8,8 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
-import { nonNegativeInt, positiveInt } from '../runtime/cli/options.ts';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { expandTrials } from './expand.ts';
 import { DEFAULT_CLUSTER, emitKubernetes } from './k8s.ts';
@@ -17,6 +17,13 @@ import { trainCommand, writeLeaderboard } from './leaderboard.ts';
 import { runTrials } from './local.ts';
 import { readSweepFile } from './spec.ts';
 import { openSweepDir } from './sweep-dir.ts';
+
+/** A trial index; an empty one (JOB_COMPLETION_INDEX unset outside a Job) must not read as trial 0. */
+function trialIndex(value: string): number {
+  if (!/^\d+$/.test(value))
+    throw new InvalidArgumentError('must be a trial index 0, 1, … (is JOB_COMPLETION_INDEX set?)');
+  return Number(value);
+}
 
 const program = new Command('sweep')
   .description('Run a sweep of training runs (grid and/or random search), locally or as Kubernetes manifests')
@@ -28,7 +35,7 @@ const program = new Command('sweep')
     'threads per trial unless the sweep sets threads (default: cores / --parallel)',
     positiveInt,
   )
-  .option('--trial <i>', 'run trial i only (a pod runs --trial $JOB_COMPLETION_INDEX)', nonNegativeInt)
+  .option('--trial <i>', 'run trial i only (a pod runs --trial $JOB_COMPLETION_INDEX)', trialIndex)
   .option('--list', 'print the trials as train commands and run nothing')
   .option('--report', 'write the leaderboard from the trials on disk and run nothing')
   .addOption(new Option('--emit <target>', 'write cluster manifests instead of running').choices(['k8s']))
@@ -106,6 +113,7 @@ await runCli(async () => {
     console.log(best ? `best: ${best.trial}: ${best.command}` : 'no trial has finished yet');
     console.log(`wrote ${join(dir, 'leaderboard.md')} and the plots in ${join(dir, 'compare')}`);
   }
+  if (failed > 0 && flags.trial !== undefined) throw new Error(`trial ${flags.trial} failed (its output is above)`);
   if (failed > 0)
     throw new Error(`${failed} trial${failed === 1 ? '' : 's'} failed (their logs are in ${join(dir, 'logs')})`);
 });

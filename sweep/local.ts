@@ -55,7 +55,8 @@ export async function runTrials(options: RunTrialsOptions): Promise<Map<number, 
     signal?.removeEventListener('abort', stop);
     if (signal?.aborted) return 'stopped';
     if (code !== 0) {
-      print(`${trial.name} failed (exit ${code}); its output: ${join(dir, SWEEP_FILES.logs, `${trial.name}.log`)}`);
+      const where = options.output ? '' : `; its output: ${join(dir, SWEEP_FILES.logs, `${trial.name}.log`)}`;
+      print(`${trial.name} failed (exit ${code})${where}`);
       return 'failed';
     }
     print(`${trial.name} done: ${metricSummary(metrics)}`);

@@ -74,6 +74,10 @@ describe('sweep files', () => {
     expect(await failingScript('sweep/cli.ts', bad)).toBe(
       `error: ${bad}: grid.lr[1]: Too small: expected number to be >0`,
     );
+    // A pod command run where JOB_COMPLETION_INDEX is unset must not quietly run trial 0.
+    expect(await failingScript('sweep/cli.ts', sweepFile, '--trial', '')).toMatch(
+      /^error: option '--trial <i>' argument '' is invalid\. must be a trial index/,
+    );
     const message = (data: unknown) => {
       try {
         parseSweep(data, 'f.yaml');
