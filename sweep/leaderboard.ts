@@ -74,6 +74,8 @@ export async function readLeaderboard(dir: string, trials: Trial[]): Promise<Lea
 }
 
 const pct = (n?: number) => (n === undefined ? '–' : `${n.toFixed(2)}%`);
+/** As `npm run compare` writes times: seconds under two minutes, minutes above. */
+const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`);
 
 export function leaderboardTable(rows: LeaderboardRow[]): string {
   const searched = FLAGS.filter((flag) => rows.some((r) => r.point[flag] !== undefined));
@@ -85,12 +87,13 @@ export function leaderboardTable(rows: LeaderboardRow[]): string {
     pct(r.testAccuracy),
     r.bestAccuracy === undefined ? '–' : `${pct(r.bestAccuracy)} (${r.bestEpoch})`,
     r.testLoss === undefined ? '–' : r.testLoss.toFixed(4),
-    r.trainSeconds === undefined ? '–' : `${r.trainSeconds.toFixed(1)} s`,
+    r.trainSeconds === undefined ? '–' : duration(r.trainSeconds),
     r.status,
   ]);
   return [
     `| ${head.join(' | ')} |`,
-    `|${head.map((_, i) => (i < 2 + searched.length ? '---' : '---:')).join('|')}|`,
+    // Numbers right-aligned; the trial, its flags and the status left.
+    `|${head.map((_, i) => (i < 2 + searched.length || i === head.length - 1 ? '---' : '---:')).join('|')}|`,
     ...body.map((cells) => `| ${cells.join(' | ')} |`),
   ].join('\n');
 }
