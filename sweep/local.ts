@@ -40,7 +40,7 @@ export async function runTrials(options: RunTrialsOptions): Promise<Map<number, 
 
   async function run(trial: Trial): Promise<TrialOutcome> {
     const trialDir = join(dir, trial.name);
-    const state = await trialState(trialDir);
+    const state = await trialState(trialDir, trial);
     if (state === 'finished') {
       print(`${trial.name} finished earlier: skipped`);
       return 'skipped';

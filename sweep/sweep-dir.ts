@@ -6,9 +6,11 @@
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../export/files.ts';
+import { RECIPES, type RecipeName } from '../train/recipes.ts';
+import type { TrainConfig } from '../train/run-config.ts';
 import { RUN_FILES, readConfig, readHistory } from '../train/run-dir.ts';
 import type { Trial } from './expand.ts';
-import { commandLine, trainArgs } from './flags.ts';
+import { commandLine, FLAGS, type TrialFlags, trainArgs } from './flags.ts';
 
 export const SWEEP_FILES = { manifest: 'sweep.json', logs: 'logs', leaderboard: 'leaderboard', compare: 'compare' };
 
@@ -62,7 +64,20 @@ export type TrialState = 'new' | 'started' | 'finished';
 
 const TEMP_FILE = /\.\d+\.[0-9a-f]{8}\.tmp$/;
 
-export async function trialState(dir: string): Promise<TrialState> {
+/** The config.json fields a trial's flags pin down (switches and the recipe's name are not recorded there). */
+function disagreements(config: TrainConfig, flags: TrialFlags): string[] {
+  const expected: Partial<Record<keyof TrainConfig, unknown>> = {};
+  if (flags.recipe !== undefined) expected.model = RECIPES[flags.recipe as RecipeName].config.model;
+  for (const flag of FLAGS) {
+    if (flag === 'recipe' || flag === 'autotune' || flag === 'workers' || flags[flag] === undefined) continue;
+    expected[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TrainConfig] = flags[flag];
+  }
+  return Object.entries(expected)
+    .filter(([key, value]) => config[key as keyof TrainConfig] !== value)
+    .map(([key, value]) => `${key} ${config[key as keyof TrainConfig]}, not ${value}`);
+}
+
+export async function trialState(dir: string, trial: Trial): Promise<TrialState> {
   const entries = await readdir(dir).catch(() => undefined);
   if (entries === undefined) return 'new';
   // Killed before train wrote its config: the folder is still a new run's (train removes stale temp files).
@@ -73,6 +88,11 @@ export async function trialState(dir: string): Promise<TrialState> {
     return 'new';
   }
   const config = await readConfig(dir);
+  const other = disagreements(config, trial.flags);
+  if (other.length > 0)
+    throw new Error(
+      `${dir} holds a run with other settings (${other.join(', ')}); it is not ${trial.name}'s: move it away`,
+    );
   const history = await readHistory(dir).catch(() => []);
   // history.json is rewritten after each checkpoint: if a kill left it one epoch behind, resume rewrites it.
   return history.length >= config.epochs ? 'finished' : 'started';

@@ -11,11 +11,13 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { expandTrials } from '../sweep/expand.ts';
+import { expandTrials, type Trial } from '../sweep/expand.ts';
 import { trainArgs } from '../sweep/flags.ts';
 import { DEFAULT_CLUSTER, emitKubernetes, KATIB_TRIAL_NAME, katibRefusal } from '../sweep/k8s.ts';
 import { parseSweep, readSweepFile } from '../sweep/spec.ts';
-import { openSweepDir } from '../sweep/sweep-dir.ts';
+import { openSweepDir, trialState } from '../sweep/sweep-dir.ts';
+import { RECIPES } from '../train/recipes.ts';
+import { writeConfig } from '../train/run-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
@@ -133,6 +135,13 @@ describe('sweep files', () => {
     await expect(openSweepDir(dir, 'x', changed)).rejects.toThrow(
       'trial-000 ran with --seed 0, the file now says --seed 5; a changed sweep needs a new --out',
     );
+    // A run that is not the trial's, where the trial's folder would be, is never resumed as the trial.
+    await writeConfig(join(dir, 'trial-001'), { ...RECIPES.tutorial.config, seed: 7 });
+    await expect(trialState(join(dir, 'trial-001'), trials[1] as Trial)).rejects.toThrow(
+      /trial-001 holds a run with other settings \(seed 7, not 1\); it is not trial-001's: move it away$/,
+    );
+    await writeConfig(join(dir, 'trial-000'), { ...RECIPES.tutorial.config, seed: 0 });
+    expect(await trialState(join(dir, 'trial-000'), trials[0] as Trial)).toBe('started');
   });
 });
 
