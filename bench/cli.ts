@@ -1,5 +1,5 @@
 /**
- * npm run bench -- [--what train|infer|serve|browser|preprocess|epoch|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3]
+ * npm run bench -- [--what train|infer|serve|browser|preprocess|epoch|attack|all] [--models cnn,resnet] [--threads 1,2] [--rounds 3]
  *                  [--seconds 2] [--out <dir>] [--no-autotune]
  *
  * Benchmarks as ratios against Debian's PyTorch run side by side (when installed). Each benchmark writes
@@ -15,6 +15,7 @@ import { positiveInt, positiveNumber } from '../runtime/cli/options.ts';
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
 import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts';
+import { benchAttack } from './attack-bench.ts';
 import { benchBrowser } from './browser-train.ts';
 import { benchEpoch } from './epoch-bench.ts';
 import { benchInfer } from './infer-bench.ts';
@@ -26,9 +27,12 @@ import { benchServe } from './serve-bench.ts';
 import { blasLabel, type TorchInfo, torchInfo } from './torch.ts';
 import { benchTrain } from './train-bench.ts';
 
-/** `all` runs these; `epoch` (one epoch of real MNIST per model and thread count) only when asked. */
+/**
+ * `all` runs these; `epoch` (one epoch of real MNIST per model and thread count) and `attack` (the server's
+ * health under hostile clients and models) only when asked.
+ */
 const KINDS = ['train', 'infer', 'serve', 'browser', 'preprocess'] as const;
-const ALL_KINDS = [...KINDS, 'epoch'] as const;
+const ALL_KINDS = [...KINDS, 'epoch', 'attack'] as const;
 /** The benchmarks that run PyTorch beside us. */
 const TORCH_KINDS: readonly string[] = ['train', 'epoch', 'infer'];
 
@@ -89,6 +93,7 @@ await runCli(async () => {
     reports.push(withMachine(report, { machine, load: { before, after: loadAverage() }, torch: torchUsed }));
   };
   if (what.includes('serve')) await run(() => benchServe(seconds));
+  if (what.includes('attack')) await run(() => benchAttack());
   if (what.includes('train'))
     await run(() => benchTrain({ models, threads, batch, rounds, seconds, torch, autotune }), torch);
   if (what.includes('epoch')) await run(() => benchEpoch({ models, threads, rounds, torch, autotune }), torch);

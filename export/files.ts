@@ -46,20 +46,18 @@ function processAlive(pid: number): boolean {
 }
 
 /**
- * Remove the temp files that killed writers left in `dir` (only names writeFileAtomic makes, and only
- * when the process that made them is gone). Returns the names removed.
+ * Is `name` a temp file that a killed write of one of `ownFiles` left (a name writeFileAtomic makes, whose
+ * writer is gone)? A user's `notes.123.cafebabe.tmp` is not ours to delete.
  */
-export async function removeStaleTempFiles(dir: string): Promise<string[]> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return [];
-  }
-  const stale = names.filter((name) => {
-    const match = TEMP_NAME.exec(basename(name));
-    return match !== null && !processAlive(Number(match[2]));
-  });
+export function isOwnStaleTempFile(name: string, ownFiles: readonly string[]): boolean {
+  const match = TEMP_NAME.exec(basename(name));
+  return match !== null && ownFiles.includes(match[1] as string) && !processAlive(Number(match[2]));
+}
+
+/** Remove the stale temp files of `ownFiles` in `dir` (see isOwnStaleTempFile); returns the names removed. */
+export async function removeStaleTempFiles(dir: string, ownFiles: readonly string[]): Promise<string[]> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const stale = names.filter((name) => isOwnStaleTempFile(name, ownFiles));
   await Promise.all(stale.map((name) => rm(join(dir, name), { force: true })));
   return stale;
 }

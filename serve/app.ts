@@ -20,6 +20,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { BODY_SLOT_DEFAULTS, type BodySlotLimits, BodySlots } from './body-slots.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
@@ -44,6 +45,8 @@ export interface AppOptions {
   webRoot?: string;
   /** Write timeout and concurrency cap of large bodies (default: LARGE_RESPONSE_DEFAULTS, 30 s and 16). */
   largeResponses?: Partial<LargeResponseLimits>;
+  /** Request bodies read at once, in all and per client address (default BODY_SLOT_DEFAULTS). */
+  bodySlots?: Partial<BodySlotLimits>;
   /** Per-request log lines (control characters escaped). */
   log?: (line: string) => void;
   serverVersion?: string;
@@ -94,11 +97,20 @@ export function createApp(options: AppOptions): OpenAPIHono {
     });
   }
   // Every body reader checks `limit` after reading (so the client gets a clean 413 it can read); this
-  // middleware only bounds memory, cutting off a body far past the limit while it streams in.
+  // middleware only bounds memory, cutting off a body past twice the limit while it streams in. Bodies
+  // are read within a bounded number of slots (body-slots.ts), so memory for bodies stays bounded too.
+  const bodySlots = new BodySlots({ ...BODY_SLOT_DEFAULTS, ...options.bodySlots }, (reading, waiting) => {
+    metrics.bodiesReading.set(reading);
+    metrics.bodiesWaiting.set(waiting);
+  });
+  app.use('*', async (c, next) => {
+    c.set('bodySlots' as never, bodySlots as never);
+    await next();
+  });
   app.use(
     '*',
     bodyLimit({
-      maxSize: limit * 16,
+      maxSize: limit * 2,
       onError: (c) => c.json(errorBody('payload_too_large', `request body exceeds ${limit} bytes`), 413),
     }),
   );

@@ -1,9 +1,10 @@
 /**
  * Dynamic batching for one model version: concurrent requests are coalesced into one ORT run of up
  * to `maxBatch` images. The first request waits at most `delayMs` for company; while a run is in
- * flight, arrivals queue and go together in the next one. Results are split back per request by rows,
- * and every run is checked to give exactly one row per image for every output (`rowSizes`), so answers
- * can never cross between clients.
+ * flight, arrivals queue and go together in the next one. Results are split back per request by rows.
+ * Runs are padded (blank images) up to the sizes checked at load (`runSizes`, see batch-check.ts), and
+ * every run is checked to give exactly one row per image for every output (`rowSizes`); a run that does
+ * not is retried one image at a time, so a request gets its own rows or a clear error, never another's.
  */
 
 /** Named outputs of a run, each row-major with one row per image. */
@@ -28,6 +29,17 @@ export interface BatcherOptions {
   runSizes?: number[];
   /** Called with each run's batch size (for the metrics histogram). */
   onBatch?: (size: number) => void;
+}
+
+/** Row blocks one after the other in one array. */
+export function concatRows(parts: readonly Float32Array[]): Float32Array {
+  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    all.set(part, offset);
+    offset += part.length;
+  }
+  return all;
 }
 
 export class BatchShapeError extends Error {
@@ -89,13 +101,11 @@ export class Batcher {
         if (!one) throw new BatchShapeError('the model gave the wrong number of rows for a single image');
         parts.push(one);
       }
-      const joined: Outputs = {};
-      for (const [name, size] of Object.entries(rowSizes)) {
-        const all = new Float32Array(p.count * size);
-        for (const [i, part] of parts.entries()) all.set(part[name] as Float32Array, i * size);
-        joined[name] = all;
-      }
-      p.resolve(joined);
+      p.resolve(
+        Object.fromEntries(
+          Object.keys(rowSizes).map((name) => [name, concatRows(parts.map((q) => q[name] as Float32Array))]),
+        ),
+      );
     } catch (error) {
       p.reject(error);
     }

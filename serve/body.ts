@@ -1,12 +1,21 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
 import type { Context } from 'hono';
+import { type BodySlots, remoteAddress } from './body-slots.ts';
 import { HttpError } from './errors.ts';
 
 /** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/** The request's body, read within one of the app's body slots (see body-slots.ts) when it has them. */
 export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
-  const bytes = new Uint8Array(await c.req.arrayBuffer());
+  const slots = c.get('bodySlots') as BodySlots | undefined;
+  const release = await slots?.acquire(remoteAddress(c));
+  let bytes: Uint8Array;
+  try {
+    bytes = new Uint8Array(await c.req.arrayBuffer());
+  } finally {
+    release?.();
+  }
   if (bytes.length > limit)
     throw new HttpError(413, 'payload_too_large', `request body is ${bytes.length} bytes; the limit is ${limit}`);
   return bytes;

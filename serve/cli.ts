@@ -1,7 +1,8 @@
 /**
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
- *                  [--load-budget-ms 30000] [--run-budget-ms 10000]
+ *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-connections 1024]
+ *                  [--max-connections-per-client 256] [--write-timeout-ms 30000] [--max-large-responses 16]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
@@ -12,6 +13,8 @@ import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/opti
 import { runCli } from '../runtime/cli/run-cli.ts';
 import { DEVICES, type Device } from '../runtime/execution.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { CONNECTION_DEFAULTS } from './connections.ts';
+import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { SERVE_DEFAULTS } from './repository.ts';
 import { onStopSignal, startServer } from './server.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
@@ -48,6 +51,36 @@ const program = new Command('serve')
     positiveInt,
     d.runBudgetMs,
   )
+  .option(
+    '--max-loaded-versions <n>',
+    'model versions served at once, each in its own runner process (more are not ready, with the reason)',
+    positiveInt,
+    d.maxLoadedVersions,
+  )
+  .option(
+    '--max-connections <n>',
+    'open connections at once (the oldest idle one is closed to make room)',
+    positiveInt,
+    CONNECTION_DEFAULTS.total,
+  )
+  .option(
+    '--max-connections-per-client <n>',
+    'open connections from one address (behind a proxy all clients share one: raise it)',
+    positiveInt,
+    CONNECTION_DEFAULTS.perClient,
+  )
+  .option(
+    '--write-timeout-ms <ms>',
+    'a big response (MNIST, model files) whose client takes no bytes for this long is cut off',
+    positiveInt,
+    LARGE_RESPONSE_DEFAULTS.writeTimeoutMs,
+  )
+  .option(
+    '--max-large-responses <n>',
+    'big responses in flight at once (more get 503 with Retry-After)',
+    positiveInt,
+    LARGE_RESPONSE_DEFAULTS.maxConcurrent,
+  )
   .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
   .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)
@@ -64,12 +97,18 @@ await runCli(async () => {
     batchDelayMs: number;
     loadBudgetMs: number;
     runBudgetMs: number;
+    maxLoadedVersions: number;
     maxBodyBytes: number;
+    maxConnections: number;
+    maxConnectionsPerClient: number;
+    writeTimeoutMs: number;
+    maxLargeResponses: number;
     cors: boolean;
     quiet: boolean;
   }>();
   const server = await startServer({
     ...o,
+    largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
     webRoot: WEB_ROOT,
     log: (line) => console.log(line),
     requestLog: !o.quiet,

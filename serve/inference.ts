@@ -1,5 +1,6 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
 import { IMAGE_PIXELS, normalizePixels } from '../runtime/contract.ts';
+import { concatRows } from './batcher.ts';
 import { softmax } from './preprocess/softmax.ts';
 import type { ServedVersion } from './served-version.ts';
 
@@ -44,14 +45,4 @@ export async function predict(model: ServedVersion, images: Float32Array, count:
     const probabilities = softmax(row);
     return { prediction: probabilities.indexOf(Math.max(...probabilities)), probabilities, logits: row };
   });
-}
-
-function concatRows(parts: Float32Array[]): Float32Array {
-  const all = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
-  let offset = 0;
-  for (const part of parts) {
-    all.set(part, offset);
-    offset += part.length;
-  }
-  return all;
 }

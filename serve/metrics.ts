@@ -1,5 +1,5 @@
 /** Prometheus metrics for one server instance (its own registry, so tests can run several). */
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 export function createMetrics() {
   const registry = new Registry();
@@ -36,6 +36,16 @@ export function createMetrics() {
       name: 'model_repository_scan_errors_total',
       help: 'Entries of the model repository that could not be read, by cause (each logged once)',
       labelNames: ['cause'] as const,
+      registers: [registry],
+    }),
+    bodiesReading: new Gauge({
+      name: 'http_request_bodies_reading',
+      help: 'Request bodies being read now (bounded in all and per client address)',
+      registers: [registry],
+    }),
+    bodiesWaiting: new Gauge({
+      name: 'http_request_bodies_waiting',
+      help: 'Requests waiting for a slot to read their body',
       registers: [registry],
     }),
     modelFailures: new Counter({

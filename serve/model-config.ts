@@ -7,7 +7,7 @@
  */
 import { join } from 'node:path';
 import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../export/triton/config.ts';
-import { readRegularFile } from './regular-file.ts';
+import { readRegularFileStamped } from '../runtime/regular-file.ts';
 
 /** Batching and version settings of one model. */
 export interface ModelSettings {
@@ -60,9 +60,9 @@ export function cachedSettingsReader(): SettingsReader {
   const cache = new Map<string, { stamp: string; settings: ModelSettings; problem?: string }>();
   return async (root, name, onProblem) => {
     const path = join(root, name, CONFIG_FILE);
-    let read: Awaited<ReturnType<typeof readRegularFile>>;
+    let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
     try {
-      read = await readRegularFile(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
+      read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
     } catch (error) {
       cache.delete(path);
       const code = (error as NodeJS.ErrnoException).code;

@@ -11,9 +11,9 @@
  */
 import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
 import type { Device } from '../runtime/execution.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
-import { readRegularFile } from './regular-file.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
@@ -42,6 +42,8 @@ export interface RepositoryOptions {
   loadBudgetMs?: number;
   /** Longest one inference run may take (ms); a version over it is quarantined. */
   runBudgetMs?: number;
+  /** Versions served at once (each is a process); more are not ready, with the reason. */
+  maxLoadedVersions?: number;
   /** Per-model settings; default: the model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
   modelSettings?: SettingsReader;
   log?: (line: string) => void;
@@ -61,7 +63,13 @@ export const SERVE_DEFAULTS = {
   batchDelayMs: BATCHING_DEFAULTS.delayMs,
   loadBudgetMs: 30_000,
   runBudgetMs: 10_000,
+  maxLoadedVersions: 32,
 };
+
+interface LoadedEntry {
+  served: ServedVersion;
+  stamp: string;
+}
 
 export class ModelNotFoundError extends Error {
   override name = 'ModelNotFoundError';
@@ -75,7 +83,9 @@ export interface VersionStatus {
 }
 
 export class ModelRepository {
-  private readonly loaded = new Map<string, { served: ServedVersion; stamp: string }>();
+  private readonly loaded = new Map<string, LoadedEntry>();
+  /** Loads in progress (they count against maxLoadedVersions). */
+  private loading = 0;
   private readonly failed = new Map<string, FailedVersion>();
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
@@ -172,10 +182,23 @@ export class ModelRepository {
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {
     const previous = this.loaded.get(key);
+    // Each loaded version is a runner process (~60 MB): a repository of thousands must not fork thousands.
+    const most = this.options.maxLoadedVersions ?? SERVE_DEFAULTS.maxLoadedVersions;
+    if (!previous && this.loaded.size + this.loading >= most)
+      return this.fail(key, file, `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`);
+    this.loading++;
+    try {
+      await this.loadFileNow(key, file, previous);
+    } finally {
+      this.loading--;
+    }
+  }
+
+  private async loadFileNow(key: string, file: FoundFile, previous: LoadedEntry | undefined): Promise<void> {
     let bytes: Uint8Array;
     try {
       // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).
-      bytes = (await readRegularFile(file.path, MAX_MODEL_BYTES)).bytes as Buffer;
+      bytes = await readRegularFile(file.path, MAX_MODEL_BYTES);
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone
@@ -277,7 +300,11 @@ export class ModelRepository {
     if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${model}'`);
     if (version === undefined) {
       const newest = versions.filter((v) => v.ready).at(-1)?.served;
-      if (!newest) throw new ModelNotFoundError(`model '${model}' has no version that loaded`);
+      if (!newest) {
+        const last = versions.at(-1)?.failure;
+        const why = last ? ` (version ${last.version}: ${last.error})` : '';
+        throw new ModelNotFoundError(`model '${model}' has no version that loaded${why}`);
+      }
       return newest;
     }
     const entry = versions.find((v) => v.version === version);

@@ -9,7 +9,7 @@ import { createHash } from 'node:crypto';
 import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../runtime/contract.ts';
 import type { Device, Provider } from '../runtime/execution.ts';
 import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
-import { Batcher, type Outputs } from './batcher.ts';
+import { Batcher, concatRows, type Outputs } from './batcher.ts';
 import { checkSignature, type ModelSignature } from './model-contract.ts';
 import { ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
@@ -53,6 +53,11 @@ export class ServedVersion {
     return !normalizationFolded(this.metadata);
   }
 
+  /** The process this version runs in. */
+  get runnerPid(): number | undefined {
+    return this.runner.pid;
+  }
+
   /** Why the version stopped serving (over budget, crashed), if it did. */
   get quarantined(): string | undefined {
     return this.runner.quarantined;
@@ -88,7 +93,7 @@ export class ServedVersion {
               names,
             ),
           );
-        return Object.fromEntries(names.map((n) => [n, concat(parts.map((p) => p[n] as Float32Array))]));
+        return Object.fromEntries(names.map((n) => [n, concatRows(parts.map((p) => p[n] as Float32Array))]));
       };
       const sizes = verifiedSizes(settings.maxBatch);
       const rowSizes = await withinBudget(
@@ -148,16 +153,6 @@ export class ServedVersion {
     this.released = true;
     return Promise.resolve();
   }
-}
-
-function concat(rows: Float32Array[]): Float32Array {
-  const all = new Float32Array(rows.reduce((n, r) => n + r.length, 0));
-  let offset = 0;
-  for (const row of rows) {
-    all.set(row, offset);
-    offset += row.length;
-  }
-  return all;
 }
 
 /** `work`, or a failure once `ms` pass (the runner is stopped: whatever it was doing is abandoned). */

@@ -13,6 +13,8 @@ import { serve } from '@hono/node-server';
 import { probeDevice } from '../runtime/device-probe.ts';
 import type { Device } from '../runtime/execution.ts';
 import { createApp } from './app.ts';
+import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
+import type { LargeResponseLimits } from './large-responses.ts';
 import { createMetrics } from './metrics.ts';
 import type { ModelSettings } from './model-config.ts';
 import { ModelRepository, SERVE_DEFAULTS } from './repository.ts';
@@ -29,6 +31,8 @@ export interface ServerOptions {
   loadBudgetMs?: number;
   /** Longest one inference run may take (ms); a version over it is quarantined. */
   runBudgetMs?: number;
+  /** Versions served at once, each in its own runner process (default 32). */
+  maxLoadedVersions?: number;
   cors?: boolean;
   maxBodyBytes?: number;
   webRoot?: string;
@@ -39,19 +43,27 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Per-request log lines (off by default in tests). */
   requestLog?: boolean;
-  /** Most open connections at once (default 1024). */
+  /** Most open connections at once (default 1024); the oldest idle one is closed to make room. */
   maxConnections?: number;
+  /** Most open connections from one remote address (default 256; raise it behind a proxy). */
+  maxConnectionsPerClient?: number;
+  /** Clients that stop reading big bodies, and how many big bodies at once (default LARGE_RESPONSE_DEFAULTS). */
+  largeResponses?: Partial<LargeResponseLimits>;
+  /** Slow-client bounds (default HTTP_TIMEOUTS). */
+  timeouts?: Partial<typeof HTTP_TIMEOUTS>;
 }
 
 export interface RunningServer {
   url: string;
   port: number;
   repository: ModelRepository;
+  connections: ConnectionGuard;
   close(): Promise<void>;
 }
 
-/** Bounds for slow clients: all headers within 10 s, the whole request within 30 s. */
+/** Bounds for slow clients: all headers within 10 s, the whole request within 30 s (each to within a second). */
 export const HTTP_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 };
+const CHECK_INTERVAL_MS = 250;
 
 export class PortError extends Error {
   override name = 'PortError';
@@ -93,6 +105,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     batchDelayMs: options.batchDelayMs,
     loadBudgetMs: options.loadBudgetMs,
     runBudgetMs: options.runBudgetMs,
+    maxLoadedVersions: options.maxLoadedVersions,
     modelSettings: options.modelSettings,
     log,
     onBatch: (model, size) => metrics.batchSize.observe({ model }, size),
@@ -105,18 +118,34 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     cors: options.cors,
     maxBodyBytes: options.maxBodyBytes,
     webRoot: options.webRoot,
+    largeResponses: options.largeResponses,
     log: options.requestLog ? log : undefined,
   });
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
+  const timeouts = { ...HTTP_TIMEOUTS, ...options.timeouts };
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolve(s as Server)) as Server;
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port,
+        hostname: host,
+        serverOptions: {
+          headersTimeout: timeouts.headersMs,
+          requestTimeout: timeouts.requestMs,
+          keepAliveTimeout: timeouts.keepAliveMs,
+          // Node checks those timeouts every 30 s by default, so a 10 s limit held only to ~40 s.
+          connectionsCheckingInterval: CHECK_INTERVAL_MS,
+        },
+      },
+      () => resolve(s as Server),
+    ) as Server;
     s.once('error', (error) => reject(portError(error, host, port)));
   });
-  server.headersTimeout = HTTP_TIMEOUTS.headersMs;
-  server.requestTimeout = HTTP_TIMEOUTS.requestMs;
-  server.keepAliveTimeout = HTTP_TIMEOUTS.keepAliveMs;
-  server.maxConnections = options.maxConnections ?? 1024;
+  const connections = guardConnections(server, {
+    total: options.maxConnections ?? CONNECTION_DEFAULTS.total,
+    perClient: options.maxConnectionsPerClient ?? CONNECTION_DEFAULTS.perClient,
+  });
   // An error on the listening socket after start (rare) is logged, never fatal.
   server.on('error', (error) => log(`server error: ${(error as Error).message}`));
   await repository.scan();
@@ -127,6 +156,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     url: `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`,
     port: actualPort,
     repository,
+    connections,
     close() {
       closing ??= new Promise<void>((resolve) => server.close(() => resolve())).then(() => repository.close());
       return closing;

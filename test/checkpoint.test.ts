@@ -137,7 +137,7 @@ describe('temp files of killed writes', () => {
     const live = `${target}.${process.ppid}.0123abcd.tmp`; // our parent is alive
     for (const path of [ours, dead, live, join(dir, 'notes.tmp'), join(dir, 'x.123.zz.tmp'), target])
       writeFileSync(path, 'x');
-    const removed = await removeStaleTempFiles(dir);
+    const removed = await removeStaleTempFiles(dir, ['checkpoint.bin']);
     expect(removed.sort()).toEqual([ours, dead].map((p) => p.slice(dir.length + 1)).sort());
     expect(readdirSync(dir).sort()).toEqual(
       ['checkpoint.bin', 'notes.tmp', 'x.123.zz.tmp', live.slice(dir.length + 1)].sort(),

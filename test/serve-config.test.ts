@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { oddModel } from './helpers/odd-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 
 let server: RunningServer;
 const logs: string[] = [];

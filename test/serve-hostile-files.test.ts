@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { oddModel } from './helpers/odd-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 
 const VERSIONS = 10_000;
 const REPEATS = 40_000;

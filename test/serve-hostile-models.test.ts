@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { externalDataModel, hostileModel } from './helpers/hostile-models.ts';
-import { oddModel } from './helpers/odd-models.ts';
+import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 
 let server: RunningServer;
 let root: string;
@@ -147,6 +147,29 @@ describe('run budgets', () => {
   });
 });
 
+describe('crashes', () => {
+  it('a runner that dies (as ORT crashing on a model would) is noticed at once: the version is quarantined, and the server lives on', async () => {
+    const pid = server.repository.get('drop-row-when-triggered').runnerPid as number;
+    process.kill(pid, 'SIGSEGV');
+    await new Promise((r) => setTimeout(r, 200));
+    // Noticed at once (no request was in flight): not served, with the reason.
+    const response = await infer('drop-row-when-triggered', [image(1)]);
+    expect(response.status).toBe(404);
+    expect((await response.json()).error.message).toMatch(/quarantined: the model's runner process exited \(SIGSEGV\)/);
+    expect(await status('drop-row-when-triggered')).toMatchObject({
+      ready: false,
+      error: expect.stringMatching(/quarantined/),
+    });
+    expect((await infer('good', [image(1)])).status).toBe(200);
+    // Back once its file changes.
+    writeFileSync(join(root, 'drop-row-when-triggered', '1', 'model.onnx'), hostileModel('drop-row-when-triggered', 2));
+    const deadline = Date.now() + 20_000;
+    while (!(await status('drop-row-when-triggered'))?.ready && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 100));
+    expect((await infer('drop-row-when-triggered', [image(1)])).status).toBe(200);
+  });
+});
+
 describe('numbers', () => {
   it('refuses v2 inputs outside float32 (400) and answers a non-finite output with a counted 422, never null', async () => {
     for (const value of [1e39, -3.5e38]) {
@@ -195,5 +218,29 @@ describe('external data', () => {
     expect(await status('external-cwd')).toMatchObject({ ready: false, error: expect.stringMatching(/missing/) });
     expect(await status('external-up')).toMatchObject({ ready: false, error: expect.stringMatching(/relative path/) });
     expect(await status('external-link')).toMatchObject({ ready: false, error: expect.stringMatching(/outside/) });
+  });
+});
+
+describe('a repository of many models', () => {
+  it('serves at most --max-loaded-versions versions (each is a process); the rest are not ready, with the reason', async () => {
+    const many = mkdtempSync(join(tmpdir(), 'models-many-'));
+    for (const name of ['a', 'b', 'c', 'd']) {
+      mkdirSync(join(many, name, '1'), { recursive: true });
+      writeFileSync(join(many, name, '1', 'model.onnx'), oddModel());
+    }
+    const small = await startServer({ models: many, port: 0, maxLoadedVersions: 2 });
+    try {
+      const list = (await (await fetch(`${small.url}/api/models`)).json()) as {
+        versions: { ready: boolean; error?: string }[];
+      }[];
+      const versions = list.flatMap((m) => m.versions);
+      expect(versions.filter((v) => v.ready)).toHaveLength(2);
+      expect(versions.filter((v) => !v.ready).map((v) => v.error)).toEqual([
+        expect.stringMatching(/2 versions are loaded already/),
+        expect.stringMatching(/2 versions are loaded already/),
+      ]);
+    } finally {
+      await small.close();
+    }
   });
 });

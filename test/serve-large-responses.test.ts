@@ -13,7 +13,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { createApp } from '../serve/app.ts';
 import { createMetrics } from '../serve/metrics.ts';
 import { ModelRepository } from '../serve/repository.ts';
-import { oddModel } from './helpers/odd-models.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 
 const STALLED = 20;
 const WRITE_TIMEOUT_MS = 1000;

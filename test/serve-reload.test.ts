@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
-import { oddModel } from './helpers/odd-models.ts';
 
 let server: RunningServer;
 let repo: Awaited<ReturnType<typeof makeModelRepository>>;

@@ -108,6 +108,8 @@ describe('training loop', () => {
       `${dir} already holds files (another run?); choose another --out or pass --force`,
     );
     expect(readdirSync(dir)).toEqual(['notes.txt']);
+    await expect(run(true)).rejects.toThrow(/holds no run \(no config\.json\)/); // --force replaces runs only
+    writeFileSync(join(dir, 'config.json'), JSON.stringify(config({ epochs: 1, limit: 64 }))); // killed before epoch 1
     await run(true);
     await expect(run(false)).rejects.toThrow(/already holds files/);
     expect(readFileSync(join(dir, 'notes.txt'), 'utf8')).toBe('mine'); // --force replaces the run's files only
@@ -143,6 +145,7 @@ describe('npm run train', () => {
 
   it('--out into a run refuses without --force; --force replaces it', async () => {
     const out = tmp();
+    writeFileSync(join(out, 'config.json'), JSON.stringify({ ...TUTORIAL_RECIPE, model: 'resnet' }));
     writeFileSync(join(out, 'checkpoint.bin'), 'a resnet checkpoint');
     expect(await failure('--epochs', '1', '--limit', '256', '--out', out)).toBe(
       `error: ${out} already holds files (another run?); choose another --out or pass --force`,

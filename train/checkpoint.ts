@@ -11,11 +11,12 @@
  * value's finiteness are verified. Version 1 files (no checksum, no history) are still read.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 import type { TrainerState } from './trainer.ts';
+import { issuesInOneLine } from './zod-issues.ts';
 
 const MAGIC = 'MNCK';
 const VERSION = 2;
@@ -45,6 +46,18 @@ const headerSchema = z.object({
 type Header = z.infer<typeof headerSchema>;
 
 const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest();
+
+/** The largest zoo model's checkpoint (mlp with Adam) is ~7 MiB: this caps what a read may allocate. */
+const MAX_CHECKPOINT_BYTES = 256 * 1024 * 1024;
+
+/** The first non-finite value among `tensors`, as one line ending in "the run diverged"; undefined if none. */
+export function nonFiniteValue(tensors: Iterable<[string, Float32Array]>): string | undefined {
+  for (const [name, data] of tensors) {
+    const bad = data.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) return `${name} holds a non-finite value (${data[bad]} at index ${bad}): the run diverged`;
+  }
+  return undefined;
+}
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   const tensors = [...checkpoint.trainer.tensors];
@@ -76,10 +89,6 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   return bytes;
 }
 
-/** Zod issues as one line: `tensors: Invalid input: expected array, received undefined`. */
-const oneLine = (error: z.ZodError) =>
-  error.issues.map((issue) => `${issue.path.join('.') || 'header'}: ${issue.message}`).join('; ');
-
 export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkpoint {
   const fail = (why: string): never => {
     throw new Error(`${path} is not a valid checkpoint: ${why}`);
@@ -104,7 +113,7 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
     return fail('unreadable header');
   }
   const result = headerSchema.safeParse(parsed);
-  if (!result.success) return fail(`bad header: ${oneLine(result.error)}`);
+  if (!result.success) return fail(`bad header: ${issuesInOneLine(result.error, 'header')}`);
   const header = result.data;
   if (version === VERSION && header.history?.length !== header.epoch)
     fail(`the history has ${header.history?.length ?? 0} epochs, the header says ${header.epoch}`);
@@ -117,8 +126,8 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
   let offset = 0;
   for (const t of header.tensors) {
     const data = floats.slice(offset, offset + t.length);
-    const bad = data.findIndex((v) => !Number.isFinite(v));
-    if (bad >= 0) fail(`${t.name} holds a non-finite value (${data[bad]} at index ${bad}): the run diverged`);
+    const diverged = nonFiniteValue([[t.name, data]]);
+    if (diverged) fail(diverged);
     tensors.set(t.name, data);
     offset += t.length;
   }
@@ -130,11 +139,17 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
   };
 }
 
+/**
+ * Write a checkpoint, refusing a diverged state: NaN or Infinity in it would only make export and
+ * resume fail later, and the previous (good) checkpoint stays in place instead.
+ */
 export async function saveCheckpoint(
   path: string,
   checkpoint: Checkpoint,
   write: WriteFile = writeFileAtomic,
 ): Promise<void> {
+  const diverged = nonFiniteValue(checkpoint.trainer.tensors);
+  if (diverged) throw new Error(diverged);
   await write(path, encodeCheckpoint(checkpoint));
 }
 
@@ -142,11 +157,9 @@ export async function saveCheckpoint(
 export async function readCheckpointFile(path: string): Promise<{ checkpoint: Checkpoint; sha256: string }> {
   let bytes: Uint8Array;
   try {
-    bytes = await readFile(path);
+    bytes = await readRegularFile(path, MAX_CHECKPOINT_BYTES);
   } catch (error) {
-    throw new Error(
-      `cannot read checkpoint ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
-    );
+    throw new Error(`cannot read checkpoint ${path}: ${readFailure(error)}`);
   }
   return { checkpoint: decodeCheckpoint(bytes, path), sha256: sha256(bytes).toString('hex') };
 }

@@ -1,8 +1,11 @@
 /** Several runs side by side: a markdown table and accuracy/loss plots. */
+import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { z } from 'zod';
 import { writeFileAtomic } from '../export/files.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { writeChart } from './plot.ts';
-import type { EpochRecord } from './run-dir.ts';
+import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 
 export interface RunSummary {
   label: string;
@@ -60,8 +63,34 @@ export function comparisonTable(runs: RunSummary[]): string {
   ].join('\n');
 }
 
+/** What a comparison writes; a run writes accuracy and loss plots of the same names. */
+const OUTPUTS = ['comparison.md', 'comparison.json', ...['accuracy', 'loss'].flatMap((p) => [`${p}.svg`, `${p}.png`])];
+const comparisonSchema = z.array(z.object({ label: z.string(), history: z.array(epochRecordSchema) }));
+
+/** Did we write the comparison.json in `dir`? (Read capped: it is a few KiB per run.) */
+async function holdsOurComparison(dir: string): Promise<boolean> {
+  try {
+    const bytes = await readRegularFile(join(dir, 'comparison.json'), 64 * 1024 * 1024);
+    return comparisonSchema.safeParse(JSON.parse(bytes.toString('utf8'))).success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * `dir` may take a comparison when it holds none of its file names, or an earlier comparison of ours:
+ * a run's plots or the user's own loss.png there are never overwritten.
+ */
+async function checkComparisonDir(dir: string): Promise<void> {
+  const present: string[] = [];
+  for (const file of OUTPUTS) if (await lstat(join(dir, file)).catch(() => undefined)) present.push(file);
+  if (present.length > 0 && !(await holdsOurComparison(dir)))
+    throw new Error(`${dir} holds ${present.join(', ')} but no earlier comparison; choose another --out`);
+}
+
 /** Write comparison.md, comparison.json, and accuracy and loss plots (SVG + PNG) into `dir`. */
 export async function writeComparison(dir: string, runs: RunSummary[], title: string): Promise<string> {
+  await checkComparisonDir(dir);
   const table = comparisonTable(runs);
   await writeFileAtomic(join(dir, 'comparison.md'), `# ${title}\n\n${table}\n`);
   await writeFileAtomic(join(dir, 'comparison.json'), `${JSON.stringify(runs, null, 2)}\n`);

@@ -4,8 +4,8 @@
  * and compared with the training-side forward pass on the same weights (normalized pixels, unfolded
  * graph). A mismatch fails the export and nothing is written.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { makeDeployable } from '../export/deploy/deployable.ts';
 import { METADATA_KEYS } from '../export/deploy/metadata.ts';
@@ -17,6 +17,7 @@ import { checkModelName, checkVersion, modelPath, nextVersion, versionsOf } from
 import { ensureTritonConfig, type TritonConfigResult } from '../export/triton/model-config-file.ts';
 import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from '../runtime/data/mnist.ts';
 import { sessionOptions } from '../runtime/execution.ts';
+import { readRegularFile } from '../runtime/regular-file.ts';
 import { readCheckpointFile } from './checkpoint.ts';
 import { inferenceModel } from './inference-model.ts';
 import { RUN_FILES, readConfig } from './run-dir.ts';
@@ -105,13 +106,23 @@ const PRECISION: Record<Variant | 'fp32', string> = {
   int8: 'int8 weights (per-channel symmetric), fp32 compute',
 };
 
+/** Our exports are a few MiB: a larger file there is not one of ours, and is not read whole to find out. */
+const MAX_MODEL_BYTES = 256 * 1024 * 1024;
+
 /** The version of `name` already holding an export of this checkpoint at this precision, if any. */
-function findExport(root: string, name: string, checkpointSha: string, precision: string): string | undefined {
+async function findExport(
+  root: string,
+  name: string,
+  checkpointSha: string,
+  precision: string,
+): Promise<string | undefined> {
   for (const version of versionsOf(root, name)) {
     const path = modelPath(root, name, version);
     let metadata: Map<string | null | undefined, string | null | undefined>;
     try {
-      metadata = new Map(decodeModel(readFileSync(path)).metadata_props?.map((p) => [p.key, p.value]));
+      // A FIFO or /dev/zero in the repository must not hang or fill the export: regular files only.
+      const bytes = await readRegularFile(path, MAX_MODEL_BYTES);
+      metadata = new Map(decodeModel(bytes).metadata_props?.map((p) => [p.key, p.value]));
     } catch {
       continue; // not ours to judge: unreadable files are the server's business
     }
@@ -138,7 +149,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   if (existsSync(path) && !options.force) throw new Error(`${path} exists; choose another --version or pass --force`);
   const precision = PRECISION[options.variant ?? 'fp32'];
   // Exporting the same weights again is refused, unless asked for: --force, or an explicit --version (reported).
-  const previous = findExport(out, name, checkpointSha, precision);
+  const previous = await findExport(out, name, checkpointSha, precision);
   if (previous && !options.force && options.version === undefined)
     throw new Error(`this checkpoint is already exported as ${previous}; pass --force to export it again`);
 
@@ -215,7 +226,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
 
   // Triton-ready repository: config.pbtxt beside the versions, checked before the version is written.
   const tritonConfig = await ensureTritonConfig(join(out, name), name, final);
-  await removeStaleTempFiles(dirname(path));
+  await removeStaleTempFiles(dirname(path), [basename(path)]); // a killed export's, never another file's
   await writeModelFile(path, final);
   return {
     path,

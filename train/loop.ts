@@ -14,7 +14,16 @@ import { optimizerFor } from './optim/from-config.ts';
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import { Rng } from './random.ts';
 import type { TrainConfig } from './run-config.ts';
-import { type EpochRecord, prepareRunDir, RUN_FILES, readHistory, writeConfig, writeHistory } from './run-dir.ts';
+import { parseTrainConfig } from './run-config-schema.ts';
+import {
+  type EpochRecord,
+  OWN_FILES,
+  prepareRunDir,
+  RUN_FILES,
+  readHistory,
+  writeConfig,
+  writeHistory,
+} from './run-dir.ts';
 import { learningRate } from './schedule.ts';
 import { ZOO } from './zoo/index.ts';
 
@@ -81,7 +90,7 @@ async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Check
   const { config, dir } = options;
   const checkpointPath = join(dir, RUN_FILES.checkpoint);
   if (!options.resume) await prepareRunDir(dir, options.overwrite);
-  else await removeStaleTempFiles(dir);
+  else await removeStaleTempFiles(dir, OWN_FILES);
   await writeConfig(dir, config, write); // on resume: the same config, or a new number of epochs
   if (!options.resume || !existsSync(checkpointPath)) return undefined;
   const checkpoint = await loadCheckpoint(checkpointPath);
@@ -113,6 +122,11 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: 
   for (const batch of stream.epoch({ reuse: true })) {
     lr = learningRate(config.schedule, config.lr, trainer.steps, totalSteps);
     const result = await trainer.step(batch.images, batch.labels, lr);
+    // Stop at the first sign: every step after a NaN is wasted, and its history could not be saved.
+    if (!Number.isFinite(result.loss))
+      throw new Error(
+        `non-finite loss (${result.loss}) at epoch ${epoch}, batch ${batchIndex + 1}: the run diverged (try a lower --lr)`,
+      );
     lossSum += result.loss * batch.size;
     correct += result.correct;
     seen += batch.size;
@@ -141,7 +155,9 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: 
   };
 }
 
-export async function trainRun(options: LoopOptions): Promise<EpochRecord[]> {
+export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
+  // Bounds and types checked once here, whichever way the config came (flags, config.json, the API).
+  const options = { ...given, config: parseTrainConfig(given.config, 'the training config') };
   const { config, dir, events = {}, signal, write = writeFileAtomic } = options;
   const log = events.log ?? (() => {});
   const [train, test] = options.data
@@ -169,6 +185,10 @@ export async function trainRun(options: LoopOptions): Promise<EpochRecord[]> {
       const tested = await trainer.evaluate(testSet.images, testSet.labels);
       log(`Accuracy on test set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
       const record = { epoch, ...trained, testLoss: tested.loss, testAccuracy: tested.accuracy };
+      if (!Number.isFinite(record.testLoss))
+        throw new Error(
+          `non-finite test loss (${record.testLoss}) after epoch ${epoch}: the run diverged (try a lower --lr)`,
+        );
       history.push(record);
       const state = { epoch, trainer: trainer.state(), dataRngState: stream.rng.getState(), history };
       await saveCheckpoint(join(dir, RUN_FILES.checkpoint), state, write); // the commit point

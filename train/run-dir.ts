@@ -5,12 +5,15 @@
  * the checkpoint first, so a kill at any moment leaves a run that `--resume` continues consistently
  * (a stale view is rewritten from the checkpoint on resume).
  */
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
 import { writeChart } from './plot.ts';
 import type { TrainConfig } from './run-config.ts';
+import { parseTrainConfig } from './run-config-schema.ts';
+import { issuesInOneLine } from './zod-issues.ts';
 
 export const epochRecordSchema = z.object({
   epoch: z.number().int().positive(),
@@ -37,7 +40,7 @@ export const RUN_FILES = {
 } as const;
 
 /** Every file a run writes (what `--force` replaces, and nothing else). */
-const OWN_FILES = [
+export const OWN_FILES: readonly string[] = [
   RUN_FILES.config,
   RUN_FILES.history,
   RUN_FILES.checkpoint,
@@ -50,24 +53,39 @@ export async function writeConfig(dir: string, config: TrainConfig, write: Write
   await write(join(dir, RUN_FILES.config), json(config));
 }
 
-async function readJson<T>(dir: string, file: string): Promise<T> {
+/** Far above what a run writes (a config is ~300 bytes, an epoch's record ~200): a cap, not a limit. */
+const MAX_JSON_BYTES = 16 * 1024 * 1024;
+
+async function readJson(dir: string, file: string): Promise<unknown> {
   const path = join(dir, file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readRegularFile(path, MAX_JSON_BYTES);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new Error(code === 'ENOENT' ? `${dir} is not a run directory (no ${file})` : `cannot read ${path}: ${code}`);
+    throw new Error(
+      code === 'ENOENT' ? `${dir} is not a run directory (no ${file})` : `cannot read ${path}: ${readFailure(error)}`,
+    );
   }
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new Error(`${path} is not valid JSON`);
   }
 }
 
-export const readConfig = (dir: string) => readJson<TrainConfig>(dir, RUN_FILES.config);
-export const readHistory = (dir: string) => readJson<EpochRecord[]>(dir, RUN_FILES.history);
+/** The run's config, validated: a hand-edited field fails here in one line that names it. */
+export const readConfig = async (dir: string) =>
+  parseTrainConfig(await readJson(dir, RUN_FILES.config), join(dir, RUN_FILES.config));
+
+const historySchema = z.array(epochRecordSchema);
+
+export async function readHistory(dir: string): Promise<EpochRecord[]> {
+  const result = historySchema.safeParse(await readJson(dir, RUN_FILES.history));
+  if (!result.success)
+    throw new Error(`${join(dir, RUN_FILES.history)} is not a run's history: ${issuesInOneLine(result.error)}`);
+  return result.data;
+}
 
 /** The views of a run's history: history.json and the two plots, rewritten after every checkpoint. */
 export async function writeHistory(
@@ -107,7 +125,8 @@ export async function writeHistory(
 
 /**
  * Make `dir` ready for a new run: created when missing, used when empty. A directory that holds
- * anything is refused unless `overwrite`, which removes the files of the run there (and only those).
+ * anything is refused unless `overwrite`, which removes the files of the run there (and only those);
+ * a directory that holds no run is refused even then. Everything is checked before anything is removed.
  */
 export async function prepareRunDir(dir: string, overwrite = false): Promise<void> {
   const info = await stat(dir).catch(() => undefined);
@@ -116,10 +135,26 @@ export async function prepareRunDir(dir: string, overwrite = false): Promise<voi
     return;
   }
   if (!info.isDirectory()) throw new Error(`${dir} exists and is not a directory`);
-  await removeStaleTempFiles(dir);
-  if ((await readdir(dir)).length === 0) return;
-  if (!overwrite) throw new Error(`${dir} already holds files (another run?); choose another --out or pass --force`);
+  const names = await readdir(dir);
+  if (names.some((name) => !isOwnStaleTempFile(name, OWN_FILES))) {
+    if (!overwrite) throw new Error(`${dir} already holds files (another run?); choose another --out or pass --force`);
+    await checkReplaceableRun(dir, names);
+  }
+  await removeStaleTempFiles(dir, OWN_FILES);
   await Promise.all(OWN_FILES.map((file) => rm(join(dir, file), { force: true })));
+}
+
+/** `--force` replaces a run, never a folder of the user's that happens to hold a config.json or a loss.png. */
+async function checkReplaceableRun(dir: string, names: string[]): Promise<void> {
+  const refuse = (why: string): never => {
+    throw new Error(`--force replaces only a run's own files, and ${dir} ${why}; choose another --out`);
+  };
+  if (!names.includes(RUN_FILES.config)) refuse(`holds no run (no ${RUN_FILES.config})`);
+  await readConfig(dir).catch(() => refuse(`holds no run (its ${RUN_FILES.config} is not a run's)`));
+  for (const file of OWN_FILES.filter((f) => names.includes(f))) {
+    const entry = await lstat(join(dir, file));
+    if (entry.isDirectory()) refuse(`holds a directory named ${file}`);
+  }
 }
 
 function timestamp(): string {

@@ -77,7 +77,14 @@ export class ModelRunner {
       runner.fail(`the model's runner process exited (${signal ?? `code ${code}`}) during a run`),
     );
     child.on('message', (message: FromRunner) => runner.receive(message));
+    // A send to a runner that just died emits 'error': without a listener that would end the server.
+    child.on('error', () => runner.fail("the model's runner process is gone"));
     return runner;
+  }
+
+  /** The runner's process id (for operators' tools and the crash test). */
+  get pid(): number | undefined {
+    return this.child.pid;
   }
 
   /** Why this runner no longer runs (over budget, crashed), or undefined while it is healthy. */

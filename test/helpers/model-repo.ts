@@ -1,8 +1,9 @@
 /** A real model repository for server tests: a briefly trained simple CNN, exported, plus a torch-made file. */
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Dataset, loadMnist, take } from '../../runtime/data/mnist.ts';
+import { oddModel } from '../../testkit/odd-models.ts';
 import { exportRun } from '../../train/export-run.ts';
 import { trainRun } from '../../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../../train/run-config.ts';
@@ -21,4 +22,12 @@ export async function makeModelRepository(): Promise<{ root: string; runDir: str
   mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
   copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
   return { root, runDir, test };
+}
+
+/** A repository with one tiny linear model (odd-models.ts): for server tests about clients, not models. */
+export function makeTinyRepository(): string {
+  const root = mkdtempSync(join(tmpdir(), 'models-tiny-'));
+  mkdirSync(join(root, 'tiny', '1'), { recursive: true });
+  writeFileSync(join(root, 'tiny', '1', 'model.onnx'), oddModel({ metadata: { normalization: 'folded (test)' } }));
+  return root;
 }

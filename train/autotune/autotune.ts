@@ -8,6 +8,7 @@
  * const { rules } = await autotuneRules(ZOO.resnet.build(), { batch: 32, cacheDir: defaultCacheDir() });
  * const graph = buildGradientGraph(module, { rules });
  */
+import { join } from 'node:path';
 import type { GradientRule } from '../autodiff/rule.ts';
 import { convGeometryOf, convRule } from '../autodiff/rules/conv.ts';
 import { CONV_WEIGHT_GRADIENTS, type ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
@@ -15,7 +16,7 @@ import { gradientRules } from '../autodiff/rules/index.ts';
 import { MAX_POOL_GRADIENTS, maxPoolGeometryOf, maxPoolRule, nonOverlapping } from '../autodiff/rules/pooling.ts';
 import { emitForward } from '../forward-graph.ts';
 import type { Module } from '../layers/index.ts';
-import { readChoices, writeChoices } from './cache.ts';
+import { CACHE_FILE, readChoices, writeChoices } from './cache.ts';
 import { convKey, timeConvWeightGradients } from './conv-timing.ts';
 import { maxPoolKey, timeMaxPoolGradients } from './pool-timing.ts';
 
@@ -64,7 +65,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       });
     }
   }
-  const cached = await readChoices(settings.cacheDir);
+  const { choices: cached, unusable } = await readChoices(settings.cacheDir);
   const choices = new Map<string, string>();
   let measured = false;
   for (const t of tunables) {
@@ -82,7 +83,12 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
     const summary = [...times].map(([f, ms]) => `${f} ${ms.toFixed(2)} ms`).join(', ');
     settings.onNotice?.(`autotune: ${t.what} → ${best} (a gradient step with each: ${summary})`);
   }
-  if (measured) await writeChoices(settings.cacheDir, cached);
+  // An unusable cache never stops training: one line says so, and the choices just measured are used unsaved.
+  const unsaved = measured ? (unusable ?? (await writeChoices(settings.cacheDir, cached))) : undefined;
+  if (unsaved)
+    settings.onNotice?.(
+      `autotune: cannot use the cache ${join(settings.cacheDir, CACHE_FILE)} (${unsaved}); training with the choices just measured, unsaved`,
+    );
   const pick = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
     const choice = choices.get(key);
     return (allowed as readonly string[]).includes(choice ?? '') ? (choice as T) : fallback;

@@ -3,12 +3,13 @@
  * "<shape key>" → formulation, in a folder the user can see and delete (default ~/.cache/mnist-onnx-cnn,
  * or $MNIST_ONNX_CNN_CACHE). Keys include ORT's version, so an upgrade re-measures; the file's version
  * changes when the way of measuring does (4: shares of back-to-back rounds, in the whole step),
- * so old choices are dropped.
+ * so old choices are dropped. A cache that cannot be read or written (a read-only disk, a directory or
+ * a FIFO in its place) only costs the saving: the caller trains with what it measured and says so once.
  */
-import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../../export/files.ts';
+import { readFailure, readRegularFile } from '../../runtime/regular-file.ts';
 
 export const CACHE_FILE = 'autotune.json';
 
@@ -24,19 +25,44 @@ interface CacheFile {
   choices: Record<string, string>;
 }
 
-/** The cached choices; empty when the file is missing or unreadable (it is then rewritten whole). */
-export async function readChoices(dir: string): Promise<Map<string, string>> {
+/** A few hundred shapes take a few KiB: anything larger is not a cache we wrote. */
+const MAX_CACHE_BYTES = 1024 * 1024;
+
+export interface CachedChoices {
+  choices: Map<string, string>;
+  /** Why the file cannot be used (not a regular file, unreadable): it is then neither read nor replaced. */
+  unusable?: string;
+}
+
+/**
+ * The cached choices; empty when there are none yet or the file is corrupt (it is then rewritten whole),
+ * and empty with `unusable` when what is there is no file of ours to read or replace.
+ */
+export async function readChoices(dir: string): Promise<CachedChoices> {
+  let text: string;
   try {
-    const parsed = JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as Partial<CacheFile>;
+    text = (await readRegularFile(join(dir, CACHE_FILE), MAX_CACHE_BYTES)).toString('utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { choices: new Map() };
+    return { choices: new Map(), unusable: readFailure(error) };
+  }
+  try {
+    const parsed = JSON.parse(text) as Partial<CacheFile>;
     if (parsed.version !== CACHE_VERSION || typeof parsed.choices !== 'object' || parsed.choices === null)
-      return new Map();
-    return new Map(Object.entries(parsed.choices).filter(([, v]) => typeof v === 'string'));
+      return { choices: new Map() };
+    return { choices: new Map(Object.entries(parsed.choices).filter(([, v]) => typeof v === 'string')) };
   } catch {
-    return new Map();
+    return { choices: new Map() };
   }
 }
 
-export async function writeChoices(dir: string, choices: ReadonlyMap<string, string>): Promise<void> {
+/** Save the choices; resolves to why they could not be saved (EROFS, ENOTDIR, …), or undefined. */
+export async function writeChoices(dir: string, choices: ReadonlyMap<string, string>): Promise<string | undefined> {
   const file: CacheFile = { version: CACHE_VERSION, choices: Object.fromEntries([...choices].sort()) };
-  await writeFileAtomic(join(dir, CACHE_FILE), `${JSON.stringify(file, null, 2)}\n`);
+  try {
+    await writeFileAtomic(join(dir, CACHE_FILE), `${JSON.stringify(file, null, 2)}\n`);
+    return undefined;
+  } catch (error) {
+    return readFailure(error);
+  }
 }

@@ -15,6 +15,7 @@ import { trainRun } from '../loop.ts';
 import { TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readHistory } from '../run-dir.ts';
 import { isModelName, TUTORIAL_MODELS, ZOO, type ZooEntry } from '../zoo/index.ts';
+import { threadsForThisMachine } from './threads.ts';
 
 const program = new Command('reproduce')
   .description("Train the tutorial's models with its recipe and compare with its printed results")
@@ -26,6 +27,7 @@ const program = new Command('reproduce')
 
 await runCli(async () => {
   const o = program.opts<{ models: string; epochs: number; threads: number; out: string }>();
+  o.threads = threadsForThisMachine(o.threads);
   const models = o.models.split(',').map((m) => {
     if (!isModelName(m)) throw new Error(`unknown model '${m}'`);
     return m;

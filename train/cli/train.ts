@@ -8,7 +8,7 @@
  * (only `--epochs` may change then); `--out` into a directory that holds files needs `--force`.
  */
 import { join } from 'node:path';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   fraction,
   nonNegativeInt,
@@ -24,13 +24,25 @@ import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
+import { LIMITS } from '../run-config-schema.ts';
 import { newRunDir, readConfig } from '../run-dir.ts';
 import { printRunMetrics } from '../run-metrics.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
+import { threadsForThisMachine } from './threads.ts';
 
 const r = TUTORIAL_RECIPE;
+
+/** An integer flag with an upper bound (run-config-schema.ts's LIMITS), so a typo fails before any work. */
+const upTo =
+  (max: number, parse: (value: string) => number) =>
+  (value: string): number => {
+    const n = parse(value);
+    if (n > max) throw new InvalidArgumentError(`must be at most ${max}.`);
+    return n;
+  };
+
 const program = new Command('train')
   .description('Train a model-zoo network on MNIST (defaults: the tutorial recipe)')
   .addOption(
@@ -39,8 +51,13 @@ const program = new Command('train')
       .default('tutorial'),
   )
   .addOption(new Option('-m, --model <name>', 'model to train').choices(MODEL_NAMES).default('cnn'))
-  .option('--epochs <n>', 'epochs', positiveInt, r.epochs)
-  .option('--batch-size <n>', 'batch size', positiveInt, r.batchSize)
+  .option('--epochs <n>', `epochs (at most ${LIMITS.epochs})`, upTo(LIMITS.epochs, positiveInt), r.epochs)
+  .option(
+    '--batch-size <n>',
+    `batch size (at most ${LIMITS.batchSize})`,
+    upTo(LIMITS.batchSize, positiveInt),
+    r.batchSize,
+  )
   .option('--lr <rate>', 'learning rate (peak rate for onecycle)', positiveNumber, r.lr)
   .option('--momentum <m>', 'SGD momentum', fraction, r.momentum)
   .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(r.optimizer))
@@ -48,10 +65,15 @@ const program = new Command('train')
   .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES).default(r.schedule))
   .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
   .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
-  .option('--seed <n>', 'seed for initialization, shuffling, augmentation and dropout', nonNegativeInt, r.seed)
+  .option(
+    '--seed <n>',
+    'seed for initialization, shuffling, augmentation and dropout (a uint32)',
+    upTo(LIMITS.seed, nonNegativeInt),
+    r.seed,
+  )
   .option(
     '--threads <n>',
-    'ORT intra-op threads (with --workers: data-parallel worker threads)',
+    "ORT intra-op threads (with --workers: data-parallel worker threads); at most the machine's cores",
     positiveInt,
     r.threads,
   )
@@ -117,6 +139,7 @@ await runCli(async () => {
     if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
   } else {
     config = configFrom(flags);
+    config.threads = threadsForThisMachine(config.threads); // a resumed run keeps its recorded count
   }
   await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
   dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));

@@ -48,8 +48,9 @@ export class BatchStream {
       [order[i], order[j]] = [order[j] as number, order[i] as number];
     }
     const background = -MNIST_MEAN / MNIST_STD;
+    const largest = Math.min(this.batchSize, this.data.count); // no batch is bigger than the training set
     const shared = reuse
-      ? { images: new Float32Array(this.batchSize * IMAGE_PIXELS), labels: new Uint8Array(this.batchSize) }
+      ? { images: new Float32Array(largest * IMAGE_PIXELS), labels: new Uint8Array(largest) }
       : undefined;
     for (let start = 0; start < order.length; start += this.batchSize) {
       const size = Math.min(this.batchSize, order.length - start);

@@ -1,10 +1,11 @@
 /**
+ * Shared by the tests and the benchmarks (testkit/ belongs to neither).
  * Small ONNX models that break the served-model contract in the ways real files do, built with the
  * project's GraphBuilder: a linear "digit reader" (784 → classes) with a twist each.
  */
-import { int, ints } from '../../export/onnx/attributes.ts';
-import { GraphBuilder } from '../../export/onnx/builder.ts';
-import { encodeModel } from '../../export/onnx/codec.ts';
+import { int, ints } from '../export/onnx/attributes.ts';
+import { GraphBuilder } from '../export/onnx/builder.ts';
+import { encodeModel } from '../export/onnx/codec.ts';
 
 export interface OddModel {
   /** Batch dimension of the input and outputs: 'N' (dynamic) or a fixed size. */

@@ -1,0 +1,114 @@
+/**
+ * Clients that hold connections without finishing requests: silent sockets, headers a byte at a time,
+ * bodies at a trickle, floods of connections from one address. Timeouts hold to the second; a flood
+ * can't lock out a client that sends its request at once (the oldest idle connection is closed to make
+ * room), and one slow uploader can't delay another address's request.
+ */
+import { connect, type Socket } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { makeTinyRepository } from './helpers/model-repo.ts';
+
+let server: RunningServer;
+const TIMEOUTS = { headersMs: 1000, requestMs: 2000 };
+/** A second loopback address: "another client" as far as the server can tell. */
+const OTHER = '127.0.0.2';
+
+beforeAll(async () => {
+  server = await startServer({ models: makeTinyRepository(), port: 0, timeouts: TIMEOUTS });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const open = (localAddress?: string) =>
+  new Promise<Socket>((resolve, reject) => {
+    const socket = connect({ host: '127.0.0.1', port: server.port, localAddress }, () => resolve(socket));
+    socket.on('error', reject);
+  });
+/** Milliseconds until the server closes `socket` (capped). */
+const closedAfter = (socket: Socket, capMs: number) =>
+  new Promise<number>((resolve) => {
+    const start = performance.now();
+    socket.on('error', () => {});
+    socket.resume();
+    const timer = setTimeout(() => resolve(Number.POSITIVE_INFINITY), capMs);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      resolve(performance.now() - start);
+    });
+  });
+const timedHealth = async () => {
+  const start = performance.now();
+  const response = await fetch(`${server.url}/v2/health/live`);
+  expect(response.status).toBe(200);
+  return performance.now() - start;
+};
+const drip = (socket: Socket, text: string, everyMs: number) => {
+  let i = 0;
+  const timer = setInterval(() => {
+    if (i >= text.length || socket.destroyed) return clearInterval(timer);
+    socket.write(text[i++] as string);
+  }, everyMs);
+  socket.once('close', () => clearInterval(timer));
+};
+
+describe('slow clients are cut off on time', () => {
+  it('a silent connection, headers a byte at a time and a trickling body each close within a second of their limit', async () => {
+    const silent = await open();
+    const headers = await open();
+    drip(headers, 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n', 200);
+    const body = await open();
+    body.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n');
+    drip(body, '['.padEnd(100000, '0'), 100);
+    const [a, b, c] = await Promise.all([
+      closedAfter(silent, 10_000),
+      closedAfter(headers, 10_000),
+      closedAfter(body, 10_000),
+    ]);
+    expect(a).toBeGreaterThan(TIMEOUTS.headersMs - 100);
+    expect(a).toBeLessThan(TIMEOUTS.headersMs + 1000);
+    expect(b).toBeLessThan(TIMEOUTS.headersMs + 1000);
+    expect(c).toBeGreaterThan(TIMEOUTS.requestMs - 100);
+    expect(c).toBeLessThan(TIMEOUTS.requestMs + 1000);
+  });
+});
+
+describe('floods', () => {
+  it('600 silent connections from one address: health from that address and another still answers', async () => {
+    const evictedBefore = server.connections.evicted;
+    const sockets = await Promise.all(Array.from({ length: 600 }, () => open().catch(() => undefined)));
+    for (const s of sockets) s?.on('error', () => {});
+    const times: number[] = [];
+    for (let i = 0; i < 10; i++) times.push(await timedHealth());
+    expect(Math.max(...times)).toBeLessThan(2000);
+    // Past the per-address cap (256), the oldest silent connections were closed for the newer ones.
+    expect(server.connections.evicted - evictedBefore).toBeGreaterThanOrEqual(600 - 256);
+    for (const s of sockets) s?.destroy();
+  });
+
+  it('uploads trickling in from one address are read 8 at a time and do not delay a request from another', async () => {
+    const uploads = await Promise.all(Array.from({ length: 40 }, () => open(OTHER)));
+    for (const u of uploads) {
+      u.on('error', () => {});
+      u.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{');
+      drip(u, '"pixels":['.padEnd(5000, '0,'), 100);
+    }
+    // At most 8 of one address's bodies are read at once; the other 32 wait with their bytes unread.
+    await new Promise((r) => setTimeout(r, 300));
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/^http_request_bodies_reading 8$/m);
+    expect(metrics).toMatch(/^http_request_bodies_waiting 32$/m);
+    for (let i = 0; i < 5; i++) {
+      const start = performance.now();
+      const response = await fetch(`${server.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pixels: Array.from({ length: 784 }, (_, k) => (k % 29) / 29) }),
+      });
+      expect(response.status).toBe(200);
+      expect(performance.now() - start).toBeLessThan(2000);
+    }
+    for (const u of uploads) u.destroy();
+  });
+});
