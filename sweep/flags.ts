@@ -1,37 +1,31 @@
 /**
  * The train flags a sweep may set (named as on the command line, without `--`), what values each takes,
- * and how a trial's values become `npm run train` arguments. The schemas mirror train/cli/train.ts's
- * parsers, so a bad value is refused when the sweep file is read, not trials later.
+ * and how a trial's values become `npm run train` arguments. Values are checked by train's own config
+ * schema, so a bad value is refused when the sweep file is read, not trials later.
  */
 import { z } from 'zod';
-import { DEVICES } from '../runtime/execution.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../train/recipes.ts';
-import { OPTIMIZERS } from '../train/run-config.ts';
-import { SCHEDULES } from '../train/schedule.ts';
-import { MODEL_NAMES } from '../train/zoo/index.ts';
+import { trainConfigSchema } from '../train/run-config-schema.ts';
 
-const positiveInt = z.number().int().positive();
-const nonNegativeInt = z.number().int().nonnegative();
-const positive = z.number().positive();
-const nonNegative = z.number().nonnegative();
-const fraction = z.number().nonnegative().lt(1);
+/** Train's own schema for config.json and flags: a sweep's values meet the same bounds (batch ≤ 4096, …). */
+const config = trainConfigSchema.shape;
 
 export const FLAG_VALUES = {
   recipe: z.enum(RECIPE_NAMES),
-  model: z.enum(MODEL_NAMES),
-  epochs: positiveInt,
-  'batch-size': positiveInt,
-  lr: positive,
-  momentum: fraction,
-  optimizer: z.enum(OPTIMIZERS),
-  'weight-decay': nonNegative,
-  schedule: z.enum(SCHEDULES),
-  augment: z.boolean(),
-  'label-smoothing': fraction,
-  seed: nonNegativeInt,
-  threads: positiveInt,
-  device: z.enum(DEVICES),
-  limit: positiveInt,
+  model: config.model,
+  epochs: config.epochs,
+  'batch-size': config.batchSize,
+  lr: config.lr,
+  momentum: config.momentum,
+  optimizer: config.optimizer,
+  'weight-decay': config.weightDecay,
+  schedule: config.schedule,
+  augment: config.augment,
+  'label-smoothing': config.labelSmoothing,
+  seed: config.seed,
+  threads: config.threads,
+  device: config.device,
+  limit: config.limit.unwrap(),
   autotune: z.boolean(),
   workers: z.boolean(),
 } as const;

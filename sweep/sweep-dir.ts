@@ -69,7 +69,8 @@ function disagreements(config: TrainConfig, flags: TrialFlags): string[] {
   const expected: Partial<Record<keyof TrainConfig, unknown>> = {};
   if (flags.recipe !== undefined) expected.model = RECIPES[flags.recipe as RecipeName].config.model;
   for (const flag of FLAGS) {
-    if (flag === 'recipe' || flag === 'autotune' || flag === 'workers' || flags[flag] === undefined) continue;
+    // Threads are a resource, not an identity: train lowers a count above the machine's cores.
+    if (['recipe', 'autotune', 'workers', 'threads'].includes(flag) || flags[flag] === undefined) continue;
     expected[flag.replace(/-([a-z])/g, (_, c: string) => c.toUpperCase()) as keyof TrainConfig] = flags[flag];
   }
   return Object.entries(expected)
