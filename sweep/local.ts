@@ -27,9 +27,10 @@ export interface RunTrialsOptions {
   signal?: AbortSignal;
 }
 
-function logFile(dir: string, trial: Trial): (line: string) => void {
+/** A trial's log, appended to across resumes; closed when its process ends. */
+function logFile(dir: string, trial: Trial) {
   const stream = createWriteStream(join(dir, SWEEP_FILES.logs, `${trial.name}.log`), { flags: 'a' });
-  return (line) => stream.write(`${line}\n`);
+  return { write: (line: string) => void stream.write(`${line}\n`), close: () => void stream.end() };
 }
 
 export async function runTrials(options: RunTrialsOptions): Promise<Map<number, TrialOutcome>> {
@@ -47,12 +48,13 @@ export async function runTrials(options: RunTrialsOptions): Promise<Map<number, 
     }
     const args = trialTrainArgs(trial, state, trialDir, options.threads);
     print(`${trial.name} ${state === 'started' ? 'resuming' : 'starting'}: train ${args.join(' ')}`);
-    const output = options.output?.(trial) ?? logFile(dir, trial);
-    const { child, done } = startTrial(args, output);
+    const log = options.output ? { write: options.output(trial), close: () => {} } : logFile(dir, trial);
+    const { child, done } = startTrial(args, log.write);
     const stop = () => child.kill('SIGTERM');
     signal?.addEventListener('abort', stop);
     const { code, metrics } = await done;
     signal?.removeEventListener('abort', stop);
+    log.close();
     if (signal?.aborted) return 'stopped';
     if (code !== 0) {
       const where = options.output ? '' : `; its output: ${join(dir, SWEEP_FILES.logs, `${trial.name}.log`)}`;

@@ -5,10 +5,10 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../export/files.ts';
+import { isOwnStaleTempFile, writeFileAtomic } from '../export/files.ts';
 import { RECIPES, type RecipeName } from '../train/recipes.ts';
 import type { TrainConfig } from '../train/run-config.ts';
-import { RUN_FILES, readConfig, readHistory } from '../train/run-dir.ts';
+import { OWN_FILES, RUN_FILES, readConfig, readHistory } from '../train/run-dir.ts';
 import type { Trial } from './expand.ts';
 import { commandLine, FLAGS, type TrialFlags, trainArgs } from './flags.ts';
 
@@ -62,8 +62,6 @@ export async function openSweepDir(dir: string, name: string, trials: Trial[]): 
 /** Where a trial stands on disk, and so how to run it: `train --out`, `train --resume`, or not at all. */
 export type TrialState = 'new' | 'started' | 'finished';
 
-const TEMP_FILE = /\.\d+\.[0-9a-f]{8}\.tmp$/;
-
 /** The config.json fields a trial's flags pin down (switches and the recipe's name are not recorded there). */
 function disagreements(config: TrainConfig, flags: TrialFlags): string[] {
   const expected: Partial<Record<keyof TrainConfig, unknown>> = {};
@@ -81,9 +79,9 @@ function disagreements(config: TrainConfig, flags: TrialFlags): string[] {
 export async function trialState(dir: string, trial: Trial): Promise<TrialState> {
   const entries = await readdir(dir).catch(() => undefined);
   if (entries === undefined) return 'new';
-  // Killed before train wrote its config: the folder is still a new run's (train removes stale temp files).
+  // Killed before train wrote its config: the folder is still a new run's (train removes its own stale temps).
   if (!entries.includes(RUN_FILES.config)) {
-    const foreign = entries.filter((e) => !TEMP_FILE.test(e));
+    const foreign = entries.filter((e) => !isOwnStaleTempFile(e, OWN_FILES));
     if (foreign.length > 0)
       throw new Error(`${dir} holds files but no ${RUN_FILES.config}: not a trial's run; move them away`);
     return 'new';
