@@ -26,6 +26,7 @@ import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
 import { LIMITS } from '../run-config-schema.ts';
 import { newRunDir, readConfig } from '../run-dir.ts';
+import { printRunMetrics } from '../run-metrics.ts';
 import { SCHEDULES } from '../schedule.ts';
 import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
@@ -158,5 +159,6 @@ await runCli(async () => {
     console.log(
       `done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`,
     );
+    printRunMetrics(history);
   }
 });

@@ -1,0 +1,119 @@
+/**
+ * npm run sweep -- <sweep file> [options]
+ *
+ * Runs a sweep's trials as ordinary run directories under runs/sweeps/<name>/ (or --out), --parallel
+ * at a time, skipping finished trials and resuming interrupted ones; then ranks them (leaderboard.md,
+ * plots) and prints the best trial as a ready command. `--trial i` runs trial i alone (what a Kubernetes
+ * pod runs with i = $JOB_COMPLETION_INDEX); `--emit k8s` writes the Indexed Job and Katib Experiment.
+ */
+import { availableParallelism } from 'node:os';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { positiveInt } from '../runtime/cli/options.ts';
+import { runCli } from '../runtime/cli/run-cli.ts';
+import { expandTrials } from './expand.ts';
+import { DEFAULT_CLUSTER, emitKubernetes } from './k8s.ts';
+import { trainCommand, writeLeaderboard } from './leaderboard.ts';
+import { runTrials } from './local.ts';
+import { readSweepFile } from './spec.ts';
+import { openSweepDir } from './sweep-dir.ts';
+
+/** A trial index; an empty one (JOB_COMPLETION_INDEX unset outside a Job) must not read as trial 0. */
+function trialIndex(value: string): number {
+  if (!/^\d+$/.test(value))
+    throw new InvalidArgumentError('must be a trial index 0, 1, … (is JOB_COMPLETION_INDEX set?)');
+  return Number(value);
+}
+
+const program = new Command('sweep')
+  .description('Run a sweep of training runs (grid and/or random search), locally or as Kubernetes manifests')
+  .argument('<file>', 'sweep file, YAML or JSON (see docs/sweeps.md)')
+  .option('--out <dir>', "the sweep's folder (default: runs/sweeps/<name>)")
+  .option('--parallel <n>', 'trials trained at once, each a train process', positiveInt, 1)
+  .option(
+    '--threads-per-trial <n>',
+    'threads per trial unless the sweep sets threads (default: cores / --parallel)',
+    positiveInt,
+  )
+  .option('--trial <i>', 'run trial i only (a pod runs --trial $JOB_COMPLETION_INDEX)', trialIndex)
+  .option('--list', 'print the trials as train commands and run nothing')
+  .option('--report', 'write the leaderboard from the trials on disk and run nothing')
+  .addOption(new Option('--emit <target>', 'write cluster manifests instead of running').choices(['k8s']))
+  .option('--out-dir <dir>', 'where --emit writes (default: deploy/sweeps/<name>)')
+  .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", DEFAULT_CLUSTER.image)
+  .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', DEFAULT_CLUSTER.pvc)
+  .option('--cpu <n>', 'CPUs (and train threads) per trial pod', positiveInt, DEFAULT_CLUSTER.cpu)
+  .parse();
+
+interface Flags {
+  out?: string;
+  parallel: number;
+  threadsPerTrial?: number;
+  trial?: number;
+  list?: boolean;
+  report?: boolean;
+  emit?: 'k8s';
+  outDir?: string;
+  image: string;
+  pvc: string;
+  cpu: number;
+}
+
+await runCli(async () => {
+  const [file] = program.args as [string];
+  const flags = program.opts<Flags>();
+  const { text, spec } = await readSweepFile(file);
+  const trials = expandTrials(spec);
+
+  if (flags.list) {
+    console.log(trials.map((trial) => `${trial.name}: ${trainCommand(trial)}`).join('\n'));
+    return;
+  }
+  if (flags.emit) {
+    const outDir = flags.outDir ?? join('deploy', 'sweeps', spec.name);
+    const written = await emitKubernetes({ file, spec, text, trials, outDir, ...flags });
+    console.log(`wrote ${written.join(', ')} (${trials.length} trials)`);
+    return;
+  }
+
+  const dir = flags.out ?? join('runs', 'sweeps', spec.name);
+  await openSweepDir(dir, spec.name, trials);
+  const controller = new AbortController();
+  const stop = () => controller.abort();
+  process.once('SIGINT', stop).once('SIGTERM', stop);
+
+  let selected = trials;
+  if (flags.trial !== undefined) {
+    const trial = trials[flags.trial];
+    if (!trial) throw new Error(`no trial ${flags.trial}: the sweep has ${trials.length} (0–${trials.length - 1})`);
+    selected = [trial];
+  }
+  const parallel = flags.trial === undefined ? flags.parallel : 1;
+  const outcomes = flags.report
+    ? new Map()
+    : await runTrials({
+        dir,
+        trials: selected,
+        parallel,
+        threads: flags.threadsPerTrial ?? Math.max(1, Math.floor(availableParallelism() / parallel)),
+        print: (line) => console.log(line),
+        // A pod's output is its log: train's metric lines must reach stdout for Katib and kubectl logs.
+        output: flags.trial === undefined ? undefined : () => (line) => console.log(line),
+        signal: controller.signal,
+      });
+  if (controller.signal.aborted) {
+    console.log(`stopped; rerun the same command to resume (finished trials are kept): ${dir}`);
+    process.exitCode = 130;
+    return;
+  }
+  const failed = [...outcomes.values()].filter((o) => o === 'failed').length;
+  if (flags.trial === undefined) {
+    const { table, best } = await writeLeaderboard(dir, spec.name, trials);
+    console.log(table);
+    console.log(best ? `best: ${best.trial}: ${best.command}` : 'no trial has finished yet');
+    console.log(`wrote ${join(dir, 'leaderboard.md')} and the plots in ${join(dir, 'compare')}`);
+  }
+  if (failed > 0 && flags.trial !== undefined) throw new Error(`trial ${flags.trial} failed (its output is above)`);
+  if (failed > 0)
+    throw new Error(`${failed} trial${failed === 1 ? '' : 's'} failed (their logs are in ${join(dir, 'logs')})`);
+});

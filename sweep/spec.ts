@@ -1,0 +1,121 @@
+/**
+ * A sweep file (YAML or JSON): a base recipe of train flags, a grid and/or random ranges over flags, a
+ * trial budget. Validated with zod; any mistake is one line naming the field (`grid.lr[1]: …`).
+ */
+import { readFile } from 'node:fs/promises';
+import { parse } from 'yaml';
+import { z } from 'zod';
+import { FLAG_VALUES, FLAGS, type Flag, type FlagValue, NUMERIC_FLAGS, type TrialFlags } from './flags.ts';
+
+/** A random range over a numeric flag; `log` draws uniformly in log space (learning rates, weight decay). */
+export interface Range {
+  min: number;
+  max: number;
+  scale: 'linear' | 'log';
+}
+/** A random choice among values, each equally likely. */
+export interface Choice {
+  values: FlagValue[];
+}
+
+export interface SweepSpec {
+  /** Names the sweep's folder (runs/sweeps/<name>) and its Kubernetes objects: a DNS label. */
+  name: string;
+  description?: string;
+  /** Flags every trial gets. */
+  base: TrialFlags;
+  /** Every combination of these values (the last flag varies fastest). */
+  grid: Partial<Record<Flag, FlagValue[]>>;
+  /** Drawn for each trial from its own seeded stream, in FLAGS order. */
+  random: Partial<Record<Flag, Range | Choice>>;
+  /** How many trials: the grid's size when only a grid is given. */
+  trials: number;
+  /** Seeds the random draws (not the training: that is the `seed` flag). */
+  seed: number;
+}
+
+const valuesOf = (flag: Flag) => FLAG_VALUES[flag] as z.ZodType<FlagValue>;
+
+function rangeOf(flag: Flag) {
+  const value = valuesOf(flag) as z.ZodType<number>;
+  return z
+    .strictObject({ min: value, max: value, scale: z.enum(['linear', 'log']).default('linear') })
+    .refine((r) => r.min < r.max, { message: 'min must be below max', path: ['max'] })
+    .refine((r) => r.scale === 'linear' || r.min > 0, { message: 'a log scale needs min > 0', path: ['min'] });
+}
+
+const choiceOf = (flag: Flag) => z.strictObject({ values: z.array(valuesOf(flag)).min(1) });
+
+/** An object whose keys are flags, each value checked by that flag's schema; unknown keys are refused. */
+const perFlag = <T>(schemaFor: (flag: Flag) => z.ZodType<T>) =>
+  z.strictObject(Object.fromEntries(FLAGS.map((f) => [f, schemaFor(f).optional()]))) as unknown as z.ZodType<
+    Partial<Record<Flag, T>>
+  >;
+
+const fileSchema = z
+  .strictObject({
+    name: z
+      .string()
+      .max(40)
+      .regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'lowercase letters, digits and inner dashes (a Kubernetes name)'),
+    description: z.string().optional(),
+    base: perFlag(valuesOf).default({}),
+    grid: perFlag((f) => z.array(valuesOf(f)).min(1)).default({}),
+    random: perFlag<Range | Choice>((f) =>
+      NUMERIC_FLAGS.includes(f) ? z.union([rangeOf(f), choiceOf(f)]) : choiceOf(f),
+    ).default({}),
+    trials: z.number().int().positive().optional(),
+    seed: z.number().int().nonnegative().default(0),
+  })
+  .superRefine((spec, ctx) => {
+    const grid = Object.keys(spec.grid);
+    const random = Object.keys(spec.random);
+    for (const flag of grid)
+      if (flag in spec.base) ctx.addIssue({ code: 'custom', path: ['grid', flag], message: 'also set in base' });
+    for (const flag of random)
+      if (flag in spec.base || grid.includes(flag))
+        ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
+    const points = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
+    if (grid.length === 0 && random.length === 0)
+      ctx.addIssue({ code: 'custom', path: ['grid'], message: 'nothing to sweep: give a grid or random ranges' });
+    else if (random.length > 0 && spec.trials === undefined)
+      ctx.addIssue({ code: 'custom', path: ['trials'], message: 'required with random ranges (the trial budget)' });
+    else if (random.length === 0 && spec.trials !== undefined && spec.trials > points)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trials'],
+        message: `${spec.trials} is more than the grid's ${points} points (add random ranges to draw more)`,
+      });
+  });
+
+const issuePath = (path: PropertyKey[]) =>
+  path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(top)';
+
+/** Validate a parsed sweep file; `source` names it in the error. */
+export function parseSweep(data: unknown, source: string): SweepSpec {
+  const result = fileSchema.safeParse(data);
+  if (!result.success) {
+    const [issue] = result.error.issues;
+    throw new Error(`${source}: ${issue ? `${issuePath(issue.path)}: ${issue.message}` : 'invalid sweep file'}`);
+  }
+  const spec = result.data;
+  const gridSize = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
+  return { ...spec, trials: spec.trials ?? gridSize } as SweepSpec;
+}
+
+/** The sweep file's own text (what the Kubernetes ConfigMap carries) and its validated spec. */
+export async function readSweepFile(path: string): Promise<{ text: string; spec: SweepSpec }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read sweep file ${path}: ${(error as NodeJS.ErrnoException).code}`);
+  }
+  let data: unknown;
+  try {
+    data = parse(text);
+  } catch (error) {
+    throw new Error(`${path}: not valid YAML or JSON: ${(error as Error).message.split('\n')[0]}`);
+  }
+  return { text, spec: parseSweep(data, path) };
+}
