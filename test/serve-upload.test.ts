@@ -37,7 +37,7 @@ const putModel = (url: string, name: string, bytes: Uint8Array) =>
   fetch(`${url}/api/models/${name}/versions`, {
     method: 'PUT',
     headers: { 'content-type': 'application/octet-stream' },
-    body: bytes,
+    body: Buffer.from(bytes),
   });
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
 const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string; message: string } }).error;
