@@ -100,7 +100,7 @@ describe('with --allow-upload', () => {
     expect(bigOverride.status).toBe(413);
     for (const name of ['Bad_Name', '..', 'x%2Fy'])
       expect([name, (await putModel(url, name, model)).status]).toEqual([name, name === '..' ? 404 : 400]);
-    for (const parameters of [
+    for (const parameters of <Record<string, string>[]>[
       { 'file:1/weights.bin': 'AAAA' },
       { 'file:1/model.onnx': 'AAAA', 'file:2/model.onnx': 'AAAA' },
       { 'file:1/model.onnx': '!!!' },
