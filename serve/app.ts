@@ -162,13 +162,20 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
   app.route('/', mnistRoutes({ largeResponses }));
-  app.doc31('/openapi.json', {
-    openapi: '3.1.0',
-    info: {
-      title: `${SERVER_NAME} inference server`,
-      version: serverVersion,
-      description: `Every request body is limited to ${limit} bytes. Errors are JSON: { "error": { "code", "message" } }.`,
-    },
+  // Built once, at the first request (every route is registered by then), not per request.
+  let spec: string | undefined;
+  app.get('/openapi.json', (c) => {
+    spec ??= JSON.stringify(
+      app.getOpenAPI31Document({
+        openapi: '3.1.0',
+        info: {
+          title: `${SERVER_NAME} inference server`,
+          version: serverVersion,
+          description: `Every request body is limited to ${limit} bytes. Errors are JSON: { "error": { "code", "message" } }.`,
+        },
+      }),
+    );
+    return c.body(spec, 200, { 'content-type': 'application/json' });
   });
   app.route('/', webRoutes({ webRoot: options.webRoot, specPath: '/openapi.json' }));
   return app;

@@ -165,6 +165,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const connections = guardConnections(server, {
     total: options.maxConnections ?? CONNECTION_DEFAULTS.total,
     perClient: options.maxConnectionsPerClient ?? CONNECTION_DEFAULTS.perClient,
+    pipelined: CONNECTION_DEFAULTS.pipelined,
   });
   // An error on the listening socket after start (rare) is logged, never fatal.
   server.on('error', (error) => log(`server error: ${(error as Error).message}`));

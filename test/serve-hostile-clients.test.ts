@@ -119,4 +119,49 @@ describe('floods', () => {
     expect(metrics).toMatch(/^http_request_bodies_reading 0$/m);
     expect(metrics).toMatch(/^http_request_bodies_waiting 0$/m);
   });
+
+  it('stalled uploads from several addresses filling every connection: the least recently active are closed for a probe', async () => {
+    const small = await startServer({
+      models: makeTinyRepository(),
+      port: 0,
+      maxConnections: 200,
+      maxConnectionsPerClient: 64,
+    });
+    const sockets: Socket[] = [];
+    try {
+      for (const last of [2, 3, 4, 5])
+        for (let i = 0; i < 64; i++) {
+          const s = connect({ host: '127.0.0.1', port: small.port, localAddress: `127.0.0.${last}` });
+          s.on('error', () => {});
+          s.write(
+            'POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
+          );
+          sockets.push(s);
+        }
+      await new Promise((r) => setTimeout(r, 500));
+      for (let i = 0; i < 5; i++) {
+        const start = performance.now();
+        const response = await fetch(`${small.url}/v2/health/live`);
+        expect(response.status).toBe(200);
+        expect(performance.now() - start).toBeLessThan(2000);
+      }
+      expect(small.connections.evicted).toBeGreaterThan(0);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
+  });
+
+  it('thousands of pipelined requests on one socket that never reads: the socket is closed, memory and health unharmed', async () => {
+    const rssBefore = process.memoryUsage().rss;
+    const socket = await open();
+    socket.on('error', () => {});
+    socket.pause(); // never reads an answer
+    socket.write('GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(2000));
+    const closed = await closedAfter(socket, 10_000);
+    expect(closed).toBeLessThan(10_000);
+    expect(server.connections.overPipelined).toBeGreaterThan(0);
+    expect(await timedHealth()).toBeLessThan(2000);
+    expect(process.memoryUsage().rss - rssBefore).toBeLessThan(100 * 2 ** 20);
+  });
 });

@@ -2,8 +2,9 @@
  * Training in the browser, end to end in headless Debian Chromium against the real server (one build,
  * one server):
  * - /train: the simple CNN trained on 2,000 MNIST images for one epoch in a worker (onnxruntime-web wasm)
- *   reaches ≥ 90% on MNIST's held-out test images, the page stays responsive while it trains, and the
- *   downloaded model.onnx is a deployable model that `serve` loads unchanged and that reads MNIST digits;
+ *   reaches ≥ 90% on MNIST's held-out test images, the page stays responsive while it trains, the
+ *   downloaded model.onnx is a deployable model that `serve` loads unchanged and that reads MNIST digits,
+ *   and "Publish to the server" makes it a served version the draw page reads a drawn digit with;
  * - "Teach it your handwriting" on the draw page: digits drawn with real mouse events and labelled
  *   fine-tune the served cnn so that its answers on them change to the labels, without wrecking MNIST;
  *   the result is kept in IndexedDB and offered as a download.
@@ -31,6 +32,7 @@ interface TrainPageState {
   error?: string;
   strokes: number;
   prediction?: number;
+  published?: { model: string; version: number };
 }
 
 interface TeachState {
@@ -61,7 +63,7 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     // The served model "Teach it your handwriting" starts from: the simple CNN, tutorial recipe, 10 epochs.
     mkdirSync(join(tmp, 'models', 'cnn', '1'), { recursive: true });
     copyFileSync('test/fixtures/models/cnn/1/model.onnx', join(tmp, 'models', 'cnn', '1', 'model.onnx'));
-    server = await startServer({ models: join(tmp, 'models'), port: 0, webRoot });
+    server = await startServer({ models: join(tmp, 'models'), port: 0, webRoot, uploads: { maxBytes: 8 << 20 } });
     browser = await launch();
   }, 120_000);
 
@@ -118,8 +120,36 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     mkdirSync(join(repo, 'browser-cnn', '1'), { recursive: true });
     const file = join(repo, 'browser-cnn', '1', 'model.onnx');
     await download.saveAs(file);
+
+    // "Publish to the server": the model becomes a served version, and the draw page reads a digit with it.
+    await page.fill('#publish-name', 'trained');
+    await page.click('#publish');
+    await page.waitForFunction(() => (window as unknown as { trainPage: TrainPageState }).trainPage.published);
+    expect((await pageState(page)).published).toEqual({ model: 'trained', version: 1 });
+    expect(await page.getAttribute('#published a', 'href')).toBe('/?model=trained');
     expect(errors).toEqual([]);
     await page.close();
+    const draw = await browser.newPage({ viewport: { width: 1000, height: 760 } });
+    await draw.goto(`${server.url}/?model=trained&ep=wasm`);
+    await draw.waitForFunction(() => (window as unknown as { demo?: { ready: boolean } }).demo?.ready, undefined, {
+      timeout: 60_000,
+    });
+    expect(await draw.inputValue('#model')).toBe('trained/1');
+    await drawStrokes(draw, DIGITS[7] as [number, number][][]);
+    await draw.waitForFunction(() => (window as unknown as { demo: { runs: number } }).demo.runs > 1);
+    await draw.waitForTimeout(300); // the stroke-end reading lands after the throttled live ones
+    const read = (await draw.evaluate(() => (window as unknown as { demo: unknown }).demo)) as {
+      prediction: number;
+      input: number[];
+    };
+    // The page read it with the published model: the server's answer for the same 28×28 input agrees.
+    const check = await fetch(`${server.url}/predict/trained/1`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pixels: read.input }),
+    });
+    expect(((await check.json()) as { prediction: number }).prediction).toBe(read.prediction);
+    await draw.close();
 
     // The export contract: metadata keys and the two outputs.
     const model = decodeModel(readFileSync(file));

@@ -5,6 +5,15 @@ import { mount } from '../openapi.ts';
 
 export function metricsRoutes({ metrics }: { metrics: Metrics }): OpenAPIHono {
   const app = new OpenAPIHono();
+  // Requests that arrive while a rendering is under way share it: a flood of scrapes (pipelined on
+  // a thousand connections) costs one rendering at a time, and every answer is still current.
+  let rendering: Promise<string> | undefined;
+  const render = () => {
+    rendering ??= metrics.registry.metrics().finally(() => {
+      rendering = undefined;
+    });
+    return rendering;
+  };
   mount(
     app,
     createRoute({
@@ -14,7 +23,7 @@ export function metricsRoutes({ metrics }: { metrics: Metrics }): OpenAPIHono {
       summary: 'Prometheus metrics: requests, latency, batch sizes, load failures, repository scan errors',
       responses: { 200: { description: 'Prometheus text', content: { 'text/plain': { schema: z.string() } } } },
     }),
-    async (c) => c.text(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
+    async (c) => c.text(await render(), 200, { 'Content-Type': metrics.registry.contentType }),
   );
   return app;
 }

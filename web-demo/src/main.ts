@@ -207,7 +207,10 @@ async function start(): Promise<void> {
       return;
     }
     select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
-    const first = models[0] as ModelEntry;
+    // ?model=<name> picks that model (the /train page links here after publishing one).
+    const wanted = models.find((m) => m.name === new URLSearchParams(location.search).get('model'));
+    if (wanted) select.value = `${wanted.name}/${wanted.version}`;
+    const first = wanted ?? (models[0] as ModelEntry);
     await runInBrowser(first, backend, new Float32Array(784)); // warm up: session creation takes the longest
     status.textContent = `Ready (${backend}). Draw a digit.`;
     state.ready = true;

@@ -2,6 +2,7 @@
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { MODEL_NAMES, type ModelName } from '../../../train/zoo/index.ts';
 import { DrawingPad } from '../drawing.ts';
+import { type Published, publishModel } from '../publish.ts';
 import { TrainingChart } from './chart.ts';
 import type { BrowserRecipe, FromWorker, ToWorker, TrainRequest } from './protocol.ts';
 import { BROWSER_RECIPES } from './recipes.ts';
@@ -25,6 +26,9 @@ const progress = $<HTMLParagraphElement>('progress');
 const epochRows = $<HTMLTableElement>('epochs-table').tBodies[0] as HTMLTableSectionElement;
 const result = $<HTMLParagraphElement>('result');
 const download = $<HTMLAnchorElement>('download');
+const publishForm = $<HTMLFormElement>('publish-form');
+const publishName = $<HTMLInputElement>('publish-name');
+const publishedLine = $<HTMLSpanElement>('published');
 const digit = $<HTMLOutputElement>('digit');
 const chart = new TrainingChart($<HTMLCanvasElement>('chart'));
 
@@ -42,6 +46,8 @@ interface TrainPageState {
   /** Strokes drawn on the pad (the main thread handled them). */
   strokes: number;
   prediction?: number;
+  /** The version the server made of the trained model ("Publish to the server"). */
+  published?: Published;
 }
 const state: TrainPageState = { running: false, batches: 0, epochs: [], done: false, strokes: 0 };
 (window as unknown as { trainPage: TrainPageState }).trainPage = state;
@@ -87,6 +93,27 @@ function setRunning(running: boolean): void {
 }
 
 let downloadUrl: string | undefined;
+/** The last trained model's bytes, for "Publish to the server". */
+let trained: Uint8Array | undefined;
+
+publishForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  if (!trained) return;
+  publishedLine.textContent = 'Publishing…';
+  try {
+    const published = await publishModel(publishName.value.trim(), trained);
+    state.published = published;
+    publishedLine.replaceChildren(
+      `Serving as ${published.model} v${published.version}: `,
+      Object.assign(document.createElement('a'), {
+        href: `/?model=${encodeURIComponent(published.model)}`,
+        textContent: 'read digits with it',
+      }),
+    );
+  } catch (error) {
+    publishedLine.textContent = `Not published: ${(error as Error).message}`;
+  }
+});
 
 worker.onmessage = (event: MessageEvent<FromWorker>) => {
   const m = event.data;
@@ -127,6 +154,9 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
       downloadUrl = URL.createObjectURL(new Blob([m.model as BlobPart], { type: 'application/octet-stream' }));
       download.href = downloadUrl;
       download.hidden = false;
+      trained = m.model as Uint8Array;
+      publishForm.hidden = false;
+      publishedLine.textContent = '';
       state.done = true;
       setRunning(false);
       predict();
@@ -165,6 +195,7 @@ form.addEventListener('submit', (event) => {
   epochRows.replaceChildren();
   result.textContent = '';
   download.hidden = true;
+  publishForm.hidden = true;
   chart.reset(request.epochs * Math.ceil(request.trainCount / request.batchSize));
   setRunning(true);
   send({ type: 'train', request });
