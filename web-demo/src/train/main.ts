@@ -2,7 +2,9 @@
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { MODEL_NAMES, type ModelName } from '../../../train/zoo/index.ts';
 import { DrawingPad } from '../drawing.ts';
+import { saveLocalModel } from '../local-models.ts';
 import { TrainingChart } from './chart.ts';
+import { PRESETS, type PresetName } from './presets.ts';
 import type { BrowserRecipe, FromWorker, ToWorker, TrainRequest } from './protocol.ts';
 import { BROWSER_RECIPES } from './recipes.ts';
 
@@ -25,6 +27,9 @@ const progress = $<HTMLParagraphElement>('progress');
 const epochRows = $<HTMLTableElement>('epochs-table').tBodies[0] as HTMLTableSectionElement;
 const result = $<HTMLParagraphElement>('result');
 const download = $<HTMLAnchorElement>('download');
+const useLink = $<HTMLAnchorElement>('use');
+const savedLine = $<HTMLParagraphElement>('saved');
+const presetNote = $<HTMLParagraphElement>('preset-note');
 const digit = $<HTMLOutputElement>('digit');
 const chart = new TrainingChart($<HTMLCanvasElement>('chart'));
 
@@ -42,17 +47,35 @@ interface TrainPageState {
   /** Strokes drawn on the pad (the main thread handled them). */
   strokes: number;
   prediction?: number;
+  /** The draw page's name for the trained model, once it is kept in this browser. */
+  savedAs?: string;
 }
 const state: TrainPageState = { running: false, batches: 0, epochs: [], done: false, strokes: 0 };
 (window as unknown as { trainPage: TrainPageState }).trainPage = state;
 
-modelSelect.replaceChildren(...MODEL_NAMES.map((name) => new Option(name, name, name === 'cnn', name === 'cnn')));
+modelSelect.replaceChildren(...MODEL_NAMES.map((name) => new Option(name, name)));
 recipeSelect.replaceChildren(...Object.entries(BROWSER_RECIPES).map(([key, recipe]) => new Option(recipe.label, key)));
 // Picking a recipe fills in its batch size and learning rate (both stay editable).
 recipeSelect.addEventListener('change', () => {
   const { config } = BROWSER_RECIPES[recipeSelect.value as BrowserRecipe];
   batchField.value = String(config.batchSize);
   lrField.value = String(config.lr);
+});
+
+function applyPreset(name: PresetName): void {
+  const { settings, note } = PRESETS[name];
+  modelSelect.value = settings.model;
+  recipeSelect.value = settings.recipe;
+  epochsField.value = String(settings.epochs);
+  trainCountField.value = String(settings.trainCount);
+  batchField.value = String(settings.batchSize);
+  lrField.value = String(settings.lr);
+  testCountField.value = String(settings.testCount);
+  presetNote.textContent = note;
+}
+applyPreset('quick');
+form.querySelectorAll<HTMLButtonElement>('[data-preset]').forEach((button) => {
+  button.addEventListener('click', () => applyPreset(button.dataset.preset as PresetName));
 });
 
 // Pages may preset fields from the query (?model=cnn&recipe=…&batch=16&lr=0.005&ep=wasm&threads=1).
@@ -81,7 +104,7 @@ function setRunning(running: boolean): void {
   state.running = running;
   trainButton.disabled = running;
   stopButton.disabled = !running;
-  form.querySelectorAll<HTMLInputElement>('input, select').forEach((field) => {
+  form.querySelectorAll<HTMLInputElement>('input, select, [data-preset]').forEach((field) => {
     field.disabled = running;
   });
 }
@@ -130,6 +153,7 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
       state.done = true;
       setRunning(false);
       predict();
+      void keep(m.model, m.testAccuracy);
       break;
     }
     case 'prediction': {
@@ -165,10 +189,29 @@ form.addEventListener('submit', (event) => {
   epochRows.replaceChildren();
   result.textContent = '';
   download.hidden = true;
+  useLink.hidden = true;
+  savedLine.textContent = '';
+  state.savedAs = undefined;
   chart.reset(request.epochs * Math.ceil(request.trainCount / request.batchSize));
   setRunning(true);
   send({ type: 'train', request });
 });
+/** Keep the model in this browser, where the draw page lists it (and link there with it selected). */
+async function keep(bytes: Uint8Array, accuracy: number): Promise<void> {
+  const name = `trained ${modelSelect.value}`;
+  const savedAt = Date.now();
+  try {
+    await saveLocalModel({ name, bytes, accuracy, savedAt });
+  } catch (error) {
+    savedLine.textContent = `Not kept in this browser (${(error as Error).message}): download it instead.`;
+    return;
+  }
+  useLink.href = `/?model=${encodeURIComponent(`${name}/${savedAt}`)}`;
+  useLink.hidden = false;
+  state.savedAs = `${name}/${savedAt}`;
+  savedLine.textContent = `Kept in this browser as “${name}”: the draw page lists it.`;
+}
+
 stopButton.addEventListener('click', () => {
   send({ type: 'stop' });
   progress.textContent = 'Stopping after this batch…';
