@@ -212,7 +212,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
           (id) => (document.getElementById(id) as HTMLInputElement).value,
         ),
       );
-    expect(await fields()).toEqual(['fast-cnn', 'adamw-onecycle', '1', '12000', '32', '0.005', '10000']);
+    expect(await fields()).toEqual(['fast-cnn', 'adamw-onecycle', '1', '30000', '64', '0.01', '10000']);
     expect(await page.isVisible('#download')).toBe(false);
     expect(await page.isVisible('#use')).toBe(false);
     expect(await noHorizontalOverflow(page)).toBe(true);
@@ -250,7 +250,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
       () => (window as unknown as { trainPage: { savedAs?: string; error?: string; batches: number } }).trainPage,
     );
     expect(trained.error).toBeUndefined();
-    expect(trained.batches).toBe(20);
+    expect(trained.batches).toBe(10);
     expect(await page.isVisible('#download')).toBe(true);
     expect(await page.getAttribute('#use', 'href')).toBe(`/?model=${encodeURIComponent(trained.savedAs as string)}`);
     await page.screenshot({ path: 'test-results/train-phone.png', fullPage: true });
