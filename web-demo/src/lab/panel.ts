@@ -16,6 +16,7 @@ const GALLERY_MAX = 60;
 /** What tests and curious users can read back (`window.demo.lab`). */
 export interface FailureLabState {
   running: boolean;
+  /** The tested model, as `name/version`. */
   model?: string;
   confusion?: Confusion;
   perClass?: number[];
@@ -68,6 +69,9 @@ function probabilityBars(m: Misread): HTMLElement {
   return bars;
 }
 
+const keyOf = (model: ModelEntry) => `${model.name}/${model.version}`;
+const nameOf = (model: ModelEntry) => (model.local ? model.name : `${model.name} v${model.version}`);
+
 export class FailureLab {
   readonly state: FailureLabState = { running: false };
   private readonly runButton = el('button', '', 'Test on 10,000 MNIST images');
@@ -78,6 +82,8 @@ export class FailureLab {
   private readonly worker = new Worker(new URL('./worker.ts', import.meta.url), { type: 'module', name: 'lab' });
   private misread: Misread[] = [];
   private request = 0;
+  /** The tested model's name, for the status line. */
+  private testing = '';
 
   constructor(
     root: HTMLElement,
@@ -110,10 +116,10 @@ export class FailureLab {
   /** The selected model changed: earlier results describe another model. */
   modelChanged(): void {
     const model = this.hooks.model();
-    if (!this.state.model || this.state.model === model?.label) return;
+    if (!this.state.model || (model && this.state.model === keyOf(model))) return;
     this.request++; // a reply still on its way is for the old model
     this.reset();
-    this.status.textContent = `Showing nothing for ${model?.label ?? 'no model'} yet: test it.`;
+    this.status.textContent = model ? `Test ${nameOf(model)} to see where it fails.` : '';
   }
 
   private reset(): void {
@@ -138,11 +144,12 @@ export class FailureLab {
     const model = this.hooks.model();
     if (!model) return;
     this.reset();
-    Object.assign(this.state, { running: true, model: model.label });
+    Object.assign(this.state, { running: true, model: keyOf(model) });
+    this.testing = nameOf(model);
     this.runButton.disabled = true;
     this.progress.hidden = false;
     this.progress.value = 0;
-    this.status.textContent = `Testing ${model.label}…`;
+    this.status.textContent = `Testing ${this.testing}…`;
     const id = ++this.request;
     try {
       const bytes = (await modelBytes(model)).slice(); // a copy: the page keeps its own
@@ -158,7 +165,7 @@ export class FailureLab {
     if (m.type === 'progress') {
       this.progress.max = m.total;
       this.progress.value = m.done;
-      this.status.textContent = `Testing ${this.state.model}: ${m.done.toLocaleString('en')} of ${m.total.toLocaleString('en')} images…`;
+      this.status.textContent = `Testing ${this.testing}: ${m.done.toLocaleString('en')} of ${m.total.toLocaleString('en')} images…`;
       return;
     }
     this.state.running = false;
@@ -178,7 +185,7 @@ export class FailureLab {
       predictions: Array.from(m.predictions),
       seconds: m.seconds,
     });
-    this.status.textContent = `${this.state.model}: ${accuracy(confusion).toFixed(2)}% of ${m.labels.length.toLocaleString('en')} test images read right, ${m.misread.length} misread (${m.seconds.toFixed(1)} s in the worker).`;
+    this.status.textContent = `${this.testing}: ${accuracy(confusion).toFixed(2)}% of ${m.labels.length.toLocaleString('en')} test images read right, ${m.misread.length} misread (${m.seconds.toFixed(1)} s in the worker).`;
     this.drawMatrix(confusion);
   }
 
