@@ -126,11 +126,11 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     await page.click('#publish');
     await page.waitForFunction(() => (window as unknown as { trainPage: TrainPageState }).trainPage.published);
     expect((await pageState(page)).published).toEqual({ model: 'trained', version: 1 });
-    expect(await page.getAttribute('#published a', 'href')).toBe('/?model=trained');
+    expect(await page.getAttribute('#published a', 'href')).toBe('/?model=trained%2F1');
     expect(errors).toEqual([]);
     await page.close();
     const draw = await browser.newPage({ viewport: { width: 1000, height: 760 } });
-    await draw.goto(`${server.url}/?model=trained&ep=wasm`);
+    await draw.goto(`${server.url}/?model=trained/1&ep=wasm`);
     await draw.waitForFunction(() => (window as unknown as { demo?: { ready: boolean } }).demo?.ready, undefined, {
       timeout: 60_000,
     });

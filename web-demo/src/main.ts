@@ -6,7 +6,17 @@ import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../runtime/contract.ts
 import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
 import { DrawingPad } from './drawing.ts';
 import { Explainer, type ExplainState } from './explainer/panel.ts';
-import { type Backend, chooseBackend, fetchModels, type ModelEntry, runInBrowser, runOnServer } from './models.ts';
+import { FailureLab, type FailureLabState } from './lab/panel.ts';
+import { loadLocalModels, onLocalModel } from './local-models.ts';
+import {
+  type Backend,
+  chooseBackend,
+  fetchModels,
+  localEntry,
+  type ModelEntry,
+  runInBrowser,
+  runOnServer,
+} from './models.ts';
 import { readPhoto } from './photo.ts';
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
@@ -44,6 +54,7 @@ interface DemoState {
   /** The 28×28 image (raw [0, 1]) the model last read. */
   input?: number[];
   explain: ExplainState;
+  lab?: FailureLabState;
 }
 const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state };
 (window as unknown as { demo: DemoState }).demo = state;
@@ -80,7 +91,7 @@ function drawPreview(input: Float32Array | undefined): void {
 
 async function predictOne(model: ModelEntry, input: Float32Array): Promise<{ probabilities: number[]; label: string }> {
   const start = performance.now();
-  if (serverMode.checked) {
+  if (serverMode.checked && !model.local) {
     const { probabilities, serverMs } = await runOnServer(model, input);
     return {
       probabilities,
@@ -88,8 +99,17 @@ async function predictOne(model: ModelEntry, input: Float32Array): Promise<{ pro
     };
   }
   const probabilities = await runInBrowser(model, backend, input);
-  return { probabilities, label: `${backend} in the browser: ${(performance.now() - start).toFixed(2)} ms` };
+  const where = model.local && serverMode.checked ? ' (this model is not on the server)' : '';
+  return { probabilities, label: `${backend} in the browser${where}: ${(performance.now() - start).toFixed(2)} ms` };
 }
+
+/**
+ * An MNIST test image picked in the failure gallery: read exactly as it is (already 28×28, centred), not
+ * through the pad's preprocessing; cleared by the next stroke, undo, clear or photo.
+ */
+let exactInput: Float32Array | undefined;
+/** The pad shows a photo: a blank result means the photo had no digit, not that the pad is empty. */
+let showingPhoto = false;
 
 let busy = false;
 /** A run queued while one is in flight (coalesced: the latest pixels, explained if any request asked). */
@@ -106,15 +126,18 @@ async function predict(explain = true): Promise<void> {
     const { rgba, width, height } = pad.pixels();
     let input: Float32Array;
     try {
-      input = preprocessRgba(rgba, width, height);
+      input = exactInput ?? preprocessRgba(rgba, width, height);
     } catch (error) {
       if (!(error instanceof BlankImageError)) throw error;
+      const blank = showingPhoto
+        ? 'No ink found in that photo: a dark digit on light paper, filling most of the frame, reads best.'
+        : 'Draw a digit.';
       drawPreview(undefined);
       show(undefined);
       explainer.clear();
       state.prediction = undefined;
       state.input = undefined;
-      status.textContent = models.length ? 'Draw a digit.' : status.textContent;
+      status.textContent = models.length ? blank : status.textContent;
       table.replaceChildren();
       return;
     }
@@ -162,6 +185,8 @@ let last = 0;
 const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
   change: () => {
     hint.hidden = true;
+    exactInput = undefined;
+    showingPhoto = false;
     const now = performance.now();
     if (now - last > 100) {
       last = now;
@@ -180,19 +205,66 @@ photoInput.addEventListener('change', async () => {
   photoInput.value = ''; // choosing the same file again still fires
   if (!file) return;
   try {
-    pad.showPhoto(await readPhoto(file));
+    const photo = await readPhoto(file);
+    exactInput = undefined;
+    showingPhoto = true;
+    pad.showPhoto(photo);
   } catch {
     status.textContent = 'Could not read that image: choose a photo (JPEG, PNG, WebP…).';
   }
 });
 
-$<HTMLButtonElement>('undo').addEventListener('click', () => pad.undo());
-$<HTMLButtonElement>('clear').addEventListener('click', () => pad.clear());
+/** Undo and clear leave the pad's own strokes: no exact image, no photo. */
+const padOnly = (action: () => void) => () => {
+  exactInput = undefined;
+  showingPhoto = false;
+  action();
+};
+const undo = padOnly(() => pad.undo());
+const clear = padOnly(() => pad.clear());
+$<HTMLButtonElement>('undo').addEventListener('click', undo);
+$<HTMLButtonElement>('clear').addEventListener('click', clear);
 document.addEventListener('keydown', (e) => {
-  if (e.key === 'Escape') pad.clear();
-  if ((e.ctrlKey || e.metaKey) && e.key === 'z') pad.undo();
+  if (e.key === 'Escape') clear();
+  if ((e.ctrlKey || e.metaKey) && e.key === 'z') undo();
+});
+
+/** Show a 28×28 MNIST image (raw [0, 1]) on the pad and read it exactly as it is. */
+async function showDigit(pixels: Float32Array): Promise<void> {
+  const rgba = new Uint8ClampedArray(IMAGE_PIXELS * 4);
+  pixels.forEach((v, i) => {
+    const g = Math.round(255 * v);
+    rgba.set([g, g, g, 255], i * 4);
+  });
+  const bitmap = await createImageBitmap(new ImageData(rgba, IMAGE_SIDE, IMAGE_SIDE));
+  exactInput = pixels;
+  showingPhoto = false;
+  hint.hidden = true;
+  pad.showPhoto({ bitmap, rgba, width: IMAGE_SIDE, height: IMAGE_SIDE });
+  $<HTMLElement>('pad').scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+}
+
+const selectedModel = () => models.find((m) => `${m.name}/${m.version}` === select.value);
+const lab = new FailureLab($<HTMLElement>('lab'), { model: selectedModel, pick: (pixels) => void showDigit(pixels) });
+state.lab = lab.state;
+
+/** Refill the model list, keeping the selection (or selecting `chosen`). */
+function listModels(chosen = select.value): void {
+  select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
+  if (models.some((m) => `${m.name}/${m.version}` === chosen)) select.value = chosen;
+  lab.modelChanged();
+}
+
+// A model trained on /train or fine-tuned below joins the list at once, and is selected: that is the payoff.
+onLocalModel((saved) => {
+  const entry = localEntry(saved);
+  models = [...models.filter((m) => m.name !== entry.name), entry];
+  listModels(`${entry.name}/${entry.version}`);
+  status.textContent = `Now reading with ${entry.label}.`;
+  void predict();
 });
 for (const el of [select, serverMode]) el.addEventListener('change', () => void predict());
+select.addEventListener('change', () => lab.modelChanged());
 allMode.addEventListener('change', () => {
   table.hidden = !allMode.checked;
   void predict();
@@ -200,17 +272,21 @@ allMode.addEventListener('change', () => {
 
 async function start(): Promise<void> {
   try {
-    [models, backend] = await Promise.all([fetchModels(), chooseBackend()]);
+    const [served, local, chosen] = await Promise.all([
+      fetchModels(),
+      loadLocalModels().catch(() => []),
+      chooseBackend(),
+    ]);
+    backend = chosen;
+    models = [...served, ...local.map(localEntry)];
     state.backend = backend;
     if (models.length === 0) {
       status.textContent = 'No model is served yet: train and export one (npm run train, npm run export).';
       return;
     }
-    select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
-    // ?model=<name> picks that model (the /train page links here after publishing one).
-    const wanted = models.find((m) => m.name === new URLSearchParams(location.search).get('model'));
-    if (wanted) select.value = `${wanted.name}/${wanted.version}`;
-    const first = wanted ?? (models[0] as ModelEntry);
+    // ?model=name/version preselects one (the /train page links to its new model this way).
+    listModels(new URLSearchParams(location.search).get('model') ?? '');
+    const first = selectedModel() ?? (models[0] as ModelEntry);
     await runInBrowser(first, backend, new Float32Array(784)); // warm up: session creation takes the longest
     status.textContent = `Ready (${backend}). Draw a digit.`;
     state.ready = true;

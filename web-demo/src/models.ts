@@ -3,12 +3,27 @@
 import * as ort from 'onnxruntime-web/webgpu';
 import { IMAGE_SHAPE } from '../../runtime/contract.ts';
 import { softmax } from '../../serve/preprocess/softmax.ts';
+import type { LocalModel } from './local-models.ts';
 
 export interface ModelEntry {
   name: string;
   version: number;
   accuracy?: string;
   label: string;
+  /** A model made in this browser (not on the server): its model.onnx bytes. */
+  local?: Uint8Array;
+}
+
+/** A model trained or fine-tuned in this browser, as a list entry (its save time is its version). */
+export function localEntry(model: LocalModel): ModelEntry {
+  const accuracy = model.accuracy?.toFixed(2);
+  return {
+    name: model.name,
+    version: model.savedAt,
+    accuracy,
+    label: `${model.name} (this browser)${accuracy ? ` — ${accuracy}%` : ''}`,
+    local: model.bytes,
+  };
 }
 
 interface ApiModel {
@@ -71,8 +86,9 @@ ort.env.wasm.numThreads = 1;
 
 const files = new Map<string, Promise<Uint8Array>>();
 
-/** The served model.onnx bytes, fetched once per model version. */
+/** The served model.onnx bytes, fetched once per model version (a local model's own bytes). */
 export function modelBytes(model: ModelEntry): Promise<Uint8Array> {
+  if (model.local) return Promise.resolve(model.local);
   const key = `${model.name}/${model.version}`;
   let bytes = files.get(key);
   if (!bytes) {

@@ -7,6 +7,7 @@
 import { IMAGE_SIDE, NUM_CLASSES } from '../../../runtime/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { DrawingPad } from '../drawing.ts';
+import { saveLocalModel } from '../local-models.ts';
 import type { Sample } from './finetune.ts';
 import { loadSavedModel, saveModel } from './store.ts';
 import type { TeachReply, TeachRequest } from './worker.ts';
@@ -48,13 +49,21 @@ function thumbnail(pixels: Float32Array): HTMLCanvasElement {
   return canvas;
 }
 
-/** Served models that can be fine-tuned here: ours, BatchNorm-free (see weights.ts). */
+/**
+ * Served models that can be fine-tuned here: ours, BatchNorm-free (see weights.ts), with fp32 weights (an
+ * fp16 or int8 variant has no float weights to start from: export writes its precision into the metadata).
+ */
 async function trainableModels(): Promise<{ label: string; url: string }[]> {
   const response = await fetch('/api/models');
   if (!response.ok) return [];
   const noBatchNorm = /^(mlp|cnn|cnn3|inception|resnet|resnet-scaled|resnet-convshortcut):/;
   return ((await response.json()) as ApiModel[]).flatMap((m) => {
-    const v = m.versions.filter((x) => x.ready && noBatchNorm.test(x.metadata?.architecture ?? '')).at(-1);
+    const v = m.versions
+      .filter(
+        (x) =>
+          x.ready && noBatchNorm.test(x.metadata?.architecture ?? '') && (x.metadata?.precision ?? 'fp32') === 'fp32',
+      )
+      .at(-1);
     return v ? [{ label: `${m.name} v${v.version}`, url: `/models/${m.name}/${v.version}/model.onnx` }] : [];
   });
 }
@@ -80,6 +89,9 @@ export function initTeach(): void {
     state.samples = samples.length;
     tuneButton.disabled = state.running || samples.length < MIN_SAMPLES || modelSelect.options.length === 0;
     addButton.disabled = state.running || samples.length >= MAX_SAMPLES;
+    list.querySelectorAll<HTMLButtonElement>('button.remove').forEach((b) => {
+      b.disabled = state.running;
+    });
     if (!state.running)
       status.textContent =
         samples.length < MIN_SAMPLES
@@ -96,12 +108,26 @@ export function initTeach(): void {
     const { rgba, width, height } = pad.pixels();
     try {
       const pixels = preprocessRgba(rgba, width, height);
-      samples.push({ pixels, label: Number(label.value) });
+      const sample: Sample = { pixels, label: Number(label.value) };
+      samples.push(sample);
       const item = document.createElement('figure');
       item.append(thumbnail(pixels));
       const caption = document.createElement('figcaption');
       caption.textContent = label.value;
-      item.append(caption);
+      // A digit added by mistake (wrong label, a slip of the pen) must not be taught: × takes it out.
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'remove';
+      remove.textContent = '×';
+      remove.title = `Remove this ${label.value}`;
+      remove.setAttribute('aria-label', `Remove this ${label.value}`);
+      remove.addEventListener('click', () => {
+        if (state.running) return;
+        samples.splice(samples.indexOf(sample), 1);
+        item.remove();
+        refresh();
+      });
+      item.append(caption, remove);
       list.append(item);
       pad.clear();
     } catch (error) {
@@ -138,9 +164,16 @@ export function initTeach(): void {
     results.innerHTML = `<p>Your digits: <strong>${right(m.before.answers)}/${samples.length}</strong> read right before, <strong>${right(m.after.answers)}/${samples.length}</strong> after. MNIST test (${MNIST_TEST_IMAGES} images): ${m.before.mnistAccuracy.toFixed(1)}% before, ${m.after.mnistAccuracy.toFixed(1)}% after.</p><table><thead><tr><th>you said</th><th>before</th><th>after</th></tr></thead><tbody>${rows}</tbody></table>`;
     offer(m.bytes, m.model);
     refresh();
-    status.textContent = `Fine-tuned ${m.model} (validated: max |Δlogit| ${m.maxLogitDifference.toExponential(1)}); kept in this browser.`;
+    status.textContent = `Fine-tuned ${m.model} (validated: max |Δlogit| ${m.maxLogitDifference.toExponential(1)}); kept in this browser and selected above.`;
     try {
       await saveModel({ bytes: m.bytes, model: m.model, samples: samples.length, savedAt: new Date().toISOString() });
+      // The draw pad's model list gets it at once (local-models.ts announces it to the page).
+      await saveLocalModel({
+        name: `fine-tuned ${m.model}`,
+        bytes: m.bytes,
+        accuracy: m.after.mnistAccuracy,
+        savedAt: Date.now(),
+      });
       state.saved = true;
     } catch (error) {
       status.textContent += ` (not saved: ${(error as Error).message})`;

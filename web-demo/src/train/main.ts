@@ -2,8 +2,10 @@
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { MODEL_NAMES, type ModelName } from '../../../train/zoo/index.ts';
 import { DrawingPad } from '../drawing.ts';
+import { saveLocalModel } from '../local-models.ts';
 import { type Published, publishModel } from '../publish.ts';
 import { TrainingChart } from './chart.ts';
+import { PRESETS, type PresetName } from './presets.ts';
 import type { BrowserRecipe, FromWorker, ToWorker, TrainRequest } from './protocol.ts';
 import { BROWSER_RECIPES } from './recipes.ts';
 
@@ -29,6 +31,9 @@ const download = $<HTMLAnchorElement>('download');
 const publishForm = $<HTMLFormElement>('publish-form');
 const publishName = $<HTMLInputElement>('publish-name');
 const publishedLine = $<HTMLSpanElement>('published');
+const useLink = $<HTMLAnchorElement>('use');
+const savedLine = $<HTMLParagraphElement>('saved');
+const presetNote = $<HTMLParagraphElement>('preset-note');
 const digit = $<HTMLOutputElement>('digit');
 const chart = new TrainingChart($<HTMLCanvasElement>('chart'));
 
@@ -48,17 +53,35 @@ interface TrainPageState {
   prediction?: number;
   /** The version the server made of the trained model ("Publish to the server"). */
   published?: Published;
+  /** The draw page's name for the trained model, once it is kept in this browser. */
+  savedAs?: string;
 }
 const state: TrainPageState = { running: false, batches: 0, epochs: [], done: false, strokes: 0 };
 (window as unknown as { trainPage: TrainPageState }).trainPage = state;
 
-modelSelect.replaceChildren(...MODEL_NAMES.map((name) => new Option(name, name, name === 'cnn', name === 'cnn')));
+modelSelect.replaceChildren(...MODEL_NAMES.map((name) => new Option(name, name)));
 recipeSelect.replaceChildren(...Object.entries(BROWSER_RECIPES).map(([key, recipe]) => new Option(recipe.label, key)));
 // Picking a recipe fills in its batch size and learning rate (both stay editable).
 recipeSelect.addEventListener('change', () => {
   const { config } = BROWSER_RECIPES[recipeSelect.value as BrowserRecipe];
   batchField.value = String(config.batchSize);
   lrField.value = String(config.lr);
+});
+
+function applyPreset(name: PresetName): void {
+  const { settings, note } = PRESETS[name];
+  modelSelect.value = settings.model;
+  recipeSelect.value = settings.recipe;
+  epochsField.value = String(settings.epochs);
+  trainCountField.value = String(settings.trainCount);
+  batchField.value = String(settings.batchSize);
+  lrField.value = String(settings.lr);
+  testCountField.value = String(settings.testCount);
+  presetNote.textContent = note;
+}
+applyPreset('quick');
+form.querySelectorAll<HTMLButtonElement>('[data-preset]').forEach((button) => {
+  button.addEventListener('click', () => applyPreset(button.dataset.preset as PresetName));
 });
 
 // Pages may preset fields from the query (?model=cnn&recipe=…&batch=16&lr=0.005&ep=wasm&threads=1).
@@ -87,7 +110,7 @@ function setRunning(running: boolean): void {
   state.running = running;
   trainButton.disabled = running;
   stopButton.disabled = !running;
-  form.querySelectorAll<HTMLInputElement>('input, select').forEach((field) => {
+  form.querySelectorAll<HTMLInputElement>('input, select, [data-preset]').forEach((field) => {
     field.disabled = running;
   });
 }
@@ -106,7 +129,7 @@ publishForm.addEventListener('submit', async (event) => {
     publishedLine.replaceChildren(
       `Serving as ${published.model} v${published.version}: `,
       Object.assign(document.createElement('a'), {
-        href: `/?model=${encodeURIComponent(published.model)}`,
+        href: `/?model=${encodeURIComponent(`${published.model}/${published.version}`)}`,
         textContent: 'read digits with it',
       }),
     );
@@ -160,6 +183,7 @@ worker.onmessage = (event: MessageEvent<FromWorker>) => {
       state.done = true;
       setRunning(false);
       predict();
+      void keep(m.model, m.testAccuracy);
       break;
     }
     case 'prediction': {
@@ -196,10 +220,29 @@ form.addEventListener('submit', (event) => {
   result.textContent = '';
   download.hidden = true;
   publishForm.hidden = true;
+  useLink.hidden = true;
+  savedLine.textContent = '';
+  state.savedAs = undefined;
   chart.reset(request.epochs * Math.ceil(request.trainCount / request.batchSize));
   setRunning(true);
   send({ type: 'train', request });
 });
+/** Keep the model in this browser, where the draw page lists it (and link there with it selected). */
+async function keep(bytes: Uint8Array, accuracy: number): Promise<void> {
+  const name = `trained ${modelSelect.value}`;
+  const savedAt = Date.now();
+  try {
+    await saveLocalModel({ name, bytes, accuracy, savedAt });
+  } catch (error) {
+    savedLine.textContent = `Not kept in this browser (${(error as Error).message}): download it instead.`;
+    return;
+  }
+  useLink.href = `/?model=${encodeURIComponent(`${name}/${savedAt}`)}`;
+  useLink.hidden = false;
+  state.savedAs = `${name}/${savedAt}`;
+  savedLine.textContent = `Kept in this browser as “${name}”: the draw page lists it.`;
+}
+
 stopButton.addEventListener('click', () => {
   send({ type: 'stop' });
   progress.textContent = 'Stopping after this batch…';
