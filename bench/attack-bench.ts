@@ -182,7 +182,7 @@ function slowModel(url: string, root: string): () => void {
         .catch(() => {});
       round++;
       if (stopped) break;
-      writeFileSync(join(root, 'slow', '1', 'model.onnx'), hostileModel('slow-when-triggered', 3000 - (round % 2)));
+      writeFileSync(join(root, 'slow', '1', 'model.onnx'), hostileModel('slow-when-triggered', 5000 - (round % 2)));
       await new Promise((r) => setTimeout(r, 1500));
     }
   };

@@ -7,6 +7,7 @@
 import { IMAGE_PIXELS } from '../runtime/contract.ts';
 import type { Outputs, RunBatch } from './batcher.ts';
 import { ContractError, checkRows, type ModelSignature } from './model-contract.ts';
+import { MAX_OUTPUT_VALUES_PER_IMAGE } from './runner/limits.ts';
 
 /** Powers of two below `maxBatch`, and `maxBatch` itself: the only batch sizes ever run. */
 export function verifiedSizes(maxBatch: number): number[] {
@@ -61,6 +62,11 @@ export async function checkBatchIndependence(
   const image = (n: number) => images.subarray(n * IMAGE_PIXELS, (n + 1) * IMAGE_PIXELS);
   const first = await run(images.slice(0, 2 * IMAGE_PIXELS), 2);
   const rowSizes = checkRows(signature, first, 2);
+  const perImage = Object.values(rowSizes).reduce((a, b) => a + b, 0);
+  if (perImage > MAX_OUTPUT_VALUES_PER_IMAGE)
+    throw new ContractError(
+      `the outputs give ${perImage} values per image; this server answers at most ${MAX_OUTPUT_VALUES_PER_IMAGE}`,
+    );
   if (signature.staticBatchOne) return rowSizes; // one image per run: nothing to cross
   const alone: Outputs[] = [];
   for (let n = 0; n < Math.max(2, largest); n++) alone.push(await run(image(n).slice(), 1));

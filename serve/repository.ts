@@ -23,15 +23,13 @@ import { readRegularFile } from '../runtime/regular-file.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
+import { MAX_MODEL_BYTES } from './runner/limits.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
 
 export { ServedVersion };
 
 /** Versions loaded at once during a scan. */
 const PARALLEL_LOADS = 3;
-
-/** Larger files are refused unread (a model of this project is at most a few MiB). */
-export const MAX_MODEL_BYTES = 512 * 1024 * 1024;
 
 export interface FailedVersion {
   name: string;
@@ -94,6 +92,13 @@ export const SERVE_DEFAULTS = {
   runBudgetMs: 10_000,
   maxLoadedVersions: 32,
 };
+
+/** Causes as metric labels, from a bounded set: errno codes and our fixed words; a file's own text never. */
+const FIXED_CAUSES = new Set(['invalid model name', 'not a version number', 'unreadable']);
+function causeLabel(cause: string): string {
+  if (/^E[A-Z]{2,12}$/.test(cause) || FIXED_CAUSES.has(cause)) return cause;
+  return cause.startsWith('invalid ') ? 'invalid config' : 'other';
+}
 
 interface LoadedEntry {
   served: ServedVersion;
@@ -172,7 +177,7 @@ export class ModelRepository {
     const key = `${p.where}\0${p.cause}`;
     if (this.reported.has(key)) return;
     this.reported.add(key);
-    this.options.onScanError?.(p.cause);
+    this.options.onScanError?.(causeLabel(p.cause));
     this.log(`model repository: cannot use ${p.where} (${p.cause}); serving the rest`);
   }
 

@@ -11,7 +11,8 @@ import type { Device, Provider } from '../runtime/execution.ts';
 import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
 import { Batcher, concatRows, type Outputs } from './batcher.ts';
 import { InferenceStats } from './inference-stats.ts';
-import { checkSignature, type ModelSignature } from './model-contract.ts';
+import { ContractError, checkSignature, type ModelSignature } from './model-contract.ts';
+import { MAX_SERVED_BATCH } from './runner/limits.ts';
 import { ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
 export interface LoadSettings {
@@ -77,6 +78,10 @@ export class ServedVersion {
     bytes: Uint8Array,
     settings: LoadSettings,
   ): Promise<ServedVersion> {
+    if (settings.maxBatch > MAX_SERVED_BATCH)
+      throw new ContractError(
+        `max_batch_size ${settings.maxBatch} is over the ${MAX_SERVED_BATCH} this server runs (every size up to it is checked at load)`,
+      );
     const hash = sha256(bytes);
     const started = performance.now();
     const runner = await ModelRunner.start(path, hash, settings, settings.budgets);

@@ -3,10 +3,12 @@
  * files outside their folder: the server keeps answering health and the other models, never lets answers
  * cross between clients, never answers 500 or null, and never reads outside a model's version folder.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelRunner } from '../serve/runner/model-runner.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
@@ -37,6 +39,9 @@ beforeAll(async () => {
     'infinite-when-triggered',
   ] as const)
     put(twist, hostileModel(twist));
+  put('wide-output', hostileModel('wide-output', 100_000));
+  put('huge-batch', oddModel({ metadata: folded }));
+  writeFileSync(join(root, 'huge-batch', 'config.pbtxt'), 'max_batch_size: 500000\n');
   const inside = externalDataModel('w.bin');
   put('external', inside.model, { 'w.bin': inside.weights });
   // Names that ORT would resolve against the server's working directory, or outside the folder.
@@ -112,7 +117,53 @@ describe('models checked at every batch size the server runs', () => {
   });
 });
 
+describe('sizes', () => {
+  it('refuses a max_batch_size over 1024 and outputs wider than 4096 values per image, before they cost memory', async () => {
+    expect(await status('huge-batch')).toMatchObject({
+      ready: false,
+      error: expect.stringMatching(/500000 is over the 1024/),
+    });
+    expect(await status('wide-output')).toMatchObject({ ready: false, error: expect.stringMatching(/at most 4096/) });
+  });
+
+  it('a runner reads only a regular file, even if model.onnx was swapped for a FIFO after the server read it', async () => {
+    const fifo = join(root, 'fifo.onnx');
+    execFileSync('mkfifo', [fifo]);
+    const started = performance.now();
+    await expect(
+      ModelRunner.start(fifo, 'x', { device: 'cpu', threads: 1 }, { loadMs: 20_000, runMs: 1000 }),
+    ).rejects.toThrow(/FIFO, not a regular file/);
+    expect(performance.now() - started).toBeLessThan(15_000);
+  });
+});
+
 describe('run budgets', () => {
+  it("the server's own busy event loop never quarantines a model that answered in time", async () => {
+    // A run of ~0.3 s under a 1.5 s budget, while this process (the server's) is blocked for 3 s: the answer
+    // arrives in time but is read late, after the budget's timer is due.
+    const own = mkdtempSync(join(tmpdir(), 'models-lag-'));
+    mkdirSync(join(own, 'moderate', '1'), { recursive: true });
+    writeFileSync(join(own, 'moderate', '1', 'model.onnx'), hostileModel('slow-when-triggered', 2500));
+    const lagged = await startServer({ models: own, port: 0, runBudgetMs: 1500 });
+    try {
+      const pending = fetch(`${lagged.url}/v2/models/moderate/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: image(1, true) }],
+        }),
+      });
+      await new Promise((r) => setTimeout(r, 40)); // the run is under way in the runner
+      await new Promise((r) => setImmediate(r)); // block from the loop's check phase, as a burst of I/O would
+      const until = performance.now() + 3000;
+      while (performance.now() < until); // the server's event loop blocked past the run budget
+      expect((await pending).status).toBe(200);
+      expect(lagged.repository.versions('moderate')[0]?.ready).toBe(true);
+    } finally {
+      await lagged.close();
+    }
+  });
+
   it('a run over budget fails its request, not the server: health and other models answer meanwhile', async () => {
     const slow = infer('slow-when-triggered', [image(1, true)]);
     const during: number[] = [];
@@ -134,7 +185,7 @@ describe('run budgets', () => {
       ready: false,
       error: expect.stringMatching(/quarantined.*run budget/),
     });
-    writeFileSync(join(root, 'slow-when-triggered', '1', 'model.onnx'), hostileModel('slow-when-triggered', 2999));
+    writeFileSync(join(root, 'slow-when-triggered', '1', 'model.onnx'), hostileModel('slow-when-triggered', 4999));
     const deadline = Date.now() + 20_000;
     while (!(await status('slow-when-triggered'))?.ready && Date.now() < deadline)
       await new Promise((r) => setTimeout(r, 100));

@@ -14,16 +14,18 @@ export type Twist =
   | 'drop-row-from-3'
   /** One row too few whenever the trigger pixel is set. */
   | 'drop-row-when-triggered'
-  /** A K×K matrix product when the trigger pixel is set (K = `size`): seconds instead of microseconds. */
+  /** A K×K matrix product when the trigger pixel is set (K = `size`, 5000: ~250 GFLOP): seconds instead of microseconds. */
   | 'slow-when-triggered'
   /** The same product on every run. */
   | 'slow-always'
   /** +Infinity logits when the trigger pixel is set. */
-  | 'infinite-when-triggered';
+  | 'infinite-when-triggered'
+  /** A second output `size` values wide per image (the logits tiled). */
+  | 'wide-output';
 
 const FOLDED = { normalization: 'folded (test model)' };
 
-export function hostileModel(twist: Twist, size = 3000): Uint8Array {
+export function hostileModel(twist: Twist, size = 5000): Uint8Array {
   const g = new GraphBuilder('hostile');
   const x = g.input('input', 'FLOAT', ['N', 1, 28, 28]);
   const flat = g.op('Flatten', [x], { axis: int(1) });
@@ -65,6 +67,8 @@ export function hostileModel(twist: Twist, size = 3000): Uint8Array {
     out = slow(g.op('Unsqueeze', [always, i64([0])]));
   } else out = g.op('Where', [triggered, g.op('Mul', [logits, f32(Number.POSITIVE_INFINITY)]), logits]);
   g.output(out, 'FLOAT', ['N', 10], 'logits');
+  if (twist === 'wide-output')
+    g.output(g.op('Tile', [logits, i64([1, Math.ceil(size / 10)])]), 'FLOAT', ['N', Math.ceil(size / 10) * 10], 'wide');
   return encodeModel(g.toModel({ metadata: FOLDED }));
 }
 

@@ -5,12 +5,13 @@
  * message is the load request.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { decodeModel } from '../../export/onnx/codec.ts';
 import { describeModel } from '../../export/onnx/describe.ts';
 import { createSession } from '../../runtime/execution.ts';
+import { readRegularFile } from '../../runtime/regular-file.ts';
 import { checkExternalData, externalDataLocations } from './external-data.ts';
 import type { FromRunner, LoadRequest, RunRequest, ToRunner } from './protocol.ts';
 
@@ -20,7 +21,7 @@ const reply = (message: FromRunner) => process.send?.(message);
 const firstLine = (error: unknown) => String((error as Error)?.message ?? error).split('\n')[0] ?? '';
 
 async function load(request: LoadRequest): Promise<void> {
-  const bytes = readFileSync(request.path);
+  const bytes = await readRegularFile(request.path, request.maxBytes);
   if (createHash('sha256').update(bytes).digest('hex') !== request.sha256)
     throw new Error('model.onnx changed while it was being loaded');
   const model = decodeModel(bytes);
@@ -55,3 +56,11 @@ process.on('message', (message: ToRunner) => {
 });
 // The server went away (or closed the channel): nothing is left to serve.
 process.on('disconnect', () => process.exit(0));
+// A run that never ends blocks this event loop, so 'disconnect' can't be heard: a watchdog thread sees
+// the parent go (the process is re-parented) and ends this process, so no orphan burns a core.
+new Worker(
+  `const { ppid } = process;
+   setInterval(() => { if (process.ppid !== ppid) process.kill(process.pid, 'SIGKILL'); }, 1000).unref();
+   setInterval(() => {}, 1 << 30);`,
+  { eval: true },
+).unref();

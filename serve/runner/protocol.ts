@@ -10,6 +10,8 @@ export interface LoadRequest {
   /** The model file; the runner reads it itself and checks it hashes to `sha256` (the bytes the server holds). */
   path: string;
   sha256: string;
+  /** Read only a regular file of at most this many bytes (the file may have been swapped since). */
+  maxBytes: number;
   device: Device;
   threads: number;
 }
