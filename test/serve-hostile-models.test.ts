@@ -3,7 +3,7 @@
  * files outside their folder: the server keeps answering health and the other models, never lets answers
  * cross between clients, never answers 500 or null, and never reads outside a model's version folder.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -294,4 +294,55 @@ describe('a repository of many models', () => {
       await small.close();
     }
   });
+});
+
+describe('a server that dies', () => {
+  it('takes its runners with it, even one stuck in an endless run', async () => {
+    const own = mkdtempSync(join(tmpdir(), 'models-orphan-'));
+    mkdirSync(join(own, 'endless', '1'), { recursive: true });
+    writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 7000));
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'serve/cli.ts', '--models', own, '--port', '0', '--quiet', '--run-budget-ms', '600000'],
+      { stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout?.on('data', (d: Buffer) => {
+          out += d.toString();
+          const m = /serving on (http:\/\/\S+)/.exec(out);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', () => reject(new Error(out)));
+      });
+      void fetch(`${url}/v2/models/endless/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: image(1, true) }],
+        }),
+      }).catch(() => {});
+      await new Promise((r) => setTimeout(r, 1000)); // the runner is deep in its product
+      const runners = execFileSync('pgrep', ['-P', String(child.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n');
+      expect(runners.length).toBeGreaterThan(0);
+      child.kill('SIGKILL');
+      const alive = (pid: string) => {
+        try {
+          process.kill(Number(pid), 0);
+          return true;
+        } catch {
+          return false;
+        }
+      };
+      // The product takes ~5 s more; the watchdog notices the server gone within a second or two.
+      const deadline = Date.now() + 3000;
+      while (runners.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+      expect(runners.filter(alive)).toEqual([]);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
