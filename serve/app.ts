@@ -20,7 +20,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
-import { BODY_SLOT_DEFAULTS, type BodySlotLimits, BodySlots } from './body-slots.ts';
+import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits } from './body-budget.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
@@ -49,8 +49,8 @@ export interface AppOptions {
   webRoot?: string;
   /** Write timeout and concurrency cap of large bodies (default: LARGE_RESPONSE_DEFAULTS, 30 s and 16). */
   largeResponses?: Partial<LargeResponseLimits>;
-  /** Request bodies read at once, in all and per client address (default BODY_SLOT_DEFAULTS). */
-  bodySlots?: Partial<BodySlotLimits>;
+  /** Memory for request bodies being read (default BODY_BUDGET_DEFAULTS). */
+  bodyBudget?: Partial<BodyBudgetLimits>;
   /** Per-request log lines (control characters escaped). */
   log?: (line: string) => void;
   serverVersion?: string;
@@ -107,17 +107,19 @@ export function createApp(options: AppOptions): OpenAPIHono {
   }
   // Every body reader checks `limit` after reading (so the client gets a clean 413 it can read); this
   // middleware only bounds memory, cutting off a body past twice the limit while it streams in. Bodies
-  // are read within a bounded number of slots (body-slots.ts), so memory for bodies stays bounded too.
-  const bodySlots = new BodySlots({ ...BODY_SLOT_DEFAULTS, ...options.bodySlots }, (reading, waiting) => {
-    metrics.bodiesReading.set(reading);
+  // hold memory within a byte budget (body-budget.ts), so memory for bodies stays bounded too.
+  const bodyBudget = new BodyBudget({ ...BODY_BUDGET_DEFAULTS, ...options.bodyBudget }, (bytes, waiting) => {
+    metrics.bodyBytes.set(bytes);
     metrics.bodiesWaiting.set(waiting);
   });
-  // Model uploads (--allow-upload) have their own, larger limit and read one at a time.
+  // Model uploads (--allow-upload) have their own, larger limit, and one upload's worth of budget.
   const uploads = options.uploads;
-  const uploadSlots = new BodySlots({ total: 1, perClient: 1 });
+  const uploadBudget = uploads
+    ? new BodyBudget({ freeBytes: 0, total: uploads.maxBytes * 2, perClient: uploads.maxBytes * 2 })
+    : bodyBudget;
   const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);
   app.use('*', async (c, next) => {
-    c.set('bodySlots' as never, (isUpload(c) ? uploadSlots : bodySlots) as never);
+    c.set('bodyBudget' as never, (isUpload(c) ? uploadBudget : bodyBudget) as never);
     await next();
   });
   const tooLarge = (bytes: number) => (c: Context) =>

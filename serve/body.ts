@@ -1,23 +1,48 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
 import type { Context } from 'hono';
-import { type BodySlots, remoteAddress } from './body-slots.ts';
+import { type BodyBudget, remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 
 /** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
-/** The request's body, read within one of the app's body slots (see body-slots.ts) when it has them. */
+/**
+ * The request's body, its memory taken from the app's body budget (see body-budget.ts) past the free part
+ * when the app has one. A body over `limit` is read to its end (discarding, so the client can read the
+ * 413) unless it passes the hard cut-off of the body-limit middleware first.
+ */
 export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
-  const slots = c.get('bodySlots') as BodySlots | undefined;
-  const release = await slots?.acquire(remoteAddress(c), c.req.raw.signal);
-  let bytes: Uint8Array;
+  const budget = c.get('bodyBudget' as never) as BodyBudget | undefined;
+  const reader = c.req.raw.body?.getReader();
+  if (!reader) return new Uint8Array(0);
+  const address = remoteAddress(c);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  let taken = 0;
   try {
-    bytes = new Uint8Array(await c.req.arrayBuffer());
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.length;
+      if (size > limit) continue; // read on, keep nothing: the answer is a 413
+      const over = size - (budget?.limits.freeBytes ?? size) - taken;
+      if (budget && over > 0) {
+        await budget.take(address, over, c.req.raw.signal);
+        taken += over;
+      }
+      chunks.push(value);
+    }
   } finally {
-    release?.();
+    budget?.give(address, taken);
   }
-  if (bytes.length > limit)
-    throw new HttpError(413, 'payload_too_large', `request body is ${bytes.length} bytes; the limit is ${limit}`);
+  if (size > limit)
+    throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
+  const bytes = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk, offset);
+    offset += chunk.length;
+  }
   return bytes;
 }
 

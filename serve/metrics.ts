@@ -38,14 +38,14 @@ export function createMetrics() {
       labelNames: ['cause'] as const,
       registers: [registry],
     }),
-    bodiesReading: new Gauge({
-      name: 'http_request_bodies_reading',
-      help: 'Request bodies being read now (bounded in all and per client address)',
+    bodyBytes: new Gauge({
+      name: 'http_request_body_budget_bytes',
+      help: "Bytes of request bodies being read, past each body's free part (bounded in all and per client address)",
       registers: [registry],
     }),
     bodiesWaiting: new Gauge({
       name: 'http_request_bodies_waiting',
-      help: 'Requests waiting for a slot to read their body',
+      help: 'Request bodies waiting for memory to be read further',
       registers: [registry],
     }),
     modelFailures: new Counter({

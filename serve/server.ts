@@ -14,6 +14,7 @@ import { probeDevice } from '../runtime/device-probe.ts';
 import type { Device } from '../runtime/execution.ts';
 import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import type { BodyBudgetLimits } from './body-budget.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
@@ -53,6 +54,8 @@ export interface ServerOptions {
   maxConnectionsPerClient?: number;
   /** Clients that stop reading big bodies, and how many big bodies at once (default LARGE_RESPONSE_DEFAULTS). */
   largeResponses?: Partial<LargeResponseLimits>;
+  /** Memory for request bodies being read (default BODY_BUDGET_DEFAULTS). */
+  bodyBudget?: Partial<BodyBudgetLimits>;
   /** Slow-client bounds (default HTTP_TIMEOUTS). */
   timeouts?: Partial<typeof HTTP_TIMEOUTS>;
   /** Triton's --model-control-mode: poll (default), explicit or none. */
@@ -137,6 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     maxBodyBytes: options.maxBodyBytes,
     webRoot: options.webRoot,
     largeResponses: options.largeResponses,
+    bodyBudget: options.bodyBudget,
     log: options.requestLog ? log : undefined,
     modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
     uploads: options.uploads,

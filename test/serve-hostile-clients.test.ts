@@ -87,20 +87,19 @@ describe('floods', () => {
     for (const s of sockets) s?.destroy();
   });
 
-  it('uploads trickling in from one address are read 8 at a time and do not delay a request from another', async () => {
-    const uploads = await Promise.all(Array.from({ length: 40 }, () => open(OTHER)));
-    for (const u of uploads) {
-      u.on('error', () => {});
-      u.write('POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{');
-      drip(u, '"pixels":['.padEnd(5000, '0,'), 100);
-    }
-    // At most 8 of one address's bodies are read at once; the other 32 wait with their bytes unread.
-    const deadline = Date.now() + 10_000;
-    let metrics = '';
-    while (!/^http_request_bodies_waiting 32$/m.test(metrics) && Date.now() < deadline)
-      metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/^http_request_bodies_reading 8$/m);
-    expect(metrics).toMatch(/^http_request_bodies_waiting 32$/m);
+  it('uploads trickling in from four addresses starve nobody: a request from a fifth answers at once', async () => {
+    const uploads: Socket[] = [];
+    for (const last of [2, 3, 4, 5])
+      for (let i = 0; i < 10; i++) {
+        const u = await open(`127.0.0.${last}`);
+        u.on('error', () => {});
+        u.write(
+          'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 500000\r\n\r\n{',
+        );
+        drip(u, '"pixels":['.padEnd(5000, '0,'), 100);
+        uploads.push(u);
+      }
+    await new Promise((r) => setTimeout(r, 300));
     for (let i = 0; i < 5; i++) {
       const start = performance.now();
       const response = await fetch(`${server.url}/predict`, {
@@ -112,12 +111,48 @@ describe('floods', () => {
       expect(performance.now() - start).toBeLessThan(2000);
     }
     for (const u of uploads) u.destroy();
-    // Clients that hung up give their slots and their places in the queue back.
-    const freed = Date.now() + 10_000;
-    while (!/^http_request_bodies_waiting 0$/m.test(metrics) && Date.now() < freed)
-      metrics = await (await fetch(`${server.url}/metrics`)).text();
-    expect(metrics).toMatch(/^http_request_bodies_reading 0$/m);
-    expect(metrics).toMatch(/^http_request_bodies_waiting 0$/m);
+  });
+
+  it('bodies stalled midway hold at most the budget; the rest wait unread, and a small request still answers', async () => {
+    const budget = { freeBytes: 16 * 1024, total: 256 * 1024, perClient: 128 * 1024 };
+    const small = await startServer({ models: makeTinyRepository(), port: 0, bodyBudget: budget });
+    const sockets: Socket[] = [];
+    try {
+      for (const last of [2, 3, 4])
+        for (let i = 0; i < 6; i++) {
+          const s = connect({ host: '127.0.0.1', port: small.port, localAddress: `127.0.0.${last}` });
+          s.on('error', () => {});
+          s.write(
+            'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 900000\r\n\r\n',
+          );
+          s.write(Buffer.alloc(100 * 1024)); // 100 KiB of the 900 KB, then silence
+          sockets.push(s);
+        }
+      let metrics = '';
+      const deadline = Date.now() + 10_000;
+      while (!/^http_request_bodies_waiting [1-9]/m.test(metrics) && Date.now() < deadline)
+        metrics = await (await fetch(`${small.url}/metrics`)).text();
+      const held = Number(/^http_request_body_budget_bytes (\d+)/m.exec(metrics)?.[1]);
+      expect(held).toBeGreaterThan(0);
+      expect(held).toBeLessThanOrEqual(budget.total);
+      expect(metrics).toMatch(/^http_request_bodies_waiting [1-9]/m);
+      const response = await fetch(`${small.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pixels: Array.from({ length: 784 }, (_, k) => (k % 29) / 29) }),
+      });
+      expect(response.status).toBe(200);
+      for (const s of sockets) s.destroy();
+      // Clients that hung up give their bytes and their places in the queue back.
+      const freed = Date.now() + 10_000;
+      while (!/^http_request_bodies_waiting 0$/m.test(metrics) && Date.now() < freed)
+        metrics = await (await fetch(`${small.url}/metrics`)).text();
+      expect(metrics).toMatch(/^http_request_body_budget_bytes 0$/m);
+      expect(metrics).toMatch(/^http_request_bodies_waiting 0$/m);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
   });
 
   it('stalled uploads from several addresses filling every connection: the least recently active are closed for a probe', async () => {
