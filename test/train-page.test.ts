@@ -43,6 +43,7 @@ interface TeachState {
   after?: { answers: number[]; mnistAccuracy: number };
   saved: boolean;
   error?: string;
+  published?: { model: string; version: number };
 }
 
 const teach = (page: Page) => page.evaluate(() => (window as unknown as { teach: TeachState }).teach);
@@ -215,6 +216,11 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     expect(state.after?.mnistAccuracy).toBeGreaterThan(85);
     await page.waitForFunction(() => (window as unknown as { teach: TeachState }).teach.saved);
     expect(await page.isVisible('#teach-download')).toBe(true);
+    // "Publish to the server": the fine-tuned model becomes the next version of cnn-tuned.
+    await page.click('#teach-publish');
+    await page.waitForFunction(() => (window as unknown as { teach: TeachState }).teach.published);
+    expect((await teach(page)).published).toEqual({ model: 'cnn-tuned', version: 1 });
+    expect(server.repository.versions('cnn-tuned').map((v) => v.ready)).toEqual([true]);
     await page.screenshot({ path: 'test-results/teach.png', fullPage: true });
 
     // Kept in IndexedDB: a reload offers the fine-tuned model again.

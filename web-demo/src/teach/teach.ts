@@ -8,6 +8,7 @@ import { IMAGE_SIDE, NUM_CLASSES } from '../../../runtime/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
 import { DrawingPad } from '../drawing.ts';
 import { saveLocalModel } from '../local-models.ts';
+import { type Published, publishModel } from '../publish.ts';
 import type { Sample } from './finetune.ts';
 import { loadSavedModel, saveModel } from './store.ts';
 import type { TeachReply, TeachRequest } from './worker.ts';
@@ -26,6 +27,8 @@ interface TeachState {
   after?: { answers: number[]; mnistAccuracy: number };
   saved: boolean;
   error?: string;
+  /** The version the server made of the fine-tuned model ("Publish to the server"). */
+  published?: Published;
 }
 
 interface ApiModel {
@@ -82,6 +85,21 @@ export function initTeach(): void {
   const tuneButton = $<HTMLButtonElement>('teach-tune');
   const results = $<HTMLDivElement>('teach-results');
   const download = $<HTMLAnchorElement>('teach-download');
+  const publishButton = $<HTMLButtonElement>('teach-publish');
+  let tuned: { bytes: Uint8Array; name: string } | undefined;
+  // The fine-tuned model as the next version of "<model>-tuned" on the server (serve --allow-upload).
+  publishButton.addEventListener('click', async () => {
+    if (!tuned) return;
+    publishButton.disabled = true;
+    try {
+      state.published = await publishModel(`${tuned.name}-tuned`, tuned.bytes);
+      status.textContent = `Published: the server serves it as ${state.published.model} v${state.published.version}.`;
+    } catch (error) {
+      status.textContent = `Not published: ${(error as Error).message}`;
+    } finally {
+      publishButton.disabled = false;
+    }
+  });
   label.replaceChildren(...Array.from({ length: NUM_CLASSES }, (_, d) => new Option(String(d), String(d))));
   const pad = new DrawingPad($<HTMLCanvasElement>('teach-pad'), { change: () => {}, settle: () => {} });
 
@@ -102,6 +120,8 @@ export function initTeach(): void {
     download.href = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
     download.download = `${name}-fine-tuned.onnx`;
     download.hidden = false;
+    tuned = { bytes, name };
+    publishButton.hidden = false;
   };
 
   addButton.addEventListener('click', () => {
