@@ -6,13 +6,14 @@
  * version folders. RSS is the server process's own (each model's runner process is separate); the
  * baseline is the idle server after one MNIST download (the cached split included).
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { startServeProcess } from '../testkit/serve-process.ts';
 import type { BenchReport } from './report.ts';
 import { percentile } from './stats.ts';
 
@@ -45,32 +46,6 @@ function hostileRepository(): string {
   put('versions', oddModel());
   for (let v = 2; v <= 10_000; v++) mkdirSync(join(root, 'versions', String(v)));
   return root;
-}
-
-async function startServe(root: string): Promise<{ url: string; child: ChildProcess }> {
-  const args = [
-    '--import',
-    'tsx',
-    'serve/cli.ts',
-    '--models',
-    root,
-    '--port',
-    '0',
-    '--quiet',
-    '--run-budget-ms',
-    '1000',
-  ];
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-  });
-  return { url, child };
 }
 
 const rssOf = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
@@ -195,7 +170,7 @@ function slowModel(url: string, root: string): () => void {
 
 export async function benchAttack(): Promise<BenchReport> {
   const root = hostileRepository();
-  const { url, child } = await startServe(root);
+  const { url, child } = await startServeProcess(['--models', root, '--run-budget-ms', '1000']);
   const pid = child.pid as number;
   try {
     await (await fetch(`${url}/api/mnist/train`)).arrayBuffer(); // the cached split is part of the baseline

@@ -11,8 +11,6 @@ import { makeTinyRepository } from './helpers/model-repo.ts';
 
 let server: RunningServer;
 const TIMEOUTS = { headersMs: 1000, requestMs: 2000 };
-/** A second loopback address: "another client" as far as the server can tell. */
-const OTHER = '127.0.0.2';
 
 beforeAll(async () => {
   server = await startServer({ models: makeTinyRepository(), port: 0, timeouts: TIMEOUTS });

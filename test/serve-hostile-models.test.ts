@@ -3,7 +3,7 @@
  * files outside their folder: the server keeps answering health and the other models, never lets answers
  * cross between clients, never answers 500 or null, and never reads outside a model's version folder.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { ModelRunner } from '../serve/runner/model-runner.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { startServeProcess } from '../testkit/serve-process.ts';
 
 let server: RunningServer;
 let root: string;
@@ -301,21 +302,8 @@ describe('a server that dies', () => {
     const own = mkdtempSync(join(tmpdir(), 'models-orphan-'));
     mkdirSync(join(own, 'endless', '1'), { recursive: true });
     writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 7000));
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'serve/cli.ts', '--models', own, '--port', '0', '--quiet', '--run-budget-ms', '600000'],
-      { stdio: ['ignore', 'pipe', 'ignore'] },
-    );
+    const { url, child } = await startServeProcess(['--models', own, '--run-budget-ms', '600000']);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout?.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /serving on (http:\/\/\S+)/.exec(out);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.once('exit', () => reject(new Error(out)));
-      });
       void fetch(`${url}/v2/models/endless/infer`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },

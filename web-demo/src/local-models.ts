@@ -3,6 +3,8 @@
  * IndexedDB so the draw page lists them beside the served ones. Saving announces the model on a
  * BroadcastChannel, so an open draw page (this one or another tab) adds it at once.
  */
+import { idbStore } from './idb-store.ts';
+
 const DB = 'mnist-local-models';
 const STORE = 'models';
 const CHANNEL = 'mnist-local-models';
@@ -18,27 +20,7 @@ export interface LocalModel {
   savedAt: number;
 }
 
-function open(): Promise<IDBDatabase> {
-  return new Promise((resolve, reject) => {
-    const request = indexedDB.open(DB, 1);
-    request.onupgradeneeded = () => request.result.createObjectStore(STORE, { keyPath: 'name' });
-    request.onsuccess = () => resolve(request.result);
-    request.onerror = () => reject(request.error);
-  });
-}
-
-async function transact<T>(mode: IDBTransactionMode, work: (store: IDBObjectStore) => IDBRequest<T>): Promise<T> {
-  const db = await open();
-  try {
-    return await new Promise<T>((resolve, reject) => {
-      const request = work(db.transaction(STORE, mode).objectStore(STORE));
-      request.onsuccess = () => resolve(request.result);
-      request.onerror = () => reject(request.error);
-    });
-  } finally {
-    db.close();
-  }
-}
+const transact = idbStore(DB, STORE, 'name');
 
 export async function saveLocalModel(model: LocalModel): Promise<void> {
   await transact('readwrite', (s) => s.put(model));
