@@ -8,9 +8,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'vite';
 import { loadMnist, take } from '../runtime/data/mnist.ts';
 import { startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { BatchStream } from '../train/data/batches.ts';
 import { optimizerFor } from '../train/optim/from-config.ts';
 import { Rng } from '../train/random.ts';
@@ -61,11 +61,7 @@ export async function browserTrainingBench(options: BrowserBenchOptions): Promis
   const rows: BrowserBenchRow[] = [];
   try {
     const webRoot = join(tmp, 'web');
-    await build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    await buildWebDemo(webRoot);
     mkdirSync(join(tmp, 'models'));
     const server = await startServer({ models: join(tmp, 'models'), port: 0, webRoot });
     const browser = await launch(['--enable-unsafe-webgpu']);

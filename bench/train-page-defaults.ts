@@ -7,8 +7,8 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { build } from 'vite';
 import { startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { PRESETS } from '../web-demo/src/train/presets.ts';
 import { launch } from './chromium.ts';
 import type { BenchReport } from './report.ts';
@@ -38,11 +38,7 @@ export async function trainPageDefaults(): Promise<DefaultsRun> {
   const tmp = mkdtempSync(join(tmpdir(), 'bench-train-page-'));
   try {
     const webRoot = join(tmp, 'web');
-    await build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    await buildWebDemo(webRoot);
     mkdirSync(join(tmp, 'models'));
     const server = await startServer({ models: join(tmp, 'models'), port: 0, webRoot });
     const browser = await launch();

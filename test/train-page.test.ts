@@ -13,12 +13,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { IMAGE_PIXELS } from '../runtime/contract.ts';
 import { loadMnist } from '../runtime/data/mnist.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 interface TrainPageState {
@@ -56,11 +56,7 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
 
   beforeAll(async () => {
     const webRoot = join(tmp, 'web');
-    await build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    await buildWebDemo(webRoot);
     // The served model "Teach it your handwriting" starts from: the simple CNN, tutorial recipe, 10 epochs.
     mkdirSync(join(tmp, 'models', 'cnn', '1'), { recursive: true });
     copyFileSync('test/fixtures/models/cnn/1/model.onnx', join(tmp, 'models', 'cnn', '1', 'model.onnx'));

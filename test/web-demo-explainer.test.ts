@@ -12,7 +12,6 @@ import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHOTO_CONDITIONS, photoOf } from '../bench/photo-digits.ts';
 import { explainModel } from '../export/deploy/explain.ts';
@@ -22,6 +21,7 @@ import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
 import { loadMnist, take } from '../runtime/data/mnist.ts';
 import { preprocessRgba } from '../serve/preprocess/digit.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
 import { TUTORIAL_RECIPE } from '../train/run-config.ts';
@@ -68,11 +68,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
 
   beforeAll(async () => {
     const webRoot = mkdtempSync(join(tmpdir(), 'web-'));
-    const building = build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    const building = buildWebDemo(webRoot);
     repo = mkdtempSync(join(tmpdir(), 'models-'));
     mkdirSync(join(repo, 'cnn', '1'), { recursive: true });
     copyFileSync('test/fixtures/models/cnn/1/model.onnx', file('cnn'));

@@ -16,7 +16,6 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METADATA_KEYS } from '../export/deploy/metadata.ts';
 import { makeVariant } from '../export/deploy/precision.ts';
@@ -25,6 +24,7 @@ import { decodeModel } from '../export/onnx/codec.ts';
 import { IMAGE_PIXELS, IMAGE_SHAPE, NUM_CLASSES } from '../runtime/contract.ts';
 import { loadMnist } from '../runtime/data/mnist.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import type { FailureLabState } from '../web-demo/src/lab/panel.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
@@ -87,11 +87,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
 
   beforeAll(async () => {
     const webRoot = join(tmp, 'web');
-    await build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    await buildWebDemo(webRoot);
     const models = join(tmp, 'models');
     mkdirSync(join(models, 'cnn', '1'), { recursive: true });
     copyFileSync(FIXTURE, join(models, 'cnn', '1', 'model.onnx'));

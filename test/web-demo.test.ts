@@ -7,12 +7,12 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
-import { build } from 'vite';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeVariant } from '../export/deploy/precision.ts';
 import { writeModelFile } from '../export/files.ts';
 import { decodeModel } from '../export/onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 if (!chromiumPath)
@@ -34,11 +34,7 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
 
   beforeAll(async () => {
     const webRoot = mkdtempSync(join(tmpdir(), 'web-'));
-    await build({
-      configFile: 'web-demo/vite.config.ts',
-      logLevel: 'warn',
-      build: { outDir: webRoot, emptyOutDir: true },
-    });
+    await buildWebDemo(webRoot);
     const models = mkdtempSync(join(tmpdir(), 'models-'));
     // The simple CNN trained 10 epochs with the tutorial's recipe (98.60%), exported by our pipeline.
     for (const [name, file] of [
