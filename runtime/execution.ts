@@ -27,7 +27,7 @@ export interface SessionSettings extends RuntimeSettings {
 
 const WHY: Record<Exclude<Provider, 'cpu'>, string> = {
   cuda: 'onnxruntime-node was installed without its CUDA provider (add it with `ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install`; needs CUDA 12 and cuDNN 9)',
-  webgpu: 'no WebGPU adapter was found (the WebGPU provider needs a Vulkan driver; see README "GPUs")',
+  webgpu: 'no WebGPU adapter was found (the WebGPU provider needs a Vulkan driver; see docs/gpus.md)',
 };
 
 /** Our one-line explanation of why `provider` is missing, with the runtime's own first line in brackets. */

@@ -1,5 +1,5 @@
 /**
- * The page's one-click settings. `quick` is the default, chosen by measurement (see the README): the CLI's
+ * The page's one-click settings. `quick` is the default, chosen by measurement (see docs/browser.md): the CLI's
  * Trainer with these settings and seed 0 reaches 98.67% on all 10,000 test images (cnn stays near 97.2%
  * on the same budget), and the page trains it in well under a minute of wasm in Chromium on a 2-core
  * machine, leaving room for slower ones. `tutorial` is the PyTorch tutorial's recipe, one of its ten epochs.
