@@ -1,27 +1,24 @@
-/** A real model repository for server tests: a briefly trained simple CNN, exported, plus a torch-made file. */
+/**
+ * Model repositories for server tests: the committed fixture (the simple CNN as `npm run export` wrote
+ * it, 98.6% on MNIST) plus a torch-made file — no training per test file (export has its own tests).
+ */
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, loadMnist, take } from '../../runtime/data/mnist.ts';
+import { type Dataset, loadMnist } from '../../runtime/data/mnist.ts';
 import { oddModel } from '../../testkit/odd-models.ts';
-import { exportRun } from '../../train/export-run.ts';
-import { trainRun } from '../../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../../train/run-config.ts';
 
-export async function makeModelRepository(): Promise<{ root: string; runDir: string; test: Dataset }> {
-  const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
-  const runDir = mkdtempSync(join(tmpdir(), 'serve-run-'));
-  const small = take(test, 1000);
-  await trainRun({
-    config: { ...TUTORIAL_RECIPE, model: 'cnn', epochs: 1, lr: 0.05, limit: 6000 },
-    dir: runDir,
-    data: { train, test: small },
-  });
+/** The exported simple CNN the server tests serve. */
+export const EXPORTED_CNN = 'test/fixtures/models/cnn/1/model.onnx';
+
+export async function makeModelRepository(): Promise<{ root: string; test: Dataset }> {
+  const test = await loadMnist('test');
   const root = mkdtempSync(join(tmpdir(), 'models-'));
-  await exportRun({ run: runDir, out: root, version: 1, test: small });
+  mkdirSync(join(root, 'cnn', '1'), { recursive: true });
+  copyFileSync(EXPORTED_CNN, join(root, 'cnn', '1', 'model.onnx'));
   mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
   copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
-  return { root, runDir, test };
+  return { root, test };
 }
 
 /** A repository with one tiny linear model (odd-models.ts): for server tests about clients, not models. */
