@@ -9,8 +9,8 @@
  * have at most `pipelined` requests in flight (HTTP/1.1 pipelining would otherwise queue thousands of
  * answers for a client that never reads them): past that, it is closed.
  */
-import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Server, Socket } from 'node:net';
 
 export interface ConnectionLimits {
   /** Open connections at once. */
@@ -76,7 +76,8 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
     socket.on('drain', () => touch(socket));
     socket.once('close', () => forget(socket));
   });
-  server.on('request', (request, response) => {
+  // An HTTP server's requests (a plain net.Server, as in front of gRPC, has none).
+  server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     const socket = request.socket as Socket;
     const t = byActivity.get(socket);
     if (!t) return;

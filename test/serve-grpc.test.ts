@@ -5,6 +5,7 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -78,3 +79,19 @@ it.skipIf(python === undefined)(
   },
   90_000,
 );
+
+it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one address keep at most 32 open', async () => {
+  const sockets = Array.from({ length: 300 }, () => {
+    const s = connect({ host: '127.0.0.1', port: server.grpcPort as number, localAddress: '127.0.0.2' });
+    s.on('error', () => {});
+    s.resume(); // read, so the server's close is seen
+    return s;
+  });
+  const closed = sockets.map((s) => new Promise<boolean>((r) => s.once('close', () => r(true))));
+  await new Promise((r) => setTimeout(r, 1500));
+  const open = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+  expect(open).toBeLessThanOrEqual(32);
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+  for (const s of sockets) s.destroy();
+  await Promise.all(closed);
+});

@@ -4,6 +4,8 @@
  * limits as the HTTP route (v2-infer.ts). Inputs come as `raw_input_contents` (Triton's clients) or
  * `contents.fp32_contents`; outputs go back as `raw_output_contents`, as Triton answers.
  */
+
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -11,6 +13,7 @@ import type { ValueDescription } from '../../export/onnx/describe.ts';
 import { BatchShapeError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';
+import { guardConnections } from '../connections.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
@@ -85,6 +88,9 @@ const unary =
 
 const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
 
+/** gRPC clients keep a few long-lived connections (HTTP/2 multiplexes calls): far fewer than HTTP's. */
+const GRPC_CONNECTIONS = { total: 128, perClient: 32, pipelined: 16 };
+
 export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   const { repository } = options;
   const definition = grpc.loadPackageDefinition(
@@ -92,6 +98,10 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
   const server = new grpc.Server({
     'grpc.max_receive_message_length': options.maxMessageBytes,
+    // grpc-js lifts Node's HTTP/2 session memory limit by default: unfinished messages then grow without
+    // bound. A session holds at most two messages' worth (MB), on at most 16 streams at once.
+    'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
+    'grpc.max_concurrent_streams': 16,
   });
   server.addService(definition.inference.GRPCInferenceService.service, {
     ServerLive: unary(() => ({ live: true })),
@@ -112,14 +122,41 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     ),
     ModelInfer: unary((r: InferRequestMessage) => infer(repository, r)),
   });
-  const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(`${options.host}:${options.port}`, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+  // grpc-js listens on loopback only; clients reach it through a front that holds connections to the
+  // same rules as HTTP's (connections.ts): a cap in all and per address, the least recently active closed
+  // for room. grpc-js itself has no connection cap: 20,000 silent sockets used up the process's files.
+  const inner = await new Promise<number>((resolve, reject) =>
+    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
       error ? reject(error) : resolve(bound),
     ),
   );
+  const open = new Set<Socket>();
+  const front = createServer((client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
+    const upstream = connect({ host: '127.0.0.1', port: inner });
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', end).on('close', end);
+    upstream.on('error', end).on('close', end);
+    client.pipe(upstream).pipe(client);
+  });
+  guardConnections(front, GRPC_CONNECTIONS);
+  const port = await new Promise<number>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(options.port, options.host, () => resolve((front.address() as AddressInfo).port));
+  });
   return {
     port,
-    close: () => new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+    close: async () => {
+      await new Promise<void>((resolve) => {
+        front.close(() => resolve());
+        for (const socket of open) socket.destroy();
+      });
+      await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    },
   };
 }
 
