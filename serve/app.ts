@@ -20,7 +20,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
-import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits } from './body-budget.ts';
+import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime } from './body-budget.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
@@ -117,9 +117,11 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const uploadBudget = uploads
     ? new BodyBudget({ freeBytes: 0, total: uploads.maxBytes * 2, perClient: uploads.maxBytes * 2 })
     : bodyBudget;
+  const oneUpload = new OneAtATime();
   const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);
   app.use('*', async (c, next) => {
     c.set('bodyBudget' as never, (isUpload(c) ? uploadBudget : bodyBudget) as never);
+    if (isUpload(c)) c.set('bodyLock' as never, oneUpload as never);
     await next();
   });
   const tooLarge = (bytes: number) => (c: Context) =>
@@ -179,7 +181,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
     );
     return c.body(spec, 200, { 'content-type': 'application/json' });
   });
-  app.route('/', webRoutes({ webRoot: options.webRoot, specPath: '/openapi.json' }));
+  app.route('/', webRoutes({ webRoot: options.webRoot, specPath: '/openapi.json', largeResponses }));
   return app;
 }
 

@@ -102,6 +102,42 @@ export class BodyBudget {
   }
 }
 
+/**
+ * One body read at a time (model uploads: two large ones, each holding part of a budget too small for both,
+ * would wait on each other until the request timeout). A waiter whose client hangs up leaves the queue.
+ */
+export class OneAtATime {
+  private held = false;
+  private readonly queue: (() => void)[] = [];
+
+  async acquire(signal?: AbortSignal): Promise<() => void> {
+    if (this.held) {
+      await new Promise<void>((resolve, reject) => {
+        const go = () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        };
+        const onAbort = () => {
+          const index = this.queue.indexOf(go);
+          if (index >= 0) this.queue.splice(index, 1);
+          reject(signal?.reason ?? new Error('aborted'));
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.queue.push(go);
+      });
+    }
+    this.held = true;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const next = this.queue.shift();
+      if (next) next();
+      else this.held = false;
+    };
+  }
+}
+
 /** The remote address of a request (one bucket for requests made in-process, as tests and `app.request` do). */
 export function remoteAddress(c: Context): string {
   return (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket?.remoteAddress ?? 'local';

@@ -1,6 +1,6 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
 import type { Context } from 'hono';
-import { type BodyBudget, remoteAddress } from './body-budget.ts';
+import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 
 /** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
@@ -13,8 +13,10 @@ export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
  */
 export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const budget = c.get('bodyBudget' as never) as BodyBudget | undefined;
+  const lock = c.get('bodyLock' as never) as OneAtATime | undefined;
   const reader = c.req.raw.body?.getReader();
   if (!reader) return new Uint8Array(0);
+  const unlock = await lock?.acquire(c.req.raw.signal);
   const address = remoteAddress(c);
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -34,6 +36,7 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     }
   } finally {
     budget?.give(address, taken);
+    unlock?.();
   }
   if (size > limit)
     throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);

@@ -4,7 +4,7 @@
  *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-connections 1024]
  *                  [--max-connections-per-client 256] [--write-timeout-ms 30000] [--max-large-responses 16]
  *                  [--model-control-mode poll|explicit|none] [--load-model NAME]... [--api-key KEY]
- *                  [--grpc-port 8001] [--allow-upload] [--max-upload-bytes 67108864]
+ *                  [--grpc-port 8001] [--allow-upload] [--max-upload-bytes 16777216]
  *
  * Serves every model in the repository: /predict, the Open Inference Protocol v2, /api/models,
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
@@ -84,7 +84,7 @@ const program = new Command('serve')
     LARGE_RESPONSE_DEFAULTS.maxConcurrent,
   )
   .option('--allow-upload', 'take model files over HTTP as new versions (the same key rules as load/unload)', false)
-  .option('--max-upload-bytes <n>', 'the largest model file taken with --allow-upload', positiveInt, 64 * 1024 * 1024)
+  .option('--max-upload-bytes <n>', 'the largest model file taken with --allow-upload', positiveInt, 16 * 1024 * 1024)
   .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
   .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
   .option('--quiet', 'no per-request log lines', false)

@@ -100,6 +100,11 @@ function causeLabel(cause: string): string {
   return cause.startsWith('invalid ') ? 'invalid config' : 'other';
 }
 
+/** Version numbers are at most 9 digits (Triton's repository layout as export writes it). */
+const MAX_VERSION = 999_999_999;
+/** Names a route already uses (/v2/models/stats): a model published under one could not be reached. */
+const RESERVED_NAMES = new Set(['stats']);
+
 interface LoadedEntry {
   served: ServedVersion;
   stamp: string;
@@ -383,10 +388,13 @@ export class ModelRepository {
    * file that does not load is removed again (it was ours) and the reason thrown; else the version serves.
    */
   async publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
-    if (!isValidModelName(name)) throw new ModelControlError(`'${name.slice(0, 60)}' is not a valid model name`);
+    if (!isValidModelName(name) || RESERVED_NAMES.has(name))
+      throw new ModelControlError(`'${name.slice(0, 60)}' is not a valid model name (or is a route's own word)`);
     const present = await readdir(join(this.root, name)).catch(() => [] as string[]);
     const numbers = present.filter((v) => /^[1-9][0-9]{0,8}$/.test(v)).map(Number);
     const chosen = version ?? Math.max(0, ...numbers) + 1;
+    if (chosen > MAX_VERSION)
+      throw new ModelControlError(`model '${name}' has no version number left (the largest is ${MAX_VERSION})`);
     const path = modelPath(this.root, name, chosen);
     try {
       await writeNewFileAtomic(path, bytes);

@@ -84,6 +84,20 @@ export interface RunningServer {
 export const HTTP_TIMEOUTS = { headersMs: 10_000, requestMs: 30_000, keepAliveMs: 5_000 };
 const CHECK_INTERVAL_MS = 250;
 
+/** Distinct model names a metric may carry; later ones share 'other' (uploads can make any number of names). */
+const MAX_MODEL_LABELS = 256;
+
+/** A label function that passes the first `max` distinct values through and maps the rest to 'other'. */
+function boundedLabels(max: number): (value: string) => string {
+  const seen = new Set<string>();
+  return (value) => {
+    if (seen.has(value)) return value;
+    if (seen.size >= max) return 'other';
+    seen.add(value);
+    return value;
+  };
+}
+
 export class PortError extends Error {
   override name = 'PortError';
 }
@@ -117,6 +131,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // A missing device fails here with its reason (DeviceUnavailableError); 'auto' is decided, and announced, once.
   const provider = device === 'cpu' ? 'cpu' : await probeDevice(device, log);
   const metrics = createMetrics();
+  const modelLabel = boundedLabels(MAX_MODEL_LABELS);
   const repository = new ModelRepository(options.models, {
     device: provider,
     threads: options.threads,
@@ -129,8 +144,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     controlMode: options.modelControlMode,
     loadModels: options.loadModels,
     log,
-    onBatch: (model, size) => metrics.batchSize.observe({ model }, size),
-    onLoadFailure: (model) => metrics.loadFailures.inc({ model }),
+    onBatch: (model, size) => metrics.batchSize.observe({ model: modelLabel(model) }, size),
+    onLoadFailure: (model) => metrics.loadFailures.inc({ model: modelLabel(model) }),
     onScanError: (cause) => metrics.scanErrors.inc({ cause }),
   });
   const app = createApp({

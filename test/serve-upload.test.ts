@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
@@ -110,6 +111,26 @@ describe('with --allow-upload', () => {
       expect([JSON.stringify(parameters), r.status]).toEqual([JSON.stringify(parameters), 400]);
     }
   });
+});
+
+describe('edges', () => {
+  it('two large uploads at once both land (one is read at a time); the last version number and route words are 400, never 500', async () => {
+    const { server } = await start({ uploads: { maxBytes: 256 * 1024 } });
+    // A valid model padded to ~200 KB: two of them (in base64) are more than the upload budget holds at once.
+    const padded = decodeModel(model);
+    padded.doc_string = 'x'.repeat(200_000);
+    const big = encodeModel(padded);
+    const [first, second] = await Promise.all([
+      load(server.url, 'd', { 'file:1/model.onnx': b64(big) }),
+      load(server.url, 'e', { 'file:1/model.onnx': b64(big) }),
+    ]);
+    expect([first.status, second.status]).toEqual([200, 200]);
+    expect((await load(server.url, 'f', { 'file:999999999/model.onnx': b64(model) })).status).toBe(200);
+    const next = await putModel(server.url, 'f', model);
+    expect(next.status).toBe(400);
+    expect((await errorOf(next)).message).toMatch(/no version number left/);
+    expect((await putModel(server.url, 'stats', model)).status).toBe(400);
+  }, 60_000);
 });
 
 describe('without --allow-upload, and off loopback', () => {

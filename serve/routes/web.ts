@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { Hono } from 'hono';
 import { HttpError } from '../errors.ts';
+import type { LargeResponses } from '../large-responses.ts';
 import { viewStream } from '../large-responses.ts';
 
 export interface WebRouteOptions {
@@ -18,6 +19,8 @@ export interface WebRouteOptions {
   webRoot?: string;
   /** Where the OpenAPI document is served. */
   specPath: string;
+  /** The cap on large bodies in flight: the demo's wasm files (~27 MB) count as large. */
+  largeResponses?: LargeResponses;
 }
 
 const SWAGGER_DIR = dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
@@ -78,6 +81,11 @@ export function webRoutes(options: WebRouteOptions): Hono {
       await next();
       c.header('Cross-Origin-Opener-Policy', 'same-origin');
       c.header('Cross-Origin-Embedder-Policy', 'require-corp');
+    });
+    // onnxruntime-web's wasm is ~27 MB: clients that never read it must not hold unbounded memory.
+    app.get('*', async (c, next) => {
+      const busy = c.req.path.endsWith('.wasm') ? options.largeResponses?.admit(c) : undefined;
+      return busy ?? next();
     });
     app.get('*', serveStatic({ root: webRoot }));
     app.get('/', (c) => {
