@@ -305,7 +305,6 @@ export class ModelRepository {
         runMs: o.runBudgetMs ?? SERVE_DEFAULTS.runBudgetMs,
       },
       onBatch: (size) => o.onBatch?.(name, size),
-      onNotice: (m) => this.log(m),
     };
   }
 

@@ -13,7 +13,7 @@ import { Batcher, concatRows, type Outputs } from './batcher.ts';
 import { InferenceStats } from './inference-stats.ts';
 import { ContractError, checkSignature, type ModelSignature } from './model-contract.ts';
 import { MAX_SERVED_BATCH } from './runner/limits.ts';
-import { ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
+import { budgetTimer, ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
 export interface LoadSettings {
   device: Device;
@@ -22,7 +22,6 @@ export interface LoadSettings {
   batchDelayMs: number;
   budgets: RunnerBudgets;
   onBatch?: (size: number) => void;
-  onNotice?: (message: string) => void;
   /** The version stopped working (over its run budget, crashed): why. */
   onQuarantine?: (reason: string) => void;
 }
@@ -60,11 +59,6 @@ export class ServedVersion {
   /** The process this version runs in. */
   get runnerPid(): number | undefined {
     return this.runner.pid;
-  }
-
-  /** Why the version stopped serving (over budget, crashed), if it did. */
-  get quarantined(): string | undefined {
-    return this.runner.quarantined;
   }
 
   /**
@@ -166,19 +160,16 @@ export class ServedVersion {
 
 /** `work`, or a failure once `ms` pass (the runner is stopped: whatever it was doing is abandoned). */
 async function withinBudget<T>(work: Promise<T>, ms: number, runner: ModelRunner): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
+  let cancel = () => {};
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        runner.stop();
-        reject(new ModelFailedError(`loading took over the load budget (checking the model's batches)`));
-      },
-      Math.max(0, ms),
-    );
+    cancel = budgetTimer(Math.max(0, ms), () => {
+      runner.stop();
+      reject(new ModelFailedError(`loading took over the load budget (checking the model's batches)`));
+    });
   });
   try {
     return await Promise.race([work, timeout]);
   } finally {
-    clearTimeout(timer);
+    cancel();
   }
 }

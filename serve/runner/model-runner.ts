@@ -32,8 +32,6 @@ interface Waiting {
 export class ModelRunner {
   private nextId = 1;
   private waiting: Waiting | undefined;
-  /** The id of the run in flight. */
-  private waitingFor = 0;
   /** Why the runner can't run any more (set once; every later call fails with it). */
   private failure: string | undefined;
   /** Told once when the runner fails (not when it is stopped). */
@@ -90,35 +88,23 @@ export class ModelRunner {
     return this.child.pid;
   }
 
-  /** Why this runner no longer runs (over budget, crashed), or undefined while it is healthy. */
-  get quarantined(): string | undefined {
-    return this.failure;
-  }
-
   /** One run of `count` images; rejects with ModelFailedError past the run budget (and kills the runner). */
   run(input: string, data: Float32Array, dims: number[], outputs: string[]): Promise<Record<string, Float32Array>> {
     if (this.failure) return Promise.reject(new ModelFailedError(this.failure));
     if (this.waiting) return Promise.reject(new Error('a run is already in flight on this runner'));
     const id = this.nextId++;
     return new Promise<Record<string, Float32Array>>((resolve, reject) => {
-      // When the timer fires, the answer may be waiting unread behind a busy event loop (timers run before
-      // I/O): look again after the I/O phase, so the server's own lag never quarantines a model.
-      const timer = setTimeout(
-        () =>
-          setImmediate(() => {
-            if (this.waitingFor === id) this.fail(`a run took over ${this.budgets.runMs} ms (the run budget)`);
-          }),
-        this.budgets.runMs,
+      const cancel = budgetTimer(this.budgets.runMs, () =>
+        this.fail(`a run took over ${this.budgets.runMs} ms (the run budget)`),
       );
-      this.waitingFor = id;
       this.waiting = {
         resolve: (message) => {
-          clearTimeout(timer);
+          cancel();
           if (message.type === 'result' && message.id === id) resolve(message.outputs);
           else reject(new ModelFailedError(message.type === 'error' ? message.message : 'unexpected answer'));
         },
         reject: (error) => {
-          clearTimeout(timer);
+          cancel();
           reject(error);
         },
       };
@@ -137,7 +123,6 @@ export class ModelRunner {
   private receive(message: FromRunner): void {
     const waiting = this.waiting;
     this.waiting = undefined;
-    this.waitingFor = 0;
     waiting?.resolve(message);
   }
 
@@ -160,19 +145,39 @@ export class ModelRunner {
   }
 }
 
+/**
+ * Call `expire` once `ms` have passed, unless the returned function cancels it first. When the timer fires,
+ * the answer may be waiting unread behind a busy event loop (timers run before I/O): it looks again after
+ * the I/O phase, so the server's own lag never counts against a model.
+ */
+export function budgetTimer(ms: number, expire: () => void): () => void {
+  let cancelled = false;
+  const timer = setTimeout(
+    () =>
+      setImmediate(() => {
+        if (!cancelled) expire();
+      }),
+    ms,
+  );
+  return () => {
+    cancelled = true;
+    clearTimeout(timer);
+  };
+}
+
 /** Send one message and wait for the next one back, within `ms`. */
 function exchange(child: ChildProcess, message: ToRunner, ms: number, timeoutReason: string): Promise<FromRunner> {
   return new Promise((resolve, reject) => {
     const done = () => {
-      clearTimeout(timer);
+      cancel();
       child.off('message', onMessage);
       child.off('exit', onExit);
       child.off('error', onExit);
     };
-    const timer = setTimeout(() => {
+    const cancel = budgetTimer(ms, () => {
       done();
       reject(new ModelFailedError(timeoutReason));
-    }, ms);
+    });
     const onMessage = (answer: FromRunner) => {
       done();
       resolve(answer);
