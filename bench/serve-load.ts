@@ -3,7 +3,6 @@
  * batching, next to in-process ORT latency. The server runs in a child process (npm run serve), as
  * users run it; the model is the simple CNN with fresh weights (latency doesn't depend on them).
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { encodeModel } from '../export/onnx/codec.ts';
 import { modelPath } from '../export/repository.ts';
 import { MNIST_MEAN, MNIST_STD } from '../runtime/contract.ts';
 import { sessionOptions } from '../runtime/execution.ts';
+import { startServeProcess } from '../testkit/serve-process.ts';
 import { inferenceModel } from '../train/inference-model.ts';
 import { ZOO } from '../train/zoo/index.ts';
 
@@ -55,20 +55,10 @@ export async function inProcessLatency(bytes: Uint8Array, runs = 2000): Promise<
 }
 
 async function startServer(root: string, batching: boolean): Promise<{ url: string; stop: () => Promise<void> }> {
-  const args = ['--import', 'tsx', 'serve/cli.ts', '--models', root, '--port', '0', '--quiet'];
-  args.push(
-    ...(batching ? ['--max-batch', '64', '--batch-delay-ms', '1'] : ['--max-batch', '1', '--batch-delay-ms', '0']),
-  );
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  const url = await new Promise<string>((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      const m = /serving on (http:\/\/\S+)/.exec(out);
-      if (m?.[1]) resolve(m[1]);
-    });
-    child.once('exit', (code) => reject(new Error(`server exited (${code})`)));
-  });
+  const batchArgs = batching
+    ? ['--max-batch', '64', '--batch-delay-ms', '1']
+    : ['--max-batch', '1', '--batch-delay-ms', '0'];
+  const { url, child } = await startServeProcess(['--models', root, ...batchArgs]);
   return {
     url,
     stop: () =>
