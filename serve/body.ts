@@ -1,5 +1,6 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
 import type { Context } from 'hono';
+import { issuesInOneLine, type ZodIssues } from '../runtime/zod-issues.ts';
 import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 
@@ -75,7 +76,5 @@ export function shapeKey<K extends string>(body: unknown, shapes: readonly K[]):
 }
 
 /** A validation failure as one line: the first issue, at its path (`inputs.0.shape: …`). */
-export function zodMessage(error: { issues: { path: PropertyKey[]; message: string }[] }): string {
-  const issue = error.issues[0];
-  return issue ? `${issue.path.map(String).join('.') || 'body'}: ${issue.message}` : 'invalid request';
-}
+export const zodMessage = (error: ZodIssues) =>
+  error.issues.length === 0 ? 'invalid request' : issuesInOneLine(error, 'body', 1);

@@ -14,9 +14,9 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { type WriteFile, writeFileAtomic } from '../export/files.ts';
 import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
+import { issuesInOneLine } from '../runtime/zod-issues.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 import type { TrainerState } from './trainer.ts';
-import { issuesInOneLine } from './zod-issues.ts';
 
 const MAGIC = 'MNCK';
 const VERSION = 2;

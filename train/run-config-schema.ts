@@ -5,9 +5,9 @@
  */
 import { z } from 'zod';
 import { DEVICES } from '../runtime/execution.ts';
+import { issuesInOneLine } from '../runtime/zod-issues.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
 import { SCHEDULES } from './schedule.ts';
-import { issuesInOneLine } from './zod-issues.ts';
 import { MODEL_NAMES } from './zoo/index.ts';
 
 export const LIMITS = {

@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
 import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
+import { issuesInOneLine } from '../runtime/zod-issues.ts';
 import { writeChart } from './plot.ts';
 import type { TrainConfig } from './run-config.ts';
 import { parseTrainConfig } from './run-config-schema.ts';
-import { issuesInOneLine } from './zod-issues.ts';
 
 export const epochRecordSchema = z.object({
   epoch: z.number().int().positive(),
