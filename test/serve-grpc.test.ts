@@ -88,9 +88,11 @@ it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one addre
     return s;
   });
   const closed = sockets.map((s) => new Promise<boolean>((r) => s.once('close', () => r(true))));
-  await new Promise((r) => setTimeout(r, 1500));
-  const open = sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
-  expect(open).toBeLessThanOrEqual(32);
+  // The server closes them as they come; each client sees its close a moment later (later on a busy machine).
+  const stillOpen = () => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+  const deadline = Date.now() + 15_000;
+  while (stillOpen() > 32 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(stillOpen()).toBeLessThanOrEqual(32);
   expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
   for (const s of sockets) s.destroy();
   await Promise.all(closed);
