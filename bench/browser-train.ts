@@ -8,15 +8,15 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMnist, take } from '../runtime/data/mnist.ts';
+import { type ModelName, ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { BatchStream } from '../core/training/batches.ts';
+import { optimizerFor } from '../core/training/optim/from-config.ts';
+import { RECIPES } from '../core/training/recipes.ts';
+import { loadMnist, take } from '../node/mnist.ts';
 import { startServer } from '../serve/server.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
-import { BatchStream } from '../train/data/batches.ts';
-import { optimizerFor } from '../train/optim/from-config.ts';
-import { Rng } from '../train/random.ts';
-import { RECIPES } from '../train/recipes.ts';
 import { Trainer } from '../train/trainer.ts';
-import { type ModelName, ZOO } from '../train/zoo/index.ts';
 import { launch } from './chromium.ts';
 import type { BenchReport } from './report.ts';
 

@@ -10,11 +10,11 @@
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
-import { writeFileAtomic } from '../export/files.ts';
-import { positiveInt, positiveNumber } from '../runtime/cli/options.ts';
-import { runCli } from '../runtime/cli/run-cli.ts';
+import { isModelName, MODEL_NAMES, type ModelName } from '../core/model/zoo/index.ts';
+import { positiveInt, positiveNumber } from '../node/cli/options.ts';
+import { runCli } from '../node/cli/run-cli.ts';
+import { writeFileAtomic } from '../node/files.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
-import { isModelName, MODEL_NAMES, type ModelName } from '../train/zoo/index.ts';
 import { benchAttack } from './attack-bench.ts';
 import { benchBrowser } from './browser-train.ts';
 import { benchEpoch } from './epoch-bench.ts';

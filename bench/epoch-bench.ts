@@ -6,10 +6,10 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMnist } from '../runtime/data/mnist.ts';
+import type { ModelName } from '../core/model/zoo/index.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { loadMnist } from '../node/mnist.ts';
 import { trainRun } from '../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
-import type { ModelName } from '../train/zoo/index.ts';
 import type { BenchReport } from './report.ts';
 import { median } from './stats.ts';
 import { type TorchEpoch, type TorchInfo, torchEpoch } from './torch.ts';

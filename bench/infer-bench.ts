@@ -2,7 +2,7 @@
  * `npm run bench -- --what infer`: each zoo model's inference ONNX model in ORT against the same network
  * in PyTorch eager (eval mode, inference_mode), alternating: batch-1 latency and batch-N throughput.
  */
-import type { ModelName } from '../train/zoo/index.ts';
+import type { ModelName } from '../core/model/zoo/index.ts';
 import { ourInferenceSpeed } from './infer-throughput.ts';
 import type { BenchReport } from './report.ts';
 import { median } from './stats.ts';

@@ -1,11 +1,11 @@
 /** Our inference speed for one zoo model: batch-1 latency and batch-N throughput of its ONNX model in ORT. */
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../export/onnx/codec.ts';
-import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../runtime/contract.ts';
-import { createSession } from '../runtime/execution.ts';
-import { inferenceModel } from '../train/inference-model.ts';
-import { Rng } from '../train/random.ts';
-import { type ModelName, ZOO } from '../train/zoo/index.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../core/contract.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { type ModelName, ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { createSession } from '../node/execution.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import { median } from './stats.ts';
 
 export interface InferenceSpeed {

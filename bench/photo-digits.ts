@@ -6,8 +6,8 @@
  * paper's edge. Seeded: the same seed gives the same pictures.
  */
 import jpeg from 'jpeg-js';
-import { IMAGE_SIDE } from '../runtime/contract.ts';
-import { Rng } from '../train/random.ts';
+import { IMAGE_SIDE } from '../core/contract.ts';
+import { Rng } from '../core/random.ts';
 
 /** How one picture is taken. All tones are 0..255 RGB. */
 export interface PhotoOptions {

@@ -5,8 +5,8 @@
  * The bench CLI writes results-preprocess.{md,json}.
  */
 import { loadavg } from 'node:os';
-import { loadMnist } from '../runtime/data/mnist.ts';
-import { preprocessRgba } from '../serve/preprocess/digit.ts';
+import { preprocessRgba } from '../core/digits/digit.ts';
+import { loadMnist } from '../node/mnist.ts';
 import { photoOf } from './photo-digits.ts';
 import type { BenchReport } from './report.ts';
 
@@ -66,7 +66,7 @@ export async function benchPreprocessReport(): Promise<BenchReport> {
   const [count, rounds] = [4, 10];
   const rows = await benchPreprocess([300, 1000, 2000], count, rounds);
   const markdown = [
-    '# Digit preprocessing (serve/preprocess): photo-like pictures, one core',
+    '# Digit preprocessing (core/digits): photo-like pictures, one core',
     '',
     `Median over ${count} seeded 'mixed' photos × ${rounds} rounds. Load average ${loadavg()[0]?.toFixed(1)} while measuring. Calibration: one plain pass over the RGBA bytes.`,
     '',

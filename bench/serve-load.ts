@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import * as ort from 'onnxruntime-node';
-import { makeDeployable } from '../export/deploy/deployable.ts';
-import { writeModelFile } from '../export/files.ts';
-import { encodeModel } from '../export/onnx/codec.ts';
-import { modelPath } from '../export/repository.ts';
-import { MNIST_MEAN, MNIST_STD } from '../runtime/contract.ts';
-import { sessionOptions } from '../runtime/execution.ts';
+import { MNIST_MEAN, MNIST_STD } from '../core/contract.ts';
+import { makeDeployable } from '../core/deploy/deployable.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { sessionOptions } from '../node/execution.ts';
+import { writeModelFile } from '../node/files.ts';
+import { modelPath } from '../node/repository.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import { startServeProcess } from '../testkit/serve-process.ts';
-import { inferenceModel } from '../train/inference-model.ts';
-import { ZOO } from '../train/zoo/index.ts';
 
 export interface LoadRow {
   batching: boolean;

@@ -1,7 +1,7 @@
 /** Running Debian's PyTorch beside us, when it is installed (the project never needs it). */
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { mnistDataDir } from '../runtime/data/mnist.ts';
+import { mnistDataDir } from '../node/mnist.ts';
 import { type TorchConfig, type TorchThreads, torchEnv } from './torch-config.ts';
 
 export const PYTHON = '/usr/bin/python3';

@@ -1,4 +1,4 @@
-"""The tutorial's networks and ours (DenseNet, fast-cnn, cnn7) in PyTorch, with the same parameter names as train/zoo/*.ts.
+"""The tutorial's networks and ours (DenseNet, fast-cnn, cnn7) in PyTorch, with the same parameter names as core/model/zoo/*.ts.
 
 Used by test/fixtures/make-torch-fixtures.py (golden numbers) and bench/torch_train.py (side-by-side
 throughput). The residual variants use the paper's form: conv2 on relu(conv1(x)).

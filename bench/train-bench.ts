@@ -4,8 +4,9 @@
  * ours / PyTorch of the medians, and each side's step / forward: how many inference passes of the same model
  * (same batch and threads) one training step costs.
  */
+
+import type { ModelName } from '../core/model/zoo/index.ts';
 import type { Parallelism } from '../train/parallel/create-trainer.ts';
-import type { ModelName } from '../train/zoo/index.ts';
 import { ourForwardThroughput } from './infer-throughput.ts';
 import type { BenchReport } from './report.ts';
 import { median } from './stats.ts';

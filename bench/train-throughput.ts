@@ -1,14 +1,14 @@
 /** Steady-state training throughput of our ONNX training step (one model, one thread count). */
-import { IMAGE_PIXELS, NUM_CLASSES } from '../runtime/contract.ts';
-import { sgd } from '../train/optim/index.ts';
+import { IMAGE_PIXELS, NUM_CLASSES } from '../core/contract.ts';
+import { type ModelName, ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { sgd } from '../core/training/optim/index.ts';
 import {
   type CreateTrainerOptions,
   createTrainer,
   describeParallelism,
   type Parallelism,
 } from '../train/parallel/create-trainer.ts';
-import { Rng } from '../train/random.ts';
-import { type ModelName, ZOO } from '../train/zoo/index.ts';
 
 export interface ThroughputOptions {
   model: ModelName;

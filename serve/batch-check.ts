@@ -4,7 +4,7 @@
  * batch of the largest size gives the same rows, reversed. The images are distinct and varied. The
  * batcher pads every run up to one of these sizes, so no run of an unchecked size ever happens.
  */
-import { IMAGE_PIXELS } from '../runtime/contract.ts';
+import { IMAGE_PIXELS } from '../core/contract.ts';
 import type { Outputs, RunBatch } from './batcher.ts';
 import { ContractError, checkRows, type ModelSignature } from './model-contract.ts';
 import { MAX_OUTPUT_VALUES_PER_IMAGE } from './runner/limits.ts';

@@ -1,6 +1,6 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
 import type { Context } from 'hono';
-import { issuesInOneLine, type ZodIssues } from '../runtime/zod-issues.ts';
+import { issuesInOneLine, type ZodIssues } from '../core/zod-issues.ts';
 import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 

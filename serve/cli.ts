@@ -11,9 +11,9 @@
  * gracefully.
  */
 import { Command, Option } from 'commander';
-import { nonNegativeNumber, oneOf, port, positiveInt } from '../runtime/cli/options.ts';
-import { runCli } from '../runtime/cli/run-cli.ts';
-import { DEVICES, type Device } from '../runtime/execution.ts';
+import { NODE_DEVICES as DEVICES, type NodeDevice as Device } from '../core/ort-runtime.ts';
+import { nonNegativeNumber, oneOf, port, positiveInt } from '../node/cli/options.ts';
+import { runCli } from '../node/cli/run-cli.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';

@@ -1,9 +1,9 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
-import { IMAGE_PIXELS, normalizePixels } from '../runtime/contract.ts';
+import { IMAGE_PIXELS, normalizePixels } from '../core/contract.ts';
+import { softmax } from '../core/digits/softmax.ts';
 import type { TimedOutputs } from './batcher.ts';
 import { concatRows } from './batcher.ts';
 import { sumTimings } from './inference-stats.ts';
-import { softmax } from './preprocess/softmax.ts';
 import type { ServedVersion } from './served-version.ts';
 
 export interface Prediction {

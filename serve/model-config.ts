@@ -6,8 +6,8 @@
  * The file is re-read at every scan but parsed only when it changed, and never trusted to be a plain file.
  */
 import { join } from 'node:path';
-import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../export/triton/config.ts';
-import { readRegularFileStamped } from '../runtime/regular-file.ts';
+import { readRegularFileStamped } from '../node/regular-file.ts';
+import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../node/triton/config.ts';
 
 /** Batching and version settings of one model. */
 export interface ModelSettings {

@@ -7,9 +7,10 @@
  *  - every output has one row per input image — verified by a real run on two images for dynamic models,
  *    so a model that mixes rows can never let one client's image change another client's answer.
  */
-import type { Dim } from '../export/onnx/builder.ts';
-import type { ModelDescription, ValueDescription } from '../export/onnx/describe.ts';
-import { IMAGE_SHAPE, LOGITS_NAME, NUM_CLASSES } from '../runtime/contract.ts';
+
+import { IMAGE_SHAPE, LOGITS_NAME, NUM_CLASSES } from '../core/contract.ts';
+import type { Dim } from '../onnx/builder.ts';
+import type { ModelDescription, ValueDescription } from '../onnx/describe.ts';
 
 export class ContractError extends Error {
   override name = 'ContractError';

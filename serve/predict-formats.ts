@@ -4,11 +4,11 @@
  */
 import type { RouteConfig } from '@hono/zod-openapi';
 import type { Context } from 'hono';
-import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
+import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
 import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
-import { BlankImageError, preprocessRgba } from './preprocess/digit.ts';
 import { PredictBodies, type PredictJson, PredictJsonSchema } from './schemas.ts';
 
 /** `count` images of 784 raw intensities in [0,1]; `batch`: the client sent a list (answer with a list). */

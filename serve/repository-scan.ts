@@ -12,7 +12,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isValidModelName, MODEL_FILE } from '../export/repository.ts';
+import { isValidModelName, MODEL_FILE } from '../node/repository.ts';
 import { escapeForLog } from './errors.ts';
 
 export interface FoundFile {

@@ -15,11 +15,11 @@
 
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeNewFileAtomic } from '../export/files.ts';
-import { isValidModelName, modelPath } from '../export/repository.ts';
-import { BATCHING_DEFAULTS } from '../runtime/contract.ts';
-import type { Device } from '../runtime/execution.ts';
-import { readRegularFile } from '../runtime/regular-file.ts';
+import { BATCHING_DEFAULTS } from '../core/contract.ts';
+import type { NodeDevice as Device } from '../core/ort-runtime.ts';
+import { writeNewFileAtomic } from '../node/files.ts';
+import { readRegularFile } from '../node/regular-file.ts';
+import { isValidModelName, modelPath } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';

@@ -1,6 +1,6 @@
 /** Request and response schemas: they validate bodies and generate /openapi.json. */
 import { z } from '@hono/zod-openapi';
-import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../runtime/contract.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../core/contract.ts';
 import { describeValue } from './body.ts';
 
 const isIntensity = (v: unknown): v is number => typeof v === 'number' && v >= 0 && v <= 1; // NaN fails both

@@ -6,8 +6,8 @@
  * runner that crashes, quarantines the version (onQuarantine) until it is loaded again.
  */
 import { createHash } from 'node:crypto';
-import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../runtime/contract.ts';
-import type { Device, Provider } from '../runtime/execution.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../core/contract.ts';
+import type { NodeDevice as Device, NodeProvider as Provider } from '../core/ort-runtime.ts';
 import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
 import { Batcher, concatRows, type Outputs } from './batcher.ts';
 import { InferenceStats } from './inference-stats.ts';

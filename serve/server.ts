@@ -10,8 +10,8 @@
 import type { Server } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
-import { probeDevice } from '../runtime/device-probe.ts';
-import type { Device } from '../runtime/execution.ts';
+import type { NodeDevice as Device } from '../core/ort-runtime.ts';
+import { probeDevice } from '../node/device-probe.ts';
 import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';

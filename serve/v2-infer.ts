@@ -4,8 +4,8 @@
  * JSON `data` or raw bytes after the JSON header — the same checks and limits either way.
  */
 import type { Context } from 'hono';
-import type { Dim } from '../export/onnx/builder.ts';
-import type { ValueDescription } from '../export/onnx/describe.ts';
+import type { Dim } from '../onnx/builder.ts';
+import type { ValueDescription } from '../onnx/describe.ts';
 import {
   binaryInputs,
   binaryResponseBody,

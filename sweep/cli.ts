@@ -9,8 +9,8 @@
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { positiveInt } from '../runtime/cli/options.ts';
-import { runCli } from '../runtime/cli/run-cli.ts';
+import { positiveInt } from '../node/cli/options.ts';
+import { runCli } from '../node/cli/run-cli.ts';
 import { expandTrials } from './expand.ts';
 import { DEFAULT_CLUSTER, emitKubernetes } from './k8s.ts';
 import { trainCommand, writeLeaderboard } from './leaderboard.ts';

@@ -3,7 +3,7 @@
  * i alone (not on the budget or on which machine asks), so a Kubernetes pod with JOB_COMPLETION_INDEX=i
  * runs exactly the local sweep's trial i.
  */
-import { Rng } from '../train/random.ts';
+import { Rng } from '../core/random.ts';
 import { FLAGS, type Flag, type FlagValue, INTEGER_FLAGS, type TrialFlags } from './flags.ts';
 import type { Choice, Range, SweepSpec } from './spec.ts';
 

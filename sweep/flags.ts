@@ -4,8 +4,8 @@
  * schema, so a bad value is refused when the sweep file is read, not trials later.
  */
 import { z } from 'zod';
-import { RECIPE_NAMES, RECIPES, type RecipeName } from '../train/recipes.ts';
-import { trainConfigSchema } from '../train/run-config-schema.ts';
+import { RECIPE_NAMES, RECIPES, type RecipeName } from '../core/training/recipes.ts';
+import { trainConfigSchema } from '../core/training/run-config-schema.ts';
 
 /** Train's own schema for config.json and flags: a sweep's values meet the same bounds (batch ≤ 4096, …). */
 const config = trainConfigSchema.shape;

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { writeFileAtomic } from '../export/files.ts';
+import { writeFileAtomic } from '../node/files.ts';
 import type { Trial } from './expand.ts';
 import { FLAGS, type Flag, type FlagValue, INTEGER_FLAGS, trainArgs } from './flags.ts';
 import { trainCommand } from './leaderboard.ts';

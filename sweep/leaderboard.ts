@@ -4,7 +4,7 @@
  * the best trial's flags as a ready `npm run train` command.
  */
 import { join } from 'node:path';
-import { writeFileAtomic } from '../export/files.ts';
+import { writeFileAtomic } from '../node/files.ts';
 import { writeComparison } from '../train/compare-runs.ts';
 import { type EpochRecord, readConfig, readHistory } from '../train/run-dir.ts';
 import type { Trial } from './expand.ts';

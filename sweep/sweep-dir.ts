@@ -5,9 +5,9 @@
  */
 import { mkdir, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isOwnStaleTempFile, writeFileAtomic } from '../export/files.ts';
-import { RECIPES, type RecipeName } from '../train/recipes.ts';
-import type { TrainConfig } from '../train/run-config.ts';
+import { RECIPES, type RecipeName } from '../core/training/recipes.ts';
+import type { TrainConfig } from '../core/training/run-config.ts';
+import { isOwnStaleTempFile, writeFileAtomic } from '../node/files.ts';
 import { OWN_FILES, RUN_FILES, readConfig, readHistory } from '../train/run-dir.ts';
 import type { Trial } from './expand.ts';
 import { commandLine, FLAGS, type TrialFlags, trainArgs } from './flags.ts';

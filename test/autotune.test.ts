@@ -4,15 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
-import { MAX_POOL_GRADIENTS } from '../train/autodiff/rules/pooling.ts';
+import { CONV_WEIGHT_GRADIENTS } from '../core/autodiff/rules/conv-weight-gradient.ts';
+import { MAX_POOL_GRADIENTS } from '../core/autodiff/rules/pooling.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { sgd } from '../core/training/optim/index.ts';
+import { Trainer as SessionTrainer } from '../core/training/trainer-core.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
-import { sgd } from '../train/optim/index.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
 import { Trainer } from '../train/trainer.ts';
-import { Trainer as SessionTrainer } from '../train/trainer-core.ts';
-import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const readCache = async (dir: string) =>

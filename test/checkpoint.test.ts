@@ -4,7 +4,7 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { removeStaleTempFiles, tempPathFor } from '../export/files.ts';
+import { removeStaleTempFiles, tempPathFor } from '../node/files.ts';
 import { type Checkpoint, decodeCheckpoint, encodeCheckpoint, loadCheckpoint } from '../train/checkpoint.ts';
 
 const record = (epoch: number) => ({

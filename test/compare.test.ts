@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { type EpochRecord, writeConfig, writeHistory } from '../train/run-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 

@@ -4,8 +4,8 @@
  * must come back close to the original.
  */
 import { describe, expect, it } from 'vitest';
-import { loadMnist } from '../runtime/data/mnist.ts';
-import { BlankImageError, preprocessRgba, SIDE } from '../serve/preprocess/digit.ts';
+import { BlankImageError, preprocessRgba, SIDE } from '../core/digits/digit.ts';
+import { loadMnist } from '../node/mnist.ts';
 
 const test = await loadMnist('test');
 const original = (i: number) => Float32Array.from(test.images.subarray(i * 784, (i + 1) * 784), (v) => v / 255);

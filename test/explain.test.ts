@@ -5,16 +5,16 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { makeDeployable } from '../export/deploy/deployable.ts';
-import { explainModel } from '../export/deploy/explain.ts';
-import { type BlockStage, explainStages } from '../export/deploy/explain-structure.ts';
-import { cellField, receptiveFields } from '../export/deploy/receptive-field.ts';
-import { decodeModel } from '../export/onnx/codec.ts';
-import type { ModelProto } from '../export/onnx/schema.ts';
-import { fromTensorProto } from '../export/onnx/tensor.ts';
-import { IMAGE_PIXELS, IMAGE_SIDE, MNIST_MEAN, MNIST_STD } from '../runtime/contract.ts';
-import { inferenceModel } from '../train/inference-model.ts';
-import { ZOO } from '../train/zoo/index.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE, MNIST_MEAN, MNIST_STD } from '../core/contract.ts';
+import { makeDeployable } from '../core/deploy/deployable.ts';
+import { explainModel } from '../core/deploy/explain.ts';
+import { type BlockStage, explainStages } from '../core/deploy/explain-structure.ts';
+import { cellField, receptiveFields } from '../core/deploy/receptive-field.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { decodeModel } from '../onnx/codec.ts';
+import type { ModelProto } from '../onnx/schema.ts';
+import { fromTensorProto } from '../onnx/tensor.ts';
 import { runModel } from './helpers/ort.ts';
 
 const trainedCnn = () => decodeModel(readFileSync('test/fixtures/models/cnn/1/model.onnx'));

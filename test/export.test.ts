@@ -4,17 +4,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { decodeModel } from '../export/onnx/codec.ts';
-import { describeModel } from '../export/onnx/describe.ts';
-import { checkModelName, checkVersion } from '../export/repository.ts';
-import { IMAGE_PIXELS, INPUT_NAME, LOGITS_NAME, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../runtime/contract.ts';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
+import { IMAGE_PIXELS, INPUT_NAME, LOGITS_NAME, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../core/contract.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { exportRun } from '../export/export-run.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
+import { checkModelName, checkVersion } from '../node/repository.ts';
+import { decodeModel } from '../onnx/codec.ts';
+import { describeModel } from '../onnx/describe.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
-import { exportRun } from '../train/export-run.ts';
-import { inferenceModel } from '../train/inference-model.ts';
 import { trainRun } from '../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
-import { ZOO } from '../train/zoo/index.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 import { evaluate } from './helpers/reference.ts';
 
@@ -66,7 +66,7 @@ describe('export', () => {
   it('cnn: folds the normalization into conv1, validates against the training graph, and round-trips through inspect', async () => {
     const runDir = await trainedRun('cnn');
     const out = tmp('models-');
-    const { stdout } = await runScript('train/cli/export.ts', '--run', runDir, '--out', out);
+    const { stdout } = await runScript('export/cli/export.ts', '--run', runDir, '--out', out);
     expect(stdout).toMatch(/wrote .*cnn\/1\/model\.onnx/);
     expect(stdout).toMatch(/0 different predictions/);
     const path = join(out, 'cnn', '1', 'model.onnx');
@@ -187,7 +187,7 @@ describe('export', () => {
   });
 
   it('fails in one line on a bad run directory or name', async () => {
-    const failure = (...args: string[]) => failingScript('train/cli/export.ts', ...args);
+    const failure = (...args: string[]) => failingScript('export/cli/export.ts', ...args);
     expect(await failure('--run', '/nonexistent')).toBe('error: /nonexistent is not a run directory (no config.json)');
     const runDir = await trainedRun('cnn');
     expect(await failure('--run', runDir, '--name', '../../evil', '--out', tmp('m-'))).toMatch(

@@ -8,15 +8,15 @@
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { ints } from '../export/onnx/attributes.ts';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { encodeModel } from '../export/onnx/codec.ts';
-import { convRule } from '../train/autodiff/rules/conv.ts';
-import { CONV_WEIGHT_GRADIENTS } from '../train/autodiff/rules/conv-weight-gradient.ts';
-import { gradientRules } from '../train/autodiff/rules/index.ts';
-import { MAX_POOL_GRADIENTS, maxPoolRule } from '../train/autodiff/rules/pooling.ts';
-import { composite, conv2d, F, linear, type Module, maxPool2dLayer } from '../train/layers/index.ts';
-import { Rng } from '../train/random.ts';
+import { convRule } from '../core/autodiff/rules/conv.ts';
+import { CONV_WEIGHT_GRADIENTS } from '../core/autodiff/rules/conv-weight-gradient.ts';
+import { gradientRules } from '../core/autodiff/rules/index.ts';
+import { MAX_POOL_GRADIENTS, maxPoolRule } from '../core/autodiff/rules/pooling.ts';
+import { composite, conv2d, F, linear, type Module, maxPool2dLayer } from '../core/model/layers/index.ts';
+import { Rng } from '../core/random.ts';
+import { ints } from '../onnx/attributes.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import { gradientCheck } from './helpers/gradcheck.ts';
 
 const TOLERANCE = 1e-3;

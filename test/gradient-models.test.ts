@@ -19,8 +19,8 @@
  * which is why a fixed 1e-3 limit was too tight for it.
  */
 import { describe, expect, it } from 'vitest';
-import { IMAGE_PIXELS, IMAGE_SHAPE, IMAGE_SIDE } from '../runtime/contract.ts';
-import { MODEL_NAMES, ZOO } from '../train/zoo/index.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, IMAGE_SIDE } from '../core/contract.ts';
+import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
 import { gradientCheck } from './helpers/gradcheck.ts';
 
 /** How many noise units (σ + finite-difference uncertainty + one roundoff) a check may be off by. */

@@ -6,10 +6,9 @@
  * windows full of ties. Relative error must stay < 1e-3, and within 10 units of each check's noise.
  */
 import { describe, expect, it } from 'vitest';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { backward } from '../train/autodiff/backward.ts';
-import { dY } from '../train/autodiff/rule.ts';
-import { gradientRules } from '../train/autodiff/rules/index.ts';
+import { backward } from '../core/autodiff/backward.ts';
+import { dY } from '../core/autodiff/rule.ts';
+import { gradientRules } from '../core/autodiff/rules/index.ts';
 import {
   avgPool2dLayer,
   batchNorm2d,
@@ -20,7 +19,8 @@ import {
   linear,
   type Module,
   maxPool2dLayer,
-} from '../train/layers/index.ts';
+} from '../core/model/layers/index.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
 import { type GradCheckOptions, gradientCheck, opGradientCheck } from './helpers/gradcheck.ts';
 import { RULE_CASES } from './helpers/rule-cases.ts';
 

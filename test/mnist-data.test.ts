@@ -4,10 +4,10 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadMnist, mnistDataDir, normalize } from '../runtime/data/mnist.ts';
-import { augmentImage, DEFAULT_AUGMENT } from '../train/data/augment.ts';
-import { BatchStream } from '../train/data/batches.ts';
-import { Rng } from '../train/random.ts';
+import { Rng } from '../core/random.ts';
+import { augmentImage, DEFAULT_AUGMENT } from '../core/training/augment.ts';
+import { BatchStream } from '../core/training/batches.ts';
+import { loadMnist, mnistDataDir, normalize } from '../node/mnist.ts';
 
 describe('MNIST loader', () => {
   it('reads 60,000 training and 10,000 test images with the known label counts', async () => {

@@ -4,13 +4,13 @@ import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { float, int, ints, str } from '../export/onnx/attributes.ts';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
-import { describeModel } from '../export/onnx/describe.ts';
-import { floatTensor, fromTensorProto, int64Tensor } from '../export/onnx/tensor.ts';
-import { inferenceModel } from '../train/inference-model.ts';
-import { MODEL_NAMES, ZOO } from '../train/zoo/index.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
+import { float, int, ints, str } from '../onnx/attributes.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { decodeModel, encodeModel } from '../onnx/codec.ts';
+import { describeModel } from '../onnx/describe.ts';
+import { floatTensor, fromTensorProto, int64Tensor } from '../onnx/tensor.ts';
 import { runModel } from './helpers/ort.ts';
 
 function tinyModel() {

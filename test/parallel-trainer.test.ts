@@ -3,12 +3,12 @@
  * update) equals one session's step for BN-free models, and BatchNorm's statistics are per slice.
  */
 import { describe, expect, it } from 'vitest';
-import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
-import { adamw, sgd } from '../train/optim/index.ts';
+import { composite, dropout, F, linear, type Module } from '../core/model/layers/index.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { adamw, sgd } from '../core/training/optim/index.ts';
 import { SpeedEstimate, shares } from '../train/parallel/balance.ts';
 import { microBatches, ParallelTrainer, shardRanges } from '../train/parallel/parallel-trainer.ts';
 import { Trainer } from '../train/trainer.ts';
-import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const PIXELS = 784;

@@ -1,7 +1,7 @@
 /** `--threads N` means N workers where that was measured faster and changes nothing but speed. */
 import { expect, it } from 'vitest';
+import { ZOO } from '../core/model/zoo/index.ts';
 import { defaultParallelism } from '../train/parallel/create-trainer.ts';
-import { ZOO } from '../train/zoo/index.ts';
 
 it('uses workers for BatchNorm-free models with ≥ 16 MACs per image per parameter, one session otherwise', () => {
   const chosen = Object.fromEntries(

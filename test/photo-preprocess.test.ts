@@ -9,10 +9,10 @@
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DigitPhoto, PHOTO_CONDITIONS, type PhotoCondition, photoOf } from '../bench/photo-digits.ts';
-import { IMAGE_PIXELS } from '../runtime/contract.ts';
-import { BlankImageError, preprocessRgba } from '../serve/preprocess/digit.ts';
+import { IMAGE_PIXELS } from '../core/contract.ts';
+import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
+import { Rng } from '../core/random.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { Rng } from '../train/random.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
 
 /** Photos per condition: one MNIST test digit each, digits 0… in order, conditions in turn. */

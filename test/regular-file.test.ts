@@ -4,7 +4,7 @@ import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { readRegularFileStamped } from '../runtime/regular-file.ts';
+import { readRegularFileStamped } from '../node/regular-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'regular-file-'));
 

@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { prepareRunDir } from '../train/run-dir.ts';
 import { failingScript } from './helpers/cli.ts';
 

@@ -7,8 +7,8 @@
 import { connect } from 'node:net';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { Rng } from '../core/random.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { Rng } from '../train/random.ts';
 import { deepArray, deepObject, gifHeader, hostilePngs, jpegHeader, PROTOTYPE_KEYS } from './helpers/hostile.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
+import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';

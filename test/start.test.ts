@@ -4,14 +4,14 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { probeDevice } from '../runtime/device-probe.ts';
+import { probeDevice } from '../node/device-probe.ts';
 
 const cudaMissing = await probeDevice('cuda').then(
   () => false,
   () => true,
 );
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
-const START_ARGS = ['--import', 'tsx', 'serve/start.ts', '--port', '0', '--epochs', '1', '--limit', '3000'];
+const START_ARGS = ['--import', 'tsx', 'start/start.ts', '--port', '0', '--epochs', '1', '--limit', '3000'];
 
 function start(
   models: string,

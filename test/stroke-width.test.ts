@@ -1,11 +1,11 @@
 /**
  * Stroke width as the preprocessing measures it: exact on drawn bars of known width (geometry), and
- * MNIST's percentiles in serve/preprocess/stroke.ts match MNIST itself (re-measured here).
+ * MNIST's percentiles in core/digits/stroke.ts match MNIST itself (re-measured here).
  */
 import { describe, expect, it } from 'vitest';
-import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
-import { loadMnist } from '../runtime/data/mnist.ts';
-import { MNIST_STROKE, strokeWidth } from '../serve/preprocess/stroke.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
+import { MNIST_STROKE, strokeWidth } from '../core/digits/stroke.ts';
+import { loadMnist } from '../node/mnist.ts';
 
 /** A w×h solid bar with its top-left corner at (4, 4). */
 function bar(w: number, h: number): Float32Array {

@@ -11,12 +11,12 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
+import { RECIPES } from '../core/training/recipes.ts';
 import { expandTrials, type Trial } from '../sweep/expand.ts';
 import { trainArgs } from '../sweep/flags.ts';
 import { DEFAULT_CLUSTER, emitKubernetes, KATIB_TRIAL_NAME, katibRefusal } from '../sweep/k8s.ts';
 import { parseSweep, readSweepFile } from '../sweep/spec.ts';
 import { openSweepDir, trialState } from '../sweep/sweep-dir.ts';
-import { RECIPES } from '../train/recipes.ts';
 import { writeConfig } from '../train/run-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 

@@ -6,11 +6,11 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { encodeModel } from '../export/onnx/codec.ts';
-import { IMAGE_PIXELS } from '../runtime/contract.ts';
-import { loadMnist, normalize, take } from '../runtime/data/mnist.ts';
-import { inferenceModel } from '../train/inference-model.ts';
-import { ZOO } from '../train/zoo/index.ts';
+import { IMAGE_PIXELS } from '../core/contract.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { loadMnist, normalize, take } from '../node/mnist.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import { NotTrainableError, trainableFromDeployable } from '../web-demo/src/teach/weights.ts';
 
 async function logits(bytes: Uint8Array, images: Float32Array, n: number): Promise<Float32Array> {

@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { encodeModel } from '../export/onnx/codec.ts';
-import { adam, adamw, type Optimizer, sgd } from '../train/optim/index.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { adam, adamw, type Optimizer, sgd } from '../core/training/optim/index.ts';
+import { buildTrainingGraph, gradName } from '../core/training/training-graph.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import { Trainer } from '../train/trainer.ts';
-import { buildTrainingGraph, gradName } from '../train/training-graph.ts';
-import { ZOO } from '../train/zoo/index.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
 
 interface Summary {

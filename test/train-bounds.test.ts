@@ -8,10 +8,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { LIMITS } from '../core/training/run-config-schema.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { trainRun } from '../train/loop.ts';
-import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
-import { LIMITS } from '../train/run-config-schema.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'bounds-'));

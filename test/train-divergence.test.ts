@@ -7,10 +7,10 @@ import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { trainRun } from '../train/loop.ts';
-import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { readHistory } from '../train/run-dir.ts';
 import { failingScript } from './helpers/cli.ts';
 

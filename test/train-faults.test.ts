@@ -7,11 +7,11 @@ import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { tempPathFor, type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { tempPathFor, type WriteFile, writeFileAtomic } from '../node/files.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
 import { trainRun } from '../train/loop.ts';
-import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { type EpochRecord, readHistory } from '../train/run-dir.ts';
 
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);

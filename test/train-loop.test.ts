@@ -5,11 +5,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { describe, expect, it } from 'vitest';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
-import { probeDevice } from '../runtime/device-probe.ts';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { probeDevice } from '../node/device-probe.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { trainRun } from '../train/loop.ts';
-import { type TrainConfig, TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { newRunDir, readConfig, readHistory } from '../train/run-dir.ts';
 import { failingScript, runScript } from './helpers/cli.ts';
 

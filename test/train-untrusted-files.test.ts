@@ -8,16 +8,16 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, symlinkSync, truncateS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
-import { readRegularFile } from '../runtime/regular-file.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { exportRun } from '../export/export-run.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
+import { readRegularFile } from '../node/regular-file.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
-import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { readConfig, readHistory } from '../train/run-dir.ts';
-import { ZOO } from '../train/zoo/index.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'untrusted-'));
 const fifo = (path: string) => execFileSync('mkfifo', [path]);

@@ -5,17 +5,17 @@
  */
 import * as ortWeb from 'onnxruntime-web';
 import { describe, expect, it } from 'vitest';
-import { loadMnist, take } from '../runtime/data/mnist.ts';
-import { nodeRuntime } from '../runtime/execution.ts';
-import type { OrtRuntime } from '../runtime/ort-runtime.ts';
-import { webRuntime } from '../runtime/web-runtime.ts';
-import { BatchStream } from '../train/data/batches.ts';
-import { optimizerFor } from '../train/optim/from-config.ts';
-import { Rng } from '../train/random.ts';
-import { RECIPES } from '../train/recipes.ts';
-import { learningRate } from '../train/schedule.ts';
-import { Trainer } from '../train/trainer-core.ts';
-import { type ModelName, ZOO } from '../train/zoo/index.ts';
+import { type ModelName, ZOO } from '../core/model/zoo/index.ts';
+import type { OrtRuntime } from '../core/ort-runtime.ts';
+import { Rng } from '../core/random.ts';
+import { BatchStream } from '../core/training/batches.ts';
+import { optimizerFor } from '../core/training/optim/from-config.ts';
+import { RECIPES } from '../core/training/recipes.ts';
+import { learningRate } from '../core/training/schedule.ts';
+import { Trainer } from '../core/training/trainer-core.ts';
+import { nodeRuntime } from '../node/execution.ts';
+import { loadMnist, take } from '../node/mnist.ts';
+import { webRuntime } from '../web-demo/src/web-runtime.ts';
 
 ortWeb.env.wasm.numThreads = 1;
 const web = webRuntime(ortWeb);

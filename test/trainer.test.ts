@@ -1,11 +1,11 @@
 /** The Trainer API: learning, evaluation, exact resume, devices, and clear errors. */
 import { describe, expect, it } from 'vitest';
-import { DeviceUnavailableError } from '../runtime/execution.ts';
-import { composite, dropout, F, linear, type Module } from '../train/layers/index.ts';
-import { adamw, sgd } from '../train/optim/index.ts';
+import { composite, dropout, F, linear, type Module } from '../core/model/layers/index.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { adamw, sgd } from '../core/training/optim/index.ts';
+import { buildTrainingGraph } from '../core/training/training-graph.ts';
+import { DeviceUnavailableError } from '../node/execution.ts';
 import { Trainer } from '../train/trainer.ts';
-import { buildTrainingGraph } from '../train/training-graph.ts';
-import { ZOO } from '../train/zoo/index.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const BATCH = 32;

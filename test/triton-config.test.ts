@@ -8,21 +8,21 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
-import type { ModelProto } from '../export/onnx/schema.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { exportRun } from '../export/export-run.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import {
   configMismatches,
   formatTritonConfig,
   parseTritonConfig,
   readTritonConfig,
   tritonConfigFor,
-} from '../export/triton/config.ts';
-import { ModelConfigType } from '../export/triton/schema.ts';
-import { parseTextFormat } from '../export/triton/text-format.ts';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
-import { exportRun } from '../train/export-run.ts';
+} from '../node/triton/config.ts';
+import { ModelConfigType } from '../node/triton/schema.ts';
+import { parseTextFormat } from '../node/triton/text-format.ts';
+import { decodeModel, encodeModel } from '../onnx/codec.ts';
+import type { ModelProto } from '../onnx/schema.ts';
 import { trainRun } from '../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
 

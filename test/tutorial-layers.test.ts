@@ -1,7 +1,7 @@
 /** Golden numbers printed by the tutorial (§9.3–9.6), reproduced through our ONNX writer and onnxruntime-node. */
 import { describe, expect, it } from 'vitest';
-import { emitModule } from '../train/forward-graph.ts';
-import { composite, conv2d, type Module, maxPool2dLayer } from '../train/layers/index.ts';
+import { emitModule } from '../core/model/forward-graph.ts';
+import { composite, conv2d, type Module, maxPool2dLayer } from '../core/model/layers/index.ts';
 import { moduleModel } from './helpers/layer.ts';
 import { runModel } from './helpers/ort.ts';
 

@@ -14,17 +14,17 @@ import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PHOTO_CONDITIONS, photoOf } from '../bench/photo-digits.ts';
-import { explainModel } from '../export/deploy/explain.ts';
-import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
-import { describeModel } from '../export/onnx/describe.ts';
-import { IMAGE_PIXELS, IMAGE_SIDE } from '../runtime/contract.ts';
-import { loadMnist, take } from '../runtime/data/mnist.ts';
-import { preprocessRgba } from '../serve/preprocess/digit.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
+import { explainModel } from '../core/deploy/explain.ts';
+import { preprocessRgba } from '../core/digits/digit.ts';
+import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { exportRun } from '../export/export-run.ts';
+import { loadMnist, take } from '../node/mnist.ts';
+import { decodeModel, encodeModel } from '../onnx/codec.ts';
+import { describeModel } from '../onnx/describe.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
-import { exportRun } from '../train/export-run.ts';
 import { trainRun } from '../train/loop.ts';
-import { TUTORIAL_RECIPE } from '../train/run-config.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 interface ExplainLayerState {

@@ -11,9 +11,9 @@ import { describe, expect, it } from 'vitest';
 const icd = resolve('.apt/lvp25_icd.json');
 if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
 
-const { sgd } = await import('../train/optim/index.ts');
+const { sgd } = await import('../core/training/optim/index.ts');
 const { Trainer } = await import('../train/trainer.ts');
-const { ZOO } = await import('../train/zoo/index.ts');
+const { ZOO } = await import('../core/model/zoo/index.ts');
 const { syntheticDigits } = await import('./helpers/synthetic.ts');
 
 async function webgpuAvailable(): Promise<string | undefined> {

@@ -1,10 +1,10 @@
 /** The model zoo: PyTorch's parameter and MAC counts, shapes, and real onnxruntime-node sessions. */
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
-import { countParams, inspectModule } from '../train/forward-graph.ts';
-import { inferenceModel } from '../train/inference-model.ts';
+import { countParams, inspectModule } from '../core/model/forward-graph.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
 import { formatShape } from '../train/summary-table.ts';
-import { MODEL_NAMES, ZOO } from '../train/zoo/index.ts';
 import { runModel } from './helpers/ort.ts';
 
 // torchinfo / hand counts of the tutorial's PyTorch modules (Conv + Linear MACs per image).

@@ -3,9 +3,9 @@
  * with the project's GraphBuilder: the linear digit reader of odd-models.ts plus a twist that depends on
  * the batch size or on a trigger pixel (input[n,0,0,0] above 1.5, which a real image never has).
  */
-import { int, ints, tensorAttr } from '../export/onnx/attributes.ts';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { decodeModel, encodeModel } from '../export/onnx/codec.ts';
+import { int, ints, tensorAttr } from '../onnx/attributes.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { decodeModel, encodeModel } from '../onnx/codec.ts';
 
 export type Twist =
   /** Rows mixed (batch mean subtracted) only in batches of 3 or more. */

@@ -3,9 +3,9 @@
  * Small ONNX models that break the served-model contract in the ways real files do, built with the
  * project's GraphBuilder: a linear "digit reader" (784 → classes) with a twist each.
  */
-import { int, ints } from '../export/onnx/attributes.ts';
-import { GraphBuilder } from '../export/onnx/builder.ts';
-import { encodeModel } from '../export/onnx/codec.ts';
+import { int, ints } from '../onnx/attributes.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { encodeModel } from '../onnx/codec.ts';
 
 export interface OddModel {
   /** Batch dimension of the input and outputs: 'N' (dynamic) or a fixed size. */

@@ -12,9 +12,9 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
-import { issuesInOneLine } from '../runtime/zod-issues.ts';
+import { issuesInOneLine } from '../core/zod-issues.ts';
+import { type WriteFile, writeFileAtomic } from '../node/files.ts';
+import { readFailure, readRegularFile } from '../node/regular-file.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 import type { TrainerState } from './trainer.ts';
 

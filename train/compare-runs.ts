@@ -2,8 +2,8 @@
 import { lstat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../export/files.ts';
-import { readRegularFile } from '../runtime/regular-file.ts';
+import { writeFileAtomic } from '../node/files.ts';
+import { readRegularFile } from '../node/regular-file.ts';
 import { writeChart } from './plot.ts';
 import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
 

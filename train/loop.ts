@@ -5,16 +5,18 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { type Dataset, loadMnist, take } from '../runtime/data/mnist.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { DEFAULT_AUGMENT } from '../core/training/augment.ts';
+import { BatchStream, normalizedSplit } from '../core/training/batches.ts';
+import { optimizerFor } from '../core/training/optim/from-config.ts';
+import type { TrainConfig } from '../core/training/run-config.ts';
+import { parseTrainConfig } from '../core/training/run-config-schema.ts';
+import { learningRate } from '../core/training/schedule.ts';
+import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
+import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
-import { DEFAULT_AUGMENT } from './data/augment.ts';
-import { BatchStream, normalizedSplit } from './data/batches.ts';
-import { optimizerFor } from './optim/from-config.ts';
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
-import { Rng } from './random.ts';
-import type { TrainConfig } from './run-config.ts';
-import { parseTrainConfig } from './run-config-schema.ts';
 import {
   type EpochRecord,
   OWN_FILES,
@@ -24,8 +26,6 @@ import {
   writeConfig,
   writeHistory,
 } from './run-dir.ts';
-import { learningRate } from './schedule.ts';
-import { ZOO } from './zoo/index.ts';
 
 /** How often the tutorial prints its running loss. */
 const LOG_EVERY = 300;

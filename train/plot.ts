@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { Resvg } from '@resvg/resvg-js';
 import * as vega from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { type WriteFile, writeFileAtomic } from '../export/files.ts';
+import { type WriteFile, writeFileAtomic } from '../node/files.ts';
 
 export interface Series {
   name: string;

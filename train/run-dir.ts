@@ -8,12 +8,12 @@
 import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../export/files.ts';
-import { readFailure, readRegularFile } from '../runtime/regular-file.ts';
-import { issuesInOneLine } from '../runtime/zod-issues.ts';
+import type { TrainConfig } from '../core/training/run-config.ts';
+import { parseTrainConfig } from '../core/training/run-config-schema.ts';
+import { issuesInOneLine } from '../core/zod-issues.ts';
+import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
+import { readFailure, readRegularFile } from '../node/regular-file.ts';
 import { writeChart } from './plot.ts';
-import type { TrainConfig } from './run-config.ts';
-import { parseTrainConfig } from './run-config-schema.ts';
 
 export const epochRecordSchema = z.object({
   epoch: z.number().int().positive(),

@@ -1,7 +1,7 @@
 /** A torchinfo-like summary of a zoo model: one row per module call, then totals. */
 import Table from 'cli-table3';
-import { countParams, IMAGE_SHAPE, inspectModule } from './forward-graph.ts';
-import type { Module } from './layers/index.ts';
+import { countParams, IMAGE_SHAPE, inspectModule } from '../core/model/forward-graph.ts';
+import type { Module } from '../core/model/layers/index.ts';
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 export const formatShape = (shape: readonly number[]) => shape.join('×');

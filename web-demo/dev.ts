@@ -7,8 +7,8 @@
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { createServer, type ProxyOptions } from 'vite';
-import { port } from '../runtime/cli/options.ts';
-import { runCli } from '../runtime/cli/run-cli.ts';
+import { port } from '../node/cli/options.ts';
+import { runCli } from '../node/cli/run-cli.ts';
 
 const program = new Command('dev')
   .description('Run the web demo with live reload, proxying the API to a running server')

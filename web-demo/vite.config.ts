@@ -10,7 +10,8 @@ export default defineConfig({
   optimizeDeps: { exclude: ['onnxruntime-web'] },
   server: {
     headers: isolation,
-    fs: { allow: [resolve(import.meta.dirname, '..')] }, // the shared preprocessing lives in serve/
+    // The pages import the portable core and the ONNX library beside web-demo/ (and packages from node_modules).
+    fs: { allow: ['.', '../core', '../onnx', '../node_modules'].map((dir) => resolve(import.meta.dirname, dir)) },
     proxy: { '/api': 'http://127.0.0.1:8080', '/predict': 'http://127.0.0.1:8080', '/models': 'http://127.0.0.1:8080' },
   },
   preview: { headers: isolation },

@@ -6,14 +6,14 @@
  *   node gpu-bench.mjs --devices webgpu,cpu --models cnn,resnet --batches 64,512 --threads 16 --seconds 5 --epoch webgpu
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { positiveInt } from '../../runtime/cli/options.ts';
-import { IMAGE_PIXELS, NUM_CLASSES } from '../../runtime/contract.ts';
-import { loadMnist, normalize, take } from '../../runtime/data/mnist.ts';
-import type { Provider } from '../../runtime/execution.ts';
-import { sgd } from '../../train/optim/index.ts';
-import { Rng } from '../../train/random.ts';
+import { IMAGE_PIXELS, NUM_CLASSES } from '../../core/contract.ts';
+import { MODEL_NAMES, type ModelName, ZOO } from '../../core/model/zoo/index.ts';
+import type { NodeProvider as Provider } from '../../core/ort-runtime.ts';
+import { Rng } from '../../core/random.ts';
+import { sgd } from '../../core/training/optim/index.ts';
+import { positiveInt } from '../../node/cli/options.ts';
+import { loadMnist, normalize, take } from '../../node/mnist.ts';
 import { Trainer } from '../../train/trainer.ts';
-import { MODEL_NAMES, type ModelName, ZOO } from '../../train/zoo/index.ts';
 
 const list =
   <T extends string>(allowed: readonly T[]) =>

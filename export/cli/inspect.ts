@@ -6,9 +6,9 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { runCli } from '../../runtime/cli/run-cli.ts';
-import { decodeModel } from '../onnx/codec.ts';
-import { describeModel } from '../onnx/describe.ts';
+import { runCli } from '../../node/cli/run-cli.ts';
+import { decodeModel } from '../../onnx/codec.ts';
+import { describeModel } from '../../onnx/describe.ts';
 
 const program = new Command('inspect')
   .description('Describe an ONNX model file')

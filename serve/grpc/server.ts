@@ -9,7 +9,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
-import type { ValueDescription } from '../../export/onnx/describe.ts';
+import type { ValueDescription } from '../../onnx/describe.ts';
 import { BatchShapeError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';

@@ -8,8 +8,8 @@
  * memory of its own, however many clients ask and however slowly they read (see large-responses.ts).
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { IMAGE_PIXELS } from '../../runtime/contract.ts';
-import { type Dataset, loadMnist, type Split } from '../../runtime/data/mnist.ts';
+import { IMAGE_PIXELS } from '../../core/contract.ts';
+import { type Dataset, loadMnist, type Split } from '../../node/mnist.ts';
 import { HttpError } from '../errors.ts';
 import { ifNoneMatchHits } from '../etag.ts';
 import { LARGE_RESPONSE_DEFAULTS, LargeResponses, viewStream } from '../large-responses.ts';

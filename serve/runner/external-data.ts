@@ -6,7 +6,7 @@
  */
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import type { AttributeProto, GraphProto, ModelProto, TensorProto } from '../../export/onnx/schema.ts';
+import type { AttributeProto, GraphProto, ModelProto, TensorProto } from '../../onnx/schema.ts';
 
 export class ExternalDataError extends Error {
   override name = 'ExternalDataError';

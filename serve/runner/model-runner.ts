@@ -6,8 +6,8 @@
  * thread inside ORT's native run aborts the whole server.
  */
 import { type ChildProcess, fork } from 'node:child_process';
-import type { ModelDescription } from '../../export/onnx/describe.ts';
-import type { Device, Provider } from '../../runtime/execution.ts';
+import type { NodeDevice as Device, NodeProvider as Provider } from '../../core/ort-runtime.ts';
+import type { ModelDescription } from '../../onnx/describe.ts';
 import { runnerEntry } from './entry.ts';
 import { MAX_MODEL_BYTES } from './limits.ts';
 import type { FromRunner, ToRunner } from './protocol.ts';

@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { decodeModel } from '../../export/onnx/codec.ts';
-import { describeModel } from '../../export/onnx/describe.ts';
-import { createSession } from '../../runtime/execution.ts';
-import { readRegularFile } from '../../runtime/regular-file.ts';
+import { createSession } from '../../node/execution.ts';
+import { readRegularFile } from '../../node/regular-file.ts';
+import { decodeModel } from '../../onnx/codec.ts';
+import { describeModel } from '../../onnx/describe.ts';
 import { checkExternalData, externalDataLocations } from './external-data.ts';
 import type { FromRunner, LoadRequest, RunRequest, ToRunner } from './protocol.ts';
 

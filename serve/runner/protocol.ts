@@ -2,8 +2,9 @@
  * Messages between the server and a model's runner process (serve/runner/process.ts). One runner holds
  * one model version's ORT session; the server sends one request at a time and waits for its reply.
  */
-import type { ModelDescription } from '../../export/onnx/describe.ts';
-import type { Device, Provider } from '../../runtime/execution.ts';
+
+import type { NodeDevice as Device, NodeProvider as Provider } from '../../core/ort-runtime.ts';
+import type { ModelDescription } from '../../onnx/describe.ts';
 
 export interface LoadRequest {
   type: 'load';

@@ -2,8 +2,8 @@
  * The deterministic weights and batch that test/fixtures/make-torch-fixtures.py defines, reproduced
  * bit for bit (integer hashes, float64 arithmetic, one rounding to float32).
  */
-import type { Weights } from '../../train/initialize.ts';
-import type { ParamSpec } from '../../train/layers/index.ts';
+import type { Weights } from '../../core/model/initialize.ts';
+import type { ParamSpec } from '../../core/model/layers/index.ts';
 
 function fnv1a(text: string): number {
   let h = 0x811c9dc5;

@@ -4,16 +4,16 @@
  * or for one op's rule on a small hand-built graph (`opGradientCheck`).
  */
 import * as ort from 'onnxruntime-node';
-import { GraphBuilder } from '../../export/onnx/builder.ts';
-import { encodeModel } from '../../export/onnx/codec.ts';
-import { backward } from '../../train/autodiff/backward.ts';
-import type { GradientRule, RuleContext } from '../../train/autodiff/rule.ts';
-import { gradientRules } from '../../train/autodiff/rules/index.ts';
-import { initializeWeights, type Weights } from '../../train/initialize.ts';
-import type { Module } from '../../train/layers/index.ts';
-import { sgd } from '../../train/optim/index.ts';
-import { Rng } from '../../train/random.ts';
-import { buildTrainingGraph, gradName, type TrainingGraphOptions } from '../../train/training-graph.ts';
+import { backward } from '../../core/autodiff/backward.ts';
+import type { GradientRule, RuleContext } from '../../core/autodiff/rule.ts';
+import { gradientRules } from '../../core/autodiff/rules/index.ts';
+import { initializeWeights, type Weights } from '../../core/model/initialize.ts';
+import type { Module } from '../../core/model/layers/index.ts';
+import { Rng } from '../../core/random.ts';
+import { sgd } from '../../core/training/optim/index.ts';
+import { buildTrainingGraph, gradName, type TrainingGraphOptions } from '../../core/training/training-graph.ts';
+import { GraphBuilder } from '../../onnx/builder.ts';
+import { encodeModel } from '../../onnx/codec.ts';
 import { crossEntropy, evaluate, type F64 } from './reference.ts';
 
 export interface GradCheckOptions {

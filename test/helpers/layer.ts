@@ -1,8 +1,8 @@
 /** Build a one-layer (or any module) ONNX model with given weights, for golden-number tests. */
 
-import type { ModelProto } from '../../export/onnx/schema.ts';
-import { BATCH_DIM, emitModule } from '../../train/forward-graph.ts';
-import type { Module } from '../../train/layers/index.ts';
+import { BATCH_DIM, emitModule } from '../../core/model/forward-graph.ts';
+import type { Module } from '../../core/model/layers/index.ts';
+import type { ModelProto } from '../../onnx/schema.ts';
 
 export function moduleModel(
   module: Module,

@@ -5,7 +5,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Dataset, loadMnist } from '../../runtime/data/mnist.ts';
+import { type Dataset, loadMnist } from '../../node/mnist.ts';
 import { oddModel } from '../../testkit/odd-models.ts';
 
 /** The exported simple CNN the server tests serve. */

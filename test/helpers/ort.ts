@@ -1,7 +1,7 @@
 /** Run an in-memory ModelProto in a real onnxruntime-node session. */
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../../export/onnx/codec.ts';
-import type { ModelProto } from '../../export/onnx/schema.ts';
+import { encodeModel } from '../../onnx/codec.ts';
+import type { ModelProto } from '../../onnx/schema.ts';
 
 export async function runModel(
   model: ModelProto,

@@ -4,9 +4,9 @@
  * finite differences of its float64 loss judge the float32 gradients our training graph computes.
  * It evaluates only what the requested output needs.
  */
-import { attrFloat, attrInt, attrInts } from '../../export/onnx/read-attributes.ts';
-import type { ModelProto, NodeProto } from '../../export/onnx/schema.ts';
-import { fromTensorProto } from '../../export/onnx/tensor.ts';
+import { attrFloat, attrInt, attrInts } from '../../onnx/read-attributes.ts';
+import type { ModelProto, NodeProto } from '../../onnx/schema.ts';
+import { fromTensorProto } from '../../onnx/tensor.ts';
 
 export interface F64 {
   shape: number[];

@@ -2,9 +2,9 @@
  * Small hand-built graphs, one op each, for checking gradient rules on their own: odd shapes,
  * broadcasting both ways, scalars, every Gemm transpose, strided/padded/dilated windows.
  */
-import { float, int, ints } from '../../export/onnx/attributes.ts';
-import type { GraphBuilder } from '../../export/onnx/builder.ts';
-import { int64Tensor } from '../../export/onnx/tensor.ts';
+import { float, int, ints } from '../../onnx/attributes.ts';
+import type { GraphBuilder } from '../../onnx/builder.ts';
+import { int64Tensor } from '../../onnx/tensor.ts';
 import type { OpCase } from './gradcheck.ts';
 
 type Attrs = Parameters<GraphBuilder['op']>[2];

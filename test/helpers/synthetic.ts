@@ -2,7 +2,7 @@
  * A tiny, learnable stand-in for MNIST: each class is a bar at its own place and angle on a black
  * 28×28 background, with jitter and noise. For testing that training learns, not for accuracy claims.
  */
-import { Rng } from '../../train/random.ts';
+import { Rng } from '../../core/random.ts';
 
 export function syntheticDigits(count: number, seed = 1): { images: Float32Array; labels: number[] } {
   const rng = new Rng(seed);

@@ -9,13 +9,18 @@
  * const graph = buildGradientGraph(module, { rules });
  */
 import { join } from 'node:path';
-import type { GradientRule } from '../autodiff/rule.ts';
-import { convGeometryOf, convRule } from '../autodiff/rules/conv.ts';
-import { CONV_WEIGHT_GRADIENTS, type ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
-import { gradientRules } from '../autodiff/rules/index.ts';
-import { MAX_POOL_GRADIENTS, maxPoolGeometryOf, maxPoolRule, nonOverlapping } from '../autodiff/rules/pooling.ts';
-import { emitForward } from '../forward-graph.ts';
-import type { Module } from '../layers/index.ts';
+import type { GradientRule } from '../../core/autodiff/rule.ts';
+import { convGeometryOf, convRule } from '../../core/autodiff/rules/conv.ts';
+import { CONV_WEIGHT_GRADIENTS, type ConvGeometry } from '../../core/autodiff/rules/conv-weight-gradient.ts';
+import { gradientRules } from '../../core/autodiff/rules/index.ts';
+import {
+  MAX_POOL_GRADIENTS,
+  maxPoolGeometryOf,
+  maxPoolRule,
+  nonOverlapping,
+} from '../../core/autodiff/rules/pooling.ts';
+import { emitForward } from '../../core/model/forward-graph.ts';
+import type { Module } from '../../core/model/layers/index.ts';
 import { CACHE_FILE, readChoices, writeChoices } from './cache.ts';
 import { convKey, timeConvWeightGradients } from './conv-timing.ts';
 import { maxPoolKey, timeMaxPoolGradients } from './pool-timing.ts';

@@ -8,8 +8,8 @@
  */
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../../export/files.ts';
-import { readFailure, readRegularFile } from '../../runtime/regular-file.ts';
+import { writeFileAtomic } from '../../node/files.ts';
+import { readFailure, readRegularFile } from '../../node/regular-file.ts';
 
 export const CACHE_FILE = 'autotune.json';
 

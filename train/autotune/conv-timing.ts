@@ -1,12 +1,12 @@
 /** A convolution's weight-gradient formulations, timed in the whole step (step-timing.ts). */
-import { convRule } from '../autodiff/rules/conv.ts';
+import { convRule } from '../../core/autodiff/rules/conv.ts';
 import {
   CONV_WEIGHT_GRADIENTS,
   type ConvGeometry,
   type ConvWeightGradient,
-} from '../autodiff/rules/conv-weight-gradient.ts';
-import { gradientRules } from '../autodiff/rules/index.ts';
-import type { Module } from '../layers/index.ts';
+} from '../../core/autodiff/rules/conv-weight-gradient.ts';
+import { gradientRules } from '../../core/autodiff/rules/index.ts';
+import type { Module } from '../../core/model/layers/index.ts';
 import { sameGeometry, timeInStep } from './step-timing.ts';
 import { timingKey } from './timing.ts';
 

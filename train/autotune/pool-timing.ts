@@ -1,12 +1,12 @@
 /** A max-pool's gradient routings, timed in the whole step (step-timing.ts). */
-import { gradientRules } from '../autodiff/rules/index.ts';
+import { gradientRules } from '../../core/autodiff/rules/index.ts';
 import {
   MAX_POOL_GRADIENTS,
   type MaxPoolGeometry,
   type MaxPoolGradient,
   maxPoolRule,
-} from '../autodiff/rules/pooling.ts';
-import type { Module } from '../layers/index.ts';
+} from '../../core/autodiff/rules/pooling.ts';
+import type { Module } from '../../core/model/layers/index.ts';
 import { sameGeometry, timeInStep } from './step-timing.ts';
 import { timingKey } from './timing.ts';
 

@@ -7,14 +7,14 @@
  * memory traffic, node overheads and ORT's kernels cost what they cost in context.
  */
 import * as ort from 'onnxruntime-node';
-import { encodeModel } from '../../export/onnx/codec.ts';
-import { sizeOf } from '../../export/onnx/tensor.ts';
-import { IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
-import type { GradientRule } from '../autodiff/rule.ts';
-import { initializeWeights } from '../initialize.ts';
-import type { Module } from '../layers/index.ts';
-import { Rng } from '../random.ts';
-import { buildGradientGraph, LABELS_NAME } from '../training-graph.ts';
+import type { GradientRule } from '../../core/autodiff/rule.ts';
+import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
+import { initializeWeights } from '../../core/model/initialize.ts';
+import type { Module } from '../../core/model/layers/index.ts';
+import { Rng } from '../../core/random.ts';
+import { buildGradientGraph, LABELS_NAME } from '../../core/training/training-graph.ts';
+import { encodeModel } from '../../onnx/codec.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 import { randomTensors, typicalTimes } from './timing.ts';
 
 /** Typical ms per run of `module`'s gradient graph at `batch` images, built with each candidate's rule table. */

@@ -6,8 +6,8 @@
  * of 3× slowdown (a process's first second, neighbours' load) covered part of a measurement.
  */
 import * as ort from 'onnxruntime-node';
-import { createSession } from '../../runtime/execution.ts';
-import { Rng } from '../random.ts';
+import { Rng } from '../../core/random.ts';
+import { createSession } from '../../node/execution.ts';
 
 /** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
 const WARM_UP_ROUNDS = 3;

@@ -5,7 +5,7 @@
  */
 import { basename, join } from 'node:path';
 import { Command } from 'commander';
-import { runCli } from '../../runtime/cli/run-cli.ts';
+import { runCli } from '../../node/cli/run-cli.ts';
 import { writeComparison } from '../compare-runs.ts';
 import { readConfig, readHistory } from '../run-dir.ts';
 

@@ -8,13 +8,13 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
-import { positiveInt } from '../../runtime/cli/options.ts';
-import { runCli } from '../../runtime/cli/run-cli.ts';
+import { isModelName, TUTORIAL_MODELS, ZOO, type ZooEntry } from '../../core/model/zoo/index.ts';
+import { TUTORIAL_RECIPE } from '../../core/training/run-config.ts';
+import { positiveInt } from '../../node/cli/options.ts';
+import { runCli } from '../../node/cli/run-cli.ts';
 import { writeComparison } from '../compare-runs.ts';
 import { trainRun } from '../loop.ts';
-import { TUTORIAL_RECIPE } from '../run-config.ts';
 import { RUN_FILES, readHistory } from '../run-dir.ts';
-import { isModelName, TUTORIAL_MODELS, ZOO, type ZooEntry } from '../zoo/index.ts';
 import { threadsForThisMachine } from './threads.ts';
 
 const program = new Command('reproduce')

@@ -4,9 +4,9 @@
  * Prints a zoo model's layers with output shapes, parameter counts and multiply-accumulates per image.
  */
 import { Command } from 'commander';
-import { runCli } from '../../runtime/cli/run-cli.ts';
+import { MODEL_NAMES, zooEntry } from '../../core/model/zoo/index.ts';
+import { runCli } from '../../node/cli/run-cli.ts';
 import { summarize } from '../summary-table.ts';
-import { MODEL_NAMES, zooEntry } from '../zoo/index.ts';
 
 const program = new Command('summary')
   .description('Show a model-zoo network layer by layer: output shape, parameters, MACs per image')

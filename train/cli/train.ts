@@ -9,6 +9,12 @@
  */
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { MODEL_NAMES } from '../../core/model/zoo/index.ts';
+import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
+import { RECIPE_NAMES, RECIPES, type RecipeName } from '../../core/training/recipes.ts';
+import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../../core/training/run-config.ts';
+import { LIMITS } from '../../core/training/run-config-schema.ts';
+import { SCHEDULES } from '../../core/training/schedule.ts';
 import {
   fraction,
   nonNegativeInt,
@@ -16,19 +22,13 @@ import {
   oneOf,
   positiveInt,
   positiveNumber,
-} from '../../runtime/cli/options.ts';
-import { runCli } from '../../runtime/cli/run-cli.ts';
-import { probeDevice } from '../../runtime/device-probe.ts';
-import { DEVICES } from '../../runtime/execution.ts';
+} from '../../node/cli/options.ts';
+import { runCli } from '../../node/cli/run-cli.ts';
+import { probeDevice } from '../../node/device-probe.ts';
 import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
-import { RECIPE_NAMES, RECIPES, type RecipeName } from '../recipes.ts';
-import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../run-config.ts';
-import { LIMITS } from '../run-config-schema.ts';
 import { newRunDir, readConfig } from '../run-dir.ts';
 import { printRunMetrics } from '../run-metrics.ts';
-import { SCHEDULES } from '../schedule.ts';
-import { MODEL_NAMES } from '../zoo/index.ts';
 import { terminalEvents } from './progress.ts';
 import { threadsForThisMachine } from './threads.ts';
 

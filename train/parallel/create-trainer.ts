@@ -9,9 +9,9 @@
  * asked, since workers change their batch statistics (per slice, like DDP without SyncBN).
  */
 
+import { countParams, inspectModule } from '../../core/model/forward-graph.ts';
+import type { Module } from '../../core/model/layers/index.ts';
 import { autotuneRules } from '../autotune/autotune.ts';
-import { countParams, inspectModule } from '../forward-graph.ts';
-import type { Module } from '../layers/index.ts';
 import { Trainer, type TrainerOptions } from '../trainer.ts';
 import { ParallelTrainer } from './parallel-trainer.ts';
 

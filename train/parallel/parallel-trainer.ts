@@ -16,16 +16,13 @@
  * const trainer = await ParallelTrainer.create(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), workers: 2 });
  */
 
-import { encodeModel } from '../../export/onnx/codec.ts';
-import { sizeOf } from '../../export/onnx/tensor.ts';
-import { IMAGE_PIXELS } from '../../runtime/contract.ts';
-import { nodeRuntime, type Provider } from '../../runtime/execution.ts';
-import { evaluateWeights } from '../evaluate.ts';
-import { initializeWeights, type Weights } from '../initialize.ts';
-import { toLabels } from '../labels.ts';
-import type { Module, ParamSpec } from '../layers/index.ts';
-import { dropoutMask, Rng } from '../random.ts';
-import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
+import { IMAGE_PIXELS } from '../../core/contract.ts';
+import { initializeWeights, type Weights } from '../../core/model/initialize.ts';
+import type { Module, ParamSpec } from '../../core/model/layers/index.ts';
+import type { NodeProvider as Provider } from '../../core/ort-runtime.ts';
+import { dropoutMask, Rng } from '../../core/random.ts';
+import { evaluateWeights } from '../../core/training/evaluate.ts';
+import { toLabels } from '../../core/training/labels.ts';
 import {
   buildGradientGraph,
   buildUpdateGraph,
@@ -35,7 +32,11 @@ import {
   nextName,
   stateName,
   type TrainingGraphOptions,
-} from '../training-graph.ts';
+} from '../../core/training/training-graph.ts';
+import { nodeRuntime } from '../../node/execution.ts';
+import { encodeModel } from '../../onnx/codec.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
+import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
 import { SpeedEstimate, shares } from './balance.ts';
 import { abortWaiters, allocateShared, clearError, SharedInputs, SharedState, sharedLayout } from './shared-state.ts';
 import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply } from './slice-runner.ts';

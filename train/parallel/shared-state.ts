@@ -16,8 +16,8 @@
  * a worker's start lag after postMessage was 0.4–0.5 ms, a third of a cnn step's overhead).
  */
 
-import { sizeOf } from '../../export/onnx/tensor.ts';
-import { IMAGE_PIXELS } from '../../runtime/contract.ts';
+import { IMAGE_PIXELS } from '../../core/contract.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 
 export interface TensorSlot {
   name: string;

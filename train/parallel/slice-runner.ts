@@ -17,9 +17,7 @@
  */
 
 import * as ort from 'onnxruntime-node';
-import { sizeOf } from '../../export/onnx/tensor.ts';
-import { IMAGE_SHAPE, INPUT_NAME } from '../../runtime/contract.ts';
-import { createSession } from '../../runtime/execution.ts';
+import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
 import {
   CORRECT_NAME,
   gradName,
@@ -31,7 +29,9 @@ import {
   SHARES_NAME,
   STEP_NAME,
   stateName,
-} from '../training-graph.ts';
+} from '../../core/training/training-graph.ts';
+import { createSession } from '../../node/execution.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 import {
   arriveAndWait,
   flagError,

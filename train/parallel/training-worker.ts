@@ -4,7 +4,7 @@
  * each from its request port synchronously, and replies with the result.
  */
 import { type MessagePort, parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
-import { IMAGE_PIXELS } from '../../runtime/contract.ts';
+import { IMAGE_PIXELS } from '../../core/contract.ts';
 import { replyBox, requestBox, type SharedInputBuffers, signal, signalled } from './shared-state.ts';
 import { type RunnerData, type SlicePiece, SliceRunner, type StepReply, type StepRequest } from './slice-runner.ts';
 

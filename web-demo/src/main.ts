@@ -2,8 +2,8 @@
  * The demo: draw (or a photo) → MNIST preprocessing (shared with the server) → one model or all, in the
  * browser or on the server; the explainer (./explainer) shows every layer of the selected model.
  */
-import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../runtime/contract.ts';
-import { BlankImageError, preprocessRgba } from '../../serve/preprocess/digit.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../core/contract.ts';
+import { BlankImageError, preprocessRgba } from '../../core/digits/digit.ts';
 import { DrawingPad } from './drawing.ts';
 import { Explainer, type ExplainState } from './explainer/panel.ts';
 import { FailureLab, type FailureLabState } from './lab/panel.ts';

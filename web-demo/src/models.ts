@@ -1,8 +1,8 @@
 /** The server's model list, and in-browser sessions on WebGPU or wasm (onnxruntime-web). */
 
 import * as ort from 'onnxruntime-web/webgpu';
-import { IMAGE_SHAPE } from '../../runtime/contract.ts';
-import { softmax } from '../../serve/preprocess/softmax.ts';
+import { IMAGE_SHAPE } from '../../core/contract.ts';
+import { softmax } from '../../core/digits/softmax.ts';
 import type { LocalModel } from './local-models.ts';
 
 export interface ModelEntry {

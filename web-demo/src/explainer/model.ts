@@ -1,16 +1,16 @@
 /**
  * A served model made ready for explaining, in the browser: its bytes decoded, the explain variant built
- * (every layer's output a graph output — export/deploy/explain.ts) and run by onnxruntime-web, its
+ * (every layer's output a graph output — core/deploy/explain.ts) and run by onnxruntime-web, its
  * stages, receptive fields and conv kernels read from the same bytes.
  */
 import * as ort from 'onnxruntime-web/webgpu';
-import { type ExplainLayer, explainModel } from '../../../export/deploy/explain.ts';
-import { type ExplainStage, explainStages } from '../../../export/deploy/explain-structure.ts';
-import { type Field, receptiveFields } from '../../../export/deploy/receptive-field.ts';
-import { decodeModel, encodeModel } from '../../../export/onnx/codec.ts';
-import { describeModel } from '../../../export/onnx/describe.ts';
-import { fromTensorProto, type Tensor } from '../../../export/onnx/tensor.ts';
-import { IMAGE_SHAPE, normalizationFolded, normalizePixels } from '../../../runtime/contract.ts';
+import { IMAGE_SHAPE, normalizationFolded, normalizePixels } from '../../../core/contract.ts';
+import { type ExplainLayer, explainModel } from '../../../core/deploy/explain.ts';
+import { type ExplainStage, explainStages } from '../../../core/deploy/explain-structure.ts';
+import { type Field, receptiveFields } from '../../../core/deploy/receptive-field.ts';
+import { decodeModel, encodeModel } from '../../../onnx/codec.ts';
+import { describeModel } from '../../../onnx/describe.ts';
+import { fromTensorProto, type Tensor } from '../../../onnx/tensor.ts';
 import { type Backend, type ModelEntry, modelBytes } from '../models.ts';
 
 /** One layer's output after a run: its ONNX dims (e.g. [1, 10, 24, 24] or [1, 10]) and values. */

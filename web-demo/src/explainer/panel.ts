@@ -4,10 +4,11 @@
  * branches side by side. Hovering a cell of a feature map lights up its receptive field on the 28×28
  * input and shows the kernel of that channel.
  */
-import type { ExplainLayer } from '../../../export/deploy/explain.ts';
-import type { ExplainStage } from '../../../export/deploy/explain-structure.ts';
-import { cellField, type PixelBox } from '../../../export/deploy/receptive-field.ts';
-import { IMAGE_PIXELS, IMAGE_SIDE } from '../../../runtime/contract.ts';
+
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../../../core/contract.ts';
+import type { ExplainLayer } from '../../../core/deploy/explain.ts';
+import type { ExplainStage } from '../../../core/deploy/explain-structure.ts';
+import { cellField, type PixelBox } from '../../../core/deploy/receptive-field.ts';
 import type { Backend, ModelEntry } from '../models.ts';
 import { type Cell, cellAt, cellOrigin, drawHeatmap, type Tiling, tiling, valueIndex } from './heatmap.ts';
 import { type Activation, type ExplainableModel, explainable } from './model.ts';

@@ -1,5 +1,5 @@
 /** A model's answers on labelled images as a confusion matrix, and what it says per class. Pure, no DOM. */
-import { NUM_CLASSES } from '../../../runtime/contract.ts';
+import { NUM_CLASSES } from '../../../core/contract.ts';
 
 /** counts[label][predicted]: how often digit `label` was read as `predicted`. */
 export type Confusion = number[][];

@@ -3,7 +3,7 @@
  * with each digit's accuracy; clicking a cell shows the digits misread that way with the model's
  * probabilities, and clicking one of those loads it into the pad and the explainer.
  */
-import { IMAGE_SIDE, NUM_CLASSES } from '../../../runtime/contract.ts';
+import { IMAGE_SIDE, NUM_CLASSES } from '../../../core/contract.ts';
 import { type ModelEntry, modelBytes } from '../models.ts';
 import { accuracy, type Confusion, confusionMatrix, perClassAccuracy } from './confusion.ts';
 import type { EvaluateRequest, FromLab, Misread } from './protocol.ts';

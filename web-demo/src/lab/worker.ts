@@ -4,8 +4,6 @@
  * probabilities.
  */
 import * as ort from 'onnxruntime-web/webgpu';
-import { decodeModel } from '../../../export/onnx/codec.ts';
-import { describeModel } from '../../../export/onnx/describe.ts';
 import {
   IMAGE_PIXELS,
   IMAGE_SHAPE,
@@ -14,9 +12,11 @@ import {
   MNIST_STD,
   NUM_CLASSES,
   normalizationFolded,
-} from '../../../runtime/contract.ts';
-import type { Dataset } from '../../../runtime/data/dataset.ts';
-import { softmax } from '../../../serve/preprocess/softmax.ts';
+} from '../../../core/contract.ts';
+import type { Dataset } from '../../../core/data/dataset.ts';
+import { softmax } from '../../../core/digits/softmax.ts';
+import { decodeModel } from '../../../onnx/codec.ts';
+import { describeModel } from '../../../onnx/describe.ts';
 import { chooseThreads } from '../train/backend.ts';
 import { fetchMnist } from '../train/mnist.ts';
 import { argmax } from './confusion.ts';

@@ -4,20 +4,13 @@
  * training images (so it does not forget MNIST), then the result goes through the same deployable/validation
  * path as /train. Reports the answers on the samples and the MNIST test accuracy before and after.
  */
-import {
-  IMAGE_PIXELS,
-  IMAGE_SHAPE,
-  INPUT_NAME,
-  LOGITS_NAME,
-  MNIST_MEAN,
-  MNIST_STD,
-} from '../../../runtime/contract.ts';
-import { type Dataset, normalize } from '../../../runtime/data/dataset.ts';
-import type { OrtRuntime, Tensor } from '../../../runtime/ort-runtime.ts';
-import { adamw } from '../../../train/optim/index.ts';
-import { Rng } from '../../../train/random.ts';
-import { Trainer } from '../../../train/trainer-core.ts';
-import { ZOO } from '../../../train/zoo/index.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME, MNIST_MEAN, MNIST_STD } from '../../../core/contract.ts';
+import { type Dataset, normalize } from '../../../core/data/dataset.ts';
+import { ZOO } from '../../../core/model/zoo/index.ts';
+import type { OrtRuntime, Tensor } from '../../../core/ort-runtime.ts';
+import { Rng } from '../../../core/random.ts';
+import { adamw } from '../../../core/training/optim/index.ts';
+import { Trainer } from '../../../core/training/trainer-core.ts';
 import { argmax, deployable } from '../train/deploy.ts';
 import { trainableFromDeployable } from './weights.ts';
 

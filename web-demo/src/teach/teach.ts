@@ -4,8 +4,8 @@
  * answers on your digits and the MNIST test accuracy before and after; keeps the result in IndexedDB and
  * offers it for download. Self-contained: index.html's teach <section> loads this script.
  */
-import { IMAGE_SIDE, NUM_CLASSES } from '../../../runtime/contract.ts';
-import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
+import { IMAGE_SIDE, NUM_CLASSES } from '../../../core/contract.ts';
+import { BlankImageError, preprocessRgba } from '../../../core/digits/digit.ts';
 import { DrawingPad } from '../drawing.ts';
 import { saveLocalModel } from '../local-models.ts';
 import { type Published, publishModel } from '../publish.ts';

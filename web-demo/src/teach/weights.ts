@@ -7,13 +7,14 @@
  * BatchNorm folding loses the split between the conv and its running statistics, so models with
  * BatchNorm (fast-cnn, cnn7, densenet) are not fine-tuned here.
  */
-import { GraphEditor } from '../../../export/deploy/graph-edit.ts';
-import { METADATA_KEYS } from '../../../export/deploy/metadata.ts';
-import { decodeModel } from '../../../export/onnx/codec.ts';
-import { MNIST_MEAN, MNIST_STD } from '../../../runtime/contract.ts';
-import { inspectModule } from '../../../train/forward-graph.ts';
-import type { Weights } from '../../../train/initialize.ts';
-import { isModelName, type ModelName, ZOO } from '../../../train/zoo/index.ts';
+
+import { MNIST_MEAN, MNIST_STD } from '../../../core/contract.ts';
+import { GraphEditor } from '../../../core/deploy/graph-edit.ts';
+import { METADATA_KEYS } from '../../../core/deploy/metadata.ts';
+import { inspectModule } from '../../../core/model/forward-graph.ts';
+import type { Weights } from '../../../core/model/initialize.ts';
+import { isModelName, type ModelName, ZOO } from '../../../core/model/zoo/index.ts';
+import { decodeModel } from '../../../onnx/codec.ts';
 
 export interface Trainable {
   name: ModelName;

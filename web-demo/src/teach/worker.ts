@@ -1,8 +1,8 @@
 /** The fine-tuning worker for "Teach it your handwriting": fineTune() on onnxruntime-web, off the main thread. */
 import * as ort from 'onnxruntime-web/webgpu';
-import { webRuntime } from '../../../runtime/web-runtime.ts';
 import { chooseThreads } from '../train/backend.ts';
 import { fetchMnist } from '../train/mnist.ts';
+import { webRuntime } from '../web-runtime.ts';
 import { FINE_TUNE_DEFAULTS, type FineTuned, fineTune, type Sample } from './finetune.ts';
 
 export type TeachRequest = { type: 'finetune'; served: Uint8Array; samples: Sample[]; mnistTest: number };

@@ -1,13 +1,10 @@
 /**
- * Trained weights → the deployable model `npm run export` writes (export/deploy's makeDeployable: BatchNorm
+ * Trained weights → the deployable model `npm run export` writes (core/deploy's makeDeployable: BatchNorm
  * and input normalization folded, logits + probabilities, the same metadata keys), validated the way
  * export validates: on held-out images, the deployable model fed raw [0,1] pixels must give the
  * training-side forward pass's logits (fed normalized pixels) within export's tolerance.
  */
-import { makeDeployable } from '../../../export/deploy/deployable.ts';
-import { METADATA_KEYS } from '../../../export/deploy/metadata.ts';
-import { encodeModel } from '../../../export/onnx/codec.ts';
-import type { ModelProto } from '../../../export/onnx/schema.ts';
+
 import {
   IMAGE_PIXELS,
   IMAGE_SHAPE,
@@ -16,14 +13,18 @@ import {
   MNIST_MEAN,
   MNIST_STD,
   NUM_CLASSES,
-} from '../../../runtime/contract.ts';
-import { type Dataset, normalize } from '../../../runtime/data/dataset.ts';
-import type { OrtRuntime, Tensor } from '../../../runtime/ort-runtime.ts';
-import { inferenceModel } from '../../../train/inference-model.ts';
-import type { Weights } from '../../../train/initialize.ts';
-import { type ModelName, ZOO } from '../../../train/zoo/index.ts';
+} from '../../../core/contract.ts';
+import { type Dataset, normalize } from '../../../core/data/dataset.ts';
+import { makeDeployable } from '../../../core/deploy/deployable.ts';
+import { METADATA_KEYS } from '../../../core/deploy/metadata.ts';
+import { inferenceModel } from '../../../core/model/inference-model.ts';
+import type { Weights } from '../../../core/model/initialize.ts';
+import { type ModelName, ZOO } from '../../../core/model/zoo/index.ts';
+import type { OrtRuntime, Tensor } from '../../../core/ort-runtime.ts';
+import { encodeModel } from '../../../onnx/codec.ts';
+import type { ModelProto } from '../../../onnx/schema.ts';
 
-/** export's LOGIT_TOLERANCE (train/export-run.ts): folding reorders float32 sums, nothing more. */
+/** export's LOGIT_TOLERANCE (export/export-run.ts): folding reorders float32 sums, nothing more. */
 export const LOGIT_TOLERANCE = 1e-3;
 
 export interface Deployed {

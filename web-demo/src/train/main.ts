@@ -1,6 +1,6 @@
 /** The /train page: settings → a training worker → a live chart, per-epoch table, test accuracy and model.onnx. */
-import { BlankImageError, preprocessRgba } from '../../../serve/preprocess/digit.ts';
-import { MODEL_NAMES, type ModelName } from '../../../train/zoo/index.ts';
+import { BlankImageError, preprocessRgba } from '../../../core/digits/digit.ts';
+import { MODEL_NAMES, type ModelName } from '../../../core/model/zoo/index.ts';
 import { DrawingPad } from '../drawing.ts';
 import { saveLocalModel } from '../local-models.ts';
 import { type Published, publishModel } from '../publish.ts';

@@ -1,6 +1,6 @@
 /** MNIST from the server's /api/mnist route (uint8 labels then pixels), as the Dataset the Trainer's batches read. */
-import { IMAGE_PIXELS } from '../../../runtime/contract.ts';
-import type { Dataset } from '../../../runtime/data/dataset.ts';
+import { IMAGE_PIXELS } from '../../../core/contract.ts';
+import type { Dataset } from '../../../core/data/dataset.ts';
 
 export async function fetchMnist(split: 'train' | 'test', count: number): Promise<Dataset> {
   const response = await fetch(`/api/mnist/${split}?count=${count}`);

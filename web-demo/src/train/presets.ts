@@ -4,7 +4,7 @@
  * on the same budget), and the page trains it in well under a minute of wasm in Chromium on a 2-core
  * machine, leaving room for slower ones. `tutorial` is the PyTorch tutorial's recipe, one of its ten epochs.
  */
-import type { ModelName } from '../../../train/zoo/index.ts';
+import type { ModelName } from '../../../core/model/zoo/index.ts';
 import type { BrowserRecipe } from './protocol.ts';
 
 export interface PageSettings {

@@ -1,5 +1,5 @@
 /** Messages between the /train page and its training worker. */
-import type { ModelName } from '../../../train/zoo/index.ts';
+import type { ModelName } from '../../../core/model/zoo/index.ts';
 
 export type BrowserRecipe = 'tutorial' | 'adamw-onecycle';
 

@@ -1,6 +1,6 @@
-/** The page's two recipes, taken from train/recipes.ts (the CLI's tutorial and AdamW one-cycle settings). */
-import { RECIPES } from '../../../train/recipes.ts';
-import type { TrainConfig } from '../../../train/run-config.ts';
+/** The page's two recipes, taken from core/training/recipes.ts (the CLI's tutorial and AdamW one-cycle settings). */
+import { RECIPES } from '../../../core/training/recipes.ts';
+import type { TrainConfig } from '../../../core/training/run-config.ts';
 import type { BrowserRecipe, TrainRequest } from './protocol.ts';
 
 export const BROWSER_RECIPES: Record<BrowserRecipe, { label: string; config: Omit<TrainConfig, 'model'> }> = {

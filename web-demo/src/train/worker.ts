@@ -1,18 +1,18 @@
 /**
- * The training worker: the CLI's Trainer, graph builder, gradient rules and optimizers (train/trainer-core.ts,
+ * The training worker: the CLI's Trainer, graph builder, gradient rules and optimizers (core/training/trainer-core.ts,
  * bundled by Vite) on onnxruntime-web, off the page's main thread. Receives a TrainRequest, reports every
  * batch and epoch, and ends with a validated deployable model.
  */
 import * as ort from 'onnxruntime-web/webgpu';
-import { IMAGE_SHAPE, PROBABILITIES_NAME } from '../../../runtime/contract.ts';
-import type { InferenceSession } from '../../../runtime/ort-runtime.ts';
-import { webRuntime } from '../../../runtime/web-runtime.ts';
-import { BatchStream, normalizedSplit } from '../../../train/data/batches.ts';
-import { optimizerFor } from '../../../train/optim/from-config.ts';
-import { Rng } from '../../../train/random.ts';
-import { learningRate } from '../../../train/schedule.ts';
-import { Trainer } from '../../../train/trainer-core.ts';
-import { ZOO } from '../../../train/zoo/index.ts';
+import { IMAGE_SHAPE, PROBABILITIES_NAME } from '../../../core/contract.ts';
+import { ZOO } from '../../../core/model/zoo/index.ts';
+import type { InferenceSession } from '../../../core/ort-runtime.ts';
+import { Rng } from '../../../core/random.ts';
+import { BatchStream, normalizedSplit } from '../../../core/training/batches.ts';
+import { optimizerFor } from '../../../core/training/optim/from-config.ts';
+import { learningRate } from '../../../core/training/schedule.ts';
+import { Trainer } from '../../../core/training/trainer-core.ts';
+import { webRuntime } from '../web-runtime.ts';
 import { chooseThreads, chooseTrainingBackend } from './backend.ts';
 import { deployable } from './deploy.ts';
 import { fetchMnist } from './mnist.ts';

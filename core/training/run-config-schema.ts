@@ -1,0 +1,46 @@
+/**
+ * What a run's config may hold, checked wherever one comes in: flags, a hand-edited config.json on
+ * resume, the library API. The bounds keep a typo from starting hundreds of workers or asking for
+ * gigabytes of batch buffers; a bad field fails in one line that names it.
+ */
+import { z } from 'zod';
+import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
+import { MODEL_NAMES } from '../model/zoo/index.ts';
+import { issuesInOneLine } from '../zod-issues.ts';
+import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
+import { SCHEDULES } from './schedule.ts';
+
+export const LIMITS = {
+  epochs: 10_000,
+  /** Beyond this a step's activations take gigabytes (cnn7); MNIST's whole training set is 60,000. */
+  batchSize: 4096,
+  /** Each thread can be a worker with its own ORT session (tens of MB): a bound on memory, not speed. */
+  threads: 64,
+  /** The RNG's state is one uint32: larger seeds would alias smaller ones. */
+  seed: 0xffff_ffff,
+} as const;
+
+export const trainConfigSchema = z.object({
+  model: z.enum(MODEL_NAMES),
+  epochs: z.number().int().min(1).max(LIMITS.epochs),
+  batchSize: z.number().int().min(1).max(LIMITS.batchSize),
+  lr: z.number().positive(),
+  momentum: z.number().min(0).lt(1),
+  optimizer: z.enum(OPTIMIZERS),
+  weightDecay: z.number().min(0),
+  schedule: z.enum(SCHEDULES),
+  augment: z.boolean(),
+  labelSmoothing: z.number().min(0).lt(1),
+  seed: z.number().int().min(0).max(LIMITS.seed),
+  threads: z.number().int().min(1).max(LIMITS.threads),
+  device: z.enum(DEVICES),
+  limit: z.number().int().positive().optional(),
+}) satisfies z.ZodType<TrainConfig>;
+
+/** `value` as a TrainConfig (unknown fields dropped), or one line naming `where` and each bad field. */
+export function parseTrainConfig(value: unknown, where: string): TrainConfig {
+  const result = trainConfigSchema.safeParse(value);
+  if (!result.success)
+    throw new Error(`${where} is not a valid run config: ${issuesInOneLine(result.error, 'config')}`);
+  return result.data;
+}
