@@ -15,9 +15,9 @@ import { optimizerFor } from '../core/training/optim/from-config.ts';
 import { RECIPES } from '../core/training/recipes.ts';
 import { loadMnist, take } from '../node/mnist.ts';
 import { startServer } from '../serve/server.ts';
+import { launch } from '../testkit/chromium.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { Trainer } from '../train/trainer.ts';
-import { launch } from './chromium.ts';
 import type { BenchReport } from './report.ts';
 
 export interface BrowserBenchOptions {

@@ -7,7 +7,7 @@
 import { loadavg } from 'node:os';
 import { preprocessRgba } from '../core/digits/digit.ts';
 import { loadMnist } from '../node/mnist.ts';
-import { photoOf } from './photo-digits.ts';
+import { photoOf } from '../testkit/photo-digits.ts';
 import type { BenchReport } from './report.ts';
 
 export interface PreprocessRow {

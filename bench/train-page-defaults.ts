@@ -8,9 +8,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer } from '../serve/server.ts';
+import { launch } from '../testkit/chromium.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { PRESETS } from '../web-demo/src/train/presets.ts';
-import { launch } from './chromium.ts';
 import type { BenchReport } from './report.ts';
 
 /** What the quick preset promises on the page. */

@@ -7,14 +7,19 @@
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import { makeDeployable } from '../core/deploy/deployable.ts';
 import { METADATA_KEYS } from '../core/deploy/metadata.ts';
 import { makeVariant, type Variant } from '../core/deploy/precision.ts';
-import { inferenceModel } from '../core/model/inference-model.ts';
-import { ZOO } from '../core/model/zoo/index.ts';
-import { sessionOptions } from '../node/execution.ts';
+import {
+  accuracyOf,
+  batchedLogits,
+  buildDeployable,
+  ValidationError,
+  validateDeployable,
+} from '../core/deploy/validate.ts';
+import { describeRecipe } from '../core/training/run-config.ts';
+import { nodeRuntime, sessionOptions } from '../node/execution.ts';
 import { removeStaleTempFiles, writeModelFile } from '../node/files.ts';
-import { type Dataset, loadMnist, MNIST_MEAN, MNIST_STD, normalize } from '../node/mnist.ts';
+import { type Dataset, loadMnist } from '../node/mnist.ts';
 import { readRegularFile } from '../node/regular-file.ts';
 import { checkModelName, checkVersion, modelPath, nextVersion, versionsOf } from '../node/repository.ts';
 import { ensureTritonConfig, type TritonConfigResult } from '../node/triton/model-config-file.ts';
@@ -81,24 +86,8 @@ async function batchOneLatency(model: ModelProto, image: Float32Array, runs = 30
   }
 }
 
-/** Max |logit difference| allowed: folding reorders float32 sums, nothing more. */
-export const LOGIT_TOLERANCE = 1e-3;
-
-async function logitsOf(model: ModelProto, images: Float32Array, count: number): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(encodeModel(model), sessionOptions('cpu', { threads: 1 }));
-  try {
-    const out = new Float32Array(count * 10);
-    for (let start = 0; start < count; start += 1000) {
-      const n = Math.min(1000, count - start);
-      const input = new ort.Tensor('float32', images.subarray(start * 784, (start + n) * 784), [n, 1, 28, 28]);
-      const result = await session.run({ input });
-      out.set((result.logits as ort.Tensor).data as Float32Array, start * 10);
-    }
-    return out;
-  } finally {
-    await session.release();
-  }
-}
+/** Validation runs on one CPU thread: the same answer on every machine. */
+const CPU = { device: 'cpu', threads: 1 } as const;
 
 const PRECISION: Record<Variant | 'fp32', string> = {
   fp32: 'fp32',
@@ -132,8 +121,6 @@ async function findExport(
   return undefined;
 }
 
-const argmax = (row: Float32Array) => row.reduce((best, v, i, a) => (v > (a[best] as number) ? i : best), 0);
-
 export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   const config = await readConfig(options.run);
   const checkpointPath = join(options.run, RUN_FILES.checkpoint);
@@ -153,59 +140,31 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   if (previous && !options.force && options.version === undefined)
     throw new Error(`this checkpoint is already exported as ${previous}; pass --force to export it again`);
 
-  const entry = ZOO[config.model];
-  const module = entry.build();
-  const { model: plain } = inferenceModel(module, { weights: checkpoint.trainer.tensors });
-  const { model, report } = makeDeployable(plain, {
-    mean: MNIST_MEAN,
-    std: MNIST_STD,
-    metadata: {
-      [METADATA_KEYS.name]: name,
-      [METADATA_KEYS.version]: String(version),
-      [METADATA_KEYS.architecture]: `${config.model}: ${entry.title}`,
-      [METADATA_KEYS.section]: entry.section,
-      [METADATA_KEYS.recipe]: `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}, batch ${config.batchSize}, schedule ${config.schedule}${config.augment ? ', augmented' : ''}${config.weightDecay ? `, weight decay ${config.weightDecay}` : ''}${config.labelSmoothing ? `, label smoothing ${config.labelSmoothing}` : ''}, seed ${config.seed}`,
+  const { plain, model, report } = buildDeployable(config.model, checkpoint.trainer.tensors, {
+    name,
+    version: String(version),
+    producer: 'mnist-onnx-cnn',
+    extra: {
+      [METADATA_KEYS.recipe]: describeRecipe(config),
       [METADATA_KEYS.epochs]: String(checkpoint.epoch),
-      [METADATA_KEYS.date]: new Date().toISOString(),
-      [METADATA_KEYS.producer]: 'mnist-onnx-cnn',
-      [METADATA_KEYS.precision]: PRECISION.fp32,
       [METADATA_KEYS.checkpoint]: checkpointSha,
     },
   });
 
   const test = options.test ?? (await loadMnist('test'));
   const raw = Float32Array.from(test.images, (v) => v / 255);
-  const [reference, exported] = await Promise.all([
-    logitsOf(plain, normalize(test.images), test.count),
-    logitsOf(model, raw, test.count),
-  ]);
-  const accuracyOf = (logits: Float32Array) => {
-    let hits = 0;
-    for (let i = 0; i < test.count; i++) if (argmax(logits.subarray(i * 10, i * 10 + 10)) === test.labels[i]) hits++;
-    return (100 * hits) / test.count;
-  };
-  let maxLogitDifference = 0;
-  let disagreements = 0;
-  for (let i = 0; i < test.count; i++) {
-    const a = reference.subarray(i * 10, i * 10 + 10);
-    const b = exported.subarray(i * 10, i * 10 + 10);
-    for (let k = 0; k < 10; k++)
-      maxLogitDifference = Math.max(maxLogitDifference, Math.abs((a[k] as number) - (b[k] as number)));
-    if (argmax(a) !== argmax(b)) disagreements++;
-  }
-  if (maxLogitDifference > LOGIT_TOLERANCE || disagreements > 0) {
-    throw new Error(
-      `validation failed, nothing written: the exported model differs from the training graph (max |Δlogit| ${maxLogitDifference.toExponential(2)}, ${disagreements} different predictions)`,
-    );
-  }
+  const validation = await validateDeployable(nodeRuntime, CPU, { plain, model }, test).catch((error: unknown) => {
+    throw error instanceof ValidationError ? new Error(`validation failed, nothing written: ${error.message}`) : error;
+  });
+  const { maxLogitDifference, disagreements } = validation;
   let final = model;
-  let accuracy = accuracyOf(exported);
+  let accuracy = validation.accuracy;
   let variantReport: VariantReport | undefined;
   if (options.variant) {
     const variant = options.variant;
     final = makeVariant(model, variant);
     const fp32Accuracy = accuracy;
-    accuracy = accuracyOf(await logitsOf(final, raw, test.count));
+    accuracy = accuracyOf(await batchedLogits(nodeRuntime, final, raw, test.count, CPU), test.labels, test.count);
     const image = raw.subarray(0, 784);
     variantReport = {
       variant,

@@ -1,18 +1,18 @@
 /**
  * Photos of handwriting read right: MNIST test digits rendered as photos (grey or tinted paper, uneven
  * light, shadows, noise, blur, JPEG, 240–1000 px, anywhere in the frame, thin and thick pens, chalk on a
- * board, the desk past the paper's edge — test/helpers/photo-digits.ts), preprocessed by the shared
+ * board, the desk past the paper's edge — testkit/photo-digits.ts), preprocessed by the shared
  * module and read by a briefly trained CNN served by the real server. A model is judged on the digits it
  * reads right when clean: the preprocessing must keep ≥ 95% of those right as photos. The server's own
  * /predict path on the PNG must agree with the module.
  */
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type DigitPhoto, PHOTO_CONDITIONS, type PhotoCondition, photoOf } from '../bench/photo-digits.ts';
 import { IMAGE_PIXELS } from '../core/contract.ts';
 import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
 import { Rng } from '../core/random.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { type DigitPhoto, PHOTO_CONDITIONS, type PhotoCondition, photoOf } from '../testkit/photo-digits.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
 
 /** Photos per condition: one MNIST test digit each, digits 0… in order, conditions in turn. */

@@ -13,7 +13,6 @@ import type { Browser, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PHOTO_CONDITIONS, photoOf } from '../bench/photo-digits.ts';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
 import { explainModel } from '../core/deploy/explain.ts';
 import { preprocessRgba } from '../core/digits/digit.ts';
@@ -23,6 +22,7 @@ import { loadMnist, take } from '../node/mnist.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { describeModel } from '../onnx/describe.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { PHOTO_CONDITIONS, photoOf } from '../testkit/photo-digits.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import { trainRun } from '../train/loop.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
@@ -242,7 +242,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
   }, 120_000);
 
   it('reads the photo set through the browser path: the page gives the same 28×28 as the module in Node', async () => {
-    // One photo per condition (bench/photo-digits.ts), as PNG uploads through "Use a photo". The ≥ 95%
+    // One photo per condition (testkit/photo-digits.ts), as PNG uploads through "Use a photo". The ≥ 95%
     // reading of the set is proven in Node (test/photo-preprocess.test.ts); here the browser's decoding
     // (createImageBitmap, canvas) and its copy of the module must produce the same model input.
     const { page } = await open();

@@ -12,7 +12,7 @@ import { BatchStream, normalizedSplit } from '../core/training/batches.ts';
 import { optimizerFor } from '../core/training/optim/from-config.ts';
 import type { TrainConfig } from '../core/training/run-config.ts';
 import { parseTrainConfig } from '../core/training/run-config-schema.ts';
-import { learningRate } from '../core/training/schedule.ts';
+import { runEpoch, type StepProgress } from '../core/training/run-epoch.ts';
 import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
@@ -34,14 +34,7 @@ export interface LoopEvents {
   /** The tutorial's lines and our notices. */
   log?: (line: string) => void;
   /** After every step: progress within the epoch. */
-  progress?: (p: {
-    epoch: number;
-    batch: number;
-    batches: number;
-    loss: number;
-    accuracy: number;
-    imagesPerSecond: number;
-  }) => void;
+  progress?: (p: StepProgress) => void;
   epochStart?: (epoch: number, batches: number) => void;
   epochEnd?: (record: EpochRecord) => void;
 }
@@ -114,45 +107,24 @@ interface EpochContext {
   log: (line: string) => void;
 }
 
-/** One pass over the training set: the tutorial's loss lines and progress; the epoch's training figures. */
+/** One pass over the training set (core's runEpoch) with the tutorial's loss lines and progress. */
 async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: EpochContext, epoch: number) {
   events.epochStart?.(epoch, stream.batchesPerEpoch);
-  const started = performance.now();
-  let [lossSum, correct, seen, runningLoss, batchIndex, lr] = [0, 0, 0, 0, 0, config.lr];
-  for (const batch of stream.epoch({ reuse: true })) {
-    lr = learningRate(config.schedule, config.lr, trainer.steps, totalSteps);
-    const result = await trainer.step(batch.images, batch.labels, lr);
-    // Stop at the first sign: every step after a NaN is wasted, and its history could not be saved.
-    if (!Number.isFinite(result.loss))
-      throw new Error(
-        `non-finite loss (${result.loss}) at epoch ${epoch}, batch ${batchIndex + 1}: the run diverged (try a lower --lr)`,
-      );
-    lossSum += result.loss * batch.size;
-    correct += result.correct;
-    seen += batch.size;
-    runningLoss += result.loss;
-    batchIndex++;
-    if (batchIndex % LOG_EVERY === 0) {
-      log(`[${epoch}, ${format(batchIndex, 5)}] loss: ${(runningLoss / LOG_EVERY).toFixed(3)}`);
-      runningLoss = 0;
-    }
-    events.progress?.({
-      epoch,
-      batch: batchIndex,
-      batches: stream.batchesPerEpoch,
-      loss: lossSum / seen,
-      accuracy: (100 * correct) / seen,
-      imagesPerSecond: seen / ((performance.now() - started) / 1000),
-    });
-  }
-  const seconds = (performance.now() - started) / 1000;
-  return {
-    trainLoss: lossSum / seen,
-    trainAccuracy: (100 * correct) / seen,
-    seconds,
-    imagesPerSecond: seen / seconds,
-    lr,
-  };
+  let runningLoss = 0;
+  return runEpoch(trainer, stream, epoch, {
+    schedule: config.schedule,
+    lr: config.lr,
+    totalSteps,
+    reuseBatches: true,
+    onStep: (progress) => {
+      runningLoss += progress.batchLoss;
+      if (progress.batch % LOG_EVERY === 0) {
+        log(`[${epoch}, ${format(progress.batch, 5)}] loss: ${(runningLoss / LOG_EVERY).toFixed(3)}`);
+        runningLoss = 0;
+      }
+      events.progress?.(progress);
+    },
+  });
 }
 
 export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {

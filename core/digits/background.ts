@@ -5,6 +5,7 @@
  * (about 8 along the longer side, at least 8 px each): the paper is whatever most of each block is.
  */
 import type { GrayImage } from './grayscale.ts';
+import { closing } from './morphology.ts';
 
 const BLOCKS_ALONG_LONG_SIDE = 8;
 const MIN_BLOCK = 8;
@@ -59,23 +60,8 @@ function blockGrid(image: GrayImage): BlockGrid {
 }
 
 /** 3×3 grey-level closing (max then min) of the block grid: fills blocks that a thick stroke covers. */
-function closeGrid(values: Float32Array, cols: number, rows: number): Float32Array {
-  const filter = (src: Float32Array, pick: (a: number, b: number) => number) => {
-    const out = new Float32Array(src.length);
-    for (let by = 0; by < rows; by++)
-      for (let bx = 0; bx < cols; bx++) {
-        let v = src[by * cols + bx] as number;
-        for (let dy = -1; dy <= 1; dy++)
-          for (let dx = -1; dx <= 1; dx++) {
-            const [x, y] = [bx + dx, by + dy];
-            if (x >= 0 && y >= 0 && x < cols && y < rows) v = pick(v, src[y * cols + x] as number);
-          }
-        out[by * cols + bx] = v;
-      }
-    return out;
-  };
-  return filter(filter(values, Math.max), Math.min);
-}
+const closeGrid = (values: Float32Array, cols: number, rows: number): Float32Array =>
+  closing({ width: cols, height: rows, data: values }, 1);
 
 /** The paper's level per block of a dark-ink image, closed, and its typical level (the median block's). */
 export interface PaperGrid {
@@ -196,86 +182,4 @@ export function inkDarkness(
     }
   }
   return { darkness: out, paper: grid.level, shadowed };
-}
-
-/**
- * Running max over windows of 2r+1 along each row, in O(1) per pixel (van Herk / Gil–Werman: prefix
- * and suffix maxima over blocks of the window's length), into `out`; `prefix` and `suffix` are scratch.
- */
-function rowMax(src: Float32Array, out: Float32Array, w: number, h: number, r: number, scratch: Float32Array[]): void {
-  const k = 2 * r + 1;
-  const [prefix, suffix] = scratch as [Float32Array, Float32Array];
-  for (let base = 0; base < w * h; base += w) {
-    for (let start = 0; start < w; start += k) {
-      const end = Math.min(w, start + k);
-      let m = -Infinity;
-      for (let i = start; i < end; i++) {
-        const v = src[base + i] as number;
-        if (v > m) m = v;
-        prefix[i] = m;
-      }
-      m = -Infinity;
-      for (let i = end - 1; i >= start; i--) {
-        const v = src[base + i] as number;
-        if (v > m) m = v;
-        suffix[i] = m;
-      }
-    }
-    for (let i = 0; i < w; i++) {
-      const a = suffix[i > r ? i - r : 0] as number;
-      const b = prefix[i + r < w ? i + r : w - 1] as number;
-      out[base + i] = Math.max(a, b);
-    }
-  }
-}
-
-/** rowMax down the columns, a whole row at a time (cache-friendly): `prefix`, `suffix` are w·h scratch. */
-function columnMax(
-  src: Float32Array,
-  out: Float32Array,
-  w: number,
-  h: number,
-  r: number,
-  scratch: Float32Array[],
-): void {
-  const k = 2 * r + 1;
-  const [prefix, suffix] = scratch as [Float32Array, Float32Array];
-  for (let start = 0; start < h; start += k) {
-    const end = Math.min(h, start + k);
-    prefix.set(src.subarray(start * w, (start + 1) * w), start * w);
-    for (let i = (start + 1) * w; i < end * w; i++) {
-      const v = src[i] as number;
-      const p = prefix[i - w] as number;
-      prefix[i] = Math.max(v, p);
-    }
-    suffix.set(src.subarray((end - 1) * w, end * w), (end - 1) * w);
-    for (let i = (end - 1) * w - 1; i >= start * w; i--) {
-      const v = src[i] as number;
-      const s = suffix[i + w] as number;
-      suffix[i] = Math.max(v, s);
-    }
-  }
-  for (let y = 0; y < h; y++) {
-    const [top, bottom] = [(y > r ? y - r : 0) * w, (y + r < h ? y + r : h - 1) * w];
-    for (let x = 0, o = y * w; x < w; x++, o++) {
-      const a = suffix[top + x] as number;
-      const b = prefix[bottom + x] as number;
-      out[o] = Math.max(a, b);
-    }
-  }
-}
-
-/** Grey-level closing (max filter, then min filter) with a (2r+1)² square: dark strokes narrower than 2r vanish. */
-export function closing(image: GrayImage, r: number): Float32Array {
-  const { width: w, height: h, data } = image;
-  const scratch = [new Float32Array(w * h), new Float32Array(w * h)];
-  const [a, b] = [new Float32Array(w * h), new Float32Array(w * h)];
-  rowMax(data, a, w, h, r, scratch);
-  columnMax(a, b, w, h, r, scratch);
-  // The min filter as the max filter of the negated image.
-  for (let i = 0; i < b.length; i++) b[i] = -(b[i] as number);
-  rowMax(b, a, w, h, r, scratch);
-  columnMax(a, b, w, h, r, scratch);
-  for (let i = 0; i < b.length; i++) b[i] = -(b[i] as number);
-  return b;
 }

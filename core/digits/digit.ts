@@ -17,8 +17,9 @@ import { BlankImageError } from './blank.ts';
 import type { DigitMask } from './components.ts';
 import { type GrayImage, grayscaleFromRgba } from './grayscale.ts';
 import { toMnistInput } from './mnist-box.ts';
+import { morph } from './morphology.ts';
 import { readInk } from './polarity.ts';
-import { morph, strokeCorrection } from './stroke.ts';
+import { strokeCorrection } from './stroke.ts';
 import type { InkLevels } from './threshold.ts';
 
 export { BlankImageError } from './blank.ts';

@@ -5,7 +5,6 @@
  * working-resolution ink before it is scaled down again.
  */
 import { IMAGE_SIDE } from '../contract.ts';
-import type { GrayImage } from './grayscale.ts';
 
 /**
  * MNIST's stroke widths in pixels of the 28×28 image: percentiles of strokeWidth() over the first
@@ -62,26 +61,6 @@ export function strokeWidth(image: Float32Array): number {
   const skeleton = skeletonPixels(binary, IMAGE_SIDE);
   // Thinning shortens a stroke of width w by about w (w/2 at each end): area = w·(skeleton + w).
   return area > 0 ? (Math.sqrt(skeleton * skeleton + 4 * area) - skeleton) / 2 : 0;
-}
-
-/** Grey-level dilation (radius > 0) or erosion (radius < 0) with a square of side 2|radius|+1. */
-export function morph(image: GrayImage, radius: number): GrayImage {
-  const r = Math.abs(radius);
-  if (r === 0) return image;
-  const { width, height } = image;
-  const sign = radius > 0 ? 1 : -1;
-  const pass = (src: Float32Array, step: number, n: number, lines: number, lineStep: number) => {
-    const out = new Float32Array(src.length);
-    for (let line = 0; line < lines; line++)
-      for (let k = 0; k < n; k++) {
-        let v = -Infinity;
-        for (let d = Math.max(0, k - r); d <= Math.min(n - 1, k + r); d++)
-          v = Math.max(v, sign * (src[line * lineStep + d * step] as number));
-        out[line * lineStep + k * step] = sign * v;
-      }
-    return out;
-  };
-  return { width, height, data: pass(pass(image.data, 1, width, height, width), width, height, width, 1) };
 }
 
 /**

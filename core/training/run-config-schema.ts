@@ -4,8 +4,8 @@
  * gigabytes of batch buffers; a bad field fails in one line that names it.
  */
 import { z } from 'zod';
-import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
 import { MODEL_NAMES } from '../model/zoo/index.ts';
+import { NODE_DEVICES as DEVICES } from '../ort-runtime.ts';
 import { issuesInOneLine } from '../zod-issues.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
 import { SCHEDULES } from './schedule.ts';

@@ -1,6 +1,7 @@
 /** A training run's configuration: the CLI flags, validated, with the tutorial's recipe as defaults. */
-import type { NodeDevice as Device } from '../../core/ort-runtime.ts';
+
 import type { ModelName } from '../model/zoo/index.ts';
+import type { NodeDevice as Device } from '../ort-runtime.ts';
 import type { ScheduleName } from './schedule.ts';
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw';
@@ -39,3 +40,22 @@ export const TUTORIAL_RECIPE: Omit<TrainConfig, 'model'> = {
   threads: 1,
   device: 'cpu',
 };
+
+/** One line for a model's metadata: how it was trained. */
+export function describeRecipe(
+  config: Pick<
+    TrainConfig,
+    'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
+  >,
+): string {
+  const parts = [
+    `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
+    `batch ${config.batchSize}`,
+    `schedule ${config.schedule}`,
+  ];
+  if (config.augment) parts.push('augmented');
+  if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
+  if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
+  parts.push(`seed ${config.seed}`);
+  return parts.join(', ');
+}

@@ -1,8 +1,8 @@
 /** Headless Debian Chromium through playwright-core (never a downloaded browser); a fresh profile each launch. */
 import type { Page } from 'playwright-core';
 
-// The launcher lives with the benchmarks (which drive the browser too); nothing imports test/.
-export { chromiumPath, launch } from '../../bench/chromium.ts';
+// The launcher lives in testkit/, shared with the benchmarks (which drive the browser too).
+export { chromiumPath, launch } from '../../testkit/chromium.ts';
 
 type Stroke = [number, number][];
 

@@ -4,6 +4,7 @@ import * as ort from 'onnxruntime-web/webgpu';
 import { IMAGE_SHAPE } from '../../core/contract.ts';
 import { softmax } from '../../core/digits/softmax.ts';
 import type { LocalModel } from './local-models.ts';
+import { probeWebGpu } from './webgpu.ts';
 
 export interface ModelEntry {
   name: string;
@@ -26,15 +27,21 @@ export function localEntry(model: LocalModel): ModelEntry {
   };
 }
 
-interface ApiModel {
+/** One model of GET /api/models, as far as the pages read it. */
+export interface ApiModel {
   name: string;
   versions: { version: number; ready: boolean; metadata?: Record<string, string> }[];
 }
 
-export async function fetchModels(): Promise<ModelEntry[]> {
+/** The server's models (GET /api/models). */
+export async function listServedModels(): Promise<ApiModel[]> {
   const response = await fetch('/api/models');
   if (!response.ok) throw new Error(`model list: HTTP ${response.status}`);
-  const list = (await response.json()) as ApiModel[];
+  return (await response.json()) as ApiModel[];
+}
+
+export async function fetchModels(): Promise<ModelEntry[]> {
+  const list = await listServedModels();
   return list.flatMap((m) => {
     const ready = m.versions.filter((v) => v.ready);
     const newest = ready.at(-1);
@@ -57,27 +64,21 @@ export type Backend = 'webgpu' | 'wasm';
 export async function chooseBackend(): Promise<Backend> {
   const forced = new URLSearchParams(location.search).get('ep');
   if (forced === 'wasm' || forced === 'webgpu') return forced;
-  const gpu = (
-    navigator as Navigator & {
-      gpu?: {
-        requestAdapter(): Promise<{ info?: { isFallbackAdapter?: boolean }; isFallbackAdapter?: boolean } | null>;
-      };
-    }
-  ).gpu;
   const wasm = (why: string): Backend => {
     console.info(`Models run on wasm: ${why}.`); // the one line a machine without WebGPU gets
     return 'wasm';
   };
-  if (!gpu) return wasm('this browser has no WebGPU');
-  try {
-    const adapter = await gpu.requestAdapter();
-    if (!adapter) return 'wasm'; // the browser itself logs the one line (Chromium: “No available adapters.”)
-    // A software (fallback) adapter is ~100× slower than wasm here.
-    if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter)
-      return wasm('the only WebGPU adapter is software');
-    return 'webgpu';
-  } catch {
-    return wasm('WebGPU failed to start');
+  switch (await probeWebGpu()) {
+    case 'hardware':
+      return 'webgpu';
+    case 'absent':
+      return wasm('this browser has no WebGPU');
+    case 'failed':
+      return wasm('WebGPU failed to start');
+    case 'software':
+      return wasm('the only WebGPU adapter is software'); // ~100× slower than wasm here
+    case 'no-adapter':
+      return 'wasm'; // the browser itself logs the one line (Chromium: “No available adapters.”)
   }
 }
 

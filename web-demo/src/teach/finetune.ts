@@ -4,14 +4,15 @@
  * training images (so it does not forget MNIST), then the result goes through the same deployable/validation
  * path as /train. Reports the answers on the samples and the MNIST test accuracy before and after.
  */
-import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME, MNIST_MEAN, MNIST_STD } from '../../../core/contract.ts';
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../../../core/contract.ts';
 import { type Dataset, normalize } from '../../../core/data/dataset.ts';
+import { argmax, batchedLogits } from '../../../core/deploy/validate.ts';
 import { ZOO } from '../../../core/model/zoo/index.ts';
-import type { OrtRuntime, Tensor } from '../../../core/ort-runtime.ts';
+import type { OrtRuntime } from '../../../core/ort-runtime.ts';
 import { Rng } from '../../../core/random.ts';
 import { adamw } from '../../../core/training/optim/index.ts';
 import { Trainer } from '../../../core/training/trainer-core.ts';
-import { argmax, deployable } from '../train/deploy.ts';
+import { deployable } from '../train/deploy.ts';
 import { trainableFromDeployable } from './weights.ts';
 
 /** One drawn digit: 784 raw intensities in [0,1] (MNIST-preprocessed) and the label the user gave. */
@@ -48,24 +49,8 @@ export interface FineTuned {
 
 /** Answers of a deployable model (raw pixels in) for `count` images. */
 async function answersOf(runtime: OrtRuntime, bytes: Uint8Array, raw: Float32Array, count: number): Promise<number[]> {
-  const { session } = await runtime.createSession(bytes.slice(), { device: 'wasm' });
-  try {
-    const answers: number[] = [];
-    for (let start = 0; start < count; start += 500) {
-      const n = Math.min(500, count - start);
-      const input = new runtime.Tensor('float32', raw.slice(start * IMAGE_PIXELS, (start + n) * IMAGE_PIXELS), [
-        n,
-        ...IMAGE_SHAPE,
-      ]);
-      const logits = (await session.run({ [INPUT_NAME]: input }))[LOGITS_NAME] as Tensor;
-      const data = logits.data as Float32Array;
-      const classes = data.length / n;
-      for (let i = 0; i < n; i++) answers.push(argmax(data.subarray(i * classes, (i + 1) * classes)));
-    }
-    return answers;
-  } finally {
-    await session.release();
-  }
+  const logits = await batchedLogits(runtime, bytes, raw, count, { device: 'wasm' });
+  return Array.from({ length: count }, (_, i) => argmax(logits.subarray(i * NUM_CLASSES, (i + 1) * NUM_CLASSES)));
 }
 
 async function snapshot(runtime: OrtRuntime, bytes: Uint8Array, samples: Sample[], test: Dataset): Promise<Snapshot> {

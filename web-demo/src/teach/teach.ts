@@ -8,6 +8,7 @@ import { IMAGE_SIDE, NUM_CLASSES } from '../../../core/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../../core/digits/digit.ts';
 import { DrawingPad } from '../drawing.ts';
 import { saveLocalModel } from '../local-models.ts';
+import { listServedModels } from '../models.ts';
 import { type Published, publishModel } from '../publish.ts';
 import type { Sample } from './finetune.ts';
 import { loadSavedModel, saveModel } from './store.ts';
@@ -31,11 +32,6 @@ interface TeachState {
   published?: Published;
 }
 
-interface ApiModel {
-  name: string;
-  versions: { version: number; ready: boolean; metadata?: Record<string, string> }[];
-}
-
 function thumbnail(pixels: Float32Array): HTMLCanvasElement {
   const canvas = document.createElement('canvas');
   canvas.width = IMAGE_SIDE;
@@ -57,10 +53,9 @@ function thumbnail(pixels: Float32Array): HTMLCanvasElement {
  * fp16 or int8 variant has no float weights to start from: export writes its precision into the metadata).
  */
 async function trainableModels(): Promise<{ label: string; url: string }[]> {
-  const response = await fetch('/api/models');
-  if (!response.ok) return [];
+  const models = await listServedModels().catch(() => []);
   const noBatchNorm = /^(mlp|cnn|cnn3|inception|resnet|resnet-scaled|resnet-convshortcut):/;
-  return ((await response.json()) as ApiModel[]).flatMap((m) => {
+  return models.flatMap((m) => {
     const v = m.versions
       .filter(
         (x) =>

@@ -1,7 +1,6 @@
 /** Which onnxruntime-web backend to train on, and why: WebGPU only on a real adapter, else wasm. */
 
-type GpuAdapter = { info?: { isFallbackAdapter?: boolean }; isFallbackAdapter?: boolean };
-type Gpu = { requestAdapter(): Promise<GpuAdapter | null> };
+import { probeWebGpu } from '../webgpu.ts';
 
 export interface BackendChoice {
   backend: 'wasm' | 'webgpu';
@@ -11,16 +10,10 @@ export interface BackendChoice {
 
 export async function chooseTrainingBackend(wanted: 'auto' | 'wasm' | 'webgpu'): Promise<BackendChoice> {
   if (wanted === 'wasm') return { backend: 'wasm', reason: 'wasm requested' };
-  const gpu = (navigator as Navigator & { gpu?: Gpu }).gpu;
-  if (!gpu) return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu)' };
-  let adapter: GpuAdapter | null = null;
-  try {
-    adapter = await gpu.requestAdapter();
-  } catch {
-    // same as no adapter
-  }
-  if (!adapter) return { backend: 'wasm', reason: 'WebGPU found no adapter' };
-  const fallback = adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter ?? false;
+  const support = await probeWebGpu();
+  if (support === 'absent') return { backend: 'wasm', reason: 'this browser has no WebGPU (navigator.gpu)' };
+  if (support === 'failed' || support === 'no-adapter') return { backend: 'wasm', reason: 'WebGPU found no adapter' };
+  const fallback = support === 'software';
   if (fallback && wanted === 'auto')
     return { backend: 'wasm', reason: 'the only WebGPU adapter is a software fallback (~100× slower than wasm)' };
   return { backend: 'webgpu', reason: fallback ? 'WebGPU requested (software adapter)' : 'a WebGPU adapter' };

@@ -10,7 +10,8 @@ import type { InferenceSession } from '../../../core/ort-runtime.ts';
 import { Rng } from '../../../core/random.ts';
 import { BatchStream, normalizedSplit } from '../../../core/training/batches.ts';
 import { optimizerFor } from '../../../core/training/optim/from-config.ts';
-import { learningRate } from '../../../core/training/schedule.ts';
+import { describeRecipe } from '../../../core/training/run-config.ts';
+import { runEpoch } from '../../../core/training/run-epoch.ts';
 import { Trainer } from '../../../core/training/trainer-core.ts';
 import { webRuntime } from '../web-runtime.ts';
 import { chooseThreads, chooseTrainingBackend } from './backend.ts';
@@ -75,30 +76,26 @@ async function train(request: TrainRequest): Promise<void> {
   let [trainedImages, trainingSeconds, epochsDone] = [0, 0, 0];
   try {
     for (let epoch = 1; epoch <= request.epochs && !stopRequested; epoch++) {
-      const started = performance.now();
-      let [lossSum, correct, seen, batch] = [0, 0, 0, 0];
-      for (const b of stream.epoch()) {
-        const lr = learningRate(config.schedule, request.lr, trainer.steps, totalSteps);
-        const result = await trainer.step(b.images, b.labels, lr);
-        lossSum += result.loss * b.size;
-        correct += result.correct;
-        seen += b.size;
-        batch++;
-        const seconds = (performance.now() - started) / 1000;
-        post({
-          type: 'batch',
-          epoch,
-          batch,
-          batches: stream.batchesPerEpoch,
-          loss: result.loss,
-          accuracy: (100 * result.correct) / b.size,
-          imagesPerSecond: seen / seconds,
-        });
-        await yieldToEvents();
-        if (stopRequested) break;
-      }
-      const seconds = (performance.now() - started) / 1000;
-      trainedImages += seen;
+      const figures = await runEpoch(trainer, stream, epoch, {
+        schedule: config.schedule,
+        lr: request.lr,
+        totalSteps,
+        onStep: async (progress) => {
+          post({
+            type: 'batch',
+            epoch,
+            batch: progress.batch,
+            batches: progress.batches,
+            loss: progress.batchLoss,
+            accuracy: progress.batchAccuracy,
+            imagesPerSecond: progress.imagesPerSecond,
+          });
+          await yieldToEvents();
+        },
+        shouldStop: () => stopRequested,
+      });
+      const { seconds } = figures;
+      trainedImages += Math.round(figures.imagesPerSecond * seconds);
       trainingSeconds += seconds;
       epochsDone = epoch;
       post({ type: 'status', text: `Epoch ${epoch}: testing on ${test.labels.length} held-out images…` });
@@ -106,12 +103,12 @@ async function train(request: TrainRequest): Promise<void> {
       post({
         type: 'epoch',
         epoch,
-        trainLoss: lossSum / Math.max(seen, 1),
-        trainAccuracy: (100 * correct) / Math.max(seen, 1),
+        trainLoss: figures.trainLoss,
+        trainAccuracy: figures.trainAccuracy,
         testLoss: evaluation.loss,
         testAccuracy: evaluation.accuracy,
         seconds,
-        imagesPerSecond: seen / seconds,
+        imagesPerSecond: figures.imagesPerSecond,
       });
     }
     post({ type: 'status', text: 'Building and validating the deployable model…' });
@@ -120,7 +117,7 @@ async function train(request: TrainRequest): Promise<void> {
       request.model,
       trainer.weights(),
       {
-        training_recipe: `${config.optimizer} lr ${request.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}, batch ${request.batchSize}, schedule ${config.schedule}${config.weightDecay ? `, weight decay ${config.weightDecay}` : ''}, seed ${request.seed}, ${request.trainCount} images, trained in the browser (${choice.backend})`,
+        training_recipe: `${describeRecipe({ ...config, lr: request.lr, batchSize: request.batchSize, seed: request.seed })}, ${request.trainCount} images, trained in the browser (${choice.backend})`,
         epochs: String(epochsDone),
       },
       testSet,

@@ -7,6 +7,7 @@
  */
 import jpeg from 'jpeg-js';
 import { IMAGE_SIDE } from '../core/contract.ts';
+import { morph } from '../core/digits/morphology.ts';
 import { Rng } from '../core/random.ts';
 
 /** How one picture is taken. All tones are 0..255 RGB. */
@@ -131,25 +132,6 @@ export function sampleOptions(condition: PhotoCondition, rng: Rng, size?: number
   return o;
 }
 
-/** Separable grey-level max (grow > 0) or min (grow < 0) filter of radius |grow| px over a w×h map. */
-function morph(map: Float32Array, w: number, h: number, grow: number): Float32Array {
-  const r = Math.round(Math.abs(grow));
-  if (r === 0) return map;
-  const sign = grow > 0 ? 1 : -1;
-  const pass = (src: Float32Array, step: number, n: number, lines: number, lineStep: number) => {
-    const out = new Float32Array(src.length);
-    for (let line = 0; line < lines; line++)
-      for (let k = 0; k < n; k++) {
-        let v = sign * (src[line * lineStep + k * step] as number);
-        for (let d = Math.max(0, k - r); d <= Math.min(n - 1, k + r); d++)
-          v = Math.max(v, sign * (src[line * lineStep + d * step] as number));
-        out[line * lineStep + k * step] = sign * v;
-      }
-    return out;
-  };
-  return pass(pass(map, 1, w, h, w), w, h, w, 1);
-}
-
 /** Separable Gaussian blur of a w×h map (edges clamped). */
 function blur(src: Float32Array, w: number, h: number, sigma: number): Float32Array {
   if (sigma < 0.3) return src;
@@ -204,7 +186,7 @@ function inkPatch(digit: Uint8Array, o: PhotoOptions): InkPatch {
         fy * ((1 - fx) * at(ix, iy + 1) + fx * at(ix + 1, iy + 1));
       ink[y * w + x] = Math.min(1, Math.max(0, (v - 0.3) * 2.5));
     }
-  return { x0, y0, w, h, ink: blur(morph(ink, w, h, o.pen * scale), w, h, o.blur) };
+  return { x0, y0, w, h, ink: blur(morph({ width: w, height: h, data: ink }, o.pen * scale).data, w, h, o.blur) };
 }
 
 /** Illumination (0..1) at every pixel: gradient × vignette × shadow. */
