@@ -1,7 +1,7 @@
 /**
  * The slice of ONNX Runtime that training needs, injected so the same Trainer runs on onnxruntime-node
  * (the CLI: `nodeRuntime` in node/execution.ts) and on onnxruntime-web (the browser's /train page,
- * `webRuntime` in web-demo/src/train/web-runtime.ts). Nothing here imports a runtime or a Node API.
+ * `webRuntime` in web-demo/src/web-runtime.ts). Nothing here imports a runtime or a Node API.
  */
 import type { InferenceSession, Tensor } from 'onnxruntime-common';
 

@@ -1,9 +1,10 @@
 /**
  * Where ORT runs: execution-provider choice and session options.
  *
- * 'cpu' always works. 'cuda' needs onnxruntime-node's CUDA provider, which the repo's .npmrc skips
- * (`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` brings it). 'webgpu' needs a WebGPU adapter (Dawn on
- * Vulkan). 'auto' tries CUDA, then falls back to CPU with a one-line notice.
+ * 'cpu' always works. 'cuda' needs onnxruntime-node's CUDA provider, which a plain install lacks
+ * (`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install` brings it).
+ * 'webgpu' needs a WebGPU adapter (Dawn on Vulkan). 'auto' tries CUDA, then falls back to CPU with a
+ * one-line notice.
  */
 import * as ort from 'onnxruntime-node';
 import type {

@@ -1,8 +1,8 @@
 /** Atomic file writes: a reader (or a crash) never sees a half-written file. */
 import { randomBytes } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { decodeModel, encodeModel } from '../onnx/codec.ts';
+import { encodeModel } from '../onnx/codec.ts';
 import type { ModelProto } from '../onnx/schema.ts';
 
 /** How the project writes files; injectable so tests can fail any write (see test/train-faults.test.ts). */
@@ -86,9 +86,4 @@ export async function writeNewFileAtomic(path: string, data: Uint8Array | string
 /** Serialize and atomically write a model. */
 export async function writeModelFile(path: string, model: ModelProto): Promise<void> {
   await writeFileAtomic(path, encodeModel(model));
-}
-
-/** Read and parse a model file. */
-export async function readModelFile(path: string): Promise<ModelProto> {
-  return decodeModel(await readFile(path));
 }

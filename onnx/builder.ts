@@ -20,6 +20,7 @@ export const OPSET = 17;
 /** IR version 8 is the one that goes with opset 17. */
 export const IR_VERSION = 8;
 export const PRODUCER_NAME = 'mnist-onnx-cnn';
+/** The project's version (package.json's; a test keeps them equal): ONNX files' producer_version and the server's. */
 export const PRODUCER_VERSION = '0.1.0';
 
 export interface NodeOptions {

@@ -18,6 +18,7 @@ import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
+import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { BatchShapeError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime } from './body-budget.ts';
@@ -53,7 +54,6 @@ export interface AppOptions {
   bodyBudget?: Partial<BodyBudgetLimits>;
   /** Per-request log lines (control characters escaped). */
   log?: (line: string) => void;
-  serverVersion?: string;
   /** Who may load and unload models (default: anyone on this machine, no key). */
   modelControl?: ModelControlAccess;
   /** Publishing models over HTTP (serve --allow-upload): off when undefined. */
@@ -69,7 +69,7 @@ const aborted = (c: Context) => c.req.raw.signal?.aborted === true;
 export function createApp(options: AppOptions): OpenAPIHono {
   const { repository, metrics } = options;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
-  const serverVersion = options.serverVersion ?? '0.1.0';
+  const serverVersion = PRODUCER_VERSION;
   const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
   const largeResponses = new LargeResponses(limits.maxConcurrent);
   const app = new OpenAPIHono();

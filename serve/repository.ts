@@ -21,7 +21,7 @@ import { writeNewFileAtomic } from '../node/files.ts';
 import { readRegularFile } from '../node/regular-file.ts';
 import { isValidModelName, modelPath } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
-import { cachedSettingsReader, type ModelSettings, type SettingsReader, servedVersions } from './model-config.ts';
+import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { MAX_MODEL_BYTES } from './runner/limits.ts';
 import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
@@ -71,8 +71,6 @@ export interface RepositoryOptions {
   runBudgetMs?: number;
   /** Versions served at once (each is a process); more are not ready, with the reason. */
   maxLoadedVersions?: number;
-  /** Per-model settings; default: the model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
-  modelSettings?: SettingsReader;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
@@ -132,6 +130,7 @@ export class ModelRepository {
   private readonly reported = new Set<string>();
   /** Each model's settings as of the last scan. */
   private settings = new Map<string, ModelSettings>();
+  /** Each model's config.pbtxt (Triton's), checked at every scan, parsed when changed. */
   private readonly readSettings = cachedSettingsReader();
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
@@ -189,7 +188,7 @@ export class ModelRepository {
   private async scanOnce(): Promise<void> {
     const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
-    const read = this.options.modelSettings ?? this.readSettings;
+    const read = this.readSettings;
     const versionsByName = new Map<string, number[]>();
     for (const f of scanned.files) {
       const present = versionsByName.get(f.name) ?? [];

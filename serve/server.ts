@@ -12,6 +12,7 @@ import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { probeDevice } from '../node/device-probe.ts';
+import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
@@ -19,7 +20,6 @@ import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './c
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { createMetrics } from './metrics.ts';
-import type { ModelSettings } from './model-config.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 import type { UploadSettings } from './routes/repository.ts';
@@ -43,8 +43,6 @@ export interface ServerOptions {
   webRoot?: string;
   /** Rescan interval of the model repository in ms. */
   watchIntervalMs?: number;
-  /** Per-model settings (default: each model's config.pbtxt). */
-  modelSettings?: (root: string, name: string, onProblem: (cause: string) => void) => ModelSettings;
   log?: (line: string) => void;
   /** Per-request log lines (off by default in tests). */
   requestLog?: boolean;
@@ -140,7 +138,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loadBudgetMs: options.loadBudgetMs,
     runBudgetMs: options.runBudgetMs,
     maxLoadedVersions: options.maxLoadedVersions,
-    modelSettings: options.modelSettings,
     controlMode: options.modelControlMode,
     loadModels: options.loadModels,
     log,
@@ -197,7 +194,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           port: options.grpcPort,
           maxMessageBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
           serverName: SERVER_NAME,
-          serverVersion: '0.1.0',
+          serverVersion: PRODUCER_VERSION,
         }).catch((error: Error) => {
           server.close();
           throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);

@@ -1,13 +1,13 @@
 /** The protobufjs ONNX writer and reader: round trips, typed attributes, and ONNX's own checker as the judge. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { inferenceModel } from '../core/model/inference-model.ts';
 import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
 import { float, int, ints, str } from '../onnx/attributes.ts';
-import { GraphBuilder } from '../onnx/builder.ts';
+import { GraphBuilder, PRODUCER_VERSION } from '../onnx/builder.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { describeModel } from '../onnx/describe.ts';
 import { floatTensor, fromTensorProto, int64Tensor } from '../onnx/tensor.ts';
@@ -121,5 +121,12 @@ print(json.dumps(out))`;
     for (const name of MODEL_NAMES) {
       expect(report[name]).toEqual(expected[name]);
     }
+  });
+});
+
+describe('the project version', () => {
+  it("is package.json's in the ONNX files we write and in the server's answers", () => {
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    expect(PRODUCER_VERSION).toBe(pkg.version);
   });
 });

@@ -76,18 +76,11 @@ function batches(tensors: GraphTensor[]): boolean {
   return tensors.length > 0 && tensors.every((t) => t.shape.length > 0 && t.shape[0] === -1);
 }
 
-export interface TritonConfigOptions {
-  /** Largest batch Triton may form (when the model batches); default 64, our server's. */
-  maxBatchSize?: number;
-  /** How long the first request waits for company; default 2000 µs, our server's 2 ms. */
-  maxQueueDelayMicroseconds?: number;
-}
-
 /**
  * The config Triton needs for `model` under `name`. All versions load (`version_policy: { all { } }`),
  * as in our server, where a version is addressed by number and the newest one is the default.
  */
-export function tritonConfigFor(model: ModelProto, name: string, options: TritonConfigOptions = {}): ModelConfig {
+export function tritonConfigFor(model: ModelProto, name: string): ModelConfig {
   const { inputs, outputs } = graphTensors(model);
   const batching = batches([...inputs, ...outputs]);
   const dims = (t: GraphTensor) => (batching ? t.shape.slice(1) : t.shape);
@@ -95,13 +88,13 @@ export function tritonConfigFor(model: ModelProto, name: string, options: Triton
     name,
     platform: ONNX_PLATFORM,
     version_policy: { all: {} },
-    max_batch_size: batching ? (options.maxBatchSize ?? DEFAULT_MAX_BATCH_SIZE) : 0,
+    max_batch_size: batching ? DEFAULT_MAX_BATCH_SIZE : 0,
     input: inputs.map((t): ModelInputConfig => ({ name: t.name, data_type: t.dataType, dims: dims(t) })),
     output: outputs.map((t): ModelOutputConfig => ({ name: t.name, data_type: t.dataType, dims: dims(t) })),
     ...(batching
       ? {
           dynamic_batching: {
-            max_queue_delay_microseconds: options.maxQueueDelayMicroseconds ?? DEFAULT_MAX_QUEUE_DELAY_MICROSECONDS,
+            max_queue_delay_microseconds: DEFAULT_MAX_QUEUE_DELAY_MICROSECONDS,
           },
         }
       : {}),

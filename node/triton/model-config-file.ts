@@ -7,14 +7,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelProto } from '../../onnx/schema.ts';
 import { writeNewFileAtomic } from '../files.ts';
-import {
-  CONFIG_FILE,
-  configMismatches,
-  formatTritonConfig,
-  parseTritonConfig,
-  type TritonConfigOptions,
-  tritonConfigFor,
-} from './config.ts';
+import { CONFIG_FILE, configMismatches, formatTritonConfig, parseTritonConfig, tritonConfigFor } from './config.ts';
 
 export interface TritonConfigResult {
   path: string;
@@ -33,10 +26,9 @@ export async function ensureTritonConfig(
   modelDir: string,
   name: string,
   model: ModelProto,
-  options: TritonConfigOptions = {},
 ): Promise<TritonConfigResult> {
   const path = join(modelDir, CONFIG_FILE);
-  const generated = formatTritonConfig(tritonConfigFor(model, name, options));
+  const generated = formatTritonConfig(tritonConfigFor(model, name));
   if (!existsSync(path)) {
     try {
       await writeNewFileAtomic(path, generated);

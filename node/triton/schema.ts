@@ -87,7 +87,6 @@ const root = protobuf.parse(MODEL_CONFIG_PROTO, { keepCase: true }).root;
 export const ModelConfigType = root.lookupType('inference.ModelConfig');
 
 /** Triton's tensor data types by name, e.g. `TYPE_FP32` → 11. */
-export const TritonDataType = root.lookupEnum('inference.DataType').values as Readonly<Record<string, number>>;
 
 // Plain-object shapes as the text-format parser produces them (enums as their names, int64 as numbers).
 

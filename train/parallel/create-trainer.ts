@@ -36,8 +36,6 @@ export interface CreateTrainerOptions extends TrainerOptions {
    * DDP without SyncBN). Default: `defaultParallelism(module)`.
    */
   parallelism?: Parallelism;
-  /** Run batches in pieces of at most this many images and accumulate their gradients (CPU). */
-  microBatch?: number;
   /**
    * Time the candidate gradient formulations for this model's shapes (cached in `cacheDir`) and build
    * the step with the fastest; false (the default) builds today's formulations, reproducibly. Applies
@@ -62,13 +60,10 @@ export function defaultParallelism(module: Module): Parallelism {
   return bnFree && macs >= WORKERS_MIN_MACS_PER_PARAM * countParams(params) ? 'workers' : 'session';
 }
 
-function usesWorkers(
-  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'microBatch'>,
-  module?: Module,
-) {
+function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism'>, module?: Module) {
   const cpu = (options.device ?? 'cpu') === 'cpu';
   const parallelism = options.parallelism ?? (module ? defaultParallelism(module) : 'workers');
-  return cpu && parallelism === 'workers' && ((options.threads ?? 1) > 1 || !!options.microBatch);
+  return cpu && parallelism === 'workers' && (options.threads ?? 1) > 1;
 }
 
 export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
@@ -79,7 +74,7 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
     options.autotune && (options.device ?? 'cpu') === 'cpu'
       ? (
           await autotuneRules(module, {
-            batch: Math.min(slice, options.microBatch ?? slice),
+            batch: slice,
             cacheDir: options.autotune.cacheDir,
             onNotice: options.onNotice,
           })
