@@ -2,7 +2,7 @@
  * Photos of handwriting read right: MNIST test digits rendered as photos (grey or tinted paper, uneven
  * light, shadows, noise, blur, JPEG, 240–1000 px, anywhere in the frame, thin and thick pens, chalk on a
  * board, the desk past the paper's edge — testkit/photo-digits.ts), preprocessed by the shared
- * module and read by a briefly trained CNN served by the real server. A model is judged on the digits it
+ * module and read by the committed fixture CNN (test/fixtures/models/cnn) served by the real server. A model is judged on the digits it
  * reads right when clean: the preprocessing must keep ≥ 95% of those right as photos. The server's own
  * /predict path on the PNG must agree with the module.
  */
