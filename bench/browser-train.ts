@@ -17,7 +17,7 @@ import { loadMnist, take } from '../node/mnist.ts';
 import { startServer } from '../serve/server.ts';
 import { launch } from '../testkit/chromium.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
-import { Trainer } from '../train/trainer.ts';
+import { createNodeTrainer } from '../train/trainer.ts';
 import type { BenchReport } from './report.ts';
 
 export interface BrowserBenchOptions {
@@ -38,7 +38,7 @@ export interface BrowserBenchRow {
 async function cliEpoch(model: ModelName, threads: number, options: BrowserBenchOptions): Promise<number> {
   const config = { ...RECIPES.tutorial.config, model, batchSize: options.batch };
   const data = take(await loadMnist('train'), options.images);
-  const trainer = await Trainer.create(ZOO[model].build(), { optimizer: optimizerFor(config), threads, seed: 0 });
+  const trainer = await createNodeTrainer(ZOO[model].build(), { optimizer: optimizerFor(config), threads, seed: 0 });
   try {
     const stream = new BatchStream(data, options.batch, new Rng(0));
     const start = performance.now();

@@ -4,9 +4,11 @@
  * and compared with the training-side forward pass on the same weights (normalized pixels, unfolded
  * graph). A mismatch fails the export and nothing is written.
  */
+
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
+import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../core/contract.ts';
 import { METADATA_KEYS } from '../core/deploy/metadata.ts';
 import { makeVariant, type Variant } from '../core/deploy/precision.ts';
 import {
@@ -76,7 +78,7 @@ export const VARIANT_MAX_DROP: Record<Variant, number> = { fp16: 0.1, int8: 1 };
 async function batchOneLatency(model: ModelProto, image: Float32Array, runs = 300): Promise<number> {
   const session = await ort.InferenceSession.create(encodeModel(model), sessionOptions('cpu', { threads: 1 }));
   try {
-    const feed = () => ({ input: new ort.Tensor('float32', image, [1, 1, 28, 28]) });
+    const feed = () => ({ [INPUT_NAME]: new ort.Tensor('float32', image, [1, ...IMAGE_SHAPE]) });
     for (let i = 0; i < 20; i++) await session.run(feed());
     const start = performance.now();
     for (let i = 0; i < runs; i++) await session.run(feed());
@@ -165,7 +167,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     final = makeVariant(model, variant);
     const fp32Accuracy = accuracy;
     accuracy = accuracyOf(await batchedLogits(nodeRuntime, final, raw, test.count, CPU), test.labels, test.count);
-    const image = raw.subarray(0, 784);
+    const image = raw.subarray(0, IMAGE_PIXELS);
     variantReport = {
       variant,
       fp32Bytes: encodeModel(model).length,

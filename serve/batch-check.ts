@@ -4,7 +4,7 @@
  * batch of the largest size gives the same rows, reversed. The images are distinct and varied. The
  * batcher pads every run up to one of these sizes, so no run of an unchecked size ever happens.
  */
-import { IMAGE_PIXELS } from '../core/contract.ts';
+import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
 import type { Outputs, RunBatch } from './batcher.ts';
 import { ContractError, checkRows, type ModelSignature } from './model-contract.ts';
 import { MAX_OUTPUT_VALUES_PER_IMAGE } from './runner/limits.ts';
@@ -29,7 +29,7 @@ export function probeImages(count: number): Float32Array {
     const image = images.subarray(n * IMAGE_PIXELS, (n + 1) * IMAGE_PIXELS);
     const kind = n % 3;
     for (let i = 0; i < IMAGE_PIXELS; i++) {
-      const [y, x] = [Math.floor(i / 28), i % 28];
+      const [y, x] = [Math.floor(i / IMAGE_SIDE), i % IMAGE_SIDE];
       if (kind === 0) image[i] = random();
       else if (kind === 1) image[i] = Math.abs(x - 14 - ((n * 3) % 9) + 4) < 2 && y > 4 && y < 24 ? 1 : 0;
       else image[i] = ((i * (7919 + n)) % 255) / 255;

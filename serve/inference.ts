@@ -1,6 +1,6 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
 import { IMAGE_PIXELS, normalizePixels } from '../core/contract.ts';
-import { softmax } from '../core/digits/softmax.ts';
+import { softmax } from '../core/softmax.ts';
 import type { TimedOutputs } from './batcher.ts';
 import { concatRows } from './batcher.ts';
 import { sumTimings } from './inference-stats.ts';

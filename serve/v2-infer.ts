@@ -3,9 +3,11 @@
  * (binary-tensors.ts), its tensor checked against the model's own input, and the outputs shaped back as
  * JSON `data` or raw bytes after the JSON header — the same checks and limits either way.
  */
+
 import type { Context } from 'hono';
 import type { Dim } from '../onnx/builder.ts';
 import type { ValueDescription } from '../onnx/describe.ts';
+import { sizeOf } from '../onnx/tensor.ts';
 import {
   binaryInputs,
   binaryResponseBody,
@@ -119,7 +121,7 @@ export function inputTensor(model: ServedVersion, { body, binary }: V2Request) {
       `input ${declared.name} has shape [${want.join(',')}] (-1: any ≥ 1); got [${tensor.shape.slice(0, 8).join(',')}]`,
     );
   assertBatchSize(model, count);
-  const per = rest.reduce((a, b) => a * b, 1);
+  const per = sizeOf(rest);
   const bytes = binary[0];
   const data = bytes
     ? decodeFp32(bytes, count * per, declared.name)

@@ -8,11 +8,11 @@ import { CONV_WEIGHT_GRADIENTS } from '../core/autodiff/rules/conv-weight-gradie
 import { MAX_POOL_GRADIENTS } from '../core/autodiff/rules/pooling.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { sgd } from '../core/training/optim/index.ts';
-import { Trainer as SessionTrainer } from '../core/training/trainer-core.ts';
+import { Trainer as SessionTrainer, Trainer } from '../core/training/trainer-core.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
-import { Trainer } from '../train/trainer.ts';
+import { createNodeTrainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const readCache = async (dir: string) =>
@@ -71,7 +71,7 @@ describe('autotune', () => {
       autotune: { cacheDir },
       batchSize: 64,
     });
-    const usual = await Trainer.create(ZOO.resnet.build(), options);
+    const usual = await createNodeTrainer(ZOO.resnet.build(), options);
     try {
       for (let s = 0; s < 2; s++) {
         const a = await tuned.step(data.images, data.labels, 0.05);

@@ -1,6 +1,7 @@
 /** The failure lab's arithmetic (web-demo/src/lab/confusion.ts): counts, accuracy and per-digit recall. */
 import { describe, expect, it } from 'vitest';
-import { accuracy, argmax, confusionMatrix, correct, perClassAccuracy, total } from '../web-demo/src/lab/confusion.ts';
+import { argmax } from '../core/softmax.ts';
+import { accuracy, confusionMatrix, correct, perClassAccuracy, total } from '../web-demo/src/lab/confusion.ts';
 
 describe('confusion matrix', () => {
   const labels = [0, 0, 1, 1, 1, 9];

@@ -8,7 +8,7 @@ import { ZOO } from '../core/model/zoo/index.ts';
 import { adamw, sgd } from '../core/training/optim/index.ts';
 import { SpeedEstimate, shares } from '../train/parallel/balance.ts';
 import { microBatches, ParallelTrainer, shardRanges } from '../train/parallel/parallel-trainer.ts';
-import { Trainer } from '../train/trainer.ts';
+import { createNodeTrainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const PIXELS = 784;
@@ -69,7 +69,7 @@ describe('ParallelTrainer', () => {
 
   it('takes the same 3 steps as one session for a BN-free model (cnn, SGD with momentum), and their states interchange', async () => {
     const options = { optimizer: sgd({ momentum: 0.5 }), seed: 0 };
-    const single = await Trainer.create(ZOO.cnn.build(), options);
+    const single = await createNodeTrainer(ZOO.cnn.build(), options);
     const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2 });
     try {
       for (let s = 0; s < 3; s++) {
@@ -82,7 +82,7 @@ describe('ParallelTrainer', () => {
       expect(parallel.steps).toBe(3);
       expect(maxDifference(parallel.weights(), single.weights())).toBeLessThan(1e-5);
       // A parallel trainer's checkpoint continues in a single session (same tensor names).
-      const resumed = await Trainer.create(ZOO.cnn.build(), options);
+      const resumed = await createNodeTrainer(ZOO.cnn.build(), options);
       resumed.restore(parallel.state());
       const { images, labels } = batch(0, 64);
       const [x, y] = [await resumed.step(images, labels, 0.05), await parallel.step(images, labels, 0.05)];
@@ -100,7 +100,7 @@ describe('ParallelTrainer', () => {
         m.fc2(m.drop(F.relu(ctx, m.fc1(F.flatten(ctx, x))))),
       );
     const options = { optimizer: adamw(), seed: 3 };
-    const single = await Trainer.create(net(), options);
+    const single = await createNodeTrainer(net(), options);
     // 63 images in 4 micro-batches (16, 16, 16, 15) over 2 workers.
     const parallel = await ParallelTrainer.create(net(), { ...options, workers: 2, microBatch: 16 });
     try {
@@ -124,9 +124,9 @@ describe('ParallelTrainer', () => {
     const [a, b] = [batch(0, 32), batch(32, 32)];
     const both = batch(0, 64);
     const parallel = await ParallelTrainer.create(ZOO['fast-cnn'].build(), { ...options, workers: 2 });
-    const onA = await Trainer.create(ZOO['fast-cnn'].build(), options);
-    const onB = await Trainer.create(ZOO['fast-cnn'].build(), options);
-    const onBoth = await Trainer.create(ZOO['fast-cnn'].build(), options);
+    const onA = await createNodeTrainer(ZOO['fast-cnn'].build(), options);
+    const onB = await createNodeTrainer(ZOO['fast-cnn'].build(), options);
+    const onBoth = await createNodeTrainer(ZOO['fast-cnn'].build(), options);
     try {
       await parallel.step(both.images, both.labels, 0.1);
       await onA.step(a.images, a.labels, 0.1);

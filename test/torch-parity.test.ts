@@ -12,7 +12,7 @@ import { ZOO } from '../core/model/zoo/index.ts';
 import { adam, adamw, type Optimizer, sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph, gradName } from '../core/training/training-graph.ts';
 import { encodeModel } from '../onnx/codec.ts';
-import { Trainer } from '../train/trainer.ts';
+import { createNodeTrainer } from '../train/trainer.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
 
 interface Summary {
@@ -108,7 +108,7 @@ describe(`PyTorch ${fixture.torch} parity`, () => {
 
     it(`${title}: three steps, then the weights and running statistics`, async () => {
       const module = ZOO[c.model].build();
-      const trainer = await Trainer.create(module, {
+      const trainer = await createNodeTrainer(module, {
         optimizer: optimizer(),
         labelSmoothing: c.labelSmoothing,
         weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),

@@ -5,7 +5,7 @@ import { ZOO } from '../core/model/zoo/index.ts';
 import { adamw, sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { DeviceUnavailableError } from '../node/execution.ts';
-import { Trainer } from '../train/trainer.ts';
+import { createNodeTrainer, type Trainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
 const BATCH = 32;
@@ -30,7 +30,7 @@ describe('Trainer', () => {
   const test = syntheticDigits(300, 2);
 
   it('learns: the simple CNN goes from chance to > 90% on held-out synthetic digits', async () => {
-    const trainer = await Trainer.create(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), seed: 0 });
+    const trainer = await createNodeTrainer(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), seed: 0 });
     const before = await trainer.evaluate(test.images, test.labels);
     await trainSteps(trainer, train, 120, 0.05);
     const after = await trainer.evaluate(test.images, test.labels);
@@ -42,7 +42,7 @@ describe('Trainer', () => {
   });
 
   it('evaluates BatchNorm with its running statistics (DenseNet, AdamW)', async () => {
-    const trainer = await Trainer.create(ZOO.densenet.build(), { optimizer: adamw({ weightDecay: 1e-4 }), seed: 0 });
+    const trainer = await createNodeTrainer(ZOO.densenet.build(), { optimizer: adamw({ weightDecay: 1e-4 }), seed: 0 });
     await trainSteps(trainer, train, 40, 3e-3);
     const weights = trainer.weights();
     expect(Array.from(weights.get('norm0.running_var') as Float32Array).some((v) => Math.abs(v - 1) > 1e-3)).toBe(true);
@@ -56,13 +56,13 @@ describe('Trainer', () => {
         m.fc2(m.drop(F.relu(ctx, m.fc1(F.flatten(ctx, x))))),
       );
     const options = { optimizer: adamw(), seed: 3 };
-    const straight = await Trainer.create(net(), options);
+    const straight = await createNodeTrainer(net(), options);
     const expected = await trainSteps(straight, train, 10, 1e-3);
 
-    const first = await Trainer.create(net(), options);
+    const first = await createNodeTrainer(net(), options);
     await trainSteps(first, train, 5, 1e-3);
     const snapshot = first.state();
-    const resumed = await Trainer.create(net(), { ...options, seed: 99 });
+    const resumed = await createNodeTrainer(net(), { ...options, seed: 99 });
     resumed.restore(snapshot);
     expect(resumed.steps).toBe(5);
     const rest: number[] = [];
@@ -82,7 +82,7 @@ describe('Trainer', () => {
   });
 
   it('refuses labels outside 0..9 and mismatched batches', async () => {
-    const trainer = await Trainer.create(ZOO.cnn.build(), { optimizer: sgd() });
+    const trainer = await createNodeTrainer(ZOO.cnn.build(), { optimizer: sgd() });
     const images = new Float32Array(2 * 784);
     await expect(trainer.step(images, [1, 10], 0.1)).rejects.toThrow('label 10 at 1 is not a class in 0..9');
     await expect(trainer.step(images, [1], 0.1)).rejects.toThrow('batch has 1 labels but 2 images');
@@ -99,12 +99,12 @@ describe('Trainer', () => {
   });
 
   it('explains a missing CUDA provider in one line, and auto falls back to the CPU', async () => {
-    const error = await Trainer.create(ZOO.cnn.build(), { optimizer: sgd(), device: 'cuda' }).catch((e) => e);
+    const error = await createNodeTrainer(ZOO.cnn.build(), { optimizer: sgd(), device: 'cuda' }).catch((e) => e);
     expect(error).toBeInstanceOf(DeviceUnavailableError);
     expect(error.message).toMatch(/^cuda is not available: .*ONNXRUNTIME_NODE_INSTALL=cuda12/);
     expect(error.message).not.toContain('\n');
     const notices: string[] = [];
-    const trainer = await Trainer.create(ZOO.cnn.build(), {
+    const trainer = await createNodeTrainer(ZOO.cnn.build(), {
       optimizer: sgd(),
       device: 'auto',
       onNotice: (m) => notices.push(m),

@@ -12,13 +12,13 @@ const icd = resolve('.apt/lvp25_icd.json');
 if (!process.env.VK_ICD_FILENAMES && existsSync(icd)) process.env.VK_ICD_FILENAMES = icd;
 
 const { sgd } = await import('../core/training/optim/index.ts');
-const { Trainer } = await import('../train/trainer.ts');
+const { createNodeTrainer } = await import('../train/trainer.ts');
 const { ZOO } = await import('../core/model/zoo/index.ts');
 const { syntheticDigits } = await import('./helpers/synthetic.ts');
 
 async function webgpuAvailable(): Promise<string | undefined> {
   try {
-    const t = await Trainer.create(ZOO.mlp.build(), { optimizer: sgd(), device: 'webgpu' });
+    const t = await createNodeTrainer(ZOO.mlp.build(), { optimizer: sgd(), device: 'webgpu' });
     await t.release();
     return undefined;
   } catch (error) {
@@ -41,7 +41,11 @@ describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
     it(`${name}: 5 SGD steps on webgpu match the CPU within ${TOLERANCE} relative`, async () => {
       const { images, labels } = syntheticDigits(16, 4);
       const run = async (device: 'cpu' | 'webgpu') => {
-        const trainer = await Trainer.create(ZOO[name].build(), { optimizer: sgd({ momentum: 0.5 }), seed: 1, device });
+        const trainer = await createNodeTrainer(ZOO[name].build(), {
+          optimizer: sgd({ momentum: 0.5 }),
+          seed: 1,
+          device,
+        });
         expect(trainer.provider).toBe(device);
         const losses: number[] = [];
         for (let s = 0; s < 5; s++) losses.push((await trainer.step(images, labels, 0.05)).loss);

@@ -13,7 +13,7 @@ import { Rng } from '../../core/random.ts';
 import { sgd } from '../../core/training/optim/index.ts';
 import { positiveInt } from '../../node/cli/options.ts';
 import { loadMnist, normalize, take } from '../../node/mnist.ts';
-import { Trainer } from '../../train/trainer.ts';
+import { createNodeTrainer, type Trainer } from '../../train/trainer.ts';
 
 const list =
   <T extends string>(allowed: readonly T[]) =>
@@ -62,7 +62,7 @@ for (const device of o.rows ? o.devices : [])
       const labels = Array.from({ length: batch }, () => rng.int(NUM_CLASSES));
       let trainer: Trainer | undefined;
       try {
-        trainer = await Trainer.create(ZOO[model].build(), { ...recipe(), device, threads: threadsFor(device) });
+        trainer = await createNodeTrainer(ZOO[model].build(), { ...recipe(), device, threads: threadsFor(device) });
         for (let i = 0; i < 3; i++) await trainer.step(images, labels, 0.01);
         let steps = 0;
         const start = performance.now();
@@ -85,7 +85,7 @@ if (o.epoch) {
   try {
     const [train, test] = [take(await loadMnist('train'), o.limit), await loadMnist('test')];
     const x = normalize(train.images);
-    const trainer = await Trainer.create(ZOO.cnn.build(), { ...recipe(), device, threads: threadsFor(device) });
+    const trainer = await createNodeTrainer(ZOO.cnn.build(), { ...recipe(), device, threads: threadsFor(device) });
     const start = performance.now();
     for (let i = 0; i < train.count; i += 64) {
       const n = Math.min(64, train.count - i);

@@ -2,6 +2,7 @@
  * The IDX format of the MNIST files: a big-endian magic number (0x0000 0803 for unsigned-byte 3-D
  * images, 0x0000 0801 for 1-D labels), one big-endian uint32 per dimension, then the bytes.
  */
+import { sizeOf } from '../../onnx/tensor.ts';
 
 export interface IdxArray {
   dims: number[];
@@ -26,7 +27,7 @@ export function parseIdx(bytes: Uint8Array, expectedRank: number, what: string):
   }
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i));
   const header = 4 + 4 * rank;
-  const size = dims.reduce((a, b) => a * b, 1);
+  const size = sizeOf(dims);
   if (bytes.length !== header + size) {
     throw new Error(
       `${what}: expected ${header + size} bytes for dims [${dims.join(', ')}], file has ${bytes.length} (truncated or corrupt)`,

@@ -7,7 +7,7 @@
 import { int, toAttributeProto } from '../../onnx/attributes.ts';
 import { describeModel } from '../../onnx/describe.ts';
 import type { ModelProto, ValueInfoProto } from '../../onnx/schema.ts';
-import { PROBABILITIES_NAME } from '../contract.ts';
+import { INPUT_NAME, LOGITS_NAME, PROBABILITIES_NAME } from '../contract.ts';
 import { foldBatchNorms } from './fold-batchnorm.ts';
 import { foldNormalization, type NormalizationFold } from './fold-normalization.ts';
 import { GraphEditor } from './graph-edit.ts';
@@ -33,8 +33,8 @@ export function makeDeployable(
   options: DeployOptions,
 ): { model: ModelProto; report: DeployReport } {
   const model = structuredClone(source);
-  const input = options.inputName ?? 'input';
-  const logits = options.logitsName ?? 'logits';
+  const input = options.inputName ?? INPUT_NAME;
+  const logits = options.logitsName ?? LOGITS_NAME;
   const editor = new GraphEditor(model.graph ?? {});
   const foldedBatchNorms = foldBatchNorms(editor);
   const normalization = foldNormalization(editor, input, options.mean, options.std);

@@ -1,3 +1,9 @@
+/** The initializers a first layer's weight `weightName` becomes when the input normalization is folded in. */
+export const foldedNames = (weightName: string) => ({
+  weight: `${weightName}.input_folded`,
+  bias: `${weightName}.input_folded_bias`,
+});
+
 /**
  * Move the input normalization (x − mean)/std into the graph, so clients send raw intensities in [0, 1].
  *
@@ -34,8 +40,7 @@ function foldIntoWeights(editor: GraphEditor, layer: NodeProto, mean: number, st
     }
     b[o] = ((bias?.data[o] as number | undefined) ?? 0) - (mean / std) * sum;
   }
-  const wName = `${layer.input[1]}.input_folded`;
-  const bName = `${layer.input[1]}.input_folded_bias`;
+  const { weight: wName, bias: bName } = foldedNames(layer.input[1] as string);
   editor.setInitializer(wName, floatTensor(weight.dims.map(toNumber), w));
   editor.setInitializer(bName, floatTensor([out], b));
   layer.input = [layer.input[0] as string, wName, bName];

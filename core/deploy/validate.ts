@@ -14,6 +14,7 @@ import { inferenceModel } from '../model/inference-model.ts';
 import type { Weights } from '../model/initialize.ts';
 import { type ModelName, ZOO } from '../model/zoo/index.ts';
 import type { OrtRuntime, SessionSettings, Tensor } from '../ort-runtime.ts';
+import { argmax } from '../softmax.ts';
 import { makeDeployable } from './deployable.ts';
 import { METADATA_KEYS } from './metadata.ts';
 
@@ -22,12 +23,6 @@ export const LOGIT_TOLERANCE = 1e-3;
 
 /** Images per run when a model reads a whole test set. */
 const CHUNK = 500;
-
-export const argmax = (row: ArrayLike<number>): number => {
-  let best = 0;
-  for (let k = 1; k < row.length; k++) if ((row[k] as number) > (row[best] as number)) best = k;
-  return best;
-};
 
 /** A model's logits for the first `count` images (NCHW float32, whatever normalization the model expects). */
 export async function batchedLogits(

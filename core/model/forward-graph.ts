@@ -1,7 +1,9 @@
 /**
  * Emit a module's forward pass as an ONNX graph: input `input` float [N,1,28,28], output `logits` [N,10].
  */
+
 import { GraphBuilder } from '../../onnx/builder.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 import { IMAGE_SHAPE, INPUT_NAME, LOGITS_NAME, NUM_CLASSES } from '../contract.ts';
 import { type LayerRow, ModelContext, type Module, type ParamSpec, type Value } from './layers/index.ts';
 import { BATCH_DIM, type ParamPlacement } from './layers/module.ts';
@@ -61,5 +63,5 @@ export function inspectModule(module: Module): Pick<ForwardGraph, 'params' | 'ro
 }
 
 export function countParams(params: readonly ParamSpec[]): number {
-  return params.filter((p) => p.trainable).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+  return params.filter((p) => p.trainable).reduce((n, p) => n + sizeOf(p.shape), 0);
 }

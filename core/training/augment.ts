@@ -3,6 +3,7 @@
  * a rotation of up to ±`degrees`, a scale within 1 ± `scale`, sampled bilinearly around the centre
  * (inverse mapping, so every output pixel is defined; outside the image is background).
  */
+import { IMAGE_SIDE } from '../contract.ts';
 import type { Rng } from '../random.ts';
 
 export interface AugmentOptions {
@@ -13,7 +14,7 @@ export interface AugmentOptions {
 
 export const DEFAULT_AUGMENT: AugmentOptions = { shift: 2, degrees: 10, scale: 0.1 };
 
-const SIDE = 28;
+const SIDE = IMAGE_SIDE;
 const CENTRE = 13.5;
 
 /** Write an augmented copy of `src` (784 normalized floats) into `dst`; `background` fills the outside. */

@@ -12,7 +12,8 @@
  */
 
 import { encodeModel } from '../../onnx/codec.ts';
-import { IMAGE_SHAPE, INPUT_NAME } from '../model/forward-graph.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
+import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../contract.ts';
 import { initializeWeights, type Weights } from '../model/initialize.ts';
 import type { Module } from '../model/layers/index.ts';
 import type {
@@ -66,8 +67,6 @@ export interface TrainerState {
   rngState: number;
 }
 
-const IMAGE_SIZE = IMAGE_SHAPE.reduce((a, b) => a * b, 1);
-
 export class Trainer {
   private stepCount = 0;
 
@@ -96,7 +95,7 @@ export class Trainer {
     const { runtime, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};
     for (const c of graph.carried) {
-      const data = c.kind === 'optimizer' ? new Float32Array(c.shape.reduce((a, b) => a * b, 1)) : weights.get(c.name);
+      const data = c.kind === 'optimizer' ? new Float32Array(sizeOf(c.shape)) : weights.get(c.name);
       if (!data) throw new Error(`no initial value for ${c.name}`);
       carried[c.name] = new runtime.Tensor('float32', Float32Array.from(data), c.shape);
     }
@@ -122,8 +121,8 @@ export class Trainer {
   async step(images: Float32Array, labels: ArrayLike<number>, lr: number): Promise<StepResult> {
     const n = labels.length;
     if (n === 0) throw new Error('a training batch needs at least one image');
-    if (images.length !== n * IMAGE_SIZE) {
-      throw new Error(`batch has ${labels.length} labels but ${images.length / IMAGE_SIZE} images`);
+    if (images.length !== n * IMAGE_PIXELS) {
+      throw new Error(`batch has ${labels.length} labels but ${images.length / IMAGE_PIXELS} images`);
     }
     const feeds: Record<string, Tensor> = {
       ...this.carried,
@@ -133,7 +132,7 @@ export class Trainer {
     };
     if (this.graph.usesStep) feeds[STEP_NAME] = new this.Tensor('float32', Float32Array.of(this.stepCount + 1), []);
     for (const r of this.graph.randomInputs) {
-      const mask = dropoutMask(this.rng, r.dropProbability, n * r.shape.reduce((a, b) => a * b, 1));
+      const mask = dropoutMask(this.rng, r.dropProbability, n * sizeOf(r.shape));
       feeds[r.name] = new this.Tensor('float32', mask, [n, ...r.shape]);
     }
     const out = await this.session.run(feeds);
@@ -170,7 +169,7 @@ export class Trainer {
     const next: Record<string, Tensor> = {};
     for (const c of this.graph.carried) {
       const data = state.tensors.get(c.name);
-      const expected = c.shape.reduce((a, b) => a * b, 1);
+      const expected = sizeOf(c.shape);
       if (!data || data.length !== expected) {
         throw new Error(
           `checkpoint does not match the model: ${c.name} ${data ? `has ${data.length} values, expected ${expected}` : 'is missing'}`,

@@ -5,9 +5,11 @@
  * project's 2-vCPU machine: medians of 9 runs, and then minimums of 15, still flipped picks when stretches
  * of 3× slowdown (a process's first second, neighbours' load) covered part of a measurement.
  */
+
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../../core/random.ts';
 import { createSession } from '../../node/execution.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 
 /** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
 const WARM_UP_ROUNDS = 3;
@@ -71,7 +73,7 @@ export function randomTensors(seed = 1): (dims: number[]) => ort.Tensor {
   return (dims) =>
     new ort.Tensor(
       'float32',
-      Float32Array.from({ length: dims.reduce((a, b) => a * b, 1) }, () => rng.uniform(-1, 1)),
+      Float32Array.from({ length: sizeOf(dims) }, () => rng.uniform(-1, 1)),
       dims,
     );
 }

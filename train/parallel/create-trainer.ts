@@ -12,7 +12,7 @@
 import { countParams, inspectModule } from '../../core/model/forward-graph.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { autotuneRules } from '../autotune/autotune.ts';
-import { Trainer, type TrainerOptions } from '../trainer.ts';
+import { createNodeTrainer, type Trainer, type NodeTrainerOptions as TrainerOptions } from '../trainer.ts';
 import { ParallelTrainer } from './parallel-trainer.ts';
 
 /** What the training loop needs of a trainer; `Trainer` and `ParallelTrainer` both are one. */
@@ -80,7 +80,7 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
           })
         ).rules
       : undefined;
-  if (!workers) return Trainer.create(module, { ...options, rules });
+  if (!workers) return createNodeTrainer(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
   const threads = options.threads ?? 1;
   return ParallelTrainer.create(module, {

@@ -36,7 +36,7 @@ import {
 import { nodeRuntime } from '../../node/execution.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
-import type { EvaluationResult, StepResult, TrainerOptions, TrainerState } from '../trainer.ts';
+import type { EvaluationResult, StepResult, NodeTrainerOptions as TrainerOptions, TrainerState } from '../trainer.ts';
 import { SpeedEstimate, shares } from './balance.ts';
 import { abortWaiters, allocateShared, clearError, SharedInputs, SharedState, sharedLayout } from './shared-state.ts';
 import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply } from './slice-runner.ts';

@@ -287,7 +287,7 @@ async function start(): Promise<void> {
     // ?model=name/version preselects one (the /train page links to its new model this way).
     listModels(new URLSearchParams(location.search).get('model') ?? '');
     const first = selectedModel() ?? (models[0] as ModelEntry);
-    await runInBrowser(first, backend, new Float32Array(784)); // warm up: session creation takes the longest
+    await runInBrowser(first, backend, new Float32Array(IMAGE_PIXELS)); // warm up: session creation takes the longest
     status.textContent = `Ready (${backend}). Draw a digit.`;
     state.ready = true;
   } catch (error) {

@@ -2,7 +2,7 @@
 
 import * as ort from 'onnxruntime-web/webgpu';
 import { IMAGE_SHAPE } from '../../core/contract.ts';
-import { softmax } from '../../core/digits/softmax.ts';
+import { softmax } from '../../core/softmax.ts';
 import type { LocalModel } from './local-models.ts';
 import { probeWebGpu } from './webgpu.ts';
 

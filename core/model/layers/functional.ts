@@ -2,8 +2,9 @@
  * Parameter-free ops, like torch.nn.functional: they emit ONNX nodes but record no summary row
  * (torchinfo doesn't list F.relu either). The module forms in pooling.ts / activation.ts wrap these.
  */
+
 import { int, ints } from '../../../onnx/attributes.ts';
-import { floatTensor } from '../../../onnx/tensor.ts';
+import { floatTensor, sizeOf } from '../../../onnx/tensor.ts';
 import type { ModelContext, Value } from './module.ts';
 import { expectRank, windowOutputSize } from './shapes.ts';
 
@@ -13,7 +14,7 @@ export function relu(ctx: ModelContext, x: Value): Value {
 
 /** x.view(N, -1): everything after the batch axis in one. */
 export function flatten(ctx: ModelContext, x: Value): Value {
-  return ctx.value(ctx.graph.op('Flatten', [x.name], { axis: int(1) }), [x.shape.reduce((a, b) => a * b, 1)]);
+  return ctx.value(ctx.graph.op('Flatten', [x.name], { axis: int(1) }), [sizeOf(x.shape)]);
 }
 
 function sameShape(a: Value, b: Value, op: string): void {

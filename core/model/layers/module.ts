@@ -5,8 +5,9 @@
  *
  * One traversal gives the graph, the parameter list and the summary, so they can never disagree.
  */
+
 import type { GraphBuilder } from '../../../onnx/builder.ts';
-import { floatTensor } from '../../../onnx/tensor.ts';
+import { floatTensor, sizeOf } from '../../../onnx/tensor.ts';
 
 /** A value in the graph: its name and its per-example shape (the batch dimension N is implied). */
 export interface Value {
@@ -159,7 +160,7 @@ export class ModelContext {
   }
 
   private trainableCount(): number {
-    return this.params.filter((p) => p.trainable).reduce((n, p) => n + p.shape.reduce((a, b) => a * b, 1), 0);
+    return this.params.filter((p) => p.trainable).reduce((n, p) => n + sizeOf(p.shape), 0);
   }
 }
 

@@ -3,6 +3,7 @@
  * per layer keeps the page light: Inception has ~400 channels). One colour scale per layer, symmetric
  * around zero — warm for positive, blue for negative, black for zero (ink is white on black, as in MNIST).
  */
+import { sizeOf } from '../../../onnx/tensor.ts';
 
 /** How a layer's output is laid out on its canvas. */
 export interface Tiling {
@@ -31,7 +32,7 @@ export function tiling(dims: readonly number[], maxCols: number): Tiling {
     const cols = Math.max(1, Math.min(channels, maxCols));
     return { channels, height, width, cols, rows: Math.ceil(channels / cols) };
   }
-  const n = dims.slice(1).reduce((a, b) => a * b, 1);
+  const n = sizeOf(dims.slice(1));
   const width = Math.min(n, VECTOR_WIDTH);
   return { channels: 1, height: Math.ceil(n / width), width, cols: 1, rows: 1 };
 }

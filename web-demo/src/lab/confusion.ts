@@ -4,12 +4,6 @@ import { NUM_CLASSES } from '../../../core/contract.ts';
 /** counts[label][predicted]: how often digit `label` was read as `predicted`. */
 export type Confusion = number[][];
 
-export function argmax(row: ArrayLike<number>): number {
-  let best = 0;
-  for (let k = 1; k < row.length; k++) if ((row[k] as number) > (row[best] as number)) best = k;
-  return best;
-}
-
 export function confusionMatrix(labels: ArrayLike<number>, predictions: ArrayLike<number>): Confusion {
   const counts = Array.from({ length: NUM_CLASSES }, () => new Array<number>(NUM_CLASSES).fill(0));
   for (let i = 0; i < labels.length; i++) {

@@ -14,12 +14,11 @@ import {
   normalizationFolded,
 } from '../../../core/contract.ts';
 import type { Dataset } from '../../../core/data/dataset.ts';
-import { softmax } from '../../../core/digits/softmax.ts';
+import { argmax, softmax } from '../../../core/softmax.ts';
 import { decodeModel } from '../../../onnx/codec.ts';
 import { describeModel } from '../../../onnx/describe.ts';
 import { chooseThreads } from '../train/backend.ts';
 import { fetchMnist } from '../train/mnist.ts';
-import { argmax } from './confusion.ts';
 import type { EvaluateRequest, FromLab, Misread } from './protocol.ts';
 
 const BATCH = 500;

@@ -6,10 +6,11 @@
  */
 import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../../../core/contract.ts';
 import { type Dataset, normalize } from '../../../core/data/dataset.ts';
-import { argmax, batchedLogits } from '../../../core/deploy/validate.ts';
+import { batchedLogits } from '../../../core/deploy/validate.ts';
 import { ZOO } from '../../../core/model/zoo/index.ts';
 import type { OrtRuntime } from '../../../core/ort-runtime.ts';
 import { Rng } from '../../../core/random.ts';
+import { argmax } from '../../../core/softmax.ts';
 import { adamw } from '../../../core/training/optim/index.ts';
 import { Trainer } from '../../../core/training/trainer-core.ts';
 import { deployable } from '../train/deploy.ts';

@@ -9,12 +9,14 @@
  */
 
 import { MNIST_MEAN, MNIST_STD } from '../../../core/contract.ts';
+import { foldedNames } from '../../../core/deploy/fold-normalization.ts';
 import { GraphEditor } from '../../../core/deploy/graph-edit.ts';
 import { METADATA_KEYS } from '../../../core/deploy/metadata.ts';
 import { inspectModule } from '../../../core/model/forward-graph.ts';
 import type { Weights } from '../../../core/model/initialize.ts';
 import { isModelName, type ModelName, ZOO } from '../../../core/model/zoo/index.ts';
 import { decodeModel } from '../../../onnx/codec.ts';
+import { sizeOf } from '../../../onnx/tensor.ts';
 
 export interface Trainable {
   name: ModelName;
@@ -47,8 +49,9 @@ export function trainableFromDeployable(bytes: Uint8Array): Trainable {
     }
     // The first layer, with the input normalization folded in (fold-normalization.ts names).
     const weightName = p.name.endsWith('.bias') ? `${p.name.slice(0, -'.bias'.length)}.weight` : p.name;
-    const folded = editor.floatInitializer(`${weightName}.input_folded`);
-    const foldedBias = editor.floatInitializer(`${weightName}.input_folded_bias`);
+    const names = foldedNames(weightName);
+    const folded = editor.floatInitializer(names.weight);
+    const foldedBias = editor.floatInitializer(names.bias);
     if (!folded || !foldedBias) throw new NotTrainableError(`the model has no weights for ${p.name}`);
     const out = folded.dims[0] as number;
     const perOut = folded.data.length / out;
@@ -68,7 +71,7 @@ export function trainableFromDeployable(bytes: Uint8Array): Trainable {
     }
   }
   for (const p of params) {
-    const size = p.shape.reduce((a, b) => a * b, 1);
+    const size = sizeOf(p.shape);
     if (weights.get(p.name)?.length !== size) throw new NotTrainableError(`${p.name} has the wrong size`);
   }
   return { name: architecture, weights };
