@@ -18,6 +18,8 @@ import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import type { AttackState } from '../web-demo/src/lab/attack-panel.ts';
+import type { EmbeddingState } from '../web-demo/src/lab/embedding-panel.ts';
+import { frameOf } from '../web-demo/src/lab/scatter.ts';
 import type { WhyState } from '../web-demo/src/lab/why-panel.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
@@ -31,6 +33,7 @@ interface DemoState {
   input?: number[];
   why: WhyState;
   attack: AttackState;
+  embedding: EmbeddingState;
 }
 const demo = (page: Page) => page.evaluate(() => (window as unknown as { demo: DemoState }).demo);
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
@@ -180,4 +183,92 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     expect(errors).toEqual([]);
     await page.close();
   }, 180_000);
+
+  it('the embedding: 300 test digits in 2-D, neighbours share labels; hover shows a digit; the drawing is placed', async () => {
+    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    await page.goto(`${server.url}/?ep=wasm&model=cnn/1`);
+    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.ready, undefined, {
+      timeout: 60_000,
+    });
+    await drawStrokes(page, DIGITS[7] as [number, number][][]);
+    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.prediction === 7);
+    await page.fill('#embed-count', '300');
+    await page.click('#embed-run');
+    await page.waitForFunction(
+      () => {
+        const e = (window as unknown as { demo: DemoState }).demo.embedding;
+        return (e.points !== undefined && e.drawn !== undefined) || e.error !== undefined;
+      },
+      undefined,
+      { timeout: 120_000 },
+    );
+    const { embedding } = await demo(page);
+    expect(embedding.error).toBeUndefined();
+    const points = embedding.points as number[];
+    const labels = embedding.labels as number[];
+    expect(labels.length).toBe(300);
+    expect(points.length).toBe(600);
+    expect(embedding.features).toBe('Flatten_6_out0');
+    expect(embedding.dims).toBe(320);
+    // UMAP keeps the classifier's classes apart: most points' 5 nearest neighbours in 2-D share their label.
+    const agreement = neighbourAgreement(points, labels, 5);
+    console.log(
+      `embedding of 300: 5-NN label agreement ${agreement.toFixed(3)}; features ${embedding.featureSeconds?.toFixed(2)} s, UMAP ${embedding.fitSeconds?.toFixed(2)} s`,
+    );
+    expect(agreement).toBeGreaterThan(0.8);
+    // The canvas holds the points (coloured pixels, not just the white background).
+    const coloured = await page.$eval('#embed-canvas', (c) => {
+      const canvas = c as HTMLCanvasElement;
+      const data = canvas.getContext('2d')?.getImageData(0, 0, canvas.width, canvas.height).data ?? [];
+      let n = 0;
+      for (let i = 0; i < data.length; i += 4) if ((data[i + 3] as number) > 0) n++;
+      return n;
+    });
+    expect(coloured).toBeGreaterThan(300);
+    // The drawn 7 lands among 7s.
+    const drawn = embedding.drawn as { point: [number, number]; prediction: number };
+    expect(drawn.prediction).toBe(7);
+    const near = nearestLabels(points, labels, drawn.point, 10);
+    expect(near.filter((l) => l === 7).length).toBeGreaterThan(5);
+    // Hovering a point shows its digit.
+    await page.locator('#embed-canvas').scrollIntoViewIfNeeded();
+    const box = (await page.locator('#embed-canvas').boundingBox()) as { x: number; y: number; width: number };
+    const frame = frameOf([...points, ...drawn.point], box.width, box.width);
+    const target = labels.indexOf(0);
+    const [x, y] = frame.toCanvas(points[2 * target] as number, points[2 * target + 1] as number);
+    await page.mouse.move(box.x + x, box.y + y);
+    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.embedding.hovered !== undefined);
+    const hovered = (await demo(page)).embedding.hovered as number;
+    expect(labels[hovered]).toBe(0);
+    expect(await page.isVisible('.embed-tip')).toBe(true);
+    expect(await page.textContent('.embed-tip')).toContain(`a 0 (test #${hovered})`);
+    await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding.png' });
+    await page.setViewportSize({ width: 390, height: 844 });
+    expect(await noHorizontalOverflow(page)).toBe(true);
+    expect(errors).toEqual([]);
+    await page.close();
+  }, 180_000);
 });
+
+/** The share of points whose k nearest others (2-D) mostly share their label. */
+function neighbourAgreement(points: number[], labels: number[], k: number): number {
+  let agree = 0;
+  labels.forEach((label, i) => {
+    const near = nearestLabels(points, labels, [points[2 * i] as number, points[2 * i + 1] as number], k, i);
+    if (near.filter((l) => l === label).length > k / 2) agree++;
+  });
+  return agree / labels.length;
+}
+
+function nearestLabels(points: number[], labels: number[], [x, y]: [number, number], k: number, skip = -1): number[] {
+  return labels
+    .map((label, j) => ({
+      label,
+      d: j === skip ? Infinity : ((points[2 * j] as number) - x) ** 2 + ((points[2 * j + 1] as number) - y) ** 2,
+    }))
+    .sort((a, b) => a.d - b.d)
+    .slice(0, k)
+    .map((n) => n.label);
+}

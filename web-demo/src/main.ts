@@ -7,6 +7,7 @@ import { BlankImageError, preprocessRgba } from '../../core/digits/digit.ts';
 import { DrawingPad } from './drawing.ts';
 import { Explainer, type ExplainState } from './explainer/panel.ts';
 import { AttackPanel, type AttackState } from './lab/attack-panel.ts';
+import { EmbeddingPanel, type EmbeddingState } from './lab/embedding-panel.ts';
 import { GradientsClient } from './lab/gradients-client.ts';
 import { FailureLab, type FailureLabState } from './lab/panel.ts';
 import { WhyPanel, type WhyState } from './lab/why-panel.ts';
@@ -61,6 +62,7 @@ interface DemoState {
   explain: ExplainState;
   why: WhyState;
   attack?: AttackState;
+  embedding?: EmbeddingState;
   lab?: FailureLabState;
 }
 const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state, why: why.state };
@@ -143,6 +145,7 @@ async function predict(explain = true): Promise<void> {
       show(undefined);
       explainer.clear();
       why.clear();
+      embedding.place(undefined);
       state.prediction = undefined;
       state.input = undefined;
       status.textContent = models.length ? blank : status.textContent;
@@ -164,6 +167,7 @@ async function predict(explain = true): Promise<void> {
       // The drawing to lay the maps over: the pad's own strokes, not a photo.
       const padView = showingPhoto ? undefined : { canvas: $<HTMLCanvasElement>('pad'), ...pad.pixels() };
       why.update(model, input, state.prediction, padView);
+      embedding.place(input);
       await explainer.update(model, backend, input);
     }
     if (allMode.checked) {
@@ -268,6 +272,8 @@ const attack = new AttackPanel($<HTMLElement>('attack'), gradients, {
   pick: (pixels) => void showDigit(pixels),
 });
 state.attack = attack.state;
+const embedding = new EmbeddingPanel($<HTMLElement>('embedding'), selectedModel);
+state.embedding = embedding.state;
 const lab = new FailureLab($<HTMLElement>('lab'), { model: selectedModel, pick: (pixels) => void showDigit(pixels) });
 state.lab = lab.state;
 
@@ -276,6 +282,7 @@ function listModels(chosen = select.value): void {
   select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
   if (models.some((m) => `${m.name}/${m.version}` === chosen)) select.value = chosen;
   lab.modelChanged();
+  embedding.modelChanged();
 }
 
 // A model trained on /train or fine-tuned below joins the list at once, and is selected: that is the payoff.
@@ -287,7 +294,10 @@ onLocalModel((saved) => {
   void predict();
 });
 for (const el of [select, serverMode]) el.addEventListener('change', () => void predict());
-select.addEventListener('change', () => lab.modelChanged());
+select.addEventListener('change', () => {
+  lab.modelChanged();
+  embedding.modelChanged();
+});
 allMode.addEventListener('change', () => {
   table.hidden = !allMode.checked;
   void predict();
