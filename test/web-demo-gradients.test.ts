@@ -39,6 +39,7 @@ const demo = (page: Page) => page.evaluate(() => (window as unknown as { demo: D
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const maxError = (a: ArrayLike<number>, b: ArrayLike<number>) =>
   Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
+type Box = { x: number; y: number; width: number; height: number };
 const noHorizontalOverflow = (page: Page) =>
   page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 
@@ -137,10 +138,18 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     // Over the drawing.
     await page.selectOption('#why-overlay', 'cam');
     expect(await page.isVisible('.pad-overlay')).toBe(true);
-    await page.locator('main').screenshot({ path: 'test-results/lab-saliency.png' });
+    // The pad and "Why this answer?" (not the explainer below it).
+    const main = (await page.locator('main').boundingBox()) as Box;
+    const whyBox = (await page.locator('#why').boundingBox()) as Box;
+    await page.screenshot({
+      path: 'test-results/lab-saliency.png',
+      clip: { x: main.x, y: main.y, width: main.width, height: whyBox.y + whyBox.height - main.y + 8 },
+    });
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await noHorizontalOverflow(page)).toBe(true);
-    await page.screenshot({ path: 'test-results/lab-saliency-phone.png', fullPage: true });
+    // On a phone the pad sticks to the top of the screen; unstuck for the picture of the section alone.
+    await page.addStyleTag({ content: '.pad { position: static !important; }' });
+    await page.locator('#why').screenshot({ path: 'test-results/lab-saliency-phone.png' });
     await page.setViewportSize({ width: 1000, height: 1400 });
 
     // Adversarial: the smallest FGSM ε that flips the 7; onnxruntime-node reads the page's image the same.
@@ -247,6 +256,8 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding.png' });
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await noHorizontalOverflow(page)).toBe(true);
+    await page.addStyleTag({ content: '.pad { position: static !important; }' });
+    await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding-phone.png' });
     expect(errors).toEqual([]);
     await page.close();
   }, 180_000);
