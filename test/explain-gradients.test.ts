@@ -6,15 +6,20 @@
  *   sampled pixels of the log-probability's gradient;
  * - PyTorch's autograd (test/fixtures/torch-gradients.json, make-torch-gradients.py) on the torch-exported
  *   fixture: saliency, the log-probability's gradient and Grad-CAM (weights, coarse map, upsampled map).
- * And: fp16/int8 variants and a static-batch export work; a model with an op we cannot differentiate is
+ * And: every zoo model's deployable file against finite differences at sampled pixels (the MLP without
+ * Grad-CAM), fp16/int8 variants and a static-batch export; a model with an op we cannot differentiate is
  * refused, naming the op.
  */
 import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IMAGE_PIXELS, NUM_CLASSES } from '../core/contract.ts';
+import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../core/contract.ts';
+import { makeDeployable } from '../core/deploy/deployable.ts';
 import { makeVariant } from '../core/deploy/precision.ts';
+import { explainImage } from '../core/explain-gradients/explain-image.ts';
 import { gradCam, upsampleBilinear } from '../core/explain-gradients/grad-cam.ts';
 import { GradientSession } from '../core/explain-gradients/session.ts';
+import { inferenceModel } from '../core/model/inference-model.ts';
+import { MODEL_NAMES, zooEntry } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { nodeRuntime } from '../node/execution.ts';
 import { loadMnist } from '../node/mnist.ts';
@@ -35,6 +40,10 @@ const H = 1e-7;
  */
 const TOLERANCE = 1e-5;
 
+function must<T>(value: T | undefined): T {
+  if (value === undefined) throw new Error('expected a value');
+  return value;
+}
 const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
 const maxError = (a: ArrayLike<number>, b: ArrayLike<number>) =>
   Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
@@ -127,18 +136,19 @@ describe('saliency and Grad-CAM gradients of the cnn fixture vs float64 finite d
 
   it("dz_c/d(conv2's maps) at every element, and Grad-CAM from them", async () => {
     const c = label;
-    const result = await session.gradients(pixels, [{ target: c, kind: 'score' }]);
-    expect(session.graph.camLayer.node).toBe('Conv_3');
-    const [k, h, w] = result.camDims;
+    const { maps, gradient, dims } = must((await session.gradients(pixels, [{ target: c, kind: 'score' }])).cam);
+    const layer = must(session.graph.camLayer);
+    expect(layer.node).toBe('Conv_3');
+    const [k, h, w] = dims;
     expect([k, h, w]).toEqual([20, 8, 8]);
-    const point = Float64Array.from(result.camMaps);
+    const point = Float64Array.from(maps);
     const all = Array.from({ length: k * h * w }, (_, i) => i);
-    const fd = finiteDifferences(model, session.graph.camLayer.output, point, [1, k, h, w], c, false, all);
+    const fd = finiteDifferences(model, layer.output, point, [1, k, h, w], c, false, all);
     const reference = all.map((i) => fd.get(i) as number);
-    expect(maxError(result.camGradient, reference)).toBeLessThan(TOLERANCE * maxAbs(reference));
+    expect(maxError(gradient, reference)).toBeLessThan(TOLERANCE * maxAbs(reference));
     // Grad-CAM of the reference gradient equals Grad-CAM of ours (to the same tolerance).
-    const ours = gradCam(result.camMaps, result.camGradient, result.camDims).coarse;
-    const theirs = gradCam(result.camMaps, reference, result.camDims).coarse;
+    const ours = gradCam(maps, gradient, dims).coarse;
+    const theirs = gradCam(maps, reference, dims).coarse;
     expect(maxError(ours, theirs)).toBeLessThan(TOLERANCE * maxAbs(theirs) + 1e-7);
     expect(maxAbs(ours)).toBeGreaterThan(0); // a digit the model reads right lights something up
   }, 60_000);
@@ -203,12 +213,37 @@ describe('the torch-exported cnn (Shape→Gather→Unsqueeze→Concat→Reshape)
         expect(maxError(logProb.inputGradient, g.logProbabilityGradient)).toBeLessThan(
           TOLERANCE * maxAbs(g.logProbabilityGradient),
         );
-        const cam = gradCam(score.camMaps, score.camGradient, score.camDims);
+        const { maps, gradient, dims } = must(score.cam);
+        const cam = gradCam(maps, gradient, dims);
         expect(maxError(cam.weights, g.camWeights)).toBeLessThan(TOLERANCE * maxAbs(g.camWeights));
         expect(maxError(cam.coarse, g.camCoarse)).toBeLessThan(TOLERANCE * maxAbs(g.camCoarse) + 1e-9);
         const up = upsampleBilinear(cam.coarse, 8, 8, 28, 28);
         expect(maxError(up, g.cam)).toBeLessThan(TOLERANCE * maxAbs(g.cam) + 1e-9);
       }
+      await session.release();
+    });
+  }
+});
+
+describe("every zoo model's deployable file vs float64 finite differences at 8 pixels", () => {
+  for (const name of MODEL_NAMES) {
+    it(name, async () => {
+      const { model: plain } = inferenceModel(zooEntry(name).build(), { seed: 1 });
+      const { model } = makeDeployable(plain, { mean: MNIST_MEAN, std: MNIST_STD, metadata: {} });
+      const session = await GradientSession.create(nodeRuntime, model);
+      // A stroke-like pattern with a little jitter (no ties in pooling windows).
+      const x = new Float32Array(IMAGE_PIXELS).map((_, i) => Math.max(0, Math.sin(i * 0.37)) + ((i * 13) % 7) * 1e-4);
+      const { classes } = await explainImage(session, x, [4]);
+      const saliency = must(classes[0]).saliency;
+      const pixels = [50, 180, 300, 377, 410, 480, 600, 700];
+      const fd = finiteDifferences(model, 'input', Float64Array.from(x), [1, 1, 28, 28], 4, false, pixels);
+      for (const i of pixels)
+        expect(Math.abs((saliency[i] as number) - (fd.get(i) as number)), `pixel ${i}`).toBeLessThan(
+          TOLERANCE * maxAbs(saliency),
+        );
+      // Grad-CAM wherever there is a convolution (the MLP has none: saliency only).
+      expect(session.graph.camLayer === undefined).toBe(name === 'mlp');
+      expect(classes[0]?.cam?.map.length).toBe(name === 'mlp' ? undefined : IMAGE_PIXELS);
       await session.release();
     });
   }

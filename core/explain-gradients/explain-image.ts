@@ -7,10 +7,8 @@ export interface ClassExplanation {
   class: number;
   /** dz_c/d(raw pixel), 28×28: which pixels, made brighter, would raise the class's score (signed). */
   saliency: Float32Array;
-  /** Grad-CAM upsampled to 28×28 (≥ 0), and at the last Conv's resolution. */
-  cam: Float32Array;
-  coarse: Float32Array;
-  coarseSide: [number, number];
+  /** Grad-CAM upsampled to 28×28 (≥ 0), and at the last Conv's resolution; absent without a Conv. */
+  cam?: { map: Float32Array; coarse: Float32Array; side: [number, number] };
 }
 
 export interface ImageExplanation {
@@ -38,20 +36,24 @@ export async function explainImage(
       chunk.map((target) => ({ target, kind: 'score' as const })),
     );
     logits = result.logits.slice(0, NUM_CLASSES);
-    const [k, h, w] = result.camDims;
-    const per = k * h * w;
     chunk.forEach((c, i) => {
+      const saliency = result.inputGradient.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS);
+      if (!result.cam) {
+        explained.push({ class: c, saliency });
+        return;
+      }
+      const { maps, gradient, dims } = result.cam;
+      const [k, h, w] = dims;
+      const per = k * h * w;
       const { coarse } = gradCam(
-        result.camMaps.subarray(i * per, (i + 1) * per),
-        result.camGradient.subarray(i * per, (i + 1) * per),
-        result.camDims,
+        maps.subarray(i * per, (i + 1) * per),
+        gradient.subarray(i * per, (i + 1) * per),
+        dims,
       );
       explained.push({
         class: c,
-        saliency: result.inputGradient.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS),
-        cam: upsampleBilinear(coarse, h, w, IMAGE_SIDE, IMAGE_SIDE),
-        coarse,
-        coarseSide: [h, w],
+        saliency,
+        cam: { map: upsampleBilinear(coarse, h, w, IMAGE_SIDE, IMAGE_SIDE), coarse, side: [h, w] },
       });
     });
   }

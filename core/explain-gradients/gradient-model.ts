@@ -40,8 +40,8 @@ export interface GradientModel {
   input: string;
   /** The logits output's name (the source's). */
   logits: string;
-  /** The Conv whose output Grad-CAM weighs (the last one on the image's path). */
-  camLayer: { node: string; output: string; shape: Dim[] };
+  /** The Conv whose output Grad-CAM weighs (the last one on the image's path); absent in a model with none. */
+  camLayer?: { node: string; output: string; shape: Dim[] };
 }
 
 /** The logits: the output named `logits`, else the first output. */
@@ -87,13 +87,11 @@ function builderOf(source: ModelProto, shapes: ReadonlyMap<string, Dim[]>): Grap
   return g;
 }
 
-/** The last Conv node whose output is computed from the image (Grad-CAM's layer). */
-function lastConv(source: ModelProto): { node: string; output: string } {
+/** The last Conv node whose output is computed from the image (Grad-CAM's layer), if any (an MLP has none). */
+function lastConv(source: ModelProto): { node: string; output: string } | undefined {
   const image = imageValues(source.graph ?? {});
-  const convs = (source.graph?.node ?? []).filter((n) => n.op_type === 'Conv' && image.has(n.output[0] ?? ''));
-  const last = convs.at(-1);
-  if (!last) throw new Error('the model has no Conv layer, so no Grad-CAM');
-  return { node: last.name ?? '', output: last.output[0] as string };
+  const last = (source.graph?.node ?? []).filter((n) => n.op_type === 'Conv' && image.has(n.output[0] ?? '')).at(-1);
+  return last && { node: last.name ?? '', output: last.output[0] as string };
 }
 
 /**
@@ -120,11 +118,13 @@ export function gradientModel(
   // dJ/dz = w − λ·softmax(z): built before `backward`, which differentiates only what it finds already there.
   const seed = g.op('Sub', [w, g.op('Mul', [lambda, g.op('Softmax', [logits], { axis: int(1) })])]);
 
-  const grads = backward(g, new Map([[logits, seed]]), [input, cam.output], { rules });
-  const camShape = g.shapeOf(cam.output);
+  const grads = backward(g, new Map([[logits, seed]]), cam ? [input, cam.output] : [input], { rules });
   g.output(grads.get(input) as string, 'FLOAT', g.shapeOf(input), GRADIENT_NAMES.inputGradient);
-  g.output(cam.output, 'FLOAT', camShape, GRADIENT_NAMES.camMaps);
-  g.output(grads.get(cam.output) as string, 'FLOAT', camShape, GRADIENT_NAMES.camGradient);
+  const camShape = cam && g.shapeOf(cam.output);
+  if (cam && camShape) {
+    g.output(cam.output, 'FLOAT', camShape, GRADIENT_NAMES.camMaps);
+    g.output(grads.get(cam.output) as string, 'FLOAT', camShape, GRADIENT_NAMES.camGradient);
+  }
 
   const opset = Math.max(
     OPSET,
@@ -132,5 +132,5 @@ export function gradientModel(
   );
   const model = g.toModel({ opset, irVersion: Math.max(8, toNumber(source.ir_version)) });
   model.metadata_props = structuredClone(source.metadata_props ?? []);
-  return { model, input, logits, camLayer: { ...cam, shape: camShape } };
+  return { model, input, logits, ...(cam && camShape ? { camLayer: { ...cam, shape: camShape } } : {}) };
 }

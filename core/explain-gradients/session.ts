@@ -26,10 +26,8 @@ export interface GradientResult {
   logits: Float32Array;
   /** dJ/d(raw pixel) [N, 784]. */
   inputGradient: Float32Array;
-  /** The last Conv's maps and dJ/d(maps), [N, K, h, w] each. */
-  camMaps: Float32Array;
-  camGradient: Float32Array;
-  camDims: MapDims;
+  /** The last Conv's maps and dJ/d(maps), [N, K, h, w] each (absent for a model without Conv). */
+  cam?: { maps: Float32Array; gradient: Float32Array; dims: MapDims };
 }
 
 const f32 = (value: unknown) => (value as { data: Float32Array }).data;
@@ -121,9 +119,13 @@ export class GradientSession {
     return {
       logits: f32(out[this.graph.logits]),
       inputGradient,
-      camMaps: f32(maps),
-      camGradient: f32(out[GRADIENT_NAMES.camGradient]),
-      camDims: [k as number, h as number, w as number],
+      ...(maps && {
+        cam: {
+          maps: f32(maps),
+          gradient: f32(out[GRADIENT_NAMES.camGradient]),
+          dims: [k as number, h as number, w as number] as const,
+        },
+      }),
     };
   }
 

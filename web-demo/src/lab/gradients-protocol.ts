@@ -38,7 +38,8 @@ export type ToGradients = ExplainRequest | AttackRequest;
 export interface ExplainedClass {
   class: number;
   saliency: Float32Array;
-  cam: Float32Array;
+  /** Grad-CAM at 28×28; absent for a model without Conv. */
+  cam?: Float32Array;
 }
 
 export interface AttackOutcome {

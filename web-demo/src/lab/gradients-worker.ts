@@ -39,7 +39,13 @@ function sessionFor({ key, bytes }: ModelRef): Promise<GradientSession> {
 async function explain(r: ExplainRequest): Promise<void> {
   const started = performance.now();
   const session = await sessionFor(r.model);
-  const { logits, classes } = await explainImage(session, r.pixels, r.classes);
+  const explained = await explainImage(session, r.pixels, r.classes);
+  const classes = explained.classes.map((c) => ({
+    class: c.class,
+    saliency: c.saliency,
+    ...(c.cam && { cam: c.cam.map }),
+  }));
+  const logits = explained.logits;
   const ms = performance.now() - started;
   post({ type: 'explained', id: r.id, key: r.model.key, logits: Array.from(logits), classes, ms });
 }

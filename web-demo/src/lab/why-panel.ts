@@ -20,7 +20,8 @@ export interface WhyState {
   predicted?: number;
   /** The digit picked for "why not?", if any. */
   picked?: number;
-  shown: { class: number; saliency: number[]; cam: number[] }[];
+  /** Per class: saliency and Grad-CAM (28×28; no Grad-CAM for a model without Conv). */
+  shown: { class: number; saliency: number[]; cam?: number[] }[];
   ms?: number;
   error?: string;
 }
@@ -137,7 +138,11 @@ export class WhyPanel {
         model: modelKey(model),
         input: Array.from(input),
         predicted,
-        shown: reply.classes.map((c) => ({ class: c.class, saliency: Array.from(c.saliency), cam: Array.from(c.cam) })),
+        shown: reply.classes.map((c) => ({
+          class: c.class,
+          saliency: Array.from(c.saliency),
+          ...(c.cam && { cam: Array.from(c.cam) }),
+        })),
         ms: reply.ms,
         error: undefined,
       });
@@ -163,20 +168,19 @@ export class WhyPanel {
         const row = el('div', 'why-row');
         row.dataset.class = String(c.class);
         const title = c.class === predicted ? `Why a ${c.class}` : `Why not a ${c.class}`;
-        const figure = (kind: 'saliency' | 'cam', caption: string) => {
+        const figure = (kind: 'saliency' | 'cam', map: Float32Array | undefined, caption: string) => {
           const f = el('figure');
+          if (!map) {
+            f.append(el('figcaption', '', 'no Grad-CAM: this model has no convolution'));
+            return f;
+          }
           const canvas = el('canvas');
           canvas.className = kind;
-          drawHeat(
-            canvas,
-            input,
-            kind === 'saliency' ? c.saliency : c.cam,
-            kind === 'saliency' ? 'signed' : 'positive',
-          );
+          drawHeat(canvas, input, map, kind === 'saliency' ? 'signed' : 'positive');
           f.append(canvas, el('figcaption', '', caption));
           return f;
         };
-        row.append(el('h3', '', title), figure('saliency', 'saliency'), figure('cam', 'Grad-CAM'));
+        row.append(el('h3', '', title), figure('saliency', c.saliency, 'saliency'), figure('cam', c.cam, 'Grad-CAM'));
         return row;
       }),
     );
@@ -200,6 +204,7 @@ export class WhyPanel {
     const inputBox = inkBox((i) => input[i] as number, IMAGE_SIDE, IMAGE_SIDE, 0.15);
     if (!padBox || !inputBox) return;
     const map = kind === 'saliency' ? first.saliency : first.cam;
+    if (!map) return;
     const rgba = overlayRgba(map, kind === 'saliency' ? 'signed' : 'positive');
     const tile = el('canvas');
     tile.width = tile.height = IMAGE_SIDE;
