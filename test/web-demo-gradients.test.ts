@@ -205,6 +205,9 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.prediction === 7);
     await page.fill('#embed-count', '300');
     await page.click('#embed-run');
+    // UMAP runs in the worker: the page keeps drawing frames meanwhile.
+    expect(await page.evaluate(() => (window as unknown as { demo: DemoState }).demo.embedding.running)).toBe(true);
+    expect(await page.evaluate(() => new Promise<number>((r) => requestAnimationFrame(() => r(1))))).toBe(1);
     await page.waitForFunction(
       () => {
         const e = (window as unknown as { demo: DemoState }).demo.embedding;

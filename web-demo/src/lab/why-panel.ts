@@ -130,6 +130,14 @@ export class WhyPanel {
     const classes = [predicted, ...(this.state.picked === undefined ? [] : [this.state.picked])];
     this.root.hidden = false;
     this.status.textContent = 'Differentiating…';
+    // Blank maps in the final layout at once, so the answer arriving moves nothing below (the explainer).
+    const blank = new Float32Array(input.length);
+    this.latest = undefined;
+    this.render(
+      input,
+      predicted,
+      classes.map((c) => ({ class: c, saliency: blank, cam: blank })),
+    );
     try {
       const reply = await this.client.explain(model, { pixels: input.slice(), classes });
       if (id !== this.request) return;
