@@ -204,6 +204,18 @@ describe('the torch-exported cnn (Shape→Gather→Unsqueeze→Concat→Reshape)
       expect(session.folded).toBe(false); // it takes normalized pixels; gradients come back per raw pixel
       const logits = await session.logits(pixels);
       expect(maxError(logits, torchLogits)).toBeLessThan(1e-5);
+      // Both classes at once: in one batch, or one run each where the export's batch is static (1).
+      const both = await explainImage(
+        session,
+        pixels,
+        classes.map((g) => g.class),
+      );
+      both.classes.forEach((c, i) => {
+        const g = must(classes[i]);
+        expect(c.class).toBe(g.class);
+        expect(maxError(c.saliency, g.saliency)).toBeLessThan(TOLERANCE * maxAbs(g.saliency));
+        expect(maxError(must(c.cam).map, g.cam)).toBeLessThan(TOLERANCE * maxAbs(g.cam) + 1e-9);
+      });
       for (const g of classes) {
         const score = await session.gradients(pixels, [{ target: g.class, kind: 'score' }]);
         const logProb = await session.gradients(pixels, [{ target: g.class, kind: 'log-probability' }]);

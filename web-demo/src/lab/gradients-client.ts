@@ -29,8 +29,13 @@ export class GradientsClient {
     const key = modelKey(model);
     if (this.sent.has(key)) return { ref: { key }, transfer: [] };
     this.sent.add(key);
-    const bytes = (await modelBytes(model)).slice(); // a copy: the page keeps its own
-    return { ref: { key, bytes }, transfer: [bytes.buffer] };
+    try {
+      const bytes = (await modelBytes(model)).slice(); // a copy: the page keeps its own
+      return { ref: { key, bytes }, transfer: [bytes.buffer] };
+    } catch (error) {
+      this.sent.delete(key); // never reached the worker
+      throw error;
+    }
   }
 
   private async send(model: ModelEntry, message: Body<ExplainRequest | AttackRequest> & { type: string }) {
