@@ -197,6 +197,25 @@ function reduceMean(x: F64, axes: number[], keepdims: boolean): F64 {
   return { shape: keepdims ? outShape : x.shape.filter((_, i) => !reduced.has(i)), data: out };
 }
 
+/** Softmax along one axis (opset 13's definition), max-subtracted. */
+function softmax(x: F64, axis: number): F64 {
+  const a = (axis + x.shape.length) % x.shape.length;
+  const n = x.shape[a] as number;
+  const inner = size(x.shape.slice(a + 1));
+  const outer = size(x.shape.slice(0, a));
+  const out = new Float64Array(x.data.length);
+  for (let o = 0; o < outer; o++)
+    for (let i = 0; i < inner; i++) {
+      const at = (k: number) => (o * n + k) * inner + i;
+      let max = -Infinity;
+      for (let k = 0; k < n; k++) max = Math.max(max, x.data[at(k)] as number);
+      let sum = 0;
+      for (let k = 0; k < n; k++) sum += Math.exp((x.data[at(k)] as number) - max);
+      for (let k = 0; k < n; k++) out[at(k)] = Math.exp((x.data[at(k)] as number) - max) / sum;
+    }
+  return { shape: x.shape, data: out };
+}
+
 function reshape(x: F64, target: F64): F64 {
   const dims = Array.from(target.data, (d, i) => (d === 0 ? (x.shape[i] as number) : d));
   const known = dims.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
@@ -227,6 +246,8 @@ function evalNode(node: NodeProto, ins: (F64 | undefined)[]): F64 {
       return broadcast(x, b as F64, (p, q) => p * q);
     case 'Identity':
       return x;
+    case 'Softmax':
+      return softmax(x, attrInt(node, 'axis', -1));
     case 'Sum':
       return (ins as F64[]).reduce((s, v) => broadcast(s, v, (p, q) => p + q));
     case 'ReduceMean':

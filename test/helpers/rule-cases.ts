@@ -86,6 +86,11 @@ export const RULE_CASES: Record<string, Record<string, OpCase>> = {
   Sum: { '[2,3] + [3] + [2,1]': opCase('Sum', [[2, 3], [3], [2, 1]], [2, 3]) },
   Identity: { '[3,4]': opCase('Identity', [[3, 4]], [3, 4]) },
   Relu: { '[3,7] around 0': opCase('Relu', [[3, 7]], [3, 7]) },
+  Softmax: {
+    "[3,10] over the classes (a served model's probabilities)": opCase('Softmax', [[3, 10]], [3, 10], { axis: int(1) }),
+    '[2,3,4] over the middle axis': opCase('Softmax', [[2, 3, 4]], [2, 3, 4], { axis: int(1) }),
+    '[2,5] with the default axis (-1)': opCase('Softmax', [[2, 5]], [2, 5]),
+  },
   Reshape: {
     '[2,3,4] → [4,-1]': {
       inputs: { a: [2, 3, 4] },

@@ -6,7 +6,11 @@ import { IMAGE_PIXELS, IMAGE_SIDE, NUM_CLASSES } from '../../core/contract.ts';
 import { BlankImageError, preprocessRgba } from '../../core/digits/digit.ts';
 import { DrawingPad } from './drawing.ts';
 import { Explainer, type ExplainState } from './explainer/panel.ts';
+import { AttackPanel, type AttackState } from './lab/attack-panel.ts';
+import { EmbeddingPanel, type EmbeddingState } from './lab/embedding-panel.ts';
+import { GradientsClient } from './lab/gradients-client.ts';
 import { FailureLab, type FailureLabState } from './lab/panel.ts';
+import { WhyPanel, type WhyState } from './lab/why-panel.ts';
 import { loadLocalModels, onLocalModel } from './local-models.ts';
 import {
   type Backend,
@@ -30,6 +34,8 @@ const table = $<HTMLDivElement>('table');
 const preview = $<HTMLCanvasElement>('preview');
 const hint = $<HTMLDivElement>('hint');
 const explainer = new Explainer($<HTMLElement>('explainer'));
+const gradients = new GradientsClient();
+const why = new WhyPanel($<HTMLElement>('why'), gradients, $<HTMLElement>('pad').parentElement as HTMLElement);
 
 const barEls = Array.from({ length: NUM_CLASSES }, (_, d) => {
   const bar = document.createElement('div');
@@ -54,9 +60,12 @@ interface DemoState {
   /** The 28×28 image (raw [0, 1]) the model last read. */
   input?: number[];
   explain: ExplainState;
+  why: WhyState;
+  attack?: AttackState;
+  embedding?: EmbeddingState;
   lab?: FailureLabState;
 }
-const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state };
+const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state, why: why.state };
 (window as unknown as { demo: DemoState }).demo = state;
 
 function show(probabilities: number[] | undefined): void {
@@ -135,6 +144,8 @@ async function predict(explain = true): Promise<void> {
       drawPreview(undefined);
       show(undefined);
       explainer.clear();
+      why.clear();
+      embedding.place(undefined);
       state.prediction = undefined;
       state.input = undefined;
       status.textContent = models.length ? blank : status.textContent;
@@ -152,7 +163,13 @@ async function predict(explain = true): Promise<void> {
     state.mode = serverMode.checked ? 'server' : 'browser';
     state.input = Array.from(input);
     // Always in the browser: the layers' values come from onnxruntime-web running the explain variant.
-    if (explain) await explainer.update(model, backend, input);
+    if (explain) {
+      // The drawing to lay the maps over: the pad's own strokes, not a photo.
+      const padView = showingPhoto ? undefined : { canvas: $<HTMLCanvasElement>('pad'), ...pad.pixels() };
+      why.update(model, input, state.prediction, padView);
+      embedding.place(input);
+      await explainer.update(model, backend, input);
+    }
     if (allMode.checked) {
       const rows = await Promise.all(models.map(async (m) => ({ m, r: await predictOne(m, input) })));
       state.all = rows.map(({ m, r }) => ({
@@ -185,6 +202,7 @@ let last = 0;
 const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
   change: () => {
     hint.hidden = true;
+    why.hideOverlay();
     exactInput = undefined;
     showingPhoto = false;
     const now = performance.now();
@@ -245,6 +263,17 @@ async function showDigit(pixels: Float32Array): Promise<void> {
 }
 
 const selectedModel = () => models.find((m) => `${m.name}/${m.version}` === select.value);
+const attack = new AttackPanel($<HTMLElement>('attack'), gradients, {
+  current() {
+    const model = selectedModel();
+    if (!model || !state.input || state.prediction === undefined) return undefined;
+    return { model, input: Float32Array.from(state.input), prediction: state.prediction };
+  },
+  pick: (pixels) => void showDigit(pixels),
+});
+state.attack = attack.state;
+const embedding = new EmbeddingPanel($<HTMLElement>('embedding'), selectedModel);
+state.embedding = embedding.state;
 const lab = new FailureLab($<HTMLElement>('lab'), { model: selectedModel, pick: (pixels) => void showDigit(pixels) });
 state.lab = lab.state;
 
@@ -253,6 +282,7 @@ function listModels(chosen = select.value): void {
   select.replaceChildren(...models.map((m) => new Option(m.label, `${m.name}/${m.version}`)));
   if (models.some((m) => `${m.name}/${m.version}` === chosen)) select.value = chosen;
   lab.modelChanged();
+  embedding.modelChanged();
 }
 
 // A model trained on /train or fine-tuned below joins the list at once, and is selected: that is the payoff.
@@ -264,7 +294,10 @@ onLocalModel((saved) => {
   void predict();
 });
 for (const el of [select, serverMode]) el.addEventListener('change', () => void predict());
-select.addEventListener('change', () => lab.modelChanged());
+select.addEventListener('change', () => {
+  lab.modelChanged();
+  embedding.modelChanged();
+});
 allMode.addEventListener('change', () => {
   table.hidden = !allMode.checked;
   void predict();

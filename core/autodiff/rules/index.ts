@@ -6,6 +6,7 @@ import { Add, Identity, Mul, Relu, Sub, Sum } from './elementwise.ts';
 import { Gemm, MatMul } from './gemm.ts';
 import { AveragePool, MaxPool } from './pooling.ts';
 import { Concat, Flatten, Reshape } from './shape.ts';
+import { Softmax } from './softmax.ts';
 
 export const gradientRules: Record<string, GradientRule> = {
   Add,
@@ -21,6 +22,7 @@ export const gradientRules: Record<string, GradientRule> = {
   Mul,
   Relu,
   Reshape,
+  Softmax,
   Sub,
   Sum,
 };
