@@ -15,11 +15,11 @@ import {
 } from '../../../core/contract.ts';
 import { penultimateModel } from '../../../core/deploy/penultimate.ts';
 import { Rng } from '../../../core/random.ts';
+import { argmax } from '../../../core/softmax.ts';
 import { decodeModel, encodeModel } from '../../../onnx/codec.ts';
 import { describeModel } from '../../../onnx/describe.ts';
 import { chooseThreads } from '../train/backend.ts';
 import { fetchMnist } from '../train/mnist.ts';
-import { argmax } from './confusion.ts';
 import type { EmbedRequest, FromEmbedding, PlaceRequest, ToEmbedding } from './embedding-protocol.ts';
 
 const BATCH = 500;

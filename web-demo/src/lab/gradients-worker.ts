@@ -4,10 +4,10 @@
  * run by onnxruntime-web on wasm. Requests run one at a time, in order.
  */
 import * as ort from 'onnxruntime-web/webgpu';
-import { softmax } from '../../../core/digits/softmax.ts';
 import { fgsm, pgd, smallestEpsilon } from '../../../core/explain-gradients/adversarial.ts';
 import { explainImage } from '../../../core/explain-gradients/explain-image.ts';
 import { GradientSession } from '../../../core/explain-gradients/session.ts';
+import { softmax } from '../../../core/softmax.ts';
 import { decodeModel } from '../../../onnx/codec.ts';
 import { chooseThreads } from '../train/backend.ts';
 import { webRuntime } from '../web-runtime.ts';
