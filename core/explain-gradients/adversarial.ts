@@ -7,6 +7,7 @@
  * descend log p(the label read now), that is, ascend its cross-entropy; targeted ones ascend log p(target).
  */
 import { IMAGE_PIXELS, NUM_CLASSES } from '../contract.ts';
+import { argmax } from '../softmax.ts';
 import type { GradientSession } from './session.ts';
 
 export type AttackMethod = 'fgsm' | 'pgd';
@@ -35,12 +36,6 @@ export interface PgdOptions {
   /** Step size as a fraction of ε (Madry's 2.5·ε/steps by default). */
   stepFraction?: number;
 }
-
-const argmax = (row: ArrayLike<number>) => {
-  let best = 0;
-  for (let k = 1; k < row.length; k++) if ((row[k] as number) > (row[best] as number)) best = k;
-  return best;
-};
 
 /** Whether a reading achieves the goal. */
 export const achieves = (goal: AttackGoal, prediction: number) =>
