@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, NUM_CLASSES } from '../core/contract.ts';
 import { makeDeployable } from '../core/deploy/deployable.ts';
+import { moduleOfWeight } from '../core/deploy/explain.ts';
 import { makeVariant } from '../core/deploy/precision.ts';
 import { explainImage } from '../core/explain-gradients/explain-image.ts';
 import { gradCam, upsampleBilinear } from '../core/explain-gradients/grad-cam.ts';
@@ -237,6 +238,20 @@ describe('the torch-exported cnn (Shape→Gather→Unsqueeze→Concat→Reshape)
   }
 });
 
+/** Grad-CAM's layer per zoo model: the last Conv all paths cross with maps ≥ 4×4 (inception's last Conv is in a branch, cnn7's is 1×1). */
+const CAM_MODULES: Record<string, string | undefined> = {
+  mlp: undefined,
+  cnn: 'conv2',
+  cnn3: 'conv2',
+  inception: 'conv2',
+  resnet: 'conv2',
+  'resnet-scaled': 'conv2',
+  'resnet-convshortcut': 'conv2',
+  densenet: 'transition1.conv',
+  'fast-cnn': 'conv3.conv',
+  cnn7: 'block2.2.conv',
+};
+
 describe("every zoo model's deployable file vs float64 finite differences at 8 pixels", () => {
   for (const name of MODEL_NAMES) {
     it(name, async () => {
@@ -253,8 +268,10 @@ describe("every zoo model's deployable file vs float64 finite differences at 8 p
         expect(Math.abs((saliency[i] as number) - (fd.get(i) as number)), `pixel ${i}`).toBeLessThan(
           TOLERANCE * maxAbs(saliency),
         );
-      // Grad-CAM wherever there is a convolution (the MLP has none: saliency only).
-      expect(session.graph.camLayer === undefined).toBe(name === 'mlp');
+      // Grad-CAM wherever there is a convolution (the MLP has none: saliency only), on the layer every path
+      // to the logits crosses, with maps of at least 4×4.
+      const camNode = model.graph?.node?.find((n) => n.name === session.graph.camLayer?.node);
+      expect(camNode && moduleOfWeight(camNode.input[1] as string)).toBe(CAM_MODULES[name]);
       expect(classes[0]?.cam?.map.length).toBe(name === 'mlp' ? undefined : IMAGE_PIXELS);
       await session.release();
     });

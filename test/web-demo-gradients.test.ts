@@ -175,7 +175,9 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     expect(await nodeReads(image)).toBe(result.prediction);
     expect(result.prediction).not.toBe(7);
     expect(await nodeReads(await fgsmAt(clean, result.failedAt as number))).toBe(7);
-    expect(await page.textContent('#attack-status')).toContain(`is ${result.epsilon.toFixed(4)}`);
+    expect(await page.textContent('#attack-status')).toContain(
+      `is ${result.epsilon.toFixed(5)} (at ${result.failedAt?.toFixed(5)} it still reads 7)`,
+    );
     console.log(
       `FGSM flips the drawn 7 to ${result.prediction} at ε = ${result.epsilon.toFixed(4)} (${attack.ms?.toFixed(0)} ms)`,
     );

@@ -12,7 +12,7 @@
 import { int } from '../../onnx/attributes.ts';
 import { type Dim, GraphBuilder, OPSET } from '../../onnx/builder.ts';
 import { toNumber } from '../../onnx/numbers.ts';
-import type { ModelProto, TensorProto } from '../../onnx/schema.ts';
+import type { ModelProto, NodeProto, TensorProto } from '../../onnx/schema.ts';
 import { backward } from '../autodiff/backward.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
 import { gradientRules } from '../autodiff/rules/index.ts';
@@ -40,7 +40,7 @@ export interface GradientModel {
   input: string;
   /** The logits output's name (the source's). */
   logits: string;
-  /** The Conv whose output Grad-CAM weighs (the last one on the image's path); absent in a model with none. */
+  /** The Conv whose output Grad-CAM weighs (see camConv); absent in a model with none. */
   camLayer?: { node: string; output: string; shape: Dim[] };
 }
 
@@ -87,11 +87,33 @@ function builderOf(source: ModelProto, shapes: ReadonlyMap<string, Dim[]>): Grap
   return g;
 }
 
-/** The last Conv node whose output is computed from the image (Grad-CAM's layer), if any (an MLP has none). */
-function lastConv(source: ModelProto): { node: string; output: string } | undefined {
+/** Whether `logits` can still be reached from `input` once `cut` is removed (nodes in topological order). */
+function reachableWithout(nodes: readonly NodeProto[], input: string, logits: string, cut: string): boolean {
+  const reached = new Set([input]);
+  for (const n of nodes) if (n.input.some((i) => i !== cut && reached.has(i))) for (const o of n.output) reached.add(o);
+  return reached.has(logits);
+}
+
+/** Maps smaller than this (cnn7's last Conv is 1×1, cnn3's 2×2) cannot say where: Grad-CAM looks earlier. */
+export const MIN_CAM_SIDE = 4;
+
+/**
+ * Grad-CAM's layer: the last Conv on the image's path that every path to the logits goes through, so its
+ * maps carry the whole decision (Inception's last Conv sits in one branch, a ResNet's beside a shortcut),
+ * with maps of at least MIN_CAM_SIDE² cells; relaxing those wishes in that order when no Conv meets them;
+ * undefined without a Conv (an MLP).
+ */
+function camConv(g: GraphBuilder, source: ModelProto, input: string, logits: string) {
+  const nodes = source.graph?.node ?? [];
   const image = imageValues(source.graph ?? {});
-  const last = (source.graph?.node ?? []).filter((n) => n.op_type === 'Conv' && image.has(n.output[0] ?? '')).at(-1);
-  return last && { node: last.name ?? '', output: last.output[0] as string };
+  const convs = nodes.filter((n) => n.op_type === 'Conv' && image.has(n.output[0] ?? ''));
+  const dominates = (n: NodeProto) => !reachableWithout(nodes, input, logits, n.output[0] as string);
+  const large = (n: NodeProto) => {
+    const [, , h, w] = g.shapeOf(n.output[0] as string);
+    return typeof h === 'number' && typeof w === 'number' && Math.min(h, w) >= MIN_CAM_SIDE;
+  };
+  const chosen = convs.findLast((n) => dominates(n) && large(n)) ?? convs.findLast(dominates) ?? convs.at(-1);
+  return chosen && { node: chosen.name ?? '', output: chosen.output[0] as string };
 }
 
 /**
@@ -106,7 +128,7 @@ export function gradientModel(
   const g = builderOf(source, shapes);
   const input = imageInput(source).name;
   const logits = logitsOf(source);
-  const cam = lastConv(source);
+  const cam = camConv(g, source, input, logits);
   const logitsShape = g.shapeOf(logits);
   const batch = logitsShape[0] as Dim;
   if (logitsShape.length !== 2 || logitsShape[1] !== NUM_CLASSES) {

@@ -209,7 +209,7 @@ export class AttackPanel {
     const cost = `${outcome.gradientRuns} gradient run${outcome.gradientRuns === 1 ? '' : 's'}, ${ms.toFixed(0)} ms`;
     this.status.textContent =
       mode === 'smallest'
-        ? `${name}: the smallest ε that makes this ${label} read as ${goal} is ${outcome.epsilon.toFixed(4)} (it fails at ${outcome.failedAt?.toFixed(4)}): now it reads ${outcome.prediction} (${p}). ${cost}.`
+        ? `${name}: the smallest ε that makes this ${label} read as ${goal} is ${outcome.epsilon.toFixed(5)} (at ${outcome.failedAt?.toFixed(5)} ${target === undefined ? `it still reads ${label}` : `it does not read ${target} yet`}): now it reads ${outcome.prediction} (${p}). ${cost}.`
         : `${name} at ε = ${outcome.epsilon.toFixed(3)}: the ${label} now reads ${outcome.prediction} (${p})${outcome.flipped ? '' : ` — not ${goal} yet`}. ${cost}.`;
   }
 }
