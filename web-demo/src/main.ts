@@ -283,6 +283,7 @@ function listModels(chosen = select.value): void {
   if (models.some((m) => `${m.name}/${m.version}` === chosen)) select.value = chosen;
   lab.modelChanged();
   embedding.modelChanged();
+  attack.modelChanged();
 }
 
 // A model trained on /train or fine-tuned below joins the list at once, and is selected: that is the payoff.
@@ -297,6 +298,7 @@ for (const el of [select, serverMode]) el.addEventListener('change', () => void 
 select.addEventListener('change', () => {
   lab.modelChanged();
   embedding.modelChanged();
+  attack.modelChanged();
 });
 allMode.addEventListener('change', () => {
   table.hidden = !allMode.checked;

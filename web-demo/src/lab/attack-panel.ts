@@ -132,6 +132,14 @@ export class AttackPanel {
     });
   }
 
+  /** Another model is selected: the last attack was on the old one, so it goes. */
+  modelChanged(): void {
+    this.attacked = undefined;
+    Object.assign(this.state, { result: undefined, none: false, error: undefined, model: undefined });
+    this.figures.hidden = this.explainButton.hidden = true;
+    this.status.textContent = '';
+  }
+
   private async run(mode: 'at' | 'smallest'): Promise<void> {
     const current = this.hooks.current();
     if (!current) {
