@@ -189,16 +189,17 @@ describe('npm run train', () => {
 
   it('--recipe fast sets its model and optimizer; flags given override the recipe', async () => {
     const out = tmp();
-    await cli('--recipe', 'fast', '--epochs', '1', '--limit', '1000', '--threads', '1', '--out', out);
+    await cli('--recipe', 'fast', '--epochs', '2', '--limit', '1000', '--lr', '0.005', '--out', out);
     expect(await readConfig(out)).toMatchObject({
       model: 'fast-cnn',
       optimizer: 'adamw',
       schedule: 'onecycle',
-      lr: 0.01,
-      batchSize: 128,
-      epochs: 1,
-      limit: 1000,
+      batchSize: 64,
+      labelSmoothing: 0.1,
       threads: 1,
+      epochs: 2,
+      limit: 1000,
+      lr: 0.005,
     });
   }, 60_000);
 
