@@ -3,7 +3,10 @@
  * autotuned formulations unless --no-autotune), summed per op type and per node, beside the exported
  * forward pass timed in its own session. A development tool, not a benchmark: profiling adds overhead.
  *
- *   npx tsx bench/profile-step.ts --model resnet --batch 64 --threads 1 [--no-autotune] [--top 25]
+ *   npx tsx bench/profile-step.ts --model resnet --batch 64 --threads 1 [--no-autotune] [--top 25] [--external]
+ *
+ * --external profiles the gradient graph that leaves Conv weight gradients to the native kernel (its
+ * outputs X and dY instead of dW; no optimizer update) instead of the whole step.
  */
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -16,7 +19,7 @@ import { initializeWeights } from '../core/model/initialize.ts';
 import { type ModelName, zooEntry } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
-import { buildTrainingGraph, LABELS_NAME, LR_NAME } from '../core/training/training-graph.ts';
+import { buildGradientGraph, buildTrainingGraph, LABELS_NAME, LR_NAME } from '../core/training/training-graph.ts';
 import { sessionOptions } from '../node/execution.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
@@ -36,6 +39,7 @@ const program = new Command()
   .option('--steps <n>', 'profiled steps', '40')
   .option('--top <n>', 'nodes to list', '20')
   .option('--no-autotune', "the default formulations instead of the autotuner's")
+  .option('--external', 'the gradient graph with Conv weight gradients left outside it')
   .parse();
 const opts = program.opts<{
   model: string;
@@ -44,13 +48,19 @@ const opts = program.opts<{
   steps: string;
   top: string;
   autotune: boolean;
+  external?: boolean;
 }>();
 const model = opts.model as ModelName;
 const [batch, threads, steps] = [Number(opts.batch), Number(opts.threads), Number(opts.steps)];
 const module = zooEntry(model).build();
 
 const rules = opts.autotune ? (await autotuneRules(module, { batch, cacheDir: defaultCacheDir() })).rules : undefined;
-const graph = buildTrainingGraph(module, { optimizer: sgd({ momentum: 0.5 }), rules });
+const graph = opts.external
+  ? (() => {
+      const g = buildGradientGraph(module, { rules, externalConvWeights: () => true });
+      return { ...g, carried: g.params.map((p) => ({ name: p.name, shape: p.shape })) };
+    })()
+  : buildTrainingGraph(module, { optimizer: sgd({ momentum: 0.5 }), rules });
 const rng = new Rng(0);
 const images = new ort.Tensor(
   'float32',
@@ -65,8 +75,8 @@ const feeds: Record<string, ort.Tensor> = {
     BigInt64Array.from({ length: batch }, () => BigInt(rng.int(10))),
     [batch],
   ),
-  [LR_NAME]: new ort.Tensor('float32', Float32Array.of(0.01), []),
 };
+if (!opts.external) feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(0.01), []);
 for (const c of graph.carried) {
   const size = c.shape.reduce((a, b) => a * b, 1);
   feeds[c.name] = new ort.Tensor('float32', weights.get(c.name) ?? new Float32Array(size), c.shape);
