@@ -13,6 +13,7 @@ import { sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
 import { createTrainer, defaultParallelism, describeParallelism } from '../train/parallel/create-trainer.ts';
+import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
 
 const kernels = nativeKernels();
@@ -159,4 +160,32 @@ describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyT
       });
     }
   }
+});
+
+describe.skipIf(!kernels)('native conv weight gradients with micro-batches', () => {
+  it('accumulate to what the pure-ORT graph gives (cnn, odd batch in pieces of 5, two workers)', async () => {
+    const { images, labels } = fixtureBatch();
+    const n = Math.min(13, labels.length);
+    const batch = images.subarray(0, n * 784);
+    const weights = new Map<string, Float32Array>();
+    for (const nativeConvWeights of [false, true]) {
+      const trainer = await ParallelTrainer.create(ZOO.cnn.build(), {
+        optimizer: sgd({ momentum: 0.5 }),
+        seed: 1,
+        workers: 2,
+        microBatch: 5,
+        nativeConvWeights,
+      });
+      try {
+        for (let s = 0; s < 2; s++) await trainer.step(batch, labels.slice(0, n), 0.05);
+        for (const [name, value] of trainer.weights()) {
+          const other = weights.get(name);
+          if (!other) weights.set(name, value);
+          else for (let i = 0; i < value.length; i++) expect(value[i]).toBeCloseTo(other[i] as number, 5);
+        }
+      } finally {
+        await trainer.release();
+      }
+    }
+  });
 });
