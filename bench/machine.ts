@@ -7,6 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, version } from 'node:os';
 import * as ort from 'onnxruntime-node';
+import { nativeKernelsStatus } from '../node/native-kernels.ts';
 
 export interface Machine {
   cpu: {
@@ -34,6 +35,8 @@ export interface Machine {
   kernel: string;
   node: string;
   onnxruntimeNode: string;
+  /** Whether our native kernels (native/) were built and loaded, as node/native-kernels.ts says. */
+  nativeKernels: string;
 }
 
 /** Load average (1, 5, 15 minutes) before and after a benchmark: a busy machine's figures say so. */
@@ -83,6 +86,7 @@ export function describeMachine(): Machine {
     kernel: `${release()} ${version()}`,
     node: process.version,
     onnxruntimeNode: ort.env.versions.node ?? 'unknown',
+    nativeKernels: nativeKernelsStatus(),
   };
 }
 

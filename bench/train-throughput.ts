@@ -44,7 +44,7 @@ export async function ourTrainingThroughput(options: ThroughputOptions): Promise
       steps++;
     }
     const imagesPerSecond = (steps * batch) / ((performance.now() - start) / 1000);
-    return { imagesPerSecond, mode: describeParallelism(settings) };
+    return { imagesPerSecond, mode: describeParallelism(settings, ZOO[model].build()) };
   } finally {
     await trainer.release();
   }

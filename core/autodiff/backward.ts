@@ -19,6 +19,8 @@ import { broadcastShapes, unbroadcast } from './unbroadcast.ts';
 export interface BackwardOptions {
   /** The op-type → rule table; defaults to ours. */
   rules?: Record<string, GradientRule>;
+  /** Values to keep computing besides the gradients, asked for at the end (what the caller also outputs). */
+  keep?: () => Iterable<string>;
 }
 
 /**
@@ -32,7 +34,7 @@ export function backward(
   g: GraphBuilder,
   seeds: ReadonlyMap<string, string>,
   wrt: readonly string[],
-  { rules = gradientRules }: BackwardOptions = {},
+  { rules = gradientRules, keep = () => [] }: BackwardOptions = {},
 ): Map<string, string> {
   const forward = [...g.nodes]; // the rules append to g.nodes; walk only what was there before
   const initializersBefore = g.initializers.length;
@@ -89,7 +91,7 @@ export function backward(
     if (!grad) throw new Error(`parameter '${name}' does not affect the loss, so it has no gradient`);
     result.set(name, grad);
   }
-  removeUnused(g, forward.length, initializersBefore, result.values());
+  removeUnused(g, forward.length, initializersBefore, [...result.values(), ...keep()]);
   return result;
 }
 

@@ -12,7 +12,14 @@ import type { ModelProto } from '../../onnx/schema.ts';
 import { int64Tensor } from '../../onnx/tensor.ts';
 import { backward } from '../autodiff/backward.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
-import { BATCH_DIM, emitForward } from '../model/forward-graph.ts';
+import type { ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
+import {
+  type ExternalConvWeight,
+  externalConvWeightRule,
+  externalWeightGradName,
+} from '../autodiff/rules/external-conv-weight.ts';
+import { gradientRules } from '../autodiff/rules/index.ts';
+import { BATCH_DIM, emitForward, INPUT_NAME } from '../model/forward-graph.ts';
 import type { Module, ParamSpec } from '../model/layers/index.ts';
 import type { RandomInputSpec } from '../model/layers/module.ts';
 import { softmaxCrossEntropy } from './loss.ts';
@@ -65,7 +72,10 @@ export const SHARES_NAME = 'shares';
 export const stateName = (param: string, slot: string) => `${param}.${slot}`;
 
 /** Forward (training form), loss and backward: what the whole step and the gradient-only graph share. */
-function emitLossAndGradients(module: Module, options: Omit<TrainingGraphOptions, 'optimizer'>) {
+function emitLossAndGradients(
+  module: Module,
+  options: Omit<TrainingGraphOptions, 'optimizer'> & Pick<GradientGraphOptions, 'externalConvWeights'>,
+) {
   const forward = emitForward(module, {
     training: true,
     graphName: `${module.type}_train_step`,
@@ -79,13 +89,25 @@ function emitLossAndGradients(module: Module, options: Omit<TrainingGraphOptions
     labelSmoothing: options.labelSmoothing ?? 0,
   });
   const trainable = forward.params.filter((p) => p.trainable);
+  const external: ExternalConvWeight[] = [];
+  let rules = options.rules;
+  if (options.externalConvWeights) {
+    const table = rules ?? gradientRules;
+    const conv = table.Conv;
+    if (!conv) throw new Error('internal: the rule table has no Conv rule');
+    rules = { ...table, Conv: externalConvWeightRule(conv, options.externalConvWeights, external) };
+  }
   const grads = backward(
     g,
     new Map([[forward.logits, dLogits]]),
     trainable.map((p) => p.name),
-    { rules: options.rules },
+    { rules, keep: () => external.map((e) => e.dY) },
   );
-  return { g, forward, ctx: forward.ctx, classes, loss, correct, trainable, grads };
+  // A placeholder that feeds a node (a weight shared by two Convs, summed) would leave that node unfed.
+  const placeholders = new Set(external.map((e) => externalWeightGradName(e.weight)));
+  const consumer = g.nodes.find((node) => node.input.some((i) => placeholders.has(i)));
+  if (consumer) throw new Error(`external Conv weight gradients: '${consumer.name}' would read a placeholder`);
+  return { g, forward, ctx: forward.ctx, classes, loss, correct, trainable, grads, external };
 }
 
 /** Each buffer's training-time update as the output `<buffer>.next`. */
@@ -147,18 +169,49 @@ export function buildTrainingGraph(module: Module, options: TrainingGraphOptions
 export interface GradientGraph {
   model: ModelProto;
   params: ParamSpec[];
+  /** Every trainable parameter; those in `external` get no `<param>.grad` output. */
   trainable: ParamSpec[];
   buffers: CarriedTensor[];
   randomInputs: RandomInputSpec[];
   classes: number;
+  /** Conv weights whose gradient the caller computes from the outputs `convInputName` and `convOutputGradName`. */
+  external: ExternalConvWeightOutputs[];
 }
 
-export function buildGradientGraph(
-  module: Module,
-  options: Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> = {},
-): GradientGraph {
-  const { g, forward, ctx, classes, loss, correct, trainable, grads } = emitLossAndGradients(module, options);
-  for (const p of trainable) g.output(grads.get(p.name) as string, 'FLOAT', p.shape, gradName(p.name));
+/** An external Conv weight gradient's inputs as the gradient graph hands them out. */
+export interface ExternalConvWeightOutputs {
+  weight: string;
+  /** The output holding X, or `INPUT_NAME` when X is the batch of images itself (the caller has it). */
+  x: string;
+  /** The output holding dY. */
+  dY: string;
+  geometry: ConvGeometry;
+}
+
+/** Outputs of the gradient graph for a Conv weight whose gradient is computed outside it. */
+export const convInputName = (weight: string) => `${weight}.conv_input`;
+export const convOutputGradName = (weight: string) => `${weight}.conv_output_grad`;
+
+export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> {
+  /** Conv nodes (by geometry) whose weight gradient the caller computes outside the graph (see `external`). */
+  externalConvWeights?: (geometry: ConvGeometry) => boolean;
+}
+
+export function buildGradientGraph(module: Module, options: GradientGraphOptions = {}): GradientGraph {
+  const { g, forward, ctx, classes, loss, correct, trainable, grads, external } = emitLossAndGradients(module, options);
+  const outputs: ExternalConvWeightOutputs[] = [];
+  for (const e of external) {
+    const x =
+      e.x === INPUT_NAME
+        ? INPUT_NAME
+        : g.output(e.x, 'FLOAT', [BATCH_DIM, ...e.geometry.input], convInputName(e.weight));
+    const dY = g.output(e.dY, 'FLOAT', [BATCH_DIM, ...e.geometry.output], convOutputGradName(e.weight));
+    outputs.push({ weight: e.weight, x, dY, geometry: e.geometry });
+  }
+  const externalWeights = new Set(external.map((e) => e.weight));
+  for (const p of trainable) {
+    if (!externalWeights.has(p.name)) g.output(grads.get(p.name) as string, 'FLOAT', p.shape, gradName(p.name));
+  }
   const buffers: CarriedTensor[] = [];
   outputBufferUpdates(g, forward, buffers);
   g.output(loss, 'FLOAT', [], LOSS_NAME);
@@ -170,6 +223,7 @@ export function buildGradientGraph(
     buffers,
     randomInputs: ctx.randomInputs,
     classes,
+    external: outputs,
   };
 }
 

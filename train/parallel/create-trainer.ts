@@ -9,8 +9,9 @@
  * asked, since workers change their batch statistics (per slice, like DDP without SyncBN).
  */
 
-import { countParams, inspectModule } from '../../core/model/forward-graph.ts';
+import { countParams, emitForward, inspectModule } from '../../core/model/forward-graph.ts';
 import type { Module } from '../../core/model/layers/index.ts';
+import { nativeKernels } from '../../node/native-kernels.ts';
 import { autotuneRules } from '../autotune/autotune.ts';
 import { createNodeTrainer, type Trainer, type NodeTrainerOptions as TrainerOptions } from '../trainer.ts';
 import { ParallelTrainer } from './parallel-trainer.ts';
@@ -45,12 +46,35 @@ export interface CreateTrainerOptions extends TrainerOptions {
   autotune?: { cacheDir: string } | false;
   /** The batch size the loop will use (what the autotuner measures with; default 64). */
   batchSize?: number;
+  /**
+   * Compute Conv weight gradients with the native kernel when it is built (node/native-kernels.ts): the
+   * step then runs as gradient graph → kernel → update graph, in 1-thread sessions (so with one session
+   * × N > 1 threads the graph keeps them). Default true; false always runs the pure-ORT graph.
+   */
+  native?: boolean;
 }
 
 /** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
-export function describeParallelism(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism'>) {
+export function describeParallelism(
+  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>,
+  module?: Module,
+) {
   const threads = options.threads ?? 1;
-  return usesWorkers(options) ? `${threads} workers` : `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
+  const native = module !== undefined && usesNativeConvWeights(options, module);
+  if (usesWorkers(options, module)) return native ? `${threads} workers, native conv dW` : `${threads} workers`;
+  // The native step on one thread is two 1-thread sessions (gradient, update) with the kernel between them.
+  if (native) return '1 thread, native conv dW';
+  return `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
+}
+
+/** Whether the step computes Conv weight gradients natively: built, wanted, on the CPU, and a 1-thread session or workers. */
+export function usesNativeConvWeights(
+  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>,
+  module: Module,
+): boolean {
+  if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()) return false;
+  if (!emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv')) return false;
+  return usesWorkers(options, module) || (options.threads ?? 1) === 1;
 }
 
 /** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
@@ -80,14 +104,17 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
           })
         ).rules
       : undefined;
-  if (!workers) return createNodeTrainer(module, { ...options, rules });
+  const native = usesNativeConvWeights(options, module);
+  if (!workers && !native) return createNodeTrainer(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
-  const threads = options.threads ?? 1;
+  // A native step on one thread is one participant: gradient graph, kernel, update graph.
+  const threads = workers ? (options.threads ?? 1) : 1;
   return ParallelTrainer.create(module, {
     ...options,
     workers: threads,
     threads: 1,
     rules,
     balance: !!options.autotune,
+    nativeConvWeights: native,
   });
 }

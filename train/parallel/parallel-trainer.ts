@@ -54,6 +54,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
    * nothing but float rounding). Default false: equal slices, the same sums every run.
    */
   balance?: boolean;
+  /** Compute every Conv weight gradient with the native kernel (node/native-kernels.ts) instead of in ORT. */
+  nativeConvWeights?: boolean;
 }
 
 export class ParallelTrainer {
@@ -84,7 +86,11 @@ export class ParallelTrainer {
     if (options.microBatch !== undefined && (!Number.isInteger(options.microBatch) || options.microBatch < 1))
       throw new Error(`microBatch must be a positive integer, got ${options.microBatch}`);
     if (options.device && options.device !== 'cpu') throw new Error('data-parallel workers run on the CPU only');
-    const gradient = buildGradientGraph(module, { labelSmoothing: options.labelSmoothing, rules: options.rules });
+    const gradient = buildGradientGraph(module, {
+      labelSmoothing: options.labelSmoothing,
+      rules: options.rules,
+      externalConvWeights: options.nativeConvWeights ? () => true : undefined,
+    });
     const { optimizer } = options;
     const carried: CarriedTensor[] = [...buildUpdateGraph(gradient.trainable, optimizer).carried, ...gradient.buffers];
     const layout = sharedLayout(
@@ -132,6 +138,7 @@ export class ParallelTrainer {
           inputs: gradient.params.map((p) => ({ name: p.name, shape: p.shape })),
           buffers: gradient.buffers.map((b) => b.name),
           randomInputs: gradient.randomInputs.map((r) => ({ name: r.name, shape: r.shape })),
+          external: gradient.external,
           layout,
           shared: buffers,
         };

@@ -20,6 +20,7 @@ import * as ort from 'onnxruntime-node';
 import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
 import {
   CORRECT_NAME,
+  type ExternalConvWeightOutputs,
   gradName,
   gradPartName,
   LABELS_NAME,
@@ -31,6 +32,7 @@ import {
   stateName,
 } from '../../core/training/training-graph.ts';
 import { createSession } from '../../node/execution.ts';
+import { type NativeKernels, nativeKernels, nativeKernelsStatus } from '../../node/native-kernels.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 import {
   arriveAndWait,
@@ -58,6 +60,8 @@ export interface RunnerData {
   buffers: string[];
   /** Dropout masks' per-example shapes, by input name. */
   randomInputs: { name: string; shape: number[] }[];
+  /** Conv weights whose gradient the native kernel computes from the graph's X and dY outputs. */
+  external: ExternalConvWeightOutputs[];
   layout: SharedLayout;
   shared: SharedBuffers;
 }
@@ -108,6 +112,11 @@ export class SliceRunner {
   private readonly updateFeeds: Record<string, ort.Tensor> = {};
   /** Shard tensors the update reads and writes back: [update input name, shared view of it]. */
   private readonly updated: [string, Float32Array][] = [];
+  /** Gradients computed outside the graph, by their `<param>.grad` slot name. */
+  private readonly external: Map<string, ExternalConvWeightOutputs>;
+  /** Where a micro-batch's external gradient goes before it is added in. */
+  private readonly scratch: Map<string, Float32Array>;
+  private readonly kernels: NativeKernels | undefined;
 
   private constructor(
     private readonly data: RunnerData,
@@ -115,6 +124,12 @@ export class SliceRunner {
     private readonly gradient: ort.InferenceSession,
     private readonly update: ort.InferenceSession | undefined,
   ) {
+    this.external = new Map(data.external.map((e) => [gradName(e.weight), e]));
+    this.kernels = data.external.length > 0 ? nativeKernels() : undefined;
+    if (data.external.length > 0 && !this.kernels) throw new Error(nativeKernelsStatus());
+    this.scratch = new Map(
+      data.layout.reduced.filter((s) => this.external.has(s.name)).map((s) => [s.name, new Float32Array(s.length)]),
+    );
     const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(sizeOf(shape)), shape);
     this.gradientFeeds = Object.fromEntries(data.inputs.map((t) => [t.name, tensor(t.shape)]));
     const { start, length } = data.shard;
@@ -190,8 +205,15 @@ export class SliceRunner {
       const floats = (name: string) => floatsOf(out, name);
       // The region holds the slice's mean: one piece is copied; micro-batches are averaged by size.
       for (const slot of data.layout.reduced) {
-        const values = floats(slot.name);
         const target = region.subarray(slot.offset, slot.offset + slot.length);
+        const external = this.external.get(slot.name);
+        if (external && pieces.length === 1) {
+          this.externalGradient(external, piece.images, floats, n, target);
+          continue;
+        }
+        const values = external
+          ? this.externalGradient(external, piece.images, floats, n, this.scratch.get(slot.name) as Float32Array)
+          : floats(slot.name);
         if (pieces.length === 1) target.set(values);
         else {
           const w = n / images;
@@ -204,6 +226,19 @@ export class SliceRunner {
     }
     if (pieces.length === 0) region.fill(0);
     return { loss, correct };
+  }
+
+  /** A Conv weight's gradient by the native kernel, from X (the images, or an output) and dY, into `into`. */
+  private externalGradient(
+    e: ExternalConvWeightOutputs,
+    images: Float32Array,
+    floats: (name: string) => Float32Array,
+    n: number,
+    into: Float32Array,
+  ): Float32Array {
+    const x = e.x === INPUT_NAME ? images : floats(e.x);
+    (this.kernels as NativeKernels).convWeightGradient(x, floats(e.dY), into, e.geometry, n);
+    return into;
   }
 
   private async updateShard(lr: number, step: number, shares: number[]): Promise<void> {

@@ -1,0 +1,191 @@
+/**
+ * The native Conv weight-gradient kernel (native/, built by `npm install` where a compiler is present):
+ * against a float64 direct sum on small shapes with stride, padding, dilation, odd channel counts and more
+ * than one channel block; and in whole training steps against the PyTorch fixtures (the same golden
+ * numbers test/torch-parity.test.ts holds the pure-ORT graph to). Skipped where the addon isn't built.
+ */
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.ts';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { sgd } from '../core/training/optim/index.ts';
+import { buildTrainingGraph } from '../core/training/training-graph.ts';
+import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
+import { createTrainer, defaultParallelism, describeParallelism } from '../train/parallel/create-trainer.ts';
+import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
+import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
+
+const kernels = nativeKernels();
+
+/** dW by the definition, in float64. */
+function reference(x: Float32Array, dY: Float32Array, geo: ConvGeometry, n: number): Float64Array {
+  const [c, h, w] = geo.input;
+  const [m, ho, wo] = geo.output;
+  const [kh, kw] = geo.kernel;
+  const dw = new Float64Array(m * c * kh * kw);
+  for (let o = 0; o < m; o++)
+    for (let ch = 0; ch < c; ch++)
+      for (let i = 0; i < kh; i++)
+        for (let j = 0; j < kw; j++) {
+          let sum = 0;
+          for (let b = 0; b < n; b++)
+            for (let y = 0; y < ho; y++)
+              for (let z = 0; z < wo; z++) {
+                const row = y * geo.strides[0] + i * geo.dilations[0] - geo.pads[0];
+                const col = z * geo.strides[1] + j * geo.dilations[1] - geo.pads[1];
+                if (row < 0 || row >= h || col < 0 || col >= w) continue;
+                sum +=
+                  (dY[((b * m + o) * ho + y) * wo + z] as number) * (x[((b * c + ch) * h + row) * w + col] as number);
+              }
+          dw[((o * c + ch) * kh + i) * kw + j] = sum;
+        }
+  return dw;
+}
+
+/** A geometry with the output size a Conv would give. */
+function geometry(
+  input: [number, number, number],
+  m: number,
+  kernel: [number, number],
+  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1] }: Partial<ConvGeometry> = {},
+): ConvGeometry {
+  const out = (axis: 0 | 1) =>
+    Math.floor(
+      ((input[axis + 1] as number) +
+        (pads[axis] as number) +
+        (pads[axis + 2] as number) -
+        (dilations[axis] as number) * (kernel[axis] - 1) -
+        1) /
+        (strides[axis] as number),
+    ) + 1;
+  return {
+    input,
+    output: [m, out(0), out(1)],
+    kernel,
+    strides: strides as [number, number],
+    pads: pads as [number, number, number, number],
+    dilations: dilations as [number, number],
+  };
+}
+
+const CASES: [string, ConvGeometry, number][] = [
+  ['3×3, batch 3', geometry([2, 9, 8], 5, [3, 3]), 3],
+  [
+    'stride 2, padding, 3×2 kernel, dilation 2 across',
+    geometry([3, 11, 10], 6, [3, 2], { strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 2] }),
+    2,
+  ],
+  ['padding 1 (same size), batch 1', geometry([5, 7, 7], 7, [3, 3], { pads: [1, 1, 1, 1] }), 1],
+  ['uneven padding, stride 3', geometry([4, 13, 9], 3, [5, 3], { strides: [3, 2], pads: [2, 0, 1, 1] }), 2],
+  ['1×1, 70 output channels (two channel blocks)', geometry([9, 5, 5], 70, [1, 1]), 2],
+  ['5×5 on one input channel, 10 outputs (cnn conv1 in small)', geometry([1, 12, 12], 10, [5, 5]), 4],
+];
+
+describe.skipIf(!kernels)(`native conv weight gradient (${nativeKernelsStatus()})`, () => {
+  for (const [title, geo, n] of CASES) {
+    it(`${title}: matches the float64 sum on 1 and 2 threads`, () => {
+      const rng = new Rng(3);
+      const x = Float32Array.from({ length: n * geo.input.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1));
+      const dY = Float32Array.from({ length: n * geo.output.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1));
+      const expected = reference(x, dY, geo, n);
+      for (const threads of [1, 2]) {
+        const dw = new Float32Array(expected.length).fill(Number.NaN); // every entry must be written
+        kernels?.convWeightGradient(x, dY, dw, geo, n, threads);
+        const scale = Math.max(...expected.map(Math.abs));
+        for (let i = 0; i < dw.length; i++)
+          expect(Math.abs((dw[i] as number) - (expected[i] as number)) / scale).toBeLessThan(1e-5);
+      }
+    });
+  }
+
+  it('rejects arrays of the wrong length', () => {
+    const geo = geometry([2, 6, 6], 3, [3, 3]);
+    expect(() =>
+      kernels?.convWeightGradient(new Float32Array(10), new Float32Array(96), new Float32Array(54), geo, 1),
+    ).toThrow(/x has the wrong length/);
+  });
+});
+
+interface Summary {
+  shape: number[];
+  norm: number;
+  samples: [number, number][];
+  float32Error: number;
+}
+const fixture = JSON.parse(readFileSync(new URL('./fixtures/torch-training.json', import.meta.url), 'utf8')) as {
+  cases: {
+    model: keyof typeof ZOO;
+    optimizer: string;
+    labelSmoothing: number;
+    losses: number[];
+    after: Record<string, Summary>;
+  }[];
+};
+
+describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyTorch', () => {
+  const { images, labels } = fixtureBatch();
+  for (const c of fixture.cases.filter((k) => k.optimizer === 'sgd' && !k.labelSmoothing)) {
+    // Two workers normalize BatchNorm per slice (like DDP without SyncBN): only BatchNorm-free models match.
+    const bnFree = defaultParallelism(ZOO[c.model].build()) === 'workers';
+    for (const threads of bnFree ? [1, 2] : [1]) {
+      it(`${c.model}, ${threads} thread(s): three SGD steps, then the weights`, async () => {
+        const module = ZOO[c.model].build();
+        const options = {
+          optimizer: sgd({ momentum: 0.5 }),
+          threads,
+          parallelism: threads > 1 ? ('workers' as const) : undefined,
+          weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),
+        };
+        expect(describeParallelism(options, module)).toContain('native conv dW');
+        const trainer = await createTrainer(module, options);
+        try {
+          for (let s = 0; s < 3; s++) {
+            const { loss } = await trainer.step(images, labels, 0.01);
+            expect(Math.abs(loss - (c.losses[s] as number)) / (c.losses[s] as number)).toBeLessThan(1e-4);
+          }
+          const after = trainer.weights();
+          for (const [name, golden] of Object.entries(c.after)) {
+            const ours = after.get(name) as Float32Array;
+            const rms = golden.norm / Math.sqrt(ours.length);
+            const tolerance = Math.max(1e-4, 3 * golden.float32Error);
+            for (const [i, value] of golden.samples) {
+              const error = Math.abs((ours[i] as number) - value) / Math.max(Math.abs(value), rms, 1e-12);
+              expect(error, `${name}[${i}] after 3 steps`).toBeLessThan(tolerance);
+            }
+          }
+        } finally {
+          await trainer.release();
+        }
+      });
+    }
+  }
+});
+
+describe.skipIf(!kernels)('native conv weight gradients with micro-batches', () => {
+  it('accumulate to what the pure-ORT graph gives (cnn, odd batch in pieces of 5, two workers)', async () => {
+    const { images, labels } = fixtureBatch();
+    const n = Math.min(13, labels.length);
+    const batch = images.subarray(0, n * 784);
+    const weights = new Map<string, Float32Array>();
+    for (const nativeConvWeights of [false, true]) {
+      const trainer = await ParallelTrainer.create(ZOO.cnn.build(), {
+        optimizer: sgd({ momentum: 0.5 }),
+        seed: 1,
+        workers: 2,
+        microBatch: 5,
+        nativeConvWeights,
+      });
+      try {
+        for (let s = 0; s < 2; s++) await trainer.step(batch, labels.slice(0, n), 0.05);
+        for (const [name, value] of trainer.weights()) {
+          const other = weights.get(name);
+          if (!other) weights.set(name, value);
+          else for (let i = 0; i < value.length; i++) expect(value[i]).toBeCloseTo(other[i] as number, 5);
+        }
+      } finally {
+        await trainer.release();
+      }
+    }
+  });
+});
