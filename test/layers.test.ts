@@ -12,8 +12,9 @@ const ROOT = resolve(import.meta.dirname, '..');
 /** Folder → the folders its files may import (besides their own). */
 const ALLOWED: Record<string, string[]> = {
   onnx: [],
+  native: [], // the C++ kernels' addon (built at install)
   core: ['onnx'],
-  node: ['core', 'onnx'],
+  node: ['native', 'core', 'onnx'],
   train: ['node', 'core', 'onnx'],
   export: ['train', 'node', 'core', 'onnx'],
   serve: ['node', 'core', 'onnx'],
