@@ -196,7 +196,6 @@ describe('npm run train', () => {
       schedule: 'onecycle',
       batchSize: 64,
       labelSmoothing: 0.1,
-      threads: 1,
       epochs: 2,
       limit: 1000,
       lr: 0.005,

@@ -150,7 +150,14 @@ await runCli(async () => {
     resume: Boolean(flags.resume),
     overwrite: flags.force,
     events: terminalEvents(config.epochs),
-    parallelism: flags.workers === undefined ? undefined : flags.workers ? 'workers' : 'session',
+    parallelism:
+      flags.workers !== undefined
+        ? flags.workers
+          ? 'workers'
+          : 'session'
+        : flags.resume
+          ? undefined
+          : RECIPES[flags.recipe].parallelism,
     autotune: flags.autotune && { cacheDir: defaultCacheDir() },
   });
   const last = history.at(-1);
