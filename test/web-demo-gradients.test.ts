@@ -21,7 +21,7 @@ import type { AttackState } from '../web-demo/src/lab/attack-panel.ts';
 import type { EmbeddingState } from '../web-demo/src/lab/embedding-panel.ts';
 import { frameOf } from '../web-demo/src/lab/scatter.ts';
 import type { WhyState } from '../web-demo/src/lab/why-panel.ts';
-import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
 
 const FIXTURE = 'test/fixtures/models/cnn/1/model.onnx';
 /** The page's float32 wasm run vs onnxruntime-node's CPU run of the same graph: error ≤ this × largest. */
@@ -40,8 +40,6 @@ const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max
 const maxError = (a: ArrayLike<number>, b: ArrayLike<number>) =>
   Array.from(a).reduce((m, v, i) => Math.max(m, Math.abs(v - (b[i] as number))), 0);
 type Box = { x: number; y: number; width: number; height: number };
-const noHorizontalOverflow = (page: Page) =>
-  page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
 
 describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
   let server: RunningServer;
@@ -100,13 +98,7 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
   }
 
   it('after a stroke: saliency and Grad-CAM of the answer, and of a picked digit, equal onnxruntime-node', async () => {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}/?ep=wasm&model=cnn/1`);
-    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.ready, undefined, {
-      timeout: 60_000,
-    });
+    const { page, errors } = await openDrawPage(browser, server.url);
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(
       () => {
@@ -196,13 +188,7 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
   }, 180_000);
 
   it('the embedding: 300 test digits in 2-D, neighbours share labels; hover shows a digit; the drawing is placed', async () => {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}/?ep=wasm&model=cnn/1`);
-    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.ready, undefined, {
-      timeout: 60_000,
-    });
+    const { page, errors } = await openDrawPage(browser, server.url);
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.prediction === 7);
     await page.fill('#embed-count', '300');

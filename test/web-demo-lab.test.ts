@@ -26,7 +26,7 @@ import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { buildWebDemo } from '../testkit/web-demo-build.ts';
 import type { FailureLabState } from '../web-demo/src/lab/panel.ts';
-import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
 
 const FIXTURE = 'test/fixtures/models/cnn/1/model.onnx';
 
@@ -77,9 +77,6 @@ function blankPhoto(): Buffer {
   return PNG.sync.write(png);
 }
 
-const noHorizontalOverflow = (page: Page) =>
-  page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
-
 describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
   let server: RunningServer;
   let browser: Browser;
@@ -106,13 +103,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
   });
 
   it('the confusion matrix of cnn on 10,000 test images matches onnxruntime-node; its cells open their digits', async () => {
-    const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
-    const errors: string[] = [];
-    page.on('pageerror', (e) => errors.push(e.message));
-    await page.goto(`${server.url}/?ep=wasm&model=cnn/1`);
-    await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.ready, undefined, {
-      timeout: 60_000,
-    });
+    const { page, errors } = await openDrawPage(browser, server.url);
 
     // Nothing to download yet: the link is not shown. The Fine-tune button is disabled and looks it.
     expect(await page.isVisible('#teach-download')).toBe(false);

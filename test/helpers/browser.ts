@@ -1,5 +1,5 @@
 /** Headless Debian Chromium through playwright-core (never a downloaded browser); a fresh profile each launch. */
-import type { Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 
 // The launcher lives in testkit/, shared with the benchmarks (which drive the browser too).
 export { chromiumPath, launch } from '../../testkit/chromium.ts';
@@ -83,3 +83,22 @@ export const DIGITS: Record<number, Stroke[]> = {
     ],
   ],
 };
+
+/** Whether the page fits its viewport's width (no sideways scrolling, as on a phone). */
+export const noHorizontalOverflow = (page: Page) =>
+  page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+
+/**
+ * The draw page at `url` (wasm, the cnn fixture) in a new 1000×1400 page, once its model is ready; `errors`
+ * collects the page's uncaught errors.
+ */
+export async function openDrawPage(browser: Browser, url: string): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage({ viewport: { width: 1000, height: 1400 } });
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${url}/?ep=wasm&model=cnn/1`);
+  await page.waitForFunction(() => (window as unknown as { demo: { ready: boolean } }).demo.ready, undefined, {
+    timeout: 60_000,
+  });
+  return { page, errors };
+}
