@@ -8,6 +8,7 @@
  * --external profiles the gradient graph that leaves Conv weight gradients to the native kernel (its
  * outputs X and dY instead of dW; no optimizer update) instead of the whole step.
  */
+
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,6 +23,7 @@ import { sgd } from '../core/training/optim/index.ts';
 import { buildGradientGraph, buildTrainingGraph, LABELS_NAME, LR_NAME } from '../core/training/training-graph.ts';
 import { sessionOptions } from '../node/execution.ts';
 import { encodeModel } from '../onnx/codec.ts';
+import { sizeOf } from '../onnx/tensor.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
 
@@ -78,7 +80,7 @@ const feeds: Record<string, ort.Tensor> = {
 };
 if (!opts.external) feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(0.01), []);
 for (const c of graph.carried) {
-  const size = c.shape.reduce((a, b) => a * b, 1);
+  const size = sizeOf(c.shape);
   feeds[c.name] = new ort.Tensor('float32', weights.get(c.name) ?? new Float32Array(size), c.shape);
 }
 

@@ -4,9 +4,11 @@
  * onnxruntime-node in the tests. A model exported from PyTorch takes normalized pixels; this converts
  * both ways, so gradients are always per raw pixel and ε is always in pixel units.
  */
+
 import { encodeModel } from '../../onnx/codec.ts';
 import { describeModel } from '../../onnx/describe.ts';
 import type { ModelProto } from '../../onnx/schema.ts';
+import { sizeOf } from '../../onnx/tensor.ts';
 import { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD, NUM_CLASSES, normalizationFolded } from '../contract.ts';
 import type { InferenceSession, OrtRuntime, SessionSettings } from '../ort-runtime.ts';
 import type { MapDims } from './grad-cam.ts';
@@ -55,7 +57,7 @@ export class GradientSession {
     let measured: Record<string, readonly number[]>;
     try {
       const { name, dims } = probe.input;
-      const zeros = new Float32Array(dims.reduce((a, b) => a * b, 1));
+      const zeros = new Float32Array(sizeOf(dims));
       const out = await probing.run({ [name]: new runtime.Tensor('float32', zeros, dims) });
       measured = Object.fromEntries(probe.values.map((v) => [v, out[v]?.dims ?? []]));
     } finally {

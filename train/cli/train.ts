@@ -116,6 +116,12 @@ function configFrom(flags: Flags): TrainConfig {
   return config;
 }
 
+/** --workers/--no-workers, else the recipe's choice (a resumed run: the model's default). */
+function parallelismFrom(flags: Flags): 'workers' | 'session' | undefined {
+  if (flags.workers !== undefined) return flags.workers ? 'workers' : 'session';
+  return flags.resume ? undefined : RECIPES[flags.recipe].parallelism;
+}
+
 /** Flags given on the command line that a resumed run cannot honour: its config is its identity. */
 function conflictsWithResume(): string[] {
   return program.options
@@ -150,14 +156,7 @@ await runCli(async () => {
     resume: Boolean(flags.resume),
     overwrite: flags.force,
     events: terminalEvents(config.epochs),
-    parallelism:
-      flags.workers !== undefined
-        ? flags.workers
-          ? 'workers'
-          : 'session'
-        : flags.resume
-          ? undefined
-          : RECIPES[flags.recipe].parallelism,
+    parallelism: parallelismFrom(flags),
     autotune: flags.autotune && { cacheDir: defaultCacheDir() },
   });
   const last = history.at(-1);

@@ -104,6 +104,9 @@ export function modelBytes(model: ModelEntry): Promise<Uint8Array> {
   return bytes;
 }
 
+/** A copy of the model's bytes, to transfer to a worker or to ORT (the page keeps its own). */
+export const modelBytesToTransfer = async (model: ModelEntry): Promise<Uint8Array> => (await modelBytes(model)).slice();
+
 const sessions = new Map<string, Promise<ort.InferenceSession>>();
 
 export function session(model: ModelEntry, backend: Backend): Promise<ort.InferenceSession> {
@@ -111,8 +114,8 @@ export function session(model: ModelEntry, backend: Backend): Promise<ort.Infere
   let s = sessions.get(key);
   if (!s) {
     s = (async () => {
-      // A copy: ORT may transfer the buffer to its worker, and the explainer reads the same bytes.
-      const bytes = (await modelBytes(model)).slice();
+      // ORT may transfer the buffer to its worker, and the explainer reads the same bytes.
+      const bytes = await modelBytesToTransfer(model);
       return ort.InferenceSession.create(bytes, { executionProviders: [backend] });
     })();
     sessions.set(key, s);

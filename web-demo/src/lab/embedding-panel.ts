@@ -4,7 +4,7 @@
  * the pad's digit joins them as a ringed point, placed by the fitted UMAP's transform.
  */
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../../../core/contract.ts';
-import { type ModelEntry, modelBytes } from '../models.ts';
+import { type ModelEntry, modelBytesToTransfer } from '../models.ts';
 import type { Embedding, EmbedRequest, FromEmbedding, PlaceRequest } from './embedding-protocol.ts';
 import { modelKey } from './gradients-client.ts';
 import { drawImage } from './heat.ts';
@@ -143,7 +143,7 @@ export class EmbeddingPanel {
     this.progress.hidden = false;
     this.status.textContent = `Reading ${count.toLocaleString('en')} test digits…`;
     try {
-      const bytes = (await modelBytes(model)).slice();
+      const bytes = await modelBytesToTransfer(model);
       const request: EmbedRequest = { type: 'embed', id, bytes, count };
       this.worker.postMessage(request, [bytes.buffer]);
     } catch (error) {

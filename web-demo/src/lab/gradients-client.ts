@@ -1,5 +1,5 @@
 /** The page's side of gradients-worker.ts: one worker shared by the why and attack panels, requests by id. */
-import { type ModelEntry, modelBytes } from '../models.ts';
+import { type ModelEntry, modelBytesToTransfer } from '../models.ts';
 import type { AttackRequest, ExplainRequest, FromGradients, ModelRef } from './gradients-protocol.ts';
 
 type Body<T> = Omit<T, 'id' | 'model' | 'type'>;
@@ -30,7 +30,7 @@ export class GradientsClient {
     if (this.sent.has(key)) return { ref: { key }, transfer: [] };
     this.sent.add(key);
     try {
-      const bytes = (await modelBytes(model)).slice(); // a copy: the page keeps its own
+      const bytes = await modelBytesToTransfer(model);
       return { ref: { key, bytes }, transfer: [bytes.buffer] };
     } catch (error) {
       this.sent.delete(key); // never reached the worker

@@ -4,7 +4,7 @@
  * probabilities, and clicking one of those loads it into the pad and the explainer.
  */
 import { IMAGE_SIDE, NUM_CLASSES } from '../../../core/contract.ts';
-import { type ModelEntry, modelBytes } from '../models.ts';
+import { type ModelEntry, modelBytesToTransfer } from '../models.ts';
 import { accuracy, type Confusion, confusionMatrix, perClassAccuracy } from './confusion.ts';
 import type { EvaluateRequest, FromLab, Misread } from './protocol.ts';
 
@@ -152,7 +152,7 @@ export class FailureLab {
     this.status.textContent = `Testing ${this.testing}…`;
     const id = ++this.request;
     try {
-      const bytes = (await modelBytes(model)).slice(); // a copy: the page keeps its own
+      const bytes = await modelBytesToTransfer(model);
       const request: EvaluateRequest = { type: 'evaluate', id, bytes, count: TEST_IMAGES };
       this.worker.postMessage(request, [bytes.buffer]);
     } catch (error) {
