@@ -18,7 +18,7 @@ import { IMAGE_PIXELS } from '../core/contract.ts';
 import { loadMnist } from '../node/mnist.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { buildWebDemo } from '../testkit/web-demo-build.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 interface TrainPageState {
@@ -55,8 +55,7 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'train-page-'));
 
   beforeAll(async () => {
-    const webRoot = join(tmp, 'web');
-    await buildWebDemo(webRoot);
+    const webRoot = await sharedWebDemo();
     // The served model "Teach it your handwriting" starts from: the simple CNN, tutorial recipe, 10 epochs.
     mkdirSync(join(tmp, 'models', 'cnn', '1'), { recursive: true });
     copyFileSync('test/fixtures/models/cnn/1/model.onnx', join(tmp, 'models', 'cnn', '1', 'model.onnx'));

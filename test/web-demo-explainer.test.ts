@@ -23,7 +23,7 @@ import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { describeModel } from '../onnx/describe.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { PHOTO_CONDITIONS, photoOf } from '../testkit/photo-digits.ts';
-import { buildWebDemo } from '../testkit/web-demo-build.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { trainRun } from '../train/loop.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
@@ -67,8 +67,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
   const file = (name: string) => join(repo, name, '1', 'model.onnx');
 
   beforeAll(async () => {
-    const webRoot = mkdtempSync(join(tmpdir(), 'web-'));
-    const building = buildWebDemo(webRoot);
+    const building = sharedWebDemo();
     repo = mkdtempSync(join(tmpdir(), 'models-'));
     mkdirSync(join(repo, 'cnn', '1'), { recursive: true });
     copyFileSync('test/fixtures/models/cnn/1/model.onnx', file('cnn'));
@@ -84,8 +83,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       });
       await exportRun({ run: dir, out: repo, version: 1, test: small });
     }
-    await building;
-    server = await startServer({ models: repo, port: 0, webRoot });
+    server = await startServer({ models: repo, port: 0, webRoot: await building });
     browser = await launch();
   }, 240_000);
 

@@ -16,7 +16,7 @@ import { GradientSession } from '../core/explain-gradients/session.ts';
 import { nodeRuntime } from '../node/execution.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { buildWebDemo } from '../testkit/web-demo-build.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import type { AttackState } from '../web-demo/src/lab/attack-panel.ts';
 import type { EmbeddingState } from '../web-demo/src/lab/embedding-panel.ts';
 import { frameOf } from '../web-demo/src/lab/scatter.ts';
@@ -48,8 +48,7 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'web-demo-gradients-'));
 
   beforeAll(async () => {
-    const webRoot = join(tmp, 'web');
-    await buildWebDemo(webRoot);
+    const webRoot = await sharedWebDemo();
     const models = join(tmp, 'models');
     mkdirSync(join(models, 'cnn', '1'), { recursive: true });
     copyFileSync(FIXTURE, join(models, 'cnn', '1', 'model.onnx'));

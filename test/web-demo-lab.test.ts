@@ -24,7 +24,7 @@ import { writeModelFile } from '../node/files.ts';
 import { loadMnist } from '../node/mnist.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { buildWebDemo } from '../testkit/web-demo-build.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import type { FailureLabState } from '../web-demo/src/lab/panel.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
 
@@ -83,8 +83,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
   const tmp = mkdtempSync(join(tmpdir(), 'web-demo-lab-'));
 
   beforeAll(async () => {
-    const webRoot = join(tmp, 'web');
-    await buildWebDemo(webRoot);
+    const webRoot = await sharedWebDemo();
     const models = join(tmp, 'models');
     mkdirSync(join(models, 'cnn', '1'), { recursive: true });
     copyFileSync(FIXTURE, join(models, 'cnn', '1', 'model.onnx'));

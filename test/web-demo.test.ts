@@ -12,7 +12,7 @@ import { makeVariant } from '../core/deploy/precision.ts';
 import { writeModelFile } from '../node/files.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { buildWebDemo } from '../testkit/web-demo-build.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
 
 if (!chromiumPath)
@@ -33,8 +33,7 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    const webRoot = mkdtempSync(join(tmpdir(), 'web-'));
-    await buildWebDemo(webRoot);
+    const webRoot = await sharedWebDemo();
     const models = mkdtempSync(join(tmpdir(), 'models-'));
     // The simple CNN trained 10 epochs with the tutorial's recipe (98.60%), exported by our pipeline.
     for (const [name, file] of [
