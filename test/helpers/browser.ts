@@ -16,7 +16,7 @@ export async function drawStrokes(page: Page, strokes: Stroke[], selector = '#pa
     if (!first) continue;
     await page.mouse.move(...at(first));
     await page.mouse.down();
-    for (const point of rest) await page.mouse.move(...at(point), { steps: 6 });
+    for (const point of rest) await page.mouse.move(...at(point), { steps: 2 });
     await page.mouse.up();
   }
 }
