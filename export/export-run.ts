@@ -154,7 +154,6 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   });
 
   const test = options.test ?? (await loadMnist('test'));
-  const raw = Float32Array.from(test.images, (v) => v / 255);
   const validation = await validateDeployable(nodeRuntime, CPU, { plain, model }, test).catch((error: unknown) => {
     throw error instanceof ValidationError ? new Error(`validation failed, nothing written: ${error.message}`) : error;
   });
@@ -166,6 +165,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     const variant = options.variant;
     final = makeVariant(model, variant);
     const fp32Accuracy = accuracy;
+    const raw = Float32Array.from(test.images, (v) => v / 255); // clients' raw [0, 1] pixels
     accuracy = accuracyOf(await batchedLogits(nodeRuntime, final, raw, test.count, CPU), test.labels, test.count);
     const image = raw.subarray(0, IMAGE_PIXELS);
     variantReport = {
