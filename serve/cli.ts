@@ -10,152 +10,162 @@
  * /metrics, /docs, and the web demo at / (built first when missing). Ctrl-C or SIGTERM stops it
  * gracefully.
  */
-import { Command, Option } from 'commander';
+import { Option } from 'commander';
 import { NODE_DEVICES as DEVICES, type NodeDevice as Device } from '../core/ort-runtime.ts';
+import { type CliIo, lines, processIo } from '../node/cli/io.ts';
 import { nonNegativeNumber, oneOf, port, positiveInt } from '../node/cli/options.ts';
-import { runCli } from '../node/cli/run-cli.ts';
+import { newProgram } from '../node/cli/program.ts';
+import { runCommand } from '../node/cli/run-cli.ts';
+import { runIfMain } from '../node/cli/run-if-main.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
-import { onStopSignal, startServer } from './server.ts';
+import { startServer, stopSignal } from './server.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
 const d = SERVE_DEFAULTS;
-const program = new Command('serve')
-  .description('Serve the model repository over HTTP')
-  .option('--models <dir>', 'model repository (<name>/<version>/model.onnx)', 'models')
-  .option('--port <n>', 'port (0: any free port)', port, 8080)
-  .option('--host <host>', 'address to listen on', '127.0.0.1')
-  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), d.device)
-  .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, d.threads)
-  .option(
-    '--max-batch <n>',
-    'largest batch one ORT run takes (a config.pbtxt may set its own)',
-    positiveInt,
-    d.maxBatch,
-  )
-  .option(
-    '--batch-delay-ms <ms>',
-    'how long the first request waits for company (0: no batching delay)',
-    nonNegativeNumber,
-    d.batchDelayMs,
-  )
-  .option(
-    '--load-budget-ms <ms>',
-    'longest a model may take to load and pass its checks (over it: not ready, with the reason)',
-    positiveInt,
-    d.loadBudgetMs,
-  )
-  .option(
-    '--run-budget-ms <ms>',
-    'longest one inference run may take (over it: the request fails and the version is quarantined until its file changes)',
-    positiveInt,
-    d.runBudgetMs,
-  )
-  .option(
-    '--max-loaded-versions <n>',
-    'model versions served at once, each in its own runner process (more are not ready, with the reason)',
-    positiveInt,
-    d.maxLoadedVersions,
-  )
-  .option(
-    '--max-connections <n>',
-    'open connections at once (the oldest idle one is closed to make room)',
-    positiveInt,
-    CONNECTION_DEFAULTS.total,
-  )
-  .option(
-    '--max-connections-per-client <n>',
-    'open connections from one address (behind a proxy all clients share one: raise it)',
-    positiveInt,
-    CONNECTION_DEFAULTS.perClient,
-  )
-  .option(
-    '--write-timeout-ms <ms>',
-    'a big response (MNIST, model files) whose client takes no bytes for this long is cut off',
-    positiveInt,
-    LARGE_RESPONSE_DEFAULTS.writeTimeoutMs,
-  )
-  .option(
-    '--max-large-responses <n>',
-    'big responses in flight at once (more get 503 with Retry-After)',
-    positiveInt,
-    LARGE_RESPONSE_DEFAULTS.maxConcurrent,
-  )
-  .option('--allow-upload', 'take model files over HTTP as new versions (the same key rules as load/unload)', false)
-  .option('--max-upload-bytes <n>', 'the largest model file taken with --allow-upload', positiveInt, 16 * 1024 * 1024)
-  .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
-  .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
-  .option('--quiet', 'no per-request log lines', false)
-  .option(
-    '--model-control-mode <mode>',
-    `as Triton's: poll (rescan for new files), explicit (load/unload only through /v2/repository), none (load at start only)`,
-    oneOf(MODEL_CONTROL_MODES),
-    'poll',
-  )
-  .option(
-    '--load-model <name>',
-    'explicit mode: a model to load at start (repeatable)',
-    (name: string, all: string[]) => [...all, name],
-    [] as string[],
-  )
-  .option('--grpc-port <n>', 'also serve the v2 protocol over gRPC on this port (Triton uses 8001)', port)
-  .addOption(
-    new Option(
-      '--api-key <key>',
-      'key for /v2/repository/models/<m>/load and /unload (Authorization: Bearer); needed for them off loopback',
-    ).env('MNIST_SERVE_API_KEY'),
-  )
-  .parse();
+const command = (io: CliIo) =>
+  newProgram('serve', io)
+    .description('Serve the model repository over HTTP')
+    .option('--models <dir>', 'model repository (<name>/<version>/model.onnx)', 'models')
+    .option('--port <n>', 'port (0: any free port)', port, 8080)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), d.device)
+    .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, d.threads)
+    .option(
+      '--max-batch <n>',
+      'largest batch one ORT run takes (a config.pbtxt may set its own)',
+      positiveInt,
+      d.maxBatch,
+    )
+    .option(
+      '--batch-delay-ms <ms>',
+      'how long the first request waits for company (0: no batching delay)',
+      nonNegativeNumber,
+      d.batchDelayMs,
+    )
+    .option(
+      '--load-budget-ms <ms>',
+      'longest a model may take to load and pass its checks (over it: not ready, with the reason)',
+      positiveInt,
+      d.loadBudgetMs,
+    )
+    .option(
+      '--run-budget-ms <ms>',
+      'longest one inference run may take (over it: the request fails and the version is quarantined until its file changes)',
+      positiveInt,
+      d.runBudgetMs,
+    )
+    .option(
+      '--max-loaded-versions <n>',
+      'model versions served at once, each in its own runner process (more are not ready, with the reason)',
+      positiveInt,
+      d.maxLoadedVersions,
+    )
+    .option(
+      '--max-connections <n>',
+      'open connections at once (the oldest idle one is closed to make room)',
+      positiveInt,
+      CONNECTION_DEFAULTS.total,
+    )
+    .option(
+      '--max-connections-per-client <n>',
+      'open connections from one address (behind a proxy all clients share one: raise it)',
+      positiveInt,
+      CONNECTION_DEFAULTS.perClient,
+    )
+    .option(
+      '--write-timeout-ms <ms>',
+      'a big response (MNIST, model files) whose client takes no bytes for this long is cut off',
+      positiveInt,
+      LARGE_RESPONSE_DEFAULTS.writeTimeoutMs,
+    )
+    .option(
+      '--max-large-responses <n>',
+      'big responses in flight at once (more get 503 with Retry-After)',
+      positiveInt,
+      LARGE_RESPONSE_DEFAULTS.maxConcurrent,
+    )
+    .option('--allow-upload', 'take model files over HTTP as new versions (the same key rules as load/unload)', false)
+    .option('--max-upload-bytes <n>', 'the largest model file taken with --allow-upload', positiveInt, 16 * 1024 * 1024)
+    .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
+    .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
+    .option('--quiet', 'no per-request log lines', false)
+    .option(
+      '--model-control-mode <mode>',
+      `as Triton's: poll (rescan for new files), explicit (load/unload only through /v2/repository), none (load at start only)`,
+      oneOf(MODEL_CONTROL_MODES),
+      'poll',
+    )
+    .option(
+      '--load-model <name>',
+      'explicit mode: a model to load at start (repeatable)',
+      (name: string, all: string[]) => [...all, name],
+      [] as string[],
+    )
+    .option('--grpc-port <n>', 'also serve the v2 protocol over gRPC on this port (Triton uses 8001)', port)
+    .addOption(
+      new Option(
+        '--api-key <key>',
+        'key for /v2/repository/models/<m>/load and /unload (Authorization: Bearer); needed for them off loopback',
+      ).env('MNIST_SERVE_API_KEY'),
+    );
 
-await runCli(async () => {
-  const o = program.opts<{
-    models: string;
-    port: number;
-    host: string;
-    device: Device;
-    threads: number;
-    maxBatch: number;
-    batchDelayMs: number;
-    loadBudgetMs: number;
-    runBudgetMs: number;
-    maxLoadedVersions: number;
-    maxBodyBytes: number;
-    maxConnections: number;
-    maxConnectionsPerClient: number;
-    writeTimeoutMs: number;
-    maxLargeResponses: number;
-    cors: boolean;
-    quiet: boolean;
-    allowUpload: boolean;
-    maxUploadBytes: number;
-    modelControlMode: ModelControlMode;
-    loadModel: string[];
-    apiKey?: string;
-    grpcPort?: number;
-  }>();
-  const server = await startServer({
-    ...o,
-    largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
-    loadModels: o.loadModel,
-    uploads: o.allowUpload ? { maxBytes: o.maxUploadBytes } : undefined,
-    webRoot: WEB_ROOT,
-    log: (line) => console.log(line),
-    requestLog: !o.quiet,
+export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  return runCommand(io, async () => {
+    const print = lines(io.out);
+    const o = command(io).parse(argv, { from: 'user' }).opts<{
+      models: string;
+      port: number;
+      host: string;
+      device: Device;
+      threads: number;
+      maxBatch: number;
+      batchDelayMs: number;
+      loadBudgetMs: number;
+      runBudgetMs: number;
+      maxLoadedVersions: number;
+      maxBodyBytes: number;
+      maxConnections: number;
+      maxConnectionsPerClient: number;
+      writeTimeoutMs: number;
+      maxLargeResponses: number;
+      cors: boolean;
+      quiet: boolean;
+      allowUpload: boolean;
+      maxUploadBytes: number;
+      modelControlMode: ModelControlMode;
+      loadModel: string[];
+      apiKey?: string;
+      grpcPort?: number;
+    }>();
+    const server = await startServer({
+      ...o,
+      largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
+      loadModels: o.loadModel,
+      uploads: o.allowUpload ? { maxBytes: o.maxUploadBytes } : undefined,
+      webRoot: WEB_ROOT,
+      log: print,
+      requestLog: !o.quiet,
+    });
+    // Listening starts before "serving on" is printed: whoever reads it may signal at once.
+    const stop = stopSignal();
+    try {
+      // After listening (a busy port or a missing device fails first); the demo route serves the build once it exists.
+      await ensureWebDemo(WEB_ROOT, print);
+      if (server.repository.readyCount === 0) {
+        print(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
+      }
+      print(
+        `serving on ${server.url}  (demo ${server.url}/, POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
+      );
+      print(`${await stop.received}: finishing in-flight requests and stopping`);
+    } finally {
+      await server.close();
+      stop.dispose();
+    }
   });
-  // Handlers go in before "serving on" is printed: whoever reads it may signal at once.
-  onStopSignal(async (signal) => {
-    console.log(`${signal}: finishing in-flight requests and stopping`);
-    await server.close();
-    process.exit(0);
-  });
-  // After listening (a busy port or a missing device fails first); the demo route serves the build once it exists.
-  await ensureWebDemo();
-  if (server.repository.readyCount === 0) {
-    console.log(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
-  }
-  console.log(
-    `serving on ${server.url}  (demo ${server.url}/, POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
-  );
-});
+}
+
+runIfMain(import.meta.url, main);

@@ -218,17 +218,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
+/** The first SIGINT or SIGTERM, awaited by a server's CLI; listening ends with `dispose`. */
+export interface StopSignal {
+  /** Resolves with the signal's name. */
+  received: Promise<NodeJS.Signals>;
+  /** Removes the listeners: call it once the server is closed, so an in-process caller keeps none. */
+  dispose(): void;
+}
+
 /**
- * Call `stop` on the first SIGINT or SIGTERM; a second one exits at once. The listeners stay
- * registered (not `once`): a loader such as tsx re-raises a signal that finds no listener left.
+ * Listens for SIGINT and SIGTERM; a second one while stopping exits at once. The listeners stay registered
+ * (not `once`) until `dispose`: a loader such as tsx re-raises a signal that finds no listener left.
  */
-export function onStopSignal(stop: (signal: string) => Promise<void>): void {
+export function stopSignal(): StopSignal {
+  const signals = ['SIGINT', 'SIGTERM'] as const;
   let stopping = false;
-  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.on(signal, () => {
-      if (stopping) process.exit(130);
-      stopping = true;
-      void stop(signal);
-    });
-  }
+  let resolve: (signal: NodeJS.Signals) => void = () => {};
+  const received = new Promise<NodeJS.Signals>((r) => {
+    resolve = r;
+  });
+  const listener = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(130);
+    stopping = true;
+    resolve(signal);
+  };
+  for (const signal of signals) process.on(signal, listener);
+  const dispose = () => {
+    for (const signal of signals) process.off(signal, listener);
+  };
+  return { received, dispose };
 }

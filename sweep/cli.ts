@@ -8,13 +8,16 @@
  */
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { InvalidArgumentError, Option } from 'commander';
+import { type CliIo, lines, processIo } from '../node/cli/io.ts';
 import { positiveInt } from '../node/cli/options.ts';
-import { runCli } from '../node/cli/run-cli.ts';
-import { expandTrials } from './expand.ts';
+import { CliExit, newProgram } from '../node/cli/program.ts';
+import { runCommand } from '../node/cli/run-cli.ts';
+import { runIfMain } from '../node/cli/run-if-main.ts';
+import { expandTrials, type Trial } from './expand.ts';
 import { DEFAULT_CLUSTER, emitKubernetes } from './k8s.ts';
 import { trainCommand, writeLeaderboard } from './leaderboard.ts';
-import { runTrials } from './local.ts';
+import { runTrials, type TrialOutcome } from './local.ts';
 import { readSweepFile } from './spec.ts';
 import { openSweepDir } from './sweep-dir.ts';
 
@@ -25,25 +28,25 @@ function trialIndex(value: string): number {
   return Number(value);
 }
 
-const program = new Command('sweep')
-  .description('Run a sweep of training runs (grid and/or random search), locally or as Kubernetes manifests')
-  .argument('<file>', 'sweep file, YAML or JSON (see docs/sweeps.md)')
-  .option('--out <dir>', "the sweep's folder (default: runs/sweeps/<name>)")
-  .option('--parallel <n>', 'trials trained at once, each a train process', positiveInt, 1)
-  .option(
-    '--threads-per-trial <n>',
-    'threads per trial unless the sweep sets threads (default: cores / --parallel)',
-    positiveInt,
-  )
-  .option('--trial <i>', 'run trial i only (a pod runs --trial $JOB_COMPLETION_INDEX)', trialIndex)
-  .option('--list', 'print the trials as train commands and run nothing')
-  .option('--report', 'write the leaderboard from the trials on disk and run nothing')
-  .addOption(new Option('--emit <target>', 'write cluster manifests instead of running').choices(['k8s']))
-  .option('--out-dir <dir>', 'where --emit writes (default: deploy/sweeps/<name>)')
-  .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", DEFAULT_CLUSTER.image)
-  .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', DEFAULT_CLUSTER.pvc)
-  .option('--cpu <n>', 'CPUs (and train threads) per trial pod', positiveInt, DEFAULT_CLUSTER.cpu)
-  .parse();
+const command = (io: CliIo) =>
+  newProgram('sweep', io)
+    .description('Run a sweep of training runs (grid and/or random search), locally or as Kubernetes manifests')
+    .argument('<file>', 'sweep file, YAML or JSON (see docs/sweeps.md)')
+    .option('--out <dir>', "the sweep's folder (default: runs/sweeps/<name>)")
+    .option('--parallel <n>', 'trials trained at once, each a train process', positiveInt, 1)
+    .option(
+      '--threads-per-trial <n>',
+      'threads per trial unless the sweep sets threads (default: cores / --parallel)',
+      positiveInt,
+    )
+    .option('--trial <i>', 'run trial i only (a pod runs --trial $JOB_COMPLETION_INDEX)', trialIndex)
+    .option('--list', 'print the trials as train commands and run nothing')
+    .option('--report', 'write the leaderboard from the trials on disk and run nothing')
+    .addOption(new Option('--emit <target>', 'write cluster manifests instead of running').choices(['k8s']))
+    .option('--out-dir <dir>', 'where --emit writes (default: deploy/sweeps/<name>)')
+    .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", DEFAULT_CLUSTER.image)
+    .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', DEFAULT_CLUSTER.pvc)
+    .option('--cpu <n>', 'CPUs (and train threads) per trial pod', positiveInt, DEFAULT_CLUSTER.cpu);
 
 interface Flags {
   out?: string;
@@ -59,29 +62,15 @@ interface Flags {
   cpu: number;
 }
 
-await runCli(async () => {
-  const [file] = program.args as [string];
-  const flags = program.opts<Flags>();
-  const { text, spec } = await readSweepFile(file);
-  const trials = expandTrials(spec);
-
-  if (flags.list) {
-    console.log(trials.map((trial) => `${trial.name}: ${trainCommand(trial)}`).join('\n'));
-    return;
-  }
-  if (flags.emit) {
-    const outDir = flags.outDir ?? join('deploy', 'sweeps', spec.name);
-    const written = await emitKubernetes({ file, spec, text, trials, outDir, ...flags });
-    console.log(`wrote ${written.join(', ')} (${trials.length} trials)`);
-    return;
-  }
-
-  const dir = flags.out ?? join('runs', 'sweeps', spec.name);
-  await openSweepDir(dir, spec.name, trials);
-  const controller = new AbortController();
-  const stop = () => controller.abort();
-  process.once('SIGINT', stop).once('SIGTERM', stop);
-
+/** The trials --trial selects (all without it), run --parallel at a time; none with --report. */
+function runSelected(
+  flags: Flags,
+  trials: Trial[],
+  dir: string,
+  signal: AbortSignal,
+  print: (line: string) => void,
+): Promise<Map<number, TrialOutcome>> {
+  if (flags.report) return Promise.resolve(new Map());
   let selected = trials;
   if (flags.trial !== undefined) {
     const trial = trials[flags.trial];
@@ -89,31 +78,64 @@ await runCli(async () => {
     selected = [trial];
   }
   const parallel = flags.trial === undefined ? flags.parallel : 1;
-  const outcomes = flags.report
-    ? new Map()
-    : await runTrials({
-        dir,
-        trials: selected,
-        parallel,
-        threads: flags.threadsPerTrial ?? Math.max(1, Math.floor(availableParallelism() / parallel)),
-        print: (line) => console.log(line),
-        // A pod's output is its log: train's metric lines must reach stdout for Katib and kubectl logs.
-        output: flags.trial === undefined ? undefined : () => (line) => console.log(line),
-        signal: controller.signal,
-      });
-  if (controller.signal.aborted) {
-    console.log(`stopped; rerun the same command to resume (finished trials are kept): ${dir}`);
-    process.exitCode = 130;
-    return;
-  }
-  const failed = [...outcomes.values()].filter((o) => o === 'failed').length;
-  if (flags.trial === undefined) {
-    const { table, best } = await writeLeaderboard(dir, spec.name, trials);
-    console.log(table);
-    console.log(best ? `best: ${best.trial}: ${best.command}` : 'no trial has finished yet');
-    console.log(`wrote ${join(dir, 'leaderboard.md')} and the plots in ${join(dir, 'compare')}`);
-  }
-  if (failed > 0 && flags.trial !== undefined) throw new Error(`trial ${flags.trial} failed (its output is above)`);
-  if (failed > 0)
-    throw new Error(`${failed} trial${failed === 1 ? '' : 's'} failed (their logs are in ${join(dir, 'logs')})`);
-});
+  return runTrials({
+    dir,
+    trials: selected,
+    parallel,
+    threads: flags.threadsPerTrial ?? Math.max(1, Math.floor(availableParallelism() / parallel)),
+    print,
+    // A pod's output is its log: train's metric lines must reach stdout for Katib and kubectl logs.
+    output: flags.trial === undefined ? undefined : () => print,
+    signal,
+  });
+}
+
+export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  return runCommand(io, async () => {
+    const program = command(io).parse(argv, { from: 'user' });
+    const [file] = program.args as [string];
+    const flags = program.opts<Flags>();
+    const print = lines(io.out);
+    const { text, spec } = await readSweepFile(file);
+    const trials = expandTrials(spec);
+
+    if (flags.list) {
+      print(trials.map((trial) => `${trial.name}: ${trainCommand(trial)}`).join('\n'));
+      return;
+    }
+    if (flags.emit) {
+      const outDir = flags.outDir ?? join('deploy', 'sweeps', spec.name);
+      const written = await emitKubernetes({ file, spec, text, trials, outDir, ...flags }, print);
+      print(`wrote ${written.join(', ')} (${trials.length} trials)`);
+      return;
+    }
+
+    const dir = flags.out ?? join('runs', 'sweeps', spec.name);
+    await openSweepDir(dir, spec.name, trials);
+    const controller = new AbortController();
+    const stop = () => controller.abort();
+    process.once('SIGINT', stop).once('SIGTERM', stop);
+    let outcomes: Map<number, TrialOutcome>;
+    try {
+      outcomes = await runSelected(flags, trials, dir, controller.signal, print);
+    } finally {
+      process.off('SIGINT', stop).off('SIGTERM', stop); // an in-process caller keeps no listener
+    }
+    if (controller.signal.aborted) {
+      print(`stopped; rerun the same command to resume (finished trials are kept): ${dir}`);
+      throw new CliExit(130);
+    }
+    const failed = [...outcomes.values()].filter((o) => o === 'failed').length;
+    if (flags.trial === undefined) {
+      const { table, best } = await writeLeaderboard(dir, spec.name, trials);
+      print(table);
+      print(best ? `best: ${best.trial}: ${best.command}` : 'no trial has finished yet');
+      print(`wrote ${join(dir, 'leaderboard.md')} and the plots in ${join(dir, 'compare')}`);
+    }
+    if (failed > 0 && flags.trial !== undefined) throw new Error(`trial ${flags.trial} failed (its output is above)`);
+    if (failed > 0)
+      throw new Error(`${failed} trial${failed === 1 ? '' : 's'} failed (their logs are in ${join(dir, 'logs')})`);
+  });
+}
+
+runIfMain(import.meta.url, main);

@@ -4,10 +4,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { main } from '../train/cli/compare.ts';
 import { type EpochRecord, writeConfig, writeHistory } from '../train/run-dir.ts';
-import { failingScript, runScript } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 
-const compare = (...args: string[]) => runScript('train/cli/compare.ts', ...args);
+const compare = (...args: string[]) => passingCli(main, ...args);
 
 const epoch = (n: number, testAccuracy: number, seconds: number): EpochRecord => ({
   epoch: n,
@@ -53,8 +54,6 @@ describe('npm run compare', () => {
   }, 60_000);
 
   it('answers a directory that is not a run with one line and exit code 1', async () => {
-    expect(await failingScript('train/cli/compare.ts', tmpdir())).toBe(
-      `error: ${tmpdir()} is not a run directory (no config.json)`,
-    );
+    expect(await failingCli(main, tmpdir())).toBe(`error: ${tmpdir()} is not a run directory (no config.json)`);
   }, 60_000);
 });

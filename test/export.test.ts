@@ -8,6 +8,8 @@ import { IMAGE_PIXELS, INPUT_NAME, LOGITS_NAME, MNIST_MEAN, MNIST_STD, NUM_CLASS
 import { inferenceModel } from '../core/model/inference-model.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { main as exportMain } from '../export/cli/export.ts';
+import { main as inspectMain } from '../export/cli/inspect.ts';
 import { exportRun } from '../export/export-run.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { checkModelName, checkVersion } from '../node/repository.ts';
@@ -15,7 +17,7 @@ import { decodeModel } from '../onnx/codec.ts';
 import { describeModel } from '../onnx/describe.ts';
 import { loadCheckpoint } from '../train/checkpoint.ts';
 import { trainRun } from '../train/loop.ts';
-import { failingScript, runScript } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 import { evaluate } from './helpers/reference.ts';
 
 const tmp = (p: string) => mkdtempSync(join(tmpdir(), p));
@@ -66,7 +68,7 @@ describe('export', () => {
   it('cnn: folds the normalization into conv1, validates against the training graph, and round-trips through inspect', async () => {
     const runDir = await trainedRun('cnn');
     const out = tmp('models-');
-    const { stdout } = await runScript('export/cli/export.ts', '--run', runDir, '--out', out);
+    const { stdout } = await passingCli(exportMain, '--run', runDir, '--out', out);
     expect(stdout).toMatch(/wrote .*cnn\/1\/model\.onnx/);
     expect(stdout).toMatch(/0 different predictions/);
     const path = join(out, 'cnn', '1', 'model.onnx');
@@ -82,7 +84,7 @@ describe('export', () => {
       labels: '0,1,2,3,4,5,6,7,8,9',
     });
     expect(Number(info.metadata.test_accuracy)).toBeGreaterThan(80);
-    const inspected = (await runScript('export/cli/inspect.ts', path)).stdout;
+    const inspected = (await passingCli(inspectMain, path)).stdout;
     expect(inspected).toMatch(/opsets ai\.onnx 17/);
     expect(inspected).toMatch(/^ {2}probabilities: FLOAT \[N, 10\]$/m);
     expect(inspected).toMatch(/^ {2}test_accuracy: \d+\.\d\d$/m);
@@ -187,7 +189,7 @@ describe('export', () => {
   });
 
   it('fails in one line on a bad run directory or name', async () => {
-    const failure = (...args: string[]) => failingScript('export/cli/export.ts', ...args);
+    const failure = (...args: string[]) => failingCli(exportMain, ...args);
     expect(await failure('--run', '/nonexistent')).toBe('error: /nonexistent is not a run directory (no config.json)');
     const runDir = await trainedRun('cnn');
     expect(await failure('--run', runDir, '--name', '../../evil', '--out', tmp('m-'))).toMatch(
@@ -199,7 +201,7 @@ describe('export', () => {
 
 describe('inspect', () => {
   it('reads an ONNX file made by torch.onnx.export (opset 13, Shape→Gather→Unsqueeze→Concat→Reshape flatten)', async () => {
-    const { stdout } = await runScript('export/cli/inspect.ts', 'test/fixtures/torch-cnn-opset13.onnx');
+    const { stdout } = await passingCli(inspectMain, 'test/fixtures/torch-cnn-opset13.onnx');
     expect(stdout).toMatch(/IR version 7, opsets ai\.onnx 13/);
     expect(stdout).toMatch(/producer: pytorch 1\.13/);
     expect(stdout).toMatch(/parameters: 8,490 in 6 initializers/);
@@ -209,6 +211,6 @@ describe('inspect', () => {
   });
 
   it('says clearly when a file is missing or not ONNX', async () => {
-    expect(await failingScript('export/cli/inspect.ts', 'package.json')).toMatch(/^error: not an ONNX model/);
+    expect(await failingCli(inspectMain, 'package.json')).toMatch(/^error: not an ONNX model/);
   });
 });

@@ -4,12 +4,13 @@
  * themselves take minutes (xz of node), so they are checked by hand; see bench/device/README.md.
  */
 import { describe, expect, it } from 'vitest';
-import { runScript } from './helpers/cli.ts';
+import { main } from '../bench/device/gpu-bench.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 
 describe('GPU kit bench entry', () => {
   it('prints a markdown row per device/model/batch and one epoch with its test accuracy', async () => {
-    const { stdout } = await runScript(
-      'bench/device/gpu-bench.ts',
+    const { stdout } = await passingCli(
+      main,
       ...[
         '--devices',
         'cpu',
@@ -38,10 +39,8 @@ describe('GPU kit bench entry', () => {
   }, 120_000);
 
   it('refuses an unknown model or device in its own words', async () => {
-    await expect(runScript('bench/device/gpu-bench.ts', '--models', 'vgg')).rejects.toMatchObject({
-      stderr: expect.stringMatching(
-        /^error: option '--models <list>' argument 'vgg' is invalid\. 'vgg' is not one of mlp, cnn/m,
-      ),
-    });
+    expect(await failingCli(main, '--models', 'vgg')).toMatch(
+      /^error: option '--models <list>' argument 'vgg' is invalid\. 'vgg' is not one of mlp, cnn/,
+    );
   });
 });

@@ -8,8 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { main } from '../train/cli/train.ts';
 import { prepareRunDir } from '../train/run-dir.ts';
-import { failingScript } from './helpers/cli.ts';
+import { failingCli } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'force-'));
 const runConfig: TrainConfig = { ...TUTORIAL_RECIPE, model: 'cnn', epochs: 1 };
@@ -78,7 +79,7 @@ describe('--out with --force', () => {
     const dir = usersFolder();
     const before = contents(dir);
     const started = performance.now();
-    const stderr = await failingScript('train/cli/train.ts', '--epochs', '1', '--limit', '64', '--out', dir, '--force');
+    const stderr = await failingCli(main, '--epochs', '1', '--limit', '64', '--out', dir, '--force');
     expect(stderr).toBe(
       `error: --force replaces only a run's own files, and ${dir} holds no run (its config.json is not a run's); choose another --out`,
     );

@@ -12,13 +12,14 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
 import { RECIPES } from '../core/training/recipes.ts';
+import { main } from '../sweep/cli.ts';
 import { expandTrials, type Trial } from '../sweep/expand.ts';
 import { trainArgs } from '../sweep/flags.ts';
 import { DEFAULT_CLUSTER, emitKubernetes, KATIB_TRIAL_NAME, katibRefusal } from '../sweep/k8s.ts';
 import { parseSweep, readSweepFile } from '../sweep/spec.ts';
 import { openSweepDir, trialState } from '../sweep/sweep-dir.ts';
 import { writeConfig } from '../train/run-dir.ts';
-import { failingScript, runScript } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
@@ -42,9 +43,6 @@ const env = { ...process.env, CI: '1', MNIST_ONNX_CNN_CACHE: join(root, 'cache')
 const threads = Math.max(1, Math.floor(availableParallelism() / 2));
 
 beforeAll(() => writeFileSync(sweepFile, SWEEP));
-
-const sweep = (...args: string[]) =>
-  promisify(execFile)(process.execPath, ['--import', 'tsx', 'sweep/cli.ts', ...args], { cwd: ROOT, env });
 
 /** Start a sweep in its own process group, so a kill takes its train processes with it, as Ctrl-C or a pod's end would. */
 function startSweep(...args: string[]): { child: ChildProcess; lines: string[]; exited: Promise<number | null> } {
@@ -73,11 +71,9 @@ describe('sweep files', () => {
   it('refuses a bad file with one line naming the field', async () => {
     const bad = join(root, 'bad.yaml');
     writeFileSync(bad, 'name: bad\ngrid: { lr: [0.01, -1] }\n');
-    expect(await failingScript('sweep/cli.ts', bad)).toBe(
-      `error: ${bad}: grid.lr[1]: Too small: expected number to be >0`,
-    );
+    expect(await failingCli(main, bad)).toBe(`error: ${bad}: grid.lr[1]: Too small: expected number to be >0`);
     // A pod command run where JOB_COMPLETION_INDEX is unset must not quietly run trial 0.
-    expect(await failingScript('sweep/cli.ts', sweepFile, '--trial', '')).toMatch(
+    expect(await failingCli(main, sweepFile, '--trial', '')).toMatch(
       /^error: option '--trial <i>' argument '' is invalid\. must be a trial index/,
     );
     const message = (data: unknown) => {
@@ -183,7 +179,11 @@ describe('npm run sweep', () => {
     expect(midway.length).toBeGreaterThan(0);
     const mtimes = done.map((i) => statSync(join(trialDir(out, i), 'checkpoint.bin')).mtimeMs);
 
-    const { stdout } = await sweep(sweepFile, '--out', out, '--parallel', '2');
+    // The rerun in this process: it listens for SIGINT/SIGTERM while its trials run, and leaves no listener behind.
+    const listeners = () => process.listenerCount('SIGINT') + process.listenerCount('SIGTERM');
+    const before = listeners();
+    const { stdout } = await passingCli(main, sweepFile, '--out', out, '--parallel', '2');
+    expect(listeners()).toBe(before);
     for (const i of done) expect(stdout).toContain(`trial-00${i} finished earlier: skipped`);
     for (const i of midway) expect(stdout).toContain(`trial-00${i} resuming: train --resume ${trialDir(out, i)}`);
     expect(done.map((i) => statSync(join(trialDir(out, i), 'checkpoint.bin')).mtimeMs)).toEqual(mtimes);
@@ -225,8 +225,8 @@ describe('npm run sweep', () => {
     let configMap: Manifest;
     let experiment: Manifest;
     beforeAll(async () => {
-      await runScript(
-        'sweep/cli.ts',
+      await passingCli(
+        main,
         sweepFile,
         '--emit',
         'k8s',

@@ -11,12 +11,13 @@ import { describe, expect, it } from 'vitest';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { LIMITS } from '../core/training/run-config-schema.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
+import { main } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
-import { failingScript, runScript } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'bounds-'));
-const train = (...args: string[]) => runScript('train/cli/train.ts', ...args);
-const failure = (...args: string[]) => failingScript('train/cli/train.ts', ...args);
+const train = (...args: string[]) => passingCli(main, ...args);
+const failure = (...args: string[]) => failingCli(main, ...args);
 const runConfig: TrainConfig = { ...TUTORIAL_RECIPE, model: 'cnn', epochs: 1 };
 
 /** A run directory holding only `config` as its config.json (what a hand edit leaves). */

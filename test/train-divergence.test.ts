@@ -10,9 +10,10 @@ import { describe, expect, it } from 'vitest';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { main } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
 import { readHistory } from '../train/run-dir.ts';
-import { failingScript } from './helpers/cli.ts';
+import { failingCli } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'diverge-'));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
@@ -64,8 +65,8 @@ describe('a run that diverges', () => {
   it('npm run train -- --lr 1e30 exits 1 with the one line', async () => {
     const out = join(tmp(), 'run');
     const started = performance.now();
-    const stderr = await failingScript(
-      'train/cli/train.ts',
+    const stderr = await failingCli(
+      main,
       '--lr',
       '1e30',
       '--limit',

@@ -9,9 +9,10 @@ import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.t
 import { probeDevice } from '../node/device-probe.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
 import { decodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
+import { main } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
 import { newRunDir, readConfig, readHistory } from '../train/run-dir.ts';
-import { failingScript, runScript } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'run-'));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
@@ -130,8 +131,8 @@ describe('training loop', () => {
 });
 
 describe('npm run train', () => {
-  const cli = (...args: string[]) => runScript('train/cli/train.ts', ...args);
-  const failure = (...args: string[]) => failingScript('train/cli/train.ts', ...args);
+  const cli = (...args: string[]) => passingCli(main, ...args);
+  const failure = (...args: string[]) => failingCli(main, ...args);
 
   it.skipIf(!cudaMissing)(
     'fails in one line on an unavailable --device, before doing any work',
@@ -203,7 +204,6 @@ describe('npm run train', () => {
   }, 60_000);
 
   it('answers bad flags with one line and exit code 1', async () => {
-    // Concurrently: each is a Node start-up, slow on a busy machine.
     const [model, recipe, lr, notRun, conflict, batch, optimizer] = await Promise.all([
       failure('--model', 'lenet'),
       failure('--recipe', 'fastest'),

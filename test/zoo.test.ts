@@ -1,10 +1,11 @@
 /** The model zoo: PyTorch's parameter and MAC counts, shapes, and real onnxruntime-node sessions. */
-import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { countParams, inspectModule } from '../core/model/forward-graph.ts';
 import { inferenceModel } from '../core/model/inference-model.ts';
 import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
+import { main } from '../train/cli/summary.ts';
 import { formatShape } from '../train/summary-table.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 import { runModel } from './helpers/ort.ts';
 
 // torchinfo / hand counts of the tutorial's PyTorch modules (Conv + Linear MACs per image).
@@ -92,28 +93,15 @@ describe('model zoo', () => {
 });
 
 describe('npm run summary', () => {
-  const summary = (...args: string[]) =>
-    execFileSync(process.execPath, ['--import', 'tsx', 'train/cli/summary.ts', ...args], {
-      encoding: 'utf8',
-      stdio: 'pipe',
-    });
-
-  it('prints the table and the totals on their own lines', () => {
-    const out = summary('--model', 'cnn3');
+  it('prints the table and the totals on their own lines', async () => {
+    const out = (await passingCli(main, '--model', 'cnn3')).stdout;
     expect(out).toMatch(/^Total params: 34,522$/m);
     expect(out).toMatch(/^Total MACs: 1,126,048$/m);
     expect(out).toMatch(/conv1 \(Conv2d\)\s+│\s+16×24×24\s+│\s+416\s+│\s+230,400/);
   });
 
-  it('fails with one line and a non-zero exit on an unknown model', () => {
-    let error: { status: number; stderr: string } | undefined;
-    try {
-      summary('--model', 'lenet');
-    } catch (e) {
-      error = e as { status: number; stderr: string };
-    }
-    expect(error?.status).toBe(1);
-    expect(error?.stderr.trim()).toBe(
+  it('fails with one line and a non-zero exit on an unknown model', async () => {
+    expect(await failingCli(main, '--model', 'lenet')).toBe(
       "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7",
     );
   });

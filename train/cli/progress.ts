@@ -1,26 +1,29 @@
 /** The live progress bar for training on a terminal (stderr), shared by `train` and `start`. */
 import { SingleBar } from 'cli-progress';
+import { type CliIo, lines } from '../../node/cli/io.ts';
 import type { LoopEvents } from '../loop.ts';
 
-/** Loop events that print log lines to stdout and, on a TTY, a progress bar with loss, accuracy, speed, ETA. */
-export function terminalEvents(totalEpochs: number): LoopEvents {
-  const interactive = Boolean(process.stderr.isTTY) && !process.env.CI;
-  const bar = new SingleBar({
-    format: 'epoch {epoch} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {speed} img/s | ETA {eta_formatted}',
-    hideCursor: true,
-    clearOnComplete: true,
-    stream: process.stderr,
-  });
+/** Loop events that print log lines to io.out and, on io's terminal, a progress bar with loss, accuracy, speed, ETA. */
+export function terminalEvents(totalEpochs: number, io: CliIo): LoopEvents {
+  const print = lines(io.out);
+  const bar =
+    io.terminal &&
+    new SingleBar({
+      format: 'epoch {epoch} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {speed} img/s | ETA {eta_formatted}',
+      hideCursor: true,
+      clearOnComplete: true,
+      stream: io.terminal,
+    });
   return {
     log: (line) => {
-      if (bar.isActive) bar.stop();
-      console.log(line);
+      if (bar?.isActive) bar.stop();
+      print(line);
     },
     epochStart: (epoch, batches) => {
-      if (interactive) bar.start(batches, 0, { epoch: `${epoch}/${totalEpochs}`, loss: '-', acc: '-', speed: '-' });
+      bar?.start(batches, 0, { epoch: `${epoch}/${totalEpochs}`, loss: '-', acc: '-', speed: '-' });
     },
     progress: (p) => {
-      if (!interactive) return;
+      if (!bar) return;
       if (!bar.isActive) bar.start(p.batches, p.batch, {});
       bar.update(p.batch, {
         epoch: `${p.epoch}/${totalEpochs}`,
@@ -30,7 +33,7 @@ export function terminalEvents(totalEpochs: number): LoopEvents {
       });
     },
     epochEnd: () => {
-      if (bar.isActive) bar.stop();
+      if (bar?.isActive) bar.stop();
     },
   };
 }

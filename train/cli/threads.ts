@@ -4,9 +4,10 @@
  */
 import { availableParallelism } from 'node:os';
 
-export function threadsForThisMachine(threads: number): number {
+/** `notice` gets the line (stderr's, as train and reproduce print it). */
+export function threadsForThisMachine(threads: number, notice: (line: string) => void): number {
   const cores = availableParallelism();
   if (threads <= cores) return threads;
-  console.error(`notice: --threads ${threads} is more than this machine's ${cores} cores; using ${cores}`);
+  notice(`notice: --threads ${threads} is more than this machine's ${cores} cores; using ${cores}`);
   return cores;
 }

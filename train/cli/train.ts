@@ -8,13 +8,14 @@
  * (only `--epochs` may change then); `--out` into a directory that holds files needs `--force`.
  */
 import { join } from 'node:path';
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { MODEL_NAMES } from '../../core/model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../../core/training/recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../../core/training/run-config.ts';
 import { LIMITS } from '../../core/training/run-config-schema.ts';
 import { SCHEDULES } from '../../core/training/schedule.ts';
+import { type CliIo, lines, processIo } from '../../node/cli/io.ts';
 import {
   fraction,
   nonNegativeInt,
@@ -23,7 +24,9 @@ import {
   positiveInt,
   positiveNumber,
 } from '../../node/cli/options.ts';
-import { runCli } from '../../node/cli/run-cli.ts';
+import { newProgram } from '../../node/cli/program.ts';
+import { runCommand } from '../../node/cli/run-cli.ts';
+import { runIfMain } from '../../node/cli/run-if-main.ts';
 import { probeDevice } from '../../node/device-probe.ts';
 import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
@@ -43,59 +46,59 @@ const upTo =
     return n;
   };
 
-const program = new Command('train')
-  .description('Train a model-zoo network on MNIST (defaults: the tutorial recipe)')
-  .addOption(
-    new Option('--recipe <name>', 'named settings (listed below); flags given override them')
-      .choices(RECIPE_NAMES)
-      .default('tutorial'),
-  )
-  .addOption(new Option('-m, --model <name>', 'model to train').choices(MODEL_NAMES).default('cnn'))
-  .option('--epochs <n>', `epochs (at most ${LIMITS.epochs})`, upTo(LIMITS.epochs, positiveInt), r.epochs)
-  .option(
-    '--batch-size <n>',
-    `batch size (at most ${LIMITS.batchSize})`,
-    upTo(LIMITS.batchSize, positiveInt),
-    r.batchSize,
-  )
-  .option('--lr <rate>', 'learning rate (peak rate for onecycle)', positiveNumber, r.lr)
-  .option('--momentum <m>', 'SGD momentum', fraction, r.momentum)
-  .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(r.optimizer))
-  .option('--weight-decay <λ>', 'weight decay (decoupled for adamw)', nonNegativeNumber, r.weightDecay)
-  .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES).default(r.schedule))
-  .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
-  .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
-  .option(
-    '--seed <n>',
-    'seed for initialization, shuffling, augmentation and dropout (a uint32)',
-    upTo(LIMITS.seed, nonNegativeInt),
-    r.seed,
-  )
-  .option(
-    '--threads <n>',
-    "ORT intra-op threads (with --workers: data-parallel worker threads); at most the machine's cores",
-    positiveInt,
-    r.threads,
-  )
-  .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
-  .option('--limit <n>', 'train on the first n training images only', positiveInt)
-  .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
-  .option('--force', 'let --out replace the run in a directory that holds one', false)
-  .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
-  .option(
-    '--workers',
-    'split each batch over --threads threads, 1 ORT session each (BatchNorm statistics per slice); default for BatchNorm-free models with ≥ 16 MACs per image per parameter',
-  )
-  .option('--no-workers', 'one ORT session with --threads intra-op threads')
-  .option(
-    '--no-autotune',
-    `build the usual gradient formulations and split batches evenly (reproducible sums), not the fastest formulations measured per shape (cached in ${defaultCacheDir()}) and speed-balanced slices`,
-  )
-  .addHelpText(
-    'after',
-    `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
-  )
-  .parse();
+const command = (io: CliIo) =>
+  newProgram('train', io)
+    .description('Train a model-zoo network on MNIST (defaults: the tutorial recipe)')
+    .addOption(
+      new Option('--recipe <name>', 'named settings (listed below); flags given override them')
+        .choices(RECIPE_NAMES)
+        .default('tutorial'),
+    )
+    .addOption(new Option('-m, --model <name>', 'model to train').choices(MODEL_NAMES).default('cnn'))
+    .option('--epochs <n>', `epochs (at most ${LIMITS.epochs})`, upTo(LIMITS.epochs, positiveInt), r.epochs)
+    .option(
+      '--batch-size <n>',
+      `batch size (at most ${LIMITS.batchSize})`,
+      upTo(LIMITS.batchSize, positiveInt),
+      r.batchSize,
+    )
+    .option('--lr <rate>', 'learning rate (peak rate for onecycle)', positiveNumber, r.lr)
+    .option('--momentum <m>', 'SGD momentum', fraction, r.momentum)
+    .addOption(new Option('--optimizer <name>', 'optimizer').choices(OPTIMIZERS).default(r.optimizer))
+    .option('--weight-decay <λ>', 'weight decay (decoupled for adamw)', nonNegativeNumber, r.weightDecay)
+    .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES).default(r.schedule))
+    .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
+    .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
+    .option(
+      '--seed <n>',
+      'seed for initialization, shuffling, augmentation and dropout (a uint32)',
+      upTo(LIMITS.seed, nonNegativeInt),
+      r.seed,
+    )
+    .option(
+      '--threads <n>',
+      "ORT intra-op threads (with --workers: data-parallel worker threads); at most the machine's cores",
+      positiveInt,
+      r.threads,
+    )
+    .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
+    .option('--limit <n>', 'train on the first n training images only', positiveInt)
+    .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
+    .option('--force', 'let --out replace the run in a directory that holds one', false)
+    .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
+    .option(
+      '--workers',
+      'split each batch over --threads threads, 1 ORT session each (BatchNorm statistics per slice); default for BatchNorm-free models with ≥ 16 MACs per image per parameter',
+    )
+    .option('--no-workers', 'one ORT session with --threads intra-op threads')
+    .option(
+      '--no-autotune',
+      `build the usual gradient formulations and split batches evenly (reproducible sums), not the fastest formulations measured per shape (cached in ${defaultCacheDir()}) and speed-balanced slices`,
+    )
+    .addHelpText(
+      'after',
+      `\nRecipes:\n${RECIPE_NAMES.map((n) => `  ${n.padEnd(9)} ${RECIPES[n].description}`).join('\n')}`,
+    );
 
 type Flags = TrainConfig & {
   recipe: RecipeName;
@@ -107,7 +110,7 @@ type Flags = TrainConfig & {
 };
 
 /** The recipe's config, with every flag given on the command line taking precedence. */
-function configFrom(flags: Flags): TrainConfig {
+function configFrom(program: Command, flags: Flags): TrainConfig {
   const config: TrainConfig = { ...RECIPES[flags.recipe].config };
   const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit'] as (keyof TrainConfig)[];
   for (const key of keys) {
@@ -123,48 +126,52 @@ function parallelismFrom(flags: Flags): 'workers' | 'session' | undefined {
 }
 
 /** Flags given on the command line that a resumed run cannot honour: its config is its identity. */
-function conflictsWithResume(): string[] {
+function conflictsWithResume(program: Command): string[] {
   return program.options
     .map((option) => option.attributeName())
     .filter((key) => !['resume', 'epochs'].includes(key) && program.getOptionValueSource(key) === 'cli')
     .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
-await runCli(async () => {
-  const flags = program.opts<Flags>();
-  let config: TrainConfig;
-  let dir: string;
-  if (flags.resume) {
-    const conflicts = conflictsWithResume();
-    if (conflicts.length > 0)
-      throw new Error(
-        `--resume continues a run with its own settings; only --epochs may change (drop ${conflicts.join(', ')})`,
-      );
-    dir = flags.resume;
-    config = await readConfig(dir);
-    if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
-  } else {
-    config = configFrom(flags);
-    config.threads = threadsForThisMachine(config.threads); // a resumed run keeps its recorded count
-  }
-  await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
-  dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
+export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
+  return runCommand(io, async () => {
+    const program = command(io).parse(argv, { from: 'user' });
+    const flags = program.opts<Flags>();
+    const print = lines(io.out);
+    let config: TrainConfig;
+    let dir: string;
+    if (flags.resume) {
+      const conflicts = conflictsWithResume(program);
+      if (conflicts.length > 0)
+        throw new Error(
+          `--resume continues a run with its own settings; only --epochs may change (drop ${conflicts.join(', ')})`,
+        );
+      dir = flags.resume;
+      config = await readConfig(dir);
+      if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
+    } else {
+      config = configFrom(program, flags);
+      config.threads = threadsForThisMachine(config.threads, lines(io.err)); // a resumed run keeps its recorded count
+    }
+    await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
+    dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
 
-  const history = await trainRun({
-    config,
-    dir,
-    resume: Boolean(flags.resume),
-    overwrite: flags.force,
-    events: terminalEvents(config.epochs),
-    parallelism: parallelismFrom(flags),
-    autotune: flags.autotune && { cacheDir: defaultCacheDir() },
+    const history = await trainRun({
+      config,
+      dir,
+      resume: Boolean(flags.resume),
+      overwrite: flags.force,
+      events: terminalEvents(config.epochs, io),
+      parallelism: parallelismFrom(flags),
+      autotune: flags.autotune && { cacheDir: defaultCacheDir() },
+    });
+    const last = history.at(-1);
+    if (last) {
+      const best = Math.max(...history.map((h) => h.testAccuracy));
+      print(`done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`);
+      printRunMetrics(history, print);
+    }
   });
-  const last = history.at(-1);
-  if (last) {
-    const best = Math.max(...history.map((h) => h.testAccuracy));
-    console.log(
-      `done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`,
-    );
-    printRunMetrics(history);
-  }
-});
+}
+
+runIfMain(import.meta.url, main);
