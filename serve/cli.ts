@@ -92,6 +92,7 @@ const command = (io: CliIo) =>
     .option('--max-body-bytes <n>', 'the body limit of every route', positiveInt, DEFAULT_MAX_BODY_BYTES)
     .option('--cors', 'allow cross-origin requests (off: POSTs from other origins get 403)', false)
     .option('--quiet', 'no per-request log lines', false)
+    .option('--web <dir>', 'serve the web demo from this build (default: web-demo/dist, built on the first start)')
     .option(
       '--model-control-mode <mode>',
       `as Triton's: poll (rescan for new files), explicit (load/unload only through /v2/repository), none (load at start only)`,
@@ -139,13 +140,15 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       loadModel: string[];
       apiKey?: string;
       grpcPort?: number;
+      web?: string;
     }>();
+    const webRoot = o.web ?? WEB_ROOT;
     const server = await startServer({
       ...o,
       largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
       loadModels: o.loadModel,
       uploads: o.allowUpload ? { maxBytes: o.maxUploadBytes } : undefined,
-      webRoot: WEB_ROOT,
+      webRoot,
       log: print,
       requestLog: !o.quiet,
     });
@@ -153,7 +156,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     const stop = stopSignal();
     try {
       // After listening (a busy port or a missing device fails first); the demo route serves the build once it exists.
-      await ensureWebDemo(WEB_ROOT, print);
+      if (!o.web) await ensureWebDemo(WEB_ROOT, print); // a build given with --web is served as it is
       if (server.repository.readyCount === 0) {
         print(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
       }

@@ -48,7 +48,8 @@ const command = (io: CliIo) =>
     .option('--port <n>', 'port (0: any free port)', port, 8080)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .option('--epochs <n>', 'epochs for the default model (2; --all uses the tutorial’s 10)', positiveInt)
-    .option('--limit <n>', 'train on the first n images only (a quick look)', positiveInt);
+    .option('--limit <n>', 'train on the first n images only (a quick look)', positiveInt)
+    .option('--web <dir>', 'serve the web demo from this build (default: web-demo/dist, built on the first start)');
 
 interface TrainingPlan {
   epochs: number;
@@ -84,6 +85,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       host: string;
       epochs?: number;
       limit?: number;
+      web?: string;
     }>();
     // An unavailable device or a busy port fails here, before minutes of training.
     await probeDevice(o.device);
@@ -103,12 +105,12 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     };
     for (const model of toTrain) await trainAndExport(model, plan, io);
     if (toTrain.length === 0) print(`using the models in ${o.models}: ${served.join(', ')}`);
-    await ensureWebDemo(WEB_ROOT, print);
+    if (!o.web) await ensureWebDemo(WEB_ROOT, print); // a build given with --web is served as it is
     const server = await startServer({
       models: o.models,
       port: o.port,
       host: o.host,
-      webRoot: WEB_ROOT,
+      webRoot: o.web ?? WEB_ROOT,
       device: o.device,
       log: print,
     });

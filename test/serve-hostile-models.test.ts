@@ -13,6 +13,7 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { startServeProcess } from '../testkit/serve-process.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 
 let server: RunningServer;
 let root: string;
@@ -302,7 +303,14 @@ describe('a server that dies', () => {
     const own = mkdtempSync(join(tmpdir(), 'models-orphan-'));
     mkdirSync(join(own, 'endless', '1'), { recursive: true });
     writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 7000));
-    const { url, child } = await startServeProcess(['--models', own, '--run-budget-ms', '600000']);
+    const { url, child } = await startServeProcess([
+      '--models',
+      own,
+      '--run-budget-ms',
+      '600000',
+      '--web',
+      await sharedWebDemo(),
+    ]);
     try {
       void fetch(`${url}/v2/models/endless/infer`, {
         method: 'POST',

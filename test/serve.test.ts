@@ -5,6 +5,7 @@ import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { EXPORTED_CNN, makeModelRepository } from './helpers/model-repo.ts';
 
 let server: RunningServer;
@@ -351,7 +352,18 @@ describe('npm run serve', () => {
     const { spawn } = await import('node:child_process');
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'serve/cli.ts', '--models', repo.root, '--port', '0', '--quiet'],
+      [
+        '--import',
+        'tsx',
+        'serve/cli.ts',
+        '--models',
+        repo.root,
+        '--port',
+        '0',
+        '--quiet',
+        '--web',
+        await sharedWebDemo(),
+      ],
       {
         stdio: ['ignore', 'pipe', 'pipe'],
       },

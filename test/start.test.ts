@@ -5,13 +5,27 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { probeDevice } from '../node/device-probe.ts';
+import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 
 const cudaMissing = await probeDevice('cuda').then(
   () => false,
   () => true,
 );
 const tmp = (prefix: string) => mkdtempSync(join(tmpdir(), prefix));
-const START_ARGS = ['--import', 'tsx', 'start/start.ts', '--port', '0', '--epochs', '1', '--limit', '3000'];
+// The demo from the tests' shared build: a fresh clone has no web-demo/dist, and building it here would race other tests.
+const START_ARGS = [
+  '--import',
+  'tsx',
+  'start/start.ts',
+  '--port',
+  '0',
+  '--epochs',
+  '1',
+  '--limit',
+  '3000',
+  '--web',
+  await sharedWebDemo(),
+];
 
 function start(
   models: string,

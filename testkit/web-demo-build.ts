@@ -18,6 +18,8 @@ const SKIPPED = new Set(['dist', 'node_modules']);
 const PREFIX = 'mnist-onnx-cnn-web-';
 /** A lock older than this belongs to a build that died. */
 const STALE_LOCK_MS = 5 * 60_000;
+/** Builds of other sources untouched this long are removed when a new one is made (each is ~30 MB). */
+const OLD_BUILD_MS = 24 * 3_600_000;
 
 export async function buildWebDemo(outDir: string): Promise<void> {
   await build({
@@ -42,9 +44,22 @@ export async function sharedWebDemo(): Promise<string> {
     await buildWebDemo(staging);
     rmSync(dir, { recursive: true, force: true });
     renameSync(staging, dir); // whole or not at all: a reader never sees half a build
+    removeOldBuilds(dir);
     return dir;
   } finally {
     rmSync(lock, { recursive: true, force: true });
+  }
+}
+
+function removeOldBuilds(keep: string): void {
+  for (const name of readdirSync(tmpdir())) {
+    const path = join(tmpdir(), name);
+    if (!name.startsWith(PREFIX) || path === keep || name.includes('.')) continue; // locks and stagings are not builds
+    try {
+      if (Date.now() - statSync(path).mtimeMs > OLD_BUILD_MS) rmSync(path, { recursive: true, force: true });
+    } catch {
+      // removed meanwhile by another run
+    }
   }
 }
 
