@@ -27,7 +27,9 @@ import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelControlAccess } from './model-control-access.ts';
+import { refuseInvalid } from './openapi.ts';
 import type { ModelRepository } from './repository.ts';
+import { registerBodySchemas } from './route-body.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
@@ -72,7 +74,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const serverVersion = PRODUCER_VERSION;
   const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
   const largeResponses = new LargeResponses(limits.maxConcurrent);
-  const app = new OpenAPIHono();
+  // A path or query parameter that fails its schema is answered in our words (openapi.ts).
+  const app = new OpenAPIHono({ defaultHook: refuseInvalid });
   registerTritonMetrics(metrics.registry, () => repository.servedVersions());
 
   app.use('*', async (c, next) => {
@@ -166,6 +169,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
   app.route('/', mnistRoutes({ largeResponses }));
+  registerBodySchemas(app);
   // Built once, at the first request (every route is registered by then), not per request.
   let spec: string | undefined;
   app.get('/openapi.json', (c) => {

@@ -9,7 +9,7 @@ import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
 import { predictContent, readPredictBody } from '../predict-formats.ts';
 import type { ModelRepository } from '../repository.ts';
 import { PredictionSchema } from '../schemas.ts';
-import { withModel } from './lookup.ts';
+import { parseVersion, withModel } from './lookup.ts';
 
 export interface PredictRouteOptions {
   repository: ModelRepository;
@@ -45,7 +45,7 @@ export function predictRoutes({ repository, maxBodyBytes }: PredictRouteOptions)
     mount(app, route, async (c) => {
       const start = performance.now();
       const { images, count, batch } = await readPredictBody(c, maxBodyBytes);
-      return withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
+      return withModel(repository, c.req.param('model'), parseVersion(c.req.param('version')), async (model) => {
         const results = await predict(model, images, count);
         const latencyMs = performance.now() - start;
         const answers = results.map((r) => ({

@@ -11,7 +11,7 @@ import { HttpError } from '../errors.ts';
 import { assertMayControlModels, type ModelControlAccess } from '../model-control-access.ts';
 import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
 import { ModelControlError, ModelNotFoundError, type ModelRepository, VersionExistsError } from '../repository.ts';
-import { RepositoryIndexSchema } from '../schemas.ts';
+import { ControlRequestSchema, IndexRequestSchema, RepositoryIndexSchema } from '../schemas.ts';
 
 export interface RepositoryRouteOptions {
   repository: ModelRepository;
@@ -70,13 +70,6 @@ function fileOverride(
     );
   return { version: Number(FILE_OVERRIDE.exec(key)?.[1]), bytes };
 }
-
-const IndexRequestSchema = z
-  .object({ ready: z.boolean().optional().openapi({ description: 'true: only versions that are READY' }) })
-  .openapi('RepositoryIndexRequest');
-const ControlRequestSchema = z
-  .object({ parameters: z.record(z.string(), z.unknown()).optional() })
-  .openapi('ModelControlRequest');
 
 /** An optional JSON object body (Triton's clients send none, `{}`, or a few parameters). */
 async function optionalJson(c: Context, limit: number): Promise<Record<string, unknown>> {
