@@ -57,7 +57,7 @@ const versionParam = refusing(isVersion, versionRefusal)
 const modelPath = z.object({ model: modelParam });
 const versionPath = z.object({ model: modelParam, version: versionParam });
 /** What a model path's parameters hold: the model, and the version when the path names one. */
-type ModelPathParams = z.ZodObject<{ model: typeof modelParam; version: z.ZodOptional<typeof versionParam> }>;
+export type ModelPathParams = z.ZodObject<{ model: typeof modelParam; version: z.ZodOptional<typeof versionParam> }>;
 
 /** The path parameters of a path with `{model}` and maybe `{version}` (each path declares only its own). */
 export function modelParams(path: string): { params: ModelPathParams } {

@@ -227,4 +227,5 @@ export const ControlRequestSchema = z
   .openapi('ModelControlRequest');
 
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
+export type Prediction = z.infer<typeof PredictionSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

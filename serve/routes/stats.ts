@@ -5,7 +5,7 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { HttpError } from '../errors.ts';
-import { errorResponse, modelParams } from '../openapi.ts';
+import { errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { ModelStatsSchema } from '../schemas.ts';
 
@@ -34,11 +34,7 @@ export function tritonStats(model: ServedVersion) {
   };
 }
 
-const statsRoute = <Request extends { params?: ReturnType<typeof modelParams>['params'] }>(
-  path: string,
-  of: string,
-  request: Request,
-) =>
+const statsRoute = <Request extends { params?: ModelPathParams }>(path: string, of: string, request: Request) =>
   createRoute({
     method: 'get',
     path,
