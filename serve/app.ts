@@ -1,13 +1,18 @@
 /**
  * The inference server (Hono): middleware for logging, metrics, origin checks and the one body limit,
  * then one route module per resource, mounted with `app.route()`:
- *   routes/predict.ts  /predict — digits from whatever the client has
- *   routes/v2.ts       the Open Inference Protocol v2 (KServe/Triton), transparent
- *   routes/models.ts   /api/models and the served model files
- *   routes/metrics.ts  /metrics
- *   routes/mnist.ts    /api/mnist — MNIST for training in the browser
- *   routes/web.ts      /docs (offline Swagger UI) and the web demo
- * The OpenAPI 3.1 document at /openapi.json is generated from the same route definitions.
+ *   routes/predict.ts     /predict — digits from whatever the client has
+ *   routes/v2.ts          the Open Inference Protocol v2 (KServe/Triton), transparent
+ *   routes/stats.ts       Triton's statistics extension
+ *   routes/repository.ts  Triton's model repository extension (index, load, unload)
+ *   routes/upload.ts      PUT /api/models/{model}/versions (serve --allow-upload)
+ *   routes/models.ts      /api/models and the served model files
+ *   routes/metrics.ts     /metrics
+ *   routes/mnist.ts       /api/mnist — MNIST for training in the browser
+ *   routes/web.ts         /docs (offline Swagger UI) and the web demo
+ * Each route is a `createRoute` constant served by `app.openapi`: the library validates its path and query
+ * parameters (answered in our words by openapi.ts's defaultHook), a route middleware reads its body within
+ * the limit (route-body.ts), and the OpenAPI 3.1 document at /openapi.json is generated from the same routes.
  *
  * @example
  * const app = createApp({ repository, metrics });
@@ -34,8 +39,9 @@ import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
-import { repositoryRoutes, UPLOAD_PATH, type UploadSettings } from './routes/repository.ts';
+import { repositoryRoutes } from './routes/repository.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { UPLOAD_PATH, type UploadSettings } from './routes/upload.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';

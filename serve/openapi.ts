@@ -76,26 +76,3 @@ export function refuseInvalid(result: { success: boolean; error?: z.ZodError }):
   if (issue && refusal) throw new HttpError(refusal.status, refusal.code, issue.message);
   throw new HttpError(400, 'invalid_request', zodMessage(result.error));
 }
-
-// --- Until every route module is declared with app.openapi: the old way, removed after.
-import type { OpenAPIHono, RouteConfig } from '@hono/zod-openapi';
-import type { Context } from 'hono';
-
-export type RouteHandler = (c: Context) => Response | Promise<Response>;
-const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
-export function mount(app: OpenAPIHono, route: RouteConfig, handler: RouteHandler): void {
-  app.openAPIRegistry.registerPath(route);
-  app.on(route.method.toUpperCase(), honoPath(route.path), handler);
-}
-const oldVersionParam = z
-  .string()
-  .regex(/^[1-9][0-9]{0,8}$/)
-  .openapi({ param: { name: 'version', in: 'path' }, example: '1', description: 'Model version' });
-export function pathParams(path: string) {
-  if (!path.includes('{model}')) return {};
-  return {
-    params: path.includes('{version}')
-      ? z.object({ model: modelParam, version: oldVersionParam })
-      : z.object({ model: modelParam }),
-  };
-}
