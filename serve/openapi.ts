@@ -4,7 +4,7 @@
  * parameter in the project's words. Bodies are not validated here: see route-body.ts.
  */
 import { z } from '@hono/zod-openapi';
-import { zodMessage } from './body.ts';
+import { issuesInOneLine } from '../core/zod-issues.ts';
 import { HttpError } from './errors.ts';
 import { VERSION_PATTERN, versionRefusal } from './routes/lookup.ts';
 import { ErrorSchema } from './schemas.ts';
@@ -67,12 +67,12 @@ export function modelParams(path: string): { params: ModelPathParams } {
 
 /**
  * The app's defaultHook: a parameter that fails its schema is answered with the status, code and message
- * its check carries (`refusing`), or 400 invalid_request naming the first issue.
+ * its check carries (`refusing`), or 400 invalid_request naming the first issue. Bodies never come here.
  */
 export function refuseInvalid(result: { success: boolean; error?: z.ZodError }): void {
   if (result.success || !result.error) return;
   const issue = result.error.issues[0];
   const refusal = issue?.code === 'custom' ? (issue.params as Refusal | undefined) : undefined;
   if (issue && refusal) throw new HttpError(refusal.status, refusal.code, issue.message);
-  throw new HttpError(400, 'invalid_request', zodMessage(result.error));
+  throw new HttpError(400, 'invalid_request', issuesInOneLine(result.error, 'parameters', 1));
 }
