@@ -40,14 +40,16 @@ const answer = async (path: string, init: RequestInit = {}) => {
 
 it('a malformed version is 400 invalid_version in our words, on every route that takes one', async () => {
   const long = '9'.repeat(60);
-  for (const [raw, shown] of [
+  // [the version sent, as the message shows it]
+  const versions: [string, string][] = [
     ['0', '0'],
     ['abc', 'abc'],
     ['01', '01'],
     ['1234567890', '1234567890'],
     ['-1', '-1'],
     [long, long.slice(0, 40)],
-  ])
+  ];
+  for (const [raw, shown] of versions)
     for (const [path, init] of withVersion(raw))
       expect(await answer(path, init), path).toEqual({
         status: 400,
