@@ -1,13 +1,18 @@
 /**
  * The inference server (Hono): middleware for logging, metrics, origin checks and the one body limit,
  * then one route module per resource, mounted with `app.route()`:
- *   routes/predict.ts  /predict — digits from whatever the client has
- *   routes/v2.ts       the Open Inference Protocol v2 (KServe/Triton), transparent
- *   routes/models.ts   /api/models and the served model files
- *   routes/metrics.ts  /metrics
- *   routes/mnist.ts    /api/mnist — MNIST for training in the browser
- *   routes/web.ts      /docs (offline Swagger UI) and the web demo
- * The OpenAPI 3.1 document at /openapi.json is generated from the same route definitions.
+ *   routes/predict.ts     /predict — digits from whatever the client has
+ *   routes/v2.ts          the Open Inference Protocol v2 (KServe/Triton), transparent
+ *   routes/stats.ts       Triton's statistics extension
+ *   routes/repository.ts  Triton's model repository extension (index, load, unload)
+ *   routes/upload.ts      PUT /api/models/{model}/versions (serve --allow-upload)
+ *   routes/models.ts      /api/models and the served model files
+ *   routes/metrics.ts     /metrics
+ *   routes/mnist.ts       /api/mnist — MNIST for training in the browser
+ *   routes/web.ts         /docs (offline Swagger UI) and the web demo
+ * Each route is a `createRoute` constant served by `app.openapi`: the library validates its path and query
+ * parameters (answered in our words by openapi.ts's defaultHook), a route middleware reads its body within
+ * the limit (route-body.ts), and the OpenAPI 3.1 document at /openapi.json is generated from the same routes.
  *
  * @example
  * const app = createApp({ repository, metrics });
@@ -27,13 +32,16 @@ import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
 import type { Metrics } from './metrics.ts';
 import type { ModelControlAccess } from './model-control-access.ts';
+import { refuseInvalid } from './openapi.ts';
 import type { ModelRepository } from './repository.ts';
+import { registerBodySchemas } from './route-body.ts';
 import { metricsRoutes } from './routes/metrics.ts';
 import { mnistRoutes } from './routes/mnist.ts';
 import { modelRoutes } from './routes/models.ts';
 import { predictRoutes } from './routes/predict.ts';
-import { repositoryRoutes, UPLOAD_PATH, type UploadSettings } from './routes/repository.ts';
+import { repositoryRoutes } from './routes/repository.ts';
 import { statsRoutes } from './routes/stats.ts';
+import { UPLOAD_PATH, type UploadSettings } from './routes/upload.ts';
 import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
@@ -72,7 +80,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const serverVersion = PRODUCER_VERSION;
   const limits = { ...LARGE_RESPONSE_DEFAULTS, ...options.largeResponses };
   const largeResponses = new LargeResponses(limits.maxConcurrent);
-  const app = new OpenAPIHono();
+  // A path or query parameter that fails its schema is answered in our words (openapi.ts).
+  const app = new OpenAPIHono({ defaultHook: refuseInvalid });
   registerTritonMetrics(metrics.registry, () => repository.servedVersions());
 
   app.use('*', async (c, next) => {
@@ -166,6 +175,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.route('/', modelRoutes({ repository, largeResponses }));
   app.route('/', metricsRoutes({ metrics }));
   app.route('/', mnistRoutes({ largeResponses }));
+  registerBodySchemas(app);
   // Built once, at the first request (every route is registered by then), not per request.
   let spec: string | undefined;
   app.get('/openapi.json', (c) => {

@@ -60,6 +60,25 @@ export async function readJson(c: Context, limit: number): Promise<unknown> {
   }
 }
 
+/**
+ * An optional JSON object body, as Triton's clients send to the repository routes: none, `{}` or a few
+ * fields, with whatever content type (curl's default among them), so none is required.
+ */
+export async function readJsonObject(c: Context, limit: number): Promise<Record<string, unknown>> {
+  const bytes = await readBody(c, limit);
+  const text = new TextDecoder().decode(bytes).trim();
+  if (text === '') return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new HttpError(400, 'invalid_json', 'body is not valid JSON');
+  }
+  if (!value || typeof value !== 'object' || Array.isArray(value))
+    throw new HttpError(400, 'invalid_request', 'body must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
 /** A short, depth-safe description of any JSON value for an error message. */
 export function describeValue(value: unknown): string {
   if (Array.isArray(value)) return `an array of ${value.length}`;

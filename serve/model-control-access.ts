@@ -5,7 +5,7 @@
  * network would let anyone take models down.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { Context } from 'hono';
+import type { Context, Env, MiddlewareHandler } from 'hono';
 import { HttpError } from './errors.ts';
 
 export interface ModelControlAccess {
@@ -37,3 +37,11 @@ export function assertMayControlModels(c: Context, access: ModelControlAccess): 
   if (!timingSafeEqual(digest(given), digest(access.apiKey)))
     throw new HttpError(401, 'unauthorized', 'model control needs the header Authorization: Bearer <api key>');
 }
+
+/** A route middleware refusing (401/403) a request that may not change what is loaded, before its body is read. */
+export const mayControlModels =
+  (access: ModelControlAccess): MiddlewareHandler<Env> =>
+  async (c, next) => {
+    assertMayControlModels(c, access);
+    await next();
+  };

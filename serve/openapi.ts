@@ -1,21 +1,13 @@
 /**
- * Routes are declared once, as OpenAPI route configs: `mount` registers each in the spec (/openapi.json,
- * OpenAPI 3.1) and serves it with a plain handler that reads and checks its own body — so limits, depth
- * checks and error wording are ours, and the spec can't drift from the routes.
+ * The pieces route modules declare their routes with (`createRoute`, served by `app.openapi`): error
+ * responses, path parameters that say how they are refused, and the defaultHook that answers a failed
+ * parameter in the project's words. Bodies are not validated here: see route-body.ts.
  */
-import { type OpenAPIHono, type RouteConfig, z } from '@hono/zod-openapi';
-import type { Context } from 'hono';
+import { z } from '@hono/zod-openapi';
+import { issuesInOneLine } from '../core/zod-issues.ts';
+import { HttpError } from './errors.ts';
+import { VERSION_PATTERN, versionRefusal } from './routes/lookup.ts';
 import { ErrorSchema } from './schemas.ts';
-
-export type RouteHandler = (c: Context) => Response | Promise<Response>;
-
-/** `{model}` (OpenAPI) → `:model` (Hono). */
-const honoPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
-
-export function mount(app: OpenAPIHono, route: RouteConfig, handler: RouteHandler): void {
-  app.openAPIRegistry.registerPath(route);
-  app.on(route.method.toUpperCase(), honoPath(route.path), handler);
-}
 
 /** An OpenAPI response entry for our `{ error }` JSON bodies. */
 export const errorResponse = (description: string) => ({
@@ -30,20 +22,57 @@ export const commonErrors = {
   413: errorResponse('Request body over the limit'),
 };
 
+/** How a failed check is answered: carried by the zod issue (`params`), read by `refuseInvalid`. */
+export interface Refusal {
+  status: 400 | 404;
+  code: string;
+}
+
+/**
+ * A string check refused as `status`/`code` with `message(input)` (zod's own wording never reaches a
+ * client). Refinements keep the spec's `pattern`/`enum` out, so the caller states those with `.openapi`.
+ */
+export const refusing = <T extends string>(
+  test: (value: string) => value is T,
+  { status, code, message }: Refusal & { message: (input: string) => string },
+) =>
+  z
+    .string()
+    .refine(test, { params: { status, code } satisfies Refusal, error: (issue) => message(String(issue.input)) });
+
 const modelParam = z
   .string()
   .openapi({ param: { name: 'model', in: 'path' }, example: 'cnn', description: 'Model name' });
-const versionParam = z
-  .string()
-  .regex(/^[1-9][0-9]{0,8}$/)
-  .openapi({ param: { name: 'version', in: 'path' }, example: '1', description: 'Model version' });
+const isVersion = (raw: string): raw is string => VERSION_PATTERN.test(raw);
+/** A version path segment, as the number it names. */
+const versionParam = refusing(isVersion, versionRefusal)
+  .transform(Number)
+  .openapi({
+    param: { name: 'version', in: 'path' },
+    example: '1',
+    description: 'Model version',
+    pattern: VERSION_PATTERN.source,
+  });
 
-/** Path parameters for a path with `{model}` and maybe `{version}`. */
-export function pathParams(path: string) {
-  if (!path.includes('{model}')) return {};
-  return {
-    params: path.includes('{version}')
-      ? z.object({ model: modelParam, version: versionParam })
-      : z.object({ model: modelParam }),
-  };
+const modelPath = z.object({ model: modelParam });
+const versionPath = z.object({ model: modelParam, version: versionParam });
+/** What a model path's parameters hold: the model, and the version when the path names one. */
+export type ModelPathParams = z.ZodObject<{ model: typeof modelParam; version: z.ZodOptional<typeof versionParam> }>;
+
+/** The path parameters of a path with `{model}` and maybe `{version}` (each path declares only its own). */
+export function modelParams(path: string): { params: ModelPathParams } {
+  if (!path.includes('{model}')) throw new Error(`${path} names no model`);
+  return { params: (path.includes('{version}') ? versionPath : modelPath) as unknown as ModelPathParams };
+}
+
+/**
+ * The app's defaultHook: a parameter that fails its schema is answered with the status, code and message
+ * its check carries (`refusing`), or 400 invalid_request naming the first issue. Bodies never come here.
+ */
+export function refuseInvalid(result: { success: boolean; error?: z.ZodError }): void {
+  if (result.success || !result.error) return;
+  const issue = result.error.issues[0];
+  const refusal = issue?.code === 'custom' ? (issue.params as Refusal | undefined) : undefined;
+  if (issue && refusal) throw new HttpError(refusal.status, refusal.code, issue.message);
+  throw new HttpError(400, 'invalid_request', issuesInOneLine(result.error, 'parameters', 1));
 }

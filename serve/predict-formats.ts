@@ -9,7 +9,8 @@ import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
 import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
-import { PredictBodies, type PredictJson, PredictJsonSchema } from './schemas.ts';
+import { schemaRef } from './route-body.ts';
+import { PredictBodies, type PredictJson } from './schemas.ts';
 
 /** `count` images of 784 raw intensities in [0,1]; `batch`: the client sent a list (answer with a list). */
 export interface PredictInput {
@@ -130,7 +131,8 @@ async function readMultipart(c: Context, limit: number): Promise<PredictInput> {
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];
 
 export const PREDICT_FORMATS: readonly BodyFormat[] = [
-  { type: 'application/json', openapi: { schema: PredictJsonSchema }, read: readPredictJson },
+  // By reference, not the zod schema: see route-body.ts.
+  { type: 'application/json', openapi: { schema: schemaRef('PredictRequest') }, read: readPredictJson },
   {
     type: 'application/octet-stream',
     openapi: binary(`N×${IMAGE_PIXELS} little-endian float32 in [0,1]`),

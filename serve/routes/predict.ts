@@ -4,11 +4,13 @@
  * model's own normalization is applied when it needs it; answers carry probabilities.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import type { Context } from 'hono';
 import { predict } from '../inference.ts';
-import { commonErrors, errorResponse, mount, pathParams } from '../openapi.ts';
-import { predictContent, readPredictBody } from '../predict-formats.ts';
+import { commonErrors, errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
+import { type PredictInput, predictContent, readPredictBody } from '../predict-formats.ts';
 import type { ModelRepository } from '../repository.ts';
-import { PredictionSchema } from '../schemas.ts';
+import { readsBody } from '../route-body.ts';
+import { type Prediction, PredictionSchema } from '../schemas.ts';
 import { withModel } from './lookup.ts';
 
 export interface PredictRouteOptions {
@@ -17,46 +19,59 @@ export interface PredictRouteOptions {
   maxBodyBytes: number;
 }
 
-const PATHS = ['/predict', '/predict/{model}', '/predict/{model}/{version}'];
+/** A body with when its reading began. */
+type Timed<T> = T & { start: number };
+
+/** A /predict route: its body, of any content type predict-formats.ts reads, is read by `readsBody` alone. */
+const predictRoute = <Request extends { params?: ModelPathParams }>(
+  path: string,
+  maxBodyBytes: number,
+  request: Request,
+) =>
+  createRoute({
+    method: 'post',
+    path,
+    tags: ['predict'],
+    summary: `Read digits with ${path === '/predict' ? 'the first served model' : path.includes('version') ? 'one version of a model' : "a model's newest version"}`,
+    description:
+      'JSON pixels (784 numbers or 28 rows) or a batch (`inputs`), a base64 image, a raw PNG/JPEG/WebP/GIF body, a multipart `file`, or N×784 raw float32.',
+    // latencyMs counts from before the body is read, as it always has (decoding an image is part of it).
+    middleware: readsBody(async (c) => ({ start: performance.now(), ...(await readPredictBody(c, maxBodyBytes)) })),
+    request: { ...request, body: { content: predictContent, required: true } },
+    responses: {
+      200: {
+        description: 'The prediction (an array of them for `inputs` or several float32 images)',
+        content: { 'application/json': { schema: PredictionSchema } },
+      },
+      ...commonErrors,
+      404: errorResponse('Unknown model or version'),
+      415: errorResponse('Unsupported content type'),
+      422: errorResponse('The image has no ink'),
+      503: errorResponse('Busy decoding other images; retry'),
+    },
+  });
 
 export function predictRoutes({ repository, maxBodyBytes }: PredictRouteOptions): OpenAPIHono {
   const app = new OpenAPIHono();
-  for (const path of PATHS) {
-    const route = createRoute({
-      method: 'post',
-      path,
-      tags: ['predict'],
-      summary: `Read digits with ${path === '/predict' ? 'the first served model' : path.includes('version') ? 'one version of a model' : "a model's newest version"}`,
-      description:
-        'JSON pixels (784 numbers or 28 rows) or a batch (`inputs`), a base64 image, a raw PNG/JPEG/WebP/GIF body, a multipart `file`, or N×784 raw float32.',
-      request: { ...pathParams(path), body: { content: predictContent, required: true } },
-      responses: {
-        200: {
-          description: 'The prediction (an array of them for `inputs` or several float32 images)',
-          content: { 'application/json': { schema: PredictionSchema } },
-        },
-        ...commonErrors,
-        404: errorResponse('Unknown model or version'),
-        415: errorResponse('Unsupported content type'),
-        422: errorResponse('The image has no ink'),
-        503: errorResponse('Busy decoding other images; retry'),
-      },
+  const answer = (c: Context, { start, images, count, batch }: Timed<PredictInput>, name?: string, version?: number) =>
+    withModel(repository, name, version, async (model) => {
+      const results = await predict(model, images, count);
+      const latencyMs = performance.now() - start;
+      const answers = results.map((r) => ({
+        model: model.name,
+        version: model.version,
+        prediction: r.prediction,
+        probabilities: r.probabilities,
+        latencyMs,
+      }));
+      // The spec's 200 names one Prediction (its description says a batch gets a list of them): typed as that.
+      return c.json((batch ? answers : answers[0]) as Prediction, 200);
     });
-    mount(app, route, async (c) => {
-      const start = performance.now();
-      const { images, count, batch } = await readPredictBody(c, maxBodyBytes);
-      return withModel(repository, c.req.param('model'), c.req.param('version'), async (model) => {
-        const results = await predict(model, images, count);
-        const latencyMs = performance.now() - start;
-        const answers = results.map((r) => ({
-          model: model.name,
-          version: model.version,
-          prediction: r.prediction,
-          probabilities: r.probabilities,
-          latencyMs,
-        }));
-        return c.json(batch ? answers : answers[0]);
-      });
+  app.openapi(predictRoute('/predict', maxBodyBytes, {}), (c) => answer(c, c.var.body));
+  for (const path of ['/predict/{model}', '/predict/{model}/{version}']) {
+    app.openapi(predictRoute(path, maxBodyBytes, modelParams(path)), (c) => {
+      const { model, version } = c.req.valid('param');
+      return answer(c, c.var.body, model, version);
     });
   }
   return app;

@@ -5,10 +5,9 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { HttpError } from '../errors.ts';
-import { errorResponse, mount, pathParams } from '../openapi.ts';
+import { errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { ModelStatsSchema } from '../schemas.ts';
-import { parseVersion } from './lookup.ts';
 
 const NONE = { count: 0, ns: 0 };
 
@@ -35,39 +34,46 @@ export function tritonStats(model: ServedVersion) {
   };
 }
 
+const statsRoute = <Request extends { params?: ModelPathParams }>(path: string, of: string, request: Request) =>
+  createRoute({
+    method: 'get',
+    path,
+    request,
+    tags: ['v2'],
+    summary: `Statistics (Triton's extension) of ${of}`,
+    responses: {
+      200: {
+        description: 'Counts and cumulative times',
+        content: { 'application/json': { schema: ModelStatsSchema } },
+      },
+      400: errorResponse('Malformed version'),
+      404: errorResponse('Model or version not loaded'),
+    },
+  });
+
+const ALL = statsRoute('/v2/models/stats', 'every loaded version', {});
+const MODEL_PATHS = ['/v2/models/{model}/stats', '/v2/models/{model}/versions/{version}/stats'];
+
 export function statsRoutes({ repository }: { repository: ModelRepository }): OpenAPIHono {
   const app = new OpenAPIHono();
-  for (const path of ['/v2/models/stats', '/v2/models/{model}/stats', '/v2/models/{model}/versions/{version}/stats']) {
-    mount(
-      app,
-      createRoute({
-        method: 'get',
-        path,
-        tags: ['v2'],
-        summary: `Statistics (Triton's extension) of ${path.includes('{version}') ? 'one version' : path.includes('{model}') ? "a model's loaded versions" : 'every loaded version'}`,
-        request: pathParams(path),
-        responses: {
-          200: {
-            description: 'Counts and cumulative times',
-            content: { 'application/json': { schema: ModelStatsSchema } },
-          },
-          400: errorResponse('Malformed version'),
-          404: errorResponse('Model or version not loaded'),
-        },
-      }),
-      (c) => {
-        const name = c.req.param('model');
-        const version = parseVersion(c.req.param('version'));
-        const versions = repository.servedVersions(name).filter((v) => version === undefined || v.version === version);
-        if (name !== undefined && versions.length === 0)
-          throw new HttpError(
-            404,
-            'model_not_found',
-            `model '${name.slice(0, 100)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
-          );
-        return c.json({ model_stats: versions.map(tritonStats) });
-      },
-    );
+  /** The loaded versions asked for; none of a named model is a 404. */
+  const stats = (name?: string, version?: number) => {
+    const versions = repository.servedVersions(name).filter((v) => version === undefined || v.version === version);
+    if (name !== undefined && versions.length === 0)
+      throw new HttpError(
+        404,
+        'model_not_found',
+        `model '${name.slice(0, 100)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
+      );
+    return { model_stats: versions.map(tritonStats) };
+  };
+  app.openapi(ALL, (c) => c.json(stats(), 200));
+  for (const path of MODEL_PATHS) {
+    const of = path.includes('{version}') ? 'one version' : "a model's loaded versions";
+    app.openapi(statsRoute(path, of, modelParams(path)), (c) => {
+      const { model, version } = c.req.valid('param');
+      return c.json(stats(model, version), 200);
+    });
   }
   return app;
 }
