@@ -1,5 +1,6 @@
 /** Atomic file writes: a reader (or a crash) never sees a half-written file. */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { encodeModel } from '../onnx/codec.ts';
@@ -39,9 +40,23 @@ function processAlive(pid: number): boolean {
   if (pid === process.pid) return false; // our own writes are not in flight while we clean
   try {
     process.kill(pid, 0);
-    return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  return !isZombie(pid);
+}
+
+/**
+ * A killed writer answers signal 0 until its parent reaps it (a killed sweep's trainers wait for init): on Linux,
+ * state Z or X in /proc/<pid>/stat means it writes nothing more. Elsewhere, signal 0 is all there is.
+ */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state === 'Z' || state === 'X';
+  } catch {
+    return false;
   }
 }
 

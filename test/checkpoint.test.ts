@@ -1,5 +1,7 @@
 /** Checkpoint files: checksummed, validated field by field, and refused in one line when damaged. */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -143,5 +145,25 @@ describe('temp files of killed writes', () => {
       ['checkpoint.bin', 'notes.tmp', 'x.123.zz.tmp', live.slice(dir.length + 1)].sort(),
     );
     expect(readFileSync(target, 'utf8')).toBe('x');
+  });
+
+  it.runIf(process.platform === 'linux')('count a killed writer nobody has reaped yet (a zombie) as gone', async () => {
+    // `sleep 0` exits, and the shell exec'd into `sleep 5` never reaps it: a zombie, as a killed sweep's
+    // trainers are until init gets to them.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const [line] = (await once(parent.stdout, 'data')) as [Buffer];
+      const pid = Number(line.toString().trim());
+      for (let i = 0; i < 100 && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z '); i++)
+        await new Promise((r) => setTimeout(r, 20));
+      expect(readFileSync(`/proc/${pid}/stat`, 'utf8')).toContain(') Z ');
+      expect(() => process.kill(pid, 0)).not.toThrow(); // signal 0 alone would call it alive
+      const dir = mkdtempSync(join(tmpdir(), 'tmpclean-'));
+      const zombie = `checkpoint.bin.${pid}.0123abcd.tmp`;
+      writeFileSync(join(dir, zombie), 'x');
+      expect(await removeStaleTempFiles(dir, ['checkpoint.bin'])).toEqual([zombie]);
+    } finally {
+      parent.kill();
+    }
   });
 });
