@@ -3,7 +3,7 @@
 //   convWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array(15), threads)
 //   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
-//   maxPoolGradient(x, dy, dx, [N, C, H, W, k]), reluGradient(y, dy, dx), add(a, b, out),
+//   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out),
 //   biasGradient(dy, db, [N, C, P]): the routing.h steps, the last array overwritten. Synchronous: the
 // training step waits for it anyway, and a step runs one kernel at a time.
 #include <node_api.h>
@@ -107,7 +107,7 @@ napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
 struct Plain {
   float* a[3];
   size_t length[3];
-  int64_t d[5];
+  int64_t d[6];
 };
 
 bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t floats, size_t dims, Plain* out) {
@@ -128,18 +128,19 @@ bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t flo
     return fail(env, kernel, "shape must be an Int32Array of " + std::to_string(dims)), false;
   for (size_t i = 0; i < dims; i++) {
     out->d[i] = static_cast<const int32_t*>(shape)[i];
-    if (out->d[i] < 1) return fail(env, kernel, "shape entries must be positive"), false;
+    if (out->d[i] < 0) return fail(env, kernel, "shape entries must not be negative"), false;
   }
   return true;
 }
 
 napi_value MaxPoolGradient(napi_env env, napi_callback_info info) {
   Plain p;
-  if (!plain(env, info, "maxPoolGradient", 3, 5, &p)) return nullptr;
+  if (!plain(env, info, "maxPoolGradient", 3, 6, &p)) return nullptr;
   const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], k = p.d[4];
+  if (k < 1) return fail(env, "maxPoolGradient", "the window must be at least 1");
   const size_t x = size_t(n * c * h * w), y = size_t(n * c * (h / k) * (w / k));
   if (p.length[0] != x || p.length[1] != y || p.length[2] != x) return fail(env, "maxPoolGradient", "wrong lengths");
-  max_pool_gradient(n, c, h, w, k, p.a[0], p.a[1], p.a[2]);
+  max_pool_gradient(n, c, h, w, k, p.d[5] != 0, p.a[0], p.a[1], p.a[2]);
   return nullptr;
 }
 

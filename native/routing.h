@@ -6,8 +6,9 @@
 
 // dX[N,C,H,W] of a k×k max-pool with stride k and no padding: each window's dY goes to the first (row-major)
 // maximal element of X, as ORT's Indices and PyTorch route it; rows and columns past the last window get 0.
-void max_pool_gradient(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, const float* x, const float* dy,
-                       float* dx);
+// With `relu`, X is a ReLU's output and the ReLU's gradient is folded in: a window whose maximum is 0 gets 0.
+void max_pool_gradient(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, bool relu, const float* x,
+                       const float* dy, float* dx);
 
 // dX = dY where the ReLU's output Y > 0, else 0.
 void relu_gradient(int64_t size, const float* y, const float* dy, float* dx);

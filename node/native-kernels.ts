@@ -31,8 +31,18 @@ export interface NativeKernels {
     n: number,
     threads?: number,
   ): void;
-  /** dX [N, C, H, W] of a k×k, stride-k max-pool from its input X and dY [N, C, ⌊H/k⌋, ⌊W/k⌋]: first maxima. */
-  maxPoolGradient(x: Float32Array, dY: Float32Array, dx: Float32Array, dims: readonly number[], k: number): void;
+  /**
+   * dX [N, C, H, W] of a k×k, stride-k max-pool from its input X and dY [N, C, ⌊H/k⌋, ⌊W/k⌋]: first maxima.
+   * With `relu`, X is a ReLU's output and the ReLU's gradient is folded in (a window whose maximum is 0 gets 0).
+   */
+  maxPoolGradient(
+    x: Float32Array,
+    dY: Float32Array,
+    dx: Float32Array,
+    dims: readonly number[],
+    k: number,
+    relu?: boolean,
+  ): void;
   /** dX = dY where the ReLU's output Y > 0, else 0. */
   reluGradient(y: Float32Array, dY: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
@@ -48,6 +58,15 @@ interface Addon {
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
 }
+
+const ADDON_FUNCTIONS: (keyof Addon)[] = [
+  'convWeightGradient',
+  'convInputGradient',
+  'maxPoolGradient',
+  'reluGradient',
+  'add',
+  'biasGradient',
+];
 
 const ADDON_PATH = new URL('../native/build/Release/mnist_native.node', import.meta.url).pathname;
 
@@ -71,6 +90,9 @@ function load(): { kernels?: NativeKernels; why: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
+    // A build from before a kernel was added: the step would fail midway, so none of it is used.
+    const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+    if (missing.length > 0) throw new Error(`an older build without ${missing.join(', ')}`);
     loaded = { kernels: wrap(addon), why: 'native conv gradient kernels' };
   } catch (error) {
     const first = (error as Error).message.split('\n')[0];
@@ -100,8 +122,8 @@ function wrap(addon: Addon): NativeKernels {
     convInputGradient(dY, w, dx, geo, n, threads = 1) {
       addon.convInputGradient(dY, w, dx, shapeOf(geo, n), threads);
     },
-    maxPoolGradient(x, dY, dx, dims, k) {
-      addon.maxPoolGradient(x, dY, dx, Int32Array.of(...dims, k));
+    maxPoolGradient(x, dY, dx, dims, k, relu = false) {
+      addon.maxPoolGradient(x, dY, dx, Int32Array.of(...dims, k, relu ? 1 : 0));
     },
     reluGradient: (y, dY, dx) => addon.reluGradient(y, dY, dx),
     add: (a, b, out) => addon.add(a, b, out),

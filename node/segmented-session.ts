@@ -15,7 +15,7 @@ import {
 } from '../core/autodiff/native-ops.ts';
 import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
 import { encodeModel } from '../onnx/codec.ts';
-import { attrInts } from '../onnx/read-attributes.ts';
+import { attrInt, attrInts } from '../onnx/read-attributes.ts';
 import { createSession } from './execution.ts';
 import { type NativeKernels, nativeKernels, nativeKernelsStatus } from './native-kernels.ts';
 
@@ -32,15 +32,29 @@ export function encodeSegmentPlan(plan: SegmentPlan): EncodedSegmentPlan {
   };
 }
 
+/** Told each step's index in the plan and its milliseconds (the step profiler's hook). */
+export type StepTimer = (index: number, ms: number) => void;
+
 export interface GradientRunner {
   /** The graph's outputs; those a native node made live in buffers the next run overwrites. */
-  run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
+  run(feeds: Record<string, ort.Tensor>, onStep?: StepTimer): Promise<Record<string, ort.Tensor>>;
   release(): Promise<void>;
 }
 
 /** One 1-thread CPU session for a plain graph, or the segments and kernels of a cut one. */
 export async function createGradientRunner(graph: Uint8Array | EncodedSegmentPlan): Promise<GradientRunner> {
-  if (graph instanceof Uint8Array) return (await createSession(graph, { device: 'cpu', threads: 1 })).session;
+  if (graph instanceof Uint8Array) {
+    const { session } = await createSession(graph, { device: 'cpu', threads: 1 });
+    return {
+      async run(feeds, onStep) {
+        const start = onStep ? performance.now() : 0;
+        const outputs = await session.run(feeds);
+        onStep?.(0, performance.now() - start);
+        return outputs as Record<string, ort.Tensor>;
+      },
+      release: () => session.release(),
+    };
+  }
   return SegmentedRunner.create(graph);
 }
 
@@ -73,16 +87,17 @@ class SegmentedRunner implements GradientRunner {
     return new SegmentedRunner(steps, plan.outputs);
   }
 
-  async run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>> {
+  async run(feeds: Record<string, ort.Tensor>, onStep?: StepTimer): Promise<Record<string, ort.Tensor>> {
     const values = new Map(Object.entries(feeds));
-    for (const step of this.steps) {
-      if (step.kind === 'native') {
-        step.run(values);
-        continue;
+    for (const [index, step] of this.steps.entries()) {
+      const start = onStep ? performance.now() : 0;
+      if (step.kind === 'native') step.run(values);
+      else {
+        const inputs: Record<string, ort.Tensor> = {};
+        for (const name of step.inputs) inputs[name] = valueNamed(values, name);
+        for (const [name, tensor] of Object.entries(await step.session.run(inputs))) values.set(name, tensor);
       }
-      const inputs: Record<string, ort.Tensor> = {};
-      for (const name of step.inputs) inputs[name] = valueNamed(values, name);
-      for (const [name, tensor] of Object.entries(await step.session.run(inputs))) values.set(name, tensor);
+      onStep?.(index, performance.now() - start);
     }
     return Object.fromEntries(this.outputs.map((name) => [name, valueNamed(values, name)]));
   }
@@ -131,9 +146,10 @@ function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<stri
     }
     case MAX_POOL_GRADIENT: {
       const k = attrInts(node, 'kernel', [])[0] as number;
+      const relu = attrInt(node, 'relu', 0) === 1;
       return (values) => {
         const x = first(values);
-        kernels.maxPoolGradient(floats(x), floats(second(values)), output(values, x.dims), x.dims, k);
+        kernels.maxPoolGradient(floats(x), floats(second(values)), output(values, x.dims), x.dims, k, relu);
       };
     }
     case RELU_GRADIENT:

@@ -44,7 +44,12 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
       const dY = random(n * c * Math.floor(h / k) * Math.floor(w / k));
       const dx = new Float32Array(x.length).fill(Number.NaN);
       kernels?.maxPoolGradient(x, dY, dx, dims, k);
-      expect([...dx]).toEqual([...poolReference(x, dY, dims, k)]);
+      const expected = poolReference(x, dY, dims, k);
+      expect([...dx]).toEqual([...expected]);
+      // As a ReLU's output: the ReLU's mask folded in (windows of zeros route nothing).
+      const y = x.map((v) => Math.max(0, v));
+      kernels?.maxPoolGradient(y, dY, dx, dims, k, true);
+      expect([...dx]).toEqual([...poolReference(y, dY, dims, k)].map((g, i) => ((y[i] as number) > 0 ? g : 0)));
     });
   }
 

@@ -13,7 +13,10 @@ export const NATIVE_DOMAIN = 'mnist.native';
 
 /** dX [N, C, H, W] of a Conv from dY [N, M, Ho, Wo] and W [M, C, kh, kw]. */
 export const CONV_INPUT_GRADIENT = 'ConvInputGradient';
-/** dX of a k×k, stride-k max-pool from its input X and dY (first maximum of each window); attribute `kernel`. */
+/**
+ * dX of a k×k, stride-k max-pool from its input X and dY (first maximum of each window); attribute `kernel`,
+ * and `relu` = 1 when X is a ReLU's output whose gradient the same pass applies.
+ */
 export const MAX_POOL_GRADIENT = 'MaxPoolGradient';
 /** dX = dY where the ReLU's output Y > 0, from (Y, dY). */
 export const RELU_GRADIENT = 'ReluGradient';

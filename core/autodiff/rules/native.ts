@@ -6,7 +6,7 @@
  * Where a chain starts it costs a cut in the graph (core/training/segments.ts): the autotuner decides.
  */
 
-import { ints } from '../../../onnx/attributes.ts';
+import { int, ints, toAttributeProto } from '../../../onnx/attributes.ts';
 import type { GraphBuilder } from '../../../onnx/builder.ts';
 import {
   BIAS_GRADIENT,
@@ -69,6 +69,12 @@ function nativeRelu(rule: GradientRule): GradientRule {
     const d = dY(c);
     if (!madeNatively(c.g, d)) return rule(c);
     const y = c.node.output[0] as string;
+    // pool(relu(x)): the pool's routing, from this ReLU's output, takes the ReLU's mask in the same pass.
+    const pool = c.g.nodes.find((n) => n.op_type === MAX_POOL_GRADIENT && n.output[0] === d && n.input[0] === y);
+    if (pool) {
+      pool.attribute = [...(pool.attribute ?? []), toAttributeProto('relu', int(1))];
+      return [d];
+    }
     return [emitNative(c.g, RELU_GRADIENT, [y, d], c.g.shapes.get(y))];
   };
 }
