@@ -73,7 +73,8 @@ describe('autotune', () => {
         'max-pool-gradient in native step',
       ]);
       for (const [, choice] of native) expect(NATIVE_OR_ORT).toContain(choice);
-      expect(notices).toHaveLength(7);
+      // The first pool is timed only if conv2's input gradient stayed in ORT: else the chain reaches it anyway.
+      expect(notices.length).toBe(native[1]?.[1] === 'native' ? 6 : 7);
       expect(first.nativeGradients).toBeDefined();
       const again: string[] = [];
       await autotuneRules(ZOO.cnn.build(), { batch: 8, cacheDir, native: true, onNotice: (m) => again.push(m) });

@@ -63,7 +63,8 @@ interface Tunable {
   key: string;
   allowed: readonly string[];
   what: string;
-  measure: () => Promise<Map<string, number>>;
+  /** Typical ms per candidate, or 'same' when every candidate builds the same step (nothing to time). */
+  measure: () => Promise<Map<string, number> | 'same'>;
 }
 
 export async function autotuneRules(module: Module, settings: AutotuneSettings): Promise<Autotuned> {
@@ -99,6 +100,10 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       return;
     }
     const times = await t.measure();
+    if (times === 'same') {
+      choices.set(t.key, t.allowed[0] as string);
+      return; // decided by its neighbours: nothing cached, so a change in them gets it measured
+    }
     const best = [...times].sort((a, b) => a[1] - b[1])[0]?.[0] ?? (t.allowed[0] as string);
     choices.set(t.key, best);
     cached.set(t.key, best);

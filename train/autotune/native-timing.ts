@@ -37,22 +37,26 @@ export function nativeMaxPoolKey(geo: MaxPoolGeometry, batch: number): string {
   return timingKey('max-pool-gradient in native step', NATIVE_OR_ORT, batch, { in: input, kernel, strides, pads });
 }
 
-/** Typical ms per gradient step of `module` with each candidate's native choices. */
+/**
+ * Typical ms per gradient step of `module` with each candidate's native choices; 'same' when both build the
+ * same step (a node whose gradient a native chain above it already reaches runs natively either way).
+ */
 export async function timeNativeChoices(
   module: Module,
   batch: number,
   rules: Record<string, GradientRule>,
   candidates: (choice: NativeOrOrt) => NativeChoices,
-): Promise<Map<NativeOrOrt, number>> {
+): Promise<Map<NativeOrOrt, number> | 'same'> {
+  const graphs = NATIVE_OR_ORT.map((choice) =>
+    buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients: candidates(choice) }),
+  );
+  const [ort, native] = graphs.map((g) => encodeModel(g.model));
+  if (ort && native && Buffer.compare(ort, native) === 0) return 'same';
   const runners = new Map<NativeOrOrt, GradientRunner>();
   try {
     let feeds: ReturnType<typeof stepFeeds> | undefined;
-    for (const choice of NATIVE_OR_ORT) {
-      const graph = buildGradientGraph(module, {
-        rules,
-        externalConvWeights: () => true,
-        nativeGradients: candidates(choice),
-      });
+    for (const [i, choice] of NATIVE_OR_ORT.entries()) {
+      const graph = graphs[i] as (typeof graphs)[number];
       feeds ??= stepFeeds(graph, batch);
       runners.set(
         choice,
