@@ -1,6 +1,9 @@
 #include "routing.h"
 
 #include <algorithm>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include <cstdint>
 #include <cstring>
 
@@ -45,7 +48,29 @@ void route2(int64_t h, int64_t w, bool relu, const float* x, const float* dy, fl
     float* o0 = dx + 2 * oy * w;
     float* o1 = o0 + w;
     const float* g = dy + oy * wo;
-    for (int64_t ox = 0; ox < wo; ox++) {
+    int64_t ox = 0;
+#ifdef __AVX512F__
+    // 8 windows per step: each row's 16 floats hold 8 (left, right) pairs.
+    const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    for (; ox < wo; ox += 8) {
+      const int64_t count = std::min<int64_t>(8, wo - ox);
+      const __mmask16 lanes = __mmask16((1u << (2 * count)) - 1);
+      const __m512 a = _mm512_maskz_loadu_ps(lanes, r0 + 2 * ox), c = _mm512_maskz_loadu_ps(lanes, r1 + 2 * ox);
+      const __m512 top0 = _mm512_max_ps(a, _mm512_permute_ps(a, 0xB1));  // each pair's max, in both lanes
+      const __m512 top = _mm512_max_ps(top0, _mm512_max_ps(c, _mm512_permute_ps(c, 0xB1)));
+      const unsigned eq0 = _mm512_cmp_ps_mask(a, top, _CMP_EQ_OQ), eq1 = _mm512_cmp_ps_mask(c, top, _CMP_EQ_OQ);
+      // First maximum: left then right of row 0, then of row 1 (the last one the fallback, as below).
+      const unsigned left0 = eq0 & 0x5555u, right0 = eq0 & 0xAAAAu & ~(left0 << 1);
+      const unsigned row0 = left0 | right0, taken = row0 | ((row0 & 0x5555u) << 1) | ((row0 >> 1) & 0x5555u);
+      const unsigned left1 = eq1 & 0x5555u & ~taken, right1 = 0xAAAAu & ~taken & ~(left1 << 1);
+      unsigned live = 0xFFFFu;
+      if (relu) live = _mm512_cmp_ps_mask(top, _mm512_setzero_ps(), _CMP_GT_OQ);
+      const __m512 grad = _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(__mmask16((1u << count) - 1), g + ox));
+      _mm512_mask_storeu_ps(o0 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16(row0 & live), grad));
+      _mm512_mask_storeu_ps(o1 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16((left1 | right1) & live), grad));
+    }
+#endif
+    for (; ox < wo; ox++) {
       const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
       const float top = std::max(std::max(a, b), std::max(c, d));
       // The first maximum in row-major order: a, then b, c, d. Masks, not branches (random data

@@ -35,6 +35,8 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
   for (const [dims, k] of [
     [[2, 3, 8, 8], 2],
     [[1, 2, 7, 9], 2],
+    [[2, 2, 6, 22], 2], // 11 windows a row: a whole vector of 8 and a part one
+    [[1, 1, 3, 35], 2],
     [[2, 1, 9, 10], 3],
   ] as [number[], number][]) {
     it(`max-pool ${k}×${k} on ${dims.join('×')}: first maxima, ties included, leftovers zero`, () => {
