@@ -6,7 +6,9 @@
  *   npx tsx bench/profile-step.ts --model resnet --batch 64 --threads 1 [--no-autotune] [--top 25] [--external]
  *
  * --external profiles the gradient graph that leaves Conv weight gradients to the native kernel (its
- * outputs X and dY instead of dW; no optimizer update) instead of the whole step.
+ * outputs X and dY instead of dW; no optimizer update) instead of the whole step. --native times the
+ * gradient step as the native trainer runs it — ORT segments and the native chains the autotuner chose
+ * between them (node/segmented-session.ts) — step by step, without ORT's profiler.
  */
 
 import { readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -22,10 +24,12 @@ import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { buildGradientGraph, buildTrainingGraph, LABELS_NAME, LR_NAME } from '../core/training/training-graph.ts';
 import { sessionOptions } from '../node/execution.ts';
+import { createGradientRunner, encodeSegmentPlan } from '../node/segmented-session.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { sizeOf } from '../onnx/tensor.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
+import { stepFeeds } from '../train/autotune/step-timing.ts';
 
 interface ProfileEvent {
   cat: string;
@@ -42,6 +46,7 @@ const program = new Command()
   .option('--top <n>', 'nodes to list', '20')
   .option('--no-autotune', "the default formulations instead of the autotuner's")
   .option('--external', 'the gradient graph with Conv weight gradients left outside it')
+  .option('--native', 'time the native step (segments and native chains) step by step')
   .parse();
 const opts = program.opts<{
   model: string;
@@ -51,12 +56,20 @@ const opts = program.opts<{
   top: string;
   autotune: boolean;
   external?: boolean;
+  native?: boolean;
 }>();
 const model = opts.model as ModelName;
 const [batch, threads, steps] = [Number(opts.batch), Number(opts.threads), Number(opts.steps)];
 const module = zooEntry(model).build();
 
-const rules = opts.autotune ? (await autotuneRules(module, { batch, cacheDir: defaultCacheDir() })).rules : undefined;
+const tuned = opts.autotune
+  ? await autotuneRules(module, { batch, cacheDir: defaultCacheDir(), native: opts.native })
+  : undefined;
+const rules = tuned?.rules;
+if (opts.native) {
+  await profileNative();
+  process.exit(0);
+}
 const graph = opts.external
   ? (() => {
       const g = buildGradientGraph(module, { rules, externalConvWeights: () => true });
@@ -147,4 +160,39 @@ function readdirMatching(prefix: string): string {
   const found = readdirSync(tmpdir()).find((f) => f.startsWith(base));
   if (!found) throw new Error(`no profile file starting ${prefix}`);
   return join(tmpdir(), found);
+}
+
+/** Per-step medians of the native step (--native): which ORT segments and native kernels its time goes to. */
+async function profileNative(): Promise<void> {
+  const nativeGradients = tuned?.nativeGradients ?? { convInputs: () => true, maxPools: () => true };
+  const graph = buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients });
+  const plan = graph.segments;
+  const runner = await createGradientRunner(plan ? encodeSegmentPlan(plan) : encodeModel(graph.model));
+  const feeds = stepFeeds(graph, batch);
+  const times: number[][] = (plan?.steps ?? [undefined]).map(() => []);
+  const totals: number[] = [];
+  for (let i = 0; i < 5 + steps; i++) {
+    const start = performance.now();
+    await runner.run(feeds, (index, ms) => {
+      if (i >= 5) times[index]?.push(ms);
+    });
+    if (i >= 5) totals.push(performance.now() - start);
+  }
+  await runner.release();
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1] ?? 0;
+  console.log(
+    `${model} batch ${batch}, native step (${opts.autotune ? 'autotuned' : 'every chain start native'}); load ${readFileSync('/proc/loadavg', 'utf8').trim()}`,
+  );
+  console.log(`gradient step ${median(totals).toFixed(2)} ms (no update, no native dW)\n`);
+  for (const [index, step] of (plan?.steps ?? []).entries()) {
+    const what =
+      step.kind === 'graph'
+        ? `ORT segment: ${step.model.graph?.node?.length} nodes, ${step.inputs.length} in, ${step.outputs.length} out`
+        : `native ${step.node.op_type} ${step.node.input.join(', ')}`;
+    console.log(
+      `${what.slice(0, 90).padEnd(90)} ${median(times[index] ?? [])
+        .toFixed(3)
+        .padStart(7)} ms`,
+    );
+  }
 }

@@ -1,20 +1,26 @@
 // N-API binding (plain node_api.h: no dependency beyond Node's own headers), context-aware so that
 // data-parallel worker threads can load it too.
 //   convWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array(15), threads)
-// shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw is overwritten. Synchronous: the
+//   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
+// shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
+//   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out),
+//   biasGradient(dy, db, [N, C, P]): the routing.h steps, the last array overwritten. Synchronous: the
 // training step waits for it anyway, and a step runs one kernel at a time.
 #include <node_api.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "conv_input_gradient.h"
 #include "conv_weight_gradient.h"
+#include "routing.h"
 
 namespace {
 
-napi_value fail(napi_env env, const std::string& message) {
-  napi_throw_type_error(env, nullptr, ("convWeightGradient: " + message).c_str());
+napi_value fail(napi_env env, const char* kernel, const std::string& message) {
+  napi_throw_type_error(env, nullptr, (std::string(kernel) + ": " + message).c_str());
   return nullptr;
 }
 
@@ -29,37 +35,137 @@ bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, s
   return type == want;
 }
 
-napi_value ConvWeightGradient(napi_env env, napi_callback_info info) {
+// Both kernels take (three float arrays, shape, threads); `lengths` gives each array's expected length.
+struct Call {
+  float* a[3];
+  ConvShape s;
+  int threads;
+};
+
+bool parse(napi_env env, napi_callback_info info, const char* kernel, const char* const names[3], Call* call,
+           size_t (*length)(const ConvShape&, int)) {
   size_t argc = 5;
   napi_value argv[5];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
-  if (argc != 5) return fail(env, "expected (x, dy, dw, shape, threads)");
-  void *x, *dy, *dw, *shape;
-  size_t nx, ndy, ndw, nshape;
-  if (!typed(env, argv[0], napi_float32_array, &x, &nx)) return fail(env, "x must be a Float32Array");
-  if (!typed(env, argv[1], napi_float32_array, &dy, &ndy)) return fail(env, "dy must be a Float32Array");
-  if (!typed(env, argv[2], napi_float32_array, &dw, &ndw)) return fail(env, "dw must be a Float32Array");
+  if (argc != 5) return fail(env, kernel, "expected (three Float32Arrays, shape, threads)"), false;
+  size_t lengths[3];
+  for (int i = 0; i < 3; i++) {
+    void* data;
+    if (!typed(env, argv[i], napi_float32_array, &data, &lengths[i]))
+      return fail(env, kernel, std::string(names[i]) + " must be a Float32Array"), false;
+    call->a[i] = static_cast<float*>(data);
+  }
+  void* shape;
+  size_t nshape;
   if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 15)
-    return fail(env, "shape must be an Int32Array of 15");
+    return fail(env, kernel, "shape must be an Int32Array of 15"), false;
   int32_t threads = 1;
-  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1) return fail(env, "threads must be ≥ 1");
-
+  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1)
+    return fail(env, kernel, "threads must be ≥ 1"), false;
   const int32_t* d = static_cast<const int32_t*>(shape);
-  const ConvShape s{d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
   for (int i = 0; i < 15; i++)
-    if (d[i] < (i == 11 || i == 12 ? 0 : 1)) return fail(env, "shape entries must be positive (pads ≥ 0)");
-  // im2col bounds-checks every tap, so any Ho, Wo is memory-safe; only the lengths must match.
-  const int64_t P = int64_t(s.ho) * s.wo, K = int64_t(s.c) * s.kh * s.kw;
-  if (nx != size_t(int64_t(s.n) * s.c * s.h * s.w)) return fail(env, "x has the wrong length");
-  if (ndy != size_t(int64_t(s.n) * s.m * P)) return fail(env, "dy has the wrong length");
-  if (ndw != size_t(int64_t(s.m) * K)) return fail(env, "dw has the wrong length");
+    if (d[i] < (i == 11 || i == 12 ? 0 : 1))
+      return fail(env, kernel, "shape entries must be positive (pads ≥ 0)"), false;
+  call->s = ConvShape{d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], d[12], d[13], d[14]};
+  call->threads = threads;
+  // The kernels bounds-check (or pad for) every tap, so any Ho, Wo is memory-safe; only the lengths must match.
+  for (int i = 0; i < 3; i++)
+    if (lengths[i] != length(call->s, i)) return fail(env, kernel, std::string(names[i]) + " has the wrong length"), false;
+  return true;
+}
 
+size_t x_length(const ConvShape& s) { return size_t(int64_t(s.n) * s.c * s.h * s.w); }
+size_t dy_length(const ConvShape& s) { return size_t(int64_t(s.n) * s.m * s.ho * s.wo); }
+size_t w_length(const ConvShape& s) { return size_t(int64_t(s.m) * s.c * s.kh * s.kw); }
+
+napi_value ConvWeightGradient(napi_env env, napi_callback_info info) {
+  static const char* const names[3] = {"x", "dy", "dw"};
+  Call call;
+  auto length = [](const ConvShape& s, int i) { return i == 0 ? x_length(s) : i == 1 ? dy_length(s) : w_length(s); };
+  if (!parse(env, info, "convWeightGradient", names, &call, length)) return nullptr;
   // Kept between calls (per thread): a fresh multi-MB buffer would page-fault on every step.
   thread_local std::vector<float> scratch;
-  const size_t need = conv_weight_gradient_scratch(s, threads);
+  const size_t need = conv_weight_gradient_scratch(call.s, call.threads);
   if (scratch.size() < need) scratch.resize(need);
-  conv_weight_gradient(s, static_cast<const float*>(x), static_cast<const float*>(dy), static_cast<float*>(dw),
-                       scratch.data(), threads);
+  conv_weight_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  return nullptr;
+}
+
+napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
+  static const char* const names[3] = {"dy", "w", "dx"};
+  Call call;
+  auto length = [](const ConvShape& s, int i) { return i == 0 ? dy_length(s) : i == 1 ? w_length(s) : x_length(s); };
+  if (!parse(env, info, "convInputGradient", names, &call, length)) return nullptr;
+  thread_local std::vector<float> scratch;
+  const size_t need = conv_input_gradient_scratch(call.s);
+  if (scratch.size() < need) scratch.resize(need);
+  conv_input_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  return nullptr;
+}
+
+// The routing steps: `floats` Float32Arrays, then an Int32Array of `dims` sizes when dims > 0.
+struct Plain {
+  float* a[3];
+  size_t length[3];
+  int64_t d[6];
+};
+
+bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t floats, size_t dims, Plain* out) {
+  size_t argc = 4;
+  napi_value argv[4];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != floats + (dims > 0 ? 1 : 0)) return fail(env, kernel, "wrong number of arguments"), false;
+  for (size_t i = 0; i < floats; i++) {
+    void* data;
+    if (!typed(env, argv[i], napi_float32_array, &data, &out->length[i]))
+      return fail(env, kernel, "expected Float32Arrays"), false;
+    out->a[i] = static_cast<float*>(data);
+  }
+  if (dims == 0) return true;
+  void* shape;
+  size_t nshape;
+  if (!typed(env, argv[floats], napi_int32_array, &shape, &nshape) || nshape != dims)
+    return fail(env, kernel, "shape must be an Int32Array of " + std::to_string(dims)), false;
+  for (size_t i = 0; i < dims; i++) {
+    out->d[i] = static_cast<const int32_t*>(shape)[i];
+    if (out->d[i] < 0) return fail(env, kernel, "shape entries must not be negative"), false;
+  }
+  return true;
+}
+
+napi_value MaxPoolGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "maxPoolGradient", 3, 6, &p)) return nullptr;
+  const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], k = p.d[4];
+  if (k < 1) return fail(env, "maxPoolGradient", "the window must be at least 1");
+  const size_t x = size_t(n * c * h * w), y = size_t(n * c * (h / k) * (w / k));
+  if (p.length[0] != x || p.length[1] != y || p.length[2] != x) return fail(env, "maxPoolGradient", "wrong lengths");
+  max_pool_gradient(n, c, h, w, k, p.d[5] != 0, p.a[0], p.a[1], p.a[2]);
+  return nullptr;
+}
+
+napi_value ReluGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "reluGradient", 3, 0, &p)) return nullptr;
+  if (p.length[1] != p.length[0] || p.length[2] != p.length[0]) return fail(env, "reluGradient", "unequal lengths");
+  relu_gradient(int64_t(p.length[0]), p.a[0], p.a[1], p.a[2]);
+  return nullptr;
+}
+
+napi_value Add(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "add", 3, 0, &p)) return nullptr;
+  if (p.length[1] != p.length[0] || p.length[2] != p.length[0]) return fail(env, "add", "unequal lengths");
+  add(int64_t(p.length[0]), p.a[0], p.a[1], p.a[2]);
+  return nullptr;
+}
+
+napi_value BiasGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "biasGradient", 2, 3, &p)) return nullptr;
+  if (p.length[0] != size_t(p.d[0] * p.d[1] * p.d[2]) || p.length[1] != size_t(p.d[1]))
+    return fail(env, "biasGradient", "wrong lengths");
+  bias_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1]);
   return nullptr;
 }
 
@@ -69,5 +175,13 @@ NAPI_MODULE_INIT() {
   napi_value fn;
   napi_create_function(env, "convWeightGradient", NAPI_AUTO_LENGTH, ConvWeightGradient, nullptr, &fn);
   napi_set_named_property(env, exports, "convWeightGradient", fn);
+  napi_create_function(env, "convInputGradient", NAPI_AUTO_LENGTH, ConvInputGradient, nullptr, &fn);
+  napi_set_named_property(env, exports, "convInputGradient", fn);
+  const std::pair<const char*, napi_callback> routing[] = {
+      {"maxPoolGradient", MaxPoolGradient}, {"reluGradient", ReluGradient}, {"add", Add}, {"biasGradient", BiasGradient}};
+  for (const auto& [name, callback] : routing) {
+    napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
+    napi_set_named_property(env, exports, name, fn);
+  }
   return exports;
 }

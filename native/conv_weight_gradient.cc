@@ -3,12 +3,12 @@
 // register block of taps × output-channel vectors walks every (n, oy, ox) once: one vector load of dYt and
 // one broadcast of X per tap and FMA. Threads split the taps (each writes its own dW entries).
 #include "conv_weight_gradient.h"
+#include "parallel.h"
 
 #include <algorithm>
 #include <array>
 #include <utility>
 #include <cstring>
-#include <thread>
 #include <vector>
 
 namespace {
@@ -73,15 +73,6 @@ const std::array<std::array<Block, ACCUMULATORS>, NR_MAX> blocks = {
     row_of<3>(std::make_integer_sequence<int, ACCUMULATORS>{}),
     row_of<4>(std::make_integer_sequence<int, ACCUMULATORS>{}),
 };
-
-// Run f(part) for part in [0, parts) on that many threads, this one included.
-template <typename F>
-void parallel(int parts, F f) {
-  std::vector<std::thread> helpers;
-  for (int t = 1; t < parts; t++) helpers.emplace_back(f, t);
-  f(0);
-  for (auto& h : helpers) h.join();
-}
 
 struct Sizes {
   int64_t hp, wp, mp, xp, dyt;

@@ -19,11 +19,54 @@ export interface NativeKernels {
     n: number,
     threads?: number,
   ): void;
+  /**
+   * dX [n, C, H, W] of a 2-D convolution from its output gradient dY [n, M, Ho, Wo] and weight W [M, C, kh, kw],
+   * written into `dx` (overwritten), on `threads` threads.
+   */
+  convInputGradient(
+    dY: Float32Array,
+    w: Float32Array,
+    dx: Float32Array,
+    geometry: ConvGeometry,
+    n: number,
+    threads?: number,
+  ): void;
+  /**
+   * dX [N, C, H, W] of a k×k, stride-k max-pool from its input X and dY [N, C, ⌊H/k⌋, ⌊W/k⌋]: first maxima.
+   * With `relu`, X is a ReLU's output and the ReLU's gradient is folded in (a window whose maximum is 0 gets 0).
+   */
+  maxPoolGradient(
+    x: Float32Array,
+    dY: Float32Array,
+    dx: Float32Array,
+    dims: readonly number[],
+    k: number,
+    relu?: boolean,
+  ): void;
+  /** dX = dY where the ReLU's output Y > 0, else 0. */
+  reluGradient(y: Float32Array, dY: Float32Array, dx: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
+  biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
 }
 
 interface Addon {
   convWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array, threads: number): void;
+  convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array, threads: number): void;
+  maxPoolGradient(x: Float32Array, dy: Float32Array, dx: Float32Array, shape: Int32Array): void;
+  reluGradient(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+  add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
 }
+
+const ADDON_FUNCTIONS: (keyof Addon)[] = [
+  'convWeightGradient',
+  'convInputGradient',
+  'maxPoolGradient',
+  'reluGradient',
+  'add',
+  'biasGradient',
+];
 
 const ADDON_PATH = new URL('../native/build/Release/mnist_native.node', import.meta.url).pathname;
 
@@ -47,7 +90,10 @@ function load(): { kernels?: NativeKernels; why: string } {
   }
   try {
     const addon = createRequire(import.meta.url)(ADDON_PATH) as Addon;
-    loaded = { kernels: wrap(addon), why: 'native conv weight-gradient kernel' };
+    // A build from before a kernel was added: the step would fail midway, so none of it is used.
+    const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
+    if (missing.length > 0) throw new Error(`an older build without ${missing.join(', ')}`);
+    loaded = { kernels: wrap(addon), why: 'native conv gradient kernels' };
   } catch (error) {
     const first = (error as Error).message.split('\n')[0];
     loaded = { why: `no native kernels (${first}); run \`npm run build:native\` to build them` };
@@ -55,20 +101,34 @@ function load(): { kernels?: NativeKernels; why: string } {
   return loaded;
 }
 
+/** The addon's shape argument: [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]. */
+const shapeOf = (geo: ConvGeometry, n: number) =>
+  Int32Array.of(
+    n,
+    ...geo.input,
+    ...geo.output,
+    ...geo.kernel,
+    ...geo.strides,
+    geo.pads[0],
+    geo.pads[1],
+    ...geo.dilations,
+  );
+
 function wrap(addon: Addon): NativeKernels {
   return {
     convWeightGradient(x, dY, dw, geo, n, threads = 1) {
-      const shape = Int32Array.of(
-        n,
-        ...geo.input,
-        ...geo.output,
-        ...geo.kernel,
-        ...geo.strides,
-        geo.pads[0],
-        geo.pads[1],
-        ...geo.dilations,
-      );
-      addon.convWeightGradient(x, dY, dw, shape, threads);
+      addon.convWeightGradient(x, dY, dw, shapeOf(geo, n), threads);
+    },
+    convInputGradient(dY, w, dx, geo, n, threads = 1) {
+      addon.convInputGradient(dY, w, dx, shapeOf(geo, n), threads);
+    },
+    maxPoolGradient(x, dY, dx, dims, k, relu = false) {
+      addon.maxPoolGradient(x, dY, dx, Int32Array.of(...dims, k, relu ? 1 : 0));
+    },
+    reluGradient: (y, dY, dx) => addon.reluGradient(y, dY, dx),
+    add: (a, b, out) => addon.add(a, b, out),
+    biasGradient(dY, db, n, channels, positions) {
+      addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
     },
   };
 }

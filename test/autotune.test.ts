@@ -9,8 +9,10 @@ import { MAX_POOL_GRADIENTS } from '../core/autodiff/rules/pooling.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { Trainer as SessionTrainer, Trainer } from '../core/training/trainer-core.ts';
+import { nativeKernels } from '../node/native-kernels.ts';
 import { autotuneRules } from '../train/autotune/autotune.ts';
 import { CACHE_FILE } from '../train/autotune/cache.ts';
+import { NATIVE_OR_ORT } from '../train/autotune/native-timing.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
 import { createNodeTrainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
@@ -51,6 +53,35 @@ describe('autotune', () => {
     await autotuneRules(ZOO.cnn.build(), { batch: 16, cacheDir });
     expect(Object.keys((await readCache(cacheDir)).choices)).toHaveLength(8);
   }, 60_000);
+
+  it.skipIf(!nativeKernels())(
+    'with the native step, also chooses native or ORT per Conv input gradient and max-pool, cached like the rest',
+    async () => {
+      const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));
+      const notices: string[] = [];
+      const first = await autotuneRules(ZOO.cnn.build(), {
+        batch: 8,
+        cacheDir,
+        native: true,
+        onNotice: (m) => notices.push(m),
+      });
+      // cnn: conv2's input gradient (conv1's input is the images) and the two pools, besides the four above.
+      const native = [...first.choices].filter(([key]) => key.includes('native step'));
+      expect(native.map(([key]) => key.split(' | ')[1])).toEqual([
+        'max-pool-gradient in native step',
+        'conv-input-gradient in native step',
+        'max-pool-gradient in native step',
+      ]);
+      for (const [, choice] of native) expect(NATIVE_OR_ORT).toContain(choice);
+      // The first pool is timed only if conv2's input gradient stayed in ORT: else the chain reaches it anyway.
+      expect(notices.length).toBe(native[1]?.[1] === 'native' ? 6 : 7);
+      expect(first.nativeGradients).toBeDefined();
+      const again: string[] = [];
+      await autotuneRules(ZOO.cnn.build(), { batch: 8, cacheDir, native: true, onNotice: (m) => again.push(m) });
+      expect(again).toEqual([]);
+    },
+    120_000,
+  );
 
   it('rebuilds a corrupt cache instead of failing', async () => {
     const cacheDir = await mkdtemp(join(tmpdir(), 'autotune-'));

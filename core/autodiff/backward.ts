@@ -21,6 +21,8 @@ export interface BackwardOptions {
   rules?: Record<string, GradientRule>;
   /** Values to keep computing besides the gradients, asked for at the end (what the caller also outputs). */
   keep?: () => Iterable<string>;
+  /** Emits the sum of a value's contributions instead of a Sum node, when it returns a name. */
+  sum?: (g: GraphBuilder, parts: string[]) => string | undefined;
 }
 
 /**
@@ -34,7 +36,7 @@ export function backward(
   g: GraphBuilder,
   seeds: ReadonlyMap<string, string>,
   wrt: readonly string[],
-  { rules = gradientRules, keep = () => [] }: BackwardOptions = {},
+  { rules = gradientRules, keep = () => [], sum: emitSum }: BackwardOptions = {},
 ): Map<string, string> {
   const forward = [...g.nodes]; // the rules append to g.nodes; walk only what was there before
   const initializersBefore = g.initializers.length;
@@ -53,7 +55,7 @@ export function backward(
     const parts = contributions.get(value);
     if (!parts || parts.length === 0) return undefined;
     if (parts.length === 1) return parts[0];
-    const sum = g.op('Sum', parts);
+    const sum = emitSum?.(g, parts) ?? g.op('Sum', parts);
     contributions.set(value, [sum]);
     return sum;
   };

@@ -11,6 +11,7 @@ import { GraphBuilder } from '../../onnx/builder.ts';
 import type { ModelProto } from '../../onnx/schema.ts';
 import { int64Tensor } from '../../onnx/tensor.ts';
 import { backward } from '../autodiff/backward.ts';
+import { isNative } from '../autodiff/native-ops.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
 import type { ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
 import {
@@ -19,11 +20,13 @@ import {
   externalWeightGradName,
 } from '../autodiff/rules/external-conv-weight.ts';
 import { gradientRules } from '../autodiff/rules/index.ts';
+import { type NativeChoices, nativeRules, nativeSum } from '../autodiff/rules/native.ts';
 import { BATCH_DIM, emitForward, INPUT_NAME } from '../model/forward-graph.ts';
 import type { Module, ParamSpec } from '../model/layers/index.ts';
 import type { RandomInputSpec } from '../model/layers/module.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import type { Optimizer } from './optim/index.ts';
+import { type SegmentPlan, splitAtNativeNodes } from './segments.ts';
 
 export const LABELS_NAME = 'labels';
 export const LR_NAME = 'lr';
@@ -74,7 +77,8 @@ export const stateName = (param: string, slot: string) => `${param}.${slot}`;
 /** Forward (training form), loss and backward: what the whole step and the gradient-only graph share. */
 function emitLossAndGradients(
   module: Module,
-  options: Omit<TrainingGraphOptions, 'optimizer'> & Pick<GradientGraphOptions, 'externalConvWeights'>,
+  options: Omit<TrainingGraphOptions, 'optimizer'> &
+    Pick<GradientGraphOptions, 'externalConvWeights' | 'nativeGradients'>,
 ) {
   const forward = emitForward(module, {
     training: true,
@@ -91,17 +95,20 @@ function emitLossAndGradients(
   const trainable = forward.params.filter((p) => p.trainable);
   const external: ExternalConvWeight[] = [];
   let rules = options.rules;
-  if (options.externalConvWeights) {
+  const wrapConv = (wrap: (conv: GradientRule) => GradientRule) => {
     const table = rules ?? gradientRules;
     const conv = table.Conv;
     if (!conv) throw new Error('internal: the rule table has no Conv rule');
-    rules = { ...table, Conv: externalConvWeightRule(conv, options.externalConvWeights, external) };
-  }
+    rules = { ...table, Conv: wrap(conv) };
+  };
+  const { nativeGradients, externalConvWeights } = options;
+  if (nativeGradients) rules = nativeRules(rules ?? gradientRules, nativeGradients);
+  if (externalConvWeights) wrapConv((conv) => externalConvWeightRule(conv, externalConvWeights, external));
   const grads = backward(
     g,
     new Map([[forward.logits, dLogits]]),
     trainable.map((p) => p.name),
-    { rules, keep: () => external.map((e) => e.dY) },
+    { rules, keep: () => external.map((e) => e.dY), sum: nativeGradients ? nativeSum : undefined },
   );
   // A placeholder that feeds a node (a weight shared by two Convs, summed) would leave that node unfed.
   const placeholders = new Set(external.map((e) => externalWeightGradName(e.weight)));
@@ -176,6 +183,8 @@ export interface GradientGraph {
   classes: number;
   /** Conv weights whose gradient the caller computes from the outputs `convInputName` and `convOutputGradName`. */
   external: ExternalConvWeightOutputs[];
+  /** How to run it when it has native nodes (`model` then holds them and ORT cannot run it whole). */
+  segments?: SegmentPlan;
 }
 
 /** An external Conv weight gradient's inputs as the gradient graph hands them out. */
@@ -195,6 +204,11 @@ export const convOutputGradName = (weight: string) => `${weight}.conv_output_gra
 export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> {
   /** Conv nodes (by geometry) whose weight gradient the caller computes outside the graph (see `external`). */
   externalConvWeights?: (geometry: ConvGeometry) => boolean;
+  /**
+   * Where chains of native gradient steps start (Conv input gradients, max-pool routings) and run on
+   * through ReLU, max-pool, bias and sum steps (core/autodiff/rules/native.ts; see `segments`).
+   */
+  nativeGradients?: NativeChoices;
 }
 
 export function buildGradientGraph(module: Module, options: GradientGraphOptions = {}): GradientGraph {
@@ -216,14 +230,16 @@ export function buildGradientGraph(module: Module, options: GradientGraphOptions
   outputBufferUpdates(g, forward, buffers);
   g.output(loss, 'FLOAT', [], LOSS_NAME);
   g.output(correct, 'FLOAT', [], CORRECT_NAME);
+  const model = g.toModel({ docString: `gradients of ${module.type}` });
   return {
-    model: g.toModel({ docString: `gradients of ${module.type}` }),
+    model,
     params: forward.params,
     trainable,
     buffers,
     randomInputs: ctx.randomInputs,
     classes,
     external: outputs,
+    segments: g.nodes.some(isNative) ? splitAtNativeNodes(model, g.shapes) : undefined,
   };
 }
 

@@ -13,17 +13,28 @@ import type { GradientRule } from '../../core/autodiff/rule.ts';
 import { convGeometryOf, convRule } from '../../core/autodiff/rules/conv.ts';
 import { CONV_WEIGHT_GRADIENTS, type ConvGeometry } from '../../core/autodiff/rules/conv-weight-gradient.ts';
 import { gradientRules } from '../../core/autodiff/rules/index.ts';
+import type { NativeChoices } from '../../core/autodiff/rules/native.ts';
 import {
   MAX_POOL_GRADIENTS,
+  type MaxPoolGeometry,
   maxPoolGeometryOf,
   maxPoolRule,
   nonOverlapping,
+  tiles,
 } from '../../core/autodiff/rules/pooling.ts';
 import { emitForward } from '../../core/model/forward-graph.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { CACHE_FILE, readChoices, writeChoices } from './cache.ts';
 import { convKey, timeConvWeightGradients } from './conv-timing.ts';
+import {
+  NATIVE_OR_ORT,
+  type NativeOrOrt,
+  nativeConvInputKey,
+  nativeMaxPoolKey,
+  timeNativeChoices,
+} from './native-timing.ts';
 import { maxPoolKey, timeMaxPoolGradients } from './pool-timing.ts';
+import { sameGeometry } from './step-timing.ts';
 
 export interface AutotuneSettings {
   /** Images per session run the step will see (per worker when the batch is split). */
@@ -32,10 +43,17 @@ export interface AutotuneSettings {
   cacheDir: string;
   /** Told once per newly measured shape. */
   onNotice?: (message: string) => void;
+  /**
+   * The step computes Conv weight gradients natively: also choose, per Conv geometry, ORT's or the native
+   * input gradient (native-timing.ts), measured after the ORT formulations, with them.
+   */
+  native?: boolean;
 }
 
 export interface Autotuned {
   rules: Record<string, GradientRule>;
+  /** With `native`: where native chains of gradient steps start. */
+  nativeGradients?: NativeChoices;
   /** The formulation per cache key, for logs and tests. */
   choices: Map<string, string>;
 }
@@ -45,7 +63,8 @@ interface Tunable {
   key: string;
   allowed: readonly string[];
   what: string;
-  measure: () => Promise<Map<string, number>>;
+  /** Typical ms per candidate, or 'same' when every candidate builds the same step (nothing to time). */
+  measure: () => Promise<Map<string, number> | 'same'>;
 }
 
 export async function autotuneRules(module: Module, settings: AutotuneSettings): Promise<Autotuned> {
@@ -65,7 +84,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       tunables.push({
         key: maxPoolKey(geo, settings.batch),
         allowed: MAX_POOL_GRADIENTS,
-        what: `max-pool ${geo.kernel.join('×')} on ${geo.input.join('×')}`,
+        what: describePool(geo),
         measure: () => timeMaxPoolGradients(module, geo, settings.batch),
       });
     }
@@ -73,20 +92,70 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
   const { choices: cached, unusable } = await readChoices(settings.cacheDir);
   const choices = new Map<string, string>();
   let measured = false;
-  for (const t of tunables) {
-    if (choices.has(t.key)) continue;
+  const settle = async (t: Tunable) => {
+    if (choices.has(t.key)) return;
     const known = cached.get(t.key);
     if (known !== undefined && t.allowed.includes(known)) {
       choices.set(t.key, known);
-      continue;
+      return;
     }
     const times = await t.measure();
+    if (times === 'same') {
+      choices.set(t.key, t.allowed[0] as string);
+      return; // decided by its neighbours: nothing cached, so a change in them gets it measured
+    }
     const best = [...times].sort((a, b) => a[1] - b[1])[0]?.[0] ?? (t.allowed[0] as string);
     choices.set(t.key, best);
     cached.set(t.key, best);
     measured = true;
     const summary = [...times].map(([f, ms]) => `${f} ${ms.toFixed(2)} ms`).join(', ');
     settings.onNotice?.(`autotune: ${t.what} → ${best} (a gradient step with each: ${summary})`);
+  };
+  for (const t of tunables) await settle(t);
+  const pick = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
+    const choice = choices.get(key);
+    return (allowed as readonly string[]).includes(choice ?? '') ? (choice as T) : fallback;
+  };
+  const rules = {
+    ...gradientRules,
+    Conv: convRule((geo) => pick(convKey(geo, settings.batch), CONV_WEIGHT_GRADIENTS, 'conv')),
+    MaxPool: maxPoolRule((geo) => pick(maxPoolKey(geo, settings.batch), MAX_POOL_GRADIENTS, 'unpool')),
+  };
+  // Where native chains start, in the step built with the choices above: one Conv (input gradient) or
+  // max-pool geometry after another in backward order (a chain grows down from the loss), each measured
+  // with those decided before it (undecided ones stay in ORT).
+  const chosen = (key: string) => choices.get(key) === 'native';
+  const decided: NativeChoices = {
+    convInputs: (geo) => chosen(nativeConvInputKey(geo, settings.batch)),
+    maxPools: (geo) => chosen(nativeMaxPoolKey(geo, settings.batch)),
+  };
+  if (settings.native) {
+    for (const node of [...graph.nodes].reverse()) {
+      const conv = node.op_type === 'Conv' && needsInputGradient(node.input[0] as string, graph);
+      const pool = node.op_type === 'MaxPool' && tiles(maxPoolGeometryOf(graph, node));
+      if (!conv && !pool) continue;
+      const trial = (choice: NativeOrOrt): NativeChoices => {
+        const on = choice === 'native';
+        if (conv) {
+          const geo = convGeometryOf(graph, node);
+          return { ...decided, convInputs: (other) => (sameGeometry(other, geo) ? on : decided.convInputs(other)) };
+        }
+        const geo = maxPoolGeometryOf(graph, node);
+        return { ...decided, maxPools: (other) => (sameGeometry(other, geo) ? on : decided.maxPools(other)) };
+      };
+      const key = conv
+        ? nativeConvInputKey(convGeometryOf(graph, node), settings.batch)
+        : nativeMaxPoolKey(maxPoolGeometryOf(graph, node), settings.batch);
+      const what = conv
+        ? `${describeConv(convGeometryOf(graph, node))} input gradient`
+        : describePool(maxPoolGeometryOf(graph, node));
+      await settle({
+        key,
+        allowed: NATIVE_OR_ORT,
+        what: `${what}, native or ORT`,
+        measure: () => timeNativeChoices(module, settings.batch, rules, trial),
+      });
+    }
   }
   // An unusable cache never stops training: one line says so, and the choices just measured are used unsaved.
   const unsaved = measured ? (unusable ?? (await writeChoices(settings.cacheDir, cached))) : undefined;
@@ -94,18 +163,16 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
     settings.onNotice?.(
       `autotune: cannot use the cache ${join(settings.cacheDir, CACHE_FILE)} (${unsaved}); training with the choices just measured, unsaved`,
     );
-  const pick = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
-    const choice = choices.get(key);
-    return (allowed as readonly string[]).includes(choice ?? '') ? (choice as T) : fallback;
-  };
-  return {
-    rules: {
-      ...gradientRules,
-      Conv: convRule((geo) => pick(convKey(geo, settings.batch), CONV_WEIGHT_GRADIENTS, 'conv')),
-      MaxPool: maxPoolRule((geo) => pick(maxPoolKey(geo, settings.batch), MAX_POOL_GRADIENTS, 'unpool')),
-    },
-    choices,
-  };
+  return { rules, choices, nativeGradients: settings.native ? decided : undefined };
+}
+
+/** A Conv's input needs a gradient unless it is the images themselves. */
+function needsInputGradient(x: string, graph: { inputs: { name: string }[] }): boolean {
+  return !graph.inputs.some((i) => i.name === x);
+}
+
+function describePool(geo: MaxPoolGeometry): string {
+  return `max-pool ${geo.kernel.join('×')} on ${geo.input.join('×')}`;
 }
 
 function describeConv(geo: ConvGeometry): string {

@@ -12,7 +12,7 @@ import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
 import { initializeWeights } from '../../core/model/initialize.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { Rng } from '../../core/random.ts';
-import { buildGradientGraph, LABELS_NAME } from '../../core/training/training-graph.ts';
+import { buildGradientGraph, type GradientGraph, LABELS_NAME } from '../../core/training/training-graph.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 import { randomTensors, typicalTimes } from './timing.ts';
@@ -24,12 +24,17 @@ export async function timeInStep<K extends string>(
   candidates: ReadonlyMap<K, Record<string, GradientRule>>,
 ): Promise<Map<K, number>> {
   const models = new Map<K, Uint8Array>();
-  let graph: ReturnType<typeof buildGradientGraph> | undefined;
+  let graph: GradientGraph | undefined;
   for (const [name, rules] of candidates) {
     graph = buildGradientGraph(module, { rules });
     models.set(name, encodeModel(graph.model));
   }
   if (!graph) throw new Error('internal: no candidates to time');
+  return typicalTimes(models, stepFeeds(graph, batch));
+}
+
+/** Feeds for one gradient-graph run at `batch` images: random images, seeded labels and initial weights. */
+export function stepFeeds(graph: GradientGraph, batch: number): Record<string, ort.Tensor> {
   const { classes } = graph;
   const random = randomTensors(1);
   const weights = initializeWeights(graph.params, 0);
@@ -46,7 +51,7 @@ export async function timeInStep<K extends string>(
   for (const r of graph.randomInputs) {
     feeds[r.name] = new ort.Tensor('float32', new Float32Array(batch * sizeOf(r.shape)).fill(1), [batch, ...r.shape]);
   }
-  return typicalTimes(models, feeds);
+  return feeds;
 }
 
 export const sameGeometry = (a: object, b: object) => JSON.stringify(a) === JSON.stringify(b);

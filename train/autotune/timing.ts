@@ -18,34 +18,48 @@ const MIN_ROUNDS = 7;
 export async function typicalTimes<K extends string>(
   models: ReadonlyMap<K, Uint8Array>,
   feeds: Record<string, ort.Tensor>,
-  { rounds = 15, budgetMs = 600 }: { rounds?: number; budgetMs?: number } = {},
+  settings: { rounds?: number; budgetMs?: number } = {},
 ): Promise<Map<K, number>> {
   const sessions = new Map<K, ort.InferenceSession>();
   try {
     for (const [name, model] of models) sessions.set(name, (await createSession(model, { threads: 1 })).session);
-    const shares = new Map<K, number[]>([...models.keys()].map((k) => [k, []]));
-    const roundTimes: number[] = [];
-    const started = performance.now();
-    // At least MIN_ROUNDS, then as many of `rounds` as fit the budget (a big model's step is slow).
-    for (let r = -WARM_UP_ROUNDS; r < rounds; r++) {
-      if (r >= MIN_ROUNDS && performance.now() - started > budgetMs) break;
-      const times = new Map<K, number>();
-      for (const [name, session] of sessions) {
-        const start = performance.now();
-        await session.run(feeds);
-        times.set(name, performance.now() - start);
-      }
-      if (r < 0) continue;
-      const mean = [...times.values()].reduce((a, b) => a + b, 0) / times.size;
-      roundTimes.push(mean);
-      for (const [name, ms] of times) shares.get(name)?.push(ms / mean);
-    }
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Infinity;
-    const typicalRound = median(roundTimes);
-    return new Map([...shares].map(([k, xs]) => [k, median(xs) * typicalRound]));
+    return await typicalRunTimes(sessions, feeds, settings);
   } finally {
     await Promise.all([...sessions.values()].map((s) => s.release()));
   }
+}
+
+/** Anything that runs on the feeds: a session, or a cut gradient graph's runner. */
+export interface Runnable {
+  run(feeds: Record<string, ort.Tensor>): Promise<unknown>;
+}
+
+/** `typicalTimes` for runners already made. */
+export async function typicalRunTimes<K extends string>(
+  runners: ReadonlyMap<K, Runnable>,
+  feeds: Record<string, ort.Tensor>,
+  { rounds = 15, budgetMs = 600 }: { rounds?: number; budgetMs?: number } = {},
+): Promise<Map<K, number>> {
+  const shares = new Map<K, number[]>([...runners.keys()].map((k) => [k, []]));
+  const roundTimes: number[] = [];
+  const started = performance.now();
+  // At least MIN_ROUNDS, then as many of `rounds` as fit the budget (a big model's step is slow).
+  for (let r = -WARM_UP_ROUNDS; r < rounds; r++) {
+    if (r >= MIN_ROUNDS && performance.now() - started > budgetMs) break;
+    const times = new Map<K, number>();
+    for (const [name, runner] of runners) {
+      const start = performance.now();
+      await runner.run(feeds);
+      times.set(name, performance.now() - start);
+    }
+    if (r < 0) continue;
+    const mean = [...times.values()].reduce((a, b) => a + b, 0) / times.size;
+    roundTimes.push(mean);
+    for (const [name, ms] of times) shares.get(name)?.push(ms / mean);
+  }
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Infinity;
+  const typicalRound = median(roundTimes);
+  return new Map([...shares].map(([k, xs]) => [k, median(xs) * typicalRound]));
 }
 
 /**

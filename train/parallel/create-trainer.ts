@@ -94,17 +94,17 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
   const workers = usesWorkers(options, module);
   // Each session run sees the whole batch, or one worker's slice (or one micro-batch) of it.
   const slice = Math.ceil((options.batchSize ?? 64) / (workers ? (options.threads ?? 1) : 1));
-  const rules =
-    options.autotune && (options.device ?? 'cpu') === 'cpu'
-      ? (
-          await autotuneRules(module, {
-            batch: slice,
-            cacheDir: options.autotune.cacheDir,
-            onNotice: options.onNotice,
-          })
-        ).rules
-      : undefined;
   const native = usesNativeConvWeights(options, module);
+  const tuned =
+    options.autotune && (options.device ?? 'cpu') === 'cpu'
+      ? await autotuneRules(module, {
+          batch: slice,
+          cacheDir: options.autotune.cacheDir,
+          onNotice: options.onNotice,
+          native,
+        })
+      : undefined;
+  const rules = tuned?.rules;
   if (!workers && !native) return createNodeTrainer(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
   // A native step on one thread is one participant: gradient graph, kernel, update graph.
@@ -116,5 +116,6 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
     rules,
     balance: !!options.autotune,
     nativeConvWeights: native,
+    nativeGradients: tuned?.nativeGradients,
   });
 }

@@ -16,6 +16,7 @@
  * const trainer = await ParallelTrainer.create(ZOO.cnn.build(), { optimizer: sgd({ momentum: 0.5 }), workers: 2 });
  */
 
+import type { NativeChoices } from '../../core/autodiff/rules/native.ts';
 import { IMAGE_PIXELS } from '../../core/contract.ts';
 import { initializeWeights, type Weights } from '../../core/model/initialize.ts';
 import type { Module, ParamSpec } from '../../core/model/layers/index.ts';
@@ -34,6 +35,7 @@ import {
   type TrainingGraphOptions,
 } from '../../core/training/training-graph.ts';
 import { nodeRuntime } from '../../node/execution.ts';
+import { encodeSegmentPlan } from '../../node/segmented-session.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 import type { EvaluationResult, StepResult, NodeTrainerOptions as TrainerOptions, TrainerState } from '../trainer.ts';
@@ -56,6 +58,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   balance?: boolean;
   /** Compute every Conv weight gradient with the native kernel (node/native-kernels.ts) instead of in ORT. */
   nativeConvWeights?: boolean;
+  /** Where chains of native gradient steps start (core/autodiff/rules/native.ts); needs the addon. */
+  nativeGradients?: NativeChoices;
 }
 
 export class ParallelTrainer {
@@ -90,6 +94,7 @@ export class ParallelTrainer {
       labelSmoothing: options.labelSmoothing,
       rules: options.rules,
       externalConvWeights: options.nativeConvWeights ? () => true : undefined,
+      nativeGradients: options.nativeGradients,
     });
     const { optimizer } = options;
     const carried: CarriedTensor[] = [...buildUpdateGraph(gradient.trainable, optimizer).carried, ...gradient.buffers];
@@ -112,7 +117,7 @@ export class ParallelTrainer {
       if (!data || data.length !== sizeOf(c.shape)) throw new Error(`no initial value for ${c.name}`);
       shared.carried(c.name).set(data);
     }
-    const gradientModel = encodeModel(gradient.model);
+    const gradientModel = gradient.segments ? encodeSegmentPlan(gradient.segments) : encodeModel(gradient.model);
     const shards = shardRanges(layout.flatLength, options.workers);
     const flat: ParamSpec = {
       name: FLAT_PARAMETERS,

@@ -33,6 +33,7 @@ import {
 } from '../../core/training/training-graph.ts';
 import { createSession } from '../../node/execution.ts';
 import { type NativeKernels, nativeKernels, nativeKernelsStatus } from '../../node/native-kernels.ts';
+import { createGradientRunner, type EncodedSegmentPlan, type GradientRunner } from '../../node/segmented-session.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 import {
   arriveAndWait,
@@ -46,7 +47,8 @@ import {
 /** What a participant is made from (structured-cloneable: it crosses to worker threads). */
 export interface RunnerData {
   index: number;
-  gradientModel: Uint8Array;
+  /** The gradient graph, or its segments when native nodes cut it (node/segmented-session.ts). */
+  gradientModel: Uint8Array | EncodedSegmentPlan;
   /** The update graph of this participant's shard (absent when the shard is empty). */
   updateModel?: Uint8Array;
   /** Its shard: a range of the flat trainable parameters (and of their gradients and state). */
@@ -121,7 +123,7 @@ export class SliceRunner {
   private constructor(
     private readonly data: RunnerData,
     private readonly shared: SharedState,
-    private readonly gradient: ort.InferenceSession,
+    private readonly gradient: GradientRunner,
     private readonly update: ort.InferenceSession | undefined,
   ) {
     this.external = new Map(data.external.map((e) => [gradName(e.weight), e]));
@@ -147,7 +149,7 @@ export class SliceRunner {
   }
 
   static async create(data: RunnerData): Promise<SliceRunner> {
-    const gradient = (await createSession(data.gradientModel, { device: 'cpu', threads: 1 })).session;
+    const gradient = await createGradientRunner(data.gradientModel);
     try {
       const update = data.updateModel
         ? (await createSession(data.updateModel, { device: 'cpu', threads: 1 })).session

@@ -1,0 +1,131 @@
+#include "routing.h"
+
+#include <algorithm>
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
+#include <cstdint>
+#include <cstring>
+
+namespace {
+
+typedef float v16 __attribute__((vector_size(64), aligned(4)));
+
+// One plane's windows: every element of a window is written (its dY or 0), so only leftovers need zeroing.
+template <int K>
+void route(int64_t h, int64_t w, int64_t k, bool relu, const float* x, const float* dy, float* dx) {
+  const int64_t kk = K > 0 ? K : k, ho = h / kk, wo = w / kk;
+  for (int64_t oy = 0; oy < ho; oy++)
+    for (int64_t ox = 0; ox < wo; ox++) {
+      const int64_t origin = oy * kk * w + ox * kk;
+      int64_t best = origin;
+      float top = x[origin];
+      for (int64_t i = 0; i < kk; i++)
+        for (int64_t j = 0; j < kk; j++) {
+          const int64_t at = origin + i * w + j;
+          const bool better = x[at] > top;  // strictly greater: ties keep the first
+          top = better ? x[at] : top;
+          best = better ? at : best;
+        }
+      for (int64_t i = 0; i < kk; i++)
+        for (int64_t j = 0; j < kk; j++) dx[origin + i * w + j] = 0.0f;
+      dx[best] = relu && !(top > 0.0f) ? 0.0f : dy[oy * wo + ox];
+    }
+  // Rows and columns past the last whole window.
+  for (int64_t y = 0; y < h; y++) {
+    const int64_t from = y < ho * kk ? wo * kk : 0;
+    std::fill(dx + y * w + from, dx + (y + 1) * w, 0.0f);
+  }
+}
+
+// 2×2: the four outputs of a window written straight from comparisons (no store through a computed
+// index, which serialized the windows: 4× slower on 64×16×24×24).
+void route2(int64_t h, int64_t w, bool relu, const float* x, const float* dy, float* dx) {
+  const int64_t ho = h / 2, wo = w / 2;
+  for (int64_t oy = 0; oy < ho; oy++) {
+    const float* r0 = x + 2 * oy * w;
+    const float* r1 = r0 + w;
+    float* o0 = dx + 2 * oy * w;
+    float* o1 = o0 + w;
+    const float* g = dy + oy * wo;
+    int64_t ox = 0;
+#ifdef __AVX512F__
+    // 8 windows per step: each row's 16 floats hold 8 (left, right) pairs.
+    const __m512i pairs = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    for (; ox < wo; ox += 8) {
+      const int64_t count = std::min<int64_t>(8, wo - ox);
+      const __mmask16 lanes = __mmask16((1u << (2 * count)) - 1);
+      const __m512 a = _mm512_maskz_loadu_ps(lanes, r0 + 2 * ox), c = _mm512_maskz_loadu_ps(lanes, r1 + 2 * ox);
+      const __m512 top0 = _mm512_max_ps(a, _mm512_permute_ps(a, 0xB1));  // each pair's max, in both lanes
+      const __m512 top = _mm512_max_ps(top0, _mm512_max_ps(c, _mm512_permute_ps(c, 0xB1)));
+      const unsigned eq0 = _mm512_cmp_ps_mask(a, top, _CMP_EQ_OQ), eq1 = _mm512_cmp_ps_mask(c, top, _CMP_EQ_OQ);
+      // First maximum: left then right of row 0, then of row 1 (the last one the fallback, as below).
+      const unsigned left0 = eq0 & 0x5555u, right0 = eq0 & 0xAAAAu & ~(left0 << 1);
+      const unsigned row0 = left0 | right0, taken = row0 | ((row0 & 0x5555u) << 1) | ((row0 >> 1) & 0x5555u);
+      const unsigned left1 = eq1 & 0x5555u & ~taken, right1 = 0xAAAAu & ~taken & ~(left1 << 1);
+      unsigned live = 0xFFFFu;
+      if (relu) live = _mm512_cmp_ps_mask(top, _mm512_setzero_ps(), _CMP_GT_OQ);
+      const __m512 grad = _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(__mmask16((1u << count) - 1), g + ox));
+      _mm512_mask_storeu_ps(o0 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16(row0 & live), grad));
+      _mm512_mask_storeu_ps(o1 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16((left1 | right1) & live), grad));
+    }
+#endif
+    for (; ox < wo; ox++) {
+      const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+      const float top = std::max(std::max(a, b), std::max(c, d));
+      // The first maximum in row-major order: a, then b, c, d. Masks, not branches (random data
+      // mispredicts every other window).
+      const uint32_t live = !relu || top > 0.0f;
+      const uint32_t ia = a == top, ib = (b == top) & !ia, ic = (c == top) & !(ia | ib), id = !(ia | ib | ic);
+      uint32_t bits;
+      std::memcpy(&bits, g + ox, sizeof bits);
+      bits &= 0u - live;
+      const uint32_t out[4] = {bits & (0u - ia), bits & (0u - ib), bits & (0u - ic), bits & (0u - id)};
+      std::memcpy(o0 + 2 * ox, out, 2 * sizeof(float));
+      std::memcpy(o1 + 2 * ox, out + 2, 2 * sizeof(float));
+    }
+  }
+  for (int64_t y = 0; y < h; y++) {
+    const int64_t from = y < ho * 2 ? wo * 2 : 0;
+    std::fill(dx + y * w + from, dx + (y + 1) * w, 0.0f);
+  }
+}
+
+}  // namespace
+
+void max_pool_gradient(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, bool relu, const float* x,
+                       const float* dy, float* dx) {
+  const int64_t ho = h / k, wo = w / k;
+  for (int64_t plane = 0; plane < n * c; plane++) {
+    const float* xp = x + plane * h * w;
+    const float* dp = dy + plane * ho * wo;
+    float* out = dx + plane * h * w;
+    if (k == 2) route2(h, w, relu, xp, dp, out);
+    else route<0>(h, w, k, relu, xp, dp, out);
+  }
+}
+
+void relu_gradient(int64_t size, const float* y, const float* dy, float* dx) {
+  for (int64_t i = 0; i < size; i++) dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+void add(int64_t size, const float* a, const float* b, float* out) {
+  for (int64_t i = 0; i < size; i++) out[i] = a[i] + b[i];
+}
+
+void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    double sum = 0;  // per image in float vectors, across images in double
+    for (int64_t i = 0; i < n; i++) {
+      const float* d = dy + (i * c + ch) * p;
+      v16 part = v16{};
+      int64_t q = 0;
+      for (; q + 16 <= p; q += 16) part += *reinterpret_cast<const v16*>(d + q);
+      float tail = 0;
+      for (; q < p; q++) tail += d[q];
+      for (int l = 0; l < 16; l++) tail += part[l];
+      sum += tail;
+    }
+    db[ch] = float(sum);
+  }
+}

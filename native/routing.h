@@ -1,0 +1,20 @@
+// The memory-bound gradient steps that sit between native Conv gradients, so a chain of them runs without
+// going back to ORT (each return costs a session run and a copy of its outputs into fresh JS buffers).
+#pragma once
+
+#include <cstdint>
+
+// dX[N,C,H,W] of a k×k max-pool with stride k and no padding: each window's dY goes to the first (row-major)
+// maximal element of X, as ORT's Indices and PyTorch route it; rows and columns past the last window get 0.
+// With `relu`, X is a ReLU's output and the ReLU's gradient is folded in: a window whose maximum is 0 gets 0.
+void max_pool_gradient(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, bool relu, const float* x,
+                       const float* dy, float* dx);
+
+// dX = dY where the ReLU's output Y > 0, else 0.
+void relu_gradient(int64_t size, const float* y, const float* dy, float* dx);
+
+// out = a + b.
+void add(int64_t size, const float* a, const float* b, float* out);
+
+// dB[c] = Σ_n,p dY[n, c, p] (a Conv's bias gradient).
+void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db);

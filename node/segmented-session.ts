@@ -1,0 +1,175 @@
+/**
+ * Runs a gradient graph that was cut at its native nodes (core/training/segments.ts): each ORT segment in
+ * its own 1-thread session, each native node by its kernel (native-kernels.ts) in between, values passed
+ * along as the tensors they are (no copies beyond ORT's own outputs). A plain graph runs in one session
+ * behind the same interface, so the trainer holds one `GradientRunner` either way.
+ */
+import * as ort from 'onnxruntime-node';
+import {
+  BIAS_GRADIENT,
+  CONV_INPUT_GRADIENT,
+  GRADIENT_SUM,
+  MAX_POOL_GRADIENT,
+  nativeConvGeometry,
+  RELU_GRADIENT,
+} from '../core/autodiff/native-ops.ts';
+import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
+import { encodeModel } from '../onnx/codec.ts';
+import { attrInt, attrInts } from '../onnx/read-attributes.ts';
+import { createSession } from './execution.ts';
+import { type NativeKernels, nativeKernels, nativeKernelsStatus } from './native-kernels.ts';
+
+/** A SegmentPlan with its segments encoded (structured-cloneable: it crosses to worker threads). */
+export interface EncodedSegmentPlan {
+  steps: ({ kind: 'graph'; model: Uint8Array; inputs: string[]; outputs: string[] } | NativeStep)[];
+  outputs: string[];
+}
+
+export function encodeSegmentPlan(plan: SegmentPlan): EncodedSegmentPlan {
+  return {
+    steps: plan.steps.map((s) => (s.kind === 'graph' ? { ...s, model: encodeModel(s.model) } : s)),
+    outputs: plan.outputs,
+  };
+}
+
+/** Told each step's index in the plan and its milliseconds (the step profiler's hook). */
+export type StepTimer = (index: number, ms: number) => void;
+
+export interface GradientRunner {
+  /** The graph's outputs; those a native node made live in buffers the next run overwrites. */
+  run(feeds: Record<string, ort.Tensor>, onStep?: StepTimer): Promise<Record<string, ort.Tensor>>;
+  release(): Promise<void>;
+}
+
+/** One 1-thread CPU session for a plain graph, or the segments and kernels of a cut one. */
+export async function createGradientRunner(graph: Uint8Array | EncodedSegmentPlan): Promise<GradientRunner> {
+  if (graph instanceof Uint8Array) {
+    const { session } = await createSession(graph, { device: 'cpu', threads: 1 });
+    return {
+      async run(feeds, onStep) {
+        const start = onStep ? performance.now() : 0;
+        const outputs = await session.run(feeds);
+        onStep?.(0, performance.now() - start);
+        return outputs as Record<string, ort.Tensor>;
+      },
+      release: () => session.release(),
+    };
+  }
+  return SegmentedRunner.create(graph);
+}
+
+type Step =
+  | { kind: 'graph'; session: ort.InferenceSession; inputs: string[] }
+  | { kind: 'native'; run: (values: Map<string, ort.Tensor>) => void };
+
+class SegmentedRunner implements GradientRunner {
+  private constructor(
+    private readonly steps: Step[],
+    private readonly outputs: string[],
+  ) {}
+
+  static async create(plan: EncodedSegmentPlan): Promise<SegmentedRunner> {
+    const kernels = nativeKernels();
+    if (!kernels) throw new Error(nativeKernelsStatus());
+    const steps: Step[] = [];
+    try {
+      for (const s of plan.steps) {
+        if (s.kind === 'native') steps.push({ kind: 'native', run: nativeStep(s, kernels) });
+        else {
+          const { session } = await createSession(s.model, { device: 'cpu', threads: 1 });
+          steps.push({ kind: 'graph', session, inputs: s.inputs });
+        }
+      }
+    } catch (error) {
+      await Promise.all(steps.map((s) => (s.kind === 'graph' ? s.session.release() : undefined)));
+      throw error;
+    }
+    return new SegmentedRunner(steps, plan.outputs);
+  }
+
+  async run(feeds: Record<string, ort.Tensor>, onStep?: StepTimer): Promise<Record<string, ort.Tensor>> {
+    const values = new Map(Object.entries(feeds));
+    for (const [index, step] of this.steps.entries()) {
+      const start = onStep ? performance.now() : 0;
+      if (step.kind === 'native') step.run(values);
+      else {
+        const inputs: Record<string, ort.Tensor> = {};
+        for (const name of step.inputs) inputs[name] = valueNamed(values, name);
+        for (const [name, tensor] of Object.entries(await step.session.run(inputs))) values.set(name, tensor);
+      }
+      onStep?.(index, performance.now() - start);
+    }
+    return Object.fromEntries(this.outputs.map((name) => [name, valueNamed(values, name)]));
+  }
+
+  async release(): Promise<void> {
+    await Promise.all(this.steps.map((s) => (s.kind === 'graph' ? s.session.release() : undefined)));
+  }
+}
+
+function valueNamed(values: Map<string, ort.Tensor>, name: string): ort.Tensor {
+  const value = values.get(name);
+  if (!value) throw new Error(`internal: no value '${name}' for the next gradient step`);
+  return value;
+}
+
+function floats(tensor: ort.Tensor): Float32Array {
+  if (!(tensor.data instanceof Float32Array)) throw new Error('internal: a native gradient op got a non-float tensor');
+  return tensor.data;
+}
+
+/** A native step as a function of the values so far; its output buffer is kept for the next run. */
+function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<string, ort.Tensor>) => void {
+  const { node } = step;
+  const [a, b] = node.input as [string, string | undefined];
+  const out = node.output[0] as string;
+  let buffer = new Float32Array(0);
+  /** The output tensor, of `dims`, in this step's kept buffer. */
+  const output = (values: Map<string, ort.Tensor>, dims: readonly number[]) => {
+    const size = dims.reduce((x, y) => x * y, 1);
+    if (buffer.length !== size) buffer = new Float32Array(size);
+    values.set(out, new ort.Tensor('float32', buffer, dims));
+    return buffer;
+  };
+  const first = (values: Map<string, ort.Tensor>) => valueNamed(values, a);
+  const second = (values: Map<string, ort.Tensor>) => valueNamed(values, b as string);
+  switch (node.op_type) {
+    case 'Identity':
+      return (values) => values.set(out, first(values));
+    case CONV_INPUT_GRADIENT: {
+      const geo = nativeConvGeometry(node);
+      return (values) => {
+        const dY = first(values);
+        const n = dY.dims[0] as number;
+        kernels.convInputGradient(floats(dY), floats(second(values)), output(values, [n, ...geo.input]), geo, n);
+      };
+    }
+    case MAX_POOL_GRADIENT: {
+      const k = attrInts(node, 'kernel', [])[0] as number;
+      const relu = attrInt(node, 'relu', 0) === 1;
+      return (values) => {
+        const x = first(values);
+        kernels.maxPoolGradient(floats(x), floats(second(values)), output(values, x.dims), x.dims, k, relu);
+      };
+    }
+    case RELU_GRADIENT:
+      return (values) => {
+        const y = first(values);
+        kernels.reluGradient(floats(y), floats(second(values)), output(values, y.dims));
+      };
+    case GRADIENT_SUM:
+      return (values) => {
+        const x = first(values);
+        kernels.add(floats(x), floats(second(values)), output(values, x.dims));
+      };
+    case BIAS_GRADIENT:
+      return (values) => {
+        const dY = first(values);
+        const [n, channels, ...positions] = dY.dims as number[];
+        const p = positions.reduce((x, y) => x * y, 1);
+        kernels.biasGradient(floats(dY), output(values, [channels as number]), n as number, channels as number, p);
+      };
+    default:
+      throw new Error(`internal: no native kernel for ${node.op_type}`);
+  }
+}

@@ -1,0 +1,70 @@
+/**
+ * Native Conv input gradients, timed where they run: the model's whole gradient step as the native
+ * trainer runs it (Conv weight gradients outside the graph), cut into segments around the native chain
+ * (node/segmented-session.ts) or not. What a native dX saves in kernel time, each cut gives back in a
+ * session run and its outputs' copies into fresh JS buffers (about 0.2–0.6 ms per MB on the 2-vCPU EPYC),
+ * so only the whole step can tell.
+ */
+import type { GradientRule } from '../../core/autodiff/rule.ts';
+import type { ConvGeometry } from '../../core/autodiff/rules/conv-weight-gradient.ts';
+import type { NativeChoices } from '../../core/autodiff/rules/native.ts';
+import type { MaxPoolGeometry } from '../../core/autodiff/rules/pooling.ts';
+import type { Module } from '../../core/model/layers/index.ts';
+import { buildGradientGraph } from '../../core/training/training-graph.ts';
+import { createGradientRunner, encodeSegmentPlan, type GradientRunner } from '../../node/segmented-session.ts';
+import { encodeModel } from '../../onnx/codec.ts';
+import { stepFeeds } from './step-timing.ts';
+import { timingKey, typicalRunTimes } from './timing.ts';
+
+export const NATIVE_OR_ORT = ['ort', 'native'] as const;
+export type NativeOrOrt = (typeof NATIVE_OR_ORT)[number];
+
+/** The cache keys: where the native step may start a chain, and its geometry. */
+export function nativeConvInputKey(geo: ConvGeometry, batch: number): string {
+  const { input, output, kernel, strides, pads, dilations } = geo;
+  return timingKey('conv-input-gradient in native step', NATIVE_OR_ORT, batch, {
+    in: input,
+    out: output,
+    kernel,
+    strides,
+    pads,
+    dilations,
+  });
+}
+
+export function nativeMaxPoolKey(geo: MaxPoolGeometry, batch: number): string {
+  const { input, kernel, strides, pads } = geo;
+  return timingKey('max-pool-gradient in native step', NATIVE_OR_ORT, batch, { in: input, kernel, strides, pads });
+}
+
+/**
+ * Typical ms per gradient step of `module` with each candidate's native choices; 'same' when both build the
+ * same step (a node whose gradient a native chain above it already reaches runs natively either way).
+ */
+export async function timeNativeChoices(
+  module: Module,
+  batch: number,
+  rules: Record<string, GradientRule>,
+  candidates: (choice: NativeOrOrt) => NativeChoices,
+): Promise<Map<NativeOrOrt, number> | 'same'> {
+  const graphs = NATIVE_OR_ORT.map((choice) =>
+    buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients: candidates(choice) }),
+  );
+  const [ort, native] = graphs.map((g) => encodeModel(g.model));
+  if (ort && native && Buffer.compare(ort, native) === 0) return 'same';
+  const runners = new Map<NativeOrOrt, GradientRunner>();
+  try {
+    let feeds: ReturnType<typeof stepFeeds> | undefined;
+    for (const [i, choice] of NATIVE_OR_ORT.entries()) {
+      const graph = graphs[i] as (typeof graphs)[number];
+      feeds ??= stepFeeds(graph, batch);
+      runners.set(
+        choice,
+        await createGradientRunner(graph.segments ? encodeSegmentPlan(graph.segments) : encodeModel(graph.model)),
+      );
+    }
+    return await typicalRunTimes(runners, feeds as ReturnType<typeof stepFeeds>);
+  } finally {
+    await Promise.all([...runners.values()].map((r) => r.release()));
+  }
+}
