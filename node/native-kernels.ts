@@ -3,6 +3,8 @@
  * own compiler for its own CPU). Absent — no compiler at install, a failed build, or
  * MNIST_ONNX_CNN_NATIVE=0 — training runs the pure-ORT graph, with the same results up to float rounding.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.ts';
 
@@ -76,6 +78,17 @@ let loaded: { kernels?: NativeKernels; why: string } | undefined;
 export function nativeKernels(): NativeKernels | undefined {
   return load().kernels;
 }
+
+/**
+ * A short hash of the built addon, or undefined without one: autotune picks between native and ORT kernels are
+ * cached under it, so a rebuilt addon (faster or slower kernels) is timed again instead of trusted.
+ */
+export function nativeKernelsBuild(): string | undefined {
+  if (!load().kernels) return undefined;
+  build ??= createHash('sha256').update(readFileSync(ADDON_PATH)).digest('hex').slice(0, 12);
+  return build;
+}
+let build: string | undefined;
 
 /** One line saying whether the native kernels run, and why not. */
 export function nativeKernelsStatus(): string {

@@ -1,4 +1,6 @@
 /** Per-shape autotuning: one measurement per Conv geometry, cached on disk by shape and ORT version. */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +18,9 @@ import { NATIVE_OR_ORT } from '../train/autotune/native-timing.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
 import { createNodeTrainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
+
+/** The addon the project builds (native/build.mjs), read here independently of node/native-kernels.ts. */
+const NATIVE_ADDON = join(import.meta.dirname, '../native/build/Release/mnist_native.node');
 
 const readCache = async (dir: string) =>
   JSON.parse(await readFile(join(dir, CACHE_FILE), 'utf8')) as { version: number; choices: Record<string, string> };
@@ -73,6 +78,9 @@ describe('autotune', () => {
         'max-pool-gradient in native step',
       ]);
       for (const [, choice] of native) expect(NATIVE_OR_ORT).toContain(choice);
+      // Keyed by the addon's own bytes: a rebuilt addon's kernels are timed again, not trusted.
+      const build = createHash('sha256').update(readFileSync(NATIVE_ADDON)).digest('hex').slice(0, 12);
+      for (const [key] of native) expect(key).toContain(`native build ${build}`);
       // The first pool is timed only if conv2's input gradient stayed in ORT: else the chain reaches it anyway.
       expect(notices.length).toBe(native[1]?.[1] === 'native' ? 6 : 7);
       expect(first.nativeGradients).toBeDefined();

@@ -9,6 +9,7 @@
 import * as ort from 'onnxruntime-node';
 import { Rng } from '../../core/random.ts';
 import { createSession } from '../../node/execution.ts';
+import { nativeKernelsBuild } from '../../node/native-kernels.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 
 /** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
@@ -63,8 +64,8 @@ export async function typicalRunTimes<K extends string>(
 }
 
 /**
- * A cache key: ORT's version, what is timed among which candidates (a new candidate means measuring
- * again), the batch and the geometry (`in 1x28x28 | kernel 5x5 | …`).
+ * A cache key: ORT's version (and the native addon's build when it is a candidate), what is timed among which
+ * candidates (a new candidate means measuring again), the batch and the geometry (`in 1x28x28 | kernel 5x5 | …`).
  */
 export function timingKey(
   what: string,
@@ -76,6 +77,7 @@ export function timingKey(
     `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
     what,
     `of ${candidates.join('/')}`,
+    ...(candidates.includes('native') ? [`native build ${nativeKernelsBuild() ?? 'absent'}`] : []),
     `batch ${batch}`,
     ...Object.entries(geometry).map(([name, dims]) => `${name} ${dims.join('x')}`),
   ].join(' | ');
