@@ -137,7 +137,7 @@ describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyT
           parallelism: threads > 1 ? ('workers' as const) : undefined,
           weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),
         };
-        expect(describeParallelism(options, module)).toContain('native conv dW');
+        expect(describeParallelism(options, module)).toContain('native kernels');
         const trainer = await createTrainer(module, options);
         try {
           for (let s = 0; s < 3; s++) {

@@ -61,9 +61,9 @@ export function describeParallelism(
 ) {
   const threads = options.threads ?? 1;
   const native = module !== undefined && usesNativeConvWeights(options, module);
-  if (usesWorkers(options, module)) return native ? `${threads} workers, native conv dW` : `${threads} workers`;
+  if (usesWorkers(options, module)) return native ? `${threads} workers, native kernels` : `${threads} workers`;
   // The native step on one thread is two 1-thread sessions (gradient, update) with the kernel between them.
-  if (native) return '1 thread, native conv dW';
+  if (native) return '1 thread, native kernels';
   return `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
 }
 
