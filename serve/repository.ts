@@ -390,7 +390,8 @@ export class ModelRepository {
       throw new ModelControlError(`'${name.slice(0, 60)}' is not a valid model name (or is a route's own word)`);
     const present = await readdir(join(this.root, name)).catch(() => [] as string[]);
     const numbers = present.filter((v) => /^[1-9][0-9]{0,8}$/.test(v)).map(Number);
-    const chosen = version ?? Math.max(0, ...numbers) + 1;
+    // A fold, not Math.max(...numbers): a folder can hold more versions than a call has room for arguments.
+    const chosen = version ?? numbers.reduce((most, n) => Math.max(most, n), 0) + 1;
     if (chosen > MAX_VERSION)
       throw new ModelControlError(`model '${name}' has no version number left (the largest is ${MAX_VERSION})`);
     const path = modelPath(this.root, name, chosen);
