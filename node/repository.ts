@@ -10,9 +10,15 @@ const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
 const VERSION = /^[1-9][0-9]{0,8}$/;
 
+/** The longest valid model name. */
+export const MAX_MODEL_NAME_LENGTH = 100;
+
 export function isValidModelName(name: string): boolean {
-  return NAME.test(name) && !name.includes('..') && name.length <= 100;
+  return NAME.test(name) && !name.includes('..') && name.length <= MAX_MODEL_NAME_LENGTH;
 }
+
+/** A model name from a client as messages show it: no longer than a valid one (a path segment can be 16 KB). */
+export const shownName = (name: string) => name.slice(0, MAX_MODEL_NAME_LENGTH);
 
 export function checkModelName(name: string): string {
   if (!isValidModelName(name)) {

@@ -7,15 +7,23 @@
  * deflated zeros stops at the declared size (libpng reads no further). Its prebuilt binaries come as npm
  * packages, so nothing downloads at install time, and it reads PNG, JPEG, WebP and GIF (first frame).
  *
- * Bounds: the header's pixel count (`limitInputPixels`, checked before any decompression), a CPU-time
- * cap per image, and the decoded size: images are shrunk to fit `MAX_SIDE` before they reach JavaScript,
- * so the digit preprocessing never sees more than MAX_SIDE² pixels. At most `MAX_CONCURRENT` decodes run
- * at once and `MAX_QUEUED` wait; more is refused as busy (503), so a flood can't queue unbounded memory.
+ * Bounds: the header, read first (`metadata()`, no pixel decoded): its pixel count, each side and the
+ * aspect ratio — a decode's memory and CPU follow the longest side, not just the pixel count: a
+ * 15,999,999×1 16-bit PNG (125 KB, under the pixel limit) took libvips to 2–4 GB and a 1×16,000,000 one
+ * ~4 s of CPU. Then the decode: sequential (PNG rows stream through, never the whole image), the pixel
+ * count enforced again by libvips (`limitInputPixels`), JPEG and WebP shrunk while they load, a CPU-time
+ * cap per image, and images shrunk to fit `MAX_SIDE` before they reach JavaScript, so the digit
+ * preprocessing never sees more than MAX_SIDE² pixels. At most `MAX_CONCURRENT` decodes run at once and
+ * `MAX_QUEUED` wait; more is refused as busy (503), so a flood can't queue unbounded memory.
  */
 import sharp from 'sharp';
 
 /** 16 megapixels: a phone photo; larger headers are refused before decoding. */
 export const MAX_PIXELS = 16_000_000;
+/** Longest side a header may claim: a 16-megapixel photo's is 4608 (4:3) or 5333 (16:9); 8192×1953 decodes in 0.3 s, +90 MB. */
+export const MAX_INPUT_SIDE = 8192;
+/** Longer side over shorter: shrunk to 512, a 20:1 image keeps a short side of ~26 px, about a digit's 28. */
+export const MAX_ASPECT_RATIO = 20;
 /** Decoded images are shrunk (keeping the aspect ratio) to fit this side. */
 export const MAX_SIDE = 512;
 const TIMEOUT_SECONDS = 5;
@@ -26,7 +34,12 @@ const MAX_QUEUED = 32;
 sharp.cache(false);
 sharp.concurrency(1);
 
-export type ImageErrorCode = 'undecodable_image' | 'image_too_large' | 'unsupported_media_type' | 'busy';
+export type ImageErrorCode =
+  | 'undecodable_image'
+  | 'image_too_large'
+  | 'extreme_aspect_ratio'
+  | 'unsupported_media_type'
+  | 'busy';
 
 export class ImageError extends Error {
   override name = 'ImageError';
@@ -55,6 +68,9 @@ export function sniffImageType(bytes: Uint8Array): 'png' | 'jpeg' | 'webp' | 'gi
   return undefined;
 }
 
+/** One page (a GIF's first frame), read top to bottom, refused past MAX_PIXELS by libvips too. */
+const SHARP_OPTIONS = { limitInputPixels: MAX_PIXELS, failOn: 'error', pages: 1, sequentialRead: true } as const;
+
 let running = 0;
 const waiting: (() => void)[] = [];
 
@@ -74,9 +90,25 @@ async function withSlot<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+const count = (n: number) => n.toLocaleString('en-US');
+const TOO_MANY_PIXELS = `image too large: at most ${count(MAX_PIXELS)} pixels`;
+
+/** Refuse a header's dimensions past the limits, naming the limit, before any pixel is decoded. */
+function checkDimensions(width: number, height: number): void {
+  const size = `image is ${count(width)}×${count(height)} pixels`;
+  if (Math.max(width, height) > MAX_INPUT_SIDE)
+    throw new ImageError(`${size}; each side at most ${count(MAX_INPUT_SIDE)} pixels`, 'image_too_large');
+  if (width * height > MAX_PIXELS) throw new ImageError(`${TOO_MANY_PIXELS}; ${size}`, 'image_too_large');
+  if (Math.max(width, height) > MAX_ASPECT_RATIO * Math.min(width, height))
+    throw new ImageError(
+      `${size}; the longer side may be at most ${MAX_ASPECT_RATIO} times the shorter`,
+      'extreme_aspect_ratio',
+    );
+}
+
 function classify(message: string): ImageError {
   if (/pixel limit|exceeds|too large|dimensions/i.test(message))
-    return new ImageError(`image too large: at most ${MAX_PIXELS.toLocaleString('en-US')} pixels`, 'image_too_large');
+    return new ImageError(TOO_MANY_PIXELS, 'image_too_large');
   if (/timeout/i.test(message)) return new ImageError('image took too long to decode', 'image_too_large');
   // libvips messages are about the data, never about our files; keep the first line only.
   return new ImageError(`cannot decode the image: ${message.split('\n')[0]?.slice(0, 120)}`, 'undecodable_image');
@@ -87,7 +119,11 @@ export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
   if (!sniffImageType(bytes)) throw new ImageError('not a PNG, JPEG, WebP or GIF image', 'unsupported_media_type');
   return withSlot(async () => {
     try {
-      const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'error', pages: 1 })
+      const header = await sharp(bytes, SHARP_OPTIONS).metadata();
+      // No width: libvips found no image header; the decode below says why in its words.
+      if (header.width !== undefined && header.height !== undefined) checkDimensions(header.width, header.height);
+      // resize() lets libvips shrink JPEG and WebP while loading (fastShrinkOnLoad); the rotation runs after it.
+      const { data, info } = await sharp(bytes, SHARP_OPTIONS)
         .timeout({ seconds: TIMEOUT_SECONDS })
         .rotate()
         .resize(MAX_SIDE, MAX_SIDE, { fit: 'inside', withoutEnlargement: true })
@@ -101,6 +137,7 @@ export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
         rgba: new Uint8Array(data.buffer, data.byteOffset, data.length),
       };
     } catch (error) {
+      if (error instanceof ImageError) throw error;
       throw classify((error as Error).message ?? String(error));
     }
   });

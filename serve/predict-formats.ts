@@ -35,8 +35,9 @@ const binary = (description: string): ZodMediaTypeObject => ({
 });
 const one = (images: Float32Array): PredictInput => ({ images, count: 1, batch: false });
 
-const STATUS_OF: Record<ImageError['code'], 413 | 415 | 400 | 503> = {
+const STATUS_OF: Record<ImageError['code'], 413 | 415 | 400 | 422 | 503> = {
   image_too_large: 413,
+  extreme_aspect_ratio: 422,
   unsupported_media_type: 415,
   undecodable_image: 400,
   busy: 503,

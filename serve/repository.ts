@@ -19,7 +19,7 @@ import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
 import { readRegularFile } from '../node/regular-file.ts';
-import { isValidModelName, modelPath } from '../node/repository.ts';
+import { isValidModelName, modelPath, shownName } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
@@ -371,7 +371,7 @@ export class ModelRepository {
     await this.scan();
     if (![...this.known.values()].some((f) => f.name === name)) {
       this.wanted.delete(name);
-      throw new ModelNotFoundError(`the repository has no model '${name}'`);
+      throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     }
     const versions = this.versions(name);
     if (!versions.some((v) => v.ready))
@@ -387,10 +387,11 @@ export class ModelRepository {
    */
   async publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
     if (!isValidModelName(name) || RESERVED_NAMES.has(name))
-      throw new ModelControlError(`'${name.slice(0, 60)}' is not a valid model name (or is a route's own word)`);
+      throw new ModelControlError(`'${shownName(name)}' is not a valid model name (or is a route's own word)`);
     const present = await readdir(join(this.root, name)).catch(() => [] as string[]);
     const numbers = present.filter((v) => /^[1-9][0-9]{0,8}$/.test(v)).map(Number);
-    const chosen = version ?? Math.max(0, ...numbers) + 1;
+    // A fold, not Math.max(...numbers): a folder can hold more versions than a call has room for arguments.
+    const chosen = version ?? numbers.reduce((most, n) => Math.max(most, n), 0) + 1;
     if (chosen > MAX_VERSION)
       throw new ModelControlError(`model '${name}' has no version number left (the largest is ${MAX_VERSION})`);
     const path = modelPath(this.root, name, chosen);
@@ -421,7 +422,7 @@ export class ModelRepository {
       throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
     const known = [...this.known.values()].some((f) => f.name === name);
     if (!known && !this.wanted.has(name) && this.versions(name).length === 0)
-      throw new ModelNotFoundError(`the repository has no model '${name}'`);
+      throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     this.wanted.delete(name);
     for (const [key, { served }] of this.loaded) {
       if (served.name !== name) continue;
@@ -458,7 +459,7 @@ export class ModelRepository {
       throw new ModelNotFoundError(
         this.wanted && [...this.known.values()].some((f) => f.name === model)
           ? `model '${model}' is not loaded (explicit model control: POST /v2/repository/models/${model}/load)`
-          : `unknown model '${model}'`,
+          : `unknown model '${shownName(model)}'`,
       );
     if (version === undefined) {
       const newest = versions.filter((v) => v.ready).at(-1)?.served;

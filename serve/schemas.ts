@@ -66,36 +66,61 @@ export const PredictionSchema = z
 
 export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
 
+// Elements are not checked here (flattenTensorData does, in one loop): a body-sized array yields no issues.
 const tensorData = z.array(z.unknown());
+
+/**
+ * Every array and object a client sends is bounded, checked before its elements: zod gathers one issue per
+ * bad element and spreads them into an array (`push(...issues)`), so 130,000 bad shape entries overflowed
+ * the stack (a 500) and 524,000 outputs held the event loop for a second and 260 MB.
+ */
+export const INFER_LIMITS = {
+  /** Tensors in, and outputs asked for. */
+  tensors: 16,
+  /** Dimensions of a tensor: served models take [N,1,28,28]. */
+  rank: 8,
+  /** Keys of a parameters object (Triton's are a handful). */
+  parameters: 32,
+};
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A parameters object: its keys counted before anything else, and not copied (a `__proto__` key stays a key). */
+const Parameters = z
+  .custom<Record<string, unknown>>((v) => isPlainObject(v) && Object.keys(v).length <= INFER_LIMITS.parameters, {
+    error: `parameters must be an object of at most ${INFER_LIMITS.parameters} entries`,
+  })
+  .openapi({ type: 'object', additionalProperties: {}, maxProperties: INFER_LIMITS.parameters });
 
 export const InferRequestSchema = z
   .object({
     id: z.string().optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    parameters: Parameters.optional(),
     inputs: z
       .array(
         z.object({
           name: z.string(),
-          shape: z.array(z.number().int().nonnegative()),
+          shape: z.array(z.number().int().nonnegative()).max(INFER_LIMITS.rank),
           datatype: z.string(),
           data: tensorData.optional().openapi({ description: 'Absent when parameters.binary_data_size is given' }),
-          parameters: z.record(z.string(), z.unknown()).optional().openapi({
+          parameters: Parameters.optional().openapi({
             description: 'binary_data_size: bytes of this tensor after the JSON header (binary extension)',
           }),
         }),
       )
       .min(1)
-      .max(16),
+      .max(INFER_LIMITS.tensors),
     outputs: z
       .array(
         z.object({
           name: z.string(),
-          parameters: z
-            .record(z.string(), z.unknown())
-            .optional()
-            .openapi({ description: 'binary_data: true to get this output as raw bytes (binary extension)' }),
+          parameters: Parameters.optional().openapi({
+            description: 'binary_data: true to get this output as raw bytes (binary extension)',
+          }),
         }),
       )
+      .max(INFER_LIMITS.tensors)
       .optional(),
   })
   .openapi('InferenceRequest');

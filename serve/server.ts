@@ -16,6 +16,7 @@ import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
+import { answerClientErrors } from './client-errors.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
@@ -178,6 +179,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ) as Server;
     s.once('error', (error) => reject(portError(error, host, port)));
   });
+  answerClientErrors(server, timeouts);
   const connections = guardConnections(server, {
     total: options.maxConnections ?? CONNECTION_DEFAULTS.total,
     perClient: options.maxConnectionsPerClient ?? CONNECTION_DEFAULTS.perClient,

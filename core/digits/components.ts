@@ -113,11 +113,12 @@ export function digitMask(
 ): DigitMask | undefined {
   const { components, labels } = label(darkness, width, height, levels);
   let marks = [...components.entries()].filter(([, c]) => c.strong > 0);
-  const biggest = Math.max(0, ...marks.map(([, c]) => c.strong));
+  // Folds, not Math.max(...marks): a noisy photo can have more marks than a call has room for arguments.
+  const biggest = marks.reduce((most, [, c]) => Math.max(most, c.strong), 0);
   marks = marks.filter(([, c]) => c.strong >= SPECK * biggest);
   // A mark off the edge goes when ink away from the edge can be the digit: ink as big as a third of it,
   // or, when the mark runs along half a side or more (the desk, a shadow's edge), any ink bigger than specks.
-  const biggestInside = Math.max(0, ...marks.filter(([, c]) => !c.touchesBorder).map(([, c]) => c.strong));
+  const biggestInside = marks.reduce((most, [, c]) => (c.touchesBorder ? most : Math.max(most, c.strong)), 0);
   const long = (c: Component) => c.maxX - c.minX + 1 >= width / 2 || c.maxY - c.minY + 1 >= height / 2;
   marks = marks.filter(
     ([, c]) =>

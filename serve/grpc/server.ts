@@ -9,6 +9,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
+import { shownName } from '../../node/repository.ts';
 import type { ValueDescription } from '../../onnx/describe.ts';
 import { BatchShapeError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
@@ -114,7 +115,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     ModelReady: unary((r: { name: string; version: string }) => {
       const version = versionOf(r.version);
       const versions = repository.versions(r.name);
-      if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${r.name.slice(0, 100)}'`);
+      if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${shownName(r.name)}'`);
       return { ready: versions.some((v) => v.ready && (version === undefined || v.version === version)) };
     }),
     ModelMetadata: unary((r: { name: string; version: string }) =>

@@ -4,6 +4,7 @@
  * see inference-stats.ts), so Triton's tools and dashboards read them unchanged.
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
+import { shownName } from '../../node/repository.ts';
 import { HttpError } from '../errors.ts';
 import { errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
@@ -63,7 +64,7 @@ export function statsRoutes({ repository }: { repository: ModelRepository }): Op
       throw new HttpError(
         404,
         'model_not_found',
-        `model '${name.slice(0, 100)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
+        `model '${shownName(name)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
       );
     return { model_stats: versions.map(tritonStats) };
   };

@@ -5,6 +5,7 @@
  * the same file gives in Triton.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
+import { shownName } from '../../node/repository.ts';
 import { HEADER_LENGTH } from '../binary-tensors.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
@@ -147,7 +148,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
     app.openapi(modelReadyRoute(base), (c) => {
       const { model: name, version } = c.req.valid('param');
       const versions = repository.versions(name);
-      if (versions.length === 0) throw new HttpError(404, 'model_not_found', `unknown model '${name.slice(0, 100)}'`);
+      if (versions.length === 0) throw new HttpError(404, 'model_not_found', `unknown model '${shownName(name)}'`);
       const ready =
         version === undefined
           ? versions.some((v) => v.ready)

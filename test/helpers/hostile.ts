@@ -1,5 +1,6 @@
 /** Hostile request bodies: crafted image headers, decompression bombs, deep nesting, prototype keys. */
-import { crc32, deflateSync } from 'node:zlib';
+import { once } from 'node:events';
+import { crc32, createDeflate, deflateSync } from 'node:zlib';
 
 const SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
@@ -27,6 +28,27 @@ export function png(parts: { headers: Buffer[]; idat: Buffer }): Uint8Array {
   return new Uint8Array(
     Buffer.concat([SIGNATURE, ...parts.headers, chunk('IDAT', parts.idat), chunk('IEND', Buffer.alloc(0))]),
   );
+}
+
+/** Samples per pixel of each PNG colour type (0 grey, 2 RGB, 4 grey + alpha, 6 RGBA). */
+const SAMPLES: Record<number, number> = { 0: 1, 2: 3, 4: 2, 6: 4 };
+
+/**
+ * A valid PNG of `width`×`height` black pixels, every row present: the rows are deflated from one reused
+ * buffer of zeros, so a 16-megapixel 16-bit image costs the test its ~125 KB of compressed bytes, not 128 MB.
+ */
+export async function zeroPng(width: number, height: number, depth = 8, colour = 0): Promise<Uint8Array> {
+  const rowBytes = 1 + Math.ceil((width * (SAMPLES[colour] ?? 1) * depth) / 8);
+  const deflate = createDeflate({ level: 9 });
+  const parts: Buffer[] = [];
+  deflate.on('data', (part: Buffer) => parts.push(part));
+  const ended = once(deflate, 'end');
+  const zeros = Buffer.alloc(1 << 20);
+  for (let left = rowBytes * height; left > 0; left -= zeros.length)
+    if (!deflate.write(zeros.subarray(0, Math.min(left, zeros.length)))) await once(deflate, 'drain');
+  deflate.end();
+  await ended;
+  return png({ headers: [ihdr(width, height, depth, colour)], idat: Buffer.concat(parts) });
 }
 
 /** Every PNG trick we know: lying headers, a second IHDR, inflate bombs, bad CRCs, absurd sizes. */

@@ -1,0 +1,69 @@
+/**
+ * Requests Node's HTTP parser refuses before the app sees them — a malformed request line, headers over
+ * `maxHeaderSize`, a request too slow to arrive, an `Expect` we don't meet — answered like every other
+ * refusal: `{ error: { code, message } }` with its status, not Node's bare status line. The message is
+ * ours alone: the client's bytes (`rawPacket`) are never echoed.
+ */
+import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { errorBody } from './errors.ts';
+
+interface Refusal {
+  status: 400 | 408 | 413 | 431;
+  code: string;
+  message: string;
+}
+
+/** Node's parser error codes → our refusal; anything else is a malformed request (400), as Node says. */
+function refusal(code: string | undefined, timeouts: { headersMs: number; requestMs: number }): Refusal {
+  if (code === 'HPE_HEADER_OVERFLOW')
+    return { status: 431, code: 'headers_too_large', message: `request headers over ${maxHeaderSize} bytes` };
+  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW')
+    return { status: 413, code: 'payload_too_large', message: 'chunk extensions too large' };
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return {
+      status: 408,
+      code: 'request_timeout',
+      message: `headers must arrive within ${timeouts.headersMs / 1000} s and the request within ${timeouts.requestMs / 1000} s`,
+    };
+  return { status: 400, code: 'malformed_request', message: 'malformed HTTP request' };
+}
+
+/** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
+function rawResponse(status: number, code: string, message: string): string {
+  const body = JSON.stringify(errorBody(code, message));
+  return [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
+    'Content-Type: application/json',
+    `Content-Length: ${Buffer.byteLength(body)}`,
+    'Connection: close',
+    '',
+    body,
+  ].join('\r\n');
+}
+
+/** Answer `server`'s client errors and unmet expectations as JSON. */
+export function answerClientErrors(server: Server, timeouts: { headersMs: number; requestMs: number }): void {
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    // A response already under way (its headers sent) can't be followed by another: just close.
+    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+      socket.destroy();
+      return;
+    }
+    const { status, code, message } = refusal(error.code, timeouts);
+    // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
+    socket.once('finish', () => socket.destroy());
+    socket.end(rawResponse(status, code, message));
+  });
+  // Node's own answer is a bare 417; the request's body (if any) is never read, so the connection closes.
+  server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
+    const body = JSON.stringify(errorBody('expectation_failed', "the only Expect supported is '100-continue'"));
+    response.writeHead(417, {
+      'Content-Type': 'application/json',
+      'Content-Length': Buffer.byteLength(body),
+      Connection: 'close',
+    });
+    response.end(body);
+  });
+}

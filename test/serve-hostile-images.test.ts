@@ -1,0 +1,120 @@
+/**
+ * Images whose header is the attack: under the pixel limit, but with a side no photo of a digit has. A
+ * 15,999,999×1 16-bit PNG (125 KB) drove libvips to 2–4 GB while decoding and a 1×16,000,000 one cost ~4 s
+ * of CPU; both, and every image past the side or aspect limits, are refused from their header on every
+ * way /predict takes an image, with the server's memory unmoved. Images within the limits still decode.
+ */
+import sharp from 'sharp';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { zeroPng } from './helpers/hostile.ts';
+import { makeTinyRepository } from './helpers/model-repo.ts';
+
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer({ models: makeTinyRepository(), port: 0, watchIntervalMs: 60_000 });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+}, 30_000);
+
+type ErrorBody = { error?: { code: string; message: string } };
+
+/** The same image sent each way /predict takes one: raw bytes, base64 in JSON, a multipart file. */
+const ways = (bytes: Uint8Array, type: string): [string, RequestInit][] => {
+  const form = new FormData();
+  form.append('file', new Blob([new Uint8Array(bytes)], { type }), 'digit');
+  return [
+    ['/predict', { body: new Uint8Array(bytes), headers: { 'content-type': type } }],
+    [
+      '/predict/tiny',
+      {
+        body: JSON.stringify({ image: Buffer.from(bytes).toString('base64') }),
+        headers: { 'content-type': 'application/json' },
+      },
+    ],
+    ['/predict/tiny/1', { body: form }],
+  ];
+};
+
+const blackJpeg = (width: number, height: number) =>
+  sharp({ create: { width, height, channels: 3, background: 'black' } })
+    .jpeg()
+    .toBuffer()
+    .then((b) => new Uint8Array(b));
+const asPng = (bytes: Uint8Array): RequestInit => ({
+  body: new Uint8Array(bytes),
+  headers: { 'content-type': 'image/png' },
+});
+
+const post = async (path: string, init: RequestInit) => {
+  const response = await fetch(`${server.url}${path}`, { method: 'POST', ...init });
+  return {
+    status: response.status,
+    type: response.headers.get('content-type'),
+    body: (await response.json()) as ErrorBody,
+  };
+};
+
+/** The server's (this process's) highest RSS while `work` runs, above what it was before, in MiB. */
+async function rssRise(work: () => Promise<void>): Promise<number> {
+  const before = process.memoryUsage().rss;
+  let peak = before;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().rss);
+  }, 5);
+  try {
+    await work();
+  } finally {
+    clearInterval(sampler);
+  }
+  return (Math.max(peak, process.memoryUsage().rss) - before) / 2 ** 20;
+}
+
+it('refuses a 15,999,999×1 16-bit PNG and a 1×16,000,000 one from the header, each way, with memory unmoved', async () => {
+  const wide = await zeroPng(15_999_999, 1, 16, 6);
+  const tall = await zeroPng(1, 16_000_000);
+  expect(wide.length).toBeLessThan(200_000);
+  // sharp loaded and warm, so its first use isn't counted as the attack's memory.
+  expect((await post('/predict', asPng(await zeroPng(40, 40)))).status).toBe(422);
+  const answers: Awaited<ReturnType<typeof post>>[] = [];
+  const rise = await rssRise(async () => {
+    for (const bytes of [wide, tall])
+      for (const [path, init] of ways(bytes, 'image/png')) answers.push(await post(path, init));
+  });
+  for (const answer of answers) {
+    expect(answer.status).toBe(413);
+    expect(answer.type).toMatch(/^application\/json/);
+    expect(answer.body.error?.code).toBe('image_too_large');
+    expect(answer.body.error?.message).toMatch(/each side at most 8,192 pixels/);
+  }
+  // Before the header check: 2–4 GB for the wide one. Generous: the test process also holds the requests.
+  expect(rise).toBeLessThan(256);
+});
+
+it('names the limit an image breaks: a side over 8,192, an aspect over 20:1, pixels over 16 M', async () => {
+  const cases: [string, Uint8Array, string, number, string, RegExp][] = [
+    ['8193×1000 PNG', await zeroPng(8193, 1000), 'image/png', 413, 'image_too_large', /8,193×1,000.*8,192/],
+    ['9000×600 JPEG', await blackJpeg(9000, 600), 'image/jpeg', 413, 'image_too_large', /9,000×600.*8,192/],
+    ['8192×300 PNG', await zeroPng(8192, 300), 'image/png', 422, 'extreme_aspect_ratio', /8,192×300.*20 times/],
+    ['1×21 PNG', await zeroPng(1, 21), 'image/png', 422, 'extreme_aspect_ratio', /20 times/],
+    ['5000×4000 PNG', await zeroPng(5000, 4000), 'image/png', 413, 'image_too_large', /16,000,000 pixels/],
+  ];
+  for (const [what, bytes, type, status, code, message] of cases) {
+    const answer = await post('/predict', { body: new Uint8Array(bytes), headers: { 'content-type': type } });
+    expect([what, answer.status, answer.body.error?.code]).toEqual([what, status, code]);
+    expect(answer.body.error?.message, what).toMatch(message);
+  }
+});
+
+it('still decodes images at the limits: 8192×410 (20:1) and 1×20 reach the digit check', async () => {
+  for (const [width, height] of [
+    [8192, 410],
+    [1, 20],
+  ] as const) {
+    const answer = await post('/predict', asPng(await zeroPng(width, height)));
+    // All black: decoded, then found blank.
+    expect([width, height, answer.status, answer.body.error?.code]).toEqual([width, height, 422, 'blank_image']);
+  }
+});

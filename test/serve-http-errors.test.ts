@@ -1,0 +1,97 @@
+/**
+ * Requests Node's HTTP parser refuses before the app runs get the same JSON errors as every other
+ * refusal, with the right status and `Connection: close`: a malformed request line or header (400),
+ * headers over Node's limit (431), a request too slow to arrive (408), an `Expect` other than
+ * 100-continue (417). Sent over raw sockets, as a hostile client would; the client's bytes are never echoed.
+ */
+import { maxHeaderSize } from 'node:http';
+import { connect } from 'node:net';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { makeTinyRepository } from './helpers/model-repo.ts';
+
+let server: RunningServer;
+
+beforeAll(async () => {
+  server = await startServer({
+    models: makeTinyRepository(),
+    port: 0,
+    watchIntervalMs: 60_000,
+    timeouts: { headersMs: 1000, requestMs: 2000 },
+  });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+}, 30_000);
+
+interface RawAnswer {
+  status: number;
+  headers: Record<string, string>;
+  body: { error?: { code: string; message: string } };
+  text: string;
+}
+
+/** Send `request` on a fresh socket and read until the server closes it (a reset after the answer is fine). */
+const exchange = (request: string) =>
+  new Promise<RawAnswer>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const [statusLine = '', ...lines] = head.split('\r\n');
+      const headers = Object.fromEntries(
+        lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]),
+      );
+      let json: RawAnswer['body'] = {};
+      try {
+        json = JSON.parse(body);
+      } catch {} // not JSON: the assertions on the body say so
+      resolve({ status: Number(statusLine.split(' ')[1]), headers, body: json, text });
+    });
+    socket.write(request);
+  });
+
+it('answers what the parser refuses with JSON, its status and Connection: close, never echoing the request', async () => {
+  const cases: [string, string, number, string][] = [
+    ['garbage', 'GARBAGE-SECRET\r\n\r\n', 400, 'malformed_request'],
+    [
+      'a header line without a colon',
+      'GET /v2/health/live HTTP/1.1\r\nHost: x\r\nSECRET line\r\n\r\n',
+      400,
+      'malformed_request',
+    ],
+    ['a bad HTTP version', 'GET / HTTP/9.SECRET\r\nHost: x\r\n\r\n', 400, 'malformed_request'],
+    [
+      'headers over the limit',
+      `GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: SECRET${'a'.repeat(maxHeaderSize)}\r\n\r\n`,
+      431,
+      'headers_too_large',
+    ],
+    [
+      'an Expect other than 100-continue',
+      'POST /predict HTTP/1.1\r\nHost: x\r\nExpect: SECRET\r\nContent-Length: 0\r\n\r\n',
+      417,
+      'expectation_failed',
+    ],
+    ['headers that never finish', 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\nX-SECRET: ', 408, 'request_timeout'],
+  ];
+  for (const [what, request, status, code] of cases) {
+    const answer = await exchange(request);
+    expect([what, answer.status, answer.body.error?.code]).toEqual([what, status, code]);
+    expect(answer.headers['content-type'], what).toBe('application/json');
+    expect(answer.headers.connection, what).toBe('close');
+    expect(answer.text, what).not.toContain('SECRET');
+  }
+  // The server is unharmed.
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+});
+
+it('names the limits it enforces', async () => {
+  const big = await exchange(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(maxHeaderSize)}\r\n\r\n`);
+  expect(big.body.error?.message).toContain(String(maxHeaderSize));
+  const slow = await exchange('GET / HTTP/1.1\r\n');
+  expect(slow.body.error?.message).toMatch(/within 1 s .* within 2 s/);
+});
