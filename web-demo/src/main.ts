@@ -176,13 +176,10 @@ async function predict(explain = true): Promise<void> {
         model: m.name,
         prediction: r.probabilities.indexOf(Math.max(...r.probabilities)),
       }));
-      const html = rows
-        .map(({ m, r }) => {
-          const top = r.probabilities.indexOf(Math.max(...r.probabilities));
-          return `<tr><td>${m.label}</td><td><strong>${top}</strong></td><td>${(100 * (r.probabilities[top] as number)).toFixed(1)}%</td></tr>`;
-        })
-        .join('');
-      table.innerHTML = `<table><thead><tr><th>model</th><th>reads</th><th>confidence</th></tr></thead><tbody>${html}</tbody></table>`;
+      // Built from nodes, not HTML: a model's label carries its metadata, which whoever published it wrote.
+      table.replaceChildren(
+        allModelsTable(rows.map(({ m, r }) => ({ label: m.label, probabilities: r.probabilities }))),
+      );
     }
     state.runs++;
   } catch (error) {
@@ -330,3 +327,33 @@ async function start(): Promise<void> {
   }
 }
 void start();
+
+/** The "All models" table: one row per model with its reading and confidence, every cell set as text. */
+function allModelsTable(rows: { label: string; probabilities: number[] }[]): HTMLTableElement {
+  const cell = (tag: 'td' | 'th', text: string, strong = false) => {
+    const el = document.createElement(tag);
+    if (strong) el.append(Object.assign(document.createElement('strong'), { textContent: text }));
+    else el.textContent = text;
+    return el;
+  };
+  const tr = (...cells: HTMLElement[]) => {
+    const row = document.createElement('tr');
+    row.append(...cells);
+    return row;
+  };
+  const table = document.createElement('table');
+  const head = table.createTHead();
+  head.append(tr(cell('th', 'model'), cell('th', 'reads'), cell('th', 'confidence')));
+  const body = table.createTBody();
+  for (const { label, probabilities } of rows) {
+    const top = probabilities.indexOf(Math.max(...probabilities));
+    body.append(
+      tr(
+        cell('td', label),
+        cell('td', String(top), true),
+        cell('td', `${(100 * (probabilities[top] as number)).toFixed(1)}%`),
+      ),
+    );
+  }
+  return table;
+}

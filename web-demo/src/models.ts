@@ -46,7 +46,9 @@ export async function fetchModels(): Promise<ModelEntry[]> {
     const ready = m.versions.filter((v) => v.ready);
     const newest = ready.at(-1);
     if (!newest) return [];
-    const accuracy = newest.metadata?.test_accuracy;
+    // Shown only when it is a number: metadata is whatever the model's publisher wrote.
+    const stated = newest.metadata?.test_accuracy;
+    const accuracy = stated !== undefined && /^\d{1,3}(\.\d{1,4})?$/.test(stated) ? stated : undefined;
     return [
       {
         name: m.name,
