@@ -122,6 +122,8 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
   async function drawWith(page: Page, model: string): Promise<DemoState> {
     await page.click('#clear');
     await page.selectOption('#model', `${model}/1`);
+    // As a fresh page is: at the top (the shared page may be left scrolled by the hover test).
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     const before = (await demo(page)).explain.runs;
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(

@@ -109,6 +109,7 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
   it('after a stroke: saliency and Grad-CAM of the answer, and of a picked digit, equal onnxruntime-node', async () => {
     const { page, errors } = await sharedPage();
     await page.click('#clear');
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(
       () => {
@@ -200,6 +201,8 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     const { page, errors } = await sharedPage();
     await page.setViewportSize({ width: 1000, height: 1400 });
     await page.click('#clear');
+    // As a fresh page is: at the top (the other test may leave it scrolled, or smooth-scrolling to the pad).
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.prediction === 7);
     await page.fill('#embed-count', '300');
