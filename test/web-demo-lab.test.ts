@@ -115,7 +115,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     await server?.close();
   });
 
-  it('the confusion matrix of cnn on 10,000 test images matches onnxruntime-node; its cells open their digits', async () => {
+  it('the confusion matrix of cnn on 10,000 test images matches onnxruntime-node; its cells open their digits; fine-tuning on five drawn digits changes the served cnn’s answers on them to their labels', async () => {
     const { page, errors } = await openDrawPage(browser, server.url);
 
     // Nothing to download yet: the link is not shown. The Fine-tune button is disabled and looks it.
