@@ -107,10 +107,23 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
     return { page, console: lines, errors };
   }
 
+  /**
+   * One page for the tests that drive it fully themselves (they select the model, clear the pad, upload their
+   * photos): a page opens in ~2 s of onnxruntime-web start-up, so it is opened once, not per test. The test
+   * of the empty page opens its own.
+   */
+  let shared: ReturnType<typeof open> | undefined;
+  const sharedPage = () => {
+    shared ??= open();
+    return shared;
+  };
+
   /** Select a model, draw a 7 and wait for the explainer to show that model's layers. */
   async function drawWith(page: Page, model: string): Promise<DemoState> {
     await page.click('#clear');
     await page.selectOption('#model', `${model}/1`);
+    // As a fresh page is: at the top (the shared page may be left scrolled by the hover test).
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     const before = (await demo(page)).explain.runs;
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(
@@ -141,7 +154,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
   }
 
   it("cnn, inception, resnet: one heat map per layer output, blocks as branches, every value equal to onnxruntime-node's", async () => {
-    const { page, errors } = await open();
+    const { page, errors } = await sharedPage();
     for (const model of MODELS) {
       const ops = describeModel(decodeModel(readFileSync(file(model)))).ops;
       const expected = COMPUTING_OPS.reduce((sum, op) => sum + (ops[op] ?? 0), 0);
@@ -181,11 +194,10 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       });
     }
     expect(errors).toEqual([]);
-    await page.close();
   }, 240_000);
 
   it("hovering a feature map lights up the cell's receptive field on the input and shows its kernel", async () => {
-    const { page } = await open();
+    const { page } = await sharedPage();
     const state = await drawWith(page, 'cnn');
     // The simple CNN's layers by hand: conv1, pool, relu, conv2, pool, relu, fc, softmax.
     expect(state.explain.layers.map((l) => l.label)).toEqual([
@@ -236,14 +248,13 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       expect((field.x - frame.x) / pixel).toBeCloseTo(f.left, 0);
       expect(await page.locator('.kernel-view').isVisible()).toBe(kernel !== undefined);
     }
-    await page.close();
   }, 120_000);
 
   it('reads the photo set through the browser path: the page gives the same 28×28 as the module in Node', async () => {
     // One photo per condition (testkit/photo-digits.ts), as PNG uploads through "Use a photo". The ≥ 95%
     // reading of the set is proven in Node (test/photo-preprocess.test.ts); here the browser's decoding
     // (createImageBitmap, canvas) and its copy of the module must produce the same model input.
-    const { page } = await open();
+    const { page } = await sharedPage();
     const test = await loadMnist('test');
     let compared = 0;
     for (const [k, condition] of PHOTO_CONDITIONS.entries()) {
@@ -265,7 +276,6 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       compared++;
     }
     expect(compared).toBe(PHOTO_CONDITIONS.length);
-    await page.close();
   }, 180_000);
 
   it('empty: a "draw here" hint, no bars; a favicon; "Use a photo" reads a photo; at most one console line without WebGPU', async () => {

@@ -96,8 +96,20 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     });
   }
 
+  /**
+   * One draw page for both tests (each starts from a cleared pad): a page opens in ~2 s of onnxruntime-web
+   * start-up, so it is opened once, by whichever test runs first.
+   */
+  let shared: ReturnType<typeof openDrawPage> | undefined;
+  const sharedPage = () => {
+    shared ??= openDrawPage(browser, server.url);
+    return shared;
+  };
+
   it('after a stroke: saliency and Grad-CAM of the answer, and of a picked digit, equal onnxruntime-node', async () => {
-    const { page, errors } = await openDrawPage(browser, server.url);
+    const { page, errors } = await sharedPage();
+    await page.click('#clear');
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(
       () => {
@@ -183,11 +195,14 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     expect(why.predicted).toBe(result.prediction);
     await expectMapsMatchNode(why);
     expect(errors).toEqual([]);
-    await page.close();
   }, 180_000);
 
   it('the embedding: 300 test digits in 2-D, neighbours share labels; hover shows a digit; the drawing is placed', async () => {
-    const { page, errors } = await openDrawPage(browser, server.url);
+    const { page, errors } = await sharedPage();
+    await page.setViewportSize({ width: 1000, height: 1400 });
+    await page.click('#clear');
+    // As a fresh page is: at the top (the other test may leave it scrolled, or smooth-scrolling to the pad).
+    await page.evaluate(() => window.scrollTo({ top: 0, behavior: 'instant' }));
     await drawStrokes(page, DIGITS[7] as [number, number][][]);
     await page.waitForFunction(() => (window as unknown as { demo: DemoState }).demo.prediction === 7);
     await page.fill('#embed-count', '300');
@@ -248,8 +263,8 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     expect(await noHorizontalOverflow(page)).toBe(true);
     await page.addStyleTag({ content: '.pad { position: static !important; }' });
     await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding-phone.png' });
+    await page.setViewportSize({ width: 1000, height: 1400 });
     expect(errors).toEqual([]);
-    await page.close();
   }, 180_000);
 });
 

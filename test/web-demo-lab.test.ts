@@ -6,6 +6,9 @@
  * - the fixes: hidden downloads stay hidden, disabled buttons look disabled, fp16/int8 variants are not
  *   offered for fine-tuning, samples can be removed, a blank photo is told, nothing overflows a phone, and
  *   a fine-tuned model joins the pad's model list at once, selected;
+ * - "Teach it your handwriting": digits drawn with real mouse events and labelled fine-tune the served cnn
+ *   so that its answers on them change to the labels, without wrecking MNIST; the result is kept in
+ *   IndexedDB, offered as a download and published to the server (one fine-tune serves all of these);
  * - /train's defaults (the quick preset) and the tutorial one click away; a small run's model joins an open
  *   draw page's list at once, selected, and reads there.
  * The ≥ 97% of the full defaults is the benchmark's to check (`npm run bench -- --what train-page`).
@@ -38,6 +41,17 @@ interface DemoState {
   explain: { runs: number };
 }
 const demo = (page: Page) => page.evaluate(() => (window as unknown as { demo: DemoState }).demo);
+interface TeachState {
+  samples: number;
+  running: boolean;
+  model?: string;
+  before?: { answers: number[]; mnistAccuracy: number };
+  after?: { answers: number[]; mnistAccuracy: number };
+  saved: boolean;
+  error?: string;
+  published?: { model: string; version: number };
+}
+const teach = (page: Page) => page.evaluate(() => (window as unknown as { teach: TeachState }).teach);
 const teachSamples = (page: Page) =>
   page.evaluate(() => (window as unknown as { teach: { samples: number } }).teach.samples);
 
@@ -92,7 +106,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     const precision = fp16.metadata_props?.find((p) => p.key === METADATA_KEYS.precision);
     if (precision) precision.value = 'fp16 weights, fp32 compute';
     await writeModelFile(join(models, 'cnn-fp16', '1', 'model.onnx'), fp16);
-    server = await startServer({ models, port: 0, webRoot });
+    server = await startServer({ models, port: 0, webRoot, uploads: { maxBytes: 8 << 20 } });
     browser = await launch();
   }, 120_000);
 
@@ -101,7 +115,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     await server?.close();
   });
 
-  it('the confusion matrix of cnn on 10,000 test images matches onnxruntime-node; its cells open their digits', async () => {
+  it('the confusion matrix of cnn on 10,000 test images matches onnxruntime-node; its cells open their digits; fine-tuning on five drawn digits changes the served cnn’s answers on them to their labels', async () => {
     const { page, errors } = await openDrawPage(browser, server.url);
 
     // Nothing to download yet: the link is not shown. The Fine-tune button is disabled and looks it.
@@ -111,7 +125,9 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     // The fp16 variant cannot be fine-tuned (no float weights), so it is not offered.
     await page.waitForFunction(() => (document.getElementById('teach-model') as HTMLSelectElement).options.length > 0);
     expect(await page.$$eval('#teach-model option', (o) => o.map((x) => x.textContent))).toEqual(['cnn v1']);
-    // A sample added by mistake can be removed.
+    // A sample added by mistake can be removed. The samples are all a "1" the user means as a 4: the served
+    // model reads it as 1, so teaching (below) must change its answer.
+    await page.selectOption('#teach-label', '4');
     for (const digit of [1, 7]) await addSample(page, digit);
     expect(await teachSamples(page)).toBe(2);
     await page.click('#teach-samples figure:last-child button.remove');
@@ -189,7 +205,6 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     // Fine-tuning's payoff: the fine-tuned model joins the pad's list at once, selected; the lab's results
     // (for the served cnn) are cleared rather than shown under another model's name.
     await page.setViewportSize({ width: 1000, height: 1400 });
-    await page.selectOption('#teach-label', '4');
     for (let i = 0; i < 4; i++) await addSample(page, 1);
     expect(await teachSamples(page)).toBe(5);
     await page.click('#teach-tune');
@@ -207,6 +222,29 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     expect(await page.textContent('#model option:checked')).toMatch(/^fine-tuned cnn \(this browser\) — \d+\.\d\d%$/);
     expect((await demo(page)).lab.confusion).toBeUndefined();
     expect(await page.isVisible('#teach-download')).toBe(true);
+
+    // The lesson took: the five digits now read as their label.
+    const state = await teach(page);
+    expect(state.error).toBeUndefined();
+    expect(state.model).toBe('cnn');
+    expect(state.before?.answers).toEqual([1, 1, 1, 1, 1]);
+    expect(state.after?.answers).toEqual([4, 4, 4, 4, 4]);
+    // Mixed with MNIST, it still reads MNIST (the fixture is 98.6% on the full test set). This lesson
+    // contradicts MNIST's own 1s (12.6% of the first 1,000 test images), so some of those now read as 4:
+    // measured 98.3% → 91.5%; the bound only says the model was not wrecked.
+    expect(state.before?.mnistAccuracy).toBeGreaterThan(95);
+    expect(state.after?.mnistAccuracy).toBeGreaterThan(85);
+    // "Publish to the server": the fine-tuned model becomes the next version of cnn-tuned.
+    await page.click('#teach-publish');
+    await page.waitForFunction(() => (window as unknown as { teach: TeachState }).teach.published);
+    expect((await teach(page)).published).toEqual({ model: 'cnn-tuned', version: 1 });
+    expect(server.repository.versions('cnn-tuned').map((v) => v.ready)).toEqual([true]);
+    await page.screenshot({ path: 'test-results/teach.png', fullPage: true });
+
+    // Kept in IndexedDB: a reload offers the fine-tuned model again.
+    await page.reload();
+    await page.waitForFunction(() => (window as unknown as { teach?: TeachState }).teach?.saved);
+    expect(await page.textContent('#teach-results')).toMatch(/A fine-tuned cnn \(5 digits/);
     expect(errors).toEqual([]);
     await page.close();
   }, 480_000);

@@ -32,18 +32,33 @@ export async function batchedLogits(
   count: number,
   settings: SessionSettings,
 ): Promise<Float32Array> {
+  const [logits] = await batchedLogitsOf(runtime, model, [{ images, count }], settings);
+  return logits as Float32Array;
+}
+
+/** batchedLogits for several image sets, on one session (a session is made once, not per set). */
+export async function batchedLogitsOf(
+  runtime: OrtRuntime,
+  model: ModelProto | Uint8Array,
+  sets: { images: Float32Array; count: number }[],
+  settings: SessionSettings,
+): Promise<Float32Array[]> {
   const bytes = model instanceof Uint8Array ? model.slice() : encodeModel(model);
   const { session } = await runtime.createSession(bytes, settings);
   try {
-    const out = new Float32Array(count * NUM_CLASSES);
-    for (let start = 0; start < count; start += CHUNK) {
-      const n = Math.min(CHUNK, count - start);
-      // A copy, not a view: onnxruntime-web cannot take a view into a shared or larger buffer.
-      const pixels = images.slice(start * IMAGE_PIXELS, (start + n) * IMAGE_PIXELS);
-      const result = await session.run({ [INPUT_NAME]: new runtime.Tensor('float32', pixels, [n, ...IMAGE_SHAPE]) });
-      out.set((result[LOGITS_NAME] as Tensor).data as Float32Array, start * NUM_CLASSES);
+    const results: Float32Array[] = [];
+    for (const { images, count } of sets) {
+      const out = new Float32Array(count * NUM_CLASSES);
+      for (let start = 0; start < count; start += CHUNK) {
+        const n = Math.min(CHUNK, count - start);
+        // A copy, not a view: onnxruntime-web cannot take a view into a shared or larger buffer.
+        const pixels = images.slice(start * IMAGE_PIXELS, (start + n) * IMAGE_PIXELS);
+        const result = await session.run({ [INPUT_NAME]: new runtime.Tensor('float32', pixels, [n, ...IMAGE_SHAPE]) });
+        out.set((result[LOGITS_NAME] as Tensor).data as Float32Array, start * NUM_CLASSES);
+      }
+      results.push(out);
     }
-    return out;
+    return results;
   } finally {
     await session.release();
   }

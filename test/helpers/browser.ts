@@ -1,22 +1,62 @@
 /** Headless Debian Chromium through playwright-core (never a downloaded browser); a fresh profile each launch. */
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, CDPSession, Page } from 'playwright-core';
 
 // The launcher lives in testkit/, shared with the benchmarks (which drive the browser too).
 export { chromiumPath, launch } from '../../testkit/chromium.ts';
 
 type Stroke = [number, number][];
 
-/** Draw strokes given in [0,1] pad coordinates with real mouse events. */
+/** One DevTools session per page, for the batched moves below. */
+const sessions = new WeakMap<Page, Promise<CDPSession>>();
+const sessionOf = (page: Page) => {
+  let session = sessions.get(page);
+  if (!session) {
+    session = page.context().newCDPSession(page);
+    sessions.set(page, session);
+  }
+  return session;
+};
+
+/**
+ * Draw strokes given in [0,1] pad coordinates with real mouse events: the same events `page.mouse` sends
+ * (press, moves interpolated in 2 steps, release), but a stroke's moves go out together instead of one per
+ * animation frame (Chromium delivers a move per frame, ~17 ms each); the pad reads every one of them through
+ * getCoalescedEvents, so it draws exactly the same points.
+ */
 export async function drawStrokes(page: Page, strokes: Stroke[], selector = '#pad'): Promise<void> {
   const box = await page.locator(selector).boundingBox();
   if (!box) throw new Error(`${selector} is not visible`);
   const at = ([x, y]: [number, number]) => [box.x + x * box.width, box.y + y * box.height] as const;
+  const session = await sessionOf(page);
   for (const stroke of strokes) {
     const [first, ...rest] = stroke;
     if (!first) continue;
     await page.mouse.move(...at(first));
     await page.mouse.down();
-    for (const point of rest) await page.mouse.move(...at(point), { steps: 2 });
+    // Every point as page.mouse.move(point, { steps: 2 }) would send it; the last one through page.mouse,
+    // so its idea of where the mouse is (for the release and the next click) stays true.
+    const points: (readonly [number, number])[] = [];
+    let [fromX, fromY] = at(first);
+    for (const point of rest) {
+      const [x, y] = at(point);
+      for (const i of [1, 2]) points.push([fromX + (x - fromX) * (i / 2), fromY + (y - fromY) * (i / 2)]);
+      [fromX, fromY] = [x, y];
+    }
+    const last = points.pop();
+    await Promise.all(
+      points.map(([x, y]) =>
+        session.send('Input.dispatchMouseEvent', {
+          type: 'mouseMoved',
+          button: 'left',
+          buttons: 1,
+          x,
+          y,
+          modifiers: 0,
+          force: 0.5,
+        }),
+      ),
+    );
+    if (last) await page.mouse.move(...last);
     await page.mouse.up();
   }
 }
