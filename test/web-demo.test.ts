@@ -18,6 +18,8 @@ import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts'
 if (!chromiumPath)
   console.warn('skipping the web demo tests: Debian chromium is not installed (apt-get install chromium)');
 
+const HOSTILE_ACCURACY = '<img src=x onerror="window.__xss=1">';
+
 interface DemoState {
   ready: boolean;
   backend: string;
@@ -46,7 +48,11 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     // The export command's smaller variants must run in onnxruntime-web too.
     const trained = decodeModel(readFileSync('test/fixtures/models/cnn/1/model.onnx'));
     for (const variant of ['fp16', 'int8'] as const) {
-      await writeModelFile(join(models, `cnn-${variant}`, '1', 'model.onnx'), makeVariant(trained, variant));
+      const model = makeVariant(trained, variant);
+      // A publisher's metadata is text, not markup: the int8 one states its accuracy as HTML that runs script.
+      if (variant === 'int8')
+        for (const prop of model.metadata_props ?? []) if (prop.key === 'test_accuracy') prop.value = HOSTILE_ACCURACY;
+      await writeModelFile(join(models, `cnn-${variant}`, '1', 'model.onnx'), model);
     }
     server = await startServer({ models, port: 0, webRoot });
     browser = await launch();
@@ -123,6 +129,12 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     const all = (await demo(page)).all ?? [];
     expect(all.map((a) => a.model)).toEqual(['cnn', 'cnn-fp16', 'cnn-int8', 'torchcnn']);
     expect(await page.locator('#table tr').count()).toBe(5);
+    // Labels are text: a stated accuracy shows when it is a number, the hostile one neither shows nor runs.
+    const labels = await page.locator('#table tbody tr td:first-child').allTextContents();
+    expect(labels[0]).toMatch(/^cnn v1 — \d+\.\d\d%$/);
+    expect(labels[2]).toBe('cnn-int8 v1');
+    expect(await page.locator('#table img').count()).toBe(0);
+    expect(await page.evaluate(() => (window as unknown as { __xss?: number }).__xss)).toBeUndefined();
     // In the browser now (server mode off): the fp16 and int8 variants run in onnxruntime-web's wasm and read the 7 too.
     await page.uncheck('#server');
     const state = await read(page, 7);
