@@ -1,11 +1,3 @@
-/**
- * Native chains in the gradient step (core/autodiff/rules/native.ts → core/training/segments.ts →
- * node/segmented-session.ts): the cut graph is well formed (every step's inputs exist when it runs), its
- * gradients equal the pure-ORT graph's (whose rules pass the float64 finite-difference checks), and three
- * SGD steps end at the PyTorch fixtures' weights — with every chain start native, and with pools only.
- * Skipped where the addon isn't built, except the plan's shape.
- */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { NativeChoices } from '../core/autodiff/rules/native.ts';
 import { INPUT_NAME } from '../core/contract.ts';
@@ -15,6 +7,7 @@ import { buildGradientGraph, buildTrainingGraph, LABELS_NAME } from '../core/tra
 import { nativeKernels } from '../node/native-kernels.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
+import { expectThreePytorchSteps, plainSgdCases } from './helpers/torch-training.ts';
 
 const kernels = nativeKernels();
 const ALL: NativeChoices = { convInputs: () => true, maxPools: () => true };
@@ -40,19 +33,9 @@ describe('a gradient graph cut at its native nodes', () => {
   }
 });
 
-const fixture = JSON.parse(readFileSync(new URL('./fixtures/torch-training.json', import.meta.url), 'utf8')) as {
-  cases: {
-    model: ModelName;
-    optimizer: string;
-    labelSmoothing: number;
-    losses: number[];
-    after: Record<string, { norm: number; samples: [number, number][]; float32Error: number }>;
-  }[];
-};
-
 describe.skipIf(!kernels)('native chains in training steps', () => {
   const { images, labels } = fixtureBatch();
-  for (const c of fixture.cases.filter((k) => k.optimizer === 'sgd' && !k.labelSmoothing && k.model !== 'densenet')) {
+  for (const c of plainSgdCases().filter((k) => k.model !== 'densenet')) {
     for (const [what, choices] of [
       ['every chain start native', ALL],
       ['pools only', POOLS],
@@ -67,20 +50,7 @@ describe.skipIf(!kernels)('native chains in training steps', () => {
           nativeGradients: choices,
         });
         try {
-          for (let s = 0; s < 3; s++) {
-            const { loss } = await trainer.step(images, labels, 0.01);
-            expect(Math.abs(loss - (c.losses[s] as number)) / (c.losses[s] as number)).toBeLessThan(1e-4);
-          }
-          const after = trainer.weights();
-          for (const [name, golden] of Object.entries(c.after)) {
-            const ours = after.get(name) as Float32Array;
-            const rms = golden.norm / Math.sqrt(ours.length);
-            const tolerance = Math.max(1e-4, 3 * golden.float32Error);
-            for (const [i, value] of golden.samples) {
-              const error = Math.abs((ours[i] as number) - value) / Math.max(Math.abs(value), rms, 1e-12);
-              expect(error, `${name}[${i}] after 3 steps`).toBeLessThan(tolerance);
-            }
-          }
+          await expectThreePytorchSteps(trainer, { images, labels }, c);
         } finally {
           await trainer.release();
         }

@@ -1,10 +1,3 @@
-/**
- * The native Conv weight-gradient kernel (native/, built by `npm install` where a compiler is present):
- * against a float64 direct sum on small shapes with stride, padding, dilation, odd channel counts and more
- * than one channel block; and in whole training steps against the PyTorch fixtures (the same golden
- * numbers test/torch-parity.test.ts holds the pure-ORT graph to). Skipped where the addon isn't built.
- */
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
@@ -14,7 +7,9 @@ import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
 import { createTrainer, defaultParallelism, describeParallelism } from '../train/parallel/create-trainer.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
+import { convGeometry as geometry } from './helpers/conv-geometry.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
+import { expectThreePytorchSteps, plainSgdCases } from './helpers/torch-training.ts';
 
 const kernels = nativeKernels();
 
@@ -41,32 +36,6 @@ function reference(x: Float32Array, dY: Float32Array, geo: ConvGeometry, n: numb
           dw[((o * c + ch) * kh + i) * kw + j] = sum;
         }
   return dw;
-}
-
-/** A geometry with the output size a Conv would give. */
-function geometry(
-  input: [number, number, number],
-  m: number,
-  kernel: [number, number],
-  { strides = [1, 1], pads = [0, 0, 0, 0], dilations = [1, 1] }: Partial<ConvGeometry> = {},
-): ConvGeometry {
-  const out = (axis: 0 | 1) =>
-    Math.floor(
-      ((input[axis + 1] as number) +
-        (pads[axis] as number) +
-        (pads[axis + 2] as number) -
-        (dilations[axis] as number) * (kernel[axis] - 1) -
-        1) /
-        (strides[axis] as number),
-    ) + 1;
-  return {
-    input,
-    output: [m, out(0), out(1)],
-    kernel,
-    strides: strides as [number, number],
-    pads: pads as [number, number, number, number],
-    dilations: dilations as [number, number],
-  };
 }
 
 const CASES: [string, ConvGeometry, number][] = [
@@ -107,25 +76,9 @@ describe.skipIf(!kernels)(`native conv weight gradient (${nativeKernelsStatus()}
   });
 });
 
-interface Summary {
-  shape: number[];
-  norm: number;
-  samples: [number, number][];
-  float32Error: number;
-}
-const fixture = JSON.parse(readFileSync(new URL('./fixtures/torch-training.json', import.meta.url), 'utf8')) as {
-  cases: {
-    model: keyof typeof ZOO;
-    optimizer: string;
-    labelSmoothing: number;
-    losses: number[];
-    after: Record<string, Summary>;
-  }[];
-};
-
 describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyTorch', () => {
   const { images, labels } = fixtureBatch();
-  for (const c of fixture.cases.filter((k) => k.optimizer === 'sgd' && !k.labelSmoothing)) {
+  for (const c of plainSgdCases()) {
     // Two workers normalize BatchNorm per slice (like DDP without SyncBN): only BatchNorm-free models match.
     const bnFree = defaultParallelism(ZOO[c.model].build()) === 'workers';
     for (const threads of bnFree ? [1, 2] : [1]) {
@@ -140,20 +93,7 @@ describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyT
         expect(describeParallelism(options, module)).toContain('native kernels');
         const trainer = await createTrainer(module, options);
         try {
-          for (let s = 0; s < 3; s++) {
-            const { loss } = await trainer.step(images, labels, 0.01);
-            expect(Math.abs(loss - (c.losses[s] as number)) / (c.losses[s] as number)).toBeLessThan(1e-4);
-          }
-          const after = trainer.weights();
-          for (const [name, golden] of Object.entries(c.after)) {
-            const ours = after.get(name) as Float32Array;
-            const rms = golden.norm / Math.sqrt(ours.length);
-            const tolerance = Math.max(1e-4, 3 * golden.float32Error);
-            for (const [i, value] of golden.samples) {
-              const error = Math.abs((ours[i] as number) - value) / Math.max(Math.abs(value), rms, 1e-12);
-              expect(error, `${name}[${i}] after 3 steps`).toBeLessThan(tolerance);
-            }
-          }
+          await expectThreePytorchSteps(trainer, { images, labels }, c);
         } finally {
           await trainer.release();
         }
