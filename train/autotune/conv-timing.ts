@@ -8,19 +8,11 @@ import {
 import { gradientRules } from '../../core/autodiff/rules/index.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { sameGeometry, timeInStep } from './step-timing.ts';
-import { timingKey } from './timing.ts';
+import { convTimingKey } from './timing.ts';
 
 /** The cache key: everything the timing depends on. */
 export function convKey(geo: ConvGeometry, batch: number): string {
-  const { input, output, kernel, strides, pads, dilations } = geo;
-  return timingKey('conv-weight-gradient in step', CONV_WEIGHT_GRADIENTS, batch, {
-    in: input,
-    out: output,
-    kernel,
-    strides,
-    pads,
-    dilations,
-  });
+  return convTimingKey('conv-weight-gradient in step', CONV_WEIGHT_GRADIENTS, geo, batch);
 }
 
 /** Typical ms per gradient-graph run of `module` with each formulation for its convolutions of geometry `geo`. */

@@ -14,22 +14,14 @@ import { buildGradientGraph } from '../../core/training/training-graph.ts';
 import { createGradientRunner, encodeSegmentPlan, type GradientRunner } from '../../node/segmented-session.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { stepFeeds } from './step-timing.ts';
-import { timingKey, typicalRunTimes } from './timing.ts';
+import { convTimingKey, timingKey, typicalRunTimes } from './timing.ts';
 
 export const NATIVE_OR_ORT = ['ort', 'native'] as const;
 export type NativeOrOrt = (typeof NATIVE_OR_ORT)[number];
 
 /** The cache keys: where the native step may start a chain, and its geometry. */
 export function nativeConvInputKey(geo: ConvGeometry, batch: number): string {
-  const { input, output, kernel, strides, pads, dilations } = geo;
-  return timingKey('conv-input-gradient in native step', NATIVE_OR_ORT, batch, {
-    in: input,
-    out: output,
-    kernel,
-    strides,
-    pads,
-    dilations,
-  });
+  return convTimingKey('conv-input-gradient in native step', NATIVE_OR_ORT, geo, batch);
 }
 
 export function nativeMaxPoolKey(geo: MaxPoolGeometry, batch: number): string {

@@ -7,6 +7,7 @@
  */
 
 import * as ort from 'onnxruntime-node';
+import type { ConvGeometry } from '../../core/autodiff/rules/conv-weight-gradient.ts';
 import { Rng } from '../../core/random.ts';
 import { createSession } from '../../node/execution.ts';
 import { nativeKernelsBuild } from '../../node/native-kernels.ts';
@@ -81,6 +82,12 @@ export function timingKey(
     `batch ${batch}`,
     ...Object.entries(geometry).map(([name, dims]) => `${name} ${dims.join('x')}`),
   ].join(' | ');
+}
+
+/** A Conv's timing key: its whole geometry, so two convolutions share a measurement only when nothing differs. */
+export function convTimingKey(what: string, candidates: readonly string[], geo: ConvGeometry, batch: number): string {
+  const { input, output, kernel, strides, pads, dilations } = geo;
+  return timingKey(what, candidates, batch, { in: input, out: output, kernel, strides, pads, dilations });
 }
 
 /** Seeded uniform(-1, 1) float tensors for timing runs: `random(dims)`. */
