@@ -29,6 +29,7 @@ import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import type { FailureLabState } from '../web-demo/src/lab/panel.ts';
+import type { TeachState } from '../web-demo/src/teach/teach.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
 
 const FIXTURE = 'test/fixtures/models/cnn/1/model.onnx';
@@ -41,16 +42,6 @@ interface DemoState {
   explain: { runs: number };
 }
 const demo = (page: Page) => page.evaluate(() => (window as unknown as { demo: DemoState }).demo);
-interface TeachState {
-  samples: number;
-  running: boolean;
-  model?: string;
-  before?: { answers: number[]; mnistAccuracy: number };
-  after?: { answers: number[]; mnistAccuracy: number };
-  saved: boolean;
-  error?: string;
-  published?: { model: string; version: number };
-}
 const teach = (page: Page) => page.evaluate(() => (window as unknown as { teach: TeachState }).teach);
 const teachSamples = (page: Page) =>
   page.evaluate(() => (window as unknown as { teach: { samples: number } }).teach.samples);

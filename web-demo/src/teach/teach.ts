@@ -20,7 +20,7 @@ const MNIST_TEST_IMAGES = 1000;
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 
-interface TeachState {
+export interface TeachState {
   samples: number;
   running: boolean;
   model?: string;
