@@ -189,18 +189,22 @@ function inkPatch(digit: Uint8Array, o: PhotoOptions): InkPatch {
   return { x0, y0, w, h, ink: blur(morph({ width: w, height: h, data: ink }, o.pen * scale).data, w, h, o.blur) };
 }
 
-/** Illumination (0..1) at every pixel: gradient × vignette × shadow. */
-function lightAt(o: PhotoOptions, x: number, y: number): number {
+/** Illumination (0..1) at every pixel: gradient × vignette × shadow (the angles' sines and cosines taken once). */
+function lighting(o: PhotoOptions): (x: number, y: number) => number {
   const { width: w, height: h } = o;
-  const [u, v] = [x / w - 0.5, y / h - 0.5];
-  const along = u * Math.cos(o.gradient.angle) + v * Math.sin(o.gradient.angle); // −0.7..0.7
-  let light = 1 - o.gradient.strength * (0.5 + along / 1.4);
-  light *= 1 - o.vignette * 2 * (u * u + v * v);
-  if (o.shadow.depth > 0) {
-    const s = u * Math.cos(o.shadow.angle) + v * Math.sin(o.shadow.angle) - o.shadow.offset;
-    light *= 1 - o.shadow.depth / (1 + Math.exp(-s * 30));
-  }
-  return light;
+  const [gc, gs] = [Math.cos(o.gradient.angle), Math.sin(o.gradient.angle)];
+  const [sc, ss] = [Math.cos(o.shadow.angle), Math.sin(o.shadow.angle)];
+  return (x, y) => {
+    const [u, v] = [x / w - 0.5, y / h - 0.5];
+    const along = u * gc + v * gs; // −0.7..0.7
+    let light = 1 - o.gradient.strength * (0.5 + along / 1.4);
+    light *= 1 - o.vignette * 2 * (u * u + v * v);
+    if (o.shadow.depth > 0) {
+      const s = u * sc + v * ss - o.shadow.offset;
+      light *= 1 - o.shadow.depth / (1 + Math.exp(-s * 30));
+    }
+    return light;
+  };
 }
 
 function onDesk(o: PhotoOptions, x: number, y: number): boolean {
@@ -225,13 +229,14 @@ function gaussian(rng: Rng): number {
 export function renderPhoto(digit: Uint8Array, o: PhotoOptions, rng: Rng): Uint8Array {
   const { width: w, height: h } = o;
   const patch = inkPatch(digit, o);
+  const lightAt = lighting(o);
   const rgba = new Uint8Array(w * h * 4);
   for (let y = 0; y < h; y++)
     for (let x = 0; x < w; x++) {
       const [px, py] = [x - patch.x0, y - patch.y0];
       const ink = px >= 0 && py >= 0 && px < patch.w && py < patch.h ? (patch.ink[py * patch.w + px] as number) : 0;
       const desk = onDesk(o, x, y);
-      const light = lightAt(o, x, y);
+      const light = lightAt(x, y);
       const o4 = (y * w + x) * 4;
       for (let c = 0; c < 3; c++) {
         const surface = desk
