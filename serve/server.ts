@@ -20,6 +20,7 @@ import { answerClientErrors } from './client-errors.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
+import { lingerOnClose } from './lingering-close.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
@@ -179,6 +180,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ) as Server;
     s.once('error', (error) => reject(portError(error, host, port)));
   });
+  lingerOnClose(server);
   answerClientErrors(server, timeouts);
   const connections = guardConnections(server, {
     total: options.maxConnections ?? CONNECTION_DEFAULTS.total,
