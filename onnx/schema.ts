@@ -4,6 +4,8 @@
  * Field numbers are the ones fixed by onnx/onnx.proto (proto2); anything we don't list is skipped
  * on read and never written. Keeping the schema as text here (not a generated module) means one
  * file shows exactly which part of ONNX we depend on, and it works in Node and the browser alike.
+ * Every place a tensor can be stored is listed (sparse ones, model-local functions, training graphs),
+ * even where we never build one: the server's external-data check must see each tensor of a hostile file.
  */
 import protobuf from 'protobufjs';
 
@@ -30,6 +32,8 @@ message AttributeProto {
   repeated bytes strings = 9;
   repeated TensorProto tensors = 10;
   repeated GraphProto graphs = 11;
+  optional SparseTensorProto sparse_tensor = 22;
+  repeated SparseTensorProto sparse_tensors = 23;
 }
 
 message ValueInfoProto {
@@ -68,6 +72,30 @@ message ModelProto {
   optional string doc_string = 6;
   optional GraphProto graph = 7;
   repeated StringStringEntryProto metadata_props = 14;
+  repeated TrainingInfoProto training_info = 20;
+  repeated FunctionProto functions = 25;
+}
+
+message TrainingInfoProto {
+  optional GraphProto initialization = 1;
+  optional GraphProto algorithm = 2;
+  repeated StringStringEntryProto initialization_binding = 3;
+  repeated StringStringEntryProto update_binding = 4;
+}
+
+message FunctionProto {
+  optional string name = 1;
+  repeated string input = 4;
+  repeated string output = 5;
+  repeated string attribute = 6;
+  repeated AttributeProto attribute_proto = 11;
+  repeated NodeProto node = 7;
+  optional string doc_string = 8;
+  repeated OperatorSetIdProto opset_import = 9;
+  optional string domain = 10;
+  optional string overload = 13;
+  repeated ValueInfoProto value_info = 12;
+  repeated StringStringEntryProto metadata_props = 14;
 }
 
 message GraphProto {
@@ -78,6 +106,7 @@ message GraphProto {
   repeated ValueInfoProto input = 11;
   repeated ValueInfoProto output = 12;
   repeated ValueInfoProto value_info = 13;
+  repeated SparseTensorProto sparse_initializer = 15;
 }
 
 message TensorProto {
@@ -98,6 +127,12 @@ message TensorProto {
   optional int32 data_location = 14;
   repeated double double_data = 10 [packed = true];
   repeated uint64 uint64_data = 11 [packed = true];
+}
+
+message SparseTensorProto {
+  optional TensorProto values = 1;
+  optional TensorProto indices = 2;
+  repeated int64 dims = 3;
 }
 
 message TensorShapeProto {
@@ -174,6 +209,8 @@ export interface TensorProto {
 export interface AttributeProto {
   name: string;
   type: number;
+  /** Inside a function: the value is the calling node's attribute of this name. */
+  ref_attr_name?: string;
   f?: number;
   i?: Int64;
   s?: Uint8Array;
@@ -184,6 +221,15 @@ export interface AttributeProto {
   tensors?: TensorProto[];
   g?: GraphProto;
   graphs?: GraphProto[];
+  sparse_tensor?: SparseTensorProto;
+  sparse_tensors?: SparseTensorProto[];
+}
+
+/** A sparse tensor: its non-zero `values`, their `indices`, and the dense shape. */
+export interface SparseTensorProto {
+  values?: TensorProto;
+  indices?: TensorProto;
+  dims?: Int64[];
 }
 
 export interface NodeProto {
@@ -214,6 +260,32 @@ export interface GraphProto {
   output?: ValueInfoProto[];
   value_info?: ValueInfoProto[];
   doc_string?: string;
+  sparse_initializer?: SparseTensorProto[];
+}
+
+/** A model-local function: an operator (domain, name) whose body is `node`. */
+export interface FunctionProto {
+  name?: string;
+  domain?: string;
+  overload?: string;
+  input?: string[];
+  output?: string[];
+  attribute?: string[];
+  /** Attributes with default values. */
+  attribute_proto?: AttributeProto[];
+  node?: NodeProto[];
+  opset_import?: { domain?: string; version?: Int64 }[];
+  value_info?: ValueInfoProto[];
+  doc_string?: string;
+  metadata_props?: { key?: string; value?: string }[];
+}
+
+/** Training graphs stored with a model (ORT's inference ignores them). */
+export interface TrainingInfoProto {
+  initialization?: GraphProto;
+  algorithm?: GraphProto;
+  initialization_binding?: { key?: string; value?: string }[];
+  update_binding?: { key?: string; value?: string }[];
 }
 
 export interface ModelProto {
@@ -226,4 +298,6 @@ export interface ModelProto {
   doc_string?: string;
   graph?: GraphProto;
   metadata_props?: { key?: string; value?: string }[];
+  training_info?: TrainingInfoProto[];
+  functions?: FunctionProto[];
 }

@@ -133,8 +133,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
     if (isUpload(c)) c.set('bodyLock' as never, oneUpload as never);
     await next();
   });
+  // Refused before the body was read (from Content-Length, or cut off midway): the rest of it can't be
+  // skipped in time to keep the connection, so it closes once the answer is out (lingering-close.ts).
   const tooLarge = (bytes: number) => (c: Context) =>
-    c.json(errorBody('payload_too_large', `request body exceeds ${bytes} bytes`), 413);
+    c.json(errorBody('payload_too_large', `request body exceeds ${bytes} bytes`), 413, { Connection: 'close' });
   const bodyCap = bodyLimit({ maxSize: limit * 2, onError: tooLarge(limit) });
   const uploadCap = uploads
     ? bodyLimit({ maxSize: uploads.maxBytes * 2, onError: tooLarge(uploads.maxBytes) })

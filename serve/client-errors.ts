@@ -1,12 +1,14 @@
 /**
  * Requests Node's HTTP parser refuses before the app sees them — a malformed request line, headers over
- * `maxHeaderSize`, a request too slow to arrive, an `Expect` we don't meet — answered like every other
- * refusal: `{ error: { code, message } }` with its status, not Node's bare status line. The message is
- * ours alone: the client's bytes (`rawPacket`) are never echoed.
+ * `maxHeaderSize`, a request too slow to arrive, an `Expect` we don't meet, a CONNECT — answered like every
+ * other refusal: `{ error: { code, message } }` with its status, not Node's bare status line (or, for
+ * CONNECT, nothing at all). The message is ours alone: the client's bytes (`rawPacket`) are never echoed.
  */
 import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { errorBody } from './errors.ts';
+import { closeLingering } from './lingering-close.ts';
 
 interface Refusal {
   status: 400 | 408 | 413 | 431;
@@ -30,17 +32,21 @@ function refusal(code: string | undefined, timeouts: { headersMs: number; reques
 }
 
 /** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
-function rawResponse(status: number, code: string, message: string): string {
+function rawResponse(status: number, code: string, message: string, extraHeaders: string[] = []): string {
   const body = JSON.stringify(errorBody(code, message));
   return [
     `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
     'Content-Type: application/json',
     `Content-Length: ${Buffer.byteLength(body)}`,
+    ...extraHeaders,
     'Connection: close',
     '',
     body,
   ].join('\r\n');
 }
+
+/** The methods the server answers (OPTIONS too, with --cors). */
+const ALLOW = 'GET, HEAD, POST, PUT';
 
 /** Answer `server`'s client errors and unmet expectations as JSON. */
 export function answerClientErrors(server: Server, timeouts: { headersMs: number; requestMs: number }): void {
@@ -55,6 +61,15 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
     // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
     socket.once('finish', () => socket.destroy());
     socket.end(rawResponse(status, code, message));
+  });
+  // CONNECT (a proxy's method) is handed over as a bare socket, which Node would just close unanswered.
+  server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+    socket.on('error', () => socket.destroy());
+    socket.write(
+      rawResponse(405, 'method_not_allowed', 'CONNECT is not supported: this is not a proxy', [`Allow: ${ALLOW}`]),
+    );
+    closeLingering(socket);
+    socket.resume(); // whatever the client sends after it is dropped
   });
   // Node's own answer is a bare 417; the request's body (if any) is never read, so the connection closes.
   server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {

@@ -9,6 +9,7 @@ import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
 import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
+import { checkMultipartParts, multipartBoundary } from './multipart-limits.ts';
 import { schemaRef } from './route-body.ts';
 import { PredictBodies, type PredictJson } from './schemas.ts';
 
@@ -115,10 +116,14 @@ async function readFloat32(c: Context, limit: number): Promise<PredictInput> {
 
 async function readMultipart(c: Context, limit: number): Promise<PredictInput> {
   // Read within the limit first, then parse those bytes: the limit counts the whole multipart body.
-  const bytes = await readBody(c, limit);
+  const read = await readBody(c, limit);
+  const bytes = Buffer.from(read.buffer, read.byteOffset, read.length);
+  const boundary = multipartBoundary(c.req.header('content-type') ?? '');
+  // Bounded before parsing (multipart-limits.ts), and parsed with the very boundary that was checked.
+  checkMultipartParts(bytes, boundary);
   let form: FormData;
   try {
-    const type = c.req.header('content-type') ?? '';
+    const type = `multipart/form-data; boundary="${boundary}"`;
     form = await new Response(new Blob([new Uint8Array(bytes)]), { headers: { 'content-type': type } }).formData();
   } catch {
     throw new HttpError(400, 'invalid_multipart', 'cannot parse the multipart body');

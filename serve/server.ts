@@ -7,9 +7,8 @@
  * const server = await startServer({ models: 'models', port: 0 });
  * console.log(server.url); await server.close();
  */
-import type { Server } from 'node:http';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
-import { serve } from '@hono/node-server';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { probeDevice } from '../node/device-probe.ts';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
@@ -20,9 +19,11 @@ import { answerClientErrors } from './client-errors.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
+import { lingerOnClose } from './lingering-close.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
+import { requestListener } from './request-listener.ts';
 import type { UploadSettings } from './routes/upload.ts';
 
 export interface ServerOptions {
@@ -161,24 +162,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const host = options.host ?? '127.0.0.1';
   const port = options.port ?? 8080;
   const timeouts = { ...HTTP_TIMEOUTS, ...options.timeouts };
-  const server = await new Promise<Server>((resolve, reject) => {
-    const s = serve(
-      {
-        fetch: app.fetch,
-        port,
-        hostname: host,
-        serverOptions: {
-          headersTimeout: timeouts.headersMs,
-          requestTimeout: timeouts.requestMs,
-          keepAliveTimeout: timeouts.keepAliveMs,
-          // Node checks those timeouts every 30 s by default, so a 10 s limit held only to ~40 s.
-          connectionsCheckingInterval: CHECK_INTERVAL_MS,
-        },
-      },
-      () => resolve(s as Server),
-    ) as Server;
-    s.once('error', (error) => reject(portError(error, host, port)));
+  const server = createHttpServer(
+    {
+      headersTimeout: timeouts.headersMs,
+      requestTimeout: timeouts.requestMs,
+      keepAliveTimeout: timeouts.keepAliveMs,
+      // Node checks those timeouts every 30 s by default, so a 10 s limit held only to ~40 s.
+      connectionsCheckingInterval: CHECK_INTERVAL_MS,
+      // A request without Host is refused by requestListener, in JSON, rather than by Node with an empty 400.
+      requireHostHeader: false,
+    },
+    requestListener(app.fetch, host),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error) => reject(portError(error, host, port)));
+    server.listen(port, host, () => resolve());
   });
+  lingerOnClose(server);
   answerClientErrors(server, timeouts);
   const connections = guardConnections(server, {
     total: options.maxConnections ?? CONNECTION_DEFAULTS.total,

@@ -11,6 +11,8 @@ import { GraphBuilder, PRODUCER_VERSION } from '../onnx/builder.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { describeModel } from '../onnx/describe.ts';
 import { floatTensor, fromTensorProto, int64Tensor } from '../onnx/tensor.ts';
+import { externalDataLocations } from '../serve/runner/external-data.ts';
+import { externalDataHiddenIn, HIDING_PLACES } from '../testkit/hostile-models.ts';
 import { runModel } from './helpers/ort.ts';
 
 function tinyModel() {
@@ -66,6 +68,19 @@ describe('ONNX writer and reader', () => {
     expect(y.dims).toEqual([3, 2]);
     // row 0 = [-6,-5,-4,-3]·W = [-6-15-20-21, -12-20-24-24]·… then LeakyRelu(0.5)
     expect(y.data[0]).toBeCloseTo(0.5 * (-6 * 1 + -5 * 3 + -4 * 5 + -3 * 7), 4);
+  });
+
+  it('re-encodes model files byte for byte, and keeps sparse tensors, functions and training graphs', () => {
+    for (const file of ['test/fixtures/models/cnn/1/model.onnx', 'test/fixtures/torch-cnn-opset13.onnx']) {
+      const bytes = readFileSync(file);
+      expect(Buffer.from(encodeModel(decodeModel(bytes))).equals(bytes), file).toBe(true);
+    }
+    for (const place of HIDING_PLACES) {
+      const bytes = externalDataHiddenIn(place, 'w.bin');
+      expect(Buffer.from(encodeModel(decodeModel(bytes))).equals(Buffer.from(bytes)), place).toBe(true);
+      // Every place is read back, so the server's external-data check sees the tensor there.
+      expect(externalDataLocations(decodeModel(bytes)), place).toEqual(['w.bin']);
+    }
   });
 
   it('rejects bytes that are not an ONNX model with a clear message', () => {

@@ -102,6 +102,52 @@ it('a chunked body that never ends is cut off at twice the limit, not read to it
   }
 });
 
+it('a 413 sent before the body was read closes the connection, and the client still reads it', async () => {
+  // Raw: headers claiming 3 MiB, part of the body, then a second request the server must not take as one.
+  // Half-open allowed, as a client still sending must be: the server's FIN doesn't end the client's side.
+  const socket = connect({ host: '127.0.0.1', port: server.port, allowHalfOpen: true });
+  const errors: string[] = [];
+  socket.on('error', (error: NodeJS.ErrnoException) => errors.push(error.code ?? error.message));
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  const answer = new Promise<string>((resolve) => {
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('end', () => resolve(Buffer.concat(chunks).toString('latin1')));
+  });
+  socket.write(head('/predict', `Content-Length: ${3 << 20}\r\n`));
+  socket.write(Buffer.alloc(200 << 10, 32));
+  socket.write('GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n');
+  const text = await answer; // the server's FIN: it closed its side after the 413
+  expect(text).toMatch(/^HTTP\/1\.1 413 /);
+  expect(text.toLowerCase()).toContain('\r\nconnection: close\r\n');
+  expect(text.split('HTTP/1.1').length - 1).toBe(1);
+  expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual(tooLarge(`request body exceeds ${LIMIT} bytes`));
+  // The server reads on while the client finishes sending (lingering close): no reset, which could have
+  // destroyed the answer before a client read it. Then the client closes, and so does the server.
+  for (let i = 0; i < 16 && !socket.destroyed; i++) {
+    await new Promise((resolve) => socket.write(Buffer.alloc(64 << 10, 32), resolve));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  socket.end();
+  await closed;
+  expect(errors).toEqual([]);
+  // Node's fetch keeps sending its body after the early answer: every one still gets the 413.
+  const body = new Uint8Array(3 << 20).fill(32);
+  for (let i = 0; i < 10; i++) {
+    const r = await fetch(`${server.url}/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect([i, r.status, r.headers.get('connection'), await r.json()]).toEqual([
+      i,
+      413,
+      'close',
+      tooLarge(`request body exceeds ${LIMIT} bytes`),
+    ]);
+  }
+});
+
 it('a body one byte over the limit gets the bounded reader’s 413, with its size', async () => {
   for (const path of ROUTES) {
     const answer = await fetch(`${server.url}${path}`, {

@@ -95,3 +95,47 @@ it('names the limits it enforces', async () => {
   const slow = await exchange('GET / HTTP/1.1\r\n');
   expect(slow.body.error?.message).toMatch(/within 1 s .* within 2 s/);
 });
+
+it('answers requests the adapter refuses before the app (no or no valid Host, a target that is no path) with JSON', async () => {
+  const get = (target: string, host?: string) =>
+    `GET ${target} HTTP/1.1\r\n${host === undefined ? '' : `Host: ${host}\r\n`}Connection: close\r\n\r\n`;
+  const cases: [string, string][] = [
+    ['HTTP/1.1 without Host', get('/v2/health/live?SECRET')],
+    ['a Host with a space', get('/v2/health/live', 'SECRET b')],
+    ['a Host with a bad escape', get('/v2/health/live', '%zzSECRET')],
+    ['an unclosed IPv6 Host', get('/v2/health/live', '[::1SECRET')],
+    ['a Host with a path', get('/v2/health/live', 'x/SECRET')],
+    ['a Host with a huge port', get('/v2/health/live', 'x:99999999')],
+    ['OPTIONS *', 'OPTIONS * HTTP/1.1\r\nHost: x\r\nX-SECRET: 1\r\n\r\n'],
+    ['an absolute file: target', get('file:///SECRET/passwd', 'x')],
+    [
+      'a POST with a body and a bad Host',
+      'POST /predict HTTP/1.1\r\nHost: %zz\r\nContent-Type: application/json\r\nContent-Length: 8\r\n\r\n"SECRET"',
+    ],
+  ];
+  for (const [what, request] of cases) {
+    const answer = await exchange(request);
+    expect([what, answer.status, answer.body.error?.code]).toEqual([what, 400, 'bad_request']);
+    expect(answer.headers['content-type'], what).toBe('application/json');
+    expect(answer.headers.connection, what).toBe('close');
+    expect(answer.text, what).not.toContain('SECRET');
+  }
+  // HTTP/1.0 needs no Host (the server's own address stands in).
+  expect((await exchange('GET /v2/health/live HTTP/1.0\r\n\r\n')).status).toBe(200);
+});
+
+it('answers CONNECT with a JSON 405 and closes, within a bound even if the client never does', async () => {
+  const answer = await exchange('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\n');
+  expect([answer.status, answer.body.error?.code]).toEqual([405, 'method_not_allowed']);
+  expect(answer.headers).toMatchObject({ 'content-type': 'application/json', connection: 'close' });
+  expect(answer.headers.allow).toContain('GET');
+  // A client that keeps its side open (and sends on) is closed by the server after the linger.
+  const socket = connect({ host: '127.0.0.1', port: server.port, allowHalfOpen: true });
+  socket.on('error', () => {});
+  const closed = new Promise((resolve) => socket.once('close', resolve));
+  socket.write('CONNECT 127.0.0.1:22 HTTP/1.1\r\nHost: 127.0.0.1:22\r\n\r\ntunnel bytes');
+  const timer = setInterval(() => socket.write('more'), 100);
+  await closed;
+  clearInterval(timer);
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+});

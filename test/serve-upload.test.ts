@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
-import { hostileModel } from '../testkit/hostile-models.ts';
+import { externalDataHiddenIn, HIDING_PLACES, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 
 const model = oddModel({ metadata: { normalization: 'folded (test)' } });
@@ -110,6 +110,23 @@ describe('with --allow-upload', () => {
       const r = await load(url, 'c', parameters);
       expect([JSON.stringify(parameters), r.status]).toEqual([JSON.stringify(parameters), 400]);
     }
+  });
+
+  it('refuses external data outside the version folder wherever the tensor hides, in its own words', async () => {
+    // Sparse tensors, model-local functions and training graphs: the check walks them (whatever ORT does).
+    const locations: [string, RegExp][] = [
+      ['/etc/passwd', /must be a relative path inside the model's version folder/],
+      ['../../../../../../etc/passwd', /must be a relative path inside the model's version folder/],
+      ['missing.bin', /is missing from the model's version folder/],
+    ];
+    for (const [i, place] of HIDING_PLACES.entries()) {
+      const [location, words] = locations[i % locations.length] as [string, RegExp];
+      const r = await putModel(url, 'hidden', externalDataHiddenIn(place, location));
+      const error = await errorOf(r);
+      expect([place, r.status, error.message]).toEqual([place, 400, expect.stringMatching(words)]);
+      expect(error.message, place).not.toMatch(/\/etc\/passwd|\/tmp\/|models-upload-/);
+    }
+    expect(existsSync(join(root, 'hidden'))).toBe(false);
   });
 });
 

@@ -6,6 +6,8 @@
 import { int, ints, tensorAttr } from '../onnx/attributes.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
+import { type AttributeProto, DataType, type NodeProto, type TensorProto } from '../onnx/schema.ts';
+import { oddModel } from './odd-models.ts';
 
 export type Twist =
   /** Rows mixed (batch mean subtracted) only in batches of 3 or more. */
@@ -90,4 +92,68 @@ export function externalDataModel(location: string): { model: Uint8Array; weight
     { key: 'length', value: String(weights.byteLength) },
   ];
   return { model: encodeModel(proto), weights: new Uint8Array(weights.buffer) };
+}
+
+/** Where, past the graph's own initializers and node tensors, a tensor with external data can be stored. */
+export const HIDING_PLACES = [
+  'sparse initializer',
+  'sparse Constant attribute',
+  'node of a model-local function',
+  "a function attribute's default",
+  'training graph',
+] as const;
+export type HidingPlace = (typeof HIDING_PLACES)[number];
+
+/**
+ * The linear reader (its weights inline) plus 64 bytes of a tensor stored outside the file at `location`,
+ * kept in `place`: built with the project's own codec, whose schema lists every such place.
+ */
+export function externalDataHiddenIn(place: HidingPlace, location: string): Uint8Array {
+  const proto = decodeModel(oddModel({ metadata: FOLDED }));
+  const graph = proto.graph ?? {};
+  const outside = (): TensorProto => ({
+    name: 'outside',
+    dims: [64],
+    data_type: DataType.UINT8,
+    data_location: 1,
+    external_data: [
+      { key: 'location', value: location },
+      { key: 'offset', value: '0' },
+      { key: 'length', value: '64' },
+    ],
+  });
+  const sparse = () => ({
+    values: outside(),
+    indices: { name: 'indices', dims: [64], data_type: DataType.INT64, int64_data: [...Array(64).keys()] },
+    dims: [64],
+  });
+  const constant = (attribute: AttributeProto): NodeProto => ({
+    op_type: 'Constant',
+    input: [],
+    output: ['hidden'],
+    attribute: [attribute],
+  });
+  const leak = { name: 'Leak', domain: 'local.fn', input: [], output: ['hidden'], opset_import: [{ version: 17 }] };
+  if (place === 'sparse initializer') graph.sparse_initializer = [sparse()];
+  else if (place === 'sparse Constant attribute')
+    graph.node?.unshift(constant({ name: 'sparse_value', type: 11, sparse_tensor: sparse() }));
+  else if (place === 'training graph')
+    proto.training_info = [{ initialization: { name: 'init', initializer: [outside()] } }];
+  else {
+    const inline = place === 'node of a model-local function';
+    proto.functions = [
+      {
+        ...leak,
+        ...(inline ? {} : { attribute_proto: [{ name: 'value', type: 4, t: outside() }] }),
+        node: [
+          constant(
+            inline ? { name: 'value', type: 4, t: outside() } : { name: 'value', type: 4, ref_attr_name: 'value' },
+          ),
+        ],
+      },
+    ];
+    proto.opset_import?.push({ domain: 'local.fn', version: 1 });
+    graph.node?.unshift({ op_type: 'Leak', domain: 'local.fn', input: [], output: ['hidden'] });
+  }
+  return encodeModel(proto);
 }

@@ -6,29 +6,64 @@
  */
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, join, normalize, sep } from 'node:path';
-import type { AttributeProto, GraphProto, ModelProto, TensorProto } from '../../onnx/schema.ts';
+import type {
+  AttributeProto,
+  GraphProto,
+  ModelProto,
+  NodeProto,
+  SparseTensorProto,
+  TensorProto,
+} from '../../onnx/schema.ts';
 
 export class ExternalDataError extends Error {
   override name = 'ExternalDataError';
 }
 
+// Every place ONNX stores a tensor, walked here rather than trusting ORT to check the ones it loads:
+// initializers (dense and sparse), tensor attributes of nodes (dense and sparse), subgraphs, the nodes
+// and attribute defaults of model-local functions, and training graphs.
+
 function* graphTensors(graph: GraphProto | undefined): Generator<TensorProto> {
   if (!graph) return;
   yield* graph.initializer ?? [];
-  for (const node of graph.node ?? []) for (const attribute of node.attribute ?? []) yield* attributeTensors(attribute);
+  for (const sparse of graph.sparse_initializer ?? []) yield* sparseTensors(sparse);
+  yield* nodeTensors(graph.node);
+}
+
+function* nodeTensors(nodes: NodeProto[] | undefined): Generator<TensorProto> {
+  for (const node of nodes ?? []) for (const attribute of node.attribute ?? []) yield* attributeTensors(attribute);
+}
+
+function* sparseTensors(sparse: SparseTensorProto | undefined): Generator<TensorProto> {
+  if (sparse?.values) yield sparse.values;
+  if (sparse?.indices) yield sparse.indices;
 }
 
 function* attributeTensors(a: AttributeProto): Generator<TensorProto> {
   if (a.t) yield a.t;
   yield* a.tensors ?? [];
+  yield* sparseTensors(a.sparse_tensor);
+  for (const sparse of a.sparse_tensors ?? []) yield* sparseTensors(sparse);
   yield* graphTensors(a.g);
   for (const g of a.graphs ?? []) yield* graphTensors(g);
 }
 
-/** The external-data file names of every tensor in the model (main graph and subgraphs). */
+function* modelTensors(model: ModelProto): Generator<TensorProto> {
+  yield* graphTensors(model.graph);
+  for (const f of model.functions ?? []) {
+    yield* nodeTensors(f.node);
+    for (const attribute of f.attribute_proto ?? []) yield* attributeTensors(attribute);
+  }
+  for (const training of model.training_info ?? []) {
+    yield* graphTensors(training.initialization);
+    yield* graphTensors(training.algorithm);
+  }
+}
+
+/** The external-data file names of every tensor in the model, wherever it is stored. */
 export function externalDataLocations(model: ModelProto): string[] {
   const locations = new Set<string>();
-  for (const tensor of graphTensors(model.graph)) {
+  for (const tensor of modelTensors(model)) {
     if (tensor.data_location !== 1) continue;
     const location = tensor.external_data?.find((e) => e.key === 'location')?.value;
     if (!location) throw new ExternalDataError(`tensor '${tensor.name ?? ''}' has external data without a location`);
