@@ -13,8 +13,17 @@ export interface RunConditions {
 
 const loads = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
 
-/** A 1-minute load above a quarter of the vCPUs before the run: something else was running. */
-const busy = (c: RunConditions) => (c.load.before[0] ?? 0) > c.machine.cpu.vcpus / 4;
+/**
+ * Something else was running: other processes used over a quarter of the CPU time in the quiet window before
+ * the run, or, where that was not measured, the 1-minute load was above a quarter of the vCPUs.
+ */
+const busy = (c: RunConditions) =>
+  c.load.othersBefore !== undefined ? c.load.othersBefore > 0.25 : (c.load.before[0] ?? 0) > c.machine.cpu.vcpus / 4;
+
+const othersLine = (c: RunConditions) =>
+  c.load.othersBefore === undefined
+    ? ''
+    : `; other processes used ${(100 * c.load.othersBefore).toFixed(1)}% of the CPU time in the 3 s before (the bench slept)`;
 
 /** torch.__config__.show()'s "CPU capability usage: AVX2" line: the ISA of ATen's own kernels. */
 const cpuCapability = (config: string) => /CPU capability usage: *(\S+)/.exec(config)?.[1] ?? 'not reported';
@@ -46,7 +55,7 @@ export function machineMarkdown(c: RunConditions): string {
     `- ISA: ${cpu.isa.join(' ') || 'none of the listed extensions'}`,
     `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
     `- Node ${c.machine.node}, onnxruntime-node ${c.machine.onnxruntimeNode}; ${c.machine.nativeKernels ?? 'native kernels not recorded'}`,
-    `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
+    `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${othersLine(c)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
     ...torchLines(c.torch),
     '',
   ].join('\n');

@@ -43,6 +43,12 @@ export interface Machine {
 export interface LoadAverages {
   before: number[];
   after: number[];
+  /**
+   * The share of the machine's CPU time (0..1) that other processes used in a quiet window just before the
+   * run, while the bench itself slept: the load average also counts the bench's own start-up (tsx, PyTorch's
+   * probe), so on its own it flags a run that nothing else disturbed. Undefined where /proc/stat is missing.
+   */
+  othersBefore?: number;
 }
 
 /** Flags that select kernels: SIMD width, FMA, AVX-512 subsets, AMX, VNNI/BF16, and ARM's NEON/SVE. */
@@ -91,3 +97,24 @@ export function describeMachine(): Machine {
 }
 
 export const loadAverage = (): number[] => loadavg();
+
+/** Busy and total jiffies of all CPUs from /proc/stat's first line (idle and iowait count as idle). */
+function cpuJiffies(): { busy: number; total: number } | undefined {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]?.trim().split(/\s+/).slice(1).map(Number) ?? [];
+    const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The machine's busy share (0..1) over `ms` in which this process only sleeps: other processes' CPU use. */
+export async function othersCpuShare(ms = 3000): Promise<number | undefined> {
+  const start = cpuJiffies();
+  await new Promise((done) => setTimeout(done, ms));
+  const end = cpuJiffies();
+  if (!start || !end || end.total <= start.total) return undefined;
+  return (end.busy - start.busy) / (end.total - start.total);
+}
