@@ -4,20 +4,12 @@
  * stack) and 524,000 `outputs` held the event loop for a second and 260 MB. Each is now a 400 naming the
  * limit, sent as JSON or as the binary extension's header.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { HEADER_LENGTH } from '../serve/binary-tensors.ts';
 import { INFER_LIMITS } from '../serve/schemas.ts';
-import { type RunningServer, startServer } from '../serve/server.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer({ models: makeTinyRepository(), port: 0, watchIntervalMs: 60_000 });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+const server = useTinyServer();
 
 const input = { name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: new Array(784).fill(0.5) };
 /** The attacker's input: as small as a tensor gets, leaving the body to the array under test. */

@@ -7,9 +7,8 @@
  * (@hono/zod-openapi's would 415 it), and refused in the project's words.
  */
 import { connect, type Socket } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type RunningServer, startServer } from '../serve/server.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { expect, it } from 'vitest';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
 const LIMIT = 16 * 1024;
 /** The routes whose JSON bodies are checked by a schema. */
@@ -23,19 +22,7 @@ const ROUTES = [
   '/v2/repository/models/tiny/unload',
 ];
 
-let server: RunningServer;
-beforeAll(async () => {
-  server = await startServer({
-    models: makeTinyRepository(),
-    port: 0,
-    maxBodyBytes: LIMIT,
-    modelControlMode: 'explicit',
-    loadModels: ['tiny'],
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+const server = useTinyServer({ maxBodyBytes: LIMIT, modelControlMode: 'explicit', loadModels: ['tiny'] });
 
 const open = () =>
   new Promise<Socket>((resolve, reject) => {

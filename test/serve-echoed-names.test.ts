@@ -2,26 +2,12 @@
  * A model name a client sends comes back in a 404 cut to the longest valid name (100 characters) on every
  * route, not echoed whole: a path segment can be as long as the headers allow (16 KB).
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { MAX_MODEL_NAME_LENGTH } from '../node/repository.ts';
-import { type RunningServer, startServer } from '../serve/server.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  // Explicit model control, so load and unload answer for an unknown model too.
-  server = await startServer({
-    models: makeTinyRepository(),
-    port: 0,
-    watchIntervalMs: 60_000,
-    modelControlMode: 'explicit',
-    loadModels: ['tiny'],
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+// Explicit model control, so load and unload answer for an unknown model too.
+const server = useTinyServer({ modelControlMode: 'explicit', loadModels: ['tiny'] });
 
 it('cuts an unknown model name to 100 characters in every 404', async () => {
   const name = 'n'.repeat(5000);

@@ -5,19 +5,11 @@
  * way /predict takes an image, with the server's memory unmoved. Images within the limits still decode.
  */
 import sharp from 'sharp';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type RunningServer, startServer } from '../serve/server.ts';
+import { expect, it } from 'vitest';
 import { zeroPng } from './helpers/hostile.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer({ models: makeTinyRepository(), port: 0, watchIntervalMs: 60_000 });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+const server = useTinyServer();
 
 type ErrorBody = { error?: { code: string; message: string } };
 

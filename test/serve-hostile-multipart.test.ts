@@ -4,20 +4,12 @@
  * ~100 ms. The server counts parts and bounds their headers before parsing, and refuses past the limits
  * with a 413 naming them; a form with a few fields besides the image still reads.
  */
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { MULTIPART_LIMITS } from '../serve/multipart-limits.ts';
-import { type RunningServer, startServer } from '../serve/server.ts';
 import { zeroPng } from './helpers/hostile.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer({ models: makeTinyRepository(), port: 0, watchIntervalMs: 60_000 });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+const server = useTinyServer();
 
 const B = 'qz7Kb';
 const part = (headers: string, content: string | Buffer = '') =>

@@ -6,23 +6,10 @@
  */
 import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
-import { afterAll, beforeAll, expect, it } from 'vitest';
-import { type RunningServer, startServer } from '../serve/server.ts';
-import { makeTinyRepository } from './helpers/model-repo.ts';
+import { expect, it } from 'vitest';
+import { useTinyServer } from './helpers/tiny-server.ts';
 
-let server: RunningServer;
-
-beforeAll(async () => {
-  server = await startServer({
-    models: makeTinyRepository(),
-    port: 0,
-    watchIntervalMs: 60_000,
-    timeouts: { headersMs: 1000, requestMs: 2000 },
-  });
-}, 60_000);
-afterAll(async () => {
-  await server?.close();
-}, 30_000);
+const server = useTinyServer({ timeouts: { headersMs: 1000, requestMs: 2000 } });
 
 interface RawAnswer {
   status: number;
