@@ -18,7 +18,7 @@ import { loadMnist } from '../node/mnist.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
-import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch, padRead } from './helpers/browser.ts';
 
 interface TrainPageState {
   running: boolean;
@@ -120,7 +120,7 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     expect(await draw.inputValue('#model')).toBe('trained/1');
     await drawStrokes(draw, DIGITS[7] as [number, number][][]);
     await draw.waitForFunction(() => (window as unknown as { demo: { runs: number } }).demo.runs > 1);
-    await draw.waitForTimeout(300); // the stroke-end reading lands after the throttled live ones
+    await padRead(draw);
     const read = (await draw.evaluate(() => (window as unknown as { demo: unknown }).demo)) as {
       prediction: number;
       input: number[];

@@ -25,7 +25,7 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { PHOTO_CONDITIONS, photoOf } from '../testkit/photo-digits.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { trainRun } from '../train/loop.ts';
-import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch, padRead } from './helpers/browser.ts';
 
 interface ExplainLayerState {
   output: string;
@@ -134,7 +134,7 @@ describe.skipIf(!chromiumPath)('the CNN explainer in Chromium', () => {
       [model, before] as const,
       { timeout: 60_000 },
     );
-    await page.waitForTimeout(300); // the stroke-end run lands after the throttled live ones
+    await padRead(page);
     return demo(page);
   }
 

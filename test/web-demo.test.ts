@@ -13,7 +13,7 @@ import { writeModelFile } from '../node/files.ts';
 import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
-import { chromiumPath, DIGITS, drawStrokes, launch } from './helpers/browser.ts';
+import { chromiumPath, DIGITS, drawStrokes, launch, padRead } from './helpers/browser.ts';
 
 if (!chromiumPath)
   console.warn('skipping the web demo tests: Debian chromium is not installed (apt-get install chromium)');
@@ -82,7 +82,7 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     const before = (await demo(page)).runs;
     await drawStrokes(page, DIGITS[digit] as [number, number][][]);
     await page.waitForFunction((n) => (window as unknown as { demo: DemoState }).demo.runs > n, before);
-    await page.waitForTimeout(150); // let the stroke-end prediction land after the throttled live ones
+    await padRead(page);
     return demo(page);
   }
 

@@ -142,3 +142,19 @@ export async function openDrawPage(browser: Browser, url: string): Promise<{ pag
   });
   return { page, errors };
 }
+
+/**
+ * Wait until the draw page's reading of its pad, as it now is, has landed: the page counts settled pad changes
+ * (a stroke's end, a clear) and the changes the last finished reading had seen. Live readings during a stroke
+ * can land after the stroke ends, so a wait on the run count alone, plus a sleep, read stale answers under load.
+ */
+export async function padRead(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => {
+      const d = (window as unknown as { demo: { strokesEnded: number; strokesRead: number } }).demo;
+      return d.strokesRead === d.strokesEnded;
+    },
+    undefined,
+    { timeout: 60_000 },
+  );
+}

@@ -57,6 +57,12 @@ interface DemoState {
   mode?: 'browser' | 'server';
   all?: { model: string; prediction: number }[];
   runs: number;
+  /**
+   * Pad changes settled so far (strokes ended, clears, undos, photos) and how many of them the last finished
+   * reading had seen: equal once the reading of the pad as it now is has landed (tests wait on it, not on time).
+   */
+  strokesEnded: number;
+  strokesRead: number;
   /** The 28×28 image (raw [0, 1]) the model last read. */
   input?: number[];
   explain: ExplainState;
@@ -65,7 +71,15 @@ interface DemoState {
   embedding?: EmbeddingState;
   lab?: FailureLabState;
 }
-const state: DemoState = { ready: false, backend, runs: 0, explain: explainer.state, why: why.state };
+const state: DemoState = {
+  ready: false,
+  backend,
+  runs: 0,
+  strokesEnded: 0,
+  strokesRead: 0,
+  explain: explainer.state,
+  why: why.state,
+};
 (window as unknown as { demo: DemoState }).demo = state;
 
 function show(probabilities: number[] | undefined): void {
@@ -131,6 +145,7 @@ async function predict(explain = true): Promise<void> {
     return;
   }
   busy = true;
+  const strokesSeen = state.strokesEnded;
   try {
     const { rgba, width, height } = pad.pixels();
     let input: Float32Array;
@@ -186,6 +201,7 @@ async function predict(explain = true): Promise<void> {
     status.textContent = `Error: ${(error as Error).message}`;
   } finally {
     busy = false;
+    state.strokesRead = strokesSeen;
     if (again) {
       const queued = again;
       again = undefined;
@@ -209,6 +225,7 @@ const pad = new DrawingPad($<HTMLCanvasElement>('pad'), {
     }
   },
   settle: () => {
+    state.strokesEnded++;
     hint.hidden = !pad.empty;
     void predict();
   },
