@@ -21,9 +21,18 @@ export const errorBody = (code: string, message: string) => ({ error: { code, me
 /** Absolute POSIX or Windows paths (and file: URLs) inside a message. */
 const ABSOLUTE_PATH = /(?:file:\/\/)?(?:\/[^\s'"`:,)]+)+|[A-Za-z]:\\[^\s'"`,)]+/g;
 
-/** One line of `text`, absolute paths replaced by their last component, at most 300 characters. */
+/**
+ * Where ORT threw: a source location and the function, bare (`tensorprotoutils.cc:434 ValidateExternalDataPathFromDir`)
+ * or as a C++ signature (`graph.cc:1345 onnxruntime::Graph::Graph(const onnxruntime::Model&, …)`, one level of
+ * nested parentheses). They say nothing to a client and pushed the reason past the 300-character cut.
+ */
+const NATIVE_FRAME =
+  /[^\s:]+\.(?:cc|cpp|cxx|h|hpp):\d+\s+(?:(?:[\w:~<>*&]+\s+)?[\w~<>]*::[\w:~<>]+\((?:[^()]|\([^()]*\))*\)(?:\s*const)?|[\w:~<>]+)\s*/g;
+
+/** One line of `text`, ORT's source frames dropped, absolute paths cut to their last component, ≤ 300 characters. */
 export function publicMessage(text: string): string {
-  const line = text.split('\n')[0] ?? '';
+  // Capped before the patterns run: their cost grows with the line, and only 300 characters are shown.
+  const line = (text.split('\n')[0] ?? '').slice(0, 4000).replace(NATIVE_FRAME, '');
   return line.replace(ABSOLUTE_PATH, (path) => `…/${path.split(/[\\/]/).filter(Boolean).at(-1) ?? ''}`).slice(0, 300);
 }
 
