@@ -7,7 +7,7 @@
 import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { errorBody } from './errors.ts';
+import { closingRefusal } from './errors.ts';
 import { closeLingering } from './lingering-close.ts';
 
 interface Refusal {
@@ -32,17 +32,10 @@ function refusal(code: string | undefined, timeouts: { headersMs: number; reques
 }
 
 /** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
-function rawResponse(status: number, code: string, message: string, extraHeaders: string[] = []): string {
-  const body = JSON.stringify(errorBody(code, message));
-  return [
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}`,
-    'Content-Type: application/json',
-    `Content-Length: ${Buffer.byteLength(body)}`,
-    ...extraHeaders,
-    'Connection: close',
-    '',
-    body,
-  ].join('\r\n');
+function rawResponse(status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): string {
+  const { headers, body } = closingRefusal(status, code, message);
+  const lines = Object.entries({ ...headers, ...extraHeaders }).map(([name, value]) => `${name}: ${value}`);
+  return [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...lines, '', body].join('\r\n');
 }
 
 /** The methods the server answers (OPTIONS too, with --cors). */
@@ -66,19 +59,14 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
   server.on('connect', (_request: IncomingMessage, socket: Socket) => {
     socket.on('error', () => socket.destroy());
     socket.write(
-      rawResponse(405, 'method_not_allowed', 'CONNECT is not supported: this is not a proxy', [`Allow: ${ALLOW}`]),
+      rawResponse(405, 'method_not_allowed', 'CONNECT is not supported: this is not a proxy', { Allow: ALLOW }),
     );
     closeLingering(socket);
     socket.resume(); // whatever the client sends after it is dropped
   });
   // Node's own answer is a bare 417; the request's body (if any) is never read, so the connection closes.
   server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const body = JSON.stringify(errorBody('expectation_failed', "the only Expect supported is '100-continue'"));
-    response.writeHead(417, {
-      'Content-Type': 'application/json',
-      'Content-Length': Buffer.byteLength(body),
-      Connection: 'close',
-    });
-    response.end(body);
+    const refusal = closingRefusal(417, 'expectation_failed', "the only Expect supported is '100-continue'");
+    response.writeHead(refusal.status, refusal.headers).end(refusal.body);
   });
 }

@@ -18,6 +18,20 @@ export class HttpError extends Error {
 
 export const errorBody = (code: string, message: string) => ({ error: { code, message } });
 
+/**
+ * A refusal answered outside Hono (Node's own HTTP events, the request listener in front of the app): the
+ * same JSON body, its length, and `Connection: close` — nothing after it on that connection is read.
+ */
+export function closingRefusal(status: number, code: string, message: string) {
+  const body = JSON.stringify(errorBody(code, message));
+  const headers: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  };
+  return { status, headers, body };
+}
+
 /** Absolute POSIX or Windows paths (and file: URLs) inside a message. */
 const ABSOLUTE_PATH = /(?:file:\/\/)?(?:\/[^\s'"`:,)]+)+|[A-Za-z]:\\[^\s'"`,)]+/g;
 

@@ -7,34 +7,14 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import { errorBody } from './errors.ts';
+import { closingRefusal } from './errors.ts';
 
 type Fetch = Parameters<typeof getRequestListener>[0];
 
-interface Refusal {
-  status: number;
-  body: string;
-  headers: Record<string, string>;
-}
-
-/** A JSON refusal that closes the connection. */
-function closing(status: number, code: string, message: string): Refusal {
-  const body = JSON.stringify(errorBody(code, message));
-  return {
-    status,
-    body,
-    headers: {
-      'Content-Type': 'application/json',
-      'Content-Length': String(Buffer.byteLength(body)),
-      Connection: 'close',
-    },
-  };
-}
-
-const NO_HOST = closing(400, 'bad_request', 'an HTTP/1.1 request needs a Host header');
-const BAD_URL = closing(400, 'bad_request', 'the Host header and request target do not form a valid http URL');
+const NO_HOST = closingRefusal(400, 'bad_request', 'an HTTP/1.1 request needs a Host header');
+const BAD_URL = closingRefusal(400, 'bad_request', 'the Host header and request target do not form a valid http URL');
 /** A failure of the app itself, outside Hono's onError (never seen; answered without details all the same). */
-const INTERNAL = closing(500, 'internal', 'internal server error');
+const INTERNAL = closingRefusal(500, 'internal', 'internal server error');
 
 /**
  * `fetch` (the app's) as a Node request listener. `hostname` stands in for a missing Host on HTTP/1.0.
