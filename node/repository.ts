@@ -8,7 +8,8 @@ import { join } from 'node:path';
 export const MODEL_FILE = 'model.onnx';
 const NAME = /^[a-z0-9][a-z0-9._-]*$/;
 
-const VERSION = /^[1-9][0-9]{0,8}$/;
+/** A version folder's name: a positive integer of at most 9 digits, no leading zero. */
+export const VERSION_PATTERN = /^[1-9][0-9]{0,8}$/;
 
 /** The longest valid model name. */
 export const MAX_MODEL_NAME_LENGTH = 100;
@@ -31,7 +32,7 @@ export function checkModelName(name: string): string {
 
 export function checkVersion(version: string | number): number {
   const text = String(version);
-  if (!VERSION.test(text)) throw new Error(`invalid version '${text}': use a positive integer`);
+  if (!VERSION_PATTERN.test(text)) throw new Error(`invalid version '${text}': use a positive integer`);
   return Number(text);
 }
 
@@ -40,7 +41,7 @@ export function versionsOf(root: string, name: string): number[] {
   const dir = join(root, checkModelName(name));
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
-    .filter((v) => VERSION.test(v) && statSync(join(dir, v)).isDirectory())
+    .filter((v) => VERSION_PATTERN.test(v) && statSync(join(dir, v)).isDirectory())
     .map(Number)
     .sort((a, b) => a - b);
 }

@@ -5,8 +5,9 @@
  */
 import { z } from '@hono/zod-openapi';
 import { issuesInOneLine } from '../core/zod-issues.ts';
+import { VERSION_PATTERN } from '../node/repository.ts';
 import { HttpError } from './errors.ts';
-import { VERSION_PATTERN, versionRefusal } from './routes/lookup.ts';
+import { versionRefusal } from './routes/lookup.ts';
 import { ErrorSchema } from './schemas.ts';
 
 /** An OpenAPI response entry for our `{ error }` JSON bodies. */

@@ -12,7 +12,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isValidModelName, MODEL_FILE } from '../node/repository.ts';
+import { isValidModelName, MODEL_FILE, VERSION_PATTERN } from '../node/repository.ts';
 import { escapeForLog } from './errors.ts';
 
 export interface FoundFile {
@@ -37,8 +37,6 @@ export interface ScanResult {
   /** Folders that are not served because of their name. */
   skipped: ScanProblem[];
 }
-
-const VERSION = /^[1-9][0-9]{0,8}$/;
 
 const causeOf = (error: unknown) => (error as NodeJS.ErrnoException).code ?? 'unreadable';
 
@@ -94,7 +92,7 @@ export async function scanRepository(root: string): Promise<ScanResult> {
 }
 
 async function scanVersion(root: string, name: string, entry: Dirent, result: ScanResult): Promise<void> {
-  if (!VERSION.test(entry.name)) {
+  if (!VERSION_PATTERN.test(entry.name)) {
     const folder = entry.isDirectory() || (entry.isSymbolicLink() && (await isDirectory(join(root, name, entry.name))));
     if (folder) result.skipped.push({ where: `${name}/${shown(entry.name)}`, cause: 'not a version number' });
     return;

@@ -19,7 +19,7 @@ import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
 import { readRegularFile } from '../node/regular-file.ts';
-import { isValidModelName, modelPath, shownName } from '../node/repository.ts';
+import { isValidModelName, modelPath, shownName, VERSION_PATTERN } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
@@ -389,7 +389,7 @@ export class ModelRepository {
     if (!isValidModelName(name) || RESERVED_NAMES.has(name))
       throw new ModelControlError(`'${shownName(name)}' is not a valid model name (or is a route's own word)`);
     const present = await readdir(join(this.root, name)).catch(() => [] as string[]);
-    const numbers = present.filter((v) => /^[1-9][0-9]{0,8}$/.test(v)).map(Number);
+    const numbers = present.filter((v) => VERSION_PATTERN.test(v)).map(Number);
     // A fold, not Math.max(...numbers): a folder can hold more versions than a call has room for arguments.
     const chosen = version ?? numbers.reduce((most, n) => Math.max(most, n), 0) + 1;
     if (chosen > MAX_VERSION)

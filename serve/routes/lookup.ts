@@ -1,9 +1,7 @@
 /** Model and version (from path parameters or gRPC fields) → a served model version, as 4xx errors a client can act on. */
+import { VERSION_PATTERN } from '../../node/repository.ts';
 import { HttpError } from '../errors.ts';
 import { ModelNotFoundError, type ModelRepository, type ServedVersion } from '../repository.ts';
-
-/** A version as a path segment or gRPC field: a positive integer of at most 9 digits. */
-export const VERSION_PATTERN = /^[1-9][0-9]{0,8}$/;
 
 /** How a malformed version is refused, over HTTP (the version parameter's check) and gRPC alike. */
 export const versionRefusal = {
