@@ -11,6 +11,7 @@ import type { NativeChoices } from '../../core/autodiff/rules/native.ts';
 import type { MaxPoolGeometry } from '../../core/autodiff/rules/pooling.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { buildGradientGraph } from '../../core/training/training-graph.ts';
+import { nativeKernelsBuild } from '../../node/native-kernels.ts';
 import { createGradientRunner, encodeSegmentPlan, type GradientRunner } from '../../node/segmented-session.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { stepFeeds } from './step-timing.ts';
@@ -19,14 +20,18 @@ import { convTimingKey, timingKey, typicalRunTimes } from './timing.ts';
 export const NATIVE_OR_ORT = ['ort', 'native'] as const;
 export type NativeOrOrt = (typeof NATIVE_OR_ORT)[number];
 
+/** The addon's build: a rebuilt addon's kernels are timed again instead of a stale pick being trusted. */
+const nativeBuild = () => [`native build ${nativeKernelsBuild() ?? 'absent'}`];
+
 /** The cache keys: where the native step may start a chain, and its geometry. */
 export function nativeConvInputKey(geo: ConvGeometry, batch: number): string {
-  return convTimingKey('conv-input-gradient in native step', NATIVE_OR_ORT, geo, batch);
+  return convTimingKey('conv-input-gradient in native step', NATIVE_OR_ORT, geo, batch, nativeBuild());
 }
 
 export function nativeMaxPoolKey(geo: MaxPoolGeometry, batch: number): string {
   const { input, kernel, strides, pads } = geo;
-  return timingKey('max-pool-gradient in native step', NATIVE_OR_ORT, batch, { in: input, kernel, strides, pads });
+  const geometry = { in: input, kernel, strides, pads };
+  return timingKey('max-pool-gradient in native step', NATIVE_OR_ORT, batch, geometry, nativeBuild());
 }
 
 /**
@@ -42,20 +47,20 @@ export async function timeNativeChoices(
   const graphs = NATIVE_OR_ORT.map((choice) =>
     buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients: candidates(choice) }),
   );
-  const [ort, native] = graphs.map((g) => encodeModel(g.model));
+  const encoded = graphs.map((g) => encodeModel(g.model));
+  const [ort, native] = encoded;
   if (ort && native && Buffer.compare(ort, native) === 0) return 'same';
+  const feeds = stepFeeds(graphs[0] as (typeof graphs)[number], batch);
   const runners = new Map<NativeOrOrt, GradientRunner>();
   try {
-    let feeds: ReturnType<typeof stepFeeds> | undefined;
     for (const [i, choice] of NATIVE_OR_ORT.entries()) {
       const graph = graphs[i] as (typeof graphs)[number];
-      feeds ??= stepFeeds(graph, batch);
       runners.set(
         choice,
-        await createGradientRunner(graph.segments ? encodeSegmentPlan(graph.segments) : encodeModel(graph.model)),
+        await createGradientRunner(graph.segments ? encodeSegmentPlan(graph.segments) : (encoded[i] as Uint8Array)),
       );
     }
-    return await typicalRunTimes(runners, feeds as ReturnType<typeof stepFeeds>);
+    return await typicalRunTimes(runners, feeds);
   } finally {
     await Promise.all([...runners.values()].map((r) => r.release()));
   }

@@ -10,7 +10,6 @@ import * as ort from 'onnxruntime-node';
 import type { ConvGeometry } from '../../core/autodiff/rules/conv-weight-gradient.ts';
 import { Rng } from '../../core/random.ts';
 import { createSession } from '../../node/execution.ts';
-import { nativeKernelsBuild } from '../../node/native-kernels.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 
 /** Rounds before timing starts: a fresh session's first runs grow its memory arena and fault in pages. */
@@ -65,29 +64,37 @@ export async function typicalRunTimes<K extends string>(
 }
 
 /**
- * A cache key: ORT's version (and the native addon's build when it is a candidate), what is timed among which
- * candidates (a new candidate means measuring again), the batch and the geometry (`in 1x28x28 | kernel 5x5 | …`).
+ * A cache key: ORT's version, what is timed among which candidates (a new candidate means measuring again),
+ * what else the timing depends on (`also`: the native addon's build), the batch and the geometry
+ * (`in 1x28x28 | kernel 5x5 | …`).
  */
 export function timingKey(
   what: string,
   candidates: readonly string[],
   batch: number,
   geometry: Record<string, readonly number[]>,
+  also: readonly string[] = [],
 ): string {
   return [
     `ort ${ort.env.versions.node ?? ort.env.versions.common}`,
     what,
     `of ${candidates.join('/')}`,
-    ...(candidates.includes('native') ? [`native build ${nativeKernelsBuild() ?? 'absent'}`] : []),
+    ...also,
     `batch ${batch}`,
     ...Object.entries(geometry).map(([name, dims]) => `${name} ${dims.join('x')}`),
   ].join(' | ');
 }
 
 /** A Conv's timing key: its whole geometry, so two convolutions share a measurement only when nothing differs. */
-export function convTimingKey(what: string, candidates: readonly string[], geo: ConvGeometry, batch: number): string {
+export function convTimingKey(
+  what: string,
+  candidates: readonly string[],
+  geo: ConvGeometry,
+  batch: number,
+  also: readonly string[] = [],
+): string {
   const { input, output, kernel, strides, pads, dilations } = geo;
-  return timingKey(what, candidates, batch, { in: input, out: output, kernel, strides, pads, dilations });
+  return timingKey(what, candidates, batch, { in: input, out: output, kernel, strides, pads, dilations }, also);
 }
 
 /** Seeded uniform(-1, 1) float tensors for timing runs: `random(dims)`. */
