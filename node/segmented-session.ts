@@ -16,6 +16,7 @@ import {
 import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { attrInt, attrInts } from '../onnx/read-attributes.ts';
+import { sizeOf } from '../onnx/tensor.ts';
 import { createSession } from './execution.ts';
 import { type NativeKernels, nativeKernels, nativeKernelsStatus } from './native-kernels.ts';
 
@@ -126,7 +127,7 @@ function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<stri
   let buffer = new Float32Array(0);
   /** The output tensor, of `dims`, in this step's kept buffer. */
   const output = (values: Map<string, ort.Tensor>, dims: readonly number[]) => {
-    const size = dims.reduce((x, y) => x * y, 1);
+    const size = sizeOf(dims);
     if (buffer.length !== size) buffer = new Float32Array(size);
     values.set(out, new ort.Tensor('float32', buffer, dims));
     return buffer;
@@ -166,7 +167,7 @@ function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<stri
       return (values) => {
         const dY = first(values);
         const [n, channels, ...positions] = dY.dims as number[];
-        const p = positions.reduce((x, y) => x * y, 1);
+        const p = sizeOf(positions);
         kernels.biasGradient(floats(dY), output(values, [channels as number]), n as number, channels as number, p);
       };
     default:
