@@ -144,21 +144,17 @@ napi_value MaxPoolGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-napi_value ReluGradient(napi_env env, napi_callback_info info) {
+// Three arrays of one length in, the kernel F over them: reluGradient(y, dY, dX) and add(a, b, out).
+template <void (*F)(int64_t, const float*, const float*, float*), const char* Name>
+napi_value Elementwise(napi_env env, napi_callback_info info) {
   Plain p;
-  if (!plain(env, info, "reluGradient", 3, 0, &p)) return nullptr;
-  if (p.length[1] != p.length[0] || p.length[2] != p.length[0]) return fail(env, "reluGradient", "unequal lengths");
-  relu_gradient(int64_t(p.length[0]), p.a[0], p.a[1], p.a[2]);
+  if (!plain(env, info, Name, 3, 0, &p)) return nullptr;
+  if (p.length[1] != p.length[0] || p.length[2] != p.length[0]) return fail(env, Name, "unequal lengths");
+  F(int64_t(p.length[0]), p.a[0], p.a[1], p.a[2]);
   return nullptr;
 }
-
-napi_value Add(napi_env env, napi_callback_info info) {
-  Plain p;
-  if (!plain(env, info, "add", 3, 0, &p)) return nullptr;
-  if (p.length[1] != p.length[0] || p.length[2] != p.length[0]) return fail(env, "add", "unequal lengths");
-  add(int64_t(p.length[0]), p.a[0], p.a[1], p.a[2]);
-  return nullptr;
-}
+constexpr char kReluGradient[] = "reluGradient";
+constexpr char kAdd[] = "add";
 
 napi_value BiasGradient(napi_env env, napi_callback_info info) {
   Plain p;
@@ -178,7 +174,10 @@ NAPI_MODULE_INIT() {
   napi_create_function(env, "convInputGradient", NAPI_AUTO_LENGTH, ConvInputGradient, nullptr, &fn);
   napi_set_named_property(env, exports, "convInputGradient", fn);
   const std::pair<const char*, napi_callback> routing[] = {
-      {"maxPoolGradient", MaxPoolGradient}, {"reluGradient", ReluGradient}, {"add", Add}, {"biasGradient", BiasGradient}};
+      {"maxPoolGradient", MaxPoolGradient},
+      {"reluGradient", Elementwise<relu_gradient, kReluGradient>},
+      {"add", Elementwise<add, kAdd>},
+      {"biasGradient", BiasGradient}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
     napi_set_named_property(env, exports, name, fn);

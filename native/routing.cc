@@ -11,10 +11,18 @@ namespace {
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
+// Rows and columns past the last whole k×k window of a plane, which no window writes.
+void zero_leftovers(int64_t h, int64_t w, int64_t k, float* dx) {
+  const int64_t ho = h / k, wo = w / k;
+  for (int64_t y = 0; y < h; y++) {
+    const int64_t from = y < ho * k ? wo * k : 0;
+    std::fill(dx + y * w + from, dx + (y + 1) * w, 0.0f);
+  }
+}
+
 // One plane's windows: every element of a window is written (its dY or 0), so only leftovers need zeroing.
-template <int K>
-void route(int64_t h, int64_t w, int64_t k, bool relu, const float* x, const float* dy, float* dx) {
-  const int64_t kk = K > 0 ? K : k, ho = h / kk, wo = w / kk;
+void route(int64_t h, int64_t w, int64_t kk, bool relu, const float* x, const float* dy, float* dx) {
+  const int64_t ho = h / kk, wo = w / kk;
   for (int64_t oy = 0; oy < ho; oy++)
     for (int64_t ox = 0; ox < wo; ox++) {
       const int64_t origin = oy * kk * w + ox * kk;
@@ -31,11 +39,7 @@ void route(int64_t h, int64_t w, int64_t k, bool relu, const float* x, const flo
         for (int64_t j = 0; j < kk; j++) dx[origin + i * w + j] = 0.0f;
       dx[best] = relu && !(top > 0.0f) ? 0.0f : dy[oy * wo + ox];
     }
-  // Rows and columns past the last whole window.
-  for (int64_t y = 0; y < h; y++) {
-    const int64_t from = y < ho * kk ? wo * kk : 0;
-    std::fill(dx + y * w + from, dx + (y + 1) * w, 0.0f);
-  }
+  zero_leftovers(h, w, kk, dx);
 }
 
 // 2×2: the four outputs of a window written straight from comparisons (no store through a computed
@@ -85,10 +89,7 @@ void route2(int64_t h, int64_t w, bool relu, const float* x, const float* dy, fl
       std::memcpy(o1 + 2 * ox, out + 2, 2 * sizeof(float));
     }
   }
-  for (int64_t y = 0; y < h; y++) {
-    const int64_t from = y < ho * 2 ? wo * 2 : 0;
-    std::fill(dx + y * w + from, dx + (y + 1) * w, 0.0f);
-  }
+  zero_leftovers(h, w, 2, dx);
 }
 
 }  // namespace
@@ -101,7 +102,7 @@ void max_pool_gradient(int64_t n, int64_t c, int64_t h, int64_t w, int64_t k, bo
     const float* dp = dy + plane * ho * wo;
     float* out = dx + plane * h * w;
     if (k == 2) route2(h, w, relu, xp, dp, out);
-    else route<0>(h, w, k, relu, xp, dp, out);
+    else route(h, w, k, relu, xp, dp, out);
   }
 }
 
