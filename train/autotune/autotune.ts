@@ -134,21 +134,27 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       const conv = node.op_type === 'Conv' && needsInputGradient(node.input[0] as string, graph);
       const pool = node.op_type === 'MaxPool' && tiles(maxPoolGeometryOf(graph, node));
       if (!conv && !pool) continue;
-      const trial = (choice: NativeOrOrt): NativeChoices => {
-        const on = choice === 'native';
-        if (conv) {
-          const geo = convGeometryOf(graph, node);
-          return { ...decided, convInputs: (other) => (sameGeometry(other, geo) ? on : decided.convInputs(other)) };
-        }
+      // The node's geometry once: its cache key, its description, and the trial that turns only it native.
+      let key: string;
+      let what: string;
+      let trial: (choice: NativeOrOrt) => NativeChoices;
+      if (conv) {
+        const geo = convGeometryOf(graph, node);
+        key = nativeConvInputKey(geo, settings.batch);
+        what = `${describeConv(geo)} input gradient`;
+        trial = (choice) => ({
+          ...decided,
+          convInputs: (other) => (sameGeometry(other, geo) ? choice === 'native' : decided.convInputs(other)),
+        });
+      } else {
         const geo = maxPoolGeometryOf(graph, node);
-        return { ...decided, maxPools: (other) => (sameGeometry(other, geo) ? on : decided.maxPools(other)) };
-      };
-      const key = conv
-        ? nativeConvInputKey(convGeometryOf(graph, node), settings.batch)
-        : nativeMaxPoolKey(maxPoolGeometryOf(graph, node), settings.batch);
-      const what = conv
-        ? `${describeConv(convGeometryOf(graph, node))} input gradient`
-        : describePool(maxPoolGeometryOf(graph, node));
+        key = nativeMaxPoolKey(geo, settings.batch);
+        what = describePool(geo);
+        trial = (choice) => ({
+          ...decided,
+          maxPools: (other) => (sameGeometry(other, geo) ? choice === 'native' : decided.maxPools(other)),
+        });
+      }
       await settle({
         key,
         allowed: NATIVE_OR_ORT,
