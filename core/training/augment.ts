@@ -17,6 +17,14 @@ export const DEFAULT_AUGMENT: AugmentOptions = { shift: 2, degrees: 10, scale: 0
 const SIDE = IMAGE_SIDE;
 const CENTRE = 13.5;
 
+/**
+ * One source pixel, `background` outside the image. A module-level function, not a closure made per output
+ * pixel: tsx (keepNames) wraps every closure in a `__name` call, which made augmenting cost 0.3 ms an image.
+ */
+function pixel(src: Float32Array, y: number, x: number, background: number): number {
+  return y >= 0 && y < SIDE && x >= 0 && x < SIDE ? (src[y * SIDE + x] as number) : background;
+}
+
 /** Write an augmented copy of `src` (784 normalized floats) into `dst`; `background` fills the outside. */
 export function augmentImage(
   src: Float32Array,
@@ -41,11 +49,9 @@ export function augmentImage(
       const y0 = Math.floor(sy);
       const fx = sx - x0;
       const fy = sy - y0;
-      const at = (yy: number, xx: number) =>
-        yy >= 0 && yy < SIDE && xx >= 0 && xx < SIDE ? (src[yy * SIDE + xx] as number) : background;
       dst[y * SIDE + x] =
-        (1 - fy) * ((1 - fx) * at(y0, x0) + fx * at(y0, x0 + 1)) +
-        fy * ((1 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+        (1 - fy) * ((1 - fx) * pixel(src, y0, x0, background) + fx * pixel(src, y0, x0 + 1, background)) +
+        fy * ((1 - fx) * pixel(src, y0 + 1, x0, background) + fx * pixel(src, y0 + 1, x0 + 1, background));
     }
   }
 }
