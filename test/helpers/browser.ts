@@ -1,8 +1,19 @@
 /** Headless Debian Chromium through playwright-core (never a downloaded browser); a fresh profile each launch. */
 import type { Browser, CDPSession, Page } from 'playwright-core';
+import { launch as launchChromium } from '../../testkit/chromium.ts';
 
 // The launcher lives in testkit/, shared with the benchmarks (which drive the browser too).
-export { chromiumPath, launch } from '../../testkit/chromium.ts';
+export { chromiumPath } from '../../testkit/chromium.ts';
+
+/**
+ * Chromium for the tests: V8 compiles WebAssembly with its baseline compiler (Liftoff) only. Every worker that
+ * starts onnxruntime-web compiles its 27 MB module, and V8's background TurboFan tier-up of it then kept both
+ * cores busy for ~10 s after the work was done (measured: ~25 core-seconds after the lab's run, again after a
+ * fine-tune), more CPU than the tests' own work in the page. The pages run the same code either way; the
+ * benchmarks launch Chromium as users have it.
+ */
+export const launch = (extraArgs: string[] = []): Promise<Browser> =>
+  launchChromium(['--js-flags=--liftoff-only', ...extraArgs]);
 
 type Stroke = [number, number][];
 
