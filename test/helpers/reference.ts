@@ -21,6 +21,11 @@ function broadcast(a: F64, b: F64, f: (x: number, y: number) => number): F64 {
   const [sa, sb] = [pad(a.shape), pad(b.shape)];
   const shape = sa.map((d, i) => Math.max(d, sb[i] as number));
   const out = new Float64Array(size(shape));
+  if (a.data.length === out.length && b.data.length === out.length) {
+    // Same shape: no index arithmetic (most of the models' elementwise nodes).
+    for (let k = 0; k < out.length; k++) out[k] = f(a.data[k] as number, b.data[k] as number);
+    return { shape, data: out };
+  }
   const idx = new Array(rank).fill(0);
   const offset = (s: number[]) => s.reduce((o, d, i) => o * d + (d === 1 ? 0 : idx[i]), 0);
   for (let k = 0; k < out.length; k++) {
@@ -53,16 +58,16 @@ function conv(x: F64, w: F64, b: F64 | undefined, node: NodeProto): F64 {
         for (let p = 0; p < kh; p++)
           for (let q = 0; q < kw; q++) {
             const weight = w.data[((o * c + ch) * kh + p) * kw + q] as number;
+            // The output columns whose input column ix = z·sw + q·dw − pl lies inside the image.
+            const zFrom = Math.max(0, Math.ceil((pl - q * dw) / sw));
+            const zTo = Math.min(wo, Math.floor((wd - 1 + pl - q * dw) / sw) + 1);
             for (let y = 0; y < ho; y++) {
               const iy = y * sh + p * dh - pt;
               if (iy < 0 || iy >= h) continue;
-              const row = ((i * c + ch) * h + iy) * wd;
+              const row = ((i * c + ch) * h + iy) * wd + q * dw - pl;
               const outRow = plane + y * wo;
-              for (let z = 0; z < wo; z++) {
-                const ix = z * sw + q * dw - pl;
-                if (ix >= 0 && ix < wd)
-                  out[outRow + z] = (out[outRow + z] as number) + weight * (X[row + ix] as number);
-              }
+              for (let z = zFrom; z < zTo; z++)
+                out[outRow + z] = (out[outRow + z] as number) + weight * (X[row + z * sw] as number);
             }
           }
     }
