@@ -231,7 +231,7 @@ export async function gradientCheck(module: Module, options: GradCheckOptions): 
   await session.release();
 
   // The reference loss in float64 at the same point.
-  const f64 = (t: ort.Tensor): F64 => ({ shape: [...t.dims], data: Float64Array.from(t.data as Float32Array, Number) });
+  const f64 = (t: ort.Tensor): F64 => ({ shape: [...t.dims], data: new Float64Array(t.data as Float32Array) });
   const base = new Map<string, F64>(
     Object.entries(feeds)
       .filter(([k]) => k !== 'labels')

@@ -310,7 +310,9 @@ export function evaluate(
     const init = initializers.get(name);
     if (init) {
       const t = fromTensorProto(init);
-      const v = { shape: t.dims, data: Float64Array.from(t.data as Float32Array, Number) };
+      // The typed-array constructor converts natively; Float64Array.from(…, Number) made this most of the time.
+      const data = t.data instanceof BigInt64Array ? Float64Array.from(t.data, Number) : new Float64Array(t.data);
+      const v = { shape: t.dims, data };
       cache.set(name, v);
       return v;
     }
