@@ -4,10 +4,20 @@
  * (for places that show no SVG: chat, slides, some viewers).
  */
 import { join } from 'node:path';
-import { Resvg } from '@resvg/resvg-js';
-import * as vega from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { type WriteFile, writeFileAtomic } from '../node/files.ts';
+
+/**
+ * The renderers, loaded on the first chart: Vega and Vega-Lite are ~100 modules, half a CPU-second of every
+ * start of a command that imports this file (train, sweep, compare) and then exits on a bad flag or plots nothing.
+ */
+let renderers:
+  | Promise<[typeof import('vega'), typeof import('vega-lite'), typeof import('@resvg/resvg-js')]>
+  | undefined;
+const loadRenderers = () => {
+  renderers ??= Promise.all([import('vega'), import('vega-lite'), import('@resvg/resvg-js')]);
+  return renderers;
+};
 
 export interface Series {
   name: string;
@@ -51,7 +61,8 @@ function spec(options: ChartOptions): TopLevelSpec {
 
 /** Render one chart to an SVG string. */
 export async function lineChartSvg(options: ChartOptions): Promise<string> {
-  const view = new vega.View(vega.parse(compile(spec(options)).spec), { renderer: 'none' });
+  const [vega, vegaLite] = await loadRenderers();
+  const view = new vega.View(vega.parse(vegaLite.compile(spec(options)).spec), { renderer: 'none' });
   try {
     return await view.toSVG();
   } finally {
@@ -60,7 +71,8 @@ export async function lineChartSvg(options: ChartOptions): Promise<string> {
 }
 
 /** Rasterize an SVG at `scale`× its size (2 by default, crisp on high-density screens). */
-export function svgToPng(svg: string, scale = 2): Buffer {
+export async function svgToPng(svg: string, scale = 2): Promise<Buffer> {
+  const [, , { Resvg }] = await loadRenderers();
   return new Resvg(svg, { fitTo: { mode: 'zoom', value: scale }, font: { loadSystemFonts: true } }).render().asPng();
 }
 
@@ -73,5 +85,5 @@ export async function writeChart(
 ): Promise<void> {
   const svg = await lineChartSvg(options);
   await write(join(dir, `${name}.svg`), svg);
-  await write(join(dir, `${name}.png`), svgToPng(svg));
+  await write(join(dir, `${name}.png`), await svgToPng(svg));
 }
