@@ -1,4 +1,5 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirst from './test/helpers/sequencer.ts';
 
 export default defineConfig({
   test: {
@@ -10,5 +11,6 @@ export default defineConfig({
     // loads, process starts, servers waiting on sockets). Measured on the 2-vCPU EPYC: 277 s with 2, 236 s with 3,
     // 253 s with 4 (and more contention). Tests wait on conditions, never on time, so contention slows, not fails.
     maxWorkers: 3,
+    sequence: { sequencer: LongestFirst },
   },
 });
