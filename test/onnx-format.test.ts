@@ -35,9 +35,26 @@ describe('ONNX writer and reader', () => {
     expect(info.producerName).toBe('mnist-onnx-cnn');
     expect(info.inputs).toEqual([{ name: 'x', dataType: 'FLOAT', shape: ['N', 4] }]);
     expect(info.outputs).toEqual([{ name: 'y', dataType: 'FLOAT', shape: ['N', 2] }]);
-    expect(info.ops).toEqual({ Gemm: 1, Identity: 1, LeakyRelu: 1, Reshape: 1 });
+    expect(info.ops).toEqual({ Gemm: 1, LeakyRelu: 1, Reshape: 1 }); // the output renamed where it is made
     expect(info.parameterCount).toBe(8); // the int64 shape is not a parameter
     expect(info.metadata).toEqual({ labels: '0,1', note: 'héllo ✓' });
+  });
+
+  it('renames an output where it is made; later nodes reading the old name read it; an input output gets an Identity', async () => {
+    const g = new GraphBuilder('renames');
+    const x = g.input('x', 'FLOAT', [3]);
+    const doubled = g.op('Add', [x, x]);
+    g.output(doubled, 'FLOAT', [3], 'twice');
+    g.output(g.op('Mul', [doubled, x]), 'FLOAT', [3], 'square_twice'); // built after the rename, from the old name
+    g.output(doubled, 'FLOAT', [3], 'twice_again'); // a second public name: a copy
+    g.output(x, 'FLOAT', [3], 'x_out'); // a graph input cannot be renamed
+    const model = g.toModel();
+    expect(model.graph?.node?.map((n) => n.op_type)).toEqual(['Add', 'Mul', 'Identity', 'Identity']);
+    const out = await runModel(model, { x: { dims: [3], data: Float32Array.from([1, -2, 3]) } });
+    expect(Array.from(out.twice?.data as Float32Array)).toEqual([2, -4, 6]);
+    expect(Array.from(out.square_twice?.data as Float32Array)).toEqual([2, 8, 18]);
+    expect(Array.from(out.twice_again?.data as Float32Array)).toEqual([2, -4, 6]);
+    expect(Array.from(out.x_out?.data as Float32Array)).toEqual([1, -2, 3]);
   });
 
   it('keeps INT and FLOAT attributes apart (ORT rejects the wrong kind)', () => {

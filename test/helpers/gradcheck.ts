@@ -334,7 +334,7 @@ export async function opGradientCheck(
   const rulesRun = new Set<string>();
   const wrt = Object.keys(opCase.inputs);
   const grads = backward(g, new Map([[output, weights]]), wrt, { rules: recordingRules(rules, rulesRun) });
-  g.output(output, 'FLOAT', shape, 'output_value');
+  const outputName = g.output(output, 'FLOAT', shape, 'output_value');
   for (const name of wrt) g.output(grads.get(name) as string, 'FLOAT', opCase.inputs[name] as number[], gradName(name));
   const model = g.toModel();
 
@@ -356,7 +356,7 @@ export async function opGradientCheck(
   await session.release();
 
   const weightedSum = (y: F64) => y.data.reduce((s, v, i) => s + v * (r[i] as number), 0);
-  const reference = evaluate(model, feeds, output);
+  const reference = evaluate(model, feeds, outputName);
   const ortOutput = out.output_value?.data as Float32Array;
   const forwardError = maxAbs(reference.data.map((v, i) => v - (ortOutput[i] as number)));
   if (forwardError > 1e-5 * Math.max(1, maxAbs(reference.data))) {
@@ -365,7 +365,7 @@ export async function opGradientCheck(
   const lossAt = (name: string) => (delta: Float64Array) => {
     const p = feeds.get(name) as F64;
     const moved = new Map(feeds).set(name, { shape: p.shape, data: p.data.map((v, i) => v + (delta[i] as number)) });
-    return weightedSum(evaluate(model, moved, output));
+    return weightedSum(evaluate(model, moved, outputName));
   };
   const gradOf = (name: string, result = out) => result[gradName(name)]?.data as Float32Array;
   const overallScale = Math.max(...wrt.map((name) => maxAbs(gradOf(name))));
