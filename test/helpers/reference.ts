@@ -49,28 +49,39 @@ function conv(x: F64, w: F64, b: F64 | undefined, node: NodeProto): F64 {
   const wo = Math.floor((wd + pl + pr - dw * (kw - 1) - 1) / sw) + 1;
   const out = new Float64Array(n * m * ho * wo);
   const X = x.data;
-  // out[i,o,y,z] = b[o] + Σ_ch,p,q w[o,ch,p,q] · x[i, ch, y·sh + p·dh − pt, z·sw + q·dw − pl]
-  for (let i = 0; i < n; i++)
-    for (let o = 0; o < m; o++) {
-      const plane = (i * m + o) * ho * wo;
-      out.fill(b ? (b.data[o] as number) : 0, plane, plane + ho * wo);
-      for (let ch = 0; ch < c; ch++)
-        for (let p = 0; p < kh; p++)
-          for (let q = 0; q < kw; q++) {
-            const weight = w.data[((o * c + ch) * kh + p) * kw + q] as number;
-            // The output columns whose input column ix = z·sw + q·dw − pl lies inside the image.
-            const zFrom = Math.max(0, Math.ceil((pl - q * dw) / sw));
-            const zTo = Math.min(wo, Math.floor((wd - 1 + pl - q * dw) / sw) + 1);
-            for (let y = 0; y < ho; y++) {
-              const iy = y * sh + p * dh - pt;
-              if (iy < 0 || iy >= h) continue;
-              const row = ((i * c + ch) * h + iy) * wd + q * dw - pl;
-              const outRow = plane + y * wo;
-              for (let z = zFrom; z < zTo; z++)
-                out[outRow + z] = (out[outRow + z] as number) + weight * (X[row + z * sw] as number);
-            }
+  // out[i,o,y,z] = b[o] + Σ_ch,p,q w[o,ch,p,q] · x[i, ch, y·sh + p·dh − pt, z·sw + q·dw − pl], summed in that
+  // order. The taps are first laid out as rows of an im2col matrix (zero outside the image), so the sum runs
+  // over whole output planes: long loops without bounds checks.
+  const K = c * kh * kw;
+  const P = ho * wo;
+  const cols = new Float64Array(K * P);
+  for (let i = 0; i < n; i++) {
+    cols.fill(0);
+    for (let ch = 0; ch < c; ch++)
+      for (let p = 0; p < kh; p++)
+        for (let q = 0; q < kw; q++) {
+          const k = (ch * kh + p) * kw + q;
+          // The output columns whose input column ix = z·sw + q·dw − pl lies inside the image.
+          const zFrom = Math.max(0, Math.ceil((pl - q * dw) / sw));
+          const zTo = Math.min(wo, Math.floor((wd - 1 + pl - q * dw) / sw) + 1);
+          for (let y = 0; y < ho; y++) {
+            const iy = y * sh + p * dh - pt;
+            if (iy < 0 || iy >= h) continue;
+            const row = ((i * c + ch) * h + iy) * wd + q * dw - pl;
+            const at = k * P + y * wo;
+            for (let z = zFrom; z < zTo; z++) cols[at + z] = X[row + z * sw] as number;
           }
+        }
+    for (let o = 0; o < m; o++) {
+      const plane = (i * m + o) * P;
+      out.fill(b ? (b.data[o] as number) : 0, plane, plane + P);
+      for (let k = 0; k < K; k++) {
+        const weight = w.data[o * K + k] as number;
+        const col = k * P;
+        for (let j = 0; j < P; j++) out[plane + j] = (out[plane + j] as number) + weight * (cols[col + j] as number);
+      }
     }
+  }
   return { shape: [n, m, ho, wo], data: out };
 }
 
