@@ -306,7 +306,7 @@ describe('a server that dies', () => {
   it('takes its runners with it, even one stuck in an endless run', async () => {
     const own = mkdtempSync(join(tmpdir(), 'models-orphan-'));
     mkdirSync(join(own, 'endless', '1'), { recursive: true });
-    writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 7000));
+    writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 9000));
     const { url, child } = await startServeProcess([
       '--models',
       own,
@@ -337,8 +337,9 @@ describe('a server that dies', () => {
           return false;
         }
       };
-      // The product takes ~5 s more; the watchdog notices the server gone within a second or two.
-      const deadline = Date.now() + 3000;
+      // A 9000² product takes ~12 s on an idle core, more under load; the watchdog (a 1 s poll) notices the
+      // server gone long before. 6 s: a 3 s deadline failed once in a loaded suite.
+      const deadline = Date.now() + 6000;
       while (runners.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(runners.filter(alive)).toEqual([]);
     } finally {
