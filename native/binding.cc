@@ -4,8 +4,10 @@
 //   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
 //   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out),
-//   biasGradient(dy, db, [N, C, P]): the routing.h steps, the last array overwritten. Synchronous: the
-// training step waits for it anyway, and a step runs one kernel at a time.
+//   biasGradient(dy, db, [N, C, P]): the routing.h steps, the last array overwritten.
+//   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
+//                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
+// Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
 #include <node_api.h>
 
 #include <cstdint>
@@ -15,6 +17,7 @@
 
 #include "conv_input_gradient.h"
 #include "conv_weight_gradient.h"
+#include "optimizer_update.h"
 #include "routing.h"
 
 namespace {
@@ -165,6 +168,74 @@ napi_value BiasGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// The Float32Arrays of a JS array, each `length` long (the update's states and gradient parts).
+bool float_arrays(napi_env env, napi_value array, size_t length, std::vector<float*>* out) {
+  bool is = false;
+  uint32_t count = 0;
+  if (napi_is_array(env, array, &is) != napi_ok || !is || napi_get_array_length(env, array, &count) != napi_ok)
+    return false;
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value element;
+    void* data;
+    size_t n;
+    if (napi_get_element(env, array, i, &element) != napi_ok) return false;
+    if (!typed(env, element, napi_float32_array, &data, &n) || n != length) return false;
+    out->push_back(static_cast<float*>(data));
+  }
+  return true;
+}
+
+napi_value OptimizerUpdate(napi_env env, napi_callback_info info) {
+  const char* kernel = "optimizerUpdate";
+  size_t argc = 8;
+  napi_value argv[8];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 8) return fail(env, kernel, "wrong number of arguments");
+  int32_t kind = -1;
+  double lr = 0, step = 0;
+  if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || (kind != 0 && kind != 1))
+    return fail(env, kernel, "kind must be 0 (sgd) or 1 (adam)");
+  void* hyper_data;
+  size_t hyper_length;
+  if (!typed(env, argv[1], napi_float32_array, &hyper_data, &hyper_length) || hyper_length != (kind == 0 ? 3u : 5u))
+    return fail(env, kernel, "hyper must be a Float32Array of 3 (sgd) or 5 (adam)");
+  if (napi_get_value_double(env, argv[2], &lr) != napi_ok || napi_get_value_double(env, argv[3], &step) != napi_ok)
+    return fail(env, kernel, "lr and step must be numbers");
+  void* param_data;
+  size_t size;
+  if (!typed(env, argv[4], napi_float32_array, &param_data, &size))
+    return fail(env, kernel, "param must be a Float32Array");
+  std::vector<float*> states, parts;
+  if (!float_arrays(env, argv[5], size, &states) || !float_arrays(env, argv[6], size, &parts) || parts.empty())
+    return fail(env, kernel, "states and parts must be arrays of Float32Arrays as long as param (parts not empty)");
+  napi_valuetype shares_type;
+  napi_typeof(env, argv[7], &shares_type);
+  const float* shares = nullptr;
+  if (shares_type != napi_null) {
+    void* data;
+    size_t n;
+    if (!typed(env, argv[7], napi_float32_array, &data, &n) || n != parts.size())
+      return fail(env, kernel, "shares must be null or a Float32Array with one share per part");
+    shares = static_cast<const float*>(data);
+  } else if (parts.size() != 1) {
+    return fail(env, kernel, "more than one gradient part needs shares");
+  }
+  const float* h = static_cast<const float*>(hyper_data);
+  const GradientParts grad{parts.data(), shares, int(parts.size())};
+  float* param = static_cast<float*>(param_data);
+  if (kind == 0) {
+    const SgdConfig config{h[0], h[1], h[2] != 0.0f};
+    if (states.size() != (config.momentum > 0.0f ? 1u : 0u))
+      return fail(env, kernel, "sgd takes one state (the momentum buffer) with momentum, none without");
+    sgd_update(int64_t(size), config, float(lr), grad, param, states.empty() ? nullptr : states[0]);
+  } else {
+    if (states.size() != 2) return fail(env, kernel, "adam takes two states (exp_avg, exp_avg_sq)");
+    const AdamConfig config{h[0], h[1], h[2], h[3], h[4] != 0.0f};
+    adam_update(int64_t(size), config, float(lr), float(step), grad, param, states[0], states[1]);
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -177,7 +248,8 @@ NAPI_MODULE_INIT() {
       {"maxPoolGradient", MaxPoolGradient},
       {"reluGradient", Elementwise<relu_gradient, kReluGradient>},
       {"add", Elementwise<add, kAdd>},
-      {"biasGradient", BiasGradient}};
+      {"biasGradient", BiasGradient},
+      {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
     napi_set_named_property(env, exports, name, fn);

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.ts';
+import type { NativeUpdate } from '../core/training/optim/index.ts';
 
 export interface NativeKernels {
   /**
@@ -50,6 +51,20 @@ export interface NativeKernels {
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
   biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
+  /**
+   * The optimizer's update of `param` and its `states` (its slots, in order) in place, from the gradient
+   * Σ shares[j] · parts[j] (or parts[0] alone when `shares` is null), as the update graph computes it.
+   * Absent from an addon built before it was added (the trainer then runs the update graph).
+   */
+  optimizerUpdate?(
+    update: NativeUpdate,
+    lr: number,
+    step: number,
+    param: Float32Array,
+    states: readonly Float32Array[],
+    parts: readonly Float32Array[],
+    shares: Float32Array | null,
+  ): void;
 }
 
 interface Addon {
@@ -59,6 +74,16 @@ interface Addon {
   reluGradient(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
+  optimizerUpdate?(
+    kind: number,
+    hyper: Float32Array,
+    lr: number,
+    step: number,
+    param: Float32Array,
+    states: readonly Float32Array[],
+    parts: readonly Float32Array[],
+    shares: Float32Array | null,
+  ): void;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = [
@@ -143,5 +168,16 @@ function wrap(addon: Addon): NativeKernels {
     biasGradient(dY, db, n, channels, positions) {
       addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
     },
+    optimizerUpdate: addon.optimizerUpdate && optimizerUpdate(addon.optimizerUpdate.bind(addon)),
   };
+}
+
+/** The addon's update with its (kind, hyperparameters) arguments made from the optimizer's description. */
+function optimizerUpdate(update: NonNullable<Addon['optimizerUpdate']>): NativeKernels['optimizerUpdate'] {
+  const hyper = (u: NativeUpdate) =>
+    u.kind === 'sgd'
+      ? Float32Array.of(u.momentum, u.weightDecay, u.nesterov ? 1 : 0)
+      : Float32Array.of(u.beta1, u.beta2, u.eps, u.weightDecay, u.decoupled ? 1 : 0);
+  return (u, lr, step, param, states, parts, shares) =>
+    update(u.kind === 'sgd' ? 0 : 1, hyper(u), lr, step, param, states, parts, shares);
 }

@@ -42,10 +42,13 @@ export interface GradientRunner {
   release(): Promise<void>;
 }
 
-/** One 1-thread CPU session for a plain graph, or the segments and kernels of a cut one. */
-export async function createGradientRunner(graph: Uint8Array | EncodedSegmentPlan): Promise<GradientRunner> {
+/** One CPU session (of `threads` intra-op threads) for a plain graph, or the 1-thread segments and kernels of a cut one. */
+export async function createGradientRunner(
+  graph: Uint8Array | EncodedSegmentPlan,
+  threads = 1,
+): Promise<GradientRunner> {
   if (graph instanceof Uint8Array) {
-    const { session } = await createSession(graph, { device: 'cpu', threads: 1 });
+    const { session } = await createSession(graph, { device: 'cpu', threads });
     return {
       async run(feeds, onStep) {
         const start = onStep ? performance.now() : 0;

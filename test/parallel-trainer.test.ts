@@ -6,7 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { composite, dropout, F, linear, type Module } from '../core/model/layers/index.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { adamw, sgd } from '../core/training/optim/index.ts';
+import { nativeKernels } from '../node/native-kernels.ts';
 import { SpeedEstimate, shares } from '../train/parallel/balance.ts';
+import { createTrainer, describeParallelism } from '../train/parallel/create-trainer.ts';
 import { microBatches, ParallelTrainer, shardRanges } from '../train/parallel/parallel-trainer.ts';
 import { createNodeTrainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
@@ -141,6 +143,62 @@ describe('ParallelTrainer', () => {
       expect(maxDifference(parallel.weights(), onBoth.weights())).toBeGreaterThan(1e-4);
     } finally {
       await Promise.all([parallel, onA, onB, onBoth].map((t) => t.release()));
+    }
+  }, 60_000);
+
+  it.skipIf(!nativeKernels()?.optimizerUpdate)(
+    'one participant updates natively on its parameters in place, as train steps without workers: mlp (AdamW; SGD in micro-batches) and BatchNorm fast-cnn on a 2-thread session equal one session',
+    async () => {
+      const cases = [
+        { model: 'mlp' as const, optimizer: adamw(), lr: 1e-3, threads: 1, microBatch: undefined, n: 64 },
+        { model: 'mlp' as const, optimizer: sgd({ momentum: 0.9 }), lr: 0.01, threads: 1, microBatch: 16, n: 63 },
+        {
+          model: 'fast-cnn' as const,
+          optimizer: sgd({ momentum: 0.9 }),
+          lr: 0.01,
+          threads: 2,
+          microBatch: undefined,
+          n: 64,
+        },
+      ];
+      for (const { model, optimizer, lr, threads, microBatch, n } of cases) {
+        const options = { optimizer, seed: 2, threads };
+        const single = await createNodeTrainer(ZOO[model].build(), options);
+        const native = microBatch
+          ? await ParallelTrainer.create(ZOO[model].build(), { ...options, threads: 1, workers: 1, microBatch })
+          : await createTrainer(ZOO[model].build(), options);
+        try {
+          if (!microBatch) expect(describeParallelism(options, ZOO[model].build())).toMatch(/native update$/);
+          for (let s = 0; s < 3; s++) {
+            const { images, labels } = batch(s * n, n);
+            const a = await single.step(images, labels, lr);
+            const b = await native.step(images, labels, lr);
+            expect(b.loss).toBeCloseTo(a.loss, 5);
+          }
+          // Parameters, optimizer state and BatchNorm's running statistics. (Adam moves a weight whose
+          // gradient is near zero by about lr whatever that gradient is, so rounding shows more there.)
+          expect(maxDifference(native.state().tensors, single.state().tensors)).toBeLessThan(2e-5);
+        } finally {
+          await Promise.all([single.release(), native.release()]);
+        }
+      }
+    },
+    60_000,
+  );
+
+  it('updates through the update graph when asked (no native kernel), to the same weights', async () => {
+    const options = { optimizer: adamw(), seed: 4 };
+    const single = await createNodeTrainer(ZOO.cnn.build(), options);
+    const parallel = await ParallelTrainer.create(ZOO.cnn.build(), { ...options, workers: 2, nativeUpdate: false });
+    try {
+      for (let s = 0; s < 2; s++) {
+        const { images, labels } = batch(s * 64, 64);
+        await single.step(images, labels, 1e-3);
+        await parallel.step(images, labels, 1e-3);
+      }
+      expect(maxDifference(parallel.state().tensors, single.state().tensors)).toBeLessThan(1e-5);
+    } finally {
+      await Promise.all([single.release(), parallel.release()]);
     }
   }, 60_000);
 

@@ -47,31 +47,36 @@ export interface CreateTrainerOptions extends TrainerOptions {
   /** The batch size the loop will use (what the autotuner measures with; default 64). */
   batchSize?: number;
   /**
-   * Compute Conv weight gradients with the native kernel when it is built (node/native-kernels.ts): the
-   * step then runs as gradient graph → kernel → update graph, in 1-thread sessions (so with one session
-   * × N > 1 threads the graph keeps them). Default true; false always runs the pure-ORT graph.
+   * Use the native kernels when they are built (node/native-kernels.ts): Conv weight gradients by the
+   * kernel (the step runs as gradient graph → kernel → update, in 1-thread sessions, so with one session
+   * × N > 1 threads the graph keeps them), and the optimizer's update by its fused kernel in place (no
+   * update graph: the parameters never go through ORT's outputs). Default true; false always runs the
+   * pure-ORT graph.
    */
   native?: boolean;
 }
 
+type ParallelismOptions = Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>;
+
 /** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
-export function describeParallelism(
-  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>,
-  module?: Module,
-) {
+export function describeParallelism(options: ParallelismOptions, module?: Module) {
   const threads = options.threads ?? 1;
-  const native = module !== undefined && usesNativeConvWeights(options, module);
+  const nativeConv = module !== undefined && usesNativeConvWeights(options, module);
+  const native = nativeConv || usesNativeUpdate(options);
   if (usesWorkers(options, module)) return native ? `${threads} workers, native kernels` : `${threads} workers`;
-  // The native step on one thread is two 1-thread sessions (gradient, update) with the kernel between them.
-  if (native) return '1 thread, native kernels';
-  return `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
+  // The native step on one thread is a 1-thread gradient session with the kernels after it.
+  if (nativeConv) return '1 thread, native kernels';
+  const session = `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
+  return native ? `${session}, native update` : session;
+}
+
+/** Whether the optimizer's update runs as the native kernel (built with it, wanted, on the CPU). */
+export function usesNativeUpdate(options: Pick<CreateTrainerOptions, 'device' | 'native'>): boolean {
+  return options.native !== false && (options.device ?? 'cpu') === 'cpu' && !!nativeKernels()?.optimizerUpdate;
 }
 
 /** Whether the step computes Conv weight gradients natively: built, wanted, on the CPU, and a 1-thread session or workers. */
-export function usesNativeConvWeights(
-  options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>,
-  module: Module,
-): boolean {
+export function usesNativeConvWeights(options: ParallelismOptions, module: Module): boolean {
   if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()) return false;
   if (!emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv')) return false;
   return usesWorkers(options, module) || (options.threads ?? 1) === 1;
@@ -105,17 +110,20 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
         })
       : undefined;
   const rules = tuned?.rules;
-  if (!workers && !native) return createNodeTrainer(module, { ...options, rules });
+  const nativeUpdate = usesNativeUpdate(options);
+  if (!workers && !native && !nativeUpdate) return createNodeTrainer(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
-  // A native step on one thread is one participant: gradient graph, kernel, update graph.
-  const threads = workers ? (options.threads ?? 1) : 1;
+  // A native step without workers is one participant: its gradient session, then the kernels.
+  const threads = options.threads ?? 1;
   return ParallelTrainer.create(module, {
     ...options,
-    workers: threads,
+    workers: workers ? threads : 1,
     threads: 1,
+    sessionThreads: workers || native ? 1 : threads,
     rules,
     balance: !!options.autotune,
     nativeConvWeights: native,
     nativeGradients: tuned?.nativeGradients,
+    nativeUpdate,
   });
 }

@@ -35,6 +35,7 @@ import {
   type TrainingGraphOptions,
 } from '../../core/training/training-graph.ts';
 import { nodeRuntime } from '../../node/execution.ts';
+import { nativeKernels } from '../../node/native-kernels.ts';
 import { encodeSegmentPlan } from '../../node/segmented-session.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
@@ -45,8 +46,13 @@ import { FLAT_PARAMETERS, type RunnerData, SliceRunner, type StepReply } from '.
 import { WorkerHandle } from './worker-handle.ts';
 
 export interface ParallelTrainerOptions extends TrainerOptions {
-  /** Threads taking part, the main thread included, each with its own 1-thread session. */
+  /** Threads taking part, the main thread included, each with its own session. */
   workers: number;
+  /**
+   * Intra-op threads of each participant's gradient session (default 1): one participant with N threads
+   * is one session's step with the update done natively. Segmented graphs (native gradient nodes) run on one.
+   */
+  sessionThreads?: number;
   /** The most images one session run takes: bigger slices run in pieces whose gradients are accumulated. */
   microBatch?: number;
   /** The gradient rule table (default ours; the autotuner's has per-shape formulations). */
@@ -60,6 +66,11 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   nativeConvWeights?: boolean;
   /** Where chains of native gradient steps start (core/autodiff/rules/native.ts); needs the addon. */
   nativeGradients?: NativeChoices;
+  /**
+   * Update each shard in place with the native optimizer kernel when the addon has it (default true);
+   * false runs the update graph in a session (copies in and out of shared memory).
+   */
+  nativeUpdate?: boolean;
 }
 
 export class ParallelTrainer {
@@ -119,6 +130,8 @@ export class ParallelTrainer {
     }
     const gradientModel = gradient.segments ? encodeSegmentPlan(gradient.segments) : encodeModel(gradient.model);
     const shards = shardRanges(layout.flatLength, options.workers);
+    const nativeUpdate =
+      options.nativeUpdate !== false && nativeKernels()?.optimizerUpdate ? optimizer.native : undefined;
     const flat: ParamSpec = {
       name: FLAT_PARAMETERS,
       shape: [0],
@@ -134,9 +147,12 @@ export class ParallelTrainer {
         const data: RunnerData = {
           index,
           gradientModel,
-          updateModel: shard.length
-            ? encodeModel(buildUpdateGraph([{ ...flat, shape: [shard.length] }], optimizer, sources).model)
-            : undefined,
+          sessionThreads: gradient.segments ? 1 : (options.sessionThreads ?? 1),
+          nativeUpdate,
+          updateModel:
+            shard.length && !nativeUpdate
+              ? encodeModel(buildUpdateGraph([{ ...flat, shape: [shard.length] }], optimizer, sources).model)
+              : undefined,
           shard,
           slots: optimizer.slots,
           usesStep: optimizer.usesStep,

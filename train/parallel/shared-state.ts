@@ -69,12 +69,14 @@ export function sharedLayout(
 }
 
 export interface SharedBuffers {
-  floats: SharedArrayBuffer;
+  /** Shared between threads; a plain ArrayBuffer for one participant, which ORT can read without a copy. */
+  floats: SharedArrayBuffer | ArrayBuffer;
   control: SharedArrayBuffer;
 }
 
 export function allocateShared(layout: SharedLayout): SharedBuffers {
-  const floats = new SharedArrayBuffer(4 * (layout.carriedLength + layout.workers * layout.reducedLength));
+  const bytes = 4 * (layout.carriedLength + layout.workers * layout.reducedLength);
+  const floats = layout.workers > 1 ? new SharedArrayBuffer(bytes) : new ArrayBuffer(bytes);
   return { floats, control: new SharedArrayBuffer(4 * (MAILBOXES + 2 * layout.workers)) };
 }
 

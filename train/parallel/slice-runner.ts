@@ -18,6 +18,7 @@
 
 import * as ort from 'onnxruntime-node';
 import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
+import type { NativeUpdate } from '../../core/training/optim/index.ts';
 import {
   CORRECT_NAME,
   type ExternalConvWeightOutputs,
@@ -49,8 +50,12 @@ export interface RunnerData {
   index: number;
   /** The gradient graph, or its segments when native nodes cut it (node/segmented-session.ts). */
   gradientModel: Uint8Array | EncodedSegmentPlan;
-  /** The update graph of this participant's shard (absent when the shard is empty). */
+  /** Intra-op threads of the gradient session (a plain graph's; segments run on one). */
+  sessionThreads: number;
+  /** The update graph of this participant's shard (absent when the shard is empty or updated natively). */
   updateModel?: Uint8Array;
+  /** The optimizer's update for the native kernel, run in place on the shared shard instead of a graph. */
+  nativeUpdate?: NativeUpdate;
   /** Its shard: a range of the flat trainable parameters (and of their gradients and state). */
   shard: { start: number; length: number };
   /** The optimizer's state slots per parameter. */
@@ -114,11 +119,20 @@ export class SliceRunner {
   private readonly updateFeeds: Record<string, ort.Tensor> = {};
   /** Shard tensors the update reads and writes back: [update input name, shared view of it]. */
   private readonly updated: [string, Float32Array][] = [];
+  /** The native update's shared views: the shard's parameters, its optimizer state per slot, each region's gradient. */
+  private readonly nativeShard?: { param: Float32Array; states: Float32Array[]; parts: Float32Array[] };
+  /**
+   * A lone participant's native update, parameter by parameter (by gradient name), so each reads its
+   * gradient where ORT left it instead of from a copy in the region (`gradient` is set each run).
+   */
+  private readonly alone?: Map<string, { param: Float32Array; states: Float32Array[]; gradient: Float32Array }>;
   /** Gradients computed outside the graph, by their `<param>.grad` slot name. */
   private readonly external: Map<string, ExternalConvWeightOutputs>;
   /** Where a micro-batch's external gradient goes before it is added in. */
   private readonly scratch: Map<string, Float32Array>;
   private readonly kernels: NativeKernels | undefined;
+  /** Whether the gradient feeds are views of the parameters themselves (no per-step copy). */
+  private readonly readsInPlace: boolean;
 
   private constructor(
     private readonly data: RunnerData,
@@ -127,15 +141,41 @@ export class SliceRunner {
     private readonly update: ort.InferenceSession | undefined,
   ) {
     this.external = new Map(data.external.map((e) => [gradName(e.weight), e]));
-    this.kernels = data.external.length > 0 ? nativeKernels() : undefined;
-    if (data.external.length > 0 && !this.kernels) throw new Error(nativeKernelsStatus());
+    this.kernels = data.external.length > 0 || data.nativeUpdate ? nativeKernels() : undefined;
+    if ((data.external.length > 0 || data.nativeUpdate) && !this.kernels) throw new Error(nativeKernelsStatus());
+    if (data.nativeUpdate && !this.kernels?.optimizerUpdate) throw new Error('internal: no native optimizer update');
     this.scratch = new Map(
       data.layout.reduced.filter((s) => this.external.has(s.name)).map((s) => [s.name, new Float32Array(s.length)]),
     );
     const tensor = (shape: number[]) => new ort.Tensor('float32', new Float32Array(sizeOf(shape)), shape);
-    this.gradientFeeds = Object.fromEntries(data.inputs.map((t) => [t.name, tensor(t.shape)]));
+    // One participant's memory is not shared: its sessions read the parameters where they are.
+    this.readsInPlace = !(data.shared.floats instanceof SharedArrayBuffer);
+    this.gradientFeeds = Object.fromEntries(
+      data.inputs.map((t) => [
+        t.name,
+        this.readsInPlace ? new ort.Tensor('float32', shared.carried(t.name), t.shape) : tensor(t.shape),
+      ]),
+    );
     const { start, length } = data.shard;
-    if (length > 0) {
+    if (data.nativeUpdate && data.layout.workers === 1) {
+      const trainable = data.layout.carried.filter((slot) => slot.offset < data.layout.flatLength);
+      this.alone = new Map(
+        trainable.map((p) => [
+          gradName(p.name),
+          {
+            param: shared.carried(p.name),
+            states: data.slots.map((slot) => shared.carried(stateName(p.name, slot))),
+            gradient: shared.reduced(0, gradName(p.name)),
+          },
+        ]),
+      );
+    } else if (length > 0 && data.nativeUpdate) {
+      this.nativeShard = {
+        param: shared.flat(0, start, length),
+        states: data.slots.map((_, i) => shared.flat(i + 1, start, length)),
+        parts: Array.from({ length: data.layout.workers }, (_, j) => shared.reduced(j).subarray(start, start + length)),
+      };
+    } else if (length > 0) {
       for (const part of gradientParts(FLAT_PARAMETERS, data.layout.workers)) this.updateFeeds[part] = tensor([length]);
       const roles: [string, number][] = [
         [FLAT_PARAMETERS, 0],
@@ -149,7 +189,7 @@ export class SliceRunner {
   }
 
   static async create(data: RunnerData): Promise<SliceRunner> {
-    const gradient = await createGradientRunner(data.gradientModel);
+    const gradient = await createGradientRunner(data.gradientModel, data.sessionThreads);
     try {
       const update = data.updateModel
         ? (await createSession(data.updateModel, { device: 'cpu', threads: 1 })).session
@@ -191,7 +231,7 @@ export class SliceRunner {
   private async runSlice(pieces: SlicePiece[]): Promise<{ loss: number; correct: number }> {
     const { data, shared } = this;
     const feeds = this.gradientFeeds;
-    for (const t of data.inputs) floatsOf(feeds, t.name).set(shared.carried(t.name));
+    if (!this.readsInPlace) for (const t of data.inputs) floatsOf(feeds, t.name).set(shared.carried(t.name));
     const region = shared.reduced(data.index);
     const images = pieces.reduce((sum, p) => sum + p.labels.length, 0);
     let loss = 0;
@@ -216,8 +256,11 @@ export class SliceRunner {
         const values = external
           ? this.externalGradient(external, piece.images, floats, n, this.scratch.get(slot.name) as Float32Array)
           : floats(slot.name);
-        if (pieces.length === 1) target.set(values);
-        else {
+        const alone = this.alone?.get(slot.name);
+        if (alone) alone.gradient = pieces.length === 1 ? values : target;
+        if (pieces.length === 1) {
+          if (!alone) target.set(values);
+        } else {
           const w = n / images;
           if (k === 0) for (let i = 0; i < target.length; i++) target[i] = w * (values[i] as number);
           else for (let i = 0; i < target.length; i++) target[i] = (target[i] as number) + w * (values[i] as number);
@@ -245,7 +288,16 @@ export class SliceRunner {
 
   private async updateShard(lr: number, step: number, shares: number[]): Promise<void> {
     const { data, shared } = this;
-    if (this.update) {
+    if (this.alone) {
+      const update = (this.kernels as NativeKernels).optimizerUpdate as NonNullable<NativeKernels['optimizerUpdate']>;
+      for (const { param, states, gradient } of this.alone.values())
+        update(data.nativeUpdate as NativeUpdate, lr, step, param, states, [gradient], null);
+    } else if (this.nativeShard) {
+      const { param, states, parts } = this.nativeShard;
+      const weights = shares.length > 1 ? Float32Array.from(shares) : null;
+      const update = (this.kernels as NativeKernels).optimizerUpdate as NonNullable<NativeKernels['optimizerUpdate']>;
+      update(data.nativeUpdate as NativeUpdate, lr, step, param, states, parts, weights);
+    } else if (this.update) {
       const feeds = this.updateFeeds;
       feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(lr), []);
       if (data.usesStep) feeds[STEP_NAME] = new ort.Tensor('float32', Float32Array.of(step), []);

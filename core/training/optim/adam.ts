@@ -28,6 +28,7 @@ export function adam({
     name: decoupled ? 'adamw' : 'adam',
     slots: ['exp_avg', 'exp_avg_sq'],
     usesStep: true,
+    native: { kind: 'adam', beta1, beta2, eps, weightDecay, decoupled },
     emit(g, lr, step) {
       const one = scalar(g, 1, 'one');
       const b1 = scalar(g, beta1, 'beta1');

@@ -1,3 +1,3 @@
 export { adam, adamw } from './adam.ts';
-export type { Optimizer } from './optimizer.ts';
+export type { NativeUpdate, Optimizer } from './optimizer.ts';
 export { sgd } from './sgd.ts';

@@ -17,12 +17,22 @@ export interface UpdateOutputs {
   state: Record<string, string>;
 }
 
+/**
+ * The update's hyperparameters, for a fused kernel that does what `emit`'s graph does, operation by
+ * operation (native/optimizer_update.h): the data-parallel trainer updates its shards in place with it.
+ */
+export type NativeUpdate =
+  | { kind: 'sgd'; momentum: number; weightDecay: number; nesterov: boolean }
+  | { kind: 'adam'; beta1: number; beta2: number; eps: number; weightDecay: number; decoupled: boolean };
+
 export interface Optimizer {
   readonly name: string;
   /** Per-parameter state slots, each shaped like the parameter and starting at zero (e.g. momentum_buffer). */
   readonly slots: readonly string[];
   /** Whether the update reads the step count t (Adam's bias corrections): the graph then has a `step` input. */
   readonly usesStep: boolean;
+  /** The same update for the native kernel. */
+  readonly native: NativeUpdate;
   /**
    * Emit shared values once (bias corrections…), then return the per-parameter update emitter.
    * `step` is the step-count input's name, or '' when `usesStep` is false.

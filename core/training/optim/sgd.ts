@@ -20,6 +20,7 @@ export function sgd({ momentum = 0, weightDecay = 0, nesterov = false }: SgdOpti
     name: 'sgd',
     slots: momentum > 0 ? ['momentum_buffer'] : [],
     usesStep: false,
+    native: { kind: 'sgd', momentum, weightDecay, nesterov },
     emit(g, lr) {
       const mu = momentum > 0 ? scalar(g, momentum, 'momentum') : '';
       const decay = weightDecay > 0 ? scalar(g, weightDecay, 'weight_decay') : '';
