@@ -54,7 +54,7 @@ export function machineMarkdown(c: RunConditions): string {
     `- CPU: ${cpu.modelName} (${cpu.vendor}, family/model/stepping ${cpu.familyModelStepping}${cpu.cacheSize ? `, cache ${cpu.cacheSize}` : ''}), ${cpu.vcpus} vCPUs (${cpu.available} available to the process)${cpu.virtualized ? ', virtual machine' : ''}`,
     `- ISA: ${cpu.isa.join(' ') || 'none of the listed extensions'}`,
     `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
-    `- Node ${c.machine.node}, onnxruntime-node ${c.machine.onnxruntimeNode}; ${c.machine.nativeKernels ?? 'native kernels not recorded'}`,
+    `- Node ${c.machine.node}${c.machine.nodeFlags?.length ? ` (${c.machine.nodeFlags.join(' ')})` : ''}, onnxruntime-node ${c.machine.onnxruntimeNode}; ${c.machine.nativeKernels ?? 'native kernels not recorded'}`,
     `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${othersLine(c)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
     ...torchLines(c.torch),
     '',

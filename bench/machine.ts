@@ -34,6 +34,8 @@ export interface Machine {
   /** uname -r and -v. */
   kernel: string;
   node: string;
+  /** The process's Node and V8 flags (package.json's bench script gives the training flags, node/training-flags.ts). */
+  nodeFlags?: string[];
   onnxruntimeNode: string;
   /** Whether our native kernels (native/) were built and loaded, as node/native-kernels.ts says. */
   nativeKernels: string;
@@ -91,12 +93,26 @@ export function describeMachine(): Machine {
     os: osName(),
     kernel: `${release()} ${version()}`,
     node: process.version,
+    nodeFlags: nodeFlags(process.execArgv),
     onnxruntimeNode: ort.env.versions.node ?? 'unknown',
     nativeKernels: nativeKernelsStatus(),
   };
 }
 
 export const loadAverage = (): number[] => loadavg();
+
+/** Flags from execArgv, without module loaders (tsx's --require and --import) or evaluated code, nor their values. */
+const WITH_VALUE = new Set(['--require', '-r', '--import', '--eval', '-e', '--print', '-p']);
+
+export function nodeFlags(execArgv: readonly string[]): string[] {
+  const flags: string[] = [];
+  for (let i = 0; i < execArgv.length; i++) {
+    const arg = execArgv[i] as string;
+    if (WITH_VALUE.has(arg)) i++;
+    else if (arg.startsWith('-') && !/^--(require|import|eval|print)=/.test(arg)) flags.push(arg);
+  }
+  return flags;
+}
 
 /** Busy and total jiffies of all CPUs from /proc/stat's first line (idle and iowait count as idle). */
 function cpuJiffies(): { busy: number; total: number } | undefined {

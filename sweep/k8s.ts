@@ -8,6 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { writeFileAtomic } from '../node/files.ts';
+import { TRAINING_NODE_FLAGS } from '../node/training-flags.ts';
 import type { Trial } from './expand.ts';
 import { FLAGS, type Flag, type FlagValue, INTEGER_FLAGS, trainArgs } from './flags.ts';
 import { trainCommand } from './leaderboard.ts';
@@ -223,7 +224,7 @@ export function katibExperiment(o: ClusterOptions) {
                     name: 'training',
                     ...pod.container,
                     // Katib's StdOut collector wraps this command to read train's `name=value` lines.
-                    command: ['node', '--import', 'tsx', 'train/cli/train.ts', ...args],
+                    command: ['node', ...TRAINING_NODE_FLAGS, '--import', 'tsx', 'train/cli/train.ts', ...args],
                     volumeMounts: pod.mounts,
                   },
                 ],

@@ -6,6 +6,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { TRAINING_NODE_FLAGS } from '../node/training-flags.ts';
 import type { Trial } from './expand.ts';
 import { trainArgs } from './flags.ts';
 import type { TrialState } from './sweep-dir.ts';
@@ -35,7 +36,7 @@ export interface TrialProcess {
 
 /** Start train with `args`; every output line goes to `onLine` (a log file, or stdout in a pod). */
 export function startTrial(args: string[], onLine: (line: string) => void): TrialProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', TRAIN_SCRIPT, ...args], {
+  const child = spawn(process.execPath, [...TRAINING_NODE_FLAGS, '--import', 'tsx', TRAIN_SCRIPT, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, CI: '1' }, // no progress bar: the output is a log
   });
