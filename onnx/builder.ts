@@ -58,6 +58,8 @@ export class GraphBuilder {
   /** Known shapes of values (inputs, initializers, and whatever the emitter records) — gradient rules need them. */
   readonly shapes = new Map<string, Dim[]>();
   private readonly used = new Set<string>();
+  /** Operator sets beyond the default domain's that the graph's nodes use (`importDomain`). */
+  private readonly domains = new Map<string, number>();
   private counter = 0;
 
   constructor(readonly name: string) {}
@@ -174,11 +176,19 @@ export class GraphBuilder {
     return out as string;
   }
 
+  /** Declare an operator set the graph's nodes use besides the default domain's (e.g. ORT's com.microsoft.nchwc). */
+  importDomain(domain: string, version: number): void {
+    this.domains.set(domain, version);
+  }
+
   /** The finished ModelProto (opset 17, IR 8 unless told otherwise). */
   toModel(options: ModelOptions = {}): ModelProto {
     const model: ModelProto = {
       ir_version: options.irVersion ?? IR_VERSION,
-      opset_import: [{ domain: '', version: options.opset ?? OPSET }],
+      opset_import: [
+        { domain: '', version: options.opset ?? OPSET },
+        ...[...this.domains].map(([domain, version]) => ({ domain, version })),
+      ],
       producer_name: PRODUCER_NAME,
       producer_version: PRODUCER_VERSION,
       graph: {

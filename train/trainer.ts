@@ -8,14 +8,21 @@ import type { Module } from '../core/model/layers/index.ts';
 import type { OrtRuntime } from '../core/ort-runtime.ts';
 import { Trainer, type TrainerOptions } from '../core/training/trainer-core.ts';
 import { nodeRuntime } from '../node/execution.ts';
+import { nchwcBlockSize } from '../node/nchwc.ts';
 
 export type { EvaluationResult, StepResult, Trainer, TrainerState } from '../core/training/trainer-core.ts';
 
-export interface NodeTrainerOptions extends Omit<TrainerOptions, 'runtime'> {
+export interface NodeTrainerOptions extends Omit<TrainerOptions, 'runtime' | 'nchwcBlock'> {
   /** onnxruntime-node's unless given. */
   runtime?: OrtRuntime;
+  /** On the CPU, run the forward Convs as ORT's NCHWc convolutions where this CPU has them (default true). */
+  nchwc?: boolean;
 }
 
-export function createNodeTrainer(module: Module, options: NodeTrainerOptions): Promise<Trainer> {
-  return Trainer.create(module, { ...options, runtime: options.runtime ?? nodeRuntime });
+export async function createNodeTrainer(module: Module, options: NodeTrainerOptions): Promise<Trainer> {
+  const { nchwc, ...rest } = options;
+  const runtime = options.runtime ?? nodeRuntime;
+  const cpu = (options.device ?? 'cpu') === 'cpu' && runtime === nodeRuntime;
+  const nchwcBlock = cpu && nchwc !== false ? await nchwcBlockSize() : undefined;
+  return Trainer.create(module, { ...rest, runtime, nchwcBlock });
 }

@@ -51,6 +51,8 @@ export interface TrainerOptions extends SessionSettings {
   seed?: number;
   /** Start from these weights (and buffers) instead of a fresh initialization. */
   weights?: Weights;
+  /** ORT's NCHWc block size, for a CPU session of onnxruntime-node (see `TrainingGraphOptions`). */
+  nchwcBlock?: number;
 }
 
 export interface StepResult {
@@ -90,9 +92,10 @@ export class Trainer {
       optimizer: options.optimizer,
       labelSmoothing: options.labelSmoothing,
       rules: options.rules,
+      nchwcBlock: options.nchwcBlock,
     });
     const weights = options.weights ?? initializeWeights(graph.params, options.seed ?? 0);
-    const { runtime, ...sessionSettings } = options;
+    const { runtime, nchwcBlock: _, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};
     for (const c of graph.carried) {
       const data = c.kind === 'optimizer' ? new Float32Array(sizeOf(c.shape)) : weights.get(c.name);

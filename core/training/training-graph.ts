@@ -25,6 +25,7 @@ import { BATCH_DIM, emitForward, INPUT_NAME } from '../model/forward-graph.ts';
 import type { Module, ParamSpec } from '../model/layers/index.ts';
 import type { RandomInputSpec } from '../model/layers/module.ts';
 import { softmaxCrossEntropy } from './loss.ts';
+import { convsAsNchwc } from './nchwc-convs.ts';
 import type { Optimizer } from './optim/index.ts';
 import { type SegmentPlan, splitAtNativeNodes } from './segments.ts';
 
@@ -66,6 +67,11 @@ export interface TrainingGraphOptions {
   exposeGradients?: boolean;
   /** The op-type → gradient rule table (default ours; the autotuner passes one with chosen formulations). */
   rules?: Record<string, GradientRule>;
+  /**
+   * ORT's NCHWc block size on this CPU (node/nchwc.ts): the forward Convs then run as ORT's NCHWc
+   * convolutions with the weights reordered in the graph (nchwc-convs.ts). onnxruntime-node's CPU only.
+   */
+  nchwcBlock?: number;
 }
 
 export const gradName = (name: string) => `${name}.grad`;
@@ -110,6 +116,7 @@ function emitLossAndGradients(
     trainable.map((p) => p.name),
     { rules, keep: () => external.map((e) => e.dY), sum: nativeGradients ? nativeSum : undefined },
   );
+  if (options.nchwcBlock) convsAsNchwc(g, options.nchwcBlock, new Set(trainable.map((p) => p.name)));
   // A placeholder that feeds a node (a weight shared by two Convs, summed) would leave that node unfed.
   const placeholders = new Set(external.map((e) => externalWeightGradName(e.weight)));
   const consumer = g.nodes.find((node) => node.input.some((i) => placeholders.has(i)));

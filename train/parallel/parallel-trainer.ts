@@ -36,6 +36,7 @@ import {
 } from '../../core/training/training-graph.ts';
 import { nodeRuntime } from '../../node/execution.ts';
 import { nativeKernels } from '../../node/native-kernels.ts';
+import { nchwcBlockSize } from '../../node/nchwc.ts';
 import { encodeSegmentPlan } from '../../node/segmented-session.ts';
 import { encodeModel } from '../../onnx/codec.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
@@ -101,7 +102,9 @@ export class ParallelTrainer {
     if (options.microBatch !== undefined && (!Number.isInteger(options.microBatch) || options.microBatch < 1))
       throw new Error(`microBatch must be a positive integer, got ${options.microBatch}`);
     if (options.device && options.device !== 'cpu') throw new Error('data-parallel workers run on the CPU only');
+    const nchwcBlock = options.nchwc === false ? undefined : await nchwcBlockSize();
     const gradient = buildGradientGraph(module, {
+      nchwcBlock,
       labelSmoothing: options.labelSmoothing,
       rules: options.rules,
       externalConvWeights: options.nativeConvWeights ? () => true : undefined,

@@ -1,0 +1,124 @@
+/**
+ * Forward Convs as ORT's NCHWc convolutions with the weights reordered in the graph (core/training/nchwc-convs.ts):
+ * each rewritten Conv gives what ORT's plain Conv gives — channels below, at and between blocks, padded output
+ * channels, pads, strides, with and without bias — and whole training steps with it match steps without it.
+ * Skipped where this CPU's ORT has no NCHWc kernels.
+ */
+import * as ort from 'onnxruntime-node';
+import { describe, expect, it } from 'vitest';
+import { ZOO } from '../core/model/zoo/index.ts';
+import { Rng } from '../core/random.ts';
+import { convsAsNchwc, NCHWC_DOMAIN } from '../core/training/nchwc-convs.ts';
+import { sgd } from '../core/training/optim/index.ts';
+import { nchwcBlockSize } from '../node/nchwc.ts';
+import { int, ints } from '../onnx/attributes.ts';
+import { GraphBuilder } from '../onnx/builder.ts';
+import { encodeModel } from '../onnx/codec.ts';
+import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
+import { createNodeTrainer } from '../train/trainer.ts';
+import { syntheticDigits } from './helpers/synthetic.ts';
+
+const block = await nchwcBlockSize();
+
+interface ConvCase {
+  n: number;
+  c: number;
+  size: number;
+  m: number;
+  k: number;
+  pad: number;
+  stride: number;
+  bias: boolean;
+}
+
+/** A graph of one Conv (weights and bias as inputs, as in a training step) and a Relu after it. */
+function convGraph({ n, c, size, m, k, pad, stride, bias }: ConvCase): GraphBuilder {
+  const g = new GraphBuilder('conv');
+  const x = g.input('x', 'FLOAT', [n, c, size, size]);
+  const w = g.input('w', 'FLOAT', [m, c, k, k]);
+  const inputs = bias ? [x, w, g.input('b', 'FLOAT', [m])] : [x, w];
+  const attributes = { kernel_shape: ints([k, k]), pads: ints([pad, pad, pad, pad]), strides: ints([stride, stride]) };
+  const out = Math.floor((size + 2 * pad - k) / stride) + 1;
+  g.output(g.op('Relu', [g.op('Conv', inputs, attributes)]), 'FLOAT', [n, m, out, out], 'y');
+  return g;
+}
+
+async function run(g: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<Float32Array> {
+  const session = await ort.InferenceSession.create(encodeModel(g.toModel()), { intraOpNumThreads: 1 });
+  try {
+    return (await session.run(feeds)).y?.data as Float32Array;
+  } finally {
+    await session.release();
+  }
+}
+
+describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
+  const cases: ConvCase[] = [
+    { n: 3, c: 1, size: 28, m: 10, k: 5, pad: 0, stride: 1, bias: true }, // cnn's first: below a block, 10 → 16 outputs
+    { n: 2, c: 10, size: 12, m: 20, k: 5, pad: 0, stride: 1, bias: true }, // below a block in, 20 → 32 out
+    { n: 2, c: 16, size: 12, m: 16, k: 3, pad: 1, stride: 1, bias: true }, // resnet's block: whole blocks
+    { n: 2, c: 28, size: 7, m: 12, k: 3, pad: 1, stride: 1, bias: false }, // densenet's: 28 → 32 channels in
+    { n: 2, c: 32, size: 14, m: 64, k: 5, pad: 2, stride: 2, bias: true }, // cnn7's stride-2 downsampling
+    { n: 1, c: 24, size: 6, m: 24, k: 1, pad: 0, stride: 1, bias: true }, // a 1×1
+  ];
+  for (const conv of cases) {
+    it(`${conv.c}→${conv.m}, ${conv.k}×${conv.k}, pad ${conv.pad}, stride ${conv.stride}${conv.bias ? '' : ', no bias'}: as ORT's Conv`, async () => {
+      const rng = new Rng(conv.c * 100 + conv.m);
+      const random = (length: number) => Float32Array.from({ length }, () => rng.uniform(-1, 1));
+      const feeds: Record<string, ort.Tensor> = {
+        x: new ort.Tensor('float32', random(conv.n * conv.c * conv.size ** 2), [conv.n, conv.c, conv.size, conv.size]),
+        w: new ort.Tensor('float32', random(conv.m * conv.c * conv.k ** 2), [conv.m, conv.c, conv.k, conv.k]),
+      };
+      if (conv.bias) feeds.b = new ort.Tensor('float32', random(conv.m), [conv.m]);
+      const expected = await run(convGraph(conv), feeds);
+      const g = convGraph(conv);
+      expect(convsAsNchwc(g, block as number, new Set(['w']))).toBe(1);
+      expect(g.nodes.some((node) => node.op_type === 'Conv' && node.domain === NCHWC_DOMAIN)).toBe(true);
+      expect(g.nodes.some((node) => node.op_type === 'Conv' && !node.domain)).toBe(false);
+      const actual = await run(g, feeds);
+      expect(actual.length).toBe(expected.length);
+      let max = 0;
+      for (let i = 0; i < actual.length; i++)
+        max = Math.max(max, Math.abs((actual[i] as number) - (expected[i] as number)));
+      // Sums of up to 800 products of values in [-1, 1]: float rounding, summed in another order.
+      expect(max).toBeLessThan(5e-5);
+    });
+  }
+
+  it('leaves Convs alone whose weights are not the named ones, or that it cannot take (groups, channels not in fours)', () => {
+    const g = convGraph({ n: 1, c: 18, size: 8, m: 8, k: 3, pad: 1, stride: 1, bias: false });
+    expect(convsAsNchwc(g, block as number, new Set(['other']))).toBe(0);
+    expect(convsAsNchwc(g, block as number, new Set(['w']))).toBe(0); // 18 channels: ReorderInput takes fours
+    const grouped = new GraphBuilder('grouped');
+    const x = grouped.input('x', 'FLOAT', [1, 16, 4, 4]);
+    const w = grouped.input('w', 'FLOAT', [16, 1, 3, 3]);
+    grouped.output(grouped.op('Conv', [x, w], { group: int(16) }), 'FLOAT', [1, 16, 2, 2], 'y');
+    expect(convsAsNchwc(grouped, block as number, new Set(['w']))).toBe(0);
+  });
+
+  it('trains as the plain graph does: three SGD steps of resnet, inception and BatchNorm cnn7 (stride 2)', async () => {
+    const data = syntheticDigits(48, 9);
+    const images = data.images.slice(0, 16 * 784);
+    const labels = data.labels.slice(0, 16);
+    for (const model of ['resnet', 'inception', 'cnn7'] as const) {
+      const options = { optimizer: sgd({ momentum: 0.9 }), seed: 5 };
+      const plain = await createNodeTrainer(ZOO[model].build(), { ...options, nchwc: false });
+      const nchwc = await ParallelTrainer.create(ZOO[model].build(), { ...options, workers: 1, threads: 1 });
+      try {
+        for (let s = 0; s < 3; s++) {
+          const a = await plain.step(images, labels, 0.01);
+          const b = await nchwc.step(images, labels, 0.01);
+          expect(b.loss, model).toBeCloseTo(a.loss, 5);
+        }
+        const [a, b] = [plain.weights(), nchwc.weights()];
+        for (const [name, x] of a) {
+          const y = b.get(name) as Float32Array;
+          for (let i = 0; i < x.length; i++)
+            expect(Math.abs((x[i] as number) - (y[i] as number)), name).toBeLessThan(1e-5);
+        }
+      } finally {
+        await Promise.all([plain.release(), nchwc.release()]);
+      }
+    }
+  }, 60_000);
+});
