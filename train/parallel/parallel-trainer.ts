@@ -4,7 +4,8 @@
  * gradients, weighted by slice size (the loss is a mean, so the batch's gradient is Σ nᵢ/n · gᵢ), are
  * summed in shared memory and each participant runs the optimizer update for its shard of the parameters
  * (slice-runner.ts). Nothing serial runs between the two halves of a step, and no thread sits idle
- * contending for a core. Same public surface as `Trainer`.
+ * contending for a core. Same public surface as `Trainer`. With N = 1 it is the native step without
+ * workers: one gradient session (of `sessionThreads`), then the native kernels (create-trainer.ts).
  *
  * For BatchNorm models the statistics are per slice, like PyTorch's DDP without SyncBN: each slice is
  * normalized by its own mean and variance, and the running statistics become the slice-weighted mean of

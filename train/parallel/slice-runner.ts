@@ -1,19 +1,21 @@
 /**
  * One participant of a data-parallel step — a worker thread, or the main thread itself (so N-way
- * parallelism needs N threads, not N + 1 contending for N cores). It owns a 1-thread ORT session of the
- * gradient graph and the update graph of its shard of the parameters. Per step it
+ * parallelism needs N threads, not N + 1 contending for N cores). It owns an ORT session of the gradient
+ * graph (1 thread; a lone participant may have more) and the update of its shard of the parameters: the
+ * native optimizer kernel where the addon has it, else the shard's update graph. Per step it
  *
  *  1. reads the parameters and buffers from shared memory and runs its slice (in micro-batches if asked),
  *     writing the slice's gradients and buffer updates (means over the slice) to its own shared region;
  *  2. waits at the barrier for every participant's region (a reduce, in shared memory);
- *  3. runs its shard's update graph on every region's part of the shard — the graph takes the weighted
- *     sum Σ shares[j] · part j itself (ORT's vectorized kernels; the same order on every thread) — and
- *     writes the new parameters and optimizer state back to shared memory (participant 0 also averages
- *     the buffers). A shard is a range of all trainable parameters laid end to end (shared-state.ts):
- *     every optimizer's update is elementwise, so one flat tensor per role updates any number of
- *     parameters in one small graph.
+ *  3. updates its shard from every region's part of it — the weighted sum Σ shares[j] · part j, in the
+ *     same order on every thread — in place in shared memory (the native kernel), or through the update
+ *     graph with copies in and out (participant 0 also averages the buffers). A shard is a range of all
+ *     trainable parameters laid end to end (shared-state.ts): every optimizer's update is elementwise, so
+ *     one flat tensor per role updates any number of parameters at once.
  *
- * Copies between shared memory and ORT are native `TypedArray.set`s into arrays allocated once.
+ * A lone participant (no workers) shares nothing: its memory is a plain ArrayBuffer that ORT reads in
+ * place, and its update reads each gradient where ORT left it. Other copies between shared memory and ORT
+ * are native `TypedArray.set`s into arrays allocated once.
  */
 
 import * as ort from 'onnxruntime-node';
