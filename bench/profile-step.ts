@@ -24,6 +24,7 @@ import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { buildGradientGraph, buildTrainingGraph, LABELS_NAME, LR_NAME } from '../core/training/training-graph.ts';
 import { sessionOptions } from '../node/execution.ts';
+import { nchwcBlockSize } from '../node/nchwc.ts';
 import { createGradientRunner, encodeSegmentPlan } from '../node/segmented-session.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { sizeOf } from '../onnx/tensor.ts';
@@ -47,6 +48,7 @@ const program = new Command()
   .option('--no-autotune', "the default formulations instead of the autotuner's")
   .option('--external', 'the gradient graph with Conv weight gradients left outside it')
   .option('--native', 'time the native step (segments and native chains) step by step')
+  .option('--no-nchwc', "plain Convs in the forward pass, not ORT's NCHWc ones as train builds it")
   .parse();
 const opts = program.opts<{
   model: string;
@@ -57,6 +59,7 @@ const opts = program.opts<{
   autotune: boolean;
   external?: boolean;
   native?: boolean;
+  nchwc: boolean;
 }>();
 const model = opts.model as ModelName;
 const [batch, threads, steps] = [Number(opts.batch), Number(opts.threads), Number(opts.steps)];
@@ -66,16 +69,17 @@ const tuned = opts.autotune
   ? await autotuneRules(module, { batch, cacheDir: defaultCacheDir(), native: opts.native })
   : undefined;
 const rules = tuned?.rules;
+const nchwcBlock = opts.nchwc ? await nchwcBlockSize() : undefined;
 if (opts.native) {
   await profileNative();
   process.exit(0);
 }
 const graph = opts.external
   ? (() => {
-      const g = buildGradientGraph(module, { rules, externalConvWeights: () => true });
+      const g = buildGradientGraph(module, { rules, externalConvWeights: () => true, nchwcBlock });
       return { ...g, carried: g.params.map((p) => ({ name: p.name, shape: p.shape })) };
     })()
-  : buildTrainingGraph(module, { optimizer: sgd({ momentum: 0.5 }), rules });
+  : buildTrainingGraph(module, { optimizer: sgd({ momentum: 0.5 }), rules, nchwcBlock });
 const rng = new Rng(0);
 const images = new ort.Tensor(
   'float32',
@@ -165,7 +169,7 @@ function readdirMatching(prefix: string): string {
 /** Per-step medians of the native step (--native): which ORT segments and native kernels its time goes to. */
 async function profileNative(): Promise<void> {
   const nativeGradients = tuned?.nativeGradients ?? { convInputs: () => true, maxPools: () => true };
-  const graph = buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients });
+  const graph = buildGradientGraph(module, { rules, externalConvWeights: () => true, nativeGradients, nchwcBlock });
   const plan = graph.segments;
   const runner = await createGradientRunner(plan ? encodeSegmentPlan(plan) : encodeModel(graph.model));
   const feeds = stepFeeds(graph, batch);
