@@ -168,18 +168,27 @@ napi_value BiasGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
-// The Float32Arrays of a JS array, each `length` long (the update's states and gradient parts).
-bool float_arrays(napi_env env, napi_value array, size_t length, std::vector<float*>* out) {
+// The elements of a JS array (the update's states and gradient parts). Fetched before any data pointer is
+// taken: napi_get_element can run a getter, and a getter could detach a buffer already looked at.
+bool elements(napi_env env, napi_value array, std::vector<napi_value>* out) {
   bool is = false;
   uint32_t count = 0;
   if (napi_is_array(env, array, &is) != napi_ok || !is || napi_get_array_length(env, array, &count) != napi_ok)
     return false;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
+    if (napi_get_element(env, array, i, &element) != napi_ok) return false;
+    out->push_back(element);
+  }
+  return true;
+}
+
+// Each value's Float32Array data, each `length` long (runs no JS).
+bool float_arrays(napi_env env, const std::vector<napi_value>& values, size_t length, std::vector<float*>* out) {
+  for (napi_value value : values) {
     void* data;
     size_t n;
-    if (napi_get_element(env, array, i, &element) != napi_ok) return false;
-    if (!typed(env, element, napi_float32_array, &data, &n) || n != length) return false;
+    if (!typed(env, value, napi_float32_array, &data, &n) || n != length) return false;
     out->push_back(static_cast<float*>(data));
   }
   return true;
@@ -191,6 +200,10 @@ napi_value OptimizerUpdate(napi_env env, napi_callback_info info) {
   napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc != 8) return fail(env, kernel, "wrong number of arguments");
+  // Everything that can run JS first (array element getters), then the data pointers.
+  std::vector<napi_value> state_values, part_values;
+  if (!elements(env, argv[5], &state_values) || !elements(env, argv[6], &part_values))
+    return fail(env, kernel, "states and parts must be arrays");
   int32_t kind = -1;
   double lr = 0, step = 0;
   if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || (kind != 0 && kind != 1))
@@ -206,7 +219,8 @@ napi_value OptimizerUpdate(napi_env env, napi_callback_info info) {
   if (!typed(env, argv[4], napi_float32_array, &param_data, &size))
     return fail(env, kernel, "param must be a Float32Array");
   std::vector<float*> states, parts;
-  if (!float_arrays(env, argv[5], size, &states) || !float_arrays(env, argv[6], size, &parts) || parts.empty())
+  if (!float_arrays(env, state_values, size, &states) || !float_arrays(env, part_values, size, &parts) ||
+      parts.empty())
     return fail(env, kernel, "states and parts must be arrays of Float32Arrays as long as param (parts not empty)");
   napi_valuetype shares_type;
   napi_typeof(env, argv[7], &shares_type);

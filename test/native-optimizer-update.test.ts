@@ -147,4 +147,20 @@ describe.skipIf(!update)(`native optimizer update (${nativeKernelsStatus()})`, (
     expect(() => run(adam().native, 0.1, 1, p, [new Float32Array(8)], [p], null)).toThrow(/two states/);
     expect(() => run(momentum, 0.1, 1, p, [new Float32Array(8)], [], null)).toThrow(TypeError);
   });
+
+  it('takes no data pointer before every array element is fetched: a getter that detaches an earlier part is refused', () => {
+    const buffer = new ArrayBuffer(4 * 1024);
+    const parts: Float32Array[] = [new Float32Array(buffer).fill(1)];
+    Object.defineProperty(parts, 1, {
+      enumerable: true,
+      get() {
+        structuredClone(buffer, { transfer: [buffer] }); // frees parts[0]'s memory
+        return new Float32Array(1024);
+      },
+    });
+    const param = new Float32Array(1024);
+    expect(() => run(sgd().native, 1, 1, param, [], parts, Float32Array.of(1, 1))).toThrow(TypeError);
+    expect(buffer.byteLength).toBe(0);
+    expect(param[0]).toBe(0); // nothing was written from the freed part
+  });
 });
