@@ -311,7 +311,13 @@ describe('npm run sweep', () => {
       expect(new Set(used)).toEqual(new Set(declared.keys()));
       for (const reference of declared.values())
         expect(parameters.has(reference) || reference === KATIB_TRIAL_NAME).toBe(true);
-      expect(container.command.slice(0, 5)).toEqual(['node', '--single-threaded-gc', '--import', 'tsx', 'train/cli/train.ts']);
+      expect(container.command.slice(0, 5)).toEqual([
+        'node',
+        '--single-threaded-gc',
+        '--import',
+        'tsx',
+        'train/cli/train.ts',
+      ]);
       expect(container.command).toEqual(
         expect.arrayContaining(['--recipe', 'fast', '--limit', '500', '--no-autotune']),
       );
