@@ -42,7 +42,7 @@ export interface GradientRunner {
   release(): Promise<void>;
 }
 
-/** One CPU session (of `threads` intra-op threads) for a plain graph, or the 1-thread segments and kernels of a cut one. */
+/** One CPU session of `threads` intra-op threads for a plain graph, or the segments and kernels of a cut one (as many threads). */
 export async function createGradientRunner(
   graph: Uint8Array | EncodedSegmentPlan,
   threads = 1,
@@ -59,7 +59,7 @@ export async function createGradientRunner(
       release: () => session.release(),
     };
   }
-  return SegmentedRunner.create(graph);
+  return SegmentedRunner.create(graph, threads);
 }
 
 type Step =
@@ -72,15 +72,15 @@ class SegmentedRunner implements GradientRunner {
     private readonly outputs: string[],
   ) {}
 
-  static async create(plan: EncodedSegmentPlan): Promise<SegmentedRunner> {
+  static async create(plan: EncodedSegmentPlan, threads = 1): Promise<SegmentedRunner> {
     const kernels = nativeKernels();
     if (!kernels) throw new Error(nativeKernelsStatus());
     const steps: Step[] = [];
     try {
       for (const s of plan.steps) {
-        if (s.kind === 'native') steps.push({ kind: 'native', run: nativeStep(s, kernels) });
+        if (s.kind === 'native') steps.push({ kind: 'native', run: nativeStep(s, kernels, threads) });
         else {
-          const { session } = await createSession(s.model, { device: 'cpu', threads: 1 });
+          const { session } = await createSession(s.model, { device: 'cpu', threads });
           steps.push({ kind: 'graph', session, inputs: s.inputs });
         }
       }
@@ -123,7 +123,11 @@ function floats(tensor: ort.Tensor): Float32Array {
 }
 
 /** A native step as a function of the values so far; its output buffer is kept for the next run. */
-function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<string, ort.Tensor>) => void {
+function nativeStep(
+  step: NativeStep,
+  kernels: NativeKernels,
+  threads: number,
+): (values: Map<string, ort.Tensor>) => void {
   const { node } = step;
   const [a, b] = node.input as [string, string | undefined];
   const out = node.output[0] as string;
@@ -145,7 +149,14 @@ function nativeStep(step: NativeStep, kernels: NativeKernels): (values: Map<stri
       return (values) => {
         const dY = first(values);
         const n = dY.dims[0] as number;
-        kernels.convInputGradient(floats(dY), floats(second(values)), output(values, [n, ...geo.input]), geo, n);
+        kernels.convInputGradient(
+          floats(dY),
+          floats(second(values)),
+          output(values, [n, ...geo.input]),
+          geo,
+          n,
+          threads,
+        );
       };
     }
     case MAX_POOL_GRADIENT: {

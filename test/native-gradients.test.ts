@@ -36,15 +36,16 @@ describe('a gradient graph cut at its native nodes', () => {
 describe.skipIf(!kernels)('native chains in training steps', () => {
   const { images, labels } = fixtureBatch();
   for (const c of plainSgdCases().filter((k) => k.model !== 'densenet')) {
-    for (const [what, choices] of [
-      ['every chain start native', ALL],
-      ['pools only', POOLS],
+    for (const [what, choices, sessionThreads] of [
+      ['every chain start native, sessions and kernels on 2 threads', ALL, 2],
+      ['pools only', POOLS, 1],
     ] as const) {
       it(`${c.model}, ${what}: three SGD steps end at PyTorch's weights`, async () => {
         const module = ZOO[c.model].build();
         const trainer = await ParallelTrainer.create(module, {
           optimizer: sgd({ momentum: 0.5 }),
           workers: 1,
+          sessionThreads,
           weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),
           nativeConvWeights: true,
           nativeGradients: choices,

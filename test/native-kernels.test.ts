@@ -80,14 +80,20 @@ describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyT
   const { images, labels } = fixtureBatch();
   for (const c of plainSgdCases()) {
     // Two workers normalize BatchNorm per slice (like DDP without SyncBN): only BatchNorm-free models match.
+    // One session × 2 threads (sessions and kernels on both) sees the whole batch: every model matches.
     const bnFree = defaultParallelism(ZOO[c.model].build()) === 'workers';
-    for (const threads of bnFree ? [1, 2] : [1]) {
-      it(`${c.model}, ${threads} thread(s): three SGD steps, then the weights`, async () => {
+    const runs: [number, 'workers' | 'session' | undefined][] = [
+      [1, undefined],
+      [2, 'session'],
+    ];
+    if (bnFree) runs.push([2, 'workers']);
+    for (const [threads, parallelism] of runs) {
+      it(`${c.model}, ${threads} thread(s)${parallelism ? `, ${parallelism}` : ''}: three SGD steps, then the weights`, async () => {
         const module = ZOO[c.model].build();
         const options = {
           optimizer: sgd({ momentum: 0.5 }),
           threads,
-          parallelism: threads > 1 ? ('workers' as const) : undefined,
+          parallelism,
           weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),
         };
         expect(describeParallelism(options, module)).toContain('native kernels');

@@ -47,11 +47,10 @@ export interface CreateTrainerOptions extends TrainerOptions {
   /** The batch size the loop will use (what the autotuner measures with; default 64). */
   batchSize?: number;
   /**
-   * Use the native kernels when they are built (node/native-kernels.ts): Conv weight gradients by the
-   * kernel (the step runs as gradient graph → kernel → update, in 1-thread sessions, so with one session
-   * × N > 1 threads the graph keeps them), and the optimizer's update by its fused kernel in place (no
-   * update graph: the parameters never go through ORT's outputs). Default true; false always runs the
-   * pure-ORT graph.
+   * Use the native kernels when they are built (node/native-kernels.ts): Conv gradients by the kernels
+   * (the step runs as gradient graph → kernels → update, the sessions and kernels on the step's threads),
+   * and the optimizer's update by its fused kernel in place (no update graph: the parameters never go
+   * through ORT's outputs). Default true; false always runs the pure-ORT graph.
    */
   native?: boolean;
 }
@@ -65,9 +64,9 @@ export function describeParallelism(options: ParallelismOptions, module?: Module
   const native = nativeConv || usesNativeUpdate(options);
   if (usesWorkers(options, module)) return native ? `${threads} workers, native kernels` : `${threads} workers`;
   // The native step on one thread is a 1-thread gradient session with the kernels after it.
-  if (nativeConv) return '1 thread, native kernels';
+  if (nativeConv && threads === 1) return '1 thread, native kernels';
   const session = `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
-  return native ? `${session}, native update` : session;
+  return nativeConv ? `${session}, native kernels` : native ? `${session}, native update` : session;
 }
 
 /** Whether the optimizer's update runs as the native kernel (built with it, wanted, on the CPU). */
@@ -75,11 +74,10 @@ export function usesNativeUpdate(options: Pick<CreateTrainerOptions, 'device' | 
   return options.native !== false && (options.device ?? 'cpu') === 'cpu' && !!nativeKernels()?.optimizerUpdate;
 }
 
-/** Whether the step computes Conv weight gradients natively: built, wanted, on the CPU, and a 1-thread session or workers. */
+/** Whether the step computes Conv gradients natively: a model with Convs, the kernels built and wanted, on the CPU. */
 export function usesNativeConvWeights(options: ParallelismOptions, module: Module): boolean {
   if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()) return false;
-  if (!emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv')) return false;
-  return usesWorkers(options, module) || (options.threads ?? 1) === 1;
+  return emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv');
 }
 
 /** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
@@ -119,7 +117,7 @@ export async function createTrainer(module: Module, options: CreateTrainerOption
     ...options,
     workers: workers ? threads : 1,
     threads: 1,
-    sessionThreads: workers || native ? 1 : threads,
+    sessionThreads: workers ? 1 : threads,
     rules,
     balance: !!options.autotune,
     nativeConvWeights: native,

@@ -51,8 +51,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   /** Threads taking part, the main thread included, each with its own session. */
   workers: number;
   /**
-   * Intra-op threads of each participant's gradient session (default 1): one participant with N threads
-   * is one session's step with the update done natively. Segmented graphs (native gradient nodes) run on one.
+   * Threads of each participant's gradient step (default 1): its sessions' intra-op threads and its native
+   * kernels'. One participant with N threads is one session's step with the native kernels around it.
    */
   sessionThreads?: number;
   /** The most images one session run takes: bigger slices run in pieces whose gradients are accumulated. */
@@ -151,7 +151,7 @@ export class ParallelTrainer {
         const data: RunnerData = {
           index,
           gradientModel,
-          sessionThreads: gradient.segments ? 1 : (options.sessionThreads ?? 1),
+          sessionThreads: options.sessionThreads ?? 1,
           nativeUpdate,
           updateModel:
             shard.length && !nativeUpdate

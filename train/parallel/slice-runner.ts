@@ -52,7 +52,7 @@ export interface RunnerData {
   index: number;
   /** The gradient graph, or its segments when native nodes cut it (node/segmented-session.ts). */
   gradientModel: Uint8Array | EncodedSegmentPlan;
-  /** Intra-op threads of the gradient session (a plain graph's; segments run on one). */
+  /** Threads of the gradient step: its sessions' intra-op threads and the native kernels'. */
   sessionThreads: number;
   /** The update graph of this participant's shard (absent when the shard is empty or updated natively). */
   updateModel?: Uint8Array;
@@ -284,7 +284,7 @@ export class SliceRunner {
     into: Float32Array,
   ): Float32Array {
     const x = e.x === INPUT_NAME ? images : floats(e.x);
-    (this.kernels as NativeKernels).convWeightGradient(x, floats(e.dY), into, e.geometry, n);
+    (this.kernels as NativeKernels).convWeightGradient(x, floats(e.dY), into, e.geometry, n, this.data.sessionThreads);
     return into;
   }
 
