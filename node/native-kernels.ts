@@ -56,16 +56,18 @@ export interface NativeKernels {
    * Σ shares[j] · parts[j] (or parts[0] alone when `shares` is null), as the update graph computes it.
    * Absent from an addon built before it was added (the trainer then runs the update graph).
    */
-  optimizerUpdate?(
-    update: NativeUpdate,
-    lr: number,
-    step: number,
-    param: Float32Array,
-    states: readonly Float32Array[],
-    parts: readonly Float32Array[],
-    shares: Float32Array | null,
-  ): void;
+  optimizerUpdate?(update: NativeUpdate, ...rest: UpdateArguments): void;
 }
+
+/** The optimizer update's arguments after what it is (the same for the wrapper and the addon). */
+type UpdateArguments = [
+  lr: number,
+  step: number,
+  param: Float32Array,
+  states: readonly Float32Array[],
+  parts: readonly Float32Array[],
+  shares: Float32Array | null,
+];
 
 interface Addon {
   convWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array, threads: number): void;
@@ -74,16 +76,7 @@ interface Addon {
   reluGradient(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
-  optimizerUpdate?(
-    kind: number,
-    hyper: Float32Array,
-    lr: number,
-    step: number,
-    param: Float32Array,
-    states: readonly Float32Array[],
-    parts: readonly Float32Array[],
-    shares: Float32Array | null,
-  ): void;
+  optimizerUpdate?(kind: number, hyper: Float32Array, ...rest: UpdateArguments): void;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = [
@@ -178,6 +171,5 @@ function optimizerUpdate(update: NonNullable<Addon['optimizerUpdate']>): NativeK
     u.kind === 'sgd'
       ? Float32Array.of(u.momentum, u.weightDecay, u.nesterov ? 1 : 0)
       : Float32Array.of(u.beta1, u.beta2, u.eps, u.weightDecay, u.decoupled ? 1 : 0);
-  return (u, lr, step, param, states, parts, shares) =>
-    update(u.kind === 'sgd' ? 0 : 1, hyper(u), lr, step, param, states, parts, shares);
+  return (u, ...rest) => update(u.kind === 'sgd' ? 0 : 1, hyper(u), ...rest);
 }
