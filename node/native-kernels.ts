@@ -60,7 +60,7 @@ export interface NativeKernels {
 }
 
 /** The optimizer update's arguments after what it is (the same for the wrapper and the addon). */
-type UpdateArguments = [
+export type UpdateArguments = [
   lr: number,
   step: number,
   param: Float32Array,
@@ -167,9 +167,18 @@ function wrap(addon: Addon): NativeKernels {
 
 /** The addon's update with its (kind, hyperparameters) arguments made from the optimizer's description. */
 function optimizerUpdate(update: NonNullable<Addon['optimizerUpdate']>): NativeKernels['optimizerUpdate'] {
-  const hyper = (u: NativeUpdate) =>
-    u.kind === 'sgd'
-      ? Float32Array.of(u.momentum, u.weightDecay, u.nesterov ? 1 : 0)
-      : Float32Array.of(u.beta1, u.beta2, u.eps, u.weightDecay, u.decoupled ? 1 : 0);
+  // Made once per optimizer description: a trainer calls the update per parameter, every step.
+  const hypers = new WeakMap<NativeUpdate, Float32Array>();
+  const hyper = (u: NativeUpdate) => {
+    let values = hypers.get(u);
+    if (!values) {
+      values =
+        u.kind === 'sgd'
+          ? Float32Array.of(u.momentum, u.weightDecay, u.nesterov ? 1 : 0)
+          : Float32Array.of(u.beta1, u.beta2, u.eps, u.weightDecay, u.decoupled ? 1 : 0);
+      hypers.set(u, values);
+    }
+    return values;
+  };
   return (u, ...rest) => update(u.kind === 'sgd' ? 0 : 1, hyper(u), ...rest);
 }

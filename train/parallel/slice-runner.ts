@@ -35,7 +35,12 @@ import {
   stateName,
 } from '../../core/training/training-graph.ts';
 import { createSession } from '../../node/execution.ts';
-import { type NativeKernels, nativeKernels, nativeKernelsStatus } from '../../node/native-kernels.ts';
+import {
+  type NativeKernels,
+  nativeKernels,
+  nativeKernelsStatus,
+  type UpdateArguments,
+} from '../../node/native-kernels.ts';
 import { createGradientRunner, type EncodedSegmentPlan, type GradientRunner } from '../../node/segmented-session.ts';
 import { sizeOf } from '../../onnx/tensor.ts';
 import {
@@ -133,6 +138,10 @@ export class SliceRunner {
   /** Where a micro-batch's external gradient goes before it is added in. */
   private readonly scratch: Map<string, Float32Array>;
   private readonly kernels: NativeKernels | undefined;
+  /** The optimizer's native update, bound to its description (absent when the update graph runs). */
+  private readonly optimizerUpdate?: (...args: UpdateArguments) => void;
+  /** The participants' shares as the native update reads them (refilled each step). */
+  private readonly shareWeights: Float32Array;
   /** Whether the gradient feeds are views of the parameters themselves (no per-step copy). */
   private readonly readsInPlace: boolean;
 
@@ -145,7 +154,11 @@ export class SliceRunner {
     this.external = new Map(data.external.map((e) => [gradName(e.weight), e]));
     this.kernels = data.external.length > 0 || data.nativeUpdate ? nativeKernels() : undefined;
     if ((data.external.length > 0 || data.nativeUpdate) && !this.kernels) throw new Error(nativeKernelsStatus());
-    if (data.nativeUpdate && !this.kernels?.optimizerUpdate) throw new Error('internal: no native optimizer update');
+    const { nativeUpdate } = data;
+    const kernel = this.kernels?.optimizerUpdate;
+    if (nativeUpdate && !kernel) throw new Error('internal: no native optimizer update');
+    if (nativeUpdate && kernel) this.optimizerUpdate = (...args) => kernel(nativeUpdate, ...args);
+    this.shareWeights = new Float32Array(data.layout.workers);
     this.scratch = new Map(
       data.layout.reduced.filter((s) => this.external.has(s.name)).map((s) => [s.name, new Float32Array(s.length)]),
     );
@@ -290,15 +303,13 @@ export class SliceRunner {
 
   private async updateShard(lr: number, step: number, shares: number[]): Promise<void> {
     const { data, shared } = this;
-    if (this.alone) {
-      const update = (this.kernels as NativeKernels).optimizerUpdate as NonNullable<NativeKernels['optimizerUpdate']>;
-      for (const { param, states, gradient } of this.alone.values())
-        update(data.nativeUpdate as NativeUpdate, lr, step, param, states, [gradient], null);
-    } else if (this.nativeShard) {
+    const update = this.optimizerUpdate;
+    if (update && this.alone) {
+      for (const { param, states, gradient } of this.alone.values()) update(lr, step, param, states, [gradient], null);
+    } else if (update && this.nativeShard) {
       const { param, states, parts } = this.nativeShard;
-      const weights = shares.length > 1 ? Float32Array.from(shares) : null;
-      const update = (this.kernels as NativeKernels).optimizerUpdate as NonNullable<NativeKernels['optimizerUpdate']>;
-      update(data.nativeUpdate as NativeUpdate, lr, step, param, states, parts, weights);
+      this.shareWeights.set(shares);
+      update(lr, step, param, states, parts, shares.length > 1 ? this.shareWeights : null);
     } else if (this.update) {
       const feeds = this.updateFeeds;
       feeds[LR_NAME] = new ort.Tensor('float32', Float32Array.of(lr), []);
