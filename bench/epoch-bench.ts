@@ -10,6 +10,7 @@ import type { ModelName } from '../core/model/zoo/index.ts';
 import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { loadMnist } from '../node/mnist.ts';
 import { trainRun } from '../train/loop.ts';
+import { evaluationOf } from '../train/run-dir.ts';
 import type { BenchReport } from './report.ts';
 import { median } from './stats.ts';
 import { type TorchEpoch, type TorchInfo, torchEpoch } from './torch.ts';
@@ -48,7 +49,7 @@ export async function benchEpoch(o: EpochBenchOptions): Promise<BenchReport> {
         try {
           const config = { ...TUTORIAL_RECIPE, model, epochs: 1, threads };
           const [record] = await trainRun({ config, dir, data, autotune: o.autotune });
-          if (record) ours.push({ seconds: record.seconds, testAccuracy: record.testAccuracy });
+          if (record) ours.push({ seconds: record.seconds, testAccuracy: evaluationOf(record).accuracy });
         } finally {
           await rm(dir, { recursive: true, force: true });
         }

@@ -9,7 +9,7 @@ import { IMAGE_PIXELS, IMAGE_SIDE, MNIST_MEAN, MNIST_STD } from '../core/contrac
 import type { Dataset } from '../core/data/dataset.ts';
 import { parseIdx } from '../core/data/idx.ts';
 
-export { type Dataset, normalize, take } from '../core/data/dataset.ts';
+export { type Dataset, holdOut, normalize, take } from '../core/data/dataset.ts';
 export { IMAGE_PIXELS, MNIST_MEAN, MNIST_STD };
 
 export type Split = 'train' | 'test';

@@ -26,6 +26,7 @@ export const FLAG_VALUES = {
   threads: config.threads,
   device: config.device,
   limit: config.limit.unwrap(),
+  validation: config.validation.unwrap(),
   autotune: z.boolean(),
   workers: z.boolean(),
 } as const;
@@ -39,7 +40,7 @@ export type TrialFlags = Partial<Record<Flag, FlagValue>>;
 /** Flags whose values are numbers (random ranges are allowed over these only). */
 export const NUMERIC_FLAGS = FLAGS.filter((f) => FLAG_VALUES[f] instanceof z.ZodNumber);
 /** Flags with integer values: random draws over them are rounded. */
-export const INTEGER_FLAGS = new Set<Flag>(['epochs', 'batch-size', 'seed', 'threads', 'limit']);
+export const INTEGER_FLAGS = new Set<Flag>(['epochs', 'batch-size', 'seed', 'threads', 'limit', 'validation']);
 
 /**
  * `npm run train` arguments for `flags`, in FLAGS order (so a trial's command reads the same every time).

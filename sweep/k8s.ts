@@ -168,6 +168,8 @@ export function katibRefusal(spec: SweepSpec): string | undefined {
     const space = spec.grid[f] ?? (spec.random[f] as { values?: FlagValue[] }).values ?? [];
     return space.some((v) => typeof v === 'boolean');
   });
+  if (searched.includes('validation'))
+    return 'trials with and without --validation report different metrics (validation_accuracy, test_accuracy), and a Katib objective is one metric: set validation in base';
   if (switches.length > 0)
     return `Katib substitutes values into flags, and ${switches.join(', ')} ${switches.length === 1 ? 'is a switch' : 'are switches'} with no value: use the Indexed Job`;
   return undefined;
@@ -178,6 +180,7 @@ export function katibExperiment(o: ClusterOptions) {
   const pod = podBasics(o);
   const searched = FLAGS.filter((f) => spec.grid[f] || spec.random[f]);
   const hasRandom = Object.keys(spec.random).length > 0;
+  const evaluated = spec.base.validation === undefined ? 'test' : 'validation';
   const args = [
     ...trainArgs(spec.base).filter((_, i, all) => !(all[i] === '--threads' || all[i - 1] === '--threads')),
     ...searched.flatMap((flag) => [`--${flag}`, `\${trialParameters.${katibName(flag)}}`]),
@@ -193,8 +196,9 @@ export function katibExperiment(o: ClusterOptions) {
     spec: {
       objective: {
         type: 'maximize',
-        objectiveMetricName: 'test_accuracy',
-        additionalMetricNames: ['best_test_accuracy', 'test_loss', 'train_seconds'],
+        // What the trials print: a sweep with --validation never reads the test set (train/run-metrics.ts).
+        objectiveMetricName: `${evaluated}_accuracy`,
+        additionalMetricNames: [`best_${evaluated}_accuracy`, `${evaluated}_loss`, 'train_seconds'],
       },
       // Grid walks every point; with random ranges Katib draws every parameter, grid ones included.
       algorithm: hasRandom

@@ -1,12 +1,20 @@
 /**
- * A sweep's trials ranked by final test accuracy (ties: less training time), read from their run
+ * A sweep's trials ranked by final held-out accuracy (the test set's, or the validation split's when the
+ * trials run with --validation; ties: less training time), read from their run
  * directories: leaderboard.md and .json, the accuracy and loss plots of `npm run compare` (compare/), and
  * the best trial's flags as a ready `npm run train` command.
  */
 import { join } from 'node:path';
 import { writeFileAtomic } from '../node/files.ts';
 import { writeComparison } from '../train/compare-runs.ts';
-import { type EpochRecord, readConfig, readHistory } from '../train/run-dir.ts';
+import {
+  bestEpoch,
+  type EpochRecord,
+  type EvaluationSet,
+  evaluationOf,
+  readConfig,
+  readHistory,
+} from '../train/run-dir.ts';
 import type { Trial } from './expand.ts';
 import { commandLine, FLAGS, trainArgs } from './flags.ts';
 import { SWEEP_FILES } from './sweep-dir.ts';
@@ -17,11 +25,13 @@ export interface LeaderboardRow {
   trial: string;
   status: 'finished' | 'unfinished' | 'not run';
   point: Trial['point'];
-  /** Percent, as in history.json. */
-  testAccuracy?: number;
+  /** The set evaluated after each epoch: the test set, or the validation split (--validation). */
+  evaluatedOn?: EvaluationSet;
+  /** Percent, as in history.json: the last epoch's, and the best epoch's. */
+  accuracy?: number;
   bestAccuracy?: number;
   bestEpoch?: number;
-  testLoss?: number;
+  loss?: number;
   trainSeconds?: number;
   /** `npm run train -- …` with the trial's flags. */
   command: string;
@@ -30,10 +40,10 @@ export interface LeaderboardRow {
 
 export const trainCommand = (trial: Trial) => `npm run train -- ${commandLine(trainArgs(trial.flags))}`;
 
-/** `test_accuracy=0.9921 train_seconds=17.4`: a trial's metric lines, on one line. */
+/** `test_accuracy=0.9921 train_seconds=17.4` (or `validation_accuracy=…`): a trial's metric lines, on one line. */
 export const metricSummary = (metrics: Record<string, number>) =>
   Object.entries(metrics)
-    .filter(([name]) => name === 'test_accuracy' || name === 'train_seconds')
+    .filter(([name]) => name === 'test_accuracy' || name === 'validation_accuracy' || name === 'train_seconds')
     .map(([name, value]) => `${name}=${value}`)
     .join(' ') || 'no metrics printed';
 
@@ -44,16 +54,18 @@ async function rowFor(dir: string, trial: Trial): Promise<LeaderboardRow> {
   if (!config) return { ...row, status: 'not run' };
   const history = await readHistory(runDir).catch(() => [] as EpochRecord[]);
   const last = history.at(-1);
-  if (!last) return { ...row, status: 'unfinished' };
-  const best = history.reduce((b, h) => (h.testAccuracy > b.testAccuracy ? h : b));
+  const best = bestEpoch(history);
+  if (!last || !best) return { ...row, status: 'unfinished' };
+  const final = evaluationOf(last);
   return {
     ...row,
     status: history.length >= config.epochs ? 'finished' : 'unfinished',
     history,
-    testAccuracy: last.testAccuracy,
-    bestAccuracy: best.testAccuracy,
+    evaluatedOn: final.set,
+    accuracy: final.accuracy,
+    bestAccuracy: evaluationOf(best).accuracy,
     bestEpoch: best.epoch,
-    testLoss: last.testLoss,
+    loss: final.loss,
     trainSeconds: history.reduce((s, h) => s + h.seconds, 0),
   };
 }
@@ -65,7 +77,7 @@ export async function readLeaderboard(dir: string, trials: Trial[]): Promise<Lea
     .filter((r) => r.status === 'finished')
     .sort(
       (a, b) =>
-        (b.testAccuracy ?? 0) - (a.testAccuracy ?? 0) ||
+        (b.accuracy ?? 0) - (a.accuracy ?? 0) ||
         (a.trainSeconds ?? 0) - (b.trainSeconds ?? 0) ||
         a.trial.localeCompare(b.trial),
     )
@@ -79,14 +91,26 @@ const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s`
 
 export function leaderboardTable(rows: LeaderboardRow[]): string {
   const searched = FLAGS.filter((flag) => rows.some((r) => r.point[flag] !== undefined));
-  const head = ['rank', 'trial', ...searched, 'test accuracy', 'best (epoch)', 'test loss', 'training time', 'status'];
+  const sets = new Set(rows.flatMap((r) => (r.evaluatedOn ? [r.evaluatedOn] : [])));
+  const set = sets.size === 1 ? [...sets][0] : sets.size === 0 ? 'test' : 'held-out';
+  const which = (r: LeaderboardRow) => (set === 'held-out' && r.evaluatedOn ? ` (${r.evaluatedOn})` : '');
+  const head = [
+    'rank',
+    'trial',
+    ...searched,
+    `${set} accuracy`,
+    'best (epoch)',
+    `${set} loss`,
+    'training time',
+    'status',
+  ];
   const body = rows.map((r) => [
     r.rank === undefined ? '–' : String(r.rank),
     r.trial,
     ...searched.map((flag) => String(r.point[flag] ?? '–')),
-    pct(r.testAccuracy),
+    `${pct(r.accuracy)}${which(r)}`,
     r.bestAccuracy === undefined ? '–' : `${pct(r.bestAccuracy)} (${r.bestEpoch})`,
-    r.testLoss === undefined ? '–' : r.testLoss.toFixed(4),
+    r.loss === undefined ? '–' : `${r.loss.toFixed(4)}${which(r)}`,
     r.trainSeconds === undefined ? '–' : duration(r.trainSeconds),
     r.status,
   ]);
@@ -104,7 +128,7 @@ export async function writeLeaderboard(dir: string, name: string, trials: Trial[
   const table = leaderboardTable(rows);
   const best = rows[0]?.rank === 1 ? rows[0] : undefined;
   const bestLine = best
-    ? `Best: ${best.trial}, ${pct(best.testAccuracy)}: \`${best.command}\``
+    ? `Best: ${best.trial}, ${pct(best.accuracy)} ${best.evaluatedOn ?? 'test'} accuracy: \`${best.command}\``
     : 'No trial finished yet.';
   await writeFileAtomic(join(dir, `${SWEEP_FILES.leaderboard}.md`), `# Sweep ${name}\n\n${table}\n\n${bestLine}\n`);
   const json = rows.map(({ history: _, ...row }) => row);

@@ -202,9 +202,16 @@ describe('npm run sweep', () => {
     );
 
     // The leaderboard: four finished rows, best first, and the best trial as a ready command.
-    const board = readJson(join(out, 'leaderboard.json')) as { rank: number; trial: string; testAccuracy: number }[];
+    const board = readJson(join(out, 'leaderboard.json')) as {
+      rank: number;
+      trial: string;
+      evaluatedOn: string;
+      accuracy: number;
+    }[];
     expect(board.map((r) => r.rank)).toEqual([1, 2, 3, 4]);
-    const accuracies = board.map((r) => r.testAccuracy);
+    expect(board.map((r) => r.evaluatedOn)).toEqual(['test', 'test', 'test', 'test']);
+    const accuracies = board.map((r) => r.accuracy);
+    for (const a of accuracies) expect(a).toBeGreaterThan(10);
     expect(accuracies).toEqual([...accuracies].sort((a, b) => b - a));
     const best = trials.find((t) => t.name === board[0]?.trial);
     expect(stdout).toContain(`best: ${best?.name}: npm run train -- ${trainArgs(best?.flags ?? {}).join(' ')}`);

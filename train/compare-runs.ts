@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../node/files.ts';
 import { readRegularFile } from '../node/regular-file.ts';
 import { writeChart } from './plot.ts';
-import { type EpochRecord, epochRecordSchema } from './run-dir.ts';
+import { bestEpoch, type EpochRecord, epochRecordSchema, evaluationOf } from './run-dir.ts';
 
 export interface RunSummary {
   label: string;
@@ -19,39 +19,51 @@ const pct = (n: number) => `${n.toFixed(2)}%`;
 /** Seconds under two minutes (a fast recipe's 23.8 s), minutes above. */
 const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s` : `${(seconds / 60).toFixed(1)} min`);
 
+/**
+ * The set the runs evaluated after each epoch ('test', or 'validation' for runs with --validation), or
+ * 'held-out' when they differ (each cell then names its set).
+ */
+function evaluatedOn(runs: RunSummary[]): string {
+  const sets = new Set(runs.flatMap((r) => (r.history[0] ? [evaluationOf(r.history[0]).set] : [])));
+  return sets.size === 1 ? ([...sets][0] as string) : 'held-out';
+}
+
 export function comparisonTable(runs: RunSummary[]): string {
   const withReference = runs.some((r) => r.reference !== undefined);
+  const set = evaluatedOn(runs);
   const head = [
     'run',
     'epochs',
-    'final test accuracy',
+    `final ${set} accuracy`,
     'best (epoch)',
     ...(withReference ? ['tutorial', 'difference'] : []),
-    'final test loss',
+    `final ${set} loss`,
     'train img/s',
     'training time',
   ];
   const rows = runs.map(({ label, history, reference }) => {
     const last = history.at(-1);
-    if (!last) return [label, '0', ...head.slice(2).map(() => '–')];
-    const best = history.reduce((b, h) => (h.testAccuracy > b.testAccuracy ? h : b));
+    const best = bestEpoch(history);
+    if (!last || !best) return [label, '0', ...head.slice(2).map(() => '–')];
+    const final = evaluationOf(last);
+    const which = set === 'held-out' ? ` (${final.set})` : '';
     const seconds = history.reduce((s, h) => s + h.seconds, 0);
     // Images over time, not the mean of per-epoch rates (which overweights fast epochs).
     const speed = history.reduce((s, h) => s + h.imagesPerSecond * h.seconds, 0) / seconds;
     return [
       label,
       String(last.epoch),
-      pct(last.testAccuracy),
-      `${pct(best.testAccuracy)} (${best.epoch})`,
+      `${pct(final.accuracy)}${which}`,
+      `${pct(evaluationOf(best).accuracy)} (${best.epoch})`,
       ...(withReference
         ? [
             reference === undefined ? '–' : pct(reference),
             reference === undefined
               ? '–'
-              : `${last.testAccuracy - reference >= 0 ? '+' : ''}${(last.testAccuracy - reference).toFixed(2)} pp`,
+              : `${final.accuracy - reference >= 0 ? '+' : ''}${(final.accuracy - reference).toFixed(2)} pp`,
           ]
         : []),
-      last.testLoss.toFixed(4),
+      `${final.loss.toFixed(4)}${which}`,
       speed.toFixed(0),
       duration(seconds),
     ];
@@ -94,18 +106,19 @@ export async function writeComparison(dir: string, runs: RunSummary[], title: st
   const table = comparisonTable(runs);
   await writeFileAtomic(join(dir, 'comparison.md'), `# ${title}\n\n${table}\n`);
   await writeFileAtomic(join(dir, 'comparison.json'), `${JSON.stringify(runs, null, 2)}\n`);
+  const set = evaluatedOn(runs);
   await writeChart(dir, 'accuracy', {
-    title: `${title}: test accuracy`,
+    title: `${title}: ${set} accuracy`,
     xLabel: 'Epoch',
     yLabel: 'Accuracy (%)',
     zoomY: true,
-    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testAccuracy]) })),
+    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, evaluationOf(h).accuracy]) })),
   });
   await writeChart(dir, 'loss', {
-    title: `${title}: test loss`,
+    title: `${title}: ${set} loss`,
     xLabel: 'Epoch',
     yLabel: 'Cross-entropy',
-    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, h.testLoss]) })),
+    series: runs.map((r) => ({ name: r.label, points: r.history.map((h) => [h.epoch, evaluationOf(h).loss]) })),
   });
   return table;
 }

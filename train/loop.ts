@@ -14,7 +14,7 @@ import type { TrainConfig } from '../core/training/run-config.ts';
 import { parseTrainConfig } from '../core/training/run-config-schema.ts';
 import { runEpoch, type StepProgress } from '../core/training/run-epoch.ts';
 import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
-import { type Dataset, loadMnist, take } from '../node/mnist.ts';
+import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import {
@@ -61,6 +61,20 @@ export interface LoopOptions {
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
+
+/**
+ * The images to train on and the set to evaluate after each epoch: the test set, or with --validation the
+ * training set's held-out tail (the test set is then not even loaded).
+ */
+async function loadSplits(config: TrainConfig, given?: LoopOptions['data']) {
+  const train = take(given?.train ?? (await loadMnist('train')), config.limit);
+  if (config.validation !== undefined) {
+    const [trainSet, held] = holdOut(train, config.validation);
+    return { trainSet, evaluation: { set: 'validation' as const, data: normalizedSplit(held) } };
+  }
+  const test = given?.test ?? (await loadMnist('test'));
+  return { trainSet: train, evaluation: { set: 'test' as const, data: normalizedSplit(test) } };
+}
 
 /** The one place a run's trainer is made: one session, or data-parallel workers (train/parallel). */
 function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<AnyTrainer> {
@@ -132,15 +146,11 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
   const options = { ...given, config: parseTrainConfig(given.config, 'the training config') };
   const { config, dir, events = {}, signal, write = writeFileAtomic } = options;
   const log = events.log ?? (() => {});
-  const [train, test] = options.data
-    ? [options.data.train, options.data.test]
-    : await Promise.all([loadMnist('train'), loadMnist('test')]);
-  const testSet = normalizedSplit(test);
+  const { trainSet, evaluation } = await loadSplits(config, options.data);
   const checkpoint = await openRunDir(options, write);
   const trainer = await trainerFor(options, log);
   try {
     const augment = config.augment ? DEFAULT_AUGMENT : undefined;
-    const trainSet = take(train, config.limit);
     const stream = new BatchStream(trainSet, config.batchSize, new Rng(config.seed), augment);
     const history = [...(checkpoint?.history ?? [])];
     if (checkpoint) {
@@ -149,17 +159,23 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
       log(`resuming ${dir} after epoch ${checkpoint.epoch} (step ${checkpoint.trainer.stepCount})`);
     }
     log(
-      `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
+      `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images${evaluation.set === 'validation' ? ` (${evaluation.data.labels.length} held out for validation)` : ''}, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
     );
     const context = { config, trainer, stream, totalSteps: config.epochs * stream.batchesPerEpoch, events, log };
     for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
       const trained = await trainEpoch(context, epoch);
-      const tested = await trainer.evaluate(testSet.images, testSet.labels);
-      log(`Accuracy on test set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
-      const record = { epoch, ...trained, testLoss: tested.loss, testAccuracy: tested.accuracy };
-      if (!Number.isFinite(record.testLoss))
+      const { set, data } = evaluation;
+      const tested = await trainer.evaluate(data.images, data.labels);
+      log(`Accuracy on ${set} set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
+      const record: EpochRecord = {
+        epoch,
+        ...trained,
+        [`${set}Loss`]: tested.loss,
+        [`${set}Accuracy`]: tested.accuracy,
+      };
+      if (!Number.isFinite(tested.loss))
         throw new Error(
-          `non-finite test loss (${record.testLoss}) after epoch ${epoch}: the run diverged (try a lower --lr)`,
+          `non-finite ${set} loss (${tested.loss}) after epoch ${epoch}: the run diverged (try a lower --lr)`,
         );
       history.push(record);
       const state = { epoch, trainer: trainer.state(), dataRngState: stream.rng.getState(), history };

@@ -15,20 +15,48 @@ import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtom
 import { readFailure, readRegularFile } from '../node/regular-file.ts';
 import { writeChart } from './plot.ts';
 
-export const epochRecordSchema = z.object({
-  epoch: z.number().int().positive(),
-  trainLoss: z.number(),
-  /** Percent. */
-  trainAccuracy: z.number(),
-  testLoss: z.number(),
-  /** Percent. */
-  testAccuracy: z.number(),
-  seconds: z.number(),
-  imagesPerSecond: z.number(),
-  /** Learning rate at the epoch's last step. */
-  lr: z.number(),
-});
+export const epochRecordSchema = z
+  .object({
+    epoch: z.number().int().positive(),
+    trainLoss: z.number(),
+    /** Percent. */
+    trainAccuracy: z.number(),
+    /** The test set's loss and accuracy (percent); absent in a run with --validation, which never reads it. */
+    testLoss: z.number().optional(),
+    testAccuracy: z.number().optional(),
+    /** With --validation: the held-out training images' loss and accuracy (percent), instead of the test set's. */
+    validationLoss: z.number().optional(),
+    validationAccuracy: z.number().optional(),
+    seconds: z.number(),
+    imagesPerSecond: z.number(),
+    /** Learning rate at the epoch's last step. */
+    lr: z.number(),
+  })
+  .refine(
+    (r) =>
+      (r.testLoss !== undefined && r.testAccuracy !== undefined) !==
+      (r.validationLoss !== undefined && r.validationAccuracy !== undefined),
+    "an epoch record holds either the test set's loss and accuracy or the validation set's",
+  );
 export type EpochRecord = z.infer<typeof epochRecordSchema>;
+
+/** Which held-out set a run evaluates after each epoch. */
+export type EvaluationSet = 'test' | 'validation';
+
+/** An epoch's evaluation, whichever set it was made on (the schema guarantees exactly one). */
+export function evaluationOf(record: EpochRecord): { set: EvaluationSet; loss: number; accuracy: number } {
+  if (record.validationAccuracy !== undefined && record.validationLoss !== undefined)
+    return { set: 'validation', loss: record.validationLoss, accuracy: record.validationAccuracy };
+  return { set: 'test', loss: record.testLoss ?? Number.NaN, accuracy: record.testAccuracy ?? Number.NaN };
+}
+
+/** The epoch with the highest held-out accuracy (the earliest among equals). */
+export function bestEpoch(history: readonly EpochRecord[]): EpochRecord | undefined {
+  return history.reduce<EpochRecord | undefined>(
+    (best, h) => (best === undefined || evaluationOf(h).accuracy > evaluationOf(best).accuracy ? h : best),
+    undefined,
+  );
+}
 
 export const RUN_FILES = {
   config: 'config.json',
@@ -95,15 +123,16 @@ export async function writeHistory(
   write: WriteFile = writeFileAtomic,
 ): Promise<void> {
   await write(join(dir, RUN_FILES.history), json(history));
+  const set = history[0] ? evaluationOf(history[0]).set : 'test';
   await writeChart(
     dir,
     RUN_FILES.accuracyPlot,
     {
-      title: `${label}: test accuracy`,
+      title: `${label}: ${set} accuracy`,
       xLabel: 'Epoch',
       yLabel: 'Accuracy (%)',
       zoomY: true,
-      series: [{ name: 'test', points: history.map((h) => [h.epoch, h.testAccuracy]) }],
+      series: [{ name: set, points: history.map((h) => [h.epoch, evaluationOf(h).accuracy]) }],
     },
     write,
   );
@@ -116,7 +145,7 @@ export async function writeHistory(
       yLabel: 'Cross-entropy',
       series: [
         { name: 'train', points: history.map((h) => [h.epoch, h.trainLoss]) },
-        { name: 'test', points: history.map((h) => [h.epoch, h.testLoss]) },
+        { name: set, points: history.map((h) => [h.epoch, evaluationOf(h).loss]) },
       ],
     },
     write,

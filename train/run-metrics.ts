@@ -2,22 +2,28 @@
  * The end of a run as `name=value` lines on stdout: the format Katib's StdOut metrics collector reads
  * (and `npm run sweep` parses), after a human line with the training time, which was only in history.json.
  */
-import type { EpochRecord } from './run-dir.ts';
+import { bestEpoch, type EpochRecord, evaluationOf } from './run-dir.ts';
 
-/** A run's summary metrics: accuracies as fractions (Katib objectives are plain numbers), time in seconds. */
+/**
+ * A run's summary metrics: accuracies as fractions (Katib objectives are plain numbers), time in seconds.
+ * Named after the set evaluated: `test_accuracy`, or `validation_accuracy` for a run with --validation.
+ */
 export function runMetrics(history: EpochRecord[]): Record<string, number> {
   const last = history.at(-1);
-  if (!last) return {};
+  const best = bestEpoch(history);
+  if (!last || !best) return {};
+  const { set, accuracy, loss } = evaluationOf(last);
   return {
-    test_accuracy: last.testAccuracy / 100,
-    best_test_accuracy: Math.max(...history.map((h) => h.testAccuracy)) / 100,
-    test_loss: last.testLoss,
+    [`${set}_accuracy`]: accuracy / 100,
+    [`best_${set}_accuracy`]: evaluationOf(best).accuracy / 100,
+    [`${set}_loss`]: loss,
     // Training time only: the test evaluation after each epoch is not counted (as in every table of the README).
     train_seconds: history.reduce((sum, h) => sum + h.seconds, 0),
   };
 }
 
-const DIGITS: Record<string, number> = { test_accuracy: 4, best_test_accuracy: 4, test_loss: 4, train_seconds: 1 };
+/** Four digits for every accuracy and loss; one for seconds. */
+const DIGITS: Record<string, number> = { train_seconds: 1 };
 
 export function metricLines(metrics: Record<string, number>): string[] {
   return Object.entries(metrics).map(([name, value]) => `${name}=${value.toFixed(DIGITS[name] ?? 4)}`);

@@ -18,6 +18,20 @@ export function take(data: Dataset, limit?: number): Dataset {
   };
 }
 
+/**
+ * The last `count` examples held out of `data` (after `take`): [the rest to train on, the held-out part].
+ * The training set's tail, not a random draw, so every run and every trial of a sweep holds out the same images.
+ */
+export function holdOut(data: Dataset, count: number): [Dataset, Dataset] {
+  if (count >= data.count)
+    throw new Error(`cannot hold out ${count} of ${data.count} training images: at least one must remain to train on`);
+  const kept = data.count - count;
+  return [
+    take(data, kept),
+    { images: data.images.subarray(kept * IMAGE_PIXELS), labels: data.labels.subarray(kept), count },
+  ];
+}
+
 /** (x/255 − mean)/std into `out` (or a new array), the tutorial's input transform. */
 export function normalize(pixels: Uint8Array, out = new Float32Array(pixels.length)): Float32Array {
   const scale = 1 / (255 * MNIST_STD);

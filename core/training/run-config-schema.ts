@@ -35,6 +35,7 @@ export const trainConfigSchema = z.object({
   threads: z.number().int().min(1).max(LIMITS.threads),
   device: z.enum(DEVICES),
   limit: z.number().int().positive().optional(),
+  validation: z.number().int().positive().optional(),
 }) satisfies z.ZodType<TrainConfig>;
 
 /** `value` as a TrainConfig (unknown fields dropped), or one line naming `where` and each bad field. */

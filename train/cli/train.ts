@@ -30,7 +30,7 @@ import { runIfMain } from '../../node/cli/run-if-main.ts';
 import { probeDevice } from '../../node/device-probe.ts';
 import { defaultCacheDir } from '../autotune/cache.ts';
 import { trainRun } from '../loop.ts';
-import { newRunDir, readConfig } from '../run-dir.ts';
+import { bestEpoch, evaluationOf, newRunDir, readConfig } from '../run-dir.ts';
 import { printRunMetrics } from '../run-metrics.ts';
 import { terminalEvents } from './progress.ts';
 import { threadsForThisMachine } from './threads.ts';
@@ -83,6 +83,11 @@ const command = (io: CliIo) =>
     )
     .option('--device <name>', `execution provider: ${DEVICES.join(', ')}`, oneOf(DEVICES), r.device)
     .option('--limit <n>', 'train on the first n training images only', positiveInt)
+    .option(
+      '--validation <n>',
+      'hold out the last n training images and evaluate on them after each epoch; the test set is then never read',
+      positiveInt,
+    )
     .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
     .option('--force', 'let --out replace the run in a directory that holds one', false)
     .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
@@ -112,7 +117,7 @@ type Flags = TrainConfig & {
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(program: Command, flags: Flags): TrainConfig {
   const config: TrainConfig = { ...RECIPES[flags.recipe].config };
-  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit'] as (keyof TrainConfig)[];
+  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit', 'validation'] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
   }
@@ -166,9 +171,11 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       autotune: flags.autotune && { cacheDir: defaultCacheDir() },
     });
     const last = history.at(-1);
-    if (last) {
-      const best = Math.max(...history.map((h) => h.testAccuracy));
-      print(`done: test accuracy ${last.testAccuracy.toFixed(2)}% (best ${best.toFixed(2)}%), run directory ${dir}`);
+    const best = bestEpoch(history);
+    if (last && best) {
+      const { set, accuracy } = evaluationOf(last);
+      const bestAccuracy = evaluationOf(best).accuracy;
+      print(`done: ${set} accuracy ${accuracy.toFixed(2)}% (best ${bestAccuracy.toFixed(2)}%), run directory ${dir}`);
       printRunMetrics(history, print);
     }
   });

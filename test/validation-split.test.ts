@@ -1,0 +1,115 @@
+/**
+ * --validation: recipes chosen on a held-out tail of the training set, the test set never read. The held-out
+ * figures are checked against an ordinary run that trains on the same images and is tested on that tail.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
+import { expandTrials } from '../sweep/expand.ts';
+import { DEFAULT_CLUSTER, emitKubernetes, katibRefusal } from '../sweep/k8s.ts';
+import { leaderboardTable, readLeaderboard } from '../sweep/leaderboard.ts';
+import { parseSweep } from '../sweep/spec.ts';
+import { main } from '../train/cli/train.ts';
+import { trainRun } from '../train/loop.ts';
+import { readHistory } from '../train/run-dir.ts';
+import { runMetrics } from '../train/run-metrics.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
+
+const tmp = () => mkdtempSync(join(tmpdir(), 'validation-'));
+const train = take(await loadMnist('train'), 1024);
+const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
+  ...TUTORIAL_RECIPE,
+  model: 'cnn',
+  batchSize: 32,
+  lr: 0.05,
+  epochs: 2,
+  ...over,
+});
+
+/** A test set that fails the run if anything reads it. */
+const untouchable = new Proxy({} as Dataset, {
+  get: (_, key) => {
+    throw new Error(`the test set was read (${String(key)})`);
+  },
+});
+
+describe('--validation', () => {
+  it('holds out the training set tail: the same figures as a run trained on the rest and tested on the tail', async () => {
+    const logs: string[] = [];
+    const validated = tmp();
+    await trainRun({
+      config: config({ validation: 256 }),
+      dir: validated,
+      data: { train, test: untouchable },
+      events: { log: (line) => logs.push(line) },
+    });
+    // The independent run: 768 images to train on, the last 256 as its test set.
+    const [rest, tail] = [take(train, 768), holdOut(train, 256)[1]];
+    const tested = tmp();
+    await trainRun({ config: config({ limit: 768 }), dir: tested, data: { train: rest, test: tail } });
+
+    const [a, b] = [await readHistory(validated), await readHistory(tested)];
+    expect(a).toHaveLength(2);
+    expect(a.map((h) => [h.trainLoss, h.validationLoss, h.validationAccuracy])).toEqual(
+      b.map((h) => [h.trainLoss, h.testLoss, h.testAccuracy]),
+    );
+    for (const h of a) expect(h).not.toHaveProperty('testAccuracy');
+    expect(logs.join('\n')).toContain('768 training images (256 held out for validation)');
+    expect(logs.filter((l) => /^Accuracy on validation set: \d+ % \[\d+\/256\]$/.test(l))).toHaveLength(2);
+    expect(Object.keys(runMetrics(a))).toEqual([
+      'validation_accuracy',
+      'best_validation_accuracy',
+      'validation_loss',
+      'train_seconds',
+    ]);
+  });
+
+  it('the train command prints validation metrics, never test ones, and refuses to hold out every image', async () => {
+    const dir = tmp();
+    const { stdout } = await passingCli(
+      main,
+      ...['--limit', '600', '--validation', '200', '--batch-size', '50', '--epochs', '1', '--out', dir],
+    );
+    expect(stdout).toMatch(/^done: validation accuracy \d+\.\d\d% \(best/m);
+    expect(stdout).toMatch(/^validation_accuracy=0\.\d{4}$/m);
+    expect(stdout).not.toContain('test');
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toMatchObject({ limit: 600, validation: 200 });
+    expect(readFileSync(join(dir, 'accuracy.svg'), 'utf8')).toContain('validation accuracy');
+
+    const message = await failingCli(main, '--limit', '600', '--validation', '600', '--out', tmp());
+    expect(message).toBe('error: cannot hold out 600 of 600 training images: at least one must remain to train on');
+  });
+
+  it('a sweep with validation in its base ranks on it and asks Katib for validation_accuracy', async () => {
+    const spec = parseSweep({ name: 'v', base: { model: 'cnn', validation: 100 }, grid: { seed: [0, 1] } }, 'v.yaml');
+    const trials = expandTrials(spec);
+    expect(trials[0]?.flags).toMatchObject({ validation: 100 });
+    const outDir = tmp();
+    await emitKubernetes({ file: 'v.yaml', spec, text: '', trials, outDir, parallel: 2, ...DEFAULT_CLUSTER }, () => {});
+    const experiment = parse(readFileSync(join(outDir, 'katib-experiment.yaml'), 'utf8'));
+    expect(experiment.spec.objective).toMatchObject({
+      objectiveMetricName: 'validation_accuracy',
+      additionalMetricNames: ['best_validation_accuracy', 'validation_loss', 'train_seconds'],
+    });
+    expect(experiment.spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command).toContain('--validation');
+    const searched = parseSweep({ name: 'w', grid: { validation: [100, 200] } }, 'w.yaml');
+    expect(katibRefusal(searched)).toMatch(/report different metrics/);
+
+    // The leaderboard of two trials run with --validation.
+    const dir = tmp();
+    for (const [i, trial] of trials.entries())
+      await trainRun({
+        config: config({ epochs: 1, limit: 400, validation: 100, seed: i }),
+        dir: join(dir, trial.name),
+        data: { train, test: untouchable },
+      });
+    const rows = await readLeaderboard(dir, trials);
+    expect(rows.map((r) => r.evaluatedOn)).toEqual(['validation', 'validation']);
+    expect(rows[0]?.accuracy).toBeGreaterThanOrEqual(rows[1]?.accuracy ?? 100);
+    expect(leaderboardTable(rows)).toContain('| validation accuracy | best (epoch) | validation loss |');
+  });
+});
