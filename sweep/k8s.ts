@@ -168,8 +168,6 @@ export function katibRefusal(spec: SweepSpec): string | undefined {
     const space = spec.grid[f] ?? (spec.random[f] as { values?: FlagValue[] }).values ?? [];
     return space.some((v) => typeof v === 'boolean');
   });
-  if (searched.includes('validation'))
-    return 'trials with and without --validation report different metrics (validation_accuracy, test_accuracy), and a Katib objective is one metric: set validation in base';
   if (switches.length > 0)
     return `Katib substitutes values into flags, and ${switches.join(', ')} ${switches.length === 1 ? 'is a switch' : 'are switches'} with no value: use the Indexed Job`;
   return undefined;

@@ -35,6 +35,8 @@ export interface LeaderboardRow {
   trainSeconds?: number;
   /** `npm run train -- …` with the trial's flags. */
   command: string;
+  /** For a trial with --validation: the same command without it, trained on every image and tested. */
+  finalCommand?: string;
   history: EpochRecord[];
 }
 
@@ -48,7 +50,14 @@ export const metricSummary = (metrics: Record<string, number>) =>
     .join(' ') || 'no metrics printed';
 
 async function rowFor(dir: string, trial: Trial): Promise<LeaderboardRow> {
-  const row = { trial: trial.name, point: trial.point, command: trainCommand(trial), history: [] };
+  const { validation: _, ...onEveryImage } = trial.flags;
+  const row = {
+    trial: trial.name,
+    point: trial.point,
+    command: trainCommand(trial),
+    ...(trial.flags.validation === undefined ? {} : { finalCommand: trainCommand({ ...trial, flags: onEveryImage }) }),
+    history: [],
+  };
   const runDir = join(dir, trial.name);
   const config = await readConfig(runDir).catch(() => undefined);
   if (!config) return { ...row, status: 'not run' };
@@ -128,7 +137,7 @@ export async function writeLeaderboard(dir: string, name: string, trials: Trial[
   const table = leaderboardTable(rows);
   const best = rows[0]?.rank === 1 ? rows[0] : undefined;
   const bestLine = best
-    ? `Best: ${best.trial}, ${pct(best.accuracy)} ${best.evaluatedOn ?? 'test'} accuracy: \`${best.command}\``
+    ? `Best: ${best.trial}, ${pct(best.accuracy)} ${best.evaluatedOn ?? 'test'} accuracy: \`${best.command}\`${best.finalCommand ? `; then on every image, tested once: \`${best.finalCommand}\`` : ''}`
     : 'No trial finished yet.';
   await writeFileAtomic(join(dir, `${SWEEP_FILES.leaderboard}.md`), `# Sweep ${name}\n\n${table}\n\n${bestLine}\n`);
   const json = rows.map(({ history: _, ...row }) => row);

@@ -75,6 +75,11 @@ const fileSchema = z
     for (const flag of random)
       if (flag in spec.base || grid.includes(flag))
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
+    heldOutIssues(
+      spec.base,
+      [...grid, ...random].map((f) => [f in spec.grid ? 'grid' : 'random', f]),
+      ctx,
+    );
     const points = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
     if (grid.length === 0 && random.length === 0)
       ctx.addIssue({ code: 'custom', path: ['grid'], message: 'nothing to sweep: give a grid or random ranges' });
@@ -87,6 +92,39 @@ const fileSchema = z
         message: `${spec.trials} is more than the grid's ${points} points (add random ranges to draw more)`,
       });
   });
+
+/** MNIST's training images: what --validation holds out of when no limit is given. */
+const TRAINING_IMAGES = 60_000;
+
+/**
+ * Trials are ranked on their held-out images, so every trial must hold out the same ones: the last
+ * `validation` of the first `limit`. Searching either would give each trial its own (and train some on
+ * images others are ranked on).
+ */
+function heldOutIssues(base: TrialFlags, searched: [string, string][], ctx: z.RefinementCtx): void {
+  for (const [part, flag] of searched) {
+    if (flag === 'validation')
+      ctx.addIssue({
+        code: 'custom',
+        path: [part, flag],
+        message: 'set it in base: trials ranked together must hold out the same images',
+      });
+    if (flag === 'limit' && base.validation !== undefined)
+      ctx.addIssue({
+        code: 'custom',
+        path: [part, flag],
+        message:
+          'with validation in base, every trial must hold out the same images (the last validation of the first limit): set limit in base',
+      });
+  }
+  const images = Number(base.limit ?? TRAINING_IMAGES);
+  if (base.validation !== undefined && Number(base.validation) >= images)
+    ctx.addIssue({
+      code: 'custom',
+      path: ['base', 'validation'],
+      message: `must be below the ${images} training images it holds out of`,
+    });
+}
 
 const issuePath = (path: PropertyKey[]) =>
   path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i === 0 ? '' : '.'}${String(p)}`)).join('') || '(top)';

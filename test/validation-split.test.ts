@@ -10,7 +10,7 @@ import { parse } from 'yaml';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
 import { expandTrials } from '../sweep/expand.ts';
-import { DEFAULT_CLUSTER, emitKubernetes, katibRefusal } from '../sweep/k8s.ts';
+import { DEFAULT_CLUSTER, emitKubernetes } from '../sweep/k8s.ts';
 import { leaderboardTable, readLeaderboard } from '../sweep/leaderboard.ts';
 import { parseSweep } from '../sweep/spec.ts';
 import { main } from '../train/cli/train.ts';
@@ -96,8 +96,23 @@ describe('--validation', () => {
       additionalMetricNames: ['best_validation_accuracy', 'validation_loss', 'train_seconds'],
     });
     expect(experiment.spec.trialTemplate.trialSpec.spec.template.spec.containers[0].command).toContain('--validation');
-    const searched = parseSweep({ name: 'w', grid: { validation: [100, 200] } }, 'w.yaml');
-    expect(katibRefusal(searched)).toMatch(/report different metrics/);
+    // Trials ranked together must hold out the same images.
+    const refusal = (file: object) => {
+      try {
+        parseSweep({ name: 'w', ...file }, 'w.yaml');
+        return 'accepted';
+      } catch (error) {
+        return (error as Error).message;
+      }
+    };
+    expect(refusal({ grid: { validation: [100, 200] } })).toMatch(/^w\.yaml: grid\.validation: set it in base/);
+    expect(refusal({ base: { validation: 100 }, random: { limit: { min: 200, max: 400 } }, trials: 2 })).toMatch(
+      /^w\.yaml: random\.limit: with validation in base/,
+    );
+    expect(refusal({ base: { validation: 400, limit: 400 }, grid: { seed: [0, 1] } })).toBe(
+      'w.yaml: base.validation: must be below the 400 training images it holds out of',
+    );
+    expect(refusal({ base: { validation: 60_000 }, grid: { seed: [0, 1] } })).toMatch(/below the 60000 training/);
 
     // The leaderboard of two trials run with --validation.
     const dir = tmp();
@@ -111,5 +126,22 @@ describe('--validation', () => {
     expect(rows.map((r) => r.evaluatedOn)).toEqual(['validation', 'validation']);
     expect(rows[0]?.accuracy).toBeGreaterThanOrEqual(rows[1]?.accuracy ?? 100);
     expect(leaderboardTable(rows)).toContain('| validation accuracy | best (epoch) | validation loss |');
+    // The winner's final run: the same flags on every image, without --validation.
+    expect(rows[0]?.command).toContain('--validation 100');
+    expect(rows[0]?.finalCommand).toBe(rows[0]?.command.replace(' --validation 100', ''));
+  });
+
+  it('a resumed run refuses a config.json whose validation was edited (it would train on held-out images)', async () => {
+    const dir = tmp();
+    const cfg = config({ epochs: 1, limit: 300, validation: 100 });
+    await trainRun({ config: cfg, dir, data: { train, test: untouchable } });
+    const { validation: _, ...edited } = cfg;
+    const someTestSet = holdOut(train, 100)[1];
+    await expect(
+      trainRun({ config: { ...edited, epochs: 2 }, dir, resume: true, data: { train, test: someTestSet } }),
+    ).rejects.toThrow(
+      'the run was evaluated on the validation set, but its config.json now asks for the test set (was validation edited?)',
+    );
+    expect(await readHistory(dir)).toHaveLength(1);
   });
 });

@@ -19,6 +19,7 @@ import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import {
   type EpochRecord,
+  evaluationOf,
   OWN_FILES,
   prepareRunDir,
   RUN_FILES,
@@ -107,6 +108,13 @@ async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Check
     if (checkpoint.history.length < checkpoint.epoch)
       throw new Error(`${dir}: history.json has fewer epochs than the checkpoint's ${checkpoint.epoch}`);
   }
+  const [first] = checkpoint.history;
+  const set = config.validation === undefined ? 'test' : 'validation';
+  if (first && evaluationOf(first).set !== set)
+    // An edited config.json: continuing would train on held-out images, or mix two sets in one history.
+    throw new Error(
+      `${dir}: the run was evaluated on the ${evaluationOf(first).set} set, but its config.json now asks for the ${set} set (was validation edited?)`,
+    );
   // A kill between the checkpoint and its views leaves them stale: rewrite them from the checkpoint.
   await writeHistory(dir, config.model, checkpoint.history, write);
   return checkpoint;

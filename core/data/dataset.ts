@@ -20,7 +20,8 @@ export function take(data: Dataset, limit?: number): Dataset {
 
 /**
  * The last `count` examples held out of `data` (after `take`): [the rest to train on, the held-out part].
- * The training set's tail, not a random draw, so every run and every trial of a sweep holds out the same images.
+ * The tail, not a random draw: runs with the same limit and count hold out the same images (a sweep keeps both
+ * in its base for that reason: sweep/spec.ts).
  */
 export function holdOut(data: Dataset, count: number): [Dataset, Dataset] {
   if (count >= data.count)
