@@ -15,7 +15,7 @@ import { leaderboardTable, readLeaderboard } from '../sweep/leaderboard.ts';
 import { parseSweep } from '../sweep/spec.ts';
 import { main } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
-import { readHistory } from '../train/run-dir.ts';
+import { epochRecordSchema, readHistory } from '../train/run-dir.ts';
 import { runMetrics } from '../train/run-metrics.ts';
 import { failingCli, passingCli } from './helpers/cli.ts';
 
@@ -129,6 +129,17 @@ describe('--validation', () => {
     // The winner's final run: the same flags on every image, without --validation.
     expect(rows[0]?.command).toContain('--validation 100');
     expect(rows[0]?.finalCommand).toBe(rows[0]?.command.replace(' --validation 100', ''));
+  });
+
+  it('an epoch record holds one set whole: test or validation, never a mix or a half', () => {
+    const base = { epoch: 1, trainLoss: 0.5, trainAccuracy: 90, seconds: 1, imagesPerSecond: 100, lr: 0.01 };
+    const ok = (extra: object) => epochRecordSchema.safeParse({ ...base, ...extra }).success;
+    expect(ok({ testLoss: 0.1, testAccuracy: 97 })).toBe(true);
+    expect(ok({ validationLoss: 0.1, validationAccuracy: 97 })).toBe(true);
+    expect(ok({})).toBe(false);
+    expect(ok({ testLoss: 0.1 })).toBe(false);
+    expect(ok({ testLoss: 0.1, validationLoss: 0.1, validationAccuracy: 97 })).toBe(false);
+    expect(ok({ testLoss: 0.1, testAccuracy: 97, validationLoss: 0.1, validationAccuracy: 97 })).toBe(false);
   });
 
   it('a resumed run refuses a config.json whose validation was edited (it would train on held-out images)', async () => {

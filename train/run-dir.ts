@@ -32,12 +32,11 @@ export const epochRecordSchema = z
     /** Learning rate at the epoch's last step. */
     lr: z.number(),
   })
-  .refine(
-    (r) =>
-      (r.testLoss !== undefined && r.testAccuracy !== undefined) !==
-      (r.validationLoss !== undefined && r.validationAccuracy !== undefined),
-    "an epoch record holds either the test set's loss and accuracy or the validation set's",
-  );
+  .refine((r) => {
+    const held = (...values: (number | undefined)[]) => values.filter((v) => v !== undefined).length;
+    const [test, validation] = [held(r.testLoss, r.testAccuracy), held(r.validationLoss, r.validationAccuracy)];
+    return (test === 2 && validation === 0) || (test === 0 && validation === 2);
+  }, "an epoch record holds either the test set's loss and accuracy or the validation set's, and nothing of the other");
 export type EpochRecord = z.infer<typeof epochRecordSchema>;
 
 /** Which held-out set a run evaluates after each epoch. */
