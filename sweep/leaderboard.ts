@@ -9,6 +9,7 @@ import { writeFileAtomic } from '../node/files.ts';
 import { writeComparison } from '../train/compare-runs.ts';
 import {
   bestEpoch,
+  commonSet,
   type EpochRecord,
   type EvaluationSet,
   evaluationOf,
@@ -100,8 +101,7 @@ const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s`
 
 export function leaderboardTable(rows: LeaderboardRow[]): string {
   const searched = FLAGS.filter((flag) => rows.some((r) => r.point[flag] !== undefined));
-  const sets = new Set(rows.flatMap((r) => (r.evaluatedOn ? [r.evaluatedOn] : [])));
-  const set = sets.size === 1 ? [...sets][0] : sets.size === 0 ? 'test' : 'held-out';
+  const set = commonSet(rows.flatMap((r) => (r.evaluatedOn ? [r.evaluatedOn] : [])));
   const which = (r: LeaderboardRow) => (set === 'held-out' && r.evaluatedOn ? ` (${r.evaluatedOn})` : '');
   const head = [
     'rank',

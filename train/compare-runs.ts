@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { writeFileAtomic } from '../node/files.ts';
 import { readRegularFile } from '../node/regular-file.ts';
 import { writeChart } from './plot.ts';
-import { bestEpoch, type EpochRecord, epochRecordSchema, evaluationOf } from './run-dir.ts';
+import { bestEpoch, commonSet, type EpochRecord, epochRecordSchema, evaluationOf } from './run-dir.ts';
 
 export interface RunSummary {
   label: string;
@@ -23,10 +23,8 @@ const duration = (seconds: number) => (seconds < 120 ? `${seconds.toFixed(1)} s`
  * The set the runs evaluated after each epoch ('test', or 'validation' for runs with --validation), or
  * 'held-out' when they differ (each cell then names its set).
  */
-function evaluatedOn(runs: RunSummary[]): string {
-  const sets = new Set(runs.flatMap((r) => (r.history[0] ? [evaluationOf(r.history[0]).set] : [])));
-  return sets.size === 1 ? ([...sets][0] as string) : 'held-out';
-}
+const evaluatedOn = (runs: RunSummary[]) =>
+  commonSet(runs.flatMap((r) => (r.history[0] ? [evaluationOf(r.history[0]).set] : [])));
 
 export function comparisonTable(runs: RunSummary[]): string {
   const withReference = runs.some((r) => r.reference !== undefined);

@@ -49,6 +49,12 @@ export function evaluationOf(record: EpochRecord): { set: EvaluationSet; loss: n
   return { set: 'test', loss: record.testLoss ?? Number.NaN, accuracy: record.testAccuracy ?? Number.NaN };
 }
 
+/** What a table's columns are named after: the one set all its rows evaluated, or 'held-out' when they differ. */
+export function commonSet(sets: Iterable<EvaluationSet>): EvaluationSet | 'held-out' {
+  const distinct = new Set(sets);
+  return distinct.size === 0 ? 'test' : distinct.size === 1 ? ([...distinct][0] as EvaluationSet) : 'held-out';
+}
+
 /** The epoch with the highest held-out accuracy (the earliest among equals). */
 export function bestEpoch(history: readonly EpochRecord[]): EpochRecord | undefined {
   return history.reduce<EpochRecord | undefined>(
