@@ -75,11 +75,7 @@ const fileSchema = z
     for (const flag of random)
       if (flag in spec.base || grid.includes(flag))
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
-    heldOutIssues(
-      spec.base,
-      [...grid, ...random].map((f) => [f in spec.grid ? 'grid' : 'random', f]),
-      ctx,
-    );
+    heldOutIssues(spec, ctx);
     const points = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
     if (grid.length === 0 && random.length === 0)
       ctx.addIssue({ code: 'custom', path: ['grid'], message: 'nothing to sweep: give a grid or random ranges' });
@@ -98,31 +94,43 @@ const TRAINING_IMAGES = 60_000;
 
 /**
  * Trials are ranked on their held-out images, so every trial must hold out the same ones: the last
- * `validation` of the first `limit`. Searching either would give each trial its own (and train some on
- * images others are ranked on).
+ * `validation` training images, a number set in base (searching it would give each trial its own, and train
+ * some on images others are ranked on). `limit` then takes the first images of the rest.
  */
-function heldOutIssues(base: TrialFlags, searched: [string, string][], ctx: z.RefinementCtx): void {
-  for (const [part, flag] of searched) {
-    if (flag === 'validation')
+function heldOutIssues(
+  spec: { base: TrialFlags; grid: Record<string, unknown>; random: Record<string, unknown> },
+  ctx: z.RefinementCtx,
+): void {
+  for (const part of ['grid', 'random'] as const)
+    if ('validation' in spec[part])
       ctx.addIssue({
         code: 'custom',
-        path: [part, flag],
+        path: [part, 'validation'],
         message: 'set it in base: trials ranked together must hold out the same images',
       });
-    if (flag === 'limit' && base.validation !== undefined)
-      ctx.addIssue({
-        code: 'custom',
-        path: [part, flag],
-        message:
-          'with validation in base, every trial must hold out the same images (the last validation of the first limit): set limit in base',
-      });
-  }
-  const images = Number(base.limit ?? TRAINING_IMAGES);
-  if (base.validation !== undefined && Number(base.validation) >= images)
+  const { validation, limit } = spec.base;
+  if (validation === undefined) return;
+  const left = TRAINING_IMAGES - Number(validation);
+  if (left < 1) {
     ctx.addIssue({
       code: 'custom',
       path: ['base', 'validation'],
-      message: `must be below the ${images} training images it holds out of`,
+      message: `must be below the ${TRAINING_IMAGES} training images it holds out of`,
+    });
+    return;
+  }
+  // The largest limit any trial can get: base's, the grid's values, a random range's max or choices.
+  const searched = (spec.grid.limit ?? (spec.random.limit as { max?: number; values?: number[] })) as
+    | number[]
+    | { max?: number; values?: number[] }
+    | undefined;
+  const limits = Array.isArray(searched) ? searched : searched ? (searched.values ?? [searched.max]) : [limit];
+  const most = Math.max(...limits.map(Number).filter((n) => !Number.isNaN(n)));
+  if (most > left)
+    ctx.addIssue({
+      code: 'custom',
+      path: [limit !== undefined ? 'base' : spec.grid.limit ? 'grid' : 'random', 'limit'],
+      message: `at most ${left}: the training images left beside validation's ${validation}`,
     });
 }
 

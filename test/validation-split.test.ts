@@ -42,15 +42,16 @@ describe('--validation', () => {
     const logs: string[] = [];
     const validated = tmp();
     await trainRun({
-      config: config({ validation: 256 }),
+      config: config({ validation: 256, limit: 640 }),
       dir: validated,
       data: { train, test: untouchable },
       events: { log: (line) => logs.push(line) },
     });
-    // The independent run: 768 images to train on, the last 256 as its test set.
-    const [rest, tail] = [take(train, 768), holdOut(train, 256)[1]];
+    // The independent run: the first 640 images to train on, the last 256 of the 1,024 as its test set
+    // (--limit takes the first images of what --validation leaves, so the held-out ones never move).
+    const [rest, tail] = [take(train, 640), holdOut(train, 256)[1]];
     const tested = tmp();
-    await trainRun({ config: config({ limit: 768 }), dir: tested, data: { train: rest, test: tail } });
+    await trainRun({ config: config(), dir: tested, data: { train: rest, test: tail } });
 
     const [a, b] = [await readHistory(validated), await readHistory(tested)];
     expect(a).toHaveLength(2);
@@ -58,7 +59,7 @@ describe('--validation', () => {
       b.map((h) => [h.trainLoss, h.testLoss, h.testAccuracy]),
     );
     for (const h of a) expect(h).not.toHaveProperty('testAccuracy');
-    expect(logs.join('\n')).toContain('768 training images (256 held out for validation)');
+    expect(logs.join('\n')).toContain('640 training images (256 held out for validation)');
     expect(logs.filter((l) => /^Accuracy on validation set: \d+ % \[\d+\/256\]$/.test(l))).toHaveLength(2);
     expect(Object.keys(runMetrics(a))).toEqual([
       'validation_accuracy',
@@ -68,7 +69,7 @@ describe('--validation', () => {
     ]);
   });
 
-  it('the train command prints validation metrics, never test ones, and refuses to hold out every image', async () => {
+  it('the train command prints validation metrics, never test ones, and refuses what leaves nothing to train on', async () => {
     const dir = tmp();
     const { stdout } = await passingCli(
       main,
@@ -80,8 +81,13 @@ describe('--validation', () => {
     expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toMatchObject({ limit: 600, validation: 200 });
     expect(readFileSync(join(dir, 'accuracy.svg'), 'utf8')).toContain('validation accuracy');
 
-    const message = await failingCli(main, '--limit', '600', '--validation', '600', '--out', tmp());
-    expect(message).toBe('error: cannot hold out 600 of 600 training images: at least one must remain to train on');
+    const message = await failingCli(main, '--limit', '59950', '--validation', '100', '--out', tmp());
+    expect(message).toBe(
+      'error: --limit 59950 with --validation 100: only 59900 of the 60000 training images are left to train on',
+    );
+    expect(await failingCli(main, '--validation', '60000', '--out', tmp())).toBe(
+      'error: cannot hold out 60000 of 60000 training images: at least one must remain to train on',
+    );
   });
 
   it('a sweep with validation in its base ranks on it and asks Katib for validation_accuracy', async () => {
@@ -106,11 +112,15 @@ describe('--validation', () => {
       }
     };
     expect(refusal({ grid: { validation: [100, 200] } })).toMatch(/^w\.yaml: grid\.validation: set it in base/);
-    expect(refusal({ base: { validation: 100 }, random: { limit: { min: 200, max: 400 } }, trials: 2 })).toMatch(
-      /^w\.yaml: random\.limit: with validation in base/,
+    // --limit takes the first images of the rest: searching it is fine, within the images left.
+    expect(refusal({ base: { validation: 10_000 }, random: { limit: { min: 200, max: 50_000 } }, trials: 2 })).toBe(
+      'accepted',
     );
-    expect(refusal({ base: { validation: 400, limit: 400 }, grid: { seed: [0, 1] } })).toBe(
-      'w.yaml: base.validation: must be below the 400 training images it holds out of',
+    expect(refusal({ base: { validation: 10_000 }, grid: { limit: [40_000, 55_000] } })).toBe(
+      "w.yaml: grid.limit: at most 50000: the training images left beside validation's 10000",
+    );
+    expect(refusal({ base: { validation: 10_000, limit: 60_000 }, grid: { seed: [0, 1] } })).toMatch(
+      /^w\.yaml: base\.limit: at most 50000/,
     );
     expect(refusal({ base: { validation: 60_000 }, grid: { seed: [0, 1] } })).toMatch(/below the 60000 training/);
 

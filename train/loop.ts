@@ -65,16 +65,24 @@ const format = (n: number, width: number) => String(n).padStart(width);
 
 /**
  * The images to train on and the set to evaluate after each epoch: the test set, or with --validation the
- * training set's held-out tail (the test set is then not even loaded).
+ * training set's last N images (the test set is then not even loaded), with --limit taking the first images
+ * of the rest, so the held-out images depend on N alone and runs of any --limit are ranked on the same ones.
  */
 async function loadSplits(config: TrainConfig, given?: LoopOptions['data']) {
-  const train = take(given?.train ?? (await loadMnist('train')), config.limit);
+  const train = given?.train ?? (await loadMnist('train'));
   if (config.validation !== undefined) {
-    const [trainSet, held] = holdOut(train, config.validation);
-    return { trainSet, evaluation: { set: 'validation' as const, data: normalizedSplit(held) } };
+    const [rest, held] = holdOut(train, config.validation);
+    if (config.limit !== undefined && config.limit > rest.count)
+      throw new Error(
+        `--limit ${config.limit} with --validation ${config.validation}: only ${rest.count} of the ${train.count} training images are left to train on`,
+      );
+    return {
+      trainSet: take(rest, config.limit),
+      evaluation: { set: 'validation' as const, data: normalizedSplit(held) },
+    };
   }
   const test = given?.test ?? (await loadMnist('test'));
-  return { trainSet: train, evaluation: { set: 'test' as const, data: normalizedSplit(test) } };
+  return { trainSet: take(train, config.limit), evaluation: { set: 'test' as const, data: normalizedSplit(test) } };
 }
 
 /** The one place a run's trainer is made: one session, or data-parallel workers (train/parallel). */

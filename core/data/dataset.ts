@@ -19,9 +19,8 @@ export function take(data: Dataset, limit?: number): Dataset {
 }
 
 /**
- * The last `count` examples held out of `data` (after `take`): [the rest to train on, the held-out part].
- * The tail, not a random draw: runs with the same limit and count hold out the same images (a sweep keeps both
- * in its base for that reason: sweep/spec.ts).
+ * The last `count` examples held out of `data`: [the rest to train on, the held-out part]. The tail, not a
+ * random draw, so every run holding out `count` holds out the same images (a sweep's trials are ranked on them).
  */
 export function holdOut(data: Dataset, count: number): [Dataset, Dataset] {
   if (count >= data.count)
