@@ -1,6 +1,7 @@
 /**
  * Export a training run as a deployable model in the repository, validated first: the exported file
- * is loaded in onnxruntime-node, run on the 10,000 test images (raw [0,1] pixels, as clients send),
+ * is loaded in onnxruntime-node, run on the 10,000 test images (a --validation run: its held-out images;
+ * raw [0,1] pixels, as clients send),
  * and compared with the training-side forward pass on the same weights (normalized pixels, unfolded
  * graph). A mismatch fails the export and nothing is written.
  */
@@ -18,17 +19,17 @@ import {
   ValidationError,
   validateDeployable,
 } from '../core/deploy/validate.ts';
-import { describeRecipe } from '../core/training/run-config.ts';
+import { describeRecipe, type TrainConfig } from '../core/training/run-config.ts';
 import { nodeRuntime, sessionOptions } from '../node/execution.ts';
 import { removeStaleTempFiles, writeModelFile } from '../node/files.ts';
-import { type Dataset, loadMnist } from '../node/mnist.ts';
+import { type Dataset, holdOut, loadMnist } from '../node/mnist.ts';
 import { readRegularFile } from '../node/regular-file.ts';
 import { checkModelName, checkVersion, modelPath, nextVersion, versionsOf } from '../node/repository.ts';
 import { ensureTritonConfig, type TritonConfigResult } from '../node/triton/model-config-file.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import type { ModelProto } from '../onnx/schema.ts';
 import { readCheckpointFile } from '../train/checkpoint.ts';
-import { RUN_FILES, readConfig } from '../train/run-dir.ts';
+import { type EvaluationSet, RUN_FILES, readConfig } from '../train/run-dir.ts';
 
 export interface ExportOptions {
   run: string;
@@ -40,15 +41,29 @@ export interface ExportOptions {
   force?: boolean;
   /** Write a smaller weight-only variant instead of float32. */
   variant?: Variant;
-  /** Test data (defaults to MNIST's 10,000 test images). */
+  /** Test data (defaults to MNIST's 10,000 test images; for a run with --validation, its held-out images). */
   test?: Dataset;
+}
+
+/**
+ * What the export is checked on: the given data, or MNIST's test set, or — for a run trained with
+ * --validation — its held-out training images, so such a run's export never reads the test set either.
+ */
+async function evaluationData(options: ExportOptions, config: TrainConfig) {
+  if (options.test) return { set: 'test' as EvaluationSet, data: options.test };
+  if (config.validation !== undefined)
+    return { set: 'validation' as EvaluationSet, data: holdOut(await loadMnist('train'), config.validation)[1] };
+  return { set: 'test' as EvaluationSet, data: await loadMnist('test') };
 }
 
 export interface ExportReport {
   path: string;
   name: string;
   version: number;
+  /** Accuracy (percent) on `evaluatedOn`'s images. */
   accuracy: number;
+  evaluatedOn: EvaluationSet;
+  evaluatedImages: number;
   /** Largest |logit difference| between the exported model and the training-side forward pass. */
   maxLogitDifference: number;
   disagreements: number;
@@ -153,7 +168,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     },
   });
 
-  const test = options.test ?? (await loadMnist('test'));
+  const { set: evaluatedOn, data: test } = await evaluationData(options, config);
   const validation = await validateDeployable(nodeRuntime, CPU, { plain, model }, test).catch((error: unknown) => {
     throw error instanceof ValidationError ? new Error(`validation failed, nothing written: ${error.message}`) : error;
   });
@@ -183,7 +198,8 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     const entry = final.metadata_props?.find((p) => p.key === METADATA_KEYS.precision);
     if (entry) entry.value = precision;
   }
-  final.metadata_props?.push({ key: METADATA_KEYS.testAccuracy, value: accuracy.toFixed(2) });
+  const accuracyKey = evaluatedOn === 'test' ? METADATA_KEYS.testAccuracy : METADATA_KEYS.validationAccuracy;
+  final.metadata_props?.push({ key: accuracyKey, value: accuracy.toFixed(2) });
 
   // Triton-ready repository: config.pbtxt beside the versions, checked before the version is written.
   const tritonConfig = await ensureTritonConfig(join(out, name), name, final);
@@ -194,6 +210,8 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     name,
     version,
     accuracy,
+    evaluatedOn,
+    evaluatedImages: test.count,
     maxLogitDifference,
     disagreements,
     bytes: encodeModel(final).length,

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.ts';
+import { main as exportMain } from '../export/cli/export.ts';
 import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
+import { decodeModel } from '../onnx/codec.ts';
 import { expandTrials } from '../sweep/expand.ts';
 import { DEFAULT_CLUSTER, emitKubernetes } from '../sweep/k8s.ts';
 import { leaderboardTable, readLeaderboard } from '../sweep/leaderboard.ts';
@@ -80,6 +82,19 @@ describe('--validation', () => {
     expect(stdout).not.toContain('test');
     expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8'))).toMatchObject({ limit: 600, validation: 200 });
     expect(readFileSync(join(dir, 'accuracy.svg'), 'utf8')).toContain('validation accuracy');
+
+    // Its export is checked on the same 200 held-out images, and says so; the history's last figure is the
+    // training graph's accuracy on them, which the exported model must reproduce.
+    const exported = await passingCli(exportMain, '--run', dir, '--out', tmp());
+    expect(exported.stdout).toMatch(/^validated on 200 validation images: accuracy \d+\.\d\d%/m);
+    const accuracy = Number(exported.stdout.match(/validation images: accuracy ([\d.]+)%/)?.[1]);
+    const [record] = JSON.parse(readFileSync(join(dir, 'history.json'), 'utf8'));
+    expect(accuracy).toBeCloseTo(record.validationAccuracy, 2);
+    const path = exported.stdout.match(/^wrote (\S+model\.onnx)/m)?.[1] as string;
+    const metadata = new Map(decodeModel(readFileSync(path)).metadata_props?.map((p) => [p.key, p.value]));
+    expect(metadata.get('validation_accuracy')).toBe(accuracy.toFixed(2));
+    expect(metadata.has('test_accuracy')).toBe(false);
+    expect(metadata.get('training_recipe')).toContain('last 200 training images held out, first 600 training images');
 
     const message = await failingCli(main, '--limit', '59950', '--validation', '100', '--out', tmp());
     expect(message).toBe(

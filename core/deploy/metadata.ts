@@ -7,6 +7,8 @@ export const METADATA_KEYS = {
   architecture: 'architecture',
   section: 'tutorial_section',
   testAccuracy: 'test_accuracy',
+  /** Instead of test_accuracy for a run trained with --validation: its held-out images' accuracy. */
+  validationAccuracy: 'validation_accuracy',
   recipe: 'training_recipe',
   epochs: 'epochs',
   date: 'exported_at',

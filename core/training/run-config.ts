@@ -51,7 +51,8 @@ export function describeRecipe(
   config: Pick<
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
-  >,
+  > &
+    Partial<Pick<TrainConfig, 'limit' | 'validation'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -61,6 +62,8 @@ export function describeRecipe(
   if (config.augment) parts.push('augmented');
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
+  if (config.validation) parts.push(`last ${config.validation} training images held out`);
+  if (config.limit) parts.push(`first ${config.limit} training images`);
   parts.push(`seed ${config.seed}`);
   return parts.join(', ');
 }

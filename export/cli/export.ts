@@ -50,7 +50,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     print(triton.warning ?? `${triton.action === 'written' ? 'wrote' : 'kept'} Triton's ${triton.path}`);
     if (r.alsoExportedAs) print(`note: the same checkpoint is also exported as ${r.alsoExportedAs}`);
     print(
-      `validated on 10,000 test images: accuracy ${r.accuracy.toFixed(2)}%, max |Δlogit| vs training graph ${r.maxLogitDifference.toExponential(2)}, ${r.disagreements} different predictions`,
+      `validated on ${r.evaluatedImages.toLocaleString('en-US')} ${r.evaluatedOn} images: accuracy ${r.accuracy.toFixed(2)}%, max |Δlogit| vs training graph ${r.maxLogitDifference.toExponential(2)}, ${r.disagreements} different predictions`,
     );
     if (r.variant) {
       const v = r.variant;
