@@ -29,7 +29,7 @@ import { ensureTritonConfig, type TritonConfigResult } from '../node/triton/mode
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import type { ModelProto } from '../onnx/schema.ts';
 import { readCheckpointFile } from '../train/checkpoint.ts';
-import { type EvaluationSet, RUN_FILES, readConfig } from '../train/run-dir.ts';
+import { checkHeldOut, type EvaluationSet, RUN_FILES, readConfig } from '../train/run-dir.ts';
 
 export interface ExportOptions {
   run: string;
@@ -144,6 +144,8 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   if (!existsSync(checkpointPath))
     throw new Error(`${options.run} has no ${RUN_FILES.checkpoint} yet (no finished epoch)`);
   const { checkpoint, sha256: checkpointSha } = await readCheckpointFile(checkpointPath);
+  // Scored on what the run held out, so config.json must still say what that was.
+  checkHeldOut(checkpoint.history ?? [], config, options.run);
 
   const out = options.out ?? 'models';
   // A variant gets a name of its own, so it never silently becomes what /predict/<model> serves.

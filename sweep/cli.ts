@@ -130,7 +130,10 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       const { table, best } = await writeLeaderboard(dir, spec.name, trials);
       print(table);
       print(best ? `best: ${best.trial}: ${best.command}` : 'no trial has finished yet');
-      if (best?.finalCommand) print(`then on every image, its test accuracy reported once: ${best.finalCommand}`);
+      if (best?.finalCommand)
+        print(
+          `then without --validation (the held-out images back in training), its test accuracy reported once: ${best.finalCommand}`,
+        );
       print(`wrote ${join(dir, 'leaderboard.md')} and the plots in ${join(dir, 'compare')}`);
     }
     if (failed > 0 && flags.trial !== undefined) throw new Error(`trial ${flags.trial} failed (its output is above)`);

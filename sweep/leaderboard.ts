@@ -36,7 +36,7 @@ export interface LeaderboardRow {
   trainSeconds?: number;
   /** `npm run train -- …` with the trial's flags. */
   command: string;
-  /** For a trial with --validation: the same command without it, trained on every image and tested. */
+  /** For a trial with --validation: the same command without it (the held-out images back in training), tested. */
   finalCommand?: string;
   history: EpochRecord[];
 }
@@ -137,7 +137,7 @@ export async function writeLeaderboard(dir: string, name: string, trials: Trial[
   const table = leaderboardTable(rows);
   const best = rows[0]?.rank === 1 ? rows[0] : undefined;
   const bestLine = best
-    ? `Best: ${best.trial}, ${pct(best.accuracy)} ${best.evaluatedOn ?? 'test'} accuracy: \`${best.command}\`${best.finalCommand ? `; then on every image, tested once: \`${best.finalCommand}\`` : ''}`
+    ? `Best: ${best.trial}, ${pct(best.accuracy)} ${best.evaluatedOn ?? 'test'} accuracy: \`${best.command}\`${best.finalCommand ? `; then without --validation, tested once: \`${best.finalCommand}\`` : ''}`
     : 'No trial finished yet.';
   await writeFileAtomic(join(dir, `${SWEEP_FILES.leaderboard}.md`), `# Sweep ${name}\n\n${table}\n\n${bestLine}\n`);
   const json = rows.map(({ history: _, ...row }) => row);

@@ -2,7 +2,7 @@
  * --validation: recipes chosen on a held-out tail of the training set, the test set never read. The held-out
  * figures are checked against an ordinary run that trains on the same images and is tested on that tail.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -167,17 +167,28 @@ describe('--validation', () => {
     expect(ok({ testLoss: 0.1, testAccuracy: 97, validationLoss: 0.1, validationAccuracy: 97 })).toBe(false);
   });
 
-  it('a resumed run refuses a config.json whose validation was edited (it would train on held-out images)', async () => {
+  it('resume and export refuse a config.json whose validation was edited, before reading any data', async () => {
     const dir = tmp();
     const cfg = config({ epochs: 1, limit: 300, validation: 100 });
     await trainRun({ config: cfg, dir, data: { train, test: untouchable } });
-    const { validation: _, ...edited } = cfg;
-    const someTestSet = holdOut(train, 100)[1];
-    await expect(
-      trainRun({ config: { ...edited, epochs: 2 }, dir, resume: true, data: { train, test: someTestSet } }),
-    ).rejects.toThrow(
-      'the run was evaluated on the validation set, but its config.json now asks for the test set (was validation edited?)',
-    );
+    expect((await readHistory(dir))[0]?.validationImages).toBe(100);
+    const { validation: _, ...dropped } = cfg;
+    const edits = [
+      [dropped, 'the run was evaluated on the validation set, but its config.json now asks for the test set'],
+      [{ ...cfg, validation: 50 }, 'the run held out 100 training images, but its config.json now says validation 50'],
+    ] as const;
+    for (const [edited, message] of edits) {
+      // The data given would throw if read: the refusal comes first.
+      const unread = { train: untouchable, test: untouchable };
+      await expect(trainRun({ config: { ...edited, epochs: 2 }, dir, resume: true, data: unread })).rejects.toThrow(
+        message,
+      );
+      // export reads config.json from the directory: edit it there.
+      const copy = tmp();
+      cpSync(dir, copy, { recursive: true });
+      writeFileSync(join(copy, 'config.json'), JSON.stringify(edited));
+      expect(await failingCli(exportMain, '--run', copy, '--out', tmp())).toContain(message);
+    }
     expect(await readHistory(dir)).toHaveLength(1);
   });
 });

@@ -18,8 +18,8 @@ import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
 import { type AnyTrainer, type CreateTrainerOptions, createTrainer } from './parallel/create-trainer.ts';
 import {
+  checkHeldOut,
   type EpochRecord,
-  evaluationOf,
   OWN_FILES,
   prepareRunDir,
   RUN_FILES,
@@ -101,13 +101,13 @@ function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<
   });
 }
 
-/** Set the run directory up; returns the checkpoint to continue from, if any. */
-async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Checkpoint | undefined> {
+/**
+ * The checkpoint `--resume` continues from, if any, read before any data is loaded or file written: its
+ * history must have been evaluated on the set (and held-out count) config.json now asks for.
+ */
+async function readResumePoint(options: LoopOptions): Promise<Checkpoint | undefined> {
   const { config, dir } = options;
   const checkpointPath = join(dir, RUN_FILES.checkpoint);
-  if (!options.resume) await prepareRunDir(dir, options.overwrite);
-  else await removeStaleTempFiles(dir, OWN_FILES);
-  await writeConfig(dir, config, write); // on resume: the same config, or a new number of epochs
   if (!options.resume || !existsSync(checkpointPath)) return undefined;
   const checkpoint = await loadCheckpoint(checkpointPath);
   if (!checkpoint.history) {
@@ -116,16 +116,18 @@ async function openRunDir(options: LoopOptions, write: WriteFile): Promise<Check
     if (checkpoint.history.length < checkpoint.epoch)
       throw new Error(`${dir}: history.json has fewer epochs than the checkpoint's ${checkpoint.epoch}`);
   }
-  const [first] = checkpoint.history;
-  const set = config.validation === undefined ? 'test' : 'validation';
-  if (first && evaluationOf(first).set !== set)
-    // An edited config.json: continuing would train on held-out images, or mix two sets in one history.
-    throw new Error(
-      `${dir}: the run was evaluated on the ${evaluationOf(first).set} set, but its config.json now asks for the ${set} set (was validation edited?)`,
-    );
-  // A kill between the checkpoint and its views leaves them stale: rewrite them from the checkpoint.
-  await writeHistory(dir, config.model, checkpoint.history, write);
+  checkHeldOut(checkpoint.history, config, dir);
   return checkpoint;
+}
+
+/** Set the run directory up (a resumed run: its config and the views of its checkpoint's history). */
+async function openRunDir(options: LoopOptions, write: WriteFile, checkpoint?: Checkpoint): Promise<void> {
+  const { config, dir } = options;
+  if (!options.resume) await prepareRunDir(dir, options.overwrite);
+  else await removeStaleTempFiles(dir, OWN_FILES);
+  await writeConfig(dir, config, write); // on resume: the same config, or a new number of epochs
+  // A kill between the checkpoint and its views leaves them stale: rewrite them from the checkpoint.
+  if (checkpoint?.history) await writeHistory(dir, config.model, checkpoint.history, write);
 }
 
 interface EpochContext {
@@ -162,8 +164,9 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
   const options = { ...given, config: parseTrainConfig(given.config, 'the training config') };
   const { config, dir, events = {}, signal, write = writeFileAtomic } = options;
   const log = events.log ?? (() => {});
+  const checkpoint = await readResumePoint(options);
   const { trainSet, evaluation } = await loadSplits(config, options.data);
-  const checkpoint = await openRunDir(options, write);
+  await openRunDir(options, write, checkpoint);
   const trainer = await trainerFor(options, log);
   try {
     const augment = config.augment ? DEFAULT_AUGMENT : undefined;
@@ -188,6 +191,7 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
         ...trained,
         [`${set}Loss`]: tested.loss,
         [`${set}Accuracy`]: tested.accuracy,
+        ...(set === 'validation' ? { validationImages: tested.total } : {}),
       };
       if (!Number.isFinite(tested.loss))
         throw new Error(

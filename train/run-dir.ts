@@ -27,6 +27,8 @@ export const epochRecordSchema = z
     /** With --validation: the held-out training images' loss and accuracy (percent), instead of the test set's. */
     validationLoss: z.number().optional(),
     validationAccuracy: z.number().optional(),
+    /** How many images were held out (--validation N): a resume or export with another N is refused. */
+    validationImages: z.number().int().positive().optional(),
     seconds: z.number(),
     imagesPerSecond: z.number(),
     /** Learning rate at the epoch's last step. */
@@ -47,6 +49,31 @@ export function evaluationOf(record: EpochRecord): { set: EvaluationSet; loss: n
   if (record.validationAccuracy !== undefined && record.validationLoss !== undefined)
     return { set: 'validation', loss: record.validationLoss, accuracy: record.validationAccuracy };
   return { set: 'test', loss: record.testLoss ?? Number.NaN, accuracy: record.testAccuracy ?? Number.NaN };
+}
+
+/**
+ * Refuse a config.json that disagrees with the run's history about what was held out (a hand edit):
+ * continuing or exporting would train on, or score on, images the other side had.
+ */
+export function checkHeldOut(
+  history: readonly EpochRecord[],
+  config: Pick<TrainConfig, 'validation'>,
+  dir: string,
+): void {
+  const [first] = history;
+  if (!first) return;
+  const set: EvaluationSet = config.validation === undefined ? 'test' : 'validation';
+  const recorded = evaluationOf(first).set;
+  if (recorded !== set)
+    throw new Error(
+      `${dir}: the run was evaluated on the ${recorded} set, but its config.json now asks for the ${set} set (was validation edited?)`,
+    );
+  const counts = new Set(history.flatMap((h) => (h.validationImages === undefined ? [] : [h.validationImages])));
+  for (const count of counts)
+    if (count !== config.validation)
+      throw new Error(
+        `${dir}: the run held out ${count} training images, but its config.json now says validation ${config.validation} (was it edited?)`,
+      );
 }
 
 /** What a table's columns are named after: the one set all its rows evaluated, or 'held-out' when they differ. */
