@@ -49,11 +49,14 @@ export interface ExportOptions {
  * What the export is checked on: the given data, or MNIST's test set, or — for a run trained with
  * --validation — its held-out training images, so such a run's export never reads the test set either.
  */
-async function evaluationData(options: ExportOptions, config: TrainConfig) {
-  if (options.test) return { set: 'test' as EvaluationSet, data: options.test };
+async function evaluationData(
+  options: ExportOptions,
+  config: TrainConfig,
+): Promise<{ set: EvaluationSet; data: Dataset }> {
+  if (options.test) return { set: 'test', data: options.test };
   if (config.validation !== undefined)
-    return { set: 'validation' as EvaluationSet, data: holdOut(await loadMnist('train'), config.validation)[1] };
-  return { set: 'test' as EvaluationSet, data: await loadMnist('test') };
+    return { set: 'validation', data: holdOut(await loadMnist('train'), config.validation)[1] };
+  return { set: 'test', data: await loadMnist('test') };
 }
 
 export interface ExportReport {

