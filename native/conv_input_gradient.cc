@@ -1,7 +1,7 @@
 // dX as a stride-1 correlation of padded dY with the flipped kernel. dY goes into a zero plane of width
 // Wp = W + pl + (kw−1)·dw, upsampled by the strides (zeros between) and shifted by the kernel's reach, so
 //   dX[c, y, x] = Σ_m Σ_tap P[m, y·Wp + x + offset(tap)] · Wf[m, tap, c].
-// Two layouts, whichever wastes fewer vector lanes for the shape:
+// Three layouts, whichever the cost rule (prefer_scatter, then FMA counts) picks for the shape:
 // - planes: a 16-float vector runs along the flat plane (across rows; the Wp − W columns past each row are
 //   computed and dropped); a block of 8 channels × 3 vectors reads 3 vectors of P and broadcasts 8 weights
 //   per (m, tap): 24 FMAs. Good for channel counts that are not whole vectors (10) on wide maps.
@@ -9,6 +9,8 @@
 //   pixels of one row × channel vectors loads the weight vectors and broadcasts one P value per pixel per
 //   (tap, m). No waste for 16, 32, 64 channels, on any map (4×4 wastes half the lanes of a plane), and
 //   kernel rows that would only read padding rows are skipped (5×5 on an 8×8 dY: a third of the work).
+// - scatter (conv_input_scatter.cc), for channel counts in whole vectors: not a correlation but a GEMM fused
+//   with its col2im, so no products with the padding or the stride's zeros at all.
 // Threads split the images.
 #include "conv_input_gradient.h"
 
@@ -18,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "conv_input_scatter.h"
 #include "parallel.h"
 
 namespace {
@@ -147,6 +150,22 @@ double pixels_cost(const ConvShape& s) {
   return double(rows) * s.kw * s.w * ((s.c + V - 1) / V) * s.m;
 }
 
+// The pixel layout's register tile: channel vectors × the row's pixels in near-equal chunks (by_pixels).
+int64_t pixel_accumulators(const ConvShape& s) {
+  const int64_t nr = std::min<int64_t>(4, (s.c + V - 1) / V), most = PIXELS_MAX / nr;
+  const int64_t chunks = (s.w + most - 1) / most;
+  return (s.w + chunks - 1) / chunks * nr;
+}
+
+// The scatter layout does only real products but adds each tile into its plane after an M-long sum, where the
+// correlations store once per (pixel, channel): timed on every zoo shape with C % 16 == 0 (AMD Zen 4, batch
+// 32), it won where it saved ≥ 10% of the FMAs, or where M ≥ 32 and the pixel tile was small (< 12
+// accumulators, latency-bound: 4×4 maps), and lost by up to 40% elsewhere (M = 12–24 with 1-pixel pads).
+bool prefer_scatter(const ConvShape& s, double correlation, bool by_pixels) {
+  if (conv_input_scatter_fmas(s) <= 0.9 * correlation) return true;
+  return by_pixels && s.m >= 32 && pixel_accumulators(s) < 12 && conv_input_scatter_fmas(s) <= 1.25 * correlation;
+}
+
 }  // namespace
 
 size_t conv_input_gradient_scratch(const ConvShape& s) {
@@ -154,10 +173,28 @@ size_t conv_input_gradient_scratch(const ConvShape& s) {
   const int64_t cp = (s.c + V - 1) / V * V;
   const int64_t planes = int64_t(s.n) * s.m * l.plane + int64_t(s.n) * s.c * l.span + int64_t(s.m) * l.taps * s.c;
   const int64_t pixels = int64_t(s.n) * l.hp * l.wp * s.m + PIXELS_MAX * s.m + int64_t(s.m) * l.taps * cp;
-  return size_t(std::max(planes, pixels));
+  return std::max({size_t(planes), size_t(pixels), conv_input_scatter_scratch(s)});
 }
 
 namespace {
+
+// One image's dY into the pixel layout's zeroed, padded, channels-last plane: pixel (oy, ox) at row
+// oy·sh + (kh−1)·dh, column ox·sw + (kw−1)·dw. Out of line: inlined into the dispatcher, GCC ran out of
+// registers in this loop and it took half the kernel's time.
+__attribute__((noinline)) void channels_last(const ConvShape& s, const Layout& l, const float* dy, float* img) {
+  const int64_t m = s.m, pixels = int64_t(s.ho) * s.wo;
+  const int64_t top = int64_t(s.kh - 1) * s.dh, left = int64_t(s.kw - 1) * s.dw;
+  std::fill(img, img + l.hp * l.wp * m, 0.0f);
+  for (int64_t oy = 0; oy < s.ho; oy++) {
+    const int64_t row = oy * s.sh + top;
+    if (row >= l.hp) break;
+    for (int64_t ox = 0; ox < s.wo && left + ox * s.sw < l.wp; ox++) {
+      float* dst = img + (row * l.wp + left + ox * s.sw) * m;
+      const float* src = dy + oy * s.wo + ox;
+      for (int64_t k = 0; k < m; k++) dst[k] = src[k * pixels];
+    }
+  }
+}
 
 void by_pixels(const ConvShape& s, const Layout& l, const float* dy, const float* w, float* dx, float* scratch,
                int threads) {
@@ -174,7 +211,6 @@ void by_pixels(const ConvShape& s, const Layout& l, const float* dy, const float
   std::vector<int64_t> offsets(taps);
   for (int64_t t = 0; t < taps; t++)
     offsets[t] = ((s.pt + (t / s.kw) * s.dh) * l.wp + s.pl + (t % s.kw) * s.dw) * m;
-  const int64_t top = int64_t(s.kh - 1) * s.dh, left = int64_t(s.kw - 1) * s.dw;
   std::fill(planes + n * image, planes + n * image + PIXELS_MAX * m, 0.0f);
   // Channel blocks of up to 4 vectors; the row's pixels in near-equal chunks that fill the registers.
   const int64_t blocks = (cp + 4 * V - 1) / (4 * V);
@@ -182,15 +218,7 @@ void by_pixels(const ConvShape& s, const Layout& l, const float* dy, const float
   parallel(parts, [&](int part) {
     for (int64_t i = n * part / parts; i < n * (part + 1) / parts; i++) {
       float* img = planes + i * image;
-      std::fill(img, img + image, 0.0f);
-      for (int64_t k = 0; k < m; k++)
-        for (int64_t oy = 0; oy < s.ho; oy++) {
-          const int64_t row = oy * s.sh + top;
-          if (row >= l.hp) break;
-          const float* src = dy + ((i * m + k) * s.ho + oy) * s.wo;
-          for (int64_t ox = 0; ox < s.wo && left + ox * s.sw < l.wp; ox++)
-            img[(row * l.wp + left + ox * s.sw) * m + k] = src[ox];
-        }
+      channels_last(s, l, dy + i * m * s.ho * s.wo, img);
       for (int64_t b = 0; b < blocks; b++) {
         const int64_t c0 = b * 4 * V, nr = std::min<int64_t>(4, (cp - c0) / V);
         const int64_t most = PIXELS_MAX / nr, chunks = (s.w + most - 1) / most, mr = (s.w + chunks - 1) / chunks;
@@ -273,6 +301,9 @@ void by_planes(const ConvShape& s, const Layout& l, const float* dy, const float
 void conv_input_gradient(const ConvShape& s, const float* dy, const float* w, float* dx, float* scratch,
                          int threads) {
   const Layout l = layout_of(s);
-  if (pixels_cost(s) <= planes_cost(s, l)) return by_pixels(s, l, dy, w, dx, scratch, threads);
+  const double pixels = pixels_cost(s), planes = planes_cost(s, l);
+  if (s.c % V == 0 && prefer_scatter(s, std::min(pixels, planes), pixels <= planes))
+    return conv_input_scatter(s, dy, w, dx, scratch, threads);
+  if (pixels <= planes) return by_pixels(s, l, dy, w, dx, scratch, threads);
   by_planes(s, l, dy, w, dx, scratch, threads);
 }

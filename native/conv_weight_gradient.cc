@@ -47,9 +47,13 @@ void block(const Geometry& g, const float* xp, const float* dyt, const int64_t* 
       for (int64_t ox = 0; ox < g.wo; ox++, d += g.mp) {
         const float* at = row + ox * g.sw;
         v16 b[NR];
+#pragma GCC unroll 4
         for (int v = 0; v < NR; v++) b[v] = load(d + v * V);
+        // Unrolled whole, or GCC keeps the accumulators in memory (MR = 24 passed its default limit).
+#pragma GCC unroll 24
         for (int t = 0; t < MR; t++) {
           const float a = at[off[t]];
+#pragma GCC unroll 4
           for (int v = 0; v < NR; v++) acc[t][v] += a * b[v];
         }
       }
@@ -86,6 +90,17 @@ Sizes sizes_of(const ConvShape& s) {
   return {hp, wp, mp, int64_t(s.n) * s.c * hp * wp, int64_t(s.n) * s.ho * s.wo * mp};
 }
 
+// One image's dY [M, P] as dYt [P, mp], the padding channels zero. Position by position (contiguous writes,
+// strided reads) and out of line: channel by channel, every write touched a new cache line, and inlined, GCC
+// spilled its registers; either way this copy took as long as the products for a 1-channel input.
+__attribute__((noinline)) void channels_last(const float* dy, int64_t m, int64_t positions, int64_t mp, float* out) {
+  for (int64_t p = 0; p < positions; p++) {
+    float* row = out + p * mp;
+    for (int64_t k = 0; k < m; k++) row[k] = dy[k * positions + p];
+    for (int64_t k = m; k < mp; k++) row[k] = 0.0f;
+  }
+}
+
 }  // namespace
 
 size_t conv_weight_gradient_scratch(const ConvShape& s, int /*threads*/) {
@@ -109,12 +124,7 @@ void conv_weight_gradient(const ConvShape& s, const float* x, const float* dy, f
         for (int64_t y = 0; y < s.h; y++)
           std::memcpy(plane + (y + s.pt) * z.wp + s.pl, x + ((n * s.c + c) * s.h + y) * s.w, sizeof(float) * s.w);
       }
-      float* out = dyt + n * P * z.mp;
-      std::fill(out, out + P * z.mp, 0.0f);
-      for (int64_t m = 0; m < s.m; m++) {
-        const float* in = dy + (n * s.m + m) * P;
-        for (int64_t p = 0; p < P; p++) out[p * z.mp + m] = in[p];
-      }
+      channels_last(dy + n * s.m * P, s.m, P, z.mp, dyt + n * P * z.mp);
     }
   });
   std::vector<int64_t> offsets(k);

@@ -60,6 +60,25 @@ const CASES: [string, ConvGeometry, number][] = [
     2,
   ],
   ['64 → 70 channels, 1×1', geometry([70, 3, 3], 64, [1, 1]), 2],
+  // Channel counts in whole vectors where the scatter layout does fewer FMAs (conv_input_scatter.cc).
+  ['scatter: 16 → 32 channels, 5×5 on 12×12 (resnet conv2)', geometry([16, 12, 12], 32, [5, 5]), 2],
+  [
+    'scatter: 32 channels, 5×5 stride 2 pad 2',
+    geometry([32, 12, 11], 7, [5, 5], { strides: [2, 2], pads: [2, 2, 2, 2] }),
+    3,
+  ],
+  [
+    'scatter: 16 channels, dilation 2, stride 3 by 2, uneven pads',
+    geometry([16, 13, 11], 5, [3, 2], { strides: [3, 2], pads: [2, 0, 1, 1], dilations: [2, 2] }),
+    2,
+  ],
+  [
+    'scatter: 32 channels, trailing pad wider than the kernel',
+    geometry([32, 6, 5], 3, [2, 2], { strides: [2, 2], pads: [0, 1, 3, 3] }),
+    2,
+  ],
+  ['scatter: 32 → 32 channels, 1×1 on 4×4 (a small pixel tile)', geometry([32, 4, 4], 32, [1, 1]), 3],
+  ['scatter: 48 channels, 4×4 kernel to a 1×1 output', geometry([48, 4, 4], 40, [4, 4]), 2],
 ];
 
 describe.skipIf(!kernels)(`native conv input gradient (${nativeKernelsStatus()})`, () => {
