@@ -302,7 +302,7 @@ void conv_input_gradient(const ConvShape& s, const float* dy, const float* w, fl
                          int threads) {
   const Layout l = layout_of(s);
   const double pixels = pixels_cost(s), planes = planes_cost(s, l);
-  if (s.c % V == 0 && prefer_scatter(s, std::min(pixels, planes), pixels <= planes))
+  if (conv_input_scatter_fits(s) && prefer_scatter(s, std::min(pixels, planes), pixels <= planes))
     return conv_input_scatter(s, dy, w, dx, scratch, threads);
   if (pixels <= planes) return by_pixels(s, l, dy, w, dx, scratch, threads);
   by_planes(s, l, dy, w, dx, scratch, threads);

@@ -69,7 +69,17 @@ const std::array<std::array<Tile, PIXELS>, VECTORS> tiles = {
 
 }  // namespace
 
+bool conv_input_scatter_fits(const ConvShape& s) {
+  if (s.c % V != 0) return false;
+  // In doubles: the int64 products of a made-up shape can overflow.
+  const double rows = double(s.ho - 1) * s.sh + double(s.kh - 1) * s.dh + 1;
+  const double cols = double(s.wo - 1) * s.sw + double(s.kw - 1) * s.dw + 1;
+  return rows <= double(s.h) + s.pt + double(s.kh - 1) * s.dh && cols <= double(s.w) + s.pl + double(s.kw - 1) * s.dw &&
+         rows * cols * s.c <= 1e9;
+}
+
 size_t conv_input_scatter_scratch(const ConvShape& s) {
+  if (!conv_input_scatter_fits(s)) return 0;
   return size_t(int64_t(s.n) * plane_size(s) + int64_t(s.m) * s.kh * s.kw * s.c);
 }
 

@@ -6,7 +6,14 @@
 
 #include "conv_weight_gradient.h"  // ConvShape
 
-// Floats of scratch it needs for this shape.
+// Whether it may run this shape: C in whole vectors, and its dX plane (every position a tap of a dY pixel
+// reaches) within the input, its leading pad and the kernel's reach — true of every Conv whose trailing pad
+// is at most that reach (all of the zoo's); wider ones take the correlation layouts. The binding cannot
+// check Ho, Wo against trailing pads it is not given: a made-up Ho, Wo must not size the plane past memory
+// (or past int64).
+bool conv_input_scatter_fits(const ConvShape& s);
+
+// Floats of scratch it needs for this shape (0 where it does not fit).
 size_t conv_input_scatter_scratch(const ConvShape& s);
 
 // Vector FMAs it issues per image (conv_input_gradient.cc's unit): exactly the convolution's products.

@@ -50,7 +50,7 @@ const CASES: [string, ConvGeometry, number][] = [
   ['1×1, 70 output and 19 input channels (three channel blocks)', geometry([19, 5, 5], 70, [1, 1]), 2],
   ['1×1 stride 2 on odd sizes', geometry([5, 7, 9], 3, [1, 1], { strides: [2, 2] }), 3],
   ['3×3 pad 1 on 1×1 maps (only the centre tap reads)', geometry([9, 1, 1], 4, [3, 3], { pads: [1, 1, 1, 1] }), 5],
-  // 16, 32, 40 channels take the channels-last layout: strides, dilation, pads, a 28-wide row in chunks.
+  // 16, 32, 40 channels: the channels-last or the scatter layout (strides, dilation, pads, a 28-wide row).
   ['32 channels, stride 2, pad 1', geometry([32, 7, 9], 5, [3, 3], { strides: [2, 2], pads: [1, 1, 1, 1] }), 2],
   ['40 channels (a part vector), dilation 2', geometry([40, 6, 5], 3, [2, 3], { dilations: [2, 1] }), 2],
   ['16 channels, 5×5 pad 2 on 3×28', geometry([16, 3, 28], 4, [5, 5], { pads: [2, 2, 2, 2] }), 1],
@@ -73,8 +73,14 @@ const CASES: [string, ConvGeometry, number][] = [
     2,
   ],
   [
-    'scatter: 32 channels, trailing pad wider than the kernel',
-    geometry([32, 6, 5], 3, [2, 2], { strides: [2, 2], pads: [0, 1, 3, 3] }),
+    'scatter: 32 channels, trailing pads as wide as the kernel reaches',
+    geometry([32, 6, 5], 3, [3, 3], { strides: [2, 2], pads: [0, 1, 2, 2] }),
+    2,
+  ],
+  // Wider trailing pads make the scatter plane outgrow the input: the correlation layouts, strided.
+  [
+    '32 channels, stride 2, trailing pad wider than the kernel',
+    geometry([32, 9, 7], 3, [3, 3], { strides: [2, 2], pads: [1, 1, 3, 3] }),
     2,
   ],
   ['scatter: 32 → 32 channels, 1×1 on 4×4 (a small pixel tile)', geometry([32, 4, 4], 32, [1, 1]), 3],
@@ -98,6 +104,24 @@ describe.skipIf(!kernels)(`native conv input gradient (${nativeKernelsStatus()})
       }
     });
   }
+
+  it('a made-up output size (strides near 2³¹, no trailing pad could give it) neither crashes nor reads out of bounds', () => {
+    // The binding is not given the trailing pads, so it cannot refuse this; the scatter plane it would size
+    // overflows int64. The kernel must fall back and give the definition's answer.
+    const geo: ConvGeometry = {
+      input: [16, 8, 8],
+      output: [1, 2, 2],
+      kernel: [1, 1],
+      strides: [2 ** 31 - 1, 2 ** 29 - 1],
+      pads: [0, 0, 0, 0],
+      dilations: [1, 1],
+    };
+    const dY = Float32Array.of(1, 2, 3, 4);
+    const w = Float32Array.from({ length: 16 }, (_, i) => i + 1);
+    const dx = new Float32Array(16 * 64).fill(Number.NaN);
+    kernels?.convInputGradient(dY, w, dx, geo, 1, 1);
+    expect(Array.from(dx)).toEqual(Array.from(reference(dY, w, geo, 1)));
+  });
 
   it('rejects arrays of the wrong length', () => {
     const geo = geometry([2, 6, 6], 3, [3, 3]);

@@ -178,10 +178,12 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
         choice === 'native' ? everyStart : decided,
       );
       const [picked, allNative] = times === 'same' ? [0, 0] : [times.get('ort'), times.get('native')];
-      if (picked !== undefined && allNative !== undefined && allNative < picked) {
+      // A 2% margin: the two are timed in alternating rounds, but a flip is cached.
+      if (picked !== undefined && allNative !== undefined && allNative < 0.98 * picked) {
         for (const key of nativeKeys) {
           choices.set(key, 'native');
-          cached.set(key, 'native');
+          // A key its neighbours decided ('same') stays uncached, so a change in them gets it measured.
+          if (cached.has(key)) cached.set(key, 'native');
         }
         settings.onNotice?.(
           `autotune: every native start beats the one-at-a-time picks (${allNative.toFixed(2)} vs ${picked.toFixed(2)} ms a step): all native`,
