@@ -71,11 +71,11 @@ const std::array<std::array<Tile, PIXELS>, VECTORS> tiles = {
 
 bool conv_input_scatter_fits(const ConvShape& s) {
   if (s.c % V != 0) return false;
-  // In doubles: the int64 products of a made-up shape can overflow.
-  const double rows = double(s.ho - 1) * s.sh + double(s.kh - 1) * s.dh + 1;
-  const double cols = double(s.wo - 1) * s.sw + double(s.kw - 1) * s.dw + 1;
-  return rows <= double(s.h) + s.pt + double(s.kh - 1) * s.dh && cols <= double(s.w) + s.pl + double(s.kw - 1) * s.dw &&
-         rows * cols * s.c <= 1e9;
+  // Rows and columns fit int64 (sums of two products of positive int32s, as the binding checks them);
+  // their product may not, so it is bounded in doubles.
+  const int64_t rows = plane_rows(s), cols = plane_cols(s);
+  return rows <= int64_t(s.h) + s.pt + int64_t(s.kh - 1) * s.dh && cols <= int64_t(s.w) + s.pl + int64_t(s.kw - 1) * s.dw &&
+         double(rows) * double(cols) * s.c <= 1e9;
 }
 
 size_t conv_input_scatter_scratch(const ConvShape& s) {

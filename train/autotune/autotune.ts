@@ -92,26 +92,27 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
   const { choices: cached, unusable } = await readChoices(settings.cacheDir);
   const choices = new Map<string, string>();
   let measured = false;
-  const settle = async (t: Tunable) => {
-    if (choices.has(t.key)) return;
+  /** Decide one tunable from the cache or by timing it; true when it was timed (and cached) now. */
+  const settle = async (t: Tunable): Promise<boolean> => {
+    if (choices.has(t.key)) return false;
     const known = cached.get(t.key);
     if (known !== undefined && t.allowed.includes(known)) {
       choices.set(t.key, known);
-      return;
+      return false;
     }
     const times = await t.measure();
     if (times === 'same') {
       choices.set(t.key, t.allowed[0] as string);
-      return; // decided by its neighbours: nothing cached, so a change in them gets it measured
+      return false; // decided by its neighbours: nothing cached, so a change in them gets it measured
     }
     const best = [...times].sort((a, b) => a[1] - b[1])[0]?.[0] ?? (t.allowed[0] as string);
     choices.set(t.key, best);
     cached.set(t.key, best);
-    measured = true;
     const summary = [...times].map(([f, ms]) => `${f} ${ms.toFixed(2)} ms`).join(', ');
     settings.onNotice?.(`autotune: ${t.what} → ${best} (a gradient step with each: ${summary})`);
+    return true;
   };
-  for (const t of tunables) await settle(t);
+  for (const t of tunables) measured = (await settle(t)) || measured;
   const pick = <T extends string>(key: string, allowed: readonly T[], fallback: T): T => {
     const choice = choices.get(key);
     return (allowed as readonly string[]).includes(choice ?? '') ? (choice as T) : fallback;
@@ -131,8 +132,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
   };
   if (settings.native) {
     const nativeKeys: string[] = [];
-    const measuredBefore = measured;
-    measured = false;
+    let nativeMeasured = false;
     for (const node of [...graph.nodes].reverse()) {
       const conv = node.op_type === 'Conv' && needsInputGradient(node.input[0] as string, graph);
       const pool = node.op_type === 'MaxPool' && tiles(maxPoolGeometryOf(graph, node));
@@ -159,13 +159,15 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
         });
       }
       nativeKeys.push(key);
-      await settle({
+      const timed = await settle({
         key,
         allowed: NATIVE_OR_ORT,
         what: `${what}, native or ORT`,
         measure: () => timeNativeChoices(module, settings.batch, rules, trial),
       });
+      nativeMeasured ||= timed;
     }
+    measured ||= nativeMeasured;
     // One at a time, from the loss down, a node's native kernel is timed with everything below it in ORT,
     // where it costs a cut of its own; once the chain below turned native it would have joined it (resnet's
     // 4×4 blocks: kept in ORT, 11% slower than all native). So the picks are checked against every start native.
@@ -173,7 +175,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       convInputs: (geo) => nativeKeys.includes(nativeConvInputKey(geo, settings.batch)),
       maxPools: (geo) => nativeKeys.includes(nativeMaxPoolKey(geo, settings.batch)),
     };
-    if (measured && nativeKeys.some((key) => !chosen(key))) {
+    if (nativeMeasured && nativeKeys.some((key) => !chosen(key))) {
       const times = await timeNativeChoices(module, settings.batch, rules, (choice) =>
         choice === 'native' ? everyStart : decided,
       );
@@ -190,7 +192,6 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
         );
       }
     }
-    measured ||= measuredBefore;
   }
   // An unusable cache never stops training: one line says so, and the choices just measured are used unsaved.
   const unsaved = measured ? (unusable ?? (await writeChoices(settings.cacheDir, cached))) : undefined;
