@@ -162,7 +162,9 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   if (previous && !options.force && options.version === undefined)
     throw new Error(`this checkpoint is already exported as ${previous}; pass --force to export it again`);
 
-  const { plain, model, report } = buildDeployable(config.model, checkpoint.trainer.tensors, {
+  // With --ema the run's model is the weights' average (what each epoch evaluated), not the last step's.
+  const weights = checkpoint.average ?? checkpoint.trainer.tensors;
+  const { plain, model, report } = buildDeployable(config.model, weights, {
     name,
     version: String(version),
     producer: 'mnist-onnx-cnn',

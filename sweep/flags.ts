@@ -27,6 +27,7 @@ export const FLAG_VALUES = {
   device: config.device,
   limit: config.limit.unwrap(),
   validation: config.validation.unwrap(),
+  ema: config.ema.unwrap(),
   autotune: z.boolean(),
   workers: z.boolean(),
 } as const;

@@ -7,7 +7,8 @@
  * Layout (version 2): "MNCK" magic, uint32 version, uint32 header length, the JSON header, zero padding
  * to a multiple of 4, the tensors' float32 data (little-endian) in header order, then the SHA-256 of
  * everything before it. Written atomically (temp file + fsync + rename), so a kill at any moment
- * leaves the previous checkpoint intact; read back, the checksum, the header's fields and every
+ * leaves the previous checkpoint intact; with --ema the weights' moving average rides along as tensors named
+ * `average:<name>`; read back, the checksum, the header's fields and every
  * value's finiteness are verified. Version 1 files (no checksum, no history) are still read.
  */
 import { createHash } from 'node:crypto';
@@ -29,7 +30,11 @@ export interface Checkpoint {
   dataRngState: number;
   /** One record per completed epoch (absent only in version-1 files, whose history is in history.json). */
   history?: EpochRecord[];
+  /** With --ema: the weights' moving average, the run's model (stored as tensors named `average:<name>`). */
+  average?: Map<string, Float32Array>;
 }
+
+const AVERAGE_PREFIX = 'average:';
 
 const count = z.number().int().nonnegative();
 const uint32 = count.max(0xffff_ffff);
@@ -60,7 +65,11 @@ export function nonFiniteValue(tensors: Iterable<[string, Float32Array]>): strin
 }
 
 export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
-  const tensors = [...checkpoint.trainer.tensors];
+  const averages = [...(checkpoint.average ?? [])].map(([name, data]): [string, Float32Array] => [
+    AVERAGE_PREFIX + name,
+    data,
+  ]);
+  const tensors = [...checkpoint.trainer.tensors, ...averages];
   const header: Header = {
     epoch: checkpoint.epoch,
     stepCount: checkpoint.trainer.stepCount,
@@ -123,12 +132,14 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
   // Copy into a fresh, aligned buffer (a Node Buffer is a view into a larger pool at any offset).
   const floats = new Float32Array(new Uint8Array(bytes.subarray(start, body)).buffer);
   const tensors = new Map<string, Float32Array>();
+  const average = new Map<string, Float32Array>();
   let offset = 0;
   for (const t of header.tensors) {
     const data = floats.slice(offset, offset + t.length);
     const diverged = nonFiniteValue([[t.name, data]]);
     if (diverged) fail(diverged);
-    tensors.set(t.name, data);
+    if (t.name.startsWith(AVERAGE_PREFIX)) average.set(t.name.slice(AVERAGE_PREFIX.length), data);
+    else tensors.set(t.name, data);
     offset += t.length;
   }
   return {
@@ -136,6 +147,7 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
     trainer: { tensors, stepCount: header.stepCount, rngState: header.rngState },
     dataRngState: header.dataRngState,
     ...(version === VERSION ? { history: header.history } : {}),
+    ...(average.size > 0 ? { average } : {}),
   };
 }
 
@@ -148,7 +160,7 @@ export async function saveCheckpoint(
   checkpoint: Checkpoint,
   write: WriteFile = writeFileAtomic,
 ): Promise<void> {
-  const diverged = nonFiniteValue(checkpoint.trainer.tensors);
+  const diverged = nonFiniteValue([...checkpoint.trainer.tensors, ...(checkpoint.average ?? [])]);
   if (diverged) throw new Error(diverged);
   await write(path, encodeCheckpoint(checkpoint));
 }

@@ -13,6 +13,7 @@ import { optimizerFor } from '../core/training/optim/from-config.ts';
 import type { TrainConfig } from '../core/training/run-config.ts';
 import { parseTrainConfig } from '../core/training/run-config-schema.ts';
 import { runEpoch, type StepProgress } from '../core/training/run-epoch.ts';
+import { WeightAverage } from '../core/training/weight-average.ts';
 import { removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
 import { type Dataset, holdOut, loadMnist, take } from '../node/mnist.ts';
 import { type Checkpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.ts';
@@ -137,10 +138,12 @@ interface EpochContext {
   totalSteps: number;
   events: LoopEvents;
   log: (line: string) => void;
+  /** With --ema: the weights' moving average, folded in after every step. */
+  average?: WeightAverage;
 }
 
 /** One pass over the training set (core's runEpoch) with the tutorial's loss lines and progress. */
-async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: EpochContext, epoch: number) {
+async function trainEpoch({ config, trainer, stream, totalSteps, events, log, average }: EpochContext, epoch: number) {
   events.epochStart?.(epoch, stream.batchesPerEpoch);
   let runningLoss = 0;
   return runEpoch(trainer, stream, epoch, {
@@ -149,6 +152,7 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: 
     totalSteps,
     reuseBatches: true,
     onStep: (progress) => {
+      average?.update(trainer.weights(), trainer.steps - 1);
       runningLoss += progress.batchLoss;
       if (progress.batch % LOG_EVERY === 0) {
         log(`[${epoch}, ${format(progress.batch, 5)}] loss: ${(runningLoss / LOG_EVERY).toFixed(3)}`);
@@ -157,6 +161,14 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log }: 
       events.progress?.(progress);
     },
   });
+}
+
+/** With --ema, the weights' average: from the checkpoint resumed (which must have kept one), else the trainer's start. */
+function averageFor(config: TrainConfig, trainer: AnyTrainer, checkpoint?: Checkpoint): WeightAverage | undefined {
+  if (config.ema === undefined) return undefined;
+  if (checkpoint && checkpoint.epoch > 0 && !checkpoint.average)
+    throw new Error('the checkpoint has no weight average, but config.json asks for --ema: the run cannot continue it');
+  return WeightAverage.from(config.ema, checkpoint?.average ?? trainer.weights());
 }
 
 export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
@@ -180,12 +192,19 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
     log(
       `model ${config.model} on ${trainer.provider}, ${trainSet.count} training images${evaluation.set === 'validation' ? ` (${evaluation.data.labels.length} held out for validation)` : ''}, batch ${config.batchSize}, ${config.optimizer} lr ${config.lr}`,
     );
-    const context = { config, trainer, stream, totalSteps: config.epochs * stream.batchesPerEpoch, events, log };
+    const average = averageFor(config, trainer, checkpoint);
+    const totalSteps = config.epochs * stream.batchesPerEpoch;
+    const context = { config, trainer, stream, totalSteps, events, log, average };
     for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
       const trained = await trainEpoch(context, epoch);
       const { set, data } = evaluation;
-      const tested = await trainer.evaluate(data.images, data.labels);
+      const tested = await trainer.evaluate(data.images, data.labels, undefined, average?.weights());
       log(`Accuracy on ${set} set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
+      if (average) {
+        // The run's model is the average; the weights as trained, for comparison.
+        const raw = await trainer.evaluate(data.images, data.labels);
+        log(`  (the averaged weights; as trained: ${raw.accuracy.toFixed(2)} %, loss ${raw.loss.toFixed(4)})`);
+      }
       const record: EpochRecord = {
         epoch,
         ...trained,
@@ -198,7 +217,13 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
           `non-finite ${set} loss (${tested.loss}) after epoch ${epoch}: the run diverged (try a lower --lr)`,
         );
       history.push(record);
-      const state = { epoch, trainer: trainer.state(), dataRngState: stream.rng.getState(), history };
+      const state = {
+        epoch,
+        trainer: trainer.state(),
+        dataRngState: stream.rng.getState(),
+        history,
+        ...(average ? { average: average.weights() } : {}),
+      };
       await saveCheckpoint(join(dir, RUN_FILES.checkpoint), state, write); // the commit point
       await writeHistory(dir, config.model, history, write);
       events.epochEnd?.(record);

@@ -36,6 +36,7 @@ export const trainConfigSchema = z.object({
   device: z.enum(DEVICES),
   limit: z.number().int().positive().optional(),
   validation: z.number().int().positive().optional(),
+  ema: z.number().gt(0).lt(1).optional(),
 }) satisfies z.ZodType<TrainConfig>;
 
 /** `value` as a TrainConfig (unknown fields dropped), or one line naming `where` and each bad field. */

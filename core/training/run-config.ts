@@ -28,6 +28,11 @@ export interface TrainConfig {
    * test set, which is then never read: how recipes are chosen without looking at the test set.
    */
   validation?: number;
+  /**
+   * Keep an exponential moving average of the weights with this decay (e.g. 0.999) and make it the run's
+   * model: what each epoch evaluates, the checkpoint keeps and export writes (core/training/weight-average.ts).
+   */
+  ema?: number;
 }
 
 /** The tutorial's recipe: SGD(lr 0.01, momentum 0.5), batch 64, 10 epochs. */
@@ -52,7 +57,7 @@ export function describeRecipe(
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
   > &
-    Partial<Pick<TrainConfig, 'limit' | 'validation'>>,
+    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -62,6 +67,7 @@ export function describeRecipe(
   if (config.augment) parts.push('augmented');
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
+  if (config.ema) parts.push(`weights averaged (EMA decay ${config.ema})`);
   if (config.validation) parts.push(`last ${config.validation} training images held out`);
   if (config.limit) parts.push(`first ${config.limit} training images`);
   parts.push(`seed ${config.seed}`);

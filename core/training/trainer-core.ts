@@ -154,9 +154,17 @@ export class Trainer {
     return weights;
   }
 
-  /** Accuracy and mean loss on a dataset, with an inference session (BatchNorm/Dropout in inference form). */
-  evaluate(images: Float32Array, labels: ArrayLike<number>, batchSize = 1000): Promise<EvaluationResult> {
-    return evaluateWeights(this.runtime, this.module, this.weights(), this.settings, images, labels, batchSize);
+  /**
+   * Accuracy and mean loss on a dataset, with an inference session (BatchNorm/Dropout in inference form), of
+   * the current weights or of `weights` given (an average of them, say).
+   */
+  evaluate(
+    images: Float32Array,
+    labels: ArrayLike<number>,
+    batchSize = 1000,
+    weights: Weights = this.weights(),
+  ): Promise<EvaluationResult> {
+    return evaluateWeights(this.runtime, this.module, weights, this.settings, images, labels, batchSize);
   }
 
   /** A snapshot for checkpoints. */

@@ -88,6 +88,11 @@ const command = (io: CliIo) =>
       'hold out the last n training images and evaluate on them after each epoch; the test set is then never read',
       positiveInt,
     )
+    .option(
+      '--ema <decay>',
+      'evaluate, checkpoint and export an exponential moving average of the weights with this decay (e.g. 0.999)',
+      fraction,
+    )
     .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
     .option('--force', 'let --out replace the run in a directory that holds one', false)
     .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
@@ -117,7 +122,7 @@ type Flags = TrainConfig & {
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(program: Command, flags: Flags): TrainConfig {
   const config: TrainConfig = { ...RECIPES[flags.recipe].config };
-  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit', 'validation'] as (keyof TrainConfig)[];
+  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit', 'validation', 'ema'] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
   }

@@ -259,13 +259,18 @@ export class ParallelTrainer {
     return weights;
   }
 
-  /** Accuracy and mean loss on a dataset, with an inference session on every thread the steps use. */
-  evaluate(images: Float32Array, labels: ArrayLike<number>, batchSize = 1000): Promise<EvaluationResult> {
+  /** Accuracy and mean loss on a dataset (of `weights` when given), with an inference session on every thread the steps use. */
+  evaluate(
+    images: Float32Array,
+    labels: ArrayLike<number>,
+    batchSize = 1000,
+    weights: Weights = this.weights(),
+  ): Promise<EvaluationResult> {
     const threads = this.options.workers * (this.options.sessionThreads ?? 1);
     return evaluateWeights(
       nodeRuntime,
       this.module,
-      this.weights(),
+      weights,
       { ...this.options, device: 'cpu', threads },
       images,
       labels,
