@@ -16,7 +16,7 @@ import { type TrainConfig, TUTORIAL_RECIPE } from '../core/training/run-config.t
 import { WeightAverage } from '../core/training/weight-average.ts';
 import { exportRun } from '../export/export-run.ts';
 import { type Dataset, loadMnist, take } from '../node/mnist.ts';
-import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint } from '../train/checkpoint.ts';
+import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } from '../train/checkpoint.ts';
 import { main as trainMain } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
 import { type EpochRecord, readHistory } from '../train/run-dir.ts';
@@ -154,6 +154,31 @@ describe('train --ema', () => {
     await expect(trainRun({ config: config({ epochs: 2 }), dir, data, resume: true })).rejects.toThrow(
       /no weight average/,
     );
+  });
+
+  it('refuses a checkpoint whose average does not match the model, on resume and on export', async () => {
+    const dir = tmp();
+    await trainRun({ config: config({ epochs: 1 }), dir, data });
+    const path = join(dir, 'checkpoint.bin');
+    const checkpoint = await loadCheckpoint(path);
+    const [first] = [...(checkpoint.average ?? new Map())].map(([name]) => name);
+    for (const edit of [
+      (average: Weights) => average.delete(first as string),
+      (average: Weights) => average.set(first as string, new Float32Array(3)),
+    ]) {
+      const average = new Map(checkpoint.average);
+      edit(average);
+      await saveCheckpoint(path, { ...checkpoint, average });
+      await expect(trainRun({ config: config({ epochs: 2 }), dir, data, resume: true })).rejects.toThrow(
+        /weight average does not match the model/,
+      );
+      const failure = await exportRun({ run: dir, out: tmp(), test: data.test }).then(
+        () => 'exported',
+        (error: Error) => error.message,
+      );
+      expect(failure).not.toBe('exported');
+      expect(failure.split('\n')).toHaveLength(1);
+    }
   });
 
   it('answers --ema outside (0, 1) with one line', async () => {

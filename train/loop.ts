@@ -168,7 +168,16 @@ function averageFor(config: TrainConfig, trainer: AnyTrainer, checkpoint?: Check
   if (config.ema === undefined) return undefined;
   if (checkpoint && checkpoint.epoch > 0 && !checkpoint.average)
     throw new Error('the checkpoint has no weight average, but config.json asks for --ema: the run cannot continue it');
-  return WeightAverage.from(config.ema, checkpoint?.average ?? trainer.weights());
+  const weights = trainer.weights();
+  const average = checkpoint?.average;
+  if (average) {
+    const bad = [...weights].find(([name, w]) => average.get(name)?.length !== w.length);
+    if (bad || average.size !== weights.size)
+      throw new Error(
+        `the checkpoint's weight average does not match the model${bad ? ` (${bad[0]})` : ''}: the run cannot continue it`,
+      );
+  }
+  return WeightAverage.from(config.ema, average ?? weights);
 }
 
 export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {

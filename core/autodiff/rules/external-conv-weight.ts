@@ -33,12 +33,23 @@ export function externalConvWeightRule(
   return (c) => {
     const geometry = convGeometryOf(c.g, c.node);
     if (!c.needsGrad[1] || !external(geometry)) return rule(c);
-    const grads = rule({ ...c, needsGrad: c.needsGrad.map((need, i) => need && i !== 1) });
-    const weight = input(c, 1);
-    recorded.push({ weight, x: input(c, 0), dY: c.dOutputs[0] as string, geometry });
-    grads[1] = externalWeightGradName(weight);
-    return grads;
+    return withoutWeightGradient(rule, c, geometry, recorded);
   };
+}
+
+/** The inner rule's gradients but dW (input 1), recorded for the caller, and dW's placeholder in its place. */
+function withoutWeightGradient(
+  rule: GradientRule,
+  c: Parameters<GradientRule>[0],
+  geometry: ConvGeometry,
+  recorded: ExternalConvWeight[],
+  linear?: boolean,
+): ReturnType<GradientRule> {
+  const grads = rule({ ...c, needsGrad: c.needsGrad.map((need, i) => need && i !== 1) });
+  const weight = input(c, 1);
+  recorded.push({ weight, x: input(c, 0), dY: c.dOutputs[0] as string, geometry, ...(linear ? { linear } : {}) });
+  grads[1] = externalWeightGradName(weight);
+  return grads;
 }
 
 /** The 1×1 convolution of 1×1 images that a Linear layer of these sizes is. */
@@ -71,9 +82,6 @@ export function externalLinearWeightRule(
     if (xShape.length !== 2 || typeof inFeatures !== 'number' || typeof outFeatures !== 'number') return rule(c);
     const geometry = linearGeometry(inFeatures, outFeatures);
     if (!external(geometry)) return rule(c);
-    const grads = rule({ ...c, needsGrad: c.needsGrad.map((need, i) => need && i !== 1) });
-    recorded.push({ weight, x, dY: c.dOutputs[0] as string, geometry, linear: true });
-    grads[1] = externalWeightGradName(weight);
-    return grads;
+    return withoutWeightGradient(rule, c, geometry, recorded, true);
   };
 }
