@@ -101,97 +101,15 @@ __attribute__((noinline)) void channels_last(const float* dy, int64_t m, int64_t
   }
 }
 
-// A Linear layer's weight gradient, the 1×1 convolution of 1×1 images: dW[m, c] = Σ_n dY[n, m] · X[n, c].
-// The general blocks above broadcast X per tap and store dW a lane at a time, which suits many positions
-// per image, not one; here a block of MR output rows × NR vectors of input columns walks the batch with one
-// vector load of an X row segment and one broadcast of dY per row, and stores whole dW row segments.
-constexpr int LINEAR_MR = 8;  // 8 × 3 vectors = 24 accumulators
-constexpr int LINEAR_NR = 3;
-
-inline bool is_linear(const ConvShape& s) {
-  return s.h == 1 && s.w == 1 && s.kh == 1 && s.kw == 1 && s.ho == 1 && s.wo == 1 && s.pt == 0 && s.pl == 0;
-}
-
-// xp is X with rows padded to cp floats (zeros), so every vector load is whole.
-template <int MR, int NR>
-void linear_block(const float* xp, const float* dy, float* dw, int64_t n, int64_t c, int64_t cp, int64_t m,
-                  int64_t m0, int64_t c0) {
-  v16 acc[MR][NR];
-  for (int r = 0; r < MR; r++)
-    for (int v = 0; v < NR; v++) acc[r][v] = v16{};
-  for (int64_t b = 0; b < n; b++) {
-    const float* row = xp + b * cp + c0;
-    const float* d = dy + b * m + m0;
-    v16 xv[NR];
-#pragma GCC unroll 3
-    for (int v = 0; v < NR; v++) xv[v] = load(row + v * V);
-#pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-      const float a = d[r];
-#pragma GCC unroll 3
-      for (int v = 0; v < NR; v++) acc[r][v] += a * xv[v];
-    }
-  }
-  for (int r = 0; r < MR; r++) {
-    float* out = dw + (m0 + r) * c + c0;
-    for (int v = 0; v < NR; v++) {
-      const int64_t lanes = std::min<int64_t>(V, c - c0 - v * V);
-      if (lanes == V) *reinterpret_cast<v16*>(out + v * V) = acc[r][v];
-      else
-        for (int64_t l = 0; l < lanes; l++) out[v * V + l] = acc[r][v][l];
-    }
-  }
-}
-
-using LinearBlock = void (*)(const float*, const float*, float*, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t);
-
-template <int NR, int... MR>
-constexpr std::array<LinearBlock, LINEAR_MR> linear_row_of(std::integer_sequence<int, MR...>) {
-  return {&linear_block<MR + 1, NR>...};
-}
-// linear_blocks[NR − 1][MR − 1]
-const std::array<std::array<LinearBlock, LINEAR_MR>, LINEAR_NR> linear_blocks = {
-    linear_row_of<1>(std::make_integer_sequence<int, LINEAR_MR>{}),
-    linear_row_of<2>(std::make_integer_sequence<int, LINEAR_MR>{}),
-    linear_row_of<3>(std::make_integer_sequence<int, LINEAR_MR>{}),
-};
-
-void linear_weight_gradient(const ConvShape& s, const float* x, const float* dy, float* dw, float* scratch,
-                            int threads) {
-  const int64_t n = s.n, c = s.c, m = s.m, cp = (c + V - 1) / V * V;
-  float* xp = scratch;
-  for (int64_t b = 0; b < n; b++) {
-    std::memcpy(xp + b * cp, x + b * c, sizeof(float) * c);
-    std::fill(xp + b * cp + c, xp + (b + 1) * cp, 0.0f);
-  }
-  struct Item {
-    int64_t m0, c0;
-  };
-  std::vector<Item> items;
-  for (int64_t m0 = 0; m0 < m; m0 += LINEAR_MR)
-    for (int64_t c0 = 0; c0 < c; c0 += LINEAR_NR * V) items.push_back({m0, c0});
-  const int workers = std::max(1, std::min<int>(threads, int(items.size())));
-  parallel(workers, [&](int part) {
-    for (size_t it = part; it < items.size(); it += workers) {
-      const Item& w = items[it];
-      const int mr = int(std::min<int64_t>(LINEAR_MR, m - w.m0));
-      const int nr = int(std::min<int64_t>(LINEAR_NR, (c - w.c0 + V - 1) / V));
-      linear_blocks[nr - 1][mr - 1](xp, dy, dw, n, c, cp, m, w.m0, w.c0);
-    }
-  });
-}
-
 }  // namespace
 
 size_t conv_weight_gradient_scratch(const ConvShape& s, int /*threads*/) {
-  if (is_linear(s)) return size_t(int64_t(s.n) * ((s.c + V - 1) / V * V) + V);
   const Sizes z = sizes_of(s);
   return size_t(z.xp + z.dyt + V);
 }
 
 void conv_weight_gradient(const ConvShape& s, const float* x, const float* dy, float* dw, float* scratch,
                           int threads) {
-  if (is_linear(s)) return linear_weight_gradient(s, x, dy, dw, scratch, threads);
   const Sizes z = sizes_of(s);
   const int64_t taps = int64_t(s.kh) * s.kw, k = int64_t(s.c) * taps, P = int64_t(s.ho) * s.wo;
   float* xp = scratch;

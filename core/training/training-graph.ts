@@ -17,7 +17,6 @@ import type { ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
 import {
   type ExternalConvWeight,
   externalConvWeightRule,
-  externalLinearWeightRule,
   externalWeightGradName,
 } from '../autodiff/rules/external-conv-weight.ts';
 import { gradientRules } from '../autodiff/rules/index.ts';
@@ -102,18 +101,15 @@ function emitLossAndGradients(
   const trainable = forward.params.filter((p) => p.trainable);
   const external: ExternalConvWeight[] = [];
   let rules = options.rules;
-  const wrap = (op: 'Conv' | 'Gemm', wrapper: (rule: GradientRule) => GradientRule) => {
+  const wrapConv = (wrap: (conv: GradientRule) => GradientRule) => {
     const table = rules ?? gradientRules;
-    const rule = table[op];
-    if (!rule) throw new Error(`internal: the rule table has no ${op} rule`);
-    rules = { ...table, [op]: wrapper(rule) };
+    const conv = table.Conv;
+    if (!conv) throw new Error('internal: the rule table has no Conv rule');
+    rules = { ...table, Conv: wrap(conv) };
   };
   const { nativeGradients, externalConvWeights } = options;
   if (nativeGradients) rules = nativeRules(rules ?? gradientRules, nativeGradients);
-  if (externalConvWeights) {
-    wrap('Conv', (conv) => externalConvWeightRule(conv, externalConvWeights, external));
-    wrap('Gemm', (gemm) => externalLinearWeightRule(gemm, externalConvWeights, external));
-  }
+  if (externalConvWeights) wrapConv((conv) => externalConvWeightRule(conv, externalConvWeights, external));
   const grads = backward(
     g,
     new Map([[forward.logits, dLogits]]),
@@ -213,10 +209,7 @@ export const convInputName = (weight: string) => `${weight}.conv_input`;
 export const convOutputGradName = (weight: string) => `${weight}.conv_output_grad`;
 
 export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> {
-  /**
-   * Conv nodes and Linear layers (as 1×1 convolutions of 1×1 images), by geometry, whose weight gradient the
-   * caller computes outside the graph (see `external`).
-   */
+  /** Conv nodes (by geometry) whose weight gradient the caller computes outside the graph (see `external`). */
   externalConvWeights?: (geometry: ConvGeometry) => boolean;
   /**
    * Where chains of native gradient steps start (Conv input gradients, max-pool routings) and run on
@@ -225,9 +218,6 @@ export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimi
   nativeGradients?: NativeChoices;
 }
 
-/** An external weight's X or dY per image: [C, H, W], or a Linear layer's [features]. */
-const features = (dims: [number, number, number], linear?: boolean) => (linear ? [dims[0]] : dims);
-
 export function buildGradientGraph(module: Module, options: GradientGraphOptions = {}): GradientGraph {
   const { g, forward, ctx, classes, loss, correct, trainable, grads, external } = emitLossAndGradients(module, options);
   const outputs: ExternalConvWeightOutputs[] = [];
@@ -235,13 +225,8 @@ export function buildGradientGraph(module: Module, options: GradientGraphOptions
     const x =
       e.x === INPUT_NAME
         ? INPUT_NAME
-        : g.output(e.x, 'FLOAT', [BATCH_DIM, ...features(e.geometry.input, e.linear)], convInputName(e.weight));
-    const dY = g.output(
-      e.dY,
-      'FLOAT',
-      [BATCH_DIM, ...features(e.geometry.output, e.linear)],
-      convOutputGradName(e.weight),
-    );
+        : g.output(e.x, 'FLOAT', [BATCH_DIM, ...e.geometry.input], convInputName(e.weight));
+    const dY = g.output(e.dY, 'FLOAT', [BATCH_DIM, ...e.geometry.output], convOutputGradName(e.weight));
     outputs.push({ weight: e.weight, x, dY, geometry: e.geometry });
   }
   const externalWeights = new Set(external.map((e) => e.weight));

@@ -74,13 +74,10 @@ export function usesNativeUpdate(options: Pick<CreateTrainerOptions, 'device' | 
   return options.native !== false && (options.device ?? 'cpu') === 'cpu' && !!nativeKernels()?.optimizerUpdate;
 }
 
-/**
- * Whether the step computes weight gradients natively: a model with Convs or Linear layers (all of the zoo),
- * the kernels built and wanted, on the CPU.
- */
+/** Whether the step computes Conv gradients natively: a model with Convs, the kernels built and wanted, on the CPU. */
 export function usesNativeConvWeights(options: ParallelismOptions, module: Module): boolean {
   if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()) return false;
-  return emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv' || node.op_type === 'Gemm');
+  return emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv');
 }
 
 /** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
