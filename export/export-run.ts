@@ -162,7 +162,12 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   if (previous && !options.force && options.version === undefined)
     throw new Error(`this checkpoint is already exported as ${previous}; pass --force to export it again`);
 
-  // With --ema the run's model is the weights' average (what each epoch evaluated), not the last step's.
+  // With --ema the run's model is the weights' average (what each epoch evaluated), not the last step's;
+  // config.json (the recipe in the metadata) and the checkpoint must agree on which it is.
+  if ((config.ema !== undefined) !== (checkpoint.average !== undefined))
+    throw new Error(
+      `${options.run}: config.json ${config.ema !== undefined ? 'asks for' : 'has no'} --ema but the checkpoint ${checkpoint.average ? 'keeps' : 'has no'} a weight average; export refused`,
+    );
   const weights = checkpoint.average ?? checkpoint.trainer.tensors;
   const { plain, model, report } = buildDeployable(config.model, weights, {
     name,

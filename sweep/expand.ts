@@ -35,7 +35,11 @@ const trialRng = (seed: number, index: number) =>
   new Rng(Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca77));
 
 /** Three significant digits: commands stay readable (lr 0.00347, not 0.0034712983). */
-const readable = (x: number) => Number(x.toPrecision(3));
+const readable = (x: number) => {
+  // Decays near 1 (ema 0.999–0.9999) keep three digits of 1 − x, or every draw rounds to an end of the range.
+  if (x > 0.9 && x < 1) return Number((1 - Number((1 - x).toPrecision(3))).toPrecision(12));
+  return Number(x.toPrecision(3));
+};
 
 function draw(rng: Rng, flag: Flag, space: Range | Choice): FlagValue {
   if ('values' in space) return space.values[rng.int(space.values.length)] as FlagValue;

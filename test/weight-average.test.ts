@@ -2,7 +2,7 @@
  * --ema: the moving average against the textbook recursion in float64, and the run's plumbing — each epoch
  * evaluates the average, the checkpoint keeps it, a resumed run continues it exactly, export writes it.
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -20,7 +20,7 @@ import { decodeCheckpoint, encodeCheckpoint, loadCheckpoint, saveCheckpoint } fr
 import { main as trainMain } from '../train/cli/train.ts';
 import { trainRun } from '../train/loop.ts';
 import { type EpochRecord, readHistory } from '../train/run-dir.ts';
-import { failingCli } from './helpers/cli.ts';
+import { failingCli, passingCli } from './helpers/cli.ts';
 import { evaluate } from './helpers/reference.ts';
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'ema-'));
@@ -179,6 +179,44 @@ describe('train --ema', () => {
       expect(failure).not.toBe('exported');
       expect(failure.split('\n')).toHaveLength(1);
     }
+  });
+
+  it('refuses a config.json and a checkpoint that disagree about the average, on resume and on export', async () => {
+    const averaged = tmp();
+    await trainRun({ config: config({ epochs: 1 }), dir: averaged, data });
+    const plain = tmp();
+    await trainRun({ config: config({ epochs: 1, ema: undefined }), dir: plain, data });
+    // Each run's config.json swapped for the other's view of --ema.
+    const configPath = (dir: string) => join(dir, 'config.json');
+    for (const [dir, edit] of [
+      [averaged, (c: Record<string, unknown>) => delete c.ema],
+      [plain, (c: Record<string, unknown>) => Object.assign(c, { ema: 0.9 })],
+    ] as const) {
+      const json = JSON.parse(readFileSync(configPath(dir), 'utf8'));
+      edit(json);
+      writeFileSync(configPath(dir), JSON.stringify(json));
+      const failure = await exportRun({ run: dir, out: tmp(), test: data.test }).then(
+        () => 'exported',
+        (error: Error) => error.message,
+      );
+      expect(failure).toMatch(/--ema .*weight average; export refused/);
+    }
+    await expect(
+      trainRun({ config: config({ epochs: 2, ema: undefined }), dir: averaged, data, resume: true }),
+    ).rejects.toThrow(/keeps a weight average, but config.json has no ema/);
+  });
+
+  it('a CLI run with --workers (fast-cnn: one session by default) resumes with workers and --no-autotune as it was: the same average to the bit', async () => {
+    const flags = ['--model', 'fast-cnn', '--ema', '0.9', '--limit', '640', '--threads', '2', '--workers', '--no-autotune'];
+    const straight = tmp();
+    await passingCli(trainMain, ...flags, '--epochs', '2', '--out', straight);
+    const split = tmp();
+    await passingCli(trainMain, ...flags, '--epochs', '1', '--out', split);
+    const recorded = JSON.parse(readFileSync(join(split, 'config.json'), 'utf8'));
+    expect([recorded.parallelism, recorded.autotune]).toEqual(['workers', false]);
+    await passingCli(trainMain, '--resume', split, '--epochs', '2');
+    const [a, b] = await Promise.all([straight, split].map((d) => loadCheckpoint(join(d, 'checkpoint.bin'))));
+    for (const [name, avg] of a?.average ?? []) expect(b?.average?.get(name), name).toEqual(avg);
   });
 
   it('answers --ema outside (0, 1) with one line', async () => {

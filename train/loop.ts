@@ -96,7 +96,7 @@ function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<
     device: config.device,
     threads: config.threads,
     onNotice: log,
-    parallelism: options.parallelism,
+    parallelism: options.parallelism ?? config.parallelism,
     autotune: options.autotune ?? false,
     batchSize: config.batchSize,
   });
@@ -165,7 +165,11 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log, av
 
 /** With --ema, the weights' average: from the checkpoint resumed (which must have kept one), else the trainer's start. */
 function averageFor(config: TrainConfig, trainer: AnyTrainer, checkpoint?: Checkpoint): WeightAverage | undefined {
-  if (config.ema === undefined) return undefined;
+  if (config.ema === undefined) {
+    if (checkpoint?.average)
+      throw new Error('the checkpoint keeps a weight average, but config.json has no ema: the run cannot continue it');
+    return undefined;
+  }
   if (checkpoint && checkpoint.epoch > 0 && !checkpoint.average)
     throw new Error('the checkpoint has no weight average, but config.json asks for --ema: the run cannot continue it');
   const weights = trainer.weights();

@@ -37,6 +37,8 @@ export const trainConfigSchema = z.object({
   limit: z.number().int().positive().optional(),
   validation: z.number().int().positive().optional(),
   ema: z.number().gt(0).lt(1).optional(),
+  parallelism: z.enum(['workers', 'session']).optional(),
+  autotune: z.boolean().optional(),
 }) satisfies z.ZodType<TrainConfig>;
 
 /** `value` as a TrainConfig (unknown fields dropped), or one line naming `where` and each bad field. */

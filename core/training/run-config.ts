@@ -33,6 +33,12 @@ export interface TrainConfig {
    * model: what each epoch evaluates, the checkpoint keeps and export writes (core/training/weight-average.ts).
    */
   ema?: number;
+  /**
+   * How the CLI split each step ('workers' or one 'session'; the model's default when absent) and whether
+   * it autotuned: recorded so that `--resume` continues the run the same way.
+   */
+  parallelism?: 'workers' | 'session';
+  autotune?: boolean;
 }
 
 /** The tutorial's recipe: SGD(lr 0.01, momentum 0.5), batch 64, 10 epochs. */

@@ -31,6 +31,12 @@ export function fraction(value: string): number {
   return n;
 }
 
+export function openFraction(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0 || n >= 1) throw new InvalidArgumentError('must be in (0, 1).');
+  return n;
+}
+
 export function oneOf<T extends string>(choices: readonly T[]) {
   return (value: string): T => {
     if (!choices.includes(value as T)) throw new InvalidArgumentError(`choose one of: ${choices.join(', ')}.`);

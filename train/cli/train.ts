@@ -21,6 +21,7 @@ import {
   nonNegativeInt,
   nonNegativeNumber,
   oneOf,
+  openFraction,
   positiveInt,
   positiveNumber,
 } from '../../node/cli/options.ts';
@@ -91,7 +92,7 @@ const command = (io: CliIo) =>
     .option(
       '--ema <decay>',
       'evaluate, checkpoint and export an exponential moving average of the weights with this decay (e.g. 0.999)',
-      fraction,
+      openFraction,
     )
     .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
     .option('--force', 'let --out replace the run in a directory that holds one', false)
@@ -129,10 +130,10 @@ function configFrom(program: Command, flags: Flags): TrainConfig {
   return config;
 }
 
-/** --workers/--no-workers, else the recipe's choice (a resumed run: the model's default). */
+/** --workers/--no-workers, else the recipe's choice (undefined: the model's default). */
 function parallelismFrom(flags: Flags): 'workers' | 'session' | undefined {
   if (flags.workers !== undefined) return flags.workers ? 'workers' : 'session';
-  return flags.resume ? undefined : RECIPES[flags.recipe].parallelism;
+  return RECIPES[flags.recipe].parallelism;
 }
 
 /** Flags given on the command line that a resumed run cannot honour: its config is its identity. */
@@ -140,6 +141,7 @@ function conflictsWithResume(program: Command): string[] {
   return program.options
     .map((option) => option.attributeName())
     .filter((key) => !['resume', 'epochs'].includes(key) && program.getOptionValueSource(key) === 'cli')
+    .filter((key, i, keys) => keys.indexOf(key) === i) // --workers and --no-workers share one key
     .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
 }
 
@@ -162,6 +164,10 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     } else {
       config = configFrom(program, flags);
       config.threads = threadsForThisMachine(config.threads, lines(io.err)); // a resumed run keeps its recorded count
+      // Recorded in config.json, so a resume splits and tunes its steps as the run did.
+      const parallelism = parallelismFrom(flags);
+      if (parallelism) config.parallelism = parallelism;
+      config.autotune = flags.autotune;
     }
     await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
     dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
@@ -172,8 +178,8 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       resume: Boolean(flags.resume),
       overwrite: flags.force,
       events: terminalEvents(config.epochs, io),
-      parallelism: parallelismFrom(flags),
-      autotune: flags.autotune && { cacheDir: defaultCacheDir() },
+      parallelism: config.parallelism,
+      autotune: config.autotune !== false && { cacheDir: defaultCacheDir() },
     });
     const last = history.at(-1);
     const best = bestEpoch(history);
