@@ -207,7 +207,7 @@ describe('train --ema', () => {
   });
 
   it('a CLI run with --workers (fast-cnn: one session by default) resumes with workers and --no-autotune as it was: the same average to the bit', async () => {
-    const flags = ['--model', 'fast-cnn', '--ema', '0.9', '--limit', '640', '--threads', '2', '--workers', '--no-autotune'];
+    const flags = '--model fast-cnn --ema 0.9 --limit 640 --threads 2 --workers --no-autotune'.split(' ');
     const straight = tmp();
     await passingCli(trainMain, ...flags, '--epochs', '2', '--out', straight);
     const split = tmp();
