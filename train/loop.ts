@@ -56,7 +56,7 @@ export interface LoopOptions {
   data?: { train: Dataset; test: Dataset };
   /** How files are written (atomically by default; tests inject failures). */
   write?: WriteFile;
-  /** Split batches over `threads` worker threads instead of one session with that many threads. */
+  /** Split batches over `threads` worker threads or not (default: config.parallelism, then the model's default). */
   parallelism?: CreateTrainerOptions['parallelism'];
   /** Per-shape autotuning of the worker step's gradient formulations (off by default; the CLI turns it on). */
   autotune?: CreateTrainerOptions['autotune'];
@@ -211,9 +211,10 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
     for (let epoch = history.length + 1; epoch <= config.epochs; epoch++) {
       const trained = await trainEpoch(context, epoch);
       const { set, data } = evaluation;
-      const tested = await trainer.evaluate(data.images, data.labels, undefined, average?.weights());
+      const averaged = average?.weights(); // evaluated, then checkpointed
+      const tested = await trainer.evaluate(data.images, data.labels, undefined, averaged);
       log(`Accuracy on ${set} set: ${Math.floor(tested.accuracy)} % [${tested.correct}/${tested.total}]`);
-      if (average) {
+      if (averaged) {
         // The run's model is the average; the weights as trained, for comparison.
         const raw = await trainer.evaluate(data.images, data.labels);
         log(`  (the averaged weights; as trained: ${raw.accuracy.toFixed(2)} %, loss ${raw.loss.toFixed(4)})`);
@@ -235,7 +236,7 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
         trainer: trainer.state(),
         dataRngState: stream.rng.getState(),
         history,
-        ...(average ? { average: average.weights() } : {}),
+        ...(averaged ? { average: averaged } : {}),
       };
       await saveCheckpoint(join(dir, RUN_FILES.checkpoint), state, write); // the commit point
       await writeHistory(dir, config.model, history, write);

@@ -178,7 +178,6 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       resume: Boolean(flags.resume),
       overwrite: flags.force,
       events: terminalEvents(config.epochs, io),
-      parallelism: config.parallelism,
       autotune: config.autotune !== false && { cacheDir: defaultCacheDir() },
     });
     const last = history.at(-1);
