@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { convsAsNchwc, NCHWC_DOMAIN } from '../core/training/nchwc-convs.ts';
+import { fuseNchwcConvs } from '../core/training/nchwc-fusion.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { nchwcBlockSize } from '../node/nchwc.ts';
 import { int, ints } from '../onnx/attributes.ts';
@@ -94,6 +95,61 @@ describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
     const w = grouped.input('w', 'FLOAT', [16, 1, 3, 3]);
     grouped.output(grouped.op('Conv', [x, w], { group: int(16) }), 'FLOAT', [1, 16, 2, 2], 'y');
     expect(convsAsNchwc(grouped, block as number, new Set(['w']))).toBe(0);
+  });
+
+  /** A residual block as resnet writes it: Relu(Conv) → MaxPool → Conv → Relu → Conv, Relu(Sum(pooled, ·)). */
+  function residualGraph(): GraphBuilder {
+    const g = new GraphBuilder('residual');
+    const x = g.input('x', 'FLOAT', [2, 16, 8, 8]);
+    const conv = (input: string, w: string) =>
+      g.op('Conv', [input, g.input(w, 'FLOAT', [16, 16, 3, 3])], {
+        kernel_shape: ints([3, 3]),
+        pads: ints([1, 1, 1, 1]),
+      });
+    const first = g.op('Relu', [conv(x, 'w1')], {}, { name: 'first_relu' });
+    const pooled = g.op('MaxPool', [first], { kernel_shape: ints([2, 2]), strides: ints([2, 2]) });
+    const inner = g.op('Relu', [conv(pooled, 'w2')]);
+    const out = g.op('Relu', [g.op('Sum', [pooled, conv(inner, 'w3')])]);
+    g.output(out, 'FLOAT', [2, 16, 4, 4], 'y');
+    return g;
+  }
+
+  it("fuses what ORT's optimizer would: ReLUs and the residual Sum into the Convs, pools on blocked tensors, no reorder round trips; same result", async () => {
+    const rng = new Rng(7);
+    const random = (shape: number[]) =>
+      new ort.Tensor(
+        'float32',
+        Float32Array.from({ length: shape.reduce((a, b) => a * b) }, () => rng.uniform(-1, 1)),
+        shape,
+      );
+    const feeds = {
+      x: random([2, 16, 8, 8]),
+      w1: random([16, 16, 3, 3]),
+      w2: random([16, 16, 3, 3]),
+      w3: random([16, 16, 3, 3]),
+    };
+    const expected = await run(residualGraph(), feeds);
+    const g = residualGraph();
+    convsAsNchwc(g, block as number, new Set(['w1', 'w2', 'w3']));
+    expect(fuseNchwcConvs(g, new Set())).toBeGreaterThan(0);
+    const ops = g.nodes.map((n) => `${n.domain ? 'nchwc.' : ''}${n.op_type}`);
+    expect(ops.filter((op) => op === 'Relu' || op === 'Sum' || op === 'MaxPool')).toEqual([]);
+    expect(ops.filter((op) => op === 'nchwc.ReorderInput')).toEqual(['nchwc.ReorderInput']); // x's alone
+    const actual = await run(g, feeds);
+    let [max, scale] = [0, 0];
+    for (let i = 0; i < actual.length; i++) {
+      max = Math.max(max, Math.abs((actual[i] as number) - (expected[i] as number)));
+      scale = Math.max(scale, Math.abs(expected[i] as number));
+    }
+    expect(max / scale).toBeLessThan(1e-6); // three Convs deep: float rounding, relative to the largest output
+  });
+
+  it('leaves a value the backward pass reads where it was: the pre-activation output named in keep stays, with its Relu', () => {
+    const g = residualGraph();
+    convsAsNchwc(g, block as number, new Set(['w1', 'w2', 'w3']));
+    const relu = g.nodes.find((n) => n.name === 'first_relu');
+    fuseNchwcConvs(g, new Set([relu?.input[0] as string]));
+    expect(g.nodes.some((n) => n.name === 'first_relu')).toBe(true);
   });
 
   it('trains as the plain graph does: three SGD steps of resnet, inception and BatchNorm cnn7 (stride 2)', async () => {

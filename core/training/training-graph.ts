@@ -26,6 +26,7 @@ import type { Module, ParamSpec } from '../model/layers/index.ts';
 import type { RandomInputSpec } from '../model/layers/module.ts';
 import { softmaxCrossEntropy } from './loss.ts';
 import { convsAsNchwc } from './nchwc-convs.ts';
+import { fuseNchwcConvs } from './nchwc-fusion.ts';
 import type { Optimizer } from './optim/index.ts';
 import { type SegmentPlan, splitAtNativeNodes } from './segments.ts';
 
@@ -116,7 +117,11 @@ function emitLossAndGradients(
     trainable.map((p) => p.name),
     { rules, keep: () => external.map((e) => e.dY), sum: nativeGradients ? nativeSum : undefined },
   );
-  if (options.nchwcBlock) convsAsNchwc(g, options.nchwcBlock, new Set(trainable.map((p) => p.name)));
+  if (options.nchwcBlock && convsAsNchwc(g, options.nchwcBlock, new Set(trainable.map((p) => p.name))) > 0) {
+    // Values that become graph outputs below: the fusions keep their names.
+    const later = [loss, correct, ...grads.values(), ...forward.ctx.stateUpdates.values()];
+    fuseNchwcConvs(g, new Set([...later, ...external.flatMap((e) => [e.x, e.dY])]));
+  }
   // A placeholder that feeds a node (a weight shared by two Convs, summed) would leave that node unfed.
   const placeholders = new Set(external.map((e) => externalWeightGradName(e.weight)));
   const consumer = g.nodes.find((node) => node.input.some((i) => placeholders.has(i)));
