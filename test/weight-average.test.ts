@@ -219,6 +219,17 @@ describe('train --ema', () => {
     for (const [name, avg] of a?.average ?? []) expect(b?.average?.get(name), name).toEqual(avg);
   });
 
+  it('--no-ema trains a recipe that has an average without one: config.json has no ema, the checkpoint no average', async () => {
+    const dir = tmp();
+    const small = '--model cnn --epochs 1 --limit 128 --validation 64 --no-autotune'.split(' ');
+    await passingCli(trainMain, '--recipe', 'best', '--no-ema', ...small, '--out', dir);
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).ema).toBeUndefined();
+    expect((await loadCheckpoint(join(dir, 'checkpoint.bin')))?.average).toBeUndefined();
+    const averaged = tmp();
+    await passingCli(trainMain, '--recipe', 'best', ...small, '--out', averaged);
+    expect(JSON.parse(readFileSync(join(averaged, 'config.json'), 'utf8')).ema).toBe(0.999);
+  });
+
   it('answers --ema outside (0, 1) with one line', async () => {
     for (const value of ['1', '0', 'x']) {
       const stderr = await failingCli(trainMain, '--ema', value, '--epochs', '1', '--limit', '64', '--out', tmp());

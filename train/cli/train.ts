@@ -94,6 +94,7 @@ const command = (io: CliIo) =>
       'evaluate, checkpoint and export an exponential moving average of the weights with this decay (e.g. 0.999)',
       openFraction,
     )
+    .option('--no-ema', "no weight average, where the recipe has one (--recipe best's 0.999)")
     .option('--out <dir>', 'run directory, new or empty (default: a new runs/<model>/<timestamp>)')
     .option('--force', 'let --out replace the run in a directory that holds one', false)
     .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
@@ -127,6 +128,8 @@ function configFrom(program: Command, flags: Flags): TrainConfig {
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
   }
+  // --no-ema sets the flag to false: the config then has no average at all.
+  if ((config.ema as number | boolean | undefined) === false) delete config.ema;
   return config;
 }
 
