@@ -6,11 +6,14 @@
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
-import { ZOO } from '../core/model/zoo/index.ts';
+import { gradientRules } from '../core/autodiff/rules/index.ts';
+import { maxPoolRule } from '../core/autodiff/rules/pooling.ts';
+import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { convsAsNchwc, NCHWC_DOMAIN } from '../core/training/nchwc-convs.ts';
 import { fuseNchwcConvs } from '../core/training/nchwc-fusion.ts';
 import { sgd } from '../core/training/optim/index.ts';
+import { buildGradientGraph } from '../core/training/training-graph.ts';
 import { nchwcBlockSize } from '../node/nchwc.ts';
 import { int, ints } from '../onnx/attributes.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
@@ -152,12 +155,35 @@ describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
     expect(g.nodes.some((n) => n.name === 'first_relu')).toBe(true);
   });
 
-  it('trains as the plain graph does: three SGD steps of resnet, inception and BatchNorm cnn7 (stride 2)', async () => {
+  it('leaves no reorder that nothing reads, in the gradient graph of every zoo model', () => {
+    for (const model of MODEL_NAMES) {
+      const { model: proto } = buildGradientGraph(ZOO[model].build(), { nchwcBlock: block as number });
+      const nodes = proto.graph?.node ?? [];
+      const read = new Set([...nodes.flatMap((n) => n.input), ...(proto.graph?.output ?? []).map((o) => o.name)]);
+      const unread = nodes.filter((n) => n.domain === NCHWC_DOMAIN && !n.output.some((o) => read.has(o)));
+      expect(
+        unread.map((n) => n.name),
+        model,
+      ).toEqual([]);
+    }
+  });
+
+  it('trains as the plain graph does: three SGD steps of resnet, its conv-shortcut variant, inception and BatchNorm cnn7 (stride 2); max-pool routing by unpooling and by first maximum', async () => {
     const data = syntheticDigits(48, 9);
     const images = data.images.slice(0, 16 * 784);
     const labels = data.labels.slice(0, 16);
-    for (const model of ['resnet', 'inception', 'cnn7'] as const) {
-      const options = { optimizer: sgd({ momentum: 0.9 }), seed: 5 };
+    // Unpooling reads MaxPool's Indices output, so only the first-maximum routing lets the pools run blocked.
+    const firstMax = { ...gradientRules, MaxPool: maxPoolRule(() => 'first-max') };
+    const cases = [
+      ['resnet', undefined],
+      ['resnet-convshortcut', undefined],
+      ['inception', undefined],
+      ['cnn7', undefined],
+      ['resnet', firstMax],
+      ['inception', firstMax],
+    ] as const;
+    for (const [model, rules] of cases) {
+      const options = { optimizer: sgd({ momentum: 0.9 }), seed: 5, rules };
       const plain = await createNodeTrainer(ZOO[model].build(), { ...options, nchwc: false });
       const nchwc = await ParallelTrainer.create(ZOO[model].build(), { ...options, workers: 1, threads: 1 });
       try {

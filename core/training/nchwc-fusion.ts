@@ -25,7 +25,22 @@ export function fuseNchwcConvs(g: GraphBuilder, keep: ReadonlySet<string>): numb
   fuseActivations(g, keep);
   poolBlocked(g);
   skipRoundTrips(g);
+  dropUnread(g, keep);
   return before - g.nodes.length;
+}
+
+/** NCHWc reorders whose output nothing reads any more (a residual's NCHW form, once the Conv takes it blocked). */
+function dropUnread(g: GraphBuilder, keep: ReadonlySet<string>): void {
+  for (;;) {
+    const { readers } = index(g);
+    const unread = (value: string) =>
+      !readers.has(value) && !keep.has(value) && !g.outputs.some((o) => o.name === value);
+    const dead = new Set(
+      g.nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.op_type.startsWith('Reorder') && n.output.every(unread)),
+    );
+    if (dead.size === 0) return;
+    removeNodes(g, dead);
+  }
 }
 
 /** How many nodes read each value, and which node makes it. */
