@@ -168,6 +168,26 @@ describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
     }
   });
 
+  it('cuts the native step so that no blocked (channel-padded) tensor crosses between its steps', () => {
+    for (const model of MODEL_NAMES) {
+      const graph = buildGradientGraph(ZOO[model].build(), {
+        nchwcBlock: block as number,
+        externalConvWeights: () => true,
+        nativeGradients: { convInputs: () => true, maxPools: () => true },
+      });
+      const blocked = new Set(
+        (graph.model.graph?.node ?? [])
+          .filter((n) => n.domain === NCHWC_DOMAIN && n.op_type !== 'ReorderOutput')
+          .flatMap((n) => n.output),
+      );
+      const crossing = (graph.segments?.steps ?? []).flatMap((s) => (s.kind === 'graph' ? s.outputs : []));
+      expect(
+        crossing.filter((v) => blocked.has(v)),
+        model,
+      ).toEqual([]);
+    }
+  });
+
   it('trains as the plain graph does: three SGD steps of resnet, its conv-shortcut variant, inception and BatchNorm cnn7 (stride 2); max-pool routing by unpooling and by first maximum', async () => {
     const data = syntheticDigits(48, 9);
     const images = data.images.slice(0, 16 * 784);
