@@ -6,8 +6,10 @@
  *   writes the ReLU's output under its name and the separate Relu node goes;
  * - a residual `Relu(Sum(a, Conv(x)))` becomes the Conv's `Sum` input (added before the activation) when
  *   `a` is already in the blocked layout for a Conv that reads it;
+ * - a MaxPool of a reordered output runs on the blocked tensor (its NCHW result reordered out as before);
  * - a Conv that reads another NCHWc Conv's (reordered) output takes the blocked tensor itself instead of
- *   reordering it back: ReorderInput(ReorderOutput(y)) is y (padded channels are zero either way).
+ *   reordering it back: ReorderInput(ReorderOutput(y)) is y (padded channels are zero either way);
+ * - reorders whose output nothing reads any more go.
  *
  * Values the backward pass reads keep their names and NCHW layout: only tensors nothing else reads are
  * removed. `keep` names values that become graph outputs after this pass runs.
