@@ -148,9 +148,12 @@ describe('temp files of killed writes', () => {
   });
 
   it.runIf(process.platform === 'linux')('count a killed writer nobody has reaped yet (a zombie) as gone', async () => {
-    // `sleep 0` exits, and the shell exec'd into `sleep 5` never reaps it: a zombie, as a killed sweep's
-    // trainers are until init gets to them.
-    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 5'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    // `sleep 0.3` exits after the shell has exec'd into `sleep 5`, which never reaps it: a zombie, as a
+    // killed sweep's trainers are until init gets to them. (With `sleep 0` the shell could reap the child
+    // itself before the exec, when it exited first: the test then read a /proc entry already gone.)
+    const parent = spawn('sh', ['-c', 'sleep 0.3 & echo $!; exec sleep 5'], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     try {
       const [line] = (await once(parent.stdout, 'data')) as [Buffer];
       const pid = Number(line.toString().trim());
