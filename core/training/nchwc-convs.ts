@@ -22,6 +22,9 @@ import { int64Tensor } from '../../onnx/tensor.ts';
 
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 
+/** Whether `node` is ORT's NCHWc `op` (Conv, ReorderInput, ReorderOutput, MaxPool). */
+export const isNchwcOp = (node: NodeProto, op: string) => node.op_type === op && node.domain === NCHWC_DOMAIN;
+
 const roundUp = (n: number, block: number) => Math.ceil(n / block) * block;
 
 /** The Conv attributes NchwcConv takes as they are (auto_pad other than NOTSET is not rewritten). */

@@ -17,17 +17,17 @@
 import { int, str, toAttributeProto } from '../../onnx/attributes.ts';
 import type { GraphBuilder } from '../../onnx/builder.ts';
 import type { NodeProto } from '../../onnx/schema.ts';
-import { NCHWC_DOMAIN } from './nchwc-convs.ts';
-
-const isNchwc = (node: NodeProto, op: string) => node.op_type === op && node.domain === NCHWC_DOMAIN;
+import { isNchwcOp, NCHWC_DOMAIN } from './nchwc-convs.ts';
 
 /** Fuse in place; returns how many nodes went. */
 export function fuseNchwcConvs(g: GraphBuilder, keep: ReadonlySet<string>): number {
   const before = g.nodes.length;
-  fuseActivations(g, keep);
+  // Names something outside the nodes reads: the graph's outputs now and those `keep` says come later.
+  const kept = new Set([...keep, ...g.outputs.map((o) => o.name)]);
+  fuseActivations(g, kept);
   poolBlocked(g);
-  skipRoundTrips(g);
-  dropUnread(g, keep);
+  skipRoundTrips(g, kept);
+  dropUnread(g, kept);
   return before - g.nodes.length;
 }
 
@@ -35,11 +35,9 @@ export function fuseNchwcConvs(g: GraphBuilder, keep: ReadonlySet<string>): numb
 function dropUnread(g: GraphBuilder, keep: ReadonlySet<string>): void {
   for (;;) {
     const { readers } = index(g);
-    const unread = (value: string) =>
-      !readers.has(value) && !keep.has(value) && !g.outputs.some((o) => o.name === value);
-    const dead = new Set(
-      g.nodes.filter((n) => n.domain === NCHWC_DOMAIN && n.op_type.startsWith('Reorder') && n.output.every(unread)),
-    );
+    const unread = (value: string) => !readers.has(value) && !keep.has(value);
+    const reorder = (n: NodeProto) => isNchwcOp(n, 'ReorderInput') || isNchwcOp(n, 'ReorderOutput');
+    const dead = new Set(g.nodes.filter((n) => reorder(n) && n.output.every(unread)));
     if (dead.size === 0) return;
     removeNodes(g, dead);
   }
@@ -56,32 +54,26 @@ function index(g: GraphBuilder) {
   return { readers, producer };
 }
 
-/** Read by `node` alone (so `node` may swallow it), and not a graph output now or later. */
-function readOnlyBy(
-  value: string,
-  node: NodeProto,
-  readers: Map<string, NodeProto[]>,
-  g: GraphBuilder,
-  keep: ReadonlySet<string>,
-) {
+/** Read by `node` alone (so `node` may swallow it), and not a graph output now or later (`keep`). */
+function readOnlyBy(value: string, node: NodeProto, readers: Map<string, NodeProto[]>, keep: ReadonlySet<string>) {
   const r = readers.get(value) ?? [];
-  return r.length === 1 && r[0] === node && !keep.has(value) && !g.outputs.some((o) => o.name === value);
+  return r.length === 1 && r[0] === node && !keep.has(value);
 }
 
 function fuseActivations(g: GraphBuilder, keep: ReadonlySet<string>): void {
   const { readers, producer } = index(g);
   const blocked = new Map<string, string>(); // NCHW value → its ReorderInput output
   for (const node of g.nodes)
-    if (isNchwc(node, 'ReorderInput')) blocked.set(node.input[0] as string, node.output[0] as string);
+    if (isNchwcOp(node, 'ReorderInput')) blocked.set(node.input[0] as string, node.output[0] as string);
   const dropped = new Set<NodeProto>();
   for (const conv of g.nodes) {
-    if (!isNchwc(conv, 'Conv') || conv.attribute?.some((a) => a.name === 'activation')) continue;
+    if (!isNchwcOp(conv, 'Conv') || conv.attribute?.some((a) => a.name === 'activation')) continue;
     const y = conv.output[0] as string;
     const reorder = readers.get(y)?.[0];
-    if (!reorder || !isNchwc(reorder, 'ReorderOutput') || !readOnlyBy(y, reorder, readers, g, keep)) continue;
+    if (!reorder || !isNchwcOp(reorder, 'ReorderOutput') || !readOnlyBy(y, reorder, readers, keep)) continue;
     const c = reorder.output[0] as string;
     let next = readers.get(c)?.[0];
-    if (!next || !readOnlyBy(c, next, readers, g, keep)) continue;
+    if (!next || !readOnlyBy(c, next, readers, keep)) continue;
     // Relu(Sum(a, c)): the residual goes into the Conv as its Sum input, in the blocked layout.
     let residual: string | undefined;
     if (next.op_type === 'Sum' && next.input.length === 2 && !next.domain) {
@@ -89,8 +81,7 @@ function fuseActivations(g: GraphBuilder, keep: ReadonlySet<string>): void {
       const s = next.output[0] as string;
       const relu = readers.get(s)?.[0];
       const aBlocked = a === undefined ? undefined : blockedFormOf(a, producer, blocked);
-      if (!aBlocked || !relu || relu.op_type !== 'Relu' || relu.domain || !readOnlyBy(s, relu, readers, g, keep))
-        continue;
+      if (!aBlocked || !relu || relu.op_type !== 'Relu' || relu.domain || !readOnlyBy(s, relu, readers, keep)) continue;
       if (!producedBefore(g, aBlocked, conv, producer)) continue;
       dropped.add(next);
       residual = aBlocked;
@@ -112,7 +103,7 @@ function blockedFormOf(
   blocked: Map<string, string>,
 ): string | undefined {
   const made = producer.get(value);
-  if (made && isNchwc(made, 'ReorderOutput')) return made.input[0];
+  if (made && isNchwcOp(made, 'ReorderOutput')) return made.input[0];
   return blocked.get(value);
 }
 
@@ -136,7 +127,7 @@ function poolBlocked(g: GraphBuilder): void {
     if (pool.op_type !== 'MaxPool' || pool.domain || pool.output.length !== 1) continue;
     if (!pool.attribute?.every((a) => POOL_ATTRIBUTES.has(a.name))) continue;
     const made = producer.get(pool.input[0] as string);
-    if (!made || !isNchwc(made, 'ReorderOutput')) continue;
+    if (!made || !isNchwcOp(made, 'ReorderOutput')) continue;
     const channels = made.attribute?.find((a) => a.name === 'channels')?.i;
     if (channels === undefined) continue;
     const blockedOut = g.uniqueName(`${pool.output[0]}_nchwc`);
@@ -161,14 +152,14 @@ function poolBlocked(g: GraphBuilder): void {
 }
 
 /** ReorderInput(ReorderOutput(y)) → y for every reader of the ReorderInput. */
-function skipRoundTrips(g: GraphBuilder): void {
+function skipRoundTrips(g: GraphBuilder, keep: ReadonlySet<string>): void {
   const { producer } = index(g);
   const replaced = new Map<string, string>();
   const dropped = new Set<NodeProto>();
   for (const node of g.nodes) {
-    if (!isNchwc(node, 'ReorderInput')) continue;
+    if (!isNchwcOp(node, 'ReorderInput')) continue;
     const made = producer.get(node.input[0] as string);
-    if (!made || !isNchwc(made, 'ReorderOutput') || g.outputs.some((o) => o.name === node.output[0])) continue;
+    if (!made || !isNchwcOp(made, 'ReorderOutput') || keep.has(node.output[0] as string)) continue;
     replaced.set(node.output[0] as string, made.input[0] as string);
     dropped.add(node);
   }

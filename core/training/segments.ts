@@ -14,7 +14,7 @@ import type { Dim } from '../../onnx/builder.ts';
 import type { GraphProto, ModelProto, NodeProto, ValueInfoProto } from '../../onnx/schema.ts';
 import { isNative } from '../autodiff/native-ops.ts';
 import { elementTypes } from './element-types.ts';
-import { NCHWC_DOMAIN } from './nchwc-convs.ts';
+import { isNchwcOp } from './nchwc-convs.ts';
 
 export interface GraphSegment {
   kind: 'graph';
@@ -77,7 +77,8 @@ export function splitAtNativeNodes(model: ModelProto, shapes: ReadonlyMap<string
   // Latest, for ORT nodes that something reads: no later than their first reader. Not an NCHWc
   // ReorderOutput: moved late, its blocked input (channels padded to the block) would cross instead.
   for (let k = nodes.length - 1; k >= 0; k--) {
-    if (isNativeAt(k) || (consumers[k] as number[]).length === 0 || isReorderOutput(nodes[k] as NodeProto)) continue;
+    if (isNativeAt(k) || (consumers[k] as number[]).length === 0 || isNchwcOp(nodes[k] as NodeProto, 'ReorderOutput'))
+      continue;
     at[k] = Math.max(at[k] as number, Math.min(...(consumers[k] as number[]).map((c) => at[c] as number)));
   }
 
@@ -132,8 +133,6 @@ export function splitAtNativeNodes(model: ModelProto, shapes: ReadonlyMap<string
     return (nodes[k] as NodeProto).input.includes(value);
   }
 }
-
-const isReorderOutput = (node: NodeProto) => node.op_type === 'ReorderOutput' && node.domain === NCHWC_DOMAIN;
 
 function declaration(name: string, elemType: number, shape: Dim[] | undefined): ValueInfoProto {
   const tensor: NonNullable<NonNullable<ValueInfoProto['type']>['tensor_type']> = { elem_type: elemType };
