@@ -26,6 +26,7 @@ import type {
 } from '../ort-runtime.ts';
 import { dropoutMask, Rng } from '../random.ts';
 import { type EvaluationResult, evaluateWeights } from './evaluate.ts';
+import { GPU_GRADIENT_RULES, sumsAsAdds } from './gpu-graph.ts';
 import { toLabels } from './labels.ts';
 import type { Optimizer } from './optim/index.ts';
 import {
@@ -88,12 +89,14 @@ export class Trainer {
   }
 
   static async create(module: Module, options: TrainerOptions): Promise<Trainer> {
+    const gpu = options.device === 'webgpu' || options.device === 'cuda';
     const graph = buildTrainingGraph(module, {
       optimizer: options.optimizer,
       labelSmoothing: options.labelSmoothing,
-      rules: options.rules,
+      rules: options.rules ?? (gpu ? GPU_GRADIENT_RULES : undefined),
       nchwcBlock: options.nchwcBlock,
     });
+    if (gpu && graph.model.graph?.node) graph.model.graph.node = sumsAsAdds(graph.model.graph.node);
     const weights = options.weights ?? initializeWeights(graph.params, options.seed ?? 0);
     const { runtime, nchwcBlock: _, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};
@@ -102,7 +105,7 @@ export class Trainer {
       if (!data) throw new Error(`no initial value for ${c.name}`);
       carried[c.name] = new runtime.Tensor('float32', Float32Array.from(data), c.shape);
     }
-    // The WebGPU provider can't produce MaxPool's Indices; those nodes stay on the CPU.
+    // The WebGPU provider can't produce MaxPool's Indices; such nodes (from rules a caller gave) stay on the CPU.
     const forceCpuNodeNames = (graph.model.graph?.node ?? [])
       .filter((n) => n.op_type === 'MaxPool' && n.output.length > 1)
       .map((n) => n.name as string);

@@ -9,7 +9,9 @@
  * input can win several windows). Square windows that tile the input (stride = kernel, no padding) have a
  * third routing, 'first-max', that needs no Indices — ORT's MaxPool with Indices runs a slow generic
  * kernel (measured 0.84 ms vs 0.2 ms without, for 32×10×24×24) — and finds each window's winner with
- * ArgMax instead (`firstMax` below).
+ * ArgMax instead (`firstMax` below); and a fourth, 'first-max-mask', the same winner routed by Equal and
+ * Where instead of MaxUnpool: only ops that GPU providers run (WebGPU has neither MaxPool's Indices nor
+ * MaxUnpool, and each node left on the CPU costs a device round trip in every step).
  *
  * AveragePool spreads dY/count evenly over each window: a depthwise ConvTranspose with a constant
  * kernel of ones, divided by the window's count (k², or the in-bounds count when count_include_pad=0).
@@ -39,7 +41,7 @@ function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads:
  * How MaxPool's gradient is routed: MaxUnpool (non-overlapping windows only), ScatterElements 'add', or
  * the first-max mask (square windows that tile the input; see above).
  */
-export const MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max'] as const;
+export const MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max', 'first-max-mask'] as const;
 export type MaxPoolGradient = (typeof MAX_POOL_GRADIENTS)[number];
 
 /** A MaxPool node's static geometry: what the routing's speed depends on (and the autotuner's key). */
@@ -78,8 +80,9 @@ export function maxPoolRule(choose: (geo: MaxPoolGeometry) => MaxPoolGradient = 
     }
     const d = dY(c);
     let routing = nonOverlapping({ kernel, strides, pads }) ? choose(maxPoolGeometryOf(c.g, c.node)) : 'scatter';
-    if (routing === 'first-max') {
-      if (tiles({ kernel, strides, pads })) return [firstMax(c, x, d)];
+    if (routing === 'first-max' || routing === 'first-max-mask') {
+      if (tiles({ kernel, strides, pads }))
+        return [routing === 'first-max' ? firstMax(c, x, d) : firstMaxMask(c, x, d)];
       routing = 'unpool';
     }
     // Ask the forward node for its Indices output.
@@ -147,6 +150,56 @@ function firstMax(c: RuleContext, x: string, d: string): string {
     kernel_shape: ints([k, k]),
     strides: ints([k, k]),
   });
+}
+
+/**
+ * dX for square k×k windows with stride k from reshapes and element-wise ops alone: each window's k² elements
+ * on the last axis ([N, C, Ho, k, Wo, k] → [N, C, Ho, Wo, k²]), ArgMax picks the first maximal one, dY goes
+ * where the position equals it and 0 elsewhere, then the windows go back to the image's layout.
+ */
+function firstMaxMask(c: RuleContext, x: string, d: string): string {
+  const { g } = c;
+  const [channels, h, w] = maxPoolGeometryOf(g, c.node).input;
+  const k = attrInts(c.node, 'kernel_shape', [])[0] as number;
+  const [ho, wo] = [Math.floor(h / k), Math.floor(w / k)];
+  const i64 = (dims: number[], values: number[], hint: string) => g.constant(int64Tensor(dims, values), hint);
+  const whole = ho * k === h && wo * k === w;
+  const covered = whole
+    ? x
+    : g.op('Slice', [x, i64([2], [0, 0], 'starts'), i64([2], [ho * k, wo * k], 'ends'), i64([2], [2, 3], 'axes')]);
+  const swapInWindow = { perm: ints([0, 1, 2, 4, 3, 5]) }; // its own inverse
+  const windows = g.op('Reshape', [
+    g.op(
+      'Transpose',
+      [g.op('Reshape', [covered, i64([6], [-1, channels, ho, k, wo, k], 'rows_of_windows')])],
+      swapInWindow,
+    ),
+    i64([5], [-1, channels, ho, wo, k * k], 'windows_last'),
+  ]);
+  // Compared as floats: WebGPU has no int64 Equal (it ran on the CPU, a host round trip per max-pool).
+  const winner = g.op('Cast', [g.op('ArgMax', [windows], { axis: int(4), keepdims: int(1) })], { to: int(1) });
+  const positions = g.constant(
+    floatTensor(
+      [k * k],
+      Array.from({ length: k * k }, (_, i) => i),
+    ),
+    'window_positions',
+  );
+  const routed = g.op('Where', [
+    g.op('Equal', [winner, positions]),
+    g.op('Reshape', [d, i64([5], [-1, channels, ho, wo, 1], 'dy_per_window')]),
+    g.constant(floatTensor([], [0]), 'zero'),
+  ]);
+  const image = g.op('Reshape', [
+    g.op(
+      'Transpose',
+      [g.op('Reshape', [routed, i64([6], [-1, channels, ho, wo, k, k], 'windows_split')])],
+      swapInWindow,
+    ),
+    i64([4], [-1, channels, ho * k, wo * k], 'covered_shape'),
+  ]);
+  // Rows and columns past the last whole window take part in no window: their gradient is 0.
+  return whole ? image : g.op('Pad', [image, i64([8], [0, 0, 0, 0, 0, 0, h - ho * k, w - wo * k], 'uncovered')]);
 }
 
 export const MaxPool: GradientRule = maxPoolRule();
