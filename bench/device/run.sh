@@ -9,7 +9,8 @@
 # a markdown report to $OUT/results-gpu.md ($OUT: the device tool's return folder), else beside this script.
 #
 # Settings (environment): MODELS=cnn,resnet BATCHES=64,512 SECONDS_PER_ROW=5 DEVICES=webgpu,cpu EPOCH_DEVICE=webgpu
-# EPOCH_LIMIT= (train the epoch on the first n images only) TORCH_DEVICE=cuda. VK_ICD_FILENAMES, if set, picks the
+# EPOCH_LIMIT= (train the epoch on the first n images only) TORCH_DEVICE=cuda ROWS_TIMEOUT=300 EPOCH_TIMEOUT=180
+# (seconds before the ORT rows or the epoch are cut off). VK_ICD_FILENAMES, if set, picks the
 # Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +21,9 @@ SECONDS_PER_ROW=${SECONDS_PER_ROW:-5}
 DEVICES=${DEVICES:-webgpu,cpu}
 EPOCH_DEVICE=${EPOCH_DEVICE:-webgpu}
 TORCH_DEVICE=${TORCH_DEVICE:-cuda}
+# A hung driver must not eat the whole lease: each part is cut off (its rows so far are kept).
+ROWS_TIMEOUT=${ROWS_TIMEOUT:-300}
+EPOCH_TIMEOUT=${EPOCH_TIMEOUT:-180}
 report=${OUT:-$kit}/results-gpu.md
 log=${OUT:-$kit}/gpu-bench-stderr.log # Dawn/Vulkan messages, kept out of the table
 
@@ -51,6 +55,11 @@ if compgen -G 'debs/*.deb' >/dev/null; then
   fi
   export LD_LIBRARY_PATH=$kit/vk/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 fi
+# NVIDIA's Vulkan ICD is libGLX_nvidia.so.0, which needs glvnd's libGLdispatch (the kit's debs) and is found by name:
+# the driver's own folder joins the search path where the machine's loader config does not list it.
+for dir in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+  [ -d $dir ] && export LD_LIBRARY_PATH=${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$dir
+done
 nvidia_icd=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 if [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f $nvidia_icd ]; then export VK_ICD_FILENAMES=$nvidia_icd; fi
 
@@ -58,30 +67,31 @@ gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/nu
 torch_info=$(python3 -c 'import torch; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, cuda available: {torch.cuda.is_available()}")' 2>/dev/null || echo "no PyTorch")
 # The CPU side of the machine, as the CPU-bench result files record it (bench/machine.ts).
 cpu=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
+cpu_id=$(awk -F': ' '/^cpu family/ && !f { f = $2 } /^model\t/ && !m { m = $2 } /^stepping/ && !s { s = $2 } END { print f "/" m "/" s }' /proc/cpuinfo)
 isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512.*|amx.*|avx_vnni)$' | tr '\n' ' ' | sed 's/ $//')
 mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(--limit "$EPOCH_LIMIT")
 {
   echo "# Training throughput: ours (ONNX Runtime) vs PyTorch"
   echo
-  echo "- machine: ${gpu:-no NVIDIA GPU found}; CPU ${cpu:-unknown}, $(nproc) vCPUs (${isa:-no AVX2/AVX-512/AMX}), ${mem_gib:-?} GiB, Linux $(uname -r); $(date -u +%F)"
+  echo "- machine: ${gpu:-no NVIDIA GPU found}; CPU ${cpu:-unknown} (family/model/stepping $cpu_id), $(nproc) vCPUs (${isa:-no AVX2/AVX-512/AMX}), ${mem_gib:-?} GiB, Linux $(uname -r); $(date -u +%F)"
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- ours: node $(./node --version), onnxruntime-node $(./node -p "require('./app/node_modules/onnxruntime-node/package.json').version"); Vulkan driver: ${VK_ICD_FILENAMES:-system default}"
   echo "- PyTorch: $torch_info"
   echo "- recipe: SGD lr 0.01 momentum 0.5, cross-entropy, a fixed random batch; ${SECONDS_PER_ROW} s per row after warm-up"
   echo
-  ./node app/gpu-bench.mjs --devices "$DEVICES" --models "$MODELS" --batches "$BATCHES" --threads "$(nproc)" \
+  timeout "$ROWS_TIMEOUT" ./node app/gpu-bench.mjs --devices "$DEVICES" --models "$MODELS" --batches "$BATCHES" --threads "$(nproc)" \
     --seconds "$SECONDS_PER_ROW" 2>>"$log"
   for model in ${MODELS//,/ }; do
     for batch in ${BATCHES//,/ }; do
-      line=$(python3 bench/torch_train.py --device "$TORCH_DEVICE" --threads "$(nproc)" --model "$model" --batch "$batch" \
+      line=$(timeout 120 python3 bench/torch_train.py --device "$TORCH_DEVICE" --threads "$(nproc)" --model "$model" --batch "$batch" \
         --seconds "$SECONDS_PER_ROW" 2>&1 | tail -1)
       rate=$(python3 -c 'import json,sys; print(round(json.loads(sys.argv[1])["imagesPerSecond"]))' "$line" 2>/dev/null \
         || echo "failed: ${line:0:160}")
       echo "| PyTorch | $TORCH_DEVICE | $model | $batch | $rate |"
     done
   done
-  ./node app/gpu-bench.mjs --no-rows --threads "$(nproc)" "${epoch_args[@]}" 2>>"$log"
+  timeout "$EPOCH_TIMEOUT" ./node app/gpu-bench.mjs --no-rows --threads "$(nproc)" "${epoch_args[@]}" 2>>"$log"
   echo
   echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$report"
