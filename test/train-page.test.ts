@@ -19,6 +19,7 @@ import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, padRead } from './helpers/browser.ts';
+import { screenshotPath } from './helpers/screenshots.ts';
 
 interface TrainPageState {
   running: boolean;
@@ -95,7 +96,7 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     await page.waitForFunction(
       () => (window as unknown as { trainPage: TrainPageState }).trainPage.prediction !== undefined,
     );
-    await page.screenshot({ path: 'test-results/train-page.png', fullPage: true });
+    await page.screenshot({ path: screenshotPath('train-page.png'), fullPage: true });
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#download')]);
     expect(download.suggestedFilename()).toBe('model.onnx');

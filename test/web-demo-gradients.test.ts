@@ -3,7 +3,7 @@
  * server (the cnn fixture, digits drawn with real mouse events). The page's maps are held to
  * onnxruntime-node running the same gradient model (itself held to finite differences and PyTorch in
  * explain-gradients.test.ts), its adversarial digit is re-read by onnxruntime-node.
- * Screenshots go to test-results/ (docs/lab-*.png are copied from there by hand when the views change).
+ * Screenshots go to test/helpers/screenshots.ts's folder (docs/lab-*.png are copied from there by hand).
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -22,6 +22,7 @@ import type { EmbeddingState } from '../web-demo/src/lab/embedding-panel.ts';
 import { frameOf } from '../web-demo/src/lab/scatter.ts';
 import type { WhyState } from '../web-demo/src/lab/why-panel.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
+import { screenshotPath } from './helpers/screenshots.ts';
 
 const FIXTURE = 'test/fixtures/models/cnn/1/model.onnx';
 /** The page's float32 wasm run vs onnxruntime-node's CPU run of the same graph: error ≤ this × largest. */
@@ -145,14 +146,14 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     const main = (await page.locator('main').boundingBox()) as Box;
     const whyBox = (await page.locator('#why').boundingBox()) as Box;
     await page.screenshot({
-      path: 'test-results/lab-saliency.png',
+      path: screenshotPath('lab-saliency.png'),
       clip: { x: main.x, y: main.y, width: main.width, height: whyBox.y + whyBox.height - main.y + 8 },
     });
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await noHorizontalOverflow(page)).toBe(true);
     // On a phone the pad sticks to the top of the screen; unstuck for the picture of the section alone.
     await page.addStyleTag({ content: '.pad { position: static !important; }' });
-    await page.locator('#why').screenshot({ path: 'test-results/lab-saliency-phone.png' });
+    await page.locator('#why').screenshot({ path: screenshotPath('lab-saliency-phone.png') });
     await page.setViewportSize({ width: 1000, height: 1400 });
 
     // Adversarial: the smallest FGSM ε that flips the 7; onnxruntime-node reads the page's image the same.
@@ -184,7 +185,7 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     console.log(
       `FGSM flips the drawn 7 to ${result.prediction} at ε = ${result.epsilon.toFixed(4)} (${attack.ms?.toFixed(0)} ms)`,
     );
-    await page.locator('#attack').screenshot({ path: 'test-results/lab-adversarial.png' });
+    await page.locator('#attack').screenshot({ path: screenshotPath('lab-adversarial.png') });
 
     // The attacked digit goes to the pad, the explainer and "Why this answer?".
     const whyRuns = (await demo(page)).why.runs;
@@ -258,11 +259,11 @@ describe.skipIf(!chromiumPath)('gradients in the page (Chromium)', () => {
     expect(labels[hovered]).toBe(0);
     expect(await page.isVisible('.embed-tip')).toBe(true);
     expect(await page.textContent('.embed-tip')).toContain(`a 0 (test #${hovered})`);
-    await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding.png' });
+    await page.locator('#embedding').screenshot({ path: screenshotPath('lab-embedding.png') });
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await noHorizontalOverflow(page)).toBe(true);
     await page.addStyleTag({ content: '.pad { position: static !important; }' });
-    await page.locator('#embedding').screenshot({ path: 'test-results/lab-embedding-phone.png' });
+    await page.locator('#embedding').screenshot({ path: screenshotPath('lab-embedding-phone.png') });
     await page.setViewportSize({ width: 1000, height: 1400 });
     expect(errors).toEqual([]);
   }, 180_000);

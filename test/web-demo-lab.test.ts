@@ -31,6 +31,7 @@ import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import type { FailureLabState } from '../web-demo/src/lab/panel.ts';
 import type { TeachState } from '../web-demo/src/teach/teach.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, noHorizontalOverflow, openDrawPage } from './helpers/browser.ts';
+import { screenshotPath } from './helpers/screenshots.ts';
 
 const FIXTURE = 'test/fixtures/models/cnn/1/model.onnx';
 
@@ -186,12 +187,12 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     );
     expect(after.prediction).toBe(predicted);
 
-    // test-results/ is the tests' own (ignored); docs/lab.png is copied from it by hand when the view changes.
-    await page.locator('#lab').screenshot({ path: 'test-results/lab.png' });
+    // docs/lab.png is copied from the screenshot folder (test/helpers/screenshots.ts) by hand when the view changes.
+    await page.locator('#lab').screenshot({ path: screenshotPath('lab.png') });
     // A phone: the matrix and the gallery fit.
     await page.setViewportSize({ width: 390, height: 844 });
     expect(await noHorizontalOverflow(page)).toBe(true);
-    await page.locator('#lab').screenshot({ path: 'test-results/lab-phone.png' });
+    await page.locator('#lab').screenshot({ path: screenshotPath('lab-phone.png') });
 
     // Fine-tuning's payoff: the fine-tuned model joins the pad's list at once, selected; the lab's results
     // (for the served cnn) are cleared rather than shown under another model's name.
@@ -230,7 +231,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     await page.waitForFunction(() => (window as unknown as { teach: TeachState }).teach.published);
     expect((await teach(page)).published).toEqual({ model: 'cnn-tuned', version: 1 });
     expect(server.repository.versions('cnn-tuned').map((v) => v.ready)).toEqual([true]);
-    await page.screenshot({ path: 'test-results/teach.png', fullPage: true });
+    await page.screenshot({ path: screenshotPath('teach.png'), fullPage: true });
 
     // Kept in IndexedDB: a reload offers the fine-tuned model again.
     await page.reload();
@@ -298,7 +299,7 @@ describe.skipIf(!chromiumPath)('the lab (Chromium)', () => {
     expect(trained.batches).toBe(10);
     expect(await page.isVisible('#download')).toBe(true);
     expect(await page.getAttribute('#use', 'href')).toBe(`/?model=${encodeURIComponent(trained.savedAs as string)}`);
-    await page.screenshot({ path: 'test-results/train-phone.png', fullPage: true });
+    await page.screenshot({ path: screenshotPath('train-phone.png'), fullPage: true });
 
     // The open draw page lists it at once, selected, and reads with it.
     await draw.waitForFunction(

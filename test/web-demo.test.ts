@@ -14,6 +14,7 @@ import { decodeModel } from '../onnx/codec.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { chromiumPath, DIGITS, drawStrokes, launch, padRead } from './helpers/browser.ts';
+import { screenshotPath } from './helpers/screenshots.ts';
 
 if (!chromiumPath)
   console.warn('skipping the web demo tests: Debian chromium is not installed (apt-get install chromium)');
@@ -111,7 +112,7 @@ describe.skipIf(!chromiumPath)('web demo in Chromium', () => {
     }
     expect(await page.textContent('#digit')).toBe('7');
     expect(await page.textContent('#status')).toMatch(/wasm in the browser: \d+\.\d+ ms/);
-    await page.screenshot({ path: 'test-results/web-demo.png' });
+    await page.screenshot({ path: screenshotPath('web-demo.png') });
   }, 120_000);
 
   it('reads the same digits through the server, and all models side by side (fp16 and int8 variants in the browser too)', async () => {
