@@ -205,12 +205,13 @@ describe('npm run train', () => {
   }, 60_000);
 
   it('answers bad flags with one line and exit code 1', async () => {
-    const [model, recipe, lr, notRun, conflict, batch, optimizer] = await Promise.all([
+    const [model, recipe, lr, notRun, conflict, negated, batch, optimizer] = await Promise.all([
       failure('--model', 'lenet'),
       failure('--recipe', 'fastest'),
       failure('--lr', '-0.1'),
       failure('--resume', '/nonexistent/run'),
       failure('--resume', '/some/run', '--model', 'resnet', '--lr', '0.1', '--epochs', '12'),
+      failure('--resume', '/some/run', '--no-ema', '--workers'),
       failure('--batch-size', '0'),
       failure('--optimizer', 'rmsprop'),
     ]);
@@ -224,6 +225,10 @@ describe('npm run train', () => {
     expect(notRun).toBe('error: /nonexistent/run is not a run directory (no config.json)');
     expect(conflict).toBe(
       'error: --resume continues a run with its own settings; only --epochs may change (drop --model, --lr)',
+    );
+    // Each flag named as it was typed, also the negated ones.
+    expect(negated).toBe(
+      'error: --resume continues a run with its own settings; only --epochs may change (drop --no-ema, --workers)',
     );
     for (const message of [batch, optimizer]) expect(message.split('\n')).toHaveLength(1);
   }, 180_000);

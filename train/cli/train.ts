@@ -141,11 +141,14 @@ function parallelismFrom(flags: Flags): 'workers' | 'session' | undefined {
 
 /** Flags given on the command line that a resumed run cannot honour: its config is its identity. */
 function conflictsWithResume(program: Command): string[] {
-  return program.options
-    .map((option) => option.attributeName())
-    .filter((key) => !['resume', 'epochs'].includes(key) && program.getOptionValueSource(key) === 'cli')
-    .filter((key, i, keys) => keys.indexOf(key) === i) // --workers and --no-workers share one key
-    .map((key) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+  const given = program.options.filter((option) => {
+    const key = option.attributeName();
+    if (['resume', 'epochs'].includes(key) || program.getOptionValueSource(key) !== 'cli') return false;
+    // --ema and --no-ema share one key: the one given is the one whose sense matches the value.
+    const pair = program.options.filter((other) => other.attributeName() === key);
+    return pair.length === 1 || option.negate === (program.getOptionValue(key) === false);
+  });
+  return given.map((option) => option.long ?? option.flags);
 }
 
 export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
