@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
 import { CONV_WEIGHT_GRADIENTS } from '../core/autodiff/rules/conv-weight-gradient.ts';
-import { MAX_POOL_GRADIENTS } from '../core/autodiff/rules/pooling.ts';
+import { CPU_MAX_POOL_GRADIENTS } from '../core/autodiff/rules/pooling.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { Trainer as SessionTrainer, Trainer } from '../core/training/trainer-core.ts';
@@ -38,7 +38,7 @@ describe('autotune', () => {
     for (const [key, choice] of Object.entries(cache.choices)) {
       expect(key).toContain(`ort ${ort.env.versions.node}`);
       expect(key).toContain('batch 8');
-      const allowed: readonly string[] = key.includes('conv') ? CONV_WEIGHT_GRADIENTS : MAX_POOL_GRADIENTS;
+      const allowed: readonly string[] = key.includes('conv') ? CONV_WEIGHT_GRADIENTS : CPU_MAX_POOL_GRADIENTS;
       expect(allowed).toContain(choice);
     }
 

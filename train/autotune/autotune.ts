@@ -15,7 +15,7 @@ import { CONV_WEIGHT_GRADIENTS, type ConvGeometry } from '../../core/autodiff/ru
 import { gradientRules } from '../../core/autodiff/rules/index.ts';
 import type { NativeChoices } from '../../core/autodiff/rules/native.ts';
 import {
-  MAX_POOL_GRADIENTS,
+  CPU_MAX_POOL_GRADIENTS,
   type MaxPoolGeometry,
   maxPoolGeometryOf,
   maxPoolRule,
@@ -83,7 +83,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
       const geo = maxPoolGeometryOf(graph, node);
       tunables.push({
         key: maxPoolKey(geo, settings.batch),
-        allowed: MAX_POOL_GRADIENTS,
+        allowed: CPU_MAX_POOL_GRADIENTS,
         what: describePool(geo),
         measure: () => timeMaxPoolGradients(module, geo, settings.batch),
       });
@@ -120,7 +120,7 @@ export async function autotuneRules(module: Module, settings: AutotuneSettings):
   const rules = {
     ...gradientRules,
     Conv: convRule((geo) => pick(convKey(geo, settings.batch), CONV_WEIGHT_GRADIENTS, 'conv')),
-    MaxPool: maxPoolRule((geo) => pick(maxPoolKey(geo, settings.batch), MAX_POOL_GRADIENTS, 'unpool')),
+    MaxPool: maxPoolRule((geo) => pick(maxPoolKey(geo, settings.batch), CPU_MAX_POOL_GRADIENTS, 'unpool')),
   };
   // Where native chains start, in the step built with the choices above: one Conv (input gradient) or
   // max-pool geometry after another in backward order (a chain grows down from the loss), each measured

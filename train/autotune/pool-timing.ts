@@ -1,7 +1,7 @@
 /** A max-pool's gradient routings, timed in the whole step (step-timing.ts). */
 import { gradientRules } from '../../core/autodiff/rules/index.ts';
 import {
-  MAX_POOL_GRADIENTS,
+  CPU_MAX_POOL_GRADIENTS,
   type MaxPoolGeometry,
   type MaxPoolGradient,
   maxPoolRule,
@@ -12,7 +12,7 @@ import { timingKey } from './timing.ts';
 
 export function maxPoolKey(geo: MaxPoolGeometry, batch: number): string {
   const { input, kernel, strides, pads } = geo;
-  return timingKey('max-pool-gradient in step', MAX_POOL_GRADIENTS, batch, { in: input, kernel, strides, pads });
+  return timingKey('max-pool-gradient in step', CPU_MAX_POOL_GRADIENTS, batch, { in: input, kernel, strides, pads });
 }
 
 /** Typical ms per gradient-graph run of `module` with each routing for its pools of geometry `geo`. */
@@ -21,7 +21,7 @@ export function timeMaxPoolGradients(
   geo: MaxPoolGeometry,
   batch: number,
 ): Promise<Map<MaxPoolGradient, number>> {
-  const tables = MAX_POOL_GRADIENTS.map((routing) => {
+  const tables = CPU_MAX_POOL_GRADIENTS.map((routing) => {
     const MaxPool = maxPoolRule((other) => (sameGeometry(other, geo) ? routing : 'unpool'));
     return [routing, { ...gradientRules, MaxPool }] as const;
   });

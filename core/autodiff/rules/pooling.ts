@@ -43,6 +43,11 @@ function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads:
  */
 export const MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max', 'first-max-mask'] as const;
 export type MaxPoolGradient = (typeof MAX_POOL_GRADIENTS)[number];
+/**
+ * The routings the CPU autotuner times: the mask is for GPU providers (not measured against the others on the
+ * CPU), so CPU steps and their cached choices stay as they were.
+ */
+export const CPU_MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max'] as const satisfies readonly MaxPoolGradient[];
 
 /** A MaxPool node's static geometry: what the routing's speed depends on (and the autotuner's key). */
 export interface MaxPoolGeometry {
