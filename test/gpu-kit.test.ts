@@ -31,7 +31,7 @@ describe('GPU kit bench entry', () => {
       '| engine | device | model | batch | train images/s |',
       '|---|---|---|---:|---:|',
     ]);
-    expect(lines[2]).toMatch(/^\| ORT \(ours\) \| cpu, 1 thread \| cnn \| 8 \| [1-9]\d* \|$/);
+    expect(lines[2]).toMatch(/^\| ORT \(ours\) \| cpu, ORT graph, 1 thread \| cnn \| 8 \| [1-9]\d* \|$/);
     const accuracy = Number(/test accuracy (\d+\.\d\d)%$/.exec(stdout.trim())?.[1]);
     // Ten SGD steps from the tutorial's init: better than chance (10%), far from trained.
     expect(accuracy).toBeGreaterThan(12);

@@ -176,8 +176,12 @@ describe('a watcher that never dies', () => {
     symlinkSync('/nonexistent/model.onnx', join(repo.root, 'brokenversion', '1', 'model.onnx'));
     symlinkSync('loop-b', join(repo.root, 'loop-a'));
     symlinkSync('loop-a', join(repo.root, 'loop-b'));
-    await new Promise((r) => setTimeout(r, 300)); // ~10 scans
-    const reports = logs.filter((l) => l.startsWith('model repository: cannot use'));
+    const reportsOf = () => logs.filter((l) => l.startsWith('model repository: cannot use'));
+    const causes = ['dangling (ENOENT)', 'brokenversion/1/model.onnx (ENOENT)', 'loop-a (ELOOP)'];
+    // Until each is reported (a busy machine can take longer than a few scans), then ~10 more scans: still once.
+    await waitFor(() => causes.every((cause) => reportsOf().some((l) => l.includes(cause))), 'the three reports');
+    await new Promise((r) => setTimeout(r, 300));
+    const reports = reportsOf();
     expect(reports.filter((l) => l.includes('dangling (ENOENT)'))).toHaveLength(1);
     expect(reports.filter((l) => l.includes('brokenversion/1/model.onnx (ENOENT)'))).toHaveLength(1);
     expect(reports.filter((l) => l.includes('loop-a (ELOOP)'))).toHaveLength(1);
