@@ -108,22 +108,27 @@ export function maxPoolRule(choose: (geo: MaxPoolGeometry) => MaxPoolGradient = 
   };
 }
 
+/** A tiling max-pool's geometry, and its input cut to whole windows (rows and columns past the last take part in none). */
+function tiledInput(c: RuleContext, x: string) {
+  const { g } = c;
+  const [channels, h, w] = maxPoolGeometryOf(g, c.node).input;
+  const k = attrInts(c.node, 'kernel_shape', [])[0] as number;
+  const [ho, wo] = [Math.floor(h / k), Math.floor(w / k)];
+  const i64 = (dims: number[], values: number[], hint: string) => g.constant(int64Tensor(dims, values), hint);
+  const whole = ho * k === h && wo * k === w;
+  const covered = whole
+    ? x
+    : g.op('Slice', [x, i64([2], [0, 0], 'starts'), i64([2], [ho * k, wo * k], 'ends'), i64([2], [2, 3], 'axes')]);
+  return { g, channels, h, w, k, ho, wo, i64, whole, covered };
+}
+
 /**
  * dX for square k×k windows with stride k, without MaxPool's Indices: SpaceToDepth puts each window's k²
  * elements on an axis of their own, ArgMax finds the first maximal one (ties: the first, as Indices and
  * PyTorch say), and its flat position (window origin + row · W + column) feeds MaxUnpool.
  */
 function firstMax(c: RuleContext, x: string, d: string): string {
-  const { g } = c;
-  const [channels, h, w] = maxPoolGeometryOf(g, c.node).input;
-  const k = attrInts(c.node, 'kernel_shape', [])[0] as number;
-  const [ho, wo] = [Math.floor(h / k), Math.floor(w / k)];
-  const i64 = (dims: number[], values: number[], hint: string) => g.constant(int64Tensor(dims, values), hint);
-  // Rows and columns past the last whole window take part in no window.
-  const covered =
-    ho * k === h && wo * k === w
-      ? x
-      : g.op('Slice', [x, i64([2], [0, 0], 'starts'), i64([2], [ho * k, wo * k], 'ends'), i64([2], [2, 3], 'axes')]);
+  const { g, channels, h, w, k, ho, wo, i64, covered } = tiledInput(c, x);
   const windows = g.op('Reshape', [
     g.op('SpaceToDepth', [covered], { blocksize: int(k) }),
     i64([5], [-1, k * k, channels, ho, wo], 'windows_shape'),
@@ -163,15 +168,7 @@ function firstMax(c: RuleContext, x: string, d: string): string {
  * where the position equals it and 0 elsewhere, then the windows go back to the image's layout.
  */
 function firstMaxMask(c: RuleContext, x: string, d: string): string {
-  const { g } = c;
-  const [channels, h, w] = maxPoolGeometryOf(g, c.node).input;
-  const k = attrInts(c.node, 'kernel_shape', [])[0] as number;
-  const [ho, wo] = [Math.floor(h / k), Math.floor(w / k)];
-  const i64 = (dims: number[], values: number[], hint: string) => g.constant(int64Tensor(dims, values), hint);
-  const whole = ho * k === h && wo * k === w;
-  const covered = whole
-    ? x
-    : g.op('Slice', [x, i64([2], [0, 0], 'starts'), i64([2], [ho * k, wo * k], 'ends'), i64([2], [2, 3], 'axes')]);
+  const { g, channels, h, w, k, ho, wo, i64, whole, covered } = tiledInput(c, x);
   const swapInWindow = { perm: ints([0, 1, 2, 4, 3, 5]) }; // its own inverse
   const windows = g.op('Reshape', [
     g.op(
