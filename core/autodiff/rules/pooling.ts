@@ -39,7 +39,8 @@ function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads:
 
 /**
  * How MaxPool's gradient is routed: MaxUnpool (non-overlapping windows only), ScatterElements 'add', or
- * the first-max mask (square windows that tile the input; see above).
+ * the first maximum found by ArgMax, routed by MaxUnpool or by a mask (square windows that tile the input;
+ * see above).
  */
 export const MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max', 'first-max-mask'] as const;
 export type MaxPoolGradient = (typeof MAX_POOL_GRADIENTS)[number];
