@@ -36,8 +36,8 @@ describe('the training step graph for GPU providers', () => {
     });
   }
 
-  for (const name of ['cnn', 'resnet'] as const) {
-    it(`${name}: three steps equal the CPU graph's (max-pool routing by mask, residual Sums as Adds)`, async () => {
+  for (const name of ['cnn', 'resnet', 'densenet', 'inception'] as const) {
+    it(`${name}: three steps equal the CPU graph's (max-pool routing by mask, Sums as Adds)`, async () => {
       const { images, labels } = syntheticDigits(16, 3);
       const options = { optimizer: sgd({ momentum: 0.5 }), seed: 5, nchwc: false };
       const cpu = await createNodeTrainer(ZOO[name].build(), options);
