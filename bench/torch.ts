@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { mnistDataDir } from '../node/mnist.ts';
 import { type TorchConfig, type TorchThreads, torchEnv } from './torch-config.ts';
 
-export const PYTHON = '/usr/bin/python3';
+/** Debian's python3 (its PyTorch), unless MNIST_ONNX_CNN_PYTHON names another (the GPU kit: the machine's own). */
+export const PYTHON = process.env.MNIST_ONNX_CNN_PYTHON ?? '/usr/bin/python3';
 
 const script = (name: string) => fileURLToPath(new URL(`./${name}`, import.meta.url));
 

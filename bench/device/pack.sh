@@ -19,10 +19,28 @@ rm -rf "$out" && mkdir -p "$out/app/node_modules" "$out/bench" "$out/debs"
 cp "$here/run.sh" "$out/"
 cp bench/torch_train.py bench/torch_infer.py bench/torch_models.py bench/torch_settings.py "$out/bench/"
 
-# Our code and its pure-JS dependencies in one file; onnxruntime-node (native) is shipped beside it.
-npx --no-install esbuild bench/device/gpu-bench.ts --bundle --platform=node --format=esm --target=node20 \
-  --external:onnxruntime-node --outfile="$out/app/gpu-bench.mjs" --log-level=warning \
-  --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
+# Our code and its pure-JS dependencies, one file per entry (the CPU bench's worker threads load the third);
+# onnxruntime-node (native) is shipped beside them.
+for entry in bench/device/gpu-bench.ts bench/device/cpu-bench.ts train/parallel/training-worker.ts; do
+  npx --no-install esbuild "$entry" --bundle --platform=node --format=esm --target=node20 \
+    --external:onnxruntime-node --outfile="$out/app/$(basename "$entry" .ts).mjs" --log-level=warning \
+    --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
+done
+# The CPU bench runs PyTorch's side from beside its bundle (bench/torch.ts looks for the scripts there).
+cp bench/torch_*.py "$out/app/"
+
+# Our native kernels (node/native-kernels.ts), built here for two portable x86-64 levels (the GPU machine has
+# no node-gyp): run.sh installs the AVX-512 one (v4) where the CPU has its flags, else the AVX2 one (v3).
+node_include=$(dirname "$(dirname "$(readlink -f "$(command -v node)")")")/include/node
+if command -v g++ >/dev/null && [ -f "$node_include/node_api.h" ]; then
+  for level in v3 v4; do
+    g++ -O3 -march=x86-64-$level -std=c++17 -fno-math-errno -fPIC -shared -pthread -I"$node_include" \
+      native/*.cc -o "$out/native-$level.node" &
+  done
+  wait
+else
+  echo "note: no g++ or Node headers: the kit's CPU rows will run without the native kernels"
+fi
 ort=node_modules/onnxruntime-node
 bin=bin/napi-v6/linux/x64
 mkdir -p "$out/app/$ort/$bin"

