@@ -15,6 +15,9 @@ const { sgd } = await import('../core/training/optim/index.ts');
 const { createNodeTrainer } = await import('../train/trainer.ts');
 const { ZOO } = await import('../core/model/zoo/index.ts');
 const { syntheticDigits } = await import('./helpers/synthetic.ts');
+const { fixtureBatch, fixtureWeights } = await import('./helpers/fixture-data.ts');
+const { expectThreePytorchSteps, plainSgdCases } = await import('./helpers/torch-training.ts');
+const { buildTrainingGraph } = await import('../core/training/training-graph.ts');
 
 async function webgpuAvailable(): Promise<string | undefined> {
   try {
@@ -65,6 +68,22 @@ describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
         const scale = Math.max(...Array.from(w, Math.abs));
         const worst = Math.max(...Array.from(w, (v, i) => Math.abs(v - (g[i] as number))));
         expect(worst / scale, param).toBeLessThan(TOLERANCE);
+      }
+    }, 120_000);
+  }
+
+  // The WebGPU graph (core/training/gpu-graph.ts: residual Sums as Adds, the max-pool routed by mask) on the
+  // provider itself against PyTorch's float64 steps: a Conv + Add fusion that overwrote the residual would show here.
+  for (const c of plainSgdCases().filter((c) => c.model === 'cnn' || c.model === 'resnet')) {
+    it(`${c.model}: PyTorch's three SGD steps on webgpu`, async () => {
+      const module = ZOO[c.model].build();
+      const weights = fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params);
+      const trainer = await createNodeTrainer(module, { optimizer: sgd({ momentum: 0.5 }), weights, device: 'webgpu' });
+      try {
+        expect(trainer.provider).toBe('webgpu');
+        await expectThreePytorchSteps(trainer, fixtureBatch(), c);
+      } finally {
+        await trainer.release();
       }
     }, 120_000);
   }

@@ -45,9 +45,14 @@ lib=app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
 # The native kernels for this CPU (pack.sh built two x86-64 levels); the bundles look for them beside app/.
 addon=native/build/Release/mnist_native.node
 if [ ! -f "$addon" ] && compgen -G 'native-v*.node' >/dev/null; then
-  level=v4
-  for flag in avx512f avx512bw avx512dq avx512vl; do grep -qw $flag /proc/cpuinfo || level=v3; done
-  if grep -qw avx2 /proc/cpuinfo; then mkdir -p native/build/Release && cp "native-$level.node" "$addon"; fi
+  # x86-64-v3's flags, then v4's on top; a CPU without v3 trains on ORT's graph alone.
+  level=v3
+  for flag in avx2 fma bmi1 bmi2 movbe f16c abm; do grep -qw $flag /proc/cpuinfo || level=; done
+  if [ -n "$level" ]; then
+    level=v4
+    for flag in avx512f avx512bw avx512cd avx512dq avx512vl; do grep -qw $flag /proc/cpuinfo || level=v3; done
+    mkdir -p native/build/Release && cp "native-$level.node" "$addon"
+  fi
 fi
 
 # Unpack a .deb with dpkg-deb, or with Python reading the ar archive where there is no dpkg.

@@ -2,7 +2,10 @@
  * The step graph for GPU providers. Every node ORT leaves on the CPU costs a round trip to the device in each
  * step (profiled on an H200 through WebGPU: of cnn's 51 ms step, 21 ms were copies to and from the host,
  * around MaxPool with Indices, MaxUnpool and Sum, which the WebGPU provider does not run). So on a GPU the
- * max-pool gradient is routed by Equal and Where ('first-max-mask') and Sums become chains of Adds.
+ * max-pool gradient is routed by Equal and Where ('first-max-mask'), and on WebGPU Sums become chains of Adds.
+ * (The forward's residual joins are Sums because ORT's CPU provider fuses Conv + Add into a FusedConv that
+ * overwrites the residual the backward still reads: as Adds, this graph computes wrong gradients on the CPU
+ * provider at level 'all'. WebGPU does not apply that CPU fusion; CUDA keeps its Sums.)
  */
 
 import type { NodeProto } from '../../onnx/schema.ts';
@@ -17,14 +20,26 @@ export const GPU_GRADIENT_RULES: Record<string, GradientRule> = {
 
 /** The nodes with every n-input Sum replaced by n − 1 Adds (same output name); other nodes as they are. */
 export function sumsAsAdds(nodes: readonly NodeProto[]): NodeProto[] {
+  const taken = new Set(nodes.flatMap((node) => [...node.input, ...node.output, node.name ?? '']));
+  const fresh = (base: string) => {
+    let name = base;
+    for (let k = 1; taken.has(name); k++) name = `${base}_${k}`;
+    taken.add(name);
+    return name;
+  };
   return nodes.flatMap((node) => {
     if (node.op_type !== 'Sum' || node.domain || node.input.length < 2) return [node];
     const [first, ...rest] = node.input as string[];
+    const out = node.output[0] as string;
     let acc = first as string;
     return rest.map((term, i) => {
-      const last = i === rest.length - 1;
-      const output = last ? (node.output[0] as string) : `${node.output[0]}_partial${i}`;
-      const add: NodeProto = { op_type: 'Add', name: `${node.name}_add${i}`, input: [acc, term], output: [output] };
+      const output = i === rest.length - 1 ? out : fresh(`${out}_partial${i}`);
+      const add: NodeProto = {
+        op_type: 'Add',
+        name: fresh(`${node.name || out}_add${i}`),
+        input: [acc, term],
+        output: [output],
+      };
       acc = output;
       return add;
     });

@@ -96,7 +96,10 @@ export class Trainer {
       rules: options.rules ?? (gpu ? GPU_GRADIENT_RULES : undefined),
       nchwcBlock: options.nchwcBlock,
     });
-    if (gpu && graph.model.graph?.node) graph.model.graph.node = sumsAsAdds(graph.model.graph.node);
+    // WebGPU has no Sum kernel. Not on CUDA, which has one: the forward's residual Sums are Sums so that no
+    // Conv + Add fusion takes the residual as an input it overwrites (core/model/layers/functional.ts).
+    if (options.device === 'webgpu' && graph.model.graph?.node)
+      graph.model.graph.node = sumsAsAdds(graph.model.graph.node);
     const weights = options.weights ?? initializeWeights(graph.params, options.seed ?? 0);
     const { runtime, nchwcBlock: _, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};
