@@ -11,7 +11,11 @@
 import { join, resolve } from 'node:path';
 
 import { type ModelName, TUTORIAL_MODELS } from '../core/model/zoo/index.ts';
-import { NODE_DEVICES as DEVICES, type NodeDevice as Device } from '../core/ort-runtime.ts';
+import {
+  NODE_DEVICES as DEVICES,
+  type NodeDevice as Device,
+  type NodeProvider as Provider,
+} from '../core/ort-runtime.ts';
 import { TUTORIAL_RECIPE } from '../core/training/run-config.ts';
 import { exportRun } from '../export/export-run.ts';
 import { type CliIo, lines, processIo } from '../node/cli/io.ts';
@@ -56,18 +60,21 @@ interface TrainingPlan {
   models: string;
   runs: string;
   device: Device;
+  /** What `device` resolved to (`auto`'s pick): the step is built for it. */
+  provider: Provider;
   limit?: number;
 }
 
 async function trainAndExport(model: ModelName, plan: TrainingPlan, io: CliIo): Promise<void> {
   const print = lines(io.out);
-  const { epochs, limit, device } = plan;
+  const { epochs, limit, device, provider } = plan;
   const dir = await newRunDir(join(plan.runs, model));
   print(`== training ${model} (${epochs} epoch${epochs > 1 ? 's' : ''}, the tutorial's recipe) into ${dir}`);
   await trainRun({
     config: { ...TUTORIAL_RECIPE, model, epochs, threads: 2, limit, device },
     dir,
     events: terminalEvents(epochs, io),
+    device: provider,
   });
   const report = await exportRun({ run: dir, out: plan.models, name: model });
   print(`exported ${report.path}: test accuracy ${report.accuracy.toFixed(2)}%`);
@@ -88,7 +95,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       web?: string;
     }>();
     // An unavailable device or a busy port fails here, before minutes of training.
-    await probeDevice(o.device);
+    const provider = await probeDevice(o.device);
     await assertPortFree(o.host, o.port);
     const served = [...new Set(listModelFiles(o.models).map((file) => file.name))];
     const toTrain = o.all
@@ -101,6 +108,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       models: o.models,
       runs: o.runs,
       device: o.device,
+      provider,
       limit: o.limit,
     };
     for (const model of toTrain) await trainAndExport(model, plan, io);

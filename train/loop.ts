@@ -60,6 +60,8 @@ export interface LoopOptions {
   parallelism?: CreateTrainerOptions['parallelism'];
   /** Per-shape autotuning of the worker step's gradient formulations (off by default; the CLI turns it on). */
   autotune?: CreateTrainerOptions['autotune'];
+  /** The provider config.device resolved to (`auto`'s pick, from probeDevice), so the step is built for it. */
+  device?: CreateTrainerOptions['device'];
 }
 
 const format = (n: number, width: number) => String(n).padStart(width);
@@ -93,7 +95,7 @@ function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<
     optimizer: optimizerFor(config),
     labelSmoothing: config.labelSmoothing,
     seed: config.seed,
-    device: config.device,
+    device: options.device ?? config.device,
     threads: config.threads,
     onNotice: log,
     parallelism: options.parallelism ?? config.parallelism,

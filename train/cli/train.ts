@@ -175,7 +175,8 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       if (parallelism) config.parallelism = parallelism;
       config.autotune = flags.autotune;
     }
-    await probeDevice(config.device); // an unavailable device fails here, before any data is loaded
+    // An unavailable device fails here, before any data is loaded; `auto` becomes what it found (config.json keeps `auto`).
+    const device = await probeDevice(config.device);
     dir ??= flags.out ?? (await newRunDir(join('runs', config.model)));
 
     const history = await trainRun({
@@ -185,6 +186,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       overwrite: flags.force,
       events: terminalEvents(config.epochs, io),
       autotune: config.autotune !== false && { cacheDir: defaultCacheDir() },
+      device,
     });
     const last = history.at(-1);
     const best = bestEpoch(history);
