@@ -164,4 +164,34 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
       await served.close();
     }
   }, 240_000);
+
+  // The WebGPU step graph (core/training/gpu-graph.ts: the max-pool gradient by ArgMax/Equal/Where, Sums as
+  // Adds) on onnxruntime-web's WebGPU provider, here Chromium's software adapter: the same steps as wasm.
+  it('trains on WebGPU (software adapter, requested) to the accuracy wasm reaches with the same seed', async () => {
+    const train = async (gpuBrowser: Browser, ep: 'wasm' | 'webgpu') => {
+      const page = await gpuBrowser.newPage();
+      await page.goto(
+        `${server.url}/train?model=cnn&recipe=adamw-onecycle&lr=0.005&epochs=1&train=320&batch=32&test=500&ep=${ep}`,
+      );
+      await page.click('#train');
+      await page.waitForFunction(() => (window as unknown as { trainPage: TrainPageState }).trainPage.done, undefined, {
+        timeout: 150_000,
+      });
+      const state = await pageState(page);
+      await page.close();
+      return state;
+    };
+    const gpuBrowser = await launch(['--enable-unsafe-webgpu']);
+    try {
+      const [wasm, gpu] = [await train(gpuBrowser, 'wasm'), await train(gpuBrowser, 'webgpu')];
+      expect(gpu.error).toBeUndefined();
+      expect(gpu.backend).toBe('webgpu');
+      expect(gpu.batches).toBe(10);
+      // Ten AdamW steps from the same init on the same batches: float32 rounding apart, the same model (here
+      // both 49.2% of 500 images; the mask routing's positions reversed gave 48.2% on WebGPU).
+      expect(Math.abs((gpu.testAccuracy as number) - (wasm.testAccuracy as number))).toBeLessThanOrEqual(0.4);
+    } finally {
+      await gpuBrowser.close();
+    }
+  }, 300_000);
 });
