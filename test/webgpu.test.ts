@@ -3,8 +3,9 @@
  * runs on Mesa's software Vulkan driver, which `.ci/install-lavapipe.sh` unpacks into .apt/; without
  * any Vulkan driver the test skips and says why.
  */
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 
 // Must be set before the first WebGPU session: Dawn reads it when it creates its Vulkan instance.
@@ -87,4 +88,43 @@ describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
       }
     }, 120_000);
   }
+
+  // Where ORT puts each node of every zoo model's WebGPU step (its profile names the provider): on the device,
+  // except the labels' OneHot (the input's edge), the correct-count Equal (the output's edge) and scalar
+  // arithmetic on the batch size. Any other node on the CPU costs a round trip to the device in every step.
+  it('every zoo model: the WebGPU step runs every node on the device but the edges and batch-size scalars', async () => {
+    const { MODEL_NAMES } = await import('../core/model/zoo/index.ts');
+    const dir = mkdtempSync(join(tmpdir(), 'webgpu-placement-'));
+    const { images, labels } = syntheticDigits(8, 2);
+    const misplaced: string[] = [];
+    try {
+      for (const name of MODEL_NAMES) {
+        process.env.MNIST_ONNX_CNN_ORT_PROFILE = join(dir, name);
+        const trainer = await createNodeTrainer(ZOO[name].build(), { optimizer: sgd(), device: 'webgpu' });
+        delete process.env.MNIST_ONNX_CNN_ORT_PROFILE;
+        await trainer.step(images, labels, 0.01);
+        await trainer.release();
+        for (const file of readdirSync(dir).filter((f) => f.startsWith(`${name}_`))) {
+          const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
+            cat?: string;
+            name: string;
+            args?: { provider?: string; op_name?: string; output_type_shape?: Record<string, number[]>[] };
+          }[];
+          for (const e of events) {
+            if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.args?.provider !== 'CPUExecutionProvider')
+              continue;
+            const op = e.args.op_name ?? '?';
+            const shapes = (e.args.output_type_shape ?? []).flatMap((o) => Object.values(o));
+            const scalar = shapes.every((dims) => dims.length === 0 || (dims.length === 1 && dims[0] === 1));
+            if (op !== 'OneHot' && op !== 'Equal' && !scalar)
+              misplaced.push(`${name}: ${op} ${JSON.stringify(shapes)}`);
+          }
+        }
+      }
+    } finally {
+      delete process.env.MNIST_ONNX_CNN_ORT_PROFILE;
+      rmSync(dir, { recursive: true, force: true });
+    }
+    expect(misplaced).toEqual([]);
+  }, 120_000);
 });

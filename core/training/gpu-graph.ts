@@ -2,7 +2,10 @@
  * The step graph for GPU providers. Every node ORT leaves on the CPU costs a round trip to the device in each
  * step (profiled on an H200 through WebGPU: of cnn's 51 ms step, 21 ms were copies to and from the host,
  * around MaxPool with Indices, MaxUnpool and Sum, which the WebGPU provider does not run). So on a GPU the
- * max-pool gradient is routed by Equal and Where ('first-max-mask'), and on WebGPU Sums become chains of Adds.
+ * max-pool gradient is found and routed by float ops ('first-max-mask'), and on WebGPU the loss's log-softmax
+ * is built from plain ops (training-graph.ts's plainLogSoftmax) and Sums become chains of Adds. Left on the
+ * CPU there: the labels' OneHot and the correct count's Equal (the graph's edges) and scalar arithmetic on the
+ * batch size (test/webgpu.test.ts checks the placement of every zoo model's step).
  * (The forward's residual joins are Sums because ORT's CPU provider fuses Conv + Add into a FusedConv that
  * overwrites the residual the backward still reads: as Adds, this graph computes wrong gradients on the CPU
  * provider at level 'all'. WebGPU does not apply that CPU fusion; CUDA keeps its Sums.)

@@ -4,7 +4,7 @@
  * dLogits = (softmax − q)/N — written directly, it is both cheaper and stabler than differentiating
  * LogSoftmax. Also counts correct predictions (argmax = label).
  */
-import { int } from '../../onnx/attributes.ts';
+import { int, ints } from '../../onnx/attributes.ts';
 import type { GraphBuilder } from '../../onnx/builder.ts';
 import { floatTensor, int64Tensor } from '../../onnx/tensor.ts';
 
@@ -18,11 +18,15 @@ export function softmaxCrossEntropy(
   g: GraphBuilder,
   logits: string,
   labels: string,
-  { classes, labelSmoothing = 0 }: { classes: number; labelSmoothing?: number },
+  {
+    classes,
+    labelSmoothing = 0,
+    plainLogSoftmax = false,
+  }: { classes: number; labelSmoothing?: number; plainLogSoftmax?: boolean },
 ): LossValues {
   if (!(labelSmoothing >= 0 && labelSmoothing < 1))
     throw new Error(`label smoothing must be in [0, 1), got ${labelSmoothing}`);
-  const logProb = g.op('LogSoftmax', [logits], { axis: int(1) });
+  const logProb = plainLogSoftmax ? logSoftmaxOfPlainOps(g, logits) : g.op('LogSoftmax', [logits], { axis: int(1) });
   const oneHot = g.op(
     'OneHot',
     [labels, g.constant(int64Tensor([], [classes]), 'classes'), g.constant(floatTensor([2], [0, 1]), 'off_on')],
@@ -49,4 +53,13 @@ export function softmaxCrossEntropy(
   const hits = g.op('Cast', [g.op('Equal', [predicted, labels])], { to: int(1) });
   const correct = g.op('ReduceSum', [hits], { keepdims: int(0) });
   return { loss, correct, dLogits };
+}
+
+/** log softmax over axis 1 as x − max − log Σ exp(x − max), from ops every provider runs (WebGPU has no LogSoftmax). */
+function logSoftmaxOfPlainOps(g: GraphBuilder, x: string): string {
+  const shifted = g.op('Sub', [x, g.op('ReduceMax', [x], { axes: ints([1]), keepdims: int(1) })]);
+  const sum = g.op('ReduceSum', [g.op('Exp', [shifted]), g.constant(int64Tensor([1], [1]), 'axes')], {
+    keepdims: int(1),
+  });
+  return g.op('Sub', [shifted, g.op('Log', [sum])]);
 }

@@ -94,6 +94,7 @@ export class Trainer {
       optimizer: options.optimizer,
       labelSmoothing: options.labelSmoothing,
       rules: options.rules ?? (gpu ? GPU_GRADIENT_RULES : undefined),
+      plainLogSoftmax: options.device === 'webgpu',
       nchwcBlock: options.nchwcBlock,
     });
     // WebGPU has no Sum kernel. Not on CUDA, which has one: the forward's residual Sums are Sums so that no

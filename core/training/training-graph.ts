@@ -68,6 +68,8 @@ export interface TrainingGraphOptions {
   exposeGradients?: boolean;
   /** The op-type → gradient rule table (default ours; the autotuner passes one with chosen formulations). */
   rules?: Record<string, GradientRule>;
+  /** The loss's log-softmax from Sub/ReduceMax/Exp/ReduceSum/Log, not LogSoftmax (WebGPU has none). */
+  plainLogSoftmax?: boolean;
   /**
    * ORT's NCHWc block size on this CPU (node/nchwc.ts): the forward Convs then run as ORT's NCHWc
    * convolutions with the weights reordered in the graph (nchwc-convs.ts). onnxruntime-node's CPU only.
@@ -98,6 +100,7 @@ function emitLossAndGradients(
   const { loss, correct, dLogits } = softmaxCrossEntropy(g, forward.logits, labels, {
     classes,
     labelSmoothing: options.labelSmoothing ?? 0,
+    plainLogSoftmax: options.plainLogSoftmax,
   });
   const trainable = forward.params.filter((p) => p.trainable);
   const external: ExternalConvWeight[] = [];

@@ -9,9 +9,9 @@
  * input can win several windows). Square windows that tile the input (stride = kernel, no padding) have a
  * third routing, 'first-max', that needs no Indices — ORT's MaxPool with Indices runs a slow generic
  * kernel (measured 0.84 ms vs 0.2 ms without, for 32×10×24×24) — and finds each window's winner with
- * ArgMax instead (`firstMax` below); and a fourth, 'first-max-mask', the same winner routed by Equal and
- * Where instead of MaxUnpool: only ops that GPU providers run (WebGPU has neither MaxPool's Indices nor
- * MaxUnpool, and each node left on the CPU costs a device round trip in every step).
+ * ArgMax instead (`firstMax` below); and a fourth, 'first-max-mask', the same winner found and routed by
+ * float ops alone (ReduceMax, Equal, Where): only ops the WebGPU provider runs (it has neither MaxPool's
+ * Indices, MaxUnpool nor an int64 Cast, and each node left on the CPU costs a device round trip per step).
  *
  * AveragePool spreads dY/count evenly over each window: a depthwise ConvTranspose with a constant
  * kernel of ones, divided by the window's count (k², or the in-bounds count when count_include_pad=0).
@@ -39,8 +39,8 @@ function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads:
 
 /**
  * How MaxPool's gradient is routed: MaxUnpool (non-overlapping windows only), ScatterElements 'add', or
- * the first maximum found by ArgMax, routed by MaxUnpool or by a mask (square windows that tile the input;
- * see above).
+ * the first maximum, found by ArgMax and routed by MaxUnpool or found and routed by a float mask (square
+ * windows that tile the input; see above).
  */
 export const MAX_POOL_GRADIENTS = ['unpool', 'scatter', 'first-max', 'first-max-mask'] as const;
 export type MaxPoolGradient = (typeof MAX_POOL_GRADIENTS)[number];
@@ -164,9 +164,12 @@ function firstMax(c: RuleContext, x: string, d: string): string {
 }
 
 /**
- * dX for square k×k windows with stride k from reshapes and element-wise ops alone: each window's k² elements
- * on the last axis ([N, C, Ho, k, Wo, k] → [N, C, Ho, Wo, k²]), ArgMax picks the first maximal one, dY goes
- * where the position equals it and 0 elsewhere, then the windows go back to the image's layout.
+ * dX for square k×k windows with stride k from reshapes and float ops alone (no ArgMax: WebGPU has no int64
+ * Cast, so its int64 index went to the CPU and back): each window's k² elements on the last axis
+ * ([N, C, Ho, k, Wo, k] → [N, C, Ho, Wo, k²]); the elements equal to the window's maximum score their
+ * priority k², k² − 1, …, 1 (the first the highest), the others 0; dY goes to the one that scores the most —
+ * the first maximum, as Indices and PyTorch say — then the windows go back to the image's layout. (A window
+ * holding NaN, where no element equals its maximum, sends dY to all of its elements.)
  */
 function firstMaxMask(c: RuleContext, x: string, d: string): string {
   const { g, channels, h, w, k, ho, wo, i64, whole, covered } = tiledInput(c, x);
@@ -179,17 +182,18 @@ function firstMaxMask(c: RuleContext, x: string, d: string): string {
     ),
     i64([5], [-1, channels, ho, wo, k * k], 'windows_last'),
   ]);
-  // Compared as floats: WebGPU has no int64 Equal (it ran on the CPU, a host round trip per max-pool).
-  const winner = g.op('Cast', [g.op('ArgMax', [windows], { axis: int(4), keepdims: int(1) })], { to: int(1) });
-  const positions = g.constant(
+  const lastAxis = { axes: ints([4]), keepdims: int(1) };
+  const isMax = g.op('Cast', [g.op('Equal', [windows, g.op('ReduceMax', [windows], lastAxis)])], { to: int(1) });
+  const priorities = g.constant(
     floatTensor(
       [k * k],
-      Array.from({ length: k * k }, (_, i) => i),
+      Array.from({ length: k * k }, (_, i) => k * k - i),
     ),
-    'window_positions',
+    'window_priorities',
   );
+  const score = g.op('Mul', [isMax, priorities]);
   const routed = g.op('Where', [
-    g.op('Equal', [winner, positions]),
+    g.op('Equal', [score, g.op('ReduceMax', [score], lastAxis)]),
     g.op('Reshape', [d, i64([5], [-1, channels, ho, wo, 1], 'dy_per_window')]),
     g.constant(floatTensor([], [0]), 'zero'),
   ]);
