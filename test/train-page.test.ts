@@ -165,8 +165,9 @@ describe.skipIf(!chromiumPath)('training in the browser (Chromium)', () => {
     }
   }, 240_000);
 
-  // The WebGPU step graph (core/training/gpu-graph.ts: the max-pool gradient by ArgMax/Equal/Where, Sums as
-  // Adds) on onnxruntime-web's WebGPU provider, here Chromium's software adapter: the same steps as wasm.
+  // The WebGPU step graph (core/training/gpu-graph.ts: the max-pool gradient by ReduceMax/Equal/Where, the
+  // log-softmax from plain ops, Sums as Adds) on onnxruntime-web's WebGPU provider, here Chromium's software
+  // adapter: the same steps as wasm.
   it('trains on WebGPU (software adapter, requested) to the accuracy wasm reaches with the same seed', async () => {
     const train = async (gpuBrowser: Browser, ep: 'wasm' | 'webgpu') => {
       const page = await gpuBrowser.newPage();

@@ -90,8 +90,11 @@ describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
   }
 
   // Where ORT puts each node of every zoo model's WebGPU step (its profile names the provider): on the device,
-  // except the labels' OneHot (the input's edge), the correct-count Equal (the output's edge) and scalar
-  // arithmetic on the batch size. Any other node on the CPU costs a round trip to the device in every step.
+  // except the labels' OneHot (the input's edge), the correct count's Equal of two [N] vectors (the output's
+  // edge) and scalar arithmetic on the batch size (scalars in and out). Any other node on the CPU costs a round
+  // trip to the device in every step.
+  type Shapes = Record<string, number[]>[];
+  const dimsOf = (shapes: Shapes | undefined) => (shapes ?? []).flatMap((o) => Object.values(o));
   it('every zoo model: the WebGPU step runs every node on the device but the edges and batch-size scalars', async () => {
     const { MODEL_NAMES } = await import('../core/model/zoo/index.ts');
     const dir = mkdtempSync(join(tmpdir(), 'webgpu-placement-'));
@@ -104,21 +107,27 @@ describe.skipIf(Boolean(unavailable))('WebGPU training', () => {
         delete process.env.MNIST_ONNX_CNN_ORT_PROFILE;
         await trainer.step(images, labels, 0.01);
         await trainer.release();
-        for (const file of readdirSync(dir).filter((f) => f.startsWith(`${name}_`))) {
-          const events = JSON.parse(readFileSync(join(dir, file), 'utf8')) as {
-            cat?: string;
-            name: string;
-            args?: { provider?: string; op_name?: string; output_type_shape?: Record<string, number[]>[] };
-          }[];
-          for (const e of events) {
-            if (e.cat !== 'Node' || !e.name.endsWith('_kernel_time') || e.args?.provider !== 'CPUExecutionProvider')
-              continue;
-            const op = e.args.op_name ?? '?';
-            const shapes = (e.args.output_type_shape ?? []).flatMap((o) => Object.values(o));
-            const scalar = shapes.every((dims) => dims.length === 0 || (dims.length === 1 && dims[0] === 1));
-            if (op !== 'OneHot' && op !== 'Equal' && !scalar)
-              misplaced.push(`${name}: ${op} ${JSON.stringify(shapes)}`);
-          }
+        const files = readdirSync(dir).filter((f) => f.startsWith(`${name}_`));
+        expect(files, `${name}: one profile`).toHaveLength(1);
+        const events = JSON.parse(readFileSync(join(dir, files[0] as string), 'utf8')) as {
+          cat?: string;
+          name: string;
+          args?: { provider?: string; op_name?: string; input_type_shape?: Shapes; output_type_shape?: Shapes };
+        }[];
+        const kernels = events.filter((e) => e.cat === 'Node' && e.name.endsWith('_kernel_time'));
+        const onDevice = kernels.filter((e) => e.args?.provider === 'WebGpuExecutionProvider');
+        expect(onDevice.length, `${name}: kernels on WebGPU`).toBeGreaterThan(kernels.length / 2);
+        for (const e of kernels) {
+          if (e.args?.provider === 'WebGpuExecutionProvider') continue;
+          const op = e.args?.op_name ?? '?';
+          const [inputs, outputs] = [dimsOf(e.args?.input_type_shape), dimsOf(e.args?.output_type_shape)];
+          const scalar = (dims: number[]) => dims.length === 0 || (dims.length === 1 && dims[0] === 1);
+          const edge =
+            op === 'OneHot' || (op === 'Equal' && [...inputs, ...outputs].every((dims) => dims.length === 1));
+          if (!edge && !(inputs.length + outputs.length > 0 && [...inputs, ...outputs].every(scalar)))
+            misplaced.push(
+              `${name}: ${op} on ${e.args?.provider} ${JSON.stringify(inputs)} → ${JSON.stringify(outputs)}`,
+            );
         }
       }
     } finally {

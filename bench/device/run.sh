@@ -13,7 +13,7 @@
 # (seconds before the ORT rows or the epoch are cut off). Then the CPU training table (cpu-bench.ts) pinned to
 # CPU_SET=0,1 → $OUT/results-train-cpu.md: CPU_BENCH=1 CPU_MODELS=cnn,cnn3,resnet,inception,mlp CPU_THREADS=1,2
 # CPU_ROUNDS=2 CPU_SECONDS=2 CPU_TIMEOUT=420 (CPU_BENCH=0 skips it; CPU_WHAT=epoch gives the one-epoch table,
-# → results-epoch-cpu.md, e.g. CPU_MODELS=cnn,resnet CPU_THREADS=2). GPU_PART=0 skips the GPU part. VK_ICD_FILENAMES, if set, picks the
+# → results-epoch-cpu.md, with CPU_MODELS=cnn,resnet CPU_THREADS=2 unless given). GPU_PART=0 skips the GPU part. VK_ICD_FILENAMES, if set, picks the
 # Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
@@ -31,6 +31,11 @@ GPU_PART=${GPU_PART:-1}
 CPU_BENCH=${CPU_BENCH:-1}
 CPU_WHAT=${CPU_WHAT:-train}
 CPU_SET=${CPU_SET:-0,1}
+# The epoch table's rows are #20's (cnn and resnet at 2 threads): each is a whole epoch per round and side.
+if [ "$CPU_WHAT" = epoch ]; then
+  CPU_MODELS=${CPU_MODELS:-cnn,resnet}
+  CPU_THREADS=${CPU_THREADS:-2}
+fi
 CPU_MODELS=${CPU_MODELS:-cnn,cnn3,resnet,inception,mlp}
 CPU_THREADS=${CPU_THREADS:-1,2}
 CPU_ROUNDS=${CPU_ROUNDS:-2}
@@ -139,4 +144,5 @@ if [ "$CPU_BENCH" = 1 ]; then
       2>>"$log"
   } 2>&1 | tee "$cpu_report"
 fi
-echo "(written to $report; native libraries' messages in $log)"
+written=(); [ "$GPU_PART" = 1 ] && written+=("$report"); [ "$CPU_BENCH" = 1 ] && written+=("${cpu_report:-}")
+echo "(written: ${written[*]:-nothing}; native libraries' messages in $log)"

@@ -168,8 +168,9 @@ function firstMax(c: RuleContext, x: string, d: string): string {
  * Cast, so its int64 index went to the CPU and back): each window's k² elements on the last axis
  * ([N, C, Ho, k, Wo, k] → [N, C, Ho, Wo, k²]); the elements equal to the window's maximum score their
  * priority k², k² − 1, …, 1 (the first the highest), the others 0; dY goes to the one that scores the most —
- * the first maximum, as Indices and PyTorch say — then the windows go back to the image's layout. (A window
- * holding NaN, where no element equals its maximum, sends dY to all of its elements.)
+ * the first maximum, as Indices and PyTorch say — then the windows go back to the image's layout. (NaN, where
+ * training has already diverged: ORT's ReduceMax passes over a NaN after a window's first element, so such a
+ * window routes to the first maximum of the rest; one that starts with NaN sends dY to all of its elements.)
  */
 function firstMaxMask(c: RuleContext, x: string, d: string): string {
   const { g, channels, h, w, k, ho, wo, i64, whole, covered } = tiledInput(c, x);
