@@ -15,11 +15,29 @@ import type { NodeProto } from '../../onnx/schema.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
 import { gradientRules } from '../autodiff/rules/index.ts';
 import { maxPoolRule } from '../autodiff/rules/pooling.ts';
+import type { Device } from '../ort-runtime.ts';
 
 export const GPU_GRADIENT_RULES: Record<string, GradientRule> = {
   ...gradientRules,
   MaxPool: maxPoolRule(() => 'first-max-mask'),
 };
+
+/** How the step graph is built for `device`: its rule table (unless the caller gives one), its loss, its last rewrite. */
+export interface StepGraphChoices {
+  rules?: Record<string, GradientRule>;
+  plainLogSoftmax: boolean;
+  finish: (nodes: NodeProto[]) => NodeProto[];
+}
+
+export function stepGraphFor(device: Device | undefined): StepGraphChoices {
+  const webgpu = device === 'webgpu';
+  return {
+    rules: webgpu || device === 'cuda' ? GPU_GRADIENT_RULES : undefined,
+    plainLogSoftmax: webgpu,
+    // Not on CUDA, which has a Sum kernel: see above for why the residual joins are Sums.
+    finish: (nodes) => (webgpu ? sumsAsAdds(nodes) : nodes),
+  };
+}
 
 /** The nodes with every n-input Sum replaced by n − 1 Adds (same output name); other nodes as they are. */
 export function sumsAsAdds(nodes: readonly NodeProto[]): NodeProto[] {

@@ -26,7 +26,7 @@ import type {
 } from '../ort-runtime.ts';
 import { dropoutMask, Rng } from '../random.ts';
 import { type EvaluationResult, evaluateWeights } from './evaluate.ts';
-import { GPU_GRADIENT_RULES, sumsAsAdds } from './gpu-graph.ts';
+import { stepGraphFor } from './gpu-graph.ts';
 import { toLabels } from './labels.ts';
 import type { Optimizer } from './optim/index.ts';
 import {
@@ -89,18 +89,16 @@ export class Trainer {
   }
 
   static async create(module: Module, options: TrainerOptions): Promise<Trainer> {
-    const gpu = options.device === 'webgpu' || options.device === 'cuda';
+    // GPU providers get a graph of ops they run (gpu-graph.ts).
+    const forDevice = stepGraphFor(options.device);
     const graph = buildTrainingGraph(module, {
       optimizer: options.optimizer,
       labelSmoothing: options.labelSmoothing,
-      rules: options.rules ?? (gpu ? GPU_GRADIENT_RULES : undefined),
-      plainLogSoftmax: options.device === 'webgpu',
+      rules: options.rules ?? forDevice.rules,
+      plainLogSoftmax: forDevice.plainLogSoftmax,
       nchwcBlock: options.nchwcBlock,
     });
-    // WebGPU has no Sum kernel. Not on CUDA, which has one: the forward's residual Sums are Sums so that no
-    // Conv + Add fusion takes the residual as an input it overwrites (core/model/layers/functional.ts).
-    if (options.device === 'webgpu' && graph.model.graph?.node)
-      graph.model.graph.node = sumsAsAdds(graph.model.graph.node);
+    if (graph.model.graph?.node) graph.model.graph.node = forDevice.finish(graph.model.graph.node);
     const weights = options.weights ?? initializeWeights(graph.params, options.seed ?? 0);
     const { runtime, nchwcBlock: _, ...sessionSettings } = options;
     const carried: Record<string, Tensor> = {};
