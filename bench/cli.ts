@@ -22,8 +22,8 @@ import { benchAttack } from './attack-bench.ts';
 import { benchBrowser } from './browser-train.ts';
 import { benchEpoch } from './epoch-bench.ts';
 import { benchInfer } from './infer-bench.ts';
-import { describeMachine, loadAverage, othersCpuShare } from './machine.ts';
-import { withMachine } from './machine-report.ts';
+import { describeMachine } from './machine.ts';
+import { measuredOn } from './machine-report.ts';
 import { benchPreprocessReport } from './preprocess.ts';
 import type { BenchReport } from './report.ts';
 import { benchServe } from './serve-bench.ts';
@@ -94,11 +94,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     const reports: BenchReport[] = [];
     /** Runs one benchmark and records the machine, the load around it and the PyTorch it used (if any). */
     const run = async (bench: () => Promise<BenchReport>, torchUsed?: TorchInfo) => {
-      const othersBefore = await othersCpuShare();
-      const before = loadAverage();
-      const report = await bench();
-      const load = { before, after: loadAverage(), othersBefore };
-      reports.push(withMachine(report, { machine, load, torch: torchUsed }));
+      reports.push(await measuredOn(machine, bench, torchUsed));
     };
     if (what.includes('serve')) await run(() => benchServe(seconds));
     if (what.includes('attack')) await run(() => benchAttack());

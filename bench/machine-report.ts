@@ -1,5 +1,5 @@
 /** The "Machine" section every result file ends with, and its JSON twin. */
-import type { LoadAverages, Machine } from './machine.ts';
+import { type LoadAverages, loadAverage, type Machine, othersCpuShare } from './machine.ts';
 import type { BenchReport } from './report.ts';
 import { blasLabel, type TorchInfo } from './torch.ts';
 
@@ -62,7 +62,19 @@ export function machineMarkdown(c: RunConditions): string {
 }
 
 /** The report with the Machine section appended to its markdown and `machine`/`load`/`torch` added to its JSON. */
-export function withMachine(report: BenchReport, c: RunConditions): BenchReport {
+/** Runs one benchmark and adds the machine, the load around it (and others' CPU share just before) and its PyTorch. */
+export async function measuredOn(
+  machine: Machine,
+  bench: () => Promise<BenchReport>,
+  torch?: TorchInfo,
+): Promise<BenchReport> {
+  const othersBefore = await othersCpuShare();
+  const before = loadAverage();
+  const report = await bench();
+  return withMachine(report, { machine, load: { before, after: loadAverage(), othersBefore }, torch });
+}
+
+function withMachine(report: BenchReport, c: RunConditions): BenchReport {
   return {
     ...report,
     markdown: `${report.markdown.trimEnd()}\n\n${machineMarkdown(c)}`,

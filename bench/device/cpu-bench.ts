@@ -18,8 +18,8 @@ import { newProgram } from '../../node/cli/program.ts';
 import { runCommand } from '../../node/cli/run-cli.ts';
 import { runIfMain } from '../../node/cli/run-if-main.ts';
 import { benchEpoch } from '../epoch-bench.ts';
-import { describeMachine, loadAverage, othersCpuShare } from '../machine.ts';
-import { withMachine } from '../machine-report.ts';
+import { describeMachine } from '../machine.ts';
+import { measuredOn } from '../machine-report.ts';
 import { blasLabel, torchInfo } from '../torch.ts';
 import { benchTrain } from '../train-bench.ts';
 
@@ -45,24 +45,18 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     // The autotuner's choices are made and cached here, in a folder of this run's own.
     const cacheDir = mkdtempSync(join(tmpdir(), 'cpu-bench-autotune-'));
     try {
-      const othersBefore = await othersCpuShare();
-      const before = loadAverage();
       const rounds = positiveInt(o.rounds as string);
       const autotune = { cacheDir };
-      const report =
-        o.what === 'epoch'
-          ? await benchEpoch({ models, threads, rounds, torch, autotune })
-          : await benchTrain({
-              models,
-              threads,
-              batch: 64,
-              rounds,
-              seconds: positiveNumber(o.seconds as string),
-              torch,
-              autotune,
-            });
-      const load = { before, after: loadAverage(), othersBefore };
-      print(withMachine(report, { machine: describeMachine(), load, torch }).markdown);
+      const seconds = positiveNumber(o.seconds as string);
+      const report = await measuredOn(
+        describeMachine(),
+        () =>
+          o.what === 'epoch'
+            ? benchEpoch({ models, threads, rounds, torch, autotune })
+            : benchTrain({ models, threads, batch: 64, rounds, seconds, torch, autotune }),
+        torch,
+      );
+      print(report.markdown);
     } finally {
       rmSync(cacheDir, { recursive: true, force: true });
     }
