@@ -13,8 +13,9 @@
 # (seconds before the ORT rows or the epoch are cut off). Then the CPU training table (cpu-bench.ts) pinned to
 # CPU_SET=0,1 → $OUT/results-train-cpu.md: CPU_BENCH=1 CPU_MODELS=cnn,cnn3,resnet,inception,mlp CPU_THREADS=1,2
 # CPU_ROUNDS=2 CPU_SECONDS=2 CPU_TIMEOUT=420 (CPU_BENCH=0 skips it; CPU_WHAT=epoch gives the one-epoch table,
-# → results-epoch-cpu.md, with CPU_MODELS=cnn,resnet CPU_THREADS=2 unless given). GPU_PART=0 skips the GPU part. VK_ICD_FILENAMES, if set, picks the
-# Vulkan driver (default: NVIDIA's ICD at /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
+# → results-epoch-cpu.md, with CPU_MODELS=cnn,resnet CPU_THREADS=2 unless given). GPU_PART=0 skips the GPU part.
+# VK_ICD_FILENAMES, if set, picks the Vulkan driver (default: NVIDIA's ICD at
+# /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json when present).
 set -uo pipefail
 kit=$(cd "$(dirname "$0")" && pwd)
 cd "$kit"
@@ -135,8 +136,9 @@ if [ "$CPU_BENCH" = 1 ]; then
   {
     echo "# CPU training on $CPU_SET of this machine's CPUs (${pin[*]:-not pinned: no taskset})"
     echo
-    for cpu in ${CPU_SET//,/ }; do
-      echo "- cpu$cpu: core $(cat /sys/devices/system/cpu/cpu$cpu/topology/core_id 2>/dev/null || echo ?), siblings $(cat /sys/devices/system/cpu/cpu$cpu/topology/thread_siblings_list 2>/dev/null || echo ?)"
+    for n in ${CPU_SET//,/ }; do # not $cpu: that is the CPU's model name above
+      topology=/sys/devices/system/cpu/cpu$n/topology
+      echo "- cpu$n: core $(cat $topology/core_id 2>/dev/null || echo ?), siblings $(cat $topology/thread_siblings_list 2>/dev/null || echo ?)"
     done
     echo
     MNIST_ONNX_CNN_PYTHON=$(command -v python3) timeout "$CPU_TIMEOUT" "${pin[@]}" ./node --single-threaded-gc \
