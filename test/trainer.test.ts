@@ -5,6 +5,8 @@ import { ZOO } from '../core/model/zoo/index.ts';
 import { adamw, sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { DeviceUnavailableError } from '../node/execution.ts';
+import { createTrainer } from '../train/parallel/create-trainer.ts';
+import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { createNodeTrainer, type Trainer } from '../train/trainer.ts';
 import { syntheticDigits } from './helpers/synthetic.ts';
 
@@ -111,5 +113,17 @@ describe('Trainer', () => {
     });
     expect(trainer.provider).toBe('cpu');
     expect(notices).toEqual([expect.stringMatching(/^device auto: using the CPU \(cuda is not available/)]);
+    // …and builds the CPU's step, not a graph for neither: the same losses, to the bit, as 'cpu'.
+    const cpu = await createNodeTrainer(ZOO.cnn.build(), { optimizer: sgd(), device: 'cpu' });
+    const data = syntheticDigits(3 * BATCH, 4);
+    expect(await trainSteps(trainer, data, 3, 0.05)).toEqual(await trainSteps(cpu, data, 3, 0.05));
+    await Promise.all([trainer.release(), cpu.release()]);
+  });
+
+  it("createTrainer resolves device 'auto' before choosing how to run: on the CPU, workers", async () => {
+    const trainer = await createTrainer(ZOO.cnn.build(), { optimizer: sgd(), device: 'auto', threads: 2 });
+    expect(trainer).toBeInstanceOf(ParallelTrainer);
+    expect(trainer.provider).toBe('cpu');
+    await trainer.release();
   });
 });

@@ -7,6 +7,7 @@
 import type { Module } from '../core/model/layers/index.ts';
 import type { OrtRuntime } from '../core/ort-runtime.ts';
 import { Trainer, type TrainerOptions } from '../core/training/trainer-core.ts';
+import { probeDevice } from '../node/device-probe.ts';
 import { nodeRuntime } from '../node/execution.ts';
 import { nchwcBlockSize } from '../node/nchwc.ts';
 
@@ -22,7 +23,17 @@ export interface NodeTrainerOptions extends Omit<TrainerOptions, 'runtime' | 'nc
 export async function createNodeTrainer(module: Module, options: NodeTrainerOptions): Promise<Trainer> {
   const { nchwc, ...rest } = options;
   const runtime = options.runtime ?? nodeRuntime;
-  const cpu = (options.device ?? 'cpu') === 'cpu' && runtime === nodeRuntime;
+  const device = runtime === nodeRuntime ? await resolveNodeDevice(options) : options.device;
+  const cpu = (device ?? 'cpu') === 'cpu' && runtime === nodeRuntime;
   const nchwcBlock = cpu && nchwc !== false ? await nchwcBlockSize() : undefined;
-  return Trainer.create(module, { ...rest, runtime, nchwcBlock });
+  return Trainer.create(module, { ...rest, device, runtime, nchwcBlock });
+}
+
+/**
+ * The provider `options.device` means here: 'auto' becomes what the probe finds (CUDA, else the CPU), so
+ * the step is built for the device it runs on — the GPU's graph on CUDA, the CPU's NCHWc convolutions,
+ * native kernels and workers on the CPU — not a graph for neither.
+ */
+export async function resolveNodeDevice(options: Pick<NodeTrainerOptions, 'device' | 'onNotice'>) {
+  return options.device === 'auto' ? probeDevice('auto', options.onNotice) : options.device;
 }

@@ -13,7 +13,12 @@ import { countParams, emitForward, inspectModule } from '../../core/model/forwar
 import type { Module } from '../../core/model/layers/index.ts';
 import { nativeKernels } from '../../node/native-kernels.ts';
 import { autotuneRules } from '../autotune/autotune.ts';
-import { createNodeTrainer, type Trainer, type NodeTrainerOptions as TrainerOptions } from '../trainer.ts';
+import {
+  createNodeTrainer,
+  resolveNodeDevice,
+  type Trainer,
+  type NodeTrainerOptions as TrainerOptions,
+} from '../trainer.ts';
 import { ParallelTrainer } from './parallel-trainer.ts';
 
 /** What the training loop needs of a trainer; `Trainer` and `ParallelTrainer` both are one. */
@@ -93,7 +98,8 @@ function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 
   return cpu && parallelism === 'workers' && (options.threads ?? 1) > 1;
 }
 
-export async function createTrainer(module: Module, options: CreateTrainerOptions): Promise<AnyTrainer> {
+export async function createTrainer(module: Module, given: CreateTrainerOptions): Promise<AnyTrainer> {
+  const options = given.device === 'auto' ? { ...given, device: await resolveNodeDevice(given) } : given;
   const workers = usesWorkers(options, module);
   // Each session run sees the whole batch, or one worker's slice (or one micro-batch) of it.
   const slice = Math.ceil((options.batchSize ?? 64) / (workers ? (options.threads ?? 1) : 1));
