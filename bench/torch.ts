@@ -69,7 +69,7 @@ export function torchTrainingThroughput(
   batch: number,
   seconds: number,
 ): TorchTraining {
-  const args = ['--model', model, '--batch', String(batch), '--seconds', String(seconds)];
+  const args = ['--model', model, '--batch', String(batch), '--seconds', String(seconds), '--data', mnistDataDir()];
   return runJson('torch_train.py', [...args, '--forward-seconds', String(seconds)], config);
 }
 

@@ -5,8 +5,9 @@
     python3 bench/torch_train.py --model cnn --batch 512 --device cuda     (a GPU machine: bench/device/)
 
 Prints one JSON line {"imagesPerSecond": ..., "threads": the thread settings it ran under}. Same recipe as
-ours: SGD(lr 0.01, momentum 0.5), cross-entropy, random inputs, a fixed batch (the data pipeline is not what is
-measured). With --forward-seconds S (CPU), then also "forwardImagesPerSecond": the same model's eval-mode
+ours: SGD(lr 0.01, momentum 0.5), cross-entropy, a fixed batch (the data pipeline is not what is measured):
+with --data DIR (MNIST's IDX files; what `npm run bench` passes) the first --batch training images,
+normalized as the tutorial does, and their labels, the batch ours steps on; without it random inputs. With --forward-seconds S (CPU), then also "forwardImagesPerSecond": the same model's eval-mode
 forward passes at the same batch for S seconds, in the same process and settings (for step / forward).
 
     /usr/bin/python3 bench/torch_train.py --info
@@ -28,6 +29,15 @@ from torch_models import ZOO  # noqa: E402
 from torch_settings import about, threads  # noqa: E402
 
 
+def first_batch(folder, batch):
+    """MNIST's first `batch` training images, normalized with the tutorial's mean and std, and their labels."""
+    from torch_epoch import MEAN, STD, idx
+
+    x = idx(os.path.join(folder, "train-images-idx3-ubyte"))[:batch].float()
+    y = idx(os.path.join(folder, "train-labels-idx1-ubyte"))[:batch].long()
+    return ((x / 255 - MEAN) / STD).unsqueeze(1), y
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--info", action="store_true", help="print torch's version and BLAS, then exit")
@@ -36,6 +46,7 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--device", default="cpu", help="cpu, or cuda on a machine with an NVIDIA GPU")
+    parser.add_argument("--data", help="folder of MNIST's IDX files: step on its first --batch images")
     parser.add_argument("--forward-seconds", type=float, default=0, help="then time forward passes (CPU only)")
     args = parser.parse_args()
     if args.info:
@@ -49,8 +60,12 @@ def main():
     model = ZOO[args.model]().to(device).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.5)
     criterion = torch.nn.CrossEntropyLoss()
-    x = torch.randn(args.batch, 1, 28, 28).to(device)
-    y = torch.randint(0, 10, (args.batch,)).to(device)
+    if args.data:
+        x, y = first_batch(args.data, args.batch)
+        x, y = x.to(device), y.to(device)
+    else:
+        x = torch.randn(args.batch, 1, 28, 28).to(device)
+        y = torch.randint(0, 10, (args.batch,)).to(device)
     # CUDA runs asynchronously: wait for the queued steps before reading the clock.
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
 

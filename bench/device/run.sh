@@ -110,7 +110,7 @@ if [ "$GPU_PART" = 1 ]; then {
   echo "- load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
   echo "- ours: node $(./node --version), onnxruntime-node $(./node -p "require('./app/node_modules/onnxruntime-node/package.json').version"); Vulkan driver: ${VK_ICD_FILENAMES:-system default}"
   echo "- PyTorch: $torch_info"
-  echo "- recipe: SGD lr 0.01 momentum 0.5, cross-entropy, a fixed random batch; ${SECONDS_PER_ROW} s per row after warm-up"
+  echo "- recipe: SGD lr 0.01 momentum 0.5, cross-entropy, a fixed random batch (GPU rows; the CPU table steps on MNIST's first images); ${SECONDS_PER_ROW} s per row after warm-up"
   echo
   timeout "$ROWS_TIMEOUT" ./node app/gpu-bench.mjs --devices "$DEVICES" --models "$MODELS" --batches "$BATCHES" --threads "$(nproc)" \
     --seconds "$SECONDS_PER_ROW" 2>>"$log"
