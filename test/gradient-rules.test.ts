@@ -143,6 +143,20 @@ describe('gradient rules in combination vs float64 finite differences', () => {
     await expectGradientsMatch(net, { inputShape: [2, 7, 7], batch: 2, makeInput: mostlyBackground(7) });
   });
 
+  it('AveragePool, stride 1 (its gradient an AveragePool): 2×2 unpadded, and 3×3 pad 1 without count_include_pad', async () => {
+    const net = composite(
+      'Net',
+      {
+        conv: conv2d(1, 2, 2),
+        plain: avgPool2dLayer(2, { stride: 1 }),
+        excl: avgPool2dLayer(3, { stride: 1, padding: 1, countIncludePad: false }),
+        fc: linear(2 * 7 * 7, 3),
+      },
+      (m, x, ctx) => m.fc(F.flatten(ctx, m.excl(m.plain(m.conv(x))))),
+    );
+    await expectGradientsMatch(net, { inputShape: [1, 9, 9], batch: 3 });
+  });
+
   it('AveragePool: 3×3 stride 1 pad 1 (count_include_pad), 2×2 stride 2, and count_include_pad=false', async () => {
     const net = composite(
       'Net',
