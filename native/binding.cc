@@ -4,7 +4,8 @@
 //   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
 //   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out),
-//   biasGradient(dy, db, [N, C, P]): the routing.h steps, the last array overwritten.
+//   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, pt, pl, pb, pr]): the
+//   routing.h steps, the last array overwritten.
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
 //                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
@@ -110,7 +111,7 @@ napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
 struct Plain {
   float* a[3];
   size_t length[3];
-  int64_t d[6];
+  int64_t d[10];
 };
 
 bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t floats, size_t dims, Plain* out) {
@@ -157,6 +158,22 @@ napi_value Elementwise(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 constexpr char kReluGradient[] = "reluGradient";
+
+// avgPoolGradient(dY, dX, [N, C, H, W, kh, kw, pt, pl, pb, pr]): stride 1, divisor kh·kw.
+napi_value AvgPoolGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "avgPoolGradient", 2, 10, &p)) return nullptr;
+  const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], kh = p.d[4], kw = p.d[5];
+  const int64_t pt = p.d[6], pl = p.d[7], pb = p.d[8], pr = p.d[9];
+  if (kh < 1 || kw < 1 || pt >= kh || pl >= kw || pb >= kh || pr >= kw)
+    return fail(env, "avgPoolGradient", "the window must be at least 1 and each pad smaller than it");
+  const int64_t ho = h + pt + pb - kh + 1, wo = w + pl + pr - kw + 1;
+  if (ho < 1 || wo < 1) return fail(env, "avgPoolGradient", "the window is larger than the padded input");
+  if (p.length[0] != size_t(n * c * ho * wo) || p.length[1] != size_t(n * c * h * w))
+    return fail(env, "avgPoolGradient", "wrong lengths");
+  avg_pool_gradient(n * c, h, w, kh, kw, pt, pl, ho, wo, p.a[0], p.a[1]);
+  return nullptr;
+}
 constexpr char kAdd[] = "add";
 
 napi_value BiasGradient(napi_env env, napi_callback_info info) {
@@ -263,6 +280,7 @@ NAPI_MODULE_INIT() {
       {"reluGradient", Elementwise<relu_gradient, kReluGradient>},
       {"add", Elementwise<add, kAdd>},
       {"biasGradient", BiasGradient},
+      {"avgPoolGradient", AvgPoolGradient},
       {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);

@@ -6,6 +6,7 @@
 #endif
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace {
 
@@ -128,5 +129,81 @@ void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db) 
       sum += tail;
     }
     db[ch] = float(sum);
+  }
+}
+
+namespace {
+
+// Same-size pooling (Ho = H, Wo = W: pads summing to k − 1 on each axis, as 3×3 with pad 1): each tap of a
+// pass is one shifted run over the whole flat plane, a mask zeroing the terms that would cross a row (or
+// column) edge. Branch-free and vectorized however small the plane (inception's are 4×4 and 12×12, where
+// per-row loops cost more than the adds).
+void same_size_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
+                        const float* dy, float* dx) {
+  const int64_t size = h * w;
+  thread_local std::vector<float> scratch;
+  scratch.resize(size_t(size * (kw + kh + 1)));
+  float* column_masks = scratch.data();           // kw × size: tap j reads column x + pl − j
+  float* row_masks = column_masks + kw * size;   // kh × size: tap i reads row y + pt − i
+  float* rows = row_masks + kh * size;           // one plane's horizontal sums
+  for (int64_t y = 0; y < h; y++)
+    for (int64_t x = 0; x < w; x++) {
+      for (int64_t j = 0; j < kw; j++) column_masks[j * size + y * w + x] = (x + pl - j >= 0 && x + pl - j < w);
+      for (int64_t i = 0; i < kh; i++) row_masks[i * size + y * w + x] = (y + pt - i >= 0 && y + pt - i < h);
+    }
+  const float scale = 1.0f / float(kh * kw);
+  for (int64_t p = 0; p < planes; p++) {
+    const float* g = dy + p * size;
+    float* out = dx + p * size;
+    std::fill(rows, rows + size, 0.0f);
+    for (int64_t j = 0; j < kw; j++) {
+      const int64_t shift = pl - j, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
+      const float* m = column_masks + j * size;
+      for (int64_t k = from; k < to; k++) rows[k] += m[k] * g[k + shift];
+    }
+    std::fill(out, out + size, 0.0f);
+    for (int64_t i = 0; i < kh; i++) {
+      const int64_t shift = (pt - i) * w, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
+      const float* m = row_masks + i * size;
+      for (int64_t k = from; k < to; k++) out[k] += m[k] * rows[k + shift];
+    }
+    for (int64_t k = 0; k < size; k++) out[k] *= scale;
+  }
+}
+
+}  // namespace
+
+void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
+                       int64_t ho, int64_t wo, const float* dy, float* dx) {
+  if (ho == h && wo == w) return same_size_gradient(planes, h, w, kh, kw, pt, pl, dy, dx);
+  // Separable, in contiguous runs: each dY row summed over the windows covering column x (tap j adds
+  // dY[oy, x + pl − j] where that is a column of dY), then, scaled, those row sums over the windows
+  // covering row y (tap i adds row y + pt − i).
+  thread_local std::vector<float> rows;
+  rows.resize(size_t(ho * w));
+  const float scale = 1.0f / float(kh * kw);
+  for (int64_t p = 0; p < planes; p++) {
+    const float* g = dy + p * ho * wo;
+    std::fill(rows.begin(), rows.end(), 0.0f);
+    for (int64_t oy = 0; oy < ho; oy++) {
+      float* r = rows.data() + oy * w;
+      const float* src = g + oy * wo;
+      for (int64_t j = 0; j < kw; j++) {
+        const int64_t shift = pl - j, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(w, wo - shift);
+        for (int64_t x = from; x < to; x++) r[x] += src[x + shift];
+      }
+      for (int64_t x = 0; x < w; x++) r[x] *= scale;
+    }
+    float* out = dx + p * h * w;
+    std::fill(out, out + h * w, 0.0f);
+    for (int64_t y = 0; y < h; y++) {
+      float* o = out + y * w;
+      for (int64_t i = 0; i < kh; i++) {
+        const int64_t oy = y + pt - i;
+        if (oy < 0 || oy >= ho) continue;
+        const float* r = rows.data() + oy * w;
+        for (int64_t x = 0; x < w; x++) o[x] += r[x];
+      }
+    }
   }
 }

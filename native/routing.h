@@ -18,3 +18,9 @@ void add(int64_t size, const float* a, const float* b, float* out);
 
 // dB[c] = Σ_n,p dY[n, c, p] (a Conv's bias gradient).
 void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db);
+
+// dX[N,C,H,W] of a stride-1 kh×kw average pool whose divisor is always kh·kw (count_include_pad, or no
+// padding), pads (pt, pl, pb, pr) and dY [N,C,Ho,Wo] with Ho = H + pt + pb − kh + 1: each input element gets
+// the mean of the dY of every window that covers it (the box filter's adjoint).
+void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
+                       int64_t ho, int64_t wo, const float* dy, float* dx);

@@ -52,6 +52,17 @@ export interface NativeKernels {
   /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
   biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
   /**
+   * dX of a stride-1 average pool whose divisor is the window's area (count_include_pad, or unpadded), for
+   * an input of `dims` [N, C, H, W], `kernel` [kh, kw] and `pads` [top, left, bottom, right].
+   */
+  avgPoolGradient(
+    dY: Float32Array,
+    dx: Float32Array,
+    dims: readonly number[],
+    kernel: readonly number[],
+    pads: readonly number[],
+  ): void;
+  /**
    * The optimizer's update of `param` and its `states` (its slots, in order) in place, from the gradient
    * Σ shares[j] · parts[j] (or parts[0] alone when `shares` is null), as the update graph computes it.
    * Absent from an addon built before it was added (the trainer then runs the update graph).
@@ -76,6 +87,7 @@ interface Addon {
   reluGradient(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
+  avgPoolGradient(dy: Float32Array, dx: Float32Array, shape: Int32Array): void;
   optimizerUpdate?(kind: number, hyper: Float32Array, ...rest: UpdateArguments): void;
 }
 
@@ -86,6 +98,7 @@ const ADDON_FUNCTIONS: (keyof Addon)[] = [
   'reluGradient',
   'add',
   'biasGradient',
+  'avgPoolGradient',
 ];
 
 const ADDON_PATH = new URL('../native/build/Release/mnist_native.node', import.meta.url).pathname;
@@ -160,6 +173,9 @@ function wrap(addon: Addon): NativeKernels {
     add: (a, b, out) => addon.add(a, b, out),
     biasGradient(dY, db, n, channels, positions) {
       addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
+    },
+    avgPoolGradient(dY, dx, dims, kernel, pads) {
+      addon.avgPoolGradient(dY, dx, Int32Array.of(...dims, ...kernel, ...pads));
     },
     optimizerUpdate: addon.optimizerUpdate && optimizerUpdate(addon.optimizerUpdate.bind(addon)),
   };

@@ -6,7 +6,9 @@
  */
 import * as ort from 'onnxruntime-node';
 import {
+  AVG_POOL_GRADIENT,
   BIAS_GRADIENT,
+  CHANNEL_SLICE,
   CONV_INPUT_GRADIENT,
   GRADIENT_SUM,
   MAX_POOL_GRADIENT,
@@ -177,6 +179,38 @@ function nativeStep(
         const x = first(values);
         kernels.add(floats(x), floats(second(values)), output(values, x.dims));
       };
+    case AVG_POOL_GRADIENT: {
+      const kernel = attrInts(node, 'kernel', []);
+      const pads = attrInts(node, 'pads', []);
+      return (values) => {
+        const dY = first(values);
+        const [n, c, ho, wo] = dY.dims as number[];
+        const dims = [
+          n as number,
+          c as number,
+          (ho as number) + (kernel[0] as number) - 1 - (pads[0] as number) - (pads[2] as number),
+          (wo as number) + (kernel[1] as number) - 1 - (pads[1] as number) - (pads[3] as number),
+        ];
+        kernels.avgPoolGradient(floats(dY), output(values, dims), dims, kernel, pads);
+      };
+    }
+    case CHANNEL_SLICE: {
+      const start = attrInt(node, 'start', 0);
+      const end = attrInt(node, 'end', 0);
+      return (values) => {
+        const x = first(values);
+        const [n, c, ...rest] = x.dims as number[];
+        const plane = sizeOf(rest);
+        const data = floats(x);
+        const out = output(values, [n as number, end - start, ...rest]);
+        // Each image's channels [start, end) are contiguous: one copy per image.
+        for (let i = 0; i < (n as number); i++)
+          out.set(
+            data.subarray((i * (c as number) + start) * plane, (i * (c as number) + end) * plane),
+            i * (end - start) * plane,
+          );
+      };
+    }
     case BIAS_GRADIENT:
       return (values) => {
         const dY = first(values);

@@ -1,7 +1,8 @@
 /**
  * The native steps that run between native Conv gradients (native/routing.cc) against direct loops: max-pool
  * routing to each window's first maximum (ties, leftover rows and columns, 2×2 and 3×3), ReLU, the sum of
- * two contributions and a Conv's bias gradient. Skipped where the addon isn't built.
+ * two contributions, a Conv's bias gradient and a stride-1 average pool's gradient (scattered by its
+ * windows here, gathered there). Skipped where the addon isn't built.
  */
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../core/random.ts';
@@ -25,6 +26,25 @@ function poolReference(x: Float32Array, dY: Float32Array, dims: number[], k: num
           }
         dx[best] = dY[(plane * ho + oy) * wo + ox] as number;
       }
+  return dx;
+}
+
+/** dX of a stride-1 average pool (divisor kh·kw) by scattering each window's dY/(kh·kw) over its taps. */
+function averageReference(dY: Float32Array, dims: number[], kernel: number[], pads: number[]): Float64Array {
+  const [n, c, h, w] = dims as [number, number, number, number];
+  const [kh, kw] = kernel as [number, number];
+  const [pt, pl, pb, pr] = pads as [number, number, number, number];
+  const [ho, wo] = [h + pt + pb - kh + 1, w + pl + pr - kw + 1];
+  const dx = new Float64Array(n * c * h * w);
+  for (let plane = 0; plane < n * c; plane++)
+    for (let oy = 0; oy < ho; oy++)
+      for (let ox = 0; ox < wo; ox++)
+        for (let i = 0; i < kh; i++)
+          for (let j = 0; j < kw; j++) {
+            const [y, x] = [oy - pt + i, ox - pl + j];
+            if (y < 0 || y >= h || x < 0 || x >= w) continue;
+            dx[(plane * h + y) * w + x] += (dY[(plane * ho + oy) * wo + ox] as number) / (kh * kw);
+          }
   return dx;
 }
 
@@ -71,6 +91,64 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
       for (let i = 0; i < n; i++) for (let q = 0; q < p; q++) sum += dY[(i * c + ch) * p + q] as number;
       expect(db[ch]).toBeCloseTo(sum, 4);
     }
+  });
+
+  for (const [dims, kernel, pads] of [
+    [
+      [64, 20, 4, 4],
+      [3, 3],
+      [1, 1, 1, 1],
+    ], // inception's joins: same size, flat masked runs
+    [
+      [3, 10, 12, 12],
+      [3, 3],
+      [1, 1, 1, 1],
+    ],
+    [
+      [2, 3, 9, 7],
+      [5, 3],
+      [2, 1, 2, 1],
+    ],
+    [
+      [2, 2, 6, 5],
+      [3, 3],
+      [2, 0, 0, 2],
+    ], // same size, lopsided pads
+    [
+      [2, 3, 7, 8],
+      [2, 2],
+      [0, 0, 0, 0],
+    ], // smaller output: the row-by-row path
+    [
+      [1, 2, 5, 6],
+      [3, 2],
+      [1, 0, 0, 1],
+    ],
+    [
+      [1, 1, 1, 1],
+      [1, 1],
+      [0, 0, 0, 0],
+    ],
+  ] as const) {
+    it(`average-pool gradient, ${dims.join('×')}, ${kernel.join('×')} window, pads ${pads.join(',')}`, () => {
+      const [n, c, h, w] = dims;
+      const [ho, wo] = [h + pads[0] + pads[2] - kernel[0] + 1, w + pads[1] + pads[3] - kernel[1] + 1];
+      const dY = random(n * c * ho * wo);
+      const dx = new Float32Array(n * c * h * w).fill(Number.NaN); // every element must be written
+      kernels?.avgPoolGradient(dY, dx, dims, kernel, pads);
+      const expected = averageReference(dY, [...dims], [...kernel], [...pads]);
+      for (const [i, v] of dx.entries())
+        expect(Math.abs(v - (expected[i] as number)), `element ${i}`).toBeLessThan(1e-6);
+    });
+  }
+
+  it('rejects a pad as large as the window and arrays of the wrong length', () => {
+    expect(() =>
+      kernels?.avgPoolGradient(new Float32Array(16), new Float32Array(16), [1, 1, 4, 4], [3, 3], [3, 0, 0, 0]),
+    ).toThrow(/pad smaller/);
+    expect(() =>
+      kernels?.avgPoolGradient(new Float32Array(15), new Float32Array(16), [1, 1, 4, 4], [3, 3], [1, 1, 1, 1]),
+    ).toThrow(/wrong lengths/);
   });
 
   it('rejects arrays of the wrong length', () => {

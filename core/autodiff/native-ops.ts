@@ -24,6 +24,13 @@ export const RELU_GRADIENT = 'ReluGradient';
 export const GRADIENT_SUM = 'GradientSum';
 /** A Conv's dB [M] = Σ over N, H, W of dY. */
 export const BIAS_GRADIENT = 'BiasGradient';
+/**
+ * dX of a stride-1 AveragePool whose divisor is always the window's area, from dY; attributes `kernel`
+ * [kh, kw] and `pads` [top, left, bottom, right] (each smaller than the kernel).
+ */
+export const AVG_POOL_GRADIENT = 'AvgPoolGradient';
+/** Channels [start, end) of a [N, C, H, W] value: a channel Concat's gradient, piece by piece. */
+export const CHANNEL_SLICE = 'ChannelSlice';
 
 export const isNative = (node: NodeProto) => node.domain === NATIVE_DOMAIN;
 

@@ -2,14 +2,19 @@
  * The gradient rule table with steps left to native kernels (core/autodiff/native-ops.ts): Conv input
  * gradients and k×k/stride-k max-pool routings for the geometries `choices` picks, and — wherever their
  * dY already comes from a native node, so that the chain stays outside ORT — those of every other Conv's
- * bias, max-pool, ReLU, and the sum of a value's contributions (`nativeSum`, backward.ts's hook).
+ * bias, max-pool, ReLU, stride-1 average pool, channel Concat, and the sum of a value's contributions
+ * (`nativeSum`, backward.ts's hook). An inception block's backward is then one chain: each return to ORT
+ * costs a session run and a copy of its outputs (its joins and split were three ORT segments, ~3 ms of a
+ * 48 ms step).
  * Where a chain starts it costs a cut in the graph (core/training/segments.ts): the autotuner decides.
  */
 
 import { int, ints, toAttributeProto } from '../../../onnx/attributes.ts';
 import type { GraphBuilder } from '../../../onnx/builder.ts';
 import {
+  AVG_POOL_GRADIENT,
   BIAS_GRADIENT,
+  CHANNEL_SLICE,
   emitNative,
   emitNativeConvInputGradient,
   GRADIENT_SUM,
@@ -18,7 +23,7 @@ import {
   RELU_GRADIENT,
 } from '../native-ops.ts';
 import type { GradientRule } from '../rule.ts';
-import { dY, input } from '../rule.ts';
+import { attrInt, attrInts, dY, input } from '../rule.ts';
 import { convGeometryOf } from './conv.ts';
 import type { ConvGeometry } from './conv-weight-gradient.ts';
 import { type MaxPoolGeometry, maxPoolGeometryOf, tiles } from './pooling.ts';
@@ -30,13 +35,16 @@ export interface NativeChoices {
 }
 
 export function nativeRules(table: Record<string, GradientRule>, choices: NativeChoices): Record<string, GradientRule> {
-  const { Conv, MaxPool, Relu } = table;
-  if (!Conv || !MaxPool || !Relu) throw new Error('internal: the rule table lacks Conv, MaxPool or Relu');
+  const { Conv, MaxPool, Relu, AveragePool, Concat } = table;
+  if (!Conv || !MaxPool || !Relu || !AveragePool || !Concat)
+    throw new Error('internal: the rule table lacks Conv, MaxPool, Relu, AveragePool or Concat');
   return {
     ...table,
     Conv: nativeConv(Conv, choices.convInputs),
     MaxPool: nativeMaxPool(MaxPool, choices.maxPools),
     Relu: nativeRelu(Relu),
+    AveragePool: nativeAveragePool(AveragePool),
+    Concat: nativeConcat(Concat),
   };
 }
 
@@ -79,8 +87,50 @@ function nativeRelu(rule: GradientRule): GradientRule {
   };
 }
 
-/** backward.ts's `sum` hook: two contributions of which one is native are added natively. */
+/** A stride-1 AveragePool whose divisor is always the window's area (the kernel's case), after a native dY. */
+function nativeAveragePool(rule: GradientRule): GradientRule {
+  return (c) => {
+    const d = dY(c);
+    const kernel = attrInts(c.node, 'kernel_shape', []);
+    const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
+    const strides = attrInts(c.node, 'strides', [1, 1]);
+    const constantCount = attrInt(c.node, 'count_include_pad', 0) === 1 || pads.every((p) => p === 0);
+    const fits =
+      kernel.length === 2 &&
+      strides.every((s) => s === 1) &&
+      attrInt(c.node, 'ceil_mode', 0) === 0 &&
+      pads.every((p, i) => p < (kernel[i % 2] as number));
+    if (!madeNatively(c.g, d) || !fits || !constantCount) return rule(c);
+    const x = input(c, 0);
+    return [emitNative(c.g, AVG_POOL_GRADIENT, [d], c.g.shapes.get(x), { kernel: ints(kernel), pads: ints(pads) })];
+  };
+}
+
+/** A Concat along the channels of [N, C, H, W] values, after a native dY: each piece's channels, copied out. */
+function nativeConcat(rule: GradientRule): GradientRule {
+  return (c) => {
+    const d = dY(c);
+    const shapes = c.node.input.map((name) => c.g.shapes.get(name));
+    const rank = shapes[0]?.length ?? 0;
+    const axis = (attrInt(c.node, 'axis', 0) + rank) % Math.max(rank, 1);
+    const channels = shapes.map((shape) => shape?.[1]);
+    if (!madeNatively(c.g, d) || rank !== 4 || axis !== 1 || !channels.every((n) => typeof n === 'number'))
+      return rule(c);
+    let start = 0;
+    return c.node.input.map((name, i) => {
+      const end = start + (channels[i] as number);
+      const piece = c.needsGrad[i]
+        ? emitNative(c.g, CHANNEL_SLICE, [d], c.g.shapes.get(name), { start: int(start), end: int(end) })
+        : undefined;
+      start = end;
+      return piece;
+    });
+  };
+}
+
+/** backward.ts's `sum` hook: contributions of which one is native are added natively, two at a time. */
 export function nativeSum(g: GraphBuilder, parts: string[]): string | undefined {
-  if (parts.length !== 2 || !parts.some((p) => madeNatively(g, p))) return undefined;
-  return emitNative(g, GRADIENT_SUM, parts, g.shapes.get(parts[0] as string));
+  if (parts.length < 2 || !parts.some((p) => madeNatively(g, p))) return undefined;
+  const shape = g.shapes.get(parts[0] as string);
+  return parts.slice(1).reduce((sum, part) => emitNative(g, GRADIENT_SUM, [sum, part], shape), parts[0] as string);
 }
