@@ -43,7 +43,8 @@ function averageReference(dY: Float32Array, dims: number[], kernel: number[], pa
           for (let j = 0; j < kw; j++) {
             const [y, x] = [oy - pt + i, ox - pl + j];
             if (y < 0 || y >= h || x < 0 || x >= w) continue;
-            dx[(plane * h + y) * w + x] += (dY[(plane * ho + oy) * wo + ox] as number) / (kh * kw);
+            const at = (plane * h + y) * w + x;
+            dx[at] = (dx[at] as number) + (dY[(plane * ho + oy) * wo + ox] as number) / (kh * kw);
           }
   return dx;
 }
