@@ -3,9 +3,11 @@
 //   convWeightGradient(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array(15), threads)
 //   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
-//   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out),
-//   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, pt, pl, pb, pr]): the
-//   routing.h steps, the last array overwritten.
+//   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out), multiply(a, b, out),
+//   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, pt, pl, pb, pr]),
+//   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics]),
+//   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P]): the routing.h steps, the last array
+//   overwritten.
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
 //                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
@@ -109,14 +111,14 @@ napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
 
 // The routing steps: `floats` Float32Arrays, then an Int32Array of `dims` sizes when dims > 0.
 struct Plain {
-  float* a[3];
-  size_t length[3];
+  float* a[6];
+  size_t length[6];
   int64_t d[10];
 };
 
 bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t floats, size_t dims, Plain* out) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 8;
+  napi_value argv[8];
   napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
   if (argc != floats + (dims > 0 ? 1 : 0)) return fail(env, kernel, "wrong number of arguments"), false;
   for (size_t i = 0; i < floats; i++) {
@@ -175,6 +177,33 @@ napi_value AvgPoolGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 constexpr char kAdd[] = "add";
+constexpr char kMultiply[] = "multiply";
+
+// batchNormInputGradient(x, γ, mean, invStd, dY, dX, [N, C, P, statistics]) and
+// batchNormScaleGradient(x, mean, invStd, dY, dγ, [N, C, P]): x, dY, dX [N, C, P]; the rest [C].
+napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "batchNormInputGradient", 6, 4, &p)) return nullptr;
+  const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
+  const size_t big = size_t(n * c * positions), small = size_t(c);
+  if (p.length[0] != big || p.length[4] != big || p.length[5] != big || p.length[1] != small ||
+      p.length[2] != small || p.length[3] != small)
+    return fail(env, "batchNormInputGradient", "wrong lengths");
+  batch_norm_input_gradient(n, c, positions, p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5]);
+  return nullptr;
+}
+
+napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
+  Plain p;
+  if (!plain(env, info, "batchNormScaleGradient", 5, 3, &p)) return nullptr;
+  const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
+  const size_t big = size_t(n * c * positions), small = size_t(c);
+  if (p.length[0] != big || p.length[3] != big || p.length[1] != small || p.length[2] != small ||
+      p.length[4] != small)
+    return fail(env, "batchNormScaleGradient", "wrong lengths");
+  batch_norm_scale_gradient(n, c, positions, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4]);
+  return nullptr;
+}
 
 napi_value BiasGradient(napi_env env, napi_callback_info info) {
   Plain p;
@@ -279,8 +308,11 @@ NAPI_MODULE_INIT() {
       {"maxPoolGradient", MaxPoolGradient},
       {"reluGradient", Elementwise<relu_gradient, kReluGradient>},
       {"add", Elementwise<add, kAdd>},
+      {"multiply", Elementwise<multiply, kMultiply>},
       {"biasGradient", BiasGradient},
       {"avgPoolGradient", AvgPoolGradient},
+      {"batchNormInputGradient", BatchNormInputGradient},
+      {"batchNormScaleGradient", BatchNormScaleGradient},
       {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);

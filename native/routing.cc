@@ -115,6 +115,10 @@ void add(int64_t size, const float* a, const float* b, float* out) {
   for (int64_t i = 0; i < size; i++) out[i] = a[i] + b[i];
 }
 
+void multiply(int64_t size, const float* a, const float* b, float* out) {
+  for (int64_t i = 0; i < size; i++) out[i] = a[i] * b[i];
+}
+
 void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db) {
   for (int64_t ch = 0; ch < c; ch++) {
     double sum = 0;  // per image in float vectors, across images in double
@@ -205,5 +209,58 @@ void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t
         for (int64_t x = 0; x < w; x++) o[x] += r[x];
       }
     }
+  }
+}
+
+namespace {
+
+// Σ dY and Σ dY·x̂ over channel ch's N·P elements.
+void channel_sums(int64_t n, int64_t c, int64_t p, int64_t ch, float mu, float is, const float* x, const float* dy,
+                  double* sum_dy, double* sum_dy_xhat) {
+  double a = 0, b = 0;
+  for (int64_t i = 0; i < n; i++) {
+    const float* xs = x + (i * c + ch) * p;
+    const float* ds = dy + (i * c + ch) * p;
+    float fa = 0.0f, fb = 0.0f;  // one image's plane in float (vectorized), the planes added in double
+    for (int64_t k = 0; k < p; k++) {
+      fa += ds[k];
+      fb += ds[k] * ((xs[k] - mu) * is);
+    }
+    a += fa;
+    b += fb;
+  }
+  *sum_dy = a;
+  *sum_dy_xhat = b;
+}
+
+}  // namespace
+
+void batch_norm_input_gradient(int64_t n, int64_t c, int64_t p, bool statistics, const float* x, const float* gamma,
+                               const float* mean, const float* inv_std, const float* dy, float* dx) {
+  const double m = double(n * p);
+  for (int64_t ch = 0; ch < c; ch++) {
+    const float mu = mean[ch], is = inv_std[ch], scale = gamma[ch] * is;
+    float mean_dy = 0.0f, mean_dy_xhat = 0.0f;
+    if (statistics) {
+      double sum_dy, sum_dy_xhat;
+      channel_sums(n, c, p, ch, mu, is, x, dy, &sum_dy, &sum_dy_xhat);
+      mean_dy = float(sum_dy / m);
+      mean_dy_xhat = float(sum_dy_xhat / m);
+    }
+    for (int64_t i = 0; i < n; i++) {
+      const float* xs = x + (i * c + ch) * p;
+      const float* ds = dy + (i * c + ch) * p;
+      float* out = dx + (i * c + ch) * p;
+      for (int64_t k = 0; k < p; k++) out[k] = (ds[k] - mean_dy - (xs[k] - mu) * is * mean_dy_xhat) * scale;
+    }
+  }
+}
+
+void batch_norm_scale_gradient(int64_t n, int64_t c, int64_t p, const float* x, const float* mean,
+                               const float* inv_std, const float* dy, float* dgamma) {
+  for (int64_t ch = 0; ch < c; ch++) {
+    double sum_dy, sum_dy_xhat;
+    channel_sums(n, c, p, ch, mean[ch], inv_std[ch], x, dy, &sum_dy, &sum_dy_xhat);
+    dgamma[ch] = float(sum_dy_xhat);
   }
 }

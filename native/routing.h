@@ -16,6 +16,9 @@ void relu_gradient(int64_t size, const float* y, const float* dy, float* dx);
 // out = a + b.
 void add(int64_t size, const float* a, const float* b, float* out);
 
+// out = a · b (a dropout's gradient: dY times its mask).
+void multiply(int64_t size, const float* a, const float* b, float* out);
+
 // dB[c] = Σ_n,p dY[n, c, p] (a Conv's bias gradient).
 void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db);
 
@@ -24,3 +27,13 @@ void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db);
 // the mean of the dY of every window that covers it (the box filter's adjoint).
 void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
                        int64_t ho, int64_t wo, const float* dy, float* dx);
+
+// A BatchNorm's dX [N,C,P] from its input x, γ, the statistics it normalized by (mean, 1/√(var + ε); [C]) and
+// dY. With x̂ = (x − mean)·invStd and m = N·P: dX = γ·invStd·(dY − mean(dY) − x̂·mean(dY·x̂)) when the
+// statistics are the batch's own (`statistics`: they depend on x), else γ·invStd·dY. Sums in double.
+void batch_norm_input_gradient(int64_t n, int64_t c, int64_t p, bool statistics, const float* x, const float* gamma,
+                               const float* mean, const float* inv_std, const float* dy, float* dx);
+
+// dγ[c] = Σ_n,p dY·x̂ (the BatchNorm's scale gradient), in double.
+void batch_norm_scale_gradient(int64_t n, int64_t c, int64_t p, const float* x, const float* mean,
+                               const float* inv_std, const float* dy, float* dgamma);

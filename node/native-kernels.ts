@@ -49,6 +49,8 @@ export interface NativeKernels {
   /** dX = dY where the ReLU's output Y > 0, else 0. */
   reluGradient(y: Float32Array, dY: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out = a · b elementwise. */
+  multiply(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
   biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
   /**
@@ -61,6 +63,29 @@ export interface NativeKernels {
     dims: readonly number[],
     kernel: readonly number[],
     pads: readonly number[],
+  ): void;
+  /**
+   * A BatchNorm's dX [n, C, positions] from its input `x`, γ, the statistics it normalized by (`mean` and
+   * `invStd` = 1/√(var + ε), [C] each) and dY; through the statistics too when `statistics` (the batch's own).
+   */
+  batchNormInputGradient(
+    x: Float32Array,
+    gamma: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    dY: Float32Array,
+    dx: Float32Array,
+    dims: readonly [n: number, channels: number, positions: number],
+    statistics: boolean,
+  ): void;
+  /** A BatchNorm's dγ [C] = Σ dY·x̂ over images and positions. */
+  batchNormScaleGradient(
+    x: Float32Array,
+    mean: Float32Array,
+    invStd: Float32Array,
+    dY: Float32Array,
+    dgamma: Float32Array,
+    dims: readonly [n: number, channels: number, positions: number],
   ): void;
   /**
    * The optimizer's update of `param` and its `states` (its slots, in order) in place, from the gradient
@@ -86,8 +111,11 @@ interface Addon {
   maxPoolGradient(x: Float32Array, dy: Float32Array, dx: Float32Array, shape: Int32Array): void;
   reluGradient(y: Float32Array, dy: Float32Array, dx: Float32Array): void;
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  multiply(a: Float32Array, b: Float32Array, out: Float32Array): void;
   biasGradient(dy: Float32Array, db: Float32Array, shape: Int32Array): void;
   avgPoolGradient(dy: Float32Array, dx: Float32Array, shape: Int32Array): void;
+  batchNormInputGradient(...arrays: [...Float32Array[], Int32Array]): void;
+  batchNormScaleGradient(...arrays: [...Float32Array[], Int32Array]): void;
   optimizerUpdate?(kind: number, hyper: Float32Array, ...rest: UpdateArguments): void;
 }
 
@@ -97,8 +125,11 @@ const ADDON_FUNCTIONS: (keyof Addon)[] = [
   'maxPoolGradient',
   'reluGradient',
   'add',
+  'multiply',
   'biasGradient',
   'avgPoolGradient',
+  'batchNormInputGradient',
+  'batchNormScaleGradient',
 ];
 
 const ADDON_PATH = new URL('../native/build/Release/mnist_native.node', import.meta.url).pathname;
@@ -171,11 +202,18 @@ function wrap(addon: Addon): NativeKernels {
     },
     reluGradient: (y, dY, dx) => addon.reluGradient(y, dY, dx),
     add: (a, b, out) => addon.add(a, b, out),
+    multiply: (a, b, out) => addon.multiply(a, b, out),
     biasGradient(dY, db, n, channels, positions) {
       addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
     },
     avgPoolGradient(dY, dx, dims, kernel, pads) {
       addon.avgPoolGradient(dY, dx, Int32Array.of(...dims, ...kernel, ...pads));
+    },
+    batchNormInputGradient(x, gamma, mean, invStd, dY, dx, dims, statistics) {
+      addon.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, Int32Array.of(...dims, statistics ? 1 : 0));
+    },
+    batchNormScaleGradient(x, mean, invStd, dY, dgamma, dims) {
+      addon.batchNormScaleGradient(x, mean, invStd, dY, dgamma, Int32Array.of(...dims));
     },
     optimizerUpdate: addon.optimizerUpdate && optimizerUpdate(addon.optimizerUpdate.bind(addon)),
   };

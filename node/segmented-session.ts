@@ -7,9 +7,12 @@
 import * as ort from 'onnxruntime-node';
 import {
   AVG_POOL_GRADIENT,
+  BATCH_NORM_INPUT_GRADIENT,
+  BATCH_NORM_SCALE_GRADIENT,
   BIAS_GRADIENT,
   CHANNEL_SLICE,
   CONV_INPUT_GRADIENT,
+  GRADIENT_PRODUCT,
   GRADIENT_SUM,
   MAX_POOL_GRADIENT,
   nativeConvGeometry,
@@ -17,7 +20,7 @@ import {
 } from '../core/autodiff/native-ops.ts';
 import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
 import { encodeModel } from '../onnx/codec.ts';
-import { attrInt, attrInts } from '../onnx/read-attributes.ts';
+import { attrFloat, attrInt, attrInts } from '../onnx/read-attributes.ts';
 import { sizeOf } from '../onnx/tensor.ts';
 import { createSession } from './execution.ts';
 import { type NativeKernels, nativeKernels, nativeKernelsStatus } from './native-kernels.ts';
@@ -124,6 +127,17 @@ function floats(tensor: ort.Tensor): Float32Array {
   return tensor.data;
 }
 
+/** 1/√(var + ε) per channel, in float32 steps as the ORT rule computes it (Add, Sqrt, Reciprocal). */
+function inverseStd(epsilon: number): (variance: Float32Array) => Float32Array {
+  let out = new Float32Array(0);
+  return (variance) => {
+    if (out.length !== variance.length) out = new Float32Array(variance.length);
+    for (let i = 0; i < variance.length; i++)
+      out[i] = Math.fround(1 / Math.fround(Math.sqrt(Math.fround((variance[i] as number) + Math.fround(epsilon)))));
+    return out;
+  };
+}
+
 /** A native step as a function of the values so far; its output buffer is kept for the next run. */
 function nativeStep(
   step: NativeStep,
@@ -194,6 +208,25 @@ function nativeStep(
         kernels.avgPoolGradient(floats(dY), output(values, dims), dims, kernel, pads);
       };
     }
+    case BATCH_NORM_INPUT_GRADIENT:
+    case BATCH_NORM_SCALE_GRADIENT: {
+      const invStd = inverseStd(attrFloat(node, 'epsilon', 1e-5));
+      const statistics = attrInt(node, 'statistics', 1) === 1;
+      const input = node.op_type === BATCH_NORM_INPUT_GRADIENT;
+      const [x, gamma, mean, variance, dY] = input ? node.input : [node.input[0], '', ...node.input.slice(1)];
+      return (values) => {
+        const xs = valueNamed(values, x as string);
+        const [n, c, ...rest] = xs.dims as number[];
+        const dims = [n as number, c as number, sizeOf(rest)] as const;
+        const args = [floats(xs), floats(valueNamed(values, mean as string))] as const;
+        const is = invStd(floats(valueNamed(values, variance as string)));
+        const d = floats(valueNamed(values, dY as string));
+        if (input) {
+          const g = floats(valueNamed(values, gamma as string));
+          kernels.batchNormInputGradient(args[0], g, args[1], is, d, output(values, xs.dims), dims, statistics);
+        } else kernels.batchNormScaleGradient(args[0], args[1], is, d, output(values, [c as number]), dims);
+      };
+    }
     case CHANNEL_SLICE: {
       const start = attrInt(node, 'start', 0);
       const end = attrInt(node, 'end', 0);
@@ -211,6 +244,11 @@ function nativeStep(
           );
       };
     }
+    case GRADIENT_PRODUCT:
+      return (values) => {
+        const x = first(values);
+        kernels.multiply(floats(x), floats(second(values)), output(values, x.dims));
+      };
     case BIAS_GRADIENT:
       return (values) => {
         const dY = first(values);

@@ -1,8 +1,9 @@
 /**
  * The native steps that run between native Conv gradients (native/routing.cc) against direct loops: max-pool
  * routing to each window's first maximum (ties, leftover rows and columns, 2×2 and 3×3), ReLU, the sum of
- * two contributions, a Conv's bias gradient and a stride-1 average pool's gradient (scattered by its
- * windows here, gathered there). Skipped where the addon isn't built.
+ * two contributions, a dropout's product, a Conv's bias gradient, a stride-1 average pool's gradient
+ * (scattered by its windows here, gathered there) and a BatchNorm's input and scale gradients (the formula
+ * in float64). Skipped where the addon isn't built.
  */
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../core/random.ts';
@@ -142,6 +143,51 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
         expect(Math.abs(v - (expected[i] as number)), `element ${i}`).toBeLessThan(1e-6);
     });
   }
+
+  for (const statistics of [true, false]) {
+    it(`BatchNorm input and scale gradients, ${statistics ? 'through the batch statistics' : 'fixed statistics'}`, () => {
+      const [n, c, p] = [3, 5, 7 * 6];
+      const x = random(n * c * p).map((v) => 2 * v + 0.5);
+      const dY = random(n * c * p);
+      const gamma = random(c).map((v) => v + 1.5);
+      const mean = random(c);
+      const invStd = random(c).map((v) => v + 1.25);
+      const dx = new Float32Array(n * c * p);
+      const dgamma = new Float32Array(c);
+      kernels?.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, [n, c, p], statistics);
+      kernels?.batchNormScaleGradient(x, mean, invStd, dY, dgamma, [n, c, p]);
+      const at = (i: number, ch: number, k: number) => (i * c + ch) * p + k;
+      for (let ch = 0; ch < c; ch++) {
+        const xHat = (i: number, k: number) =>
+          ((x[at(i, ch, k)] as number) - (mean[ch] as number)) * (invStd[ch] as number);
+        let [sumDy, sumDyXHat] = [0, 0];
+        for (let i = 0; i < n; i++)
+          for (let k = 0; k < p; k++) {
+            sumDy += dY[at(i, ch, k)] as number;
+            sumDyXHat += (dY[at(i, ch, k)] as number) * xHat(i, k);
+          }
+        expect(dgamma[ch]).toBeCloseTo(sumDyXHat, 4);
+        const [meanDy, meanDyXHat] = statistics ? [sumDy / (n * p), sumDyXHat / (n * p)] : [0, 0];
+        for (let i = 0; i < n; i++)
+          for (let k = 0; k < p; k++) {
+            const expected =
+              (gamma[ch] as number) *
+              (invStd[ch] as number) *
+              ((dY[at(i, ch, k)] as number) - meanDy - xHat(i, k) * meanDyXHat);
+            expect(Math.abs((dx[at(i, ch, k)] as number) - expected)).toBeLessThan(
+              2e-5 * Math.max(1, Math.abs(expected)),
+            );
+          }
+      }
+    });
+  }
+
+  it('a gradient times a same-shaped factor (a dropout mask)', () => {
+    const [a, b] = [random(37), random(37)];
+    const out = new Float32Array(37);
+    kernels?.multiply(a, b, out);
+    expect([...out]).toEqual([...a].map((v, i) => Math.fround(v * (b[i] as number))));
+  });
 
   it('rejects a pad as large as the window and arrays of the wrong length', () => {
     expect(() =>

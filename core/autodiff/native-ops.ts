@@ -22,6 +22,8 @@ export const MAX_POOL_GRADIENT = 'MaxPoolGradient';
 export const RELU_GRADIENT = 'ReluGradient';
 /** The sum of two gradient contributions of one value. */
 export const GRADIENT_SUM = 'GradientSum';
+/** dY times a same-shaped factor (a dropout's mask): a Mul's gradient when the factor needs none. */
+export const GRADIENT_PRODUCT = 'GradientProduct';
 /** A Conv's dB [M] = Σ over N, H, W of dY. */
 export const BIAS_GRADIENT = 'BiasGradient';
 /**
@@ -29,6 +31,13 @@ export const BIAS_GRADIENT = 'BiasGradient';
  * [kh, kw] and `pads` [top, left, bottom, right] (each smaller than the kernel).
  */
 export const AVG_POOL_GRADIENT = 'AvgPoolGradient';
+/**
+ * A BatchNormalization's dX from (x, γ, mean, variance, dY), the statistics those it normalized by;
+ * attributes `epsilon` and `statistics` (1: they are the batch's own, so the gradient goes through them).
+ */
+export const BATCH_NORM_INPUT_GRADIENT = 'BatchNormInputGradient';
+/** A BatchNormalization's dγ [C] = Σ dY·x̂, from (x, mean, variance, dY); attribute `epsilon`. */
+export const BATCH_NORM_SCALE_GRADIENT = 'BatchNormScaleGradient';
 /** Channels [start, end) of a [N, C, H, W] value: a channel Concat's gradient, piece by piece. */
 export const CHANNEL_SLICE = 'ChannelSlice';
 

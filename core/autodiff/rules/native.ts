@@ -9,21 +9,24 @@
  * Where a chain starts it costs a cut in the graph (core/training/segments.ts): the autotuner decides.
  */
 
-import { int, ints, toAttributeProto } from '../../../onnx/attributes.ts';
+import { float, int, ints, toAttributeProto } from '../../../onnx/attributes.ts';
 import type { GraphBuilder } from '../../../onnx/builder.ts';
 import {
   AVG_POOL_GRADIENT,
+  BATCH_NORM_INPUT_GRADIENT,
+  BATCH_NORM_SCALE_GRADIENT,
   BIAS_GRADIENT,
   CHANNEL_SLICE,
   emitNative,
   emitNativeConvInputGradient,
+  GRADIENT_PRODUCT,
   GRADIENT_SUM,
   MAX_POOL_GRADIENT,
   madeNatively,
   RELU_GRADIENT,
 } from '../native-ops.ts';
 import type { GradientRule } from '../rule.ts';
-import { attrInt, attrInts, dY, input } from '../rule.ts';
+import { attrFloat, attrInt, attrInts, dY, input } from '../rule.ts';
 import { convGeometryOf } from './conv.ts';
 import type { ConvGeometry } from './conv-weight-gradient.ts';
 import { type MaxPoolGeometry, maxPoolGeometryOf, tiles } from './pooling.ts';
@@ -35,9 +38,11 @@ export interface NativeChoices {
 }
 
 export function nativeRules(table: Record<string, GradientRule>, choices: NativeChoices): Record<string, GradientRule> {
-  const { Conv, MaxPool, Relu, AveragePool, Concat } = table;
-  if (!Conv || !MaxPool || !Relu || !AveragePool || !Concat)
-    throw new Error('internal: the rule table lacks Conv, MaxPool, Relu, AveragePool or Concat');
+  const { Conv, MaxPool, Relu, AveragePool, Concat, BatchNormalization, Mul } = table;
+  if (!Conv || !MaxPool || !Relu || !AveragePool || !Concat || !BatchNormalization || !Mul)
+    throw new Error(
+      'internal: the rule table lacks Conv, MaxPool, Relu, AveragePool, Concat, BatchNormalization or Mul',
+    );
   return {
     ...table,
     Conv: nativeConv(Conv, choices.convInputs),
@@ -45,6 +50,8 @@ export function nativeRules(table: Record<string, GradientRule>, choices: Native
     Relu: nativeRelu(Relu),
     AveragePool: nativeAveragePool(AveragePool),
     Concat: nativeConcat(Concat),
+    BatchNormalization: nativeBatchNorm(BatchNormalization),
+    Mul: nativeMul(Mul),
   };
 }
 
@@ -125,6 +132,51 @@ function nativeConcat(rule: GradientRule): GradientRule {
       start = end;
       return piece;
     });
+  };
+}
+
+/**
+ * A BatchNormalization (training form: x's own statistics as inputs) after a native dY: dX through the
+ * statistics, dγ = Σ dY·x̂ and dβ = Σ dY, each one pass over the channel's values instead of ORT's 18 ops.
+ */
+function nativeBatchNorm(rule: GradientRule): GradientRule {
+  return (c) => {
+    const d = dY(c);
+    const x = input(c, 0);
+    const shape = c.g.shapes.get(x);
+    if (!madeNatively(c.g, d) || shape?.length !== 4 || attrInt(c.node, 'training_mode', 0) !== 0) return rule(c);
+    const [, gamma, , mean, variance] = [0, 1, 2, 3, 4].map((i) => input(c, i)) as string[];
+    const epsilon = float(attrFloat(c.node, 'epsilon', 1e-5));
+    const statistics = int(c.needsGrad[3] || c.needsGrad[4] ? 1 : 0);
+    const channels = [shape[1] as number];
+    return [
+      c.needsGrad[0]
+        ? emitNative(c.g, BATCH_NORM_INPUT_GRADIENT, [x, gamma, mean, variance, d] as string[], shape, {
+            epsilon,
+            statistics,
+          })
+        : undefined,
+      c.needsGrad[1]
+        ? emitNative(c.g, BATCH_NORM_SCALE_GRADIENT, [x, mean, variance, d] as string[], channels, { epsilon })
+        : undefined,
+      c.needsGrad[2] ? emitNative(c.g, BIAS_GRADIENT, [d], channels) : undefined,
+      undefined,
+      undefined,
+    ];
+  };
+}
+
+/** x · mask of one shape (a dropout) after a native dY, the mask needing no gradient: dY · mask. */
+function nativeMul(rule: GradientRule): GradientRule {
+  return (c) => {
+    const d = dY(c);
+    const [a, b] = [input(c, 0), input(c, 1)];
+    const [shapeA, shapeB] = [c.g.shapes.get(a), c.g.shapes.get(b)];
+    const same = shapeA !== undefined && shapeB !== undefined && shapeA.join() === shapeB.join();
+    if (!madeNatively(c.g, d) || !same || c.needsGrad[0] === c.needsGrad[1]) return rule(c);
+    return c.needsGrad[0]
+      ? [emitNative(c.g, GRADIENT_PRODUCT, [d, b], shapeA), undefined]
+      : [undefined, emitNative(c.g, GRADIENT_PRODUCT, [d, a], shapeB)];
   };
 }
 
