@@ -35,6 +35,8 @@ def first_batch(folder, batch):
 
     x = idx(os.path.join(folder, "train-images-idx3-ubyte"))[:batch].float()
     y = idx(os.path.join(folder, "train-labels-idx1-ubyte"))[:batch].long()
+    if len(y) != batch:
+        sys.exit(f"a batch of {batch} is more than MNIST's {len(y)} training images")
     return ((x / 255 - MEAN) / STD).unsqueeze(1), y
 
 

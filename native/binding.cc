@@ -4,7 +4,7 @@
 //   convInputGradient(dy: Float32Array, w: Float32Array, dx: Float32Array, shape: Int32Array(15), threads)
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
 //   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out), multiply(a, b, out),
-//   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, pt, pl, pb, pr]),
+//   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr]),
 //   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics]),
 //   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P]): the routing.h steps, the last array
 //   overwritten.
@@ -13,7 +13,10 @@
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
 #include <node_api.h>
 
+#include <cstddef>
 #include <cstdint>
+#include <exception>
+#include <initializer_list>
 #include <string>
 #include <utility>
 #include <vector>
@@ -39,6 +42,18 @@ bool typed(napi_env env, napi_value v, napi_typedarray_type want, void** data, s
   size_t offset;
   if (napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) != napi_ok) return false;
   return type == want;
+}
+
+// The product of sizes as an element count, false when it overflows or could not be an array's length
+// (hostile or mistaken shapes must fail as a JS error, not wrap around a length check).
+bool count_of(std::initializer_list<int64_t> sizes, size_t* out) {
+  constexpr uint64_t most = uint64_t(PTRDIFF_MAX) / sizeof(float);
+  uint64_t total = 1;
+  for (int64_t size : sizes) {
+    if (size < 0 || __builtin_mul_overflow(total, uint64_t(size), &total) || total > most) return false;
+  }
+  *out = size_t(total);
+  return true;
 }
 
 // Both kernels take (three float arrays, shape, threads); `lengths` gives each array's expected length.
@@ -80,9 +95,14 @@ bool parse(napi_env env, napi_callback_info info, const char* kernel, const char
   return true;
 }
 
-size_t x_length(const ConvShape& s) { return size_t(int64_t(s.n) * s.c * s.h * s.w); }
-size_t dy_length(const ConvShape& s) { return size_t(int64_t(s.n) * s.m * s.ho * s.wo); }
-size_t w_length(const ConvShape& s) { return size_t(int64_t(s.m) * s.c * s.kh * s.kw); }
+// SIZE_MAX (no array's length) when the product overflows.
+size_t checked(std::initializer_list<int64_t> sizes) {
+  size_t n;
+  return count_of(sizes, &n) ? n : SIZE_MAX;
+}
+size_t x_length(const ConvShape& s) { return checked({s.n, s.c, s.h, s.w}); }
+size_t dy_length(const ConvShape& s) { return checked({s.n, s.m, s.ho, s.wo}); }
+size_t w_length(const ConvShape& s) { return checked({s.m, s.c, s.kh, s.kw}); }
 
 napi_value ConvWeightGradient(napi_env env, napi_callback_info info) {
   static const char* const names[3] = {"x", "dy", "dw"};
@@ -91,9 +111,13 @@ napi_value ConvWeightGradient(napi_env env, napi_callback_info info) {
   if (!parse(env, info, "convWeightGradient", names, &call, length)) return nullptr;
   // Kept between calls (per thread): a fresh multi-MB buffer would page-fault on every step.
   thread_local std::vector<float> scratch;
-  const size_t need = conv_weight_gradient_scratch(call.s, call.threads);
-  if (scratch.size() < need) scratch.resize(need);
-  conv_weight_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  try {
+    const size_t need = conv_weight_gradient_scratch(call.s, call.threads);
+    if (scratch.size() < need) scratch.resize(need);
+    conv_weight_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  } catch (const std::exception& e) {  // out of memory for the scratch: a JS error, not an abort
+    return fail(env, "convWeightGradient", e.what());
+  }
   return nullptr;
 }
 
@@ -103,9 +127,13 @@ napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
   auto length = [](const ConvShape& s, int i) { return i == 0 ? dy_length(s) : i == 1 ? w_length(s) : x_length(s); };
   if (!parse(env, info, "convInputGradient", names, &call, length)) return nullptr;
   thread_local std::vector<float> scratch;
-  const size_t need = conv_input_gradient_scratch(call.s);
-  if (scratch.size() < need) scratch.resize(need);
-  conv_input_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  try {
+    const size_t need = conv_input_gradient_scratch(call.s);
+    if (scratch.size() < need) scratch.resize(need);
+    conv_input_gradient(call.s, call.a[0], call.a[1], call.a[2], scratch.data(), call.threads);
+  } catch (const std::exception& e) {
+    return fail(env, "convInputGradient", e.what());
+  }
   return nullptr;
 }
 
@@ -113,7 +141,7 @@ napi_value ConvInputGradient(napi_env env, napi_callback_info info) {
 struct Plain {
   float* a[6];
   size_t length[6];
-  int64_t d[10];
+  int64_t d[12];
 };
 
 bool plain(napi_env env, napi_callback_info info, const char* kernel, size_t floats, size_t dims, Plain* out) {
@@ -144,8 +172,10 @@ napi_value MaxPoolGradient(napi_env env, napi_callback_info info) {
   if (!plain(env, info, "maxPoolGradient", 3, 6, &p)) return nullptr;
   const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], k = p.d[4];
   if (k < 1) return fail(env, "maxPoolGradient", "the window must be at least 1");
-  const size_t x = size_t(n * c * h * w), y = size_t(n * c * (h / k) * (w / k));
-  if (p.length[0] != x || p.length[1] != y || p.length[2] != x) return fail(env, "maxPoolGradient", "wrong lengths");
+  size_t x, y;
+  if (!count_of({n, c, h, w}, &x) || !count_of({n, c, h / k, w / k}, &y) || p.length[0] != x ||
+      p.length[1] != y || p.length[2] != x)
+    return fail(env, "maxPoolGradient", "wrong lengths");
   max_pool_gradient(n, c, h, w, k, p.d[5] != 0, p.a[0], p.a[1], p.a[2]);
   return nullptr;
 }
@@ -161,19 +191,27 @@ napi_value Elementwise(napi_env env, napi_callback_info info) {
 }
 constexpr char kReluGradient[] = "reluGradient";
 
-// avgPoolGradient(dY, dX, [N, C, H, W, kh, kw, pt, pl, pb, pr]): stride 1, divisor kh·kw.
+// avgPoolGradient(dY, dX, [N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr]): divisor kh·kw.
 napi_value AvgPoolGradient(napi_env env, napi_callback_info info) {
   Plain p;
-  if (!plain(env, info, "avgPoolGradient", 2, 10, &p)) return nullptr;
-  const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], kh = p.d[4], kw = p.d[5];
-  const int64_t pt = p.d[6], pl = p.d[7], pb = p.d[8], pr = p.d[9];
-  if (kh < 1 || kw < 1 || pt >= kh || pl >= kw || pb >= kh || pr >= kw)
-    return fail(env, "avgPoolGradient", "the window must be at least 1 and each pad smaller than it");
-  const int64_t ho = h + pt + pb - kh + 1, wo = w + pl + pr - kw + 1;
-  if (ho < 1 || wo < 1) return fail(env, "avgPoolGradient", "the window is larger than the padded input");
-  if (p.length[0] != size_t(n * c * ho * wo) || p.length[1] != size_t(n * c * h * w))
+  if (!plain(env, info, "avgPoolGradient", 2, 12, &p)) return nullptr;
+  const int64_t n = p.d[0], c = p.d[1], h = p.d[2], w = p.d[3], kh = p.d[4], kw = p.d[5], sh = p.d[6], sw = p.d[7];
+  const int64_t pt = p.d[8], pl = p.d[9], pb = p.d[10], pr = p.d[11];
+  if (kh < 1 || kw < 1 || sh < 1 || sw < 1 || pt >= kh || pl >= kw || pb >= kh || pr >= kw)
+    return fail(env, "avgPoolGradient", "the window and strides must be at least 1 and each pad smaller than the window");
+  if (h + pt + pb < kh || w + pl + pr < kw)
+    return fail(env, "avgPoolGradient", "the window is larger than the padded input");
+  const int64_t ho = (h + pt + pb - kh) / sh + 1, wo = (w + pl + pr - kw) / sw + 1;
+  size_t dy_length, dx_length;
+  if (!count_of({n, c, ho, wo}, &dy_length) || !count_of({n, c, h, w}, &dx_length) || p.length[0] != dy_length ||
+      p.length[1] != dx_length)
     return fail(env, "avgPoolGradient", "wrong lengths");
-  avg_pool_gradient(n * c, h, w, kh, kw, pt, pl, ho, wo, p.a[0], p.a[1]);
+  if (dx_length == 0) return nullptr;  // no planes: nothing to write (and no scratch sized by H, W alone)
+  try {
+    avg_pool_gradient(n * c, h, w, kh, kw, sh, sw, pt, pl, ho, wo, p.a[0], p.a[1]);
+  } catch (const std::exception& e) {
+    return fail(env, "avgPoolGradient", e.what());
+  }
   return nullptr;
 }
 constexpr char kAdd[] = "add";
@@ -185,7 +223,9 @@ napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
   Plain p;
   if (!plain(env, info, "batchNormInputGradient", 6, 4, &p)) return nullptr;
   const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
-  const size_t big = size_t(n * c * positions), small = size_t(c);
+  size_t big;
+  const size_t small = size_t(c);
+  if (!count_of({n, c, positions}, &big)) return fail(env, "batchNormInputGradient", "wrong lengths");
   if (p.length[0] != big || p.length[4] != big || p.length[5] != big || p.length[1] != small ||
       p.length[2] != small || p.length[3] != small)
     return fail(env, "batchNormInputGradient", "wrong lengths");
@@ -197,7 +237,9 @@ napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
   Plain p;
   if (!plain(env, info, "batchNormScaleGradient", 5, 3, &p)) return nullptr;
   const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
-  const size_t big = size_t(n * c * positions), small = size_t(c);
+  size_t big;
+  const size_t small = size_t(c);
+  if (!count_of({n, c, positions}, &big)) return fail(env, "batchNormScaleGradient", "wrong lengths");
   if (p.length[0] != big || p.length[3] != big || p.length[1] != small || p.length[2] != small ||
       p.length[4] != small)
     return fail(env, "batchNormScaleGradient", "wrong lengths");
@@ -208,7 +250,8 @@ napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
 napi_value BiasGradient(napi_env env, napi_callback_info info) {
   Plain p;
   if (!plain(env, info, "biasGradient", 2, 3, &p)) return nullptr;
-  if (p.length[0] != size_t(p.d[0] * p.d[1] * p.d[2]) || p.length[1] != size_t(p.d[1]))
+  size_t dy_length;
+  if (!count_of({p.d[0], p.d[1], p.d[2]}, &dy_length) || p.length[0] != dy_length || p.length[1] != size_t(p.d[1]))
     return fail(env, "biasGradient", "wrong lengths");
   bias_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1]);
   return nullptr;

@@ -163,13 +163,13 @@ void same_size_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_
     for (int64_t j = 0; j < kw; j++) {
       const int64_t shift = pl - j, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
       const float* m = column_masks + j * size;
-      for (int64_t k = from; k < to; k++) rows[k] += m[k] * g[k + shift];
+      for (int64_t k = from; k < to; k++) rows[k] += m[k] != 0.0f ? g[k + shift] : 0.0f;  // a select: 0·inf is NaN
     }
     std::fill(out, out + size, 0.0f);
     for (int64_t i = 0; i < kh; i++) {
       const int64_t shift = (pt - i) * w, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
       const float* m = row_masks + i * size;
-      for (int64_t k = from; k < to; k++) out[k] += m[k] * rows[k + shift];
+      for (int64_t k = from; k < to; k++) out[k] += m[k] != 0.0f ? rows[k + shift] : 0.0f;
     }
     for (int64_t k = 0; k < size; k++) out[k] *= scale;
   }
@@ -177,37 +177,36 @@ void same_size_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_
 
 }  // namespace
 
-void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
-                       int64_t ho, int64_t wo, const float* dy, float* dx) {
-  if (ho == h && wo == w) return same_size_gradient(planes, h, w, kh, kw, pt, pl, dy, dx);
-  // Separable, in contiguous runs: each dY row summed over the windows covering column x (tap j adds
-  // dY[oy, x + pl − j] where that is a column of dY), then, scaled, those row sums over the windows
-  // covering row y (tap i adds row y + pt − i).
+void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                       int64_t pt, int64_t pl, int64_t ho, int64_t wo, const float* dy, float* dx) {
+  if (sh == 1 && sw == 1 && ho == h && wo == w) return same_size_gradient(planes, h, w, kh, kw, pt, pl, dy, dx);
+  // Separable: each dY row summed over the windows covering column x (outputs ox with
+  // ox·sw − pl ≤ x ≤ ox·sw − pl + kw − 1), then, scaled, those row sums over the windows covering row y.
+  const auto covering = [](int64_t at, int64_t pad, int64_t k, int64_t stride, int64_t count) {
+    const int64_t lo = at + pad - k + 1, hi = at + pad;  // ox·stride must lie in [lo, hi]
+    const int64_t first = lo <= 0 ? 0 : (lo + stride - 1) / stride;
+    const int64_t last = hi < 0 ? -1 : std::min<int64_t>(count - 1, hi / stride);
+    return std::pair<int64_t, int64_t>{first, last};
+  };
   thread_local std::vector<float> rows;
   rows.resize(size_t(ho * w));
   const float scale = 1.0f / float(kh * kw);
   for (int64_t p = 0; p < planes; p++) {
     const float* g = dy + p * ho * wo;
-    std::fill(rows.begin(), rows.end(), 0.0f);
-    for (int64_t oy = 0; oy < ho; oy++) {
-      float* r = rows.data() + oy * w;
-      const float* src = g + oy * wo;
-      for (int64_t j = 0; j < kw; j++) {
-        const int64_t shift = pl - j, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(w, wo - shift);
-        for (int64_t x = from; x < to; x++) r[x] += src[x + shift];
+    for (int64_t oy = 0; oy < ho; oy++)
+      for (int64_t x = 0; x < w; x++) {
+        const auto [first, last] = covering(x, pl, kw, sw, wo);
+        float sum = 0.0f;
+        for (int64_t ox = first; ox <= last; ox++) sum += g[oy * wo + ox];
+        rows[size_t(oy * w + x)] = sum * scale;
       }
-      for (int64_t x = 0; x < w; x++) r[x] *= scale;
-    }
     float* out = dx + p * h * w;
-    std::fill(out, out + h * w, 0.0f);
     for (int64_t y = 0; y < h; y++) {
+      const auto [first, last] = covering(y, pt, kh, sh, ho);
       float* o = out + y * w;
-      for (int64_t i = 0; i < kh; i++) {
-        const int64_t oy = y + pt - i;
-        if (oy < 0 || oy >= ho) continue;
-        const float* r = rows.data() + oy * w;
-        for (int64_t x = 0; x < w; x++) o[x] += r[x];
-      }
+      std::fill(o, o + w, 0.0f);
+      for (int64_t oy = first; oy <= last; oy++)
+        for (int64_t x = 0; x < w; x++) o[x] += rows[size_t(oy * w + x)];
     }
   }
 }

@@ -22,11 +22,11 @@ void multiply(int64_t size, const float* a, const float* b, float* out);
 // dB[c] = Σ_n,p dY[n, c, p] (a Conv's bias gradient).
 void bias_gradient(int64_t n, int64_t c, int64_t p, const float* dy, float* db);
 
-// dX[N,C,H,W] of a stride-1 kh×kw average pool whose divisor is always kh·kw (count_include_pad, or no
-// padding), pads (pt, pl, pb, pr) and dY [N,C,Ho,Wo] with Ho = H + pt + pb − kh + 1: each input element gets
-// the mean of the dY of every window that covers it (the box filter's adjoint).
-void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
-                       int64_t ho, int64_t wo, const float* dy, float* dx);
+// dX[N,C,H,W] of a kh×kw average pool with strides (sh, sw) whose divisor is always kh·kw (count_include_pad,
+// or no padding), pads (pt, pl, pb, pr) and dY [N,C,Ho,Wo], Ho = (H + pt + pb − kh) / sh + 1: each input
+// element gets the mean of the dY of every window that covers it (the box filter's adjoint; 0 if none).
+void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t sh, int64_t sw,
+                       int64_t pt, int64_t pl, int64_t ho, int64_t wo, const float* dy, float* dx);
 
 // A BatchNorm's dX [N,C,P] from its input x, γ, the statistics it normalized by (mean, 1/√(var + ε); [C]) and
 // dY. With x̂ = (x − mean)·invStd and m = N·P: dX = γ·invStd·(dY − mean(dY) − x̂·mean(dY·x̂)) when the

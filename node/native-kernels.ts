@@ -54,14 +54,15 @@ export interface NativeKernels {
   /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
   biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
   /**
-   * dX of a stride-1 average pool whose divisor is the window's area (count_include_pad, or unpadded), for
-   * an input of `dims` [N, C, H, W], `kernel` [kh, kw] and `pads` [top, left, bottom, right].
+   * dX of an average pool whose divisor is the window's area (count_include_pad, or unpadded), for an input
+   * of `dims` [N, C, H, W], `kernel` [kh, kw], `strides` [sh, sw] and `pads` [top, left, bottom, right].
    */
   avgPoolGradient(
     dY: Float32Array,
     dx: Float32Array,
     dims: readonly number[],
     kernel: readonly number[],
+    strides: readonly number[],
     pads: readonly number[],
   ): void;
   /**
@@ -206,8 +207,8 @@ function wrap(addon: Addon): NativeKernels {
     biasGradient(dY, db, n, channels, positions) {
       addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
     },
-    avgPoolGradient(dY, dx, dims, kernel, pads) {
-      addon.avgPoolGradient(dY, dx, Int32Array.of(...dims, ...kernel, ...pads));
+    avgPoolGradient(dY, dx, dims, kernel, strides, pads) {
+      addon.avgPoolGradient(dY, dx, Int32Array.of(...dims, ...kernel, ...strides, ...pads));
     },
     batchNormInputGradient(x, gamma, mean, invStd, dY, dx, dims, statistics) {
       addon.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, Int32Array.of(...dims, statistics ? 1 : 0));

@@ -194,18 +194,18 @@ function nativeStep(
         kernels.add(floats(x), floats(second(values)), output(values, x.dims));
       };
     case AVG_POOL_GRADIENT: {
-      const kernel = attrInts(node, 'kernel', []);
-      const pads = attrInts(node, 'pads', []);
+      const [kernel, strides, pads, input] = ['kernel', 'strides', 'pads', 'input'].map((a) => attrInts(node, a, []));
       return (values) => {
         const dY = first(values);
-        const [n, c, ho, wo] = dY.dims as number[];
-        const dims = [
-          n as number,
-          c as number,
-          (ho as number) + (kernel[0] as number) - 1 - (pads[0] as number) - (pads[2] as number),
-          (wo as number) + (kernel[1] as number) - 1 - (pads[1] as number) - (pads[3] as number),
-        ];
-        kernels.avgPoolGradient(floats(dY), output(values, dims), dims, kernel, pads);
+        const dims = [dY.dims[0] as number, ...(input as number[])];
+        kernels.avgPoolGradient(
+          floats(dY),
+          output(values, dims),
+          dims,
+          kernel as number[],
+          strides as number[],
+          pads as number[],
+        );
       };
     }
     case BATCH_NORM_INPUT_GRADIENT:

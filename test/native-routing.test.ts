@@ -30,19 +30,26 @@ function poolReference(x: Float32Array, dY: Float32Array, dims: number[], k: num
   return dx;
 }
 
-/** dX of a stride-1 average pool (divisor kh·kw) by scattering each window's dY/(kh·kw) over its taps. */
-function averageReference(dY: Float32Array, dims: number[], kernel: number[], pads: number[]): Float64Array {
+/** dX of an average pool (divisor kh·kw) by scattering each window's dY/(kh·kw) over its taps. */
+function averageReference(
+  dY: Float32Array,
+  dims: number[],
+  kernel: number[],
+  strides: number[],
+  pads: number[],
+): Float64Array {
   const [n, c, h, w] = dims as [number, number, number, number];
   const [kh, kw] = kernel as [number, number];
+  const [sh, sw] = strides as [number, number];
   const [pt, pl, pb, pr] = pads as [number, number, number, number];
-  const [ho, wo] = [h + pt + pb - kh + 1, w + pl + pr - kw + 1];
+  const [ho, wo] = [Math.floor((h + pt + pb - kh) / sh) + 1, Math.floor((w + pl + pr - kw) / sw) + 1];
   const dx = new Float64Array(n * c * h * w);
   for (let plane = 0; plane < n * c; plane++)
     for (let oy = 0; oy < ho; oy++)
       for (let ox = 0; ox < wo; ox++)
         for (let i = 0; i < kh; i++)
           for (let j = 0; j < kw; j++) {
-            const [y, x] = [oy - pt + i, ox - pl + j];
+            const [y, x] = [oy * sh - pt + i, ox * sw - pl + j];
             if (y < 0 || y >= h || x < 0 || x >= w) continue;
             const at = (plane * h + y) * w + x;
             dx[at] = (dx[at] as number) + (dY[(plane * ho + oy) * wo + ox] as number) / (kh * kw);
@@ -95,50 +102,31 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
     }
   });
 
-  for (const [dims, kernel, pads] of [
-    [
-      [64, 20, 4, 4],
-      [3, 3],
-      [1, 1, 1, 1],
-    ], // inception's joins: same size, flat masked runs
-    [
-      [3, 10, 12, 12],
-      [3, 3],
-      [1, 1, 1, 1],
-    ],
-    [
-      [2, 3, 9, 7],
-      [5, 3],
-      [2, 1, 2, 1],
-    ],
-    [
-      [2, 2, 6, 5],
-      [3, 3],
-      [2, 0, 0, 2],
-    ], // same size, lopsided pads
-    [
-      [2, 3, 7, 8],
-      [2, 2],
-      [0, 0, 0, 0],
-    ], // smaller output: the row-by-row path
-    [
-      [1, 2, 5, 6],
-      [3, 2],
-      [1, 0, 0, 1],
-    ],
-    [
-      [1, 1, 1, 1],
-      [1, 1],
-      [0, 0, 0, 0],
-    ],
-  ] as const) {
-    it(`average-pool gradient, ${dims.join('×')}, ${kernel.join('×')} window, pads ${pads.join(',')}`, () => {
-      const [n, c, h, w] = dims;
-      const [ho, wo] = [h + pads[0] + pads[2] - kernel[0] + 1, w + pads[1] + pads[3] - kernel[1] + 1];
+  const poolCases: [dims: number[], kernel: number[], strides: number[], pads: number[], why: string][] = [
+    [[64, 20, 4, 4], [3, 3], [1, 1], [1, 1, 1, 1], "inception's joins: same size, flat masked runs"],
+    [[3, 10, 12, 12], [3, 3], [1, 1], [1, 1, 1, 1], 'same size'],
+    [[2, 3, 9, 7], [5, 3], [1, 1], [2, 1, 2, 1], 'same size, non-square'],
+    [[2, 2, 6, 5], [3, 3], [1, 1], [2, 0, 0, 2], 'same size, lopsided pads'],
+    [[2, 3, 7, 8], [2, 2], [1, 1], [0, 0, 0, 0], 'smaller output: the row-by-row path'],
+    [[1, 2, 5, 6], [3, 2], [1, 1], [1, 0, 0, 1], 'smaller output, padded'],
+    [[2, 4, 12, 12], [2, 2], [2, 2], [0, 0, 0, 0], "densenet's transitions: stride 2"],
+    [[2, 3, 9, 11], [2, 2], [2, 2], [0, 0, 0, 0], 'stride 2, a leftover row and column'],
+    [[1, 2, 10, 9], [3, 3], [2, 3], [1, 0, 1, 2], 'strides 2, 3, padded'],
+    [[1, 1, 1, 1], [1, 1], [1, 1], [0, 0, 0, 0], '1×1'],
+  ];
+  for (const [dims, kernel, strides, pads, why] of poolCases) {
+    it(`average-pool gradient, ${dims.join('×')}, ${kernel.join('×')} window, strides ${strides.join(',')}, pads ${pads.join(',')} (${why})`, () => {
+      const [n, c, h, w] = dims as [number, number, number, number];
+      const ho = Math.floor(
+        (h + (pads[0] as number) + (pads[2] as number) - (kernel[0] as number)) / (strides[0] as number) + 1,
+      );
+      const wo = Math.floor(
+        (w + (pads[1] as number) + (pads[3] as number) - (kernel[1] as number)) / (strides[1] as number) + 1,
+      );
       const dY = random(n * c * ho * wo);
       const dx = new Float32Array(n * c * h * w).fill(Number.NaN); // every element must be written
-      kernels?.avgPoolGradient(dY, dx, dims, kernel, pads);
-      const expected = averageReference(dY, [...dims], [...kernel], [...pads]);
+      kernels?.avgPoolGradient(dY, dx, dims, kernel, strides, pads);
+      const expected = averageReference(dY, dims, kernel, strides, pads);
       for (const [i, v] of dx.entries())
         expect(Math.abs(v - (expected[i] as number)), `element ${i}`).toBeLessThan(1e-6);
     });
@@ -170,10 +158,8 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
         const [meanDy, meanDyXHat] = statistics ? [sumDy / (n * p), sumDyXHat / (n * p)] : [0, 0];
         for (let i = 0; i < n; i++)
           for (let k = 0; k < p; k++) {
-            const expected =
-              (gamma[ch] as number) *
-              (invStd[ch] as number) *
-              ((dY[at(i, ch, k)] as number) - meanDy - xHat(i, k) * meanDyXHat);
+            const scale = (gamma[ch] as number) * (invStd[ch] as number);
+            const expected = scale * ((dY[at(i, ch, k)] as number) - meanDy - xHat(i, k) * meanDyXHat);
             expect(Math.abs((dx[at(i, ch, k)] as number) - expected)).toBeLessThan(
               2e-5 * Math.max(1, Math.abs(expected)),
             );
@@ -189,12 +175,35 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
     expect([...out]).toEqual([...a].map((v, i) => Math.fround(v * (b[i] as number))));
   });
 
+  it('average-pool gradient: an infinite dY spreads only over its own windows (no 0·inf NaN elsewhere)', () => {
+    const dY = new Float32Array(16);
+    dY[3] = Number.POSITIVE_INFINITY; // row 0, the last column
+    const dx = new Float32Array(16);
+    kernels?.avgPoolGradient(dY, dx, [1, 1, 4, 4], [3, 3], [1, 1], [1, 1, 1, 1]);
+    const covered = (i: number) => Math.floor(i / 4) <= 1 && i % 4 >= 2;
+    for (const [i, v] of dx.entries()) expect(v, `element ${i}`).toBe(covered(i) ? Number.POSITIVE_INFINITY : 0);
+  });
+
+  it('rejects shapes whose element counts overflow, as errors (no wrapped length check, no abort)', () => {
+    const none = () => new Float32Array(0);
+    const huge = 2 ** 30;
+    expect(() => kernels?.avgPoolGradient(none(), none(), [huge, huge, 4, 4], [1, 1], [1, 1], [0, 0, 0, 0])).toThrow(
+      /wrong lengths/,
+    );
+    expect(() => kernels?.maxPoolGradient(none(), none(), none(), [huge, huge, 4, 4], 2)).toThrow(/wrong lengths/);
+    expect(() => kernels?.biasGradient(none(), none(), huge, huge, 16)).toThrow(/wrong lengths/);
+    // No images: nothing to do, however large the planes claim to be.
+    expect(() =>
+      kernels?.avgPoolGradient(none(), none(), [0, 1, 2 ** 31 - 1, 2 ** 31 - 1], [1, 1], [1, 1], [0, 0, 0, 0]),
+    ).not.toThrow();
+  });
+
   it('rejects a pad as large as the window and arrays of the wrong length', () => {
     expect(() =>
-      kernels?.avgPoolGradient(new Float32Array(16), new Float32Array(16), [1, 1, 4, 4], [3, 3], [3, 0, 0, 0]),
+      kernels?.avgPoolGradient(new Float32Array(16), new Float32Array(16), [1, 1, 4, 4], [3, 3], [1, 1], [3, 0, 0, 0]),
     ).toThrow(/pad smaller/);
     expect(() =>
-      kernels?.avgPoolGradient(new Float32Array(15), new Float32Array(16), [1, 1, 4, 4], [3, 3], [1, 1, 1, 1]),
+      kernels?.avgPoolGradient(new Float32Array(15), new Float32Array(16), [1, 1, 4, 4], [3, 3], [1, 1], [1, 1, 1, 1]),
     ).toThrow(/wrong lengths/);
   });
 

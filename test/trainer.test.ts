@@ -2,9 +2,10 @@
 import { describe, expect, it } from 'vitest';
 import { composite, dropout, F, linear, type Module } from '../core/model/layers/index.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
+import type { OrtRuntime } from '../core/ort-runtime.ts';
 import { adamw, sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
-import { DeviceUnavailableError } from '../node/execution.ts';
+import { DeviceUnavailableError, nodeRuntime } from '../node/execution.ts';
 import { createTrainer } from '../train/parallel/create-trainer.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { createNodeTrainer, type Trainer } from '../train/trainer.ts';
@@ -118,6 +119,20 @@ describe('Trainer', () => {
     const data = syntheticDigits(3 * BATCH, 4);
     expect(await trainSteps(trainer, data, 3, 0.05)).toEqual(await trainSteps(cpu, data, 3, 0.05));
     await Promise.all([trainer.release(), cpu.release()]);
+  });
+
+  it("leaves 'auto' to a caller's own runtime (only onnxruntime-node's is probed)", async () => {
+    const asked: (string | undefined)[] = [];
+    const runtime: OrtRuntime = {
+      Tensor: nodeRuntime.Tensor,
+      createSession(model, settings) {
+        asked.push(settings.device);
+        return nodeRuntime.createSession(model, settings);
+      },
+    };
+    const trainer = await createTrainer(ZOO.cnn.build(), { optimizer: sgd(), device: 'auto', runtime, threads: 1 });
+    expect(asked).toEqual(['auto']);
+    await trainer.release();
   });
 
   it("createTrainer resolves device 'auto' before choosing how to run: on the CPU, workers", async () => {

@@ -27,8 +27,8 @@ export const GRADIENT_PRODUCT = 'GradientProduct';
 /** A Conv's dB [M] = Σ over N, H, W of dY. */
 export const BIAS_GRADIENT = 'BiasGradient';
 /**
- * dX of a stride-1 AveragePool whose divisor is always the window's area, from dY; attributes `kernel`
- * [kh, kw] and `pads` [top, left, bottom, right] (each smaller than the kernel).
+ * dX of an AveragePool whose divisor is always the window's area, from dY; attributes `kernel` [kh, kw],
+ * `strides`, `pads` [top, left, bottom, right] (each smaller than the kernel) and `input` [C, H, W].
  */
 export const AVG_POOL_GRADIENT = 'AvgPoolGradient';
 /**

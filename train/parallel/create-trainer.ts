@@ -11,6 +11,7 @@
 
 import { countParams, emitForward, inspectModule } from '../../core/model/forward-graph.ts';
 import type { Module } from '../../core/model/layers/index.ts';
+import { nodeRuntime } from '../../node/execution.ts';
 import { nativeKernels } from '../../node/native-kernels.ts';
 import { autotuneRules } from '../autotune/autotune.ts';
 import {
@@ -99,7 +100,9 @@ function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 
 }
 
 export async function createTrainer(module: Module, given: CreateTrainerOptions): Promise<AnyTrainer> {
-  const options = given.device === 'auto' ? { ...given, device: await resolveNodeDevice(given) } : given;
+  // 'auto' is onnxruntime-node's to resolve; a caller's own runtime resolves it itself.
+  const ours = !given.runtime || given.runtime === nodeRuntime;
+  const options = given.device === 'auto' && ours ? { ...given, device: await resolveNodeDevice(given) } : given;
   const workers = usesWorkers(options, module);
   // Each session run sees the whole batch, or one worker's slice (or one micro-batch) of it.
   const slice = Math.ceil((options.batchSize ?? 64) / (workers ? (options.threads ?? 1) : 1));

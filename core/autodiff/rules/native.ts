@@ -94,22 +94,27 @@ function nativeRelu(rule: GradientRule): GradientRule {
   };
 }
 
-/** A stride-1 AveragePool whose divisor is always the window's area (the kernel's case), after a native dY. */
+/** An AveragePool whose divisor is always the window's area (the kernel's case), after a native dY. */
 function nativeAveragePool(rule: GradientRule): GradientRule {
   return (c) => {
     const d = dY(c);
+    const x = input(c, 0);
+    const shape = c.g.shapes.get(x);
     const kernel = attrInts(c.node, 'kernel_shape', []);
     const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
     const strides = attrInts(c.node, 'strides', [1, 1]);
     const constantCount = attrInt(c.node, 'count_include_pad', 0) === 1 || pads.every((p) => p === 0);
     const fits =
       kernel.length === 2 &&
-      strides.every((s) => s === 1) &&
+      strides.length === 2 &&
       attrInt(c.node, 'ceil_mode', 0) === 0 &&
-      pads.every((p, i) => p < (kernel[i % 2] as number));
+      pads.every((p, i) => p < (kernel[i % 2] as number)) &&
+      shape?.length === 4 &&
+      shape.slice(1).every((n) => typeof n === 'number');
     if (!madeNatively(c.g, d) || !fits || !constantCount) return rule(c);
-    const x = input(c, 0);
-    return [emitNative(c.g, AVG_POOL_GRADIENT, [d], c.g.shapes.get(x), { kernel: ints(kernel), pads: ints(pads) })];
+    const input3 = (shape as number[]).slice(1);
+    const attributes = { kernel: ints(kernel), strides: ints(strides), pads: ints(pads), input: ints(input3) };
+    return [emitNative(c.g, AVG_POOL_GRADIENT, [d], shape, attributes)];
   };
 }
 
