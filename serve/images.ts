@@ -15,6 +15,12 @@
  * cap per image, and images shrunk to fit `MAX_SIDE` before they reach JavaScript, so the digit
  * preprocessing never sees more than MAX_SIDE² pixels. At most `MAX_CONCURRENT` decodes run at once and
  * `MAX_QUEUED` wait; more is refused as busy (503), so a flood can't queue unbounded memory.
+ *
+ * One cost the pixel count does not bound: a progressive JPEG decodes every scan over the whole image, and
+ * a 1 MB file can hold ~30,000 scans that each say almost nothing (measured: 4000×4000, 2.8 ms a scan, 90 s
+ * a file; libjpeg never returns to libvips's timeout check, and a decode can't be cancelled once it runs).
+ * Encoders write 1 (baseline) to ~12 scans, so more than `MAX_JPEG_SCANS` is refused before decoding, as
+ * libjpeg-turbo's own tools do (djpeg -maxscans).
  */
 import sharp from 'sharp';
 
@@ -26,6 +32,8 @@ export const MAX_INPUT_SIDE = 8192;
 export const MAX_ASPECT_RATIO = 20;
 /** Decoded images are shrunk (keeping the aspect ratio) to fit this side. */
 export const MAX_SIDE = 512;
+/** Scans (SOS markers) a JPEG may have: 100 scans of a 16-megapixel image decode in ~0.3 s here. */
+export const MAX_JPEG_SCANS = 100;
 const TIMEOUT_SECONDS = 5;
 const MAX_CONCURRENT = 2;
 const MAX_QUEUED = 32;
@@ -66,6 +74,18 @@ export function sniffImageType(bytes: Uint8Array): 'png' | 'jpeg' | 'webp' | 'gi
   if (ascii(0, 4) === 'RIFF' && ascii(8, 12) === 'WEBP') return 'webp';
   if (ascii(0, 4) === 'GIF8') return 'gif';
   return undefined;
+}
+
+/**
+ * How many start-of-scan markers (FF DA) a JPEG has. Entropy-coded data can't hide one (a coded FF is
+ * followed by 00 or a restart marker), so counting the byte pair counts the scans — plus any in an embedded
+ * thumbnail, which the limit's slack covers. Stops counting past `limit`.
+ */
+export function jpegScans(bytes: Uint8Array, limit = MAX_JPEG_SCANS): number {
+  let scans = 0;
+  for (let i = bytes.indexOf(0xff); i >= 0 && i + 1 < bytes.length && scans <= limit; i = bytes.indexOf(0xff, i + 1))
+    if (bytes[i + 1] === 0xda) scans++;
+  return scans;
 }
 
 /** One page (a GIF's first frame), read top to bottom, refused past MAX_PIXELS by libvips too. */
@@ -116,7 +136,10 @@ function classify(message: string): ImageError {
 
 /** Decode a PNG, JPEG, WebP or GIF into RGBA, oriented by its EXIF tag and shrunk to fit MAX_SIDE. */
 export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
-  if (!sniffImageType(bytes)) throw new ImageError('not a PNG, JPEG, WebP or GIF image', 'unsupported_media_type');
+  const type = sniffImageType(bytes);
+  if (!type) throw new ImageError('not a PNG, JPEG, WebP or GIF image', 'unsupported_media_type');
+  if (type === 'jpeg' && jpegScans(bytes) > MAX_JPEG_SCANS)
+    throw new ImageError(`a JPEG of more than ${MAX_JPEG_SCANS} scans (progressive passes)`, 'image_too_large');
   return withSlot(async () => {
     try {
       const header = await sharp(bytes, SHARP_OPTIONS).metadata();

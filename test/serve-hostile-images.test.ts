@@ -110,3 +110,58 @@ it('still decodes images at the limits: 8192×410 (20:1) and 1×20 reach the dig
     expect([width, height, answer.status, answer.body.error?.code]).toEqual([width, height, 422, 'blank_image']);
   }
 });
+
+/**
+ * A progressive JPEG of `scans` AC scans that each code nothing (end-of-band runs) after one DC scan: the
+ * decode costs a pass over every block per scan, whatever the pixel count (an outside attack's file:
+ * 4000×4000 with ~31,700 such scans, 1 MB, kept libvips busy 90 s).
+ */
+function scanBombJpeg(side: number, scans: number): Uint8Array {
+  const u16 = (n: number) => [n >> 8, n & 0xff];
+  const segment = (marker: number, payload: number[]) => [0xff, marker, ...u16(payload.length + 2), ...payload];
+  const bits = (text: string) => {
+    const padded = text + '1'.repeat((8 - (text.length % 8)) % 8);
+    const out: number[] = [];
+    for (let i = 0; i < padded.length; i += 8) {
+      const byte = Number.parseInt(padded.slice(i, i + 8), 2);
+      out.push(byte, ...(byte === 0xff ? [0] : [])); // byte stuffing
+    }
+    return out;
+  };
+  const blocks = Math.ceil(side / 8) ** 2;
+  const counts = [1, ...new Array(15).fill(0)];
+  const head = [
+    0xff,
+    0xd8,
+    ...segment(0xdb, [0, ...new Array(64).fill(1)]),
+    ...segment(0xc2, [8, ...u16(side), ...u16(side), 1, 1, 0x11, 0]),
+    ...segment(0xc4, [0x00, ...counts, 0x00]), // DC: symbol 0, code 0
+    ...segment(0xc4, [0x10, ...counts, 0xe0]), // AC: end-of-band run of 2^14, code 0
+    ...segment(0xda, [1, 1, 0, 0, 0, 0]),
+    ...bits('0'.repeat(blocks)),
+  ];
+  const ac = [...segment(0xda, [1, 1, 0, 1, 63, 0]), ...bits(`0${'1'.repeat(14)}`.repeat(Math.ceil(blocks / 32767)))];
+  const out = new Uint8Array(head.length + ac.length * scans + 2);
+  out.set(head);
+  for (let s = 0; s < scans; s++) out.set(ac, head.length + s * ac.length);
+  out.set([0xff, 0xd9], out.length - 2);
+  return out;
+}
+
+it('refuses a progressive JPEG of more scans than any encoder writes, before decoding, each way', async () => {
+  const bomb = scanBombJpeg(4000, 5000); // 5,000 × 2.8 ms here, had it been decoded
+  for (const [path, init] of ways(bomb, 'image/jpeg')) {
+    const answer = await post(path, init);
+    expect([path, answer.status, answer.body.error?.code]).toEqual([path, 413, 'image_too_large']);
+    expect(answer.body.error?.message).toMatch(/more than 100 scans/); // refused from its markers, not timed out
+  }
+  // A real progressive JPEG (libjpeg's default progression) still decodes, to the digit check.
+  const progressive = await sharp({ create: { width: 600, height: 400, channels: 3, background: 'black' } })
+    .jpeg({ progressive: true })
+    .toBuffer();
+  const answer = await post('/predict', {
+    body: new Uint8Array(progressive),
+    headers: { 'content-type': 'image/jpeg' },
+  });
+  expect([answer.status, answer.body.error?.code]).toEqual([422, 'blank_image']);
+});
