@@ -4,7 +4,10 @@
  * makes room by closing the *least recently active* connection instead — the one whose last byte in or
  * out is oldest: a silent socket, headers or a body that stopped arriving, a kept-alive one between
  * requests, a reader that stopped reading. A client that sends its request at once (a probe, a browser)
- * gets in; a stalled one is the first to go. Limits hold per remote address too, so one client can't take
+ * gets in; a stalled one is the first to go. A connection whose request has fully arrived and is waiting
+ * for the server's answer (a model at work, a decode queue) is skipped while any other can go: its
+ * silence is the server's, not the client's (an outside attack's trickling flood closed exactly those, so
+ * a client that had done everything right lost its answer). Limits hold per remote address too, so one client can't take
  * the whole budget (behind a proxy every client shares one address: raise `perClient`). One socket may
  * have at most `pipelined` requests in flight (HTTP/1.1 pipelining would otherwise queue thousands of
  * answers for a client that never reads them): past that, it is closed.
@@ -27,7 +30,13 @@ interface Tracked {
   address: string;
   /** Requests being read or answered on it. */
   inFlight: number;
+  /** Of those, the ones fully received and not yet answered in full (set while the server works). */
+  waitingOnUs: Set<IncomingMessage>;
 }
+
+/** The server owes this connection an answer it hasn't started to send, or is sending to a reader. */
+const servedNow = (socket: Socket, t: Tracked) =>
+  !socket.writableNeedDrain && [...t.waitingOnUs].some((request) => request.complete);
 
 export interface ConnectionGuard {
   /** Connections closed to make room, and for pipelining past the limit (for tests and logs). */
@@ -55,22 +64,33 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
     if (n > 0) perClient.set(t.address, n);
     else perClient.delete(t.address);
   };
-  /** Close the least recently active connection (of `address`, when given). */
+  /**
+   * Close the least recently active connection (of `address`, when given), passing over those the server
+   * is answering unless every candidate is one.
+   */
   const makeRoom = (address?: string) => {
+    let fallback: Socket | undefined;
     for (const [socket, t] of byActivity) {
       if (address !== undefined && t.address !== address) continue;
-      counts.evicted++;
-      forget(socket);
-      socket.destroy();
-      return;
+      if (servedNow(socket, t)) {
+        fallback ??= socket;
+        continue;
+      }
+      return close(socket);
     }
+    if (fallback) close(fallback);
+  };
+  const close = (socket: Socket) => {
+    counts.evicted++;
+    forget(socket);
+    socket.destroy();
   };
 
   server.on('connection', (socket: Socket) => {
     const address = socket.remoteAddress ?? 'unknown';
     if ((perClient.get(address) ?? 0) >= limits.perClient) makeRoom(address);
     if (byActivity.size >= limits.total) makeRoom();
-    byActivity.set(socket, { address, inFlight: 0 });
+    byActivity.set(socket, { address, inFlight: 0, waitingOnUs: new Set() });
     perClient.set(address, (perClient.get(address) ?? 0) + 1);
     socket.on('data', () => touch(socket));
     socket.on('drain', () => touch(socket));
@@ -88,8 +108,12 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
       socket.destroy();
       return;
     }
+    t.waitingOnUs.add(request);
+    // Sent in full (or given up): from here any wait is the client's reading.
+    response.once('finish', () => t.waitingOnUs.delete(request));
     response.once('close', () => {
       t.inFlight--;
+      t.waitingOnUs.delete(request);
       touch(socket);
     });
   });

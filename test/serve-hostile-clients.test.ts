@@ -4,8 +4,10 @@
  * can't lock out a client that sends its request at once (the oldest idle connection is closed to make
  * room), and one slow uploader can't delay another address's request.
  */
+import { createServer, request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { guardConnections } from '../serve/connections.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
@@ -182,6 +184,42 @@ describe('floods', () => {
     } finally {
       for (const s of sockets) s.destroy();
       await small.close();
+    }
+  });
+
+  it('a flood of trickling connections never closes one whose whole request is waiting for the answer', async () => {
+    // The server takes 1.5 s to answer /slow (a model at work); four addresses fill every slot with headers
+    // a byte every 100 ms, so each looks more recently active than the waiting client.
+    const plain = createServer((req, res) => {
+      setTimeout(() => res.end('done'), req.url === '/slow' ? 1500 : 0);
+    });
+    const guard = guardConnections(plain, { total: 40, perClient: 40, pipelined: 4 });
+    await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+    const port = (plain.address() as { port: number }).port;
+    const flood: Socket[] = [];
+    try {
+      const answer = new Promise<number>((resolve, reject) => {
+        const r = httpRequest({ host: '127.0.0.1', port, path: '/slow', agent: false }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        });
+        r.on('error', reject);
+        r.end();
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      for (const last of [2, 3, 4, 5])
+        for (let i = 0; i < 40; i++) {
+          const f = connect({ host: '127.0.0.1', port, localAddress: `127.0.0.${last}` });
+          f.on('error', () => {});
+          f.once('connect', () => drip(f, `GET /x HTTP/1.1\r\nHost: x\r\nX-Pad: ${'a'.repeat(200)}`, 100));
+          flood.push(f);
+        }
+      expect(await answer).toBe(200);
+      expect(guard.evicted).toBeGreaterThan(100); // the flood did fill every slot, over and over
+    } finally {
+      for (const f of flood) f.destroy();
+      plain.closeAllConnections();
+      await new Promise((r) => plain.close(r));
     }
   });
 
