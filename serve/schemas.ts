@@ -173,7 +173,10 @@ export const ModelListSchema = z
           version: z.number().int(),
           ready: z.boolean(),
           provider: z.string().optional(),
-          metadata: z.record(z.string(), z.string()).optional(),
+          metadata: z.record(z.string(), z.string()).optional().openapi({
+            description:
+              "The model's metadata_props: at most 32 entries, keys of at most 64 characters; values past 512 characters are cut, ending in '…'",
+          }),
           error: z.string().optional().openapi({ description: 'Why this version is not served' }),
         }),
       ),

@@ -12,6 +12,7 @@ import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
 import { Batcher, concatRows, type Outputs } from './batcher.ts';
 import { InferenceStats } from './inference-stats.ts';
 import { ContractError, checkSignature, type ModelSignature } from './model-contract.ts';
+import { boundedMetadata } from './model-metadata.ts';
 import { MAX_SERVED_BATCH } from './runner/limits.ts';
 import { budgetTimer, ModelFailedError, ModelRunner, type RunnerBudgets } from './runner/model-runner.ts';
 
@@ -118,7 +119,7 @@ export class ServedVersion {
         bytes,
         hash,
         runner.provider,
-        runner.info.metadata,
+        boundedMetadata(runner.info.metadata),
         signature,
         rowSizes,
         settings.maxBatch,

@@ -43,6 +43,12 @@ beforeAll(async () => {
     put(twist, hostileModel(twist));
   put('wide-output', hostileModel('wide-output', 100_000));
   put('huge-batch', oddModel({ metadata: folded }));
+  // 40 metadata entries, one of 2 MB, the input contract's key last.
+  const chatty: Record<string, string> = Object.fromEntries(Array.from({ length: 38 }, (_, i) => [`k${i}`, 'v']));
+  put(
+    'chatty',
+    oddModel({ metadata: { big: 'x'.repeat(2_000_000), ['k'.repeat(100)]: 'long key', ...chatty, ...folded } }),
+  );
   writeFileSync(join(root, 'huge-batch', 'config.pbtxt'), 'max_batch_size: 500000\n');
   const inside = externalDataModel('w.bin');
   put('external', inside.model, { 'w.bin': inside.weights });
@@ -126,6 +132,21 @@ describe('sizes', () => {
       error: expect.stringMatching(/500000 is over the 1024/),
     });
     expect(await status('wide-output')).toMatchObject({ ready: false, error: expect.stringMatching(/at most 4096/) });
+  });
+
+  it("lists a model's metadata bounded: 32 entries, values cut at 512 characters, the input contract's key kept", async () => {
+    const response = await fetch(`${server.url}/api/models`);
+    const list = (await response.json()) as { name: string; versions: { metadata?: Record<string, string> }[] }[];
+    const metadata = list.find((m) => m.name === 'chatty')?.versions[0]?.metadata ?? {};
+    expect(Object.keys(metadata)).toHaveLength(32);
+    expect(metadata.normalization).toBe('folded (test)');
+    expect(metadata.big?.length).toBe(512);
+    expect(metadata.big?.endsWith('…')).toBe(true);
+    expect(Object.keys(metadata).every((key) => key.length <= 64)).toBe(true);
+    expect(JSON.stringify(metadata).length).toBeLessThan(20_000);
+    // …and the server still reads the contract: raw intensities in, as for 'good'.
+    const [a, b] = await Promise.all(['chatty', 'good'].map((m) => infer(m, [image(1)]).then((r) => r.json())));
+    expect(a.outputs).toEqual(b.outputs);
   });
 
   it('a runner reads only a regular file, even if model.onnx was swapped for a FIFO after the server read it', async () => {

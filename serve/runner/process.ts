@@ -12,6 +12,7 @@ import { createSession } from '../../node/execution.ts';
 import { readRegularFile } from '../../node/regular-file.ts';
 import { decodeModel } from '../../onnx/codec.ts';
 import { describeModel } from '../../onnx/describe.ts';
+import { boundedMetadata } from '../model-metadata.ts';
 import { checkExternalData, externalDataLocations } from './external-data.ts';
 import type { FromRunner, LoadRequest, RunRequest, ToRunner } from './protocol.ts';
 
@@ -32,7 +33,8 @@ async function load(request: LoadRequest): Promise<void> {
   process.chdir(dir);
   const created = await createSession(bytes, { device: request.device, threads: request.threads });
   session = created.session;
-  reply({ type: 'loaded', info, provider: created.provider });
+  // Only what the server keeps crosses: a file's megabytes of metadata stay here.
+  reply({ type: 'loaded', info: { ...info, metadata: boundedMetadata(info.metadata) }, provider: created.provider });
 }
 
 async function run(request: RunRequest): Promise<void> {
