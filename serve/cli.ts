@@ -163,6 +163,8 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       print(
         `serving on ${server.url}  (demo ${server.url}/, POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
       );
+      // With --grpc-port 0 this line is the only way to learn the port.
+      if (server.grpcPort !== undefined) print(`gRPC (KServe v2 / Triton) on port ${server.grpcPort}`);
       print(`${await stop.received}: finishing in-flight requests and stopping`);
     } finally {
       await server.close();

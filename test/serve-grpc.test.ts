@@ -4,7 +4,7 @@
  * contents, whose logits equal the HTTP JSON route's; bad requests are gRPC statuses, not crashes.
  */
 import { execFile, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,8 +16,30 @@ const python = ['python3', '/usr/bin/python3'].find(
   (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
 );
 let server: RunningServer;
+let listeningBefore: Set<number>;
+
+/** TCP ports this process listens on (Linux: /proc/net/tcp{,6} rows in LISTEN whose socket is one of our fds). */
+function ownListeningPorts(): Set<number> {
+  const ours = new Set(
+    readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]];
+      } catch {
+        return [];
+      }
+    }),
+  );
+  const ports = new Set<number>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6'])
+    for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
+      const fields = row.trim().split(/\s+/);
+      if (fields[3] === '0A' && ours.has(fields[9])) ports.add(Number.parseInt(fields[1]?.split(':')[1] ?? '', 16));
+    }
+  return ports;
+}
 
 beforeAll(async () => {
+  listeningBefore = process.platform === 'linux' ? ownListeningPorts() : new Set();
   const root = mkdtempSync(join(tmpdir(), 'models-grpc-'));
   mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
   copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
@@ -54,6 +76,9 @@ it.skipIf(python === undefined)(
     };
     expect([result.live, result.ready, result.model_ready]).toEqual([true, true, true]);
     expect(result.extensions).toContain('binary_tensor_data');
+    // Not the HTTP side's: this service has no statistics or repository RPCs to back them.
+    expect(result.extensions).not.toContain('statistics');
+    expect(result.extensions).not.toContain('model_repository');
     expect(result.inputs).toEqual([['input', 'FP32', [-1, 1, 28, 28]]]);
     expect(result.raw.id).toBe('g1');
     expect(result.raw.outputs).toEqual([['logits', 'FP32', [2, 10]]]);
@@ -70,6 +95,7 @@ it.skipIf(python === undefined)(
     expect(result.errors['wrong shape']?.[0]).toBe('INVALID_ARGUMENT');
     expect(result.errors['wrong shape']?.[1]).toContain('shape');
     expect(result.errors['no inputs']?.[0]).toBe('INVALID_ARGUMENT');
+    expect(result.errors['contents and raw']).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/one or the other/)]);
     // Counted with the HTTP requests in the version's statistics.
     const stats = (await (await fetch(`${server.url}/v2/models/torchcnn/stats`)).json()) as {
       model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];
@@ -97,3 +123,11 @@ it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one addre
   for (const s of sockets) s.destroy();
   await Promise.all(closed);
 });
+
+it.skipIf(process.platform !== 'linux')(
+  "grpc-js's own listener is no TCP port: only the limited front (and HTTP) listen, nothing to go around the limits by",
+  () => {
+    const added = [...ownListeningPorts()].filter((port) => !listeningBefore.has(port)).sort((a, b) => a - b);
+    expect(added).toEqual([server.port, server.grpcPort as number].sort((a, b) => a - b));
+  },
+);

@@ -360,6 +360,8 @@ describe('npm run serve', () => {
         repo.root,
         '--port',
         '0',
+        '--grpc-port',
+        '0',
         '--quiet',
         '--web',
         await sharedWebDemo(),
@@ -372,12 +374,13 @@ describe('npm run serve', () => {
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => {
         output += d.toString();
-        const m = /serving on (http:\/\/[^\s]+)/.exec(output);
+        const m = /serving on (http:\/\/[^\s]+)[^\n]*\n.*gRPC/.exec(output);
         if (m?.[1]) resolve(m[1]);
       });
       child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
     });
     expect(output).toMatch(/loaded cnn\/1 on cpu/);
+    expect(output).toMatch(/^gRPC \(KServe v2 \/ Triton\) on port [1-9]\d*$/m); // --grpc-port 0's pick, said
     const big = JSON.stringify({ inputs: Array.from({ length: 200 }, (_, i) => pixels(i % 100)) }); // under 1 MiB
     const inFlight = fetch(`${url}/predict`, {
       method: 'POST',

@@ -5,7 +5,10 @@
  * `contents.fp32_contents`; outputs go back as `raw_output_contents`, as Triton answers.
  */
 
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
@@ -19,7 +22,7 @@ import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
 import { parseVersion } from '../routes/lookup.ts';
-import { modelMetadata, V2_EXTENSIONS } from '../routes/v2.ts';
+import { modelMetadata } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
@@ -110,7 +113,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     ServerMetadata: unary(() => ({
       name: options.serverName,
       version: options.serverVersion,
-      extensions: V2_EXTENSIONS,
+      extensions: GRPC_EXTENSIONS,
     })),
     ModelReady: unary((r: { name: string; version: string }) => {
       const version = versionOf(r.version);
@@ -123,19 +126,18 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     ),
     ModelInfer: unary((r: InferRequestMessage) => infer(repository, r)),
   });
-  // grpc-js listens on loopback only; clients reach it through a front that holds connections to the
-  // same rules as HTTP's (connections.ts): a cap in all and per address, the least recently active closed
-  // for room. grpc-js itself has no connection cap: 20,000 silent sockets used up the process's files.
-  const inner = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) =>
-      error ? reject(error) : resolve(bound),
-    ),
-  );
+  // grpc-js listens where only this process reaches it; clients reach it through a front that holds
+  // connections to the same rules as HTTP's (connections.ts): a cap in all and per address, the least
+  // recently active closed for room. grpc-js itself has no connection cap: 20,000 silent sockets used up the
+  // process's files. Its own listener is a Unix socket in a private (0700) folder, not a loopback port: an
+  // outside attack opened 100 sessions straight to the loopback port, past every limit (Windows, with no
+  // such sockets here, keeps the loopback port).
+  const inner = await bindInner(server);
   const open = new Set<Socket>();
   const front = createServer((client) => {
     open.add(client);
     client.once('close', () => open.delete(client));
-    const upstream = connect({ host: '127.0.0.1', port: inner });
+    const upstream = connect(inner.address);
     const end = () => {
       client.destroy();
       upstream.destroy();
@@ -157,15 +159,49 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         for (const socket of open) socket.destroy();
       });
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      inner.remove();
     },
   };
 }
+
+/** grpc-js's own listener: a Unix socket in a fresh 0700 folder (a loopback port on Windows). */
+async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts; remove: () => void }> {
+  const bind = (target: string) =>
+    new Promise<number>((resolve, reject) =>
+      server.bindAsync(target, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+        error ? reject(error) : resolve(bound),
+      ),
+    );
+  if (process.platform === 'win32') {
+    const port = await bind('127.0.0.1:0');
+    return { address: { host: '127.0.0.1', port }, remove: () => {} };
+  }
+  const folder = mkdtempSync(join(tmpdir(), 'grpc-'));
+  const path = join(folder, 'grpc.sock');
+  await bind(`unix:${path}`);
+  return { address: { path }, remove: () => rmSync(folder, { recursive: true, force: true }) };
+}
+
+/**
+ * The extensions the gRPC service implements, as Triton names them: binary data (raw_input_contents /
+ * raw_output_contents). Not the HTTP side's statistics and model_repository: this proto has no RPCs for
+ * them, and a client that believed the list would call methods that aren't there.
+ */
+const GRPC_EXTENSIONS = ['binary_tensor_data'];
 
 /** ModelInfer: the message as the HTTP route's request, the same checks, raw outputs. */
 function infer(repository: ModelRepository, r: InferRequestMessage) {
   const raw = r.raw_input_contents;
   if (raw.length > 0 && raw.length !== r.inputs.length)
     throw new HttpError(400, 'invalid_inputs', `${raw.length} raw_input_contents for ${r.inputs.length} inputs`);
+  // As Triton: a tensor's data comes one way, never both (which would the server believe?).
+  const both = raw.length > 0 && r.inputs.find((t) => (t.contents?.fp32_contents?.length ?? 0) > 0);
+  if (both)
+    throw new HttpError(
+      400,
+      'invalid_inputs',
+      `input '${shownName(both.name)}' has contents as well as raw_input_contents: send one or the other`,
+    );
   const parsed = InferRequestSchema.safeParse({
     ...(r.id ? { id: r.id } : {}),
     inputs: r.inputs.map((t) => {

@@ -52,7 +52,10 @@ bad = request(True)
 bad.inputs[0].shape[:] = [count, 1, 28, 27]
 unknown = request(True)
 unknown.model_name = "nope"
+both = request(True)
+both.inputs[0].contents.fp32_contents.extend(values)
 for what, call in [
+    ("contents and raw", lambda: stub.ModelInfer(both)),
     ("unknown model", lambda: stub.ModelInfer(unknown)),
     ("wrong shape", lambda: stub.ModelInfer(bad)),
     ("no inputs", lambda: stub.ModelInfer(pb.ModelInferRequest(model_name=model))),
