@@ -5,7 +5,9 @@
  * without a policy, is the newest version only). No file: the server's own defaults, every version.
  * The file is re-read at every scan but parsed only when it changed, and never trusted to be a plain file.
  */
-import { join } from 'node:path';
+
+import { realpath } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import { readRegularFileStamped } from '../node/regular-file.ts';
 import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../node/triton/config.ts';
 
@@ -55,6 +57,8 @@ export function settingsFromText(text: string, onProblem: OnConfigProblem): Mode
  * to be a regular file of at most MAX_CONFIG_BYTES before it is read (a FIFO or a link to /dev/zero is
  * refused, never waited on), and parsed again only when its stamp (size, mtime) changed. No file: `{}`.
  * An unchanged file's problem is reported again at every read, so the repository knows it persists.
+ * A link that leads out of the repository is refused unread: a config is the repository's, and its parse
+ * errors quote the file (an outside attack linked one to a secret and read its first word in the log).
  */
 export function cachedSettingsReader(): SettingsReader {
   const cache = new Map<string, { stamp: string; settings: ModelSettings; problem?: string }>();
@@ -62,6 +66,11 @@ export function cachedSettingsReader(): SettingsReader {
     const path = join(root, name, CONFIG_FILE);
     let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
     try {
+      if (!(await insideOf(root, path))) {
+        cache.delete(path);
+        onProblem('links outside the repository');
+        return {};
+      }
       read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
     } catch (error) {
       cache.delete(path);
@@ -81,6 +90,12 @@ export function cachedSettingsReader(): SettingsReader {
     if (entry?.problem) onProblem(entry.problem);
     return entry?.settings ?? {};
   };
+}
+
+/** Whether `path` (links followed) is within `root` (links followed); a missing file rejects with ENOENT. */
+async function insideOf(root: string, path: string): Promise<boolean> {
+  const [base, target] = await Promise.all([realpath(root), realpath(path)]);
+  return target.startsWith(base.endsWith(sep) ? base : `${base}${sep}`);
 }
 
 /** The versions a policy serves, of those present (ascending). */

@@ -92,7 +92,12 @@ export const SERVE_DEFAULTS = {
 };
 
 /** Causes as metric labels, from a bounded set: errno codes and our fixed words; a file's own text never. */
-const FIXED_CAUSES = new Set(['invalid model name', 'not a version number', 'unreadable']);
+const FIXED_CAUSES = new Set([
+  'invalid model name',
+  'not a version number',
+  'unreadable',
+  'links outside the repository',
+]);
 function causeLabel(cause: string): string {
   if (/^E[A-Z]{2,12}$/.test(cause) || FIXED_CAUSES.has(cause)) return cause;
   return cause.startsWith('invalid ') ? 'invalid config' : 'other';

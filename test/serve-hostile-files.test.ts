@@ -32,6 +32,11 @@ beforeAll(async () => {
   execFileSync('mkfifo', [join(root, 'fifo', 'config.pbtxt')]);
   writeFileSync(model('zero'), bytes);
   symlinkSync('/dev/zero', join(root, 'zero', 'config.pbtxt'));
+  // A config linked to a file outside the repository: never read (its parse error would quote it).
+  writeFileSync(model('outside'), bytes);
+  const secret = join(mkdtempSync(join(tmpdir(), 'secret-')), 'secret.txt');
+  writeFileSync(secret, 'SECRET-outside-repo 42\n');
+  symlinkSync(secret, join(root, 'outside', 'config.pbtxt'));
   execFileSync('mkfifo', [model('fifomodel')]);
   symlinkSync('/dev/zero', model('zeromodel'));
   // 470 KB of one repeated field (the text-format parser used to copy the list at each one: quadratic).
@@ -74,13 +79,13 @@ it('answers health within 2 s all through the rescans', async () => {
   console.log(`worst /v2/health/live during rescans of ${VERSIONS} versions: ${worst.toFixed(0)} ms`);
 });
 
-it('serves the models beside a FIFO or /dev/zero config with the defaults, and never reads such a model file', async () => {
+it('serves the models beside a FIFO, /dev/zero or outside-the-repository config with the defaults, and never reads such a model file', async () => {
   const list = (await (await fetch(`${url()}/api/models`)).json()) as {
     name: string;
     versions: { version: number }[];
   }[];
   const versions = Object.fromEntries(list.map((m) => [m.name, m.versions.map((v) => v.version)]));
-  expect(versions).toEqual({ big: [1], fifo: [1], many: [VERSIONS], zero: [1] });
+  expect(versions).toEqual({ big: [1], fifo: [1], many: [VERSIONS], outside: [1], zero: [1] });
 });
 
 it('reports each hostile file and each unservable folder once, and counts them', async () => {
@@ -91,7 +96,9 @@ it('reports each hostile file and each unservable folder once, and counts them',
       text,
     ).toHaveLength(1);
   once('fifo/config.pbtxt (ENOTFILE)');
-  once('zero/config.pbtxt (ENOTFILE)');
+  once('zero/config.pbtxt (links outside the repository)');
+  once('outside/config.pbtxt (links outside the repository)');
+  expect(logs.join('\n')).not.toContain('SECRET');
   once('fifomodel/1/model.onnx (ENOTFILE)');
   once('zeromodel/1/model.onnx (ENOTFILE)');
   once('cannot use Bad_Name (invalid model name)');
@@ -103,7 +110,8 @@ it('reports each hostile file and each unservable folder once, and counts them',
   const metrics = await (await fetch(`${url()}/metrics`)).text();
   expect(metrics).toContain('model_repository_scan_errors_total{cause="invalid model name"} 1');
   expect(metrics).toContain('model_repository_scan_errors_total{cause="not a version number"} 1');
-  expect(metrics).toContain('model_repository_scan_errors_total{cause="ENOTFILE"} 4');
+  expect(metrics).toContain('model_repository_scan_errors_total{cause="ENOTFILE"} 3');
+  expect(metrics).toContain('model_repository_scan_errors_total{cause="links outside the repository"} 2');
 });
 
 it('stops when asked, FIFOs and all', async () => {
