@@ -74,6 +74,11 @@ export class Batcher {
     return (await this.inferTimed(images, count)).outputs;
   }
 
+  /** How long a request waits for others to join its batch. */
+  get delayMs(): number {
+    return this.options.delayMs;
+  }
+
   /** The requests waiting for a run. */
   get pending(): number {
     return this.queue.length;

@@ -345,6 +345,11 @@ export class ModelRepository {
   }
 
   /** Names of models with at least one file, in order. */
+  /** The settings a model's config.pbtxt gave at the last scan (`{}` without one). */
+  settingsOf(name: string): ModelSettings {
+    return this.settings.get(name) ?? {};
+  }
+
   names(): string[] {
     const all = [
       ...[...this.loaded.values()].map((l) => l.served.name),

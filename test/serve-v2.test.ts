@@ -7,6 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { ModelConfigType } from '../node/triton/schema.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 
 let server: RunningServer;
@@ -72,4 +73,34 @@ it('serves a static batch-1 export with its own shape: one image per request', a
   });
   expect(r.status).toBe(200);
   expect(((await r.json()) as unknown[]).length).toBe(2);
+});
+
+it("answers Triton's model configuration (GET …/config, as tritonclient's get_model_config asks): what is served, valid against inference.ModelConfig", async () => {
+  for (const path of ['/v2/models/torchcnn/config', '/v2/models/torchcnn/versions/1/config']) {
+    const response = await fetch(`${server.url}${path}`);
+    expect(response.status).toBe(200);
+    const config = (await response.json()) as Record<string, unknown>;
+    // Triton's own schema (vendored from model_config.proto) accepts it field for field.
+    const message = ModelConfigType.fromObject(config);
+    expect(ModelConfigType.verify(message)).toBeNull();
+    expect(ModelConfigType.toObject(message, { enums: String, longs: Number, defaults: false })).toMatchObject({
+      name: 'torchcnn',
+      platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
+      max_batch_size: 64, // the server's batch limit: the model takes any batch
+      input: [{ name: 'input', data_type: 'TYPE_FP32', dims: [1, 28, 28] }],
+      output: [{ name: 'logits', data_type: 'TYPE_FP32', dims: [10] }],
+      version_policy: { latest: { num_versions: 1 } },
+      dynamic_batching: {},
+    });
+  }
+  // A static batch-1 export: no batching, full dims, as Triton describes such a model.
+  const fixed = (await (await fetch(`${server.url}/v2/models/torchstatic/config`)).json()) as Record<string, unknown>;
+  expect(fixed).toMatchObject({ max_batch_size: 0, input: [{ dims: [1, 1, 28, 28] }] });
+  expect(fixed).not.toHaveProperty('dynamic_batching');
+  const unknown = await fetch(`${server.url}/v2/models/nope/config`);
+  expect([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code]).toEqual([
+    404,
+    'model_not_found',
+  ]);
 });

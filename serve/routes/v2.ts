@@ -6,9 +6,11 @@
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { shownName } from '../../node/repository.ts';
+import type { ValueDescription } from '../../onnx/describe.ts';
 import { HEADER_LENGTH } from '../binary-tensors.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
+import type { ModelSettings } from '../model-config.ts';
 import { commonErrors, errorResponse, modelParams } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { readsBody, schemaRef } from '../route-body.ts';
@@ -24,7 +26,7 @@ export interface V2RouteOptions {
 }
 
 /** The protocol extensions this server implements (Triton's names). */
-export const V2_EXTENSIONS = ['binary_tensor_data', 'statistics', 'model_repository'];
+export const V2_EXTENSIONS = ['binary_tensor_data', 'statistics', 'model_repository', 'model_configuration'];
 
 export function modelMetadata(model: ServedVersion) {
   return {
@@ -33,6 +35,39 @@ export function modelMetadata(model: ServedVersion) {
     platform: 'onnxruntime_onnx',
     inputs: [tensorMetadata(model.signature.input)],
     outputs: model.signature.outputs.map(tensorMetadata),
+  };
+}
+
+/**
+ * The version's configuration as Triton's GET …/config answers it (inference.ModelConfig as JSON), from
+ * what this server actually serves: tritonclient's get_model_config and perf_analyzer read it.
+ */
+export function modelConfig(model: ServedVersion, settings: ModelSettings) {
+  const batching = !model.signature.staticBatchOne;
+  const tensor = (v: ValueDescription) => ({
+    name: v.name,
+    data_type: `TYPE_${tensorMetadata(v).datatype}`,
+    dims: batching ? tensorMetadata(v).shape.slice(1) : tensorMetadata(v).shape,
+  });
+  const policy = settings.versionPolicy ?? { kind: 'latest', numVersions: 1 };
+  return {
+    name: model.name,
+    platform: 'onnxruntime_onnx',
+    backend: 'onnxruntime',
+    version_policy:
+      policy.kind === 'all'
+        ? { all: {} }
+        : policy.kind === 'specific'
+          ? { specific: { versions: policy.versions } }
+          : { latest: { num_versions: policy.numVersions } },
+    max_batch_size: batching ? model.maxBatch : 0,
+    input: [{ ...tensor(model.signature.input), format: 'FORMAT_NONE' }],
+    output: model.signature.outputs.map(tensor),
+    ...(batching
+      ? { dynamic_batching: { max_queue_delay_microseconds: Math.round(model.batcher.delayMs * 1000) } }
+      : {}),
+    instance_group: [{ name: model.name, kind: model.provider === 'cpu' ? 'KIND_CPU' : 'KIND_GPU', count: 1 }],
+    default_model_filename: 'model.onnx',
   };
 }
 
@@ -76,6 +111,19 @@ const metadataRoute = (base: string) =>
     summary: "The model's own inputs and outputs",
     request: modelParams(base),
     responses: { 200: json(ModelMetadataSchema, 'Model metadata'), 404: errorResponse('Unknown model or version') },
+  });
+
+const configRoute = (base: string) =>
+  createRoute({
+    method: 'get',
+    path: `${base}/config`,
+    tags: ['v2'],
+    summary: "The version's configuration, as Triton's model configuration extension gives it",
+    request: modelParams(base),
+    responses: {
+      200: json(z.record(z.string(), z.unknown()), 'inference.ModelConfig as JSON'),
+      404: errorResponse('Unknown model or version'),
+    },
   });
 
 const modelReadyRoute = (base: string) =>
@@ -144,6 +192,12 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
     app.openapi(metadataRoute(base), (c) => {
       const { model, version } = c.req.valid('param');
       return withModel(repository, model, version, async (m) => c.json(modelMetadata(m), 200));
+    });
+    app.openapi(configRoute(base), (c) => {
+      const { model, version } = c.req.valid('param');
+      return withModel(repository, model, version, async (m) =>
+        c.json(modelConfig(m, repository.settingsOf(m.name)), 200),
+      );
     });
     app.openapi(modelReadyRoute(base), (c) => {
       const { model: name, version } = c.req.valid('param');
