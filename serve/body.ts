@@ -1,4 +1,6 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
+import { promisify } from 'node:util';
+import { brotliDecompress, gunzip, inflate, inflateRaw } from 'node:zlib';
 import type { Context } from 'hono';
 import { issuesInOneLine, type ZodIssues } from '../core/zod-issues.ts';
 import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
@@ -41,7 +43,44 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   }
   if (size > limit)
     throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
-  return Buffer.concat(chunks, size);
+  return decoded(Buffer.concat(chunks, size), c.req.header('content-encoding'), limit);
+}
+
+type Decoder = (bytes: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
+const unzip = promisify(gunzip) as Decoder;
+const unzlib = promisify(inflate) as Decoder;
+const unraw = promisify(inflateRaw) as Decoder;
+const unbrotli = promisify(brotliDecompress) as Decoder;
+/** HTTP's "deflate" is zlib-wrapped; some clients send the raw stream. */
+const undeflate: Decoder = (bytes, options) => unzlib(bytes, options).catch(() => unraw(bytes, options));
+/** Request codings Triton's clients send (gzip, deflate) and brotli; the decoded body has the same limit. */
+const DECODERS: Record<string, Decoder> = { gzip: unzip, 'x-gzip': unzip, deflate: undeflate, br: unbrotli };
+
+/**
+ * The body a Content-Encoding describes, decoded off the event loop (zlib's pool) and stopped at `limit`
+ * decoded bytes, so a small bomb can't expand past what an uncompressed body may be. An encoding we don't
+ * read is refused (415), never passed on as if it were the body.
+ */
+async function decoded(bytes: Buffer, encoding: string | undefined, limit: number): Promise<Buffer> {
+  const codings = (encoding ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+  if (codings.length === 0) return bytes;
+  const shown = codings.join(', ').slice(0, 60);
+  if (codings.length > 1 || !DECODERS[codings[0] as string])
+    throw new HttpError(
+      415,
+      'unsupported_content_encoding',
+      `Content-Encoding '${shown}' is not read here: send gzip, deflate, br or none`,
+    );
+  try {
+    return await (DECODERS[codings[0] as string] as Decoder)(bytes, { maxOutputLength: limit });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new HttpError(413, 'payload_too_large', `the decoded request body is over the limit of ${limit} bytes`);
+    throw new HttpError(400, 'invalid_encoding', `the body is not valid ${shown} data`);
+  }
 }
 
 /** Parse a JSON body (UTF-8). V8's parser is not recursive, so deep nesting parses; checking it is the caller's job. */

@@ -6,6 +6,7 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ModelConfigType } from '../node/triton/schema.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -103,4 +104,47 @@ it("answers Triton's model configuration (GET …/config, as tritonclient's get_
     404,
     'model_not_found',
   ]);
+});
+
+it('reads request bodies sent compressed as Triton clients send them (gzip, deflate), refuses codings it does not read, and bounds the decoded size', async () => {
+  const body = JSON.stringify({
+    inputs: [{ name: 'input', shape: [2, 1, 28, 28], datatype: 'FP32', data: normalized }],
+  });
+  const post = (bytes: Uint8Array, encoding: string, type = 'application/json', extra: Record<string, string> = {}) =>
+    fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      body: new Uint8Array(bytes),
+      headers: { 'content-type': type, 'content-encoding': encoding, ...extra },
+    });
+  const plain = (await (await post(Buffer.from(body), 'identity')).json()) as { outputs: unknown };
+  for (const [encoding, bytes] of [
+    ['gzip', gzipSync(body)],
+    ['deflate', deflateSync(body)],
+    ['br', brotliCompressSync(body)],
+  ] as const) {
+    const response = await post(bytes, encoding);
+    expect([encoding, response.status]).toEqual([encoding, 200]);
+    expect(((await response.json()) as { outputs: unknown }).outputs).toEqual(plain.outputs);
+  }
+  // The binary tensor extension, compressed whole: its header length counts the decoded bytes.
+  const header = JSON.stringify({
+    inputs: [{ name: 'input', shape: [2, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 2 * 784 * 4 } }],
+  });
+  const binary = Buffer.concat([Buffer.from(header), Buffer.from(Float32Array.from(normalized).buffer)]);
+  const packed = await post(gzipSync(binary), 'gzip', 'application/octet-stream', {
+    'inference-header-content-length': String(Buffer.byteLength(header)),
+  });
+  expect(packed.status).toBe(200);
+  expect(((await packed.json()) as { outputs: unknown }).outputs).toEqual(plain.outputs);
+
+  const codes = async (response: Response) => [
+    response.status,
+    ((await response.json()) as { error: { code: string } }).error.code,
+  ];
+  expect(await codes(await post(Buffer.from(body), 'compress'))).toEqual([415, 'unsupported_content_encoding']);
+  expect(await codes(await post(Buffer.from(body), 'gzip, br'))).toEqual([415, 'unsupported_content_encoding']);
+  expect(await codes(await post(Buffer.from(body), 'br'))).toEqual([400, 'invalid_encoding']); // labelled, not encoded
+  const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024)); // 64 MiB of zeros in ~64 KB
+  expect(bomb.length).toBeLessThan(1024 * 1024);
+  expect(await codes(await post(bomb, 'gzip'))).toEqual([413, 'payload_too_large']);
 });
