@@ -126,3 +126,29 @@ it('answers CONNECT with a JSON 405 and closes, within a bound even if the clien
   clearInterval(timer);
   expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
 });
+
+it('Expect: 100-continue: a body over the limit is refused before it is invited; one within it is invited and read', async () => {
+  const over = await exchange(
+    'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 5000000\r\n\r\n',
+  );
+  expect(over.text.startsWith('HTTP/1.1 413')).toBe(true); // no "100 Continue" first
+  expect(over.body.error?.code).toBe('payload_too_large');
+  // Within the limit: 100 Continue, then the answer to the body sent after it.
+  const answer = await new Promise<string>((resolve) => {
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    let text = '';
+    socket.on('error', () => {});
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (text.startsWith('HTTP/1.1 100') && !text.includes('\r\n\r\nHTTP/1.1'))
+        socket.write(JSON.stringify({ pixels: new Array(784).fill(0) }).padEnd(7000, ' '));
+      if (/\r\n\r\nHTTP\/1\.1 \d{3}[^]*\r\n\r\n\{/.test(text) && text.trim().endsWith('}')) socket.end();
+    });
+    socket.on('close', () => resolve(text));
+    socket.write(
+      'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 7000\r\nConnection: close\r\n\r\n',
+    );
+  });
+  expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
+  expect(answer).toContain('"prediction"'); // the body sent after the invitation was read
+});
