@@ -137,12 +137,14 @@ it('Expect: 100-continue: a body over the limit is refused before it is invited;
   const answer = await new Promise<string>((resolve) => {
     const socket = connect({ host: '127.0.0.1', port: server.port });
     let text = '';
+    let sent = false;
     socket.on('error', () => {});
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
-      if (text.startsWith('HTTP/1.1 100') && !text.includes('\r\n\r\nHTTP/1.1'))
+      if (!sent && text.startsWith('HTTP/1.1 100')) {
+        sent = true;
         socket.write(JSON.stringify({ pixels: new Array(784).fill(0) }).padEnd(7000, ' '));
-      if (/\r\n\r\nHTTP\/1\.1 \d{3}[^]*\r\n\r\n\{/.test(text) && text.trim().endsWith('}')) socket.end();
+      }
     });
     socket.on('close', () => resolve(text));
     socket.write(
