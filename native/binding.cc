@@ -217,33 +217,34 @@ napi_value AvgPoolGradient(napi_env env, napi_callback_info info) {
 constexpr char kAdd[] = "add";
 constexpr char kMultiply[] = "multiply";
 
+// The BatchNorm steps' arrays: those at `planes` are [N, C, P] (shape d[0..2]), those at `channels` [C].
+bool channel_lengths(napi_env env, const Plain& p, const char* kernel, std::initializer_list<int> planes,
+                     std::initializer_list<int> channels) {
+  size_t big;
+  bool ok = count_of({p.d[0], p.d[1], p.d[2]}, &big);
+  for (int i : planes) ok = ok && p.length[i] == big;
+  for (int i : channels) ok = ok && p.length[i] == size_t(p.d[1]);
+  if (!ok) fail(env, kernel, "wrong lengths");
+  return ok;
+}
+
 // batchNormInputGradient(x, γ, mean, invStd, dY, dX, [N, C, P, statistics]) and
 // batchNormScaleGradient(x, mean, invStd, dY, dγ, [N, C, P]): x, dY, dX [N, C, P]; the rest [C].
 napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
   Plain p;
-  if (!plain(env, info, "batchNormInputGradient", 6, 4, &p)) return nullptr;
-  const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
-  size_t big;
-  const size_t small = size_t(c);
-  if (!count_of({n, c, positions}, &big)) return fail(env, "batchNormInputGradient", "wrong lengths");
-  if (p.length[0] != big || p.length[4] != big || p.length[5] != big || p.length[1] != small ||
-      p.length[2] != small || p.length[3] != small)
-    return fail(env, "batchNormInputGradient", "wrong lengths");
-  batch_norm_input_gradient(n, c, positions, p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5]);
+  if (!plain(env, info, "batchNormInputGradient", 6, 4, &p) ||
+      !channel_lengths(env, p, "batchNormInputGradient", {0, 4, 5}, {1, 2, 3}))
+    return nullptr;
+  batch_norm_input_gradient(p.d[0], p.d[1], p.d[2], p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5]);
   return nullptr;
 }
 
 napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
   Plain p;
-  if (!plain(env, info, "batchNormScaleGradient", 5, 3, &p)) return nullptr;
-  const int64_t n = p.d[0], c = p.d[1], positions = p.d[2];
-  size_t big;
-  const size_t small = size_t(c);
-  if (!count_of({n, c, positions}, &big)) return fail(env, "batchNormScaleGradient", "wrong lengths");
-  if (p.length[0] != big || p.length[3] != big || p.length[1] != small || p.length[2] != small ||
-      p.length[4] != small)
-    return fail(env, "batchNormScaleGradient", "wrong lengths");
-  batch_norm_scale_gradient(n, c, positions, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4]);
+  if (!plain(env, info, "batchNormScaleGradient", 5, 3, &p) ||
+      !channel_lengths(env, p, "batchNormScaleGradient", {0, 3}, {1, 2, 4}))
+    return nullptr;
+  batch_norm_scale_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1], p.a[2], p.a[3], p.a[4]);
   return nullptr;
 }
 
