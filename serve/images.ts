@@ -23,6 +23,7 @@
  * libjpeg-turbo's own tools do (djpeg -maxscans).
  */
 import sharp from 'sharp';
+import { pixelChunksOnly } from './png-chunks.ts';
 
 /** 16 megapixels: a phone photo; larger headers are refused before decoding. */
 export const MAX_PIXELS = 16_000_000;
@@ -135,9 +136,10 @@ function classify(message: string): ImageError {
 }
 
 /** Decode a PNG, JPEG, WebP or GIF into RGBA, oriented by its EXIF tag and shrunk to fit MAX_SIDE. */
-export async function decodeImage(bytes: Uint8Array): Promise<DecodedImage> {
-  const type = sniffImageType(bytes);
+export async function decodeImage(file: Uint8Array): Promise<DecodedImage> {
+  const type = sniffImageType(file);
   if (!type) throw new ImageError('not a PNG, JPEG, WebP or GIF image', 'unsupported_media_type');
+  const bytes = type === 'png' ? pixelChunksOnly(file) : file;
   if (type === 'jpeg' && jpegScans(bytes) > MAX_JPEG_SCANS)
     throw new ImageError(`a JPEG of more than ${MAX_JPEG_SCANS} scans (progressive passes)`, 'image_too_large');
   return withSlot(async () => {

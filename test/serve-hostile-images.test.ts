@@ -4,6 +4,7 @@
  * of CPU; both, and every image past the side or aspect limits, are refused from their header on every
  * way /predict takes an image, with the server's memory unmoved. Images within the limits still decode.
  */
+import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { expect, it } from 'vitest';
 import { zeroPng } from './helpers/hostile.ts';
@@ -164,4 +165,30 @@ it('refuses a progressive JPEG of more scans than any encoder writes, before dec
     headers: { 'content-type': 'image/jpeg' },
   });
   expect([answer.status, answer.body.error?.code]).toEqual([422, 'blank_image']);
+});
+
+/** `png` with `count` zTXt chunks inserted after IHDR, each `inflated` bytes of 'A' deflated (~1000:1). */
+function withTextBombs(png: Uint8Array, count: number, inflated: number): Uint8Array {
+  const text = deflateSync(Buffer.alloc(inflated, 'A'), { level: 9 });
+  const data = Buffer.concat([Buffer.from('Comment\0\0'), text]); // keyword, NUL, compression method 0
+  const chunk = Buffer.alloc(12 + data.length);
+  chunk.writeUInt32BE(data.length, 0);
+  chunk.write('zTXt', 4, 'latin1');
+  data.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + data.length)), 8 + data.length);
+  const ihdrEnd = 8 + 12 + 13;
+  return Buffer.concat([png.subarray(0, ihdrEnd), ...new Array(count).fill(chunk), png.subarray(ihdrEnd)]);
+}
+
+it('reads a PNG by its pixels only: compressed text chunks that would inflate to gigabytes are never inflated', async () => {
+  // An outside attack's 1 MB PNG of 132 such chunks took libvips to 2.9 GB; 24 of 7.9 MB each here.
+  const bomb = withTextBombs(await zeroPng(64, 64), 24, 7_900_000);
+  expect(bomb.length).toBeLessThan(1024 * 1024);
+  const rise = await rssRise(async () => {
+    for (const [path, init] of ways(bomb, 'image/png')) {
+      const answer = await post(path, init);
+      expect([path, answer.status, answer.body.error?.code]).toEqual([path, 422, 'blank_image']); // decoded
+    }
+  });
+  expect(rise).toBeLessThan(100); // MiB; before: ~190 MB of text per request
 });
