@@ -19,8 +19,10 @@
  * One cost the pixel count does not bound: a progressive JPEG decodes every scan over the whole image, and
  * a 1 MB file can hold ~30,000 scans that each say almost nothing (measured: 4000×4000, 2.8 ms a scan, 90 s
  * a file; libjpeg never returns to libvips's timeout check, and a decode can't be cancelled once it runs).
- * Encoders write 1 (baseline) to ~12 scans, so more than `MAX_JPEG_SCANS` is refused before decoding, as
- * libjpeg-turbo's own tools do (djpeg -maxscans).
+ * Encoders write 1 (baseline) to ~12 scans, so more than `MAX_JPEG_SCANS` (fewer for images over 4 MP:
+ * `SCAN_MEGAPIXELS`) is refused before decoding, as libjpeg-turbo's own tools do (djpeg -maxscans), and so is
+ * arithmetic coding (refinement scans there cost far more; see `checkJpegCost`). A PNG is decoded from its
+ * pixel chunks only (png-chunks.ts). One client address holds at most `MAX_PER_CLIENT` decode slots.
  */
 import sharp from 'sharp';
 import { pixelChunksOnly } from './png-chunks.ts';
@@ -38,6 +40,8 @@ export const MAX_JPEG_SCANS = 100;
 const TIMEOUT_SECONDS = 5;
 const MAX_CONCURRENT = 2;
 const MAX_QUEUED = 32;
+/** Decodes one client address may have running or queued: a flood from one address can't take every slot. */
+const MAX_PER_CLIENT = 4;
 
 // No libvips operation cache (memory grows with distinct inputs otherwise); one thread per image.
 sharp.cache(false);
@@ -89,25 +93,80 @@ export function jpegScans(bytes: Uint8Array, limit = MAX_JPEG_SCANS): number {
   return scans;
 }
 
+/** Start-of-frame markers of the Huffman-coded JPEGs we read: baseline, extended, progressive. */
+const HUFFMAN_FRAMES = new Set([0xc0, 0xc1, 0xc2]);
+/** Other frames (lossless, hierarchical, arithmetic-coded) and DAC (arithmetic conditioning). */
+const REFUSED_FRAMES = new Set([0xc3, 0xc5, 0xc6, 0xc7, 0xc9, 0xca, 0xcb, 0xcc, 0xcd, 0xce, 0xcf]);
+/** Scans × megapixels a JPEG may ask for: 100 scans up to 4 MP, fewer above (25 at 16 MP; encoders write ≤ ~12). */
+const SCAN_MEGAPIXELS = 400;
+
+/**
+ * Refuse, from its markers, a JPEG whose decode costs more than its pixels suggest: arithmetic coding
+ * (~900 bytes of 70 refinement scans over 16 MP, 4 components, took 1.2–1.9 s; no browser reads it either),
+ * lossless or hierarchical frames, or more scans than its size allows.
+ */
+function checkJpegCost(bytes: Uint8Array): void {
+  let frame: { marker: number; megapixels: number } | undefined;
+  // Marker segments up to the first scan; a malformed header is left to libvips to name.
+  for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
+    const marker = bytes[at + 1] as number;
+    if (marker === 0xff) {
+      at++; // fill byte
+      continue;
+    }
+    if (marker === 0xda) break;
+    if (REFUSED_FRAMES.has(marker))
+      throw new ImageError(
+        'a lossless, hierarchical or arithmetic-coded JPEG (not read here)',
+        'unsupported_media_type',
+      );
+    const length = ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number);
+    if (HUFFMAN_FRAMES.has(marker) && at + 9 <= bytes.length) {
+      const height = ((bytes[at + 5] as number) << 8) | (bytes[at + 6] as number);
+      const width = ((bytes[at + 7] as number) << 8) | (bytes[at + 8] as number);
+      frame = { marker, megapixels: (width * height) / 1e6 };
+    }
+    at += 2 + length;
+  }
+  const allowed = Math.min(
+    MAX_JPEG_SCANS,
+    Math.max(1, Math.floor(SCAN_MEGAPIXELS / Math.max(frame?.megapixels ?? 0, 1))),
+  );
+  if (jpegScans(bytes, allowed) > allowed)
+    throw new ImageError(
+      `a JPEG of more than ${allowed} scans (progressive passes) for its ${frame ? `${frame.megapixels.toFixed(1)} megapixels` : 'size'}`,
+      'image_too_large',
+    );
+}
+
 /** One page (a GIF's first frame), read top to bottom, refused past MAX_PIXELS by libvips too. */
 const SHARP_OPTIONS = { limitInputPixels: MAX_PIXELS, failOn: 'error', pages: 1, sequentialRead: true } as const;
 
 let running = 0;
 const waiting: (() => void)[] = [];
+const perClient = new Map<string, number>();
 
-async function withSlot<T>(work: () => Promise<T>): Promise<T> {
-  if (running >= MAX_CONCURRENT) {
-    if (waiting.length >= MAX_QUEUED) throw new ImageError('the server is busy decoding images; retry shortly', 'busy');
-    await new Promise<void>((resolve) => waiting.push(resolve));
-  } else {
-    running++;
-  }
+async function withSlot<T>(client: string, work: () => Promise<T>): Promise<T> {
+  const mine = perClient.get(client) ?? 0;
+  if (mine >= MAX_PER_CLIENT)
+    throw new ImageError(`${MAX_PER_CLIENT} of your images are being decoded already; retry shortly`, 'busy');
+  if (running >= MAX_CONCURRENT && waiting.length >= MAX_QUEUED)
+    throw new ImageError('the server is busy decoding images; retry shortly', 'busy');
+  perClient.set(client, mine + 1);
   try {
-    return await work();
+    if (running >= MAX_CONCURRENT) await new Promise<void>((resolve) => waiting.push(resolve));
+    else running++;
+    try {
+      return await work();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else running--;
+    }
   } finally {
-    const next = waiting.shift();
-    if (next) next();
-    else running--;
+    const left = (perClient.get(client) ?? 1) - 1;
+    if (left > 0) perClient.set(client, left);
+    else perClient.delete(client);
   }
 }
 
@@ -135,14 +194,16 @@ function classify(message: string): ImageError {
   return new ImageError(`cannot decode the image: ${message.split('\n')[0]?.slice(0, 120)}`, 'undecodable_image');
 }
 
-/** Decode a PNG, JPEG, WebP or GIF into RGBA, oriented by its EXIF tag and shrunk to fit MAX_SIDE. */
-export async function decodeImage(file: Uint8Array): Promise<DecodedImage> {
+/**
+ * Decode a PNG, JPEG, WebP or GIF into RGBA, oriented by its EXIF tag and shrunk to fit MAX_SIDE. `client`
+ * (the remote address) holds at most MAX_PER_CLIENT of the decode slots and queue.
+ */
+export async function decodeImage(file: Uint8Array, client = 'local'): Promise<DecodedImage> {
   const type = sniffImageType(file);
   if (!type) throw new ImageError('not a PNG, JPEG, WebP or GIF image', 'unsupported_media_type');
   const bytes = type === 'png' ? pixelChunksOnly(file) : file;
-  if (type === 'jpeg' && jpegScans(bytes) > MAX_JPEG_SCANS)
-    throw new ImageError(`a JPEG of more than ${MAX_JPEG_SCANS} scans (progressive passes)`, 'image_too_large');
-  return withSlot(async () => {
+  if (type === 'jpeg') checkJpegCost(bytes);
+  return withSlot(client, async () => {
     try {
       const header = await sharp(bytes, SHARP_OPTIONS).metadata();
       // No width: libvips found no image header; the decode below says why in its words.

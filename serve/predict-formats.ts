@@ -7,6 +7,7 @@ import type { Context } from 'hono';
 import { IMAGE_PIXELS, IMAGE_SIDE } from '../core/contract.ts';
 import { BlankImageError, preprocessRgba } from '../core/digits/digit.ts';
 import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
+import { remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
 import { checkMultipartParts, multipartBoundary } from './multipart-limits.ts';
@@ -45,10 +46,10 @@ const STATUS_OF: Record<ImageError['code'], 413 | 415 | 400 | 422 | 503> = {
 };
 
 /** An uploaded image → one model input, through the shared digit preprocessing. */
-async function imageInput(bytes: Uint8Array): Promise<PredictInput> {
+async function imageInput(c: Context, bytes: Uint8Array): Promise<PredictInput> {
   if (bytes.length === 0) throw new HttpError(400, 'empty_body', 'the image is empty');
   try {
-    const image = await decodeImage(bytes);
+    const image = await decodeImage(bytes, remoteAddress(c));
     return one(preprocessRgba(image.rgba, image.width, image.height));
   } catch (error) {
     if (error instanceof ImageError) throw new HttpError(STATUS_OF[error.code], error.code, error.message);
@@ -93,7 +94,7 @@ async function readPredictJson(c: Context, limit: number): Promise<PredictInput>
   }
   const base64 = body.image.replace(/^data:image\/[a-z]+;base64,/, '');
   if (!/^[A-Za-z0-9+/=\s]+$/.test(base64)) throw new HttpError(400, 'invalid_base64', "'image' is not base64");
-  return imageInput(new Uint8Array(Buffer.from(base64, 'base64')));
+  return imageInput(c, new Uint8Array(Buffer.from(base64, 'base64')));
 }
 
 async function readFloat32(c: Context, limit: number): Promise<PredictInput> {
@@ -131,7 +132,7 @@ async function readMultipart(c: Context, limit: number): Promise<PredictInput> {
   const file = form.get('file');
   if (!(file instanceof File))
     throw new HttpError(400, 'missing_file', "multipart body needs a 'file' field with the image");
-  return imageInput(new Uint8Array(await file.arrayBuffer()));
+  return imageInput(c, new Uint8Array(await file.arrayBuffer()));
 }
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];
@@ -147,7 +148,7 @@ export const PREDICT_FORMATS: readonly BodyFormat[] = [
   ...IMAGE_TYPES.map((type) => ({
     type,
     openapi: binary('a photo or drawing of one digit, any size, dark-on-light or light-on-dark'),
-    read: async (c: Context, limit: number) => imageInput(await readBody(c, limit)),
+    read: async (c: Context, limit: number) => imageInput(c, await readBody(c, limit)),
   })),
   {
     type: 'multipart/form-data',

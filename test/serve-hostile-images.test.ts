@@ -7,6 +7,7 @@
 import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { expect, it } from 'vitest';
+import { decodeImage, type ImageError } from '../serve/images.ts';
 import { zeroPng } from './helpers/hostile.ts';
 import { useTinyServer } from './helpers/tiny-server.ts';
 
@@ -154,7 +155,7 @@ it('refuses a progressive JPEG of more scans than any encoder writes, before dec
   for (const [path, init] of ways(bomb, 'image/jpeg')) {
     const answer = await post(path, init);
     expect([path, answer.status, answer.body.error?.code]).toEqual([path, 413, 'image_too_large']);
-    expect(answer.body.error?.message).toMatch(/more than 100 scans/); // refused from its markers, not timed out
+    expect(answer.body.error?.message).toMatch(/more than 25 scans \(progressive passes\) for its 16.0 megapixels/); // from its markers
   }
   // A real progressive JPEG (libjpeg's default progression) still decodes, to the digit check.
   const progressive = await sharp({ create: { width: 600, height: 400, channels: 3, background: 'black' } })
@@ -191,4 +192,34 @@ it('reads a PNG by its pixels only: compressed text chunks that would inflate to
     }
   });
   expect(rise).toBeLessThan(100); // MiB; before: ~190 MB of text per request
+});
+
+it('refuses arithmetic-coded, lossless and hierarchical JPEGs from their frame marker (no browser reads them; decode costs unbounded by pixels)', async () => {
+  // SOI, then a SOF9 (arithmetic, extended) header for 4000×4000, 4 components: refused before any scan.
+  const sof9 = [0xff, 0xc9, 0, 20, 8, 0x0f, 0xa0, 0x0f, 0xa0, 4, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0];
+  const file = new Uint8Array([0xff, 0xd8, ...sof9, 0xff, 0xd9]);
+  for (const [path, init] of ways(file, 'image/jpeg')) {
+    const answer = await post(path, init);
+    expect([path, answer.status, answer.body.error?.code]).toEqual([path, 415, 'unsupported_media_type']);
+    expect(answer.body.error?.message).toMatch(/arithmetic-coded JPEG/);
+  }
+});
+
+it('one client holds at most 4 of the decode slots and queue; another still gets in', async () => {
+  const photo = await sharp({ create: { width: 2000, height: 2000, channels: 3, background: 'white' } })
+    .jpeg({ progressive: true })
+    .toBuffer();
+  // All started in one tick: the count is taken before any decode awaits.
+  const mine = Array.from({ length: 6 }, () =>
+    decodeImage(new Uint8Array(photo), 'flooder').then(
+      () => 'decoded',
+      (e: ImageError) => e.code,
+    ),
+  );
+  const theirs = decodeImage(new Uint8Array(photo), 'someone else').then(
+    () => 'decoded',
+    (e: ImageError) => e.code,
+  );
+  expect((await Promise.all(mine)).sort()).toEqual(['busy', 'busy', 'decoded', 'decoded', 'decoded', 'decoded']);
+  expect(await theirs).toBe('decoded');
 });
