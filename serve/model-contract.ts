@@ -26,10 +26,43 @@ export interface ModelSignature {
 }
 
 const isDynamic = (d: Dim | undefined) => typeof d === 'string' || (typeof d === 'number' && d <= 0);
-const showShape = (v: ValueDescription) => `${v.name} ${v.dataType} [${v.shape.join(',')}]`;
+/** A name as a message shows it: cut, so a model's own strings can't make an answer or a log line long. */
+const shown = (name: string) => (name.length > 64 ? `${name.slice(0, 63)}…` : name);
+const showShape = (v: ValueDescription) =>
+  `${shown(v.name)} ${v.dataType} [${v.shape
+    .slice(0, 8)
+    .map((d) => shown(String(d)))
+    .join(',')}${v.shape.length > 8 ? ',…' : ''}]`;
+
+/**
+ * What a served signature may hold: every name and shape of it is echoed by metadata, configs, errors and
+ * gRPC — an outside attack's model with 3-million-character input and output names made each
+ * GET /v2/models/<m> a 6 MB answer (20 unread connections: 2.4 GB).
+ */
+export const SIGNATURE_LIMITS = { nameChars: 256, outputs: 16, rank: 8 } as const;
+
+function checkSizes(info: ModelDescription): void {
+  const { nameChars, outputs, rank } = SIGNATURE_LIMITS;
+  if (info.inputs.length > outputs)
+    throw new ContractError(`the model has ${info.inputs.length} inputs; one float input [N,${IMAGE_SHAPE.join(',')}] is served`);
+  if (info.outputs.length > outputs)
+    throw new ContractError(`the model has ${info.outputs.length} outputs; at most ${outputs} can be served`);
+  for (const v of [...info.inputs, ...info.outputs]) {
+    if (v.name.length > nameChars)
+      throw new ContractError(`'${shown(v.name)}' is a name of ${v.name.length} characters; at most ${nameChars}`);
+    if (v.shape.length > rank)
+      throw new ContractError(`'${shown(v.name)}' has rank ${v.shape.length}; at most ${rank}`);
+    for (const d of v.shape)
+      if (typeof d === 'string' && d.length > nameChars)
+        throw new ContractError(
+          `'${shown(v.name)}' has a dimension named with ${d.length} characters; at most ${nameChars}`,
+        );
+  }
+}
 
 /** Check a model's declared signature against the contract (the row check needs a real run: `checkRows`). */
 export function checkSignature(info: ModelDescription): ModelSignature {
+  checkSizes(info);
   const expected = `one float input [N,${IMAGE_SHAPE.join(',')}]`;
   const [input] = info.inputs;
   if (info.inputs.length !== 1 || !input)
@@ -38,7 +71,7 @@ export function checkSignature(info: ModelDescription): ModelSignature {
   if (input.dataType !== 'FLOAT' || rest.join() !== IMAGE_SHAPE.join())
     throw new ContractError(`expected ${expected}, found ${showShape(input)}`);
   if (!isDynamic(batch) && batch !== 1)
-    throw new ContractError(`input ${input.name} has a static batch of ${batch}; only N or 1 can be served`);
+    throw new ContractError(`input ${shown(input.name)} has a static batch of ${batch}; only N or 1 can be served`);
   const logits = info.outputs.find((o) => o.name === LOGITS_NAME) ?? info.outputs[0];
   if (!logits) throw new ContractError('the model has no output');
   const [, classes, ...more] = logits.shape;

@@ -43,6 +43,8 @@ beforeAll(async () => {
     put(twist, hostileModel(twist));
   put('wide-output', hostileModel('wide-output', 100_000));
   put('huge-batch', oddModel({ metadata: folded }));
+  put('long-name', oddModel({ inputName: 'i'.repeat(300_000) }));
+  put('many-outputs', oddModel({ extraOutputs: 20 }));
   // 40 metadata entries, one of 2 MB, the input contract's key last.
   const chatty: Record<string, string> = Object.fromEntries(Array.from({ length: 38 }, (_, i) => [`k${i}`, 'v']));
   put(
@@ -147,6 +149,17 @@ describe('sizes', () => {
     // …and the server still reads the contract: raw intensities in, as for 'good'.
     const [a, b] = await Promise.all(['chatty', 'good'].map((m) => infer(m, [image(1)]).then((r) => r.json())));
     expect(a.outputs).toEqual(b.outputs);
+  });
+
+  it('refuses a signature whose names, rank or outputs every metadata answer would echo, in a short reason', async () => {
+    const long = await status('long-name');
+    expect(long?.ready).toBe(false);
+    expect(long?.error).toMatch(/is a name of 300000 characters; at most 256/);
+    expect(long?.error?.length).toBeLessThan(400);
+    const many = await status('many-outputs');
+    expect([many?.ready, many?.error]).toEqual([false, expect.stringMatching(/21 outputs; at most 16/)]);
+    const metadata = await fetch(`${server.url}/v2/models/long-name`);
+    expect((await metadata.text()).length).toBeLessThan(1000);
   });
 
   it('a runner reads only a regular file, even if model.onnx was swapped for a FIFO after the server read it', async () => {

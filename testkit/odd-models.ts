@@ -20,13 +20,15 @@ export interface OddModel {
   extraOutputs?: number;
   /** Metadata, e.g. { normalization: 'folded …' }. */
   metadata?: Record<string, string>;
+  /** The input's name (default 'input'). */
+  inputName?: string;
 }
 
 /** A model file (bytes) with a deterministic weight matrix. */
 export function oddModel(options: OddModel = {}): Uint8Array {
   const { batch = 'N', classes = 10, mixBatch = false, extraOutputs = 0 } = options;
   const g = new GraphBuilder('odd');
-  const x = g.input('input', 'FLOAT', [batch, 1, 28, 28]);
+  const x = g.input(options.inputName ?? 'input', 'FLOAT', [batch, 1, 28, 28]);
   const flat = g.op('Flatten', [x], { axis: int(1) });
   const w = g.initializer('w', {
     dataType: 'FLOAT',
