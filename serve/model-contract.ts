@@ -44,7 +44,9 @@ export const SIGNATURE_LIMITS = { nameChars: 256, outputs: 16, rank: 8 } as cons
 function checkSizes(info: ModelDescription): void {
   const { nameChars, outputs, rank } = SIGNATURE_LIMITS;
   if (info.inputs.length > outputs)
-    throw new ContractError(`the model has ${info.inputs.length} inputs; one float input [N,${IMAGE_SHAPE.join(',')}] is served`);
+    throw new ContractError(
+      `the model has ${info.inputs.length} inputs; one float input [N,${IMAGE_SHAPE.join(',')}] is served`,
+    );
   if (info.outputs.length > outputs)
     throw new ContractError(`the model has ${info.outputs.length} outputs; at most ${outputs} can be served`);
   for (const v of [...info.inputs, ...info.outputs]) {
