@@ -28,23 +28,38 @@ export const CONNECTION_DEFAULTS: ConnectionLimits = { total: 1024, perClient: 2
 
 interface Tracked {
   address: string;
+  /** When the client last sent bytes, and when the server last sent it any (performance.now()). */
+  lastIn: number;
+  lastOut: number;
   /** Requests being read or answered on it. */
   inFlight: number;
   /** Of those, the ones fully received and not yet answered in full (set while the server works). */
   waitingOnUs: Set<IncomingMessage>;
 }
 
-/** The server owes this connection an answer it hasn't started to send, or is sending to a reader. */
-const servedNow = (socket: Socket, t: Tracked) =>
-  !socket.writableNeedDrain && [...t.waitingOnUs].some((request) => request.complete);
+/**
+ * The server owes this connection an answer it hasn't started to send, or is sending to a reader: an HTTP
+ * request fully received and not yet answered; on a byte stream (the gRPC front, which sees no requests),
+ * the client spoke last and the server has not answered since — a silent connection never spoke.
+ */
+const servedNow = (socket: Socket, t: Tracked, answers: 'requests' | 'bytes') =>
+  !socket.writableNeedDrain &&
+  (answers === 'bytes' ? t.lastIn > t.lastOut : [...t.waitingOnUs].some((request) => request.complete));
 
 export interface ConnectionGuard {
   /** Connections closed to make room, and for pipelining past the limit (for tests and logs). */
   readonly evicted: number;
   readonly overPipelined: number;
+  /** A byte-stream server's note that it sent `socket` an answer (see `servedNow`). */
+  answered(socket: Socket): void;
 }
 
-export function guardConnections(server: Server, limits: ConnectionLimits = CONNECTION_DEFAULTS): ConnectionGuard {
+export function guardConnections(
+  server: Server,
+  limits: ConnectionLimits = CONNECTION_DEFAULTS,
+  /** How to tell a connection awaiting its answer: by HTTP requests, or by who sent bytes last (a proxy's). */
+  answers: 'requests' | 'bytes' = 'requests',
+): ConnectionGuard {
   // Insertion order is activity order: a socket that moves a byte is moved to the end.
   const byActivity = new Map<Socket, Tracked>();
   const perClient = new Map<string, number>();
@@ -72,7 +87,7 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
     let fallback: Socket | undefined;
     for (const [socket, t] of byActivity) {
       if (address !== undefined && t.address !== address) continue;
-      if (servedNow(socket, t)) {
+      if (servedNow(socket, t, answers)) {
         fallback ??= socket;
         continue;
       }
@@ -90,9 +105,13 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
     const address = socket.remoteAddress ?? 'unknown';
     if ((perClient.get(address) ?? 0) >= limits.perClient) makeRoom(address);
     if (byActivity.size >= limits.total) makeRoom();
-    byActivity.set(socket, { address, inFlight: 0, waitingOnUs: new Set() });
+    byActivity.set(socket, { address, inFlight: 0, waitingOnUs: new Set(), lastIn: 0, lastOut: 0 });
     perClient.set(address, (perClient.get(address) ?? 0) + 1);
-    socket.on('data', () => touch(socket));
+    socket.on('data', () => {
+      const t = byActivity.get(socket);
+      if (t) t.lastIn = performance.now();
+      touch(socket);
+    });
     socket.on('drain', () => touch(socket));
     socket.once('close', () => forget(socket));
   });
@@ -118,6 +137,10 @@ export function guardConnections(server: Server, limits: ConnectionLimits = CONN
     });
   });
   return {
+    answered(socket: Socket) {
+      const t = byActivity.get(socket);
+      if (t) t.lastOut = performance.now();
+    },
     get evicted() {
       return counts.evicted;
     },

@@ -5,7 +5,7 @@
  * room), and one slow uploader can't delay another address's request.
  */
 import { createServer, request as httpRequest } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer as createNetServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardConnections } from '../serve/connections.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -220,6 +220,49 @@ describe('floods', () => {
       for (const f of flood) f.destroy();
       plain.closeAllConnections();
       await new Promise((r) => plain.close(r));
+    }
+  });
+
+  it('a byte-stream front (gRPC) under a flood of silent connections keeps the one whose client spoke and awaits its answer', async () => {
+    // The server answers 1.5 s after a client's bytes (a model at work); the flood never speaks.
+    const front = createNetServer((socket) => {
+      socket.on('error', () => {});
+      socket.once('data', () =>
+        setTimeout(() => {
+          if (!socket.destroyed) {
+            guard.answered(socket);
+            socket.end('answer');
+          }
+        }, 1500),
+      );
+    });
+    const guard = guardConnections(front, { total: 40, perClient: 40, pipelined: 4 }, 'bytes');
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const port = (front.address() as { port: number }).port;
+    const flood: Socket[] = [];
+    try {
+      const answer = new Promise<string>((resolve) => {
+        const client = connect({ host: '127.0.0.1', port }, () => client.write('request'));
+        let text = '';
+        client.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        client.on('error', () => {});
+        client.on('close', () => resolve(text));
+      });
+      await new Promise((r) => setTimeout(r, 100));
+      for (let round = 0; round < 3; round++)
+        for (const last of [2, 3, 4, 5])
+          for (let i = 0; i < 20; i++) {
+            const f = connect({ host: '127.0.0.1', port, localAddress: `127.0.0.${last}` });
+            f.on('error', () => {});
+            flood.push(f);
+          }
+      expect(await answer).toBe('answer');
+      expect(guard.evicted).toBeGreaterThan(100);
+    } finally {
+      for (const f of flood) f.destroy();
+      await new Promise((r) => front.close(r));
     }
   });
 
