@@ -107,26 +107,36 @@ const SCAN_MEGAPIXELS = 400;
  */
 function checkJpegCost(bytes: Uint8Array): void {
   let frame: { marker: number; megapixels: number } | undefined;
-  // Marker segments up to the first scan; a malformed header is left to libvips to name.
-  for (let at = 2; at + 4 <= bytes.length && bytes[at] === 0xff; ) {
+  // Marker segments up to the first scan, stepping over stray bytes between them as libjpeg does (it only
+  // warns): an outside attack put one 00 before the frame marker to end a stricter walk early.
+  for (let at = bytes.indexOf(0xff, 2); at >= 0 && at + 1 < bytes.length; ) {
     const marker = bytes[at + 1] as number;
-    if (marker === 0xff) {
-      at++; // fill byte
+    if (marker === 0xff || marker === 0x00) {
+      at = bytes.indexOf(0xff, at + 1); // a fill byte, or FF 00 (no marker) before the first scan
       continue;
     }
-    if (marker === 0xda) break;
+    if (marker === 0xda) {
+      if (!frame)
+        throw new ImageError(
+          'a JPEG whose first scan comes before any frame header read here',
+          'unsupported_media_type',
+        );
+      break;
+    }
     if (REFUSED_FRAMES.has(marker))
       throw new ImageError(
         'a lossless, hierarchical or arithmetic-coded JPEG (not read here)',
         'unsupported_media_type',
       );
-    const length = ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number);
+    const standalone = marker === 0x01 || (marker >= 0xd0 && marker <= 0xd9); // TEM, RSTn, SOI, EOI: no length
+    const length =
+      standalone || at + 4 > bytes.length ? 0 : ((bytes[at + 2] as number) << 8) | (bytes[at + 3] as number);
     if (HUFFMAN_FRAMES.has(marker) && at + 9 <= bytes.length) {
       const height = ((bytes[at + 5] as number) << 8) | (bytes[at + 6] as number);
       const width = ((bytes[at + 7] as number) << 8) | (bytes[at + 8] as number);
       frame = { marker, megapixels: (width * height) / 1e6 };
     }
-    at += 2 + length;
+    at = bytes.indexOf(0xff, at + 2 + length);
   }
   const allowed = Math.min(
     MAX_JPEG_SCANS,

@@ -10,17 +10,26 @@
 const KEPT = new Set(['IHDR', 'PLTE', 'tRNS', 'IDAT', 'IEND', 'eXIf', 'gAMA', 'cHRM', 'sRGB', 'sBIT']);
 const SIGNATURE_BYTES = 8;
 
-/** The PNG with only KEPT chunks (bytes copied as they are), or the input itself if its chunks don't parse. */
+/**
+ * The PNG with only KEPT chunks (bytes copied as they are). A chunk cut short by the end of the file ends
+ * the walk: kept (as it is) if it is image data, which libvips decodes as far as it goes, else dropped —
+ * never the whole file passed through (an outside attack truncated the last chunk to get every text
+ * chunk before it inflated).
+ */
 export function pixelChunksOnly(png: Uint8Array): Uint8Array {
   const view = new DataView(png.buffer, png.byteOffset, png.byteLength);
   const kept: [number, number][] = [];
   let at = SIGNATURE_BYTES;
   let dropped = false;
-  while (at + 12 <= png.length) {
+  while (at + 8 <= png.length) {
     const length = view.getUint32(at);
-    const end = at + 12 + length; // length, type, data, CRC
-    if (end > png.length) return png; // truncated: libvips says what is wrong in its own words
     const type = String.fromCharCode(...png.subarray(at + 4, at + 8));
+    const end = at + 12 + length; // length, type, data, CRC
+    if (end > png.length) {
+      if (type === 'IDAT') kept.push([at, png.length]);
+      dropped = true;
+      break;
+    }
     if (KEPT.has(type)) kept.push([at, end]);
     else dropped = true;
     at = end;

@@ -8,6 +8,7 @@ import { crc32, deflateSync } from 'node:zlib';
 import sharp from 'sharp';
 import { expect, it } from 'vitest';
 import { decodeImage, type ImageError } from '../serve/images.ts';
+import { pixelChunksOnly } from '../serve/png-chunks.ts';
 import { zeroPng } from './helpers/hostile.ts';
 import { useTinyServer } from './helpers/tiny-server.ts';
 
@@ -222,4 +223,38 @@ it('one client holds at most 4 of the decode slots and queue; another still gets
   );
   expect((await Promise.all(mine)).sort()).toEqual(['busy', 'busy', 'decoded', 'decoded', 'decoded', 'decoded']);
   expect(await theirs).toBe('decoded');
+});
+
+/** The chunk types of a PNG, in order. */
+function chunkTypes(png: Uint8Array): string[] {
+  const types: string[] = [];
+  for (let at = 8; at + 8 <= png.length; ) {
+    const length = Buffer.from(png.buffer, png.byteOffset, png.byteLength).readUInt32BE(at);
+    types.push(Buffer.from(png.subarray(at + 4, at + 8)).toString('latin1'));
+    at += 12 + length;
+  }
+  return types;
+}
+
+it('keeps only pixel chunks of a PNG even when its last chunk is cut short (which once passed the whole file through)', async () => {
+  const bombed = withTextBombs(await zeroPng(28, 28), 3, 1000);
+  const withoutEnd = bombed.subarray(0, bombed.length - 12); // IEND gone
+  const cut = Buffer.concat([withoutEnd, Buffer.from([0, 1, 0x86, 0xa0]), Buffer.from('tEXtshort')]); // claims 100,000 bytes
+  expect(chunkTypes(bombed)).toContain('zTXt');
+  for (const file of [bombed, cut]) expect(chunkTypes(pixelChunksOnly(new Uint8Array(file)))).not.toContain('zTXt');
+  // An IDAT cut short is kept as far as it goes (libvips decodes what is there).
+  const idatCut = withoutEnd.subarray(0, withoutEnd.length - 3);
+  expect(chunkTypes(pixelChunksOnly(new Uint8Array(idatCut)))).toEqual(['IHDR', 'IDAT']);
+});
+
+it('walks JPEG markers past stray bytes, as libjpeg does: one 00 before the frame marker hides nothing', async () => {
+  const sof9 = [0xff, 0xc9, 0, 20, 8, 0x0f, 0xa0, 0x0f, 0xa0, 4, 1, 0x11, 0, 2, 0x11, 0, 3, 0x11, 0, 4, 0x11, 0];
+  const dqt = [0xff, 0xdb, 0, 67, 0, ...new Array(64).fill(1)];
+  const file = new Uint8Array([0xff, 0xd8, ...dqt, 0x00, ...sof9, 0xff, 0xd9]);
+  const answer = await post('/predict', { body: file, headers: { 'content-type': 'image/jpeg' } });
+  expect([answer.status, answer.body.error?.code]).toEqual([415, 'unsupported_media_type']);
+  // A scan before any frame header is refused too (the scan budget needs the frame's size).
+  const scanFirst = new Uint8Array([0xff, 0xd8, ...dqt, 0xff, 0xda, 0, 8, 1, 1, 0, 0, 63, 0, 0xff, 0xd9]);
+  const early = await post('/predict', { body: scanFirst, headers: { 'content-type': 'image/jpeg' } });
+  expect([early.status, early.body.error?.code]).toEqual([415, 'unsupported_media_type']);
 });
