@@ -6,7 +6,7 @@
  * graph). A mismatch fails the export and nothing is written.
  */
 
-import { existsSync } from 'node:fs';
+import { existsSync, lstatSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { IMAGE_PIXELS, IMAGE_SHAPE, INPUT_NAME } from '../core/contract.ts';
@@ -155,6 +155,7 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
   const name = checkModelName(options.name ?? (options.variant ? `${config.model}-${options.variant}` : config.model));
   const version = options.version === undefined ? nextVersion(out, name) : checkVersion(options.version);
   const path = modelPath(out, name, version);
+  refuseLinkedFolders([join(out, name), dirname(path)]);
   if (existsSync(path) && !options.force) throw new Error(`${path} exists; choose another --version or pass --force`);
   const precision = PRECISION[options.variant ?? 'fp32'];
   // Exporting the same weights again is refused, unless asked for: --force, or an explicit --version (reported).
@@ -232,4 +233,19 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
     tritonConfig,
     ...(previous && previous !== path ? { alsoExportedAs: previous } : {}),
   };
+}
+
+/**
+ * Export writes only into the repository's own folders: a model or version folder that is a link leads
+ * elsewhere, and `--force` there replaced a file outside the repository (an outside attack's find). The
+ * repository root itself may be a link (a mounted volume is common).
+ */
+function refuseLinkedFolders(folders: string[]): void {
+  for (const folder of folders) {
+    let linked = false;
+    try {
+      linked = lstatSync(folder).isSymbolicLink();
+    } catch {} // absent: export creates it
+    if (linked) throw new Error(`${folder} is a link; export writes only into folders of the repository itself`);
+  }
 }

@@ -44,9 +44,27 @@ const command = (io: CliIo) =>
     .option('--report', 'write the leaderboard from the trials on disk and run nothing')
     .addOption(new Option('--emit <target>', 'write cluster manifests instead of running').choices(['k8s']))
     .option('--out-dir <dir>', 'where --emit writes (default: deploy/sweeps/<name>)')
-    .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", DEFAULT_CLUSTER.image)
-    .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', DEFAULT_CLUSTER.pvc)
-    .option('--cpu <n>', 'CPUs (and train threads) per trial pod', positiveInt, DEFAULT_CLUSTER.cpu);
+    .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", imageRef, DEFAULT_CLUSTER.image)
+    .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', claimName, DEFAULT_CLUSTER.pvc)
+    .option('--cpu <n>', 'CPUs (and train threads) per trial pod (at most 256)', cpuCount, DEFAULT_CLUSTER.cpu);
+
+// Written into YAML manifests: a newline or quote in them would write documents of its own (an outside
+// attack's --image made job.yaml a Secret, a ConfigMap and a Job).
+function imageRef(value: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._\-/:@]{0,254}$/.test(value))
+    throw new InvalidArgumentError('must be an image reference (letters, digits, . _ - / : @; no spaces).');
+  return value;
+}
+function claimName(value: string): string {
+  if (value.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value))
+    throw new InvalidArgumentError('must be a Kubernetes claim name (lowercase letters, digits, - and .).');
+  return value;
+}
+function cpuCount(value: string): number {
+  const n = positiveInt(value);
+  if (n > 256) throw new InvalidArgumentError('must be at most 256.');
+  return n;
+}
 
 interface Flags {
   out?: string;

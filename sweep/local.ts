@@ -69,6 +69,7 @@ export async function runTrials(options: RunTrialsOptions): Promise<Map<number, 
     for (let trial = queue.shift(); trial && !signal?.aborted; trial = queue.shift())
       outcomes.set(trial.index, await run(trial));
   }
-  await Promise.all(Array.from({ length: Math.max(1, options.parallel) }, worker));
+  // No more processes than trials to run (a --parallel of 10⁸ had made 10⁸ workers).
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(options.parallel, queue.length)) }, worker));
   return outcomes;
 }

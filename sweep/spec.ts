@@ -2,11 +2,14 @@
  * A sweep file (YAML or JSON): a base recipe of train flags, a grid and/or random ranges over flags, a
  * trial budget. Validated with zod; any mistake is one line naming the field (`grid.lr[1]: …`).
  */
-import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
 import { z } from 'zod';
 import { SPLIT_SIZE } from '../node/mnist.ts';
+import { readRegularFile, UnreadableFileError } from '../node/regular-file.ts';
 import { FLAG_VALUES, FLAGS, type Flag, type FlagValue, NUMERIC_FLAGS, type TrialFlags } from './flags.ts';
+
+/** Trials one sweep may have: every trial is a training run (and a Kubernetes pod). */
+export const MAX_TRIALS = 10_000;
 
 /** A random range over a numeric flag; `log` draws uniformly in log space (learning rates, weight decay). */
 export interface Range {
@@ -65,7 +68,7 @@ const fileSchema = z
     random: perFlag<Range | Choice>((f) =>
       NUMERIC_FLAGS.includes(f) ? z.union([rangeOf(f), choiceOf(f)]) : choiceOf(f),
     ).default({}),
-    trials: z.number().int().positive().optional(),
+    trials: z.number().int().positive().max(MAX_TRIALS, `at most ${MAX_TRIALS} trials in one sweep`).optional(),
     seed: z.number().int().nonnegative().default(0),
   })
   .superRefine((spec, ctx) => {
@@ -78,7 +81,14 @@ const fileSchema = z
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
     heldOutIssues(spec, ctx);
     const points = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
-    if (grid.length === 0 && random.length === 0)
+    // Checked before anything expands the grid: a 600-byte file of 7 flags × 10 values is 10⁷ trials.
+    if (points > MAX_TRIALS)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['grid'],
+        message: `${points} points: at most ${MAX_TRIALS} trials in one sweep (split it, or sample with random ranges)`,
+      });
+    else if (grid.length === 0 && random.length === 0)
       ctx.addIssue({ code: 'custom', path: ['grid'], message: 'nothing to sweep: give a grid or random ranges' });
     else if (random.length > 0 && spec.trials === undefined)
       ctx.addIssue({ code: 'custom', path: ['trials'], message: 'required with random ranges (the trial budget)' });
@@ -153,13 +163,18 @@ export function parseSweep(data: unknown, source: string): SweepSpec {
   return { ...spec, trials: spec.trials ?? gridSize } as SweepSpec;
 }
 
+/** A sweep file is a few lines; Kubernetes' ConfigMap that carries it holds at most 1 MiB. */
+const MAX_SWEEP_FILE_BYTES = 1024 * 1024;
+
 /** The sweep file's own text (what the Kubernetes ConfigMap carries) and its validated spec. */
 export async function readSweepFile(path: string): Promise<{ text: string; spec: SweepSpec }> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    // A regular file of bounded size: a FIFO or /dev/zero is refused unread, never waited on.
+    text = (await readRegularFile(path, MAX_SWEEP_FILE_BYTES)).toString('utf8');
   } catch (error) {
-    throw new Error(`cannot read sweep file ${path}: ${(error as NodeJS.ErrnoException).code}`);
+    const reason = error instanceof UnreadableFileError ? error.reason : (error as NodeJS.ErrnoException).code;
+    throw new Error(`cannot read sweep file ${path}: ${reason ?? String(error)}`);
   }
   let data: unknown;
   try {

@@ -1,5 +1,6 @@
 /** The export and inspect commands: deployable models, validated, in the model repository. */
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -212,5 +213,33 @@ describe('inspect', () => {
 
   it('says clearly when a file is missing or not ONNX', async () => {
     expect(await failingCli(inspectMain, 'package.json')).toMatch(/^error: not an ONNX model/);
+  });
+});
+
+describe('export into a repository it does not own parts of', () => {
+  it('refuses a model or version folder that is a link (even with --force), and a config.pbtxt that is no regular file, touching nothing', async () => {
+    const runDir = await trainedRun('cnn');
+    const out = tmp('models-linked-');
+    const elsewhere = tmp('elsewhere-');
+    writeFileSync(join(elsewhere, 'model.onnx'), 'my own model');
+    mkdirSync(join(out, 'cnn'));
+    symlinkSync(elsewhere, join(out, 'cnn', '1'));
+    await expect(exportRun({ run: runDir, out, version: 1, force: true, test: data.test })).rejects.toThrow(
+      /cnn\/1 is a link; export writes only into folders of the repository itself/,
+    );
+    expect(readFileSync(join(elsewhere, 'model.onnx'), 'utf8')).toBe('my own model');
+    // The model folder linked elsewhere: nothing written there either.
+    const out2 = tmp('models-linked2-');
+    symlinkSync(elsewhere, join(out2, 'cnn'));
+    await expect(exportRun({ run: runDir, out: out2, test: data.test })).rejects.toThrow(/cnn is a link/);
+    expect(readdirSync(elsewhere)).toEqual(['model.onnx']);
+    // A FIFO as config.pbtxt (the export waited on it forever): refused, unread.
+    const out3 = tmp('models-fifo-');
+    mkdirSync(join(out3, 'cnn'));
+    execFileSync('mkfifo', [join(out3, 'cnn', 'config.pbtxt')]);
+    await expect(exportRun({ run: runDir, out: out3, test: data.test })).rejects.toThrow(
+      /config\.pbtxt is a FIFO, not a regular file; nothing written/,
+    );
+    expect(readdirSync(join(out3, 'cnn'))).toEqual(['config.pbtxt']);
   });
 });

@@ -4,7 +4,7 @@
  * emitted Indexed Job and Katib Experiment parse and describe those same trials, and the Job's pod command,
  * run here with JOB_COMPLETION_INDEX=2, trains exactly the local trial 2. Everything in temp dirs.
  */
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -68,6 +68,41 @@ const interrupted = (dir: string) => existsSync(join(dir, 'config.json')) && !fi
 const readJson = (path: string) => JSON.parse(readFileSync(path, 'utf8'));
 
 describe('sweep files', () => {
+  it('refuses, in one line and at once, files an outside attack hung or crashed it with', async () => {
+    // A FIFO (read as a file, it never ended), a 600-byte grid of 10⁷ points (it ran out of heap expanding them).
+    const fifo = join(root, 'fifo.yaml');
+    execFileSync('mkfifo', [fifo]);
+    expect(await failingCli(main, fifo, '--list')).toBe(
+      `error: cannot read sweep file ${fifo}: a FIFO, not a regular file`,
+    );
+    const huge = join(root, 'huge.json');
+    const ten = (scale: number) => Array.from({ length: 10 }, (_, i) => (i + 1) * scale);
+    const grid = {
+      lr: ten(0.001),
+      seed: ten(1),
+      momentum: ten(0.05),
+      'weight-decay': ten(0.0001),
+      epochs: ten(1),
+      'batch-size': ten(16),
+      'label-smoothing': ten(0.01),
+    };
+    writeFileSync(huge, JSON.stringify({ name: 'huge', grid }));
+    expect(await failingCli(main, huge, '--list')).toMatch(
+      /^error: .*grid: 10000000 points: at most 10000 trials in one sweep/,
+    );
+    // What --emit k8s writes into YAML can't carry a document of its own.
+    const bad: [string, string][] = [
+      ['--image', 'img\napiVersion: v1\nkind: Secret'],
+      ['--pvc', 'Bad/../name'],
+      ['--cpu', '1000000000'],
+    ];
+    for (const [flag, value] of bad)
+      expect(await failingCli(main, sweepFile, '--emit', 'k8s', '--out-dir', join(root, 'never'), flag, value)).toMatch(
+        new RegExp(`^error: option '${flag} <[a-z]+>' argument [\\s\\S]* is invalid`),
+      );
+    expect(existsSync(join(root, 'never'))).toBe(false);
+  });
+
   it('refuses a bad file with one line naming the field', async () => {
     const bad = join(root, 'bad.yaml');
     writeFileSync(bad, 'name: bad\ngrid: { lr: [0.01, -1] }\n');

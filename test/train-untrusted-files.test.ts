@@ -142,3 +142,15 @@ describe('export beside files that are not ours', () => {
     60_000,
   );
 });
+
+it('refuses a history of more epochs than a run may have (compare had taken 1.7 GB over four hand-made ones)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'long-history-'));
+  const record = { epoch: 1, trainLoss: 1, trainAccuracy: 50, testLoss: 1, testAccuracy: 50, seconds: 1, lr: 0.01 };
+  writeFileSync(
+    join(dir, 'history.json'),
+    JSON.stringify(Array.from({ length: 10_001 }, (_, i) => ({ ...record, epoch: i + 1 }))),
+  );
+  await expect(readHistory(dir)).rejects.toThrow(/is not a run's history: .*10000/);
+  writeFileSync(join(dir, 'history.json'), JSON.stringify([{ ...record, epoch: 100_000_000 }]));
+  await expect(readHistory(dir)).rejects.toThrow(/is not a run's history/);
+});

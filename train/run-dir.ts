@@ -9,7 +9,7 @@ import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { TrainConfig } from '../core/training/run-config.ts';
-import { parseTrainConfig } from '../core/training/run-config-schema.ts';
+import { LIMITS, parseTrainConfig } from '../core/training/run-config-schema.ts';
 import { issuesInOneLine } from '../core/zod-issues.ts';
 import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
 import { readFailure, readRegularFile } from '../node/regular-file.ts';
@@ -17,7 +17,7 @@ import { writeChart } from './plot.ts';
 
 export const epochRecordSchema = z
   .object({
-    epoch: z.number().int().positive(),
+    epoch: z.number().int().positive().max(LIMITS.epochs),
     trainLoss: z.number(),
     /** Percent. */
     trainAccuracy: z.number(),
@@ -137,7 +137,8 @@ async function readJson(dir: string, file: string): Promise<unknown> {
 export const readConfig = async (dir: string) =>
   parseTrainConfig(await readJson(dir, RUN_FILES.config), join(dir, RUN_FILES.config));
 
-const historySchema = z.array(epochRecordSchema);
+/** One record per epoch, as many as a run may have: a hand-made history of 50,000 took compare to 1.7 GB. */
+const historySchema = z.array(epochRecordSchema).max(LIMITS.epochs);
 
 export async function readHistory(dir: string): Promise<EpochRecord[]> {
   const result = historySchema.safeParse(await readJson(dir, RUN_FILES.history));

@@ -3,10 +3,10 @@
  * describes the model, and the export refused (nothing written) when it no longer does.
  */
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ModelProto } from '../../onnx/schema.ts';
 import { writeNewFileAtomic } from '../files.ts';
+import { readRegularFile, UnreadableFileError } from '../regular-file.ts';
 import { CONFIG_FILE, configMismatches, formatTritonConfig, parseTritonConfig, tritonConfigFor } from './config.ts';
 
 export interface TritonConfigResult {
@@ -22,6 +22,9 @@ export interface TritonConfigResult {
  * describes `model`. Call it before writing the version, so that a refusal leaves nothing behind.
  * Throws, naming each difference, when an existing config contradicts the model.
  */
+/** A config.pbtxt is a few hundred bytes; the server reads at most this much of one too. */
+const MAX_CONFIG_FILE_BYTES = 1024 * 1024;
+
 export async function ensureTritonConfig(
   modelDir: string,
   name: string,
@@ -38,9 +41,18 @@ export async function ensureTritonConfig(
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }
   }
+  let text: string;
+  try {
+    // A regular file of bounded size, as the server reads it: a FIFO here had hung the export.
+    text = (await readRegularFile(path, MAX_CONFIG_FILE_BYTES)).toString('utf8');
+  } catch (error) {
+    const why =
+      error instanceof UnreadableFileError ? error.reason : ((error as NodeJS.ErrnoException).code ?? 'unreadable');
+    throw new Error(`${path} is ${why}; nothing written. Remove it, or export under another --name`);
+  }
   let existing: ReturnType<typeof parseTritonConfig>;
   try {
-    existing = parseTritonConfig(await readFile(path, 'utf8'));
+    existing = parseTritonConfig(text);
   } catch (error) {
     return {
       path,
