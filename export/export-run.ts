@@ -242,10 +242,12 @@ export async function exportRun(options: ExportOptions): Promise<ExportReport> {
  */
 function refuseLinkedFolders(folders: string[]): void {
   for (const folder of folders) {
-    let linked = false;
+    let info: ReturnType<typeof lstatSync> | undefined;
     try {
-      linked = lstatSync(folder).isSymbolicLink();
+      info = lstatSync(folder);
     } catch {} // absent: export creates it
-    if (linked) throw new Error(`${folder} is a link; export writes only into folders of the repository itself`);
+    if (info?.isSymbolicLink())
+      throw new Error(`${folder} is a link; export writes only into folders of the repository itself`);
+    if (info && !info.isDirectory()) throw new Error(`${folder} is a file, not a folder; export leaves it as it is`);
   }
 }

@@ -241,5 +241,13 @@ describe('export into a repository it does not own parts of', () => {
       /config\.pbtxt is a FIFO, not a regular file; nothing written/,
     );
     expect(readdirSync(join(out3, 'cnn'))).toEqual(['config.pbtxt']);
+    // A file where the version folder would go: one line of ours (it was Node's raw EEXIST), the file kept.
+    const out4 = tmp('models-file-');
+    mkdirSync(join(out4, 'cnn'));
+    writeFileSync(join(out4, 'cnn', '2'), 'mine');
+    await expect(exportRun({ run: runDir, out: out4, version: 2, force: true, test: data.test })).rejects.toThrow(
+      /cnn\/2 is a file, not a folder; export leaves it as it is/,
+    );
+    expect(readFileSync(join(out4, 'cnn', '2'), 'utf8')).toBe('mine');
   });
 });
