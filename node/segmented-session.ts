@@ -215,16 +215,23 @@ function nativeStep(
       const input = node.op_type === BATCH_NORM_INPUT_GRADIENT;
       const [x, gamma, mean, variance, dY] = input ? node.input : [node.input[0], '', ...node.input.slice(1)];
       return (values) => {
+        const named = (name: string | undefined) => floats(valueNamed(values, name as string));
         const xs = valueNamed(values, x as string);
         const [n, c, ...rest] = xs.dims as number[];
         const dims = [n as number, c as number, sizeOf(rest)] as const;
-        const args = [floats(xs), floats(valueNamed(values, mean as string))] as const;
-        const is = invStd(floats(valueNamed(values, variance as string)));
-        const d = floats(valueNamed(values, dY as string));
-        if (input) {
-          const g = floats(valueNamed(values, gamma as string));
-          kernels.batchNormInputGradient(args[0], g, args[1], is, d, output(values, xs.dims), dims, statistics);
-        } else kernels.batchNormScaleGradient(args[0], args[1], is, d, output(values, [c as number]), dims);
+        const is = invStd(named(variance));
+        if (input)
+          kernels.batchNormInputGradient(
+            named(x),
+            named(gamma),
+            named(mean),
+            is,
+            named(dY),
+            output(values, xs.dims),
+            dims,
+            statistics,
+          );
+        else kernels.batchNormScaleGradient(named(x), named(mean), is, named(dY), output(values, [c as number]), dims);
       };
     }
     case CHANNEL_SLICE: {

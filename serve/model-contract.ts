@@ -11,6 +11,7 @@
 import { IMAGE_SHAPE, LOGITS_NAME, NUM_CLASSES } from '../core/contract.ts';
 import type { Dim } from '../onnx/builder.ts';
 import type { ModelDescription, ValueDescription } from '../onnx/describe.ts';
+import { ellipsized } from './ellipsized.ts';
 
 export class ContractError extends Error {
   override name = 'ContractError';
@@ -27,7 +28,7 @@ export interface ModelSignature {
 
 const isDynamic = (d: Dim | undefined) => typeof d === 'string' || (typeof d === 'number' && d <= 0);
 /** A name as a message shows it: cut, so a model's own strings can't make an answer or a log line long. */
-const shown = (name: string) => (name.length > 64 ? `${name.slice(0, 63)}…` : name);
+const shown = (name: string) => ellipsized(name, 64);
 const showShape = (v: ValueDescription) =>
   `${shown(v.name)} ${v.dataType} [${v.shape
     .slice(0, 8)

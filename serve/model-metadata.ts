@@ -1,5 +1,6 @@
 /** A served model's metadata_props, bounded (the runner sends them, the server keeps and lists them). */
 import { NORMALIZATION_KEY } from '../core/contract.ts';
+import { ellipsized } from './ellipsized.ts';
 
 /** What of a model's metadata the server keeps and lists: enough for any real model's, never a file's worth. */
 export const METADATA_LIMITS = { entries: 32, keyChars: 64, valueChars: 512 } as const;
@@ -14,7 +15,7 @@ export function boundedMetadata(metadata: Record<string, string>): Record<string
   const { entries, keyChars, valueChars } = METADATA_LIMITS;
   // A Map, not an object: keys like __proto__ are data here.
   const kept = new Map<string, string>();
-  const cut = (value: string) => (value.length > valueChars ? `${value.slice(0, valueChars - 1)}…` : value);
+  const cut = (value: string) => ellipsized(value, valueChars);
   // The input contract's key first: how the server feeds the model must not depend on the others.
   const all = new Map(Object.entries(metadata));
   const normalization = all.get(NORMALIZATION_KEY);

@@ -30,7 +30,7 @@ import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 import { requestListener } from './request-listener.ts';
-import { UPLOAD_PATH, type UploadSettings } from './routes/upload.ts';
+import { UPLOAD_PATH, type UploadSettings, uploadBodyBytes } from './routes/upload.ts';
 
 export interface ServerOptions {
   models: string;
@@ -268,9 +268,7 @@ function refuseLargeContinues(server: HttpServer, maxBodyBytes: number, maxUploa
     const length = Number(request.headers['content-length']);
     const path = (request.url ?? '').split('?')[0] ?? '';
     const limit =
-      maxUploadBytes !== undefined && UPLOAD_PATH.test(path)
-        ? Math.ceil((maxUploadBytes * 4) / 3) + 64 * 1024
-        : maxBodyBytes;
+      maxUploadBytes !== undefined && UPLOAD_PATH.test(path) ? uploadBodyBytes(maxUploadBytes) : maxBodyBytes;
     if (Number.isFinite(length) && length > limit) {
       const refusal = closingRefusal(
         413,

@@ -8,6 +8,10 @@ import { SPLIT_SIZE } from '../node/mnist.ts';
 import { readRegularFile, UnreadableFileError } from '../node/regular-file.ts';
 import { FLAG_VALUES, FLAGS, type Flag, type FlagValue, NUMERIC_FLAGS, type TrialFlags } from './flags.ts';
 
+/** The grid's points: the product of each flag's value count. */
+const gridSize = (grid: Record<string, unknown[] | undefined>) =>
+  Object.values(grid).reduce((n, values) => n * (values?.length ?? 1), 1);
+
 /** Trials one sweep may have: every trial is a training run (and a Kubernetes pod). */
 export const MAX_TRIALS = 10_000;
 
@@ -80,7 +84,7 @@ const fileSchema = z
       if (flag in spec.base || grid.includes(flag))
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
     heldOutIssues(spec, ctx);
-    const points = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
+    const points = gridSize(spec.grid);
     // Checked before anything expands the grid: a 600-byte file of 7 flags × 10 values is 10⁷ trials.
     if (points > MAX_TRIALS)
       ctx.addIssue({
@@ -159,8 +163,7 @@ export function parseSweep(data: unknown, source: string): SweepSpec {
     throw new Error(`${source}: ${issue ? `${issuePath(issue.path)}: ${issue.message}` : 'invalid sweep file'}`);
   }
   const spec = result.data;
-  const gridSize = Object.values(spec.grid).reduce((n, values) => n * (values as unknown[]).length, 1);
-  return { ...spec, trials: spec.trials ?? gridSize } as SweepSpec;
+  return { ...spec, trials: spec.trials ?? gridSize(spec.grid) } as SweepSpec;
 }
 
 /** A sweep file is a few lines; Kubernetes' ConfigMap that carries it holds at most 1 MiB. */

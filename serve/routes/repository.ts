@@ -14,7 +14,7 @@ import type { ModelRepository } from '../repository.ts';
 import { checked, inOrder, readsBody, schemaRef } from '../route-body.ts';
 import { ControlRequestSchema, IndexRequestSchema, RepositoryIndexSchema } from '../schemas.ts';
 import { controlling } from './controlling.ts';
-import { type UploadSettings, uploadRoutes } from './upload.ts';
+import { type UploadSettings, uploadBodyBytes, uploadRoutes } from './upload.ts';
 
 export interface RepositoryRouteOptions {
   repository: ModelRepository;
@@ -121,7 +121,7 @@ const controlRoute = (action: 'load' | 'unload', access: ModelControlAccess, bod
 
 export function repositoryRoutes({ repository, maxBodyBytes, access, uploads }: RepositoryRouteOptions): OpenAPIHono {
   // The load route's body may carry a model file (--allow-upload): its limit is the upload's, base64 and all.
-  const loadBodyBytes = uploads ? Math.ceil((uploads.maxBytes * 4) / 3) + 64 * 1024 : maxBodyBytes;
+  const loadBodyBytes = uploads ? uploadBodyBytes(uploads.maxBytes) : maxBodyBytes;
   const app = new OpenAPIHono();
   app.openapi(indexRoute(maxBodyBytes), (c) => {
     const { ready } = c.var.body;

@@ -16,6 +16,9 @@ export interface UploadSettings {
   maxBytes: number;
 }
 
+/** The body limit of an upload route: a model file of `maxBytes` as base64 in JSON, with room for the rest. */
+export const uploadBodyBytes = (maxBytes: number) => Math.ceil((maxBytes * 4) / 3) + 64 * 1024;
+
 /** The routes that take model files: Triton's load with file overrides, and a plain PUT of the bytes. */
 export const UPLOAD_PATH = /^\/(v2\/repository\/models\/[^/]+\/load|api\/models\/[^/]+\/versions)$/;
 

@@ -26,10 +26,10 @@ import {
   RELU_GRADIENT,
 } from '../native-ops.ts';
 import type { GradientRule } from '../rule.ts';
-import { attrFloat, attrInt, attrInts, dY, input } from '../rule.ts';
+import { attrFloat, attrInt, dY, input } from '../rule.ts';
 import { convGeometryOf } from './conv.ts';
 import type { ConvGeometry } from './conv-weight-gradient.ts';
-import { type MaxPoolGeometry, maxPoolGeometryOf, tiles } from './pooling.ts';
+import { type MaxPoolGeometry, maxPoolGeometryOf, tiles, windowOf } from './pooling.ts';
 
 /** Where native chains start. */
 export interface NativeChoices {
@@ -100,9 +100,7 @@ function nativeAveragePool(rule: GradientRule): GradientRule {
     const d = dY(c);
     const x = input(c, 0);
     const shape = c.g.shapes.get(x);
-    const kernel = attrInts(c.node, 'kernel_shape', []);
-    const pads = attrInts(c.node, 'pads', [0, 0, 0, 0]);
-    const strides = attrInts(c.node, 'strides', [1, 1]);
+    const { kernel, strides, pads } = windowOf(c.node);
     const constantCount = attrInt(c.node, 'count_include_pad', 0) === 1 || pads.every((p) => p === 0);
     const fits =
       kernel.length === 2 &&

@@ -28,7 +28,7 @@ import { floatTensor, int64Tensor } from '../../../onnx/tensor.ts';
 import { attrInt, attrInts, dY, type GradientRule, input, type RuleContext, staticDim } from '../rule.ts';
 
 /** A pooling node's window: kernel, strides (default 1) and pads (default 0). */
-function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads: number[] } {
+export function windowOf(node: NodeProto): { kernel: number[]; strides: number[]; pads: number[] } {
   const kernel = attrInts(node, 'kernel_shape', []);
   return {
     kernel,
@@ -233,7 +233,9 @@ export const AveragePool: GradientRule = (c) => {
   const constantCount = includePad || pads.every((p) => p === 0);
   const adjointPads = pads.map((p, i) => (kernel[i % 2] as number) - 1 - p);
   if (strides.every((s) => s === 1) && adjointPads.every((p) => p >= 0)) {
-    const scale = () => c.g.constant(floatTensor([ho, wo], areaOverCount(kernel, pads, [h, w], [ho, wo])), 'scale');
+    // count_include_pad=0: k² over each window's in-bounds count undoes AveragePool's 1/k².
+    const scale = () =>
+      c.g.constant(floatTensor([ho, wo], overWindowCounts(kh * kw, kernel, strides, pads, [h, w], [ho, wo])), 'scale');
     const input = constantCount ? d : c.g.op('Mul', [d, scale()]);
     return [
       c.g.op('AveragePool', [input], {
@@ -249,12 +251,7 @@ export const AveragePool: GradientRule = (c) => {
     scaled = c.g.op('Mul', [d, c.g.constant(floatTensor([], [1 / (kh * kw)]), 'inv_count')]);
   } else {
     // Each output position divides by how many of its window's taps were inside the input.
-    const inside = (o: number, i: number, size: number) => {
-      const start = o * (strides[i] as number) - (pads[i] as number);
-      return Math.min(start + (kernel[i] as number), size) - Math.max(start, 0);
-    };
-    const inv = new Float32Array(ho * wo);
-    for (let y = 0; y < ho; y++) for (let z = 0; z < wo; z++) inv[y * wo + z] = 1 / (inside(y, 0, h) * inside(z, 1, w));
+    const inv = overWindowCounts(1, kernel, strides, pads, [h, w], [ho, wo]);
     scaled = c.g.op('Mul', [d, c.g.constant(floatTensor([ho, wo], inv), 'inv_count')]);
   }
   const ones = c.g.constant(floatTensor([channels, 1, kh, kw], new Float32Array(channels * kh * kw).fill(1)), 'ones');
@@ -272,13 +269,22 @@ export const AveragePool: GradientRule = (c) => {
   ];
 };
 
-/** k² over the in-bounds count of each stride-1 window (count_include_pad=0): undoes AveragePool's 1/k². */
-function areaOverCount(kernel: number[], pads: number[], size: number[], out: number[]): Float32Array {
-  const inside = (o: number, i: number) =>
-    Math.min(o - (pads[i] as number) + (kernel[i] as number), size[i] as number) - Math.max(o - (pads[i] as number), 0);
-  const area = (kernel[0] as number) * (kernel[1] as number);
+/** `numerator` over the in-bounds tap count of each output's window, for every output position [ho·wo]. */
+function overWindowCounts(
+  numerator: number,
+  kernel: number[],
+  strides: number[],
+  pads: number[],
+  size: number[],
+  out: number[],
+): Float32Array {
+  const inside = (o: number, i: number) => {
+    const start = o * (strides[i] as number) - (pads[i] as number);
+    return Math.min(start + (kernel[i] as number), size[i] as number) - Math.max(start, 0);
+  };
   const [ho, wo] = out as [number, number];
-  const scale = new Float32Array(ho * wo);
-  for (let y = 0; y < ho; y++) for (let z = 0; z < wo; z++) scale[y * wo + z] = area / (inside(y, 0) * inside(z, 1));
-  return scale;
+  const values = new Float32Array(ho * wo);
+  for (let y = 0; y < ho; y++)
+    for (let z = 0; z < wo; z++) values[y * wo + z] = numerator / (inside(y, 0) * inside(z, 1));
+  return values;
 }
