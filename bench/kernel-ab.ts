@@ -39,7 +39,9 @@ const [batch, calls] = [Number(opts.batch), Number(opts.calls)];
 const geometries = new Map<string, { geo: ConvGeometry; models: Set<string> }>();
 for (const name of opts.models.split(',') as ModelName[]) {
   const graph = buildGradientGraph(ZOO[name].build(), { externalConvWeights: () => true });
-  for (const { geometry } of graph.external) {
+  for (const external of graph.external) {
+    if (external.kind !== 'conv') continue;
+    const { geometry } = external;
     const key = JSON.stringify(geometry);
     const entry = geometries.get(key) ?? { geo: geometry, models: new Set<string>() };
     entry.models.add(name);

@@ -8,6 +8,8 @@
 //   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics]),
 //   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P]): the routing.h steps, the last array
 //   overwritten.
+//   linearWeightGradient(x, dy, dw, [N, in, out], threads): blas.h (throws when no OpenBLAS was found; the
+//   module's `blas` names the library found, or is null).
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
 //                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
@@ -21,6 +23,7 @@
 #include <utility>
 #include <vector>
 
+#include "blas.h"
 #include "conv_input_gradient.h"
 #include "conv_weight_gradient.h"
 #include "optimizer_update.h"
@@ -258,6 +261,42 @@ napi_value BiasGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value LinearWeightGradient(napi_env env, napi_callback_info info) {
+  const char* kernel = "linearWeightGradient";
+  if (!blas_name()) return fail(env, kernel, "no OpenBLAS found");
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  if (argc != 5) return fail(env, kernel, "expected (x, dy, dw, shape, threads)");
+  // Shape and threads first (no JS runs after the data pointers are taken).
+  void* shape;
+  size_t nshape;
+  int32_t threads = 1;
+  if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 3)
+    return fail(env, kernel, "shape must be an Int32Array of 3 [N, in, out]");
+  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1)
+    return fail(env, kernel, "threads must be ≥ 1");
+  const int32_t* d = static_cast<const int32_t*>(shape);
+  const int64_t n = d[0], in = d[1], out = d[2];
+  size_t want[3];
+  if (!count_of({n, in}, &want[0]) || !count_of({n, out}, &want[1]) || !count_of({out, in}, &want[2]))
+    return fail(env, kernel, "shape entries must not be negative");
+  float* a[3];
+  for (int i = 0; i < 3; i++) {
+    void* data;
+    size_t length;
+    if (!typed(env, argv[i], napi_float32_array, &data, &length) || length != want[i])
+      return fail(env, kernel, "x, dy and dw must be Float32Arrays of N·in, N·out and out·in");
+    a[i] = static_cast<float*>(data);
+  }
+  try {
+    linear_weight_gradient(n, in, out, a[0], a[1], a[2], threads);
+  } catch (const std::exception& e) {  // a thread that could not start
+    return fail(env, kernel, e.what());
+  }
+  return nullptr;
+}
+
 // The elements of a JS array (the update's states and gradient parts). Fetched before any data pointer is
 // taken: napi_get_element can run a getter, and a getter could detach a buffer already looked at.
 bool elements(napi_env env, napi_value array, std::vector<napi_value>* out) {
@@ -357,10 +396,15 @@ NAPI_MODULE_INIT() {
       {"avgPoolGradient", AvgPoolGradient},
       {"batchNormInputGradient", BatchNormInputGradient},
       {"batchNormScaleGradient", BatchNormScaleGradient},
+      {"linearWeightGradient", LinearWeightGradient},
       {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
     napi_set_named_property(env, exports, name, fn);
   }
+  napi_value name;
+  if (blas_name()) napi_create_string_utf8(env, blas_name(), NAPI_AUTO_LENGTH, &name);
+  else napi_get_null(env, &name);
+  napi_set_named_property(env, exports, "blas", name);
   return exports;
 }

@@ -89,6 +89,22 @@ export interface NativeKernels {
     dims: readonly [n: number, channels: number, positions: number],
   ): void;
   /**
+   * dW [out, in] = dYᵀ·X of a fully connected layer from X [n, in] and dY [n, out], written into `dw`, by
+   * the machine's OpenBLAS on `threads` threads. Absent without OpenBLAS (see `blas`) or with
+   * MNIST_ONNX_CNN_BLAS=0: the trainer then keeps ORT's Gemm for it.
+   */
+  linearWeightGradient?(
+    x: Float32Array,
+    dY: Float32Array,
+    dw: Float32Array,
+    n: number,
+    inFeatures: number,
+    outFeatures: number,
+    threads?: number,
+  ): void;
+  /** The BLAS library linearWeightGradient calls, as it describes itself (absent with the kernel). */
+  blas?: string;
+  /**
    * The optimizer's update of `param` and its `states` (its slots, in order) in place, from the gradient
    * Σ shares[j] · parts[j] (or parts[0] alone when `shares` is null), as the update graph computes it.
    * Absent from an addon built before it was added (the trainer then runs the update graph).
@@ -118,6 +134,9 @@ interface Addon {
   batchNormInputGradient(...arrays: [...Float32Array[], Int32Array]): void;
   batchNormScaleGradient(...arrays: [...Float32Array[], Int32Array]): void;
   optimizerUpdate?(kind: number, hyper: Float32Array, ...rest: UpdateArguments): void;
+  linearWeightGradient?(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array, threads: number): void;
+  /** The OpenBLAS found at load, null without one (absent from builds before it). */
+  blas?: string | null;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = [
@@ -169,7 +188,9 @@ function load(): { kernels?: NativeKernels; why: string } {
     // A build from before a kernel was added: the step would fail midway, so none of it is used.
     const missing = ADDON_FUNCTIONS.filter((name) => typeof addon[name] !== 'function');
     if (missing.length > 0) throw new Error(`an older build without ${missing.join(', ')}`);
-    loaded = { kernels: wrap(addon), why: 'native conv gradient kernels' };
+    const kernels = wrap(addon);
+    const blas = kernels.blas ? `; fully connected weight gradients by ${kernels.blas}` : '';
+    loaded = { kernels, why: `native conv gradient kernels${blas}` };
   } catch (error) {
     const first = (error as Error).message.split('\n')[0];
     loaded = { why: `no native kernels (${first}); run \`npm run build:native\` to build them` };
@@ -217,6 +238,19 @@ function wrap(addon: Addon): NativeKernels {
       addon.batchNormScaleGradient(x, mean, invStd, dY, dgamma, Int32Array.of(...dims));
     },
     optimizerUpdate: addon.optimizerUpdate && optimizerUpdate(addon.optimizerUpdate.bind(addon)),
+    ...linearWeights(addon),
+  };
+}
+
+/** The OpenBLAS weight gradient when the addon found the library and it is wanted. */
+function linearWeights(addon: Addon): Pick<NativeKernels, 'linearWeightGradient' | 'blas'> {
+  const kernel = addon.linearWeightGradient;
+  if (!kernel || typeof addon.blas !== 'string' || process.env.MNIST_ONNX_CNN_BLAS === '0') return {};
+  return {
+    linearWeightGradient(x, dY, dw, n, inFeatures, outFeatures, threads = 1) {
+      kernel.call(addon, x, dY, dw, Int32Array.of(n, inFeatures, outFeatures), threads);
+    },
+    blas: addon.blas,
   };
 }
 

@@ -15,10 +15,11 @@ import { isNative } from '../autodiff/native-ops.ts';
 import type { GradientRule } from '../autodiff/rule.ts';
 import type { ConvGeometry } from '../autodiff/rules/conv-weight-gradient.ts';
 import {
-  type ExternalConvWeight,
+  type ExternalWeight,
   externalConvWeightRule,
+  externalLinearWeightRule,
   externalWeightGradName,
-} from '../autodiff/rules/external-conv-weight.ts';
+} from '../autodiff/rules/external-weight.ts';
 import { gradientRules } from '../autodiff/rules/index.ts';
 import { type NativeChoices, nativeRules, nativeSum } from '../autodiff/rules/native.ts';
 import { BATCH_DIM, emitForward, INPUT_NAME } from '../model/forward-graph.ts';
@@ -87,7 +88,7 @@ export const stateName = (param: string, slot: string) => `${param}.${slot}`;
 function emitLossAndGradients(
   module: Module,
   options: Omit<TrainingGraphOptions, 'optimizer'> &
-    Pick<GradientGraphOptions, 'externalConvWeights' | 'nativeGradients'>,
+    Pick<GradientGraphOptions, 'externalConvWeights' | 'externalLinearWeights' | 'nativeGradients'>,
 ) {
   const forward = emitForward(module, {
     training: true,
@@ -103,17 +104,21 @@ function emitLossAndGradients(
     plainLogSoftmax: options.plainLogSoftmax,
   });
   const trainable = forward.params.filter((p) => p.trainable);
-  const external: ExternalConvWeight[] = [];
+  const external: ExternalWeight[] = [];
   let rules = options.rules;
-  const wrapConv = (wrap: (conv: GradientRule) => GradientRule) => {
+  const wrap = (op: 'Conv' | 'Gemm', wrapper: (rule: GradientRule) => GradientRule) => {
     const table = rules ?? gradientRules;
-    const conv = table.Conv;
-    if (!conv) throw new Error('internal: the rule table has no Conv rule');
-    rules = { ...table, Conv: wrap(conv) };
+    const rule = table[op];
+    if (!rule) throw new Error(`internal: the rule table has no ${op} rule`);
+    rules = { ...table, [op]: wrapper(rule) };
   };
-  const { nativeGradients, externalConvWeights } = options;
+  const { nativeGradients, externalConvWeights, externalLinearWeights } = options;
   if (nativeGradients) rules = nativeRules(rules ?? gradientRules, nativeGradients);
-  if (externalConvWeights) wrapConv((conv) => externalConvWeightRule(conv, externalConvWeights, external));
+  if (externalConvWeights) wrap('Conv', (conv) => externalConvWeightRule(conv, externalConvWeights, external));
+  if (externalLinearWeights) {
+    const weights = new Set(trainable.map((p) => p.name));
+    wrap('Gemm', (gemm) => externalLinearWeightRule(gemm, weights, externalLinearWeights, external));
+  }
   const grads = backward(
     g,
     new Map([[forward.logits, dLogits]]),
@@ -196,29 +201,28 @@ export interface GradientGraph {
   buffers: CarriedTensor[];
   randomInputs: RandomInputSpec[];
   classes: number;
-  /** Conv weights whose gradient the caller computes from the outputs `convInputName` and `convOutputGradName`. */
-  external: ExternalConvWeightOutputs[];
+  /** Weights whose gradient the caller computes from the outputs `externalInputName` and `externalOutputGradName`. */
+  external: ExternalWeightOutputs[];
   /** How to run it when it has native nodes (`model` then holds them and ORT cannot run it whole). */
   segments?: SegmentPlan;
 }
 
-/** An external Conv weight gradient's inputs as the gradient graph hands them out. */
-export interface ExternalConvWeightOutputs {
-  weight: string;
-  /** The output holding X, or `INPUT_NAME` when X is the batch of images itself (the caller has it). */
-  x: string;
-  /** The output holding dY. */
-  dY: string;
-  geometry: ConvGeometry;
-}
+/**
+ * An external weight gradient's inputs as the gradient graph hands them out: the record of
+ * core/autodiff/rules/external-weight.ts with `x` the output holding X, or `INPUT_NAME` when X is the batch
+ * of images itself (or a Flatten of it: the same floats), which the caller has; `dY` the output holding dY.
+ */
+export type ExternalWeightOutputs = ExternalWeight;
 
-/** Outputs of the gradient graph for a Conv weight whose gradient is computed outside it. */
-export const convInputName = (weight: string) => `${weight}.conv_input`;
-export const convOutputGradName = (weight: string) => `${weight}.conv_output_grad`;
+/** Outputs of the gradient graph for a weight whose gradient is computed outside it. */
+export const externalInputName = (weight: string) => `${weight}.op_input`;
+export const externalOutputGradName = (weight: string) => `${weight}.op_output_grad`;
 
 export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimizer' | 'exposeGradients'> {
   /** Conv nodes (by geometry) whose weight gradient the caller computes outside the graph (see `external`). */
   externalConvWeights?: (geometry: ConvGeometry) => boolean;
+  /** nn.Linear layers (by size) whose weight gradient the caller computes outside the graph (see `external`). */
+  externalLinearWeights?: (inFeatures: number, outFeatures: number) => boolean;
   /**
    * Where chains of native gradient steps start (Conv input gradients, max-pool routings) and run on
    * through ReLU, max-pool, bias and sum steps (core/autodiff/rules/native.ts; see `segments`).
@@ -228,14 +232,15 @@ export interface GradientGraphOptions extends Omit<TrainingGraphOptions, 'optimi
 
 export function buildGradientGraph(module: Module, options: GradientGraphOptions = {}): GradientGraph {
   const { g, forward, ctx, classes, loss, correct, trainable, grads, external } = emitLossAndGradients(module, options);
-  const outputs: ExternalConvWeightOutputs[] = [];
+  const outputs: ExternalWeightOutputs[] = [];
   for (const e of external) {
-    const x =
-      e.x === INPUT_NAME
-        ? INPUT_NAME
-        : g.output(e.x, 'FLOAT', [BATCH_DIM, ...e.geometry.input], convInputName(e.weight));
-    const dY = g.output(e.dY, 'FLOAT', [BATCH_DIM, ...e.geometry.output], convOutputGradName(e.weight));
-    outputs.push({ weight: e.weight, x, dY, geometry: e.geometry });
+    const [xShape, dYShape] =
+      e.kind === 'conv' ? [e.geometry.input, e.geometry.output] : [[e.inFeatures], [e.outFeatures]];
+    const x = isTheImages(g, e.x)
+      ? INPUT_NAME
+      : g.output(e.x, 'FLOAT', [BATCH_DIM, ...xShape], externalInputName(e.weight));
+    const dY = g.output(e.dY, 'FLOAT', [BATCH_DIM, ...dYShape], externalOutputGradName(e.weight));
+    outputs.push({ ...e, x, dY });
   }
   const externalWeights = new Set(external.map((e) => e.weight));
   for (const p of trainable) {
@@ -256,6 +261,14 @@ export function buildGradientGraph(module: Module, options: GradientGraphOptions
     external: outputs,
     segments: g.nodes.some(isNative) ? splitAtNativeNodes(model, g.shapes) : undefined,
   };
+}
+
+/** Whether `value` holds the images' floats as they are: the input, or a Flatten of it (a linear model's X). */
+function isTheImages(g: GraphBuilder, value: string): boolean {
+  if (value === INPUT_NAME) return true;
+  const producer = g.nodes.find((node) => node.output.includes(value));
+  const axis = producer?.attribute?.find((a) => a.name === 'axis')?.i ?? 1;
+  return producer?.op_type === 'Flatten' && producer.input[0] === INPUT_NAME && Number(axis) === 1;
 }
 
 /**

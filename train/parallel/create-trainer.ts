@@ -66,13 +66,14 @@ type ParallelismOptions = Pick<CreateTrainerOptions, 'threads' | 'device' | 'par
 /** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
 export function describeParallelism(options: ParallelismOptions, module?: Module) {
   const threads = options.threads ?? 1;
-  const nativeConv = module !== undefined && usesNativeConvWeights(options, module);
-  const native = nativeConv || usesNativeUpdate(options);
+  const nativeGradients =
+    module !== undefined && (usesNativeConvWeights(options, module) || usesNativeLinearWeights(options, module));
+  const native = nativeGradients || usesNativeUpdate(options);
   if (usesWorkers(options, module)) return native ? `${threads} workers, native kernels` : `${threads} workers`;
   // The native step on one thread is a 1-thread gradient session with the kernels after it.
-  if (nativeConv && threads === 1) return '1 thread, native kernels';
+  if (nativeGradients && threads === 1) return '1 thread, native kernels';
   const session = `1 session × ${threads} thread${threads > 1 ? 's' : ''}`;
-  return nativeConv ? `${session}, native kernels` : native ? `${session}, native update` : session;
+  return nativeGradients ? `${session}, native kernels` : native ? `${session}, native update` : session;
 }
 
 /** Whether the optimizer's update runs as the native kernel (built with it, wanted, on the CPU). */
@@ -85,6 +86,23 @@ export function usesNativeConvWeights(options: ParallelismOptions, module: Modul
   if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()) return false;
   return emitForward(module).graph.nodes.some((node) => node.op_type === 'Conv');
 }
+
+/**
+ * Whether nn.Linear weight gradients run on the machine's OpenBLAS (node/native-kernels.ts): the same speed
+ * as ORT's Gemm, without handing dW out as a copy (mlp's first layer: 1.6 MB a step).
+ */
+export function usesNativeLinearWeights(options: ParallelismOptions, module: Module): boolean {
+  if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()?.linearWeightGradient)
+    return false;
+  return emitForward(module).graph.nodes.some((node) => node.op_type === 'Gemm');
+}
+
+/**
+ * Layers whose dW [out, in] is bigger than the X [n, in] and dY [n, out] that leave ORT in its place, for
+ * `n` images a run: mlp's wide layers, not the conv models' small classifiers.
+ */
+export const outweighsItsInputs = (n: number) => (inFeatures: number, outFeatures: number) =>
+  inFeatures * outFeatures > n * (inFeatures + outFeatures);
 
 /** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
 export function defaultParallelism(module: Module): Parallelism {
@@ -118,7 +136,8 @@ export async function createTrainer(module: Module, given: CreateTrainerOptions)
       : undefined;
   const rules = tuned?.rules;
   const nativeUpdate = usesNativeUpdate(options);
-  if (!workers && !native && !nativeUpdate) return createNodeTrainer(module, { ...options, rules });
+  const nativeLinear = usesNativeLinearWeights(options, module);
+  if (!workers && !native && !nativeUpdate && !nativeLinear) return createNodeTrainer(module, { ...options, rules });
   // Tuned steps are for speed, not for identical sums run to run: they also balance the split by speed.
   // A native step without workers is one participant: its gradient session, then the kernels.
   const threads = options.threads ?? 1;
@@ -130,6 +149,7 @@ export async function createTrainer(module: Module, given: CreateTrainerOptions)
     rules,
     balance: !!options.autotune,
     nativeConvWeights: native,
+    nativeLinearWeights: nativeLinear ? outweighsItsInputs(slice) : undefined,
     nativeGradients: tuned?.nativeGradients,
     nativeUpdate,
   });

@@ -66,6 +66,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   balance?: boolean;
   /** Compute every Conv weight gradient with the native kernel (node/native-kernels.ts) instead of in ORT. */
   nativeConvWeights?: boolean;
+  /** nn.Linear layers (by size) whose weight gradient the addon's OpenBLAS kernel computes, when it has one. */
+  nativeLinearWeights?: (inFeatures: number, outFeatures: number) => boolean;
   /** Where chains of native gradient steps start (core/autodiff/rules/native.ts); needs the addon. */
   nativeGradients?: NativeChoices;
   /**
@@ -109,6 +111,7 @@ export class ParallelTrainer {
       labelSmoothing: options.labelSmoothing,
       rules: options.rules,
       externalConvWeights: options.nativeConvWeights ? () => true : undefined,
+      externalLinearWeights: nativeKernels()?.linearWeightGradient ? options.nativeLinearWeights : undefined,
       nativeGradients: options.nativeGradients,
     });
     const { optimizer } = options;

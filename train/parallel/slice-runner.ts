@@ -23,7 +23,7 @@ import { IMAGE_SHAPE, INPUT_NAME } from '../../core/contract.ts';
 import type { NativeUpdate } from '../../core/training/optim/index.ts';
 import {
   CORRECT_NAME,
-  type ExternalConvWeightOutputs,
+  type ExternalWeightOutputs,
   gradName,
   gradPartName,
   LABELS_NAME,
@@ -74,8 +74,8 @@ export interface RunnerData {
   buffers: string[];
   /** Dropout masks' per-example shapes, by input name. */
   randomInputs: { name: string; shape: number[] }[];
-  /** Conv weights whose gradient the native kernel computes from the graph's X and dY outputs. */
-  external: ExternalConvWeightOutputs[];
+  /** Weights whose gradient a native kernel computes from the graph's X and dY outputs. */
+  external: ExternalWeightOutputs[];
   layout: SharedLayout;
   shared: SharedBuffers;
 }
@@ -134,7 +134,7 @@ export class SliceRunner {
    */
   private readonly alone?: Map<string, { param: Float32Array; states: Float32Array[]; gradient: Float32Array }>;
   /** Gradients computed outside the graph, by their `<param>.grad` slot name. */
-  private readonly external: Map<string, ExternalConvWeightOutputs>;
+  private readonly external: Map<string, ExternalWeightOutputs>;
   /** Where a micro-batch's external gradient goes before it is added in. */
   private readonly scratch: Map<string, Float32Array>;
   private readonly kernels: NativeKernels | undefined;
@@ -288,16 +288,21 @@ export class SliceRunner {
     return { loss, correct };
   }
 
-  /** A Conv weight's gradient by the native kernel, from X (the images, or an output) and dY, into `into`. */
+  /** A weight's gradient by a native kernel, from X (the images, or an output) and dY, into `into`. */
   private externalGradient(
-    e: ExternalConvWeightOutputs,
+    e: ExternalWeightOutputs,
     images: Float32Array,
     floats: (name: string) => Float32Array,
     n: number,
     into: Float32Array,
   ): Float32Array {
     const x = e.x === INPUT_NAME ? images : floats(e.x);
-    (this.kernels as NativeKernels).convWeightGradient(x, floats(e.dY), into, e.geometry, n, this.data.sessionThreads);
+    const kernels = this.kernels as NativeKernels;
+    const threads = this.data.sessionThreads;
+    if (e.kind === 'conv') kernels.convWeightGradient(x, floats(e.dY), into, e.geometry, n, threads);
+    else if (kernels.linearWeightGradient)
+      kernels.linearWeightGradient(x, floats(e.dY), into, n, e.inFeatures, e.outFeatures, threads);
+    else throw new Error('internal: a linear weight gradient left out of the graph without OpenBLAS');
     return into;
   }
 
