@@ -27,6 +27,7 @@
 #include "conv_input_gradient.h"
 #include "conv_weight_gradient.h"
 #include "optimizer_update.h"
+#include "parallel.h"
 #include "routing.h"
 
 namespace {
@@ -84,8 +85,8 @@ bool parse(napi_env env, napi_callback_info info, const char* kernel, const char
   if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 15)
     return fail(env, kernel, "shape must be an Int32Array of 15"), false;
   int32_t threads = 1;
-  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1)
-    return fail(env, kernel, "threads must be ≥ 1"), false;
+  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1 || threads > MAX_THREADS)
+    return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS)), false;
   const int32_t* d = static_cast<const int32_t*>(shape);
   for (int i = 0; i < 15; i++)
     if (d[i] < (i == 11 || i == 12 ? 0 : 1))
@@ -274,8 +275,8 @@ napi_value LinearWeightGradient(napi_env env, napi_callback_info info) {
   int32_t threads = 1;
   if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 3)
     return fail(env, kernel, "shape must be an Int32Array of 3 [N, in, out]");
-  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1)
-    return fail(env, kernel, "threads must be ≥ 1");
+  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1 || threads > MAX_THREADS)
+    return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS));
   const int32_t* d = static_cast<const int32_t*>(shape);
   const int64_t n = d[0], in = d[1], out = d[2];
   size_t want[3];

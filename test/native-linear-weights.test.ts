@@ -12,6 +12,7 @@ import { buildGradientGraph, buildTrainingGraph, gradName } from '../core/traini
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
 import { createTrainer, describeParallelism, outweighsItsInputs } from '../train/parallel/create-trainer.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
+import { convGeometry } from './helpers/conv-geometry.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
 import { expectThreePytorchSteps, plainSgdCases } from './helpers/torch-training.ts';
 
@@ -70,7 +71,14 @@ describe.skipIf(!linear)(`OpenBLAS linear weight gradient (${nativeKernelsStatus
     expect(() => linear?.(x, dY, new Float32Array(11), 2, 4, 3)).toThrow(/must be Float32Arrays of/);
     expect(() => linear?.(x, new Float32Array(5), new Float32Array(12), 2, 4, 3)).toThrow(/must be Float32Arrays of/);
     expect(() => linear?.(x, dY, new Float32Array(12), -2, -4, 3)).toThrow(/must not be negative/);
-    expect(() => linear?.(x, dY, new Float32Array(12), 2, 4, 3, 0)).toThrow(/threads/);
+    // A fresh thread per part per call: a million asked for must be refused, not attempted.
+    for (const threads of [0, 257, 1e6]) {
+      expect(() => linear?.(x, dY, new Float32Array(12), 2, 4, 3, threads)).toThrow(/threads must be 1 to 256/);
+      const geo = convGeometry([1, 4, 4], 1, [3, 3]);
+      expect(() =>
+        kernels?.convWeightGradient(new Float32Array(32), new Float32Array(8), new Float32Array(9), geo, 2, threads),
+      ).toThrow(/threads must be 1 to 256/);
+    }
   });
 });
 
