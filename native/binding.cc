@@ -8,8 +8,8 @@
 //   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics]),
 //   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P]): the routing.h steps, the last array
 //   overwritten.
-//   linearWeightGradient(x, dy, dw, [N, in, out], threads): blas.h (throws when no OpenBLAS was found; the
-//   module's `blas` names the library found, or is null).
+//   linearWeightGradient(x, dy, dw, [N, in, out], threads): blas.h (throws when no OpenBLAS was found), and
+//   blasName(): the library, loaded on this first call, or null.
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
 //                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
@@ -262,6 +262,13 @@ napi_value BiasGradient(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+napi_value BlasName(napi_env env, napi_callback_info) {
+  napi_value name;
+  if (blas_name()) napi_create_string_utf8(env, blas_name(), NAPI_AUTO_LENGTH, &name);
+  else napi_get_null(env, &name);
+  return name;
+}
+
 napi_value LinearWeightGradient(napi_env env, napi_callback_info info) {
   const char* kernel = "linearWeightGradient";
   if (!blas_name()) return fail(env, kernel, "no OpenBLAS found");
@@ -398,14 +405,11 @@ NAPI_MODULE_INIT() {
       {"batchNormInputGradient", BatchNormInputGradient},
       {"batchNormScaleGradient", BatchNormScaleGradient},
       {"linearWeightGradient", LinearWeightGradient},
+      {"blasName", BlasName},
       {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);
     napi_set_named_property(env, exports, name, fn);
   }
-  napi_value name;
-  if (blas_name()) napi_create_string_utf8(env, blas_name(), NAPI_AUTO_LENGTH, &name);
-  else napi_get_null(env, &name);
-  napi_set_named_property(env, exports, "blas", name);
   return exports;
 }

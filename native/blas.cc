@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <thread>
 
 #include "parallel.h"
 
@@ -56,7 +57,10 @@ void linear_weight_gradient(int64_t n, int64_t in, int64_t out, const float* x, 
   if (n == 0) return std::fill(dw, dw + in * out, 0.0f);  // no images: no gradient (and no K = 0 call)
   // Below ~0.5 M multiply-adds a thread's start costs more than its share saves.
   const int64_t enough = std::max<int64_t>(1, n * in * out / (1 << 19));
-  const int parts = int(std::min<int64_t>({threads, out, enough}));
+  // OpenBLAS serves a bounded number of concurrent callers (twice its build's MAX_THREADS, 64 on Debian),
+  // and more threads than cores only queue: a caller's count is capped at both.
+  const int64_t cores = std::max(1u, std::thread::hardware_concurrency());
+  const int parts = int(std::min<int64_t>({threads, cores, 32, out, enough}));
   parallel(parts, [&](int part) {
     const int64_t begin = out * part / parts, end = out * (part + 1) / parts;
     // Row-major: dW[begin:end, :] = dY[:, begin:end]ᵀ · X.

@@ -135,8 +135,8 @@ interface Addon {
   batchNormScaleGradient(...arrays: [...Float32Array[], Int32Array]): void;
   optimizerUpdate?(kind: number, hyper: Float32Array, ...rest: UpdateArguments): void;
   linearWeightGradient?(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array, threads: number): void;
-  /** The OpenBLAS found at load, null without one (absent from builds before it). */
-  blas?: string | null;
+  /** The OpenBLAS found (loaded by the first call), null without one; absent from builds before it. */
+  blasName?(): string | null;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = [
@@ -242,15 +242,17 @@ function wrap(addon: Addon): NativeKernels {
   };
 }
 
-/** The OpenBLAS weight gradient when the addon found the library and it is wanted. */
+/** The OpenBLAS weight gradient when it is wanted and the addon finds the library (only then loaded). */
 function linearWeights(addon: Addon): Pick<NativeKernels, 'linearWeightGradient' | 'blas'> {
   const kernel = addon.linearWeightGradient;
-  if (!kernel || typeof addon.blas !== 'string' || process.env.MNIST_ONNX_CNN_BLAS === '0') return {};
+  if (!kernel || !addon.blasName || process.env.MNIST_ONNX_CNN_BLAS === '0') return {};
+  const blas = addon.blasName();
+  if (typeof blas !== 'string') return {};
   return {
     linearWeightGradient(x, dY, dw, n, inFeatures, outFeatures, threads = 1) {
       kernel.call(addon, x, dY, dw, Int32Array.of(n, inFeatures, outFeatures), threads);
     },
-    blas: addon.blas,
+    blas,
   };
 }
 

@@ -5,6 +5,7 @@
 import { execFileSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { INPUT_NAME } from '../core/contract.ts';
+import { composite, F, linear as linearLayer } from '../core/model/layers/index.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
@@ -170,7 +171,57 @@ describe.skipIf(!linear)('mlp trained with OpenBLAS weight gradients', () => {
   });
 });
 
-describe.skipIf(!kernels)('without OpenBLAS (MNIST_ONNX_CNN_BLAS=0)', () => {
+/** A hidden layer applied twice: its weight gets two gradient parts, summed in the graph. */
+const sharedHidden = () =>
+  composite(
+    'Shared',
+    { inp: linearLayer(784, 256), hidden: linearLayer(256, 256), out: linearLayer(256, 10) },
+    (m, x, ctx) => {
+      x = F.relu(ctx, m.inp(F.flatten(ctx, x)));
+      x = F.relu(ctx, m.hidden(x));
+      x = F.relu(ctx, m.hidden(x));
+      return m.out(x);
+    },
+  );
+
+describe('a weight two layers share', () => {
+  it('keeps its gradient in the graph (the sum of its parts is there)', () => {
+    const graph = buildGradientGraph(sharedHidden(), { externalLinearWeights: () => true });
+    expect(graph.external.map((e) => e.weight).sort()).toEqual(['inp.weight', 'out.weight']);
+  });
+
+  it.skipIf(!linear)("trains to the pure-ORT graph's weights", async () => {
+    const batch = fixtureBatch(9);
+    const weights = new Map<string, Float32Array>();
+    for (const native of [false, true]) {
+      const options = { optimizer: sgd({ momentum: 0.5 }), threads: 1, seed: 2, native };
+      expect(describeParallelism(options, sharedHidden())).toBe(
+        native ? '1 thread, native kernels' : '1 session × 1 thread',
+      );
+      const trainer = await createTrainer(sharedHidden(), options);
+      try {
+        for (let s = 0; s < 2; s++) await trainer.step(batch.images, batch.labels, 0.05);
+        for (const [name, value] of trainer.weights()) {
+          const other = weights.get(name);
+          if (!other) weights.set(name, value);
+          else for (let i = 0; i < value.length; i++) expect(value[i], name).toBeCloseTo(other[i] as number, 5);
+        }
+      } finally {
+        await trainer.release();
+      }
+    }
+  });
+});
+
+describe.skipIf(!linear)('which runs say they use the kernel', () => {
+  it('mlp at batch 64 does; at batch 1024 no layer outweighs its inputs, so the update alone is native', () => {
+    const mlp = ZOO.mlp.build();
+    expect(describeParallelism({ threads: 1 }, mlp)).toBe('1 thread, native kernels');
+    expect(describeParallelism({ threads: 1, batchSize: 1024 }, mlp)).toBe('1 session × 1 thread, native update');
+  });
+});
+
+describe.skipIf(!kernels || process.platform !== 'linux')('without OpenBLAS (MNIST_ONNX_CNN_BLAS=0)', () => {
   it('mlp trains on the ORT graph, and says so', () => {
     const script = `
       import { ZOO } from './core/model/zoo/index.ts';
@@ -180,13 +231,16 @@ describe.skipIf(!kernels)('without OpenBLAS (MNIST_ONNX_CNN_BLAS=0)', () => {
       const trainer = await createTrainer(ZOO.mlp.build(), options);
       const { loss } = await trainer.step(new Float32Array(4 * 784).fill(0.5), [1, 2, 3, 4], 0.01);
       await trainer.release();
-      console.log(JSON.stringify({ mode: describeParallelism(options, ZOO.mlp.build()), loss }));`;
+      const maps = (await import('node:fs')).readFileSync('/proc/self/maps', 'utf8');
+      const blasLoaded = /libopenblas/.test(maps);
+      console.log(JSON.stringify({ mode: describeParallelism(options, ZOO.mlp.build()), loss, blasLoaded }));`;
     const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
       encoding: 'utf8',
       env: { ...process.env, MNIST_ONNX_CNN_BLAS: '0' },
     });
-    const { mode, loss } = JSON.parse(out.trim().split('\n').at(-1) as string);
+    const { mode, loss, blasLoaded } = JSON.parse(out.trim().split('\n').at(-1) as string);
     expect(mode).toBe('1 session × 1 thread, native update');
+    expect(blasLoaded, 'OpenBLAS mapped into the process').toBe(false);
     expect(Number.isFinite(loss)).toBe(true);
   });
 });

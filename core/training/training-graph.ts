@@ -113,12 +113,16 @@ function emitLossAndGradients(
     rules = { ...table, [op]: wrapper(rule) };
   };
   const { nativeGradients, externalConvWeights, externalLinearWeights } = options;
+  // A weight read by one node only: a shared one (a layer applied twice) sums its parts in the graph, and
+  // the sum cannot read a gradient made outside it.
+  const readers = new Map<string, number>();
+  for (const node of g.nodes) for (const i of new Set(node.input)) readers.set(i, (readers.get(i) ?? 0) + 1);
+  const ownWeights = new Set(trainable.map((p) => p.name).filter((name) => readers.get(name) === 1));
   if (nativeGradients) rules = nativeRules(rules ?? gradientRules, nativeGradients);
-  if (externalConvWeights) wrap('Conv', (conv) => externalConvWeightRule(conv, externalConvWeights, external));
-  if (externalLinearWeights) {
-    const weights = new Set(trainable.map((p) => p.name));
-    wrap('Gemm', (gemm) => externalLinearWeightRule(gemm, weights, externalLinearWeights, external));
-  }
+  if (externalConvWeights)
+    wrap('Conv', (conv) => externalConvWeightRule(conv, ownWeights, externalConvWeights, external));
+  if (externalLinearWeights)
+    wrap('Gemm', (gemm) => externalLinearWeightRule(gemm, ownWeights, externalLinearWeights, external));
   const grads = backward(
     g,
     new Map([[forward.logits, dLogits]]),
@@ -130,10 +134,10 @@ function emitLossAndGradients(
     const later = [loss, correct, ...grads.values(), ...forward.ctx.stateUpdates.values()];
     fuseNchwcConvs(g, new Set([...later, ...external.flatMap((e) => [e.x, e.dY])]));
   }
-  // A placeholder that feeds a node (a weight shared by two Convs, summed) would leave that node unfed.
+  // A placeholder that feeds a node would leave that node unfed (the rules take unshared weights only).
   const placeholders = new Set(external.map((e) => externalWeightGradName(e.weight)));
   const consumer = g.nodes.find((node) => node.input.some((i) => placeholders.has(i)));
-  if (consumer) throw new Error(`external Conv weight gradients: '${consumer.name}' would read a placeholder`);
+  if (consumer) throw new Error(`internal: external weight gradients: '${consumer.name}' would read a placeholder`);
   return { g, forward, ctx: forward.ctx, classes, loss, correct, trainable, grads, external };
 }
 

@@ -61,7 +61,7 @@ export interface CreateTrainerOptions extends TrainerOptions {
   native?: boolean;
 }
 
-type ParallelismOptions = Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native'>;
+type ParallelismOptions = Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native' | 'batchSize'>;
 
 /** How `createTrainer` will run a step with these options, for logs and benchmark tables. */
 export function describeParallelism(options: ParallelismOptions, module?: Module) {
@@ -88,13 +88,23 @@ export function usesNativeConvWeights(options: ParallelismOptions, module: Modul
 }
 
 /**
- * Whether nn.Linear weight gradients run on the machine's OpenBLAS (node/native-kernels.ts): the same speed
- * as ORT's Gemm, without handing dW out as a copy (mlp's first layer: 1.6 MB a step).
+ * Whether some nn.Linear weight gradient runs on the machine's OpenBLAS (node/native-kernels.ts): the same
+ * speed as ORT's Gemm, without handing dW out as a copy (mlp's first layer: 1.6 MB a step).
  */
 export function usesNativeLinearWeights(options: ParallelismOptions, module: Module): boolean {
   if (options.native === false || (options.device ?? 'cpu') !== 'cpu' || !nativeKernels()?.linearWeightGradient)
     return false;
-  return emitForward(module).graph.nodes.some((node) => node.op_type === 'Gemm');
+  const shapes = new Map(inspectModule(module).params.map((p) => [p.name, p.shape]));
+  const worthIt = outweighsItsInputs(sliceOf(options, module));
+  return emitForward(module).graph.nodes.some((node) => {
+    const [outFeatures, inFeatures] = shapes.get(node.input[1] ?? '') ?? [];
+    return node.op_type === 'Gemm' && !!outFeatures && !!inFeatures && worthIt(inFeatures, outFeatures);
+  });
+}
+
+/** The images one session run sees: the whole batch, or one worker's slice of it. */
+function sliceOf(options: ParallelismOptions, module: Module): number {
+  return Math.ceil((options.batchSize ?? 64) / (usesWorkers(options, module) ? (options.threads ?? 1) : 1));
 }
 
 /**
@@ -122,8 +132,7 @@ export async function createTrainer(module: Module, given: CreateTrainerOptions)
   const ours = !given.runtime || given.runtime === nodeRuntime;
   const options = given.device === 'auto' && ours ? { ...given, device: await resolveNodeDevice(given) } : given;
   const workers = usesWorkers(options, module);
-  // Each session run sees the whole batch, or one worker's slice (or one micro-batch) of it.
-  const slice = Math.ceil((options.batchSize ?? 64) / (workers ? (options.threads ?? 1) : 1));
+  const slice = sliceOf(options, module);
   const native = usesNativeConvWeights(options, module);
   const tuned =
     options.autotune && (options.device ?? 'cpu') === 'cpu'

@@ -36,17 +36,22 @@ export type ExternalWeight = ExternalConvWeight | ExternalLinearWeight;
 /** dW's placeholder: a name no node produces. */
 export const externalWeightGradName = (weight: string) => `${weight}.external_grad`;
 
-/** `rule` (a Conv rule) with dW left out for the nodes `external` picks; they are appended to `recorded`. */
+/**
+ * `rule` (a Conv rule) with dW left out for the nodes `external` picks whose weight is one of `weights`
+ * (parameters no other node reads: the placeholder must not flow on into a sum); they are appended to
+ * `recorded`.
+ */
 export function externalConvWeightRule(
   rule: GradientRule,
+  weights: ReadonlySet<string>,
   external: (geometry: ConvGeometry) => boolean,
   recorded: ExternalWeight[],
 ): GradientRule {
   return (c) => {
     const geometry = convGeometryOf(c.g, c.node);
-    if (!c.needsGrad[1] || !external(geometry)) return rule(c);
-    const grads = rule({ ...c, needsGrad: c.needsGrad.map((need, i) => need && i !== 1) });
     const weight = input(c, 1);
+    if (!c.needsGrad[1] || !weights.has(weight) || !external(geometry)) return rule(c);
+    const grads = rule({ ...c, needsGrad: c.needsGrad.map((need, i) => need && i !== 1) });
     recorded.push({ kind: 'conv', weight, x: input(c, 0), dY: c.dOutputs[0] as string, geometry });
     grads[1] = externalWeightGradName(weight);
     return grads;
@@ -55,8 +60,7 @@ export function externalConvWeightRule(
 
 /**
  * `rule` (a Gemm rule) with dW left out for nn.Linear's form — Y = X·Wᵀ (+ b), X 2-D, W one of `weights`
- * (a parameter: the placeholder must not flow on into another rule) — where `external` picks the layer by
- * its sizes; other Gemms keep `rule` whole.
+ * (as for Convs) — where `external` picks the layer by its sizes; other Gemms keep `rule` whole.
  */
 export function externalLinearWeightRule(
   rule: GradientRule,
