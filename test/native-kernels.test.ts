@@ -1,14 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.ts';
+import { inspectModule } from '../core/model/forward-graph.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
-import { createTrainer, defaultParallelism, describeParallelism } from '../train/parallel/create-trainer.ts';
+import { createTrainer, describeParallelism } from '../train/parallel/create-trainer.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { convGeometry as geometry } from './helpers/conv-geometry.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
+import { sameWeightsAsFirst } from './helpers/same-weights.ts';
 import { expectThreePytorchSteps, plainSgdCases } from './helpers/torch-training.ts';
 
 const kernels = nativeKernels();
@@ -79,13 +81,13 @@ describe.skipIf(!kernels)(`native conv weight gradient (${nativeKernelsStatus()}
   });
 });
 
-describe.skipIf(!kernels)('native conv weight gradients in training steps vs PyTorch', () => {
+describe.skipIf(!kernels)('native kernels in training steps vs PyTorch', () => {
   const { images, labels } = fixtureBatch();
-  // mlp has no Conv (its native steps: test/native-linear-weights.test.ts).
-  for (const c of plainSgdCases().filter((k) => k.model !== 'mlp')) {
+  // mlp has no Conv: its native steps are the OpenBLAS weight gradients (test/native-linear-weights.test.ts).
+  for (const c of plainSgdCases().filter((k) => k.model !== 'mlp' || kernels?.linearWeightGradient)) {
     // Two workers normalize BatchNorm per slice (like DDP without SyncBN): only BatchNorm-free models match.
     // One session × 2 threads (sessions and kernels on both) sees the whole batch: every model matches.
-    const bnFree = defaultParallelism(ZOO[c.model].build()) === 'workers';
+    const bnFree = inspectModule(ZOO[c.model].build()).params.every((p) => p.trainable);
     const runs: [number, 'workers' | 'session' | undefined][] = [
       [1, undefined],
       [2, 'session'],
@@ -117,7 +119,7 @@ describe.skipIf(!kernels)('native conv weight gradients with micro-batches', () 
     const { images, labels } = fixtureBatch();
     const n = Math.min(13, labels.length);
     const batch = images.subarray(0, n * 784);
-    const weights = new Map<string, Float32Array>();
+    const check = sameWeightsAsFirst(5);
     for (const nativeConvWeights of [false, true]) {
       const trainer = await ParallelTrainer.create(ZOO.cnn.build(), {
         optimizer: sgd({ momentum: 0.5 }),
@@ -128,11 +130,7 @@ describe.skipIf(!kernels)('native conv weight gradients with micro-batches', () 
       });
       try {
         for (let s = 0; s < 2; s++) await trainer.step(batch, labels.slice(0, n), 0.05);
-        for (const [name, value] of trainer.weights()) {
-          const other = weights.get(name);
-          if (!other) weights.set(name, value);
-          else for (let i = 0; i < value.length; i++) expect(value[i]).toBeCloseTo(other[i] as number, 5);
-        }
+        check(trainer.weights());
       } finally {
         await trainer.release();
       }

@@ -9,13 +9,13 @@ import { composite, F, linear as linearLayer } from '../core/model/layers/index.
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
 import { sgd } from '../core/training/optim/index.ts';
-import { buildGradientGraph, buildTrainingGraph, gradName } from '../core/training/training-graph.ts';
+import { buildGradientGraph, gradName } from '../core/training/training-graph.ts';
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
 import { createTrainer, describeParallelism, outweighsItsInputs } from '../train/parallel/create-trainer.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { convGeometry } from './helpers/conv-geometry.ts';
-import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
-import { expectThreePytorchSteps, plainSgdCases } from './helpers/torch-training.ts';
+import { fixtureBatch } from './helpers/fixture-data.ts';
+import { sameWeightsAsFirst } from './helpers/same-weights.ts';
 
 const kernels = nativeKernels();
 const linear = kernels?.linearWeightGradient;
@@ -117,37 +117,11 @@ describe('a gradient graph with fully connected weights left out', () => {
 });
 
 describe.skipIf(!linear)('mlp trained with OpenBLAS weight gradients', () => {
-  const c = plainSgdCases().find((k) => k.model === 'mlp');
-  const { images, labels } = fixtureBatch();
-  const runs: [number, 'workers' | 'session'][] = [
-    [1, 'session'],
-    [2, 'session'],
-    [2, 'workers'],
-  ];
-  for (const [threads, parallelism] of runs) {
-    it(`${threads} thread(s), ${parallelism}: three SGD steps end at PyTorch's weights`, async () => {
-      if (!c) throw new Error('no mlp case in test/fixtures/torch-training.json');
-      const module = ZOO.mlp.build();
-      const options = {
-        optimizer: sgd({ momentum: 0.5 }),
-        threads,
-        parallelism,
-        weights: fixtureWeights(buildTrainingGraph(module, { optimizer: sgd() }).params),
-      };
-      expect(describeParallelism(options, module)).toContain('native kernels');
-      const trainer = await createTrainer(module, options);
-      try {
-        await expectThreePytorchSteps(trainer, { images, labels }, c);
-      } finally {
-        await trainer.release();
-      }
-    });
-  }
-
+  // PyTorch's three SGD steps at 1 and 2 threads and with 2 workers: test/native-kernels.test.ts.
   it("two workers with micro-batches of an odd batch reach the pure-ORT graph's weights", async () => {
     const n = 13;
     const batch = fixtureBatch(n);
-    const weights = new Map<string, Float32Array>();
+    const check = sameWeightsAsFirst(5);
     for (const blas of [false, true]) {
       const trainer = await ParallelTrainer.create(ZOO.mlp.build(), {
         optimizer: sgd({ momentum: 0.5 }),
@@ -159,11 +133,7 @@ describe.skipIf(!linear)('mlp trained with OpenBLAS weight gradients', () => {
       });
       try {
         for (let s = 0; s < 2; s++) await trainer.step(batch.images, batch.labels, 0.05);
-        for (const [name, value] of trainer.weights()) {
-          const other = weights.get(name);
-          if (!other) weights.set(name, value);
-          else for (let i = 0; i < value.length; i++) expect(value[i], name).toBeCloseTo(other[i] as number, 5);
-        }
+        check(trainer.weights());
       } finally {
         await trainer.release();
       }
@@ -192,7 +162,7 @@ describe('a weight two layers share', () => {
 
   it.skipIf(!linear)("trains to the pure-ORT graph's weights", async () => {
     const batch = fixtureBatch(9);
-    const weights = new Map<string, Float32Array>();
+    const check = sameWeightsAsFirst(5);
     for (const native of [false, true]) {
       const options = { optimizer: sgd({ momentum: 0.5 }), threads: 1, seed: 2, native };
       expect(describeParallelism(options, sharedHidden())).toBe(
@@ -201,11 +171,7 @@ describe('a weight two layers share', () => {
       const trainer = await createTrainer(sharedHidden(), options);
       try {
         for (let s = 0; s < 2; s++) await trainer.step(batch.images, batch.labels, 0.05);
-        for (const [name, value] of trainer.weights()) {
-          const other = weights.get(name);
-          if (!other) weights.set(name, value);
-          else for (let i = 0; i < value.length; i++) expect(value[i], name).toBeCloseTo(other[i] as number, 5);
-        }
+        check(trainer.weights());
       } finally {
         await trainer.release();
       }
