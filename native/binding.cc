@@ -5,9 +5,9 @@
 // shape = [N, C, H, W, M, Ho, Wo, kh, kw, sh, sw, pt, pl, dh, dw]; dw (dx) is overwritten.
 //   maxPoolGradient(x, dy, dx, [N, C, H, W, k, relu]), reluGradient(y, dy, dx), add(a, b, out), multiply(a, b, out),
 //   biasGradient(dy, db, [N, C, P]), avgPoolGradient(dy, dx, [N, C, H, W, kh, kw, sh, sw, pt, pl, pb, pr]),
-//   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics]),
-//   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P]): the routing.h steps, the last array
-//   overwritten.
+//   batchNormInputGradient(x, gamma, mean, invStd, dy, dx, [N, C, P, statistics, threads]),
+//   batchNormScaleGradient(x, mean, invStd, dy, dgamma, [N, C, P, threads]): the routing.h steps, the last
+//   array overwritten.
 //   linearWeightGradient(x, dy, dw, [N, in, out], threads): blas.h (throws when no OpenBLAS was found), and
 //   blasName(): the library, loaded on this first call, or null.
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
@@ -234,21 +234,41 @@ bool channel_lengths(napi_env env, const Plain& p, const char* kernel, std::init
 
 // batchNormInputGradient(x, γ, mean, invStd, dY, dX, [N, C, P, statistics]) and
 // batchNormScaleGradient(x, mean, invStd, dY, dγ, [N, C, P]): x, dY, dX [N, C, P]; the rest [C].
+// A shape's last entry as a thread count (1 to MAX_THREADS), or false with the JS error thrown.
+bool thread_count(napi_env env, const char* kernel, int64_t value, int* threads) {
+  if (value < 1 || value > MAX_THREADS) return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS)), false;
+  *threads = int(value);
+  return true;
+}
+
 napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
+  const char* kernel = "batchNormInputGradient";
   Plain p;
-  if (!plain(env, info, "batchNormInputGradient", 6, 4, &p) ||
-      !channel_lengths(env, p, "batchNormInputGradient", {0, 4, 5}, {1, 2, 3}))
+  int threads;
+  if (!plain(env, info, kernel, 6, 5, &p) || !channel_lengths(env, p, kernel, {0, 4, 5}, {1, 2, 3}) ||
+      !thread_count(env, kernel, p.d[4], &threads))
     return nullptr;
-  batch_norm_input_gradient(p.d[0], p.d[1], p.d[2], p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5]);
+  try {
+    batch_norm_input_gradient(p.d[0], p.d[1], p.d[2], p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5],
+                              threads);
+  } catch (const std::exception& e) {  // a thread that could not start
+    return fail(env, kernel, e.what());
+  }
   return nullptr;
 }
 
 napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
+  const char* kernel = "batchNormScaleGradient";
   Plain p;
-  if (!plain(env, info, "batchNormScaleGradient", 5, 3, &p) ||
-      !channel_lengths(env, p, "batchNormScaleGradient", {0, 3}, {1, 2, 4}))
+  int threads;
+  if (!plain(env, info, kernel, 5, 4, &p) || !channel_lengths(env, p, kernel, {0, 3}, {1, 2, 4}) ||
+      !thread_count(env, kernel, p.d[3], &threads))
     return nullptr;
-  batch_norm_scale_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1], p.a[2], p.a[3], p.a[4]);
+  try {
+    batch_norm_scale_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], threads);
+  } catch (const std::exception& e) {
+    return fail(env, kernel, e.what());
+  }
   return nullptr;
 }
 

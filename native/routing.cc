@@ -1,5 +1,7 @@
 #include "routing.h"
 
+#include "parallel.h"
+
 #include <algorithm>
 #ifdef __AVX512F__
 #include <immintrin.h>
@@ -234,10 +236,29 @@ void channel_sums(int64_t n, int64_t c, int64_t p, int64_t ch, float mu, float i
 
 }  // namespace
 
+namespace {
+
+// Channels [begin, end) of part `part` of `parts`, and how many parts the work pays for (~64 K elements each:
+// a thread's start costs about what that much of the pass does).
+int channel_parts(int64_t n, int64_t c, int64_t p, int threads) {
+  const int64_t enough = std::max<int64_t>(1, n * c * p / (1 << 16));
+  return int(std::max<int64_t>(1, std::min<int64_t>({threads, c, enough})));
+}
+
+template <typename F>
+void over_channels(int64_t n, int64_t c, int64_t p, int threads, F per_channel) {
+  const int parts = channel_parts(n, c, p, threads);
+  parallel(parts, [&](int part) {
+    for (int64_t ch = c * part / parts; ch < c * (part + 1) / parts; ch++) per_channel(ch);
+  });
+}
+
+}  // namespace
+
 void batch_norm_input_gradient(int64_t n, int64_t c, int64_t p, bool statistics, const float* x, const float* gamma,
-                               const float* mean, const float* inv_std, const float* dy, float* dx) {
+                               const float* mean, const float* inv_std, const float* dy, float* dx, int threads) {
   const double m = double(n * p);
-  for (int64_t ch = 0; ch < c; ch++) {
+  over_channels(n, c, p, threads, [&](int64_t ch) {
     const float mu = mean[ch], is = inv_std[ch], scale = gamma[ch] * is;
     float mean_dy = 0.0f, mean_dy_xhat = 0.0f;
     if (statistics) {
@@ -252,14 +273,14 @@ void batch_norm_input_gradient(int64_t n, int64_t c, int64_t p, bool statistics,
       float* out = dx + (i * c + ch) * p;
       for (int64_t k = 0; k < p; k++) out[k] = (ds[k] - mean_dy - (xs[k] - mu) * is * mean_dy_xhat) * scale;
     }
-  }
+  });
 }
 
 void batch_norm_scale_gradient(int64_t n, int64_t c, int64_t p, const float* x, const float* mean,
-                               const float* inv_std, const float* dy, float* dgamma) {
-  for (int64_t ch = 0; ch < c; ch++) {
+                               const float* inv_std, const float* dy, float* dgamma, int threads) {
+  over_channels(n, c, p, threads, [&](int64_t ch) {
     double sum_dy, sum_dy_xhat;
     channel_sums(n, c, p, ch, mean[ch], inv_std[ch], x, dy, &sum_dy, &sum_dy_xhat);
     dgamma[ch] = float(sum_dy_xhat);
-  }
+  });
 }

@@ -30,10 +30,11 @@ void avg_pool_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t
 
 // A BatchNorm's dX [N,C,P] from its input x, γ, the statistics it normalized by (mean, 1/√(var + ε); [C]) and
 // dY. With x̂ = (x − mean)·invStd and m = N·P: dX = γ·invStd·(dY − mean(dY) − x̂·mean(dY·x̂)) when the
-// statistics are the batch's own (`statistics`: they depend on x), else γ·invStd·dY. Sums in double.
+// statistics are the batch's own (`statistics`: they depend on x), else γ·invStd·dY. Sums in double. Threads
+// split the channels (each computes the same sums in the same order: results do not depend on the count).
 void batch_norm_input_gradient(int64_t n, int64_t c, int64_t p, bool statistics, const float* x, const float* gamma,
-                               const float* mean, const float* inv_std, const float* dy, float* dx);
+                               const float* mean, const float* inv_std, const float* dy, float* dx, int threads);
 
-// dγ[c] = Σ_n,p dY·x̂ (the BatchNorm's scale gradient), in double.
+// dγ[c] = Σ_n,p dY·x̂ (the BatchNorm's scale gradient), in double; threads split the channels.
 void batch_norm_scale_gradient(int64_t n, int64_t c, int64_t p, const float* x, const float* mean,
-                               const float* inv_std, const float* dy, float* dgamma);
+                               const float* inv_std, const float* dy, float* dgamma, int threads);

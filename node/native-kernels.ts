@@ -78,6 +78,7 @@ export interface NativeKernels {
     dx: Float32Array,
     dims: readonly [n: number, channels: number, positions: number],
     statistics: boolean,
+    threads?: number,
   ): void;
   /** A BatchNorm's dγ [C] = Σ dY·x̂ over images and positions. */
   batchNormScaleGradient(
@@ -87,6 +88,7 @@ export interface NativeKernels {
     dY: Float32Array,
     dgamma: Float32Array,
     dims: readonly [n: number, channels: number, positions: number],
+    threads?: number,
   ): void;
   /**
    * dW [out, in] = dYᵀ·X of a fully connected layer from X [n, in] and dY [n, out], written into `dw`, by
@@ -231,11 +233,11 @@ function wrap(addon: Addon): NativeKernels {
     avgPoolGradient(dY, dx, dims, kernel, strides, pads) {
       addon.avgPoolGradient(dY, dx, Int32Array.of(...dims, ...kernel, ...strides, ...pads));
     },
-    batchNormInputGradient(x, gamma, mean, invStd, dY, dx, dims, statistics) {
-      addon.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, Int32Array.of(...dims, statistics ? 1 : 0));
+    batchNormInputGradient(x, gamma, mean, invStd, dY, dx, dims, statistics, threads = 1) {
+      addon.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, Int32Array.of(...dims, statistics ? 1 : 0, threads));
     },
-    batchNormScaleGradient(x, mean, invStd, dY, dgamma, dims) {
-      addon.batchNormScaleGradient(x, mean, invStd, dY, dgamma, Int32Array.of(...dims));
+    batchNormScaleGradient(x, mean, invStd, dY, dgamma, dims, threads = 1) {
+      addon.batchNormScaleGradient(x, mean, invStd, dY, dgamma, Int32Array.of(...dims, threads));
     },
     optimizerUpdate: addon.optimizerUpdate && optimizerUpdate(addon.optimizerUpdate.bind(addon)),
     ...linearWeights(addon),

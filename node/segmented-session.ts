@@ -230,8 +230,18 @@ function nativeStep(
             output(values, xs.dims),
             dims,
             statistics,
+            threads,
           );
-        else kernels.batchNormScaleGradient(named(x), named(mean), is, named(dY), output(values, [c as number]), dims);
+        else
+          kernels.batchNormScaleGradient(
+            named(x),
+            named(mean),
+            is,
+            named(dY),
+            output(values, [c as number]),
+            dims,
+            threads,
+          );
       };
     }
     case CHANNEL_SLICE: {

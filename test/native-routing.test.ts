@@ -132,41 +132,56 @@ describe.skipIf(!kernels)(`native routing steps (${nativeKernelsStatus()})`, () 
     });
   }
 
-  for (const statistics of [true, false]) {
-    it(`BatchNorm input and scale gradients, ${statistics ? 'through the batch statistics' : 'fixed statistics'}`, () => {
-      const [n, c, p] = [3, 5, 7 * 6];
-      const x = random(n * c * p).map((v) => 2 * v + 0.5);
-      const dY = random(n * c * p);
-      const gamma = random(c).map((v) => v + 1.5);
-      const mean = random(c);
-      const invStd = random(c).map((v) => v + 1.25);
-      const dx = new Float32Array(n * c * p);
-      const dgamma = new Float32Array(c);
-      kernels?.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, [n, c, p], statistics);
-      kernels?.batchNormScaleGradient(x, mean, invStd, dY, dgamma, [n, c, p]);
-      const at = (i: number, ch: number, k: number) => (i * c + ch) * p + k;
-      for (let ch = 0; ch < c; ch++) {
-        const xHat = (i: number, k: number) =>
-          ((x[at(i, ch, k)] as number) - (mean[ch] as number)) * (invStd[ch] as number);
-        let [sumDy, sumDyXHat] = [0, 0];
-        for (let i = 0; i < n; i++)
-          for (let k = 0; k < p; k++) {
-            sumDy += dY[at(i, ch, k)] as number;
-            sumDyXHat += (dY[at(i, ch, k)] as number) * xHat(i, k);
-          }
-        expect(dgamma[ch]).toBeCloseTo(sumDyXHat, 4);
-        const [meanDy, meanDyXHat] = statistics ? [sumDy / (n * p), sumDyXHat / (n * p)] : [0, 0];
-        for (let i = 0; i < n; i++)
-          for (let k = 0; k < p; k++) {
-            const scale = (gamma[ch] as number) * (invStd[ch] as number);
-            const expected = scale * ((dY[at(i, ch, k)] as number) - meanDy - xHat(i, k) * meanDyXHat);
-            expect(Math.abs((dx[at(i, ch, k)] as number) - expected)).toBeLessThan(
-              2e-5 * Math.max(1, Math.abs(expected)),
-            );
-          }
-      }
-    });
-  }
+  // The second shape is big enough for the channels to be split over threads (~64 K elements a part).
+  const bnShapes: [n: number, c: number, p: number, threads: number][] = [
+    [3, 5, 7 * 6, 1],
+    [16, 9, 1000, 3],
+  ];
+  for (const statistics of [true, false])
+    for (const [n, c, p, threads] of bnShapes) {
+      it(`BatchNorm input and scale gradients, ${statistics ? 'through the batch statistics' : 'fixed statistics'}, [${n}, ${c}, ${p}] on ${threads} thread(s)`, () => {
+        const x = random(n * c * p).map((v) => 2 * v + 0.5);
+        const dY = random(n * c * p);
+        const gamma = random(c).map((v) => v + 1.5);
+        const mean = random(c);
+        const invStd = random(c).map((v) => v + 1.25);
+        const dx = new Float32Array(n * c * p).fill(Number.NaN); // every element must be written
+        const dgamma = new Float32Array(c).fill(Number.NaN);
+        kernels?.batchNormInputGradient(x, gamma, mean, invStd, dY, dx, [n, c, p], statistics, threads);
+        kernels?.batchNormScaleGradient(x, mean, invStd, dY, dgamma, [n, c, p], threads);
+        if (threads > 1) {
+          // The split changes nothing: the same sums in the same order per channel.
+          const [dx1, dgamma1] = [new Float32Array(dx.length), new Float32Array(c)];
+          kernels?.batchNormInputGradient(x, gamma, mean, invStd, dY, dx1, [n, c, p], statistics, 1);
+          kernels?.batchNormScaleGradient(x, mean, invStd, dY, dgamma1, [n, c, p], 1);
+          expect(dx1).toEqual(dx);
+          expect(dgamma1).toEqual(dgamma);
+        }
+        const at = (i: number, ch: number, k: number) => (i * c + ch) * p + k;
+        for (let ch = 0; ch < c; ch++) {
+          const xHat = (i: number, k: number) =>
+            ((x[at(i, ch, k)] as number) - (mean[ch] as number)) * (invStd[ch] as number);
+          let [sumDy, sumDyXHat] = [0, 0];
+          for (let i = 0; i < n; i++)
+            for (let k = 0; k < p; k++) {
+              sumDy += dY[at(i, ch, k)] as number;
+              sumDyXHat += (dY[at(i, ch, k)] as number) * xHat(i, k);
+            }
+          // float32 sums over N·P terms (16,000 in the big shape): relative, not absolute, agreement
+          expect(Math.abs((dgamma[ch] as number) - sumDyXHat)).toBeLessThan(1e-5 * Math.max(1, Math.abs(sumDyXHat)));
+          const [meanDy, meanDyXHat] = statistics ? [sumDy / (n * p), sumDyXHat / (n * p)] : [0, 0];
+          let worst = 0; // relative to max(1, |expected|); NaN (an element left unwritten) fails too
+          for (let i = 0; i < n; i++)
+            for (let k = 0; k < p; k++) {
+              const scale = (gamma[ch] as number) * (invStd[ch] as number);
+              const expected = scale * ((dY[at(i, ch, k)] as number) - meanDy - xHat(i, k) * meanDyXHat);
+              const error = Math.abs((dx[at(i, ch, k)] as number) - expected) / Math.max(1, Math.abs(expected));
+              worst = Number.isNaN(error) ? Number.NaN : Math.max(worst, error);
+            }
+          expect(worst, `channel ${ch}`).toBeLessThan(2e-5);
+        }
+      });
+    }
 
   it('a gradient times a same-shaped factor (a dropout mask)', () => {
     const [a, b] = [random(37), random(37)];
