@@ -13,7 +13,7 @@
  * there at start, never rescan) and `explicit` (load and unload only when asked, see load() and unload()).
  */
 
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { lstat, readdir, rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
@@ -405,11 +405,24 @@ export class ModelRepository {
     if (chosen > MAX_VERSION)
       throw new ModelControlError(`model '${name}' has no version number left (the largest is ${MAX_VERSION})`);
     const path = modelPath(this.root, name, chosen);
+    // Plain folders only, as export writes them: a link would write through it (outside the repository, or
+    // nowhere), and a file in a folder's place fails mkdir (which was a 500).
+    for (const folder of [join(this.root, name), dirname(path)]) {
+      const found = await lstat(folder).catch(() => undefined);
+      if (found && !found.isDirectory())
+        throw new ModelControlError(
+          `model '${name}' ${folder === dirname(path) ? `version ${chosen}` : 'folder'} in the repository is ${found.isSymbolicLink() ? 'a link' : 'not a folder'}; publish refused`,
+        );
+    }
     try {
       await writeNewFileAtomic(path, bytes);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST')
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST')
         throw new VersionExistsError(`model '${name}' already has version ${chosen}; publish it as a new version`);
+      // The folders changed under us since the check above.
+      if (code === 'ENOTDIR' || code === 'ELOOP' || code === 'ENOENT')
+        throw new ModelControlError(`model '${name}' could not be written: its folders changed in the repository`);
       throw error;
     }
     this.wanted?.add(name);

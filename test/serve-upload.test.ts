@@ -5,7 +5,7 @@
  * by the same contract as the repository (a file that does not load is refused and removed), size-capped,
  * behind the same key rules as load/unload.
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -148,6 +148,29 @@ describe('edges', () => {
     expect((await errorOf(next)).message).toMatch(/no version number left/);
     expect((await putModel(server.url, 'stats', model)).status).toBe(400);
   }, 60_000);
+
+  it('a file, a dangling link or a link out of the repository where a model or version folder goes: 400, nothing written', async () => {
+    const { server, root } = await start({ uploads: { maxBytes: 256 * 1024 } });
+    const outside = mkdtempSync(join(tmpdir(), 'outside-'));
+    writeFileSync(join(root, 'afile'), 'not a folder');
+    symlinkSync(join(root, 'nowhere'), join(root, 'dangling'));
+    symlinkSync(outside, join(root, 'away'));
+    mkdirSync(join(root, 'g'));
+    writeFileSync(join(root, 'g', '1'), 'not a folder');
+    for (const [name, send] of [
+      ['afile', () => putModel(server.url, 'afile', model)],
+      ['dangling', () => putModel(server.url, 'dangling', model)],
+      ['away', () => putModel(server.url, 'away', model)],
+      ['afile', () => load(server.url, 'afile', { 'file:1/model.onnx': b64(model) })],
+      ['g', () => load(server.url, 'g', { 'file:1/model.onnx': b64(model) })],
+    ] as const) {
+      const r = await send();
+      expect(r.status, name).toBe(400);
+      expect((await errorOf(r)).message, name).toMatch(/publish refused/);
+    }
+    expect(readdirSync(outside)).toEqual([]);
+    expect(readFileSync(join(root, 'afile'), 'utf8')).toBe('not a folder');
+  });
 });
 
 describe('without --allow-upload, and off loopback', () => {
