@@ -106,6 +106,35 @@ it.skipIf(python === undefined)(
   90_000,
 );
 
+it.skipIf(python === undefined)(
+  "refuses a message that would decode into too much before decoding it (an attack's 1 MB of empty inputs)",
+  async () => {
+    const script = [
+      'import grpc, sys',
+      'channel = grpc.insecure_channel(sys.argv[1])',
+      "call = channel.unary_unary('/inference.GRPCInferenceService/ModelInfer', request_serializer=lambda b: b, response_deserializer=lambda b: b)",
+      "bomb = b'\\x0a\\x08torchcnn' + b'\\x2a\\x00' * 500000",
+      'for _ in range(4):',
+      '    try:',
+      '        call(bomb, timeout=60)',
+      "        print('OK')",
+      '    except grpc.RpcError as e:',
+      '        print(e.code().name, e.details())',
+    ].join('\n');
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(
+        python as string,
+        ['-c', script, `127.0.0.1:${server.grpcPort}`],
+        { encoding: 'utf8', timeout: 60_000 },
+        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      );
+    });
+    expect(out.trim().split('\n')).toEqual(new Array(4).fill('INVALID_ARGUMENT the request has more than 16 inputs'));
+    expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+  },
+  90_000,
+);
+
 it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one address keep at most 32 open', async () => {
   const sockets = Array.from({ length: 300 }, () => {
     const s = connect({ host: '127.0.0.1', port: server.grpcPort as number, localAddress: '127.0.0.2' });

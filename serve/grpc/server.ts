@@ -26,6 +26,7 @@ import { modelMetadata } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
+import { inferRequestCost } from './infer-wire.ts';
 
 const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 
@@ -92,6 +93,42 @@ const unary =
 
 const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
 
+/**
+ * ModelInfer's decoding, bounded: a request whose wire bytes would decode into more than the server takes is
+ * refused unread (infer-wire.ts), and the raw bytes of requests decoded and not yet answered are held to a
+ * budget of `budget` bytes — grpc-js decodes every message as it arrives, so without one, many streams of
+ * large requests waiting for the model would hold their decoded objects at once (an outside attack: 4.7 GB
+ * and a crash). A refusal is a request object carrying its status, answered by `inferHandler`.
+ */
+const REFUSED = Symbol('refused');
+const HELD = Symbol('held');
+type Decoded = InferRequestMessage & { [REFUSED]?: Partial<grpc.StatusObject>; [HELD]?: number };
+
+function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, budget: number) {
+  let held = 0;
+  const decode = method.requestDeserialize;
+  const requestDeserialize = (bytes: Buffer): Decoded => {
+    const cost = inferRequestCost(bytes);
+    if (cost) return { [REFUSED]: { code: grpc.status.INVALID_ARGUMENT, details: cost } } as Decoded;
+    if (held + bytes.length > budget)
+      return {
+        [REFUSED]: {
+          code: grpc.status.RESOURCE_EXHAUSTED,
+          details: 'the server holds as many gRPC requests as it takes at once; retry shortly',
+        },
+      } as Decoded;
+    const request = decode(bytes) as Decoded;
+    held += bytes.length;
+    request[HELD] = bytes.length;
+    return request;
+  };
+  const release = (request: Decoded) => {
+    held -= request[HELD] ?? 0;
+    request[HELD] = 0;
+  };
+  return { method: { ...method, requestDeserialize }, release };
+}
+
 /** gRPC clients keep a few long-lived connections (HTTP/2 multiplexes calls): far fewer than HTTP's. */
 const GRPC_CONNECTIONS = { total: 128, perClient: 32, pipelined: 16 };
 
@@ -107,25 +144,42 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
     'grpc.max_concurrent_streams': 16,
   });
-  server.addService(definition.inference.GRPCInferenceService.service, {
-    ServerLive: unary(() => ({ live: true })),
-    ServerReady: unary(() => ({ ready: repository.readyCount > 0 })),
-    ServerMetadata: unary(() => ({
-      name: options.serverName,
-      version: options.serverVersion,
-      extensions: GRPC_EXTENSIONS,
-    })),
-    ModelReady: unary((r: { name: string; version: string }) => {
-      const version = versionOf(r.version);
-      const versions = repository.versions(r.name);
-      if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${shownName(r.name)}'`);
-      return { ready: versions.some((v) => v.ready && (version === undefined || v.version === version)) };
-    }),
-    ModelMetadata: unary((r: { name: string; version: string }) =>
-      repository.use(r.name, versionOf(r.version), async (model) => modelMetadata(model)),
-    ),
-    ModelInfer: unary((r: InferRequestMessage) => infer(repository, r)),
-  });
+  const service = definition.inference.GRPCInferenceService.service;
+  // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
+  const inferDecoding = boundedInferDecoding(
+    service.ModelInfer as grpc.MethodDefinition<unknown, unknown>,
+    16 * options.maxMessageBytes,
+  );
+  const inferUnary = unary((r: InferRequestMessage) => infer(repository, r));
+  server.addService(
+    { ...service, ModelInfer: inferDecoding.method },
+    {
+      ServerLive: unary(() => ({ live: true })),
+      ServerReady: unary(() => ({ ready: repository.readyCount > 0 })),
+      ServerMetadata: unary(() => ({
+        name: options.serverName,
+        version: options.serverVersion,
+        extensions: GRPC_EXTENSIONS,
+      })),
+      ModelReady: unary((r: { name: string; version: string }) => {
+        const version = versionOf(r.version);
+        const versions = repository.versions(r.name);
+        if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${shownName(r.name)}'`);
+        return { ready: versions.some((v) => v.ready && (version === undefined || v.version === version)) };
+      }),
+      ModelMetadata: unary((r: { name: string; version: string }) =>
+        repository.use(r.name, versionOf(r.version), async (model) => modelMetadata(model)),
+      ),
+      ModelInfer: (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+        const refused = call.request[REFUSED];
+        if (refused) return callback(refused);
+        inferUnary(call, (error, value) => {
+          inferDecoding.release(call.request);
+          callback(error, value);
+        });
+      },
+    },
+  );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
   // connections to the same rules as HTTP's (connections.ts): a cap in all and per address, the least
   // recently active closed for room. grpc-js itself has no connection cap: 20,000 silent sockets used up the

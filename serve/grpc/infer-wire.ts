@@ -1,0 +1,139 @@
+/**
+ * A ModelInferRequest's cost read from its wire bytes, before protobufjs decodes it into objects. grpc-js
+ * decodes a whole message (up to the body limit) on the event loop before any handler runs, and the schema's
+ * limits come after: an outside attack sent 1 MB messages of 500,000 empty `inputs` (2 bytes each), each
+ * decoding for ~0.5 s into ~100 MB of objects; 32 connections × 16 streams of them ran the heap out and
+ * crashed the server. The walk below counts what decoding would build (repeated entries, map entries,
+ * values) and stops at the first count over the limits the request would fail anyway.
+ */
+import { INFER_LIMITS } from '../schemas.ts';
+
+/** What one request may hold (the schema's, plus the tensor values a body limit's worth of floats gives). */
+export const INFER_WIRE_LIMITS = {
+  tensors: INFER_LIMITS.tensors,
+  rank: INFER_LIMITS.rank,
+  parameters: INFER_LIMITS.parameters,
+  /** Values in `contents`, all tensors and types together: 1 MiB of float32. */
+  values: 262_144,
+  /** `bytes_contents` entries (each a Buffer; BYTES tensors are not served). */
+  byteStrings: 64,
+};
+
+class TooCostly extends Error {}
+
+/** Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits. */
+export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS): string | undefined {
+  const counts = { values: 0, byteStrings: 0 };
+  const over = (count: number, limit: number, what: string) => {
+    if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
+  };
+  try {
+    let inputs = 0;
+    let outputs = 0;
+    let raw = 0;
+    let parameters = 0;
+    walk(bytes, 0, bytes.length, (field, start, end) => {
+      if (field === 4) over(++parameters, limits.parameters, 'parameters');
+      if (field === 5) {
+        over(++inputs, limits.tensors, 'inputs');
+        if (start >= 0) inputTensor(bytes, start, end, limits, counts, over);
+      }
+      if (field === 6) {
+        over(++outputs, limits.tensors, 'outputs');
+        let outputParameters = 0;
+        if (start >= 0)
+          walk(bytes, start, end, (f) => {
+            if (f === 2) over(++outputParameters, limits.parameters, 'parameters on an output');
+          });
+      }
+      if (field === 7) over(++raw, limits.tensors, 'raw_input_contents');
+    });
+    return undefined;
+  } catch (error) {
+    if (error instanceof TooCostly) return error.message;
+    return 'the request is not a valid ModelInferRequest';
+  }
+}
+
+type Over = (count: number, limit: number, what: string) => void;
+
+function inputTensor(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  limits: typeof INFER_WIRE_LIMITS,
+  counts: { values: number; byteStrings: number },
+  over: Over,
+): void {
+  let shape = 0;
+  let parameters = 0;
+  walk(bytes, start, end, (field, from, to, wireType) => {
+    if (field === 3) {
+      shape += wireType === 2 ? varints(bytes, from, to) : 1;
+      over(shape, limits.rank, 'dimensions in an input shape');
+    }
+    if (field === 4) over(++parameters, limits.parameters, 'parameters on an input');
+    if (field === 5 && from >= 0)
+      walk(bytes, from, to, (type, a, b, wire) => {
+        if (type === 8) return over(++counts.byteStrings, limits.byteStrings, 'bytes_contents');
+        // Packed: floats 4 bytes, doubles 8, the integer types varints; unpacked: one value per field.
+        const packed = wire === 2 && a >= 0;
+        const values = !packed ? 1 : type === 6 ? (b - a) / 4 : type === 7 ? (b - a) / 8 : varints(bytes, a, b);
+        counts.values += values;
+        over(counts.values, limits.values, 'tensor values');
+      });
+  });
+}
+
+/** Varints in [start, end): bytes whose high bit is clear end one each. */
+function varints(bytes: Uint8Array, start: number, end: number): number {
+  let count = 0;
+  for (let i = start; i < end; i++) if (((bytes[i] as number) & 0x80) === 0) count++;
+  return count;
+}
+
+/**
+ * Each field of the message in [start, end): its number, and for length-delimited fields the payload's
+ * range (start −1 for the others). Throws on malformed wire data.
+ */
+function walk(
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+  visit: (field: number, from: number, to: number, wireType: number) => void,
+): void {
+  let i = start;
+  const varint = (): number => {
+    let value = 0;
+    let scale = 1;
+    for (let k = 0; k < 10; k++) {
+      if (i >= end) throw new Error('truncated varint');
+      const b = bytes[i++] as number;
+      value += (b & 0x7f) * scale;
+      if ((b & 0x80) === 0) return value;
+      scale *= 128;
+    }
+    throw new Error('varint too long');
+  };
+  while (i < end) {
+    const tag = varint();
+    const field = Math.floor(tag / 8);
+    const wireType = tag % 8;
+    if (wireType === 0) {
+      varint();
+      visit(field, -1, -1, wireType);
+    } else if (wireType === 1 || wireType === 5) {
+      i += wireType === 1 ? 8 : 4;
+      if (i > end) throw new Error('truncated fixed field');
+      visit(field, -1, -1, wireType);
+    } else if (wireType === 2) {
+      const length = varint();
+      if (length > end - i) throw new Error('truncated field');
+      const from = i;
+      i += length;
+      visit(field, from, i, wireType);
+    } else {
+      throw new Error(`wire type ${wireType}`);
+    }
+  }
+}

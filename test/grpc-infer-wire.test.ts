@@ -1,0 +1,127 @@
+/**
+ * The gRPC ModelInferRequest's cost read from its wire bytes (serve/grpc/infer-wire.ts), on messages that
+ * protobufjs encodes from the vendored .proto (an encoder independent of the walker).
+ */
+import protobuf from 'protobufjs';
+import { describe, expect, it } from 'vitest';
+import { INFER_WIRE_LIMITS, inferRequestCost } from '../serve/grpc/infer-wire.ts';
+
+// The .proto's own field names (protobufjs would camel-case them and drop ours).
+const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+const Request = root.lookupType('inference.ModelInferRequest');
+const encode = (message: Record<string, unknown>) => Request.encode(Request.fromObject(message)).finish();
+const tensor = (extra: Record<string, unknown> = {}) => ({
+  name: 'input',
+  datatype: 'FP32',
+  shape: [2, 1, 28, 28],
+  ...extra,
+});
+
+describe('a ModelInferRequest read from its wire bytes', () => {
+  it('takes what the server serves: 16 inputs, rank 8, parameters, a body limit of float32 contents', () => {
+    expect(
+      inferRequestCost(encode({ model_name: 'cnn', inputs: [tensor()], raw_input_contents: [Buffer.alloc(6272)] })),
+    ).toBeUndefined();
+    const full = {
+      model_name: 'cnn',
+      parameters: Object.fromEntries(Array.from({ length: 32 }, (_, i) => [`p${i}`, { int64_param: i }])),
+      inputs: Array.from({ length: 16 }, () => tensor({ shape: [1, 1, 1, 1, 1, 1, 1, 784] })),
+      outputs: Array.from({ length: 16 }, (_, i) => ({ name: `o${i}` })),
+    };
+    expect(inferRequestCost(encode(full))).toBeUndefined();
+    const values = INFER_WIRE_LIMITS.values;
+    expect(
+      inferRequestCost(encode({ inputs: [tensor({ contents: { fp32_contents: new Array(values).fill(0.5) } })] })),
+    ).toBeUndefined();
+  });
+
+  it('refuses what would decode into more: entries, dimensions, parameters, values of any type', () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      ['17 inputs', { inputs: Array.from({ length: 17 }, () => ({})) }, /more than 16 inputs/],
+      ['17 outputs', { outputs: Array.from({ length: 17 }, () => ({})) }, /more than 16 outputs/],
+      [
+        '17 raw contents',
+        { raw_input_contents: Array.from({ length: 17 }, () => Buffer.alloc(1)) },
+        /raw_input_contents/,
+      ],
+      ['rank 9', { inputs: [tensor({ shape: [1, 1, 1, 1, 1, 1, 1, 1, 1] })] }, /dimensions/],
+      [
+        '33 parameters',
+        { parameters: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`p${i}`, {}])) },
+        /parameters/,
+      ],
+      [
+        '33 on an input',
+        { inputs: [tensor({ parameters: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`p${i}`, {}])) })] },
+        /parameters on an input/,
+      ],
+      [
+        '33 on an output',
+        {
+          outputs: [{ name: 'o', parameters: Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`p${i}`, {}])) }],
+        },
+        /parameters on an output/,
+      ],
+      [
+        'one float too many',
+        { inputs: [tensor({ contents: { fp32_contents: new Array(INFER_WIRE_LIMITS.values + 1).fill(1) } })] },
+        /tensor values/,
+      ],
+      [
+        'bools',
+        { inputs: [tensor({ contents: { bool_contents: new Array(INFER_WIRE_LIMITS.values + 1).fill(true) } })] },
+        /tensor values/,
+      ],
+      [
+        'doubles over two inputs',
+        {
+          inputs: [
+            tensor({ contents: { fp64_contents: new Array(150_000).fill(1) } }),
+            tensor({ contents: { int_contents: new Array(150_000).fill(1) } }),
+          ],
+        },
+        /tensor values/,
+      ],
+      [
+        '65 byte strings',
+        { inputs: [tensor({ contents: { bytes_contents: Array.from({ length: 65 }, () => Buffer.alloc(1)) } })] },
+        /bytes_contents/,
+      ],
+    ];
+    for (const [what, message, reason] of cases) expect(inferRequestCost(encode(message)), what).toMatch(reason);
+  });
+
+  it('counts unpacked repeated values as protobuf allows them too', () => {
+    // fp32 field 6 unpacked: tag (6 << 3 | 5) = 0x35, then 4 bytes, per value; inside contents (field 5 of a tensor).
+    const values = INFER_WIRE_LIMITS.values + 1;
+    const contents = Buffer.concat(Array.from({ length: values }, () => Buffer.from([0x35, 0, 0, 0, 0])));
+    const withLength = (field: number, body: Buffer) =>
+      Buffer.concat([Buffer.from([(field << 3) | 2]), varint(body.length), body]);
+    const input = withLength(5, contents); // InferInputTensor.contents
+    expect(inferRequestCost(withLength(5, input))).toMatch(/tensor values/);
+  });
+
+  it("an attack's 1 MB of empty inputs is refused at the 17th, and malformed bytes are refused as such", () => {
+    const bomb = Buffer.concat([
+      Buffer.from([0x0a, 3, 0x63, 0x6e, 0x6e]),
+      Buffer.alloc(1_000_000, Buffer.from([0x2a, 0x00])),
+    ]);
+    expect(inferRequestCost(bomb)).toMatch(/more than 16 inputs/);
+    for (const bad of [
+      Buffer.from([0x2a, 0x05, 0x00]),
+      Buffer.from([0x0b]),
+      Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
+    ])
+      expect(inferRequestCost(bad)).toBe('the request is not a valid ModelInferRequest');
+  });
+});
+
+function varint(n: number): Buffer {
+  const out: number[] = [];
+  while (n >= 0x80) {
+    out.push((n & 0x7f) | 0x80);
+    n = Math.floor(n / 128);
+  }
+  out.push(n);
+  return Buffer.from(out);
+}
