@@ -4,6 +4,7 @@
  * (model-runner.ts) kills it when a run is over its budget. Started with an IPC channel; the first
  * message is the load request.
  */
+
 import { createHash } from 'node:crypto';
 import { dirname } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -14,6 +15,7 @@ import { decodeModel } from '../../onnx/codec.ts';
 import { describeModel } from '../../onnx/describe.ts';
 import { boundedMetadata } from '../model-metadata.ts';
 import { checkExternalData, externalDataLocations } from './external-data.ts';
+import { MAX_OUTPUT_VALUES_PER_IMAGE } from './limits.ts';
 import type { FromRunner, LoadRequest, RunRequest, ToRunner } from './protocol.ts';
 
 let session: ort.InferenceSession | undefined;
@@ -42,11 +44,20 @@ async function run(request: RunRequest): Promise<void> {
   const feeds = { [request.input]: new ort.Tensor('float32', request.data, request.dims) };
   const results = await session.run(feeds, request.outputs);
   const outputs: Record<string, Float32Array> = {};
+  let values = 0;
   for (const name of request.outputs) {
     const tensor = results[name];
     if (tensor?.type !== 'float32') throw new Error(`output ${name} is not float32`);
     outputs[name] = tensor.data as Float32Array;
+    values += tensor.data.length;
   }
+  // Checked here, before the values are copied to the server (a probe's 800 MB output took it to 2.4 GB
+  // when the limit was applied there), and on every run: an input the load probe never tried may give more.
+  const images = Math.max(1, request.dims[0] ?? 1);
+  if (values > images * MAX_OUTPUT_VALUES_PER_IMAGE)
+    throw new Error(
+      `the outputs give ${Math.ceil(values / images)} values per image; this server answers at most ${MAX_OUTPUT_VALUES_PER_IMAGE}`,
+    );
   reply({ type: 'result', id: request.id, outputs });
 }
 
