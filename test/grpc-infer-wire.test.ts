@@ -101,6 +101,19 @@ describe('a ModelInferRequest read from its wire bytes', () => {
     expect(inferRequestCost(withLength(5, input))).toMatch(/tensor values/);
   });
 
+  it('a singular field repeated (protobuf would merge the copies) and unknown fields past 64 are refused', () => {
+    const input = Buffer.concat([Buffer.from([0x0a, 1, 0x78]), Buffer.alloc(1_000_000, Buffer.from([0x2a, 0x00]))]);
+    const request = Buffer.concat([Buffer.from([0x2a]), varint(input.length), input]);
+    expect(inferRequestCost(request)).toMatch(/copies of field 5 in one input/);
+    expect(inferRequestCost(Buffer.concat([Buffer.from([0x0a, 1, 0x61]), Buffer.from([0x0a, 1, 0x62])]))).toMatch(
+      /copies of field 1 in one request/,
+    );
+    // Field 99 as a varint: tag (99 << 3) = 792 → bytes 0x98 0x06, then the value 0.
+    const unknown = (n: number) => Buffer.alloc(3 * n, Buffer.from([0x98, 0x06, 0x00]));
+    expect(inferRequestCost(unknown(64))).toBeUndefined();
+    expect(inferRequestCost(unknown(65))).toMatch(/unknown fields in one request/);
+  });
+
   it("an attack's 1 MB of empty inputs is refused at the 17th, and malformed bytes are refused as such", () => {
     const bomb = Buffer.concat([
       Buffer.from([0x0a, 3, 0x63, 0x6e, 0x6e]),

@@ -5,9 +5,11 @@
  */
 import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 
@@ -134,6 +136,57 @@ it.skipIf(python === undefined)(
   },
   90_000,
 );
+
+it('gives back what a call held however it ends: streams of two messages (never answered by a handler) leave room for a request', async () => {
+  const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+  const Request = root.lookupType('inference.ModelInferRequest');
+  const encode = (message: Record<string, unknown>) =>
+    Buffer.from(Request.encode(Request.fromObject(message)).finish());
+  const frame = (message: Buffer) =>
+    Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((s) => (message.length >>> s) & 0xff)]), message]);
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  const call = (body: Buffer) =>
+    new Promise<string>((resolve) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/inference.GRPCInferenceService/ModelInfer',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      let status = '';
+      stream.on('response', (headers) => {
+        status = String(headers['grpc-status'] ?? status);
+      });
+      stream.on('trailers', (trailers) => {
+        status = String(trailers['grpc-status'] ?? status);
+      });
+      stream.on('data', () => {});
+      stream.on('close', () => resolve(status));
+      stream.on('error', () => resolve(status));
+      stream.end(body);
+    });
+  try {
+    // Streams of two messages each, 1 MB and then halving sizes (an attack's recipe): were what they hold kept,
+    // it would fill the 16 MiB held for requests waiting to within bytes, and the request below would not fit.
+    const sizes = [...new Array(20).fill(1_000_000), ...Array.from({ length: 16 }, (_, k) => 2 ** (19 - k))];
+    const statuses = new Set<string>();
+    for (const size of sizes) {
+      const message = frame(encode({ model_name: 'torchcnn', raw_input_contents: [Buffer.alloc(size)] }));
+      statuses.add(await call(Buffer.concat([message, message])));
+    }
+    expect(statuses).toEqual(new Set([String(12)])); // UNIMPLEMENTED: a second message on a unary call
+    const image = Buffer.from(Float32Array.from(images.slice(0, 784)).buffer);
+    const good = encode({
+      model_name: 'torchcnn',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+      raw_input_contents: [image],
+    });
+    expect(await call(frame(good))).toBe('0');
+  } finally {
+    session.close();
+  }
+});
 
 it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one address keep at most 32 open', async () => {
   const sockets = Array.from({ length: 300 }, () => {

@@ -23,7 +23,7 @@ class TooCostly extends Error {}
 
 /** Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits. */
 export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS): string | undefined {
-  const counts = { values: 0, byteStrings: 0 };
+  const counts = { values: 0, byteStrings: 0, unknown: 0 };
   const over = (count: number, limit: number, what: string) => {
     if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
   };
@@ -32,7 +32,9 @@ export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS):
     let outputs = 0;
     let raw = 0;
     let parameters = 0;
+    const once = singular('request', [1, 2, 3], [4, 5, 6, 7], over);
     walk(bytes, 0, bytes.length, (field, start, end) => {
+      once(field);
       if (field === 4) over(++parameters, limits.parameters, 'parameters');
       if (field === 5) {
         over(++inputs, limits.tensors, 'inputs');
@@ -41,8 +43,10 @@ export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS):
       if (field === 6) {
         over(++outputs, limits.tensors, 'outputs');
         let outputParameters = 0;
+        const onceInOutput = singular('output', [1], [2], over);
         if (start >= 0)
           walk(bytes, start, end, (f) => {
+            onceInOutput(f);
             if (f === 2) over(++outputParameters, limits.parameters, 'parameters on an output');
           });
       }
@@ -62,12 +66,14 @@ function inputTensor(
   start: number,
   end: number,
   limits: typeof INFER_WIRE_LIMITS,
-  counts: { values: number; byteStrings: number },
+  counts: { values: number; byteStrings: number; unknown: number },
   over: Over,
 ): void {
   let shape = 0;
   let parameters = 0;
+  const once = singular('input', [1, 2, 5], [3, 4], over);
   walk(bytes, start, end, (field, from, to, wireType) => {
+    once(field);
     if (field === 3) {
       shape += wireType === 2 ? varints(bytes, from, to) : 1;
       over(shape, limits.rank, 'dimensions in an input shape');
@@ -75,6 +81,7 @@ function inputTensor(
     if (field === 4) over(++parameters, limits.parameters, 'parameters on an input');
     if (field === 5 && from >= 0)
       walk(bytes, from, to, (type, a, b, wire) => {
+        if (type < 1 || type > 8) return over(++counts.unknown, UNKNOWN_FIELDS, 'unknown fields in contents');
         if (type === 8) return over(++counts.byteStrings, limits.byteStrings, 'bytes_contents');
         // Packed: floats 4 bytes, doubles 8, the integer types varints; unpacked: one value per field.
         const packed = wire === 2 && a >= 0;
@@ -83,6 +90,25 @@ function inputTensor(
         over(counts.values, limits.values, 'tensor values');
       });
   });
+}
+
+/** Fields a message may carry that the .proto does not name (protobuf skips them; so does the walk, slowly). */
+const UNKNOWN_FIELDS = 64;
+
+/**
+ * A per-message check that each singular field comes at most once (protobuf would merge repeats — 500,000
+ * empty `contents` in one input passed every count and cost the walk 160 ms) and unknown fields are few.
+ */
+function singular(message: string, once: number[], repeated: number[], over: Over): (field: number) => void {
+  const seen = new Map<number, number>();
+  let unknown = 0;
+  return (field) => {
+    if (once.includes(field)) {
+      const times = (seen.get(field) ?? 0) + 1;
+      seen.set(field, times);
+      over(times, 1, `copies of field ${field} in one ${message}`);
+    } else if (!repeated.includes(field)) over(++unknown, UNKNOWN_FIELDS, `unknown fields in one ${message}`);
+  };
 }
 
 /** Varints in [start, end): bytes whose high bit is clear end one each. */

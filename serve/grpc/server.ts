@@ -98,7 +98,10 @@ const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
  * refused unread (infer-wire.ts), and the raw bytes of requests decoded and not yet answered are held to a
  * budget of `budget` bytes — grpc-js decodes every message as it arrives, so without one, many streams of
  * large requests waiting for the model would hold their decoded objects at once (an outside attack: 4.7 GB
- * and a crash). A refusal is a request object carrying its status, answered by `inferHandler`.
+ * and a crash). A refusal is a request object carrying its status, answered by the handler. Bytes go back
+ * when the call ends however it ends (`interceptor`: its status sent, or cancelled), not when a handler
+ * answers: a second message on a unary stream is decoded and never reaches one (a re-attack filled the
+ * budget for good that way in 0.5 s).
  */
 const REFUSED = Symbol('refused');
 const HELD = Symbol('held');
@@ -122,11 +125,31 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
     request[HELD] = bytes.length;
     return request;
   };
-  const release = (request: Decoded) => {
-    held -= request[HELD] ?? 0;
-    request[HELD] = 0;
+  const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
+    if (descriptor.path !== method.path) return new grpc.ServerInterceptingCall(call);
+    let mine = 0;
+    const release = () => {
+      held -= mine;
+      mine = 0;
+    };
+    return new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next(
+          new grpc.ServerListenerBuilder()
+            .withOnReceiveMessage((message: Decoded, nextMessage) => {
+              mine += message?.[HELD] ?? 0;
+              nextMessage(message);
+            })
+            .withOnCancel(release)
+            .build(),
+        ),
+      sendStatus: (status, next) => {
+        release();
+        next(status);
+      },
+    });
   };
-  return { method: { ...method, requestDeserialize }, release };
+  return { method: { ...method, requestDeserialize }, interceptor };
 }
 
 /** gRPC clients keep a few long-lived connections (HTTP/2 multiplexes calls): far fewer than HTTP's. */
@@ -137,19 +160,20 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   const definition = grpc.loadPackageDefinition(
     loadSync(PROTO, { keepCase: true, longs: Number, defaults: true, oneofs: true }),
   ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': options.maxMessageBytes,
-    // grpc-js lifts Node's HTTP/2 session memory limit by default: unfinished messages then grow without
-    // bound. A session holds at most two messages' worth (MB), on at most 16 streams at once.
-    'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
-    'grpc.max_concurrent_streams': 16,
-  });
   const service = definition.inference.GRPCInferenceService.service;
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
   const inferDecoding = boundedInferDecoding(
     service.ModelInfer as grpc.MethodDefinition<unknown, unknown>,
     16 * options.maxMessageBytes,
   );
+  const server = new grpc.Server({
+    interceptors: [inferDecoding.interceptor],
+    'grpc.max_receive_message_length': options.maxMessageBytes,
+    // grpc-js lifts Node's HTTP/2 session memory limit by default: unfinished messages then grow without
+    // bound. A session holds at most two messages' worth (MB), on at most 16 streams at once.
+    'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
+    'grpc.max_concurrent_streams': 16,
+  });
   const inferUnary = unary((r: InferRequestMessage) => infer(repository, r));
   server.addService(
     { ...service, ModelInfer: inferDecoding.method },
@@ -173,10 +197,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       ModelInfer: (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
         const refused = call.request[REFUSED];
         if (refused) return callback(refused);
-        inferUnary(call, (error, value) => {
-          inferDecoding.release(call.request);
-          callback(error, value);
-        });
+        inferUnary(call, callback);
       },
     },
   );
