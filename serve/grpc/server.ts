@@ -128,9 +128,11 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
     if (descriptor.path !== method.path) return new grpc.ServerInterceptingCall(call);
     let mine = 0;
+    let ended = false;
     const release = () => {
       held -= mine;
       mine = 0;
+      ended = true;
     };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
@@ -138,6 +140,7 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
           new grpc.ServerListenerBuilder()
             .withOnReceiveMessage((message: Decoded, nextMessage) => {
               mine += message?.[HELD] ?? 0;
+              if (ended) release(); // a message decoded after the call ended goes back at once
               nextMessage(message);
             })
             .withOnCancel(release)
