@@ -60,6 +60,21 @@ bool count_of(std::initializer_list<int64_t> sizes, size_t* out) {
   return true;
 }
 
+// A thread count (1 to MAX_THREADS: each kernel starts a fresh thread per part), or false with the JS error thrown.
+bool thread_count(napi_env env, const char* kernel, int64_t value, int* threads) {
+  if (value < 1 || value > MAX_THREADS)
+    return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS)), false;
+  *threads = int(value);
+  return true;
+}
+
+// The same from a JS number argument.
+bool thread_argument(napi_env env, const char* kernel, napi_value value, int* threads) {
+  int32_t given = 0;
+  if (napi_get_value_int32(env, value, &given) != napi_ok) given = 0;
+  return thread_count(env, kernel, given, threads);
+}
+
 // Both kernels take (three float arrays, shape, threads); `lengths` gives each array's expected length.
 struct Call {
   float* a[3];
@@ -84,9 +99,8 @@ bool parse(napi_env env, napi_callback_info info, const char* kernel, const char
   size_t nshape;
   if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 15)
     return fail(env, kernel, "shape must be an Int32Array of 15"), false;
-  int32_t threads = 1;
-  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1 || threads > MAX_THREADS)
-    return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS)), false;
+  int threads = 1;
+  if (!thread_argument(env, kernel, argv[4], &threads)) return false;
   const int32_t* d = static_cast<const int32_t*>(shape);
   for (int i = 0; i < 15; i++)
     if (d[i] < (i == 11 || i == 12 ? 0 : 1))
@@ -232,14 +246,8 @@ bool channel_lengths(napi_env env, const Plain& p, const char* kernel, std::init
   return ok;
 }
 
-// batchNormInputGradient(x, γ, mean, invStd, dY, dX, [N, C, P, statistics]) and
-// batchNormScaleGradient(x, mean, invStd, dY, dγ, [N, C, P]): x, dY, dX [N, C, P]; the rest [C].
-// A shape's last entry as a thread count (1 to MAX_THREADS), or false with the JS error thrown.
-bool thread_count(napi_env env, const char* kernel, int64_t value, int* threads) {
-  if (value < 1 || value > MAX_THREADS) return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS)), false;
-  *threads = int(value);
-  return true;
-}
+// batchNormInputGradient(x, γ, mean, invStd, dY, dX, [N, C, P, statistics, threads]) and
+// batchNormScaleGradient(x, mean, invStd, dY, dγ, [N, C, P, threads]): x, dY, dX [N, C, P]; the rest [C].
 
 napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
   const char* kernel = "batchNormInputGradient";
@@ -299,11 +307,10 @@ napi_value LinearWeightGradient(napi_env env, napi_callback_info info) {
   // Shape and threads first (no JS runs after the data pointers are taken).
   void* shape;
   size_t nshape;
-  int32_t threads = 1;
+  int threads = 1;
   if (!typed(env, argv[3], napi_int32_array, &shape, &nshape) || nshape != 3)
     return fail(env, kernel, "shape must be an Int32Array of 3 [N, in, out]");
-  if (napi_get_value_int32(env, argv[4], &threads) != napi_ok || threads < 1 || threads > MAX_THREADS)
-    return fail(env, kernel, "threads must be 1 to " + std::to_string(MAX_THREADS));
+  if (!thread_argument(env, kernel, argv[4], &threads)) return nullptr;
   const int32_t* d = static_cast<const int32_t*>(shape);
   const int64_t n = d[0], in = d[1], out = d[2];
   size_t want[3];

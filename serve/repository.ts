@@ -407,11 +407,15 @@ export class ModelRepository {
     const path = modelPath(this.root, name, chosen);
     // Plain folders only, as export writes them: a link would write through it (outside the repository, or
     // nowhere), and a file in a folder's place fails mkdir (which was a 500).
-    for (const folder of [join(this.root, name), dirname(path)]) {
+    const folders: [string, string][] = [
+      [join(this.root, name), 'folder'],
+      [dirname(path), `version ${chosen}`],
+    ];
+    for (const [folder, what] of folders) {
       const found = await lstat(folder).catch(() => undefined);
       if (found && !found.isDirectory())
         throw new ModelControlError(
-          `model '${name}' ${folder === dirname(path) ? `version ${chosen}` : 'folder'} in the repository is ${found.isSymbolicLink() ? 'a link' : 'not a folder'}; publish refused`,
+          `model '${name}' ${what} in the repository is ${found.isSymbolicLink() ? 'a link' : 'not a folder'}; publish refused`,
         );
     }
     try {
