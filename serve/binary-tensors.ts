@@ -92,12 +92,12 @@ export function binaryInputs(
 }
 
 /** Little-endian FP32 bytes → float32 values: exactly `expected` of them, every one finite (else 400). */
-export function decodeFp32(bytes: Uint8Array, expected: number, input: string): Float32Array {
+export function decodeFp32(bytes: Uint8Array, expected: number, input: string, source = 'binary data'): Float32Array {
   if (bytes.length !== expected * 4)
     throw new HttpError(
       400,
       'invalid_shape',
-      `input ${input} has ${bytes.length} bytes of binary data; its shape needs ${expected * 4} (${expected} FP32 values)`,
+      `input ${input} has ${bytes.length} bytes of ${source}; its shape needs ${expected * 4} (${expected} FP32 values)`,
     );
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const out = new Float32Array(expected);

@@ -88,7 +88,7 @@ export function flattenTensorData(data: unknown[], rank: number, expected: numbe
 }
 
 /** The request's input tensor, checked against the model's own input: name, datatype and shape. */
-export function inputTensor(model: ServedVersion, { body, binary }: V2Request) {
+export function inputTensor(model: ServedVersion, { body, binary }: V2Request, binarySource?: string) {
   const declared = model.signature.input;
   if (body.inputs.length !== 1)
     throw new HttpError(400, 'invalid_inputs', `model '${model.name}' takes one input, ${declared.name}`);
@@ -124,7 +124,7 @@ export function inputTensor(model: ServedVersion, { body, binary }: V2Request) {
   const per = sizeOf(rest);
   const bytes = binary[0];
   const data = bytes
-    ? decodeFp32(bytes, count * per, declared.name)
+    ? decodeFp32(bytes, count * per, declared.name, binarySource)
     : flattenTensorData(tensor.data as unknown[], tensor.shape.length, count * per);
   return { count, data };
 }

@@ -4,6 +4,7 @@
  */
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
+import { decodeInferRequest, fp32ContentsBytes } from '../serve/grpc/infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost } from '../serve/grpc/infer-wire.ts';
 
 // The .proto's own field names (protobufjs would camel-case them and drop ours).
@@ -126,6 +127,68 @@ describe('a ModelInferRequest read from its wire bytes', () => {
       Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]),
     ])
       expect(inferRequestCost(bad)).toBe('the request is not a valid ModelInferRequest');
+  });
+});
+
+describe('a ModelInferRequest decoded with its contents left as bytes', () => {
+  const fp32 = (bytes: Uint8Array) => Array.from(new Float32Array(new Uint8Array(bytes).buffer));
+
+  it('gives the header protobufjs gives, and packed fp32_contents as a view of the message', () => {
+    const values = [0.5, -1.25, 3e-8, 1e30];
+    const message = {
+      model_name: 'cnn',
+      model_version: '2',
+      id: 'r1',
+      inputs: [tensor({ contents: { fp32_contents: values } })],
+      outputs: [{ name: 'logits' }],
+    };
+    const bytes = Buffer.from(encode(message));
+    const decoded = decodeInferRequest(bytes);
+    expect({ ...decoded, inputs: decoded.inputs.map(({ contents: _, ...rest }) => rest) }).toMatchObject({
+      model_name: 'cnn',
+      model_version: '2',
+      id: 'r1',
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [2, 1, 28, 28] }],
+      outputs: [{ name: 'logits' }],
+      raw_input_contents: [],
+    });
+    const { bytes: floats, others } = fp32ContentsBytes((decoded.inputs[0] as { contents: Uint8Array }).contents);
+    expect(fp32(floats)).toEqual(values.map(Math.fround));
+    expect(others).toEqual([]);
+    expect(floats.buffer).toBe(bytes.buffer); // no copy
+  });
+
+  it('reads unpacked and repeated fp32 fields in wire order, as protobufjs does, and names other types', () => {
+    // Contents: a packed chunk [1, 2], one unpacked 3 (tag 0x35), a packed [4], then int_contents [7].
+    const f = (...v: number[]) => Buffer.from(new Float32Array(v).buffer);
+    const contents = Buffer.concat([
+      Buffer.from([0x32, 8]),
+      f(1, 2),
+      Buffer.from([0x35]),
+      f(3),
+      Buffer.from([0x32, 4]),
+      f(4),
+      Buffer.from([0x12, 1, 7]),
+    ]);
+    const Contents = root.lookupType('inference.InferTensorContents');
+    const reference = Contents.toObject(Contents.decode(contents)) as { fp32_contents: number[] };
+    const { bytes, others } = fp32ContentsBytes(contents);
+    expect(fp32(bytes)).toEqual(reference.fp32_contents);
+    expect(fp32(bytes)).toEqual([1, 2, 3, 4]);
+    expect(others).toEqual(['int_contents']);
+  });
+
+  it('refuses known fields in the wrong wire type and packed floats cut mid-value', () => {
+    const cases: [string, Buffer][] = [
+      ['model_name as a varint', Buffer.from([0x08, 0x01])],
+      ['an input as a fixed32', Buffer.from([0x2d, 0, 0, 0, 0])],
+      ['contents as a varint', Buffer.from([0x2a, 2, 0x28, 0x01])],
+      ['fp32_contents as a varint', Buffer.from([0x2a, 4, 0x2a, 2, 0x30, 0x01])],
+      ['5 bytes of packed floats', Buffer.from([0x2a, 9, 0x2a, 7, 0x32, 5, 0, 0, 0, 0, 0])],
+      ['field number 0', Buffer.from([0x02, 0x00])],
+    ];
+    for (const [what, bytes] of cases)
+      expect(inferRequestCost(bytes), what).toBe('the request is not a valid ModelInferRequest');
   });
 });
 

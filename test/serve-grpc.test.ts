@@ -98,12 +98,22 @@ it.skipIf(python === undefined)(
     expect(result.errors['wrong shape']?.[1]).toContain('shape');
     expect(result.errors['no inputs']?.[0]).toBe('INVALID_ARGUMENT');
     expect(result.errors['contents and raw']).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/one or the other/)]);
+    expect(result.errors['int contents']).toEqual([
+      'INVALID_ARGUMENT',
+      expect.stringMatching(/fp32_contents.*int_contents/),
+    ]);
+    expect(result.errors['short contents']).toEqual([
+      'INVALID_ARGUMENT',
+      expect.stringMatching(/6268 bytes of fp32_contents.*1568 FP32 values/),
+    ]);
+    expect(result.errors['nan contents']).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/data\[5\] is NaN/)]);
     // Counted with the HTTP requests in the version's statistics.
     const stats = (await (await fetch(`${server.url}/v2/models/torchcnn/stats`)).json()) as {
       model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];
     };
     expect(stats.model_stats[0]?.inference_stats.success.count).toBe(3);
-    expect(stats.model_stats[0]?.inference_stats.fail.count).toBe(1); // the wrong shape
+    // The wrong shape, the short and the NaN contents (the int contents are refused before the model is chosen).
+    expect(stats.model_stats[0]?.inference_stats.fail.count).toBe(3);
   },
   90_000,
 );

@@ -33,22 +33,23 @@ export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS):
     let raw = 0;
     let parameters = 0;
     const once = singular('request', [1, 2, 3], [4, 5, 6, 7], over);
-    walk(bytes, 0, bytes.length, (field, start, end) => {
+    walk(bytes, 0, bytes.length, (field, start, end, wireType) => {
       once(field);
+      if (field <= 7) lengthDelimited(wireType); // every field ModelInferRequest names is a string, bytes or message
       if (field === 4) over(++parameters, limits.parameters, 'parameters');
       if (field === 5) {
         over(++inputs, limits.tensors, 'inputs');
-        if (start >= 0) inputTensor(bytes, start, end, limits, counts, over);
+        inputTensor(bytes, start, end, limits, counts, over);
       }
       if (field === 6) {
         over(++outputs, limits.tensors, 'outputs');
         let outputParameters = 0;
         const onceInOutput = singular('output', [1], [2], over);
-        if (start >= 0)
-          walk(bytes, start, end, (f) => {
-            onceInOutput(f);
-            if (f === 2) over(++outputParameters, limits.parameters, 'parameters on an output');
-          });
+        walk(bytes, start, end, (f, _from, _to, wire) => {
+          onceInOutput(f);
+          if (f <= 2) lengthDelimited(wire);
+          if (f === 2) over(++outputParameters, limits.parameters, 'parameters on an output');
+        });
       }
       if (field === 7) over(++raw, limits.tensors, 'raw_input_contents');
     });
@@ -75,21 +76,33 @@ function inputTensor(
   walk(bytes, start, end, (field, from, to, wireType) => {
     once(field);
     if (field === 3) {
+      if (wireType !== 0) lengthDelimited(wireType); // shape: int64s, packed or one varint each
       shape += wireType === 2 ? varints(bytes, from, to) : 1;
       over(shape, limits.rank, 'dimensions in an input shape');
-    }
+    } else if (field <= 5) lengthDelimited(wireType);
     if (field === 4) over(++parameters, limits.parameters, 'parameters on an input');
-    if (field === 5 && from >= 0)
+    if (field === 5)
       walk(bytes, from, to, (type, a, b, wire) => {
         if (type < 1 || type > 8) return over(++counts.unknown, UNKNOWN_FIELDS, 'unknown fields in contents');
-        if (type === 8) return over(++counts.byteStrings, limits.byteStrings, 'bytes_contents');
+        if (type === 8) {
+          lengthDelimited(wire);
+          return over(++counts.byteStrings, limits.byteStrings, 'bytes_contents');
+        }
         // Packed: floats 4 bytes, doubles 8, the integer types varints; unpacked: one value per field.
-        const packed = wire === 2 && a >= 0;
+        const unpacked = type === 6 ? 5 : type === 7 ? 1 : 0;
+        if (wire !== 2 && wire !== unpacked) throw new Error(`wire type ${wire} for contents field ${type}`);
+        const packed = wire === 2;
         const values = !packed ? 1 : type === 6 ? (b - a) / 4 : type === 7 ? (b - a) / 8 : varints(bytes, a, b);
+        if (!Number.isInteger(values)) throw new Error('a packed float field of a partial value');
         counts.values += values;
         over(counts.values, limits.values, 'tensor values');
       });
   });
+}
+
+/** A field the .proto declares as a string, bytes or a message must come length-delimited (wire type 2). */
+function lengthDelimited(wireType: number): void {
+  if (wireType !== 2) throw new Error(`wire type ${wireType} where a length-delimited field belongs`);
 }
 
 /** Fields a message may carry that the .proto does not name (protobuf skips them; so does the walk, slowly). */
@@ -119,10 +132,11 @@ function varints(bytes: Uint8Array, start: number, end: number): number {
 }
 
 /**
- * Each field of the message in [start, end): its number, and for length-delimited fields the payload's
- * range (start −1 for the others). Throws on malformed wire data.
+ * Each field of the message in [start, end): its number, its payload's range (a varint's bytes, a fixed
+ * field's 4 or 8, a length-delimited field's contents after its length) and its wire type. Throws on
+ * malformed wire data.
  */
-function walk(
+export function walk(
   bytes: Uint8Array,
   start: number,
   end: number,
@@ -145,19 +159,21 @@ function walk(
     const tag = varint();
     const field = Math.floor(tag / 8);
     const wireType = tag % 8;
+    if (field === 0) throw new Error('field number 0');
+    const from = i;
     if (wireType === 0) {
       varint();
-      visit(field, -1, -1, wireType);
+      visit(field, from, i, wireType);
     } else if (wireType === 1 || wireType === 5) {
       i += wireType === 1 ? 8 : 4;
       if (i > end) throw new Error('truncated fixed field');
-      visit(field, -1, -1, wireType);
+      visit(field, from, i, wireType);
     } else if (wireType === 2) {
       const length = varint();
       if (length > end - i) throw new Error('truncated field');
-      const from = i;
+      const payload = i;
       i += length;
-      visit(field, from, i, wireType);
+      visit(field, payload, i, wireType);
     } else {
       throw new Error(`wire type ${wireType}`);
     }

@@ -26,6 +26,7 @@ import { modelMetadata } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
+import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost } from './infer-wire.ts';
 
 const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
@@ -43,21 +44,6 @@ export interface GrpcOptions {
 export interface RunningGrpc {
   port: number;
   close(): Promise<void>;
-}
-
-interface InferTensor {
-  name: string;
-  datatype: string;
-  shape: number[];
-  contents?: { fp32_contents?: number[] } | null;
-}
-interface InferRequestMessage {
-  model_name: string;
-  model_version: string;
-  id: string;
-  inputs: InferTensor[];
-  outputs: { name: string }[];
-  raw_input_contents: Buffer[];
 }
 
 const HTTP_TO_GRPC: Record<number, grpc.status> = {
@@ -109,7 +95,6 @@ type Decoded = InferRequestMessage & { [REFUSED]?: Partial<grpc.StatusObject>; [
 
 function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, budget: number) {
   let held = 0;
-  const decode = method.requestDeserialize;
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return { [REFUSED]: { code: grpc.status.INVALID_ARGUMENT, details: cost } } as Decoded;
@@ -120,7 +105,7 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
           details: 'the server holds as many gRPC requests as it takes at once; retry shortly',
         },
       } as Decoded;
-    const request = decode(bytes) as Decoded;
+    const request = decodeInferRequest(bytes) as Decoded;
     held += bytes.length;
     request[HELD] = bytes.length;
     return request;
@@ -273,32 +258,43 @@ async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts
  */
 const GRPC_EXTENSIONS = ['binary_tensor_data'];
 
+/** An input's fp32_contents as little-endian float32 bytes; FP32 data in another field is refused by name. */
+function contentsValues(tensor: InferRequestMessage['inputs'][number]): Uint8Array {
+  const { bytes, others } = fp32ContentsBytes(tensor.contents);
+  if (tensor.datatype === 'FP32' && others.length > 0)
+    throw new HttpError(
+      400,
+      'invalid_inputs',
+      `input '${shownName(tensor.name)}' is FP32: its values go in fp32_contents (or raw_input_contents), not ${others.join(', ')}`,
+    );
+  return bytes;
+}
+
 /** ModelInfer: the message as the HTTP route's request, the same checks, raw outputs. */
 function infer(repository: ModelRepository, r: InferRequestMessage) {
   const raw = r.raw_input_contents;
   if (raw.length > 0 && raw.length !== r.inputs.length)
     throw new HttpError(400, 'invalid_inputs', `${raw.length} raw_input_contents for ${r.inputs.length} inputs`);
   // As Triton: a tensor's data comes one way, never both (which would the server believe?).
-  const both = raw.length > 0 && r.inputs.find((t) => (t.contents?.fp32_contents?.length ?? 0) > 0);
+  const both = raw.length > 0 && r.inputs.find((t) => t.contents.length > 0);
   if (both)
     throw new HttpError(
       400,
       'invalid_inputs',
       `input '${shownName(both.name)}' has contents as well as raw_input_contents: send one or the other`,
     );
+  // The header through the HTTP route's schema; the values as bytes, through the binary extension's decoder.
   const parsed = InferRequestSchema.safeParse({
     ...(r.id ? { id: r.id } : {}),
-    inputs: r.inputs.map((t) => {
-      const data = t.contents?.fp32_contents ?? [];
-      return { name: t.name, datatype: t.datatype, shape: t.shape, ...(raw.length === 0 ? { data } : {}) };
-    }),
+    inputs: r.inputs.map((t) => ({ name: t.name, datatype: t.datatype, shape: t.shape })),
     ...(r.outputs.length > 0 ? { outputs: r.outputs.map((o) => ({ name: o.name })) } : {}),
   });
   if (!parsed.success) throw new HttpError(400, 'invalid_request', zodMessage(parsed.error));
-  const request = { body: parsed.data, binary: raw.length > 0 ? raw.map((b) => new Uint8Array(b)) : [] };
+  const binary = raw.length > 0 ? raw : r.inputs.map(contentsValues);
+  const request = { body: parsed.data, binary, binaryFrom: raw.length > 0 ? 'raw_input_contents' : 'fp32_contents' };
   return repository.use(r.model_name, versionOf(r.model_version), (model) =>
     model.stats.request(async () => {
-      const { count, data } = inputTensor(model, request);
+      const { count, data } = inputTensor(model, request, request.binaryFrom);
       const wanted = requestedOutputs(model, request.body);
       const { outputs, timings } = await model.batcher.inferTimed(data, count);
       assertFiniteOutputs(model, Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])));

@@ -54,7 +54,17 @@ unknown = request(True)
 unknown.model_name = "nope"
 both = request(True)
 both.inputs[0].contents.fp32_contents.extend(values)
+ints = request(True)
+del ints.raw_input_contents[:]
+ints.inputs[0].contents.int_contents.extend([1] * len(values))
+short = request(False)
+short.inputs[0].contents.fp32_contents.pop()
+nan = request(False)
+nan.inputs[0].contents.fp32_contents[5] = float("nan")
 for what, call in [
+    ("int contents", lambda: stub.ModelInfer(ints)),
+    ("short contents", lambda: stub.ModelInfer(short)),
+    ("nan contents", lambda: stub.ModelInfer(nan)),
     ("contents and raw", lambda: stub.ModelInfer(both)),
     ("unknown model", lambda: stub.ModelInfer(unknown)),
     ("wrong shape", lambda: stub.ModelInfer(bad)),
