@@ -20,7 +20,7 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const reader = c.req.raw.body?.getReader();
   if (!reader) return new Uint8Array(0);
   const unlock = await lock?.acquire(c.req.raw.signal);
-  const address = remoteAddress(c);
+  const account = budget?.open(remoteAddress(c));
   const chunks: Uint8Array[] = [];
   let size = 0;
   let taken = 0;
@@ -31,14 +31,14 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
       size += value.length;
       if (size > limit) continue; // read on, keep nothing: the answer is a 413
       const over = size - (budget?.limits.freeBytes ?? size) - taken;
-      if (budget && over > 0) {
-        await budget.take(address, over, c.req.raw.signal);
+      if (account && over > 0) {
+        await account.take(over, c.req.raw.signal);
         taken += over;
       }
       chunks.push(value);
     }
   } finally {
-    budget?.give(address, taken);
+    account?.close();
     unlock?.();
   }
   if (size > limit)

@@ -155,6 +155,50 @@ describe('floods', () => {
     }
   });
 
+  it('bodies that each hold part of the budget and all wait for more still finish (no one waits on the others until 408)', async () => {
+    // 16 bodies of 100 KiB from one address, each sent in two halves: the first halves alone take more than
+    // the address's budget, so every body holding bytes waits for more — none of them will give any back.
+    const budget = { freeBytes: 16 * 1024, total: 1024 * 1024, perClient: 256 * 1024 };
+    const small = await startServer({
+      models: makeTinyRepository(),
+      port: 0,
+      bodyBudget: budget,
+      timeouts: { headersMs: 10_000, requestMs: 15_000 },
+    });
+    const sockets: Socket[] = [];
+    try {
+      const size = 100 * 1024;
+      const answers = Array.from({ length: 16 }, () => {
+        const s = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.6' });
+        s.on('error', () => {});
+        sockets.push(s);
+        s.write(
+          `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\n\r\n`,
+        );
+        s.write(Buffer.alloc(size / 2));
+        return new Promise<string>((resolve) => {
+          let text = '';
+          s.on('data', (chunk: Buffer) => {
+            text += chunk.toString('latin1');
+            if (text.includes('\r\n')) resolve(text.split('\r\n')[0] as string);
+          });
+          s.on('close', () => resolve(text.split('\r\n')[0] ?? 'closed'));
+        });
+      });
+      await new Promise((r) => setTimeout(r, 300));
+      for (const s of sockets) s.write(Buffer.alloc(size / 2));
+      const start = performance.now();
+      // A float32 body of 100 KiB is not whole images: each answers 400 once read (408 if it never is).
+      expect(await Promise.all(answers)).toEqual(new Array(16).fill('HTTP/1.1 400 Bad Request'));
+      expect(performance.now() - start).toBeLessThan(10_000);
+      const metrics = await (await fetch(`${small.url}/metrics`)).text();
+      expect(metrics).toMatch(/^http_request_body_budget_bytes 0$/m);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
+  });
+
   it('stalled uploads from several addresses filling every connection: the least recently active are closed for a probe', async () => {
     const small = await startServer({
       models: makeTinyRepository(),
