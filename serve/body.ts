@@ -5,6 +5,7 @@ import type { Context } from 'hono';
 import { issuesInOneLine, type ZodIssues } from '../core/zod-issues.ts';
 import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
+import { ownTurn } from './own-turn.ts';
 
 /** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -86,6 +87,7 @@ async function decoded(bytes: Buffer, encoding: string | undefined, limit: numbe
 /** Parse a JSON body (UTF-8). V8's parser is not recursive, so deep nesting parses; checking it is the caller's job. */
 export async function readJson(c: Context, limit: number): Promise<unknown> {
   const bytes = await readBody(c, limit);
+  await ownTurn(); // the parse, and the checks that follow it synchronously, in a turn of their own
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);

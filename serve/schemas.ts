@@ -66,8 +66,11 @@ export const PredictionSchema = z
 
 export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
 
-// Elements are not checked here (flattenTensorData does, in one loop): a body-sized array yields no issues.
-const tensorData = z.array(z.unknown());
+// Elements are not checked here (flattenTensorData does, in one loop): a body-sized array yields no issues,
+// and is not copied (z.array copies every element: ~15 ms for a MiB of JSON).
+const tensorData = z
+  .custom<unknown[]>((value) => Array.isArray(value), { error: 'data must be an array' })
+  .openapi({ type: 'array', items: {} });
 
 /**
  * Every array and object a client sends is bounded, checked before its elements: zod gathers one issue per

@@ -1,0 +1,39 @@
+/**
+ * Heavy work waits for a turn of the event loop of its own (serve/own-turn.ts): between two of them the
+ * loop polls for I/O — here a byte written on a loopback socket in one turn is read before the next runs.
+ */
+import { once } from 'node:events';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import { expect, it } from 'vitest';
+import { ownTurn } from '../serve/own-turn.ts';
+
+it('runs queued heavy work one per loop turn, with the socket reads between them', async () => {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const client = connect((server.address() as AddressInfo).port, '127.0.0.1');
+  await once(client, 'connect');
+  const [peer] = await accepted;
+  const order: string[] = [];
+  peer.on('data', (chunk: Buffer) => {
+    for (const byte of chunk) order.push(`read ${String.fromCharCode(byte)}`);
+  });
+  try {
+    // Three pieces of work queued at once, each writing its letter: without turns of their own, all three
+    // would run in one microtask drain and the reads would come after.
+    await Promise.all(
+      ['a', 'b', 'c'].map(async (letter) => {
+        await ownTurn();
+        order.push(`work ${letter}`);
+        client.write(letter);
+      }),
+    );
+    while (order.length < 6) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(order).toEqual(['work a', 'read a', 'work b', 'read b', 'work c', 'read c']);
+  } finally {
+    client.destroy();
+    peer.destroy();
+    server.close();
+  }
+});
