@@ -113,6 +113,12 @@ interface LoadedEntry {
   stamp: string;
 }
 
+/** Publishes of one model waiting their turn, past which another is refused (each holds its file's bytes). */
+const MAX_QUEUED_PUBLISHES = 8;
+
+/** Too many publishes of one model are waiting (503: retry). */
+export class PublishBusyError extends Error {}
+
 /** A publish named a version that exists: nothing the user made is overwritten. */
 export class VersionExistsError extends Error {
   override name = 'VersionExistsError';
@@ -144,6 +150,8 @@ export class ModelRepository {
   private known = new Map<string, FoundFile>();
   /** Versions being loaded now. */
   private readonly loading = new Set<string>();
+  /** Per model: publishes waiting or running, and the promise the next one waits for. */
+  private readonly publishing = new Map<string, { waiting: number; last: Promise<void> }>();
   /** explicit mode: the models asked for (load() adds, unload() removes); other modes serve every model. */
   private readonly wanted: Set<string> | undefined;
 
@@ -396,6 +404,28 @@ export class ModelRepository {
    * file that does not load is removed again (it was ours) and the reason thrown; else the version serves.
    */
   async publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
+    // One publish of a model at a time in this server: concurrent uploads each pick the version after the
+    // one before lands (they all picked the same next version, and all but one got a 409).
+    const queue = this.publishing.get(name) ?? { waiting: 0, last: Promise.resolve() };
+    if (queue.waiting >= MAX_QUEUED_PUBLISHES)
+      throw new PublishBusyError(
+        `model '${shownName(name)}' has ${queue.waiting} publishes waiting already; retry when they are done`,
+      );
+    queue.waiting++;
+    this.publishing.set(name, queue);
+    const mine = queue.last.then(() => this.publishNow(name, version, bytes));
+    queue.last = mine.then(
+      () => {},
+      () => {},
+    );
+    try {
+      return await mine;
+    } finally {
+      if (--queue.waiting === 0) this.publishing.delete(name);
+    }
+  }
+
+  private async publishNow(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
     if (!isValidModelName(name) || RESERVED_NAMES.has(name))
       throw new ModelControlError(`'${shownName(name)}' is not a valid model name (or is a route's own word)`);
     const present = await readdir(join(this.root, name)).catch(() => [] as string[]);

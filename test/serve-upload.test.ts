@@ -70,6 +70,26 @@ describe('with --allow-upload', () => {
     expect(readFileSync(join(root, 'a', '2', 'model.onnx'))).toEqual(Buffer.from(model));
   });
 
+  it('concurrent uploads of one model each get a version of their own, in turn (none a 409)', async () => {
+    const answers = await Promise.all(Array.from({ length: 5 }, () => putModel(url, 'together', model)));
+    expect(answers.map((r) => r.status)).toEqual(new Array(5).fill(201));
+    const versions = await Promise.all(answers.map(async (r) => ((await r.json()) as { version: number }).version));
+    expect([...versions].sort((x, y) => x - y)).toEqual([1, 2, 3, 4, 5]);
+    expect(readdirSync(join(root, 'together')).sort()).toEqual(['1', '2', '3', '4', '5']);
+  });
+
+  it('past 8 publishes of one model waiting, another is refused as busy (each holds its file)', async () => {
+    const { server } = await start({ uploads: { maxBytes: 256 * 1024 } });
+    const settled = await Promise.allSettled(
+      Array.from({ length: 10 }, () => server.repository.publish('queued', undefined, model)),
+    );
+    expect(settled.map((s) => s.status)).toEqual([...new Array(8).fill('fulfilled'), 'rejected', 'rejected']);
+    expect(String((settled[9] as PromiseRejectedResult).reason)).toMatch(/8 publishes waiting already; retry/);
+    const busy = await putModel(server.url, 'queued', model);
+    expect(busy.status).toBe(201); // the queue drained: the next one is taken again
+    expect(((await busy.json()) as { version: number }).version).toBe(9);
+  });
+
   it('never writes over an existing version (409), and leaves it as it was', async () => {
     const other = oddModel({ classes: 10, metadata: { normalization: 'folded (other)' } });
     const r = await load(url, 'a', { 'file:1/model.onnx': b64(other) });
