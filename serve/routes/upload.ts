@@ -51,6 +51,7 @@ const uploadRoute = (access: ModelControlAccess, uploads: UploadSettings) =>
       400: errorResponse('The file did not load (with why)'),
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse('The server listens on the network without an API key'),
+      503: errorResponse('8 publishes of this model are waiting already: retry'),
     },
   });
 
