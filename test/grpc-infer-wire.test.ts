@@ -102,6 +102,16 @@ describe('a ModelInferRequest read from its wire bytes', () => {
     expect(inferRequestCost(withLength(5, input))).toMatch(/tensor values/);
   });
 
+  it('counts each contents field as at least one value: 520,000 empty packed chunks are refused unread', () => {
+    // fp32_contents (field 6) packed with length 0: bytes 0x32 0x00, each building nothing but costing a step.
+    const contents = Buffer.alloc(1_040_000, Buffer.from([0x32, 0x00]));
+    const withLength = (field: number, body: Buffer) =>
+      Buffer.concat([Buffer.from([(field << 3) | 2]), varint(body.length), body]);
+    expect(inferRequestCost(withLength(5, withLength(5, contents)))).toMatch(/more than 262144 tensor values/);
+    const bools = Buffer.alloc(1_040_000, Buffer.from([0x0a, 0x00]));
+    expect(inferRequestCost(withLength(5, withLength(5, bools)))).toMatch(/more than 262144 tensor values/);
+  });
+
   it('a singular field repeated (protobuf would merge the copies) and unknown fields past 64 are refused', () => {
     const input = Buffer.concat([Buffer.from([0x0a, 1, 0x78]), Buffer.alloc(1_000_000, Buffer.from([0x2a, 0x00]))]);
     const request = Buffer.concat([Buffer.from([0x2a]), varint(input.length), input]);

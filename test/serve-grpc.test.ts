@@ -9,6 +9,7 @@ import http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -223,3 +224,51 @@ it.skipIf(process.platform !== 'linux')(
     expect(added).toEqual([server.port, server.grpcPort as number].sort((a, b) => a - b));
   },
 );
+
+it('answers messages its decoder refuses as INVALID_ARGUMENT on every method, never INTERNAL', async () => {
+  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  const call = (method: string, bytes: Buffer) =>
+    new Promise<string>((resolve) =>
+      client.makeUnaryRequest(
+        `/inference.GRPCInferenceService/${method}`,
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        bytes,
+        (error) => resolve(error ? grpc.status[error.code] : 'OK'),
+      ),
+    );
+  const field = (n: number, payload: Buffer) => Buffer.concat([Buffer.from([(n << 3) | 2, payload.length]), payload]);
+  const input = (shape: Buffer) =>
+    field(5, Buffer.concat([field(1, Buffer.from('input')), field(2, Buffer.from('FP32')), shape]));
+  const shape = field(3, Buffer.from([1, 1, 28, 28]));
+  const cases: [string, string, Buffer][] = [
+    // Each passes the wire walk; protobufjs refuses it while decoding (grpc-js answered INTERNAL).
+    ['ModelInfer', 'a model name that is not UTF-8', Buffer.concat([field(1, Buffer.from([0xff])), input(shape)])],
+    [
+      'ModelInfer',
+      'a packed shape cut mid-varint',
+      Buffer.concat([field(1, Buffer.from('torchcnn')), input(field(3, Buffer.from([0x81])))]),
+    ],
+    [
+      'ModelInfer',
+      'a parameter whose value is no InferParameter',
+      Buffer.concat([
+        field(1, Buffer.from('torchcnn')),
+        field(4, Buffer.concat([field(1, Buffer.from('k')), field(2, Buffer.from([0xff]))])),
+      ]),
+    ],
+    [
+      'ModelInfer',
+      'a five-byte tag past 32 bits',
+      Buffer.concat([Buffer.from([0xaa, 0x80, 0x80, 0x80, 0x10, 0]), field(1, Buffer.from('torchcnn'))]),
+    ],
+    ['ServerLive', 'a field cut short', Buffer.from([0x0a, 0x05])],
+  ];
+  try {
+    for (const [method, what, bytes] of cases)
+      expect(await call(method, bytes), `${method}: ${what}`).toBe('INVALID_ARGUMENT');
+    expect(await call('ServerLive', Buffer.alloc(0))).toBe('OK');
+  } finally {
+    client.close();
+  }
+});

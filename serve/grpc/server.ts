@@ -65,10 +65,35 @@ function grpcError(error: unknown): Partial<grpc.StatusObject> {
   return { code: grpc.status.INTERNAL, details: 'internal server error' };
 }
 
+/** A request its decoder refused, carrying the status to answer with (a deserializer that throws is INTERNAL). */
+const REFUSED = Symbol('refused');
+type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
+const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
+const NOT_A_MESSAGE = 'the request is not a valid message of its type';
+
+/** Every method's decoder, where a malformed message is refused as INVALID_ARGUMENT instead of throwing. */
+function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
+  return Object.fromEntries(
+    Object.entries(service).map(([name, method]) => {
+      const decode = method.requestDeserialize;
+      const requestDeserialize = (bytes: Buffer) => {
+        try {
+          return decode(bytes);
+        } catch {
+          return refusal(grpc.status.INVALID_ARGUMENT, NOT_A_MESSAGE);
+        }
+      };
+      return [name, { ...method, requestDeserialize }];
+    }),
+  );
+}
+
 /** A unary handler from an async function; errors become statuses. */
 const unary =
   <Req, Res>(work: (request: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
   (call, callback) => {
+    const refused = (call.request as Refused)?.[REFUSED];
+    if (refused) return callback(refused);
     Promise.resolve()
       .then(() => work(call.request))
       .then(
@@ -89,15 +114,14 @@ const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
  * answers: a second message on a unary stream is decoded and never reaches one (a re-attack filled the
  * budget for good that way in 0.5 s).
  */
-const REFUSED = Symbol('refused');
 const HELD = Symbol('held');
-type Decoded = InferRequestMessage & { [REFUSED]?: Partial<grpc.StatusObject>; [HELD]?: number };
+type Decoded = InferRequestMessage & Refused & { [HELD]?: number };
 
 function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, budget: number) {
   let held = 0;
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
-    if (cost) return { [REFUSED]: { code: grpc.status.INVALID_ARGUMENT, details: cost } } as Decoded;
+    if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
     if (held + bytes.length > budget)
       return {
         [REFUSED]: {
@@ -105,7 +129,12 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
           details: 'the server holds as many gRPC requests as it takes at once; retry shortly',
         },
       } as Decoded;
-    const request = decodeInferRequest(bytes) as Decoded;
+    let request: Decoded;
+    try {
+      request = decodeInferRequest(bytes) as Decoded; // what the walk passes protobufjs may still refuse
+    } catch {
+      return refusal(grpc.status.INVALID_ARGUMENT, 'the request is not a valid ModelInferRequest') as Decoded;
+    }
     held += bytes.length;
     request[HELD] = bytes.length;
     return request;
@@ -162,9 +191,8 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
     'grpc.max_concurrent_streams': 16,
   });
-  const inferUnary = unary((r: InferRequestMessage) => infer(repository, r));
   server.addService(
-    { ...service, ModelInfer: inferDecoding.method },
+    { ...refusingMalformed(service), ModelInfer: inferDecoding.method },
     {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => ({ ready: repository.readyCount > 0 })),
@@ -182,11 +210,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       ModelMetadata: unary((r: { name: string; version: string }) =>
         repository.use(r.name, versionOf(r.version), async (model) => modelMetadata(model)),
       ),
-      ModelInfer: (call: grpc.ServerUnaryCall<Decoded, unknown>, callback: grpc.sendUnaryData<unknown>) => {
-        const refused = call.request[REFUSED];
-        if (refused) return callback(refused);
-        inferUnary(call, callback);
-      },
+      ModelInfer: unary((r: InferRequestMessage) => infer(repository, r)),
     },
   );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
