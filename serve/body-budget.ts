@@ -50,8 +50,11 @@ export interface BodyAccount {
  * part and all wait for more would wait on each other until the request timeout (64 connections of one
  * address posting 700 KB each: every one 408 after 30 s, and their bytes held from everyone meanwhile).
  * So when every body holding bytes (of an address, or of all) is waiting, none of them reading, the oldest
- * waiting body of that address (of all) takes its chunk past the limit it waits for: one body at a time
- * runs over, by at most one body's size, and every body finishes.
+ * waiting body of that address (of all) is named its runner: it alone may go past the limit it waits for
+ * (an address's runner past the address's, within the total; the runner of all past both), until it is
+ * read. At most one body per address, and one in all, runs over, each by at most its own size, and every
+ * body finishes. (Letting the oldest waiter through at each deadlock instead let an outside attack, which
+ * made its bodies wait in turn, hold 6.6× an address's limit and 1.65× the total.)
  */
 export class BodyBudget {
   private used = 0;
@@ -59,6 +62,10 @@ export class BodyBudget {
   private readonly waiting: Waiter[] = [];
   private readonly holders = new Set<Account>();
   private opened = 0;
+  /** The one body of each deadlocked address that may go past the address's limit, until it is read. */
+  private readonly runners = new Map<string, Account>();
+  /** … and the one body that may go past every limit, named when every body holding bytes waits. */
+  private runner: Account | undefined;
 
   constructor(
     readonly limits: BodyBudgetLimits = BODY_BUDGET_DEFAULTS,
@@ -105,6 +112,8 @@ export class BodyBudget {
   /** The body is read (or gone): everything it took goes back. */
   private close(account: Account): void {
     this.holders.delete(account);
+    if (this.runners.get(account.address) === account) this.runners.delete(account.address);
+    if (this.runner === account) this.runner = undefined;
     if (account.held <= 0) return;
     this.used -= account.held;
     const left = (this.byClient.get(account.address) ?? account.held) - account.held;
@@ -114,41 +123,42 @@ export class BodyBudget {
     this.grantNext();
   }
 
-  private fits(w: Waiter, stuck: { all: boolean; addresses: Set<string> }, oldest: OldestWaiting): boolean {
-    const { address } = w.account;
-    if (stuck.all && oldest.all === w) return true;
+  private fits(w: Waiter): boolean {
+    const { account } = w;
+    if (account === this.runner) return true;
     // A single chunk larger than a whole budget still goes through alone, or it would wait forever.
-    const client = this.byClient.get(address) ?? 0;
+    const client = this.byClient.get(account.address) ?? 0;
     return (
       (this.used + w.bytes <= this.limits.total || this.used === 0) &&
-      (client + w.bytes <= this.limits.perClient ||
-        client === 0 ||
-        (stuck.addresses.has(address) && oldest.byAddress.get(address) === w))
+      (client + w.bytes <= this.limits.perClient || client === 0 || this.runners.get(account.address) === account)
     );
   }
 
-  /** Whether every body holding bytes is waiting, in all and per address (none of them will give any back). */
-  private stuck(): { all: boolean; addresses: Set<string> } {
+  /**
+   * Names runners where every body holding bytes waits (of an address without a runner: its oldest waiting
+   * body; of all, with no runner of all: the oldest waiting body) — none of those bodies would give any back.
+   */
+  private nameRunners(): void {
     const reading = new Set<string>();
     const holding = new Set<string>();
-    let anyReading = false;
     for (const h of this.holders) {
       holding.add(h.address);
-      if (!h.waiting) {
-        reading.add(h.address);
-        anyReading = true;
-      }
+      if (!h.waiting) reading.add(h.address);
     }
-    const addresses = new Set([...holding].filter((a) => !reading.has(a)));
-    return { all: this.holders.size > 0 && !anyReading, addresses };
+    const oldest = oldestWaiting(this.waiting);
+    for (const address of holding)
+      if (!reading.has(address) && !this.runners.has(address)) {
+        const first = oldest.byAddress.get(address);
+        if (first) this.runners.set(address, first.account);
+      }
+    if (!this.runner && this.holders.size > 0 && reading.size === 0 && oldest.all) this.runner = oldest.all.account;
   }
 
   private grantNext(): void {
-    let stuck = this.stuck();
-    let oldest = oldestWaiting(this.waiting);
+    this.nameRunners();
     for (let i = 0; i < this.waiting.length; ) {
       const w = this.waiting[i] as Waiter;
-      if (!this.fits(w, stuck, oldest)) {
+      if (!this.fits(w)) {
         i++;
         continue;
       }
@@ -159,9 +169,6 @@ export class BodyBudget {
       w.account.waiting = false;
       this.holders.add(w.account);
       w.grant();
-      // A grant makes its body a reader again: recompute who is stuck before letting anyone else over.
-      stuck = this.stuck();
-      oldest = oldestWaiting(this.waiting);
     }
     this.onChange(this.used, this.waiting.length);
   }

@@ -199,6 +199,58 @@ describe('floods', () => {
     }
   });
 
+  it('bodies made to wait in turn cannot walk an address past its share: one body at a time goes over', async () => {
+    // An outside attack's cascade: 10 bodies from one address; from the newest to the oldest, each sends
+    // 96 KiB, the body before it 1 KiB more (so every body holding bytes waits), then 300 KiB. Letting the
+    // oldest waiter through at each such moment let the address hold 26× the total.
+    const budget = { freeBytes: 16 * 1024, total: 512 * 1024, perClient: 256 * 1024 };
+    const small = await startServer({ models: makeTinyRepository(), port: 0, bodyBudget: budget });
+    const sockets: Socket[] = [];
+    const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    try {
+      for (let i = 0; i < 10; i++) {
+        const s = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.7' });
+        s.on('error', () => {});
+        s.write(
+          'POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n',
+        );
+        s.write(Buffer.alloc(8 * 1024, 0x20));
+        sockets.push(s);
+        await pause(20);
+      }
+      const send = (i: number, bytes: number) => sockets[i]?.write(Buffer.alloc(bytes, 0x20));
+      send(9, 300 * 1024);
+      await pause(150);
+      let most = 0;
+      const held = async () => {
+        const metrics = await (await fetch(`${small.url}/metrics`)).text();
+        most = Math.max(most, Number(/^http_request_body_budget_bytes (\d+)/m.exec(metrics)?.[1]));
+      };
+      for (let i = 8; i >= 0; i--) {
+        send(i, 96 * 1024);
+        await pause(40);
+        send(i + 1, 1024);
+        await pause(40);
+        send(i, 300 * 1024);
+        await pause(80);
+        await held();
+      }
+      // The address's share and one body (the body limit, 1 MiB) past it, at most.
+      expect(most).toBeGreaterThan(0);
+      expect(most).toBeLessThanOrEqual(budget.perClient + 1024 * 1024);
+      // And another address's small body is still read and answered.
+      const other = await fetch(`${small.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pixels: Array.from({ length: 784 }, (_, k) => (k % 29) / 29) }),
+      });
+      expect(other.status).toBe(200);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
+  });
+
   it('stalled uploads from several addresses filling every connection: the least recently active are closed for a probe', async () => {
     const small = await startServer({
       models: makeTinyRepository(),
