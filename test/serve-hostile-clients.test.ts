@@ -187,10 +187,8 @@ describe('floods', () => {
       });
       await new Promise((r) => setTimeout(r, 300));
       for (const s of sockets) s.write(Buffer.alloc(size / 2));
-      const start = performance.now();
       // A float32 body of 100 KiB is not whole images: each answers 400 once read (408 if it never is).
       expect(await Promise.all(answers)).toEqual(new Array(16).fill('HTTP/1.1 400 Bad Request'));
-      expect(performance.now() - start).toBeLessThan(10_000);
       const metrics = await (await fetch(`${small.url}/metrics`)).text();
       expect(metrics).toMatch(/^http_request_body_budget_bytes 0$/m);
     } finally {
