@@ -114,13 +114,14 @@ export class BodyBudget {
     this.holders.delete(account);
     if (this.runners.get(account.address) === account) this.runners.delete(account.address);
     if (this.runner === account) this.runner = undefined;
-    if (account.held <= 0) return;
-    this.used -= account.held;
-    const left = (this.byClient.get(account.address) ?? account.held) - account.held;
-    if (left > 0) this.byClient.set(account.address, left);
-    else this.byClient.delete(account.address);
-    account.held = 0;
-    this.grantNext();
+    if (account.held > 0) {
+      this.used -= account.held;
+      const left = (this.byClient.get(account.address) ?? account.held) - account.held;
+      if (left > 0) this.byClient.set(account.address, left);
+      else this.byClient.delete(account.address);
+      account.held = 0;
+    }
+    this.grantNext(); // a runner that held nothing and went away leaves its place to be named again
   }
 
   private fits(w: Waiter): boolean {
