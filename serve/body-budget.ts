@@ -138,8 +138,9 @@ export class BodyBudget {
   /**
    * Names runners where every body holding bytes waits (of an address without a runner: its oldest waiting
    * body; of all, with no runner of all: the oldest waiting body) — none of those bodies would give any back.
+   * Whether it named one.
    */
-  private nameRunners(): void {
+  private nameRunners(): boolean {
     const reading = new Set<string>();
     const holding = new Set<string>();
     for (const h of this.holders) {
@@ -147,16 +148,30 @@ export class BodyBudget {
       if (!h.waiting) reading.add(h.address);
     }
     const oldest = oldestWaiting(this.waiting);
+    let named = false;
     for (const address of holding)
       if (!reading.has(address) && !this.runners.has(address)) {
         const first = oldest.byAddress.get(address);
-        if (first) this.runners.set(address, first.account);
+        if (first) {
+          this.runners.set(address, first.account);
+          named = true;
+        }
       }
-    if (!this.runner && this.holders.size > 0 && reading.size === 0 && oldest.all) this.runner = oldest.all.account;
+    if (!this.runner && this.holders.size > 0 && reading.size === 0 && oldest.all) {
+      this.runner = oldest.all.account;
+      named = true;
+    }
+    return named;
   }
 
   private grantNext(): void {
-    this.nameRunners();
+    // What fits goes first; only bodies still stuck after it get a runner (then its chunk goes too).
+    this.grantFitting();
+    if (this.nameRunners()) this.grantFitting();
+    this.onChange(this.used, this.waiting.length);
+  }
+
+  private grantFitting(): void {
     for (let i = 0; i < this.waiting.length; ) {
       const w = this.waiting[i] as Waiter;
       if (!this.fits(w)) {
@@ -171,7 +186,6 @@ export class BodyBudget {
       this.holders.add(w.account);
       w.grant();
     }
-    this.onChange(this.used, this.waiting.length);
   }
 }
 

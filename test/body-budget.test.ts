@@ -1,0 +1,105 @@
+/**
+ * The body budget's accounting (serve/body-budget.ts), driven directly: bodies that all hold part of it and
+ * all wait still finish, one runner per deadlocked address goes over (and one in all), never more.
+ */
+import { describe, expect, it } from 'vitest';
+import { BodyBudget } from '../serve/body-budget.ts';
+
+/** Lets granted takes settle. */
+const settle = () => new Promise((resolve) => setImmediate(resolve));
+
+/** A take's promise, with whether it was granted yet. */
+function taking(promise: Promise<void>) {
+  const state = { granted: false, failed: false };
+  promise.then(
+    () => {
+      state.granted = true;
+    },
+    () => {
+      state.failed = true;
+    },
+  );
+  return state;
+}
+
+describe('the body budget', () => {
+  it('bodies of one address that all hold part and all wait: the oldest runs over, then the rest fit', async () => {
+    let held = 0;
+    const budget = new BodyBudget({ freeBytes: 0, total: 1000, perClient: 100 }, (bytes) => {
+      held = bytes;
+    });
+    const [a, b, c] = [budget.open('x'), budget.open('x'), budget.open('x')];
+    await a.take(40);
+    await b.take(40);
+    const c1 = taking(c.take(30)); // 110 > 100: waits (a and b are reading)
+    await settle();
+    expect(c1.granted).toBe(false);
+    const a2 = taking(a.take(40));
+    const b2 = taking(b.take(40));
+    await settle();
+    // Every holder (a, b) waits now: a, the oldest, is the address's runner and goes past its share.
+    expect([a2.granted, b2.granted, c1.granted]).toEqual([true, false, false]);
+    expect(held).toBe(120);
+    // The runner goes on being let through until it is read; meanwhile the others wait.
+    const a3 = taking(a.take(500));
+    await settle();
+    expect([a3.granted, b2.granted, c1.granted]).toEqual([true, false, false]);
+    expect(held).toBe(620);
+    // a read: c (first in line) fits, and is reading — nobody is stuck, so no runner: b waits its turn.
+    a.close();
+    await settle();
+    expect([b2.granted, c1.granted]).toEqual([false, true]);
+    expect(held).toBe(70);
+    c.close();
+    await settle();
+    expect(b2.granted).toBe(true);
+    b.close();
+    expect(held).toBe(0);
+  });
+
+  it('bodies made to wait in turn get one runner, not one each', async () => {
+    let most = 0;
+    const budget = new BodyBudget({ freeBytes: 0, total: 10_000, perClient: 100 }, (bytes) => {
+      most = Math.max(most, bytes);
+    });
+    const bodies = Array.from({ length: 10 }, () => budget.open('x'));
+    for (const body of bodies) await Promise.race([body.take(8), settle()]);
+    // From the newest to the oldest: the body asks for a lot, its neighbour for a little more.
+    for (let i = bodies.length - 2; i >= 0; i--) {
+      void (bodies[i] as ReturnType<BodyBudget['open']>).take(90).catch(() => {});
+      void (bodies[i + 1] as ReturnType<BodyBudget['open']>).take(1).catch(() => {});
+      await settle();
+    }
+    // The share (100) and one runner's body (8 + 90 + 1) at most.
+    expect(most).toBeLessThanOrEqual(100 + 99);
+    for (const body of bodies) body.close();
+  });
+
+  it('every address stuck on the total: one runner of all goes past it; a waiter that hangs up leaves', async () => {
+    let held = 0;
+    const budget = new BodyBudget({ freeBytes: 0, total: 100, perClient: 100 }, (bytes) => {
+      held = bytes;
+    });
+    const [x, y] = [budget.open('x'), budget.open('y')];
+    await x.take(50);
+    await y.take(50);
+    const x2 = taking(x.take(10));
+    const aborted = new AbortController();
+    const z = budget.open('z');
+    const z1 = taking(z.take(10, aborted.signal));
+    const y2 = taking(y.take(10));
+    await settle();
+    // x and y both wait on the total: x, the oldest waiting body, runs over; y waits.
+    expect([x2.granted, y2.granted]).toEqual([true, false]);
+    expect(held).toBe(110);
+    aborted.abort();
+    z.close();
+    await settle();
+    expect(z1.failed).toBe(true);
+    x.close();
+    await settle();
+    expect(y2.granted).toBe(true);
+    y.close();
+    expect(held).toBe(0);
+  });
+});
