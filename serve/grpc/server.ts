@@ -109,10 +109,10 @@ const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
  * refused unread (infer-wire.ts), and the raw bytes of requests decoded and not yet answered are held to a
  * budget of `budget` bytes — grpc-js decodes every message as it arrives, so without one, many streams of
  * large requests waiting for the model would hold their decoded objects at once (an outside attack: 4.7 GB
- * and a crash). A refusal is a request object carrying its status, answered by the handler. Bytes go back
- * when the call ends however it ends (`interceptor`: its status sent, or cancelled), not when a handler
- * answers: a second message on a unary stream is decoded and never reaches one (a re-attack filled the
- * budget for good that way in 0.5 s).
+ * and a crash). A refusal is a request object carrying its status, answered by the handler. Bytes count
+ * from when the call's listener receives the request and go back when the call ends however it ends
+ * (`interceptor`: its status sent, or cancelled), not when a handler answers: a second message on a unary
+ * stream never reaches one (a re-attack filled the budget for good that way in 0.5 s).
  */
 const HELD = Symbol('held');
 type Decoded = InferRequestMessage & Refused & { [HELD]?: number };
@@ -135,8 +135,7 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
     } catch {
       return refusal(grpc.status.INVALID_ARGUMENT, 'the request is not a valid ModelInferRequest') as Decoded;
     }
-    held += bytes.length;
-    request[HELD] = bytes.length;
+    request[HELD] = bytes.length; // counted when the call's listener receives it (below)
     return request;
   };
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
@@ -153,8 +152,15 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
         next(
           new grpc.ServerListenerBuilder()
             .withOnReceiveMessage((message: Decoded, nextMessage) => {
-              mine += message?.[HELD] ?? 0;
-              if (ended) release(); // a message decoded after the call ended goes back at once
+              // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
+              // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
+              // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
+              // ModelInfer RESOURCE_EXHAUSTED until a restart).
+              const bytes = message?.[HELD] ?? 0;
+              if (!ended) {
+                held += bytes;
+                mine += bytes;
+              }
               nextMessage(message);
             })
             .withOnCancel(release)
