@@ -10,6 +10,9 @@ import { ownTurn } from './own-turn.ts';
 /** The one body limit of every route (1 MiB unless `serve --max-body-bytes` says otherwise). */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
 
+/** Bodies past this size are handed on in a loop turn of their own (serve/own-turn.ts). */
+const OWN_TURN_BYTES = 64 * 1024;
+
 /**
  * The request's body, its memory taken from the app's body budget (see body-budget.ts) past the free part
  * when the app has one. A body over `limit` is read to its end (discarding, so the client can read the
@@ -44,7 +47,13 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   }
   if (size > limit)
     throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
-  return decoded(Buffer.concat(chunks, size), c.req.header('content-encoding'), limit);
+  const body = await decoded(Buffer.concat(chunks, size), c.req.header('content-encoding'), limit);
+  // What every route does next with a large body (JSON parsed and checked, binary tensors decoded, multipart
+  // scanned) runs synchronously after this, in a loop turn of its own; a small one (under a millisecond)
+  // goes at once rather than queue behind them. (Only readJson took turns at first: the binary extension's
+  // JSON header and the repository index held health 5–7.6 s under an outside attack's floods.)
+  if (body.length > OWN_TURN_BYTES) await ownTurn();
+  return body;
 }
 
 type Decoder = (bytes: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;
@@ -84,15 +93,9 @@ async function decoded(bytes: Buffer, encoding: string | undefined, limit: numbe
   }
 }
 
-/** JSON bodies past this size wait for a loop turn of their own to be parsed (serve/own-turn.ts). */
-const OWN_TURN_BYTES = 64 * 1024;
-
 /** Parse a JSON body (UTF-8). V8's parser is not recursive, so deep nesting parses; checking it is the caller's job. */
 export async function readJson(c: Context, limit: number): Promise<unknown> {
   const bytes = await readBody(c, limit);
-  // A large body's parse, and the checks that follow it synchronously, in a turn of their own; a small one
-  // (under a millisecond) goes at once rather than queue behind them.
-  if (bytes.length > OWN_TURN_BYTES) await ownTurn();
   let text: string;
   try {
     text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
