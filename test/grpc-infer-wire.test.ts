@@ -5,7 +5,7 @@
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest, fp32ContentsBytes } from '../serve/grpc/infer-request.ts';
-import { INFER_WIRE_LIMITS, inferRequestCost } from '../serve/grpc/infer-wire.ts';
+import { INFER_WIRE_LIMITS, inferRequestCost, smallRequestCost } from '../serve/grpc/infer-wire.ts';
 
 // The .proto's own field names (protobufjs would camel-case them and drop ours).
 const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
@@ -110,6 +110,47 @@ describe('a ModelInferRequest read from its wire bytes', () => {
     expect(inferRequestCost(withLength(5, withLength(5, contents)))).toMatch(/more than 262144 tensor values/);
     const bools = Buffer.alloc(1_040_000, Buffer.from([0x0a, 0x00]));
     expect(inferRequestCost(withLength(5, withLength(5, bools)))).toMatch(/more than 262144 tensor values/);
+  });
+
+  it('reads inside parameters: each a oneof of one field, once (500,000 bool_params in one entry are refused)', () => {
+    const kinds = {
+      b: { bool_param: true },
+      i: { int64_param: 7 },
+      s: { string_param: 'x' },
+      d: { double_param: 0.5 },
+      u: { uint64_param: 9 },
+    };
+    const ok = {
+      model_name: 'cnn',
+      parameters: kinds,
+      inputs: [tensor({ parameters: kinds })],
+      outputs: [{ name: 'o', parameters: kinds }],
+    };
+    expect(inferRequestCost(encode(ok))).toBeUndefined();
+    const withLength = (field: number, body: Buffer) =>
+      Buffer.concat([Buffer.from([(field << 3) | 2]), varint(body.length), body]);
+    // InferParameter repeating bool_param (field 1, varint): 08 01, 500,000 times.
+    const value = Buffer.alloc(1_000_000, Buffer.from([0x08, 0x01]));
+    const entry = Buffer.concat([withLength(1, Buffer.from('k')), withLength(2, value)]);
+    expect(inferRequestCost(withLength(4, entry))).toMatch(/copies of field 1 in one parameter value/);
+    const twoKinds = Buffer.concat([
+      withLength(1, Buffer.from('k')),
+      withLength(2, Buffer.from([0x08, 0x01, 0x10, 0x02])),
+    ]);
+    expect(inferRequestCost(withLength(4, twoKinds))).toMatch(/values in one parameter/);
+    const input = Buffer.concat([withLength(1, Buffer.from('input')), withLength(4, entry)]);
+    expect(inferRequestCost(withLength(5, input))).toMatch(/copies of field 1 in one parameter value/);
+    const stringAsVarint = Buffer.concat([withLength(1, Buffer.from('k')), withLength(2, Buffer.from([0x18, 0x01]))]);
+    expect(inferRequestCost(withLength(4, stringAsVarint))).toBe('the request is not a valid ModelInferRequest');
+  });
+
+  it("the other methods' requests: a name and a version once each, few unknown fields", () => {
+    const Metadata = root.lookupType('inference.ModelMetadataRequest');
+    expect(smallRequestCost(Metadata.encode({ name: 'cnn', version: '2' }).finish(), 2)).toBeUndefined();
+    expect(smallRequestCost(Buffer.alloc(1_000_000, Buffer.from([0x0a, 0x00])), 2)).toMatch(/copies of field 1/);
+    expect(smallRequestCost(Buffer.alloc(3 * 65, Buffer.from([0x98, 0x06, 0x00])), 0)).toMatch(/unknown fields/);
+    expect(smallRequestCost(Buffer.from([0x08, 0x01]), 2)).toBe('the request is not a valid message of its type');
+    expect(smallRequestCost(Buffer.alloc(0), 0)).toBeUndefined();
   });
 
   it('a singular field repeated (protobuf would merge the copies) and unknown fields past 64 are refused', () => {

@@ -27,7 +27,7 @@ import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
-import { inferRequestCost } from './infer-wire.ts';
+import { inferRequestCost, smallRequestCost } from './infer-wire.ts';
 
 const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 
@@ -71,12 +71,20 @@ type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
 const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
 const NOT_A_MESSAGE = 'the request is not a valid message of its type';
 
-/** Every method's decoder, where a malformed message is refused as INVALID_ARGUMENT instead of throwing. */
+/** The string fields (name 1, version 2) each method's request has; ModelInfer has its own walk. */
+const NAMED_FIELDS: Record<string, number> = { ModelReady: 2, ModelMetadata: 2 };
+
+/**
+ * Every method's decoder, where a malformed message is refused as INVALID_ARGUMENT instead of throwing, and
+ * a message of more fields than its type has is refused unread (smallRequestCost).
+ */
 function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinition {
   return Object.fromEntries(
     Object.entries(service).map(([name, method]) => {
       const decode = method.requestDeserialize;
       const requestDeserialize = (bytes: Buffer) => {
+        const cost = smallRequestCost(bytes, NAMED_FIELDS[name] ?? 0);
+        if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost);
         try {
           return decode(bytes);
         } catch {
