@@ -158,7 +158,10 @@ export class BodyBudget {
         }
       }
     if (!this.runner && this.holders.size > 0 && reading.size === 0 && oldest.all) {
-      this.runner = oldest.all.account;
+      // An address's runner first, else a body of an address without one: no address gets two bodies over.
+      const runners = this.waiting.filter((w) => this.runners.get(w.account.address) === w.account);
+      const unrun = this.waiting.filter((w) => !this.runners.has(w.account.address));
+      this.runner = (oldestWaiting(runners).all ?? oldestWaiting(unrun).all ?? oldest.all).account;
       named = true;
     }
     return named;

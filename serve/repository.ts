@@ -388,7 +388,8 @@ export class ModelRepository {
     await this.scanning; // a scan under way may have read the wanted set before the line above
     await this.scan();
     if (![...this.known.values()].some((f) => f.name === name)) {
-      this.wanted.delete(name);
+      // Not while an upload of it is being published: its scan would then skip the new file (and remove it).
+      if (!this.publishing.has(name)) this.wanted.delete(name);
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     }
     const versions = this.versions(name);
