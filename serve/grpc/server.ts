@@ -131,12 +131,10 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
     if (held + bytes.length > budget)
-      return {
-        [REFUSED]: {
-          code: grpc.status.RESOURCE_EXHAUSTED,
-          details: 'the server holds as many gRPC requests as it takes at once; retry shortly',
-        },
-      } as Decoded;
+      return refusal(
+        grpc.status.RESOURCE_EXHAUSTED,
+        'the server holds as many gRPC requests as it takes at once; retry shortly',
+      ) as Decoded;
     let request: Decoded;
     try {
       request = decodeInferRequest(bytes) as Decoded; // what the walk passes protobufjs may still refuse
