@@ -154,37 +154,16 @@ it('gives back what a call held however it ends: streams of two messages (never 
   const Request = root.lookupType('inference.ModelInferRequest');
   const encode = (message: Record<string, unknown>) =>
     Buffer.from(Request.encode(Request.fromObject(message)).finish());
-  const frame = (message: Buffer) =>
-    Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((s) => (message.length >>> s) & 0xff)]), message]);
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
-  const call = (body: Buffer) =>
-    new Promise<string>((resolve) => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': '/inference.GRPCInferenceService/ModelInfer',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      });
-      let status = '';
-      stream.on('response', (headers) => {
-        status = String(headers['grpc-status'] ?? status);
-      });
-      stream.on('trailers', (trailers) => {
-        status = String(trailers['grpc-status'] ?? status);
-      });
-      stream.on('data', () => {});
-      stream.on('close', () => resolve(status));
-      stream.on('error', () => resolve(status));
-      stream.end(body);
-    });
+  const call = (body: Buffer) => rawModelInfer(session, body);
   try {
     // Streams of two messages each, 1 MB and then halving sizes (an attack's recipe): were what they hold kept,
     // it would fill the 16 MiB held for requests waiting to within bytes, and the request below would not fit.
     const sizes = [...new Array(20).fill(1_000_000), ...Array.from({ length: 16 }, (_, k) => 2 ** (19 - k))];
     const statuses = new Set<string>();
     for (const size of sizes) {
-      const message = frame(encode({ model_name: 'torchcnn', raw_input_contents: [Buffer.alloc(size)] }));
+      const message = frame(encode({ model_name: 'torchcnn', raw_input_contents: [Buffer.alloc(size)] }), false);
       statuses.add(await call(Buffer.concat([message, message])));
     }
     expect(statuses).toEqual(new Set([String(12)])); // UNIMPLEMENTED: a second message on a unary call
@@ -194,7 +173,7 @@ it('gives back what a call held however it ends: streams of two messages (never 
       inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
       raw_input_contents: [image],
     });
-    expect(await call(frame(good))).toBe('0');
+    expect(await call(frame(good, false))).toBe('0');
   } finally {
     session.close();
   }
@@ -297,38 +276,12 @@ it('gives back what a call held when it is cancelled while its gzip-compressed m
       ),
       field(7, contents),
     ]);
-  const frame = (bytes: Buffer, compressed: boolean) =>
-    Buffer.concat([
-      Buffer.from([compressed ? 1 : 0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)]),
-      bytes,
-    ]);
   // 800 KB, 100 KB and 3 KB messages: the budget fills with the large ones and is topped up by the small.
   const bombs = [255, 31, 1].map((n) => frame(gzipSync(message(n, Buffer.alloc(n * 3136))), true));
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
   const call = (body: Buffer, headers: Record<string, string>, reset: boolean) =>
-    new Promise<string>((resolve) => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': '/inference.GRPCInferenceService/ModelInfer',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        ...headers,
-      });
-      let status = 'none';
-      stream.on('response', (h) => {
-        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-      });
-      stream.on('trailers', (h) => {
-        status = String(h['grpc-status']);
-      });
-      stream.on('data', () => {});
-      stream.on('error', () => {});
-      stream.on('close', () => resolve(status));
-      if (!reset) return stream.end(body);
-      stream.write(body);
-      setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
-    });
+    rawModelInfer(session, body, headers, reset);
   try {
     const image = Buffer.from(Float32Array.from(images.slice(0, 784)).buffer);
     const statuses = new Set<string>();
@@ -342,3 +295,40 @@ it('gives back what a call held when it is cancelled while its gzip-compressed m
     session.close();
   }
 }, 60_000);
+
+/** A gRPC message framed on the wire: its compressed flag and big-endian length, then its bytes. */
+function frame(bytes: Buffer, compressed: boolean): Buffer {
+  const header = [compressed ? 1 : 0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)];
+  return Buffer.concat([Buffer.from(header), bytes]);
+}
+
+/** A ModelInfer call by hand on an HTTP/2 session (a body of any frames), reset right after sending if asked; its grpc-status. */
+function rawModelInfer(
+  session: http2.ClientHttp2Session,
+  body: Buffer,
+  headers: Record<string, string> = {},
+  reset = false,
+) {
+  return new Promise<string>((resolve) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/inference.GRPCInferenceService/ModelInfer',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...headers,
+    });
+    let status = 'none';
+    stream.on('response', (h) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    });
+    stream.on('trailers', (h) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    });
+    stream.on('data', () => {});
+    stream.on('error', () => resolve(status));
+    stream.on('close', () => resolve(status));
+    if (!reset) return stream.end(body);
+    stream.write(body);
+    setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
+  });
+}
