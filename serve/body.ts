@@ -24,36 +24,44 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const reader = c.req.raw.body?.getReader();
   if (!reader) return new Uint8Array(0);
   const unlock = await lock?.acquire(c.req.raw.signal);
-  const account = budget?.open(remoteAddress(c));
+  const address = remoteAddress(c);
+  const account = budget?.open(address);
+  const signal = c.req.raw.signal;
   const chunks: Uint8Array[] = [];
   let size = 0;
   let taken = 0;
+  // Held to the budget until the body is handed on: while it is read, decoded (a 1 KB gzip body may
+  // decode to 1 MiB: what it decodes to counts) and while it waits for its turn.
+  const hold = async (bytes: number) => {
+    const over = bytes - (budget?.limits.freeBytes ?? bytes) - taken;
+    if (!account || over <= 0) return;
+    await account.take(over, signal);
+    taken += over;
+  };
   try {
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
       size += value.length;
       if (size > limit) continue; // read on, keep nothing: the answer is a 413
-      const over = size - (budget?.limits.freeBytes ?? size) - taken;
-      if (account && over > 0) {
-        await account.take(over, c.req.raw.signal);
-        taken += over;
-      }
+      await hold(size);
       chunks.push(value);
     }
+    unlock?.();
+    if (size > limit)
+      throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
+    const body = await decoded(Buffer.concat(chunks, size), c.req.header('content-encoding'), limit);
+    await hold(body.length);
+    // What every route does next with a large body (JSON parsed and checked, binary tensors decoded,
+    // multipart scanned) runs synchronously after this, in a loop turn of its own; a small one (under a
+    // millisecond) goes at once rather than queue behind them. (Only readJson took turns at first: the binary
+    // extension's JSON header and the repository index held health 5–7.6 s under an outside attack's floods.)
+    if (body.length > OWN_TURN_BYTES) await ownTurn(address, signal);
+    return body;
   } finally {
     account?.close();
     unlock?.();
   }
-  if (size > limit)
-    throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
-  const body = await decoded(Buffer.concat(chunks, size), c.req.header('content-encoding'), limit);
-  // What every route does next with a large body (JSON parsed and checked, binary tensors decoded, multipart
-  // scanned) runs synchronously after this, in a loop turn of its own; a small one (under a millisecond)
-  // goes at once rather than queue behind them. (Only readJson took turns at first: the binary extension's
-  // JSON header and the repository index held health 5–7.6 s under an outside attack's floods.)
-  if (body.length > OWN_TURN_BYTES) await ownTurn();
-  return body;
 }
 
 type Decoder = (bytes: Buffer, options: { maxOutputLength: number }) => Promise<Buffer>;

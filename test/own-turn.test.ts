@@ -37,3 +37,29 @@ it('runs queued heavy work one per loop turn, with the socket reads between them
     server.close();
   }
 });
+
+it('goes round the clients waiting, and drops work whose client has gone when its turn comes', async () => {
+  const order: string[] = [];
+  const gone = new AbortController();
+  const queued = [
+    ['a', 'a1'],
+    ['a', 'a2'],
+    ['a', 'a3'],
+    ['b', 'b1'],
+    ['c', 'c1'],
+    ['b', 'b2'],
+  ].map(([client, work]) =>
+    ownTurn(client, work === 'a2' ? gone.signal : undefined).then(
+      () => {
+        order.push(work as string);
+      },
+      () => {
+        order.push(`${work} dropped`);
+      },
+    ),
+  );
+  gone.abort();
+  await Promise.all(queued);
+  // One of a's, then b's, then c's, then a's next (its second is gone), and so on.
+  expect(order).toEqual(['a1', 'b1', 'c1', 'a2 dropped', 'a3', 'b2']);
+});

@@ -6,6 +6,7 @@
  */
 import { createServer, request as httpRequest } from 'node:http';
 import { connect, createServer as createNetServer, type Socket } from 'node:net';
+import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { guardConnections } from '../serve/connections.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -245,6 +246,40 @@ describe('floods', () => {
       expect(other.status).toBe(200);
     } finally {
       for (const s of sockets) s.destroy();
+      await small.close();
+    }
+  });
+
+  it('a compressed body counts what it decodes to: 1 KB of gzip that decodes to 200 KB waits for room', async () => {
+    const budget = { freeBytes: 16 * 1024, total: 256 * 1024, perClient: 256 * 1024 };
+    const small = await startServer({ models: makeTinyRepository(), port: 0, bodyBudget: budget });
+    const holder = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.8' });
+    holder.on('error', () => {});
+    try {
+      // Another address holds most of the total with a body stalled midway (it is reading, not stuck).
+      holder.write(
+        'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 900000\r\n\r\n',
+      );
+      holder.write(Buffer.alloc(200 * 1024));
+      await new Promise((r) => setTimeout(r, 200));
+      const json = JSON.stringify({
+        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(100_000).fill(0) }],
+      });
+      let answered = false;
+      const answer = fetch(`${small.url}/v2/models/tiny/infer`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: gzipSync(json),
+      }).then((r) => {
+        answered = true;
+        return r.status;
+      });
+      await new Promise((r) => setTimeout(r, 500));
+      expect(answered).toBe(false); // its 200 KB decoded do not fit beside the stalled body's 184 KiB
+      holder.destroy();
+      expect(await answer).toBe(400); // then read, decoded and checked: 100,000 values for a 784-value shape
+    } finally {
+      holder.destroy();
       await small.close();
     }
   });
