@@ -45,6 +45,13 @@ const timedHealth = async () => {
   expect(response.status).toBe(200);
   return performance.now() - start;
 };
+/** A raw socket from `localAddress` that has sent a POST's head (and nothing of its body yet). */
+const postHead = (port: number, localAddress: string, path: string, type: string, length: number) => {
+  const socket = connect({ host: '127.0.0.1', port, localAddress });
+  socket.on('error', () => {});
+  socket.write(`POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nContent-Length: ${length}\r\n\r\n`);
+  return socket;
+};
 const drip = (socket: Socket, text: string, everyMs: number) => {
   let i = 0;
   const timer = setInterval(() => {
@@ -121,11 +128,7 @@ describe('floods', () => {
     try {
       for (const last of [2, 3, 4])
         for (let i = 0; i < 6; i++) {
-          const s = connect({ host: '127.0.0.1', port: small.port, localAddress: `127.0.0.${last}` });
-          s.on('error', () => {});
-          s.write(
-            'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 900000\r\n\r\n',
-          );
+          const s = postHead(small.port, `127.0.0.${last}`, '/predict', 'application/octet-stream', 900000);
           s.write(Buffer.alloc(100 * 1024)); // 100 KiB of the 900 KB, then silence
           sockets.push(s);
         }
@@ -170,12 +173,8 @@ describe('floods', () => {
     try {
       const size = 100 * 1024;
       const answers = Array.from({ length: 16 }, () => {
-        const s = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.6' });
-        s.on('error', () => {});
+        const s = postHead(small.port, '127.0.0.6', '/predict', 'application/octet-stream', size);
         sockets.push(s);
-        s.write(
-          `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${size}\r\n\r\n`,
-        );
         s.write(Buffer.alloc(size / 2));
         return new Promise<string>((resolve) => {
           let text = '';
@@ -208,11 +207,7 @@ describe('floods', () => {
     const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
     try {
       for (let i = 0; i < 10; i++) {
-        const s = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.7' });
-        s.on('error', () => {});
-        s.write(
-          'POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000000\r\n\r\n',
-        );
+        const s = postHead(small.port, '127.0.0.7', '/v2/models/tiny/infer', 'application/json', 1000000);
         s.write(Buffer.alloc(8 * 1024, 0x20));
         sockets.push(s);
         await pause(20);
@@ -253,13 +248,9 @@ describe('floods', () => {
   it('a compressed body counts what it decodes to: 1 KB of gzip that decodes to 200 KB waits for room', async () => {
     const budget = { freeBytes: 16 * 1024, total: 256 * 1024, perClient: 256 * 1024 };
     const small = await startServer({ models: makeTinyRepository(), port: 0, bodyBudget: budget });
-    const holder = connect({ host: '127.0.0.1', port: small.port, localAddress: '127.0.0.8' });
-    holder.on('error', () => {});
+    // Another address holds most of the total with a body stalled midway (it is reading, not stuck).
+    const holder = postHead(small.port, '127.0.0.8', '/predict', 'application/octet-stream', 900000);
     try {
-      // Another address holds most of the total with a body stalled midway (it is reading, not stuck).
-      holder.write(
-        'POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 900000\r\n\r\n',
-      );
       holder.write(Buffer.alloc(200 * 1024));
       await new Promise((r) => setTimeout(r, 200));
       const json = JSON.stringify({
@@ -295,11 +286,8 @@ describe('floods', () => {
     try {
       for (const last of [2, 3, 4, 5])
         for (let i = 0; i < 64; i++) {
-          const s = connect({ host: '127.0.0.1', port: small.port, localAddress: `127.0.0.${last}` });
-          s.on('error', () => {});
-          s.write(
-            'POST /v2/models/tiny/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{',
-          );
+          const s = postHead(small.port, `127.0.0.${last}`, '/v2/models/tiny/infer', 'application/json', 100000);
+          s.write('{');
           sockets.push(s);
         }
       await new Promise((r) => setTimeout(r, 500));
