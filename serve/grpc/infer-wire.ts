@@ -21,52 +21,61 @@ export const INFER_WIRE_LIMITS = {
 
 class TooCostly extends Error {}
 
+/** Throws TooCostly when `count` is past `limit`. */
+function over(count: number, limit: number, what: string): void {
+  if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
+}
+
+/** What a message that fails the walk (not by a count) is answered with, on the other methods. */
+export const NOT_A_MESSAGE = 'the request is not a valid message of its type';
+
+/** Runs a walk: undefined when it passes, else the count it went past, or `invalid` for malformed bytes. */
+function costOf(invalid: string, walkIt: () => void): string | undefined {
+  try {
+    walkIt();
+    return undefined;
+  } catch (error) {
+    return error instanceof TooCostly ? error.message : invalid;
+  }
+}
+
 /** Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits. */
 export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS): string | undefined {
   const counts = { values: 0, byteStrings: 0, unknown: 0 };
-  const over = (count: number, limit: number, what: string) => {
-    if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
-  };
-  try {
+  return costOf('the request is not a valid ModelInferRequest', () => {
     let inputs = 0;
     let outputs = 0;
     let raw = 0;
     let parameters = 0;
-    const once = singular('request', [1, 2, 3], [4, 5, 6, 7], over);
+    const once = singular('request', [1, 2, 3], [4, 5, 6, 7]);
     walk(bytes, 0, bytes.length, (field, start, end, wireType) => {
       once(field);
       if (field <= 7) lengthDelimited(wireType); // every field ModelInferRequest names is a string, bytes or message
       if (field === 4) {
         over(++parameters, limits.parameters, 'parameters');
-        parameterEntry(bytes, start, end, over);
+        parameterEntry(bytes, start, end);
       }
       if (field === 5) {
         over(++inputs, limits.tensors, 'inputs');
-        inputTensor(bytes, start, end, limits, counts, over);
+        inputTensor(bytes, start, end, limits, counts);
       }
       if (field === 6) {
         over(++outputs, limits.tensors, 'outputs');
         let outputParameters = 0;
-        const onceInOutput = singular('output', [1], [2], over);
+        const onceInOutput = singular('output', [1], [2]);
         walk(bytes, start, end, (f, from, to, wire) => {
           onceInOutput(f);
           if (f <= 2) lengthDelimited(wire);
           if (f === 2) {
             over(++outputParameters, limits.parameters, 'parameters on an output');
-            parameterEntry(bytes, from, to, over);
+            parameterEntry(bytes, from, to);
           }
         });
       }
       if (field === 7) over(++raw, limits.tensors, 'raw_input_contents');
     });
-    return undefined;
-  } catch (error) {
-    if (error instanceof TooCostly) return error.message;
-    return 'the request is not a valid ModelInferRequest';
-  }
+  });
 }
-
-type Over = (count: number, limit: number, what: string) => void;
 
 function inputTensor(
   bytes: Uint8Array,
@@ -74,11 +83,10 @@ function inputTensor(
   end: number,
   limits: typeof INFER_WIRE_LIMITS,
   counts: { values: number; byteStrings: number; unknown: number },
-  over: Over,
 ): void {
   let shape = 0;
   let parameters = 0;
-  const once = singular('input', [1, 2, 5], [3, 4], over);
+  const once = singular('input', [1, 2, 5], [3, 4]);
   walk(bytes, start, end, (field, from, to, wireType) => {
     once(field);
     if (field === 3) {
@@ -88,7 +96,7 @@ function inputTensor(
     } else if (field <= 5) lengthDelimited(wireType);
     if (field === 4) {
       over(++parameters, limits.parameters, 'parameters on an input');
-      parameterEntry(bytes, from, to, over);
+      parameterEntry(bytes, from, to);
     }
     if (field === 5)
       walk(bytes, from, to, (type, a, b, wire) => {
@@ -117,15 +125,15 @@ function inputTensor(
  * one entry passed every count and decoded for ~110 ms a message (an outside attack).
  */
 const PARAMETER_WIRE_TYPES = [-1, 0, 0, 2, 1, 0]; // bool, int64, string, double, uint64
-function parameterEntry(bytes: Uint8Array, start: number, end: number, over: Over): void {
-  const once = singular('parameter', [1, 2], [], over);
+function parameterEntry(bytes: Uint8Array, start: number, end: number): void {
+  const once = singular('parameter', [1, 2], []);
   walk(bytes, start, end, (field, from, to, wireType) => {
     once(field);
     if (field > 2) return;
     lengthDelimited(wireType);
     if (field !== 2) return;
     let set = 0;
-    const onceInValue = singular('parameter value', [1, 2, 3, 4, 5], [], over);
+    const onceInValue = singular('parameter value', [1, 2, 3, 4, 5], []);
     walk(bytes, from, to, (f, _a, _b, wire) => {
       onceInValue(f);
       if (f > 5) return;
@@ -140,21 +148,14 @@ function parameterEntry(bytes: Uint8Array, start: number, end: number, over: Ove
  * each once, and few unknown ones — a 1 MiB message of 500,000 empty names decoded for ~28 ms.
  */
 export function smallRequestCost(bytes: Uint8Array, named: number): string | undefined {
-  const over: Over = (count, limit, what) => {
-    if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
-  };
   const fields = Array.from({ length: named }, (_, i) => i + 1);
-  try {
-    const once = singular('request', fields, [], over);
+  return costOf(NOT_A_MESSAGE, () => {
+    const once = singular('request', fields, []);
     walk(bytes, 0, bytes.length, (field, _from, _to, wireType) => {
       once(field);
       if (field <= named) lengthDelimited(wireType);
     });
-    return undefined;
-  } catch (error) {
-    if (error instanceof TooCostly) return error.message;
-    return 'the request is not a valid message of its type';
-  }
+  });
 }
 
 /** A field the .proto declares as a string, bytes or a message must come length-delimited (wire type 2). */
@@ -169,7 +170,7 @@ const UNKNOWN_FIELDS = 64;
  * A per-message check that each singular field comes at most once (protobuf would merge repeats — 500,000
  * empty `contents` in one input passed every count and cost the walk 160 ms) and unknown fields are few.
  */
-function singular(message: string, once: number[], repeated: number[], over: Over): (field: number) => void {
+function singular(message: string, once: number[], repeated: number[]): (field: number) => void {
   const seen = new Map<number, number>();
   let unknown = 0;
   return (field) => {

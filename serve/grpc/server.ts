@@ -27,7 +27,7 @@ import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
-import { inferRequestCost, smallRequestCost } from './infer-wire.ts';
+import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
 
 const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 
@@ -69,7 +69,6 @@ function grpcError(error: unknown): Partial<grpc.StatusObject> {
 const REFUSED = Symbol('refused');
 type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
 const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
-const NOT_A_MESSAGE = 'the request is not a valid message of its type';
 
 /** The string fields (name 1, version 2) each method's request has; ModelInfer has its own walk. */
 const NAMED_FIELDS: Record<string, number> = { ModelReady: 2, ModelMetadata: 2 };
