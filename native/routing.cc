@@ -234,12 +234,8 @@ void channel_sums(int64_t n, int64_t c, int64_t p, int64_t ch, float mu, float i
   *sum_dy_xhat = b;
 }
 
-}  // namespace
-
-namespace {
-
-// Channels [begin, end) of part `part` of `parts`, and how many parts the work pays for (~64 K elements each:
-// a thread's start costs about what that much of the pass does).
+// How many parts the work pays for, at most `threads` and one per channel (~64 K elements each: a thread's
+// start costs about what that much of the pass does).
 int channel_parts(int64_t n, int64_t c, int64_t p, int threads) {
   const int64_t enough = std::max<int64_t>(1, n * c * p / (1 << 16));
   return int(std::max<int64_t>(1, std::min<int64_t>({threads, c, enough})));
