@@ -21,6 +21,7 @@ export const FLAG_VALUES = {
   'weight-decay': config.weightDecay,
   schedule: config.schedule,
   augment: config.augment,
+  elastic: config.elastic.unwrap(),
   'label-smoothing': config.labelSmoothing,
   seed: config.seed,
   threads: config.threads,

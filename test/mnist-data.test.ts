@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../core/random.ts';
-import { augmentImage, DEFAULT_AUGMENT } from '../core/training/augment.ts';
+import { augmentImage, augmentOptions, DEFAULT_AUGMENT, ELASTIC_SIGMA, smoothField } from '../core/training/augment.ts';
 import { BatchStream } from '../core/training/batches.ts';
 import { loadMnist, mnistDataDir, normalize } from '../node/mnist.ts';
 
@@ -86,5 +86,46 @@ describe('batches', () => {
     const ink = dst.reduce((s, v) => s + (v + 1), 0);
     expect(ink).toBeGreaterThan(1.5); // bilinear resampling spreads, but keeps, the ink
     expect(ink).toBeLessThan(4.5);
+  });
+
+  it('smooths the elastic field with a σ-4 Gaussian: a unit impulse becomes the 2-D normal density', () => {
+    const impulse = new Float32Array(784);
+    impulse[14 * 28 + 14] = 1;
+    const field = new Float32Array(784);
+    smoothField(impulse, field, 2);
+    const density = (dy: number, dx: number) =>
+      Math.exp(-(dx * dx + dy * dy) / (2 * ELASTIC_SIGMA ** 2)) / (2 * Math.PI * ELASTIC_SIGMA ** 2);
+    for (const [dy, dx] of [
+      [0, 0],
+      [3, -4],
+      [-8, 5],
+      [10, 10],
+    ] as const)
+      expect(field[(14 + dy) * 28 + 14 + dx]).toBeCloseTo(2 * density(dy, dx), 6);
+    // Truncated at 3σ = 12 pixels: nothing reaches 13 away.
+    expect(field[1 * 28 + 14]).toBe(0);
+  });
+
+  it('distorts elastically only when asked, without changing the affine draws otherwise', () => {
+    const train = { augment: true };
+    expect(augmentOptions({ augment: false })).toBeUndefined();
+    expect(augmentOptions(train)).toEqual(DEFAULT_AUGMENT);
+    expect(augmentOptions({ ...train, elastic: 0 })).toEqual(DEFAULT_AUGMENT);
+    expect(augmentOptions({ augment: false, elastic: 34 })).toEqual({ shift: 0, degrees: 0, scale: 0, elastic: 34 });
+    // A vertical bar: the distortion bends it (ink leaves its column) but keeps most of it, and the
+    // same seed gives the same image.
+    const bar = new Float32Array(784).fill(-1);
+    for (let y = 6; y < 22; y++) bar[y * 28 + 14] = 2;
+    const once = new Float32Array(784);
+    const again = new Float32Array(784);
+    const options = augmentOptions({ augment: false, elastic: 34 });
+    augmentImage(bar, once, new Rng(7), options as typeof DEFAULT_AUGMENT, -1);
+    augmentImage(bar, again, new Rng(7), options as typeof DEFAULT_AUGMENT, -1);
+    expect(Array.from(once)).toEqual(Array.from(again));
+    const inkOf = (img: Float32Array, column?: number) =>
+      img.reduce((s, v, i) => (column === undefined || i % 28 === column ? s + (v + 1) : s), 0);
+    expect(inkOf(once, 14)).toBeLessThan(0.9 * inkOf(bar, 14));
+    expect(inkOf(once)).toBeGreaterThan(0.6 * inkOf(bar));
+    expect(inkOf(once)).toBeLessThan(1.4 * inkOf(bar));
   });
 });

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
-import { DEFAULT_AUGMENT } from '../core/training/augment.ts';
+import { augmentOptions } from '../core/training/augment.ts';
 import { BatchStream, normalizedSplit } from '../core/training/batches.ts';
 import { optimizerFor } from '../core/training/optim/from-config.ts';
 import type { TrainConfig } from '../core/training/run-config.ts';
@@ -196,7 +196,7 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
   await openRunDir(options, write, checkpoint);
   const trainer = await trainerFor(options, log);
   try {
-    const augment = config.augment ? DEFAULT_AUGMENT : undefined;
+    const augment = augmentOptions(config);
     const stream = new BatchStream(trainSet, config.batchSize, new Rng(config.seed), augment);
     const history = [...(checkpoint?.history ?? [])];
     if (checkpoint) {

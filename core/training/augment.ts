@@ -1,7 +1,9 @@
 /**
- * Random affine augmentation of 28×28 digits on typed arrays: a shift of up to ±`shift` pixels,
- * a rotation of up to ±`degrees`, a scale within 1 ± `scale`, sampled bilinearly around the centre
- * (inverse mapping, so every output pixel is defined; outside the image is background).
+ * Random augmentation of 28×28 digits on typed arrays: an affine map (a shift of up to ±`shift` pixels,
+ * a rotation of up to ±`degrees`, a scale within 1 ± `scale`) and optionally an elastic distortion
+ * (Simard et al. 2003: a random displacement per pixel, uniform in [−1, 1], smoothed by a Gaussian of
+ * σ = `ELASTIC_SIGMA` and scaled by `elastic` pixels), sampled bilinearly around the centre (inverse
+ * mapping, so every output pixel is defined; outside the image is background).
  */
 import { IMAGE_SIDE } from '../contract.ts';
 import type { Rng } from '../random.ts';
@@ -10,12 +12,66 @@ export interface AugmentOptions {
   shift: number;
   degrees: number;
   scale: number;
+  /** Elastic distortion's α in pixels (Simard's 34 with σ 4); 0 or absent: none, and no draws for it. */
+  elastic?: number;
 }
 
 export const DEFAULT_AUGMENT: AugmentOptions = { shift: 2, degrees: 10, scale: 0.1 };
 
+/** What a run's `augment` (the affine map above) and `elastic` (α) ask for; undefined: neither. */
+export function augmentOptions(config: { augment: boolean; elastic?: number }): AugmentOptions | undefined {
+  const elastic = config.elastic ?? 0;
+  if (!config.augment && elastic === 0) return undefined;
+  const affine = config.augment ? DEFAULT_AUGMENT : { shift: 0, degrees: 0, scale: 0 };
+  return elastic > 0 ? { ...affine, elastic } : affine;
+}
+
 const SIDE = IMAGE_SIDE;
 const CENTRE = 13.5;
+
+/** The displacement field's smoothing (Simard et al.'s σ = 4 pixels), truncated at 3σ. */
+export const ELASTIC_SIGMA = 4;
+const RADIUS = 3 * ELASTIC_SIGMA;
+const GAUSSIAN = Float32Array.from({ length: 2 * RADIUS + 1 }, (_, i) => {
+  const d = i - RADIUS;
+  return Math.exp(-(d * d) / (2 * ELASTIC_SIGMA * ELASTIC_SIGMA)) / (Math.sqrt(2 * Math.PI) * ELASTIC_SIGMA);
+});
+// Reused per call: augmenting runs on one thread, one image at a time.
+const noise = new Float32Array(SIDE * SIDE);
+const rows = new Float32Array(SIDE * SIDE);
+const fieldX = new Float32Array(SIDE * SIDE);
+const fieldY = new Float32Array(SIDE * SIDE);
+
+/**
+ * `src` (28×28) convolved with the Gaussian above, zero outside the image (scipy's `gaussian_filter` with
+ * mode 'constant'), times `gain`, into `dst`; separable, rows then columns.
+ */
+export function smoothField(src: Float32Array, dst: Float32Array, gain: number): void {
+  for (let y = 0; y < SIDE; y++) {
+    for (let x = 0; x < SIDE; x++) {
+      let sum = 0;
+      const from = Math.max(0, x - RADIUS);
+      const to = Math.min(SIDE - 1, x + RADIUS);
+      for (let k = from; k <= to; k++) sum += (GAUSSIAN[k - x + RADIUS] as number) * (src[y * SIDE + k] as number);
+      rows[y * SIDE + x] = sum;
+    }
+  }
+  for (let y = 0; y < SIDE; y++) {
+    const from = Math.max(0, y - RADIUS);
+    const to = Math.min(SIDE - 1, y + RADIUS);
+    for (let x = 0; x < SIDE; x++) {
+      let sum = 0;
+      for (let k = from; k <= to; k++) sum += (GAUSSIAN[k - y + RADIUS] as number) * (rows[k * SIDE + x] as number);
+      dst[y * SIDE + x] = sum * gain;
+    }
+  }
+}
+
+/** One smoothed random displacement component, α pixels strong, into `field`. */
+function elasticField(rng: Rng, alpha: number, field: Float32Array): void {
+  for (let i = 0; i < noise.length; i++) noise[i] = rng.uniform(-1, 1);
+  smoothField(noise, field, alpha);
+}
 
 /**
  * One source pixel, `background` outside the image. A module-level function, not a closure made per output
@@ -39,12 +95,20 @@ export function augmentImage(
   // Output pixel p maps back to source q = R(−θ)·(p − c − t)/s + c.
   const cos = Math.cos(angle) / s;
   const sin = Math.sin(angle) / s;
+  const alpha = options.elastic ?? 0;
+  if (alpha > 0) {
+    elasticField(rng, alpha, fieldX);
+    elasticField(rng, alpha, fieldY);
+  }
   for (let y = 0; y < SIDE; y++) {
     for (let x = 0; x < SIDE; x++) {
       const dx = x - CENTRE - tx;
       const dy = y - CENTRE - ty;
-      const sx = cos * dx + sin * dy + CENTRE;
-      const sy = -sin * dx + cos * dy + CENTRE;
+      // The distortion displaces where each output pixel reads from, after the affine map.
+      const ex = alpha > 0 ? (fieldX[y * SIDE + x] as number) : 0;
+      const ey = alpha > 0 ? (fieldY[y * SIDE + x] as number) : 0;
+      const sx = cos * dx + sin * dy + CENTRE + ex;
+      const sy = -sin * dx + cos * dy + CENTRE + ey;
       const x0 = Math.floor(sx);
       const y0 = Math.floor(sy);
       const fx = sx - x0;

@@ -18,6 +18,8 @@ export const LIMITS = {
   threads: 64,
   /** The RNG's state is one uint32: larger seeds would alias smaller ones. */
   seed: 0xffff_ffff,
+  /** Elastic distortion's α in pixels: past ~100 a 28×28 digit is noise (the paper's is 34). */
+  elastic: 100,
 } as const;
 
 export const trainConfigSchema = z.object({
@@ -30,6 +32,7 @@ export const trainConfigSchema = z.object({
   weightDecay: z.number().min(0),
   schedule: z.enum(SCHEDULES),
   augment: z.boolean(),
+  elastic: z.number().min(0).max(LIMITS.elastic).optional(),
   labelSmoothing: z.number().min(0).lt(1),
   seed: z.number().int().min(0).max(LIMITS.seed),
   threads: z.number().int().min(1).max(LIMITS.threads),

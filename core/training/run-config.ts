@@ -17,6 +17,11 @@ export interface TrainConfig {
   weightDecay: number;
   schedule: ScheduleName;
   augment: boolean;
+  /**
+   * Elastic distortion of the training images with this α in pixels (Simard et al. 2003: displacements
+   * smoothed by a Gaussian of σ 4, scaled by α; 34 in the paper), after `augment`'s affine map if that is on.
+   */
+  elastic?: number;
   labelSmoothing: number;
   seed: number;
   threads: number;
@@ -63,7 +68,7 @@ export function describeRecipe(
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
   > &
-    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema'>>,
+    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -71,6 +76,7 @@ export function describeRecipe(
     `schedule ${config.schedule}`,
   ];
   if (config.augment) parts.push('augmented');
+  if (config.elastic) parts.push(`elastic distortion α ${config.elastic}`);
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
   if (config.ema) parts.push(`weights averaged (EMA decay ${config.ema})`);

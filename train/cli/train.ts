@@ -38,7 +38,7 @@ import { threadsForThisMachine } from './threads.ts';
 
 const r = TUTORIAL_RECIPE;
 
-/** An integer flag with an upper bound (run-config-schema.ts's LIMITS), so a typo fails before any work. */
+/** A numeric flag with an upper bound (run-config-schema.ts's LIMITS), so a typo fails before any work. */
 const upTo =
   (max: number, parse: (value: string) => number) =>
   (value: string): number => {
@@ -69,6 +69,11 @@ const command = (io: CliIo) =>
     .option('--weight-decay <λ>', 'weight decay (decoupled for adamw)', nonNegativeNumber, r.weightDecay)
     .addOption(new Option('--schedule <name>', 'learning-rate schedule').choices(SCHEDULES).default(r.schedule))
     .option('--augment', 'random shifts, rotations and scaling of the training images', r.augment)
+    .option(
+      '--elastic <α>',
+      `elastic distortion of the training images, α pixels (Simard et al.: 34, σ 4; at most ${LIMITS.elastic})`,
+      upTo(LIMITS.elastic, nonNegativeNumber),
+    )
     .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
     .option(
       '--seed <n>',
@@ -124,7 +129,14 @@ type Flags = TrainConfig & {
 /** The recipe's config, with every flag given on the command line taking precedence. */
 function configFrom(program: Command, flags: Flags): TrainConfig {
   const config: TrainConfig = { ...RECIPES[flags.recipe].config };
-  const keys = [...Object.keys(TUTORIAL_RECIPE), 'model', 'limit', 'validation', 'ema'] as (keyof TrainConfig)[];
+  const keys = [
+    ...Object.keys(TUTORIAL_RECIPE),
+    'model',
+    'limit',
+    'validation',
+    'ema',
+    'elastic',
+  ] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
   }
