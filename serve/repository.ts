@@ -113,10 +113,13 @@ interface LoadedEntry {
   stamp: string;
 }
 
-/** Publishes of one model waiting their turn, past which another is refused (each holds its file's bytes). */
-const MAX_QUEUED_PUBLISHES = 8;
+/**
+ * Control operations (loads, unloads, publishes) of one model waiting their turn, past which another is
+ * refused (a publish holds its file's bytes while it waits).
+ */
+const MAX_QUEUED_CONTROLS = 8;
 
-/** Too many publishes of one model are waiting (503: retry). */
+/** Too many control operations of one model are waiting (503: retry). */
 export class PublishBusyError extends Error {}
 
 /** A publish named a version that exists: nothing the user made is overwritten. */
@@ -150,8 +153,8 @@ export class ModelRepository {
   private known = new Map<string, FoundFile>();
   /** Versions being loaded now. */
   private readonly loading = new Set<string>();
-  /** Per model: publishes waiting or running, and the promise the next one waits for. */
-  private readonly publishing = new Map<string, { waiting: number; last: Promise<void> }>();
+  /** Per model: control operations waiting or running, and the promise the next one waits for. */
+  private readonly controlling = new Map<string, { waiting: number; last: Promise<void> }>();
   /** explicit mode: the models asked for (load() adds, unload() removes); other modes serve every model. */
   private readonly wanted: Set<string> | undefined;
 
@@ -382,14 +385,16 @@ export class ModelRepository {
    * when the repository has no such model, ModelControlError when no version of it loaded (with why).
    */
   async load(name: string): Promise<void> {
-    if (!this.wanted)
-      throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
-    this.wanted.add(name);
+    const wanted = this.explicitOnly();
+    await this.inTurn(name, () => this.loadNow(wanted, name));
+  }
+
+  private async loadNow(wanted: Set<string>, name: string): Promise<void> {
+    wanted.add(name);
     await this.scanning; // a scan under way may have read the wanted set before the line above
     await this.scan();
     if (![...this.known.values()].some((f) => f.name === name)) {
-      // Not while an upload of it is being published: its scan would then skip the new file (and remove it).
-      if (!this.publishing.has(name)) this.wanted.delete(name);
+      wanted.delete(name);
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     }
     const versions = this.versions(name);
@@ -404,17 +409,26 @@ export class ModelRepository {
    * never over an existing version (ModelControlError), then loaded through the usual checks at once. A
    * file that does not load is removed again (it was ours) and the reason thrown; else the version serves.
    */
-  async publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
-    // One publish of a model at a time in this server: concurrent uploads each pick the version after the
-    // one before lands (they all picked the same next version, and all but one got a 409).
-    const queue = this.publishing.get(name) ?? { waiting: 0, last: Promise.resolve() };
-    if (queue.waiting >= MAX_QUEUED_PUBLISHES)
+  publish(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
+    // Concurrent uploads each pick the version after the one before lands (they all picked the same next
+    // version, and all but one got a 409).
+    return this.inTurn(name, () => this.publishNow(name, version, bytes));
+  }
+
+  /**
+   * Run `work`, a control operation on model `name`, after those of it already asked for (as Triton orders
+   * a model's control calls): a load that raced an unload reported "no version", and one that raced a
+   * publish could drop the published file from the wanted set before its scan.
+   */
+  private async inTurn<T>(name: string, work: () => Promise<T>): Promise<T> {
+    const queue = this.controlling.get(name) ?? { waiting: 0, last: Promise.resolve() };
+    if (queue.waiting >= MAX_QUEUED_CONTROLS)
       throw new PublishBusyError(
-        `model '${shownName(name)}' has ${queue.waiting} publishes waiting already; retry when they are done`,
+        `model '${shownName(name)}' has ${queue.waiting} loads, unloads or publishes waiting already; retry when they are done`,
       );
     queue.waiting++;
-    this.publishing.set(name, queue);
-    const mine = queue.last.then(() => this.publishNow(name, version, bytes));
+    this.controlling.set(name, queue);
+    const mine = queue.last.then(work);
     queue.last = mine.then(
       () => {},
       () => {},
@@ -422,8 +436,15 @@ export class ModelRepository {
     try {
       return await mine;
     } finally {
-      if (--queue.waiting === 0) this.publishing.delete(name);
+      if (--queue.waiting === 0) this.controlling.delete(name);
     }
+  }
+
+  /** The wanted set, which only explicit mode has; elsewhere loads and unloads are refused. */
+  private explicitOnly(): Set<string> {
+    if (!this.wanted)
+      throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
+    return this.wanted;
   }
 
   private async publishNow(name: string, version: number | undefined, bytes: Uint8Array): Promise<number> {
@@ -474,14 +495,20 @@ export class ModelRepository {
     );
   }
 
-  /** explicit mode: stop serving `name`; requests in flight finish on the versions they hold. */
-  unload(name: string): void {
-    if (!this.wanted)
-      throw new ModelControlError(`models load and unload only in explicit mode (this server: ${this.controlMode})`);
+  /**
+   * explicit mode: stop serving `name`, after the loads and publishes of it asked for earlier; requests in
+   * flight finish on the versions they hold.
+   */
+  async unload(name: string): Promise<void> {
+    const wanted = this.explicitOnly();
+    await this.inTurn(name, async () => this.unloadNow(wanted, name));
+  }
+
+  private unloadNow(wanted: Set<string>, name: string): void {
     const known = [...this.known.values()].some((f) => f.name === name);
-    if (!known && !this.wanted.has(name) && this.versions(name).length === 0)
+    if (!known && !wanted.has(name) && this.versions(name).length === 0)
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
-    this.wanted.delete(name);
+    wanted.delete(name);
     for (const [key, { served }] of this.loaded) {
       if (served.name !== name) continue;
       this.loaded.delete(key);

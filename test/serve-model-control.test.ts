@@ -101,6 +101,17 @@ describe('explicit mode', () => {
     expect((await infer(server.url, 'c')).status).toBe(200);
   });
 
+  it('takes concurrent loads and unloads of one model one at a time: each answers 200', async () => {
+    put(root, 'd');
+    // Racing an unload, a load answered 400 "did not load: no version" for a model that loads fine.
+    const order = ['load', 'unload', 'load', 'unload', 'load', 'unload', 'load', 'unload'];
+    const answers = await Promise.all(order.map((op) => post(server.url, `/v2/repository/models/d/${op}`)));
+    expect(await Promise.all(answers.map(async (r) => [r.status, await r.json()]))).toEqual(order.map(() => [200, {}]));
+    // Whichever came last, the index and inference agree on it.
+    const state = (await index(server.url)).find((e) => e.name === 'd')?.state;
+    expect((await infer(server.url, 'd')).status).toBe(state === 'READY' ? 200 : 404);
+  });
+
   it('answers unknown models, bad bodies and parameters with 4xx JSON', async () => {
     for (const [path, body, status, code] of [
       ['/v2/repository/models/nope/load', undefined, 404, 'model_not_found'],

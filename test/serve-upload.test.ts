@@ -84,7 +84,9 @@ describe('with --allow-upload', () => {
       Array.from({ length: 10 }, () => server.repository.publish('queued', undefined, model)),
     );
     expect(settled.map((s) => s.status)).toEqual([...new Array(8).fill('fulfilled'), 'rejected', 'rejected']);
-    expect(String((settled[9] as PromiseRejectedResult).reason)).toMatch(/8 publishes waiting already; retry/);
+    expect(String((settled[9] as PromiseRejectedResult).reason)).toMatch(
+      /8 loads, unloads or publishes waiting already; retry/,
+    );
     const busy = await putModel(server.url, 'queued', model);
     expect(busy.status).toBe(201); // the queue drained: the next one is taken again
     expect(((await busy.json()) as { version: number }).version).toBe(9);

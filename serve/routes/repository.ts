@@ -109,12 +109,10 @@ const controlRoute = (action: 'load' | 'unload', access: ModelControlAccess, bod
       200: { description: 'Done', content: { 'application/json': { schema: z.object({}) } } },
       ...commonErrors,
       400: errorResponse('Not in explicit mode, or the model did not load (with why)'),
-      ...(action === 'load'
-        ? {
-            409: errorResponse('A file override names a version that exists already'),
-            503: errorResponse('8 publishes of this model are waiting already: retry'),
-          }
-        : {}),
+      ...(action === 'load' ? { 409: errorResponse('A file override names a version that exists already') } : {}),
+      503: errorResponse(
+        '8 loads, unloads or publishes of this model are waiting already (each waits its turn): retry',
+      ),
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse(
         'Model control is off (the server listens on the network without an API key), or a file override without --allow-upload',

@@ -51,7 +51,9 @@ const uploadRoute = (access: ModelControlAccess, uploads: UploadSettings) =>
       400: errorResponse('The file did not load (with why)'),
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse('The server listens on the network without an API key'),
-      503: errorResponse('8 publishes of this model are waiting already: retry'),
+      503: errorResponse(
+        '8 loads, unloads or publishes of this model are waiting already (each waits its turn): retry',
+      ),
     },
   });
 
