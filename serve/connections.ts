@@ -26,6 +26,14 @@ export interface ConnectionLimits {
 
 export const CONNECTION_DEFAULTS: ConnectionLimits = { total: 1024, perClient: 256, pipelined: 16 };
 
+/**
+ * Connections the kernel may hold for us before we accept them (capped by net.core.somaxconn). Node's
+ * default, 511, is less than the connections a flood keeps coming while the guard closes the stalest
+ * (connections.ts): with the queue full, the kernel drops a new client's SYN and the client retries after
+ * 1, 3, 7, 15 s — an outside attack's probes waited 9–20 s to be accepted under ~1,000 flooding sockets.
+ */
+export const LISTEN_BACKLOG = 4096;
+
 interface Tracked {
   address: string;
   /** When the client last sent bytes, and when the server last sent it any (performance.now()). */

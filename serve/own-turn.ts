@@ -10,7 +10,15 @@
  * queue; and work whose client has gone is dropped when its turn comes (an outside attack queued 300 bodies
  * of 1 KB gzip, 1 MB decoded, and hung up: 27 s of parsing for nobody, a 100 KB body from another address
  * waited 104 s).
+ *
+ * A turn also waits while connections are being accepted: Node takes one new connection from the kernel's
+ * queue per loop iteration, so with a heavy turn in every iteration a flood's queue drained at a few
+ * connections a second and a new client (a health probe) waited 9–20 s just to be accepted. Iterations
+ * that accepted a connection now give no turn (up to `ACCEPTS_PER_TURN` in a row), and cost microseconds.
  */
+
+/** Iterations that accept a connection run before a turn, at most: new clients get in at ~64 per parse. */
+export const ACCEPTS_PER_TURN = 64;
 
 interface Waiting {
   resolve: () => void;
@@ -20,6 +28,14 @@ interface Waiting {
 
 const queues = new Map<string, Waiting[]>();
 let scheduled = false;
+/** A connection was accepted since the last check phase; turns in a row passed over for that. */
+let accepted = false;
+let passedOver = 0;
+
+/** A server's 'connection' listener: the loop just accepted one, and there may be more queued. */
+export function noteConnection(): void {
+  accepted = true;
+}
 
 /**
  * Resolves at the start of a loop turn that runs nothing else heavy; do the work synchronously after it.
@@ -39,6 +55,14 @@ function next(): void {
   // One waiter per check phase: its continuation runs in this callback's microtasks, and the next waiter's
   // immediate is queued from here, so it lands in the next turn, after that turn's poll for I/O.
   setImmediate(() => {
+    // This iteration's poll accepted a connection: the next one may accept another before any heavy work.
+    if (accepted && passedOver < ACCEPTS_PER_TURN) {
+      accepted = false;
+      passedOver++;
+      return next();
+    }
+    accepted = false;
+    passedOver = 0;
     const waiter = takeNext();
     if (waiter) waiter.resolve();
     if (queues.size > 0) next();

@@ -21,13 +21,14 @@ import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
 import { answerClientErrors } from './client-errors.ts';
-import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections } from './connections.ts';
+import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections, LISTEN_BACKLOG } from './connections.ts';
 import { closingRefusal } from './errors.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { lingerOnClose } from './lingering-close.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
+import { noteConnection } from './own-turn.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 import { requestListener } from './request-listener.ts';
 import { UPLOAD_PATH, type UploadSettings, uploadBodyBytes } from './routes/upload.ts';
@@ -182,9 +183,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, host, port)));
-    server.listen(port, host, () => resolve());
+    server.listen({ port, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   lingerOnClose(server);
+  server.on('connection', noteConnection); // heavy turns make way while connections are accepted (own-turn.ts)
   answerClientErrors(server, timeouts);
   refuseLargeContinues(server, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, options.uploads?.maxBytes);
   const connections = guardConnections(server, {

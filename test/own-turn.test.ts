@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { expect, it } from 'vitest';
-import { ownTurn } from '../serve/own-turn.ts';
+import { ACCEPTS_PER_TURN, noteConnection, ownTurn } from '../serve/own-turn.ts';
 
 it('runs queued heavy work one per loop turn, with the socket reads between them', async () => {
   const server = createServer();
@@ -62,4 +62,37 @@ it('goes round the clients waiting, and drops work whose client has gone when it
   await Promise.all(queued);
   // One of a's, then b's, then c's, then a's next (its second is gone), and so on.
   expect(order).toEqual(['a1', 'b1', 'c1', 'a2 dropped', 'a3', 'b2']);
+});
+
+it('lets queued connections in before heavy work: Node accepts one per loop iteration', async () => {
+  const server = createServer((socket) => socket.on('error', () => {}));
+  server.on('connection', noteConnection);
+  server.listen({ port: 0, host: '127.0.0.1', backlog: 1024 });
+  await once(server, 'listening');
+  const port = (server.address() as AddressInfo).port;
+  let accepted = 0;
+  server.on('connection', () => accepted++);
+  const clients: Socket[] = [];
+  const acceptedBeforeWork: number[] = [];
+  try {
+    // 40 pieces of heavy work (5 ms each) queued, then 100 connections arriving in the kernel's queue.
+    const work = Array.from({ length: 40 }, async () => {
+      await ownTurn();
+      acceptedBeforeWork.push(accepted);
+      const end = performance.now() + 5;
+      while (performance.now() < end);
+    });
+    for (let i = 0; i < 100; i++) clients.push(connect(port, '127.0.0.1').on('error', () => {}));
+    await Promise.all(clients.map((client) => once(client, 'connect')));
+    await Promise.all(work);
+    // All 100 were accepted while at most 100 / ACCEPTS_PER_TURN + 2 pieces ran (without the pass-over,
+    // one connection per piece: 40 pieces, 40 connections).
+    expect(accepted).toBe(100);
+    const piecesBeforeAll = acceptedBeforeWork.findIndex((n) => n === 100);
+    expect(piecesBeforeAll).toBeGreaterThanOrEqual(0);
+    expect(piecesBeforeAll).toBeLessThanOrEqual(Math.ceil(100 / ACCEPTS_PER_TURN) + 2);
+  } finally {
+    for (const client of clients) client.destroy();
+    server.close();
+  }
 });

@@ -17,9 +17,10 @@ import type { ValueDescription } from '../../onnx/describe.ts';
 import { BatchShapeError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';
-import { guardConnections } from '../connections.ts';
+import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
+import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
 import { parseVersion } from '../routes/lookup.ts';
 import { modelMetadata } from '../routes/v2.ts';
@@ -251,9 +252,12 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     client.on('drain', () => upstream.resume());
   });
   const guard = guardConnections(front, GRPC_CONNECTIONS, 'bytes');
+  front.on('connection', noteConnection);
   const port = await new Promise<number>((resolve, reject) => {
     front.once('error', reject);
-    front.listen(options.port, options.host, () => resolve((front.address() as AddressInfo).port));
+    front.listen({ port: options.port, host: options.host, backlog: LISTEN_BACKLOG }, () =>
+      resolve((front.address() as AddressInfo).port),
+    );
   });
   return {
     port,
