@@ -6,6 +6,12 @@
  * request but a large image or an upload); past that, each chunk takes bytes from a shared budget, in
  * all and per client address, waiting while it is spent — and while it waits, Node stops reading that
  * socket. Bytes go back when the body has been read. Worst case: connections × freeBytes + total.
+ *
+ * A body that holds bytes but hardly sends more gives them back when others wait for them: bodies stalled
+ * midway from four addresses filled the total, and a fifth address's large body waited for the request
+ * timeout (30 s). While some body waits, one that is reading from its client and has received less than
+ * `minBytesPerSecond` over the last `slowWindowMs` (time it spent waiting on us not counted) is evicted:
+ * its reader answers 408 and its bytes go back.
  */
 import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
@@ -17,6 +23,10 @@ export interface BodyBudgetLimits {
   total: number;
   /** … and those of one client address. */
   perClient: number;
+  /** While others wait: the window over which a reading body's pace is judged (default 5 s)… */
+  slowWindowMs?: number;
+  /** … and the pace under which it is evicted (default 16 KiB/s: a 1 MiB body in a minute). */
+  minBytesPerSecond?: number;
 }
 
 export const BODY_BUDGET_DEFAULTS: BodyBudgetLimits = {
@@ -24,11 +34,17 @@ export const BODY_BUDGET_DEFAULTS: BodyBudgetLimits = {
   total: 64 * 1024 * 1024,
   perClient: 16 * 1024 * 1024,
 };
+const SLOW_WINDOW_MS = 5000;
+const MIN_BYTES_PER_SECOND = 16 * 1024;
+/** How often slow bodies are looked for while some body waits. */
+const SLOW_CHECK_MS = 250;
 
 interface Waiter {
   account: Account;
   bytes: number;
   grant: () => void;
+  /** When it began to wait (performance.now()). */
+  since: number;
 }
 
 interface Account {
@@ -37,11 +53,22 @@ interface Account {
   seq: number;
   held: number;
   waiting: boolean;
+  /** Bytes received from the client so far, and [time, received] marks to judge its recent pace by. */
+  received: number;
+  marks: [number, number][];
+  /** Its client has sent it all (it is being decoded or waits for a turn: not slow, whatever its pace). */
+  complete: boolean;
+  evict?: () => void;
 }
 
-/** One body's share of a budget: `take` as chunks arrive, `close` when the body is read (all goes back). */
+/**
+ * One body's share of a budget: `take` as chunks arrive, `arrived` for every chunk received, `complete`
+ * once the client has sent it all, `close` when the body is read (all goes back).
+ */
 export interface BodyAccount {
   take(bytes: number, signal?: AbortSignal): Promise<void>;
+  arrived(bytes: number): void;
+  complete(): void;
   close(): void;
 }
 
@@ -66,6 +93,9 @@ export class BodyBudget {
   private readonly runners = new Map<string, Account>();
   /** … and the one body that may go past every limit, named when every body holding bytes waits. */
   private runner: Account | undefined;
+  private slowCheck: ReturnType<typeof setTimeout> | undefined;
+  /** Bodies evicted for their pace (for tests and logs). */
+  evicted = 0;
 
   constructor(
     readonly limits: BodyBudgetLimits = BODY_BUDGET_DEFAULTS,
@@ -73,13 +103,70 @@ export class BodyBudget {
     private readonly onChange: (bytes: number, waiting: number) => void = () => {},
   ) {}
 
-  /** An account for one body from `address`. */
-  open(address: string): BodyAccount {
-    const account: Account = { address, seq: this.opened++, held: 0, waiting: false };
+  /** An account for one body from `address`; `evict` is called if it must give its bytes back for its pace. */
+  open(address: string, evict?: () => void): BodyAccount {
+    const account: Account = {
+      address,
+      seq: this.opened++,
+      held: 0,
+      waiting: false,
+      received: 0,
+      marks: [[performance.now(), 0]],
+      complete: false,
+      evict,
+    };
     return {
       take: (bytes, signal) => this.take(account, bytes, signal),
+      arrived: (bytes) => this.arrived(account, bytes),
+      complete: () => {
+        account.complete = true;
+      },
       close: () => this.close(account),
     };
+  }
+
+  private arrived(account: Account, bytes: number): void {
+    account.received += bytes;
+    const now = performance.now();
+    const last = account.marks[account.marks.length - 1] as [number, number];
+    // Marks at most every SLOW_CHECK_MS; bytes within one are counted at its time (a little early).
+    if (now - last[0] >= SLOW_CHECK_MS) account.marks.push([now, account.received]);
+    else last[1] = account.received;
+    const windowStart = now - (this.limits.slowWindowMs ?? SLOW_WINDOW_MS);
+    // Keep one mark at or before the window's start: the base the window's bytes are counted from.
+    while (account.marks.length > 1 && (account.marks[1] as [number, number])[0] <= windowStart) account.marks.shift();
+  }
+
+  /** Reading from its client, holding bytes, and slower than the floor over the whole last window. */
+  private isSlow(account: Account, now: number): boolean {
+    if (account.waiting || account.complete || account.held === 0) return false;
+    const windowMs = this.limits.slowWindowMs ?? SLOW_WINDOW_MS;
+    const windowStart = now - windowMs;
+    const [first] = account.marks;
+    if (!first || first[0] > windowStart) return false; // not judged over a whole window yet
+    let base = first[1];
+    for (const [time, received] of account.marks) if (time <= windowStart) base = received;
+    const floor = ((this.limits.minBytesPerSecond ?? MIN_BYTES_PER_SECOND) * windowMs) / 1000;
+    return account.received - base < floor;
+  }
+
+  /** While some body waits and others read: every so often, evict the slow (their readers answer 408). */
+  private watchSlowBodies(): void {
+    const someoneReads = [...this.holders].some((h) => !h.waiting && !h.complete);
+    if (this.waiting.length === 0 || !someoneReads || this.slowCheck) return;
+    this.slowCheck = setTimeout(() => {
+      this.slowCheck = undefined;
+      const now = performance.now();
+      for (const holder of this.holders) {
+        if (!this.isSlow(holder, now) || !holder.evict) continue;
+        this.evicted++;
+        const evict = holder.evict;
+        holder.evict = undefined; // once: its reader closes the account, which gives the bytes back
+        evict();
+      }
+      this.watchSlowBodies();
+    }, SLOW_CHECK_MS);
+    this.slowCheck.unref();
   }
 
   /** Take `bytes` for `account`, once they fit; rejects if `signal` aborts first (the client went away). */
@@ -88,6 +175,7 @@ export class BodyBudget {
       const waiter: Waiter = {
         account,
         bytes,
+        since: performance.now(),
         grant: () => {
           signal?.removeEventListener('abort', onAbort);
           resolve();
@@ -171,6 +259,7 @@ export class BodyBudget {
     // What fits goes first; only bodies still stuck after it get a runner (then its chunk goes too).
     this.grantFitting();
     if (this.nameRunners()) this.grantFitting();
+    this.watchSlowBodies();
     this.onChange(this.used, this.waiting.length);
   }
 
@@ -186,6 +275,9 @@ export class BodyBudget {
       this.byClient.set(w.account.address, (this.byClient.get(w.account.address) ?? 0) + w.bytes);
       w.account.held += w.bytes;
       w.account.waiting = false;
+      // Time spent waiting on us is not the client's: its pace is judged from here on.
+      const now = performance.now();
+      if (now - w.since >= SLOW_CHECK_MS) w.account.marks = [[now, w.account.received]];
       this.holders.add(w.account);
       w.grant();
     }

@@ -25,7 +25,14 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   if (!reader) return new Uint8Array(0);
   const unlock = await lock?.acquire(c.req.raw.signal);
   const address = remoteAddress(c);
-  const account = budget?.open(address);
+  // Evicted for its pace while others wait for memory (body-budget.ts): the read ends with a 408.
+  let evict = () => {};
+  const tooSlow = new Promise<never>((_, reject) => {
+    evict = () =>
+      reject(new HttpError(408, 'body_too_slow', 'the request body arrived too slowly while others waited for memory'));
+  });
+  tooSlow.catch(() => {});
+  const account = budget?.open(address, () => evict());
   const signal = c.req.raw.signal;
   const chunks: Uint8Array[] = [];
   let size = 0;
@@ -40,13 +47,15 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   };
   try {
     for (;;) {
-      const { done, value } = await reader.read();
+      const { done, value } = await Promise.race([reader.read(), tooSlow]);
       if (done) break;
+      account?.arrived(value.length);
       size += value.length;
       if (size > limit) continue; // read on, keep nothing: the answer is a 413
       await hold(size);
       chunks.push(value);
     }
+    account?.complete();
     unlock?.();
     if (size > limit)
       throw new HttpError(413, 'payload_too_large', `request body is ${size} bytes; the limit is ${limit}`);
@@ -61,6 +70,9 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
     // extension's JSON header and the repository index held health 5–7.6 s under an outside attack's floods.)
     if (body.length > OWN_TURN_BYTES) await ownTurn(address, signal);
     return body;
+  } catch (error) {
+    if (error instanceof HttpError && error.code === 'body_too_slow') void reader.cancel().catch(() => {});
+    throw error;
   } finally {
     account?.close();
     unlock?.();

@@ -102,4 +102,41 @@ describe('the body budget', () => {
     y.close();
     expect(held).toBe(0);
   });
+
+  it('while a body waits, a reading one that has sent under the floor for a whole window is evicted; no other is', async () => {
+    const limits = { freeBytes: 0, total: 100, perClient: 100, slowWindowMs: 300, minBytesPerSecond: 100 };
+    const budget = new BodyBudget(limits);
+    const evicted: string[] = [];
+    const open = (name: string, address = name) => {
+      const account = budget.open(address, () => evicted.push(name));
+      return account;
+    };
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    // Nobody waits: a silent holder keeps its bytes however long.
+    const silent = open('silent');
+    await silent.take(30);
+    silent.arrived(30);
+    await sleep(700);
+    expect(evicted).toEqual([]);
+    // A steady one (≥ 100 B/s), one whose client has sent it all, and then a waiter that does not fit.
+    const steady = open('steady');
+    await steady.take(30);
+    steady.arrived(30);
+    const done = open('done');
+    await done.take(30);
+    done.arrived(30);
+    done.complete();
+    const waiter = open('waiter');
+    const waits = taking(waiter.take(30));
+    for (let i = 0; i < 8; i++) {
+      await sleep(100);
+      steady.arrived(100); // 1,000 B/s: ten times the floor, with room for a slow machine
+    }
+    expect(evicted).toEqual(['silent']);
+    expect(waits.granted).toBe(false);
+    silent.close(); // what the evicted body's reader does
+    await settle();
+    expect(waits.granted).toBe(true);
+    for (const account of [steady, done, waiter]) account.close();
+  });
 });

@@ -159,6 +159,56 @@ describe('floods', () => {
     }
   });
 
+  it('bodies stalled midway from four addresses give their bytes back when a fifth address waits for them', async () => {
+    // Each stalled body holds 60 KiB of its address's 80 KiB share and is reading (not waiting on us): 240 of
+    // the 256 KiB total. A 100 KB body from a fifth address needs more: it waited until the request timeout.
+    const budget = {
+      freeBytes: 16 * 1024,
+      total: 256 * 1024,
+      perClient: 80 * 1024,
+      slowWindowMs: 500,
+      minBytesPerSecond: 4096,
+    };
+    const small = await startServer({ models: makeTinyRepository(), port: 0, bodyBudget: budget });
+    const stalled = [2, 3, 4, 5].map((last) => {
+      const s = postHead(small.port, `127.0.0.${last}`, '/predict', 'application/octet-stream', 900000);
+      s.write(Buffer.alloc(76 * 1024));
+      const answer = new Promise<string>((resolve) => {
+        let text = '';
+        s.on('data', (chunk: Buffer) => {
+          text += chunk.toString();
+        });
+        s.once('close', () => resolve(text));
+      });
+      return { socket: s, answer };
+    });
+    try {
+      let metrics = '';
+      const deadline = Date.now() + 10_000;
+      while (
+        Number(/^http_request_body_budget_bytes (\d+)/m.exec(metrics)?.[1] ?? 0) < 4 * 60 * 1024 &&
+        Date.now() < deadline
+      )
+        metrics = await (await fetch(`${small.url}/metrics`)).text();
+      const response = await fetch(`${small.url}/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/octet-stream' },
+        body: new Uint8Array(100_000),
+        signal: AbortSignal.timeout(15_000),
+      });
+      expect(response.status).not.toBe(408);
+      expect(response.status).toBeLessThan(500);
+      for (const { answer } of stalled) {
+        const text = await answer;
+        expect(text).toMatch(/^HTTP\/1\.1 408/);
+        expect(text).toContain('body_too_slow');
+      }
+    } finally {
+      for (const { socket } of stalled) socket.destroy();
+      await small.close();
+    }
+  });
+
   it('bodies that each hold part of the budget and all wait for more still finish (no one waits on the others until 408)', async () => {
     // 16 bodies of 100 KiB from one address, each sent in two halves: the first halves alone take more than
     // the address's budget, so every body holding bytes waits for more — none of them will give any back.
