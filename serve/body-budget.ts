@@ -94,8 +94,6 @@ export class BodyBudget {
   /** … and the one body that may go past every limit, named when every body holding bytes waits. */
   private runner: Account | undefined;
   private slowCheck: ReturnType<typeof setTimeout> | undefined;
-  /** Bodies evicted for their pace (for tests and logs). */
-  evicted = 0;
 
   constructor(
     readonly limits: BodyBudgetLimits = BODY_BUDGET_DEFAULTS,
@@ -152,14 +150,12 @@ export class BodyBudget {
 
   /** While some body waits and others read: every so often, evict the slow (their readers answer 408). */
   private watchSlowBodies(): void {
-    const someoneReads = [...this.holders].some((h) => !h.waiting && !h.complete);
-    if (this.waiting.length === 0 || !someoneReads || this.slowCheck) return;
+    if (this.waiting.length === 0 || this.slowCheck || !this.someoneReads()) return;
     this.slowCheck = setTimeout(() => {
       this.slowCheck = undefined;
       const now = performance.now();
       for (const holder of this.holders) {
         if (!this.isSlow(holder, now) || !holder.evict) continue;
-        this.evicted++;
         const evict = holder.evict;
         holder.evict = undefined; // once: its reader closes the account, which gives the bytes back
         evict();
@@ -167,6 +163,11 @@ export class BodyBudget {
       this.watchSlowBodies();
     }, SLOW_CHECK_MS);
     this.slowCheck.unref();
+  }
+
+  private someoneReads(): boolean {
+    for (const holder of this.holders) if (!holder.waiting && !holder.complete) return true;
+    return false;
   }
 
   /** Take `bytes` for `account`, once they fit; rejects if `signal` aborts first (the client went away). */
