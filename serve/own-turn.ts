@@ -11,14 +11,18 @@
  * of 1 KB gzip, 1 MB decoded, and hung up: 27 s of parsing for nobody, a 100 KB body from another address
  * waited 104 s).
  *
- * A turn also waits while connections are being accepted: Node takes one new connection from the kernel's
- * queue per loop iteration, so with a heavy turn in every iteration a flood's queue drained at a few
- * connections a second and a new client (a health probe) waited 9–20 s just to be accepted. Iterations
- * that accepted a connection now give no turn (up to `ACCEPTS_PER_TURN` in a row), and cost microseconds.
+ * New connections get their share of the loop too. With an immediate pending, Node's poll takes one new
+ * connection from the kernel's queue per iteration (100 ms of work per iteration: 19 of 300 queued
+ * connections accepted in 2 s), so with a heavy turn in every iteration a flood's queue drained at a few
+ * connections a second and a new client (a health probe) waited 9–20 s just to be accepted. An iteration
+ * that accepted a connection now gives no turn, for as long as the last turn took (at least
+ * `MIN_ACCEPT_MS`): connections and heavy work each get about half the loop when both are pressed.
+ * (Passing over a fixed 64 iterations instead let an outside attack's connection churn, with iterations
+ * made long by small bodies, hold heavy work to one turn in 65: 17.6 → 1.8 large bodies a second.)
  */
 
-/** Iterations that accept a connection run before a turn, at most: new clients get in at ~64 per parse. */
-export const ACCEPTS_PER_TURN = 64;
+/** However cheap the last turn, accepting may go on this long before the next. */
+export const MIN_ACCEPT_MS = 1;
 
 interface Waiting {
   resolve: () => void;
@@ -28,9 +32,12 @@ interface Waiting {
 
 const queues = new Map<string, Waiting[]>();
 let scheduled = false;
-/** A connection was accepted since the last check phase; turns in a row passed over for that. */
+/** A connection was accepted since the last callback. */
 let accepted = false;
-let passedOver = 0;
+/** When the last turn was given, and what it cost (to the next callback); when accepting began to pass turns over. */
+let turnGivenAt: number | undefined;
+let lastTurnMs = 0;
+let acceptingSince: number | undefined;
 
 /** A server's 'connection' listener: the loop just accepted one, and there may be more queued. */
 export function noteConnection(): void {
@@ -52,21 +59,27 @@ export function ownTurn(client = '', signal?: AbortSignal): Promise<void> {
 
 function next(): void {
   scheduled = true;
-  // One waiter per check phase: its continuation runs in this callback's microtasks, and the next waiter's
-  // immediate is queued from here, so it lands in the next turn, after that turn's poll for I/O.
+  // One waiter per turn: its continuation runs in this callback's microtasks, and the next waiter's turn is
+  // scheduled from here, so it lands in the next iteration, after that iteration's poll for I/O.
   setImmediate(() => {
-    // This iteration's poll accepted a connection: the next one may accept another before any heavy work.
-    if (accepted && passedOver < ACCEPTS_PER_TURN) {
+    const now = performance.now();
+    if (turnGivenAt !== undefined) lastTurnMs = now - turnGivenAt;
+    turnGivenAt = undefined;
+    if (accepted) {
+      // This iteration's poll accepted a connection: the next may accept another, while it is their time.
       accepted = false;
-      passedOver++;
-      return next();
+      acceptingSince ??= now;
+      if (now - acceptingSince < Math.max(MIN_ACCEPT_MS, lastTurnMs)) return next();
     }
-    accepted = false;
-    passedOver = 0;
+    acceptingSince = undefined;
     const waiter = takeNext();
-    if (waiter) waiter.resolve();
-    if (queues.size > 0) next();
-    else scheduled = false;
+    if (waiter) {
+      turnGivenAt = performance.now();
+      waiter.resolve();
+    }
+    if (queues.size > 0) return next();
+    scheduled = false;
+    turnGivenAt = undefined; // measured only by a callback that follows at once, not after idle time
   });
 }
 

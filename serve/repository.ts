@@ -114,8 +114,8 @@ interface LoadedEntry {
 }
 
 /**
- * Control operations (loads, unloads, publishes) of one model waiting their turn, past which another is
- * refused (a publish holds its file's bytes while it waits).
+ * Control operations (loads, unloads, publishes) of one model under way or waiting their turn, past which
+ * another is refused (a publish holds its file's bytes while it waits).
  */
 const MAX_QUEUED_CONTROLS = 8;
 
@@ -424,7 +424,7 @@ export class ModelRepository {
     const queue = this.controlling.get(name) ?? { waiting: 0, last: Promise.resolve() };
     if (queue.waiting >= MAX_QUEUED_CONTROLS)
       throw new PublishBusyError(
-        `model '${shownName(name)}' has ${queue.waiting} loads, unloads or publishes waiting already; retry when they are done`,
+        `model '${shownName(name)}' has ${queue.waiting} loads, unloads or publishes under way or waiting; retry when they are done`,
       );
     queue.waiting++;
     this.controlling.set(name, queue);
@@ -481,6 +481,9 @@ export class ModelRepository {
         throw new ModelControlError(`model '${name}' could not be written: its folders changed in the repository`);
       throw error;
     }
+    // A new version is served (as Triton's load with a file override); one that fails leaves the model as
+    // wanted as it was (an outside attack's failed upload brought back a model the operator had unloaded).
+    const wasWanted = this.wanted?.has(name) ?? true;
     this.wanted?.add(name);
     await this.scanning;
     await this.scan();
@@ -489,6 +492,7 @@ export class ModelRepository {
     await rm(path, { force: true });
     await rmdir(dirname(path)).catch(() => {});
     await rmdir(join(this.root, name)).catch(() => {}); // only when empty: a folder this publish made
+    if (!wasWanted) this.wanted?.delete(name);
     await this.scan();
     throw new ModelControlError(
       `model '${name}' version ${chosen} did not load: ${status?.failure?.error ?? 'it is not served (version policy?)'}`,

@@ -5,7 +5,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { expect, it } from 'vitest';
-import { ACCEPTS_PER_TURN, noteConnection, ownTurn } from '../serve/own-turn.ts';
+import { noteConnection, ownTurn } from '../serve/own-turn.ts';
 
 it('runs queued heavy work one per loop turn, with the socket reads between them', async () => {
   const server = createServer();
@@ -85,12 +85,12 @@ it('lets queued connections in before heavy work: Node accepts one per loop iter
     for (let i = 0; i < 100; i++) clients.push(connect(port, '127.0.0.1').on('error', () => {}));
     await Promise.all(clients.map((client) => once(client, 'connect')));
     await Promise.all(work);
-    // All 100 were accepted while at most 100 / ACCEPTS_PER_TURN + 2 pieces ran (without the pass-over,
-    // one connection per piece: 40 pieces, 40 connections).
+    // All 100 were accepted within the first pieces, as fast as this process's own clients connect (here: by
+    // the 7th); with turns by immediates alone, one connection per piece: 40 pieces, 40 connections.
     expect(accepted).toBe(100);
     const piecesBeforeAll = acceptedBeforeWork.findIndex((n) => n === 100);
     expect(piecesBeforeAll).toBeGreaterThanOrEqual(0);
-    expect(piecesBeforeAll).toBeLessThanOrEqual(Math.ceil(100 / ACCEPTS_PER_TURN) + 2);
+    expect(piecesBeforeAll).toBeLessThanOrEqual(15);
   } finally {
     for (const client of clients) client.destroy();
     server.close();

@@ -85,7 +85,7 @@ describe('with --allow-upload', () => {
     );
     expect(settled.map((s) => s.status)).toEqual([...new Array(8).fill('fulfilled'), 'rejected', 'rejected']);
     expect(String((settled[9] as PromiseRejectedResult).reason)).toMatch(
-      /8 loads, unloads or publishes waiting already; retry/,
+      /8 loads, unloads or publishes under way or waiting; retry/,
     );
     const busy = await putModel(server.url, 'queued', model);
     expect(busy.status).toBe(201); // the queue drained: the next one is taken again
@@ -169,6 +169,24 @@ describe('edges', () => {
     expect(next.status).toBe(400);
     expect((await errorOf(next)).message).toMatch(/no version number left/);
     expect((await putModel(server.url, 'stats', model)).status).toBe(400);
+  }, 60_000);
+
+  it('a failed upload to a model the operator unloaded leaves it unloaded (explicit mode); a good one serves it', async () => {
+    const { server } = await start({
+      uploads: { maxBytes: 256 * 1024 },
+      modelControlMode: 'explicit',
+      loadModels: ['a'],
+    });
+    const unload = await fetch(`${server.url}/v2/repository/models/a/unload`, { method: 'POST' });
+    expect(unload.status).toBe(200);
+    expect((await infer(server.url, 'a')).status).toBe(404);
+    const bad = await putModel(server.url, 'a', new TextEncoder().encode('not a model'));
+    expect(bad.status).toBe(400);
+    // It came back: the failed publish had made 'a' wanted again and its version 1 served.
+    expect((await infer(server.url, 'a')).status).toBe(404);
+    const good = await putModel(server.url, 'a', model);
+    expect(good.status).toBe(201);
+    expect((await infer(server.url, 'a')).status).toBe(200);
   }, 60_000);
 
   it('a file, a dangling link or a link out of the repository where a model or version folder goes: 400, nothing written', async () => {

@@ -111,7 +111,7 @@ const controlRoute = (action: 'load' | 'unload', access: ModelControlAccess, bod
       400: errorResponse('Not in explicit mode, or the model did not load (with why)'),
       ...(action === 'load' ? { 409: errorResponse('A file override names a version that exists already') } : {}),
       503: errorResponse(
-        '8 loads, unloads or publishes of this model are waiting already (each waits its turn): retry',
+        '8 loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry',
       ),
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse(

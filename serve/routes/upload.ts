@@ -52,7 +52,7 @@ const uploadRoute = (access: ModelControlAccess, uploads: UploadSettings) =>
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse('The server listens on the network without an API key'),
       503: errorResponse(
-        '8 loads, unloads or publishes of this model are waiting already (each waits its turn): retry',
+        '8 loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry',
       ),
     },
   });
