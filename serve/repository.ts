@@ -539,17 +539,19 @@ export class ModelRepository {
       .sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1));
   }
 
+  /** Why `name` has no version loaded or failed: unknown, or in the repository but not loaded. */
+  absentBecause(name: string): string {
+    return this.wanted && [...this.known.values()].some((f) => f.name === name)
+      ? `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`
+      : `unknown model '${shownName(name)}'`;
+  }
+
   /** The served version: `version`, or the newest loaded one; the first model by name when none is given. */
   get(name?: string, version?: number): ServedVersion {
     const model = name ?? this.names().find((n) => this.versions(n).some((v) => v.ready));
     if (!model) throw new ModelNotFoundError('no model is loaded');
     const versions = this.versions(model);
-    if (versions.length === 0)
-      throw new ModelNotFoundError(
-        this.wanted && [...this.known.values()].some((f) => f.name === model)
-          ? `model '${model}' is not loaded (explicit model control: POST /v2/repository/models/${model}/load)`
-          : `unknown model '${shownName(model)}'`,
-      );
+    if (versions.length === 0) throw new ModelNotFoundError(this.absentBecause(model));
     if (version === undefined) {
       const newest = versions.filter((v) => v.ready).at(-1)?.served;
       if (!newest) {

@@ -89,6 +89,10 @@ describe('explicit mode', () => {
     expect(answered.status).toBe(200);
     expect(((await answered.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data).toHaveLength(10);
     expect((await infer(server.url, 'b')).status).toBe(404);
+    // Its ready check says why in the same words as inference (it said "unknown model").
+    const ready = await fetch(`${server.url}/v2/models/b/ready`);
+    expect(ready.status).toBe(404);
+    expect((await errorOf(ready)).message).toContain("model 'b' is not loaded");
     expect((await index(server.url)).find((e) => e.name === 'b')).toMatchObject({ state: 'UNAVAILABLE' });
     expect((await fetch(`${server.url}/v2/models/stats`)).ok).toBe(true);
   });

@@ -5,7 +5,6 @@
  * the same file gives in Triton.
  */
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
-import { shownName } from '../../node/repository.ts';
 import type { ValueDescription } from '../../onnx/describe.ts';
 import { HEADER_LENGTH } from '../binary-tensors.ts';
 import { HttpError } from '../errors.ts';
@@ -202,7 +201,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
     app.openapi(modelReadyRoute(base), (c) => {
       const { model: name, version } = c.req.valid('param');
       const versions = repository.versions(name);
-      if (versions.length === 0) throw new HttpError(404, 'model_not_found', `unknown model '${shownName(name)}'`);
+      if (versions.length === 0) throw new HttpError(404, 'model_not_found', repository.absentBecause(name));
       const ready =
         version === undefined
           ? versions.some((v) => v.ready)
