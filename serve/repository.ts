@@ -120,7 +120,7 @@ interface LoadedEntry {
 const MAX_QUEUED_CONTROLS = 8;
 
 /** Too many control operations of one model are waiting (503: retry). */
-export class PublishBusyError extends Error {}
+export class ControlBusyError extends Error {}
 
 /** A publish named a version that exists: nothing the user made is overwritten. */
 export class VersionExistsError extends Error {
@@ -423,7 +423,7 @@ export class ModelRepository {
   private async inTurn<T>(name: string, work: () => Promise<T>): Promise<T> {
     const queue = this.controlling.get(name) ?? { waiting: 0, last: Promise.resolve() };
     if (queue.waiting >= MAX_QUEUED_CONTROLS)
-      throw new PublishBusyError(
+      throw new ControlBusyError(
         `model '${shownName(name)}' has ${queue.waiting} loads, unloads or publishes under way or waiting; retry when they are done`,
       );
     queue.waiting++;
