@@ -139,4 +139,19 @@ describe('the body budget', () => {
     expect(waits.granted).toBe(true);
     for (const account of [steady, done, waiter]) account.close();
   });
+
+  it("bytes that come back go to the address holding least, not to a flood's next body", async () => {
+    const budget = new BodyBudget({ freeBytes: 0, total: 100, perClient: 100 });
+    const flood = Array.from({ length: 5 }, () => budget.open('flood'));
+    for (const body of flood) await body.take(20);
+    const next = taking(flood[0]?.take(20) as Promise<void>); // the flood's next chunk, first in line
+    const newcomer = budget.open('newcomer');
+    const honest = taking(newcomer.take(20));
+    await settle();
+    expect([next.granted, honest.granted]).toEqual([false, false]);
+    flood[1]?.close();
+    await settle();
+    expect([next.granted, honest.granted]).toEqual([false, true]);
+    for (const body of [...flood, newcomer]) body.close();
+  });
 });

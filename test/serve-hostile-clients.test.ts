@@ -209,6 +209,29 @@ describe('floods', () => {
     }
   });
 
+  it('a body past the limit gives its budget back at once, while it is read on to its end for the 413', async () => {
+    const small = await startServer({ models: makeTinyRepository(), port: 0 });
+    const socket = postHead(small.port, '127.0.0.11', '/predict', 'application/octet-stream', 1_500_000);
+    const heldBytes = async () =>
+      Number(/^http_request_body_budget_bytes (\d+)/m.exec(await (await fetch(`${small.url}/metrics`)).text())?.[1]);
+    const until = async (done: (bytes: number) => boolean) => {
+      const deadline = Date.now() + 10_000;
+      let bytes = await heldBytes();
+      while (!done(bytes) && Date.now() < deadline) bytes = await heldBytes();
+      return bytes;
+    };
+    try {
+      socket.write(Buffer.alloc(900_000));
+      expect(await until((bytes) => bytes > 500_000)).toBeGreaterThan(500_000);
+      socket.write(Buffer.alloc(300_000)); // past the 1 MiB limit; 300 KB still to come
+      expect(await until((bytes) => bytes === 0)).toBe(0);
+      expect(socket.destroyed).toBe(false);
+    } finally {
+      socket.destroy();
+      await small.close();
+    }
+  });
+
   it('bodies that each hold part of the budget and all wait for more still finish (no one waits on the others until 408)', async () => {
     // 16 bodies of 100 KiB from one address, each sent in two halves: the first halves alone take more than
     // the address's budget, so every body holding bytes waits for more — none of them will give any back.
