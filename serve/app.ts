@@ -128,9 +128,13 @@ export function createApp(options: AppOptions): OpenAPIHono {
     : bodyBudget;
   const oneUpload = new OneAtATime();
   const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);
+  // Uploads are read one at a time, but a body that says it is small (a load call without a file) never
+  // waits behind one: a stalled upload held a plain load 29.6 s in an outside attack.
+  const saysSmall = (c: Context) =>
+    Number(c.req.header('content-length') ?? Number.NaN) <= BODY_BUDGET_DEFAULTS.freeBytes;
   app.use('*', async (c, next) => {
     c.set('bodyBudget' as never, (isUpload(c) ? uploadBudget : bodyBudget) as never);
-    if (isUpload(c)) c.set('bodyLock' as never, oneUpload as never);
+    if (isUpload(c) && !saysSmall(c)) c.set('bodyLock' as never, oneUpload as never);
     await next();
   });
   // Refused before the body was read (from Content-Length, or cut off midway): the rest of it can't be

@@ -6,6 +6,7 @@
  * behind the same key rules as load/unload.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -169,6 +170,34 @@ describe('edges', () => {
     expect(next.status).toBe(400);
     expect((await errorOf(next)).message).toMatch(/no version number left/);
     expect((await putModel(server.url, 'stats', model)).status).toBe(400);
+  }, 60_000);
+
+  it('a load call without a file does not wait behind a stalled upload (uploads are read one at a time)', async () => {
+    const { server } = await start({
+      uploads: { maxBytes: 256 * 1024 },
+      modelControlMode: 'explicit',
+      loadModels: ['a'],
+    });
+    const socket = connect({ host: '127.0.0.1', port: server.port });
+    socket.on('error', () => {});
+    try {
+      socket.write('PUT /api/models/z/versions HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\n');
+      socket.write(`Content-Length: ${200 * 1024}\r\n\r\n`);
+      socket.write(Buffer.alloc(100 * 1024)); // then silence: it holds the upload lock until the request timeout
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      // It waited for that timeout (30 s) before.
+      const loaded = await fetch(`${server.url}/v2/repository/models/a/load`, {
+        method: 'POST',
+        body: '{}',
+        signal: AbortSignal.timeout(10_000),
+      }).then(
+        (r) => r.status,
+        () => 'timed out',
+      );
+      expect(loaded).toBe(200);
+    } finally {
+      socket.destroy();
+    }
   }, 60_000);
 
   it('a failed upload to a model the operator unloaded leaves it unloaded (explicit mode); a good one serves it', async () => {
