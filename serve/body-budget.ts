@@ -53,9 +53,12 @@ interface Account {
   seq: number;
   held: number;
   waiting: boolean;
-  /** Bytes received from the client so far, and [time, received] marks to judge its recent pace by. */
+  /**
+   * Bytes received from the client so far, and marks to judge its recent pace by: [when the mark began,
+   * its last arrival, received by then], one per SLOW_CHECK_MS at most.
+   */
   received: number;
-  marks: [number, number][];
+  marks: [number, number, number][];
   /** Its client has sent it all (it is being decoded or waits for a turn: not slow, whatever its pace). */
   complete: boolean;
   evict?: () => void;
@@ -109,7 +112,7 @@ export class BodyBudget {
       held: 0,
       waiting: false,
       received: 0,
-      marks: [[performance.now(), 0]],
+      marks: [[performance.now(), performance.now(), 0]],
       complete: false,
       evict,
     };
@@ -126,13 +129,17 @@ export class BodyBudget {
   private arrived(account: Account, bytes: number): void {
     account.received += bytes;
     const now = performance.now();
-    const last = account.marks[account.marks.length - 1] as [number, number];
-    // Marks at most every SLOW_CHECK_MS; bytes within one are counted at its time (a little early).
-    if (now - last[0] >= SLOW_CHECK_MS) account.marks.push([now, account.received]);
-    else last[1] = account.received;
+    const last = account.marks[account.marks.length - 1] as [number, number, number];
+    // Bytes within one mark count at its last arrival (a little late: a pace is never judged slower than it is).
+    if (now - last[0] >= SLOW_CHECK_MS) account.marks.push([now, now, account.received]);
+    else {
+      last[1] = now;
+      last[2] = account.received;
+    }
     const windowStart = now - (this.limits.slowWindowMs ?? SLOW_WINDOW_MS);
     // Keep one mark at or before the window's start: the base the window's bytes are counted from.
-    while (account.marks.length > 1 && (account.marks[1] as [number, number])[0] <= windowStart) account.marks.shift();
+    while (account.marks.length > 1 && (account.marks[1] as [number, number, number])[1] <= windowStart)
+      account.marks.shift();
   }
 
   /** Reading from its client, holding bytes, and slower than the floor over the whole last window. */
@@ -142,8 +149,8 @@ export class BodyBudget {
     const windowStart = now - windowMs;
     const [first] = account.marks;
     if (!first || first[0] > windowStart) return false; // not judged over a whole window yet
-    let base = first[1];
-    for (const [time, received] of account.marks) if (time <= windowStart) base = received;
+    let base = 0;
+    for (const [, lastArrival, received] of account.marks) if (lastArrival <= windowStart) base = received;
     const floor = ((this.limits.minBytesPerSecond ?? MIN_BYTES_PER_SECOND) * windowMs) / 1000;
     return account.received - base < floor;
   }
@@ -279,7 +286,7 @@ export class BodyBudget {
       w.account.waiting = false;
       // Time spent waiting on us is not the client's: its pace is judged from here on.
       const now = performance.now();
-      if (now - w.since >= SLOW_CHECK_MS) w.account.marks = [[now, w.account.received]];
+      if (now - w.since >= SLOW_CHECK_MS) w.account.marks = [[now, now, w.account.received]];
       this.holders.add(w.account);
       w.grant();
     }

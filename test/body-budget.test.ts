@@ -154,4 +154,23 @@ describe('the body budget', () => {
     expect([next.granted, honest.granted]).toEqual([false, true]);
     for (const body of [...flood, newcomer]) body.close();
   });
+
+  it('judges pace by when bytes arrived: a sender 15% above the floor in chunks of a fifth of the window stays', async () => {
+    const limits = { freeBytes: 0, total: 100, perClient: 100, slowWindowMs: 1000, minBytesPerSecond: 1000 };
+    const budget = new BodyBudget(limits);
+    const evicted: string[] = [];
+    const steady = budget.open('steady', () => evicted.push('steady'));
+    await steady.take(60);
+    const waiter = budget.open('waiter');
+    const waits = taking(waiter.take(60));
+    // 230 B every 200 ms = 1,150 B/s; marks that dated a chunk's bytes to their mark's start judged it 920 B/s.
+    for (let i = 0; i < 15; i++) {
+      steady.arrived(230);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(evicted).toEqual([]);
+    expect(waits.granted).toBe(false);
+    steady.close();
+    waiter.close();
+  });
 });
