@@ -1,9 +1,13 @@
 /** Request bodies read within the one body limit, and JSON parsed without trusting its shape. */
+
+import type { Socket } from 'node:net';
 import { promisify } from 'node:util';
 import { brotliDecompress, gunzip, inflate, inflateRaw } from 'node:zlib';
+import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
 import { issuesInOneLine, type ZodIssues } from '../core/zod-issues.ts';
 import { type BodyBudget, type OneAtATime, remoteAddress } from './body-budget.ts';
+import { waitingOnServer } from './connections.ts';
 import { HttpError } from './errors.ts';
 import { ownTurn } from './own-turn.ts';
 
@@ -34,6 +38,7 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   tooSlow.catch(() => {});
   const account = budget?.open(address, () => evict());
   const signal = c.req.raw.signal;
+  const socket = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket as Socket | undefined;
   const chunks: Uint8Array[] = [];
   let size = 0;
   let taken = 0;
@@ -42,7 +47,12 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const hold = async (bytes: number) => {
     const over = bytes - (budget?.limits.freeBytes ?? bytes) - taken;
     if (!account || over <= 0) return;
-    await account.take(over, signal);
+    waitingOnServer(socket, true);
+    try {
+      await account.take(over, signal);
+    } finally {
+      waitingOnServer(socket, false);
+    }
     taken += over;
   };
   try {

@@ -45,14 +45,31 @@ interface Tracked {
   waitingOnUs: Set<IncomingMessage>;
 }
 
+/** Connections whose request body the server has stopped reading for now (it waits for the body budget). */
+const pausedByServer = new WeakSet<Socket>();
+
+/**
+ * Mark `socket`'s body as waiting on the server (body.ts, while its chunk waits for the body budget): its
+ * silence is then ours, not the client's. (An outside attack's flood held the budget, the honest body waiting
+ * for it went quiet, and the guard closed that connection as the least recently active.)
+ */
+export function waitingOnServer(socket: Socket | undefined, waiting: boolean): void {
+  if (!socket) return;
+  if (waiting) pausedByServer.add(socket);
+  else pausedByServer.delete(socket);
+}
+
 /**
  * The server owes this connection an answer it hasn't started to send, or is sending to a reader: an HTTP
- * request fully received and not yet answered; on a byte stream (the gRPC front, which sees no requests),
- * the client spoke last and the server has not answered since — a silent connection never spoke.
+ * request fully received and not yet answered, or one whose body it has stopped reading for now; on a byte
+ * stream (the gRPC front, which sees no requests), the client spoke last and the server has not answered
+ * since — a silent connection never spoke.
  */
 const servedNow = (socket: Socket, t: Tracked, answers: 'requests' | 'bytes') =>
   !socket.writableNeedDrain &&
-  (answers === 'bytes' ? t.lastIn > t.lastOut : [...t.waitingOnUs].some((request) => request.complete));
+  (answers === 'bytes'
+    ? t.lastIn > t.lastOut
+    : pausedByServer.has(socket) || [...t.waitingOnUs].some((request) => request.complete));
 
 export interface ConnectionGuard {
   /** Connections closed to make room, and for pipelining past the limit (for tests and logs). */

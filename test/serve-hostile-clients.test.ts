@@ -348,6 +348,34 @@ describe('floods', () => {
     }
   });
 
+  it('a body the server stopped reading (waiting for the budget) is not closed as an idle connection', async () => {
+    const budget = { freeBytes: 1024, total: 256 * 1024, perClient: 256 * 1024, slowWindowMs: 60_000 };
+    const small = await startServer({ models: makeTinyRepository(), port: 0, maxConnections: 40, bodyBudget: budget });
+    const sockets: Socket[] = [];
+    try {
+      // Address .12 holds most of the budget with a body that trickles on (so it stays recently active);
+      // .13's body then waits for the budget, silent because the server stopped reading it.
+      const holder = postHead(small.port, '127.0.0.12', '/predict', 'application/octet-stream', 200_000);
+      holder.write(Buffer.alloc(250 * 1024));
+      drip(holder, 'x'.repeat(100), 50);
+      sockets.push(holder);
+      await new Promise((r) => setTimeout(r, 300));
+      // All of it sent, but more than Node reads ahead of a paused body: the request is not complete.
+      const honest = postHead(small.port, '127.0.0.13', '/predict', 'application/octet-stream', 1_000_000);
+      honest.write(Buffer.alloc(1_000_000));
+      sockets.push(honest);
+      await new Promise((r) => setTimeout(r, 300));
+      // Then connections from .14 that go silent, past the cap: the guard must close those, not .13.
+      for (let i = 0; i < 60; i++) sockets.push(postHead(small.port, '127.0.0.14', '/predict', 'text/plain', 10));
+      await new Promise((r) => setTimeout(r, 1000));
+      expect(small.connections.evicted).toBeGreaterThan(0);
+      expect(honest.destroyed || honest.readableEnded).toBe(false);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await small.close();
+    }
+  });
+
   it('stalled uploads from several addresses filling every connection: the least recently active are closed for a probe', async () => {
     const small = await startServer({
       models: makeTinyRepository(),
