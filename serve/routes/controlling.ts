@@ -1,6 +1,6 @@
 /** The repository's refusals of a load, unload or publish, as 4xx answers a client can act on. */
 import { HttpError } from '../errors.ts';
-import { ModelControlError, ModelNotFoundError, ControlBusyError, VersionExistsError } from '../repository.ts';
+import { ControlBusyError, ModelControlError, ModelNotFoundError, VersionExistsError } from '../repository.ts';
 
 export async function controlling(work: () => Promise<void> | void): Promise<void> {
   try {
