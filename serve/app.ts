@@ -129,9 +129,11 @@ export function createApp(options: AppOptions): OpenAPIHono {
   const oneUpload = new OneAtATime();
   const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);
   // Uploads are read one at a time, but a body that says it is small (a load call without a file) never
-  // waits behind one: a stalled upload held a plain load 29.6 s in an outside attack.
+  // waits behind one: a stalled upload held a plain load 29.6 s in an outside attack. Not a compressed one:
+  // 50 KB of gzip carried a 16 MB model past the lock in the next.
   const saysSmall = (c: Context) =>
-    Number(c.req.header('content-length') ?? Number.NaN) <= BODY_BUDGET_DEFAULTS.freeBytes;
+    Number(c.req.header('content-length') ?? Number.NaN) <= BODY_BUDGET_DEFAULTS.freeBytes &&
+    (c.req.header('content-encoding') ?? 'identity').trim().toLowerCase() === 'identity';
   app.use('*', async (c, next) => {
     c.set('bodyBudget' as never, (isUpload(c) ? uploadBudget : bodyBudget) as never);
     if (isUpload(c) && !saysSmall(c)) c.set('bodyLock' as never, oneUpload as never);

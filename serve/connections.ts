@@ -1,8 +1,8 @@
 /**
  * Connections a flood can't use to lock everyone else out. Node's own `maxConnections` refuses the
  * newest connection once full, so a thousand silent sockets made health probes fail; here the server
- * makes room by closing the *least recently active* connection instead — the one whose last byte in or
- * out is oldest: a silent socket, headers or a body that stopped arriving, a kept-alive one between
+ * makes room by closing a connection of the address holding the most, its *least recently active* one —
+ * the one whose last byte in or out is oldest: a silent socket, headers or a body that stopped arriving, a kept-alive one between
  * requests, a reader that stopped reading. A client that sends its request at once (a probe, a browser)
  * gets in; a stalled one is the first to go. A connection whose request has fully arrived and is waiting
  * for the server's answer (a model at work, a decode queue) is skipped while any other can go: its
@@ -105,13 +105,15 @@ export function guardConnections(
     else perClient.delete(t.address);
   };
   /**
-   * Close the least recently active connection (of `address`, when given), passing over those the server
-   * is answering unless every candidate is one.
+   * Close the least recently active connection of `address` — by default the address holding the most
+   * connections, a flood's rather than a lone client's — passing over those the server is answering unless
+   * every one of its connections is. (Taking the least recently active of all, the guard closed a lone
+   * honest upload once a flood's connections were all waiting on the server: an outside attack.)
    */
-  const makeRoom = (address?: string) => {
+  const makeRoom = (address = busiestAddress()) => {
     let fallback: Socket | undefined;
     for (const [socket, t] of byActivity) {
-      if (address !== undefined && t.address !== address) continue;
+      if (t.address !== address) continue;
       if (servedNow(socket, t, answers)) {
         fallback ??= socket;
         continue;
@@ -119,6 +121,16 @@ export function guardConnections(
       return close(socket);
     }
     if (fallback) close(fallback);
+  };
+  const busiestAddress = () => {
+    let busiest: string | undefined;
+    let most = 0;
+    for (const [address, count] of perClient)
+      if (count > most) {
+        most = count;
+        busiest = address;
+      }
+    return busiest;
   };
   const close = (socket: Socket) => {
     counts.evicted++;
