@@ -124,7 +124,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // Model uploads (--allow-upload) have their own, larger limit, and one upload's worth of budget.
   const uploads = options.uploads;
   const uploadBudget = uploads
-    ? new BodyBudget({ freeBytes: 0, total: uploads.maxBytes * 2, perClient: uploads.maxBytes * 2 })
+    ? new BodyBudget({ freeBytes: 0, total: uploads.maxBytes * 2, perClient: uploads.maxBytes * 2 }, (bytes) =>
+        metrics.uploadBytes.set(bytes),
+      )
     : bodyBudget;
   const oneUpload = new OneAtATime();
   const isUpload = (c: Context) => uploads !== undefined && UPLOAD_PATH.test(c.req.path);

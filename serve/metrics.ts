@@ -48,6 +48,11 @@ export function createMetrics() {
       help: 'Request bodies waiting for memory to be read further',
       registers: [registry],
     }),
+    uploadBytes: new Gauge({
+      name: 'http_upload_body_budget_bytes',
+      help: 'Bytes of model uploads being read (their own budget, with --allow-upload)',
+      registers: [registry],
+    }),
     modelFailures: new Counter({
       name: 'model_failures_total',
       help: 'Requests failed by their model: over the run budget, a crashed runner, or the wrong number of rows',

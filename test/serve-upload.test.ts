@@ -165,6 +165,8 @@ describe('edges', () => {
       load(server.url, 'e', { 'file:1/model.onnx': b64(big) }),
     ]);
     expect([first.status, second.status]).toEqual([200, 200]);
+    // Both read: their own budget is whole again.
+    expect(await (await fetch(`${server.url}/metrics`)).text()).toMatch(/^http_upload_body_budget_bytes 0$/m);
     expect((await load(server.url, 'f', { 'file:999999999/model.onnx': b64(model) })).status).toBe(200);
     const next = await putModel(server.url, 'f', model);
     expect(next.status).toBe(400);
