@@ -25,7 +25,7 @@ import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { BatchShapeError } from './batcher.ts';
-import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
+import { DEFAULT_MAX_BODY_BYTES, isEncoded } from './body.ts';
 import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime } from './body-budget.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
@@ -135,7 +135,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // 50 KB of gzip carried a 16 MB model past the lock in the next.
   const saysSmall = (c: Context) =>
     Number(c.req.header('content-length') ?? Number.NaN) <= BODY_BUDGET_DEFAULTS.freeBytes &&
-    (c.req.header('content-encoding') ?? 'identity').trim().toLowerCase() === 'identity';
+    !isEncoded(c.req.header('content-encoding'));
   app.use('*', async (c, next) => {
     c.set('bodyBudget' as never, (isUpload(c) ? uploadBudget : bodyBudget) as never);
     if (isUpload(c) && !saysSmall(c)) c.set('bodyLock' as never, oneUpload as never);

@@ -47,18 +47,18 @@ interface Waiter {
   since: number;
 }
 
+/** A pace mark: [when the mark began, its last arrival, bytes received by then]. */
+type Mark = [start: number, lastArrival: number, received: number];
+
 interface Account {
   address: string;
   /** Opening order: the oldest body of a deadlocked address (or of all) is the one let through. */
   seq: number;
   held: number;
   waiting: boolean;
-  /**
-   * Bytes received from the client so far, and marks to judge its recent pace by: [when the mark began,
-   * its last arrival, received by then], one per SLOW_CHECK_MS at most.
-   */
+  /** Bytes received from the client so far, and marks to judge its recent pace by (one per SLOW_CHECK_MS at most). */
   received: number;
-  marks: [number, number, number][];
+  marks: Mark[];
   /** Its client has sent it all (it is being decoded or waits for a turn: not slow, whatever its pace). */
   complete: boolean;
   evict?: () => void;
@@ -129,7 +129,7 @@ export class BodyBudget {
   private arrived(account: Account, bytes: number): void {
     account.received += bytes;
     const now = performance.now();
-    const last = account.marks[account.marks.length - 1] as [number, number, number];
+    const last = account.marks[account.marks.length - 1] as Mark;
     // Bytes within one mark count at its last arrival (a little late: a pace is never judged slower than it is).
     if (now - last[0] >= SLOW_CHECK_MS) account.marks.push([now, now, account.received]);
     else {
@@ -138,8 +138,7 @@ export class BodyBudget {
     }
     const windowStart = now - (this.limits.slowWindowMs ?? SLOW_WINDOW_MS);
     // Keep one mark at or before the window's start: the base the window's bytes are counted from.
-    while (account.marks.length > 1 && (account.marks[1] as [number, number, number])[1] <= windowStart)
-      account.marks.shift();
+    while (account.marks.length > 1 && (account.marks[1] as Mark)[1] <= windowStart) account.marks.shift();
   }
 
   /** Reading from its client, holding bytes, and slower than the floor over the whole last window. */

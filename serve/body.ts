@@ -117,7 +117,8 @@ const codingsOf = (encoding: string | undefined) =>
     .split(',')
     .map((c) => c.trim().toLowerCase())
     .filter((c) => c !== '' && c !== 'identity');
-const isEncoded = (encoding: string | undefined) => codingsOf(encoding).length > 0;
+/** Whether a Content-Encoding names a coding the body must be decoded from (what readBody decodes). */
+export const isEncoded = (encoding: string | undefined) => codingsOf(encoding).length > 0;
 
 /**
  * The body a Content-Encoding describes, decoded off the event loop (zlib's pool) and stopped at `limit`

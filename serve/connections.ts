@@ -2,8 +2,8 @@
  * Connections a flood can't use to lock everyone else out. Node's own `maxConnections` refuses the
  * newest connection once full, so a thousand silent sockets made health probes fail; here the server
  * makes room by closing a connection of the address holding the most, its *least recently active* one —
- * the one whose last byte in or out is oldest: a silent socket, headers or a body that stopped arriving, a kept-alive one between
- * requests, a reader that stopped reading. A client that sends its request at once (a probe, a browser)
+ * the one whose last byte in or out is oldest: a silent socket, headers or a body that stopped arriving,
+ * a kept-alive one between requests, a reader that stopped reading. A client that sends its request at once (a probe, a browser)
  * gets in; a stalled one is the first to go. A connection whose request has fully arrived and is waiting
  * for the server's answer (a model at work, a decode queue) is skipped while any other can go: its
  * silence is the server's, not the client's (an outside attack's trickling flood closed exactly those, so

@@ -22,7 +22,7 @@
  */
 
 /** However cheap the last turn, accepting may go on this long before the next. */
-export const MIN_ACCEPT_MS = 1;
+const MIN_ACCEPT_MS = 1;
 
 interface Waiting {
   resolve: () => void;

@@ -117,7 +117,7 @@ interface LoadedEntry {
  * Control operations (loads, unloads, publishes) of one model under way or waiting their turn, past which
  * another is refused (a publish holds its file's bytes while it waits).
  */
-const MAX_QUEUED_CONTROLS = 8;
+export const MAX_QUEUED_CONTROLS = 8;
 
 /** Too many control operations of one model are waiting (503: retry). */
 export class ControlBusyError extends Error {}

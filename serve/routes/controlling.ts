@@ -1,6 +1,18 @@
 /** The repository's refusals of a load, unload or publish, as 4xx answers a client can act on. */
 import { HttpError } from '../errors.ts';
-import { ControlBusyError, ModelControlError, ModelNotFoundError, VersionExistsError } from '../repository.ts';
+import { errorResponse } from '../openapi.ts';
+import {
+  ControlBusyError,
+  MAX_QUEUED_CONTROLS,
+  ModelControlError,
+  ModelNotFoundError,
+  VersionExistsError,
+} from '../repository.ts';
+
+/** The 503 of every route that loads, unloads or publishes, as its OpenAPI entry. */
+export const controlBusyResponse = errorResponse(
+  `${MAX_QUEUED_CONTROLS} loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry`,
+);
 
 export async function controlling(work: () => Promise<void> | void): Promise<void> {
   try {

@@ -13,7 +13,7 @@ import { commonErrors, errorResponse, modelParams } from '../openapi.ts';
 import type { ModelRepository } from '../repository.ts';
 import { checked, inOrder, readsBody, schemaRef } from '../route-body.ts';
 import { ControlRequestSchema, IndexRequestSchema, RepositoryIndexSchema } from '../schemas.ts';
-import { controlling } from './controlling.ts';
+import { controlBusyResponse, controlling } from './controlling.ts';
 import { type UploadSettings, uploadBodyBytes, uploadRoutes } from './upload.ts';
 
 export interface RepositoryRouteOptions {
@@ -110,9 +110,7 @@ const controlRoute = (action: 'load' | 'unload', access: ModelControlAccess, bod
       ...commonErrors,
       400: errorResponse('Not in explicit mode, or the model did not load (with why)'),
       ...(action === 'load' ? { 409: errorResponse('A file override names a version that exists already') } : {}),
-      503: errorResponse(
-        '8 loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry',
-      ),
+      503: controlBusyResponse,
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse(
         'Model control is off (the server listens on the network without an API key), or a file override without --allow-upload',

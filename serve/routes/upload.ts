@@ -9,7 +9,7 @@ import { type ModelControlAccess, mayControlModels } from '../model-control-acce
 import { commonErrors, errorResponse, modelParams } from '../openapi.ts';
 import type { ModelRepository } from '../repository.ts';
 import { inOrder, readsBody } from '../route-body.ts';
-import { controlling } from './controlling.ts';
+import { controlBusyResponse, controlling } from './controlling.ts';
 
 export interface UploadSettings {
   /** The largest model file taken, in bytes (its base64 in JSON may be a third more). */
@@ -51,9 +51,7 @@ const uploadRoute = (access: ModelControlAccess, uploads: UploadSettings) =>
       400: errorResponse('The file did not load (with why)'),
       401: errorResponse('Missing or wrong API key'),
       403: errorResponse('The server listens on the network without an API key'),
-      503: errorResponse(
-        '8 loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry',
-      ),
+      503: controlBusyResponse,
     },
   });
 
