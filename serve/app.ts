@@ -24,9 +24,10 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
-import { BatchShapeError } from './batcher.ts';
+import { BatchShapeError, DroppedRequestError, QueueFullError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES, isEncoded } from './body.ts';
 import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime } from './body-budget.ts';
+import { clientGone } from './client-gone.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
@@ -72,8 +73,6 @@ export const SERVER_NAME = 'mnist-onnx-cnn';
 /** Status recorded for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
 
-const aborted = (c: Context) => c.req.raw.signal?.aborted === true;
-
 export function createApp(options: AppOptions): OpenAPIHono {
   const { repository, metrics } = options;
   const limit = options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -87,7 +86,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
   app.use('*', async (c, next) => {
     const start = performance.now();
     await next();
-    const status = aborted(c) ? CLIENT_CLOSED : c.res.status;
+    const status = clientGone(c) ? CLIENT_CLOSED : c.res.status;
     const route = c.req.routePath || 'unmatched';
     metrics.requests.inc({ route, method: c.req.method, status: String(status) });
     metrics.latency.observe({ route }, (performance.now() - start) / 1000);
@@ -161,7 +160,13 @@ export function createApp(options: AppOptions): OpenAPIHono {
       metrics.nonFiniteOutputs.inc();
       return c.json(errorBody('non_finite_output', error.message), 422);
     }
-    if (aborted(c)) return c.body(null, CLIENT_CLOSED as 200); // nobody reads it; counted as a client abort
+    // A full queue or a stopping server: come back (Triton answers both as unavailable).
+    if (error instanceof QueueFullError)
+      return c.json(errorBody('queue_full', error.message), 503, { 'Retry-After': '1' });
+    if (error instanceof DroppedRequestError && error.reason === 'shutting_down')
+      return c.json(errorBody('shutting_down', error.message), 503, { Connection: 'close' });
+    if (error instanceof DroppedRequestError) return c.body(null, CLIENT_CLOSED as 200); // nobody is there to read it
+    if (clientGone(c)) return c.body(null, CLIENT_CLOSED as 200); // nobody reads it; counted as a client abort
     // Hono's own client errors (e.g. a malformed multipart boundary).
     if (error instanceof HTTPException && error.status < 500)
       return c.json(errorBody('bad_request', publicMessage(error.message || 'bad request')), error.status);

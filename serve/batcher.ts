@@ -26,6 +26,8 @@ interface Pending {
   enqueued: number;
   resolve: (result: TimedOutputs) => void;
   reject: (error: unknown) => void;
+  /** Stops listening for the client's departure (once the request runs or is dropped). */
+  forget?: () => void;
 }
 
 export interface BatcherOptions {
@@ -41,6 +43,11 @@ export interface BatcherOptions {
   onBatch?: (size: number) => void;
   /** Called after each run that gave every request its rows: its size and where its time went. */
   onRun?: (size: number, timings: RunTimings) => void;
+  /**
+   * The most images waiting for a run (the run in flight not counted); a request past it is refused with
+   * QueueFullError. Default: no bound.
+   */
+  maxQueued?: number;
 }
 
 /** Row blocks one after the other in one array. */
@@ -58,10 +65,24 @@ export class BatchShapeError extends Error {
   override name = 'BatchShapeError';
 }
 
+/** The version's queue already holds as many images as it takes (Triton's "exceeds maximum queue size"). */
+export class QueueFullError extends Error {
+  override name = 'QueueFullError';
+}
+
+/** The request left the queue unrun: its client went away, or the server is stopping (`reason`). */
+export class DroppedRequestError extends Error {
+  override name = 'DroppedRequestError';
+  constructor(readonly reason: 'client_gone' | 'shutting_down') {
+    super(reason === 'client_gone' ? 'the client went away before its request ran' : 'the server is shutting down');
+  }
+}
+
 export class Batcher {
   private queue: Pending[] = [];
   private queued = 0;
   private running = false;
+  private closed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
@@ -84,17 +105,60 @@ export class Batcher {
     return this.queue.length;
   }
 
-  /** `infer`, with the request's queue and compute times. */
-  inferTimed(images: Float32Array, count: number): Promise<TimedOutputs> {
+  /** Images waiting for a run. */
+  get queuedImages(): number {
+    return this.queued;
+  }
+
+  /**
+   * `infer`, with the request's queue and compute times. When `signal` aborts (the client went away) while
+   * the request still waits, it leaves the queue unrun and fails with DroppedRequestError: work for clients
+   * that left is never run (an outside attack queued 16 minutes of a slow model's runs, then disconnected).
+   */
+  inferTimed(images: Float32Array, count: number, signal?: AbortSignal): Promise<TimedOutputs> {
     if (images.length !== count * this.options.imageSize)
       return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
     if (this.options.runSizes && count > this.options.maxBatch)
       return Promise.reject(new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`));
+    if (this.closed) return Promise.reject(new DroppedRequestError('shutting_down'));
+    if (signal?.aborted) return Promise.reject(new DroppedRequestError('client_gone'));
+    const max = this.options.maxQueued ?? Number.POSITIVE_INFINITY;
+    if (this.queued + count > max)
+      return Promise.reject(
+        new QueueFullError(`the model's queue holds ${this.queued} images of the ${max} it takes; retry shortly`),
+      );
     return new Promise((resolve, reject) => {
-      this.queue.push({ images, count, enqueued: performance.now(), resolve, reject });
+      const pending: Pending = { images, count, enqueued: performance.now(), resolve, reject };
+      if (signal) {
+        const drop = () => this.drop(pending, new DroppedRequestError('client_gone'));
+        signal.addEventListener('abort', drop, { once: true });
+        pending.forget = () => signal.removeEventListener('abort', drop);
+      }
+      this.queue.push(pending);
       this.queued += count;
       this.schedule();
     });
+  }
+
+  /** Refuses new requests (DroppedRequestError 'shutting_down'); those queued still run: the server is stopping. */
+  stopAdmitting(): void {
+    this.closed = true;
+  }
+
+  /** Refuses new requests and fails every waiting one; the run in flight finishes. */
+  close(): void {
+    this.closed = true;
+    for (const p of [...this.queue]) this.drop(p, new DroppedRequestError('shutting_down'));
+  }
+
+  /** Takes `p` out of the queue unrun, if it is still there. */
+  private drop(p: Pending, error: DroppedRequestError): void {
+    const at = this.queue.indexOf(p);
+    if (at < 0) return;
+    this.queue.splice(at, 1);
+    this.queued -= p.count;
+    p.forget?.();
+    p.reject(error);
   }
 
   /** The smallest checked size that holds `count` images. */
@@ -162,6 +226,7 @@ export class Batcher {
       batch.push(next);
       count += next.count;
       this.queue.shift();
+      next.forget?.(); // from here it runs, wanted or not: its rows are part of the batch
     }
     this.queued -= count;
     this.running = true;

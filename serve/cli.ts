@@ -1,7 +1,8 @@
 /**
  * npm run serve -- [--models models] [--port 8080] [--host 127.0.0.1] [--device auto|cpu|cuda|webgpu]
  *                  [--threads N] [--max-batch 64] [--batch-delay-ms 2] [--max-body-bytes 1048576] [--cors]
- *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-connections 1024]
+ *                  [--load-budget-ms 30000] [--run-budget-ms 10000] [--max-loaded-versions 32] [--max-queued-images 2048]
+ *                  [--exit-timeout-ms 15000] [--max-connections 1024]
  *                  [--max-connections-per-client 256] [--write-timeout-ms 30000] [--max-large-responses 16]
  *                  [--model-control-mode poll|explicit|none] [--load-model NAME]... [--api-key KEY]
  *                  [--grpc-port 8001] [--allow-upload] [--max-upload-bytes 16777216]
@@ -21,7 +22,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
-import { startServer, stopSignal } from './server.ts';
+import { EXIT_TIMEOUT_MS, startServer, stopSignal } from './server.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
 const d = SERVE_DEFAULTS;
@@ -62,6 +63,18 @@ const command = (io: CliIo) =>
       'model versions served at once, each in its own runner process (more are not ready, with the reason)',
       positiveInt,
       d.maxLoadedVersions,
+    )
+    .option(
+      '--max-queued-images <n>',
+      "images waiting for a model version's runs (past it a request is answered 503 queue_full; the run in flight not counted)",
+      positiveInt,
+      d.maxQueuedImages,
+    )
+    .option(
+      '--exit-timeout-ms <ms>',
+      'on SIGTERM, how long requests already queued still run before they are answered 503 and connections cut',
+      positiveInt,
+      EXIT_TIMEOUT_MS,
     )
     .option(
       '--max-connections <n>',
@@ -127,6 +140,8 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       loadBudgetMs: number;
       runBudgetMs: number;
       maxLoadedVersions: number;
+      maxQueuedImages: number;
+      exitTimeoutMs: number;
       maxBodyBytes: number;
       maxConnections: number;
       maxConnectionsPerClient: number;

@@ -31,14 +31,22 @@ export function assertFiniteOutputs(model: ServedVersion, outputs: Record<string
  * `images`: count × 784 raw intensities in [0, 1]. More images than one run takes (the model's
  * max_batch_size) go as several requests to the batcher: /predict is ours, so it splits rather than refuses.
  */
-export function predict(model: ServedVersion, images: Float32Array, count: number): Promise<Prediction[]> {
+export function predict(
+  model: ServedVersion,
+  images: Float32Array,
+  count: number,
+  /** Aborts when the client goes away: the chunks still waiting leave the queue unrun. */
+  clientGone?: AbortSignal,
+): Promise<Prediction[]> {
   // Counted in the version's statistics like a v2 request (one request, however many chunks).
   return model.stats.request(async () => {
     const input = model.normalizesInput ? normalizePixels(images) : images;
     const chunks: Promise<TimedOutputs>[] = [];
     for (let first = 0; first < count; first += model.maxBatch) {
       const n = Math.min(model.maxBatch, count - first);
-      chunks.push(model.batcher.inferTimed(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n));
+      chunks.push(
+        model.batcher.inferTimed(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n, clientGone),
+      );
     }
     const answers = await Promise.all(chunks);
     const parts = answers.map((a) => a.outputs[model.signature.logits] as Float32Array);

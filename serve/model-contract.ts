@@ -101,5 +101,16 @@ export function checkRows(signature: ModelSignature, outputs: Record<string, Arr
     throw new ContractError(
       `output ${signature.logits} gave ${rowSizes[signature.logits]} values per image, not ${NUM_CLASSES}`,
     );
+  // Declared per-image dims, where all are static, are what v2 answers show as the shape: they must hold what
+  // the model really gives (an outside attack: [N,20] declared, 10 given, answered as shape [2,20] with 20 values).
+  for (const output of signature.outputs) {
+    const perImage = output.shape.slice(1);
+    if (perImage.some(isDynamic)) continue; // [N] declares one value per image
+    const declared = perImage.reduce<number>((product, d) => product * (d as number), 1);
+    if (declared !== rowSizes[output.name])
+      throw new ContractError(
+        `output ${showShape(output)} declares ${declared} values per image but gave ${rowSizes[output.name]}`,
+      );
+  }
   return rowSizes;
 }

@@ -71,6 +71,8 @@ export interface RepositoryOptions {
   runBudgetMs?: number;
   /** Versions served at once (each is a process); more are not ready, with the reason. */
   maxLoadedVersions?: number;
+  /** Images waiting for one version's runs; past them a request fails with QueueFullError (503). */
+  maxQueuedImages?: number;
   log?: (line: string) => void;
   onBatch?: (model: string, size: number) => void;
   onLoadFailure?: (model: string) => void;
@@ -89,6 +91,9 @@ export const SERVE_DEFAULTS = {
   loadBudgetMs: 30_000,
   runBudgetMs: 10_000,
   maxLoadedVersions: 32,
+  // 32 full runs of the default batch: ~20 MB of inputs and their requests (~10 KB an image) per version,
+  // and at most a few seconds' wait for a slow model. Past it: 503 queue_full, as Triton's max_queue_size.
+  maxQueuedImages: 2048,
 };
 
 /** Causes as metric labels, from a bounded set: errno codes and our fixed words; a file's own text never. */
@@ -310,15 +315,18 @@ export class ModelRepository {
   private loadSettings(name: string): LoadSettings {
     const o = this.options;
     const own = this.settings.get(name) ?? {};
+    const maxBatch = own.maxBatch ?? o.maxBatch ?? SERVE_DEFAULTS.maxBatch;
     return {
       device: o.device ?? SERVE_DEFAULTS.device,
       threads: o.threads ?? SERVE_DEFAULTS.threads,
-      maxBatch: own.maxBatch ?? o.maxBatch ?? SERVE_DEFAULTS.maxBatch,
+      maxBatch,
       batchDelayMs: own.batchDelayMs ?? o.batchDelayMs ?? SERVE_DEFAULTS.batchDelayMs,
       budgets: {
         loadMs: o.loadBudgetMs ?? SERVE_DEFAULTS.loadBudgetMs,
         runMs: o.runBudgetMs ?? SERVE_DEFAULTS.runBudgetMs,
       },
+      // A request of one full run always fits an empty queue.
+      maxQueued: Math.max(o.maxQueuedImages ?? SERVE_DEFAULTS.maxQueuedImages, maxBatch),
       onBatch: (size) => o.onBatch?.(name, size),
     };
   }
@@ -548,6 +556,8 @@ export class ModelRepository {
 
   /** The served version: `version`, or the newest loaded one; the first model by name when none is given. */
   get(name?: string, version?: number): ServedVersion {
+    // gRPC sends an absent model_name as '': a name nobody has, not "any model".
+    if (name === '') throw new ModelNotFoundError("unknown model '': a model name is required");
     const model = name ?? this.names().find((n) => this.versions(n).some((v) => v.ready));
     if (!model) throw new ModelNotFoundError('no model is loaded');
     const versions = this.versions(model);

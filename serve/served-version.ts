@@ -21,6 +21,8 @@ export interface LoadSettings {
   threads: number;
   maxBatch: number;
   batchDelayMs: number;
+  /** Images waiting for runs before requests are refused (at least the largest batch). */
+  maxQueued?: number;
   budgets: RunnerBudgets;
   onBatch?: (size: number) => void;
   /** The version stopped working (over its run budget, crashed): why. */
@@ -107,6 +109,7 @@ export class ServedVersion {
       const batcher = new Batcher(runRows, {
         maxBatch: settings.maxBatch,
         delayMs: settings.batchDelayMs,
+        maxQueued: settings.maxQueued,
         rowSizes,
         imageSize: IMAGE_PIXELS,
         runSizes: signature.staticBatchOne ? undefined : sizes,

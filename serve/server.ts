@@ -47,6 +47,10 @@ export interface ServerOptions {
   runBudgetMs?: number;
   /** Versions served at once, each in its own runner process (default 32). */
   maxLoadedVersions?: number;
+  /** Images waiting for one version's runs before requests are refused (default 2048). */
+  maxQueuedImages?: number;
+  /** On close, how long requests already queued still run before they are answered 503 (default EXIT_TIMEOUT_MS). */
+  exitTimeoutMs?: number;
   cors?: boolean;
   maxBodyBytes?: number;
   webRoot?: string;
@@ -147,6 +151,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     loadBudgetMs: options.loadBudgetMs,
     runBudgetMs: options.runBudgetMs,
     maxLoadedVersions: options.maxLoadedVersions,
+    maxQueuedImages: options.maxQueuedImages,
     controlMode: options.modelControlMode,
     loadModels: options.loadModels,
     log,
@@ -221,13 +226,33 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connections,
     grpcPort: grpc?.port,
     close() {
-      closing ??= Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]).then(() =>
-        repository.close(),
-      );
+      closing ??= (async () => {
+        // New requests are refused (503 shutting_down); those already queued run for up to the exit timeout
+        // (Triton's --exit-timeout-secs), then what still waits is answered 503 and open connections are cut:
+        // a backlog for a slow model kept a stopped server running for over 90 s in an outside attack.
+        const served = () => repository.servedVersions();
+        for (const version of served()) version.batcher.stopAdmitting();
+        const exit = options.exitTimeoutMs ?? EXIT_TIMEOUT_MS;
+        const drop = setTimeout(() => {
+          for (const version of served()) version.batcher.close();
+        }, exit);
+        const cut = setTimeout(() => server.closeAllConnections(), exit + ANSWER_503_MS);
+        drop.unref();
+        cut.unref();
+        await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]);
+        clearTimeout(drop);
+        clearTimeout(cut);
+        await repository.close();
+      })();
       return closing;
     },
   };
 }
+
+/** How long a stopping server runs the requests already queued (default; serve --exit-timeout-ms). */
+export const EXIT_TIMEOUT_MS = 15_000;
+/** Then how long the 503s of what still waited get to go out before the connections are cut. */
+const ANSWER_503_MS = 1_000;
 
 /** The first SIGINT or SIGTERM, awaited by a server's CLI; listening ends with `dispose`. */
 export interface StopSignal {

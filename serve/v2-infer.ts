@@ -88,7 +88,32 @@ export function flattenTensorData(data: unknown[], rank: number, expected: numbe
 }
 
 /** The request's input tensor, checked against the model's own input: name, datatype and shape. */
+/** Tensor parameters of protocol extensions this server does not implement, and what each asks for. */
+const UNSUPPORTED_PARAMETERS: Record<string, string> = {
+  shared_memory_region: 'shared memory (the shared-memory extensions)',
+  shared_memory_byte_size: 'shared memory (the shared-memory extensions)',
+  shared_memory_offset: 'shared memory (the shared-memory extensions)',
+  classification: 'class labels (the classification extension)',
+};
+
+/**
+ * Refuses a tensor's parameter this server does not implement, by name: answering as if it were absent would
+ * send the data somewhere the client does not look (an output asked into a shared-memory region came back
+ * inline) or in a form it does not expect (FP32 values where `classification` asks for class strings).
+ */
+export function refuseUnsupportedParameters(parameters: object | undefined, tensor: string): void {
+  if (!parameters) return;
+  for (const [key, what] of Object.entries(UNSUPPORTED_PARAMETERS))
+    if (Object.hasOwn(parameters, key))
+      throw new HttpError(
+        400,
+        'unsupported_parameter',
+        `${tensor.slice(0, 60)}: '${key}' asks for ${what}, which this server does not implement`,
+      );
+}
+
 export function inputTensor(model: ServedVersion, { body, binary }: V2Request, binarySource?: string) {
+  for (const t of body.inputs) refuseUnsupportedParameters(t.parameters, `input '${t.name}'`);
   const declared = model.signature.input;
   if (body.inputs.length !== 1)
     throw new HttpError(400, 'invalid_inputs', `model '${model.name}' takes one input, ${declared.name}`);
@@ -133,6 +158,7 @@ export function inputTensor(model: ServedVersion, { body, binary }: V2Request, b
 export function requestedOutputs(model: ServedVersion, body: InferRequest): { name: string; binary: boolean }[] {
   const names = model.signature.outputs.map((o) => o.name);
   const asked = body.outputs ?? names.map((name) => ({ name, parameters: undefined }));
+  for (const a of asked) refuseUnsupportedParameters(a.parameters, `output '${a.name}'`);
   const unknown = asked.find((o) => !names.includes(o.name));
   if (unknown !== undefined)
     throw new HttpError(
@@ -148,10 +174,12 @@ export function requestedOutputs(model: ServedVersion, body: InferRequest): { na
 
 /** An output's shape for `count` images: its declared one, or [count, values per image] when that is dynamic. */
 export function outputShape(output: ValueDescription, values: Float32Array, count: number): number[] {
-  const declared = v2Shape(output.shape);
-  return declared.length > 1 && declared.slice(1).every((d) => d > 0)
-    ? [count, ...declared.slice(1)]
-    : [count, values.length / count];
+  const perImage = v2Shape(output.shape).slice(1);
+  const rowSize = values.length / count;
+  // The declared dims when they are static and hold the row (the load check holds them to it: checkRows),
+  // else one flat row per image: never a shape that disagrees with the data sent.
+  const fits = perImage.every((d) => d > 0) && perImage.reduce((product, d) => product * d, 1) === rowSize;
+  return fits ? [count, ...perImage] : [count, rowSize];
 }
 
 /** The answer: JSON, or (when any output is binary) the JSON header followed by those outputs' bytes. */

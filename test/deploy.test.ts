@@ -85,7 +85,7 @@ describe('manifests and the server they deploy', () => {
     expect(new Set(paths)).toEqual(new Set(['/v2/health/ready', '/v2/health/live']));
     for (const path of paths) expect((await fetch(`${server.url}${path}`)).status, path).toBe(200);
     // Readiness means "has a model to serve"; liveness only "the process answers".
-    expect((await fetch(`${empty.url}/v2/health/ready`)).status).toBe(503);
+    expect((await fetch(`${empty.url}/v2/health/ready`)).status).toBe(400);
     expect((await fetch(`${empty.url}/v2/health/live`)).status).toBe(200);
   });
 

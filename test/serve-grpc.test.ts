@@ -109,6 +109,13 @@ it.skipIf(python === undefined)(
       expect.stringMatching(/6268 bytes of fp32_contents.*1568 FP32 values/),
     ]);
     expect(result.errors['nan contents']).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/data\[5\] is NaN/)]);
+    // Extensions this server lacks are refused by name, never answered as if the parameter were absent.
+    expect(result.errors['shared memory output']).toEqual([
+      'INVALID_ARGUMENT',
+      expect.stringMatching(/'shared_memory_region'.*does not implement/),
+    ]);
+    expect(result.errors.classification).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/'classification'/)]);
+    expect(result.errors['no model name']).toEqual(['NOT_FOUND', expect.stringMatching(/model name is required/)]);
     // Counted with the HTTP requests in the version's statistics.
     const stats = (await (await fetch(`${server.url}/v2/models/torchcnn/stats`)).json()) as {
       model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];

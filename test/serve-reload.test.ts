@@ -68,10 +68,12 @@ describe('the model contract, checked at load', () => {
     place('liar', 1, oddModel({ classes: 20, declaredClasses: 10 }));
     place('mixer', 1, oddModel({ mixBatch: true }));
     place('twoheads', 1, oddModel({ extraOutputs: 1 }));
+    // A second output declared [N,20] that gives 10 per image: v2 would answer shape [n,20] with 10n values.
+    place('headliar', 1, oddModel({ extraOutputs: 1, extraDeclared: 20 }));
     place('garbage', 1, 'not an onnx file');
-    await waitFor(async () => ((await getJson('/api/models')) as unknown[]).length >= 9, 'every model to be scanned');
+    await waitFor(async () => ((await getJson('/api/models')) as unknown[]).length >= 10, 'every model to be scanned');
     const reasons: Record<string, string | undefined> = {};
-    for (const name of ['static1', 'classes20', 'classes5', 'liar', 'mixer', 'twoheads', 'garbage']) {
+    for (const name of ['static1', 'classes20', 'classes5', 'liar', 'mixer', 'twoheads', 'headliar', 'garbage']) {
       const [v] = await versionsOf(name);
       reasons[name] = v?.ready ? 'ready' : v?.error;
     }
@@ -80,10 +82,11 @@ describe('the model contract, checked at load', () => {
     expect(reasons.classes20).toMatch(/not \[N,10\] logits/);
     expect(reasons.classes5).toMatch(/not \[N,10\] logits/);
     expect(reasons.liar).toMatch(/20 values per image, not 10/);
+    expect(reasons.headliar).toMatch(/extra0.*declares 20 values per image but gave 10/);
     expect(reasons.mixer).toMatch(/changes with the other images in its batch/);
     expect(reasons.garbage).toMatch(/not an ONNX model/);
     for (const reason of Object.values(reasons)) expect(reason).not.toContain(repo.root);
-    for (const name of ['classes20', 'liar', 'mixer'])
+    for (const name of ['classes20', 'liar', 'mixer', 'headliar'])
       expect((await post(`/predict/${name}`, { pixels: pixels(0) })).status).toBe(404);
 
     // The batch-1 model answers a batch exactly as image by image (ORT on the same file is the reference).

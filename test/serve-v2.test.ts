@@ -24,6 +24,9 @@ beforeAll(async () => {
     mkdirSync(join(root, name, '1'), { recursive: true });
     copyFileSync(join('test/fixtures', file), join(root, name, '1', 'model.onnx'));
   }
+  // A second version of torchcnn: without a config.pbtxt every version is served.
+  mkdirSync(join(root, 'torchcnn', '2'));
+  copyFileSync(join('test/fixtures', 'torch-cnn-opset13.onnx'), join(root, 'torchcnn', '2', 'model.onnx'));
   server = await startServer({ models: root, port: 0 });
 });
 afterAll(async () => {
@@ -91,10 +94,22 @@ it("answers Triton's model configuration (GET …/config, as tritonclient's get_
       max_batch_size: 64, // the server's batch limit: the model takes any batch
       input: [{ name: 'input', data_type: 'TYPE_FP32', dims: [1, 28, 28] }],
       output: [{ name: 'logits', data_type: 'TYPE_FP32', dims: [10] }],
-      version_policy: { latest: { num_versions: 1 } },
+      // No config.pbtxt: this server serves every version, and says so (Triton's default would be the newest).
+      version_policy: { all: {} },
       dynamic_batching: {},
     });
   }
+  // Metadata lists every version served, whichever version was asked for (each answers infer).
+  for (const path of ['/v2/models/torchcnn', '/v2/models/torchcnn/versions/1']) {
+    const meta = (await (await fetch(`${server.url}${path}`)).json()) as { versions: string[] };
+    expect(meta.versions, path).toEqual(['1', '2']);
+  }
+  for (const version of ['1', '2']) {
+    const r = await fetch(`${server.url}/v2/models/torchcnn/versions/${version}/ready`);
+    expect(r.status).toBe(200);
+  }
+  // Not ready is a 4xx in the protocol (Triton: 400), an unknown version too.
+  expect((await fetch(`${server.url}/v2/models/torchcnn/versions/9/ready`)).status).toBe(400);
   // A static batch-1 export: no batching, full dims, as Triton describes such a model.
   const fixed = (await (await fetch(`${server.url}/v2/models/torchstatic/config`)).json()) as Record<string, unknown>;
   expect(fixed).toMatchObject({ max_batch_size: 0, input: [{ dims: [1, 1, 28, 28] }] });
@@ -151,4 +166,32 @@ it('reads request bodies sent compressed as Triton clients send them (gzip, defl
   const zeros = Buffer.alloc(2 * 1024 * 1024);
   expect(await codes(await post(deflateSync(zeros), 'deflate'))).toEqual([413, 'payload_too_large']);
   expect(await codes(await post(brotliCompressSync(zeros), 'br'))).toEqual([413, 'payload_too_large']);
+});
+
+it('refuses tensor parameters of extensions it lacks (shared memory, classification) by name, as Triton clients need to know', async () => {
+  const image = new Array(784).fill(0);
+  const ask = async (parameters: Record<string, unknown>, where: 'input' | 'output') => {
+    const input = { name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image };
+    const body =
+      where === 'input'
+        ? { inputs: [{ ...input, parameters }] }
+        : { inputs: [input], outputs: [{ name: 'logits', parameters }] };
+    const r = await fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: r.status, error: ((await r.json()) as { error?: { code: string; message: string } }).error };
+  };
+  for (const [parameters, where, named] of [
+    [{ classification: 2 }, 'output', 'classification'],
+    [{ shared_memory_region: 'r0', shared_memory_byte_size: 40 }, 'output', 'shared_memory_region'],
+    [{ shared_memory_region: 'r0' }, 'input', 'shared_memory_region'],
+  ] as const) {
+    const { status, error } = await ask(parameters, where);
+    expect([status, error?.code], named).toEqual([400, 'unsupported_parameter']);
+    expect(error?.message).toContain(`'${named}'`);
+  }
+  // binary_data_output and other parameters are still taken as before.
+  expect((await ask({ binary_data: false }, 'output')).status).toBe(200);
 });

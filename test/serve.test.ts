@@ -324,7 +324,7 @@ describe('hot reload', () => {
     mkdirSync(join(repo.root, 'cnn', '3'));
     writeFileSync(join(repo.root, 'cnn', '3', 'model.onnx'), 'this is not onnx');
     await waitFor(async () => /model_load_failures_total\{model="cnn"\} 1/.test(await (await get('/metrics')).text()));
-    expect((await get('/v2/models/cnn/versions/3/ready')).status).toBe(503);
+    expect((await get('/v2/models/cnn/versions/3/ready')).status).toBe(400);
     const still = await json(await post('/predict/cnn', JSON.stringify({ pixels: pixels(0) })));
     expect(still.body).toMatchObject({ version: 2, prediction: repo.test.labels[0] });
     const listed = (await json(await get('/api/models'))).body as unknown as {

@@ -18,6 +18,8 @@ export interface OddModel {
   mixBatch?: boolean;
   /** Extra outputs, e.g. a second copy of the logits. */
   extraOutputs?: number;
+  /** Width the extra outputs declare (a lie when it differs from `classes`). */
+  extraDeclared?: number;
   /** Metadata, e.g. { normalization: 'folded …' }. */
   metadata?: Record<string, string>;
   /** The input's name (default 'input'). */
@@ -40,6 +42,7 @@ export function oddModel(options: OddModel = {}): Uint8Array {
     logits = g.op('Sub', [logits, g.op('ReduceMean', [logits], { axes: ints([0]), keepdims: int(1) })]);
   }
   g.output(logits, 'FLOAT', [batch, options.declaredClasses ?? classes], 'logits');
-  for (let i = 0; i < extraOutputs; i++) g.output(g.op('Identity', [logits]), 'FLOAT', [batch, classes], `extra${i}`);
+  for (let i = 0; i < extraOutputs; i++)
+    g.output(g.op('Identity', [logits]), 'FLOAT', [batch, options.extraDeclared ?? classes], `extra${i}`);
   return encodeModel(g.toModel({ metadata: options.metadata }));
 }

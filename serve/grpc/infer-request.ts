@@ -16,13 +16,16 @@ export interface InferTensorMessage {
   shape: number[];
   /** The InferTensorContents message's bytes, undecoded (empty when absent). */
   contents: Uint8Array;
+  /** Its parameters map (empty when none). */
+  parameters?: Record<string, unknown>;
 }
 export interface InferRequestMessage {
   model_name: string;
   model_version: string;
   id: string;
   inputs: InferTensorMessage[];
-  outputs: { name: string }[];
+  /** `parameters`: the request's map (empty when none; checked for extensions this server lacks). */
+  outputs: { name: string; parameters?: Record<string, unknown> }[];
   raw_input_contents: Uint8Array[];
 }
 

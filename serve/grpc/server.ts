@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { shownName } from '../../node/repository.ts';
 import type { ValueDescription } from '../../onnx/describe.ts';
-import { BatchShapeError } from '../batcher.ts';
+import { BatchShapeError, DroppedRequestError, QueueFullError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';
 import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
@@ -23,10 +23,10 @@ import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
 import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
 import { parseVersion } from '../routes/lookup.ts';
-import { modelMetadata } from '../routes/v2.ts';
+import { modelMetadata, servedNumbers } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
-import { DATATYPES, inputTensor, outputShape, requestedOutputs } from '../v2-infer.ts';
+import { DATATYPES, inputTensor, outputShape, refuseUnsupportedParameters, requestedOutputs } from '../v2-infer.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
 
@@ -63,6 +63,8 @@ function grpcError(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof NonFiniteOutputError) return { code: grpc.status.FAILED_PRECONDITION, details: error.message };
   if (error instanceof ModelFailedError || error instanceof BatchShapeError)
     return { code: grpc.status.UNAVAILABLE, details: publicMessage(error.message) };
+  if (error instanceof QueueFullError || error instanceof DroppedRequestError)
+    return { code: grpc.status.UNAVAILABLE, details: error.message };
   return { code: grpc.status.INTERNAL, details: 'internal server error' };
 }
 
@@ -98,12 +100,15 @@ function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinit
 
 /** A unary handler from an async function; errors become statuses. */
 const unary =
-  <Req, Res>(work: (request: Req) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+  <Req, Res>(work: (request: Req, cancelled: AbortSignal) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
   (call, callback) => {
     const refused = (call.request as Refused)?.[REFUSED];
     if (refused) return callback(refused);
+    // A cancelled call's request leaves the inference queue unrun (batcher.ts).
+    const cancel = new AbortController();
+    call.once('cancelled', () => cancel.abort());
     Promise.resolve()
-      .then(() => work(call.request))
+      .then(() => work(call.request, cancel.signal))
       .then(
         (response) => callback(null, response),
         (error) => callback(grpcError(error)),
@@ -220,9 +225,11 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         return { ready: versions.some((v) => v.ready && (version === undefined || v.version === version)) };
       }),
       ModelMetadata: unary((r: { name: string; version: string }) =>
-        repository.use(r.name, versionOf(r.version), async (model) => modelMetadata(model)),
+        repository.use(r.name, versionOf(r.version), async (model) =>
+          modelMetadata(model, servedNumbers(repository, model.name)),
+        ),
       ),
-      ModelInfer: unary((r: InferRequestMessage) => infer(repository, r)),
+      ModelInfer: unary((r: InferRequestMessage, cancelled) => infer(repository, r, cancelled)),
     },
   );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
@@ -310,7 +317,7 @@ function contentsValues(tensor: InferRequestMessage['inputs'][number]): Uint8Arr
 }
 
 /** ModelInfer: the message as the HTTP route's request, the same checks, raw outputs. */
-function infer(repository: ModelRepository, r: InferRequestMessage) {
+function infer(repository: ModelRepository, r: InferRequestMessage, cancelled?: AbortSignal) {
   const raw = r.raw_input_contents;
   if (raw.length > 0 && raw.length !== r.inputs.length)
     throw new HttpError(400, 'invalid_inputs', `${raw.length} raw_input_contents for ${r.inputs.length} inputs`);
@@ -322,6 +329,8 @@ function infer(repository: ModelRepository, r: InferRequestMessage) {
       'invalid_inputs',
       `input '${shownName(both.name)}' has contents as well as raw_input_contents: send one or the other`,
     );
+  for (const t of r.inputs) refuseUnsupportedParameters(t.parameters, `input '${shownName(t.name)}'`);
+  for (const o of r.outputs) refuseUnsupportedParameters(o.parameters, `output '${shownName(o.name)}'`);
   // The header through the HTTP route's schema; the values as bytes, through the binary extension's decoder.
   const parsed = InferRequestSchema.safeParse({
     ...(r.id ? { id: r.id } : {}),
@@ -335,7 +344,7 @@ function infer(repository: ModelRepository, r: InferRequestMessage) {
     model.stats.request(async () => {
       const { count, data } = inputTensor(model, request, request.binaryFrom);
       const wanted = requestedOutputs(model, request.body);
-      const { outputs, timings } = await model.batcher.inferTimed(data, count);
+      const { outputs, timings } = await model.batcher.inferTimed(data, count, cancelled);
       assertFiniteOutputs(model, Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])));
       const tensors = wanted.map(({ name }) => {
         const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;

@@ -5,6 +5,7 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { clientSignal } from '../client-gone.ts';
 import { predict } from '../inference.ts';
 import { commonErrors, errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
 import { type PredictInput, predictContent, readPredictBody } from '../predict-formats.ts';
@@ -48,7 +49,9 @@ const predictRoute = <Request extends { params?: ModelPathParams }>(
       413: errorResponse("Request body over the limit, or the image's pixels or a side of it"),
       415: errorResponse('Unsupported content type'),
       422: errorResponse('The image has no ink, or an aspect ratio past 20:1'),
-      503: errorResponse('Busy decoding other images; retry'),
+      503: errorResponse(
+        "Busy decoding other images, the model's queue full (queue_full, Retry-After) or the model failed; or the server is stopping",
+      ),
     },
   });
 
@@ -56,7 +59,7 @@ export function predictRoutes({ repository, maxBodyBytes }: PredictRouteOptions)
   const app = new OpenAPIHono();
   const answer = (c: Context, { start, images, count, batch }: Timed<PredictInput>, name?: string, version?: number) =>
     withModel(repository, name, version, async (model) => {
-      const results = await predict(model, images, count);
+      const results = await predict(model, images, count, clientSignal(c));
       const latencyMs = performance.now() - start;
       const answers = results.map((r) => ({
         model: model.name,

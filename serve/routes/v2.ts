@@ -7,6 +7,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ValueDescription } from '../../onnx/describe.ts';
 import { HEADER_LENGTH } from '../binary-tensors.ts';
+import { clientSignal } from '../client-gone.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
 import type { ModelSettings } from '../model-config.ts';
@@ -27,10 +28,11 @@ export interface V2RouteOptions {
 /** The protocol extensions this server implements (Triton's names). */
 export const V2_EXTENSIONS = ['binary_tensor_data', 'statistics', 'model_repository', 'model_configuration'];
 
-export function modelMetadata(model: ServedVersion) {
+/** Model metadata as Triton answers it; `versions`: every version served now (any may be asked for by number). */
+export function modelMetadata(model: ServedVersion, versions: readonly number[] = [model.version]) {
   return {
     name: model.name,
-    versions: [String(model.version)],
+    versions: versions.map(String),
     platform: 'onnxruntime_onnx',
     inputs: [tensorMetadata(model.signature.input)],
     outputs: model.signature.outputs.map(tensorMetadata),
@@ -48,7 +50,8 @@ export function modelConfig(model: ServedVersion, settings: ModelSettings) {
     data_type: `TYPE_${tensorMetadata(v).datatype}`,
     dims: batching ? tensorMetadata(v).shape.slice(1) : tensorMetadata(v).shape,
   });
-  const policy = settings.versionPolicy ?? { kind: 'latest', numVersions: 1 };
+  // No policy in config.pbtxt (or no file): this server serves every version (model-config.ts servedVersions).
+  const policy = settings.versionPolicy ?? { kind: 'all' };
   return {
     name: model.name,
     platform: 'onnxruntime_onnx',
@@ -69,6 +72,10 @@ export function modelConfig(model: ServedVersion, settings: ModelSettings) {
     default_model_filename: 'model.onnx',
   };
 }
+
+/** The version numbers of `name` served now, ascending. */
+export const servedNumbers = (repository: ModelRepository, name: string) =>
+  repository.servedVersions(name).map((v) => v.version);
 
 const json = <S extends z.ZodType>(schema: S, description: string) => ({
   description,
@@ -98,7 +105,10 @@ const readyRoute = createRoute({
   summary: 'Readiness: at least one model is loaded',
   responses: {
     200: json(z.object({ ready: z.boolean() }), 'Ready'),
-    503: json(z.object({ ready: z.boolean() }), 'No model loaded yet'),
+    400: json(
+      z.object({ ready: z.boolean() }),
+      'No model loaded yet (not ready is a 4xx in the Open Inference Protocol)',
+    ),
   },
 });
 
@@ -134,7 +144,7 @@ const modelReadyRoute = (base: string) =>
     request: modelParams(base),
     responses: {
       200: json(ModelReadySchema, 'Ready'),
-      503: json(ModelReadySchema, 'Known but not loaded (see /api/models for why)'),
+      400: json(ModelReadySchema, 'Known but not loaded (see /api/models for why)'),
       404: errorResponse('Unknown model'),
     },
   });
@@ -173,7 +183,9 @@ const inferRoute = (base: string, maxBodyBytes: number) =>
       ...commonErrors,
       404: errorResponse('Unknown model or version'),
       422: errorResponse('The model answered NaN or infinity for this input'),
-      503: errorResponse('The model failed (over its run budget, crashed, wrong rows)'),
+      503: errorResponse(
+        'The model failed (over its run budget, crashed, wrong rows), its queue is full (queue_full, Retry-After), or the server is stopping',
+      ),
     },
   });
 
@@ -185,12 +197,15 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
   );
   app.openapi(liveRoute, (c) => c.json({ live: true }, 200));
   app.openapi(readyRoute, (c) =>
-    repository.readyCount > 0 ? c.json({ ready: true }, 200) : c.json({ ready: false }, 503),
+    // Not ready is a 4xx, as the Open Inference Protocol says (Triton answers 400).
+    repository.readyCount > 0 ? c.json({ ready: true }, 200) : c.json({ ready: false }, 400),
   );
   for (const base of ['/v2/models/{model}', '/v2/models/{model}/versions/{version}']) {
     app.openapi(metadataRoute(base), (c) => {
       const { model, version } = c.req.valid('param');
-      return withModel(repository, model, version, async (m) => c.json(modelMetadata(m), 200));
+      return withModel(repository, model, version, async (m) =>
+        c.json(modelMetadata(m, servedNumbers(repository, m.name)), 200),
+      );
     });
     app.openapi(configRoute(base), (c) => {
       const { model, version } = c.req.valid('param');
@@ -206,7 +221,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
         version === undefined
           ? versions.some((v) => v.ready)
           : Boolean(versions.find((v) => v.version === version)?.ready);
-      return ready ? c.json({ name, ready }, 200) : c.json({ name, ready }, 503);
+      return ready ? c.json({ name, ready }, 200) : c.json({ name, ready }, 400);
     });
     app.openapi(inferRoute(base, maxBodyBytes), (c) => {
       const { model: name, version } = c.req.valid('param');
@@ -215,7 +230,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
         model.stats.request(async () => {
           const { count, data } = inputTensor(model, request);
           const wanted = requestedOutputs(model, request.body);
-          const { outputs, timings } = await model.batcher.inferTimed(data, count);
+          const { outputs, timings } = await model.batcher.inferTimed(data, count, clientSignal(c));
           assertFiniteOutputs(
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),

@@ -61,6 +61,14 @@ short = request(False)
 short.inputs[0].contents.fp32_contents.pop()
 nan = request(False)
 nan.inputs[0].contents.fp32_contents[5] = float("nan")
+shared = request(True)
+shared.outputs.append(pb.ModelInferRequest.InferRequestedOutputTensor(name="logits"))
+shared.outputs[0].parameters["shared_memory_region"].string_param = "region0"
+classes = request(True)
+classes.outputs.append(pb.ModelInferRequest.InferRequestedOutputTensor(name="logits"))
+classes.outputs[0].parameters["classification"].int64_param = 2
+nameless = request(True)
+nameless.model_name = ""
 for what, call in [
     ("int contents", lambda: stub.ModelInfer(ints)),
     ("short contents", lambda: stub.ModelInfer(short)),
@@ -69,6 +77,9 @@ for what, call in [
     ("unknown model", lambda: stub.ModelInfer(unknown)),
     ("wrong shape", lambda: stub.ModelInfer(bad)),
     ("no inputs", lambda: stub.ModelInfer(pb.ModelInferRequest(model_name=model))),
+    ("shared memory output", lambda: stub.ModelInfer(shared)),
+    ("classification", lambda: stub.ModelInfer(classes)),
+    ("no model name", lambda: stub.ModelInfer(nameless)),
 ]:
     try:
         call()

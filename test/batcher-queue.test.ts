@@ -1,0 +1,102 @@
+/**
+ * The batcher's queue (serve/batcher.ts): requests whose client left are dropped unrun, the queue holds at
+ * most `maxQueued` images, and a stopping server fails what waits while the run in flight finishes. Runs are
+ * a function the test releases one at a time, so what ran, and in which batch, is known exactly.
+ */
+import { describe, expect, it } from 'vitest';
+import { Batcher, DroppedRequestError, type Outputs, QueueFullError } from '../serve/batcher.ts';
+
+const IMAGE = 4;
+
+/** A batcher whose runs wait for `release()`; `runs` records each run's first values (one per image). */
+function gatedBatcher(maxQueued?: number) {
+  const runs: number[][] = [];
+  const gates: (() => void)[] = [];
+  const run = (images: Float32Array, count: number): Promise<Outputs> => {
+    runs.push(Array.from({ length: count }, (_, i) => images[i * IMAGE] as number));
+    return new Promise((resolve) => gates.push(() => resolve({ out: images.filter((_, i) => i % IMAGE === 0) })));
+  };
+  const batcher = new Batcher(run, { maxBatch: 2, delayMs: 0, rowSizes: { out: 1 }, imageSize: IMAGE, maxQueued });
+  const release = async () => {
+    gates.shift()?.();
+    await new Promise((r) => setTimeout(r, 0));
+  };
+  return { batcher, runs, release };
+}
+
+const images = (...firsts: number[]) => Float32Array.from(firsts.flatMap((f) => [f, 0, 0, 0]));
+
+describe('the batcher queue', () => {
+  it("drops a waiting request when its client's signal aborts: it never runs", async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const first = batcher.inferTimed(images(1), 1); // runs at once
+    const gone = new AbortController();
+    const abandoned = batcher.inferTimed(images(2), 1, gone.signal);
+    const kept = batcher.inferTimed(images(3), 1, new AbortController().signal);
+    gone.abort();
+    await expect(abandoned).rejects.toThrow(DroppedRequestError);
+    expect(batcher.queuedImages).toBe(1);
+    await release();
+    expect((await first).outputs.out).toEqual(Float32Array.of(1));
+    await release();
+    expect((await kept).outputs.out).toEqual(Float32Array.of(3));
+    expect(runs).toEqual([[1], [3]]); // 2 never ran
+  });
+
+  it('runs a request whose client leaves once its run has started (its rows are part of the batch)', async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const gone = new AbortController();
+    const running = batcher.inferTimed(images(5), 1, gone.signal);
+    gone.abort();
+    await release();
+    expect((await running).outputs.out).toEqual(Float32Array.of(5));
+    expect(runs).toEqual([[5]]);
+  });
+
+  it('refuses a request whose client has already gone', async () => {
+    const { batcher, runs } = gatedBatcher();
+    const gone = new AbortController();
+    gone.abort();
+    await expect(batcher.inferTimed(images(1), 1, gone.signal)).rejects.toThrow(/went away/);
+    expect(runs).toEqual([]);
+  });
+
+  it('holds at most maxQueued waiting images; the run in flight is not counted', async () => {
+    const { batcher, release } = gatedBatcher(3);
+    const inFlight = batcher.inferTimed(images(1, 2), 2);
+    const waiting = [batcher.inferTimed(images(3, 4), 2), batcher.inferTimed(images(5), 1)];
+    expect(batcher.queuedImages).toBe(3);
+    await expect(batcher.inferTimed(images(6), 1)).rejects.toThrow(QueueFullError);
+    await release(); // the first run ends; [3, 4] starts: one image of room again
+    const later = batcher.inferTimed(images(7), 1);
+    await release();
+    await release();
+    await Promise.all([inFlight, ...waiting, later]);
+    expect((await later).outputs.out).toEqual(Float32Array.of(7));
+  });
+
+  it('stopAdmitting() refuses new requests while the queued ones still run', async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const inFlight = batcher.inferTimed(images(1), 1);
+    const waiting = batcher.inferTimed(images(2), 1);
+    batcher.stopAdmitting();
+    await expect(batcher.inferTimed(images(3), 1)).rejects.toMatchObject({ reason: 'shutting_down' });
+    await release();
+    await release();
+    expect((await waiting).outputs.out).toEqual(Float32Array.of(2));
+    await inFlight;
+    expect(runs).toEqual([[1], [2]]);
+  });
+
+  it('close() fails the waiting requests and refuses new ones; the run in flight finishes', async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const inFlight = batcher.inferTimed(images(1), 1);
+    const waiting = batcher.inferTimed(images(2), 1);
+    batcher.close();
+    await expect(waiting).rejects.toMatchObject({ reason: 'shutting_down' });
+    await expect(batcher.inferTimed(images(3), 1)).rejects.toMatchObject({ reason: 'shutting_down' });
+    await release();
+    expect((await inFlight).outputs.out).toEqual(Float32Array.of(1));
+    expect(runs).toEqual([[1]]);
+  });
+});

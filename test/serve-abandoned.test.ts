@@ -1,0 +1,141 @@
+/**
+ * Work for a slow model is bounded and dropped when nobody waits for it: clients that hang up (one request
+ * each, or pipelined on one connection) leave the queue unrun and are counted as 499; a full queue answers
+ * 503 queue_full; a stopping server answers what waits 503 instead of running it. An outside attack before
+ * these: 32 connections × 16 queued requests held 1.1 GiB and kept a slow model busy for 16 minutes after the
+ * clients had gone, pipelined requests of a closed connection were logged 200, and SIGTERM waited > 90 s.
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { hostileModel } from '../testkit/hostile-models.ts';
+
+/** A model whose every run is a 2000² matrix product (~0.1–0.3 s here), two images a run at most. */
+function slowRepository(): string {
+  const root = mkdtempSync(join(tmpdir(), 'models-slow-'));
+  mkdirSync(join(root, 'slow', '1'), { recursive: true });
+  writeFileSync(join(root, 'slow', '1', 'model.onnx'), hostileModel('slow-always', 2000));
+  writeFileSync(join(root, 'slow', 'config.pbtxt'), 'max_batch_size: 2\n');
+  return root;
+}
+
+const body = JSON.stringify({
+  inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: new Array(784).fill(0.5) }],
+});
+const request = (port: number) =>
+  `POST /v2/models/slow/infer HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`;
+
+function open(port: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => resolve(socket));
+    socket.on('error', reject);
+  });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function executions(server: RunningServer): Promise<number> {
+  const stats = (await (await fetch(`${server.url}/v2/models/slow/stats`)).json()) as {
+    model_stats: { execution_count: number }[];
+  };
+  return stats.model_stats[0]?.execution_count ?? -1;
+}
+
+/** Waits until no run is in flight or waiting (the pending gauge at 0 twice in a row). */
+async function idle(server: RunningServer): Promise<void> {
+  for (let zeros = 0; zeros < 2; ) {
+    await sleep(300);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    zeros = /nv_inference_pending_request_count\{[^}]*model="slow"[^}]*\} 0\b/.test(metrics) ? zeros + 1 : 0;
+  }
+}
+
+let server: RunningServer | undefined;
+afterEach(async () => {
+  await server?.close();
+  server = undefined;
+});
+
+describe('work nobody waits for', () => {
+  it('requests whose clients hang up leave the queue unrun and count as 499', async () => {
+    const lines: string[] = [];
+    server = await startServer({ models: slowRepository(), port: 0, log: (l) => lines.push(l), requestLog: true });
+    const port = server.port;
+    const before = await executions(server);
+    const sockets = await Promise.all(Array.from({ length: 12 }, () => open(port)));
+    for (const s of sockets) s.write(request(port));
+    await sleep(150); // the first run is under way, the rest wait
+    for (const s of sockets) s.destroy();
+    await idle(server);
+    // At most the runs in flight when they left (a run takes two images); 12 requests were six runs before.
+    expect((await executions(server)) - before).toBeLessThanOrEqual(2);
+    await sleep(100);
+    const logged = lines.filter((l) => l.startsWith('POST /v2/models/slow/infer'));
+    expect(logged).toHaveLength(12);
+    expect(logged.filter((l) => / 499 /.test(l)).length).toBeGreaterThanOrEqual(10);
+    expect(logged.filter((l) => / 5\d\d /.test(l))).toEqual([]);
+  });
+
+  it('pipelined requests of a connection that closes are dropped and logged 499, none as 200', async () => {
+    const lines: string[] = [];
+    server = await startServer({ models: slowRepository(), port: 0, log: (l) => lines.push(l), requestLog: true });
+    const port = server.port;
+    const before = await executions(server);
+    const socket = await open(port);
+    socket.write(request(port).repeat(6));
+    await sleep(150);
+    socket.destroy();
+    await idle(server);
+    expect((await executions(server)) - before).toBeLessThanOrEqual(2);
+    await sleep(100);
+    const logged = lines.filter((l) => l.startsWith('POST /v2/models/slow/infer'));
+    expect(logged.length).toBeGreaterThan(0);
+    expect(logged.filter((l) => !/ 499 /.test(l))).toEqual([]);
+  });
+});
+
+describe('a bounded queue', () => {
+  it('past --max-queued-images a request is answered 503 queue_full with Retry-After', async () => {
+    server = await startServer({ models: slowRepository(), port: 0, maxQueuedImages: 3 });
+    const url = `${server.url}/v2/models/slow/infer`;
+    const answers = await Promise.all(
+      Array.from({ length: 10 }, () =>
+        fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body }),
+      ),
+    );
+    const statuses = answers.map((r) => r.status);
+    const full = answers.filter((r) => r.status === 503);
+    expect(statuses.filter((s) => s === 200).length).toBeGreaterThanOrEqual(3);
+    expect(full.length).toBeGreaterThan(0);
+    expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
+    for (const r of full) {
+      expect(r.headers.get('retry-after')).toBe('1');
+      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('queue_full');
+    }
+  });
+
+  it('a stopping server runs what is queued for up to its exit timeout, then answers the rest 503 shutting_down', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 300 });
+    const url = `${running.url}/v2/models/slow/infer`;
+    const before = await executions(running);
+    const answers = Array.from({ length: 8 }, () =>
+      fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
+        async (r) => ({ status: r.status, code: ((await r.json()) as { error?: { code: string } }).error?.code }),
+        () => ({ status: 0, code: 'connection closed' }),
+      ),
+    );
+    await sleep(150);
+    const ran = (await executions(running)) - before;
+    await running.close();
+    const settled = await Promise.all(answers);
+    expect(settled.filter((a) => a.status === 503).every((a) => a.code === 'shutting_down')).toBe(true);
+    // What ran in the 300 ms (plus the run then under way) answered 200; the rest never ran.
+    const answered = settled.filter((a) => a.status === 200).length;
+    expect(answered).toBeGreaterThanOrEqual(Math.min(8, 2 * ran));
+    expect(settled.filter((a) => a.status === 503).length).toBeGreaterThan(0);
+    expect(answered + settled.filter((a) => a.status === 503).length).toBe(8);
+  });
+});
