@@ -120,13 +120,12 @@ export class Batcher {
       return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
     if (this.options.runSizes && count > this.options.maxBatch)
       return Promise.reject(new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`));
-    if (this.closed) return Promise.reject(new DroppedRequestError('shutting_down'));
     if (signal?.aborted) return Promise.reject(new DroppedRequestError('client_gone'));
-    const max = this.options.maxQueued ?? Number.POSITIVE_INFINITY;
-    if (this.queued + count > max)
-      return Promise.reject(
-        new QueueFullError(`the model's queue holds ${this.queued} images of the ${max} it takes; retry shortly`),
-      );
+    try {
+      this.assertRoom(count);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return new Promise((resolve, reject) => {
       const pending: Pending = { images, count, enqueued: performance.now(), resolve, reject };
       if (signal) {
@@ -138,6 +137,17 @@ export class Batcher {
       this.queued += count;
       this.schedule();
     });
+  }
+
+  /**
+   * Throws QueueFullError (or DroppedRequestError when stopping) unless `count` more images fit the queue now.
+   * An empty queue takes any one request (a /predict batch larger than the bound is not refused for ever).
+   */
+  assertRoom(count: number): void {
+    if (this.closed) throw new DroppedRequestError('shutting_down');
+    const max = this.options.maxQueued ?? Number.POSITIVE_INFINITY;
+    if (this.queued > 0 && this.queued + count > max)
+      throw new QueueFullError(`the model's queue holds ${this.queued} images of the ${max} it takes; retry shortly`);
   }
 
   /** Refuses new requests (DroppedRequestError 'shutting_down'); those queued still run: the server is stopping. */

@@ -139,3 +139,25 @@ describe('a bounded queue', () => {
     expect(answered + settled.filter((a) => a.status === 503).length).toBe(8);
   });
 });
+
+describe('a /predict batch split into runs', () => {
+  it('goes into the queue whole or not at all: past the bound it is refused before any of it runs', async () => {
+    server = await startServer({ models: slowRepository(), port: 0, maxQueuedImages: 4 });
+    const predict = (count: number) =>
+      fetch(`${server?.url}/predict/slow`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ inputs: Array.from({ length: count }, () => new Array(784).fill(0.5)) }),
+      });
+    const before = await executions(server);
+    // An empty queue takes a batch larger than the bound (six images: three runs of two).
+    const first = predict(6);
+    await sleep(100); // its first run under way, four images waiting
+    const refused = await predict(3);
+    expect(refused.status).toBe(503);
+    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('queue_full');
+    expect((await first).status).toBe(200);
+    await idle(server);
+    expect((await executions(server)) - before).toBe(3); // the refused batch ran no part of itself
+  });
+});
