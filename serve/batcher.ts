@@ -116,16 +116,25 @@ export class Batcher {
    * that left is never run (an outside attack queued 16 minutes of a slow model's runs, then disconnected).
    */
   inferTimed(images: Float32Array, count: number, signal?: AbortSignal): Promise<TimedOutputs> {
-    if (images.length !== count * this.options.imageSize)
-      return Promise.reject(new BatchShapeError(`${images.length} values are not ${count} images`));
-    if (this.options.runSizes && count > this.options.maxBatch)
-      return Promise.reject(new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`));
-    if (signal?.aborted) return Promise.reject(new DroppedRequestError('client_gone'));
     try {
+      this.assertShape(images, count);
+      if (signal?.aborted) throw new DroppedRequestError('client_gone');
       this.assertRoom(count);
     } catch (error) {
       return Promise.reject(error);
     }
+    return this.enqueue(images, count, signal);
+  }
+
+  private assertShape(images: Float32Array, count: number): void {
+    if (images.length !== count * this.options.imageSize)
+      throw new BatchShapeError(`${images.length} values are not ${count} images`);
+    if (this.options.runSizes && count > this.options.maxBatch)
+      throw new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`);
+  }
+
+  /** Queues one request (its room already checked), dropped unrun if `signal` aborts while it waits. */
+  private enqueue(images: Float32Array, count: number, signal?: AbortSignal): Promise<TimedOutputs> {
     return new Promise((resolve, reject) => {
       const pending: Pending = { images, count, enqueued: performance.now(), resolve, reject };
       if (signal) {
@@ -137,6 +146,25 @@ export class Batcher {
       this.queued += count;
       this.schedule();
     });
+  }
+
+  /**
+   * Several parts of one request (a /predict batch split into runs), admitted together or not at all: the
+   * room is checked for their sum once, and once one part fails the others still waiting leave the queue.
+   */
+  async inferAll(parts: { images: Float32Array; count: number }[], signal?: AbortSignal): Promise<TimedOutputs[]> {
+    for (const p of parts) this.assertShape(p.images, p.count);
+    if (signal?.aborted) throw new DroppedRequestError('client_gone');
+    this.assertRoom(parts.reduce((sum, p) => sum + p.count, 0));
+    const failed = new AbortController();
+    const either = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
+    const admitted = parts.map((p) => this.enqueue(p.images, p.count, either));
+    try {
+      return await Promise.all(admitted);
+    } catch (error) {
+      failed.abort();
+      throw error;
+    }
   }
 
   /**

@@ -1,7 +1,6 @@
 /** /predict's convenience around a served model: the normalization it needs, batching, softmax. */
 import { IMAGE_PIXELS, normalizePixels } from '../core/contract.ts';
 import { softmax } from '../core/softmax.ts';
-import type { TimedOutputs } from './batcher.ts';
 import { concatRows } from './batcher.ts';
 import { sumTimings } from './inference-stats.ts';
 import type { ServedVersion } from './served-version.ts';
@@ -41,22 +40,13 @@ export function predict(
   // Counted in the version's statistics like a v2 request (one request, however many chunks).
   return model.stats.request(async () => {
     const input = model.normalizesInput ? normalizePixels(images) : images;
-    // All of the request's chunks go in, or none (no half-run request whose answer nobody gets), and once one
-    // fails the others still waiting leave the queue.
-    model.batcher.assertRoom(count);
-    const failed = new AbortController();
-    const signal = clientGone ? AbortSignal.any([clientGone, failed.signal]) : failed.signal;
-    const chunks: Promise<TimedOutputs>[] = [];
+    // All of the request's chunks go in, or none (no half-run request whose answer nobody gets).
+    const chunks: { images: Float32Array; count: number }[] = [];
     for (let first = 0; first < count; first += model.maxBatch) {
       const n = Math.min(model.maxBatch, count - first);
-      chunks.push(
-        model.batcher.inferTimed(input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), n, signal),
-      );
+      chunks.push({ images: input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), count: n });
     }
-    const answers = await Promise.all(chunks).catch((error: unknown) => {
-      failed.abort();
-      throw error;
-    });
+    const answers = await model.batcher.inferAll(chunks, clientGone);
     const parts = answers.map((a) => a.outputs[model.signature.logits] as Float32Array);
     const logits = parts.length === 1 ? (parts[0] as Float32Array) : concatRows(parts);
     assertFiniteOutputs(model, { [model.signature.logits]: logits });

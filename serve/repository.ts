@@ -354,11 +354,35 @@ export class ModelRepository {
     this.timer.unref();
   }
 
-  async close(): Promise<void> {
+  /**
+   * The server is stopping: no more scans, a version that finishes loading from here is not served, every
+   * served version refuses new requests (those queued still run), and readiness says no.
+   */
+  beginShutdown(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.scanning;
+    for (const served of this.servedVersions()) served.batcher.stopAdmitting();
+  }
+
+  /** Whether the server is stopping (beginShutdown or close). */
+  get stopping(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Retires every version. A scan's load under way is waited for up to `waitMs` (it may take its whole load
+   * budget; one that ends later retires itself, and its runner process ends with this one).
+   */
+  async close(waitMs = Number.POSITIVE_INFINITY): Promise<void> {
+    this.beginShutdown();
+    await Promise.all([...this.loaded.values()].map(({ served }) => served.retire()));
+    this.loaded.clear();
+    if (Number.isFinite(waitMs)) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([this.scanning, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+      clearTimeout(timer);
+    } else await this.scanning;
     await Promise.all([...this.loaded.values()].map(({ served }) => served.retire()));
     this.loaded.clear();
   }

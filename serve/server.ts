@@ -230,19 +230,24 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // New requests are refused (503 shutting_down); those already queued run for up to the exit timeout
         // (Triton's --exit-timeout-secs), then what still waits is answered 503 and open connections are cut:
         // a backlog for a slow model kept a stopped server running for over 90 s in an outside attack.
-        const served = () => repository.servedVersions();
-        for (const version of served()) version.batcher.stopAdmitting();
+        // Readiness says no and nothing new loads from here (a version loading now is not served).
+        const started = performance.now();
+        repository.beginShutdown();
         const exit = options.exitTimeoutMs ?? EXIT_TIMEOUT_MS;
         const drop = setTimeout(() => {
-          for (const version of served()) version.batcher.close();
+          for (const version of repository.servedVersions()) version.batcher.close();
         }, exit);
         const cut = setTimeout(() => server.closeAllConnections(), exit + ANSWER_503_MS);
         drop.unref();
         cut.unref();
-        await Promise.all([new Promise<void>((resolve) => server.close(() => resolve())), grpc?.close()]);
+        await Promise.all([
+          new Promise<void>((resolve) => server.close(() => resolve())),
+          grpc?.close(exit + ANSWER_503_MS),
+        ]);
         clearTimeout(drop);
         clearTimeout(cut);
-        await repository.close();
+        // A load under way may take its whole load budget: waited for only within the exit timeout.
+        await repository.close(Math.max(0, exit + ANSWER_503_MS - (performance.now() - started)));
       })();
       return closing;
     },

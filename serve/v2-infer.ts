@@ -112,7 +112,40 @@ export function refuseUnsupportedParameters(parameters: object | undefined, tens
       );
 }
 
+/** The most characters a request's `id` and parameters (keys and string values, all together) may hold. */
+export const MAX_REQUEST_EXTRAS = 16_384;
+
+/**
+ * Refuses a request whose `id` and parameters hold more than MAX_REQUEST_EXTRAS characters: they stay in
+ * memory while the request waits for the model (and the id again in its answer), so the queue's bound in
+ * images must bound them too (an outside attack: single-image requests carrying 1 MB of parameters, 854 of
+ * them queued, took the server 1.05 GiB; ids of 1 MB echoed to clients that never read, 600 MiB).
+ */
+export function refuseLargeExtras(body: InferRequest): void {
+  let chars = body.id?.length ?? 0;
+  const count = (parameters: Record<string, unknown> | undefined) => {
+    for (const [key, value] of Object.entries(parameters ?? {}))
+      chars +=
+        key.length +
+        (typeof value === 'string'
+          ? value.length
+          : typeof value === 'object' && value !== null
+            ? JSON.stringify(value).length
+            : 8);
+  };
+  count(body.parameters);
+  for (const t of body.inputs) count(t.parameters);
+  for (const o of body.outputs ?? []) count(o.parameters);
+  if (chars > MAX_REQUEST_EXTRAS)
+    throw new HttpError(
+      400,
+      'invalid_request',
+      `the request's id and parameters hold ${chars} characters, over the ${MAX_REQUEST_EXTRAS} this server keeps`,
+    );
+}
+
 export function inputTensor(model: ServedVersion, { body, binary }: V2Request, binarySource?: string) {
+  refuseLargeExtras(body);
   for (const t of body.inputs) refuseUnsupportedParameters(t.parameters, `input '${t.name}'`);
   const declared = model.signature.input;
   if (body.inputs.length !== 1)

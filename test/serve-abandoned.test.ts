@@ -9,6 +9,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
@@ -150,14 +152,75 @@ describe('a /predict batch split into runs', () => {
         body: JSON.stringify({ inputs: Array.from({ length: count }, () => new Array(784).fill(0.5)) }),
       });
     const before = await executions(server);
-    // An empty queue takes a batch larger than the bound (six images: three runs of two).
-    const first = predict(6);
-    await sleep(100); // its first run under way, four images waiting
+    // An empty queue takes a batch larger than the bound, whole (eight images: four runs of two; chunk by
+    // chunk, the fourth would have found the queue full and the batch failed after its first run, every time).
+    const first = predict(8);
+    await sleep(100); // its first run under way, six images waiting
     const refused = await predict(3);
     expect(refused.status).toBe(503);
     expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('queue_full');
     expect((await first).status).toBe(200);
     await idle(server);
-    expect((await executions(server)) - before).toBe(3); // the refused batch ran no part of itself
+    expect((await executions(server)) - before).toBe(4); // the refused batch ran no part of itself
+  });
+});
+
+describe('a stopping server', () => {
+  it('says it is not ready and refuses new inference on connections still open', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 3000 });
+    const socket = await open(running.port);
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    socket.write(request(running.port)); // a run under way keeps the connection open
+    await sleep(100);
+    const closing = running.close();
+    await sleep(50);
+    socket.write(`GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    socket.write(`GET /v2/models/slow/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    socket.write(request(running.port));
+    await closing;
+    await sleep(100);
+    socket.destroy();
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    // The run under way answers; then not ready, not ready, and the new request refused (before: 200, 200, 200).
+    expect(statuses).toEqual(['200', '400', '400', '503']);
+    expect(received).toContain('shutting_down');
+  });
+
+  it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 5000 });
+    const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+    const Request = root.lookupType('inference.ModelInferRequest');
+    const message = Buffer.from(
+      Request.encode(
+        Request.fromObject({
+          model_name: 'slow',
+          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+          raw_input_contents: [Buffer.alloc(784 * 4)],
+        }),
+      ).finish(),
+    );
+    const client = new grpc.Client(`127.0.0.1:${running.grpcPort}`, grpc.credentials.createInsecure());
+    const calls = Array.from(
+      { length: 8 },
+      () =>
+        new Promise<string>((resolve) =>
+          client.makeUnaryRequest(
+            '/inference.GRPCInferenceService/ModelInfer',
+            (b: Buffer) => b,
+            (b: Buffer) => b,
+            message,
+            (error) => resolve(error ? `${grpc.status[error.code]} ${error.details}` : 'OK'),
+          ),
+        ),
+    );
+    await sleep(200);
+    await running.close();
+    const results = await Promise.all(calls);
+    client.close();
+    // Eight images are four runs of two, well within the exit timeout: every call answered.
+    expect(results).toEqual(new Array(8).fill('OK'));
   });
 });

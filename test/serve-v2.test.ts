@@ -195,3 +195,28 @@ it('refuses tensor parameters of extensions it lacks (shared memory, classificat
   // binary_data_output and other parameters are still taken as before.
   expect((await ask({ binary_data: false }, 'output')).status).toBe(200);
 });
+
+it('refuses a request whose id and parameters would hold more than 16,384 characters while it waits', async () => {
+  const image = new Array(784).fill(0);
+  const send = (extra: Record<string, unknown>) =>
+    fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }],
+        ...extra,
+      }),
+    });
+  for (const extra of [
+    { id: 'i'.repeat(20_000) },
+    { parameters: { pad: 'p'.repeat(20_000) } },
+    { parameters: { nested: { deep: ['x'.repeat(20_000)] } } },
+  ]) {
+    const r = await send(extra);
+    expect(r.status).toBe(400);
+    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/over the 16384/);
+  }
+  const ok = await send({ id: 'request-42', parameters: { note: 'n'.repeat(1000) } });
+  expect(ok.status).toBe(200);
+  expect(((await ok.json()) as { id: string }).id).toBe('request-42');
+});

@@ -44,7 +44,8 @@ export interface GrpcOptions {
 
 export interface RunningGrpc {
   port: number;
-  close(): Promise<void>;
+  /** Stops listening; calls under way are answered for up to `graceMs` (default 0), then cut. */
+  close(graceMs?: number): Promise<void>;
 }
 
 const HTTP_TO_GRPC: Record<number, grpc.status> = {
@@ -212,7 +213,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     { ...refusingMalformed(service), ModelInfer: inferDecoding.method },
     {
       ServerLive: unary(() => ({ live: true })),
-      ServerReady: unary(() => ({ ready: repository.readyCount > 0 })),
+      ServerReady: unary(() => ({ ready: repository.readyCount > 0 && !repository.stopping })),
       ServerMetadata: unary(() => ({
         name: options.serverName,
         version: options.serverVersion,
@@ -222,7 +223,8 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         const version = versionOf(r.version);
         const versions = repository.versions(r.name);
         if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${shownName(r.name)}'`);
-        return { ready: versions.some((v) => v.ready && (version === undefined || v.version === version)) };
+        const ready = versions.some((v) => v.ready && (version === undefined || v.version === version));
+        return { ready: ready && !repository.stopping };
       }),
       ModelMetadata: unary((r: { name: string; version: string }) =>
         repository.use(r.name, versionOf(r.version), async (model) =>
@@ -268,12 +270,19 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   });
   return {
     port,
-    close: async () => {
-      await new Promise<void>((resolve) => {
-        front.close(() => resolve());
+    close: async (graceMs = 0) => {
+      // No new connections; calls under way (and those queued for a model) are answered for up to `graceMs`,
+      // then whatever is left is cut.
+      const frontClosed = new Promise<void>((resolve) => front.close(() => resolve()));
+      const cut = () => {
         for (const socket of open) socket.destroy();
-      });
+        server.forceShutdown();
+      };
+      const timer = setTimeout(cut, graceMs);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+      clearTimeout(timer);
+      for (const socket of open) socket.destroy();
+      await frontClosed;
       inner.remove();
     },
   };

@@ -198,7 +198,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
   app.openapi(liveRoute, (c) => c.json({ live: true }, 200));
   app.openapi(readyRoute, (c) =>
     // Not ready is a 4xx, as the Open Inference Protocol says (Triton answers 400).
-    repository.readyCount > 0 ? c.json({ ready: true }, 200) : c.json({ ready: false }, 400),
+    repository.readyCount > 0 && !repository.stopping ? c.json({ ready: true }, 200) : c.json({ ready: false }, 400),
   );
   for (const base of ['/v2/models/{model}', '/v2/models/{model}/versions/{version}']) {
     app.openapi(metadataRoute(base), (c) => {
@@ -218,9 +218,10 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
       const versions = repository.versions(name);
       if (versions.length === 0) throw new HttpError(404, 'model_not_found', repository.absentBecause(name));
       const ready =
-        version === undefined
+        !repository.stopping &&
+        (version === undefined
           ? versions.some((v) => v.ready)
-          : Boolean(versions.find((v) => v.version === version)?.ready);
+          : Boolean(versions.find((v) => v.version === version)?.ready));
       return ready ? c.json({ name, ready }, 200) : c.json({ name, ready }, 400);
     });
     app.openapi(inferRoute(base, maxBodyBytes), (c) => {
