@@ -70,6 +70,9 @@ export interface AppOptions {
 }
 
 export const SERVER_NAME = 'mnist-onnx-cnn';
+/** Routes that run a model: /predict[/…] and v2's …/infer. */
+const INFERENCE_PATH = /^\/predict(?:\/|$)|^\/v2\/models\/.+\/infer$/;
+
 /** Status recorded for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
 
@@ -93,6 +96,13 @@ export function createApp(options: AppOptions): OpenAPIHono {
     options.log?.(
       `${c.req.method} ${escapeForLog(c.req.path).slice(0, 200)} ${status} ${(performance.now() - start).toFixed(1)}ms`,
     );
+  });
+  // A stopping server takes no new inference: what arrived before still runs (server.ts close()), what arrives
+  // now — on a connection still open — is answered at once, before its body is read.
+  app.use('*', async (c, next) => {
+    if (repository.stopping && INFERENCE_PATH.test(c.req.path))
+      return c.json(errorBody('shutting_down', 'the server is shutting down'), 503, { Connection: 'close' });
+    await next();
   });
   app.use('*', writeTimeout(limits.writeTimeoutMs));
   if (options.cors) {

@@ -178,11 +178,6 @@ export class Batcher {
       throw new QueueFullError(`the model's queue holds ${this.queued} images of the ${max} it takes; retry shortly`);
   }
 
-  /** Refuses new requests (DroppedRequestError 'shutting_down'); those queued still run: the server is stopping. */
-  stopAdmitting(): void {
-    this.closed = true;
-  }
-
   /** Refuses new requests and fails every waiting one; the run in flight finishes. */
   close(): void {
     this.closed = true;

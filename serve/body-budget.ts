@@ -145,7 +145,12 @@ export class BodyBudget {
   private isSlow(account: Account, now: number): boolean {
     if (account.waiting || account.complete || account.held === 0) return false;
     const windowMs = this.limits.slowWindowMs ?? SLOW_WINDOW_MS;
-    const windowStart = now - windowMs;
+    // Judged as of its last bytes when they came within a check interval: a window ending between two chunks
+    // of a steady sender holds one chunk fewer than its pace (230 B every 200 ms, 1,150 B/s, read as 920 B/s
+    // when the check fell just before a chunk). A sender silent for longer is judged as of now.
+    const lastArrival = (account.marks[account.marks.length - 1] as Mark)[1];
+    const at = now - lastArrival < SLOW_CHECK_MS ? lastArrival : now;
+    const windowStart = at - windowMs;
     const [first] = account.marks;
     if (!first || first[0] > windowStart) return false; // not judged over a whole window yet
     let base = 0;

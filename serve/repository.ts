@@ -355,14 +355,13 @@ export class ModelRepository {
   }
 
   /**
-   * The server is stopping: no more scans, a version that finishes loading from here is not served, every
-   * served version refuses new requests (those queued still run), and readiness says no.
+   * The server is stopping: no more scans, a version that finishes loading from here is not served, and
+   * readiness says no (requests that arrive from here are refused by the routes: `stopping`).
    */
   beginShutdown(): void {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    for (const served of this.servedVersions()) served.batcher.stopAdmitting();
   }
 
   /** Whether the server is stopping (beginShutdown or close). */
