@@ -122,8 +122,17 @@ export const MAX_REQUEST_EXTRAS = 16_384;
  * them queued, took the server 1.05 GiB; ids of 1 MB echoed to clients that never read, 600 MiB).
  */
 export function refuseLargeExtras(body: InferRequest): void {
-  let chars = body.id?.length ?? 0;
-  const count = (parameters: Record<string, unknown> | undefined) => {
+  refuseLargeParts(body.id, [
+    body.parameters,
+    ...body.inputs.map((t) => t.parameters),
+    ...(body.outputs ?? []).map((o) => o.parameters),
+  ]);
+}
+
+/** refuseLargeExtras for a request's `id` and parameter maps as given (gRPC's ModelInfer has them too). */
+export function refuseLargeParts(id: string | undefined, parameterMaps: (object | undefined)[]): void {
+  let chars = id?.length ?? 0;
+  for (const parameters of parameterMaps)
     for (const [key, value] of Object.entries(parameters ?? {}))
       chars +=
         key.length +
@@ -132,10 +141,6 @@ export function refuseLargeExtras(body: InferRequest): void {
           : typeof value === 'object' && value !== null
             ? JSON.stringify(value).length
             : 8);
-  };
-  count(body.parameters);
-  for (const t of body.inputs) count(t.parameters);
-  for (const o of body.outputs ?? []) count(o.parameters);
   if (chars > MAX_REQUEST_EXTRAS)
     throw new HttpError(
       400,

@@ -116,6 +116,8 @@ it.skipIf(python === undefined)(
     ]);
     expect(result.errors.classification).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/'classification'/)]);
     expect(result.errors['no model name']).toEqual(['NOT_FOUND', expect.stringMatching(/model name is required/)]);
+    // The id-and-parameters limit holds over gRPC too.
+    expect(result.errors['large parameters']).toEqual(['INVALID_ARGUMENT', expect.stringMatching(/over the 16384/)]);
     // Counted with the HTTP requests in the version's statistics.
     const stats = (await (await fetch(`${server.url}/v2/models/torchcnn/stats`)).json()) as {
       model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];

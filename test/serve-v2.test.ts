@@ -220,3 +220,23 @@ it('refuses a request whose id and parameters would hold more than 16,384 charac
   expect(ok.status).toBe(200);
   expect(((await ok.json()) as { id: string }).id).toBe('request-42');
 });
+
+it('refuses a binary-extension header over 65,536 bytes: keys the schema drops would stay with the body while it waits', async () => {
+  const send = (junk: number) => {
+    const header = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 3136 } }],
+        junk: 'j'.repeat(junk),
+      }),
+    );
+    return fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'Inference-Header-Content-Length': String(header.length) },
+      body: Buffer.concat([header, Buffer.alloc(3136)]),
+    });
+  };
+  const big = await send(70_000);
+  expect(big.status).toBe(400);
+  expect(((await big.json()) as { error: { code: string; message: string } }).error.message).toMatch(/at most 65536/);
+  expect((await send(1000)).status).toBe(200);
+});

@@ -23,6 +23,8 @@ export interface InferRequestMessage {
   model_name: string;
   model_version: string;
   id: string;
+  /** The request's parameters map (empty when none). */
+  parameters?: Record<string, unknown>;
   inputs: InferTensorMessage[];
   /** `parameters`: the request's map (empty when none; checked for extensions this server lacks). */
   outputs: { name: string; parameters?: Record<string, unknown> }[];

@@ -26,7 +26,14 @@ import { parseVersion } from '../routes/lookup.ts';
 import { modelMetadata, servedNumbers } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
-import { DATATYPES, inputTensor, outputShape, refuseUnsupportedParameters, requestedOutputs } from '../v2-infer.ts';
+import {
+  DATATYPES,
+  inputTensor,
+  outputShape,
+  refuseLargeParts,
+  refuseUnsupportedParameters,
+  requestedOutputs,
+} from '../v2-infer.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
 
@@ -338,6 +345,7 @@ function infer(repository: ModelRepository, r: InferRequestMessage, cancelled?: 
       'invalid_inputs',
       `input '${shownName(both.name)}' has contents as well as raw_input_contents: send one or the other`,
     );
+  refuseLargeParts(r.id, [r.parameters, ...r.inputs.map((t) => t.parameters), ...r.outputs.map((o) => o.parameters)]);
   for (const t of r.inputs) refuseUnsupportedParameters(t.parameters, `input '${shownName(t.name)}'`);
   for (const o of r.outputs) refuseUnsupportedParameters(o.parameters, `output '${shownName(o.name)}'`);
   // The header through the HTTP route's schema; the values as bytes, through the binary extension's decoder.

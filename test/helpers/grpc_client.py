@@ -69,6 +69,8 @@ classes.outputs.append(pb.ModelInferRequest.InferRequestedOutputTensor(name="log
 classes.outputs[0].parameters["classification"].int64_param = 2
 nameless = request(True)
 nameless.model_name = ""
+padded = request(True)
+padded.parameters["pad"].string_param = "p" * 20000
 for what, call in [
     ("int contents", lambda: stub.ModelInfer(ints)),
     ("short contents", lambda: stub.ModelInfer(short)),
@@ -80,6 +82,7 @@ for what, call in [
     ("shared memory output", lambda: stub.ModelInfer(shared)),
     ("classification", lambda: stub.ModelInfer(classes)),
     ("no model name", lambda: stub.ModelInfer(nameless)),
+    ("large parameters", lambda: stub.ModelInfer(padded)),
 ]:
     try:
         call()
