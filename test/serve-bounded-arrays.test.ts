@@ -60,8 +60,15 @@ it('answers attacker-sized arrays and objects with 400 naming the limit, as JSON
     expect(Buffer.byteLength(body), what).toBeLessThan(1024 * 1024);
     for (const binary of [false, true]) {
       const { status, json } = await infer(body, binary);
-      expect([what, binary, status, json.error?.code]).toEqual([what, binary, 400, 'invalid_request']);
-      expect(json.error?.message, what).toMatch(message);
+      // A binary header over 65,536 bytes is refused for its size before it is parsed.
+      const large = binary && Buffer.byteLength(body) > 65_536;
+      expect([what, binary, status, json.error?.code]).toEqual([
+        what,
+        binary,
+        400,
+        large ? 'invalid_header' : 'invalid_request',
+      ]);
+      expect(json.error?.message, what).toMatch(large ? /at most 65536/ : message);
     }
   }
   expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
