@@ -171,7 +171,7 @@ export class Batcher {
    * Throws QueueFullError (or DroppedRequestError when stopping) unless `count` more images fit the queue now.
    * An empty queue takes any one request (a /predict batch larger than the bound is not refused for ever).
    */
-  assertRoom(count: number): void {
+  private assertRoom(count: number): void {
     if (this.closed) throw new DroppedRequestError('shutting_down');
     const max = this.options.maxQueued ?? Number.POSITIVE_INFINITY;
     if (this.queued > 0 && this.queued + count > max)

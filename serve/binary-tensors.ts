@@ -15,10 +15,10 @@ export interface BinaryBody {
   tail: Uint8Array;
 }
 
-/** Split `bytes` at the `Inference-Header-Content-Length` value `raw`; 400 when either part is malformed. */
 /** The largest JSON header of a binary-extension request (its id and parameters hold at most 16,384 characters). */
 export const MAX_BINARY_HEADER_BYTES = 65_536;
 
+/** Split `bytes` at the `Inference-Header-Content-Length` value `raw`; 400 when either part is malformed. */
 export function splitBinaryBody(bytes: Uint8Array, raw: string): BinaryBody {
   if (!/^[0-9]{1,10}$/.test(raw.trim()))
     throw new HttpError(400, 'invalid_header', `${HEADER_LENGTH} must be a byte count, not '${raw.slice(0, 20)}'`);

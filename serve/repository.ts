@@ -370,20 +370,18 @@ export class ModelRepository {
   }
 
   /**
-   * Retires every version. A scan's load under way is waited for up to `waitMs` (it may take its whole load
-   * budget; one that ends later retires itself, and its runner process ends with this one).
+   * Retires every version. A scan's load under way is waited for up to `waitMs`: it may take its whole load
+   * budget, and one that ends later retires itself (loadFileNow serves nothing once closed; its runner process
+   * ends with this one).
    */
   async close(waitMs = Number.POSITIVE_INFINITY): Promise<void> {
     this.beginShutdown();
     await Promise.all([...this.loaded.values()].map(({ served }) => served.retire()));
     this.loaded.clear();
-    if (Number.isFinite(waitMs)) {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([this.scanning, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-      clearTimeout(timer);
-    } else await this.scanning;
-    await Promise.all([...this.loaded.values()].map(({ served }) => served.retire()));
-    this.loaded.clear();
+    if (!Number.isFinite(waitMs)) return void (await this.scanning);
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([this.scanning, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
   }
 
   /** Names of models with at least one file, in order. */

@@ -227,7 +227,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     grpcPort: grpc?.port,
     close() {
       closing ??= (async () => {
-        // New requests are refused (503 shutting_down); those already queued run for up to the exit timeout
+        // Inference arriving from here is refused (app.ts); what arrived before runs for up to the exit timeout
         // (Triton's --exit-timeout-secs), then what still waits is answered 503 and open connections are cut:
         // a backlog for a slow model kept a stopped server running for over 90 s in an outside attack.
         // Readiness says no and nothing new loads from here (a version loading now is not served).

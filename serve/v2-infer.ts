@@ -87,7 +87,6 @@ export function flattenTensorData(data: unknown[], rank: number, expected: numbe
   return out;
 }
 
-/** The request's input tensor, checked against the model's own input: name, datatype and shape. */
 /** Tensor parameters of protocol extensions this server does not implement, and what each asks for. */
 const UNSUPPORTED_PARAMETERS: Record<string, string> = {
   shared_memory_region: 'shared memory (the shared-memory extensions)',
@@ -149,6 +148,7 @@ export function refuseLargeParts(id: string | undefined, parameterMaps: (object 
     );
 }
 
+/** The request's input tensor, checked against the model's own input: name, datatype and shape. */
 export function inputTensor(model: ServedVersion, { body, binary }: V2Request, binarySource?: string) {
   refuseLargeExtras(body);
   for (const t of body.inputs) refuseUnsupportedParameters(t.parameters, `input '${t.name}'`);
