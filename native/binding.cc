@@ -10,6 +10,8 @@
 //   array overwritten.
 //   linearWeightGradient(x, dy, dw, [N, in, out], threads): blas.h (throws when no OpenBLAS was found), and
 //   blasName(): the library, loaded on this first call, or null.
+//   gather(src: Float32Array, out: Float32Array, map: Int32Array): out[j] = src[map[j]], 0 where map[j] is -1
+//   (a weight's reorder into ORT's NCHWc filter layout, every step).
 //   optimizerUpdate(kind: 0 sgd | 1 adam, hyper: Float32Array, lr, step, param, states: Float32Array[],
 //                   parts: Float32Array[], shares: Float32Array | null): optimizer_update.h, in place.
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
@@ -414,6 +416,27 @@ napi_value OptimizerUpdate(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// gather(src, out, map): every map entry is checked against src (a bad map is a JS error, not a stray read).
+napi_value Gather(napi_env env, napi_callback_info info) {
+  const char* kernel = "gather";
+  size_t argc = 3;
+  napi_value argv[3];
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  void *src, *out, *map;
+  size_t n_src, n_out, n_map;
+  if (argc != 3 || !typed(env, argv[0], napi_float32_array, &src, &n_src) ||
+      !typed(env, argv[1], napi_float32_array, &out, &n_out) || !typed(env, argv[2], napi_int32_array, &map, &n_map))
+    return fail(env, kernel, "expected (src: Float32Array, out: Float32Array, map: Int32Array)");
+  if (n_map != n_out) return fail(env, kernel, "map and out differ in length");
+  const int32_t* m = static_cast<const int32_t*>(map);
+  for (size_t j = 0; j < n_map; j++)
+    if (m[j] < -1 || (m[j] >= 0 && size_t(m[j]) >= n_src)) return fail(env, kernel, "map entry out of range");
+  const float* from = static_cast<const float*>(src);
+  float* to = static_cast<float*>(out);
+  for (size_t j = 0; j < n_map; j++) to[j] = m[j] < 0 ? 0.0f : from[m[j]];
+  return nullptr;
+}
+
 }  // namespace
 
 NAPI_MODULE_INIT() {
@@ -433,6 +456,7 @@ NAPI_MODULE_INIT() {
       {"batchNormScaleGradient", BatchNormScaleGradient},
       {"linearWeightGradient", LinearWeightGradient},
       {"blasName", BlasName},
+      {"gather", Gather},
       {"optimizerUpdate", OptimizerUpdate}};
   for (const auto& [name, callback] : routing) {
     napi_create_function(env, name, NAPI_AUTO_LENGTH, callback, nullptr, &fn);

@@ -51,6 +51,8 @@ export interface NativeKernels {
   add(a: Float32Array, b: Float32Array, out: Float32Array): void;
   /** out = a · b elementwise. */
   multiply(a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out[j] = src[map[j]], 0 where map[j] is -1 (a JS loop where the addon predates it). */
+  gather(src: Float32Array, out: Float32Array, map: Int32Array): void;
   /** dB [C] = Σ over images and positions of dY [n, C, positions]. */
   biasGradient(dY: Float32Array, db: Float32Array, n: number, channels: number, positions: number): void;
   /**
@@ -139,6 +141,8 @@ interface Addon {
   linearWeightGradient?(x: Float32Array, dy: Float32Array, dw: Float32Array, shape: Int32Array, threads: number): void;
   /** The OpenBLAS found (loaded by the first call), null without one; absent from builds before it. */
   blasName?(): string | null;
+  /** Absent from builds before it (the JS gather stands in). */
+  gather?(src: Float32Array, out: Float32Array, map: Int32Array): void;
 }
 
 const ADDON_FUNCTIONS: (keyof Addon)[] = [
@@ -227,6 +231,7 @@ function wrap(addon: Addon): NativeKernels {
     reluGradient: (y, dY, dx) => addon.reluGradient(y, dY, dx),
     add: (a, b, out) => addon.add(a, b, out),
     multiply: (a, b, out) => addon.multiply(a, b, out),
+    gather: addon.gather ? (src, out, map) => addon.gather?.(src, out, map) : gatherInJs,
     biasGradient(dY, db, n, channels, positions) {
       addon.biasGradient(dY, db, Int32Array.of(n, channels, positions));
     },
@@ -274,4 +279,12 @@ function optimizerUpdate(update: NonNullable<Addon['optimizerUpdate']>): NativeK
     return values;
   };
   return (u, ...rest) => update(u.kind === 'sgd' ? 0 : 1, hyper(u), ...rest);
+}
+
+function gatherInJs(src: Float32Array, out: Float32Array, map: Int32Array): void {
+  if (map.length !== out.length) throw new Error('gather: map and out differ in length');
+  for (let j = 0; j < map.length; j++) {
+    const from = map[j] as number;
+    out[j] = from < 0 ? 0 : (src[from] as number);
+  }
 }

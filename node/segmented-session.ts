@@ -15,9 +15,11 @@ import {
   GRADIENT_PRODUCT,
   GRADIENT_SUM,
   MAX_POOL_GRADIENT,
+  NCHWC_FILTER,
   nativeConvGeometry,
   RELU_GRADIENT,
 } from '../core/autodiff/native-ops.ts';
+import { nchwcFilterMap } from '../core/training/nchwc-convs.ts';
 import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { attrFloat, attrInt, attrInts } from '../onnx/read-attributes.ts';
@@ -259,6 +261,18 @@ function nativeStep(
             data.subarray((i * (c as number) + start) * plane, (i * (c as number) + end) * plane),
             i * (end - start) * plane,
           );
+      };
+    }
+    case NCHWC_FILTER: {
+      const block = attrInt(node, 'block', 0);
+      const blocked = attrInt(node, 'blocked', 0) === 1;
+      let map: Int32Array | undefined;
+      return (values) => {
+        const w = first(values);
+        const [m, c, kh, kw] = w.dims as [number, number, number, number];
+        map ??= nchwcFilterMap([m, c, kh, kw], block, blocked);
+        const padded = (n: number) => Math.ceil(n / block) * block;
+        kernels.gather(floats(w), output(values, [padded(m), blocked ? padded(c) : c, kh, kw]), map);
       };
     }
     case GRADIENT_PRODUCT:

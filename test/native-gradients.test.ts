@@ -1,10 +1,13 @@
 import { describe, expect, it } from 'vitest';
+import { NCHWC_FILTER } from '../core/autodiff/native-ops.ts';
 import type { NativeChoices } from '../core/autodiff/rules/native.ts';
 import { INPUT_NAME } from '../core/contract.ts';
 import { type ModelName, ZOO } from '../core/model/zoo/index.ts';
+import { NCHWC_DOMAIN } from '../core/training/nchwc-convs.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { buildGradientGraph, buildTrainingGraph, LABELS_NAME } from '../core/training/training-graph.ts';
 import { nativeKernels } from '../node/native-kernels.ts';
+import { nchwcBlockSize } from '../node/nchwc.ts';
 import { ParallelTrainer } from '../train/parallel/parallel-trainer.ts';
 import { fixtureBatch, fixtureWeights } from './helpers/fixture-data.ts';
 import { sameWeightsAsFirst } from './helpers/same-weights.ts';
@@ -15,10 +18,20 @@ const ALL: NativeChoices = { convInputs: () => true, maxPools: () => true };
 const POOLS: NativeChoices = { convInputs: () => false, maxPools: () => true };
 const MODELS: ModelName[] = ['cnn', 'cnn3', 'resnet', 'inception', 'densenet', 'fast-cnn', 'cnn7'];
 
+const block = await nchwcBlockSize();
+
 describe('a gradient graph cut at its native nodes', () => {
-  for (const model of MODELS) {
-    it(`${model}: every step reads only what the feeds and earlier steps made, and all outputs get made`, () => {
-      const graph = buildGradientGraph(ZOO[model].build(), { externalConvWeights: () => true, nativeGradients: ALL });
+  for (const [model, nchwcBlock] of MODELS.flatMap((m) => [
+    [m, undefined] as const,
+    ...(block ? [[m, block] as const] : []),
+  ])) {
+    const how = nchwcBlock ? `, NCHWc Convs (block ${nchwcBlock}) with their weights reordered natively` : '';
+    it(`${model}${how}: every step reads only what the feeds and earlier steps made, and all outputs get made`, () => {
+      const graph = buildGradientGraph(ZOO[model].build(), {
+        externalConvWeights: () => true,
+        nativeGradients: ALL,
+        nchwcBlock,
+      });
       const plan = graph.segments;
       expect(plan, 'some native node').toBeDefined();
       const known = new Set([
@@ -39,6 +52,16 @@ describe('a gradient graph cut at its native nodes', () => {
       // and a copy of its outputs (inception's joins and split were three ORT segments, cnn7's BatchNorms
       // and dropouts six, densenet's eight).
       expect(plan?.steps.filter((s) => s.kind === 'graph').length).toBe(1);
+      // The weights' reorders run before that segment, one per NCHWc Conv, and ORT transposes nothing.
+      const first = plan?.steps.findIndex((s) => s.kind === 'graph') ?? -1;
+      const reorders = plan?.steps.filter((s) => s.kind === 'native' && s.node.op_type === NCHWC_FILTER) ?? [];
+      expect(plan?.steps.slice(0, first)).toEqual(reorders);
+      const convs = graph.model.graph?.node?.filter((n) => n.op_type === 'Conv' && n.domain === NCHWC_DOMAIN) ?? [];
+      expect(reorders.length).toBe(convs.length);
+      if (nchwcBlock) expect(convs.length).toBeGreaterThan(0);
+      expect(graph.model.graph?.node?.some((n) => n.op_type === 'Transpose' && n.input[0]?.includes('weight'))).toBe(
+        false,
+      );
     });
   }
 });

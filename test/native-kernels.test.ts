@@ -3,6 +3,7 @@ import type { ConvGeometry } from '../core/autodiff/rules/conv-weight-gradient.t
 import { inspectModule } from '../core/model/forward-graph.ts';
 import { ZOO } from '../core/model/zoo/index.ts';
 import { Rng } from '../core/random.ts';
+import { nchwcFilterMap } from '../core/training/nchwc-convs.ts';
 import { sgd } from '../core/training/optim/index.ts';
 import { buildTrainingGraph } from '../core/training/training-graph.ts';
 import { nativeKernels, nativeKernelsStatus } from '../node/native-kernels.ts';
@@ -78,6 +79,31 @@ describe.skipIf(!kernels)(`native conv weight gradient (${nativeKernelsStatus()}
     expect(() =>
       kernels?.convWeightGradient(new Float32Array(10), new Float32Array(96), new Float32Array(54), geo, 1),
     ).toThrow(/x has the wrong length/);
+  });
+});
+
+describe.skipIf(!kernels)('native gather (weights into the NCHWc filter layout)', () => {
+  it("puts every weight where ORT's Reshape-Transpose-Reshape would, zero in the padding", () => {
+    // 20 outputs × 10 inputs × 1×2, block 16, input below a block: OIHWBo [2, 10, 1, 2, 16].
+    const dims = [20, 10, 1, 2] as const;
+    const w = Float32Array.from({ length: 400 }, (_, i) => i + 1);
+    const out = new Float32Array(2 * 16 * 10 * 2).fill(Number.NaN);
+    kernels?.gather(w, out, nchwcFilterMap(dims, 16, false));
+    for (let ob = 0; ob < 2; ob++)
+      for (let i = 0; i < 10; i++)
+        for (let p = 0; p < 2; p++)
+          for (let bo = 0; bo < 16; bo++) {
+            const o = ob * 16 + bo;
+            const at = ((ob * 10 + i) * 2 + p) * 16 + bo;
+            expect(out[at]).toBe(o < 20 ? (w[(o * 10 + i) * 2 + p] as number) : 0);
+          }
+  });
+
+  it('refuses a map that points outside the source or differs from the output in length', () => {
+    const out = new Float32Array(2);
+    expect(() => kernels?.gather(new Float32Array(2), out, Int32Array.of(0, 2))).toThrow(/out of range/);
+    expect(() => kernels?.gather(new Float32Array(2), out, Int32Array.of(0, -2))).toThrow(/out of range/);
+    expect(() => kernels?.gather(new Float32Array(2), out, Int32Array.of(0))).toThrow(/differ in length/);
   });
 });
 

@@ -6,6 +6,7 @@
  */
 import * as ort from 'onnxruntime-node';
 import { describe, expect, it } from 'vitest';
+import { NCHWC_FILTER } from '../core/autodiff/native-ops.ts';
 import { gradientRules } from '../core/autodiff/rules/index.ts';
 import { maxPoolRule } from '../core/autodiff/rules/pooling.ts';
 import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
@@ -13,8 +14,11 @@ import { Rng } from '../core/random.ts';
 import { convsAsNchwc, NCHWC_DOMAIN } from '../core/training/nchwc-convs.ts';
 import { fuseNchwcConvs } from '../core/training/nchwc-fusion.ts';
 import { sgd } from '../core/training/optim/index.ts';
+import { splitAtNativeNodes } from '../core/training/segments.ts';
 import { buildGradientGraph } from '../core/training/training-graph.ts';
+import { nativeKernels } from '../node/native-kernels.ts';
 import { nchwcBlockSize } from '../node/nchwc.ts';
+import { createGradientRunner, encodeSegmentPlan } from '../node/segmented-session.ts';
 import { int, ints } from '../onnx/attributes.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { encodeModel } from '../onnx/codec.ts';
@@ -56,6 +60,15 @@ async function run(g: GraphBuilder, feeds: Record<string, ort.Tensor>): Promise<
   }
 }
 
+function maxDifference(actual: Float32Array, expected: Float32Array): number {
+  expect(actual.length).toBe(expected.length);
+  let max = 0;
+  for (let i = 0; i < actual.length; i++)
+    max = Math.max(max, Math.abs((actual[i] as number) - (expected[i] as number)));
+  // Sums of up to 800 products of values in [-1, 1]: float rounding, summed in another order.
+  return max;
+}
+
 describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
   const cases: ConvCase[] = [
     { n: 3, c: 1, size: 28, m: 10, k: 5, pad: 0, stride: 1, bias: true }, // cnn's first: below a block, 10 → 16 outputs
@@ -80,13 +93,45 @@ describe.skipIf(!block)(`NCHWc forward convolutions (block ${block})`, () => {
       expect(g.nodes.some((node) => node.op_type === 'Conv' && node.domain === NCHWC_DOMAIN)).toBe(true);
       expect(g.nodes.some((node) => node.op_type === 'Conv' && !node.domain)).toBe(false);
       const actual = await run(g, feeds);
-      expect(actual.length).toBe(expected.length);
-      let max = 0;
-      for (let i = 0; i < actual.length; i++)
-        max = Math.max(max, Math.abs((actual[i] as number) - (expected[i] as number)));
-      // Sums of up to 800 products of values in [-1, 1]: float rounding, summed in another order.
-      expect(max).toBeLessThan(5e-5);
+      expect(maxDifference(actual, expected)).toBeLessThan(5e-5);
     });
+
+    it.skipIf(!nativeKernels())(
+      `${conv.c}→${conv.m}, ${conv.k}×${conv.k}, pad ${conv.pad}, stride ${conv.stride}: the weights reordered natively (a step before the segment), as ORT's Conv`,
+      async () => {
+        const rng = new Rng(conv.c * 100 + conv.m + 1);
+        const random = (length: number) => Float32Array.from({ length }, () => rng.uniform(-1, 1));
+        const feeds: Record<string, ort.Tensor> = {
+          x: new ort.Tensor('float32', random(conv.n * conv.c * conv.size ** 2), [
+            conv.n,
+            conv.c,
+            conv.size,
+            conv.size,
+          ]),
+          w: new ort.Tensor('float32', random(conv.m * conv.c * conv.k ** 2), [conv.m, conv.c, conv.k, conv.k]),
+        };
+        if (conv.bias) feeds.b = new ort.Tensor('float32', random(conv.m), [conv.m]);
+        const expected = await run(convGraph(conv), feeds);
+        const g = convGraph(conv);
+        expect(convsAsNchwc(g, block as number, new Set(['w']), true)).toBe(1);
+        expect(g.nodes.some((node) => node.op_type === 'Transpose')).toBe(false);
+        const plan = splitAtNativeNodes(g.toModel(), g.shapes);
+        expect(plan.steps.map((s) => (s.kind === 'native' ? s.node.op_type : 'segment'))).toEqual([
+          NCHWC_FILTER,
+          'segment',
+        ]);
+        const runner = await createGradientRunner(encodeSegmentPlan(plan));
+        try {
+          // Twice: the reorder's buffer is reused, its padding must stay zero.
+          for (let i = 0; i < 2; i++) {
+            const actual = (await runner.run(feeds)).y?.data as Float32Array;
+            expect(maxDifference(actual, expected)).toBeLessThan(5e-5);
+          }
+        } finally {
+          await runner.release();
+        }
+      },
+    );
   }
 
   it('leaves Convs alone whose weights are not the named ones, or that it cannot take (groups, channels not in fours)', () => {

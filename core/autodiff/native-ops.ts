@@ -40,6 +40,13 @@ export const BATCH_NORM_INPUT_GRADIENT = 'BatchNormInputGradient';
 export const BATCH_NORM_SCALE_GRADIENT = 'BatchNormScaleGradient';
 /** Channels [start, end) of a [N, C, H, W] value: a channel Concat's gradient, piece by piece. */
 export const CHANNEL_SLICE = 'ChannelSlice';
+/**
+ * A Conv's weights W [M, C, kh, kw] in ORT's NCHWc filter layout (core/training/nchwc-convs.ts), zero-padded
+ * to [M', C', kh, kw]; attributes `block` and `blocked` (1: OIHWBiBo, the input has at least a block of
+ * channels; 0: OIHWBo). A forward op, not a gradient: ORT's Transpose of the same took 5–70 µs per Conv,
+ * every step, on every worker.
+ */
+export const NCHWC_FILTER = 'NchwcFilter';
 
 export const isNative = (node: NodeProto) => node.domain === NATIVE_DOMAIN;
 

@@ -19,6 +19,7 @@ import type { GraphBuilder } from '../../onnx/builder.ts';
 import { attrInt, attrInts } from '../../onnx/read-attributes.ts';
 import type { NodeProto } from '../../onnx/schema.ts';
 import { int64Tensor } from '../../onnx/tensor.ts';
+import { emitNative, NCHWC_FILTER } from '../autodiff/native-ops.ts';
 
 export const NCHWC_DOMAIN = 'com.microsoft.nchwc';
 
@@ -33,14 +34,21 @@ const KEPT = ['kernel_shape', 'pads', 'strides', 'dilations'];
 /**
  * Rewrite, in place, each group-1 2-D Conv whose weight is one of `weights` (graph inputs: the trainable
  * parameters); returns how many. `block` is ORT's NCHWc block size on this CPU (node/nchwc.ts).
+ * `nativeFilters`: reorder the weights with a native node (the graph is then cut into segments, whose
+ * runner has it) instead of ORT's Pad, Reshape and Transpose.
  */
-export function convsAsNchwc(g: GraphBuilder, block: number, weights: ReadonlySet<string>): number {
+export function convsAsNchwc(
+  g: GraphBuilder,
+  block: number,
+  weights: ReadonlySet<string>,
+  nativeFilters = false,
+): number {
   let rewritten = 0;
   for (let i = 0; i < g.nodes.length; i++) {
     const conv = g.nodes[i] as NodeProto;
     if (!eligible(g, conv, weights, block)) continue;
     const before = g.nodes.length;
-    emitNchwcConv(g, conv, block);
+    emitNchwcConv(g, conv, block, nativeFilters);
     const added = g.nodes.splice(before);
     // The last node (ReorderOutput) takes the Conv's own output name: everything downstream reads it unchanged.
     (added[added.length - 1] as NodeProto).output = [conv.output?.[0] as string];
@@ -65,7 +73,7 @@ function eligible(g: GraphBuilder, node: NodeProto, weights: ReadonlySet<string>
 }
 
 /** The NCHWc nodes for `conv`, appended to the graph, ending with the ReorderOutput of its result. */
-function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number): void {
+function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number, nativeFilters: boolean): void {
   const [x, w, bias] = conv.input as [string, string, string | undefined];
   const [m, c, kh, kw] = g.shapes.get(w) as [number, number, number, number];
   const blocked = c >= block; // the input is reordered; else it stays NCHW and the weights are OIHWBo
@@ -73,14 +81,9 @@ function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number): void {
   const cp = blocked ? roundUp(c, block) : c;
   const constant = (values: number[], hint: string) => g.constant(int64Tensor([values.length], values), hint);
 
-  const padded =
-    mp === m && cp === c ? w : g.op('Pad', [w, constant([0, 0, 0, 0, mp - m, cp - c, 0, 0], 'nchwc_pads')]);
-  const split = blocked ? [mp / block, block, cp / block, block, kh, kw] : [mp / block, block, c, kh, kw];
-  const perm = blocked ? [0, 2, 4, 5, 3, 1] : [0, 2, 3, 4, 1];
-  const reordered = g.op('Reshape', [
-    g.op('Transpose', [g.op('Reshape', [padded, constant(split, 'nchwc_split')])], { perm: ints(perm) }),
-    constant([mp, cp, kh, kw], 'nchwc_filter'),
-  ]);
+  const reordered = nativeFilters
+    ? emitNative(g, NCHWC_FILTER, [w], [mp, cp, kh, kw], { block: int(block), blocked: int(blocked ? 1 : 0) })
+    : reorderInGraph();
   const paddedBias = bias && mp !== m ? g.op('Pad', [bias, constant([0, mp - m], 'nchwc_bias_pads')]) : bias;
 
   const input = blocked ? g.op('ReorderInput', [x], {}, { domain: NCHWC_DOMAIN }) : x;
@@ -92,4 +95,39 @@ function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number): void {
   const inputs = paddedBias ? [input, reordered, paddedBias] : [input, reordered];
   const y = g.op('Conv', inputs, attributes, { domain: NCHWC_DOMAIN });
   g.op('ReorderOutput', [y], { channels: int(m) }, { domain: NCHWC_DOMAIN });
+
+  function reorderInGraph(): string {
+    const padded =
+      mp === m && cp === c ? w : g.op('Pad', [w, constant([0, 0, 0, 0, mp - m, cp - c, 0, 0], 'nchwc_pads')]);
+    const split = blocked ? [mp / block, block, cp / block, block, kh, kw] : [mp / block, block, c, kh, kw];
+    const perm = blocked ? [0, 2, 4, 5, 3, 1] : [0, 2, 3, 4, 1];
+    return g.op('Reshape', [
+      g.op('Transpose', [g.op('Reshape', [padded, constant(split, 'nchwc_split')])], { perm: ints(perm) }),
+      constant([mp, cp, kh, kw], 'nchwc_filter'),
+    ]);
+  }
+}
+
+/**
+ * Where each value of W [m, c, kh, kw] goes in ORT's NCHWc filter layout [mp, cp, kh, kw], the layout
+ * `reorderInGraph` makes: OIHWBiBo [mp/B, cp/B, kh, kw, Bi, Bo] when `blocked`, else OIHWBo
+ * [mp/B, c, kh, kw, Bo]. Entry j is the index in W of the output's value j, -1 for padding (zero).
+ */
+export function nchwcFilterMap(
+  [m, c, kh, kw]: readonly [number, number, number, number],
+  block: number,
+  blocked: boolean,
+): Int32Array {
+  const mp = roundUp(m, block);
+  const cp = blocked ? roundUp(c, block) : c;
+  const k = kh * kw;
+  const inner = blocked ? block : 1;
+  const map = new Int32Array(mp * cp * k);
+  let at = 0;
+  for (let ob = 0; ob < mp; ob += block)
+    for (let ci = 0; ci < cp; ci += inner)
+      for (let p = 0; p < k; p++)
+        for (let i = ci; i < ci + inner; i++)
+          for (let o = ob; o < ob + block; o++) map[at++] = o < m && i < c ? (o * c + i) * k + p : -1;
+  return map;
 }

@@ -6,8 +6,9 @@
  * there from the next segment on) and at the latest its first consumer needs — the latest, so that what
  * crosses a boundary is mostly the float activations and gradients it must be anyway, not masks, shapes
  * and indices made early and carried along. A native node runs right after the segment that completes
- * its inputs (several in a row when they feed each other). What a segment makes and another step reads,
- * or the graph outputs, is a segment output; every value crosses a boundary once, whatever reads it later.
+ * its inputs (several in a row when they feed each other), before the first when it reads graph inputs
+ * only. What a segment makes and another step reads, or the graph outputs, is a segment output; every
+ * value crosses a boundary once, whatever reads it later.
  * An Identity of a native node's value (a graph output's public name) is a native step too: an alias.
  */
 import type { Dim } from '../../onnx/builder.ts';
@@ -62,15 +63,16 @@ export function splitAtNativeNodes(model: ModelProto, shapes: ReadonlyMap<string
     }
   });
 
-  // Earliest: ORT nodes' segment, native nodes' slot (they run after that segment).
+  // Earliest: ORT nodes' segment, native nodes' slot (they run after that segment). A native node that
+  // reads graph inputs only (a weight's reorder) runs before the first segment: slot -1.
   const at = new Array<number>(nodes.length).fill(0);
   nodes.forEach((node, k) => {
-    let level = 0;
+    let level = isNativeAt(k) ? -1 : 0;
     for (const i of node.input) {
       const p = producer.get(i);
       if (p === undefined) continue;
       const ready = isNativeAt(p) && !isNativeAt(k) ? (at[p] as number) + 1 : (at[p] as number);
-      level = Math.max(level, ready);
+      level = Math.max(level, ready, 0);
     }
     at[k] = level;
   });
@@ -92,7 +94,7 @@ export function splitAtNativeNodes(model: ModelProto, shapes: ReadonlyMap<string
 
   const last = Math.max(0, ...at);
   const steps: SegmentStep[] = [];
-  for (let s = 0; s <= last; s++) {
+  for (let s = -1; s <= last; s++) {
     const members = nodes.map((_, k) => k).filter((k) => !isNativeAt(k) && at[k] === s);
     if (members.length > 0) steps.push(segment(s, members));
     for (const [k, node] of nodes.entries()) if (isNativeAt(k) && at[k] === s) steps.push({ kind: 'native', node });

@@ -129,7 +129,9 @@ function emitLossAndGradients(
     trainable.map((p) => p.name),
     { rules, keep: () => external.map((e) => e.dY), sum: nativeGradients ? nativeSum : undefined },
   );
-  if (options.nchwcBlock && convsAsNchwc(g, options.nchwcBlock, new Set(trainable.map((p) => p.name))) > 0) {
+  // With native gradients the graph is cut into segments anyway: the weights' reorders go native too.
+  const weights = new Set(trainable.map((p) => p.name));
+  if (options.nchwcBlock && convsAsNchwc(g, options.nchwcBlock, weights, !!nativeGradients) > 0) {
     // Values that become graph outputs below: the fusions keep their names.
     const later = [loss, correct, ...grads.values(), ...forward.ctx.stateUpdates.values()];
     fuseNchwcConvs(g, new Set([...later, ...external.flatMap((e) => [e.x, e.dY])]));
