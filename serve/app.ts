@@ -101,7 +101,9 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // now — on a connection still open — is answered at once, before its body is read.
   app.use('*', async (c, next) => {
     if (repository.stopping && INFERENCE_PATH.test(c.req.path))
-      return c.json(errorBody('shutting_down', 'the server is shutting down'), 503, { Connection: 'close' });
+      return c.json(errorBody('shutting_down', 'the server is shutting down', c.req.path), 503, {
+        Connection: 'close',
+      });
     await next();
   });
   app.use('*', writeTimeout(limits.writeTimeoutMs));
@@ -153,40 +155,44 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // Refused before the body was read (from Content-Length, or cut off midway): the rest of it can't be
   // skipped in time to keep the connection, so it closes once the answer is out (lingering-close.ts).
   const tooLarge = (bytes: number) => (c: Context) =>
-    c.json(errorBody('payload_too_large', `request body exceeds ${bytes} bytes`), 413, { Connection: 'close' });
+    c.json(errorBody('payload_too_large', `request body exceeds ${bytes} bytes`, c.req.path), 413, {
+      Connection: 'close',
+    });
   const bodyCap = bodyLimit({ maxSize: limit * 2, onError: tooLarge(limit) });
   const uploadCap = uploads
     ? bodyLimit({ maxSize: uploads.maxBytes * 2, onError: tooLarge(uploads.maxBytes) })
     : bodyCap;
   app.use('*', (c, next) => (isUpload(c) ? uploadCap(c, next) : bodyCap(c, next)));
   app.onError((error, c) => {
-    if (error instanceof HttpError) return c.json(errorBody(error.code, error.message), error.status);
+    if (error instanceof HttpError) return c.json(errorBody(error.code, error.message, c.req.path), error.status);
     // The model misbehaved (over its run budget, crashed, wrong rows): the server is fine, this model is not.
     if (error instanceof ModelFailedError || error instanceof BatchShapeError) {
       metrics.modelFailures.inc();
-      return c.json(errorBody('model_failed', publicMessage(error.message)), 503);
+      return c.json(errorBody('model_failed', publicMessage(error.message), c.req.path), 503);
     }
     if (error instanceof NonFiniteOutputError) {
       metrics.nonFiniteOutputs.inc();
-      return c.json(errorBody('non_finite_output', error.message), 422);
+      return c.json(errorBody('non_finite_output', error.message, c.req.path), 422);
     }
     // A full queue or a stopping server: come back (Triton answers both as unavailable).
     if (error instanceof QueueFullError)
-      return c.json(errorBody('queue_full', error.message), 503, { 'Retry-After': '1' });
+      return c.json(errorBody('queue_full', error.message, c.req.path), 503, { 'Retry-After': '1' });
     if (error instanceof DroppedRequestError && error.reason === 'shutting_down')
-      return c.json(errorBody('shutting_down', error.message), 503, { Connection: 'close' });
+      return c.json(errorBody('shutting_down', error.message, c.req.path), 503, { Connection: 'close' });
     if (error instanceof DroppedRequestError) return c.body(null, CLIENT_CLOSED as 200); // nobody is there to read it
     if (clientGone(c)) return c.body(null, CLIENT_CLOSED as 200); // nobody reads it; counted as a client abort
     // Hono's own client errors (e.g. a malformed multipart boundary).
     if (error instanceof HTTPException && error.status < 500)
-      return c.json(errorBody('bad_request', publicMessage(error.message || 'bad request')), error.status);
+      return c.json(errorBody('bad_request', publicMessage(error.message || 'bad request'), c.req.path), error.status);
     options.log?.(
       `internal error on ${c.req.method} ${escapeForLog(c.req.path).slice(0, 200)}: ${publicMessage(String(error))}`,
     );
     if (process.env.DEBUG && error instanceof Error) options.log?.(error.stack ?? '');
-    return c.json(errorBody('internal', 'internal server error'), 500);
+    return c.json(errorBody('internal', 'internal server error', c.req.path), 500);
   });
-  app.notFound((c) => c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`), 404));
+  app.notFound((c) =>
+    c.json(errorBody('not_found', `no route for ${c.req.method} ${c.req.path.slice(0, 200)}`, c.req.path), 404),
+  );
 
   const maxBodyBytes = limit;
   app.route('/', predictRoutes({ repository, maxBodyBytes }));

@@ -65,8 +65,9 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
     socket.resume(); // whatever the client sends after it is dropped
   });
   // Node's own answer is a bare 417; the request's body (if any) is never read, so the connection closes.
-  server.on('checkExpectation', (_request: IncomingMessage, response: ServerResponse) => {
-    const refusal = closingRefusal(417, 'expectation_failed', "the only Expect supported is '100-continue'");
+  server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    const path = (request.url ?? '').split('?')[0];
+    const refusal = closingRefusal(417, 'expectation_failed', "the only Expect supported is '100-continue'", path);
     response.writeHead(refusal.status, refusal.headers).end(refusal.body);
   });
 }

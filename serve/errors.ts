@@ -1,5 +1,7 @@
 /**
- * Client errors as `{ error: { code, message } }` with a 4xx status; anything else is our bug (500).
+ * Client errors as `{ error: { code, message } }` with a 4xx status — on the Open Inference Protocol's
+ * routes (/v2) as `{ error: message, code }`, the protocol's `{ "error": "<message>" }` that its clients read
+ * (Triton's raise it as their exception's message); anything else is our bug (500).
  * Messages never carry stack traces or file paths: `publicMessage` strips absolute paths from any
  * text that came from a library (ORT, the file system) before it reaches a response or /api/models.
  */
@@ -16,14 +18,19 @@ export class HttpError extends Error {
   }
 }
 
-export const errorBody = (code: string, message: string) => ({ error: { code, message } });
+/** The routes of the Open Inference Protocol (KServe v2, Triton's HTTP API). */
+const PROTOCOL_PATH = /^\/v2(?:\/|$)/;
+
+/** The JSON body of a refusal of a request for `path` (the protocol's shape on its routes). */
+export const errorBody = (code: string, message: string, path = '') =>
+  PROTOCOL_PATH.test(path) ? { error: message, code } : { error: { code, message } };
 
 /**
  * A refusal answered outside Hono (Node's own HTTP events, the request listener in front of the app): the
  * same JSON body, its length, and `Connection: close` — nothing after it on that connection is read.
  */
-export function closingRefusal(status: number, code: string, message: string) {
-  const body = JSON.stringify(errorBody(code, message));
+export function closingRefusal(status: number, code: string, message: string, path = '') {
+  const body = JSON.stringify(errorBody(code, message, path));
   const headers: Record<string, string> = {
     'Content-Type': 'application/json',
     'Content-Length': String(Buffer.byteLength(body)),

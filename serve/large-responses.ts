@@ -76,7 +76,7 @@ export class LargeResponses {
     if (!outgoing) return undefined;
     if (this.active >= this.max) {
       return c.json(
-        errorBody('busy', `${this.max} large downloads are in progress; retry in ${RETRY_AFTER_S} s`),
+        errorBody('busy', `${this.max} large downloads are in progress; retry in ${RETRY_AFTER_S} s`, c.req.path),
         503,
         { 'Retry-After': String(RETRY_AFTER_S) },
       );

@@ -8,7 +8,7 @@ import { issuesInOneLine } from '../core/zod-issues.ts';
 import { VERSION_PATTERN } from '../node/repository.ts';
 import { HttpError } from './errors.ts';
 import { versionRefusal } from './routes/lookup.ts';
-import { ErrorSchema } from './schemas.ts';
+import { ErrorSchema, ProtocolErrorSchema } from './schemas.ts';
 
 /** An OpenAPI response entry for our `{ error }` JSON bodies. */
 export const errorResponse = (description: string) => ({
@@ -16,12 +16,22 @@ export const errorResponse = (description: string) => ({
   content: { 'application/json': { schema: ErrorSchema } },
 });
 
+/** The same on the Open Inference Protocol's routes (/v2), whose errors are `{ "error": "<message>" }` (errors.ts). */
+export const protocolErrorResponse = (description: string) => ({
+  description,
+  content: { 'application/json': { schema: ProtocolErrorSchema } },
+});
+
+const commonErrorsAs = <Entry>(response: (description: string) => Entry) => ({
+  400: response('Bad input'),
+  403: response('Cross-origin request refused (start the server with --cors to allow)'),
+  413: response('Request body over the limit'),
+});
+
 /** The 4xx answers every route can give. */
-export const commonErrors = {
-  400: errorResponse('Bad input'),
-  403: errorResponse('Cross-origin request refused (start the server with --cors to allow)'),
-  413: errorResponse('Request body over the limit'),
-};
+export const commonErrors = commonErrorsAs(errorResponse);
+/** …and every /v2 route, in the protocol's shape. */
+export const protocolCommonErrors = commonErrorsAs(protocolErrorResponse);
 
 /** How a failed check is answered: carried by the zod issue (`params`), read by `refuseInvalid`. */
 export interface Refusal {

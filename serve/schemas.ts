@@ -66,6 +66,9 @@ export const PredictionSchema = z
 
 export const ErrorSchema = z.object({ error: z.object({ code: z.string(), message: z.string() }) }).openapi('Error');
 
+/** A refusal on the Open Inference Protocol's routes: its `{ "error": "<message>" }`, our code beside it. */
+export const ProtocolErrorSchema = z.object({ error: z.string(), code: z.string() }).openapi('ProtocolError');
+
 // Elements are not checked here (flattenTensorData does, in one loop): a body-sized array yields no issues,
 // and is not copied (z.array copies every element: ~15 ms for a MiB of JSON).
 const tensorData = z

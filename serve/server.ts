@@ -306,6 +306,7 @@ function refuseLargeContinues(server: HttpServer, maxBodyBytes: number, maxUploa
         413,
         'payload_too_large',
         `request body is ${length} bytes; the limit is ${limit}`,
+        path,
       );
       response.writeHead(refusal.status, refusal.headers).end(refusal.body);
       return;

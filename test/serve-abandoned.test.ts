@@ -14,6 +14,7 @@ import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 /** A model whose every run is a 2000² matrix product (~0.1–0.3 s here), two images a run at most. */
 function slowRepository(): string {
@@ -115,7 +116,7 @@ describe('a bounded queue', () => {
     expect(statuses.every((s) => s === 200 || s === 503)).toBe(true);
     for (const r of full) {
       expect(r.headers.get('retry-after')).toBe('1');
-      expect(((await r.json()) as { error: { code: string } }).error.code).toBe('queue_full');
+      expect((await refusalFrom(r)).code).toBe('queue_full');
     }
   });
 
@@ -125,7 +126,7 @@ describe('a bounded queue', () => {
     const before = await executions(running);
     const answers = Array.from({ length: 8 }, () =>
       fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body }).then(
-        async (r) => ({ status: r.status, code: ((await r.json()) as { error?: { code: string } }).error?.code }),
+        async (r) => ({ status: r.status, code: r.ok ? undefined : (await refusalFrom(r)).code }),
         () => ({ status: 0, code: 'connection closed' }),
       ),
     );
@@ -158,7 +159,7 @@ describe('a /predict batch split into runs', () => {
     await sleep(100); // its first run under way, six images waiting
     const refused = await predict(3);
     expect(refused.status).toBe(503);
-    expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('queue_full');
+    expect((await refusalFrom(refused)).code).toBe('queue_full');
     expect((await first).status).toBe(200);
     await idle(server);
     expect((await executions(server)) - before).toBe(4); // the refused batch ran no part of itself

@@ -8,6 +8,7 @@
  */
 import { connect, type Socket } from 'node:net';
 import { expect, it } from 'vitest';
+import { refusalBody } from './helpers/refusal.ts';
 import { useTinyServer } from './helpers/tiny-server.ts';
 
 const LIMIT = 16 * 1024;
@@ -52,7 +53,7 @@ const response = (socket: Socket, capMs = 5000) =>
 
 const head = (path: string, framing: string) =>
   `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${framing}\r\n`;
-const tooLarge = (message: string) => ({ error: { code: 'payload_too_large', message } });
+const tooLarge = (message: string, path = '/predict') => refusalBody(path, 'payload_too_large', message);
 
 it('a body claimed at 2 GB is refused with 413 while its first bytes arrive', async () => {
   for (const path of ROUTES) {
@@ -62,7 +63,7 @@ it('a body claimed at 2 GB is refused with 413 while its first bytes arrive', as
       socket.write(`{"inputs":[${'0,'.repeat(LIMIT / 2)}`);
       expect(await response(socket), path).toEqual({
         status: 413,
-        body: tooLarge(`request body exceeds ${LIMIT} bytes`),
+        body: tooLarge(`request body exceeds ${LIMIT} bytes`, path),
       });
     } finally {
       socket.destroy();
@@ -81,7 +82,7 @@ it('a chunked body that never ends is cut off at twice the limit, not read to it
       // No last chunk: whatever waits for the body's end waits forever, and the answer never comes.
       expect(await response(socket), path).toEqual({
         status: 413,
-        body: tooLarge(`request body exceeds ${LIMIT} bytes`),
+        body: tooLarge(`request body exceeds ${LIMIT} bytes`, path),
       });
     } finally {
       socket.destroy();
@@ -143,7 +144,9 @@ it('a body one byte over the limit gets the bounded reader’s 413, with its siz
       body: ' '.repeat(LIMIT + 1),
     });
     expect(answer.status, path).toBe(413);
-    expect(await answer.json(), path).toEqual(tooLarge(`request body is ${LIMIT + 1} bytes; the limit is ${LIMIT}`));
+    expect(await answer.json(), path).toEqual(
+      tooLarge(`request body is ${LIMIT + 1} bytes; the limit is ${LIMIT}`, path),
+    );
   }
 });
 
@@ -164,17 +167,15 @@ it('JSON bodies are read whatever their content type says (curl sends form-urlen
     expect(await post('/v2/repository/index', '{"ready":true}', type)).toMatchObject({ status: 200 });
     expect(await post('/v2/repository/index', '{"ready":1}', type)).toEqual({
       status: 400,
-      body: { error: { code: 'invalid_request', message: 'ready must be true or false' } },
+      body: refusalBody('/v2', 'invalid_request', 'ready must be true or false'),
     });
     expect(await post('/v2/repository/models/tiny/unload', '{"parameters":{"x":1}}', type)).toEqual({
       status: 400,
-      body: { error: { code: 'unsupported_parameter', message: 'unload takes no parameters here' } },
+      body: refusalBody('/v2', 'unsupported_parameter', 'unload takes no parameters here'),
     });
     expect(await post('/v2/models/tiny/infer', '{}', type)).toEqual({
       status: 400,
-      body: {
-        error: { code: 'invalid_request', message: 'inputs: Invalid input: expected array, received undefined' },
-      },
+      body: refusalBody('/v2', 'invalid_request', 'inputs: Invalid input: expected array, received undefined'),
     });
     // /predict picks its reader by content type, and names the ones it takes.
     expect(await post('/predict', '{}', type)).toMatchObject({

@@ -4,6 +4,7 @@
  */
 import { expect, it } from 'vitest';
 import { MAX_MODEL_NAME_LENGTH } from '../node/repository.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 import { useTinyServer } from './helpers/tiny-server.ts';
 
 // Explicit model control, so load and unload answer for an unknown model too.
@@ -24,9 +25,9 @@ it('cuts an unknown model name to 100 characters in every 404', async () => {
   ];
   for (const [path, init] of requests) {
     const response = await fetch(`${server.url}${path}`, init);
-    const body = (await response.json()) as { error?: { code: string; message: string } };
+    const error = await refusalFrom(response, path);
     const route = path.replace(name, '<name>');
-    expect([route, response.status, body.error?.code]).toEqual([route, 404, 'model_not_found']);
-    expect(body.error?.message, route).toContain(`'${'n'.repeat(MAX_MODEL_NAME_LENGTH)}'`);
+    expect([route, response.status, error.code]).toEqual([route, 404, 'model_not_found']);
+    expect(error.message, route).toContain(`'${'n'.repeat(MAX_MODEL_NAME_LENGTH)}'`);
   }
 });

@@ -11,6 +11,7 @@ import { Rng } from '../core/random.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { deepArray, deepObject, gifHeader, hostilePngs, jpegHeader, PROTOTYPE_KEYS } from './helpers/hostile.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
+import { refusalOf } from './helpers/refusal.ts';
 
 let server: RunningServer;
 let root: string;
@@ -257,8 +258,7 @@ it('answers 300+ malformed requests on every POST route with 4xx JSON, promptly,
     const what = `${c.what} → ${response.status} ${text.slice(0, 200)}`;
     expect(response.status, what).toBeGreaterThanOrEqual(400);
     expect(response.status, what).toBeLessThan(500);
-    const body = JSON.parse(text) as { error?: { code?: string; message?: string } };
-    expect(body.error?.code, what).toMatch(/^[a-z0-9_]+$/);
+    expect(refusalOf(JSON.parse(text), c.path.split('?')[0] as string).code, what).toMatch(/^[a-z0-9_]+$/);
     expect(text, what).not.toContain(root);
     expect(text, what).not.toMatch(/\n\s+at |node_modules|\/work\/|\/tmp\//);
     // A hang detector, not a performance assertion: every refusal comes back well within the request timeout.

@@ -14,6 +14,7 @@ import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { startServeProcess } from '../testkit/serve-process.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 let server: RunningServer;
 let root: string;
@@ -123,7 +124,7 @@ describe('models checked at every batch size the server runs', () => {
     expect((await a.json()).outputs[0].data).toEqual(alone.outputs[0].data);
     expect((await c.json()).outputs[0].data).not.toEqual(alone.outputs[0].data);
     expect(bad.status).toBe(503);
-    expect((await bad.json()).error.code).toBe('model_failed');
+    expect((await refusalFrom(bad)).code).toBe('model_failed');
   });
 });
 
@@ -215,7 +216,7 @@ describe('run budgets', () => {
     }
     const response = await slow;
     expect(response.status).toBe(503);
-    expect((await response.json()).error.message).toMatch(/run budget/);
+    expect((await refusalFrom(response)).message).toMatch(/run budget/);
     expect(Math.max(...during)).toBeLessThan(2000);
     // Quarantined until its file changes.
     expect(await status('slow-when-triggered')).toMatchObject({
@@ -247,7 +248,7 @@ describe('crashes', () => {
     // Then not served, with the reason.
     const response = await infer('drop-row-when-triggered', [image(1)]);
     expect(response.status).toBe(404);
-    expect((await response.json()).error.message).toMatch(/quarantined: the model's runner process exited \(SIGSEGV\)/);
+    expect((await refusalFrom(response)).message).toMatch(/quarantined: the model's runner process exited \(SIGSEGV\)/);
     expect(await status('drop-row-when-triggered')).toMatchObject({
       ready: false,
       error: expect.stringMatching(/quarantined/),
@@ -269,11 +270,11 @@ describe('numbers', () => {
       data[5] = value;
       const response = await infer('good', [data]);
       expect(response.status).toBe(400);
-      expect((await response.json()).error.message).toMatch(/float32/);
+      expect((await refusalFrom(response)).message).toMatch(/float32/);
     }
     const inf = await infer('infinite-when-triggered', [image(1, true)]);
     expect(inf.status).toBe(422);
-    expect((await inf.json()).error.code).toBe('non_finite_output');
+    expect((await refusalFrom(inf)).code).toBe('non_finite_output');
     expect((await infer('infinite-when-triggered', [image(1)])).status).toBe(200);
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics).toMatch(/^model_nonfinite_outputs_total 1$/m);
@@ -285,7 +286,7 @@ describe('numbers', () => {
       Array.from({ length: 5 }, (_, i) => image(i)),
     );
     expect(response.status).toBe(400);
-    expect((await response.json()).error.message).toMatch(/at most 4 images/);
+    expect((await refusalFrom(response)).message).toMatch(/at most 4 images/);
     expect(
       (
         await infer(

@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 const model = oddModel({ metadata: { normalization: 'folded (test)' } });
 const put = (root: string, name: string) => {
@@ -52,7 +53,7 @@ const index = async (url: string, body?: unknown) =>
     state: string;
     reason: string;
   }[];
-const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string; message: string } }).error;
+const errorOf = (r: Response) => refusalFrom(r);
 
 describe('explicit mode', () => {
   let server: RunningServer;

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 let server: RunningServer;
 
@@ -121,7 +122,7 @@ it('answers unknown models and versions with 404 JSON, and a malformed version w
   ] as const) {
     const r = await fetch(`${server.url}${path}`);
     expect(r.status, path).toBe(status);
-    expect(((await r.json()) as { error: { code: string } }).error.code).toBeTruthy();
+    expect((await refusalFrom(r)).code).toBeTruthy();
   }
   const meta = (await (await fetch(`${server.url}/v2`)).json()) as { extensions: string[] };
   expect(meta.extensions).toContain('statistics');

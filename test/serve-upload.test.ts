@@ -14,6 +14,7 @@ import { decodeModel, encodeModel } from '../onnx/codec.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
 import { externalDataHiddenIn, HIDING_PLACES, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 const model = oddModel({ metadata: { normalization: 'folded (test)' } });
 const servers: RunningServer[] = [];
@@ -42,7 +43,7 @@ const putModel = (url: string, name: string, bytes: Uint8Array) =>
     body: Buffer.from(bytes),
   });
 const b64 = (bytes: Uint8Array) => Buffer.from(bytes).toString('base64');
-const errorOf = async (r: Response) => ((await r.json()) as { error: { code: string; message: string } }).error;
+const errorOf = (r: Response) => refusalFrom(r);
 const infer = (url: string, path: string) =>
   fetch(`${url}/v2/models/${path}/infer`, {
     method: 'POST',

@@ -10,6 +10,7 @@ import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ModelConfigType } from '../node/triton/schema.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { refusalFrom } from './helpers/refusal.ts';
 
 let server: RunningServer;
 const golden = JSON.parse(readFileSync('test/fixtures/torch-cnn-logits.json', 'utf8')) as { logits: number[][] };
@@ -115,10 +116,7 @@ it("answers Triton's model configuration (GET …/config, as tritonclient's get_
   expect(fixed).toMatchObject({ max_batch_size: 0, input: [{ dims: [1, 1, 28, 28] }] });
   expect(fixed).not.toHaveProperty('dynamic_batching');
   const unknown = await fetch(`${server.url}/v2/models/nope/config`);
-  expect([unknown.status, ((await unknown.json()) as { error: { code: string } }).error.code]).toEqual([
-    404,
-    'model_not_found',
-  ]);
+  expect([unknown.status, (await refusalFrom(unknown)).code]).toEqual([404, 'model_not_found']);
 });
 
 it('reads request bodies sent compressed as Triton clients send them (gzip, deflate), refuses codings it does not read, and bounds the decoded size', async () => {
@@ -152,10 +150,7 @@ it('reads request bodies sent compressed as Triton clients send them (gzip, defl
   expect(packed.status).toBe(200);
   expect(((await packed.json()) as { outputs: unknown }).outputs).toEqual(plain.outputs);
 
-  const codes = async (response: Response) => [
-    response.status,
-    ((await response.json()) as { error: { code: string } }).error.code,
-  ];
+  const codes = async (response: Response) => [response.status, (await refusalFrom(response)).code];
   expect(await codes(await post(Buffer.from(body), 'compress'))).toEqual([415, 'unsupported_content_encoding']);
   expect(await codes(await post(Buffer.from(body), 'gzip, br'))).toEqual([415, 'unsupported_content_encoding']);
   expect(await codes(await post(Buffer.from(body), 'br'))).toEqual([400, 'invalid_encoding']); // labelled, not encoded
@@ -181,7 +176,7 @@ it('refuses tensor parameters of extensions it lacks (shared memory, classificat
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(body),
     });
-    return { status: r.status, error: ((await r.json()) as { error?: { code: string; message: string } }).error };
+    return { status: r.status, error: r.ok ? undefined : await refusalFrom(r) };
   };
   for (const [parameters, where, named] of [
     [{ classification: 2 }, 'output', 'classification'],
@@ -214,7 +209,7 @@ it('refuses a request whose id and parameters would hold more than 16,384 charac
   ]) {
     const r = await send(extra);
     expect(r.status).toBe(400);
-    expect(((await r.json()) as { error: { message: string } }).error.message).toMatch(/over the 16384/);
+    expect((await refusalFrom(r)).message).toMatch(/over the 16384/);
   }
   const ok = await send({ id: 'request-42', parameters: { note: 'n'.repeat(1000) } });
   expect(ok.status).toBe(200);
@@ -237,6 +232,55 @@ it('refuses a binary-extension header over 65,536 bytes: keys the schema drops w
   };
   const big = await send(70_000);
   expect(big.status).toBe(400);
-  expect(((await big.json()) as { error: { code: string; message: string } }).error.message).toMatch(/at most 65536/);
+  expect((await refusalFrom(big)).message).toMatch(/at most 65536/);
   expect((await send(1000)).status).toBe(200);
+});
+
+it('refuses on every /v2 route as the protocol writes errors, { "error": "<message>" } (the code beside it), and elsewhere as { error: { code, message } }', async () => {
+  const cases: [path: string, init: RequestInit, status: number, code: string][] = [
+    ['/v2/models/nope', {}, 404, 'model_not_found'],
+    ['/v2/models/nope/config', {}, 404, 'model_not_found'],
+    ['/v2/models/torchcnn/versions/x', {}, 400, 'invalid_version'],
+    ['/v2/models/torchcnn/infer', { method: 'POST', body: '{"inputs": [' }, 400, 'invalid_json'],
+    ['/v2/models/torchcnn/infer', { method: 'POST', body: '{"inputs": []}' }, 400, 'invalid_request'],
+    ['/v2/models/torchcnn/infer', { method: 'POST', body: 'x'.repeat(9 << 20) }, 413, 'payload_too_large'],
+    ['/v2/models/stats/nope', {}, 404, 'not_found'],
+    ['/v2/repository/models/torchcnn/unload', { method: 'POST' }, 400, 'model_control'],
+    ['/v2/no/such/route', {}, 404, 'not_found'],
+    ['/api/models/nope/versions/1/model.onnx', {}, 404, 'not_found'],
+  ];
+  for (const [path, init, status, code] of cases) {
+    const r = await fetch(`${server.url}${path}`, { ...init, headers: { 'content-type': 'application/json' } });
+    const body = (await r.json()) as { error: unknown; code?: unknown };
+    expect([path, r.status], JSON.stringify(body)).toEqual([path, status]);
+    if (path.startsWith('/v2')) {
+      // The protocol's $inference_error_response: an object whose "error" is a string.
+      expect(typeof body.error, path).toBe('string');
+      expect(body.code, path).toBe(code);
+    } else {
+      expect(body.error, path).toMatchObject({ code });
+    }
+  }
+  // The OpenAPI document says so: every /v2 route's error answers are ProtocolError, no other route's.
+  const spec = (await (await fetch(`${server.url}/openapi.json`)).json()) as {
+    paths: Record<
+      string,
+      Record<string, { responses: Record<string, { content?: Record<string, { schema?: { $ref?: string } }> }> }>
+    >;
+  };
+  const refs = Object.entries(spec.paths).flatMap(([path, methods]) =>
+    Object.values(methods).flatMap((operation) =>
+      Object.entries(operation.responses)
+        .filter(([status]) => Number(status) >= 400)
+        .map(([status, response]) => [path, status, response.content?.['application/json']?.schema?.$ref] as const),
+    ),
+  );
+  expect(refs.length).toBeGreaterThan(10);
+  for (const [path, status, ref] of refs) {
+    // Readiness answers 400 with its { ready: false } body, not an error (the protocol's 4xx for not ready).
+    if ((ref === undefined || ref.endsWith('/ModelReady')) && path.endsWith('/ready') && status === '400') continue;
+    expect(ref, `${path} ${status}`).toBe(
+      path.startsWith('/v2') ? '#/components/schemas/ProtocolError' : '#/components/schemas/Error',
+    );
+  }
 });

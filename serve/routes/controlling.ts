@@ -1,6 +1,6 @@
 /** The repository's refusals of a load, unload or publish, as 4xx answers a client can act on. */
 import { HttpError } from '../errors.ts';
-import { errorResponse } from '../openapi.ts';
+import { errorResponse, protocolErrorResponse } from '../openapi.ts';
 import {
   ControlBusyError,
   MAX_QUEUED_CONTROLS,
@@ -9,10 +9,10 @@ import {
   VersionExistsError,
 } from '../repository.ts';
 
-/** The 503 of every route that loads, unloads or publishes, as its OpenAPI entry. */
-export const controlBusyResponse = errorResponse(
-  `${MAX_QUEUED_CONTROLS} loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry`,
-);
+const CONTROL_BUSY = `${MAX_QUEUED_CONTROLS} loads, unloads or publishes of this model are under way or waiting (each waits its turn): retry`;
+/** The 503 of every route that loads, unloads or publishes, as its OpenAPI entry (/api's, then /v2's). */
+export const controlBusyResponse = errorResponse(CONTROL_BUSY);
+export const protocolControlBusyResponse = protocolErrorResponse(CONTROL_BUSY);
 
 export async function controlling(work: () => Promise<void> | void): Promise<void> {
   try {

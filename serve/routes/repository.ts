@@ -9,11 +9,11 @@ import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import { readJsonObject } from '../body.ts';
 import { HttpError } from '../errors.ts';
 import { type ModelControlAccess, mayControlModels } from '../model-control-access.ts';
-import { commonErrors, errorResponse, modelParams } from '../openapi.ts';
+import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../openapi.ts';
 import type { ModelRepository } from '../repository.ts';
 import { checked, inOrder, readsBody, schemaRef } from '../route-body.ts';
 import { ControlRequestSchema, IndexRequestSchema, RepositoryIndexSchema } from '../schemas.ts';
-import { controlBusyResponse, controlling } from './controlling.ts';
+import { controlling, protocolControlBusyResponse } from './controlling.ts';
 import { type UploadSettings, uploadBodyBytes, uploadRoutes } from './upload.ts';
 
 export interface RepositoryRouteOptions {
@@ -82,7 +82,7 @@ const indexRoute = (maxBodyBytes: number) =>
     },
     responses: {
       200: { description: 'The index', content: { 'application/json': { schema: RepositoryIndexSchema } } },
-      ...commonErrors,
+      ...protocolCommonErrors,
     },
   });
 
@@ -107,15 +107,17 @@ const controlRoute = (action: 'load' | 'unload', access: ModelControlAccess, bod
     },
     responses: {
       200: { description: 'Done', content: { 'application/json': { schema: z.object({}) } } },
-      ...commonErrors,
-      400: errorResponse('Not in explicit mode, or the model did not load (with why)'),
-      ...(action === 'load' ? { 409: errorResponse('A file override names a version that exists already') } : {}),
-      503: controlBusyResponse,
-      401: errorResponse('Missing or wrong API key'),
-      403: errorResponse(
+      ...protocolCommonErrors,
+      400: protocolErrorResponse('Not in explicit mode, or the model did not load (with why)'),
+      ...(action === 'load'
+        ? { 409: protocolErrorResponse('A file override names a version that exists already') }
+        : {}),
+      503: protocolControlBusyResponse,
+      401: protocolErrorResponse('Missing or wrong API key'),
+      403: protocolErrorResponse(
         'Model control is off (the server listens on the network without an API key), or a file override without --allow-upload',
       ),
-      404: errorResponse('No such model in the repository'),
+      404: protocolErrorResponse('No such model in the repository'),
     },
   });
 };

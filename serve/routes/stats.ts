@@ -6,7 +6,7 @@
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import { shownName } from '../../node/repository.ts';
 import { HttpError } from '../errors.ts';
-import { errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
+import { type ModelPathParams, modelParams, protocolErrorResponse } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { ModelStatsSchema } from '../schemas.ts';
 
@@ -47,8 +47,8 @@ const statsRoute = <Request extends { params?: ModelPathParams }>(path: string, 
         description: 'Counts and cumulative times',
         content: { 'application/json': { schema: ModelStatsSchema } },
       },
-      400: errorResponse('Malformed version'),
-      404: errorResponse('Model or version not loaded'),
+      400: protocolErrorResponse('Malformed version'),
+      404: protocolErrorResponse('Model or version not loaded'),
     },
   });
 

@@ -11,7 +11,7 @@ import { clientSignal } from '../client-gone.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
 import type { ModelSettings } from '../model-config.ts';
-import { commonErrors, errorResponse, modelParams } from '../openapi.ts';
+import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../openapi.ts';
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { readsBody, schemaRef } from '../route-body.ts';
 import { InferResponseSchema, ModelMetadataSchema, ModelReadySchema, ServerMetadataSchema } from '../schemas.ts';
@@ -119,7 +119,10 @@ const metadataRoute = (base: string) =>
     tags: ['v2'],
     summary: "The model's own inputs and outputs",
     request: modelParams(base),
-    responses: { 200: json(ModelMetadataSchema, 'Model metadata'), 404: errorResponse('Unknown model or version') },
+    responses: {
+      200: json(ModelMetadataSchema, 'Model metadata'),
+      404: protocolErrorResponse('Unknown model or version'),
+    },
   });
 
 const configRoute = (base: string) =>
@@ -131,7 +134,7 @@ const configRoute = (base: string) =>
     request: modelParams(base),
     responses: {
       200: json(z.record(z.string(), z.unknown()), 'inference.ModelConfig as JSON'),
-      404: errorResponse('Unknown model or version'),
+      404: protocolErrorResponse('Unknown model or version'),
     },
   });
 
@@ -145,7 +148,7 @@ const modelReadyRoute = (base: string) =>
     responses: {
       200: json(ModelReadySchema, 'Ready'),
       400: json(ModelReadySchema, 'Known but not loaded (see /api/models for why)'),
-      404: errorResponse('Unknown model'),
+      404: protocolErrorResponse('Unknown model'),
     },
   });
 
@@ -180,10 +183,10 @@ const inferRoute = (base: string, maxBodyBytes: number) =>
           'application/octet-stream': { schema: z.string().openapi({ format: 'binary' }) },
         },
       },
-      ...commonErrors,
-      404: errorResponse('Unknown model or version'),
-      422: errorResponse('The model answered NaN or infinity for this input'),
-      503: errorResponse(
+      ...protocolCommonErrors,
+      404: protocolErrorResponse('Unknown model or version'),
+      422: protocolErrorResponse('The model answered NaN or infinity for this input'),
+      503: protocolErrorResponse(
         'The model failed (over its run budget, crashed, wrong rows), its queue is full (queue_full, Retry-After), or the server is stopping',
       ),
     },
