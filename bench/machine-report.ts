@@ -55,6 +55,7 @@ export function machineMarkdown(c: RunConditions): string {
     `- ISA: ${cpu.isa.join(' ') || 'none of the listed extensions'}`,
     `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
     `- Node ${c.machine.node}${c.machine.nodeFlags?.length ? ` (${c.machine.nodeFlags.join(' ')})` : ''}, onnxruntime-node ${c.machine.onnxruntimeNode}; ${c.machine.nativeKernels ?? 'native kernels not recorded'}`,
+    `- Code: ${c.machine.code ? `commit ${c.machine.code}` : 'not a git checkout (commit not recorded)'}`,
     `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${othersLine(c)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
     ...torchLines(c.torch),
     '',

@@ -4,6 +4,7 @@
  * onnxruntime-node. Ratios against PyTorch moved 2–3× between two 2-vCPU machines of the same kind, so a
  * figure without its machine can't be checked. PyTorch's side reports its own build (torch.ts).
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, release, totalmem, version } from 'node:os';
 import * as ort from 'onnxruntime-node';
@@ -39,6 +40,8 @@ export interface Machine {
   onnxruntimeNode: string;
   /** Whether our native kernels (native/) were built and loaded, as node/native-kernels.ts says. */
   nativeKernels: string;
+  /** The commit the benchmark ran (and whether tracked files differed from it): what someone else checks out to repeat it. */
+  code?: string;
 }
 
 /** Load average (1, 5, 15 minutes) before and after a benchmark: a busy machine's figures say so. */
@@ -96,7 +99,20 @@ export function describeMachine(): Machine {
     nodeFlags: nodeFlags(process.execArgv),
     onnxruntimeNode: ort.env.versions.node ?? 'unknown',
     nativeKernels: nativeKernelsStatus(),
+    code: codeRevision(),
   };
+}
+
+/** `git describe`-like: the commit, and "with uncommitted changes" when tracked files differ; undefined outside a checkout. */
+export function codeRevision(cwd = process.cwd()): string | undefined {
+  const git = (...args: string[]) =>
+    execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+  try {
+    const commit = git('rev-parse', '--short=12', 'HEAD');
+    return git('status', '--porcelain', '--untracked-files=no') ? `${commit} with uncommitted changes` : commit;
+  } catch {
+    return undefined;
+  }
 }
 
 export const loadAverage = (): number[] => loadavg();
