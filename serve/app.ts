@@ -18,6 +18,7 @@
  * const app = createApp({ repository, metrics });
  * serve({ fetch: app.fetch, port: 8080 });
  */
+import type { HttpBindings } from '@hono/node-server';
 import { OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
@@ -26,7 +27,7 @@ import { HTTPException } from 'hono/http-exception';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { BatchShapeError, DroppedRequestError, QueueFullError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES, isEncoded } from './body.ts';
-import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime } from './body-budget.ts';
+import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime, remoteAddress } from './body-budget.ts';
 import { clientGone } from './client-gone.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
@@ -47,6 +48,7 @@ import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
 import { registerTritonMetrics } from './triton-metrics.ts';
+import { UNREAD_ANSWER_DEFAULTS, type UnreadAnswerLimits, UnreadAnswers } from './unread-answers.ts';
 
 export interface AppOptions {
   repository: ModelRepository;
@@ -67,11 +69,16 @@ export interface AppOptions {
   modelControl?: ModelControlAccess;
   /** Publishing models over HTTP (serve --allow-upload): off when undefined. */
   uploads?: UploadSettings;
+  /** Unsent inference answers a client, and all clients, may hold (default UNREAD_ANSWER_DEFAULTS). */
+  unreadAnswers?: Partial<UnreadAnswerLimits>;
 }
 
 export const SERVER_NAME = 'mnist-onnx-cnn';
 /** Routes that run a model: /predict[/…] and v2's …/infer. */
 const INFERENCE_PATH = /^\/predict(?:\/|$)|^\/v2\/models\/.+\/infer$/;
+
+/** Seconds a client over its unread-answers budget is asked to wait. */
+const UNREAD_RETRY_AFTER_S = 5;
 
 /** Status recorded for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
@@ -107,6 +114,21 @@ export function createApp(options: AppOptions): OpenAPIHono {
     await next();
   });
   app.use('*', writeTimeout(limits.writeTimeoutMs));
+  // Inference answers wait for their clients within a budget of unsent bytes (unread-answers.ts).
+  const unread = new UnreadAnswers({ ...UNREAD_ANSWER_DEFAULTS, ...options.unreadAnswers });
+  app.use('*', async (c, next) => {
+    const socket = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket;
+    if (!socket || !INFERENCE_PATH.test(c.req.path)) return next();
+    const address = remoteAddress(c);
+    unread.track(socket, address);
+    const refuse = (reason: string) =>
+      c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
+    const before = unread.refusal(address);
+    if (before) return refuse(before);
+    await next();
+    const after = c.res.ok ? unread.refusal(address) : undefined;
+    if (after) c.res = refuse(after);
+  });
   if (options.cors) {
     app.use('*', cors());
   } else {

@@ -23,6 +23,7 @@ import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
 import { EXIT_TIMEOUT_MS, startServer, stopSignal } from './server.ts';
+import { UNREAD_ANSWER_DEFAULTS } from './unread-answers.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
 
 const d = SERVE_DEFAULTS;
@@ -89,8 +90,14 @@ const command = (io: CliIo) =>
       CONNECTION_DEFAULTS.perClient,
     )
     .option(
+      '--max-unread-bytes-per-client <n>',
+      'unsent inference answers one address may hold; past it its requests get 503 unread_answers (behind a proxy all clients share one: raise it)',
+      positiveInt,
+      UNREAD_ANSWER_DEFAULTS.perClient,
+    )
+    .option(
       '--write-timeout-ms <ms>',
-      'a big response (MNIST, model files) whose client takes no bytes for this long is cut off',
+      'a response (an answer, MNIST, a model file) whose client takes no bytes for this long is cut off',
       positiveInt,
       LARGE_RESPONSE_DEFAULTS.writeTimeoutMs,
     )
@@ -146,6 +153,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       maxConnections: number;
       maxConnectionsPerClient: number;
       writeTimeoutMs: number;
+      maxUnreadBytesPerClient: number;
       maxLargeResponses: number;
       cors: boolean;
       quiet: boolean;
@@ -161,6 +169,10 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     const server = await startServer({
       ...o,
       largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
+      unreadAnswers: {
+        perClient: o.maxUnreadBytesPerClient,
+        total: Math.max(UNREAD_ANSWER_DEFAULTS.total, o.maxUnreadBytesPerClient),
+      },
       loadModels: o.loadModel,
       uploads: o.allowUpload ? { maxBytes: o.maxUploadBytes } : undefined,
       webRoot,

@@ -32,6 +32,7 @@ import { noteConnection } from './own-turn.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 import { requestListener } from './request-listener.ts';
 import { UPLOAD_PATH, type UploadSettings, uploadBodyBytes } from './routes/upload.ts';
+import type { UnreadAnswerLimits } from './unread-answers.ts';
 
 export interface ServerOptions {
   models: string;
@@ -67,6 +68,8 @@ export interface ServerOptions {
   largeResponses?: Partial<LargeResponseLimits>;
   /** Memory for request bodies being read (default BODY_BUDGET_DEFAULTS). */
   bodyBudget?: Partial<BodyBudgetLimits>;
+  /** Unsent inference answers one client, and all, may hold (default UNREAD_ANSWER_DEFAULTS). */
+  unreadAnswers?: Partial<UnreadAnswerLimits>;
   /** Slow-client bounds (default HTTP_TIMEOUTS). */
   timeouts?: Partial<typeof HTTP_TIMEOUTS>;
   /** Triton's --model-control-mode: poll (default), explicit or none. */
@@ -167,6 +170,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     webRoot: options.webRoot,
     largeResponses: options.largeResponses,
     bodyBudget: options.bodyBudget,
+    unreadAnswers: options.unreadAnswers,
     log: options.requestLog ? log : undefined,
     modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
     uploads: options.uploads,

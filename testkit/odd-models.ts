@@ -24,6 +24,8 @@ export interface OddModel {
   metadata?: Record<string, string>;
   /** The input's name (default 'input'). */
   inputName?: string;
+  /** An output 'wide' of this many values per image besides the logits (big answers within the limits). */
+  wideOutput?: number;
 }
 
 /** A model file (bytes) with a deterministic weight matrix. */
@@ -42,6 +44,15 @@ export function oddModel(options: OddModel = {}): Uint8Array {
     logits = g.op('Sub', [logits, g.op('ReduceMean', [logits], { axes: ints([0]), keepdims: int(1) })]);
   }
   g.output(logits, 'FLOAT', [batch, options.declaredClasses ?? classes], 'logits');
+  if (options.wideOutput) {
+    const width = options.wideOutput;
+    const w2 = g.initializer('w_wide', {
+      dataType: 'FLOAT',
+      dims: [784, width],
+      data: Float32Array.from({ length: 784 * width }, (_, i) => Math.cos(i) * 0.05),
+    });
+    g.output(g.op('MatMul', [flat, w2]), 'FLOAT', [batch, width], 'wide');
+  }
   for (let i = 0; i < extraOutputs; i++)
     g.output(g.op('Identity', [logits]), 'FLOAT', [batch, options.extraDeclared ?? classes], `extra${i}`);
   return encodeModel(g.toModel({ metadata: options.metadata }));

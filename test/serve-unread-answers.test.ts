@@ -1,0 +1,109 @@
+/**
+ * Answers a client never reads hold the server's memory: an outside attack held +1.2 GiB from one address
+ * with 200 connections, each sending one request for a few MB of JSON and never reading it. Past its
+ * budget of unsent answer bytes a client's inference requests are refused (503 unread_answers); other
+ * addresses are served; once the unread answers are gone, so is the refusal.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { oddModel } from '../testkit/odd-models.ts';
+import { refusalOf } from './helpers/refusal.ts';
+
+const WIDE = 4086; // values per image besides the logits (4,096 in all, the most an answer may have): 64 images answer ~5 MB of JSON
+const IMAGES = 64;
+const PER_CLIENT = 1024 * 1024;
+let server: RunningServer;
+
+beforeAll(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-wide-'));
+  mkdirSync(join(root, 'wide', '1'), { recursive: true });
+  writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: WIDE }));
+  server = await startServer({ models: root, port: 0, unreadAnswers: { perClient: PER_CLIENT, total: 64 << 20 } });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const body = JSON.stringify({
+  inputs: [{ name: 'input', shape: [IMAGES, 1, 28, 28], datatype: 'FP32', data: new Array(IMAGES * 784).fill(0.5) }],
+});
+const PATH = '/v2/models/wide/infer';
+
+/** One inference request from `localAddress`, its whole answer read. */
+function infer(localAddress = '127.0.0.1'): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const r = httpRequest(
+      { host: '127.0.0.1', port: server.port, path: PATH, method: 'POST', localAddress, agent: false },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString()) }),
+        );
+      },
+    );
+    r.on('error', reject);
+    r.setHeader('content-type', 'application/json');
+    r.end(body);
+  });
+}
+
+/**
+ * Connections that each send one request and never read the answer, with a 4 KiB receive buffer (Node's
+ * sockets can't set one), as the attack's did: the kernel still takes a few MB of each answer, the rest waits
+ * in the server. Debian's
+ * Python holds them open until it is killed.
+ */
+function neverReading(count: number): Promise<ChildProcess> {
+  const script = `
+import socket, sys, time
+body = sys.stdin.buffer.read()
+head = ('POST ${PATH} HTTP/1.1\\r\\nHost: x\\r\\nContent-Type: application/json\\r\\nContent-Length: %d\\r\\n\\r\\n' % len(body)).encode()
+socks = []
+for i in range(${count}):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(('127.0.0.1', int(sys.argv[1])))
+    s.sendall(head + body)
+    socks.append(s)
+print('sent', flush=True)
+time.sleep(120)
+`;
+  const child = spawn('/usr/bin/python3', ['-c', script, String(server.port)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  child.stdin.end(body);
+  return new Promise((resolve, reject) => {
+    child.stdout.once('data', () => resolve(child));
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`the never-reading client exited (${code})`)));
+  });
+}
+
+it('refuses a client whose answers sit unread past its budget, serves other addresses, and serves it again once they are gone', async () => {
+  expect((await infer()).status).toBe(200);
+  const clients = await neverReading(8);
+  try {
+    // Until those answers are written, the client is within its budget; then it is refused.
+    let refused: { status: number; body: unknown } | undefined;
+    for (let i = 0; i < 100 && !refused; i++) {
+      const answer = await infer();
+      if (answer.status === 503) refused = answer;
+      else await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(refused?.status).toBe(503);
+    const { code, message } = refusalOf(refused?.body, PATH);
+    expect(code).toBe('unread_answers');
+    const held = Number(/^([\d.]+) MiB of answers to this client are still unread/.exec(message)?.[1]);
+    expect(held * 2 ** 20).toBeGreaterThan(PER_CLIENT);
+    // Another address has its own budget.
+    expect((await infer('127.0.0.2')).status).toBe(200);
+  } finally {
+    clients.kill('SIGKILL');
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect((await infer()).status).toBe(200);
+}, 60_000);
