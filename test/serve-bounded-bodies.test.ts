@@ -171,7 +171,7 @@ it('JSON bodies are read whatever their content type says (curl sends form-urlen
     });
     expect(await post('/v2/repository/models/tiny/unload', '{"parameters":{"x":1}}', type)).toEqual({
       status: 400,
-      body: refusalBody('/v2', 'unsupported_parameter', 'unload takes no parameters here'),
+      body: refusalBody('/v2', 'unsupported_parameter', "unload takes no parameters here but 'unload_dependents'"),
     });
     expect(await post('/v2/models/tiny/infer', '{}', type)).toEqual({
       status: 400,

@@ -84,7 +84,10 @@ describe('explicit mode', () => {
   it('unloads a model while a request on it is in flight: that request is answered, later ones are not', async () => {
     const inFlight = infer(server.url, 'b');
     await new Promise((resolve) => setTimeout(resolve, 150)); // inside the batching delay
-    const unload = await post(server.url, '/v2/repository/models/b/unload', {});
+    // The body tritonclient's unload_model() sends (its HTTP client, unload_dependents=False by default).
+    const unload = await post(server.url, '/v2/repository/models/b/unload', {
+      parameters: { unload_dependents: false },
+    });
     expect(unload.status).toBe(200);
     const answered = await inFlight;
     expect(answered.status).toBe(200);

@@ -134,8 +134,12 @@ export function repositoryRoutes({ repository, maxBodyBytes, access, uploads }: 
     );
   });
   app.openapi(controlRoute('unload', access, maxBodyBytes), async (c) => {
-    if (Object.keys(c.var.body.parameters ?? {}).length > 0)
-      throw new HttpError(400, 'unsupported_parameter', 'unload takes no parameters here');
+    // tritonclient's unload_model always sends unload_dependents (ensembles' parts): with no ensembles, a no-op.
+    const { unload_dependents: dependents, ...other } = c.var.body.parameters ?? {};
+    if (Object.keys(other).length > 0)
+      throw new HttpError(400, 'unsupported_parameter', "unload takes no parameters here but 'unload_dependents'");
+    if (dependents !== undefined && typeof dependents !== 'boolean')
+      throw new HttpError(400, 'invalid_request', 'unload_dependents must be true or false');
     await controlling(() => repository.unload(c.req.valid('param').model));
     return c.json({}, 200);
   });
