@@ -154,6 +154,8 @@ export class ModelRepository {
   private timer: ReturnType<typeof setInterval> | undefined;
   private scanning: Promise<void> | undefined;
   private closed = false;
+  /** Aborted when the server stops: loads under way are abandoned and their runner processes killed. */
+  private readonly stopLoads = new AbortController();
   /** Every version file of the last scan that its version policy serves, by `name/version`. */
   private known = new Map<string, FoundFile>();
   /** Versions being loaded now. */
@@ -321,6 +323,7 @@ export class ModelRepository {
       threads: o.threads ?? SERVE_DEFAULTS.threads,
       maxBatch,
       batchDelayMs: own.batchDelayMs ?? o.batchDelayMs ?? SERVE_DEFAULTS.batchDelayMs,
+      signal: this.stopLoads.signal,
       budgets: {
         loadMs: o.loadBudgetMs ?? SERVE_DEFAULTS.loadBudgetMs,
         runMs: o.runBudgetMs ?? SERVE_DEFAULTS.runBudgetMs,
@@ -355,11 +358,13 @@ export class ModelRepository {
   }
 
   /**
-   * The server is stopping: no more scans, a version that finishes loading from here is not served, and
-   * readiness says no (requests that arrive from here are refused by the routes: `stopping`).
+   * The server is stopping: no more scans, loads under way are abandoned (their runner processes killed: one
+   * kept a stopped server alive past its exit timeout in an outside attack), and readiness says no (requests
+   * that arrive from here are refused by the routes: `stopping`).
    */
   beginShutdown(): void {
     this.closed = true;
+    this.stopLoads.abort();
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
   }

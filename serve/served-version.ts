@@ -27,6 +27,8 @@ export interface LoadSettings {
   onBatch?: (size: number) => void;
   /** The version stopped working (over its run budget, crashed): why. */
   onQuarantine?: (reason: string) => void;
+  /** Aborted: the load is abandoned (the server is stopping) and its runner process killed. */
+  signal?: AbortSignal;
 }
 
 export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
@@ -81,7 +83,9 @@ export class ServedVersion {
       );
     const hash = sha256(bytes);
     const started = performance.now();
-    const runner = await ModelRunner.start(path, hash, settings, settings.budgets);
+    const runner = await ModelRunner.start(path, hash, settings, settings.budgets, settings.signal);
+    const abandon = () => runner.stop('the server is stopping');
+    settings.signal?.addEventListener('abort', abandon, { once: true });
     try {
       const signature = checkSignature(runner.info);
       const names = signature.outputs.map((o) => o.name);
@@ -130,10 +134,13 @@ export class ServedVersion {
         runner,
       );
       runner.onFailure = (reason) => settings.onQuarantine?.(reason);
+      if (settings.signal?.aborted) throw new Error('the server is stopping');
       return served;
     } catch (error) {
       runner.stop();
       throw error;
+    } finally {
+      settings.signal?.removeEventListener('abort', abandon);
     }
   }
 

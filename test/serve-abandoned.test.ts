@@ -5,7 +5,7 @@
  * these: 32 connections × 16 queued requests held 1.1 GiB and kept a slow model busy for 16 minutes after the
  * clients had gone, pipelined requests of a closed connection were logged 200, and SIGTERM waited > 90 s.
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +39,21 @@ function open(port: number): Promise<Socket> {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** This process's live model-runner children (serve/runner/), from /proc. */
+function runnerProcesses(): number[] {
+  const children = readdirSync('/proc/self/task').flatMap((task) =>
+    readFileSync(`/proc/self/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number),
+  );
+  return children.filter((pid) => {
+    try {
+      const state = /State:\s+(\S)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+      return state !== 'Z' && readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('runner');
+    } catch {
+      return false; // gone
+    }
+  });
+}
 
 async function executions(server: RunningServer): Promise<number> {
   const stats = (await (await fetch(`${server.url}/v2/models/slow/stats`)).json()) as {
@@ -140,6 +155,26 @@ describe('a bounded queue', () => {
     expect(answered).toBeGreaterThanOrEqual(Math.min(8, 2 * ran));
     expect(settled.filter((a) => a.status === 503).length).toBeGreaterThan(0);
     expect(answered + settled.filter((a) => a.status === 503).length).toBe(8);
+  });
+
+  it('a stopping server abandons a model load under way: answered 503 shutting_down at once, its runner killed', async () => {
+    // Loading checks a run at every batch size up to 64, each a 2000² product: seconds of loading.
+    const root = slowRepository();
+    writeFileSync(join(root, 'slow', 'config.pbtxt'), 'max_batch_size: 64\n');
+    const running = await startServer({ models: root, port: 0, exitTimeoutMs: 300, modelControlMode: 'explicit' });
+    const load = fetch(`${running.url}/v2/repository/models/slow/load`, { method: 'POST' }).then(
+      async (r) => ({ status: r.status, code: r.ok ? undefined : (await refusalFrom(r)).code }),
+      () => ({ status: 0, code: 'connection closed' }),
+    );
+    await sleep(400);
+    expect(runnerProcesses().length).toBe(1);
+    await running.close();
+    // Before: the load kept going, its request unanswered until the connections were cut at the exit timeout
+    // and a second, and its runner process kept the stopped server's event loop alive up to the load budget.
+    expect(await load).toEqual({ status: 503, code: 'shutting_down' });
+    await sleep(200);
+    expect(runnerProcesses()).toEqual([]);
+    expect(running.repository.versions('slow').some((v) => v.ready)).toBe(false);
   });
 });
 

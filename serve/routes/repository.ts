@@ -140,16 +140,22 @@ export function repositoryRoutes({ repository, maxBodyBytes, access, uploads }: 
       throw new HttpError(400, 'unsupported_parameter', "unload takes no parameters here but 'unload_dependents'");
     if (dependents !== undefined && typeof dependents !== 'boolean')
       throw new HttpError(400, 'invalid_request', 'unload_dependents must be true or false');
-    await controlling(() => repository.unload(c.req.valid('param').model));
+    await controlling(
+      () => repository.unload(c.req.valid('param').model),
+      () => repository.stopping,
+    );
     return c.json({}, 200);
   });
   app.openapi(controlRoute('load', access, loadBodyBytes), async (c) => {
     const name = c.req.valid('param').model;
     const file = fileOverride(c.var.body.parameters ?? {}, uploads);
-    await controlling(async () => {
-      if (file) await repository.publish(name, file.version, file.bytes);
-      else await repository.load(name);
-    });
+    await controlling(
+      async () => {
+        if (file) await repository.publish(name, file.version, file.bytes);
+        else await repository.load(name);
+      },
+      () => repository.stopping,
+    );
     return c.json({}, 200);
   });
   if (uploads) app.route('/', uploadRoutes(repository, access, uploads));

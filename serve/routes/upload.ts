@@ -62,9 +62,12 @@ export function uploadRoutes(repository: ModelRepository, access: ModelControlAc
     if (bytes.length === 0) throw new HttpError(400, 'empty_file', 'the model file is empty');
     const { model: name } = c.req.valid('param');
     let version = 0;
-    await controlling(async () => {
-      version = await repository.publish(name, undefined, bytes);
-    });
+    await controlling(
+      async () => {
+        version = await repository.publish(name, undefined, bytes);
+      },
+      () => repository.stopping,
+    );
     return c.json({ model: name, version }, 201);
   });
   return app;

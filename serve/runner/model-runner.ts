@@ -44,19 +44,26 @@ export class ModelRunner {
     readonly provider: Provider,
   ) {}
 
-  /** Start a runner and load `path` (whose bytes hash to `sha256`) in it, within the load budget. */
+  /**
+   * Start a runner and load `path` (whose bytes hash to `sha256`) in it, within the load budget; `signal`
+   * abandons the load (the process is killed).
+   */
   static async start(
     path: string,
     sha256: string,
     settings: { device: Device; threads: number },
     budgets: RunnerBudgets,
+    signal?: AbortSignal,
   ): Promise<ModelRunner> {
     const entry = await runnerEntry();
+    if (signal?.aborted) throw new Error('the server is stopping');
     const child = fork(entry.path, [], {
       execArgv: entry.execArgv,
       serialization: 'advanced', // typed arrays cross as bytes, not as JSON lists
       stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     });
+    const abandon = () => child.kill('SIGKILL');
+    signal?.addEventListener('abort', abandon, { once: true });
     let loaded: FromRunner;
     try {
       loaded = await exchange(
@@ -67,7 +74,9 @@ export class ModelRunner {
       );
     } catch (error) {
       child.kill('SIGKILL');
-      throw error;
+      throw signal?.aborted ? new Error('the server is stopping') : error;
+    } finally {
+      signal?.removeEventListener('abort', abandon);
     }
     if (loaded.type !== 'loaded') {
       child.kill('SIGKILL');
@@ -137,11 +146,14 @@ export class ModelRunner {
     this.onFailure?.(reason);
   }
 
-  /** End the runner (its version is no longer served). */
-  stop(): void {
-    this.failure ??= 'the version was unloaded';
+  /** End the runner (its version is no longer served, or its load was abandoned): a run in flight fails. */
+  stop(reason = 'the version was unloaded'): void {
+    this.failure ??= reason;
     this.child.removeAllListeners('exit');
     this.child.kill('SIGKILL');
+    const waiting = this.waiting;
+    this.waiting = undefined;
+    waiting?.reject(new ModelFailedError(this.failure));
   }
 }
 
