@@ -25,9 +25,9 @@ export class UnreadAnswers {
 
   /** Count `socket`'s unsent bytes for `address` until it closes. */
   track(socket: Socket, address: string): void {
-    let sockets = this.byClient.get(address);
-    if (sockets?.has(socket)) return;
-    if (!sockets) this.byClient.set(address, (sockets = new Set()));
+    const sockets = this.byClient.get(address) ?? new Set<Socket>();
+    if (sockets.has(socket)) return;
+    this.byClient.set(address, sockets);
     sockets.add(socket);
     socket.once('close', () => {
       sockets.delete(socket);
