@@ -1,8 +1,9 @@
 /**
  * Requests Node's HTTP parser refuses before the app sees them — a malformed request line, headers over
  * `maxHeaderSize`, a request too slow to arrive, an `Expect` we don't meet, a CONNECT — answered like every
- * other refusal: `{ error: { code, message } }` with its status, not Node's bare status line (or, for
- * CONNECT, nothing at all). The message is ours alone: the client's bytes (`rawPacket`) are never echoed.
+ * other refusal: `{ error: { code, message } }` with its status (the protocol's shape when the request
+ * line that arrived names a /v2 path), not Node's bare status line (or, for CONNECT, nothing at all). The
+ * message is ours alone: the client's bytes (`rawPacket`) are never echoed, only read for the path.
  */
 import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
@@ -31,9 +32,27 @@ function refusal(code: string | undefined, timeouts: { headersMs: number; reques
   return { status: 400, code: 'malformed_request', message: 'malformed HTTP request' };
 }
 
+/**
+ * The path of the request Node refused, where what arrived names one: the request line in the bytes the
+ * parser failed on, or the request it had parsed (headers complete, the body too slow); '' when neither.
+ */
+function refusedPath(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): string {
+  const line = error.rawPacket?.subarray(0, 4096).toString('latin1').split('\r\n', 1)[0];
+  const target =
+    (line && /^[A-Z]+ (\S+) HTTP\/\d/.exec(line)?.[1]) ??
+    (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming?.url;
+  return target?.split('?')[0] ?? '';
+}
+
 /** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
-function rawResponse(status: number, code: string, message: string, extraHeaders: Record<string, string> = {}): string {
-  const { headers, body } = closingRefusal(status, code, message);
+function rawResponse(
+  status: number,
+  code: string,
+  message: string,
+  extraHeaders: Record<string, string> = {},
+  path = '',
+): string {
+  const { headers, body } = closingRefusal(status, code, message, path);
   const lines = Object.entries({ ...headers, ...extraHeaders }).map(([name, value]) => `${name}: ${value}`);
   return [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...lines, '', body].join('\r\n');
 }
@@ -53,13 +72,19 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
     const { status, code, message } = refusal(error.code, timeouts);
     // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
     socket.once('finish', () => socket.destroy());
-    socket.end(rawResponse(status, code, message));
+    socket.end(rawResponse(status, code, message, {}, refusedPath(error, socket)));
   });
   // CONNECT (a proxy's method) is handed over as a bare socket, which Node would just close unanswered.
-  server.on('connect', (_request: IncomingMessage, socket: Socket) => {
+  server.on('connect', (request: IncomingMessage, socket: Socket) => {
     socket.on('error', () => socket.destroy());
     socket.write(
-      rawResponse(405, 'method_not_allowed', 'CONNECT is not supported: this is not a proxy', { Allow: ALLOW }),
+      rawResponse(
+        405,
+        'method_not_allowed',
+        'CONNECT is not supported: this is not a proxy',
+        { Allow: ALLOW },
+        (request.url ?? '').split('?')[0],
+      ),
     );
     closeLingering(socket);
     socket.resume(); // whatever the client sends after it is dropped

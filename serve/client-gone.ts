@@ -6,9 +6,11 @@
  * four logged as 200; 32 connections × 16 queued requests for a slow model held 1.1 GiB and ran for 16
  * minutes after their clients had gone).
  */
+import { setMaxListeners } from 'node:events';
 import type { Socket } from 'node:net';
 import type { HttpBindings } from '@hono/node-server';
 import type { Context } from 'hono';
+import { CONNECTION_DEFAULTS } from './connections.ts';
 
 const bySocket = new WeakMap<Socket, AbortSignal>();
 
@@ -24,6 +26,9 @@ export function clientSignal(c: Context): AbortSignal | undefined {
   if (!signal) {
     const controller = new AbortController();
     signal = controller.signal;
+    // Each pipelined request on the socket listens (up to CONNECTION_DEFAULTS.pipelined, a few listeners
+    // each): past Node's default of 10 it warned once per connection, as if they leaked.
+    setMaxListeners(4 * CONNECTION_DEFAULTS.pipelined, signal);
     if (socket.destroyed) controller.abort();
     else socket.once('close', () => controller.abort());
     bySocket.set(socket, signal);

@@ -26,6 +26,7 @@ const commonErrorsAs = <Entry>(response: (description: string) => Entry) => ({
   400: response('Bad input'),
   403: response('Cross-origin request refused (start the server with --cors to allow)'),
   413: response('Request body over the limit'),
+  415: response('A Content-Encoding other than gzip, deflate or br'),
 });
 
 /** The 4xx answers every route can give. */

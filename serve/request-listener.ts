@@ -11,28 +11,36 @@ import { closingRefusal } from './errors.ts';
 
 type Fetch = Parameters<typeof getRequestListener>[0];
 
-const NO_HOST = closingRefusal(400, 'bad_request', 'an HTTP/1.1 request needs a Host header');
-const BAD_URL = closingRefusal(400, 'bad_request', 'the Host header and request target do not form a valid http URL');
+const NO_HOST = (path: string) => closingRefusal(400, 'bad_request', 'an HTTP/1.1 request needs a Host header', path);
+const BAD_URL = (path: string) =>
+  closingRefusal(400, 'bad_request', 'the Host header and request target do not form a valid http URL', path);
 /** A failure of the app itself, outside Hono's onError (never seen; answered without details all the same). */
-const INTERNAL = closingRefusal(500, 'internal', 'internal server error');
+const INTERNAL = (path: string) => closingRefusal(500, 'internal', 'internal server error', path);
+
+/** The request target's path, for the refusal's shape (the protocol's on /v2). */
+const pathOf = (incoming: IncomingMessage) => (incoming.url ?? '').split('?')[0] ?? '';
 
 /**
  * `fetch` (the app's) as a Node request listener. `hostname` stands in for a missing Host on HTTP/1.0.
  * The server must be created with `requireHostHeader: false`, so that a request without Host reaches it.
  */
 export function requestListener(fetch: Fetch, hostname: string) {
+  let refusing = '';
   const listener = getRequestListener(fetch, {
     hostname,
     errorHandler: (error) => {
-      const { status, body, headers } = error instanceof RequestError ? BAD_URL : INTERNAL;
+      const { status, body, headers } = (error instanceof RequestError ? BAD_URL : INTERNAL)(refusing);
       return new Response(body, { status, headers });
     },
   });
   return (incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> | undefined => {
     if (incoming.httpVersion === '1.1' && incoming.headers.host === undefined) {
-      outgoing.writeHead(NO_HOST.status, NO_HOST.headers).end(NO_HOST.body);
+      const refusal = NO_HOST(pathOf(incoming));
+      outgoing.writeHead(refusal.status, refusal.headers).end(refusal.body);
       return undefined;
     }
+    // errorHandler runs synchronously inside listener() for a bad URL (no await before it): this request's path.
+    refusing = pathOf(incoming);
     return listener(incoming, outgoing);
   };
 }

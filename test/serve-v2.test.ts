@@ -4,13 +4,14 @@
  * normalized tensor a KServe/Triton client sends. A static batch-1 export takes exactly one image, as in Triton.
  */
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { ModelConfigType } from '../node/triton/schema.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { refusalFrom } from './helpers/refusal.ts';
+import { refusalFrom, refusalOf } from './helpers/refusal.ts';
 
 let server: RunningServer;
 const golden = JSON.parse(readFileSync('test/fixtures/torch-cnn-logits.json', 'utf8')) as { logits: number[][] };
@@ -282,5 +283,44 @@ it('refuses on every /v2 route as the protocol writes errors, { "error": "<messa
     expect(ref, `${path} ${status}`).toBe(
       path.startsWith('/v2') ? '#/components/schemas/ProtocolError' : '#/components/schemas/Error',
     );
+  }
+});
+
+it('refuses in the protocol shape what Node refuses before the app, when the request line named a /v2 path', async () => {
+  const raw = (bytes: string) =>
+    new Promise<{ status: number; body: unknown }>((resolve, reject) => {
+      const socket = connect(server.port, '127.0.0.1', () => socket.write(bytes));
+      let text = '';
+      socket.on('data', (d: Buffer) => {
+        text += d.toString('latin1');
+      });
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(text)?.[1]);
+        resolve({ status, body: JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) });
+      });
+    });
+  const cases: [request: string, path: string, status: number, code: string][] = [
+    ['GET /v2/models/torchcnn HTTP/1.1\r\n\r\n', '/v2/models/torchcnn', 400, 'bad_request'], // no Host
+    ['GET /v2/models/torchcnn HTTP/1.1\r\nHost: a b\r\n\r\n', '/v2/models/torchcnn', 400, 'bad_request'],
+    [
+      'POST /v2/models/torchcnn/infer HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+      '/v2/models/torchcnn/infer',
+      400,
+      'malformed_request',
+    ],
+    [
+      `GET /v2/models/torchcnn HTTP/1.1\r\nHost: x\r\nX-Big: ${'b'.repeat(20_000)}\r\n\r\n`,
+      '/v2/models/torchcnn',
+      431,
+      'headers_too_large',
+    ],
+    ['CONNECT /v2/models/torchcnn HTTP/1.1\r\nHost: x\r\n\r\n', '/v2/models/torchcnn', 405, 'method_not_allowed'],
+    ['GET /api/models HTTP/1.1\r\n\r\n', '/api/models', 400, 'bad_request'],
+  ];
+  for (const [request, path, status, code] of cases) {
+    const answer = await raw(request);
+    expect([path, answer.status], JSON.stringify(answer.body)).toEqual([path, status]);
+    expect(refusalOf(answer.body, path).code, path).toBe(code);
   }
 });

@@ -47,7 +47,7 @@ const predictRoute = <Request extends { params?: ModelPathParams }>(
       ...commonErrors,
       404: errorResponse('Unknown model or version'),
       413: errorResponse("Request body over the limit, or the image's pixels or a side of it"),
-      415: errorResponse('Unsupported content type'),
+      415: errorResponse('Unsupported content type, or a Content-Encoding other than gzip, deflate or br'),
       422: errorResponse('The image has no ink, or an aspect ratio past 20:1'),
       503: errorResponse(
         "Busy decoding other images, the model's queue full (queue_full, Retry-After) or the model failed; or the server is stopping",

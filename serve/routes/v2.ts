@@ -121,6 +121,7 @@ const metadataRoute = (base: string) =>
     request: modelParams(base),
     responses: {
       200: json(ModelMetadataSchema, 'Model metadata'),
+      400: protocolErrorResponse('Malformed version (invalid_version)'),
       404: protocolErrorResponse('Unknown model or version'),
     },
   });
@@ -134,6 +135,7 @@ const configRoute = (base: string) =>
     request: modelParams(base),
     responses: {
       200: json(z.record(z.string(), z.unknown()), 'inference.ModelConfig as JSON'),
+      400: protocolErrorResponse('Malformed version (invalid_version)'),
       404: protocolErrorResponse('Unknown model or version'),
     },
   });
