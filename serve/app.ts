@@ -29,6 +29,7 @@ import { BatchShapeError, DroppedRequestError, QueueFullError } from './batcher.
 import { DEFAULT_MAX_BODY_BYTES, isEncoded } from './body.ts';
 import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime, remoteAddress } from './body-budget.ts';
 import { clientGone } from './client-gone.ts';
+import { fromAnotherOrigin } from './cross-origin.ts';
 import { errorBody, escapeForLog, HttpError, publicMessage } from './errors.ts';
 import { NonFiniteOutputError } from './inference.ts';
 import { LARGE_RESPONSE_DEFAULTS, type LargeResponseLimits, LargeResponses, writeTimeout } from './large-responses.ts';
@@ -135,15 +136,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
     // A web page on another origin can POST images without a CORS preflight (multipart, text/plain);
     // browsers say where a request comes from, so refuse those unless --cors allows them.
     app.use('*', async (c, next) => {
-      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') {
-        const origin = c.req.header('origin');
-        const site = c.req.header('sec-fetch-site');
-        const host = c.req.header('host');
-        const foreign =
-          (origin !== undefined && origin !== 'null' && safeHost(origin) !== host) || site === 'cross-site';
-        if (foreign || origin === 'null')
-          throw new HttpError(403, 'cross_origin', 'cross-origin requests are refused (start the server with --cors)');
-      }
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && fromAnotherOrigin(c))
+        throw new HttpError(403, 'cross_origin', 'cross-origin requests are refused (start the server with --cors)');
       await next();
     });
   }
@@ -246,12 +240,4 @@ export function createApp(options: AppOptions): OpenAPIHono {
   });
   app.route('/', webRoutes({ webRoot: options.webRoot, specPath: '/openapi.json', largeResponses }));
   return app;
-}
-
-function safeHost(origin: string): string | undefined {
-  try {
-    return new URL(origin).host;
-  } catch {
-    return undefined;
-  }
 }

@@ -2,10 +2,13 @@
  * Who may load and unload models. On a loopback address only this machine can ask, so no key is needed
  * unless one is set. On any other address the routes need the key (`Authorization: Bearer <key>`; 401
  * without it), and are off (403, saying why) when no key is configured — an open load/unload on the
- * network would let anyone take models down.
+ * network would let anyone take models down. A request from a web page on another origin (allowed at all
+ * only with --cors) needs the key even on loopback: any page the user opens could otherwise load, unload or
+ * publish models on their machine's server (an outside attack did, with --cors and no key).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Env, MiddlewareHandler } from 'hono';
+import { fromAnotherOrigin } from './cross-origin.ts';
 import { HttpError } from './errors.ts';
 
 export interface ModelControlAccess {
@@ -25,6 +28,12 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
 /** Throws 401/403 unless `c` may change what is loaded. */
 export function assertMayControlModels(c: Context, access: ModelControlAccess): void {
   if (access.apiKey === undefined || access.apiKey === '') {
+    if (fromAnotherOrigin(c))
+      throw new HttpError(
+        403,
+        'model_control_off',
+        'a page on another origin may not load, unload or publish models without a key: start the server with --api-key or MNIST_SERVE_API_KEY',
+      );
     if (!access.remote) return;
     throw new HttpError(
       403,

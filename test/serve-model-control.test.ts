@@ -184,3 +184,28 @@ describe('off loopback', () => {
     expect((await infer(url, 'a')).status).toBe(200);
   }, 60_000);
 });
+
+describe('from a page on another origin (--cors)', () => {
+  it('needs the key even on loopback: without one configured, a cross-origin load is 403; with one, 401 unless it is sent', async () => {
+    const root = repo('a');
+    const open = await start({ models: root, modelControlMode: 'explicit', cors: true });
+    const page = { origin: 'http://evil.example' };
+    for (const headers of [page, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }]) {
+      const refused = await post(open.url, '/v2/repository/models/a/load', undefined, headers);
+      expect([refused.status, (await errorOf(refused)).code]).toEqual([403, 'model_control_off']);
+    }
+    expect((await infer(open.url, 'a')).status).toBe(404);
+    // The same request from a client that is no web page (no Origin), and one from the server's own pages.
+    expect((await post(open.url, '/v2/repository/models/a/load')).status).toBe(200);
+    const own = { origin: open.url };
+    expect((await post(open.url, '/v2/repository/models/a/unload', {}, own)).status).toBe(200);
+
+    const keyed = await start({ models: root, modelControlMode: 'explicit', cors: true, apiKey: 'sekret' });
+    expect((await post(keyed.url, '/v2/repository/models/a/load', undefined, page)).status).toBe(401);
+    const ok = await post(keyed.url, '/v2/repository/models/a/load', undefined, {
+      ...page,
+      authorization: 'Bearer sekret',
+    });
+    expect(ok.status).toBe(200);
+  }, 60_000);
+});
