@@ -197,6 +197,9 @@ export function requestedOutputs(model: ServedVersion, body: InferRequest): { na
   const names = model.signature.outputs.map((o) => o.name);
   const asked = body.outputs ?? names.map((name) => ({ name, parameters: undefined }));
   for (const a of asked) refuseUnsupportedParameters(a.parameters, `output '${a.name}'`);
+  const twice = asked.find((o, i) => asked.findIndex((p) => p.name === o.name) !== i);
+  if (twice !== undefined)
+    throw new HttpError(400, 'invalid_outputs', `output '${twice.name.slice(0, 60)}' is requested twice`);
   const unknown = asked.find((o) => !names.includes(o.name));
   if (unknown !== undefined)
     throw new HttpError(

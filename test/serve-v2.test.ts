@@ -244,6 +244,18 @@ it('refuses on every /v2 route as the protocol writes errors, { "error": "<messa
     ['/v2/models/torchcnn/versions/x', {}, 400, 'invalid_version'],
     ['/v2/models/torchcnn/infer', { method: 'POST', body: '{"inputs": [' }, 400, 'invalid_json'],
     ['/v2/models/torchcnn/infer', { method: 'POST', body: '{"inputs": []}' }, 400, 'invalid_request'],
+    [
+      '/v2/models/torchcnn/infer',
+      {
+        method: 'POST',
+        body: JSON.stringify({
+          inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: new Array(784).fill(0) }],
+          outputs: [{ name: 'logits' }, { name: 'logits' }],
+        }),
+      },
+      400,
+      'invalid_outputs',
+    ],
     ['/v2/models/torchcnn/infer', { method: 'POST', body: 'x'.repeat(9 << 20) }, 413, 'payload_too_large'],
     ['/v2/models/stats/nope', {}, 404, 'not_found'],
     ['/v2/repository/models/torchcnn/unload', { method: 'POST' }, 400, 'model_control'],
