@@ -7,6 +7,7 @@
 import { maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import { expect, it } from 'vitest';
+import { refusalOf } from './helpers/refusal.ts';
 import { useTinyServer } from './helpers/tiny-server.ts';
 
 const server = useTinyServer({ timeouts: { headersMs: 1000, requestMs: 2000 } });
@@ -17,6 +18,9 @@ interface RawAnswer {
   body: { error?: { code: string; message: string } };
   text: string;
 }
+
+/** The path a raw request's request line names ('' when it names none). */
+const targetOf = (request: string) => /^[A-Z]+ (\S+) HTTP\//.exec(request)?.[1]?.split('?')[0] ?? '';
 
 /** Send `request` on a fresh socket and read until the server closes it (a reset after the answer is fine). */
 const exchange = (request: string) =>
@@ -67,7 +71,10 @@ it('answers what the parser refuses with JSON, its status and Connection: close,
   ];
   for (const [what, request, status, code] of cases) {
     const answer = await exchange(request);
-    expect([what, answer.status, answer.body.error?.code]).toEqual([what, status, code]);
+    // A request line naming a /v2 path is refused in the protocol's shape; headers that never finished name
+    // none the server can see (Node keeps the unparsed bytes), so they get ours.
+    const path = what === 'headers that never finish' ? '' : targetOf(request);
+    expect([what, answer.status, refusalOf(answer.body, path).code]).toEqual([what, status, code]);
     expect(answer.headers['content-type'], what).toBe('application/json');
     expect(answer.headers.connection, what).toBe('close');
     expect(answer.text, what).not.toContain('SECRET');
@@ -102,7 +109,7 @@ it('answers requests the adapter refuses before the app (no or no valid Host, a 
   ];
   for (const [what, request] of cases) {
     const answer = await exchange(request);
-    expect([what, answer.status, answer.body.error?.code]).toEqual([what, 400, 'bad_request']);
+    expect([what, answer.status, refusalOf(answer.body, targetOf(request)).code]).toEqual([what, 400, 'bad_request']);
     expect(answer.headers['content-type'], what).toBe('application/json');
     expect(answer.headers.connection, what).toBe('close');
     expect(answer.text, what).not.toContain('SECRET');
