@@ -49,7 +49,13 @@ import { v2Routes } from './routes/v2.ts';
 import { webRoutes } from './routes/web.ts';
 import { ModelFailedError } from './runner/model-runner.ts';
 import { registerTritonMetrics } from './triton-metrics.ts';
-import { UNREAD_ANSWER_DEFAULTS, type UnreadAnswerLimits, UnreadAnswers } from './unread-answers.ts';
+import {
+  offerCheck,
+  UNREAD_ANSWER_DEFAULTS,
+  type UnreadAnswerLimits,
+  UnreadAnswers,
+  UnreadAnswersError,
+} from './unread-answers.ts';
 
 export interface AppOptions {
   repository: ModelRepository;
@@ -118,14 +124,16 @@ export function createApp(options: AppOptions): OpenAPIHono {
   // Inference answers wait for their clients within a budget of unsent bytes (unread-answers.ts).
   const unread = new UnreadAnswers({ ...UNREAD_ANSWER_DEFAULTS, ...options.unreadAnswers });
   app.use('*', async (c, next) => {
-    const socket = (c.env as Partial<HttpBindings> | undefined)?.incoming?.socket;
+    const env = c.env as Partial<HttpBindings> | undefined;
+    const socket = env?.incoming?.socket;
     if (!socket || !INFERENCE_PATH.test(c.req.path)) return next();
     const address = remoteAddress(c);
-    unread.track(socket, address);
+    unread.track(socket, address, env?.outgoing);
     const refuse = (reason: string) =>
       c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
     const before = unread.refusal(address);
     if (before) return refuse(before);
+    offerCheck(c, () => unread.refusal(address));
     await next();
     const after = c.res.ok ? unread.refusal(address) : undefined;
     if (after) c.res = refuse(after);
@@ -190,6 +198,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
       metrics.nonFiniteOutputs.inc();
       return c.json(errorBody('non_finite_output', error.message, c.req.path), 422);
     }
+    if (error instanceof UnreadAnswersError)
+      return c.json(errorBody('unread_answers', error.message, c.req.path), 503, {
+        'Retry-After': String(UNREAD_RETRY_AFTER_S),
+      });
     // A full queue or a stopping server: come back (Triton answers both as unavailable).
     if (error instanceof QueueFullError)
       return c.json(errorBody('queue_full', error.message, c.req.path), 503, { 'Retry-After': '1' });

@@ -1,5 +1,6 @@
 /**
- * Answers written but not yet taken by their sockets hold the server's memory: a client that sends requests
+ * Answers written but not yet taken by their sockets, and pipelined answers queued behind them (an outside
+ * attack's 16 per connection held +1.6 GiB while only the first counted), hold the server's memory: a client that sends requests
  * and never reads their answers (a few MB of JSON each) held +1.2 GiB from one address in an outside attack,
  * with every answer under every other limit. So inference answers are bounded by what is still unsent: a
  * request is refused (503 `unread_answers`, Retry-After) while its client's sockets, or all sockets, hold
@@ -7,7 +8,9 @@
  * answer is ready (requests admitted together each see an empty backlog; their answers then go out one by
  * one). The write timeout (large-responses.ts) frees the sockets of clients that stopped reading for good.
  */
+import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { Context } from 'hono';
 
 export interface UnreadAnswerLimits {
   /** Unsent answer bytes one client address may hold (behind a proxy every client shares one: raise it). */
@@ -18,30 +21,72 @@ export interface UnreadAnswerLimits {
 
 export const UNREAD_ANSWER_DEFAULTS: UnreadAnswerLimits = { perClient: 32 * 1024 * 1024, total: 256 * 1024 * 1024 };
 
+/** A client over its budget: answered 503 `unread_answers` with Retry-After (app.ts). */
+export class UnreadAnswersError extends Error {
+  override name = 'UnreadAnswersError';
+}
+
+const CHECK = 'unreadAnswersCheck';
+
+/** Let the routes ask, as `refuseIfUnread(c)`, whether `c`'s client may still be given an answer. */
+export const offerCheck = (c: Context, check: () => string | undefined) => c.set(CHECK as never, check as never);
+
+/**
+ * Throws UnreadAnswersError when the request's client is over its budget now: called by an inference route
+ * once its outputs are in and before it builds the answer, so that an answer that would be refused is never
+ * built (5 MB of JSON each: an outside attack's pipelined requests, all admitted at once, built hundreds).
+ */
+export function refuseIfUnread(c: Context): void {
+  const reason = (c.get(CHECK as never) as (() => string | undefined) | undefined)?.();
+  if (reason) throw new UnreadAnswersError(reason);
+}
+
+/** What one client address holds: its sockets (bytes written, not sent) and its answers queued behind them. */
+interface Held {
+  sockets: Set<Socket>;
+  /** Pipelined answers wait in their response (Node's outputData, `outputSize`) until those before are sent. */
+  answers: Set<ServerResponse>;
+}
+
 export class UnreadAnswers {
-  private readonly byClient = new Map<string, Set<Socket>>();
+  private readonly byClient = new Map<string, Held>();
 
   constructor(readonly limits: UnreadAnswerLimits) {}
 
-  /** Count `socket`'s unsent bytes for `address` until it closes. */
-  track(socket: Socket, address: string): void {
-    const sockets = this.byClient.get(address) ?? new Set<Socket>();
-    if (sockets.has(socket)) return;
-    this.byClient.set(address, sockets);
-    sockets.add(socket);
-    socket.once('close', () => {
-      sockets.delete(socket);
-      if (sockets.size === 0 && this.byClient.get(address) === sockets) this.byClient.delete(address);
-    });
+  /** Count `socket`'s unsent bytes and `answer`'s queued ones for `address` until they close or finish. */
+  track(socket: Socket, address: string, answer?: ServerResponse): void {
+    const entry = this.byClient.get(address) ?? { sockets: new Set<Socket>(), answers: new Set<ServerResponse>() };
+    this.byClient.set(address, entry);
+    const forget = () => {
+      if (entry.sockets.size === 0 && entry.answers.size === 0 && this.byClient.get(address) === entry)
+        this.byClient.delete(address);
+    };
+    if (!entry.sockets.has(socket)) {
+      entry.sockets.add(socket);
+      socket.once('close', () => {
+        entry.sockets.delete(socket);
+        forget();
+      });
+    }
+    if (answer && !entry.answers.has(answer)) {
+      entry.answers.add(answer);
+      const done = () => {
+        entry.answers.delete(answer);
+        forget();
+      };
+      answer.once('finish', done);
+      answer.once('close', done);
+    }
   }
 
-  /** Bytes written to `address`'s sockets, and to all, that they have not sent yet. */
+  /** Bytes of answers to `address`, and to all, that are written or queued but not sent. */
   unsent(address: string): { client: number; total: number } {
     let client = 0;
     let total = 0;
-    for (const [owner, sockets] of this.byClient) {
+    for (const [owner, held] of this.byClient) {
       let bytes = 0;
-      for (const socket of sockets) bytes += socket.writableLength;
+      for (const socket of held.sockets) bytes += socket.writableLength;
+      for (const answer of held.answers) bytes += queuedBytes(answer);
       total += bytes;
       if (owner === address) client = bytes;
     }
@@ -59,3 +104,9 @@ export class UnreadAnswers {
     return undefined;
   }
 }
+
+/**
+ * Bytes a response holds before it has the socket to itself (Node's OutgoingMessage keeps them in
+ * `outputData` and counts them in `outputSize`, public in Node but missing from its types).
+ */
+const queuedBytes = (answer: ServerResponse) => (answer as ServerResponse & { outputSize?: number }).outputSize ?? 0;

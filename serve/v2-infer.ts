@@ -195,7 +195,8 @@ export function inputTensor(model: ServedVersion, { body, binary }: V2Request, b
 /** The outputs a request asked for, in the model's order, each with whether it goes back as binary. */
 export function requestedOutputs(model: ServedVersion, body: InferRequest): { name: string; binary: boolean }[] {
   const names = model.signature.outputs.map((o) => o.name);
-  const asked = body.outputs ?? names.map((name) => ({ name, parameters: undefined }));
+  // No outputs named (absent, or an empty list, as Triton reads it): every output.
+  const asked = body.outputs?.length ? body.outputs : names.map((name) => ({ name, parameters: undefined }));
   for (const a of asked) refuseUnsupportedParameters(a.parameters, `output '${a.name}'`);
   const twice = asked.find((o, i) => asked.findIndex((p) => p.name === o.name) !== i);
   if (twice !== undefined)

@@ -29,6 +29,16 @@ afterAll(async () => {
   await server?.close();
 });
 
+/** The 503 a client gets once its unread answers pass its budget (polled while they are written), or undefined. */
+async function refusedWithin(ms: number): Promise<{ status: number; body: unknown } | undefined> {
+  for (const until = performance.now() + ms; performance.now() < until; ) {
+    const answer = await infer();
+    if (answer.status === 503) return answer;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return undefined;
+}
+
 const body = JSON.stringify({
   inputs: [{ name: 'input', shape: [IMAGES, 1, 28, 28], datatype: 'FP32', data: new Array(IMAGES * 784).fill(0.5) }],
 });
@@ -59,7 +69,7 @@ function infer(localAddress = '127.0.0.1'): Promise<{ status: number; body: unkn
  * in the server. Debian's
  * Python holds them open until it is killed.
  */
-function neverReading(count: number): Promise<ChildProcess> {
+function neverReading(count: number, pipelined = 1): Promise<ChildProcess> {
   const script = `
 import socket, sys, time
 body = sys.stdin.buffer.read()
@@ -69,7 +79,7 @@ for i in range(${count}):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.connect(('127.0.0.1', int(sys.argv[1])))
-    s.sendall(head + body)
+    s.sendall((head + body) * ${pipelined})
     socks.append(s)
 print('sent', flush=True)
 time.sleep(120)
@@ -88,12 +98,7 @@ it('refuses a client whose answers sit unread past its budget, serves other addr
   const clients = await neverReading(8);
   try {
     // Until those answers are written, the client is within its budget; then it is refused.
-    let refused: { status: number; body: unknown } | undefined;
-    for (let i = 0; i < 100 && !refused; i++) {
-      const answer = await infer();
-      if (answer.status === 503) refused = answer;
-      else await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    const refused = await refusedWithin(10_000);
     expect(refused?.status).toBe(503);
     const { code, message } = refusalOf(refused?.body, PATH);
     expect(code).toBe('unread_answers');
@@ -106,4 +111,27 @@ it('refuses a client whose answers sit unread past its budget, serves other addr
   }
   await new Promise((resolve) => setTimeout(resolve, 200));
   expect((await infer()).status).toBe(200);
+}, 60_000);
+
+it('counts pipelined answers queued behind an unread one (an outside attack held +1.6 GiB with 16 per connection while only the first counted)', async () => {
+  const wide = await startServer({
+    models: server.repository.root,
+    port: 0,
+    unreadAnswers: { perClient: 12 * 1024 * 1024, total: 64 << 20 },
+  });
+  const previous = server;
+  server = wide;
+  const clients = await neverReading(1, 16);
+  try {
+    // One connection: its socket holds one ~5 MB answer at most, the rest wait in their responses.
+    const refused = await refusedWithin(15_000);
+    expect(refused?.status).toBe(503);
+    const { code, message } = refusalOf(refused?.body, PATH);
+    expect(code).toBe('unread_answers');
+    expect(Number(/^([\d.]+) MiB/.exec(message)?.[1]) * 2 ** 20).toBeGreaterThan(12 * 1024 * 1024);
+  } finally {
+    clients.kill('SIGKILL');
+    server = previous;
+    await wide.close();
+  }
 }, 60_000);

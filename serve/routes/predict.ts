@@ -12,6 +12,7 @@ import { type PredictInput, predictContent, readPredictBody } from '../predict-f
 import type { ModelRepository } from '../repository.ts';
 import { readsBody } from '../route-body.ts';
 import { type Prediction, PredictionSchema } from '../schemas.ts';
+import { refuseIfUnread } from '../unread-answers.ts';
 import { withModel } from './lookup.ts';
 
 export interface PredictRouteOptions {
@@ -60,6 +61,7 @@ export function predictRoutes({ repository, maxBodyBytes }: PredictRouteOptions)
   const answer = (c: Context, { start, images, count, batch }: Timed<PredictInput>, name?: string, version?: number) =>
     withModel(repository, name, version, async (model) => {
       const results = await predict(model, images, count, clientSignal(c));
+      refuseIfUnread(c);
       const latencyMs = performance.now() - start;
       const answers = results.map((r) => ({
         model: model.name,

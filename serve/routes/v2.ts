@@ -15,6 +15,7 @@ import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../ope
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { readsBody, schemaRef } from '../route-body.ts';
 import { InferResponseSchema, ModelMetadataSchema, ModelReadySchema, ServerMetadataSchema } from '../schemas.ts';
+import { refuseIfUnread } from '../unread-answers.ts';
 import { inferResponse, inputTensor, readInferRequest, requestedOutputs, tensorMetadata } from '../v2-infer.ts';
 import { withModel } from './lookup.ts';
 
@@ -241,6 +242,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
+          refuseIfUnread(c);
           return { value: inferResponse(model, request.body, wanted, outputs, count), count, timings };
         }),
       );
