@@ -133,7 +133,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
       c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
     const before = unread.refusal(address);
     if (before) return refuse(before);
-    offerCheck(c, () => unread.refusal(address));
+    offerCheck(c, { refusal: () => unread.refusal(address), reserve: (bytes) => unread.reserve(address, bytes) });
     await next();
     const after = c.res.ok ? unread.refusal(address) : undefined;
     if (after) c.res = refuse(after);

@@ -19,7 +19,7 @@ export interface UnreadAnswerLimits {
   total: number;
 }
 
-export const UNREAD_ANSWER_DEFAULTS: UnreadAnswerLimits = { perClient: 32 * 1024 * 1024, total: 256 * 1024 * 1024 };
+export const UNREAD_ANSWER_DEFAULTS: UnreadAnswerLimits = { perClient: 32 * 1024 * 1024, total: 128 * 1024 * 1024 };
 
 /** A client over its budget: answered 503 `unread_answers` with Retry-After (app.ts). */
 export class UnreadAnswersError extends Error {
@@ -28,8 +28,28 @@ export class UnreadAnswersError extends Error {
 
 const CHECK = 'unreadAnswersCheck';
 
-/** Let the routes ask, as `refuseIfUnread(c)`, whether `c`'s client may still be given an answer. */
-export const offerCheck = (c: Context, check: () => string | undefined) => c.set(CHECK as never, check as never);
+/** What the routes ask through `refuseIfUnread` and `reserveAnswer`, for the request's client. */
+export interface AnswerBudget {
+  refusal(): string | undefined;
+  reserve(bytes: number): { release: () => void } | { refusal: string };
+}
+
+/** Let the routes ask about `c`'s client (app.ts's middleware). */
+export const offerCheck = (c: Context, budget: AnswerBudget) => c.set(CHECK as never, budget as never);
+
+const budgetOf = (c: Context) => c.get(CHECK as never) as AnswerBudget | undefined;
+
+/**
+ * Hold the expected size of the answer `c` is about to compute, or throw UnreadAnswersError: requests
+ * pipelined or sent at once are refused before their model runs once their answers would not fit (an outside
+ * attack's 64 connections × 16 pipelined requests ran every one). Call the returned function once the
+ * answer is built.
+ */
+export function reserveAnswer(c: Context, bytes: number): () => void {
+  const held = budgetOf(c)?.reserve(bytes);
+  if (held && 'refusal' in held) throw new UnreadAnswersError(held.refusal);
+  return held?.release ?? (() => {});
+}
 
 /**
  * Throws UnreadAnswersError when the request's client is over its budget now: called by an inference route
@@ -37,12 +57,14 @@ export const offerCheck = (c: Context, check: () => string | undefined) => c.set
  * built (5 MB of JSON each: an outside attack's pipelined requests, all admitted at once, built hundreds).
  */
 export function refuseIfUnread(c: Context): void {
-  const reason = (c.get(CHECK as never) as (() => string | undefined) | undefined)?.();
+  const reason = budgetOf(c)?.refusal();
   if (reason) throw new UnreadAnswersError(reason);
 }
 
 /** What one client address holds: its sockets (bytes written, not sent) and its answers queued behind them. */
 interface Held {
+  /** Answers being computed, at their expected size, until they are written (then their bytes count). */
+  reserved: number;
   sockets: Set<Socket>;
   /** Pipelined answers wait in their response (Node's outputData, `outputSize`) until those before are sent. */
   answers: Set<ServerResponse>;
@@ -55,10 +77,19 @@ export class UnreadAnswers {
 
   /** Count `socket`'s unsent bytes and `answer`'s queued ones for `address` until they close or finish. */
   track(socket: Socket, address: string, answer?: ServerResponse): void {
-    const entry = this.byClient.get(address) ?? { sockets: new Set<Socket>(), answers: new Set<ServerResponse>() };
+    const entry = this.byClient.get(address) ?? {
+      reserved: 0,
+      sockets: new Set<Socket>(),
+      answers: new Set<ServerResponse>(),
+    };
     this.byClient.set(address, entry);
     const forget = () => {
-      if (entry.sockets.size === 0 && entry.answers.size === 0 && this.byClient.get(address) === entry)
+      if (
+        entry.sockets.size === 0 &&
+        entry.answers.size === 0 &&
+        entry.reserved === 0 &&
+        this.byClient.get(address) === entry
+      )
         this.byClient.delete(address);
     };
     if (!entry.sockets.has(socket)) {
@@ -79,12 +110,32 @@ export class UnreadAnswers {
     }
   }
 
-  /** Bytes of answers to `address`, and to all, that are written or queued but not sent. */
+  /**
+   * Hold `bytes` for an answer `address` is about to be given (its model run is next), or say why not; the
+   * returned function gives them back (once the answer is built: from then its own bytes count).
+   */
+  reserve(address: string, bytes: number): { release: () => void } | { refusal: string } {
+    const refusal = this.refusal(address, bytes);
+    if (refusal) return { refusal };
+    const held = this.byClient.get(address);
+    if (!held) return { release: () => {} }; // never tracked (no socket): nothing to hold against
+    held.reserved += bytes;
+    let released = false;
+    return {
+      release: () => {
+        if (released) return;
+        released = true;
+        held.reserved -= bytes;
+      },
+    };
+  }
+
+  /** Bytes of answers to `address`, and to all, that are expected, written or queued but not sent. */
   unsent(address: string): { client: number; total: number } {
     let client = 0;
     let total = 0;
     for (const [owner, held] of this.byClient) {
-      let bytes = 0;
+      let bytes = held.reserved;
       for (const socket of held.sockets) bytes += socket.writableLength;
       for (const answer of held.answers) bytes += queuedBytes(answer);
       total += bytes;
@@ -93,13 +144,16 @@ export class UnreadAnswers {
     return { client, total };
   }
 
-  /** Why `address` may not be given another answer now, or undefined when it may. */
-  refusal(address: string): string | undefined {
-    const { client, total } = this.unsent(address);
+  /** Why `address` may not be given another answer (of `bytes` more) now, or undefined when it may. */
+  refusal(address: string, bytes = 0): string | undefined {
+    const unsent = this.unsent(address);
+    const client = unsent.client + bytes;
+    const total = unsent.total + bytes;
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
-    if (client > this.limits.perClient)
+    // A client holding nothing may have any one answer (as an empty queue takes any one request).
+    if (client > this.limits.perClient && unsent.client > 0)
       return `${mib(client)} of answers to this client are still unread (at most ${mib(this.limits.perClient)}): read them, then retry`;
-    if (total > this.limits.total)
+    if (total > this.limits.total && unsent.total > 0)
       return `${mib(total)} of answers are still unread by clients (at most ${mib(this.limits.total)}): retry`;
     return undefined;
   }

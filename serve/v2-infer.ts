@@ -224,6 +224,17 @@ export function outputShape(output: ValueDescription, values: Float32Array, coun
   return fits ? [count, ...perImage] : [count, rowSize];
 }
 
+/** Bytes a float takes in a JSON answer, about (`-0.0123456789012345,`): what an answer is expected to need. */
+const JSON_BYTES_PER_VALUE = 20;
+
+/** The size an answer of `count` images is expected to have: each output's values, as JSON or as binary. */
+export function expectedAnswerBytes(model: ServedVersion, wanted: { name: string; binary: boolean }[], count: number) {
+  return wanted.reduce(
+    (sum, { name, binary }) => sum + (model.rowSizes[name] ?? 0) * count * (binary ? 4 : JSON_BYTES_PER_VALUE),
+    0,
+  );
+}
+
 /** The answer: JSON, or (when any output is binary) the JSON header followed by those outputs' bytes. */
 export function inferResponse(
   model: ServedVersion,

@@ -15,8 +15,15 @@ import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../ope
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { readsBody, schemaRef } from '../route-body.ts';
 import { InferResponseSchema, ModelMetadataSchema, ModelReadySchema, ServerMetadataSchema } from '../schemas.ts';
-import { refuseIfUnread } from '../unread-answers.ts';
-import { inferResponse, inputTensor, readInferRequest, requestedOutputs, tensorMetadata } from '../v2-infer.ts';
+import { refuseIfUnread, reserveAnswer } from '../unread-answers.ts';
+import {
+  expectedAnswerBytes,
+  inferResponse,
+  inputTensor,
+  readInferRequest,
+  requestedOutputs,
+  tensorMetadata,
+} from '../v2-infer.ts';
 import { withModel } from './lookup.ts';
 
 export interface V2RouteOptions {
@@ -237,7 +244,9 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
         model.stats.request(async () => {
           const { count, data } = inputTensor(model, request);
           const wanted = requestedOutputs(model, request.body);
-          const { outputs, timings } = await model.batcher.inferTimed(data, count, clientSignal(c));
+          // Held while the model runs; then the answer is weighed against what its client holds by then.
+          const release = reserveAnswer(c, expectedAnswerBytes(model, wanted, count));
+          const { outputs, timings } = await model.batcher.inferTimed(data, count, clientSignal(c)).finally(release);
           assertFiniteOutputs(
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
