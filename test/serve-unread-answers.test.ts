@@ -121,6 +121,10 @@ it('counts pipelined answers queued behind an unread one (an outside attack held
   });
   const previous = server;
   server = wide;
+  const executions = async () =>
+    ((await (await fetch(`${wide.url}/v2/models/wide/stats`)).json()) as { model_stats: { execution_count: number }[] })
+      .model_stats[0]?.execution_count ?? 0;
+  const before = await executions();
   const clients = await neverReading(1, 16);
   try {
     // One connection: its socket holds one ~5 MB answer at most, the rest wait in their responses.
@@ -129,6 +133,9 @@ it('counts pipelined answers queued behind an unread one (an outside attack held
     const { code, message } = refusalOf(refused?.body, PATH);
     expect(code).toBe('unread_answers');
     expect(Number(/^([\d.]+) MiB/.exec(message)?.[1]) * 2 ** 20).toBeGreaterThan(12 * 1024 * 1024);
+    // Refused before their model ran: a few of the 16 fit the budget (~5 MB each against 12 MiB), not all.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await executions()) - before).toBeLessThan(8);
   } finally {
     clients.kill('SIGKILL');
     server = previous;
