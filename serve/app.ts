@@ -132,6 +132,12 @@ export function createApp(options: AppOptions): OpenAPIHono {
     const refuse = (reason: string) =>
       c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
     const before = unread.refusal(address);
+    // Over its budget and sending more behind answers it has not read: the connection is closed (what it
+    // pipelined would otherwise wait, bodies and all, behind answers that never leave).
+    if (before && unread.holdsOn(socket, env?.outgoing)) {
+      socket.destroy();
+      return c.body(null, CLIENT_CLOSED as 200);
+    }
     if (before) return refuse(before);
     offerCheck(c, { refusal: () => unread.refusal(address), reserve: (bytes) => unread.reserve(address, bytes) });
     await next();

@@ -135,18 +135,34 @@ export class UnreadAnswers {
     let client = 0;
     let total = 0;
     for (const [owner, held] of this.byClient) {
-      let bytes = held.reserved;
-      for (const socket of held.sockets) bytes += socket.writableLength;
-      for (const answer of held.answers) bytes += queuedBytes(answer);
+      const bytes = this.heldBy(held);
       total += bytes;
       if (owner === address) client = bytes;
     }
     return { client, total };
   }
 
+  /**
+   * Whether answers other than `own` (the asking request's) wait unsent on `socket`: a request pipelined
+   * behind them is a client not reading.
+   */
+  holdsOn(socket: Socket, own?: ServerResponse): boolean {
+    if (socket.writableLength > 0) return true;
+    for (const held of this.byClient.values())
+      for (const answer of held.answers)
+        if (answer !== own && (answer.socket === socket || queuedOn(answer, socket))) return true;
+    return false;
+  }
+
   /** Why `address` may not be given another answer (of `bytes` more) now, or undefined when it may. */
   refusal(address: string, bytes = 0): string | undefined {
-    const unsent = this.unsent(address);
+    let unsent = this.unsent(address);
+    // Over the total, a client holding less than its share takes room from the one holding most (its
+    // connections are closed, their answers dropped): clients that never read can't refuse everyone else.
+    if (unsent.total + bytes > this.limits.total && unsent.client + bytes <= this.limits.perClient) {
+      this.evictLargestBut(address);
+      unsent = this.unsent(address);
+    }
     const client = unsent.client + bytes;
     const total = unsent.total + bytes;
     const mib = (bytes: number) => `${(bytes / 2 ** 20).toFixed(1)} MiB`;
@@ -157,7 +173,31 @@ export class UnreadAnswers {
       return `${mib(total)} of answers are still unread by clients (at most ${mib(this.limits.total)}): retry`;
     return undefined;
   }
+
+  /** Bytes `held` has written or queued and not sent, on connections still open. */
+  private heldBy(held: Held): number {
+    let bytes = held.reserved;
+    for (const socket of held.sockets) if (!socket.destroyed) bytes += socket.writableLength;
+    for (const answer of held.answers) if (!answer.destroyed) bytes += queuedBytes(answer);
+    return bytes;
+  }
+
+  /** Close every connection of the address holding the most unsent answers, other than `spared`. */
+  private evictLargestBut(spared: string): void {
+    let largest: Held | undefined;
+    let most = 0;
+    for (const [owner, held] of this.byClient) {
+      const bytes = owner === spared ? 0 : this.heldBy(held);
+      if (bytes > most) [largest, most] = [held, bytes];
+    }
+    for (const socket of largest?.sockets ?? []) socket.destroy();
+    for (const answer of largest?.answers ?? []) answer.destroy();
+  }
 }
+
+/** Whether `answer` waits in the queue of `socket` (Node gives a pipelined response its socket only later). */
+const queuedOn = (answer: ServerResponse, socket: Socket) =>
+  (answer.req as { socket?: Socket } | undefined)?.socket === socket && !answer.writableFinished;
 
 /**
  * Bytes a response holds before it has the socket to itself (Node's OutgoingMessage keeps them in
