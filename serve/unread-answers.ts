@@ -65,6 +65,8 @@ export function refuseIfUnread(c: Context): void {
 interface Held {
   /** Answers being computed, at their expected size, until they are written (then their bytes count). */
   reserved: number;
+  /** Bumped when the address is evicted: reservations made before then are void (their requests are gone). */
+  evictions: number;
   sockets: Set<Socket>;
   /** Pipelined answers wait in their response (Node's outputData, `outputSize`) until those before are sent. */
   answers: Set<ServerResponse>;
@@ -79,6 +81,7 @@ export class UnreadAnswers {
   track(socket: Socket, address: string, answer?: ServerResponse): void {
     const entry = this.byClient.get(address) ?? {
       reserved: 0,
+      evictions: 0,
       sockets: new Set<Socket>(),
       answers: new Set<ServerResponse>(),
     };
@@ -120,10 +123,11 @@ export class UnreadAnswers {
     const held = this.byClient.get(address);
     if (!held) return { release: () => {} }; // never tracked (no socket): nothing to hold against
     held.reserved += bytes;
+    const evictions = held.evictions;
     let released = false;
     return {
       release: () => {
-        if (released) return;
+        if (released || held.evictions !== evictions) return;
         released = true;
         held.reserved -= bytes;
       },
@@ -190,8 +194,11 @@ export class UnreadAnswers {
       const bytes = owner === spared ? 0 : this.heldBy(held);
       if (bytes > most) [largest, most] = [held, bytes];
     }
-    for (const socket of largest?.sockets ?? []) socket.destroy();
-    for (const answer of largest?.answers ?? []) answer.destroy();
+    if (!largest) return;
+    for (const socket of largest.sockets) socket.destroy();
+    for (const answer of largest.answers) answer.destroy();
+    largest.reserved = 0;
+    largest.evictions++;
   }
 }
 

@@ -105,7 +105,8 @@ it('refuses a client whose answers sit unread past its budget, serves other addr
     const held = Number(/^([\d.]+) MiB of answers to this client are still unread/.exec(message)?.[1]);
     expect(held * 2 ** 20).toBeGreaterThan(PER_CLIENT);
     // Another address has its own budget.
-    expect((await infer('127.0.0.2')).status).toBe(200);
+    const fresh = await infer('127.0.0.2');
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(200);
   } finally {
     clients.kill('SIGKILL');
   }
@@ -140,5 +141,27 @@ it('counts pipelined answers queued behind an unread one (an outside attack held
     clients.kill('SIGKILL');
     server = previous;
     await wide.close();
+  }
+}, 60_000);
+
+it('over the total, a fresh client takes room from the address holding most instead of being refused with everyone', async () => {
+  const small = await startServer({
+    models: server.repository.root,
+    port: 0,
+    unreadAnswers: { perClient: 64 * 1024 * 1024, total: 4 * 1024 * 1024 },
+  });
+  const previous = server;
+  server = small;
+  const clients = await neverReading(8);
+  try {
+    // Wait until 127.0.0.1's unread answers pass the total (its own probes are refused from then on).
+    expect((await refusedWithin(15_000))?.status).toBe(503);
+    // A client on another address holding nothing is served (before: 503 unread_answers, as everyone was).
+    const fresh = await infer('127.0.0.2');
+    expect(fresh.status, JSON.stringify(fresh.body)).toBe(200);
+  } finally {
+    clients.kill('SIGKILL');
+    server = previous;
+    await small.close();
   }
 }, 60_000);
