@@ -164,7 +164,7 @@ describe('a bounded queue', () => {
   });
 
   it('a stopping server abandons a model load under way: answered 503 shutting_down at once, its runner killed', async () => {
-    // Loading checks a run at every batch size up to 64, each a 2000² product: seconds of loading.
+    // Loading checks runs at batch sizes up to 64, each a 2000² product (0.1–0.3 s here): seconds of loading.
     const root = slowRepository();
     writeFileSync(join(root, 'slow', 'config.pbtxt'), 'max_batch_size: 64\n');
     const running = await startServer({ models: root, port: 0, exitTimeoutMs: 300, modelControlMode: 'explicit' });
@@ -172,7 +172,8 @@ describe('a bounded queue', () => {
       async (r) => ({ status: r.status, code: r.ok ? undefined : (await refusalFrom(r)).code }),
       () => ({ status: 0, code: 'connection closed' }),
     );
-    await sleep(400);
+    // Closed as soon as the load's runner process exists: its checks take seconds more.
+    for (let i = 0; i < 100 && runnerProcesses().length === 0; i++) await sleep(50);
     expect(runnerProcesses().length).toBe(1);
     await running.close();
     // Before: the load kept going, its request unanswered until the connections were cut at the exit timeout
