@@ -19,7 +19,7 @@ import {
   nativeConvGeometry,
   RELU_GRADIENT,
 } from '../core/autodiff/native-ops.ts';
-import { nchwcFilterMap } from '../core/training/nchwc-convs.ts';
+import { nchwcFilterMap, nchwcFilterShape } from '../core/training/nchwc-convs.ts';
 import type { NativeStep, SegmentPlan } from '../core/training/segments.ts';
 import { encodeModel } from '../onnx/codec.ts';
 import { attrFloat, attrInt, attrInts } from '../onnx/read-attributes.ts';
@@ -266,13 +266,13 @@ function nativeStep(
     case NCHWC_FILTER: {
       const block = attrInt(node, 'block', 0);
       const blocked = attrInt(node, 'blocked', 0) === 1;
-      let map: Int32Array | undefined;
+      // Built on the first run, from the weight's shape: where each value goes, and the padded shape.
+      let filter: { map: Int32Array; dims: number[] } | undefined;
       return (values) => {
         const w = first(values);
-        const [m, c, kh, kw] = w.dims as [number, number, number, number];
-        map ??= nchwcFilterMap([m, c, kh, kw], block, blocked);
-        const padded = (n: number) => Math.ceil(n / block) * block;
-        kernels.gather(floats(w), output(values, [padded(m), blocked ? padded(c) : c, kh, kw]), map);
+        const dims = w.dims as [number, number, number, number];
+        filter ??= { map: nchwcFilterMap(dims, block, blocked), dims: nchwcFilterShape(dims, block, blocked) };
+        kernels.gather(floats(w), output(values, filter.dims), filter.map);
       };
     }
     case GRADIENT_PRODUCT:

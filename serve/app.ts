@@ -87,6 +87,10 @@ const INFERENCE_PATH = /^\/predict(?:\/|$)|^\/v2\/models\/.+\/infer$/;
 /** Seconds a client over its unread-answers budget is asked to wait. */
 const UNREAD_RETRY_AFTER_S = 5;
 
+/** The 503 of a client over its unread-answers budget (unread-answers.ts), saying why. */
+const unreadRefusal = (c: Context, reason: string) =>
+  c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
+
 /** Status recorded for requests whose client went away before the answer (nginx's convention). */
 const CLIENT_CLOSED = 499;
 
@@ -129,20 +133,18 @@ export function createApp(options: AppOptions): OpenAPIHono {
     if (!socket || !INFERENCE_PATH.test(c.req.path)) return next();
     const address = remoteAddress(c);
     unread.track(socket, address, env?.outgoing);
-    const refuse = (reason: string) =>
-      c.json(errorBody('unread_answers', reason, c.req.path), 503, { 'Retry-After': String(UNREAD_RETRY_AFTER_S) });
     const before = unread.refusal(address);
     // Over its budget and sending more behind answers it has not read: the connection is closed (what it
     // pipelined would otherwise wait, bodies and all, behind answers that never leave).
-    if (before && unread.holdsOn(socket, env?.outgoing)) {
+    if (before && unread.holdsOn(socket, address, env?.outgoing)) {
       socket.destroy();
       return c.body(null, CLIENT_CLOSED as 200);
     }
-    if (before) return refuse(before);
+    if (before) return unreadRefusal(c, before);
     offerCheck(c, { refusal: () => unread.refusal(address), reserve: (bytes) => unread.reserve(address, bytes) });
     await next();
     const after = c.res.ok ? unread.refusal(address) : undefined;
-    if (after) c.res = refuse(after);
+    if (after) c.res = unreadRefusal(c, after);
   });
   if (options.cors) {
     app.use('*', cors());
@@ -204,10 +206,7 @@ export function createApp(options: AppOptions): OpenAPIHono {
       metrics.nonFiniteOutputs.inc();
       return c.json(errorBody('non_finite_output', error.message, c.req.path), 422);
     }
-    if (error instanceof UnreadAnswersError)
-      return c.json(errorBody('unread_answers', error.message, c.req.path), 503, {
-        'Retry-After': String(UNREAD_RETRY_AFTER_S),
-      });
+    if (error instanceof UnreadAnswersError) return unreadRefusal(c, error.message);
     // A full queue or a stopping server: come back (Triton answers both as unavailable).
     if (error instanceof QueueFullError)
       return c.json(errorBody('queue_full', error.message, c.req.path), 503, { 'Retry-After': '1' });

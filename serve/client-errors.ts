@@ -8,7 +8,7 @@
 import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { closingRefusal } from './errors.ts';
+import { closingRefusal, targetPath } from './errors.ts';
 import { closeLingering } from './lingering-close.ts';
 
 interface Refusal {
@@ -41,7 +41,7 @@ function refusedPath(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, sock
   const target =
     (line && /^[A-Z]+ (\S+) HTTP\/\d/.exec(line)?.[1]) ??
     (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming?.url;
-  return target?.split('?')[0] ?? '';
+  return targetPath(target);
 }
 
 /** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
@@ -83,7 +83,7 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
         'method_not_allowed',
         'CONNECT is not supported: this is not a proxy',
         { Allow: ALLOW },
-        (request.url ?? '').split('?')[0],
+        targetPath(request.url),
       ),
     );
     closeLingering(socket);
@@ -91,8 +91,12 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
   });
   // Node's own answer is a bare 417; the request's body (if any) is never read, so the connection closes.
   server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
-    const path = (request.url ?? '').split('?')[0];
-    const refusal = closingRefusal(417, 'expectation_failed', "the only Expect supported is '100-continue'", path);
+    const refusal = closingRefusal(
+      417,
+      'expectation_failed',
+      "the only Expect supported is '100-continue'",
+      targetPath(request.url),
+    );
     response.writeHead(refusal.status, refusal.headers).end(refusal.body);
   });
 }

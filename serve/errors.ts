@@ -25,6 +25,9 @@ const PROTOCOL_PATH = /^\/v2(?:\/|$)/;
 export const errorBody = (code: string, message: string, path = '') =>
   PROTOCOL_PATH.test(path) ? { error: message, code } : { error: { code, message } };
 
+/** The path of a request target (`/v2/models/m?x=1` → `/v2/models/m`), for a refusal's shape; '' without one. */
+export const targetPath = (target: string | undefined) => (target ?? '').split('?')[0] ?? '';
+
 /**
  * A refusal answered outside Hono (Node's own HTTP events, the request listener in front of the app): the
  * same JSON body, its length, and `Connection: close` — nothing after it on that connection is read.

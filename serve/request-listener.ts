@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener, RequestError } from '@hono/node-server';
-import { closingRefusal } from './errors.ts';
+import { closingRefusal, targetPath } from './errors.ts';
 
 type Fetch = Parameters<typeof getRequestListener>[0];
 
@@ -16,9 +16,6 @@ const BAD_URL = (path: string) =>
   closingRefusal(400, 'bad_request', 'the Host header and request target do not form a valid http URL', path);
 /** A failure of the app itself, outside Hono's onError (never seen; answered without details all the same). */
 const INTERNAL = (path: string) => closingRefusal(500, 'internal', 'internal server error', path);
-
-/** The request target's path, for the refusal's shape (the protocol's on /v2). */
-const pathOf = (incoming: IncomingMessage) => (incoming.url ?? '').split('?')[0] ?? '';
 
 /**
  * `fetch` (the app's) as a Node request listener. `hostname` stands in for a missing Host on HTTP/1.0.
@@ -35,12 +32,12 @@ export function requestListener(fetch: Fetch, hostname: string) {
   });
   return (incoming: IncomingMessage, outgoing: ServerResponse): Promise<void> | undefined => {
     if (incoming.httpVersion === '1.1' && incoming.headers.host === undefined) {
-      const refusal = NO_HOST(pathOf(incoming));
+      const refusal = NO_HOST(targetPath(incoming.url));
       outgoing.writeHead(refusal.status, refusal.headers).end(refusal.body);
       return undefined;
     }
     // errorHandler runs synchronously inside listener() for a bad URL (no await before it): this request's path.
-    refusing = pathOf(incoming);
+    refusing = targetPath(incoming.url);
     return listener(incoming, outgoing);
   };
 }

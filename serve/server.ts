@@ -22,7 +22,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
 import { answerClientErrors } from './client-errors.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections, LISTEN_BACKLOG } from './connections.ts';
-import { closingRefusal } from './errors.ts';
+import { closingRefusal, targetPath } from './errors.ts';
 import { startGrpc } from './grpc/server.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { lingerOnClose } from './lingering-close.ts';
@@ -302,7 +302,7 @@ export function stopSignal(): StopSignal {
 function refuseLargeContinues(server: HttpServer, maxBodyBytes: number, maxUploadBytes: number | undefined): void {
   server.on('checkContinue', (request: IncomingMessage, response: ServerResponse) => {
     const length = Number(request.headers['content-length']);
-    const path = (request.url ?? '').split('?')[0] ?? '';
+    const path = targetPath(request.url);
     const limit =
       maxUploadBytes !== undefined && UPLOAD_PATH.test(path) ? uploadBodyBytes(maxUploadBytes) : maxBodyBytes;
     if (Number.isFinite(length) && length > limit) {

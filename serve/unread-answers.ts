@@ -1,12 +1,13 @@
 /**
- * Answers written but not yet taken by their sockets, and pipelined answers queued behind them (an outside
- * attack's 16 per connection held +1.6 GiB while only the first counted), hold the server's memory: a client that sends requests
- * and never reads their answers (a few MB of JSON each) held +1.2 GiB from one address in an outside attack,
- * with every answer under every other limit. So inference answers are bounded by what is still unsent: a
- * request is refused (503 `unread_answers`, Retry-After) while its client's sockets, or all sockets, hold
- * more than their share of unsent bytes — before its body is read and the model runs, and again when its
- * answer is ready (requests admitted together each see an empty backlog; their answers then go out one by
- * one). The write timeout (large-responses.ts) frees the sockets of clients that stopped reading for good.
+ * Answers a client has not taken hold the server's memory: a client that sent requests and never read their
+ * answers (a few MB of JSON each) held +1.2 GiB from one address in an outside attack, with every answer
+ * under every other limit, and +1.6 GiB pipelining 16 a connection. So inference answers are bounded by what
+ * is unsent — written to a client's sockets, queued behind those on a pipelining connection, or being
+ * computed (at its expected size, reserved while the model runs). A request is refused (503
+ * `unread_answers`, Retry-After) while its client, or all clients, hold more than their share: on arrival,
+ * before its model runs, and before its answer is built. Over the total, a client within its own share
+ * takes room from the address holding most (its connections are closed), so clients that never read can't
+ * refuse everyone. The write timeout (large-responses.ts) frees the sockets of clients that stopped reading.
  */
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -147,18 +148,20 @@ export class UnreadAnswers {
   }
 
   /**
-   * Whether answers other than `own` (the asking request's) wait unsent on `socket`: a request pipelined
-   * behind them is a client not reading.
+   * Whether answers to `address` other than `own` (the asking request's) wait unsent on `socket`, one of its
+   * connections: a request pipelined behind them is a client not reading.
    */
-  holdsOn(socket: Socket, own?: ServerResponse): boolean {
+  holdsOn(socket: Socket, address: string, own?: ServerResponse): boolean {
     if (socket.writableLength > 0) return true;
-    for (const held of this.byClient.values())
-      for (const answer of held.answers)
-        if (answer !== own && (answer.socket === socket || queuedOn(answer, socket))) return true;
+    for (const answer of this.byClient.get(address)?.answers ?? [])
+      if (answer !== own && (answer.socket === socket || queuedOn(answer, socket))) return true;
     return false;
   }
 
-  /** Why `address` may not be given another answer (of `bytes` more) now, or undefined when it may. */
+  /**
+   * Why `address` may not be given another answer (of `bytes` more) now, or undefined when it may; over the
+   * total, first makes room by evicting the address holding most (if `address` is within its own share).
+   */
   refusal(address: string, bytes = 0): string | undefined {
     let unsent = this.unsent(address);
     // Over the total, a client holding less than its share takes room from the one holding most (its

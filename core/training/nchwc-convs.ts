@@ -77,8 +77,7 @@ function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number, nativeFi
   const [x, w, bias] = conv.input as [string, string, string | undefined];
   const [m, c, kh, kw] = g.shapes.get(w) as [number, number, number, number];
   const blocked = c >= block; // the input is reordered; else it stays NCHW and the weights are OIHWBo
-  const mp = roundUp(m, block);
-  const cp = blocked ? roundUp(c, block) : c;
+  const [mp, cp] = nchwcFilterShape([m, c, kh, kw], block, blocked);
   const constant = (values: number[], hint: string) => g.constant(int64Tensor([values.length], values), hint);
 
   const reordered = nativeFilters
@@ -108,6 +107,15 @@ function emitNchwcConv(g: GraphBuilder, conv: NodeProto, block: number, nativeFi
   }
 }
 
+/** The NCHWc filter's shape [mp, cp, kh, kw]: output channels padded to the block, input ones when `blocked`. */
+export function nchwcFilterShape(
+  [m, c, kh, kw]: readonly [number, number, number, number],
+  block: number,
+  blocked: boolean,
+): [number, number, number, number] {
+  return [roundUp(m, block), blocked ? roundUp(c, block) : c, kh, kw];
+}
+
 /**
  * Where each value of W [m, c, kh, kw] goes in ORT's NCHWc filter layout [mp, cp, kh, kw], the layout
  * `reorderInGraph` makes: OIHWBiBo [mp/B, cp/B, kh, kw, Bi, Bo] when `blocked`, else OIHWBo
@@ -118,8 +126,7 @@ export function nchwcFilterMap(
   block: number,
   blocked: boolean,
 ): Int32Array {
-  const mp = roundUp(m, block);
-  const cp = blocked ? roundUp(c, block) : c;
+  const [mp, cp] = nchwcFilterShape([m, c, kh, kw], block, blocked);
   const k = kh * kw;
   const inner = blocked ? block : 1;
   const map = new Int32Array(mp * cp * k);
