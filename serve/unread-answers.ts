@@ -181,20 +181,29 @@ export class UnreadAnswers {
     return undefined;
   }
 
-  /** Bytes `held` has written or queued and not sent, on connections still open. */
+  /** Bytes `held` expects, has written or has queued and not sent, on connections still open. */
   private heldBy(held: Held): number {
-    let bytes = held.reserved;
+    return held.reserved + this.unread(held);
+  }
+
+  /** Bytes `held` has written or queued and not sent, on connections still open: answers left unread. */
+  private unread(held: Held): number {
+    let bytes = 0;
     for (const socket of held.sockets) if (!socket.destroyed) bytes += socket.writableLength;
     for (const answer of held.answers) if (!answer.destroyed) bytes += queuedBytes(answer);
     return bytes;
   }
 
-  /** Close every connection of the address holding the most unsent answers, other than `spared`. */
+  /**
+   * Close every connection of the address leaving the most answers unread, other than `spared`. Answers still
+   * being computed (reservations) don't count: a client waiting for its answer is not one that stopped reading
+   * (counting them, two clients evicted each other in turn).
+   */
   private evictLargestBut(spared: string): void {
     let largest: Held | undefined;
     let most = 0;
     for (const [owner, held] of this.byClient) {
-      const bytes = owner === spared ? 0 : this.heldBy(held);
+      const bytes = owner === spared ? 0 : this.unread(held);
       if (bytes > most) [largest, most] = [held, bytes];
     }
     if (!largest) return;
