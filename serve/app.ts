@@ -132,14 +132,8 @@ export function createApp(options: AppOptions): OpenAPIHono {
     const socket = env?.incoming?.socket;
     if (!socket || !INFERENCE_PATH.test(c.req.path)) return next();
     const address = remoteAddress(c);
-    unread.track(socket, address, env?.outgoing);
+    unread.track(socket, address);
     const before = unread.refusal(address);
-    // Over its budget and sending more behind answers it has not read: the connection is closed (what it
-    // pipelined would otherwise wait, bodies and all, behind answers that never leave).
-    if (before && unread.holdsOn(socket, address, env?.outgoing)) {
-      socket.destroy();
-      return c.body(null, CLIENT_CLOSED as 200);
-    }
     if (before) return unreadRefusal(c, before);
     offerCheck(c, { refusal: () => unread.refusal(address), reserve: (bytes) => unread.reserve(address, bytes) });
     await next();

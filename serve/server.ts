@@ -21,6 +21,7 @@ import { createApp, SERVER_NAME } from './app.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
 import { answerClientErrors } from './client-errors.ts';
+import { inTurnPerConnection } from './connection-turns.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections, LISTEN_BACKLOG } from './connections.ts';
 import { closingRefusal, targetPath } from './errors.ts';
 import { startGrpc } from './grpc/server.ts';
@@ -188,7 +189,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       // A request without Host is refused by requestListener, in JSON, rather than by Node with an empty 400.
       requireHostHeader: false,
     },
-    requestListener(app.fetch, host),
+    // Pipelined requests one at a time per connection (connection-turns.ts).
+    inTurnPerConnection(requestListener(app.fetch, host)),
   );
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error) => reject(portError(error, host, port)));

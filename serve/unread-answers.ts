@@ -1,15 +1,14 @@
 /**
  * Answers a client has not taken hold the server's memory: a client that sent requests and never read their
  * answers (a few MB of JSON each) held +1.2 GiB from one address in an outside attack, with every answer
- * under every other limit, and +1.6 GiB pipelining 16 a connection. So inference answers are bounded by what
- * is unsent — written to a client's sockets, queued behind those on a pipelining connection, or being
- * computed (at its expected size, reserved while the model runs). A request is refused (503
+ * under every other limit. So inference answers are bounded by what is unsent — written to a client's sockets,
+ * or being computed (at its expected size, reserved while the model runs). Pipelined requests wait for the
+ * answer before them to be sent (connection-turns.ts), so no answer waits behind another on one connection. A request is refused (503
  * `unread_answers`, Retry-After) while its client, or all clients, hold more than their share: on arrival,
  * before its model runs, and before its answer is built. Over the total, a client within its own share
  * takes room from the address holding most (its connections are closed), so clients that never read can't
  * refuse everyone. The write timeout (large-responses.ts) frees the sockets of clients that stopped reading.
  */
-import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Context } from 'hono';
 
@@ -62,15 +61,13 @@ export function refuseIfUnread(c: Context): void {
   if (reason) throw new UnreadAnswersError(reason);
 }
 
-/** What one client address holds: its sockets (bytes written, not sent) and its answers queued behind them. */
+/** What one client address holds: its sockets (bytes written, not sent) and the answers being computed. */
 interface Held {
   /** Answers being computed, at their expected size, until they are written (then their bytes count). */
   reserved: number;
   /** Bumped when the address is evicted: reservations made before then are void (their requests are gone). */
   evictions: number;
   sockets: Set<Socket>;
-  /** Pipelined answers wait in their response (Node's outputData, `outputSize`) until those before are sent. */
-  answers: Set<ServerResponse>;
 }
 
 export class UnreadAnswers {
@@ -78,40 +75,17 @@ export class UnreadAnswers {
 
   constructor(readonly limits: UnreadAnswerLimits) {}
 
-  /** Count `socket`'s unsent bytes and `answer`'s queued ones for `address` until they close or finish. */
-  track(socket: Socket, address: string, answer?: ServerResponse): void {
-    const entry = this.byClient.get(address) ?? {
-      reserved: 0,
-      evictions: 0,
-      sockets: new Set<Socket>(),
-      answers: new Set<ServerResponse>(),
-    };
+  /** Count `socket`'s unsent bytes for `address` until it closes. */
+  track(socket: Socket, address: string): void {
+    const entry = this.byClient.get(address) ?? { reserved: 0, evictions: 0, sockets: new Set<Socket>() };
     this.byClient.set(address, entry);
-    const forget = () => {
-      if (
-        entry.sockets.size === 0 &&
-        entry.answers.size === 0 &&
-        entry.reserved === 0 &&
-        this.byClient.get(address) === entry
-      )
+    if (entry.sockets.has(socket)) return;
+    entry.sockets.add(socket);
+    socket.once('close', () => {
+      entry.sockets.delete(socket);
+      if (entry.sockets.size === 0 && entry.reserved === 0 && this.byClient.get(address) === entry)
         this.byClient.delete(address);
-    };
-    if (!entry.sockets.has(socket)) {
-      entry.sockets.add(socket);
-      socket.once('close', () => {
-        entry.sockets.delete(socket);
-        forget();
-      });
-    }
-    if (answer && !entry.answers.has(answer)) {
-      entry.answers.add(answer);
-      const done = () => {
-        entry.answers.delete(answer);
-        forget();
-      };
-      answer.once('finish', done);
-      answer.once('close', done);
-    }
+    });
   }
 
   /**
@@ -135,7 +109,7 @@ export class UnreadAnswers {
     };
   }
 
-  /** Bytes of answers to `address`, and to all, that are expected, written or queued but not sent. */
+  /** Bytes of answers to `address`, and to all, that are expected, or written and not sent. */
   unsent(address: string): { client: number; total: number } {
     let client = 0;
     let total = 0;
@@ -145,17 +119,6 @@ export class UnreadAnswers {
       if (owner === address) client = bytes;
     }
     return { client, total };
-  }
-
-  /**
-   * Whether answers to `address` other than `own` (the asking request's) wait unsent on `socket`, one of its
-   * connections: a request pipelined behind them is a client not reading.
-   */
-  holdsOn(socket: Socket, address: string, own?: ServerResponse): boolean {
-    if (socket.writableLength > 0) return true;
-    for (const answer of this.byClient.get(address)?.answers ?? [])
-      if (answer !== own && (answer.socket === socket || queuedOn(answer, socket))) return true;
-    return false;
   }
 
   /**
@@ -181,16 +144,15 @@ export class UnreadAnswers {
     return undefined;
   }
 
-  /** Bytes `held` expects, has written or has queued and not sent, on connections still open. */
+  /** Bytes `held` expects, or has written and not sent on connections still open. */
   private heldBy(held: Held): number {
     return held.reserved + this.unread(held);
   }
 
-  /** Bytes `held` has written or queued and not sent, on connections still open: answers left unread. */
+  /** Bytes `held` has written and not sent, on connections still open: answers left unread. */
   private unread(held: Held): number {
     let bytes = 0;
     for (const socket of held.sockets) if (!socket.destroyed) bytes += socket.writableLength;
-    for (const answer of held.answers) if (!answer.destroyed) bytes += queuedBytes(answer);
     return bytes;
   }
 
@@ -208,18 +170,7 @@ export class UnreadAnswers {
     }
     if (!largest) return;
     for (const socket of largest.sockets) socket.destroy();
-    for (const answer of largest.answers) answer.destroy();
     largest.reserved = 0;
     largest.evictions++;
   }
 }
-
-/** Whether `answer` waits in the queue of `socket` (Node gives a pipelined response its socket only later). */
-const queuedOn = (answer: ServerResponse, socket: Socket) =>
-  (answer.req as { socket?: Socket } | undefined)?.socket === socket && !answer.writableFinished;
-
-/**
- * Bytes a response holds before it has the socket to itself (Node's OutgoingMessage keeps them in
- * `outputData` and counts them in `outputSize`, public in Node but missing from its types).
- */
-const queuedBytes = (answer: ServerResponse) => (answer as ServerResponse & { outputSize?: number }).outputSize ?? 0;
