@@ -25,6 +25,7 @@ import { inTurnPerConnection } from './connection-turns.ts';
 import { CONNECTION_DEFAULTS, type ConnectionGuard, guardConnections, LISTEN_BACKLOG } from './connections.ts';
 import { closingRefusal, targetPath } from './errors.ts';
 import { startGrpc } from './grpc/server.ts';
+import type { UnsentAnswerLimits } from './grpc/unsent-answers.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { lingerOnClose } from './lingering-close.ts';
 import { createMetrics } from './metrics.ts';
@@ -83,6 +84,8 @@ export interface ServerOptions {
   uploads?: UploadSettings;
   /** Serve the v2 protocol over gRPC too, on this port (0: any free port); none: no gRPC. */
   grpcPort?: number;
+  /** gRPC answers not yet taken by their clients (default UNSENT_ANSWER_DEFAULTS). */
+  grpcUnsentAnswers?: Partial<UnsentAnswerLimits>;
 }
 
 export interface RunningServer {
@@ -217,6 +220,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           maxMessageBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
           serverName: SERVER_NAME,
           serverVersion: PRODUCER_VERSION,
+          unsentAnswers: options.grpcUnsentAnswers,
         }).catch((error: Error) => {
           server.close();
           throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);

@@ -6,6 +6,7 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { ServerHttp2Stream } from 'node:http2';
 import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,8 +27,10 @@ import { parseVersion } from '../routes/lookup.ts';
 import { modelMetadata, servedNumbers } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
+import { UnreadAnswersError } from '../unread-answers.ts';
 import {
   DATATYPES,
+  expectedAnswerBytes,
   inputTensor,
   outputShape,
   refuseLargeParts,
@@ -36,6 +39,7 @@ import {
 } from '../v2-infer.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
+import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
 
 const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 
@@ -47,6 +51,8 @@ export interface GrpcOptions {
   maxMessageBytes: number;
   serverName: string;
   serverVersion: string;
+  /** Answers not yet taken by their clients (default UNSENT_ANSWER_DEFAULTS). */
+  unsentAnswers?: Partial<UnsentAnswerLimits>;
 }
 
 export interface RunningGrpc {
@@ -71,6 +77,7 @@ function grpcError(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof NonFiniteOutputError) return { code: grpc.status.FAILED_PRECONDITION, details: error.message };
   if (error instanceof ModelFailedError || error instanceof BatchShapeError)
     return { code: grpc.status.UNAVAILABLE, details: publicMessage(error.message) };
+  if (error instanceof UnreadAnswersError) return { code: grpc.status.RESOURCE_EXHAUSTED, details: error.message };
   if (error instanceof QueueFullError || error instanceof DroppedRequestError)
     return { code: grpc.status.UNAVAILABLE, details: error.message };
   return { code: grpc.status.INTERNAL, details: 'internal server error' };
@@ -131,14 +138,27 @@ const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
  * budget of `budget` bytes — grpc-js decodes every message as it arrives, so without one, many streams of
  * large requests waiting for the model would hold their decoded objects at once (an outside attack: 4.7 GB
  * and a crash). A refusal is a request object carrying its status, answered by the handler. Bytes count
- * from when the call's listener receives the request and go back when the call ends however it ends
- * (`interceptor`: its status sent, or cancelled), not when a handler answers: a second message on a unary
- * stream never reaches one (a re-attack filled the budget for good that way in 0.5 s).
+ * from when the call's listener receives the request and go back when its answer is handed over or the call
+ * ends however it ends (`interceptor`: its status sent, or cancelled), not when a handler answers: a second
+ * message on a unary stream never reaches one (a re-attack filled the budget for good that way in 0.5 s).
+ * Not at the status either: grpc-js sends it once the answer has left, which a client that pauses its
+ * streams never lets happen (it held every other client's ModelInfer off with RESOURCE_EXHAUSTED); the
+ * answer's bytes count from there instead (unsent-answers.ts).
  */
 const HELD = Symbol('held');
-type Decoded = InferRequestMessage & Refused & { [HELD]?: number };
+/** The call's answer in the unsent-answers budget, given to the handler on its request. */
+const ANSWER = Symbol('answer');
+type Decoded = InferRequestMessage & Refused & { [HELD]?: number; [ANSWER]?: CallAnswer };
 
-function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, budget: number) {
+/** The HTTP/2 stream under a call (grpc-js keeps it on its base call; undefined should a version not). */
+const streamOf = (call: grpc.ServerInterceptingCallInterface) =>
+  (call as unknown as { stream?: ServerHttp2Stream }).stream;
+
+function boundedInferDecoding(
+  method: grpc.MethodDefinition<unknown, unknown>,
+  budget: number,
+  unsentAnswers: UnsentAnswers,
+) {
   let held = 0;
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
@@ -161,10 +181,19 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
     if (descriptor.path !== method.path) return new grpc.ServerInterceptingCall(call);
     let mine = 0;
     let ended = false;
-    const release = () => {
+    // The answer counts until its stream closes (sent in full, or cut); without the stream, until the call ends.
+    const stream = streamOf(call);
+    const answer = unsentAnswers.open(stream?.session);
+    if (stream) stream.once('close', () => answer.end());
+    // The request's bytes go back once its answer is built (the request is done with), or when the call ends.
+    const releaseRequest = () => {
       held -= mine;
       mine = 0;
       ended = true;
+    };
+    const release = () => {
+      releaseRequest();
+      if (!stream) answer.end();
     };
     return new grpc.ServerInterceptingCall(call, {
       start: (next) =>
@@ -180,11 +209,18 @@ function boundedInferDecoding(method: grpc.MethodDefinition<unknown, unknown>, b
                 held += bytes;
                 mine += bytes;
               }
+              if (message && typeof message === 'object') message[ANSWER] = answer;
               nextMessage(message);
             })
             .withOnCancel(release)
             .build(),
         ),
+      sendMessage: (message, next) => {
+        // Its bytes may wait for the client (its window shut) long after: they count as the answer's now.
+        answer.handedOver();
+        releaseRequest();
+        next(message);
+      },
       sendStatus: (status, next) => {
         release();
         next(status);
@@ -207,6 +243,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   const inferDecoding = boundedInferDecoding(
     service.ModelInfer as grpc.MethodDefinition<unknown, unknown>,
     16 * options.maxMessageBytes,
+    new UnsentAnswers({ ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers }),
   );
   const server = new grpc.Server({
     interceptors: [inferDecoding.interceptor],
@@ -238,7 +275,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
           modelMetadata(model, servedNumbers(repository, model.name)),
         ),
       ),
-      ModelInfer: unary((r: InferRequestMessage, cancelled) => infer(repository, r, cancelled)),
+      ModelInfer: unary((r: Decoded, cancelled) => infer(repository, r, cancelled)),
     },
   );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
@@ -333,7 +370,7 @@ function contentsValues(tensor: InferRequestMessage['inputs'][number]): Uint8Arr
 }
 
 /** ModelInfer: the message as the HTTP route's request, the same checks, raw outputs. */
-function infer(repository: ModelRepository, r: InferRequestMessage, cancelled?: AbortSignal) {
+function infer(repository: ModelRepository, r: Decoded, cancelled?: AbortSignal) {
   const raw = r.raw_input_contents;
   if (raw.length > 0 && raw.length !== r.inputs.length)
     throw new HttpError(400, 'invalid_inputs', `${raw.length} raw_input_contents for ${r.inputs.length} inputs`);
@@ -361,6 +398,9 @@ function infer(repository: ModelRepository, r: InferRequestMessage, cancelled?: 
     model.stats.request(async () => {
       const { count, data } = inputTensor(model, request, request.binaryFrom);
       const wanted = requestedOutputs(model, request.body);
+      const asBinary = wanted.map(({ name }) => ({ name, binary: true }));
+      const unsent = r[ANSWER]?.hold(expectedAnswerBytes(model, asBinary, count));
+      if (unsent) throw new UnreadAnswersError(unsent);
       const { outputs, timings } = await model.batcher.inferTimed(data, count, cancelled);
       assertFiniteOutputs(model, Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])));
       const tensors = wanted.map(({ name }) => {

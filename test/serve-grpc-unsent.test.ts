@@ -1,0 +1,128 @@
+/**
+ * gRPC answers a client does not take: a client that pauses its streams shuts their flow-control windows,
+ * and the answers wait in the server. They are held to a budget per connection and in all; past the total
+ * the connection leaving most unsent is closed, so a client that reads is served. Nor do paused streams hold
+ * the budget for requests being decoded (they held every other client's ModelInfer off with
+ * RESOURCE_EXHAUSTED).
+ */
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { oddModel } from '../testkit/odd-models.ts';
+
+const IMAGES = 64;
+const MiB = 1024 * 1024;
+let server: RunningServer;
+let request: Buffer;
+
+beforeAll(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-wide-'));
+  mkdirSync(join(root, 'wide', '1'), { recursive: true });
+  // 4,096 values an image: a 64-image answer is 1 MiB of raw floats.
+  writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: 4086 }));
+  server = await startServer({
+    models: root,
+    port: 0,
+    grpcPort: 0,
+    // Requests being decoded may hold 16 × 300 KB: 24 paused calls of 200 KB would fill that, were they held.
+    maxBodyBytes: 300_000,
+    grpcUnsentAnswers: { perSession: 3 * MiB, total: 6 * MiB },
+  });
+  const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+  const Request = proto.lookupType('inference.ModelInferRequest');
+  request = Buffer.from(
+    Request.encode(
+      Request.fromObject({
+        model_name: 'wide',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [IMAGES, 1, 28, 28] }],
+        raw_input_contents: [Buffer.alloc(IMAGES * 784 * 4)],
+      }),
+    ).finish(),
+  );
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const framed = (bytes: Buffer) =>
+  Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)]), bytes]);
+
+/** A session whose streams each send one ModelInfer and stop reading once the answer begins. */
+function pausingSession() {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`, { settings: { initialWindowSize: 65535 } });
+  const outcomes: string[] = [];
+  let closed = false;
+  session.on('error', () => {});
+  session.on('close', () => {
+    closed = true;
+  });
+  const call = () =>
+    new Promise<void>((resolve) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/inference.GRPCInferenceService/ModelInfer',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      stream.on('response', (headers) => {
+        const status = headers['grpc-status'];
+        outcomes.push(status === undefined ? 'answering' : `status ${status}: ${headers['grpc-message']}`);
+        if (status === undefined) stream.pause(); // the answer's data waits in the server
+        resolve();
+      });
+      stream.on('error', () => resolve());
+      stream.on('close', () => resolve());
+      stream.end(framed(request));
+    });
+  return { session, outcomes, call, closed: () => closed };
+}
+
+/** One ModelInfer by a client that reads its answer: its status name. */
+function readingCall(): Promise<string> {
+  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  return new Promise<string>((resolve) =>
+    client.makeUnaryRequest(
+      '/inference.GRPCInferenceService/ModelInfer',
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      request,
+      (error, answer?: Buffer) => {
+        client.close();
+        resolve(error ? `${grpc.status[error.code]}: ${error.details}` : `OK ${answer?.length}`);
+      },
+    ),
+  );
+}
+
+it('holds the answers of paused streams to a budget per connection, closes the connection leaving most unsent past the total, and serves a client that reads', async () => {
+  const first = pausingSession();
+  // One at a time: each answer is computed and handed over before the next asks.
+  for (let i = 0; i < 6; i++) await first.call();
+  // Three answers of 1 MiB fit its 3 MiB; the rest are refused before their model runs.
+  expect(first.outcomes.filter((o) => o === 'answering').length).toBeLessThanOrEqual(3);
+  expect(first.outcomes.filter((o) => o.startsWith('status 8: ') && o.includes('unsent')).length).toBeGreaterThan(0);
+  const second = pausingSession();
+  for (let i = 0; i < 3; i++) await second.call();
+  // ~6 MiB unsent in all: a client that reads takes room from the connection leaving most unsent.
+  const answer = await readingCall();
+  expect(answer).toMatch(/^OK \d+$/);
+  expect(Number(answer.slice(3))).toBeGreaterThan(MiB);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(first.closed() || second.closed()).toBe(true);
+  first.session.destroy();
+  second.session.destroy();
+}, 60_000);
+
+it('paused streams do not hold the budget for requests being decoded: a client that reads is still served', async () => {
+  const sessions = Array.from({ length: 12 }, () => pausingSession());
+  // 24 paused calls of 200 KB requests, two per connection (within each one's share of answers).
+  for (const s of sessions) for (let i = 0; i < 2; i++) await s.call();
+  const answer = await readingCall();
+  expect(answer).toMatch(/^OK \d+$/);
+  for (const s of sessions) s.session.destroy();
+}, 60_000);
