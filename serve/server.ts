@@ -86,6 +86,8 @@ export interface ServerOptions {
   grpcPort?: number;
   /** gRPC answers not yet taken by their clients (default UNSENT_ANSWER_DEFAULTS). */
   grpcUnsentAnswers?: Partial<UnsentAnswerLimits>;
+  /** gRPC request bytes arriving, before their messages are whole (default ARRIVING_BYTES_DEFAULTS). */
+  arrivingGrpcBytes?: Partial<BodyBudgetLimits>;
 }
 
 export interface RunningServer {
@@ -221,6 +223,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           serverName: SERVER_NAME,
           serverVersion: PRODUCER_VERSION,
           unsentAnswers: options.grpcUnsentAnswers,
+          arrivingBytes: options.arrivingGrpcBytes,
         }).catch((error: Error) => {
           server.close();
           throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);

@@ -18,6 +18,7 @@ import type { ValueDescription } from '../../onnx/describe.ts';
 import { BatchShapeError, DroppedRequestError, QueueFullError } from '../batcher.ts';
 import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';
+import { BodyBudget, type BodyBudgetLimits } from '../body-budget.ts';
 import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
@@ -37,6 +38,7 @@ import {
   refuseUnsupportedParameters,
   requestedOutputs,
 } from '../v2-infer.ts';
+import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
@@ -53,6 +55,8 @@ export interface GrpcOptions {
   serverVersion: string;
   /** Answers not yet taken by their clients (default UNSENT_ANSWER_DEFAULTS). */
   unsentAnswers?: Partial<UnsentAnswerLimits>;
+  /** Request bytes arriving, before their messages are whole (default ARRIVING_BYTES_DEFAULTS). */
+  arrivingBytes?: Partial<BodyBudgetLimits>;
 }
 
 export interface RunningGrpc {
@@ -158,6 +162,7 @@ function boundedInferDecoding(
   method: grpc.MethodDefinition<unknown, unknown>,
   budget: number,
   unsentAnswers: UnsentAnswers,
+  arriving: BodyBudget,
 ) {
   let held = 0;
   const requestDeserialize = (bytes: Buffer): Decoded => {
@@ -178,11 +183,24 @@ function boundedInferDecoding(
     return request;
   };
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
-    if (descriptor.path !== method.path) return new grpc.ServerInterceptingCall(call);
+    const stream = streamOf(call);
+    // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
+    const arrivals = stream ? meterArrivals(stream, arriving) : undefined;
+    if (descriptor.path !== method.path)
+      return new grpc.ServerInterceptingCall(call, {
+        start: (next) =>
+          next(
+            new grpc.ServerListenerBuilder()
+              .withOnReceiveMessage((message, nextMessage) => {
+                arrivals?.done();
+                nextMessage(message);
+              })
+              .build(),
+          ),
+      });
     let mine = 0;
     let ended = false;
     // The answer counts until its stream closes (sent in full, or cut); without the stream, until the call ends.
-    const stream = streamOf(call);
     const answer = unsentAnswers.open(stream?.session);
     if (stream) stream.once('close', () => answer.end());
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends.
@@ -200,6 +218,7 @@ function boundedInferDecoding(
         next(
           new grpc.ServerListenerBuilder()
             .withOnReceiveMessage((message: Decoded, nextMessage) => {
+              arrivals?.done();
               // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
               // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
               // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
@@ -244,6 +263,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     service.ModelInfer as grpc.MethodDefinition<unknown, unknown>,
     16 * options.maxMessageBytes,
     new UnsentAnswers({ ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers }),
+    new BodyBudget({ ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes }),
   );
   const server = new grpc.Server({
     interceptors: [inferDecoding.interceptor],
