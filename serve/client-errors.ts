@@ -8,6 +8,7 @@
 import { type IncomingMessage, maxHeaderSize, type Server, type ServerResponse, STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { answersSent } from './connection-turns.ts';
 import { closingRefusal, targetPath } from './errors.ts';
 import { closeLingering } from './lingering-close.ts';
 
@@ -63,16 +64,21 @@ const ALLOW = 'GET, HEAD, POST, PUT';
 /** Answer `server`'s client errors and unmet expectations as JSON. */
 export function answerClientErrors(server: Server, timeouts: { headersMs: number; requestMs: number }): void {
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
-    // A response already under way (its headers sent) can't be followed by another: just close.
-    const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse })._httpMessage;
-    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent) {
+    if (error.code === 'ECONNRESET' || !socket.writable) {
       socket.destroy();
       return;
     }
     const { status, code, message } = refusal(error.code, timeouts);
-    // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
-    socket.once('finish', () => socket.destroy());
-    socket.end(rawResponse(status, code, message, {}, refusedPath(error, socket)));
+    const answer = rawResponse(status, code, message, {}, refusedPath(error, socket));
+    // After the answers to the requests before it on this connection (pipelined ones wait their turn,
+    // connection-turns.ts): written at once, the refusal was read as the answer to the first of them.
+    const failing = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
+    void answersSent(socket as Socket, failing).then(() => {
+      if (!socket.writable) return void socket.destroy();
+      // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
+      socket.once('finish', () => socket.destroy());
+      socket.end(answer);
+    });
   });
   // CONNECT (a proxy's method) is handed over as a bare socket, which Node would just close unanswered.
   server.on('connect', (request: IncomingMessage, socket: Socket) => {

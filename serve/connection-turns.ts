@@ -16,14 +16,30 @@ import type { Socket } from 'node:net';
 
 type Listener = (incoming: IncomingMessage, outgoing: ServerResponse) => unknown;
 
+/** The latest request's answer on each connection: the next request's turn comes when it is sent. */
+const lastAnswer = new WeakMap<Socket, Promise<void>>();
+
+/** What each request's turn waits for: the answer before it on its connection. */
+const turnOf = new WeakMap<IncomingMessage, Promise<void>>();
+
+/**
+ * Resolves once the answers to the requests `socket` carried before `failing` (the request Node's parser
+ * failed on, when it had handed it on; else all so far) are sent or given up: what Node's own refusal must
+ * wait for, or the client reads it as an earlier request's answer.
+ */
+export function answersSent(socket: Socket, failing?: IncomingMessage | null): Promise<void> {
+  // A request received whole is not the one that failed: the parser had gone on to the next.
+  const during = failing && !failing.complete ? turnOf.get(failing) : undefined;
+  return during ?? lastAnswer.get(socket) ?? Promise.resolve();
+}
+
 /** `listener`, called for each connection's requests in turn. */
 export function inTurnPerConnection(listener: Listener): Listener {
-  // The latest request's answer on each connection: the next request's turn comes when it is sent.
-  const lastAnswer = new WeakMap<Socket, Promise<void>>();
   return (incoming, outgoing) => {
     const socket = incoming.socket;
     const before = lastAnswer.get(socket);
     lastAnswer.set(socket, answered(outgoing));
+    turnOf.set(incoming, before ?? Promise.resolve());
     if (!before) return listener(incoming, outgoing);
     return before.then(() => {
       if (socket.destroyed) return undefined;

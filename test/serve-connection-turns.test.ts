@@ -6,8 +6,10 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo, connect, type Socket } from 'node:net';
-import { afterEach, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { inTurnPerConnection } from '../serve/connection-turns.ts';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { makeTinyRepository } from './helpers/model-repo.ts';
 
 const BODY = 200_000;
 const request = (path: string, bytes = BODY) =>
@@ -102,4 +104,37 @@ it('connections take no turns from each other', async () => {
   expect(answer.toString()).toContain(`/other ${BODY}`);
   expect(started).toEqual(['/hold', '/other']);
   release();
+});
+
+describe('a malformed request pipelined behind good ones', () => {
+  let running: RunningServer | undefined;
+  afterAll(async () => {
+    await running?.close();
+  });
+  const cases: [string, string][] = [
+    [
+      'a bad chunk size',
+      'POST /v2/health/live HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nab\r\n0\r\n\r\n',
+    ],
+    [
+      'both Transfer-Encoding and Content-Length',
+      'POST /v2/health/live HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+  ];
+  for (const [what, bad] of cases)
+    it(`${what}: the good requests are answered first, then its 400, in order (an outside attack read the 400 as the first answer)`, async () => {
+      running ??= await startServer({ models: makeTinyRepository(), port: 0 });
+      const client = connect(running.port, '127.0.0.1');
+      clients.push(client);
+      const good = 'GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n';
+      let received = '';
+      client.on('data', (d: Buffer) => {
+        received += d.toString('latin1');
+      });
+      const ended = new Promise((resolve) => client.once('close', resolve));
+      client.write(good + good + good + bad);
+      await ended;
+      const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+      expect(statuses).toEqual(['200', '200', '200', '400']);
+    });
 });
