@@ -70,6 +70,8 @@ interface Account {
  */
 export interface BodyAccount {
   take(bytes: number, signal?: AbortSignal): Promise<void>;
+  /** Take `bytes` only if they fit now, with nobody waiting before them; whether it did. */
+  tryTake(bytes: number): boolean;
   arrived(bytes: number): void;
   complete(): void;
   close(): void;
@@ -118,6 +120,7 @@ export class BodyBudget {
     };
     return {
       take: (bytes, signal) => this.take(account, bytes, signal),
+      tryTake: (bytes) => this.tryTake(account, bytes),
       arrived: (bytes) => this.arrived(account, bytes),
       complete: () => {
         account.complete = true;
@@ -207,6 +210,15 @@ export class BodyBudget {
       this.waiting.push(waiter);
       this.grantNext();
     });
+  }
+
+  private tryTake(account: Account, bytes: number): boolean {
+    const w: Waiter = { account, bytes, since: performance.now(), grant: () => {} };
+    if (this.waiting.length > 0 || !this.fits(w)) return false;
+    this.waiting.push(w);
+    this.grantFitting();
+    this.onChange(this.used, this.waiting.length);
+    return true;
   }
 
   /** The body is read (or gone): everything it took goes back. */

@@ -5,10 +5,13 @@
  * control holds its client back; a client that sends its request whole is served meanwhile.
  */
 import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { oddModel } from '../testkit/odd-models.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
 const MiB = 1024 * 1024;
@@ -16,8 +19,12 @@ let server: RunningServer;
 let small: Buffer;
 
 beforeAll(async () => {
+  const root = makeTinyRepository();
+  // 4,096 values an image: a 64-image answer is 1 MiB of raw floats.
+  mkdirSync(join(root, 'wide', '1'), { recursive: true });
+  writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: 4086 }));
   server = await startServer({
-    models: makeTinyRepository(),
+    models: root,
     port: 0,
     grpcPort: 0,
     arrivingGrpcBytes: { freeBytes: 16 * 1024, total: 2 * MiB, perClient: 1 * MiB },
@@ -84,5 +91,83 @@ it('streams whose messages are not yet whole take only the budget; a client that
     expect(status).toBe('OK');
   } finally {
     flood.kill('SIGKILL');
+  }
+}, 60_000);
+
+/** 8 sessions × 16 streams, each one gzip frame of ~1 KB that decompresses to 1 MB, never read. */
+const GZIP_FLOOD = `
+const http2 = require('node:http2');
+const zlib = require('node:zlib');
+const packed = zlib.gzipSync(Buffer.alloc(1000000));
+const frame = Buffer.concat([Buffer.from([1, 0, 0, 0, 0]), packed]);
+frame.writeUInt32BE(packed.length, 1);
+for (let c = 0; c < 8; c++) {
+  const session = http2.connect('http://127.0.0.1:' + process.argv[1]);
+  session.on('error', () => {});
+  for (let i = 0; i < 16; i++) {
+    const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', 'grpc-encoding': 'gzip', te: 'trailers' });
+    stream.on('error', () => {});
+    stream.on('response', () => stream.pause());
+    stream.end(frame);
+  }
+}
+console.log('sent');
+setTimeout(() => {}, 60000);
+`;
+
+it('a compressed message takes room for what it decompresses to before it is (1 KB of gzip, 1 MB decompressed, got past the budget: +2.2 GiB)', async () => {
+  const before = process.memoryUsage().arrayBuffers;
+  let peak = 0;
+  const sampler = setInterval(() => {
+    peak = Math.max(peak, process.memoryUsage().arrayBuffers - before);
+  }, 10);
+  const flood = spawn(process.execPath, ['-e', GZIP_FLOOD, String(server.grpcPort)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  await new Promise((resolve) => flood.stdout.once('data', resolve));
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    // 128 MB decompressed were it all let in at once; the budget takes 2 MiB in all (1 MiB a message).
+    expect(peak).toBeLessThan(60 * MiB);
+  } finally {
+    clearInterval(sampler);
+    flood.kill('SIGKILL');
+  }
+}, 60_000);
+
+it("a client's 16 concurrent calls for 1 MiB answers on one connection, kept going, are all answered (Node's session memory limit refused a quarter)", async () => {
+  const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+  const Request = proto.lookupType('inference.ModelInferRequest');
+  const wide = Buffer.from(
+    Request.encode(
+      Request.fromObject({
+        model_name: 'wide',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 1, 28, 28] }],
+        raw_input_contents: [Buffer.alloc(64 * 784 * 4)],
+      }),
+    ).finish(),
+  );
+  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  const call = () =>
+    new Promise<string>((resolve) =>
+      client.makeUnaryRequest(
+        '/inference.GRPCInferenceService/ModelInfer',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        wide,
+        (error) => resolve(error ? `${grpc.status[error.code]}: ${error.details}` : 'OK'),
+      ),
+    );
+  try {
+    // 16 workers, each starting its next call as soon as one is answered (waves that each finish passed).
+    const worker = async () => {
+      const statuses: string[] = [];
+      for (let i = 0; i < 6; i++) statuses.push(await call());
+      return statuses;
+    };
+    const statuses = (await Promise.all(Array.from({ length: 16 }, worker))).flat();
+    expect(statuses.filter((s) => s !== 'OK')).toEqual([]);
+  } finally {
+    client.close();
   }
 }, 60_000);

@@ -4,8 +4,12 @@
  * +3.2 GiB at once, every one of them to be refused. Past its first `freeBytes` each chunk a stream receives
  * takes bytes from the budget, per connection and in all; while it waits, the stream is paused and HTTP/2
  * flow control holds the client back. A stream that holds bytes and sends slowly while others wait is cut
- * (the budget's pace rule). Its bytes go back once its message has been received whole (from then it counts
- * in the budget for requests being decoded) or its stream closes.
+ * (the budget's pace rule). A compressed message takes room for all it may decompress to (the message limit)
+ * before it is decompressed, or is refused (RESOURCE_EXHAUSTED) when there is none: 2,048 streams of 1 KB
+ * gzip frames, 1 MB each decompressed, held +2.2 GiB; made to wait instead, the queue of thousands of
+ * compressed messages under connection churn kept the server busy for minutes. Its
+ * bytes go back once its message has been decoded (from then it counts in the budget for requests being
+ * decoded) or its stream closes.
  */
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
@@ -35,7 +39,14 @@ function nameOf(session: Http2Session | undefined): string {
  * Meter what `stream` receives against `budget` until `done` is called (its message is whole) or it closes.
  * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
  */
-export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): { done(): void } {
+export interface Arrivals {
+  /** Room for what a compressed message may decompress to, taken before it is, if there is room now. */
+  holdDecoded(bytes: number): boolean;
+  /** The message is whole and decoded: everything goes back. */
+  done(): void;
+}
+
+export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Arrivals {
   // Aborts a wait for bytes once the message is whole or the stream gone: a grant after close would leak.
   const stop = new AbortController();
   const account = budget.open(nameOf(stream.session), () => stream.close(constants.NGHTTP2_CANCEL));
@@ -77,5 +88,11 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): { 
   };
   stream.on('data', onData);
   stream.once('close', done);
-  return { done };
+  return {
+    holdDecoded: (bytes) => {
+      account.complete(); // all it sends has arrived: it is no slow client
+      return account.tryTake(bytes);
+    },
+    done,
+  };
 }

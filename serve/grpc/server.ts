@@ -158,12 +158,20 @@ type Decoded = InferRequestMessage & Refused & { [HELD]?: number; [ANSWER]?: Cal
 const streamOf = (call: grpc.ServerInterceptingCallInterface) =>
   (call as unknown as { stream?: ServerHttp2Stream }).stream;
 
-function boundedInferDecoding(
-  method: grpc.MethodDefinition<unknown, unknown>,
-  budget: number,
-  unsentAnswers: UnsentAnswers,
-  arriving: BodyBudget,
-) {
+/** What calls may hold: request bytes arriving, requests decoded, answers unsent (each file's comment). */
+interface CallBudgets {
+  /** Bytes of requests decoded and not yet answered. */
+  decoded: number;
+  maxMessageBytes: number;
+  arriving: BodyBudget;
+  unsentAnswers: UnsentAnswers;
+}
+
+/** grpc-js's base call decompresses each message here (a private method: left alone should a version lack it). */
+type Decompressing = { decompressMessage?: (message: Buffer, encoding: string) => Buffer | Promise<Buffer> };
+
+function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: CallBudgets) {
+  const { decoded: budget, arriving, unsentAnswers, maxMessageBytes } = budgets;
   let held = 0;
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
@@ -186,6 +194,23 @@ function boundedInferDecoding(
     const stream = streamOf(call);
     // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
     const arrivals = stream ? meterArrivals(stream, arriving) : undefined;
+    const base = call as unknown as Decompressing;
+    const decompress = base.decompressMessage?.bind(call);
+    if (stream && arrivals && decompress)
+      base.decompressMessage = async (message, encoding) => {
+        if (encoding === 'identity') return decompress(message, encoding);
+        // A turn of the loop first: a stream reset in the same read of its connection is closed by then and
+        // costs nothing (1 KB of gzip is 1 MB to decompress and decode: an outside attack's connection churn
+        // of reset gzip calls kept the server busy, gRPC unreachable, for minutes after it stopped).
+        await new Promise((resolve) => setImmediate(resolve));
+        if (stream.closed || stream.destroyed) throw { code: grpc.status.CANCELLED, details: 'the call ended' };
+        if (!arrivals.holdDecoded(maxMessageBytes))
+          throw {
+            code: grpc.status.RESOURCE_EXHAUSTED,
+            details: 'the server is decompressing as many messages as it takes at once; retry shortly',
+          };
+        return decompress(message, encoding);
+      };
     if (descriptor.path !== method.path)
       return new grpc.ServerInterceptingCall(call, {
         start: (next) =>
@@ -259,18 +284,23 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
   const service = definition.inference.GRPCInferenceService.service;
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
-  const inferDecoding = boundedInferDecoding(
-    service.ModelInfer as grpc.MethodDefinition<unknown, unknown>,
-    16 * options.maxMessageBytes,
-    new UnsentAnswers({ ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers }),
-    new BodyBudget({ ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes }),
-  );
+  const arriving = { ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes };
+  const unsent = { ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers };
+  const inferDecoding = boundedCalls(service.ModelInfer as grpc.MethodDefinition<unknown, unknown>, {
+    decoded: 16 * options.maxMessageBytes,
+    maxMessageBytes: options.maxMessageBytes,
+    arriving: new BodyBudget(arriving),
+    unsentAnswers: new UnsentAnswers(unsent),
+  });
   const server = new grpc.Server({
     interceptors: [inferDecoding.interceptor],
     'grpc.max_receive_message_length': options.maxMessageBytes,
-    // grpc-js lifts Node's HTTP/2 session memory limit by default: unfinished messages then grow without
-    // bound. A session holds at most two messages' worth (MB), on at most 16 streams at once.
-    'grpc-node.max_session_memory': Math.max(4, Math.ceil((2 * options.maxMessageBytes) / 2 ** 20) + 1),
+    // grpc-js lifts Node's HTTP/2 session memory limit by default. The budgets bound what a session holds
+    // (its share of arriving bytes, its unsent answers, a message being decoded); Node's limit sits above
+    // them, a backstop: at two messages' worth it refused a client's 16 concurrent 1 MiB answers on one
+    // connection with RESOURCE_EXHAUSTED ("Bandwidth exhausted"), no attack running.
+    'grpc-node.max_session_memory':
+      Math.ceil((arriving.perClient + unsent.perSession + 2 * options.maxMessageBytes) / 2 ** 20) + 1,
     'grpc.max_concurrent_streams': 16,
   });
   server.addService(
