@@ -94,6 +94,9 @@ export class BodyBudget {
   private readonly waiting: Waiter[] = [];
   private readonly holders = new Set<Account>();
   private opened = 0;
+  /** When each address was last granted bytes (a count of grants), to take turns among those holding least. */
+  private readonly lastGranted = new Map<string, number>();
+  private grants = 0;
   /** The one body of each deadlocked address that may go past the address's limit, until it is read. */
   private readonly runners = new Map<string, Account>();
   /** … and the one body that may go past every limit, named when every body holding bytes waits. */
@@ -223,6 +226,9 @@ export class BodyBudget {
 
   /** The body is read (or gone): everything it took goes back. */
   private close(account: Account): void {
+    // Forgotten in bulk, once many: an address holding nothing now counts as never granted (a newcomer).
+    if (this.lastGranted.size > 4096)
+      for (const address of this.lastGranted.keys()) if (!this.byClient.has(address)) this.lastGranted.delete(address);
     this.holders.delete(account);
     if (this.runners.get(account.address) === account) this.runners.delete(account.address);
     if (this.runner === account) this.runner = undefined;
@@ -290,12 +296,20 @@ export class BodyBudget {
   private grantFitting(): void {
     // Addresses holding least go first (arrival order within one): bytes that come back go to a newcomer
     // before a flood's next body (900 small gzip bodies from four addresses, each room for 1 MiB decoded,
-    // kept a fifth address's 559 KiB body waiting ~13 s in an outside attack).
+    // kept a fifth address's 559 KiB body waiting ~13 s in an outside attack). Among those holding as
+    // little, the one granted longest ago goes first, not the first to ask: a flood's hundreds of waiting
+    // bodies, each holding nothing again once evicted, kept one request waiting 60 s (gRPC, where every
+    // connection counts as a client).
     const held = (w: Waiter) => this.byClient.get(w.account.address) ?? 0;
-    const order = this.waiting.length > 1 ? [...this.waiting].sort((a, b) => held(a) - held(b)) : [...this.waiting];
+    const granted = (w: Waiter) => this.lastGranted.get(w.account.address) ?? -1;
+    const order =
+      this.waiting.length > 1
+        ? [...this.waiting].sort((a, b) => held(a) - held(b) || granted(a) - granted(b))
+        : [...this.waiting];
     for (const w of order) {
       if (!this.fits(w)) continue;
       this.waiting.splice(this.waiting.indexOf(w), 1);
+      this.lastGranted.set(w.account.address, ++this.grants);
       this.used += w.bytes;
       this.byClient.set(w.account.address, (this.byClient.get(w.account.address) ?? 0) + w.bytes);
       w.account.held += w.bytes;

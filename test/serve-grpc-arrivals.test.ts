@@ -27,7 +27,7 @@ beforeAll(async () => {
     models: root,
     port: 0,
     grpcPort: 0,
-    arrivingGrpcBytes: { freeBytes: 16 * 1024, total: 2 * MiB, perClient: 1 * MiB },
+    arrivingGrpcBytes: { freeBytes: 16 * 1024, total: 2 * MiB, perClient: 1 * MiB, slowWindowMs: 1000 },
   });
   const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
   const Request = proto.lookupType('inference.ModelInferRequest');
@@ -35,8 +35,8 @@ beforeAll(async () => {
     Request.encode(
       Request.fromObject({
         model_name: 'tiny',
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
-        raw_input_contents: [Buffer.alloc(784 * 4)],
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 1, 28, 28] }],
+        raw_input_contents: [Buffer.alloc(64 * 784 * 4)],
       }),
     ).finish(),
   );
@@ -62,7 +62,7 @@ console.log('sent');
 setTimeout(() => {}, 60000);
 `;
 
-it('streams whose messages are not yet whole take only the budget; a client that sends its request whole is served', async () => {
+it('streams whose messages are not yet whole take only the budget; a client that sends its 200 KB request whole is served', async () => {
   // 8 connections × 16 streams, each sending 900 KB of a 1 MB message and then nothing (115 MB in all), from
   // another process (in this one, what the client could not send would count too).
   const before = process.memoryUsage().arrayBuffers;
@@ -84,6 +84,9 @@ it('streams whose messages are not yet whole take only the budget; a client that
         (b: Buffer) => b,
         (b: Buffer) => b,
         small,
+        // Room comes back as stalled streams are evicted (after 1 s here); a request asks for its whole
+        // message's room at once (asked per 16 KB frame, it got one frame per round of evictions: 54 s).
+        { deadline: Date.now() + 8000 },
         (error) => resolve(error ? `${grpc.status[error.code]}: ${error.details}` : 'OK'),
       ),
     );

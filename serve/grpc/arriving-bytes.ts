@@ -61,10 +61,18 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
     stop.abort();
     account.close();
   };
+  // The first message's length, from its 5-byte prefix: its room is asked for at once, not chunk by chunk
+  // (asking per 16 KB frame, a request got one frame's room per round of a flood's evictions: 54 s).
+  let head = Buffer.alloc(0);
+  let declared = 0;
   const onData = (chunk: Buffer) => {
     account.arrived(chunk.length);
     received += chunk.length;
-    const over = received - budget.limits.freeBytes - taken;
+    if (head.length < 5) {
+      head = Buffer.concat([head, chunk.subarray(0, 5 - head.length)]);
+      if (head.length === 5) declared = Math.min(5 + head.readUInt32BE(1), budget.limits.perClient);
+    }
+    const over = Math.max(received, declared) - budget.limits.freeBytes - taken;
     if (over <= 0) return;
     taken += over;
     if (waiting) return; // already paused for an earlier chunk: this one's bytes are asked for with it below
