@@ -5,13 +5,10 @@
  * control holds its client back; a client that sends its request whole is served meanwhile.
  */
 import { spawn } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { oddModel } from '../testkit/odd-models.ts';
+import { addWideModel, inferRequestBytes } from './helpers/grpc-requests.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
 const MiB = 1024 * 1024;
@@ -20,26 +17,14 @@ let small: Buffer;
 
 beforeAll(async () => {
   const root = makeTinyRepository();
-  // 4,096 values an image: a 64-image answer is 1 MiB of raw floats.
-  mkdirSync(join(root, 'wide', '1'), { recursive: true });
-  writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: 4086 }));
+  addWideModel(root);
   server = await startServer({
     models: root,
     port: 0,
     grpcPort: 0,
     arrivingGrpcBytes: { freeBytes: 16 * 1024, total: 2 * MiB, perClient: 1 * MiB, slowWindowMs: 1000 },
   });
-  const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
-  const Request = proto.lookupType('inference.ModelInferRequest');
-  small = Buffer.from(
-    Request.encode(
-      Request.fromObject({
-        model_name: 'tiny',
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 1, 28, 28] }],
-        raw_input_contents: [Buffer.alloc(64 * 784 * 4)],
-      }),
-    ).finish(),
-  );
+  small = inferRequestBytes('tiny', 64);
 }, 60_000);
 afterAll(async () => {
   await server?.close();
@@ -139,17 +124,7 @@ it('a compressed message takes room for what it decompresses to before it is (1 
 }, 60_000);
 
 it("a client's 16 concurrent calls for 1 MiB answers on one connection, kept going, are all answered (Node's session memory limit refused a quarter)", async () => {
-  const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
-  const Request = proto.lookupType('inference.ModelInferRequest');
-  const wide = Buffer.from(
-    Request.encode(
-      Request.fromObject({
-        model_name: 'wide',
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [64, 1, 28, 28] }],
-        raw_input_contents: [Buffer.alloc(64 * 784 * 4)],
-      }),
-    ).finish(),
-  );
+  const wide = inferRequestBytes('wide', 64);
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
   const call = () =>
     new Promise<string>((resolve) =>

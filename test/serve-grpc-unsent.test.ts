@@ -5,15 +5,14 @@
  * the budget for requests being decoded (they held every other client's ModelInfer off with
  * RESOURCE_EXHAUSTED).
  */
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { oddModel } from '../testkit/odd-models.ts';
+import { addWideModel, inferRequestBytes } from './helpers/grpc-requests.ts';
 
 const IMAGES = 64;
 const MiB = 1024 * 1024;
@@ -22,9 +21,7 @@ let request: Buffer;
 
 beforeAll(async () => {
   const root = mkdtempSync(join(tmpdir(), 'models-grpc-wide-'));
-  mkdirSync(join(root, 'wide', '1'), { recursive: true });
-  // 4,096 values an image: a 64-image answer is 1 MiB of raw floats.
-  writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: 4086 }));
+  addWideModel(root);
   server = await startServer({
     models: root,
     port: 0,
@@ -33,17 +30,7 @@ beforeAll(async () => {
     maxBodyBytes: 300_000,
     grpcUnsentAnswers: { perSession: 3 * MiB, total: 6 * MiB },
   });
-  const proto = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
-  const Request = proto.lookupType('inference.ModelInferRequest');
-  request = Buffer.from(
-    Request.encode(
-      Request.fromObject({
-        model_name: 'wide',
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [IMAGES, 1, 28, 28] }],
-        raw_input_contents: [Buffer.alloc(IMAGES * 784 * 4)],
-      }),
-    ).finish(),
-  );
+  request = inferRequestBytes('wide', IMAGES);
 }, 60_000);
 afterAll(async () => {
   await server?.close();

@@ -35,10 +35,7 @@ function nameOf(session: Http2Session | undefined): string {
   return name;
 }
 
-/**
- * Meter what `stream` receives against `budget` until `done` is called (its message is whole) or it closes.
- * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
- */
+/** One stream's metering (`meterArrivals`). */
 export interface Arrivals {
   /** Room for what a compressed message may decompress to, taken before it is, if there is room now. */
   holdDecoded(bytes: number): boolean;
@@ -46,6 +43,10 @@ export interface Arrivals {
   done(): void;
 }
 
+/**
+ * Meter what `stream` receives against `budget` until `done` is called (its message is whole) or it closes.
+ * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
+ */
 export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Arrivals {
   // Aborts a wait for bytes once the message is whole or the stream gone: a grant after close would leak.
   const stop = new AbortController();
