@@ -3,9 +3,9 @@
  * answers (a few MB of JSON each) held +1.2 GiB from one address in an outside attack, with every answer
  * under every other limit. So inference answers are bounded by what is unsent — written to a client's sockets,
  * or being computed (at its expected size, reserved while the model runs). Pipelined requests wait for the
- * answer before them to be sent (connection-turns.ts), so no answer waits behind another on one connection. A request is refused (503
- * `unread_answers`, Retry-After) while its client, or all clients, hold more than their share: on arrival,
- * before its model runs, and before its answer is built. Over the total, a client within its own share
+ * answer before them to be sent (connection-turns.ts), so no answer waits behind another on one connection.
+ * A request is refused (503 `unread_answers`, Retry-After) while its client, or all clients, hold more than
+ * their share: on arrival, before its model runs, and before its answer is built. Over the total, a client within its own share
  * takes room from the address holding most (its connections are closed), so clients that never read can't
  * refuse everyone. The write timeout (large-responses.ts) frees the sockets of clients that stopped reading.
  */
