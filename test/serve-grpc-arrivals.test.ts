@@ -5,6 +5,8 @@
  * control holds its client back; a client that sends its request whole is served meanwhile.
  */
 import { spawn } from 'node:child_process';
+import http2 from 'node:http2';
+import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -31,6 +33,8 @@ afterAll(async () => {
 });
 
 /** The flood's client: 8 sessions × 16 streams, each writing 900 KB of a 1,000,000-byte message, never ending. */
+const flood = (variant: 'first' | 'second') =>
+  spawn(process.execPath, ['-e', FLOOD, String(server.grpcPort), variant], { stdio: ['ignore', 'pipe', 'inherit'] });
 const FLOOD = `
 const http2 = require('node:http2');
 const prefix = Buffer.from([0, 0x00, 0x0f, 0x42, 0x40]);
@@ -40,6 +44,8 @@ for (let c = 0; c < 8; c++) {
   for (let i = 0; i < 16; i++) {
     const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' });
     stream.on('error', () => {});
+    // 'second': a whole empty message first (a unary call's second message is refused only once whole).
+    if (process.argv[2] === 'second') stream.write(Buffer.alloc(5));
     stream.write(Buffer.concat([prefix, Buffer.alloc(900000 - 5)]));
   }
 }
@@ -51,10 +57,8 @@ it('streams whose messages are not yet whole take only the budget; a client that
   // 8 connections × 16 streams, each sending 900 KB of a 1 MB message and then nothing (115 MB in all), from
   // another process (in this one, what the client could not send would count too).
   const before = process.memoryUsage().arrayBuffers;
-  const flood = spawn(process.execPath, ['-e', FLOOD, String(server.grpcPort)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise((resolve) => flood.stdout.once('data', resolve));
+  const flooding = flood('first');
+  await new Promise((resolve) => flooding.stdout.once('data', resolve));
   try {
     await new Promise((resolve) => setTimeout(resolve, 2000));
     // What the server holds of them (it runs in this process): the budget (2 MiB) and each stream's free part
@@ -78,7 +82,56 @@ it('streams whose messages are not yet whole take only the budget; a client that
     client.close();
     expect(status).toBe('OK');
   } finally {
-    flood.kill('SIGKILL');
+    flooding.kill('SIGKILL');
+  }
+}, 60_000);
+
+it('a second message on a stream is metered too (unmetered, 2,048 of them held +1.8 GiB)', async () => {
+  const before = process.memoryUsage().arrayBuffers;
+  const flooding = flood('second');
+  await new Promise((resolve) => flooding.stdout.once('data', resolve));
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    expect(process.memoryUsage().arrayBuffers - before).toBeLessThan(60 * MiB);
+  } finally {
+    flooding.kill('SIGKILL');
+  }
+}, 60_000);
+
+it('room taken for a compressed message after the first on a stream goes back (it was kept: 32 such streams took all the room for good)', async () => {
+  const packed = gzipSync(Buffer.alloc(0));
+  const gzipped = Buffer.concat([Buffer.from([1, 0, 0, 0, packed.length]), packed]);
+  const live = (session: http2.ClientHttp2Session, body: Buffer, compressed: boolean) =>
+    new Promise<string>((resolve) => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/inference.GRPCInferenceService/ServerLive',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+        ...(compressed ? { 'grpc-encoding': 'gzip' } : {}),
+      });
+      let status = 'none';
+      const read = (h: http2.IncomingHttpHeaders) => {
+        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+      };
+      stream
+        .on('response', read)
+        .on('trailers', read)
+        .on('data', () => {});
+      stream.on('error', () => resolve(status)).on('close', () => resolve(status));
+      stream.end(body);
+    });
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    // 2 MiB in all here: each stream's gzip message took 1 MiB of room, kept once its first message went on.
+    for (let round = 0; round < 4; round++)
+      await Promise.all(
+        Array.from({ length: 8 }, () => live(session, Buffer.concat([Buffer.alloc(5), gzipped]), true)),
+      );
+    expect(await live(session, gzipped, true)).toBe('0');
+  } finally {
+    session.destroy();
   }
 }, 60_000);
 

@@ -39,69 +39,101 @@ function nameOf(session: Http2Session | undefined): string {
 export interface Arrivals {
   /** Room for what a compressed message may decompress to, taken before it is, if there is room now. */
   holdDecoded(bytes: number): boolean;
-  /** The message is whole and decoded: everything goes back. */
-  done(): void;
+  /** A message is decoded and handed on: what it held goes back (what the stream sends next is metered anew). */
+  delivered(): void;
 }
 
 /**
- * Meter what `stream` receives against `budget` until `done` is called (its message is whole) or it closes.
+ * Meter what `stream` receives against `budget` for as long as it is open — every message, not just the
+ * first: a second message on a unary stream (refused only once whole) went unmetered, 2,048 of them +1.8 GiB.
  * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
  */
 export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Arrivals {
-  // Aborts a wait for bytes once the message is whole or the stream gone: a grant after close would leak.
-  const stop = new AbortController();
-  const account = budget.open(nameOf(stream.session), () => stream.close(constants.NGHTTP2_CANCEL));
+  const cut = () => stream.close(constants.NGHTTP2_CANCEL);
+  let account = budget.open(nameOf(stream.session), cut);
+  // Aborts a wait for room when what it was for is gone (the message handed on, the stream closed).
+  let stop = new AbortController();
   let received = 0;
   let taken = 0;
-  let finished = false;
+  let closed = false;
   let waiting = false;
-  const done = () => {
-    if (finished) return;
-    finished = true;
-    stream.off('data', onData);
-    stop.abort();
-    account.close();
-  };
-  // The first message's length, from its 5-byte prefix: its room is asked for at once, not chunk by chunk
-  // (asking per 16 KB frame, a request got one frame's room per round of a flood's evictions: 54 s).
-  let head = Buffer.alloc(0);
+  // Messages are framed by a 5-byte prefix (flag, length): each one's room is asked for at once, from its
+  // length (capped at a client's share), not chunk by chunk (asked per 16 KB frame, a request got one
+  // frame's room per round of a flood's evictions: 54 s).
+  let prefix = Buffer.alloc(0);
+  let restOfMessage = 0;
   let declared = 0;
+  const frame = (chunk: Buffer) => {
+    for (let at = 0; at < chunk.length; ) {
+      if (restOfMessage > 0) {
+        const n = Math.min(restOfMessage, chunk.length - at);
+        restOfMessage -= n;
+        at += n;
+        continue;
+      }
+      const n = Math.min(5 - prefix.length, chunk.length - at);
+      prefix = Buffer.concat([prefix, chunk.subarray(at, at + n)]);
+      at += n;
+      if (prefix.length < 5) continue;
+      restOfMessage = prefix.readUInt32BE(1);
+      declared += 5 + Math.min(restOfMessage, budget.limits.perClient);
+      prefix = Buffer.alloc(0);
+    }
+  };
+  const resume = () => {
+    waiting = false;
+    if (!closed && !stream.destroyed) stream.resume();
+  };
   const onData = (chunk: Buffer) => {
     account.arrived(chunk.length);
     received += chunk.length;
-    if (head.length < 5) {
-      head = Buffer.concat([head, chunk.subarray(0, 5 - head.length)]);
-      if (head.length === 5) declared = Math.min(5 + head.readUInt32BE(1), budget.limits.perClient);
-    }
+    frame(chunk);
     const over = Math.max(received, declared) - budget.limits.freeBytes - taken;
     if (over <= 0) return;
     taken += over;
     if (waiting) return; // already paused for an earlier chunk: this one's bytes are asked for with it below
     waiting = true;
     stream.pause();
+    const mine = account;
+    const signal = stop.signal;
+    let asked = taken;
     const ask = (bytes: number): Promise<void> =>
-      account.take(bytes, stop.signal).then(() => {
+      mine.take(bytes, signal).then(() => {
         // Chunks that came while it waited (already in flight when paused) are asked for too.
         const more = taken - asked;
         asked = taken;
         return more > 0 ? ask(more) : undefined;
       });
-    let asked = taken;
-    ask(over).then(
-      () => {
-        waiting = false;
-        if (!finished && !stream.destroyed) stream.resume();
-      },
-      () => {},
-    );
+    ask(over).then(resume, () => {
+      if (mine === account) resume(); // not when its message was handed on meanwhile: that resumed it
+    });
+  };
+  // Everything goes back; counting starts again from here.
+  const settle = () => {
+    stop.abort();
+    account.close();
+    stop = new AbortController();
+    received = 0;
+    taken = 0;
+    declared = restOfMessage;
   };
   stream.on('data', onData);
-  stream.once('close', done);
+  stream.once('close', () => {
+    closed = true;
+    stream.off('data', onData);
+    settle();
+  });
   return {
     holdDecoded: (bytes) => {
+      if (closed) return false;
       account.complete(); // all it sends has arrived: it is no slow client
       return account.tryTake(bytes);
     },
-    done,
+    delivered: () => {
+      if (closed) return;
+      settle();
+      account = budget.open(nameOf(stream.session), cut);
+      if (waiting) resume();
+    },
   };
 }

@@ -217,7 +217,7 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
           next(
             new grpc.ServerListenerBuilder()
               .withOnReceiveMessage((message, nextMessage) => {
-                arrivals?.done();
+                arrivals?.delivered();
                 nextMessage(message);
               })
               .build(),
@@ -243,7 +243,7 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
         next(
           new grpc.ServerListenerBuilder()
             .withOnReceiveMessage((message: Decoded, nextMessage) => {
-              arrivals?.done();
+              arrivals?.delivered();
               // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
               // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
               // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
