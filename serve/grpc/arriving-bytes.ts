@@ -22,6 +22,9 @@ export const ARRIVING_BYTES_DEFAULTS: BodyBudgetLimits = {
   perClient: 8 * 1024 * 1024,
 };
 
+/** Messages a unary stream may carry before it is cut: its request, and one more to be answered UNIMPLEMENTED. */
+const MESSAGES_A_STREAM_MAY_CARRY = 2;
+
 /** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
 const names = new WeakMap<Http2Session, string>();
 let sessions = 0;
@@ -63,7 +66,9 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
   let prefix = Buffer.alloc(0);
   let restOfMessage = 0;
   let declared = 0;
-  const frame = (chunk: Buffer) => {
+  let messages = 0;
+  /** Follows the messages in `chunk`; false once the stream has more than a unary call may carry (it is cut). */
+  const frame = (chunk: Buffer): boolean => {
     for (let at = 0; at < chunk.length; ) {
       if (restOfMessage > 0) {
         const n = Math.min(restOfMessage, chunk.length - at);
@@ -75,10 +80,18 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
       prefix = Buffer.concat([prefix, chunk.subarray(at, at + n)]);
       at += n;
       if (prefix.length < 5) continue;
+      // Every method of this service is unary: grpc-js answers a second message UNIMPLEMENTED, but queues
+      // every message it is sent first (hundreds of bytes each, however empty: thousands of 5-byte messages
+      // a stream, within its free part, took +2 GiB). A third is cut before grpc-js sees its chunk.
+      if (++messages > MESSAGES_A_STREAM_MAY_CARRY) {
+        cut();
+        return false;
+      }
       restOfMessage = prefix.readUInt32BE(1);
       declared += 5 + Math.min(restOfMessage, budget.limits.perClient);
       prefix = Buffer.alloc(0);
     }
+    return true;
   };
   const resume = () => {
     waiting = false;
@@ -87,7 +100,7 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
   const onData = (chunk: Buffer) => {
     account.arrived(chunk.length);
     received += chunk.length;
-    frame(chunk);
+    if (!frame(chunk)) return;
     const over = Math.max(received, declared) - budget.limits.freeBytes - taken;
     if (over <= 0) return;
     taken += over;
@@ -117,7 +130,8 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
     taken = 0;
     declared = restOfMessage;
   };
-  stream.on('data', onData);
+  // Before grpc-js's own listener, so that a stream cut here never reaches it (it drops a closed stream's data).
+  stream.prependListener('data', onData);
   stream.once('close', () => {
     closed = true;
     stream.off('data', onData);
