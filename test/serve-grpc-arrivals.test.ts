@@ -93,14 +93,14 @@ it.each([
   ['tiny', 'a stream carrying more messages than a unary call may is cut (3,000 empty ones a stream: +2 GiB)'],
 ] as const)(
   '%s: %s',
-  async (variant) => {
+  async (variant, _what) => {
     const before = process.memoryUsage().rss;
     const flooding = flood(variant);
     await new Promise((resolve) => flooding.stdout.once('data', resolve));
     try {
       await new Promise((resolve) => setTimeout(resolve, 2000));
       // The whole process (grpc-js's queue entries are objects, not buffers).
-    expect(process.memoryUsage().rss - before).toBeLessThan(100 * MiB);
+      expect(process.memoryUsage().rss - before).toBeLessThan(100 * MiB);
     } finally {
       flooding.kill('SIGKILL');
     }
