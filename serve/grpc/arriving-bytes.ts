@@ -1,15 +1,15 @@
 /**
  * gRPC request bytes as they arrive, within a byte budget, as HTTP bodies are (body-budget.ts): grpc-js reads
  * each stream's message whole before it is decoded, so 128 connections × 16 streams of 1 MB messages held
- * +3.2 GiB at once, every one of them to be refused. Past its first `freeBytes` each chunk a stream receives
- * takes bytes from the budget, per connection and in all; while it waits, the stream is paused and HTTP/2
- * flow control holds the client back. A stream that holds bytes and sends slowly while others wait is cut
- * (the budget's pace rule). A compressed message takes room for all it may decompress to (the message limit)
- * before it is decompressed, or is refused (RESOURCE_EXHAUSTED) when there is none: 2,048 streams of 1 KB
- * gzip frames, 1 MB each decompressed, held +2.2 GiB; made to wait instead, the queue of thousands of
- * compressed messages under connection churn kept the server busy for minutes. Its
- * bytes go back once its message has been decoded (from then it counts in the budget for requests being
- * decoded) or its stream closes.
+ * +3.2 GiB at once, every one of them to be refused. Past its first `freeBytes`, a stream asks the budget
+ * (per connection and in all) for each message's room as its length prefix arrives; while it waits, the
+ * stream is paused and HTTP/2 flow control holds the client back. A stream that holds bytes and sends slowly
+ * while others wait is cut (the budget's pace rule), and so is one carrying more messages than a unary call
+ * may. A compressed message takes room for all it may decompress to (the message limit) before it is
+ * decompressed, or is refused (RESOURCE_EXHAUSTED) when there is none: 2,048 streams of 1 KB gzip frames,
+ * 1 MB each decompressed, held +2.2 GiB; made to wait instead, the queue of thousands of compressed messages
+ * under connection churn kept the server busy for minutes. A message's room goes back once it has been
+ * decoded (from then it counts in the budget for requests being decoded) or its stream closes.
  */
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
