@@ -33,16 +33,17 @@ function refusal(code: string | undefined, timeouts: { headersMs: number; reques
   return { status: 400, code: 'malformed_request', message: 'malformed HTTP request' };
 }
 
+/** The request Node's parser last handed on for `socket` (the one it failed in, if not yet whole). */
+const parsedRequest = (socket: Duplex) =>
+  (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
+
 /**
  * The path of the request Node refused, where what arrived names one: the request line in the bytes the
  * parser failed on, or the request it had parsed (headers complete, the body too slow); '' when neither.
  */
 function refusedPath(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): string {
   const line = error.rawPacket?.subarray(0, 4096).toString('latin1').split('\r\n', 1)[0];
-  const target =
-    (line && /^[A-Z]+ (\S+) HTTP\/\d/.exec(line)?.[1]) ??
-    (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming?.url;
-  return targetPath(target);
+  return targetPath((line && /^[A-Z]+ (\S+) HTTP\/\d/.exec(line)?.[1]) ?? parsedRequest(socket)?.url);
 }
 
 /** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
@@ -72,8 +73,7 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
     const answer = rawResponse(status, code, message, {}, refusedPath(error, socket));
     // After the answers to the requests before it on this connection (pipelined ones wait their turn,
     // connection-turns.ts): written at once, the refusal was read as the answer to the first of them.
-    const failing = (socket as Duplex & { parser?: { incoming?: IncomingMessage | null } }).parser?.incoming;
-    void answersSent(socket as Socket, failing).then(() => {
+    void answersSent(socket as Socket, parsedRequest(socket)).then(() => {
       if (!socket.writable) return void socket.destroy();
       // Closed once written, without waiting for the client's FIN (HTTP sockets are half-open).
       socket.once('finish', () => socket.destroy());

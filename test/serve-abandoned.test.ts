@@ -14,6 +14,7 @@ import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
+import { unaryCall } from './helpers/grpc-requests.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 
 /** A model whose every run is a 2000² matrix product (~0.1–0.3 s here), two images a run at most. */
@@ -246,18 +247,10 @@ describe('a stopping server', () => {
       ).finish(),
     );
     const client = new grpc.Client(`127.0.0.1:${running.grpcPort}`, grpc.credentials.createInsecure());
-    const calls = Array.from(
-      { length: 8 },
-      () =>
-        new Promise<string>((resolve) =>
-          client.makeUnaryRequest(
-            '/inference.GRPCInferenceService/ModelInfer',
-            (b: Buffer) => b,
-            (b: Buffer) => b,
-            message,
-            (error) => resolve(error ? `${grpc.status[error.code]} ${error.details}` : 'OK'),
-          ),
-        ),
+    const calls = Array.from({ length: 8 }, () =>
+      unaryCall(client, 'ModelInfer', message).then(({ status, details }) =>
+        status === 'OK' ? 'OK' : `${status} ${details}`,
+      ),
     );
     await sleep(200);
     await running.close();

@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, inferRequestBytes } from './helpers/grpc-requests.ts';
+import { addWideModel, frame, inferRequestBytes, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
 const MiB = 1024 * 1024;
@@ -69,20 +69,11 @@ it('streams whose messages are not yet whole take only the budget; a client that
     const held = process.memoryUsage().arrayBuffers - before;
     expect(held).toBeLessThan(60 * MiB);
     const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-    const status = await new Promise<string>((resolve) =>
-      client.makeUnaryRequest(
-        '/inference.GRPCInferenceService/ModelInfer',
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        small,
-        // Room comes back as stalled streams are evicted (after 1 s here); a request asks for its whole
-        // message's room at once (asked per 16 KB frame, it got one frame per round of evictions: 54 s).
-        { deadline: Date.now() + 8000 },
-        (error) => resolve(error ? `${grpc.status[error.code]}: ${error.details}` : 'OK'),
-      ),
-    );
+    // Room comes back as stalled streams are evicted (after 1 s here); a request asks for its whole message's
+    // room at once (asked per 16 KB frame, it got one frame per round of evictions: 54 s).
+    const { status, details } = await unaryCall(client, 'ModelInfer', small, { deadline: Date.now() + 8000 });
     client.close();
-    expect(status).toBe('OK');
+    expect(status, details).toBe('OK');
   } finally {
     flooding.kill('SIGKILL');
   }
@@ -109,37 +100,16 @@ it.each([
 );
 
 it('room taken for a compressed message after the first on a stream goes back (it was kept: 32 such streams took all the room for good)', async () => {
-  const packed = gzipSync(Buffer.alloc(0));
-  const gzipped = Buffer.concat([Buffer.from([1, 0, 0, 0, packed.length]), packed]);
-  const live = (session: http2.ClientHttp2Session, body: Buffer, compressed: boolean) =>
-    new Promise<string>((resolve) => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': '/inference.GRPCInferenceService/ServerLive',
-        'content-type': 'application/grpc',
-        te: 'trailers',
-        ...(compressed ? { 'grpc-encoding': 'gzip' } : {}),
-      });
-      let status = 'none';
-      const read = (h: http2.IncomingHttpHeaders) => {
-        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-      };
-      stream
-        .on('response', read)
-        .on('trailers', read)
-        .on('data', () => {});
-      stream.on('error', () => resolve(status)).on('close', () => resolve(status));
-      stream.end(body);
-    });
+  const gzipped = frame(gzipSync(Buffer.alloc(0)), true);
+  const live = (session: http2.ClientHttp2Session, body: Buffer) =>
+    rawCall(session, 'ServerLive', body, { 'grpc-encoding': 'gzip' });
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
   try {
     // 2 MiB in all here: each stream's gzip message took 1 MiB of room, kept once its first message went on.
     for (let round = 0; round < 4; round++)
-      await Promise.all(
-        Array.from({ length: 8 }, () => live(session, Buffer.concat([Buffer.alloc(5), gzipped]), true)),
-      );
-    expect(await live(session, gzipped, true)).toBe('0');
+      await Promise.all(Array.from({ length: 8 }, () => live(session, Buffer.concat([Buffer.alloc(5), gzipped]))));
+    expect(await live(session, gzipped)).toBe('0');
   } finally {
     session.destroy();
   }
@@ -189,16 +159,10 @@ it('a compressed message takes room for what it decompresses to before it is (1 
 it("a client's 16 concurrent calls for 1 MiB answers on one connection, kept going, are all answered (Node's session memory limit refused a quarter)", async () => {
   const wide = inferRequestBytes('wide', 64);
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-  const call = () =>
-    new Promise<string>((resolve) =>
-      client.makeUnaryRequest(
-        '/inference.GRPCInferenceService/ModelInfer',
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        wide,
-        (error) => resolve(error ? `${grpc.status[error.code]}: ${error.details}` : 'OK'),
-      ),
-    );
+  const call = async () => {
+    const { status, details } = await unaryCall(client, 'ModelInfer', wide);
+    return status === 'OK' ? status : `${status}: ${details}`;
+  };
   try {
     // 16 workers, each starting its next call as soon as one is answered (waves that each finish passed).
     const worker = async () => {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, inferRequestBytes } from './helpers/grpc-requests.ts';
+import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
 
 const IMAGES = 64;
 const MiB = 1024 * 1024;
@@ -35,9 +35,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.close();
 });
-
-const framed = (bytes: Buffer) =>
-  Buffer.concat([Buffer.from([0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)]), bytes]);
 
 /** A session whose streams each send one ModelInfer and stop reading once the answer begins. */
 function pausingSession() {
@@ -64,26 +61,17 @@ function pausingSession() {
       });
       stream.on('error', () => resolve());
       stream.on('close', () => resolve());
-      stream.end(framed(request));
+      stream.end(frame(request));
     });
   return { session, outcomes, call, closed: () => closed };
 }
 
 /** One ModelInfer by a client that reads its answer: its status name. */
-function readingCall(): Promise<string> {
+async function readingCall(): Promise<string> {
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-  return new Promise<string>((resolve) =>
-    client.makeUnaryRequest(
-      '/inference.GRPCInferenceService/ModelInfer',
-      (b: Buffer) => b,
-      (b: Buffer) => b,
-      request,
-      (error, answer?: Buffer) => {
-        client.close();
-        resolve(error ? `${grpc.status[error.code]}: ${error.details}` : `OK ${answer?.length}`);
-      },
-    ),
-  );
+  const { status, details, answer } = await unaryCall(client, 'ModelInfer', request);
+  client.close();
+  return status === 'OK' ? `OK ${answer?.length}` : `${status}: ${details}`;
 }
 
 it('holds the answers of paused streams to a budget per connection, closes the connection leaving most unsent past the total, and serves a client that reads', async () => {

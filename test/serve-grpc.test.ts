@@ -14,6 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
+import { frame, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 
 // The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
 const python = ['python3', '/usr/bin/python3'].find(
@@ -165,7 +166,7 @@ it('gives back what a call held however it ends: streams of two messages (never 
     Buffer.from(Request.encode(Request.fromObject(message)).finish());
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
-  const call = (body: Buffer) => rawModelInfer(session, body);
+  const call = (body: Buffer) => rawCall(session, 'ModelInfer', body);
   try {
     // Streams of two messages each, 1 MB and then halving sizes (an attack's recipe): were what they hold kept,
     // it would fill the 16 MiB held for requests waiting to within bytes, and the request below would not fit.
@@ -216,16 +217,7 @@ it.skipIf(process.platform !== 'linux')(
 
 it('answers messages its decoder refuses as INVALID_ARGUMENT on every method, never INTERNAL', async () => {
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
-  const call = (method: string, bytes: Buffer) =>
-    new Promise<string>((resolve) =>
-      client.makeUnaryRequest(
-        `/inference.GRPCInferenceService/${method}`,
-        (b: Buffer) => b,
-        (b: Buffer) => b,
-        bytes,
-        (error) => resolve(error ? grpc.status[error.code] : 'OK'),
-      ),
-    );
+  const call = async (method: string, bytes: Buffer) => (await unaryCall(client, method, bytes)).status;
   const field = (n: number, payload: Buffer) => Buffer.concat([Buffer.from([(n << 3) | 2, payload.length]), payload]);
   const input = (shape: Buffer) =>
     field(5, Buffer.concat([field(1, Buffer.from('input')), field(2, Buffer.from('FP32')), shape]));
@@ -290,7 +282,7 @@ it('gives back what a call held when it is cancelled while its gzip-compressed m
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
   const call = (body: Buffer, headers: Record<string, string>, reset: boolean) =>
-    rawModelInfer(session, body, headers, reset);
+    rawCall(session, 'ModelInfer', body, headers, reset);
   try {
     const image = Buffer.from(Float32Array.from(images.slice(0, 784)).buffer);
     const statuses = new Set<string>();
@@ -304,40 +296,3 @@ it('gives back what a call held when it is cancelled while its gzip-compressed m
     session.close();
   }
 }, 60_000);
-
-/** A gRPC message framed on the wire: its compressed flag and big-endian length, then its bytes. */
-function frame(bytes: Buffer, compressed: boolean): Buffer {
-  const header = [compressed ? 1 : 0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)];
-  return Buffer.concat([Buffer.from(header), bytes]);
-}
-
-/** A ModelInfer call by hand on an HTTP/2 session (a body of any frames), reset right after sending if asked; its grpc-status. */
-function rawModelInfer(
-  session: http2.ClientHttp2Session,
-  body: Buffer,
-  headers: Record<string, string> = {},
-  reset = false,
-) {
-  return new Promise<string>((resolve) => {
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': '/inference.GRPCInferenceService/ModelInfer',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      ...headers,
-    });
-    let status = 'none';
-    stream.on('response', (h) => {
-      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-    });
-    stream.on('trailers', (h) => {
-      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-    });
-    stream.on('data', () => {});
-    stream.on('error', () => resolve(status));
-    stream.on('close', () => resolve(status));
-    if (!reset) return stream.end(body);
-    stream.write(body);
-    setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
-  });
-}

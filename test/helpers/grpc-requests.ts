@@ -1,6 +1,8 @@
-/** ModelInfer requests as gRPC clients encode them, and a model whose answers are large, for the gRPC budget tests. */
+/** gRPC calls as the tests make them (by grpc-js, or by hand on HTTP/2), ModelInfer requests, and a model whose answers are large. */
 import { mkdirSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { oddModel } from '../../testkit/odd-models.ts';
 
@@ -25,4 +27,64 @@ export function inferRequestBytes(model: string, images: number): Buffer {
 export function addWideModel(root: string): void {
   mkdirSync(join(root, 'wide', '1'), { recursive: true });
   writeFileSync(join(root, 'wide', '1', 'model.onnx'), oddModel({ wideOutput: 4086 }));
+}
+
+/** A gRPC message framed on the wire: its compressed flag and big-endian length, then its bytes. */
+export function frame(bytes: Buffer, compressed = false): Buffer {
+  const header = [compressed ? 1 : 0, ...[24, 16, 8, 0].map((s) => (bytes.length >>> s) & 0xff)];
+  return Buffer.concat([Buffer.from(header), bytes]);
+}
+
+/**
+ * A call of `method` made by hand on an HTTP/2 session (a body of any frames), reset right after sending if
+ * asked: its grpc-status ('none' when it has none).
+ */
+export function rawCall(
+  session: http2.ClientHttp2Session,
+  method: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+  reset = false,
+): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': `/inference.GRPCInferenceService/${method}`,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+      ...headers,
+    });
+    let status = 'none';
+    const read = (h: http2.IncomingHttpHeaders) => {
+      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    };
+    stream
+      .on('response', read)
+      .on('trailers', read)
+      .on('data', () => {});
+    stream.on('error', () => resolve(status)).on('close', () => resolve(status));
+    if (!reset) return stream.end(body);
+    stream.write(body);
+    setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
+  });
+}
+
+/** A unary call of `method` by grpc-js with the message's bytes as they are: 'OK' or the status's name, and its answer or details. */
+export function unaryCall(
+  client: grpc.Client,
+  method: string,
+  bytes: Buffer,
+  options: grpc.CallOptions = {},
+): Promise<{ status: string; details?: string; answer?: Buffer }> {
+  return new Promise((resolve) =>
+    client.makeUnaryRequest(
+      `/inference.GRPCInferenceService/${method}`,
+      (b: Buffer) => b,
+      (b: Buffer) => b,
+      bytes,
+      options,
+      (error, answer?: Buffer) =>
+        resolve(error ? { status: grpc.status[error.code], details: error.details } : { status: 'OK', answer }),
+    ),
+  );
 }
