@@ -9,8 +9,9 @@
 //   pixels of one row × channel vectors loads the weight vectors and broadcasts one P value per pixel per
 //   (tap, m). No waste for 16, 32, 64 channels, on any map (4×4 wastes half the lanes of a plane), and
 //   kernel rows that would only read padding rows are skipped (5×5 on an 8×8 dY: a third of the work).
-// - scatter (conv_input_scatter.cc), for channel counts in whole vectors: not a correlation but a GEMM fused
-//   with its col2im, so no products with the padding or the stride's zeros at all.
+// - scatter (conv_input_scatter.cc): not a correlation but a GEMM fused with its col2im, so no products with
+//   the padding or the stride's zeros at all (channel counts in part vectors: a kernel row's columns padded
+//   to whole vectors).
 // Threads split the images.
 #include "conv_input_gradient.h"
 
@@ -161,8 +162,11 @@ int64_t pixel_accumulators(const ConvShape& s) {
 // correlations store once per (pixel, channel): timed on every zoo shape with C % 16 == 0 (AMD Zen 4, batch
 // 32), it won where it saved ≥ 10% of the FMAs, or where M ≥ 32 and the pixel tile was small (< 12
 // accumulators, latency-bound: 4×4 maps), and lost by up to 40% elsewhere (M = 12–24 with 1-pixel pads).
+// Channel counts in part vectors pad each run of its columns: timed likewise, it won at 0.53 and 0.62 of
+// the correlation's FMAs (10 → 20 and 88 → 20 channels, 5×5: 24% and 12% faster) and lost 15% at 0.88
+// (24 → 24, 3×3 pad 1).
 bool prefer_scatter(const ConvShape& s, double correlation, bool by_pixels) {
-  if (conv_input_scatter_fmas(s) <= 0.9 * correlation) return true;
+  if (conv_input_scatter_fmas(s) <= (s.c % V == 0 ? 0.9 : 0.75) * correlation) return true;
   return by_pixels && s.m >= 32 && pixel_accumulators(s) < 12 && conv_input_scatter_fmas(s) <= 1.25 * correlation;
 }
 

@@ -2,7 +2,8 @@
 // the full correlation of dY (zero-upsampled by the strides) with the flipped weights.
 // Why native: ORT runs it as ConvTranspose, a GEMM into columns and a col2im scatter-add; these small
 // shapes (≤ 64 channels, ≤ 28×28) fit a direct register-blocked correlation with no columns at all, or
-// (whole-vector channel counts, strides) the same GEMM with the col2im added straight from the registers.
+// (where the correlation would multiply much padding, or strides) the same GEMM with the col2im added straight
+// from the registers.
 #pragma once
 
 #include <cstddef>

@@ -85,6 +85,23 @@ const CASES: [string, ConvGeometry, number][] = [
   ],
   ['scatter: 32 → 32 channels, 1×1 on 4×4 (a small pixel tile)', geometry([32, 4, 4], 32, [1, 1]), 3],
   ['scatter: 48 channels, 4×4 kernel to a 1×1 output', geometry([48, 4, 4], 40, [4, 4]), 2],
+  // Channel counts in part vectors: a kernel row's columns (dw = 1) or a tap's (dw > 1) padded to vectors.
+  ['scatter, part vectors: 88 → 20 channels, 5×5 on 12×12 (inception)', geometry([88, 12, 12], 20, [5, 5]), 1],
+  [
+    'scatter, part vectors: 10 channels, 5×5 stride 2 pad 2',
+    geometry([10, 13, 11], 6, [5, 5], { strides: [2, 2], pads: [2, 2, 2, 2] }),
+    2,
+  ],
+  [
+    'scatter, part vectors: 10 channels, dilation 2 across (a run per tap), stride 2',
+    geometry([10, 13, 12], 6, [3, 3], { strides: [2, 2], pads: [1, 1, 1, 1], dilations: [1, 2] }),
+    2,
+  ],
+  [
+    'scatter, part vectors: 3 channels, dilation 2 down, stride 3 by 2',
+    geometry([3, 14, 11], 5, [3, 4], { strides: [3, 2], pads: [2, 1, 0, 1], dilations: [2, 1] }),
+    2,
+  ],
 ];
 
 describe.skipIf(!kernels)(`native conv input gradient (${nativeKernelsStatus()})`, () => {
@@ -104,6 +121,27 @@ describe.skipIf(!kernels)(`native conv input gradient (${nativeKernelsStatus()})
       }
     });
   }
+
+  it('an infinite dY reaches only the positions its pixel reads (no NaN in the lanes padded past a run)', () => {
+    // cnn's conv2: a kernel row's 5 taps × 10 channels fill 50 of 64 lanes; the other 14 fall on the next
+    // two columns, which this pixel does not read: Inf · 0 there would be NaN.
+    const geo = geometry([10, 12, 12], 20, [5, 5]);
+    const rng = new Rng(7);
+    const dY = Float32Array.from({ length: 20 * 8 * 8 }, () => rng.uniform(-1, 1));
+    dY[3 * 64 + 2 * 8 + 1] = Number.POSITIVE_INFINITY; // channel 3, pixel (2, 1): reads rows 2–6, columns 1–5
+    const w = Float32Array.from({ length: 20 * 10 * 25 }, () => rng.uniform(-1, 1));
+    const expected = reference(dY, w, geo, 1);
+    const dx = new Float32Array(expected.length);
+    kernels?.convInputGradient(dY, w, dx, geo, 1, 1);
+    let finite = 0;
+    for (let i = 0; i < dx.length; i++) {
+      const e = expected[i] as number;
+      if (!Number.isFinite(e)) continue;
+      finite++;
+      expect(Math.abs((dx[i] as number) - e), `dx[${i}]`).toBeLessThan(1e-4);
+    }
+    expect(finite).toBe(10 * 144 - 10 * 25); // every position outside the pixel's 5×5 patch
+  });
 
   it('a made-up output size (strides near 2³¹, no trailing pad could give it) neither crashes nor reads out of bounds', () => {
     // The binding is not given the trailing pads, so it cannot refuse this; the scatter plane it would size
