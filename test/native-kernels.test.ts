@@ -52,6 +52,9 @@ const CASES: [string, ConvGeometry, number][] = [
   ['uneven padding, stride 3', geometry([4, 13, 9], 3, [5, 3], { strides: [3, 2], pads: [2, 0, 1, 1] }), 2],
   ['1×1, 70 output channels (two channel blocks)', geometry([9, 5, 5], 70, [1, 1]), 2],
   ['5×5 on one input channel, 10 outputs (cnn conv1 in small)', geometry([1, 12, 12], 10, [5, 5]), 4],
+  // dY goes channels-last 16 positions × 16 channels at a time (the rest one by one): whole blocks only,
+  // and a second channel block half of padding.
+  ['3×3 to 20 channels of an 8×8 map (64 positions, 2 channel blocks)', geometry([1, 10, 10], 20, [3, 3]), 3],
   // Linear layers' shapes: 1×1 convolutions of 1×1 images (one position per image).
   ['a Linear layer, 50 → 37 features, batch 7', geometry([50, 1, 1], 37, [1, 1]), 7],
   ["a Linear layer, 784 (mlp fc1's inputs) → 44 features, batch 9", geometry([784, 1, 1], 44, [1, 1]), 9],
