@@ -59,6 +59,8 @@ export interface CreateTrainerOptions extends TrainerOptions {
    * through ORT's outputs). Default true; false always runs the pure-ORT graph.
    */
   native?: boolean;
+  /** With workers or native kernels: each participant's milliseconds of work after every step. */
+  onCompute?: (participant: number, ms: number) => void;
 }
 
 type ParallelismOptions = Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism' | 'native' | 'batchSize'>;

@@ -57,6 +57,8 @@ export interface ParallelTrainerOptions extends TrainerOptions {
   sessionThreads?: number;
   /** The most images one session run takes: bigger slices run in pieces whose gradients are accumulated. */
   microBatch?: number;
+  /** Told each participant's milliseconds of work on its slice after every step (bench/epoch-probe.ts). */
+  onCompute?: (participant: number, ms: number) => void;
   /** The gradient rule table (default ours; the autotuner's has per-shape formulations). */
   rules?: TrainingGraphOptions['rules'];
   /**
@@ -250,6 +252,7 @@ export class ParallelTrainer {
       loss += r.loss;
       correct += r.correct;
       this.speeds.observe(w, counts[w] as number, r.computeMs);
+      this.options.onCompute?.(w, r.computeMs);
     }
     this.stepCount++;
     return { loss, correct };
