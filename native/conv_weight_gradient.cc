@@ -9,6 +9,7 @@
 #include <array>
 #include <utility>
 #include <cstring>
+#include <stdexcept>
 #include <vector>
 
 namespace {
@@ -82,11 +83,20 @@ struct Sizes {
   int64_t hp, wp, mp, xp, dyt;
 };
 
-// The padded plane reaches every tap of every output position (and no further than the real padding).
+// The most floats of scratch a shape may take (4 GB): the zoo's take a few MB, and a pad, stride or made-up
+// Ho, Wo near 2³¹ must end in an error, not in sizes that wrap around or a multi-GB allocation.
+constexpr double MAX_SCRATCH = 1e9;
+
+// The padded plane reaches every tap of every output position (and no further than the real padding). All
+// in int64 (every term a sum of int32 products), the totals bounded in doubles before they are multiplied.
 Sizes sizes_of(const ConvShape& s) {
-  const int64_t hp = std::max<int64_t>(s.h + s.pt, int64_t(s.ho - 1) * s.sh + int64_t(s.kh - 1) * s.dh + 1);
-  const int64_t wp = std::max<int64_t>(s.w + s.pl, int64_t(s.wo - 1) * s.sw + int64_t(s.kw - 1) * s.dw + 1);
+  const int64_t hp =
+      std::max<int64_t>(int64_t(s.h) + s.pt, int64_t(s.ho - 1) * s.sh + int64_t(s.kh - 1) * s.dh + 1);
+  const int64_t wp =
+      std::max<int64_t>(int64_t(s.w) + s.pl, int64_t(s.wo - 1) * s.sw + int64_t(s.kw - 1) * s.dw + 1);
   const int64_t mp = (s.m + V - 1) / V * V;
+  const double total = double(s.n) * s.c * double(hp) * double(wp) + double(s.n) * s.ho * s.wo * double(mp);
+  if (total > MAX_SCRATCH) throw std::length_error("the padded shape needs more than 4 GB of scratch");
   return {hp, wp, mp, int64_t(s.n) * s.c * hp * wp, int64_t(s.n) * s.ho * s.wo * mp};
 }
 

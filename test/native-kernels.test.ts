@@ -83,6 +83,44 @@ describe.skipIf(!kernels)(`native conv weight gradient (${nativeKernelsStatus()}
       kernels?.convWeightGradient(new Float32Array(10), new Float32Array(96), new Float32Array(54), geo, 1),
     ).toThrow(/x has the wrong length/);
   });
+
+  // An outside review's fuzzing found both: the binding takes any pad ≥ 0 and any output size, and the
+  // padded plane's size was summed in int32 (a pad of 2³¹ − 1 wrapped it to 1 row: an 8 GB write past the
+  // scratch) or multiplied past int64 (strides near 2³¹ with a made-up Ho, Wo: 80 floats of scratch).
+  it('a pad or stride near 2³¹ ends in an error, not a write past the scratch', () => {
+    const hugePad: ConvGeometry = {
+      input: [1, 1, 1],
+      output: [1, 1, 1],
+      kernel: [1, 1],
+      strides: [1, 1],
+      pads: [2 ** 31 - 1, 0, 0, 0],
+      dilations: [1, 1],
+    };
+    const one = () => Float32Array.of(1);
+    expect(() => kernels?.convWeightGradient(one(), one(), one(), hugePad, 1, 1)).toThrow(/4 GB of scratch/);
+    const hugeStrides: ConvGeometry = {
+      ...hugePad,
+      input: [16, 8, 8],
+      output: [1, 2, 2],
+      pads: [0, 0, 0, 0],
+      strides: [2 ** 31 - 1, 2 ** 29 - 1],
+    };
+    expect(() =>
+      kernels?.convWeightGradient(
+        new Float32Array(16 * 64),
+        new Float32Array(4),
+        new Float32Array(16),
+        hugeStrides,
+        1,
+        1,
+      ),
+    ).toThrow(/4 GB of scratch/);
+    // The kernel still works afterwards.
+    const geo = geometry([1, 3, 3], 1, [2, 2]);
+    const dw = new Float32Array(4);
+    kernels?.convWeightGradient(Float32Array.of(1, 2, 3, 4, 5, 6, 7, 8, 9), Float32Array.of(1, 0, 0, 1), dw, geo, 1, 1);
+    expect(Array.from(dw)).toEqual([1 + 5, 2 + 6, 4 + 8, 5 + 9]);
+  });
 });
 
 describe.skipIf(!kernels)('native gather (weights into the NCHWc filter layout)', () => {
