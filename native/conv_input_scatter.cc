@@ -52,7 +52,7 @@ Runs runs_of(const ConvShape& s) {
 // acc[r][v] = Σ_k dY[k, p0 + r] · Wt[k, q0 + v …], its lanes in mask[v] added into the plane at base[r] + coff[v].
 template <int PR, int NV>
 void tile(const float* dy, int64_t pixels, int64_t m, const float* wt, int64_t cols, const int64_t* base,
-          const int64_t* coff, const v16i* mask, float* plane) {
+          const int64_t* coff, const int32_t* mask, float* plane) {
   v16 acc[PR][NV];
   for (int r = 0; r < PR; r++)
     for (int v = 0; v < NV; v++) acc[r][v] = v16{};
@@ -69,12 +69,12 @@ void tile(const float* dy, int64_t pixels, int64_t m, const float* wt, int64_t c
   for (int r = 0; r < PR; r++)
     for (int v = 0; v < NV; v++) {
       float* q = plane + base[r] + coff[v];
-      store(q, load(q) + (v16)((v16i)acc[r][v] & mask[v]));
+      store(q, load(q) + (v16)((v16i)acc[r][v] & *reinterpret_cast<const v16i*>(mask + v * V)));
     }
 }
 
 using Tile = void (*)(const float*, int64_t, int64_t, const float*, int64_t, const int64_t*, const int64_t*,
-                     const v16i*, float*);
+                     const int32_t*, float*);
 
 template <int NV, int... PR>
 constexpr std::array<Tile, PIXELS> row_of(std::integer_sequence<int, PR...>) {
@@ -128,11 +128,11 @@ void conv_input_scatter(const ConvShape& s, const float* dy, const float* w, flo
   // Plane offsets of each column vector (its run's first tap, and where in the run it starts) and of each
   // dY pixel; each vector's lanes inside its run.
   std::vector<int64_t> coff(vectors), base(pixels);
-  std::vector<v16i> mask(vectors);
+  std::vector<int32_t> mask(vectors * V);  // lane masks, V per vector
   for (int64_t q = 0; q < vectors; q++) {
     const int64_t u = q * V / runs.padded, l0 = q * V % runs.padded, t = runs.rows ? u * s.kw : u;
     coff[q] = ((t / s.kw) * s.dh * width + (t % s.kw) * s.dw) * c + l0;
-    for (int64_t lane = 0; lane < V; lane++) mask[q][lane] = l0 + lane < runs.length ? -1 : 0;
+    for (int64_t lane = 0; lane < V; lane++) mask[q * V + lane] = l0 + lane < runs.length ? -1 : 0;
   }
   for (int64_t p = 0; p < pixels; p++) base[p] = ((p / s.wo) * s.sh * width + (p % s.wo) * s.sw) * c;
   const int parts = std::max(1, std::min<int>(threads, int(n)));
@@ -147,7 +147,7 @@ void conv_input_scatter(const ConvShape& s, const float* dy, const float* w, flo
         for (int64_t p0 = 0; p0 < pixels; p0 += PIXELS) {
           const int64_t pr = std::min<int64_t>(PIXELS, pixels - p0);
           tiles[nv - 1][pr - 1](d + p0, pixels, m, wt + q0 * V, cols, base.data() + p0, coff.data() + q0,
-                                mask.data() + q0, image);
+                                mask.data() + q0 * V, image);
         }
       }
       // Into NCHW: dX[c, y, x] = plane[y + pt, x + pl, c]; zero past the plane (a trailing pad no tap reached).
