@@ -17,6 +17,7 @@
 // Synchronous: the training step waits for it anyway, and a step runs one kernel at a time.
 #include <node_api.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
@@ -196,6 +197,8 @@ napi_value MaxPoolGradient(napi_env env, napi_callback_info info) {
   if (!count_of({n, c, h, w}, &x) || !count_of({n, c, h / k, w / k}, &y) || p.length[0] != x ||
       p.length[1] != y || p.length[2] != x)
     return fail(env, "maxPoolGradient", "wrong lengths");
+  // Nothing to write — and N·C planes of nothing could still be 2⁶⁰ turns of the loop.
+  if (x == 0) return nullptr;
   max_pool_gradient(n, c, h, w, k, p.d[5] != 0, p.a[0], p.a[1], p.a[2]);
   return nullptr;
 }
@@ -227,6 +230,17 @@ napi_value AvgPoolGradient(napi_env env, napi_callback_info info) {
       p.length[1] != dx_length)
     return fail(env, "avgPoolGradient", "wrong lengths");
   if (dx_length == 0) return nullptr;  // no planes: nothing to write (and no scratch sized by H, W alone)
+  // Outside the same-size case the kernel sums each of Ho rows of dY over the windows covering a column into
+  // Ho·W scratch, then each row of dX over the windows covering it: with pads and windows near 2³¹ both can
+  // dwarf the arrays (16 GiB of scratch for 65,536-float arrays). Refused past 2²⁸ floats or 2³² adds.
+  const bool same_size = sh == 1 && sw == 1 && ho == h && wo == w;
+  if (!same_size) {
+    const double planes = double(n) * double(c), cover_w = std::min<double>(double(wo), double(kw) / double(sw) + 1),
+                 cover_h = std::min<double>(double(ho), double(kh) / double(sh) + 1);
+    const double adds = planes * (double(ho) * double(w) * cover_w + double(h) * double(w) * cover_h);
+    if (double(ho) * double(w) > double(1 << 28) || adds > 4294967296.0)
+      return fail(env, "avgPoolGradient", "the window and pads are too large for these arrays");
+  }
   try {
     avg_pool_gradient(n * c, h, w, kh, kw, sh, sw, pt, pl, ho, wo, p.a[0], p.a[1]);
   } catch (const std::exception& e) {
@@ -258,6 +272,7 @@ napi_value BatchNormInputGradient(napi_env env, napi_callback_info info) {
   if (!plain(env, info, kernel, 6, 5, &p) || !channel_lengths(env, p, kernel, {0, 4, 5}, {1, 2, 3}) ||
       !thread_count(env, kernel, p.d[4], &threads))
     return nullptr;
+  if (p.length[0] == 0) return nullptr;  // no values: nothing to write (N empty planes could still be 2³¹ turns)
   try {
     batch_norm_input_gradient(p.d[0], p.d[1], p.d[2], p.d[3] != 0, p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], p.a[5],
                               threads);
@@ -274,6 +289,10 @@ napi_value BatchNormScaleGradient(napi_env env, napi_callback_info info) {
   if (!plain(env, info, kernel, 5, 4, &p) || !channel_lengths(env, p, kernel, {0, 3}, {1, 2, 4}) ||
       !thread_count(env, kernel, p.d[3], &threads))
     return nullptr;
+  if (p.length[0] == 0) {  // a sum over nothing
+    std::fill(p.a[4], p.a[4] + p.length[4], 0.0f);
+    return nullptr;
+  }
   try {
     batch_norm_scale_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1], p.a[2], p.a[3], p.a[4], threads);
   } catch (const std::exception& e) {
@@ -288,6 +307,10 @@ napi_value BiasGradient(napi_env env, napi_callback_info info) {
   size_t dy_length;
   if (!count_of({p.d[0], p.d[1], p.d[2]}, &dy_length) || p.length[0] != dy_length || p.length[1] != size_t(p.d[1]))
     return fail(env, "biasGradient", "wrong lengths");
+  if (dy_length == 0) {  // a sum over nothing (without looping over N·C empty planes)
+    std::fill(p.a[1], p.a[1] + p.length[1], 0.0f);
+    return nullptr;
+  }
   bias_gradient(p.d[0], p.d[1], p.d[2], p.a[0], p.a[1]);
   return nullptr;
 }
@@ -336,10 +359,14 @@ napi_value LinearWeightGradient(napi_env env, napi_callback_info info) {
 
 // The elements of a JS array (the update's states and gradient parts). Fetched before any data pointer is
 // taken: napi_get_element can run a getter, and a getter could detach a buffer already looked at.
+// At most MAX_ELEMENTS of them (states: 2; parts: one per participant): an array of length 2³² − 1 was
+// walked element by element and grew a vector past memory (an uncaught bad_alloc: the process aborted).
+constexpr uint32_t MAX_ELEMENTS = 1024;
 bool elements(napi_env env, napi_value array, std::vector<napi_value>* out) {
   bool is = false;
   uint32_t count = 0;
-  if (napi_is_array(env, array, &is) != napi_ok || !is || napi_get_array_length(env, array, &count) != napi_ok)
+  if (napi_is_array(env, array, &is) != napi_ok || !is || napi_get_array_length(env, array, &count) != napi_ok ||
+      count > MAX_ELEMENTS)
     return false;
   for (uint32_t i = 0; i < count; i++) {
     napi_value element;
@@ -369,7 +396,7 @@ napi_value OptimizerUpdate(napi_env env, napi_callback_info info) {
   // Everything that can run JS first (array element getters), then the data pointers.
   std::vector<napi_value> state_values, part_values;
   if (!elements(env, argv[5], &state_values) || !elements(env, argv[6], &part_values))
-    return fail(env, kernel, "states and parts must be arrays");
+    return fail(env, kernel, "states and parts must be arrays (of at most 1024)");
   int32_t kind = -1;
   double lr = 0, step = 0;
   if (napi_get_value_int32(env, argv[0], &kind) != napi_ok || (kind != 0 && kind != 1))
@@ -428,6 +455,13 @@ napi_value Gather(napi_env env, napi_callback_info info) {
       !typed(env, argv[1], napi_float32_array, &out, &n_out) || !typed(env, argv[2], napi_int32_array, &map, &n_map))
     return fail(env, kernel, "expected (src: Float32Array, out: Float32Array, map: Int32Array)");
   if (n_map != n_out) return fail(env, kernel, "map and out differ in length");
+  // out written while map is still read (or src): one buffer for both turned later entries into float bits.
+  const auto overlaps = [](const void* a, size_t na, const void* b, size_t nb) {
+    const auto x = reinterpret_cast<uintptr_t>(a), y = reinterpret_cast<uintptr_t>(b);
+    return na > 0 && nb > 0 && x < y + nb && y < x + na;
+  };
+  if (overlaps(out, n_out * 4, map, n_map * 4) || overlaps(out, n_out * 4, src, n_src * 4))
+    return fail(env, kernel, "out must not share memory with src or map");
   const int32_t* m = static_cast<const int32_t*>(map);
   for (size_t j = 0; j < n_map; j++)
     if (m[j] < -1 || (m[j] >= 0 && size_t(m[j]) >= n_src)) return fail(env, kernel, "map entry out of range");

@@ -23,25 +23,28 @@ void zero_leftovers(int64_t h, int64_t w, int64_t k, float* dx) {
   }
 }
 
+// One kk×kk window at `origin` of a plane w wide: its dY to the first element no later one exceeds (ties
+// keep the first; a NaN compares false, so it wins only as the first element — the same answer for every kk).
+inline void route_window(int64_t w, int64_t kk, bool relu, const float* x, float g, float* dx, int64_t origin) {
+  int64_t best = origin;
+  float top = x[origin];
+  for (int64_t i = 0; i < kk; i++)
+    for (int64_t j = 0; j < kk; j++) {
+      const int64_t at = origin + i * w + j;
+      const bool better = x[at] > top;  // strictly greater: ties keep the first
+      top = better ? x[at] : top;
+      best = better ? at : best;
+    }
+  for (int64_t i = 0; i < kk; i++)
+    for (int64_t j = 0; j < kk; j++) dx[origin + i * w + j] = 0.0f;
+  dx[best] = relu && !(top > 0.0f) ? 0.0f : g;
+}
+
 // One plane's windows: every element of a window is written (its dY or 0), so only leftovers need zeroing.
 void route(int64_t h, int64_t w, int64_t kk, bool relu, const float* x, const float* dy, float* dx) {
   const int64_t ho = h / kk, wo = w / kk;
   for (int64_t oy = 0; oy < ho; oy++)
-    for (int64_t ox = 0; ox < wo; ox++) {
-      const int64_t origin = oy * kk * w + ox * kk;
-      int64_t best = origin;
-      float top = x[origin];
-      for (int64_t i = 0; i < kk; i++)
-        for (int64_t j = 0; j < kk; j++) {
-          const int64_t at = origin + i * w + j;
-          const bool better = x[at] > top;  // strictly greater: ties keep the first
-          top = better ? x[at] : top;
-          best = better ? at : best;
-        }
-      for (int64_t i = 0; i < kk; i++)
-        for (int64_t j = 0; j < kk; j++) dx[origin + i * w + j] = 0.0f;
-      dx[best] = relu && !(top > 0.0f) ? 0.0f : dy[oy * wo + ox];
-    }
+    for (int64_t ox = 0; ox < wo; ox++) route_window(w, kk, relu, x, dy[oy * wo + ox], dx, oy * kk * w + ox * kk);
   zero_leftovers(h, w, kk, dx);
 }
 
@@ -75,10 +78,18 @@ void route2(int64_t h, int64_t w, bool relu, const float* x, const float* dy, fl
       const __m512 grad = _mm512_permutexvar_ps(pairs, _mm512_maskz_loadu_ps(__mmask16((1u << count) - 1), g + ox));
       _mm512_mask_storeu_ps(o0 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16(row0 & live), grad));
       _mm512_mask_storeu_ps(o1 + 2 * ox, lanes, _mm512_maskz_mov_ps(__mmask16((left1 | right1) & live), grad));
+      // max_ps drops a NaN or keeps it by operand order: windows holding one take route()'s rule instead.
+      const unsigned nan = (_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) | _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q)) & lanes;
+      for (int64_t k = 0; k < count; k++)
+        if (nan & (3u << (2 * k))) route_window(w, 2, relu, x, g[ox + k], dx, 2 * oy * w + 2 * (ox + k));
     }
 #endif
     for (; ox < wo; ox++) {
       const float a = r0[2 * ox], b = r0[2 * ox + 1], c = r1[2 * ox], d = r1[2 * ox + 1];
+      if (a != a || b != b || c != c || d != d) {  // a NaN: route()'s rule, as above
+        route_window(w, 2, relu, x, g[ox], dx, 2 * oy * w + 2 * ox);
+        continue;
+      }
       const float top = std::max(std::max(a, b), std::max(c, d));
       // The first maximum in row-major order: a, then b, c, d. Masks, not branches (random data
       // mispredicts every other window).
@@ -147,29 +158,40 @@ namespace {
 void same_size_gradient(int64_t planes, int64_t h, int64_t w, int64_t kh, int64_t kw, int64_t pt, int64_t pl,
                         const float* dy, float* dx) {
   const int64_t size = h * w;
+  // Only taps whose shift stays inside the plane read anything (j in (pl − w, pl + w), i likewise): a window
+  // far wider than the plane, with pads nearly as wide, costs no more than one 2w − 1 wide.
+  const int64_t j0 = std::max<int64_t>(0, pl - w + 1), j1 = std::min<int64_t>(kw, pl + w);
+  const int64_t i0 = std::max<int64_t>(0, pt - h + 1), i1 = std::min<int64_t>(kh, pt + h);
+  const int64_t nj = std::max<int64_t>(0, j1 - j0), ni = std::max<int64_t>(0, i1 - i0);
   thread_local std::vector<float> scratch;
-  scratch.resize(size_t(size * (kw + kh + 1)));
-  float* column_masks = scratch.data();           // kw × size: tap j reads column x + pl − j
-  float* row_masks = column_masks + kw * size;   // kh × size: tap i reads row y + pt − i
-  float* rows = row_masks + kh * size;           // one plane's horizontal sums
+  scratch.resize(size_t(size * (nj + ni + 1)));
+  float* column_masks = scratch.data();           // nj × size: tap j0 + j reads column x + pl − j0 − j
+  float* row_masks = column_masks + nj * size;   // ni × size: tap i0 + i reads row y + pt − i0 − i
+  float* rows = row_masks + ni * size;           // one plane's horizontal sums
   for (int64_t y = 0; y < h; y++)
     for (int64_t x = 0; x < w; x++) {
-      for (int64_t j = 0; j < kw; j++) column_masks[j * size + y * w + x] = (x + pl - j >= 0 && x + pl - j < w);
-      for (int64_t i = 0; i < kh; i++) row_masks[i * size + y * w + x] = (y + pt - i >= 0 && y + pt - i < h);
+      for (int64_t j = 0; j < nj; j++) {
+        const int64_t col = x + pl - (j0 + j);
+        column_masks[j * size + y * w + x] = (col >= 0 && col < w);
+      }
+      for (int64_t i = 0; i < ni; i++) {
+        const int64_t row = y + pt - (i0 + i);
+        row_masks[i * size + y * w + x] = (row >= 0 && row < h);
+      }
     }
   const float scale = 1.0f / float(kh * kw);
   for (int64_t p = 0; p < planes; p++) {
     const float* g = dy + p * size;
     float* out = dx + p * size;
     std::fill(rows, rows + size, 0.0f);
-    for (int64_t j = 0; j < kw; j++) {
-      const int64_t shift = pl - j, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
+    for (int64_t j = 0; j < nj; j++) {
+      const int64_t shift = pl - (j0 + j), from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
       const float* m = column_masks + j * size;
       for (int64_t k = from; k < to; k++) rows[k] += m[k] != 0.0f ? g[k + shift] : 0.0f;  // a select: 0·inf is NaN
     }
     std::fill(out, out + size, 0.0f);
-    for (int64_t i = 0; i < kh; i++) {
-      const int64_t shift = (pt - i) * w, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
+    for (int64_t i = 0; i < ni; i++) {
+      const int64_t shift = (pt - (i0 + i)) * w, from = std::max<int64_t>(0, -shift), to = std::min<int64_t>(size, size - shift);
       const float* m = row_masks + i * size;
       for (int64_t k = from; k < to; k++) out[k] += m[k] != 0.0f ? rows[k + shift] : 0.0f;
     }
