@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelRunner } from '../serve/runner/model-runner.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { externalDataModel, hostileModel } from '../testkit/hostile-models.ts';
+import { externalDataModel, externalDataTwice, hostileModel } from '../testkit/hostile-models.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { startServeProcess } from '../testkit/serve-process.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
@@ -58,6 +58,7 @@ beforeAll(async () => {
   // Names that ORT would resolve against the server's working directory, or outside the folder.
   put('external-cwd', externalDataModel('package.json').model);
   put('external-up', externalDataModel('../../w.bin').model);
+  put('external-twice', externalDataTwice('../../w.bin'));
   writeFileSync(join(root, 'w.bin'), inside.weights);
   const linked = externalDataModel('link.bin');
   put('external-link', linked.model);
@@ -311,6 +312,11 @@ describe('external data', () => {
     expect(await status('external-cwd')).toMatchObject({ ready: false, error: expect.stringMatching(/missing/) });
     expect(await status('external-up')).toMatchObject({ ready: false, error: expect.stringMatching(/relative path/) });
     expect(await status('external-link')).toMatchObject({ ready: false, error: expect.stringMatching(/outside/) });
+    // data_location written 1 then 5: EXTERNAL to ORT, 5 to protobufjs — refused before either reading counts.
+    expect(await status('external-twice')).toMatchObject({
+      ready: false,
+      error: expect.stringMatching(/written more than once/),
+    });
   });
 });
 

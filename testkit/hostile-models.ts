@@ -3,10 +3,12 @@
  * with the project's GraphBuilder: the linear digit reader of odd-models.ts plus a twist that depends on
  * the batch size or on a trigger pixel (input[n,0,0,0] above 1.5, which a real image never has).
  */
+
+import protobuf from 'protobufjs';
 import { int, ints, tensorAttr } from '../onnx/attributes.ts';
 import { GraphBuilder } from '../onnx/builder.ts';
 import { decodeModel, encodeModel } from '../onnx/codec.ts';
-import { type AttributeProto, DataType, type NodeProto, type TensorProto } from '../onnx/schema.ts';
+import { type AttributeProto, DataType, ModelProtoType, type NodeProto, type TensorProto } from '../onnx/schema.ts';
 import { oddModel } from './odd-models.ts';
 
 export type Twist =
@@ -92,6 +94,30 @@ export function externalDataModel(location: string): { model: Uint8Array; weight
     { key: 'length', value: String(weights.byteLength) },
   ];
   return { model: encodeModel(proto), weights: new Uint8Array(weights.buffer) };
+}
+
+/**
+ * externalDataModel's bytes with the tensor's data_location written twice, 1 then 5: protobuf's C++ parser
+ * (ORT's) keeps EXTERNAL, the closed enum not knowing 5, where protobufjs reads 5 — a file whose external
+ * data a check on protobufjs's reading would not see. Built by hand: no encoder writes a field twice.
+ */
+export function externalDataTwice(location: string): Uint8Array {
+  const proto = decodeModel(externalDataModel(location).model);
+  const graph = proto.graph ?? {};
+  const [tensor] = graph.initializer ?? [];
+  if (!tensor) throw new Error('no initializer');
+  const tensorType = ModelProtoType.lookupType('onnx.TensorProto');
+  const graphType = ModelProtoType.lookupType('onnx.GraphProto');
+  const field = (id: number, bytes: Uint8Array) =>
+    protobuf.Writer.create()
+      .uint32((id << 3) | 2)
+      .bytes(bytes)
+      .finish();
+  const twice = Uint8Array.from([...tensorType.encode(tensorType.fromObject(tensor)).finish(), 14 << 3, 5]);
+  const otherGraph = graphType.encode(graphType.fromObject({ ...graph, initializer: [] })).finish();
+  const otherModel = ModelProtoType.encode(ModelProtoType.fromObject({ ...proto, graph: undefined })).finish();
+  const graphBytes = Uint8Array.from([...otherGraph, ...field(5, twice)]); // GraphProto.initializer = 5
+  return Uint8Array.from([...otherModel, ...field(7, graphBytes)]); // ModelProto.graph = 7
 }
 
 /** Where, past the graph's own initializers and node tensors, a tensor with external data can be stored. */

@@ -64,10 +64,13 @@ function* modelTensors(model: ModelProto): Generator<TensorProto> {
 export function externalDataLocations(model: ModelProto): string[] {
   const locations = new Set<string>();
   for (const tensor of modelTensors(model)) {
-    if (tensor.data_location !== 1) continue;
-    const location = tensor.external_data?.find((e) => e.key === 'location')?.value;
-    if (!location) throw new ExternalDataError(`tensor '${tensor.name ?? ''}' has external data without a location`);
-    locations.add(location);
+    // ORT reads external_data only for EXTERNAL (1; the bytes were checked to read as ours do, onnx/one-reading.ts);
+    // every 'location' entry is checked, whichever one ORT takes.
+    if ((tensor.data_location ?? 0) === 0) continue;
+    const named = (tensor.external_data ?? []).filter((e) => e.key === 'location').map((e) => e.value ?? '');
+    if (named.length === 0 || named.some((location) => !location))
+      throw new ExternalDataError(`tensor '${tensor.name ?? ''}' has external data without a location`);
+    for (const location of named) locations.add(location);
   }
   return [...locations];
 }

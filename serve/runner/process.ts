@@ -13,6 +13,7 @@ import { createSession } from '../../node/execution.ts';
 import { readRegularFile } from '../../node/regular-file.ts';
 import { decodeModel } from '../../onnx/codec.ts';
 import { describeModel } from '../../onnx/describe.ts';
+import { assertOneReading } from '../../onnx/one-reading.ts';
 import { boundedMetadata } from '../model-metadata.ts';
 import { checkExternalData, externalDataLocations } from './external-data.ts';
 import { MAX_OUTPUT_VALUES_PER_IMAGE } from './limits.ts';
@@ -27,6 +28,7 @@ async function load(request: LoadRequest): Promise<void> {
   const bytes = await readRegularFile(request.path, request.maxBytes);
   if (createHash('sha256').update(bytes).digest('hex') !== request.sha256)
     throw new Error('model.onnx changed while it was being loaded');
+  assertOneReading(bytes); // what we check below must be what ORT reads
   const model = decodeModel(bytes);
   const info = describeModel(model);
   const dir = dirname(request.path);
