@@ -57,8 +57,9 @@ export function settingsFromText(text: string, onProblem: OnConfigProblem): Mode
  * to be a regular file of at most MAX_CONFIG_BYTES before it is read (a FIFO or a link to /dev/zero is
  * refused, never waited on), and parsed again only when its stamp (size, mtime) changed. No file: `{}`.
  * An unchanged file's problem is reported again at every read, so the repository knows it persists.
- * A link that leads out of the repository is refused unread: a config is the repository's, and its parse
- * errors quote the file (an outside attack linked one to a secret and read its first word in the log).
+ * A link that leads out of the model's folder is refused unread: a config is the model's, and its parse
+ * errors quote the file (an outside attack linked one to a secret and read its first word in the log). The
+ * folder itself may be a link (a release folder swapped in): its config is read where its model files are.
  */
 export function cachedSettingsReader(): SettingsReader {
   const cache = new Map<string, { stamp: string; settings: ModelSettings; problem?: string }>();
@@ -66,9 +67,9 @@ export function cachedSettingsReader(): SettingsReader {
     const path = join(root, name, CONFIG_FILE);
     let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
     try {
-      if (!(await insideOf(root, path))) {
+      if (!(await insideOf(join(root, name), path))) {
         cache.delete(path);
-        onProblem('links outside the repository');
+        onProblem('links outside its model folder');
         return {};
       }
       read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
@@ -92,9 +93,9 @@ export function cachedSettingsReader(): SettingsReader {
   };
 }
 
-/** Whether `path` (links followed) is within `root` (links followed); a missing file rejects with ENOENT. */
-async function insideOf(root: string, path: string): Promise<boolean> {
-  const [base, target] = await Promise.all([realpath(root), realpath(path)]);
+/** Whether `path` (links followed) is within `dir` (links followed); a missing file rejects with ENOENT. */
+async function insideOf(dir: string, path: string): Promise<boolean> {
+  const [base, target] = await Promise.all([realpath(dir), realpath(path)]);
   return target.startsWith(base.endsWith(sep) ? base : `${base}${sep}`);
 }
 

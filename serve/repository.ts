@@ -101,7 +101,7 @@ const FIXED_CAUSES = new Set([
   'invalid model name',
   'not a version number',
   'unreadable',
-  'links outside the repository',
+  'links outside its model folder',
 ]);
 function causeLabel(cause: string): string {
   if (/^E[A-Z]{2,12}$/.test(cause) || FIXED_CAUSES.has(cause)) return cause;
@@ -211,6 +211,7 @@ export class ModelRepository {
   private async scanOnce(): Promise<void> {
     const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
+    const configProblems: ScanProblem[] = [];
     const read = this.readSettings;
     const versionsByName = new Map<string, number[]>();
     for (const f of scanned.files) {
@@ -222,50 +223,83 @@ export class ModelRepository {
     for (const name of versionsByName.keys())
       settings.set(
         name,
-        await read(this.root, name, (cause) => problems.push({ where: `${name}/config.pbtxt`, cause })),
+        await read(this.root, name, (cause) => configProblems.push({ where: `${name}/config.pbtxt`, cause })),
       );
     this.settings = settings;
-    // A version policy (config.pbtxt) leaves some versions unserved, as Triton would.
-    const servedByName = new Map(
-      [...versionsByName].map(([name, present]) => [
-        name,
-        servedVersions(
-          present.sort((a, b) => a - b),
-          settings.get(name)?.versionPolicy,
-        ),
-      ]),
-    );
-    const served = scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
-    this.known = new Map(served.map((f) => [`${f.name}/${f.version}`, f]));
-    // explicit mode: files of models nobody loaded are known (the index lists them), not served.
-    const files = served.filter((f) => this.isWanted(f.name));
-    // Skipped folders are reported like problems, but don't make a model's files unknown.
-    const reported = [...problems, ...scanned.skipped];
+    const keyOf = (f: FoundFile) => `${f.name}/${f.version}`;
+    for (const key of this.failed.keys()) if (!scanned.files.some((f) => keyOf(f) === key)) this.failed.delete(key);
+    // Config problems are reported, and the model served with the defaults; only a folder we could not
+    // read keeps what it serves (its files are unknown, not gone): a bad config.pbtxt must not pin versions.
+    const reported = [...problems, ...configProblems, ...scanned.skipped];
     const current = new Set(reported.map((p) => `${p.where}\0${p.cause}`));
     for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
     for (const p of reported) this.problem(p);
-    // A model folder we could not read keeps what it serves: its files are unknown, not gone.
     const unreadable = new Set(problems.map((p) => p.where.split('/')[0]));
-    const found = new Map(files.map((f) => [`${f.name}/${f.version}`, f]));
-    for (const [key, { served }] of this.loaded) {
-      if (found.has(key) || unreadable.has(served.name) || unreadable.has(key) || unreadable.has('.')) continue;
-      this.loaded.delete(key);
-      void served.retire();
-      this.log(`unloaded ${key} (${this.isWanted(served.name) ? 'file removed' : 'unloaded'})`);
-    }
-    for (const key of this.failed.keys()) if (!found.has(key)) this.failed.delete(key);
-    const changed = [...found].filter(
-      ([key, file]) => this.loaded.get(key)?.stamp !== file.stamp && this.failed.get(key)?.stamp !== file.stamp,
-    );
-    // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
-    const next = changed.values();
-    const worker = async () => {
-      for (const [key, file] of next) {
-        if (this.closed) return;
-        await this.loadFile(key, file);
-      }
+    // The files a version policy (config.pbtxt) serves, as Triton would — of the versions whose file has not
+    // failed to load: a broken or half-copied new version never takes the one serving away.
+    const servedFiles = (skipFailed = true) => {
+      // (A loaded version whose new file failed still serves its previous file: it counts.)
+      const failed = (f: FoundFile) =>
+        skipFailed && this.failed.get(keyOf(f))?.stamp === f.stamp && !this.loaded.has(keyOf(f));
+      const servedByName = new Map(
+        [...versionsByName.keys()].map((name) => {
+          const loadable = scanned.files.filter((f) => f.name === name && !failed(f)).map((f) => f.version);
+          return [
+            name,
+            servedVersions(
+              loadable.sort((a, b) => a - b),
+              settings.get(name)?.versionPolicy,
+            ),
+          ];
+        }),
+      );
+      return scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
     };
-    await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
+    // Versions whose file is gone are unloaded first (their places free for new loads).
+    const present = new Set(scanned.files.map(keyOf));
+    const keep = (name: string, key: string) => unreadable.has(name) || unreadable.has(key) || unreadable.has('.');
+    for (const [key, { served: version }] of this.loaded) {
+      if (present.has(key) || keep(version.name, key)) continue;
+      this.loaded.delete(key);
+      void version.retire();
+      this.log(`unloaded ${key} (${this.isWanted(version.name) ? 'file removed' : 'unloaded'})`);
+    }
+    // New and changed files load next; what the policy no longer serves is unloaded after, so a request
+    // always finds a version (a new one replaces the newest only once it is loaded). Twice: a version that
+    // failed to load gives its place back to the one before it, which may need loading again.
+    let served = servedFiles();
+    for (let round = 0; round < 2; round++) {
+      // explicit mode: files of models nobody loaded are known (the index lists them), not served.
+      const changed = served.filter((f) => {
+        const key = keyOf(f);
+        return (
+          this.isWanted(f.name) && this.loaded.get(key)?.stamp !== f.stamp && this.failed.get(key)?.stamp !== f.stamp
+        );
+      });
+      // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
+      const next = changed.values();
+      const worker = async () => {
+        for (const file of next) {
+          if (this.closed) return;
+          await this.loadFile(keyOf(file), file);
+        }
+      };
+      await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
+      const before = new Set(served.map(keyOf));
+      served = servedFiles();
+      if (served.every((f) => before.has(keyOf(f)))) break;
+    }
+    this.known = new Map(served.map((f) => [keyOf(f), f]));
+    // A failure is kept (and listed) while the policy would serve that version but for it.
+    const wouldServe = new Set(servedFiles(false).map(keyOf));
+    for (const key of this.failed.keys()) if (!wouldServe.has(key) && !this.known.has(key)) this.failed.delete(key);
+    const found = new Set(served.filter((f) => this.isWanted(f.name)).map(keyOf));
+    for (const [key, { served: version }] of this.loaded) {
+      if (found.has(key) || keep(version.name, key)) continue;
+      this.loaded.delete(key);
+      void version.retire();
+      this.log(`unloaded ${key} (${this.isWanted(version.name) ? 'not served by its version policy' : 'unloaded'})`);
+    }
   }
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {

@@ -96,8 +96,8 @@ it('reports each hostile file and each unservable folder once, and counts them',
       text,
     ).toHaveLength(1);
   once('fifo/config.pbtxt (ENOTFILE)');
-  once('zero/config.pbtxt (links outside the repository)');
-  once('outside/config.pbtxt (links outside the repository)');
+  once('zero/config.pbtxt (links outside its model folder)');
+  once('outside/config.pbtxt (links outside its model folder)');
   expect(logs.join('\n')).not.toContain('SECRET');
   once('fifomodel/1/model.onnx (ENOTFILE)');
   once('zeromodel/1/model.onnx (ENOTFILE)');
@@ -111,7 +111,7 @@ it('reports each hostile file and each unservable folder once, and counts them',
   expect(metrics).toContain('model_repository_scan_errors_total{cause="invalid model name"} 1');
   expect(metrics).toContain('model_repository_scan_errors_total{cause="not a version number"} 1');
   expect(metrics).toContain('model_repository_scan_errors_total{cause="ENOTFILE"} 3');
-  expect(metrics).toContain('model_repository_scan_errors_total{cause="links outside the repository"} 2');
+  expect(metrics).toContain('model_repository_scan_errors_total{cause="links outside its model folder"} 2');
 });
 
 it('stops when asked, FIFOs and all', async () => {

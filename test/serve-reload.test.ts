@@ -206,3 +206,67 @@ describe('a watcher that never dies', () => {
     }
   });
 });
+
+describe('version policies and configs under churn (an outside attack, 2026-12-05)', () => {
+  const cnnBytes = () => readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
+  const config = (name: string, text: string) => writeFileSync(join(repo.root, name, 'config.pbtxt'), text);
+
+  it("a config without a version policy (Triton's newest only): a new version replaces the one serving only once loaded, and a broken one never does", async () => {
+    place('pol', 1, cnnBytes());
+    config('pol', 'max_batch_size: 8\n');
+    await waitFor(async () => (await versionsOf('pol')).some((v) => v.version === 1 && v.ready), 'pol/1 to be ready');
+    const statuses: number[] = [];
+    let running = true;
+    const load = (async () => {
+      while (running) statuses.push((await post('/predict/pol', { pixels: pixels(1) })).status);
+    })();
+    place('pol', 2, cnnBytes());
+    await waitFor(async () => {
+      const versions = await versionsOf('pol');
+      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
+    }, 'pol/2 alone to serve');
+    place('pol', 3, 'half a file, still being copied');
+    await waitFor(async () => (await versionsOf('pol')).some((v) => v.version === 3 && v.error), 'pol/3 to fail');
+    await new Promise((r) => setTimeout(r, 300)); // more scans with the broken newest version there
+    running = false;
+    await load;
+    // Before: 404 unknown model while v2 loaded (v1 unloaded first), and for good once v3 failed.
+    expect(statuses.length).toBeGreaterThan(10);
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    const versions = await versionsOf('pol');
+    expect(versions.find((v) => v.version === 2)?.ready).toBe(true);
+    const index = (await (await post('/v2/repository/index', {})).json()) as {
+      name: string;
+      version: string;
+      state: string;
+    }[];
+    expect(index.filter((e) => e.name === 'pol').map((e) => [e.version, e.state])).toEqual([
+      ['2', 'READY'],
+      ['3', 'UNAVAILABLE'],
+    ]);
+  });
+
+  it('a config that cannot be used leaves the model on the defaults, and a removed version still goes', async () => {
+    place('pin', 1, cnnBytes());
+    place('pin', 2, cnnBytes());
+    config('pin', 'max_batch_size: "eight"\n');
+    await waitFor(async () => (await versionsOf('pin')).filter((v) => v.ready).length === 2, 'pin/1 and pin/2');
+    rmSync(join(repo.root, 'pin', '1'), { recursive: true });
+    // Before: a config problem marked the whole model unreadable, and version 1 served on for good.
+    await waitFor(async () => (await versionsOf('pin')).every((v) => v.version !== 1), 'pin/1 to be unloaded');
+    expect((await post('/predict/pin/1', { pixels: pixels(0) })).status).toBe(404);
+  });
+
+  it("a model folder that is a link to a release folder has that folder's config read", async () => {
+    const release = join(repo.root, '..', `release-${Date.now()}`);
+    mkdirSync(join(release, '1'), { recursive: true });
+    writeFileSync(join(release, '1', 'model.onnx'), cnnBytes());
+    writeFileSync(join(release, 'config.pbtxt'), 'max_batch_size: 8\nversion_policy { all { } }\n');
+    symlinkSync(release, join(repo.root, 'rel'));
+    await waitFor(async () => (await versionsOf('rel')).some((v) => v.ready), 'rel/1');
+    // Before: refused as "links outside the repository", and the server's defaults reported instead.
+    const shown = (await getJson('/v2/models/rel/config')) as { max_batch_size: number };
+    expect(shown.max_batch_size).toBe(8);
+    rmSync(release, { recursive: true });
+  });
+});

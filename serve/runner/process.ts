@@ -28,8 +28,8 @@ async function load(request: LoadRequest): Promise<void> {
   const bytes = await readRegularFile(request.path, request.maxBytes);
   if (createHash('sha256').update(bytes).digest('hex') !== request.sha256)
     throw new Error('model.onnx changed while it was being loaded');
-  assertOneReading(bytes); // what we check below must be what ORT reads
   const model = decodeModel(bytes);
+  assertOneReading(bytes); // what we check below must be what ORT reads
   const info = describeModel(model);
   const dir = dirname(request.path);
   checkExternalData(externalDataLocations(model), dir);
