@@ -24,7 +24,7 @@ import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { MAX_MODEL_BYTES } from './runner/limits.ts';
-import { type LoadSettings, ServedVersion, sha256 } from './served-version.ts';
+import { type LoadSettings, ServedVersion, sha256Yielding } from './served-version.ts';
 
 export { ServedVersion };
 
@@ -37,7 +37,13 @@ export interface FailedVersion {
   /** Why it is not served, without file-system paths. */
   error: string;
   stamp: string;
+  /** The failed file's digest and when it failed: the same bytes touched again are not retried at once. */
+  hash?: string;
+  at?: number;
 }
+
+/** A file that failed to load is tried again with the same bytes only after this long (a touch, a copy). */
+const SAME_BYTES_RETRY_MS = 30_000;
 
 /** Triton's --model-control-mode. */
 export const MODEL_CONTROL_MODES = ['poll', 'explicit', 'none'] as const;
@@ -327,16 +333,26 @@ export class ModelRepository {
       if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone
       return this.fail(key, file, code ? `cannot read model.onnx (${code})` : (error as Error).message);
     }
-    if (previous && previous.served.hash === sha256(bytes)) {
+    const hash = await sha256Yielding(bytes);
+    if (previous && previous.served.hash === hash) {
       previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
+      return;
+    }
+    const failure = this.failed.get(key);
+    if (failure?.hash === hash && Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS) {
+      failure.stamp = file.stamp; // the bytes that just failed, touched: no new runner process for them yet
       return;
     }
     try {
       const settings = this.loadSettings(file.name);
-      const served = await ServedVersion.load(file.name, file.version, file.path, bytes, {
-        ...settings,
-        onQuarantine: (reason) => this.quarantine(key, file, reason),
-      });
+      const served = await ServedVersion.load(
+        file.name,
+        file.version,
+        file.path,
+        bytes,
+        { ...settings, onQuarantine: (reason) => this.quarantine(key, file, reason) },
+        hash,
+      );
       // Unloaded while it loaded: not served.
       if (this.closed || !this.isWanted(file.name)) return void served.retire();
       this.loaded.set(key, { served, stamp: file.stamp });
@@ -344,7 +360,7 @@ export class ModelRepository {
       if (previous) void previous.served.retire();
       this.log(`loaded ${key} on ${served.provider}${previous ? ' (replaced the previous file)' : ''}`);
     } catch (error) {
-      this.fail(key, file, (error as Error).message ?? String(error));
+      this.fail(key, file, (error as Error).message ?? String(error), hash);
     }
   }
 
@@ -377,9 +393,9 @@ export class ModelRepository {
     this.fail(key, file, `quarantined: ${reason}; it is served again once its file changes`);
   }
 
-  private fail(key: string, file: FoundFile, reason: string): void {
+  private fail(key: string, file: FoundFile, reason: string, hash?: string): void {
     const error = publicMessage(reason);
-    this.failed.set(key, { name: file.name, version: file.version, error, stamp: file.stamp });
+    this.failed.set(key, { name: file.name, version: file.version, error, stamp: file.stamp, hash, at: Date.now() });
     this.options.onLoadFailure?.(file.name);
     this.log(`not serving ${key}: ${error}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`);
   }

@@ -3,10 +3,13 @@
  * 24 clients keep asking; wrongly shaped models; dangling links and loops. Requests to a healthy model
  * never fail, a model that breaks the contract never becomes ready, and the watcher never dies.
  */
+
+import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sha256Yielding } from '../serve/served-version.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
@@ -255,6 +258,27 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     // Before: a config problem marked the whole model unreadable, and version 1 served on for good.
     await waitFor(async () => (await versionsOf('pin')).every((v) => v.version !== 1), 'pin/1 to be unloaded');
     expect((await post('/predict/pin/1', { pixels: pixels(0) })).status).toBe(404);
+  });
+
+  it('a file that failed, touched again with the same bytes, is not loaded again at once (each try is a runner process)', async () => {
+    const path = place('touched', 1, 'not a model at all');
+    const failures = () => logs.filter((l) => l.startsWith('not serving touched/1')).length;
+    await waitFor(() => failures() === 1, 'the first failure');
+    for (let i = 0; i < 4; i++) {
+      const when = new Date(Date.now() + (i + 1) * 1000);
+      utimesSync(path, when, when);
+      await new Promise((r) => setTimeout(r, 100)); // a few scans see each new stamp
+    }
+    // Before: every touch re-read, re-hashed on the event loop and re-forked a runner for the same bytes.
+    expect(failures()).toBe(1);
+    place('touched', 1, 'other bytes, still not a model');
+    await waitFor(() => failures() === 2, 'new bytes to be tried');
+  });
+
+  it('hashes a file a few MiB per turn to the same digest', async () => {
+    const bytes = Uint8Array.from({ length: 9 * 1024 * 1024 + 5 }, (_, i) => (i * 7919) & 255);
+    expect(await sha256Yielding(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect(await sha256Yielding(new Uint8Array(0))).toBe(createHash('sha256').digest('hex'));
   });
 
   it("a model folder that is a link to a release folder has that folder's config read", async () => {
