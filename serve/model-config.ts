@@ -17,6 +17,11 @@ export interface ModelSettings {
   batchDelayMs?: number;
   /** Which of the model's versions (ascending) to serve. */
   versionPolicy?: TritonVersionPolicy;
+  /**
+   * The config's max_batch_size as written. 0: Triton does not batch the model — its dims are full shapes
+   * (a free first dimension takes a whole request of any size), and no dynamic_batching.
+   */
+  declaredMaxBatch?: number;
 }
 
 /** Longest batching delay a config may ask for (a typo of a few zeros must not stall every request). */
@@ -41,10 +46,12 @@ export function settingsFromText(text: string, onProblem: OnConfigProblem): Mode
     const config = readTritonConfig(text);
     const delay = config.maxQueueDelayMicroseconds;
     return {
-      // max_batch_size 0: the model does not batch; each request runs on its own.
-      maxBatch: config.maxBatchSize > 0 ? config.maxBatchSize : 1,
+      // max_batch_size 0: Triton hands the model each request whole, whatever its first dimension (an
+      // outside attack's [3,1,28,28] was refused here as max_batch_size 1): the server's own cap holds.
+      maxBatch: config.maxBatchSize > 0 ? config.maxBatchSize : undefined,
       batchDelayMs: delay === undefined ? 0 : Math.min(MAX_DELAY_MS, delay / 1000),
       versionPolicy: config.versionPolicy,
+      declaredMaxBatch: config.maxBatchSize,
     };
   } catch (error) {
     onProblem(`invalid ${CONFIG_FILE}: ${(error as Error).message.split('\n')[0]?.slice(0, 160)}`);

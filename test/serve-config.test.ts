@@ -36,6 +36,14 @@ beforeAll(async () => {
     }
     writeFileSync(join(root, name, 'config.pbtxt'), CONFIG(maxBatch, policy).replace('NAME', name));
   }
+  // Triton's max_batch_size 0: full dims, the first one free — each request is handed over whole.
+  mkdirSync(join(root, 'whole', '1'), { recursive: true });
+  writeFileSync(join(root, 'whole', '1', 'model.onnx'), oddModel({ metadata: { normalization: 'folded' } }));
+  writeFileSync(
+    join(root, 'whole', 'config.pbtxt'),
+    'max_batch_size: 0\ninput [ { name: "input" data_type: TYPE_FP32 dims: [ -1, 1, 28, 28 ] } ]\n' +
+      'output [ { name: "logits" data_type: TYPE_FP32 dims: [ -1, 10 ] } ]\nversion_policy: { all { } }\n',
+  );
   mkdirSync(join(root, 'broken', '1'), { recursive: true });
   writeFileSync(join(root, 'broken', '1', 'model.onnx'), oddModel());
   writeFileSync(join(root, 'broken', 'config.pbtxt'), 'max_batch_size: "many"\nnot_a_field: 1\n');
@@ -82,4 +90,45 @@ it('reports a config it cannot read once, and serves the model with the defaults
   expect(await versions('broken')).toEqual([1]);
   await new Promise((r) => setTimeout(r, 300));
   expect(logs.filter((l) => l.includes('broken/config.pbtxt'))).toHaveLength(1);
+});
+
+it('a config of max_batch_size 0 and a free first dim takes a request of any batch whole, and says so as written', async () => {
+  // Before: read as max_batch_size 1 — a [3, 1, 28, 28] request refused batch_too_large, and /config showed
+  // max_batch_size 1, per-image dims and a dynamic_batching the file does not have (an outside attack).
+  const config = (await (await fetch(`${server.url}/v2/models/whole/config`)).json()) as Record<string, unknown>;
+  expect(config).toMatchObject({ max_batch_size: 0, input: [{ dims: [-1, 1, 28, 28] }] });
+  expect(config.dynamic_batching).toBeUndefined();
+  const image = (k: number) => Array.from({ length: 784 }, (_, i) => ((i + k) % 7) / 7);
+  const infer = async (count: number) =>
+    fetch(`${server.url}/v2/models/whole/infer`, {
+      method: 'POST',
+      body: JSON.stringify({
+        inputs: [
+          {
+            name: 'input',
+            shape: [count, 1, 28, 28],
+            datatype: 'FP32',
+            data: Array.from({ length: count }, (_, k) => image(k)).flat(),
+          },
+        ],
+      }),
+      headers: { 'content-type': 'application/json' },
+    });
+  const three = await infer(3);
+  expect(three.status).toBe(200);
+  const body = (await three.json()) as { outputs: { shape: number[]; data: number[] }[] };
+  expect(body.outputs[0]?.shape).toEqual([3, 10]);
+  // Row by row the same as three requests of one image each.
+  const singles = await Promise.all(
+    [0, 1, 2].map(async (k) => {
+      const r = await fetch(`${server.url}/v2/models/whole/infer`, {
+        method: 'POST',
+        body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image(k) }] }),
+        headers: { 'content-type': 'application/json' },
+      });
+      return ((await r.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data ?? [];
+    }),
+  );
+  for (const [k, row] of singles.entries())
+    for (const [j, v] of row.entries()) expect(body.outputs[0]?.data[k * 10 + j]).toBeCloseTo(v, 5);
 });

@@ -52,7 +52,8 @@ export function modelMetadata(model: ServedVersion, versions: readonly number[] 
  * what this server actually serves: tritonclient's get_model_config and perf_analyzer read it.
  */
 export function modelConfig(model: ServedVersion, settings: ModelSettings) {
-  const batching = !model.signature.staticBatchOne;
+  // A config's max_batch_size 0 is shown as written: full dims, no dynamic_batching (Triton's reading).
+  const batching = !model.signature.staticBatchOne && settings.declaredMaxBatch !== 0;
   const tensor = (v: ValueDescription) => ({
     name: v.name,
     data_type: `TYPE_${tensorMetadata(v).datatype}`,
