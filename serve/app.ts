@@ -124,6 +124,22 @@ export function createApp(options: AppOptions): OpenAPIHono {
       });
     await next();
   });
+  // Node's parser takes any transfer coding before a final "chunked" and hands on the chunked body still
+  // coded (an outside attack's "gzip, chunked" body reached the routes gzipped). Not one we decode: 501, as
+  // HTTP/1.1 asks of a coding the server does not understand; the body is never read, so the connection closes.
+  app.use('*', async (c, next) => {
+    const codings = (c.req.header('transfer-encoding') ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((t) => t.trim());
+    if (codings.some((t) => t !== '' && t !== 'chunked'))
+      return c.json(
+        errorBody('unsupported_transfer_coding', 'the only Transfer-Encoding supported is chunked', c.req.path),
+        501,
+        { Connection: 'close' },
+      );
+    await next();
+  });
   app.use('*', writeTimeout(limits.writeTimeoutMs));
   // Inference answers wait for their clients within a budget of unsent bytes (unread-answers.ts).
   const unread = new UnreadAnswers({ ...UNREAD_ANSWER_DEFAULTS, ...options.unreadAnswers });

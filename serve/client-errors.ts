@@ -42,21 +42,31 @@ const parsedRequest = (socket: Duplex) =>
  * parser failed on, or the request it had parsed (headers complete, the body too slow); '' when neither.
  */
 function refusedPath(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): string {
-  const line = error.rawPacket?.subarray(0, 4096).toString('latin1').split('\r\n', 1)[0];
-  return targetPath((line && /^[A-Z]+ (\S+) HTTP\/\d/.exec(line)?.[1]) ?? parsedRequest(socket)?.url);
+  return targetPath(requestLine(error)?.[2] ?? parsedRequest(socket)?.url);
 }
 
-/** A whole HTTP/1.1 response with a JSON error body, closing the connection. */
+/** The refused request's method, where known (a HEAD is answered without the body). */
+function refusedMethod(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): string | undefined {
+  return requestLine(error)?.[1] ?? parsedRequest(socket)?.method;
+}
+
+function requestLine(error: { rawPacket?: Buffer }): RegExpExecArray | null | undefined {
+  const line = error.rawPacket?.subarray(0, 4096).toString('latin1').split('\r\n', 1)[0];
+  return line ? /^([A-Z]+) (\S+) HTTP\/\d/.exec(line) : undefined;
+}
+
+/** A whole HTTP/1.1 response with a JSON error body (its headers alone to a HEAD), closing the connection. */
 function rawResponse(
   status: number,
   code: string,
   message: string,
   extraHeaders: Record<string, string> = {},
   path = '',
+  method?: string,
 ): string {
   const { headers, body } = closingRefusal(status, code, message, path);
   const lines = Object.entries({ ...headers, ...extraHeaders }).map(([name, value]) => `${name}: ${value}`);
-  return [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...lines, '', body].join('\r\n');
+  return [`HTTP/1.1 ${status} ${STATUS_CODES[status]}`, ...lines, '', method === 'HEAD' ? '' : body].join('\r\n');
 }
 
 /** The methods the server answers (OPTIONS too, with --cors). */
@@ -70,7 +80,7 @@ export function answerClientErrors(server: Server, timeouts: { headersMs: number
       return;
     }
     const { status, code, message } = refusal(error.code, timeouts);
-    const answer = rawResponse(status, code, message, {}, refusedPath(error, socket));
+    const answer = rawResponse(status, code, message, {}, refusedPath(error, socket), refusedMethod(error, socket));
     // After the answers to the requests before it on this connection (pipelined ones wait their turn,
     // connection-turns.ts): written at once, the refusal was read as the answer to the first of them.
     void answersSent(socket as Socket, parsedRequest(socket)).then(() => {

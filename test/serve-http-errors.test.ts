@@ -83,6 +83,32 @@ it('answers what the parser refuses with JSON, its status and Connection: close,
   expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
 });
 
+it('answers a HEAD the parser refuses with the headers alone (a response to HEAD has no content)', async () => {
+  // An outside attack saw 431 and 400 refusals of HEAD requests carry their JSON body.
+  for (const request of [
+    `HEAD /v2/health/live HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(maxHeaderSize)}\r\n\r\n`,
+    'HEAD /v2/health/live HTTP/1.1\r\nHost: x\r\nbroken header line\r\n\r\n',
+  ]) {
+    const answer = await exchange(request);
+    expect([answer.status, answer.headers.connection]).toEqual([request.includes('X-Big') ? 431 : 400, 'close']);
+    expect(answer.text.endsWith('\r\n\r\n'), answer.text.slice(-80)).toBe(true);
+  }
+});
+
+it('refuses a transfer coding other than chunked (501), instead of handing the routes a still-coded body', async () => {
+  const body = '{"pixels":[]}';
+  const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+  const answer = await exchange(
+    `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n${chunked}`,
+  );
+  expect([answer.status, answer.body.error?.code]).toEqual([501, 'unsupported_transfer_coding']);
+  // Plain chunked is read as before (here: a 400 for the empty image, from the route).
+  const plain = await exchange(
+    `POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunked}`,
+  );
+  expect(plain.status).toBe(400);
+});
+
 it('names the limits it enforces', async () => {
   const big = await exchange(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(maxHeaderSize)}\r\n\r\n`);
   expect(big.body.error?.message).toContain(String(maxHeaderSize));
