@@ -219,21 +219,22 @@ export class ModelRepository {
     const problems = [...scanned.problems];
     const configProblems: ScanProblem[] = [];
     const read = this.readSettings;
-    const versionsByName = new Map<string, number[]>();
+    const filesByName = new Map<string, FoundFile[]>();
     for (const f of scanned.files) {
-      const present = versionsByName.get(f.name) ?? [];
-      present.push(f.version);
-      versionsByName.set(f.name, present);
+      const files = filesByName.get(f.name) ?? [];
+      files.push(f);
+      filesByName.set(f.name, files);
     }
     const settings = new Map<string, ModelSettings>();
-    for (const name of versionsByName.keys())
+    for (const name of filesByName.keys())
       settings.set(
         name,
         await read(this.root, name, (cause) => configProblems.push({ where: `${name}/config.pbtxt`, cause })),
       );
     this.settings = settings;
     const keyOf = (f: FoundFile) => `${f.name}/${f.version}`;
-    for (const key of this.failed.keys()) if (!scanned.files.some((f) => keyOf(f) === key)) this.failed.delete(key);
+    const present = new Set(scanned.files.map(keyOf));
+    for (const key of this.failed.keys()) if (!present.has(key)) this.failed.delete(key);
     // Config problems are reported, and the model served with the defaults; only a folder we could not
     // read keeps what it serves (its files are unknown, not gone): a bad config.pbtxt must not pin versions.
     const reported = [...problems, ...configProblems, ...scanned.skipped];
@@ -248,8 +249,8 @@ export class ModelRepository {
       const failed = (f: FoundFile) =>
         skipFailed && this.failed.get(keyOf(f))?.stamp === f.stamp && !this.loaded.has(keyOf(f));
       const servedByName = new Map(
-        [...versionsByName.keys()].map((name) => {
-          const loadable = scanned.files.filter((f) => f.name === name && !failed(f)).map((f) => f.version);
+        [...filesByName].map(([name, files]) => {
+          const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
           return [
             name,
             servedVersions(
@@ -262,7 +263,6 @@ export class ModelRepository {
       return scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
     };
     // Versions whose file is gone are unloaded first (their places free for new loads).
-    const present = new Set(scanned.files.map(keyOf));
     const keep = (name: string, key: string) => unreadable.has(name) || unreadable.has(key) || unreadable.has('.');
     for (const [key, { served: version }] of this.loaded) {
       if (present.has(key) || keep(version.name, key)) continue;
