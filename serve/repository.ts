@@ -30,6 +30,12 @@ export { ServedVersion };
 
 /** Versions loaded at once during a scan. */
 const PARALLEL_LOADS = 3;
+/**
+ * Loads a watcher's scan starts, at most; the rest wait for the next scans. A scan waits for its loads, so 150 broken
+ * versions dropped in at once (each a runner process) kept a good model added after them from being seen
+ * for ~18 s in an outside attack; now the next scan sees it, and loads it first (see `firstToLoad`).
+ */
+const LOADS_PER_SCAN = 3 * PARALLEL_LOADS;
 
 export interface FailedVersion {
   name: string;
@@ -195,9 +201,12 @@ export class ModelRepository {
     this.options.log?.(line);
   }
 
-  /** Bring the loaded set in line with the files (one scan at a time). Never rejects. */
-  scan(): Promise<void> {
-    this.scanning ??= this.scanOnce()
+  /**
+   * Bring the loaded set in line with the files (one scan at a time). Never rejects. `loads` bounds the loads
+   * it starts (the watcher's scans; start-up and model control load everything they find).
+   */
+  scan(loads = Number.POSITIVE_INFINITY): Promise<void> {
+    this.scanning ??= this.scanOnce(loads)
       .catch((error) => this.problem({ where: '.', cause: publicMessage(String((error as Error)?.message ?? error)) }))
       .finally(() => {
         this.scanning = undefined;
@@ -214,7 +223,7 @@ export class ModelRepository {
     this.log(`model repository: cannot use ${p.where} (${p.cause}); serving the rest`);
   }
 
-  private async scanOnce(): Promise<void> {
+  private async scanOnce(loads: number): Promise<void> {
     const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
     const configProblems: ScanProblem[] = [];
@@ -276,12 +285,15 @@ export class ModelRepository {
     let served = servedFiles();
     for (let round = 0; round < 2; round++) {
       // explicit mode: files of models nobody loaded are known (the index lists them), not served.
-      const changed = served.filter((f) => {
-        const key = keyOf(f);
-        return (
-          this.isWanted(f.name) && this.loaded.get(key)?.stamp !== f.stamp && this.failed.get(key)?.stamp !== f.stamp
-        );
-      });
+      const changed = served
+        .filter((f) => {
+          const key = keyOf(f);
+          return (
+            this.isWanted(f.name) && this.loaded.get(key)?.stamp !== f.stamp && this.failed.get(key)?.stamp !== f.stamp
+          );
+        })
+        .sort(this.firstToLoad())
+        .slice(0, loads);
       // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
       const next = changed.values();
       const worker = async () => {
@@ -306,6 +318,13 @@ export class ModelRepository {
       void version.retire();
       this.log(`unloaded ${key} (${this.isWanted(version.name) ? 'not served by its version policy' : 'unloaded'})`);
     }
+  }
+
+  /** Models with nothing loaded and nothing failed first (a new model), then newest versions first. */
+  private firstToLoad(): (a: FoundFile, b: FoundFile) => number {
+    const tried = new Set([...this.loaded.values()].map((e) => e.served.name));
+    for (const f of this.failed.values()) tried.add(f.name);
+    return (a, b) => Number(tried.has(a.name)) - Number(tried.has(b.name)) || b.version - a.version;
   }
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {
@@ -403,7 +422,7 @@ export class ModelRepository {
   /** Rescan every `intervalMs` (poll mode only); the timer never keeps the process alive and never throws. */
   watch(intervalMs = 1000): void {
     if (this.controlMode !== 'poll') return;
-    this.timer ??= setInterval(() => void this.scan(), intervalMs);
+    this.timer ??= setInterval(() => void this.scan(LOADS_PER_SCAN), intervalMs);
     this.timer.unref();
   }
 

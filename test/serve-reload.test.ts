@@ -275,6 +275,22 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     await waitFor(() => failures() === 2, 'new bytes to be tried');
   });
 
+  it('a burst of broken versions does not keep a good model added after them waiting for all of them', async () => {
+    const broken = 24;
+    for (let v = 1; v <= broken; v++) place('junk', v, `not a model ${v}`);
+    place('late', 1, cnnBytes());
+    const tried = () => logs.filter((l) => l.startsWith('not serving junk/')).length;
+    await waitFor(() => tried() === broken, 'every broken version to be tried', 60_000);
+    await waitFor(async () => (await versionsOf('late')).some((v) => v.ready), 'late/1', 60_000);
+    // Before: one scan tried every broken version (a runner process each, three at a time) before the next
+    // scan could even see the good model; now a watcher's scan starts at most 9 loads, new models first:
+    // the good one is served before the last broken ones are tried.
+    const lateLoaded = logs.findIndex((l) => l.startsWith('loaded late/1'));
+    const lastBroken = logs.findLastIndex((l) => l.startsWith('not serving junk/'));
+    expect(lateLoaded).toBeGreaterThan(-1);
+    expect(lateLoaded).toBeLessThan(lastBroken);
+  });
+
   it('hashes a file a few MiB per turn to the same digest', async () => {
     const bytes = Uint8Array.from({ length: 9 * 1024 * 1024 + 5 }, (_, i) => (i * 7919) & 255);
     expect(await sha256Yielding(bytes)).toBe(createHash('sha256').update(bytes).digest('hex'));
