@@ -50,9 +50,11 @@ function refusedMethod(error: NodeJS.ErrnoException & { rawPacket?: Buffer }, so
   return requestLine(error)?.[1] ?? parsedRequest(socket)?.method;
 }
 
+// A request line longer than what is looked at (4 KiB) still names its method and the start of its target:
+// a /v2 path too long for the parser is refused in the protocol's shape all the same.
 function requestLine(error: { rawPacket?: Buffer }): RegExpExecArray | null | undefined {
   const line = error.rawPacket?.subarray(0, 4096).toString('latin1').split('\r\n', 1)[0];
-  return line ? /^([A-Z]+) (\S+) HTTP\/\d/.exec(line) : undefined;
+  return line ? /^([A-Z]+) (\S+)(?: HTTP\/\d|$)/.exec(line) : undefined;
 }
 
 /** A whole HTTP/1.1 response with a JSON error body (its headers alone to a HEAD), closing the connection. */

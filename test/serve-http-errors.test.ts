@@ -95,6 +95,12 @@ it('answers a HEAD the parser refuses with the headers alone (a response to HEAD
   }
 });
 
+it("refuses a request line too long for the parser in the protocol's shape when it names a /v2 path", async () => {
+  const answer = await exchange(`GET /v2/models/${'m'.repeat(20_000)}/ready HTTP/1.1\r\nHost: x\r\n\r\n`);
+  expect(answer.status).toBe(431);
+  expect(refusalOf(answer.body, '/v2/models').code).toBe('headers_too_large');
+});
+
 it('refuses a transfer coding other than chunked (501), instead of handing the routes a still-coded body', async () => {
   const body = '{"pixels":[]}';
   const chunked = `${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`;
