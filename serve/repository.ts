@@ -18,7 +18,7 @@ import { dirname, join } from 'node:path';
 import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
-import { readRegularFile } from '../node/regular-file.ts';
+import { hashRegularFile, readRegularFile } from '../node/regular-file.ts';
 import { isValidModelName, modelPath, shownName, VERSION_PATTERN } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
@@ -320,6 +320,24 @@ export class ModelRepository {
     }
   }
 
+  /** Whether a file with digest `hash` needs no load: the bytes serving, or the bytes that just failed. */
+  private unchanged(
+    hash: string,
+    file: FoundFile,
+    previous: LoadedEntry | undefined,
+    failure: FailedVersion | undefined,
+  ): boolean {
+    if (previous && previous.served.hash === hash) {
+      previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
+      return true;
+    }
+    if (failure?.hash === hash && Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS) {
+      failure.stamp = file.stamp; // the bytes that just failed, touched: no new runner process for them yet
+      return true;
+    }
+    return false;
+  }
+
   /** Models with nothing loaded and nothing failed first (a new model), then newest versions first. */
   private firstToLoad(): (a: FoundFile, b: FoundFile) => number {
     const tried = new Set([...this.loaded.values()].map((e) => e.served.name));
@@ -343,6 +361,13 @@ export class ModelRepository {
   }
 
   private async loadFileNow(key: string, file: FoundFile, previous: LoadedEntry | undefined): Promise<void> {
+    // A file whose bytes are known (loaded, or just failed) is first hashed from disk a few MiB at a time:
+    // touched, it is read whole only if its bytes changed.
+    const failure = this.failed.get(key);
+    if (previous || failure?.hash) {
+      const digest = await hashRegularFile(file.path, MAX_MODEL_BYTES).catch(() => undefined);
+      if (digest && this.unchanged(digest, file, previous, failure)) return;
+    }
     let bytes: Uint8Array;
     try {
       // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).
@@ -353,15 +378,7 @@ export class ModelRepository {
       return this.fail(key, file, code ? `cannot read model.onnx (${code})` : (error as Error).message);
     }
     const hash = await sha256Yielding(bytes);
-    if (previous && previous.served.hash === hash) {
-      previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
-      return;
-    }
-    const failure = this.failed.get(key);
-    if (failure?.hash === hash && Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS) {
-      failure.stamp = file.stamp; // the bytes that just failed, touched: no new runner process for them yet
-      return;
-    }
+    if (this.unchanged(hash, file, previous, failure)) return;
     try {
       const settings = this.loadSettings(file.name);
       const served = await ServedVersion.load(

@@ -1,10 +1,11 @@
 /** readRegularFileStamped: only a regular file under the cap is read, through the descriptor that was checked. */
 import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { readRegularFileStamped } from '../node/regular-file.ts';
+import { hashRegularFile, readRegularFileStamped } from '../node/regular-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'regular-file-'));
 
@@ -27,4 +28,17 @@ it('refuses a FIFO and /dev/zero at once, unread, and a file over the cap', asyn
   await expect(readRegularFileStamped(dir, 100)).rejects.toMatchObject({ code: 'ENOTFILE' });
   await expect(readRegularFileStamped(join(dir, 'big'), 100)).rejects.toMatchObject({ code: 'EFBIG' });
   await expect(readRegularFileStamped(join(dir, 'missing'), 100)).rejects.toMatchObject({ code: 'ENOENT' });
+});
+
+it('hashRegularFile: the digest of the bytes, read a few MiB at a time, with the same refusals', async () => {
+  const bytes = Buffer.from(Uint8Array.from({ length: 9 * 1024 * 1024 + 3 }, (_, i) => (i * 31) & 255));
+  writeFileSync(join(dir, 'large'), bytes);
+  expect(await hashRegularFile(join(dir, 'large'), bytes.length)).toBe(
+    createHash('sha256').update(bytes).digest('hex'),
+  );
+  writeFileSync(join(dir, 'empty'), '');
+  expect(await hashRegularFile(join(dir, 'empty'), 10)).toBe(createHash('sha256').digest('hex'));
+  await expect(hashRegularFile(join(dir, 'large'), bytes.length - 1)).rejects.toMatchObject({ code: 'EFBIG' });
+  execFileSync('mkfifo', [join(dir, 'fifo2')]);
+  await expect(hashRegularFile(join(dir, 'fifo2'), 100)).rejects.toMatchObject({ code: 'ENOTFILE' });
 });
