@@ -6,7 +6,7 @@
  * The file is re-read at every scan but parsed only when it changed, and never trusted to be a plain file.
  */
 
-import { realpath } from 'node:fs/promises';
+import { lstat, realpath } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { readRegularFileStamped } from '../node/regular-file.ts';
 import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../node/triton/config.ts';
@@ -70,20 +70,28 @@ export function settingsFromText(text: string, onProblem: OnConfigProblem): Mode
  */
 export function cachedSettingsReader(): SettingsReader {
   const cache = new Map<string, { stamp: string; settings: ModelSettings; problem?: string }>();
+  // A config that stops being usable (half-written by an editor, swapped for a FIFO) keeps the model on its
+  // last good settings rather than the defaults: an outside attack's 1.5 s glitch loaded every version of a
+  // newest-only model, with the default batch. No file at all: the defaults.
+  const lastGood = new Map<string, ModelSettings>();
+  const refused = (path: string, onProblem: OnConfigProblem, cause: string) => {
+    cache.delete(path);
+    onProblem(cause);
+    return lastGood.get(path) ?? {};
+  };
   return async (root, name, onProblem) => {
     const path = join(root, name, CONFIG_FILE);
     let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
     try {
-      if (!(await insideOf(join(root, name), path))) {
-        cache.delete(path);
-        onProblem('links outside its model folder');
-        return {};
-      }
+      if (!(await insideOf(join(root, name), path))) return refused(path, onProblem, 'links outside its model folder');
       read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
     } catch (error) {
-      cache.delete(path);
       const code = (error as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') onProblem(code ?? 'unreadable');
+      if (code !== 'ENOENT') return refused(path, onProblem, code ?? 'unreadable');
+      // A link to nothing is a problem to report, not a config removed.
+      if (await isLink(path)) return refused(path, onProblem, 'ENOENT');
+      cache.delete(path);
+      lastGood.delete(path);
       return {};
     }
     let entry = cache.get(path);
@@ -92,13 +100,20 @@ export function cachedSettingsReader(): SettingsReader {
       const settings = settingsFromText(read.bytes.toString('utf8'), (cause) => {
         problem = cause;
       });
-      entry = { stamp: read.stamp, settings, problem };
+      entry = { stamp: read.stamp, settings: problem ? (lastGood.get(path) ?? {}) : settings, problem };
+      if (!problem) lastGood.set(path, settings);
       cache.set(path, entry);
     }
     if (entry?.problem) onProblem(entry.problem);
     return entry?.settings ?? {};
   };
 }
+
+const isLink = (path: string) =>
+  lstat(path).then(
+    (info) => info.isSymbolicLink(),
+    () => false,
+  );
 
 /** Whether `path` (links followed) is within `dir` (links followed); a missing file rejects with ENOENT. */
 async function insideOf(dir: string, path: string): Promise<boolean> {

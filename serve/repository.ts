@@ -14,7 +14,7 @@
  */
 
 import { lstat, readdir, rm, rmdir } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
@@ -128,6 +128,8 @@ const RESERVED_NAMES = new Set(['stats']);
 interface LoadedEntry {
   served: ServedVersion;
   stamp: string;
+  /** The model's batching settings it was loaded with (config.pbtxt): a change reloads it. */
+  settings: string;
 }
 
 /**
@@ -170,6 +172,8 @@ export class ModelRepository {
   private readonly stopLoads = new AbortController();
   /** Every version file of the last scan that its version policy serves, by `name/version`. */
   private known = new Map<string, FoundFile>();
+  /** Loaded versions the scan under way will unload once what replaces them is loaded (not counted full). */
+  private replaceable = new Set<string>();
   /** Versions being loaded now. */
   private readonly loading = new Set<string>();
   /** Per model: control operations waiting or running, and the promise the next one waits for. */
@@ -177,10 +181,14 @@ export class ModelRepository {
   /** explicit mode: the models asked for (load() adds, unload() removes); other modes serve every model. */
   private readonly wanted: Set<string> | undefined;
 
+  /** Absolute: every path in a load's error is one publicMessage strips (a relative one reached answers). */
+  readonly root: string;
+
   constructor(
-    readonly root: string,
+    root: string,
     private readonly options: RepositoryOptions = {},
   ) {
+    this.root = resolve(root);
     if (this.controlMode === 'explicit') this.wanted = new Set(options.loadModels ?? []);
     // Silently serving everything instead would surprise whoever named the models.
     else if (options.loadModels?.length)
@@ -250,50 +258,48 @@ export class ModelRepository {
     const current = new Set(reported.map((p) => `${p.where}\0${p.cause}`));
     for (const key of this.reported) if (!current.has(key)) this.reported.delete(key);
     for (const p of reported) this.problem(p);
-    const unreadable = new Set(problems.map((p) => p.where.split('/')[0]));
-    // The files a version policy (config.pbtxt) serves, as Triton would — of the versions whose file has not
-    // failed to load: a broken or half-copied new version never takes the one serving away.
-    const servedFiles = (skipFailed = true) => {
-      // (A loaded version whose new file failed still serves its previous file: it counts.)
-      const failed = (f: FoundFile) =>
-        skipFailed && this.failed.get(keyOf(f))?.stamp === f.stamp && !this.loaded.has(keyOf(f));
-      const servedByName = new Map(
-        [...filesByName].map(([name, files]) => {
-          const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
-          return [
-            name,
-            servedVersions(
-              loadable.sort((a, b) => a - b),
-              settings.get(name)?.versionPolicy,
-            ),
-          ];
-        }),
-      );
-      return scanned.files.filter((f) => servedByName.get(f.name)?.has(f.version));
-    };
-    // Versions whose file is gone are unloaded first (their places free for new loads).
+    // What we could not read keeps what it serves (its files are unknown, not gone): a model folder, or one
+    // version's entry — not the model's other versions (an unreadable v7 pinned every version before).
+    const unreadable = new Set(problems.map((p) => p.where.split('/').slice(0, 2).join('/')));
     const keep = (name: string, key: string) => unreadable.has(name) || unreadable.has(key) || unreadable.has('.');
-    for (const [key, { served: version }] of this.loaded) {
-      if (present.has(key) || keep(version.name, key)) continue;
-      this.loaded.delete(key);
-      void version.retire();
-      this.log(`unloaded ${key} (${this.isWanted(version.name) ? 'file removed' : 'unloaded'})`);
-    }
-    // New and changed files load next; what the policy no longer serves is unloaded after, so a request
-    // always finds a version (a new one replaces the newest only once it is loaded). Twice: a version that
-    // failed to load gives its place back to the one before it, which may need loading again.
-    let served = servedFiles();
-    for (let round = 0; round < 2; round++) {
-      // explicit mode: files of models nobody loaded are known (the index lists them), not served.
-      const changed = served
+    // The files a version policy (config.pbtxt) serves, as Triton would — of the versions whose file has not
+    // failed to load: a broken or half-copied new version never takes the one serving away. (A loaded
+    // version whose new file failed still serves its previous file: it counts.)
+    const desiredFiles = () => {
+      const failed = (f: FoundFile) => this.failed.get(keyOf(f))?.stamp === f.stamp && !this.loaded.has(keyOf(f));
+      return [...filesByName].flatMap(([name, files]) => {
+        const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
+        const chosen = servedVersions(
+          loadable.sort((a, b) => a - b),
+          settings.get(name)?.versionPolicy,
+        );
+        return files.filter((f) => chosen.has(f.version));
+      });
+    };
+    // Load what the policy wants and is not loaded (or changed, or whose settings changed), then ask the policy
+    // again — a version that failed gives its place to the one before it — until nothing is left to load or
+    // this scan's loads are spent. Only then is what the policy no longer serves unloaded, so a request
+    // always finds a version: a new one replaces the newest once it is loaded, an older one comes back before
+    // a removed newest goes (a rollback), and a model at --max-loaded-versions may load the version that
+    // replaces one of its own.
+    let desired = desiredFiles();
+    let left = loads;
+    const attempted = new Set<string>(); // once a scan each (a file that vanished mid-load stays listed)
+    while (left > 0 && !this.closed) {
+      const wanted = new Set(desired.map(keyOf));
+      this.replaceable = new Set([...this.loaded.keys()].filter((key) => !wanted.has(key)));
+      const changed = desired
         .filter((f) => {
           const key = keyOf(f);
-          return (
-            this.isWanted(f.name) && this.loaded.get(key)?.stamp !== f.stamp && this.failed.get(key)?.stamp !== f.stamp
-          );
+          const loaded = this.loaded.get(key);
+          const stale = loaded?.stamp !== f.stamp || loaded.settings !== this.settingsKey(f.name);
+          return this.isWanted(f.name) && stale && this.failed.get(key)?.stamp !== f.stamp && !attempted.has(key);
         })
         .sort(this.firstToLoad())
-        .slice(0, loads);
+        .slice(0, left);
+      if (changed.length === 0) break;
+      left -= changed.length;
+      for (const f of changed) attempted.add(keyOf(f));
       // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
       const next = changed.values();
       const worker = async () => {
@@ -303,21 +309,37 @@ export class ModelRepository {
         }
       };
       await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
-      const before = new Set(served.map(keyOf));
-      served = servedFiles();
-      if (served.every((f) => before.has(keyOf(f)))) break;
+      desired = desiredFiles();
     }
-    this.known = new Map(served.map((f) => [keyOf(f), f]));
-    // A failure is kept (and listed) while the policy would serve that version but for it.
-    const wouldServe = new Set(servedFiles(false).map(keyOf));
-    for (const key of this.failed.keys()) if (!wouldServe.has(key) && !this.known.has(key)) this.failed.delete(key);
-    const found = new Set(served.filter((f) => this.isWanted(f.name)).map(keyOf));
+    this.replaceable = new Set();
+    this.known = new Map(desired.map((f) => [keyOf(f), f]));
+    const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(keyOf));
+    // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves.
+    const pending = new Set(
+      desired
+        .filter(
+          (f) => wanted.has(keyOf(f)) && !this.loaded.has(keyOf(f)) && this.failed.get(keyOf(f))?.stamp !== f.stamp,
+        )
+        .map((f) => f.name),
+    );
     for (const [key, { served: version }] of this.loaded) {
-      if (found.has(key) || keep(version.name, key)) continue;
+      if (wanted.has(key) || keep(version.name, key)) continue;
+      if (this.isWanted(version.name) && pending.has(version.name)) continue;
       this.loaded.delete(key);
       void version.retire();
-      this.log(`unloaded ${key} (${this.isWanted(version.name) ? 'not served by its version policy' : 'unloaded'})`);
+      const why = !this.isWanted(version.name)
+        ? 'unloaded'
+        : present.has(key)
+          ? 'not served by its version policy'
+          : 'file removed';
+      this.log(`unloaded ${key} (${why})`);
     }
+  }
+
+  /** The settings a version of `name` is loaded with, as a key (batching from config.pbtxt). */
+  private settingsKey(name: string): string {
+    const own = this.settings.get(name);
+    return JSON.stringify([own?.maxBatch, own?.batchDelayMs]);
   }
 
   /** Whether a file with digest `hash` needs no load: the bytes serving, or the bytes that just failed. */
@@ -327,7 +349,7 @@ export class ModelRepository {
     previous: LoadedEntry | undefined,
     failure: FailedVersion | undefined,
   ): boolean {
-    if (previous && previous.served.hash === hash) {
+    if (previous && previous.served.hash === hash && previous.settings === this.settingsKey(file.name)) {
       previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
       return true;
     }
@@ -350,7 +372,8 @@ export class ModelRepository {
     // Each loaded version is a runner process (~60 MB): a repository of thousands must not fork thousands.
     const most = this.options.maxLoadedVersions ?? SERVE_DEFAULTS.maxLoadedVersions;
     // Versions being loaded count too (their `loading` mark is set before the first await of the load).
-    if (!previous && this.loaded.size + this.loading.size >= most)
+    const replaced = [...this.replaceable].filter((k) => k.startsWith(`${file.name}/`) && this.loaded.has(k)).length;
+    if (!previous && this.loaded.size + this.loading.size - replaced >= most)
       return this.fail(key, file, `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`);
     this.loading.add(key);
     try {
@@ -391,7 +414,7 @@ export class ModelRepository {
       );
       // Unloaded while it loaded: not served.
       if (this.closed || !this.isWanted(file.name)) return void served.retire();
-      this.loaded.set(key, { served, stamp: file.stamp });
+      this.loaded.set(key, { served, stamp: file.stamp, settings: this.settingsKey(file.name) });
       this.failed.delete(key);
       if (previous) void previous.served.retire();
       this.log(`loaded ${key} on ${served.provider}${previous ? ' (replaced the previous file)' : ''}`);

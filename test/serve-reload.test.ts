@@ -5,7 +5,17 @@
  */
 
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -247,6 +257,113 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
       ['2', 'READY'],
       ['3', 'UNAVAILABLE'],
     ]);
+  });
+
+  /** Requests to `model` in a loop while `change` runs and `settle` holds; every status seen. */
+  async function during(model: string, change: () => Promise<void>): Promise<number[]> {
+    const statuses: number[] = [];
+    let running = true;
+    const load = (async () => {
+      while (running) statuses.push((await post(`/predict/${model}`, { pixels: pixels(2) })).status);
+    })();
+    await change();
+    await new Promise((r) => setTimeout(r, 300)); // more scans
+    running = false;
+    await load;
+    return statuses;
+  }
+
+  it('several broken new versions at once leave the one serving (a re-check found the model down for good)', async () => {
+    place('many', 1, cnnBytes());
+    config('many', 'max_batch_size: 8\n');
+    await waitFor(async () => (await versionsOf('many')).some((v) => v.ready), 'many/1');
+    const statuses = await during('many', async () => {
+      for (const v of [2, 3, 4]) place('many', v, `broken ${v}`);
+      await waitFor(async () => (await versionsOf('many')).filter((v) => v.error).length === 3, 'three failures');
+    });
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // Each broken file tried once, not at every scan.
+    for (const v of [2, 3, 4]) expect(logs.filter((l) => l.startsWith(`not serving many/${v}:`))).toHaveLength(1);
+  });
+
+  it('a rollback (the newest version removed) loads the one before it first: no request fails', async () => {
+    place('roll', 1, cnnBytes());
+    place('roll', 2, cnnBytes());
+    config('roll', 'max_batch_size: 8\n');
+    await waitFor(async () => {
+      const versions = await versionsOf('roll');
+      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
+    }, 'roll/2 alone');
+    const statuses = await during('roll', async () => {
+      rmSync(join(repo.root, 'roll', '2'), { recursive: true });
+      await waitFor(async () => (await versionsOf('roll'))[0]?.version === 1, 'roll/1 back');
+    });
+    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+  });
+
+  it("an unreadable version entry keeps only that version's place, not the model's others", async () => {
+    place('unread', 1, cnnBytes());
+    place('unread', 2, cnnBytes());
+    await waitFor(async () => (await versionsOf('unread')).filter((v) => v.ready).length === 2, 'unread/1 and /2');
+    mkdirSync(join(repo.root, 'unread', '7'));
+    symlinkSync('/nonexistent/model.onnx', join(repo.root, 'unread', '7', 'model.onnx'));
+    rmSync(join(repo.root, 'unread', '1'), { recursive: true });
+    await waitFor(async () => (await versionsOf('unread')).every((v) => v.version !== 1), 'unread/1 to go');
+  });
+
+  it('a config.pbtxt that stops being usable keeps the last good settings (not every version)', async () => {
+    place('glitch', 1, cnnBytes());
+    place('glitch', 2, cnnBytes());
+    config('glitch', 'max_batch_size: 8\n');
+    await waitFor(async () => {
+      const versions = await versionsOf('glitch');
+      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
+    }, 'glitch/2 alone');
+    config('glitch', 'max_batch_size: 8\nversion_pol'); // an editor's half-written file
+    await waitFor(() => logs.some((l) => l.includes('glitch/config.pbtxt (invalid')), 'the glitch reported');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await versionsOf('glitch')).map((v) => v.version)).toEqual([2]);
+  });
+
+  it('a changed config.pbtxt applies to the versions loaded (they reload with it)', async () => {
+    place('resize', 1, cnnBytes());
+    config('resize', 'max_batch_size: 4\nversion_policy: { all { } }\n');
+    const nine = () =>
+      post('/v2/models/resize/infer', {
+        inputs: [{ name: 'input', shape: [9, 1, 28, 28], datatype: 'FP32', data: new Array(9 * 784).fill(0) }],
+      });
+    await waitFor(async () => (await versionsOf('resize')).some((v) => v.ready), 'resize/1');
+    expect((await nine()).status).toBe(400); // more than max_batch_size 4
+    config('resize', 'max_batch_size: 16\nversion_policy: { all { } }\n');
+    await waitFor(async () => (await nine()).status === 200, 'the new max_batch_size to apply');
+  });
+
+  it('at --max-loaded-versions, a newest-only model still moves to its new version', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'models-capacity-'));
+    mkdirSync(join(root, 'capa', '1'), { recursive: true });
+    writeFileSync(join(root, 'capa', '1', 'model.onnx'), cnnBytes());
+    writeFileSync(join(root, 'capa', 'config.pbtxt'), 'max_batch_size: 8\n');
+    const small = await startServer({ models: root, port: 0, watchIntervalMs: 30, maxLoadedVersions: 1 });
+    try {
+      const versions = async () =>
+        ((await (await fetch(`${small.url}/api/models`)).json()) as { name: string; versions: VersionInfo[] }[])
+          .find((m) => m.name === 'capa')
+          ?.versions.filter((v) => v.ready)
+          .map((v) => v.version);
+      expect(await versions()).toEqual([1]);
+      mkdirSync(join(root, 'capa', '2'));
+      writeFileSync(join(root, 'capa', '2', 'model.onnx'), cnnBytes());
+      // Before: refused for good, "1 versions are loaded already" — the new one loads before the old goes.
+      await waitFor(async () => JSON.stringify(await versions()) === '[2]', 'capa/2 to replace capa/1');
+    } finally {
+      await small.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps the repository root absolute, so errors carry no relative path', async () => {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    expect(new ModelRepository('relative/models').root).toBe(join(process.cwd(), 'relative/models'));
   });
 
   it('a config that cannot be used leaves the model on the defaults, and a removed version still goes', async () => {
