@@ -38,6 +38,6 @@ export function assertBatchSize(model: ServedVersion, count: number): void {
     throw new HttpError(
       400,
       'batch_too_large',
-      `model '${model.name}' takes at most ${model.maxBatch} images per request (its max_batch_size); got ${count}`,
+      `model '${model.name}' takes at most ${model.maxBatch} images per request (its config's max_batch_size, or the server's --max-batch where that is 0 or unset); got ${count}`,
     );
 }
