@@ -46,6 +46,10 @@ export interface FailedVersion {
   /** The failed file's digest and when it failed: the same bytes touched again are not retried at once. */
   hash?: string;
   at?: number;
+  /** The model's settings when it failed (a changed config tries it again). */
+  settings?: string;
+  /** For want of room, not of the file: tried again at every scan. */
+  transient?: boolean;
 }
 
 /** A file that failed to load is tried again with the same bytes only after this long (a touch, a copy). */
@@ -266,7 +270,7 @@ export class ModelRepository {
     // failed to load: a broken or half-copied new version never takes the one serving away. (A loaded
     // version whose new file failed still serves its previous file: it counts.)
     const desiredFiles = () => {
-      const failed = (f: FoundFile) => this.failed.get(keyOf(f))?.stamp === f.stamp && !this.loaded.has(keyOf(f));
+      const failed = (f: FoundFile) => this.failsAsIs(f) && !this.loaded.has(keyOf(f));
       return [...filesByName].flatMap(([name, files]) => {
         const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
         const chosen = servedVersions(
@@ -293,7 +297,7 @@ export class ModelRepository {
           const key = keyOf(f);
           const loaded = this.loaded.get(key);
           const stale = loaded?.stamp !== f.stamp || loaded.settings !== this.settingsKey(f.name);
-          return this.isWanted(f.name) && stale && this.failed.get(key)?.stamp !== f.stamp && !attempted.has(key);
+          return this.isWanted(f.name) && stale && !this.failsAsIs(f) && !attempted.has(key);
         })
         .sort(this.firstToLoad())
         .slice(0, left);
@@ -317,9 +321,7 @@ export class ModelRepository {
     // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves.
     const pending = new Set(
       desired
-        .filter(
-          (f) => wanted.has(keyOf(f)) && !this.loaded.has(keyOf(f)) && this.failed.get(keyOf(f))?.stamp !== f.stamp,
-        )
+        .filter((f) => wanted.has(keyOf(f)) && !this.loaded.has(keyOf(f)) && !this.failsAsIs(f))
         .map((f) => f.name),
     );
     for (const [key, { served: version }] of this.loaded) {
@@ -342,6 +344,18 @@ export class ModelRepository {
     return JSON.stringify([own?.maxBatch, own?.batchDelayMs]);
   }
 
+  /**
+   * Whether `f` is known to fail to load as it is now: its file and its model's settings unchanged since it
+   * failed, and not for want of room (--max-loaded-versions: tried again at every scan). A re-check attack
+   * fixed a config whose max_batch_size had failed a version, and the version was never tried again.
+   */
+  private failsAsIs(f: FoundFile): boolean {
+    const failure = this.failed.get(`${f.name}/${f.version}`);
+    return (
+      !!failure && !failure.transient && failure.stamp === f.stamp && failure.settings === this.settingsKey(f.name)
+    );
+  }
+
   /** Whether a file with digest `hash` needs no load: the bytes serving, or the bytes that just failed. */
   private unchanged(
     hash: string,
@@ -353,7 +367,11 @@ export class ModelRepository {
       previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
       return true;
     }
-    if (failure?.hash === hash && Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS) {
+    if (
+      failure?.hash === hash &&
+      failure.settings === this.settingsKey(file.name) &&
+      Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS
+    ) {
       failure.stamp = file.stamp; // the bytes that just failed, touched: no new runner process for them yet
       return true;
     }
@@ -374,7 +392,13 @@ export class ModelRepository {
     // Versions being loaded count too (their `loading` mark is set before the first await of the load).
     const replaced = [...this.replaceable].filter((k) => k.startsWith(`${file.name}/`) && this.loaded.has(k)).length;
     if (!previous && this.loaded.size + this.loading.size - replaced >= most)
-      return this.fail(key, file, `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`);
+      return this.fail(
+        key,
+        file,
+        `not loaded: ${most} versions are loaded already (serve --max-loaded-versions)`,
+        undefined,
+        true,
+      );
     this.loading.add(key);
     try {
       await this.loadFileNow(key, file, previous);
@@ -452,9 +476,22 @@ export class ModelRepository {
     this.fail(key, file, `quarantined: ${reason}; it is served again once its file changes`);
   }
 
-  private fail(key: string, file: FoundFile, reason: string, hash?: string): void {
+  private fail(key: string, file: FoundFile, reason: string, hash?: string, transient = false): void {
     const error = publicMessage(reason);
-    this.failed.set(key, { name: file.name, version: file.version, error, stamp: file.stamp, hash, at: Date.now() });
+    const settings = this.settingsKey(file.name);
+    const before = this.failed.get(key);
+    const again = before?.error === error && before.stamp === file.stamp; // tried again for want of room
+    this.failed.set(key, {
+      name: file.name,
+      version: file.version,
+      error,
+      stamp: file.stamp,
+      hash,
+      at: Date.now(),
+      settings,
+      transient,
+    });
+    if (again) return; // said once
     this.options.onLoadFailure?.(file.name);
     this.log(`not serving ${key}: ${error}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`);
   }

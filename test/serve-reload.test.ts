@@ -355,10 +355,30 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
       writeFileSync(join(root, 'capa', '2', 'model.onnx'), cnnBytes());
       // Before: refused for good, "1 versions are loaded already" — the new one loads before the old goes.
       await waitFor(async () => JSON.stringify(await versions()) === '[2]', 'capa/2 to replace capa/1');
+      // A version refused for want of room is tried again once there is room (it was refused for good).
+      mkdirSync(join(root, 'other', '1'), { recursive: true });
+      writeFileSync(join(root, 'other', '1', 'model.onnx'), cnnBytes());
+      const otherReady = async () =>
+        ((await (await fetch(`${small.url}/api/models`)).json()) as { name: string; versions: VersionInfo[] }[])
+          .find((m) => m.name === 'other')
+          ?.versions.some((v) => v.ready) ?? false;
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await otherReady()).toBe(false);
+      rmSync(join(root, 'capa'), { recursive: true });
+      await waitFor(otherReady, 'other/1 once capa is gone');
     } finally {
       await small.close();
       rmSync(root, { recursive: true, force: true });
     }
+  });
+
+  it('a version that failed for its config is tried again when the config changes', async () => {
+    place('cfix', 1, cnnBytes());
+    config('cfix', 'max_batch_size: 2000\n'); // over what the server runs: the load fails
+    await waitFor(async () => (await versionsOf('cfix')).some((v) => v.error), 'cfix/1 to fail');
+    config('cfix', 'max_batch_size: 8\n');
+    // Before: the failure was kept while the file was unchanged, and the version never tried again.
+    await waitFor(async () => (await versionsOf('cfix')).some((v) => v.ready), 'cfix/1 with the fixed config');
   });
 
   it('keeps the repository root absolute, so errors carry no relative path', async () => {
