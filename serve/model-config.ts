@@ -37,6 +37,9 @@ export type SettingsReader = (
   onProblem: OnConfigProblem,
 ) => ModelSettings | Promise<ModelSettings>;
 
+/** How long a config.pbtxt that vanished keeps its model on the last good settings (a delete-then-write). */
+const GONE_GRACE_MS = 5000;
+
 /** Larger configs are refused unread (Triton's are a few KiB; the text-format parser stops at 1 MiB). */
 export const MAX_CONFIG_BYTES = 1024 * 1024;
 
@@ -74,6 +77,7 @@ export function cachedSettingsReader(): SettingsReader {
   // last good settings rather than the defaults: an outside attack's 1.5 s glitch loaded every version of a
   // newest-only model, with the default batch. No file at all: the defaults.
   const lastGood = new Map<string, ModelSettings>();
+  const goneSince = new Map<string, number>();
   const refused = (path: string, onProblem: OnConfigProblem, cause: string) => {
     cache.delete(path);
     onProblem(cause);
@@ -91,13 +95,23 @@ export function cachedSettingsReader(): SettingsReader {
       // A link to nothing is a problem to report, not a config removed.
       if (await isLink(path)) return refused(path, onProblem, 'ENOENT');
       cache.delete(path);
+      // An editor that deletes before it writes: the last good settings hold a few seconds more.
+      const good = lastGood.get(path);
+      if (!goneSince.has(path)) goneSince.set(path, Date.now());
+      if (good && Date.now() - (goneSince.get(path) as number) < GONE_GRACE_MS) return good;
       lastGood.delete(path);
+      goneSince.delete(path);
       return {};
     }
+    goneSince.delete(path);
     let entry = cache.get(path);
     if (read.bytes) {
       let problem: string | undefined;
-      const settings = settingsFromText(read.bytes.toString('utf8'), (cause) => {
+      const text = read.bytes.toString('utf8');
+      // An empty file is a rewrite's first instant, not a config asking for the defaults (a re-check attack's
+      // editor reloaded a model twice in 1.5 s): the last good settings hold, without a problem to report.
+      if (text.trim() === '' && lastGood.has(path)) return lastGood.get(path) ?? {};
+      const settings = settingsFromText(text, (cause) => {
         problem = cause;
       });
       entry = { stamp: read.stamp, settings: problem ? (lastGood.get(path) ?? {}) : settings, problem };

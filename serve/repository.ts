@@ -36,6 +36,12 @@ const PARALLEL_LOADS = 3;
  * for ~18 s in an outside attack; now the next scan sees it, and loads it first (see `firstToLoad`).
  */
 const LOADS_PER_SCAN = 3 * PARALLEL_LOADS;
+/**
+ * Failed loads one model gets in one scan, at most: under a newest-only policy each broken newest version
+ * hands its place to the one before it, one load per round — a re-check attack's 300 broken versions held an
+ * upload's scan (and the watcher behind it) 36 s. The rest are tried by the next scans; what serves keeps serving.
+ */
+const FAILURES_PER_MODEL_PER_SCAN = PARALLEL_LOADS;
 
 export interface FailedVersion {
   name: string;
@@ -289,6 +295,7 @@ export class ModelRepository {
     let desired = desiredFiles();
     let left = loads;
     const attempted = new Set<string>(); // once a scan each (a file that vanished mid-load stays listed)
+    const failures = new Map<string, number>(); // failed loads per model this scan
     while (left > 0 && !this.closed) {
       const wanted = new Set(desired.map(keyOf));
       this.replaceable = new Set([...this.loaded.keys()].filter((key) => !wanted.has(key)));
@@ -300,6 +307,7 @@ export class ModelRepository {
           return this.isWanted(f.name) && stale && !this.failsAsIs(f) && !attempted.has(key);
         })
         .sort(this.firstToLoad())
+        .filter((f) => (failures.get(f.name) ?? 0) < FAILURES_PER_MODEL_PER_SCAN)
         .slice(0, left);
       if (changed.length === 0) break;
       left -= changed.length;
@@ -313,10 +321,15 @@ export class ModelRepository {
         }
       };
       await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
+      for (const f of changed) if (this.failsAsIs(f)) failures.set(f.name, (failures.get(f.name) ?? 0) + 1);
       desired = desiredFiles();
     }
     this.replaceable = new Set();
-    this.known = new Map(desired.map((f) => [keyOf(f), f]));
+    // Known: what the policy serves, and what failed (a load call of a model whose every version failed
+    // answers with the reason, not "no such model").
+    this.known = new Map(
+      [...desired, ...scanned.files.filter((f) => this.failed.has(keyOf(f)))].map((f) => [keyOf(f), f]),
+    );
     const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(keyOf));
     // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves.
     const pending = new Set(

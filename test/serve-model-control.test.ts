@@ -109,6 +109,15 @@ describe('explicit mode', () => {
     expect((await infer(server.url, 'c')).status).toBe(200);
   });
 
+  it('a load of a model whose every version fails answers 400 with the reason, not 404', async () => {
+    mkdirSync(join(root, 'allbad', '1'), { recursive: true });
+    writeFileSync(join(root, 'allbad', '1', 'model.onnx'), 'not a model');
+    const answer = await post(server.url, '/v2/repository/models/allbad/load');
+    // A re-check attack got 404 "the repository has no model" once failed versions left the known set.
+    expect(answer.status).toBe(400);
+    expect((await errorOf(answer)).message).toMatch(/did not load|not an ONNX model/);
+  });
+
   it('takes concurrent loads and unloads of one model one at a time: each answers 200', async () => {
     put(root, 'd');
     // Racing an unload, a load answered 400 "did not load: no version" for a model that loads fine.

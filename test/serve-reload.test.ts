@@ -381,6 +381,45 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     await waitFor(async () => (await versionsOf('cfix')).some((v) => v.ready), 'cfix/1 with the fixed config');
   });
 
+  it("a scan tries at most 3 of one model's broken versions (a control call's scan waited for 300)", async () => {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    const root = mkdtempSync(join(tmpdir(), 'models-deep-'));
+    const lines: string[] = [];
+    mkdirSync(join(root, 'deep', '1'), { recursive: true });
+    writeFileSync(join(root, 'deep', '1', 'model.onnx'), cnnBytes());
+    writeFileSync(join(root, 'deep', 'config.pbtxt'), 'max_batch_size: 8\n');
+    const repository = new ModelRepository(root, { log: (l) => lines.push(l) });
+    try {
+      await repository.scan();
+      for (let v = 2; v <= 13; v++) {
+        mkdirSync(join(root, 'deep', String(v)));
+        writeFileSync(join(root, 'deep', String(v), 'model.onnx'), `broken ${v}`);
+      }
+      await repository.scan(); // unbounded, as start-up and model control scan
+      const failed = () => lines.filter((l) => l.startsWith('not serving deep/')).length;
+      expect(failed()).toBe(3); // 13, 12, 11: the rest wait for the next scans
+      expect(repository.servedVersions('deep').map((v) => v.version)).toEqual([1]);
+      await repository.scan();
+      expect(failed()).toBe(6);
+    } finally {
+      await repository.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('an empty config.pbtxt (a rewrite under way) keeps the last good settings', async () => {
+    place('blank', 1, cnnBytes());
+    place('blank', 2, cnnBytes());
+    config('blank', 'max_batch_size: 8\n');
+    await waitFor(async () => JSON.stringify((await versionsOf('blank')).map((v) => v.version)) === '[2]', 'blank/2');
+    const reloads = () => logs.filter((l) => l.startsWith('loaded blank/')).length;
+    const before = reloads();
+    config('blank', '');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await versionsOf('blank')).map((v) => v.version)).toEqual([2]);
+    expect(reloads()).toBe(before); // before: v2 reloaded with the defaults (and v1 loaded)
+  });
+
   it('keeps the repository root absolute, so errors carry no relative path', async () => {
     const { ModelRepository } = await import('../serve/repository.ts');
     expect(new ModelRepository('relative/models').root).toBe(join(process.cwd(), 'relative/models'));
