@@ -259,6 +259,17 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     ]);
   });
 
+  /** `name` with versions 1 and 2 and a config without a policy (Triton's newest only): v2 alone serving. */
+  async function newestOnlyOfTwo(name: string): Promise<void> {
+    place(name, 1, cnnBytes());
+    place(name, 2, cnnBytes());
+    config(name, 'max_batch_size: 8\n');
+    await waitFor(async () => {
+      const versions = await versionsOf(name);
+      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
+    }, `${name}/2 alone`);
+  }
+
   /** Requests to `model` in a loop while `change` runs and `settle` holds; every status seen. */
   async function during(model: string, change: () => Promise<void>): Promise<number[]> {
     const statuses: number[] = [];
@@ -287,13 +298,7 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
   });
 
   it('a rollback (the newest version removed) loads the one before it first: no request fails', async () => {
-    place('roll', 1, cnnBytes());
-    place('roll', 2, cnnBytes());
-    config('roll', 'max_batch_size: 8\n');
-    await waitFor(async () => {
-      const versions = await versionsOf('roll');
-      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
-    }, 'roll/2 alone');
+    await newestOnlyOfTwo('roll');
     const statuses = await during('roll', async () => {
       rmSync(join(repo.root, 'roll', '2'), { recursive: true });
       await waitFor(async () => (await versionsOf('roll'))[0]?.version === 1, 'roll/1 back');
@@ -312,13 +317,7 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
   });
 
   it('a config.pbtxt that stops being usable keeps the last good settings (not every version)', async () => {
-    place('glitch', 1, cnnBytes());
-    place('glitch', 2, cnnBytes());
-    config('glitch', 'max_batch_size: 8\n');
-    await waitFor(async () => {
-      const versions = await versionsOf('glitch');
-      return versions.length === 1 && versions[0]?.version === 2 && versions[0].ready;
-    }, 'glitch/2 alone');
+    await newestOnlyOfTwo('glitch');
     config('glitch', 'max_batch_size: 8\nversion_pol'); // an editor's half-written file
     await waitFor(() => logs.some((l) => l.includes('glitch/config.pbtxt (invalid')), 'the glitch reported');
     await new Promise((r) => setTimeout(r, 300));
