@@ -18,13 +18,13 @@ import { dirname, join, resolve } from 'node:path';
 import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
-import { hashRegularFile, readRegularFile } from '../node/regular-file.ts';
+import { readRegularFileDigest } from '../node/regular-file.ts';
 import { isValidModelName, modelPath, shownName, VERSION_PATTERN } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
 import { MAX_MODEL_BYTES } from './runner/limits.ts';
-import { type LoadSettings, ServedVersion, sha256Yielding } from './served-version.ts';
+import { type LoadSettings, ServedVersion } from './served-version.ts';
 
 export { ServedVersion };
 
@@ -425,19 +425,22 @@ export class ModelRepository {
     // touched, it is read whole only if its bytes changed.
     const failure = this.failed.get(key);
     if (previous || failure?.hash) {
-      const digest = await hashRegularFile(file.path, MAX_MODEL_BYTES).catch(() => undefined);
-      if (digest && this.unchanged(digest, file, previous, failure)) return;
+      const known = await readRegularFileDigest(file.path, MAX_MODEL_BYTES, false).catch(() => undefined);
+      if (known && this.unchanged(known.sha256, file, previous, failure)) return;
     }
     let bytes: Uint8Array;
+    let hash: string;
     try {
-      // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks).
-      bytes = await readRegularFile(file.path, MAX_MODEL_BYTES);
+      // A regular file under the cap, read through the descriptor that was checked (a FIFO never blocks),
+      // its digest taken a few MiB per read.
+      const read = await readRegularFileDigest(file.path, MAX_MODEL_BYTES, true);
+      bytes = read.bytes as Buffer;
+      hash = read.sha256;
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOENT') return; // vanished since the listing: the next scan sees it gone
       return this.fail(key, file, code ? `cannot read model.onnx (${code})` : (error as Error).message);
     }
-    const hash = await sha256Yielding(bytes);
     if (this.unchanged(hash, file, previous, failure)) return;
     try {
       const settings = this.loadSettings(file.name);

@@ -5,7 +5,6 @@
  * its last lease ends, so a hot reload never fails a request in flight. A run over its budget, or a
  * runner that crashes, quarantines the version (onQuarantine) until it is loaded again.
  */
-import { createHash } from 'node:crypto';
 import { IMAGE_PIXELS, IMAGE_SHAPE, normalizationFolded } from '../core/contract.ts';
 import type { NodeDevice as Device, NodeProvider as Provider } from '../core/ort-runtime.ts';
 import { checkBatchIndependence, verifiedSizes } from './batch-check.ts';
@@ -29,22 +28,6 @@ export interface LoadSettings {
   onQuarantine?: (reason: string) => void;
   /** Aborted: the load is abandoned (the server is stopping) and its runner process killed. */
   signal?: AbortSignal;
-}
-
-export const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-
-/**
- * The same digest, a few MiB per turn of the event loop: a 512 MiB model hashed in one call held every
- * request for ~0.3 s (an outside attack touched six such files every second: health checks waited 2.2 s).
- */
-export async function sha256Yielding(bytes: Uint8Array): Promise<string> {
-  const hash = createHash('sha256');
-  const step = 4 * 1024 * 1024;
-  for (let at = 0; at < bytes.length; at += step) {
-    hash.update(bytes.subarray(at, at + step));
-    if (at + step < bytes.length) await new Promise((resolve) => setImmediate(resolve));
-  }
-  return hash.digest('hex');
 }
 
 export class ServedVersion {
@@ -90,7 +73,8 @@ export class ServedVersion {
     path: string,
     bytes: Uint8Array,
     settings: LoadSettings,
-    hash = sha256(bytes),
+    /** The bytes' SHA-256 (the runner checks the file it reads against it). */
+    hash: string,
   ): Promise<ServedVersion> {
     if (settings.maxBatch > MAX_SERVED_BATCH)
       throw new ContractError(

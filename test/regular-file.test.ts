@@ -5,7 +5,7 @@ import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
-import { hashRegularFile, readRegularFileStamped } from '../node/regular-file.ts';
+import { readRegularFileDigest, readRegularFileStamped } from '../node/regular-file.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'regular-file-'));
 
@@ -30,15 +30,20 @@ it('refuses a FIFO and /dev/zero at once, unread, and a file over the cap', asyn
   await expect(readRegularFileStamped(join(dir, 'missing'), 100)).rejects.toMatchObject({ code: 'ENOENT' });
 });
 
-it('hashRegularFile: the digest of the bytes, read a few MiB at a time, with the same refusals', async () => {
+it('readRegularFileDigest: the digest of the bytes, a few MiB a read, with the bytes or without, and the same refusals', async () => {
   const bytes = Buffer.from(Uint8Array.from({ length: 9 * 1024 * 1024 + 3 }, (_, i) => (i * 31) & 255));
   writeFileSync(join(dir, 'large'), bytes);
-  expect(await hashRegularFile(join(dir, 'large'), bytes.length)).toBe(
-    createHash('sha256').update(bytes).digest('hex'),
-  );
+  const digest = createHash('sha256').update(bytes).digest('hex');
+  expect((await readRegularFileDigest(join(dir, 'large'), bytes.length, false)).sha256).toBe(digest);
+  const kept = await readRegularFileDigest(join(dir, 'large'), bytes.length, true);
+  expect(kept.sha256).toBe(digest);
+  expect(kept.bytes?.equals(bytes)).toBe(true);
   writeFileSync(join(dir, 'empty'), '');
-  expect(await hashRegularFile(join(dir, 'empty'), 10)).toBe(createHash('sha256').digest('hex'));
-  await expect(hashRegularFile(join(dir, 'large'), bytes.length - 1)).rejects.toMatchObject({ code: 'EFBIG' });
+  expect((await readRegularFileDigest(join(dir, 'empty'), 10, false)).sha256).toBe(createHash('sha256').digest('hex'));
+  expect((await readRegularFileDigest(join(dir, 'empty'), 10, true)).sha256).toBe(createHash('sha256').digest('hex'));
+  await expect(readRegularFileDigest(join(dir, 'large'), bytes.length - 1, false)).rejects.toMatchObject({
+    code: 'EFBIG',
+  });
   execFileSync('mkfifo', [join(dir, 'fifo2')]);
-  await expect(hashRegularFile(join(dir, 'fifo2'), 100)).rejects.toMatchObject({ code: 'ENOTFILE' });
+  await expect(readRegularFileDigest(join(dir, 'fifo2'), 100, true)).rejects.toMatchObject({ code: 'ENOTFILE' });
 });
