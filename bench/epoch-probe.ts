@@ -4,7 +4,7 @@
  * what the exchange around them adds (posting, the barrier, the update, the reply). A development tool, not
  * a benchmark: how docs/benchmarks.md's epoch breakdown was measured.
  *
- *   npx tsx --single-threaded-gc bench/epoch-probe.ts --model resnet [--threads 2] [--steps 900]
+ *   npx tsx --single-threaded-gc --initial-old-space-size=64 bench/epoch-probe.ts --model resnet [--threads 2] [--steps 900]
  */
 import { readFileSync } from 'node:fs';
 import { Command } from 'commander';

@@ -353,9 +353,10 @@ describe('npm run sweep', () => {
       expect(new Set(used)).toEqual(new Set(declared.keys()));
       for (const reference of declared.values())
         expect(parameters.has(reference) || reference === KATIB_TRIAL_NAME).toBe(true);
-      expect(container.command.slice(0, 5)).toEqual([
+      expect(container.command.slice(0, 6)).toEqual([
         'node',
         '--single-threaded-gc',
+        '--initial-old-space-size=64',
         '--import',
         'tsx',
         'train/cli/train.ts',

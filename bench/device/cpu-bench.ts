@@ -5,8 +5,8 @@
  * alternating rounds (`$MNIST_ONNX_CNN_PYTHON`: the machine's own torch), the same table and machine section.
  * Prints markdown.
  *
- *   node --single-threaded-gc cpu-bench.mjs --models cnn,cnn3,resnet,inception,mlp --threads 1,2 --rounds 2 --seconds 2
- *   node --single-threaded-gc cpu-bench.mjs --what epoch --models cnn,resnet --threads 2 --rounds 2
+ *   node --single-threaded-gc --initial-old-space-size=64 cpu-bench.mjs --models cnn,cnn3,resnet,inception,mlp --threads 1,2 --rounds 2 --seconds 2
+ *   node --single-threaded-gc --initial-old-space-size=64 cpu-bench.mjs --what epoch --models cnn,resnet --threads 2 --rounds 2
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -141,7 +141,7 @@ if [ "$CPU_BENCH" = 1 ]; then
       echo "- cpu$n: core $(cat $topology/core_id 2>/dev/null || echo ?), siblings $(cat $topology/thread_siblings_list 2>/dev/null || echo ?)"
     done
     echo
-    MNIST_ONNX_CNN_PYTHON=$(command -v python3) timeout "$CPU_TIMEOUT" "${pin[@]}" ./node --single-threaded-gc \
+    MNIST_ONNX_CNN_PYTHON=$(command -v python3) timeout "$CPU_TIMEOUT" "${pin[@]}" ./node --single-threaded-gc --initial-old-space-size=64 \
       app/cpu-bench.mjs --what "$CPU_WHAT" --models "$CPU_MODELS" --threads "$CPU_THREADS" --rounds "$CPU_ROUNDS" --seconds "$CPU_SECONDS" \
       2>>"$log"
   } 2>&1 | tee "$cpu_report"
