@@ -76,21 +76,33 @@ async function readAll(
 }
 
 /**
- * The bytes of the regular file at `path` and its stamp (size and mtime, as the repository's scan writes
- * it); `known(stamp)` true skips the read (the caller already holds those bytes) and gives no `bytes`.
- * Errno errors (ENOENT, EACCES…) are thrown as Node's; the others as UnreadableFileError.
+ * What tells one state of a file from another without reading it: size and mtime, which `cp -p`, tar and
+ * builds that fix mtimes carry over, so also the inode (another file, or a link now leading elsewhere) and
+ * ctime (set by every write and rename, and no user can set it back): an outside attack swapped in files of
+ * the same size and mtime and the old bytes were served for good.
+ */
+export function fileStamp(info: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'dev' | 'ino'>): string {
+  return `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.dev}:${info.ino}`;
+}
+
+/**
+ * The bytes of the regular file at `path`, its stamp (fileStamp, as the repository's scan writes it) and the
+ * file it opened (device and inode: a caller that checked where `path` leads can tell whether that is the
+ * file that was read; its mtime); `known(stamp)` true skips the read (the caller already holds those bytes) and gives
+ * no `bytes`. Errno errors (ENOENT, EACCES…) are thrown as Node's; the others as UnreadableFileError.
  */
 export async function readRegularFileStamped(
   path: string,
   maxBytes: number,
   known: (stamp: string) => boolean = () => false,
-): Promise<{ bytes?: Buffer; stamp: string }> {
+): Promise<{ bytes?: Buffer; stamp: string; file: { dev: number; ino: number; mtimeMs: number } }> {
   const opened = await openRegular(path, maxBytes);
   try {
-    const stamp = `${opened.info.size}:${opened.info.mtimeMs}`;
-    if (known(stamp)) return { stamp };
+    const stamp = fileStamp(opened.info);
+    const file = { dev: opened.info.dev, ino: opened.info.ino, mtimeMs: opened.info.mtimeMs };
+    if (known(stamp)) return { stamp, file };
     const bytes = Buffer.allocUnsafe(opened.info.size + 1);
-    return { bytes: bytes.subarray(0, await readAll(opened, path, bytes)), stamp };
+    return { bytes: bytes.subarray(0, await readAll(opened, path, bytes)), stamp, file };
   } finally {
     await opened.handle.close();
   }

@@ -6,7 +6,7 @@
  * The file is re-read at every scan but parsed only when it changed, and never trusted to be a plain file.
  */
 
-import { lstat, realpath } from 'node:fs/promises';
+import { lstat, realpath, stat } from 'node:fs/promises';
 import { join, sep } from 'node:path';
 import { readRegularFileStamped } from '../node/regular-file.ts';
 import { CONFIG_FILE, readTritonConfig, type TritonVersionPolicy } from '../node/triton/config.ts';
@@ -31,11 +31,14 @@ const MAX_DELAY_MS = 1000;
 export type OnConfigProblem = (cause: string) => void;
 
 /** How the repository gets a model's settings (a test may pass its own; the default reads config.pbtxt). */
-export type SettingsReader = (
-  root: string,
-  name: string,
-  onProblem: OnConfigProblem,
-) => ModelSettings | Promise<ModelSettings>;
+export interface SettingsReader {
+  (root: string, name: string, onProblem: OnConfigProblem): ModelSettings | Promise<ModelSettings>;
+  /** Forget what it held for models of `root` not in `names` (folders gone: a model recreated under the same name starts afresh). */
+  retain?(root: string, names: ReadonlySet<string>): void;
+}
+
+/** How long a changed config.pbtxt must stay unchanged before it applies (a writer's pieces land in between). */
+const SETTLE_MS = 2000;
 
 /** How long a config.pbtxt that vanished keeps its model on the last good settings (a delete-then-write). */
 const GONE_GRACE_MS = 5000;
@@ -83,12 +86,20 @@ export function cachedSettingsReader(): SettingsReader {
     onProblem(cause);
     return lastGood.get(path) ?? {};
   };
-  return async (root, name, onProblem) => {
+  const reader: SettingsReader = async (root, name, onProblem) => {
     const path = join(root, name, CONFIG_FILE);
     let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
     try {
-      if (!(await insideOf(join(root, name), path))) return refused(path, onProblem, 'links outside its model folder');
+      const folder = join(root, name);
+      if ((await insideTarget(folder, path)) === 'outside')
+        return refused(path, onProblem, 'links outside its model folder');
       read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
+      // The check above followed the link once and the open again: a link swapped in between (an outside
+      // attack swapped one as fast as it could) opened a file outside. What was read counts only if the path
+      // leads, inside the folder, to the very file that was opened; else this scan keeps the last settings.
+      const now = await insideTarget(folder, path).catch(() => undefined);
+      if (now === 'outside') return refused(path, onProblem, 'links outside its model folder');
+      if (now?.dev !== read.file.dev || now.ino !== read.file.ino) return lastGood.get(path) ?? {};
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code !== 'ENOENT') return refused(path, onProblem, code ?? 'unreadable');
@@ -104,13 +115,19 @@ export function cachedSettingsReader(): SettingsReader {
       return {};
     }
     goneSince.delete(path);
+    // A config written in pieces is valid at every line (a header, then name and platform, …: an outside
+    // attack's slow writer unloaded versions with each piece): a change applies once the file has been still
+    // for SETTLE_MS; until then the last good settings hold (a new model's first config applies at once).
+    if (lastGood.has(path) && cache.get(path)?.stamp !== read.stamp && Date.now() - read.file.mtimeMs < SETTLE_MS)
+      return lastGood.get(path) ?? {};
     let entry = cache.get(path);
     if (read.bytes) {
       let problem: string | undefined;
       const text = read.bytes.toString('utf8');
       // An empty file is a rewrite's first instant, not a config asking for the defaults (a re-check attack's
       // editor reloaded a model twice in 1.5 s): the last good settings hold, without a problem to report.
-      if (text.trim() === '' && lastGood.has(path)) return lastGood.get(path) ?? {};
+      // Comments alone are the same instant (an editor's header written first, then the rest).
+      if (withoutComments(text).trim() === '' && lastGood.has(path)) return lastGood.get(path) ?? {};
       const settings = settingsFromText(text, (cause) => {
         problem = cause;
       });
@@ -121,6 +138,26 @@ export function cachedSettingsReader(): SettingsReader {
     if (entry?.problem) onProblem(entry.problem);
     return entry?.settings ?? {};
   };
+  reader.retain = (root, names) => {
+    const kept = new Set([...names].map((name) => join(root, name, CONFIG_FILE)));
+    for (const map of [cache, lastGood, goneSince])
+      for (const path of map.keys()) if (path.startsWith(join(root, sep)) && !kept.has(path)) map.delete(path);
+  };
+  return reader;
+}
+
+/** Text format comments run from `#` to the line's end (a `#` inside a string only matters if the rest is empty). */
+const withoutComments = (text: string) => text.replace(/#[^\n]*/g, '');
+
+/**
+ * The file `path` leads to now (its real path resolved first, then that path's device and inode: no link is
+ * followed between the check and the stat), or 'outside' when that is not within `dir`.
+ */
+async function insideTarget(dir: string, path: string): Promise<{ dev: number; ino: number } | 'outside'> {
+  const [base, target] = await Promise.all([realpath(dir), realpath(path)]);
+  if (!target.startsWith(base.endsWith(sep) ? base : `${base}${sep}`)) return 'outside';
+  const info = await stat(target);
+  return { dev: info.dev, ino: info.ino };
 }
 
 const isLink = (path: string) =>
@@ -128,12 +165,6 @@ const isLink = (path: string) =>
     (info) => info.isSymbolicLink(),
     () => false,
   );
-
-/** Whether `path` (links followed) is within `dir` (links followed); a missing file rejects with ENOENT. */
-async function insideOf(dir: string, path: string): Promise<boolean> {
-  const [base, target] = await Promise.all([realpath(dir), realpath(path)]);
-  return target.startsWith(base.endsWith(sep) ? base : `${base}${sep}`);
-}
 
 /** The versions a policy serves, of those present (ascending). */
 export function servedVersions(present: number[], policy: TritonVersionPolicy | undefined): Set<number> {

@@ -12,6 +12,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { fileStamp } from '../node/regular-file.ts';
 import { isValidModelName, MODEL_FILE, VERSION_PATTERN } from '../node/repository.ts';
 import { escapeForLog } from './errors.ts';
 
@@ -19,7 +20,7 @@ export interface FoundFile {
   name: string;
   version: number;
   path: string;
-  /** Changes when the file is rewritten (size and mtime). */
+  /** Changes when the file is rewritten, replaced or its link leads elsewhere (node/regular-file.ts fileStamp). */
   stamp: string;
 }
 
@@ -102,7 +103,7 @@ async function scanVersion(root: string, name: string, entry: Dirent, result: Sc
   try {
     const found = await stat(path);
     if (!found.isFile()) throw Object.assign(new Error('not a file'), { code: 'ENOTFILE' });
-    result.files.push({ name, version: Number(entry.name), path, stamp: `${found.size}:${found.mtimeMs}` });
+    result.files.push({ name, version: Number(entry.name), path, stamp: fileStamp(found) });
   } catch (error) {
     // A version folder without its model yet (being copied in) is normal; a dangling link is not.
     if (causeOf(error) === 'ENOENT' && !(await linkExists(path))) return;

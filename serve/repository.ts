@@ -58,6 +58,10 @@ export interface FailedVersion {
   transient?: boolean;
 }
 
+/** The key of a model's version, `<model>/<version>`, and the model a key names. */
+const versionKey = (f: { name: string; version: number }) => `${f.name}/${f.version}`;
+const modelOf = (key: string) => key.slice(0, key.lastIndexOf('/'));
+
 /** A file that failed to load is tried again with the same bytes only after this long (a touch, a copy). */
 const SAME_BYTES_RETRY_MS = 30_000;
 
@@ -259,7 +263,8 @@ export class ModelRepository {
         await read(this.root, name, (cause) => configProblems.push({ where: `${name}/config.pbtxt`, cause })),
       );
     this.settings = settings;
-    const keyOf = (f: FoundFile) => `${f.name}/${f.version}`;
+    this.readSettings.retain?.(this.root, new Set(filesByName.keys()));
+    const keyOf = versionKey;
     const present = new Set(scanned.files.map(keyOf));
     for (const key of this.failed.keys()) if (!present.has(key)) this.failed.delete(key);
     // Config problems are reported, and the model served with the defaults; only a folder we could not
@@ -299,6 +304,9 @@ export class ModelRepository {
     while (left > 0 && !this.closed) {
       const wanted = new Set(desired.map(keyOf));
       this.replaceable = new Set([...this.loaded.keys()].filter((key) => !wanted.has(key)));
+      // Per model, no more this round than the failures it has left this scan (a load call's unbounded scan
+      // retried a model's 150 broken versions in one round before).
+      const taken = new Map<string, number>();
       const changed = desired
         .filter((f) => {
           const key = keyOf(f);
@@ -307,10 +315,16 @@ export class ModelRepository {
           return this.isWanted(f.name) && stale && !this.failsAsIs(f) && !attempted.has(key);
         })
         .sort(this.firstToLoad())
-        .filter((f) => (failures.get(f.name) ?? 0) < FAILURES_PER_MODEL_PER_SCAN)
+        .filter((f) => {
+          const count = (taken.get(f.name) ?? 0) + 1;
+          taken.set(f.name, count);
+          return (failures.get(f.name) ?? 0) + count <= FAILURES_PER_MODEL_PER_SCAN;
+        })
         .slice(0, left);
       if (changed.length === 0) break;
-      left -= changed.length;
+      // A version that waits for room costs no runner when there is none: it does not spend the scan's loads
+      // (twelve of them spent every scan's nine before, and a model's own new version never loaded).
+      left -= changed.filter((f) => !this.failed.get(keyOf(f))?.transient).length;
       for (const f of changed) attempted.add(keyOf(f));
       // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
       const next = changed.values();
@@ -331,10 +345,14 @@ export class ModelRepository {
       [...desired, ...scanned.files.filter((f) => this.failed.has(keyOf(f)))].map((f) => [keyOf(f), f]),
     );
     const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(keyOf));
-    // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves.
+    // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves —
+    // unless the version waits for room and the model serves a wanted one already: the versions kept would be
+    // what holds the room (a removed version was served for good, over --max-loaded-versions, before).
+    const servesWanted = new Set([...this.loaded.keys()].filter((key) => wanted.has(key)).map(modelOf));
     const pending = new Set(
       desired
         .filter((f) => wanted.has(keyOf(f)) && !this.loaded.has(keyOf(f)) && !this.failsAsIs(f))
+        .filter((f) => !(this.failed.get(keyOf(f))?.transient && servesWanted.has(f.name)))
         .map((f) => f.name),
     );
     for (const [key, { served: version }] of this.loaded) {
@@ -363,7 +381,7 @@ export class ModelRepository {
    * fixed a config whose max_batch_size had failed a version, and the version was never tried again.
    */
   private failsAsIs(f: FoundFile): boolean {
-    const failure = this.failed.get(`${f.name}/${f.version}`);
+    const failure = this.failed.get(versionKey(f));
     return (
       !!failure && !failure.transient && failure.stamp === f.stamp && failure.settings === this.settingsKey(f.name)
     );
@@ -391,11 +409,16 @@ export class ModelRepository {
     return false;
   }
 
-  /** Models with nothing loaded and nothing failed first (a new model), then newest versions first. */
+  /**
+   * Versions waiting for room last; before them models with nothing loaded and nothing failed (a new model),
+   * then newest versions first.
+   */
   private firstToLoad(): (a: FoundFile, b: FoundFile) => number {
     const tried = new Set([...this.loaded.values()].map((e) => e.served.name));
     for (const f of this.failed.values()) tried.add(f.name);
-    return (a, b) => Number(tried.has(a.name)) - Number(tried.has(b.name)) || b.version - a.version;
+    const waits = (f: FoundFile) => Number(this.failed.get(versionKey(f))?.transient === true);
+    return (a, b) =>
+      waits(a) - waits(b) || Number(tried.has(a.name)) - Number(tried.has(b.name)) || b.version - a.version;
   }
 
   private async loadFile(key: string, file: FoundFile): Promise<void> {
@@ -444,14 +467,17 @@ export class ModelRepository {
     if (this.unchanged(hash, file, previous, failure)) return;
     try {
       const settings = this.loadSettings(file.name);
+      // The runner's failure names the version it served: a newer load of the key is not quarantined for it.
+      let self: ServedVersion | undefined;
       const served = await ServedVersion.load(
         file.name,
         file.version,
         file.path,
         bytes,
-        { ...settings, onQuarantine: (reason) => this.quarantine(key, file, reason) },
+        { ...settings, onQuarantine: (reason) => this.quarantine(key, file, self, reason) },
         hash,
       );
+      self = served;
       // Unloaded while it loaded: not served.
       if (this.closed || !this.isWanted(file.name)) return void served.retire();
       this.loaded.set(key, { served, stamp: file.stamp, settings: this.settingsKey(file.name) });
@@ -484,19 +510,22 @@ export class ModelRepository {
   }
 
   /** A served version stopped working: not served (not ready, with the reason) until its file changes. */
-  private quarantine(key: string, file: FoundFile, reason: string): void {
+  private quarantine(key: string, file: FoundFile, served: ServedVersion | undefined, reason: string): void {
+    // Matched by the version, not by the file's stamp at load: a touched file's stamp moves on while the same
+    // bytes serve (an outside attack's touch left a crashed version ready, answering 503, for good).
     const entry = this.loaded.get(key);
-    if (!entry || entry.stamp !== file.stamp) return;
+    if (!entry || !served || entry.served !== served) return;
     this.loaded.delete(key);
     void entry.served.retire();
-    this.fail(key, file, `quarantined: ${reason}; it is served again once its file changes`);
+    this.fail(key, { ...file, stamp: entry.stamp }, `quarantined: ${reason}; it is served again once its file changes`);
   }
 
   private fail(key: string, file: FoundFile, reason: string, hash?: string, transient = false): void {
     const error = publicMessage(reason);
     const settings = this.settingsKey(file.name);
     const before = this.failed.get(key);
-    const again = before?.error === error && before.stamp === file.stamp; // tried again for want of room
+    // Said once: the same failure of the same file, or still no room (touching the file changes nothing).
+    const again = before?.error === error && (before.stamp === file.stamp || (transient && before.transient));
     this.failed.set(key, {
       name: file.name,
       version: file.version,
@@ -507,7 +536,7 @@ export class ModelRepository {
       settings,
       transient,
     });
-    if (again) return; // said once
+    if (again) return;
     this.options.onLoadFailure?.(file.name);
     this.log(`not serving ${key}: ${error}${this.loaded.has(key) ? ' (still serving the previous file)' : ''}`);
   }

@@ -1,7 +1,7 @@
 /** readRegularFileStamped: only a regular file under the cap is read, through the descriptor that was checked. */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, renameSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, it } from 'vitest';
@@ -16,7 +16,24 @@ it('reads a regular file (through a link too) and gives its stamp; a known stamp
   expect(read.bytes?.toString()).toBe('hello');
   expect(read.stamp).toMatch(/^5:/);
   const again = await readRegularFileStamped(join(dir, 'plain'), 100, (stamp) => stamp === read.stamp);
-  expect(again).toEqual({ stamp: read.stamp });
+  expect(again.bytes).toBeUndefined();
+  expect(again.stamp).toBe(read.stamp);
+  // The file opened is the link's target, told by device and inode (what a caller compares with where the
+  // path leads after it checked it).
+  const target = statSync(join(dir, 'plain'));
+  expect(read.file).toEqual({ dev: target.dev, ino: target.ino, mtimeMs: target.mtimeMs });
+});
+
+it('a copy that keeps size and mtime (cp -p, tar) gets another stamp', async () => {
+  const when = new Date('2026-01-01T00:00:00Z');
+  writeFileSync(join(dir, 'one'), 'aaaaa');
+  utimesSync(join(dir, 'one'), when, when);
+  const before = await readRegularFileStamped(join(dir, 'one'), 100);
+  writeFileSync(join(dir, 'two'), 'bbbbb');
+  utimesSync(join(dir, 'two'), when, when);
+  renameSync(join(dir, 'two'), join(dir, 'one'));
+  expect(statSync(join(dir, 'one')).mtimeMs).toBe(before.file.mtimeMs);
+  expect((await readRegularFileStamped(join(dir, 'one'), 100)).stamp).not.toBe(before.stamp);
 });
 
 it('refuses a FIFO and /dev/zero at once, unread, and a file over the cap', async () => {

@@ -9,6 +9,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readFileSync,
+  renameSync,
   rmSync,
   symlinkSync,
   utimesSync,
@@ -475,5 +476,156 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     const shown = (await getJson('/v2/models/rel/config')) as { max_batch_size: number };
     expect(shown.max_batch_size).toBe(8);
     rmSync(release, { recursive: true });
+  });
+});
+
+describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-05)', () => {
+  const cnnBytes = () => readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
+  const ALL = 'max_batch_size: 8\nversion_policy { all { } }\n';
+  /** A temporary repository scanned by hand: `put` writes a version's file, `served` lists what serves. */
+  async function handScanned(maxLoadedVersions?: number) {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    const root = mkdtempSync(join(tmpdir(), 'models-25-'));
+    const lines: string[] = [];
+    const repository = new ModelRepository(root, { log: (l) => lines.push(l), maxLoadedVersions });
+    const put = (name: string, version: number, bytes: Uint8Array = cnnBytes()) => {
+      mkdirSync(join(root, name, String(version)), { recursive: true });
+      writeFileSync(join(root, name, String(version), 'model.onnx'), bytes);
+    };
+    const served = (name: string) => repository.servedVersions(name).map((v) => v.version);
+    const config = (name: string, text: string) => writeFileSync(join(root, name, 'config.pbtxt'), text);
+    const close = async () => {
+      await repository.close();
+      rmSync(root, { recursive: true, force: true });
+    };
+    return { root, repository, lines, put, served, config, close };
+  }
+
+  it('a removed version goes even while another version of its model waits for room', async () => {
+    const r = await handScanned(2);
+    try {
+      r.put('a', 1);
+      r.put('a', 2);
+      r.config('a', ALL);
+      await r.repository.scan();
+      expect(r.served('a')).toEqual([1, 2]);
+      rmSync(join(r.root, 'a', '1'), { recursive: true });
+      r.put('a', 3);
+      r.put('a', 4);
+      await r.repository.scan();
+      await r.repository.scan();
+      // Before: a/3 waited for room, so the model counted as still loading and kept a/1 — the version
+      // holding that room — served for good, from a deleted file, over the limit.
+      expect(r.served('a')).toEqual([2, 4]);
+      expect(r.lines.filter((l) => l.startsWith('not serving a/3')).length).toBe(1);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("versions waiting for room do not spend a watcher's scan: a model still moves to its new version", async () => {
+    const r = await handScanned(2);
+    try {
+      r.put('a', 1);
+      r.config('a', 'max_batch_size: 8\n'); // newest only
+      r.put('b', 1);
+      await r.repository.scan();
+      for (let m = 1; m <= 12; m++) r.put(`c${m}`, 5);
+      await r.repository.scan(9);
+      r.put('a', 2);
+      await r.repository.scan(9); // as the watcher scans
+      // Before: the twelve waiting versions (version 5 sorted first) took every scan's 9 loads.
+      expect(r.served('a')).toEqual([2]);
+      expect(r.served('b')).toEqual([1]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a touched version whose runner crashes is still quarantined', async () => {
+    const r = await handScanned();
+    try {
+      r.put('t', 1);
+      await r.repository.scan();
+      const file = join(r.root, 't', '1', 'model.onnx');
+      utimesSync(file, new Date(), new Date(Date.now() + 5000)); // touched: same bytes, not reloaded
+      await r.repository.scan();
+      expect(r.lines.filter((l) => l.startsWith('loaded t/1')).length).toBe(1);
+      process.kill(r.repository.get('t').runnerPid as number, 'SIGSEGV');
+      // Before: the touch had moved the file's stamp past the one the crash was checked against, and the
+      // version stayed ready, answering 503 to every request.
+      await waitFor(() => r.served('t').length === 0, 't/1 to be quarantined', 10_000);
+      expect(r.lines.some((l) => l.startsWith('not serving t/1: quarantined'))).toBe(true);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a file replaced by one of the same size and mtime is loaded (cp -p, tar)', async () => {
+    const r = await handScanned();
+    try {
+      const [tagA, tagB] = [oddModel({ metadata: { tag: 'a' } }), oddModel({ metadata: { tag: 'b' } })];
+      expect(tagA.length).toBe(tagB.length);
+      r.put('s', 1, tagA);
+      const file = join(r.root, 's', '1', 'model.onnx');
+      const when = new Date(Date.now() - 60_000);
+      utimesSync(file, when, when);
+      await r.repository.scan();
+      expect(r.repository.get('s').metadata.tag).toBe('a');
+      writeFileSync(`${file}.new`, tagB);
+      utimesSync(`${file}.new`, when, when);
+      renameSync(`${file}.new`, file);
+      await r.repository.scan();
+      // Before: the stamp was size and mtime only, and tag a was served for good.
+      expect(r.repository.get('s').metadata.tag).toBe('b');
+    } finally {
+      await r.close();
+    }
+  });
+
+  it("a model deleted and made again under its name does not keep the old one's config", async () => {
+    const r = await handScanned();
+    try {
+      r.put('n', 1);
+      r.put('n', 2);
+      r.config('n', 'max_batch_size: 4\nversion_policy { specific { versions: [1] } }\n');
+      await r.repository.scan();
+      expect(r.served('n')).toEqual([1]);
+      rmSync(join(r.root, 'n'), { recursive: true });
+      await r.repository.scan();
+      r.put('n', 1);
+      r.put('n', 2);
+      await r.repository.scan();
+      // No config: every version. Before: the deleted folder's settings were kept (for 5 s), n/2 stayed away.
+      expect(r.served('n')).toEqual([1, 2]);
+    } finally {
+      await r.close();
+    }
+  });
+
+  it('a config written in pieces applies once it has been still for 2 s; each piece alone changes nothing', async () => {
+    const r = await handScanned();
+    try {
+      r.put('m', 1);
+      r.put('m', 2);
+      r.config('m', `# written by hand\n${ALL}`);
+      await r.repository.scan();
+      expect(r.served('m')).toEqual([1, 2]);
+      const loads = () => r.lines.filter((l) => l.startsWith('loaded m/')).length;
+      const before = loads();
+      // Each piece is a valid config (comments only; no version policy: newest only; another batch size).
+      for (const piece of ['# written by hand\n', '# written by hand\nmax_batch_size: 8\n', 'max_batch_size: 2\n']) {
+        r.config('m', piece);
+        await r.repository.scan();
+        expect(r.served('m'), piece).toEqual([1, 2]);
+      }
+      expect(loads()).toBe(before); // before: each piece unloaded m/1 or reloaded m/2
+      const past = new Date(Date.now() - 3000);
+      utimesSync(join(r.root, 'm', 'config.pbtxt'), past, past); // still for 3 s
+      await r.repository.scan();
+      expect(r.served('m')).toEqual([2]);
+    } finally {
+      await r.close();
+    }
   });
 });
