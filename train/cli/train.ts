@@ -105,7 +105,7 @@ const command = (io: CliIo) =>
     .option('--resume <dir>', 'continue the run in <dir> from its last checkpoint (only --epochs may change)')
     .option(
       '--workers',
-      'split each batch over --threads threads, 1 ORT session each (BatchNorm statistics per slice); default for BatchNorm-free models with ≥ 16 MACs per image per parameter',
+      'split each batch over --threads threads, 1 ORT session each (BatchNorm statistics per slice); default for BatchNorm-free models',
     )
     .option('--no-workers', 'one ORT session with --threads intra-op threads')
     .option(

@@ -1,15 +1,16 @@
 /**
  * One place that decides how a training step runs: one `Trainer` session (with N intra-op threads), or
  * N data-parallel worker threads (each a 1-thread session on a slice of the batch, autotuned gradient
- * formulations). By default, with N > 1 on the CPU, workers run a model that has no BatchNorm (so the
- * step equals one session's to float tolerance) and enough work per image for a step's synchronisation
- * (~1–2 ms) to pay: measured on the idle 2-core machine (`npm run bench -- --what train`, batch 64),
- * 2 workers vs 1 session × 2 threads gave cnn3 4,690 vs 3,810 img/s, resnet 3,513 vs 1,724, inception
- * 1,284 vs 1,067, but cnn (0.47 MMAC per image) 7,165 vs 8,565. BatchNorm models keep one session unless
- * asked, since workers change their batch statistics (per slice, like DDP without SyncBN).
+ * formulations). By default, with N > 1 on the CPU, workers run a model that has no BatchNorm (the step
+ * equals one session's to float tolerance): with the native kernels and the update sharded in shared
+ * memory they were the faster way for every such zoo model in every committed run since 2026-12-05's run e
+ * (`npm run bench -- --what train`, batch 64, 2 threads) — mlp too, whose 1 MAC per parameter had kept it on
+ * one session: workers +9% (AMD EPYC runs e, g), +22% (run h), +14% and +31% (Intel Xeon, 2026-12-05).
+ * BatchNorm models keep one session unless asked, since workers change their batch statistics (per slice,
+ * like DDP without SyncBN).
  */
 
-import { countParams, emitForward, inspectModule } from '../../core/model/forward-graph.ts';
+import { emitForward, inspectModule } from '../../core/model/forward-graph.ts';
 import type { Module } from '../../core/model/layers/index.ts';
 import { nodeRuntime } from '../../node/execution.ts';
 import { nativeKernels } from '../../node/native-kernels.ts';
@@ -29,12 +30,6 @@ export type AnyTrainer = Pick<
 >;
 
 export type Parallelism = 'workers' | 'session';
-
-/**
- * Work per image per parameter (forward MACs / parameter count) from which workers pay, by default: each
- * step every participant copies the parameters in and its gradient out, and the update reads every part.
- */
-export const WORKERS_MIN_MACS_PER_PARAM = 16;
 
 export interface CreateTrainerOptions extends TrainerOptions {
   /**
@@ -116,11 +111,9 @@ function sliceOf(options: ParallelismOptions, module: Module): number {
 export const outweighsItsInputs = (n: number) => (inFeatures: number, outFeatures: number) =>
   inFeatures * outFeatures > n * (inFeatures + outFeatures);
 
-/** The default for a module: workers for BatchNorm-free models with enough work per parameter. */
+/** The default for a module: workers for BatchNorm-free models. */
 export function defaultParallelism(module: Module): Parallelism {
-  const { params, macs } = inspectModule(module);
-  const bnFree = params.every((p) => p.trainable);
-  return bnFree && macs >= WORKERS_MIN_MACS_PER_PARAM * countParams(params) ? 'workers' : 'session';
+  return inspectModule(module).params.every((p) => p.trainable) ? 'workers' : 'session';
 }
 
 function usesWorkers(options: Pick<CreateTrainerOptions, 'threads' | 'device' | 'parallelism'>, module?: Module) {
