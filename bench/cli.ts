@@ -18,18 +18,10 @@ import { runCommand } from '../node/cli/run-cli.ts';
 import { runIfMain } from '../node/cli/run-if-main.ts';
 import { writeFileAtomic } from '../node/files.ts';
 import { defaultCacheDir } from '../train/autotune/cache.ts';
-import { benchAttack } from './attack-bench.ts';
-import { benchBrowser } from './browser-train.ts';
-import { benchEpoch } from './epoch-bench.ts';
-import { benchInfer } from './infer-bench.ts';
 import { describeMachine } from './machine.ts';
 import { measuredOn } from './machine-report.ts';
-import { benchPreprocessReport } from './preprocess.ts';
 import type { BenchReport } from './report.ts';
-import { benchServe } from './serve-bench.ts';
 import { blasLabel, type TorchInfo, torchInfo } from './torch.ts';
-import { benchTrain } from './train-bench.ts';
-import { benchTrainPage } from './train-page-defaults.ts';
 
 /**
  * `all` runs these; `epoch` (one epoch of real MNIST per model and thread count), `attack` (the server's
@@ -96,15 +88,28 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
     const run = async (bench: () => Promise<BenchReport>, torchUsed?: TorchInfo) => {
       reports.push(await measuredOn(machine, bench, torchUsed));
     };
-    if (what.includes('serve')) await run(() => benchServe(seconds));
-    if (what.includes('attack')) await run(() => benchAttack());
-    if (what.includes('train'))
+    // Each benchmark's modules load only when it runs: the training steps measured in this process would
+    // otherwise share a heap holding the server, Playwright and the rest, and V8 collects it more often.
+    if (what.includes('serve')) await run(async () => (await import('./serve-bench.ts')).benchServe(seconds));
+    if (what.includes('attack')) await run(async () => (await import('./attack-bench.ts')).benchAttack());
+    if (what.includes('train')) {
+      const { benchTrain } = await import('./train-bench.ts');
       await run(() => benchTrain({ models, threads, batch, rounds, seconds, torch, autotune }), torch);
-    if (what.includes('epoch')) await run(() => benchEpoch({ models, threads, rounds, torch, autotune }), torch);
-    if (what.includes('infer')) await run(() => benchInfer({ models, threads, batch, rounds, seconds, torch }), torch);
-    if (what.includes('preprocess')) await run(() => benchPreprocessReport());
-    if (what.includes('browser')) await run(() => benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch }));
-    if (what.includes('train-page')) await run(() => benchTrainPage());
+    }
+    if (what.includes('epoch')) {
+      const { benchEpoch } = await import('./epoch-bench.ts');
+      await run(() => benchEpoch({ models, threads, rounds, torch, autotune }), torch);
+    }
+    if (what.includes('infer')) {
+      const { benchInfer } = await import('./infer-bench.ts');
+      await run(() => benchInfer({ models, threads, batch, rounds, seconds, torch }), torch);
+    }
+    if (what.includes('preprocess')) await run(async () => (await import('./preprocess.ts')).benchPreprocessReport());
+    if (what.includes('browser')) {
+      const { benchBrowser } = await import('./browser-train.ts');
+      await run(() => benchBrowser({ models: ['cnn', 'fast-cnn'], images: 1920, batch }));
+    }
+    if (what.includes('train-page')) await run(async () => (await import('./train-page-defaults.ts')).benchTrainPage());
     for (const r of reports) {
       print(r.markdown);
       await writeFileAtomic(join(out, `results-${r.kind}.md`), r.markdown);

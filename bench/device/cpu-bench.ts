@@ -17,7 +17,7 @@ import { positiveInt, positiveNumber } from '../../node/cli/options.ts';
 import { newProgram } from '../../node/cli/program.ts';
 import { runCommand } from '../../node/cli/run-cli.ts';
 import { runIfMain } from '../../node/cli/run-if-main.ts';
-import { benchEpoch } from '../epoch-bench.ts';
+import { benchEpoch, inProcessEpochs } from '../epoch-bench.ts';
 import { describeMachine } from '../machine.ts';
 import { measuredOn } from '../machine-report.ts';
 import { blasLabel, torchInfo } from '../torch.ts';
@@ -52,7 +52,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
         describeMachine(),
         () =>
           o.what === 'epoch'
-            ? benchEpoch({ models, threads, rounds, torch, autotune })
+            ? benchEpoch({ models, threads, rounds, torch, autotune, runEpoch: inProcessEpochs() })
             : benchTrain({ models, threads, batch: 64, rounds, seconds, torch, autotune }),
         torch,
       );
