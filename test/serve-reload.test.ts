@@ -494,16 +494,24 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
     };
     const served = (name: string) => repository.servedVersions(name).map((v) => v.version);
     const config = (name: string, text: string) => writeFileSync(join(root, name, 'config.pbtxt'), text);
-    const close = async () => {
-      await repository.close();
-      rmSync(root, { recursive: true, force: true });
-    };
-    return { root, repository, lines, put, served, config, close };
+    return { root, repository, lines, put, served, config };
+  }
+  /** `body` on a fresh hand-scanned repository, closed and removed after it whatever happens. */
+  async function withHandScanned(
+    maxLoadedVersions: number | undefined,
+    body: (r: Awaited<ReturnType<typeof handScanned>>) => Promise<void>,
+  ) {
+    const r = await handScanned(maxLoadedVersions);
+    try {
+      await body(r);
+    } finally {
+      await r.repository.close();
+      rmSync(r.root, { recursive: true, force: true });
+    }
   }
 
   it('a removed version goes even while another version of its model waits for room', async () => {
-    const r = await handScanned(2);
-    try {
+    await withHandScanned(2, async (r) => {
       r.put('a', 1);
       r.put('a', 2);
       r.config('a', ALL);
@@ -518,14 +526,11 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       // holding that room — served for good, from a deleted file, over the limit.
       expect(r.served('a')).toEqual([2, 4]);
       expect(r.lines.filter((l) => l.startsWith('not serving a/3')).length).toBe(1);
-    } finally {
-      await r.close();
-    }
+    });
   });
 
   it("versions waiting for room do not spend a watcher's scan: a model still moves to its new version", async () => {
-    const r = await handScanned(2);
-    try {
+    await withHandScanned(2, async (r) => {
       r.put('a', 1);
       r.config('a', 'max_batch_size: 8\n'); // newest only
       r.put('b', 1);
@@ -537,14 +542,11 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       // Before: the twelve waiting versions (version 5 sorted first) took every scan's 9 loads.
       expect(r.served('a')).toEqual([2]);
       expect(r.served('b')).toEqual([1]);
-    } finally {
-      await r.close();
-    }
+    });
   });
 
   it('a touched version whose runner crashes is still quarantined', async () => {
-    const r = await handScanned();
-    try {
+    await withHandScanned(undefined, async (r) => {
       r.put('t', 1);
       await r.repository.scan();
       const file = join(r.root, 't', '1', 'model.onnx');
@@ -556,14 +558,11 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       // version stayed ready, answering 503 to every request.
       await waitFor(() => r.served('t').length === 0, 't/1 to be quarantined', 10_000);
       expect(r.lines.some((l) => l.startsWith('not serving t/1: quarantined'))).toBe(true);
-    } finally {
-      await r.close();
-    }
+    });
   });
 
   it('a file replaced by one of the same size and mtime is loaded (cp -p, tar)', async () => {
-    const r = await handScanned();
-    try {
+    await withHandScanned(undefined, async (r) => {
       const [tagA, tagB] = [oddModel({ metadata: { tag: 'a' } }), oddModel({ metadata: { tag: 'b' } })];
       expect(tagA.length).toBe(tagB.length);
       r.put('s', 1, tagA);
@@ -578,14 +577,11 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       await r.repository.scan();
       // Before: the stamp was size and mtime only, and tag a was served for good.
       expect(r.repository.get('s').metadata.tag).toBe('b');
-    } finally {
-      await r.close();
-    }
+    });
   });
 
   it("a model deleted and made again under its name does not keep the old one's config", async () => {
-    const r = await handScanned();
-    try {
+    await withHandScanned(undefined, async (r) => {
       r.put('n', 1);
       r.put('n', 2);
       r.config('n', 'max_batch_size: 4\nversion_policy { specific { versions: [1] } }\n');
@@ -598,14 +594,11 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       await r.repository.scan();
       // No config: every version. Before: the deleted folder's settings were kept (for 5 s), n/2 stayed away.
       expect(r.served('n')).toEqual([1, 2]);
-    } finally {
-      await r.close();
-    }
+    });
   });
 
   it('a config written in pieces applies once it has been still for 2 s; each piece alone changes nothing', async () => {
-    const r = await handScanned();
-    try {
+    await withHandScanned(undefined, async (r) => {
       r.put('m', 1);
       r.put('m', 2);
       r.config('m', `# written by hand\n${ALL}`);
@@ -624,8 +617,6 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       utimesSync(join(r.root, 'm', 'config.pbtxt'), past, past); // still for 3 s
       await r.repository.scan();
       expect(r.served('m')).toEqual([2]);
-    } finally {
-      await r.close();
-    }
+    });
   });
 });
