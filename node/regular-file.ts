@@ -85,21 +85,31 @@ export function fileStamp(info: Pick<Stats, 'size' | 'mtimeMs' | 'ctimeMs' | 'de
   return `${info.size}:${info.mtimeMs}:${info.ctimeMs}:${info.dev}:${info.ino}`;
 }
 
+/** Whether two fileStamps differ at most in ctime: a chmod, a hard link or `touch -a`, no write, rename or other file. */
+export function sameWrite(a: string, b: string): boolean {
+  const drop = (stamp: string) =>
+    stamp
+      .split(':')
+      .filter((_, i) => i !== 2)
+      .join(':');
+  return drop(a) === drop(b);
+}
+
 /**
  * The bytes of the regular file at `path`, its stamp (fileStamp, as the repository's scan writes it) and the
  * file it opened (device and inode: a caller that checked where `path` leads can tell whether that is the
- * file that was read; its mtime); `known(stamp)` true skips the read (the caller already holds those bytes) and gives
+ * file that was read); `known(stamp)` true skips the read (the caller already holds those bytes) and gives
  * no `bytes`. Errno errors (ENOENT, EACCES…) are thrown as Node's; the others as UnreadableFileError.
  */
 export async function readRegularFileStamped(
   path: string,
   maxBytes: number,
   known: (stamp: string) => boolean = () => false,
-): Promise<{ bytes?: Buffer; stamp: string; file: { dev: number; ino: number; mtimeMs: number } }> {
+): Promise<{ bytes?: Buffer; stamp: string; file: { dev: number; ino: number } }> {
   const opened = await openRegular(path, maxBytes);
   try {
     const stamp = fileStamp(opened.info);
-    const file = { dev: opened.info.dev, ino: opened.info.ino, mtimeMs: opened.info.mtimeMs };
+    const file = { dev: opened.info.dev, ino: opened.info.ino };
     if (known(stamp)) return { stamp, file };
     const bytes = Buffer.allocUnsafe(opened.info.size + 1);
     return { bytes: bytes.subarray(0, await readAll(opened, path, bytes)), stamp, file };

@@ -37,10 +37,7 @@ export interface SettingsReader {
   retain?(root: string, names: ReadonlySet<string>): void;
 }
 
-/** How long a changed config.pbtxt must stay unchanged before it applies (a writer's pieces land in between). */
-const SETTLE_MS = 2000;
-
-/** How long a config.pbtxt that vanished keeps its model on the last good settings (a delete-then-write). */
+/** How long a config.pbtxt that vanished (or was emptied) keeps its model on the last good settings (a delete-then-write). */
 const GONE_GRACE_MS = 5000;
 
 /** Larger configs are refused unread (Triton's are a few KiB; the text-format parser stops at 1 MiB). */
@@ -81,6 +78,14 @@ export function cachedSettingsReader(): SettingsReader {
   // newest-only model, with the default batch. No file at all: the defaults.
   const lastGood = new Map<string, ModelSettings>();
   const goneSince = new Map<string, number>();
+  const blankSince = new Map<string, number>();
+  // What is held belongs to one model folder: deleted and made again, or a release link now leading to
+  // another folder, and the new folder starts from its own files (a re-check attack's recreated folder kept
+  // the old one's `specific [1]`).
+  const folders = new Map<string, string>();
+  const forget = (path: string) => {
+    for (const map of [cache, lastGood, goneSince, blankSince, folders]) map.delete(path);
+  };
   const refused = (path: string, onProblem: OnConfigProblem, cause: string) => {
     cache.delete(path);
     onProblem(cause);
@@ -89,8 +94,14 @@ export function cachedSettingsReader(): SettingsReader {
   const reader: SettingsReader = async (root, name, onProblem) => {
     const path = join(root, name, CONFIG_FILE);
     let read: Awaited<ReturnType<typeof readRegularFileStamped>>;
+    const folder = join(root, name);
+    const identity = await stat(folder).then(
+      (info) => `${info.dev}:${info.ino}`,
+      () => '',
+    );
+    if (folders.has(path) && folders.get(path) !== identity) forget(path);
+    folders.set(path, identity);
     try {
-      const folder = join(root, name);
       if ((await insideTarget(folder, path)) === 'outside')
         return refused(path, onProblem, 'links outside its model folder');
       read = await readRegularFileStamped(path, MAX_CONFIG_BYTES, (stamp) => cache.get(path)?.stamp === stamp);
@@ -115,19 +126,19 @@ export function cachedSettingsReader(): SettingsReader {
       return {};
     }
     goneSince.delete(path);
-    // A config written in pieces is valid at every line (a header, then name and platform, …: an outside
-    // attack's slow writer unloaded versions with each piece): a change applies once the file has been still
-    // for SETTLE_MS; until then the last good settings hold (a new model's first config applies at once).
-    if (lastGood.has(path) && cache.get(path)?.stamp !== read.stamp && Date.now() - read.file.mtimeMs < SETTLE_MS)
-      return lastGood.get(path) ?? {};
     let entry = cache.get(path);
     if (read.bytes) {
       let problem: string | undefined;
       const text = read.bytes.toString('utf8');
       // An empty file is a rewrite's first instant, not a config asking for the defaults (a re-check attack's
-      // editor reloaded a model twice in 1.5 s): the last good settings hold, without a problem to report.
-      // Comments alone are the same instant (an editor's header written first, then the rest).
-      if (withoutComments(text).trim() === '' && lastGood.has(path)) return lastGood.get(path) ?? {};
+      // editor reloaded a model twice in 1.5 s): the last good settings hold, without a problem to report —
+      // for GONE_GRACE_MS from when a scan first saw it so, as for a removed one (a file emptied on purpose
+      // applies then). Comments alone are the same instant (an editor's header written first).
+      if (withoutComments(text).trim() === '' && lastGood.has(path)) {
+        if (!blankSince.has(path)) blankSince.set(path, Date.now());
+        if (Date.now() - (blankSince.get(path) as number) < GONE_GRACE_MS) return lastGood.get(path) ?? {};
+      }
+      blankSince.delete(path);
       const settings = settingsFromText(text, (cause) => {
         problem = cause;
       });
@@ -140,8 +151,7 @@ export function cachedSettingsReader(): SettingsReader {
   };
   reader.retain = (root, names) => {
     const kept = new Set([...names].map((name) => join(root, name, CONFIG_FILE)));
-    for (const map of [cache, lastGood, goneSince])
-      for (const path of map.keys()) if (path.startsWith(join(root, sep)) && !kept.has(path)) map.delete(path);
+    for (const path of folders.keys()) if (path.startsWith(join(root, sep)) && !kept.has(path)) forget(path);
   };
   return reader;
 }

@@ -18,7 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { BATCHING_DEFAULTS } from '../core/contract.ts';
 import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
-import { readRegularFileDigest } from '../node/regular-file.ts';
+import { readRegularFileDigest, sameWrite } from '../node/regular-file.ts';
 import { isValidModelName, modelPath, shownName, VERSION_PATTERN } from '../node/repository.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
@@ -56,6 +56,8 @@ export interface FailedVersion {
   settings?: string;
   /** For want of room, not of the file: tried again at every scan. */
   transient?: boolean;
+  /** Its runner crashed or overran: not served again until its file is written (a chmod or a hard link is no write). */
+  quarantined?: boolean;
 }
 
 /** The key of a model's version, `<model>/<version>`, and the model a key names. */
@@ -301,6 +303,9 @@ export class ModelRepository {
     let left = loads;
     const attempted = new Set<string>(); // once a scan each (a file that vanished mid-load stays listed)
     const failures = new Map<string, number>(); // failed loads per model this scan
+    // The bound leaves the rest to the next scans; without a watcher (explicit or none) there are none, and a
+    // good version behind three broken newer ones was never loaded (a re-check attack).
+    const watched = this.controlMode === 'poll';
     while (left > 0 && !this.closed) {
       const wanted = new Set(desired.map(keyOf));
       this.replaceable = new Set([...this.loaded.keys()].filter((key) => !wanted.has(key)));
@@ -316,6 +321,7 @@ export class ModelRepository {
         })
         .sort(this.firstToLoad())
         .filter((f) => {
+          if (!watched) return true;
           const count = (taken.get(f.name) ?? 0) + 1;
           taken.set(f.name, count);
           return (failures.get(f.name) ?? 0) + count <= FAILURES_PER_MODEL_PER_SCAN;
@@ -355,9 +361,20 @@ export class ModelRepository {
         .filter((f) => !(this.failed.get(keyOf(f))?.transient && servesWanted.has(f.name)))
         .map((f) => f.name),
     );
+    // A policy whose every chosen version fails to load keeps what its model serves: a rollback by policy to
+    // a broken version left the model serving nothing (a file that fails never replaces the version serving).
+    const choosesOnlyFailures = (name: string) => {
+      const files = filesByName.get(name) ?? [];
+      const chosen = servedVersions(
+        files.map((f) => f.version).sort((a, b) => a - b),
+        settings.get(name)?.versionPolicy,
+      );
+      return chosen.size > 0 && files.filter((f) => chosen.has(f.version)).every((f) => this.failsAsIs(f));
+    };
     for (const [key, { served: version }] of this.loaded) {
       if (wanted.has(key) || keep(version.name, key)) continue;
       if (this.isWanted(version.name) && pending.has(version.name)) continue;
+      if (present.has(key) && !servesWanted.has(version.name) && choosesOnlyFailures(version.name)) continue;
       this.loaded.delete(key);
       void version.retire();
       const why = !this.isWanted(version.name)
@@ -401,7 +418,9 @@ export class ModelRepository {
     if (
       failure?.hash === hash &&
       failure.settings === this.settingsKey(file.name) &&
-      Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS
+      (failure.quarantined
+        ? sameWrite(failure.stamp, file.stamp)
+        : Date.now() - (failure.at ?? 0) < SAME_BYTES_RETRY_MS)
     ) {
       failure.stamp = file.stamp; // the bytes that just failed, touched: no new runner process for them yet
       return true;
@@ -425,9 +444,19 @@ export class ModelRepository {
     const previous = this.loaded.get(key);
     // Each loaded version is a runner process (~60 MB): a repository of thousands must not fork thousands.
     const most = this.options.maxLoadedVersions ?? SERVE_DEFAULTS.maxLoadedVersions;
-    // Versions being loaded count too (their `loading` mark is set before the first await of the load).
-    const replaced = [...this.replaceable].filter((k) => k.startsWith(`${file.name}/`) && this.loaded.has(k)).length;
-    if (!previous && this.loaded.size + this.loading.size - replaced >= most)
+    // Versions being loaded count too (their `loading` mark is set before the first await of the load), each
+    // net of a version its model no longer wants, which it replaces (other models' swaps at capacity were
+    // counted whole and refused this one for no reason in a re-check attack).
+    // (A load of a key already loaded replaces its own file and adds nothing.)
+    const adding = [...this.loading].filter((k) => !this.loaded.has(k));
+    const inFlight = new Map<string, number>([[file.name, 1]]);
+    for (const k of adding) inFlight.set(modelOf(k), (inFlight.get(modelOf(k)) ?? 0) + 1);
+    let replaced = 0;
+    for (const [model, loads] of inFlight) {
+      const replaceable = [...this.replaceable].filter((k) => modelOf(k) === model && this.loaded.has(k)).length;
+      replaced += Math.min(loads, replaceable);
+    }
+    if (!previous && this.loaded.size + adding.length + 1 - replaced > most)
       return this.fail(
         key,
         file,
@@ -517,10 +546,26 @@ export class ModelRepository {
     if (!entry || !served || entry.served !== served) return;
     this.loaded.delete(key);
     void entry.served.retire();
-    this.fail(key, { ...file, stamp: entry.stamp }, `quarantined: ${reason}; it is served again once its file changes`);
+    // With the bytes' digest and stamp: a chmod, `touch -a` or a backup's hard link moves only the stamp's
+    // ctime, and lifted the quarantine in a re-check attack; a write (or a touch) of the file lifts it.
+    this.fail(
+      key,
+      { ...file, stamp: entry.stamp },
+      `quarantined: ${reason}; it is served again once its file changes`,
+      served.hash,
+      false,
+      true,
+    );
   }
 
-  private fail(key: string, file: FoundFile, reason: string, hash?: string, transient = false): void {
+  private fail(
+    key: string,
+    file: FoundFile,
+    reason: string,
+    hash?: string,
+    transient = false,
+    quarantined = false,
+  ): void {
     const error = publicMessage(reason);
     const settings = this.settingsKey(file.name);
     const before = this.failed.get(key);
@@ -535,6 +580,7 @@ export class ModelRepository {
       at: Date.now(),
       settings,
       transient,
+      quarantined,
     });
     if (again) return;
     this.options.onLoadFailure?.(file.name);

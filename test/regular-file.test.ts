@@ -21,7 +21,7 @@ it('reads a regular file (through a link too) and gives its stamp; a known stamp
   // The file opened is the link's target, told by device and inode (what a caller compares with where the
   // path leads after it checked it).
   const target = statSync(join(dir, 'plain'));
-  expect(read.file).toEqual({ dev: target.dev, ino: target.ino, mtimeMs: target.mtimeMs });
+  expect(read.file).toEqual({ dev: target.dev, ino: target.ino });
 });
 
 it('a copy that keeps size and mtime (cp -p, tar) gets another stamp', async () => {
@@ -32,7 +32,7 @@ it('a copy that keeps size and mtime (cp -p, tar) gets another stamp', async () 
   writeFileSync(join(dir, 'two'), 'bbbbb');
   utimesSync(join(dir, 'two'), when, when);
   renameSync(join(dir, 'two'), join(dir, 'one'));
-  expect(statSync(join(dir, 'one')).mtimeMs).toBe(before.file.mtimeMs);
+  expect(statSync(join(dir, 'one')).mtime).toEqual(when);
   expect((await readRegularFileStamped(join(dir, 'one'), 100)).stamp).not.toBe(before.stamp);
 });
 

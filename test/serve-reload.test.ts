@@ -5,7 +5,9 @@
  */
 
 import {
+  chmodSync,
   copyFileSync,
+  linkSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
@@ -16,7 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
@@ -597,7 +599,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
     });
   });
 
-  it('a config written in pieces applies once it has been still for 2 s; each piece alone changes nothing', async () => {
+  it('a config of comments only is a rewrite under way: the last good settings hold', async () => {
     await withHandScanned(undefined, async (r) => {
       r.put('m', 1);
       r.put('m', 2);
@@ -606,17 +608,110 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       expect(r.served('m')).toEqual([1, 2]);
       const loads = () => r.lines.filter((l) => l.startsWith('loaded m/')).length;
       const before = loads();
-      // Each piece is a valid config (comments only; no version policy: newest only; another batch size).
-      for (const piece of ['# written by hand\n', '# written by hand\nmax_batch_size: 8\n', 'max_batch_size: 2\n']) {
-        r.config('m', piece);
-        await r.repository.scan();
-        expect(r.served('m'), piece).toEqual([1, 2]);
-      }
-      expect(loads()).toBe(before); // before: each piece unloaded m/1 or reloaded m/2
-      const past = new Date(Date.now() - 3000);
-      utimesSync(join(r.root, 'm', 'config.pbtxt'), past, past); // still for 3 s
+      r.config('m', '# written by hand\n'); // an editor's header, the rest not yet written
       await r.repository.scan();
-      expect(r.served('m')).toEqual([2]);
+      expect(r.served('m')).toEqual([1, 2]); // before: newest only, m/1 unloaded
+      expect(loads()).toBe(before);
     });
+  });
+
+  it('a release link swapped to a release with another policy serves without a gap', async () => {
+    await withHandScanned(undefined, async (r) => {
+      const release = (n: number) => {
+        const dir = join(r.root, '..', `${basename(r.root)}-release-${n}`);
+        mkdirSync(join(dir, String(n)), { recursive: true });
+        writeFileSync(join(dir, String(n), 'model.onnx'), cnnBytes());
+        writeFileSync(
+          join(dir, 'config.pbtxt'),
+          `max_batch_size: 8\nversion_policy { specific { versions: [${n}] } }\n`,
+        );
+        return dir;
+      };
+      const [one, two] = [release(1), release(2)];
+      try {
+        symlinkSync(one, join(r.root, 'a'));
+        await r.repository.scan();
+        expect(r.served('a')).toEqual([1]);
+        symlinkSync(two, join(r.root, 'a.new'));
+        renameSync(join(r.root, 'a.new'), join(r.root, 'a')); // an atomic swap
+        await r.repository.scan();
+        // A config settle tried in between applied the old policy to the new files: ~2 s of 404s.
+        expect(r.served('a')).toEqual([2]);
+      } finally {
+        rmSync(one, { recursive: true, force: true });
+        rmSync(two, { recursive: true, force: true });
+      }
+    });
+  });
+
+  it('a model folder deleted and made again between two scans starts from its own (empty) config', async () => {
+    await withHandScanned(undefined, async (r) => {
+      r.put('e', 1);
+      r.put('e', 2);
+      r.config('e', 'max_batch_size: 8\nversion_policy { specific { versions: [1] } }\n');
+      await r.repository.scan();
+      expect(r.served('e')).toEqual([1]);
+      rmSync(join(r.root, 'e'), { recursive: true });
+      r.put('e', 1);
+      r.put('e', 2);
+      r.config('e', ''); // Triton: an empty config serves the newest version
+      await r.repository.scan();
+      // Before: the empty file held the deleted folder's `specific [1]`.
+      expect(r.served('e')).toEqual([2]);
+    });
+  });
+
+  it('a quarantined version stays out through a chmod, `touch -a` or a hard link: a write brings it back', async () => {
+    await withHandScanned(undefined, async (r) => {
+      r.put('q', 1);
+      await r.repository.scan();
+      process.kill(r.repository.get('q').runnerPid as number, 'SIGSEGV');
+      await waitFor(() => r.served('q').length === 0, 'q/1 to be quarantined', 10_000);
+      const file = join(r.root, 'q', '1', 'model.onnx');
+      chmodSync(file, 0o600);
+      linkSync(file, join(r.root, 'backup.onnx'));
+      await r.repository.scan();
+      // Before: ctime in the stamp counted as a change, and the crashed bytes were served again.
+      expect(r.served('q')).toEqual([]);
+      writeFileSync(file, oddModel({ metadata: { fixed: 'yes' } }));
+      await r.repository.scan();
+      expect(r.served('q')).toEqual([1]);
+    });
+  });
+
+  it('a policy whose chosen version fails keeps the version serving (a rollback to a broken version)', async () => {
+    await withHandScanned(undefined, async (r) => {
+      r.put('p', 1, new TextEncoder().encode('broken'));
+      r.put('p', 2);
+      r.config('p', 'max_batch_size: 8\n');
+      await r.repository.scan();
+      expect(r.served('p')).toEqual([2]);
+      r.config('p', 'max_batch_size: 8\nversion_policy { specific { versions: [1] } }\n');
+      await r.repository.scan();
+      await r.repository.scan();
+      // Before: p/2 unloaded and nothing served.
+      expect(r.served('p')).toEqual([2]);
+    });
+  });
+
+  it('without a watcher (explicit mode) a good version behind three broken newer ones still loads', async () => {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    const root = mkdtempSync(join(tmpdir(), 'models-25-'));
+    const repository = new ModelRepository(root, { controlMode: 'explicit', loadModels: ['g'] });
+    try {
+      mkdirSync(join(root, 'g', '1'), { recursive: true });
+      writeFileSync(join(root, 'g', '1', 'model.onnx'), cnnBytes());
+      for (const v of [2, 3, 4]) {
+        mkdirSync(join(root, 'g', String(v)));
+        writeFileSync(join(root, 'g', String(v), 'model.onnx'), `broken ${v}`);
+      }
+      writeFileSync(join(root, 'g', 'config.pbtxt'), 'max_batch_size: 8\n'); // newest only
+      await repository.scan(); // start-up: no later scan comes
+      // Before: three failures spent the scan's bound for g, and g/1 was never loaded.
+      expect(repository.servedVersions('g').map((v) => v.version)).toEqual([1]);
+    } finally {
+      await repository.close();
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
