@@ -65,7 +65,8 @@ export function settingsFromText(text: string, onProblem: OnConfigProblem): Mode
 /**
  * A reader of `<root>/<name>/config.pbtxt` for a repository that rescans every second: the file is checked
  * to be a regular file of at most MAX_CONFIG_BYTES before it is read (a FIFO or a link to /dev/zero is
- * refused, never waited on), and parsed again only when its stamp (size, mtime) changed. No file: `{}`.
+ * refused, never waited on), and parsed again only when its stamp (node/regular-file.ts fileStamp) changed.
+ * No file: `{}`.
  * An unchanged file's problem is reported again at every read, so the repository knows it persists.
  * A link that leads out of the model's folder is refused unread: a config is the model's, and its parse
  * errors quote the file (an outside attack linked one to a secret and read its first word in the log). The
