@@ -17,11 +17,18 @@ import { hostileModel } from '../testkit/hostile-models.ts';
 import { unaryCall } from './helpers/grpc-requests.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 
-/** A model whose every run is a 2000² matrix product (~0.1–0.3 s here), two images a run at most. */
+/**
+ * The slow model's matrix side: every run a SLOW_SIZE² product, which must outlast the tests' 150 ms waits
+ * with room on any CPU (2000 took 0.33 s on an AMD EPYC core but 0.147 s on an Intel Xeon's, and two tests
+ * failed there; 2600 takes ~0.32 s there).
+ */
+const SLOW_SIZE = 2600;
+
+/** A repository of one model, 'slow', whose every run is a SLOW_SIZE² product, two images a run at most. */
 function slowRepository(): string {
   const root = mkdtempSync(join(tmpdir(), 'models-slow-'));
   mkdirSync(join(root, 'slow', '1'), { recursive: true });
-  writeFileSync(join(root, 'slow', '1', 'model.onnx'), hostileModel('slow-always', 2000));
+  writeFileSync(join(root, 'slow', '1', 'model.onnx'), hostileModel('slow-always', SLOW_SIZE));
   writeFileSync(join(root, 'slow', 'config.pbtxt'), 'max_batch_size: 2\n');
   return root;
 }
@@ -165,7 +172,7 @@ describe('a bounded queue', () => {
   });
 
   it('a stopping server abandons a model load under way: answered 503 shutting_down at once, its runner killed', async () => {
-    // Loading checks runs at batch sizes up to 64, each a 2000² product (0.1–0.3 s here): seconds of loading.
+    // Loading checks runs at batch sizes up to 64, each a SLOW_SIZE² product (0.3–0.7 s): seconds of loading.
     const root = slowRepository();
     writeFileSync(join(root, 'slow', 'config.pbtxt'), 'max_batch_size: 64\n');
     const running = await startServer({ models: root, port: 0, exitTimeoutMs: 300, modelControlMode: 'explicit' });
