@@ -87,6 +87,11 @@ export function cachedSettingsReader(): SettingsReader {
   const forget = (path: string) => {
     for (const map of [cache, lastGood, goneSince, blankSince, folders]) map.delete(path);
   };
+  /** Whether a hold counted from when a scan first saw it (`since`) is still within GONE_GRACE_MS. */
+  const stillHeld = (since: Map<string, number>, path: string) => {
+    if (!since.has(path)) since.set(path, Date.now());
+    return Date.now() - (since.get(path) as number) < GONE_GRACE_MS;
+  };
   const refused = (path: string, onProblem: OnConfigProblem, cause: string) => {
     cache.delete(path);
     onProblem(cause);
@@ -120,8 +125,7 @@ export function cachedSettingsReader(): SettingsReader {
       cache.delete(path);
       // An editor that deletes before it writes: the last good settings hold a few seconds more.
       const good = lastGood.get(path);
-      if (!goneSince.has(path)) goneSince.set(path, Date.now());
-      if (good && Date.now() - (goneSince.get(path) as number) < GONE_GRACE_MS) return good;
+      if (good && stillHeld(goneSince, path)) return good;
       lastGood.delete(path);
       goneSince.delete(path);
       return {};
@@ -135,10 +139,8 @@ export function cachedSettingsReader(): SettingsReader {
       // editor reloaded a model twice in 1.5 s): the last good settings hold, without a problem to report —
       // for GONE_GRACE_MS from when a scan first saw it so, as for a removed one (a file emptied on purpose
       // applies then). Comments alone are the same instant (an editor's header written first).
-      if (withoutComments(text).trim() === '' && lastGood.has(path)) {
-        if (!blankSince.has(path)) blankSince.set(path, Date.now());
-        if (Date.now() - (blankSince.get(path) as number) < GONE_GRACE_MS) return lastGood.get(path) ?? {};
-      }
+      if (withoutComments(text).trim() === '' && lastGood.has(path) && stillHeld(blankSince, path))
+        return lastGood.get(path) ?? {};
       blankSince.delete(path);
       const settings = settingsFromText(text, (cause) => {
         problem = cause;

@@ -266,8 +266,7 @@ export class ModelRepository {
       );
     this.settings = settings;
     this.readSettings.retain?.(this.root, new Set(filesByName.keys()));
-    const keyOf = versionKey;
-    const present = new Set(scanned.files.map(keyOf));
+    const present = new Set(scanned.files.map(versionKey));
     for (const key of this.failed.keys()) if (!present.has(key)) this.failed.delete(key);
     // Config problems are reported, and the model served with the defaults; only a folder we could not
     // read keeps what it serves (its files are unknown, not gone): a bad config.pbtxt must not pin versions.
@@ -283,7 +282,7 @@ export class ModelRepository {
     // failed to load: a broken or half-copied new version never takes the one serving away. (A loaded
     // version whose new file failed still serves its previous file: it counts.)
     const desiredFiles = () => {
-      const failed = (f: FoundFile) => this.failsAsIs(f) && !this.loaded.has(keyOf(f));
+      const failed = (f: FoundFile) => this.failsAsIs(f) && !this.loaded.has(versionKey(f));
       return [...filesByName].flatMap(([name, files]) => {
         const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
         const chosen = servedVersions(
@@ -307,14 +306,14 @@ export class ModelRepository {
     // good version behind three broken newer ones was never loaded (a re-check attack).
     const watched = this.controlMode === 'poll';
     while (left > 0 && !this.closed) {
-      const wanted = new Set(desired.map(keyOf));
+      const wanted = new Set(desired.map(versionKey));
       this.replaceable = new Set([...this.loaded.keys()].filter((key) => !wanted.has(key)));
       // Per model, no more this round than the failures it has left this scan (a load call's unbounded scan
       // retried a model's 150 broken versions in one round before).
       const taken = new Map<string, number>();
       const changed = desired
         .filter((f) => {
-          const key = keyOf(f);
+          const key = versionKey(f);
           const loaded = this.loaded.get(key);
           const stale = loaded?.stamp !== f.stamp || loaded.settings !== this.settingsKey(f.name);
           return this.isWanted(f.name) && stale && !this.failsAsIs(f) && !attempted.has(key);
@@ -330,14 +329,14 @@ export class ModelRepository {
       if (changed.length === 0) break;
       // A version that waits for room costs no runner when there is none: it does not spend the scan's loads
       // (twelve of them spent every scan's nine before, and a model's own new version never loaded).
-      left -= changed.filter((f) => !this.failed.get(keyOf(f))?.transient).length;
-      for (const f of changed) attempted.add(keyOf(f));
+      left -= changed.filter((f) => !this.failed.get(versionKey(f))?.transient).length;
+      for (const f of changed) attempted.add(versionKey(f));
       // A few at a time: each load starts a runner process, which mostly waits on its own start-up.
       const next = changed.values();
       const worker = async () => {
         for (const file of next) {
           if (this.closed) return;
-          await this.loadFile(keyOf(file), file);
+          await this.loadFile(versionKey(file), file);
         }
       };
       await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
@@ -348,17 +347,17 @@ export class ModelRepository {
     // Known: what the policy serves, and what failed (a load call of a model whose every version failed
     // answers with the reason, not "no such model").
     this.known = new Map(
-      [...desired, ...scanned.files.filter((f) => this.failed.has(keyOf(f)))].map((f) => [keyOf(f), f]),
+      [...desired, ...scanned.files.filter((f) => this.failed.has(versionKey(f)))].map((f) => [versionKey(f), f]),
     );
-    const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(keyOf));
+    const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(versionKey));
     // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves —
     // unless the version waits for room and the model serves a wanted one already: the versions kept would be
     // what holds the room (a removed version was served for good, over --max-loaded-versions, before).
     const servesWanted = new Set([...this.loaded.keys()].filter((key) => wanted.has(key)).map(modelOf));
     const pending = new Set(
       desired
-        .filter((f) => wanted.has(keyOf(f)) && !this.loaded.has(keyOf(f)) && !this.failsAsIs(f))
-        .filter((f) => !(this.failed.get(keyOf(f))?.transient && servesWanted.has(f.name)))
+        .filter((f) => wanted.has(versionKey(f)) && !this.loaded.has(versionKey(f)) && !this.failsAsIs(f))
+        .filter((f) => !(this.failed.get(versionKey(f))?.transient && servesWanted.has(f.name)))
         .map((f) => f.name),
     );
     // A policy whose every chosen version fails to load keeps what its model serves: a rollback by policy to
