@@ -188,6 +188,8 @@ export class ModelRepository {
   private readonly stopLoads = new AbortController();
   /** Every version file of the last scan that its version policy serves, by `name/version`. */
   private known = new Map<string, FoundFile>();
+  /** Each model's version numbers in the repository as of the last scan, ascending. */
+  private present = new Map<string, number[]>();
   /** Loaded versions the scan under way will unload once what replaces them is loaded (not counted full). */
   private replaceable = new Set<string>();
   /** Versions being loaded now. */
@@ -265,6 +267,9 @@ export class ModelRepository {
         await read(this.root, name, (cause) => configProblems.push({ where: `${name}/config.pbtxt`, cause })),
       );
     this.settings = settings;
+    this.present = new Map(
+      [...filesByName].map(([name, files]) => [name, files.map((f) => f.version).sort((a, b) => a - b)]),
+    );
     this.readSettings.retain?.(this.root, new Set(filesByName.keys()));
     const present = new Set(scanned.files.map(versionKey));
     for (const key of this.failed.keys()) if (!present.has(key)) this.failed.delete(key);
@@ -511,7 +516,8 @@ export class ModelRepository {
       this.loaded.set(key, { served, stamp: file.stamp, settings: this.settingsKey(file.name) });
       this.failed.delete(key);
       if (previous) void previous.served.retire();
-      this.log(`loaded ${key} on ${served.provider}${previous ? ' (replaced the previous file)' : ''}`);
+      const why = !previous ? '' : previous.served.hash === hash ? ' (new settings)' : ' (replaced the previous file)';
+      this.log(`loaded ${key} on ${served.provider}${why}`);
     } catch (error) {
       this.fail(key, file, (error as Error).message ?? String(error), hash);
     }
@@ -663,15 +669,21 @@ export class ModelRepository {
     wanted.add(name);
     await this.scanning; // a scan under way may have read the wanted set before the line above
     await this.scan();
-    if (![...this.known.values()].some((f) => f.name === name)) {
+    const present = this.present.get(name);
+    if (!present) {
       wanted.delete(name);
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     }
     const versions = this.versions(name);
-    if (!versions.some((v) => v.ready))
+    if (versions.some((v) => v.ready)) return;
+    // A policy naming only versions the folder lacks: that is why, not an older version's failure.
+    if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0)
       throw new ModelControlError(
-        `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
+        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of its versions (${present.join(', ')})`,
       );
+    throw new ModelControlError(
+      `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
+    );
   }
 
   /**

@@ -118,6 +118,25 @@ describe('explicit mode', () => {
     expect((await errorOf(answer)).message).toMatch(/did not load|not an ONNX model/);
   });
 
+  it('a load whose version policy names only versions the folder lacks says so, not an older failure', async () => {
+    mkdirSync(join(root, 'named', '1'), { recursive: true });
+    writeFileSync(join(root, 'named', '1', 'model.onnx'), 'not a model');
+    expect((await post(server.url, '/v2/repository/models/named/load')).status).toBe(400); // version 1 fails
+    writeFileSync(join(root, 'named', 'config.pbtxt'), 'version_policy: { specific { versions: [9] } }\n');
+    const answer = await post(server.url, '/v2/repository/models/named/load');
+    expect(answer.status).toBe(400);
+    const { message } = await errorOf(answer);
+    expect(message).toContain('chooses none of its versions (1)');
+    expect(message).not.toContain('ONNX');
+    // Named version present: it loads.
+    put(root, 'named2');
+    writeFileSync(join(root, 'named2', 'config.pbtxt'), 'version_policy: { specific { versions: [7] } }\n');
+    expect((await post(server.url, '/v2/repository/models/named2/load')).status).toBe(400);
+    mkdirSync(join(root, 'named2', '7'));
+    writeFileSync(join(root, 'named2', '7', 'model.onnx'), model);
+    expect((await post(server.url, '/v2/repository/models/named2/load')).status).toBe(200);
+  });
+
   it('takes concurrent loads and unloads of one model one at a time: each answers 200', async () => {
     put(root, 'd');
     // Racing an unload, a load answered 400 "did not load: no version" for a model that loads fine.

@@ -336,6 +336,8 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     expect((await nine()).status).toBe(400); // more than max_batch_size 4
     config('resize', 'max_batch_size: 16\nversion_policy: { all { } }\n');
     await waitFor(async () => (await nine()).status === 200, 'the new max_batch_size to apply');
+    // The log says why it reloaded: the same file with new settings, not a replaced file.
+    expect(logs.filter((l) => l.startsWith('loaded resize/1')).at(-1)).toMatch(/\(new settings\)$/);
   });
 
   it('at --max-loaded-versions, a newest-only model still moves to its new version', async () => {
