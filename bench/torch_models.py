@@ -203,13 +203,16 @@ def cnn7_block(c_in, c):
 
 
 class Cnn7(nn.Module):
-    def __init__(self):
+    """width scales every layer's channels (cnn7-wide: 1.5)."""
+
+    def __init__(self, width=1):
         super().__init__()
-        self.block1 = cnn7_block(1, 32)
-        self.block2 = cnn7_block(32, 64)
-        self.head = ConvBnReLU(64, 128, 4)
+        c1, c2, c3 = (round(c * width) for c in (32, 64, 128))
+        self.block1 = cnn7_block(1, c1)
+        self.block2 = cnn7_block(c1, c2)
+        self.head = ConvBnReLU(c2, c3, 4)
         self.drop = nn.Dropout(0.4)
-        self.fc = nn.Linear(128, 10)
+        self.fc = nn.Linear(c3, 10)
 
     def forward(self, x):
         x = self.head(self.block2(self.block1(x)))
@@ -227,4 +230,5 @@ ZOO = {
     "densenet": DenseNet,
     "fast-cnn": FastCnn,
     "cnn7": Cnn7,
+    "cnn7-wide": lambda: Cnn7(1.5),
 }

@@ -21,6 +21,7 @@ const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
   // Ours, counted on bench/torch_models.py's PyTorch modules (sum of numel; Conv/Linear forward hooks).
   'fast-cnn': { params: 39_530, macs: 752_768 },
   cnn7: { params: 325_994, macs: 15_162_752 },
+  'cnn7-wide': { params: 731_674, macs: 33_969_216 },
 };
 
 describe('model zoo', () => {
@@ -102,7 +103,7 @@ describe('npm run summary', () => {
 
   it('fails with one line and a non-zero exit on an unknown model', async () => {
     expect(await failingCli(main, '--model', 'lenet')).toBe(
-      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7",
+      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7, cnn7-wide",
     );
   });
 });

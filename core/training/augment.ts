@@ -81,6 +81,19 @@ function pixel(src: Float32Array, y: number, x: number, background: number): num
   return y >= 0 && y < SIDE && x >= 0 && x < SIDE ? (src[y * SIDE + x] as number) : background;
 }
 
+/** One affine map (and optional displacement fields), as `augmentImage` draws it and `warpImage` applies it. */
+export interface Warp {
+  /** Rotation in degrees, either sign. */
+  degrees: number;
+  /** Scale factor (1: none). */
+  scale: number;
+  /** Shift in pixels, right and down. */
+  shiftX: number;
+  shiftY: number;
+  /** Elastic displacement per output pixel (784 each), or none. */
+  fields?: { x: Float32Array; y: Float32Array };
+}
+
 /** Write an augmented copy of `src` (784 normalized floats) into `dst`; `background` fills the outside. */
 export function augmentImage(
   src: Float32Array,
@@ -89,24 +102,39 @@ export function augmentImage(
   options: AugmentOptions,
   background: number,
 ): void {
-  const angle = (rng.uniform(-options.degrees, options.degrees) * Math.PI) / 180;
-  const s = 1 + rng.uniform(-options.scale, options.scale);
-  const [tx, ty] = [rng.uniform(-options.shift, options.shift), rng.uniform(-options.shift, options.shift)];
-  // Output pixel p maps back to source q = R(−θ)·(p − c − t)/s + c.
-  const cos = Math.cos(angle) / s;
-  const sin = Math.sin(angle) / s;
+  const degrees = rng.uniform(-options.degrees, options.degrees);
+  const scale = 1 + rng.uniform(-options.scale, options.scale);
+  const [shiftX, shiftY] = [rng.uniform(-options.shift, options.shift), rng.uniform(-options.shift, options.shift)];
   const alpha = options.elastic ?? 0;
   if (alpha > 0) {
     elasticField(rng, alpha, fieldX);
     elasticField(rng, alpha, fieldY);
   }
+  warpImage(
+    src,
+    dst,
+    { degrees, scale, shiftX, shiftY, fields: alpha > 0 ? { x: fieldX, y: fieldY } : undefined },
+    background,
+  );
+}
+
+/**
+ * `src` moved by `warp` into `dst`, sampled bilinearly (inverse mapping, so every output pixel is defined);
+ * `background` outside the image. Deterministic: test-time augmentation applies fixed warps with it.
+ */
+export function warpImage(src: Float32Array, dst: Float32Array, warp: Warp, background: number): void {
+  const angle = (warp.degrees * Math.PI) / 180;
+  // Output pixel p maps back to source q = R(−θ)·(p − c − t)/s + c.
+  const cos = Math.cos(angle) / warp.scale;
+  const sin = Math.sin(angle) / warp.scale;
+  const fields = warp.fields;
   for (let y = 0; y < SIDE; y++) {
     for (let x = 0; x < SIDE; x++) {
-      const dx = x - CENTRE - tx;
-      const dy = y - CENTRE - ty;
+      const dx = x - CENTRE - warp.shiftX;
+      const dy = y - CENTRE - warp.shiftY;
       // The distortion displaces where each output pixel reads from, after the affine map.
-      const ex = alpha > 0 ? (fieldX[y * SIDE + x] as number) : 0;
-      const ey = alpha > 0 ? (fieldY[y * SIDE + x] as number) : 0;
+      const ex = fields ? (fields.x[y * SIDE + x] as number) : 0;
+      const ey = fields ? (fields.y[y * SIDE + x] as number) : 0;
       const sx = cos * dx + sin * dy + CENTRE + ex;
       const sy = -sin * dx + cos * dy + CENTRE + ey;
       const x0 = Math.floor(sx);

@@ -1,6 +1,7 @@
 /**
- * Beyond the tutorial: a 7-convolution BatchNorm CNN for the best accuracy, after the architecture
- * Chris Deotte measured on Kaggle's MNIST ("How to choose CNN Architecture", 2018): two blocks of
+ * Beyond the tutorial: a 7-convolution BatchNorm CNN, after the architecture Chris Deotte measured on
+ * Kaggle's MNIST ("How to choose CNN Architecture", 2018), and `cnn7-wide`, the same with 1.5× the
+ * channels, `--recipe best`'s model (it beat cnn7 on held-out images, 99.70% to 99.61%): two blocks of
  * 3×3, 3×3, then a 5×5 stride-2 convolution (learned downsampling instead of max-pooling), each conv
  * followed by BatchNorm and ReLU, dropout 0.4 after each block, and a 4×4 convolution to a 128-vector.
  * 28 → 26 → 24 → 12 (32 ch), → 10 → 8 → 4 (64 ch), → 1 (128 ch) → 10 logits.
@@ -21,15 +22,18 @@ const block = (inChannels: number, channels: number) =>
     dropout(DROPOUT),
   ]);
 
-export const cnn7 = () =>
-  composite(
+/** `width` scales every layer's channels (1: Deotte's 32, 64, 128). */
+export const cnn7 = (width = 1) => {
+  const [c1, c2, c3] = [32, 64, 128].map((channels) => Math.round(channels * width)) as [number, number, number];
+  return composite(
     'CNN7',
     {
-      block1: block(1, 32),
-      block2: block(32, 64),
-      head: convBnRelu(64, 128, 4),
+      block1: block(1, c1),
+      block2: block(c1, c2),
+      head: convBnRelu(c2, c3, 4),
       drop: dropout(DROPOUT),
-      fc: linear(128, 10),
+      fc: linear(c3, 10),
     },
     (m, x, ctx) => m.fc(m.drop(F.flatten(ctx, m.head(m.block2(m.block1(x)))))),
   );
+};

@@ -47,7 +47,16 @@ export const ZOO = {
     title: '3 strided convs with BatchNorm, no pooling (fastest to 99%)',
     section: 'beyond',
   },
-  cnn7: { build: cnn7, title: '7-conv BatchNorm CNN, strided 5×5 downsampling (best accuracy)', section: 'beyond' },
+  cnn7: {
+    build: () => cnn7(),
+    title: '7-conv BatchNorm CNN, strided 5×5 downsampling (after Deotte)',
+    section: 'beyond',
+  },
+  'cnn7-wide': {
+    build: () => cnn7(1.5),
+    title: 'cnn7 with 1.5× the channels: 48, 96, 192 (best accuracy)',
+    section: 'beyond',
+  },
 } satisfies Record<string, ZooEntry>;
 
 export type ModelName = keyof typeof ZOO;
