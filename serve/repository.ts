@@ -679,7 +679,7 @@ export class ModelRepository {
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
     if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0)
       throw new ModelControlError(
-        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of its versions (${present.join(', ')})`,
+        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of its versions (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
       );
     throw new ModelControlError(
       `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
