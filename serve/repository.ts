@@ -42,6 +42,12 @@ const LOADS_PER_SCAN = 3 * PARALLEL_LOADS;
  * upload's scan (and the watcher behind it) 36 s. The rest are tried by the next scans; what serves keeps serving.
  */
 const FAILURES_PER_MODEL_PER_SCAN = PARALLEL_LOADS;
+/**
+ * The same bound for a scan no watcher follows (a load call's, explicit or none mode): higher, so a good
+ * version behind a few broken newer ones still loads in one call, but bounded — an outside attack's load of a
+ * model with 2,000 broken versions tried them all (150 s), holding every other model's load and unload.
+ */
+const FAILURES_PER_MODEL_PER_LOAD = 32;
 
 export interface FailedVersion {
   name: string;
@@ -308,7 +314,7 @@ export class ModelRepository {
     const attempted = new Set<string>(); // once a scan each (a file that vanished mid-load stays listed)
     const failures = new Map<string, number>(); // failed loads per model this scan
     // The bound leaves the rest to the next scans; without a watcher (explicit or none) there are none, and a
-    // good version behind three broken newer ones was never loaded (a re-check attack).
+    // good version behind three broken newer ones was never loaded (a re-check attack): there it is higher.
     const watched = this.controlMode === 'poll';
     while (left > 0 && !this.closed) {
       const wanted = new Set(desired.map(versionKey));
@@ -325,10 +331,10 @@ export class ModelRepository {
         })
         .sort(this.firstToLoad())
         .filter((f) => {
-          if (!watched) return true;
           const count = (taken.get(f.name) ?? 0) + 1;
           taken.set(f.name, count);
-          return (failures.get(f.name) ?? 0) + count <= FAILURES_PER_MODEL_PER_SCAN;
+          const bound = watched ? FAILURES_PER_MODEL_PER_SCAN : FAILURES_PER_MODEL_PER_LOAD;
+          return (failures.get(f.name) ?? 0) + count <= bound;
         })
         .slice(0, left);
       if (changed.length === 0) break;
@@ -666,20 +672,29 @@ export class ModelRepository {
   }
 
   private async loadNow(wanted: Set<string>, name: string): Promise<void> {
+    // A load that fails leaves the model as wanted as it was: it was served later, with no load call, once
+    // another model's load rescanned after its file was fixed (an outside attack; Triton does not).
+    const wasWanted = wanted.has(name);
     wanted.add(name);
-    await this.scanning; // a scan under way may have read the wanted set before the line above
+    try {
+      await this.loadWanted(name);
+    } catch (error) {
+      if (!wasWanted) wanted.delete(name);
+      throw error;
+    }
+  }
+
+  private async loadWanted(name: string): Promise<void> {
+    await this.scanning; // a scan under way may have read the wanted set before the model was added
     await this.scan();
     const present = this.present.get(name);
-    if (!present) {
-      wanted.delete(name);
-      throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
-    }
+    if (!present) throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     const versions = this.versions(name);
     if (versions.some((v) => v.ready)) return;
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
     if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0)
       throw new ModelControlError(
-        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of its versions (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
+        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of the versions with a model file (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
       );
     throw new ModelControlError(
       `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
@@ -791,7 +806,7 @@ export class ModelRepository {
   }
 
   private unloadNow(wanted: Set<string>, name: string): void {
-    const known = [...this.known.values()].some((f) => f.name === name);
+    const known = this.present.has(name) || [...this.known.values()].some((f) => f.name === name);
     if (!known && !wanted.has(name) && this.versions(name).length === 0)
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     wanted.delete(name);

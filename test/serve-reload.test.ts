@@ -409,6 +409,24 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     }
   });
 
+  it("a load call in explicit mode tries at most 32 of a model's broken versions (an attack's 2,000 took 150 s)", async () => {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    const root = mkdtempSync(join(tmpdir(), 'models-junk-'));
+    const lines: string[] = [];
+    for (let v = 1; v <= 40; v++) {
+      mkdirSync(join(root, 'junk', String(v)), { recursive: true });
+      writeFileSync(join(root, 'junk', String(v), 'model.onnx'), `broken ${v}`);
+    }
+    const repository = new ModelRepository(root, { controlMode: 'explicit', log: (l) => lines.push(l) });
+    try {
+      await expect(repository.load('junk')).rejects.toThrow(/did not load/);
+      expect(lines.filter((l) => l.startsWith('not serving junk/')).length).toBe(32);
+    } finally {
+      await repository.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('an empty config.pbtxt (a rewrite under way) keeps the last good settings', async () => {
     place('blank', 1, cnnBytes());
     place('blank', 2, cnnBytes());
