@@ -49,6 +49,9 @@ const FAILURES_PER_MODEL_PER_SCAN = PARALLEL_LOADS;
  */
 const FAILURES_PER_MODEL_PER_LOAD = 32;
 
+/** Why a model in the repository serves nothing when its config.pbtxt names only versions it lacks. */
+const POLICY_CHOOSES_NONE = 'its version policy (config.pbtxt) chooses none of the versions with a model file';
+
 export interface FailedVersion {
   name: string;
   version: number;
@@ -694,7 +697,7 @@ export class ModelRepository {
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
     if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0)
       throw new ModelControlError(
-        `model '${name}' did not load: its version policy (config.pbtxt) chooses none of the versions with a model file (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
+        `model '${name}' did not load: ${POLICY_CHOOSES_NONE} (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
       );
     throw new ModelControlError(
       `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
@@ -822,23 +825,34 @@ export class ModelRepository {
   /** Every version in the repository (served or not), as Triton's repository index lists them. */
   index(): IndexEntry[] {
     const keys = new Set([...this.known.keys(), ...this.loaded.keys(), ...this.failed.keys()]);
-    return [...keys]
-      .map((key): IndexEntry => {
-        const [name = '', version = ''] = key.split('/');
-        const failure = this.failed.get(key);
-        const state = this.loaded.has(key) ? 'READY' : this.loading.has(key) ? 'LOADING' : 'UNAVAILABLE';
-        const reason =
-          state !== 'UNAVAILABLE'
-            ? ''
-            : (failure?.error ?? (this.isWanted(name) ? 'not loaded yet' : 'unloaded (explicit model control)'));
-        return { name, version, state, reason };
-      })
-      .sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1));
+    const listed = new Set([...keys].map(modelOf));
+    return (
+      [...keys]
+        .map((key): IndexEntry => {
+          const [name = '', version = ''] = key.split('/');
+          const failure = this.failed.get(key);
+          const state = this.loaded.has(key) ? 'READY' : this.loading.has(key) ? 'LOADING' : 'UNAVAILABLE';
+          const reason =
+            state !== 'UNAVAILABLE'
+              ? ''
+              : (failure?.error ?? (this.isWanted(name) ? 'not loaded yet' : 'unloaded (explicit model control)'));
+          return { name, version, state, reason };
+        })
+        // A model whose version policy chooses none of its versions is in the repository all the same.
+        .concat(
+          [...this.present.keys()]
+            .filter((name) => !listed.has(name))
+            .map((name): IndexEntry => ({ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE })),
+        )
+        .sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1))
+    );
   }
 
   /** Why `name` has no version loaded or failed: unknown, or in the repository but not loaded. */
   absentBecause(name: string): string {
-    return this.wanted && [...this.known.values()].some((f) => f.name === name)
+    const known = [...this.known.values()].some((f) => f.name === name);
+    if (!known && this.present.has(name)) return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
+    return this.wanted && known
       ? `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`
       : `unknown model '${shownName(name)}'`;
   }

@@ -136,6 +136,11 @@ describe('explicit mode', () => {
     put(root, 'named2');
     writeFileSync(join(root, 'named2', 'config.pbtxt'), 'version_policy: { specific { versions: [7] } }\n');
     expect((await post(server.url, '/v2/repository/models/named2/load')).status).toBe(400);
+    // Listed in the repository index all the same, and a request for it says why it serves nothing.
+    expect((await index(server.url)).filter((e) => e.name === 'named2')).toEqual([
+      { name: 'named2', version: '', state: 'UNAVAILABLE', reason: expect.stringContaining('chooses none') },
+    ]);
+    expect((await errorOf(await infer(server.url, 'named2'))).message).toContain('chooses none');
     mkdirSync(join(root, 'named2', '7'));
     writeFileSync(join(root, 'named2', '7', 'model.onnx'), model);
     expect((await post(server.url, '/v2/repository/models/named2/load')).status).toBe(200);
