@@ -43,9 +43,10 @@ const LOADS_PER_SCAN = 3 * PARALLEL_LOADS;
  */
 const FAILURES_PER_MODEL_PER_SCAN = PARALLEL_LOADS;
 /**
- * The same bound for a scan no watcher follows (a load call's, explicit or none mode): higher, so a good
- * version behind a few broken newer ones still loads in one call, but bounded — an outside attack's load of a
- * model with 2,000 broken versions tried them all (150 s), holding every other model's load and unload.
+ * The same bound for a load call's scan (explicit mode; no watcher follows it): higher, so a good version
+ * behind a few broken newer ones still loads in one call, but bounded — an outside attack's load of a model
+ * with 2,000 broken versions tried them all (150 s), holding every other model's load and unload. The start's
+ * scan has none: in none mode nothing scans after it (a bound there left good versions unloaded for good).
  */
 const FAILURES_PER_MODEL_PER_LOAD = 32;
 
@@ -238,10 +239,11 @@ export class ModelRepository {
 
   /**
    * Bring the loaded set in line with the files (one scan at a time). Never rejects. `loads` bounds the loads
-   * it starts (the watcher's scans; start-up and model control load everything they find).
+   * it starts (the watcher's scans; start-up and model control load everything they find); without a watcher,
+   * `failuresPerModel` bounds each model's failed loads (a load call's scan).
    */
-  scan(loads = Number.POSITIVE_INFINITY): Promise<void> {
-    this.scanning ??= this.scanOnce(loads)
+  scan(loads = Number.POSITIVE_INFINITY, failuresPerModel = Number.POSITIVE_INFINITY): Promise<void> {
+    this.scanning ??= this.scanOnce(loads, failuresPerModel)
       .catch((error) => this.problem({ where: '.', cause: publicMessage(String((error as Error)?.message ?? error)) }))
       .finally(() => {
         this.scanning = undefined;
@@ -258,7 +260,7 @@ export class ModelRepository {
     this.log(`model repository: cannot use ${p.where} (${p.cause}); serving the rest`);
   }
 
-  private async scanOnce(loads: number): Promise<void> {
+  private async scanOnce(loads: number, failuresPerModel: number): Promise<void> {
     const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
     const configProblems: ScanProblem[] = [];
@@ -336,7 +338,7 @@ export class ModelRepository {
         .filter((f) => {
           const count = (taken.get(f.name) ?? 0) + 1;
           taken.set(f.name, count);
-          const bound = watched ? FAILURES_PER_MODEL_PER_SCAN : FAILURES_PER_MODEL_PER_LOAD;
+          const bound = watched ? FAILURES_PER_MODEL_PER_SCAN : failuresPerModel;
           return (failures.get(f.name) ?? 0) + count <= bound;
         })
         .slice(0, left);
@@ -689,7 +691,7 @@ export class ModelRepository {
 
   private async loadWanted(name: string): Promise<void> {
     await this.scanning; // a scan under way may have read the wanted set before the model was added
-    await this.scan();
+    await this.scan(Number.POSITIVE_INFINITY, FAILURES_PER_MODEL_PER_LOAD);
     const present = this.present.get(name);
     if (!present) throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     const versions = this.versions(name);

@@ -427,6 +427,26 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
     }
   });
 
+  it('the start of a none-mode server tries every broken version: a good one behind 40 of them serves', async () => {
+    const { ModelRepository } = await import('../serve/repository.ts');
+    const root = mkdtempSync(join(tmpdir(), 'models-behind-'));
+    mkdirSync(join(root, 'behind', '1'), { recursive: true });
+    writeFileSync(join(root, 'behind', '1', 'model.onnx'), cnnBytes());
+    writeFileSync(join(root, 'behind', 'config.pbtxt'), 'version_policy: { latest { num_versions: 1 } }\n');
+    for (let v = 2; v <= 41; v++) {
+      mkdirSync(join(root, 'behind', String(v)));
+      writeFileSync(join(root, 'behind', String(v), 'model.onnx'), `broken ${v}`);
+    }
+    const repository = new ModelRepository(root, { controlMode: 'none' });
+    try {
+      await repository.scan(); // as the server's start scans; none mode never scans again
+      expect(repository.servedVersions('behind').map((v) => v.version)).toEqual([1]);
+    } finally {
+      await repository.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
   it('an empty config.pbtxt (a rewrite under way) keeps the last good settings', async () => {
     place('blank', 1, cnnBytes());
     place('blank', 2, cnnBytes());
