@@ -198,8 +198,8 @@ export class ModelRepository {
   private readonly stopLoads = new AbortController();
   /** Every version file of the last scan that its version policy serves, by `name/version`. */
   private known = new Map<string, FoundFile>();
-  /** Each model's version numbers in the repository as of the last scan, ascending. */
-  private present = new Map<string, number[]>();
+  /** Each model's version numbers with a model file as of the last scan, ascending. */
+  private versionsOnDisk = new Map<string, number[]>();
   /** Loaded versions the scan under way will unload once what replaces them is loaded (not counted full). */
   private replaceable = new Set<string>();
   /** Versions being loaded now. */
@@ -278,7 +278,7 @@ export class ModelRepository {
         await read(this.root, name, (cause) => configProblems.push({ where: `${name}/config.pbtxt`, cause })),
       );
     this.settings = settings;
-    this.present = new Map(
+    this.versionsOnDisk = new Map(
       [...filesByName].map(([name, files]) => [name, files.map((f) => f.version).sort((a, b) => a - b)]),
     );
     this.readSettings.retain?.(this.root, new Set(filesByName.keys()));
@@ -379,11 +379,8 @@ export class ModelRepository {
     // A policy whose every chosen version fails to load keeps what its model serves: a rollback by policy to
     // a broken version left the model serving nothing (a file that fails never replaces the version serving).
     const choosesOnlyFailures = (name: string) => {
+      const chosen = servedVersions(this.versionsOnDisk.get(name) ?? [], settings.get(name)?.versionPolicy);
       const files = filesByName.get(name) ?? [];
-      const chosen = servedVersions(
-        files.map((f) => f.version).sort((a, b) => a - b),
-        settings.get(name)?.versionPolicy,
-      );
       return chosen.size > 0 && files.filter((f) => chosen.has(f.version)).every((f) => this.failsAsIs(f));
     };
     for (const [key, { served: version }] of this.loaded) {
@@ -692,15 +689,16 @@ export class ModelRepository {
   private async loadWanted(name: string): Promise<void> {
     await this.scanning; // a scan under way may have read the wanted set before the model was added
     await this.scan(Number.POSITIVE_INFINITY, FAILURES_PER_MODEL_PER_LOAD);
-    const present = this.present.get(name);
+    const present = this.versionsOnDisk.get(name);
     if (!present) throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     const versions = this.versions(name);
     if (versions.some((v) => v.ready)) return;
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
-    if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0)
-      throw new ModelControlError(
-        `model '${name}' did not load: ${POLICY_CHOOSES_NONE} (${present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ')})`,
-      );
+    if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0) {
+      const listed =
+        present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ');
+      throw new ModelControlError(`model '${name}' did not load: ${POLICY_CHOOSES_NONE} (${listed})`);
+    }
     throw new ModelControlError(
       `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
     );
@@ -811,8 +809,7 @@ export class ModelRepository {
   }
 
   private unloadNow(wanted: Set<string>, name: string): void {
-    const known = this.present.has(name) || [...this.known.values()].some((f) => f.name === name);
-    if (!known && !wanted.has(name) && this.versions(name).length === 0)
+    if (!this.versionsOnDisk.has(name) && !wanted.has(name) && this.versions(name).length === 0)
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     wanted.delete(name);
     for (const [key, { served }] of this.loaded) {
@@ -842,7 +839,7 @@ export class ModelRepository {
         })
         // A model whose version policy chooses none of its versions is in the repository all the same.
         .concat(
-          [...this.present.keys()]
+          [...this.versionsOnDisk.keys()]
             .filter((name) => !listed.has(name))
             .map((name): IndexEntry => ({ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE })),
         )
@@ -853,7 +850,7 @@ export class ModelRepository {
   /** Why `name` has no version loaded or failed: unknown, or in the repository but not loaded. */
   absentBecause(name: string): string {
     const known = [...this.known.values()].some((f) => f.name === name);
-    if (!known && this.present.has(name)) return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
+    if (!known && this.versionsOnDisk.has(name)) return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
     return this.wanted && known
       ? `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`
       : `unknown model '${shownName(name)}'`;

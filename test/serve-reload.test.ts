@@ -21,6 +21,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RepositoryOptions } from '../serve/repository.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { makeModelRepository } from './helpers/model-repo.ts';
@@ -37,6 +38,37 @@ const post = (path: string, body: unknown) =>
     headers: { 'content-type': 'application/json' },
   });
 const getJson = async (path: string) => (await fetch(`${server.url}${path}`)).json() as Promise<unknown>;
+
+const cnnBytes = () => readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
+
+/** A temporary repository scanned by hand: `put` writes a version's file, `served` lists what serves. */
+async function handScanned(options: RepositoryOptions) {
+  const { ModelRepository } = await import('../serve/repository.ts');
+  const root = mkdtempSync(join(tmpdir(), 'models-hand-'));
+  const lines: string[] = [];
+  const repository = new ModelRepository(root, { log: (l) => lines.push(l), ...options });
+  const put = (name: string, version: number, bytes: Uint8Array | string = cnnBytes()) => {
+    mkdirSync(join(root, name, String(version)), { recursive: true });
+    writeFileSync(join(root, name, String(version), 'model.onnx'), bytes);
+  };
+  const served = (name: string) => repository.servedVersions(name).map((v) => v.version);
+  const config = (name: string, text: string) => writeFileSync(join(root, name, 'config.pbtxt'), text);
+  return { root, repository, lines, put, served, config };
+}
+
+/** `body` on a fresh hand-scanned repository, closed and removed after it whatever happens. */
+async function withHandScanned(
+  options: RepositoryOptions,
+  body: (r: Awaited<ReturnType<typeof handScanned>>) => Promise<void>,
+) {
+  const r = await handScanned(options);
+  try {
+    await body(r);
+  } finally {
+    await r.repository.close();
+    rmSync(r.root, { recursive: true, force: true });
+  }
+}
 
 async function waitFor(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
   const end = Date.now() + ms;
@@ -222,7 +254,6 @@ describe('a watcher that never dies', () => {
 });
 
 describe('version policies and configs under churn (an outside attack, 2026-12-05)', () => {
-  const cnnBytes = () => readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
   const config = (name: string, text: string) => writeFileSync(join(repo.root, name, 'config.pbtxt'), text);
 
   it("a config without a version policy (Triton's newest only): a new version replaces the one serving only once loaded, and a broken one never does", async () => {
@@ -384,67 +415,36 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
   });
 
   it("a scan tries at most 3 of one model's broken versions (a control call's scan waited for 300)", async () => {
-    const { ModelRepository } = await import('../serve/repository.ts');
-    const root = mkdtempSync(join(tmpdir(), 'models-deep-'));
-    const lines: string[] = [];
-    mkdirSync(join(root, 'deep', '1'), { recursive: true });
-    writeFileSync(join(root, 'deep', '1', 'model.onnx'), cnnBytes());
-    writeFileSync(join(root, 'deep', 'config.pbtxt'), 'max_batch_size: 8\n');
-    const repository = new ModelRepository(root, { log: (l) => lines.push(l) });
-    try {
+    await withHandScanned({}, async ({ repository, lines, put, served, config }) => {
+      put('deep', 1);
+      config('deep', 'max_batch_size: 8\n');
       await repository.scan();
-      for (let v = 2; v <= 13; v++) {
-        mkdirSync(join(root, 'deep', String(v)));
-        writeFileSync(join(root, 'deep', String(v), 'model.onnx'), `broken ${v}`);
-      }
+      for (let v = 2; v <= 13; v++) put('deep', v, `broken ${v}`);
       await repository.scan(); // unbounded, as start-up and model control scan
       const failed = () => lines.filter((l) => l.startsWith('not serving deep/')).length;
       expect(failed()).toBe(3); // 13, 12, 11: the rest wait for the next scans
-      expect(repository.servedVersions('deep').map((v) => v.version)).toEqual([1]);
+      expect(served('deep')).toEqual([1]);
       await repository.scan();
       expect(failed()).toBe(6);
-    } finally {
-      await repository.close();
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it("a load call in explicit mode tries at most 32 of a model's broken versions (an attack's 2,000 took 150 s)", async () => {
-    const { ModelRepository } = await import('../serve/repository.ts');
-    const root = mkdtempSync(join(tmpdir(), 'models-junk-'));
-    const lines: string[] = [];
-    for (let v = 1; v <= 40; v++) {
-      mkdirSync(join(root, 'junk', String(v)), { recursive: true });
-      writeFileSync(join(root, 'junk', String(v), 'model.onnx'), `broken ${v}`);
-    }
-    const repository = new ModelRepository(root, { controlMode: 'explicit', log: (l) => lines.push(l) });
-    try {
+    await withHandScanned({ controlMode: 'explicit' }, async ({ repository, lines, put }) => {
+      for (let v = 1; v <= 40; v++) put('junk', v, `broken ${v}`);
       await expect(repository.load('junk')).rejects.toThrow(/did not load/);
       expect(lines.filter((l) => l.startsWith('not serving junk/')).length).toBe(32);
-    } finally {
-      await repository.close();
-      rmSync(root, { recursive: true, force: true });
-    }
+    });
   });
 
   it('the start of a none-mode server tries every broken version: a good one behind 40 of them serves', async () => {
-    const { ModelRepository } = await import('../serve/repository.ts');
-    const root = mkdtempSync(join(tmpdir(), 'models-behind-'));
-    mkdirSync(join(root, 'behind', '1'), { recursive: true });
-    writeFileSync(join(root, 'behind', '1', 'model.onnx'), cnnBytes());
-    writeFileSync(join(root, 'behind', 'config.pbtxt'), 'version_policy: { latest { num_versions: 1 } }\n');
-    for (let v = 2; v <= 41; v++) {
-      mkdirSync(join(root, 'behind', String(v)));
-      writeFileSync(join(root, 'behind', String(v), 'model.onnx'), `broken ${v}`);
-    }
-    const repository = new ModelRepository(root, { controlMode: 'none' });
-    try {
+    await withHandScanned({ controlMode: 'none' }, async ({ repository, put, served, config }) => {
+      put('behind', 1);
+      config('behind', 'version_policy: { latest { num_versions: 1 } }\n');
+      for (let v = 2; v <= 41; v++) put('behind', v, `broken ${v}`);
       await repository.scan(); // as the server's start scans; none mode never scans again
-      expect(repository.servedVersions('behind').map((v) => v.version)).toEqual([1]);
-    } finally {
-      await repository.close();
-      rmSync(root, { recursive: true, force: true });
-    }
+      expect(served('behind')).toEqual([1]);
+    });
   });
 
   it('an empty config.pbtxt (a rewrite under way) keeps the last good settings', async () => {
@@ -522,38 +522,9 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
 });
 
 describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-05)', () => {
-  const cnnBytes = () => readFileSync(join(repo.root, 'cnn', '1', 'model.onnx'));
   const ALL = 'max_batch_size: 8\nversion_policy { all { } }\n';
-  /** A temporary repository scanned by hand: `put` writes a version's file, `served` lists what serves. */
-  async function handScanned(maxLoadedVersions?: number) {
-    const { ModelRepository } = await import('../serve/repository.ts');
-    const root = mkdtempSync(join(tmpdir(), 'models-25-'));
-    const lines: string[] = [];
-    const repository = new ModelRepository(root, { log: (l) => lines.push(l), maxLoadedVersions });
-    const put = (name: string, version: number, bytes: Uint8Array = cnnBytes()) => {
-      mkdirSync(join(root, name, String(version)), { recursive: true });
-      writeFileSync(join(root, name, String(version), 'model.onnx'), bytes);
-    };
-    const served = (name: string) => repository.servedVersions(name).map((v) => v.version);
-    const config = (name: string, text: string) => writeFileSync(join(root, name, 'config.pbtxt'), text);
-    return { root, repository, lines, put, served, config };
-  }
-  /** `body` on a fresh hand-scanned repository, closed and removed after it whatever happens. */
-  async function withHandScanned(
-    maxLoadedVersions: number | undefined,
-    body: (r: Awaited<ReturnType<typeof handScanned>>) => Promise<void>,
-  ) {
-    const r = await handScanned(maxLoadedVersions);
-    try {
-      await body(r);
-    } finally {
-      await r.repository.close();
-      rmSync(r.root, { recursive: true, force: true });
-    }
-  }
-
   it('a removed version goes even while another version of its model waits for room', async () => {
-    await withHandScanned(2, async (r) => {
+    await withHandScanned({ maxLoadedVersions: 2 }, async (r) => {
       r.put('a', 1);
       r.put('a', 2);
       r.config('a', ALL);
@@ -572,7 +543,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it("versions waiting for room do not spend a watcher's scan: a model still moves to its new version", async () => {
-    await withHandScanned(2, async (r) => {
+    await withHandScanned({ maxLoadedVersions: 2 }, async (r) => {
       r.put('a', 1);
       r.config('a', 'max_batch_size: 8\n'); // newest only
       r.put('b', 1);
@@ -588,7 +559,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a touched version whose runner crashes is still quarantined', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('t', 1);
       await r.repository.scan();
       const file = join(r.root, 't', '1', 'model.onnx');
@@ -604,7 +575,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a file replaced by one of the same size and mtime is loaded (cp -p, tar)', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       const [tagA, tagB] = [oddModel({ metadata: { tag: 'a' } }), oddModel({ metadata: { tag: 'b' } })];
       expect(tagA.length).toBe(tagB.length);
       r.put('s', 1, tagA);
@@ -623,7 +594,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it("a model deleted and made again under its name does not keep the old one's config", async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('n', 1);
       r.put('n', 2);
       r.config('n', 'max_batch_size: 4\nversion_policy { specific { versions: [1] } }\n');
@@ -640,7 +611,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a config of comments only is a rewrite under way: the last good settings hold', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('m', 1);
       r.put('m', 2);
       r.config('m', `# written by hand\n${ALL}`);
@@ -656,7 +627,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a release link swapped to a release with another policy serves without a gap', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       const release = (n: number) => {
         const dir = join(r.root, '..', `${basename(r.root)}-release-${n}`);
         mkdirSync(join(dir, String(n)), { recursive: true });
@@ -685,7 +656,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a model folder deleted and made again between two scans starts from its own (empty) config', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('e', 1);
       r.put('e', 2);
       r.config('e', 'max_batch_size: 8\nversion_policy { specific { versions: [1] } }\n');
@@ -702,7 +673,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a quarantined version stays out through a chmod, `touch -a` or a hard link: a write brings it back', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('q', 1);
       await r.repository.scan();
       process.kill(r.repository.get('q').runnerPid as number, 'SIGSEGV');
@@ -720,7 +691,7 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
   });
 
   it('a policy whose chosen version fails keeps the version serving (a rollback to a broken version)', async () => {
-    await withHandScanned(undefined, async (r) => {
+    await withHandScanned({}, async (r) => {
       r.put('p', 1, new TextEncoder().encode('broken'));
       r.put('p', 2);
       r.config('p', 'max_batch_size: 8\n');
