@@ -203,7 +203,7 @@ def cnn7_block(c_in, c):
 
 
 class Cnn7(nn.Module):
-    """width scales every layer's channels (cnn7-wide: 1.5)."""
+    """width scales every layer's channels (cnn7-wide: 1.5, cnn7-wider: 2)."""
 
     def __init__(self, width=1):
         super().__init__()
@@ -231,4 +231,5 @@ ZOO = {
     "fast-cnn": FastCnn,
     "cnn7": Cnn7,
     "cnn7-wide": lambda: Cnn7(1.5),
+    "cnn7-wider": lambda: Cnn7(2),
 }

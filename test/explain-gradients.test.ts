@@ -251,6 +251,7 @@ const CAM_MODULES: Record<string, string | undefined> = {
   'fast-cnn': 'conv3.conv',
   cnn7: 'block2.2.conv',
   'cnn7-wide': 'block2.2.conv',
+  'cnn7-wider': 'block2.2.conv',
 };
 
 describe("every zoo model's deployable file vs float64 finite differences at 8 pixels", () => {

@@ -43,7 +43,7 @@ function digitLike(rng: { next(): number }, length: number): Float64Array {
 }
 
 /** cnn7 at another width: the same ops in the same order, checked once, as cnn7. */
-const SAME_GRAPH_AS_CHECKED = new Set(['cnn7-wide']);
+const SAME_GRAPH_AS_CHECKED = new Set(['cnn7-wide', 'cnn7-wider']);
 
 describe('whole-model gradients vs float64 finite differences', () => {
   for (const name of MODEL_NAMES.filter((n) => !SAME_GRAPH_AS_CHECKED.has(n))) {

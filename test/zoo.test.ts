@@ -22,6 +22,7 @@ const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
   'fast-cnn': { params: 39_530, macs: 752_768 },
   cnn7: { params: 325_994, macs: 15_162_752 },
   'cnn7-wide': { params: 731_674, macs: 33_969_216 },
+  'cnn7-wider': { params: 1_299_146, macs: 60_259_072 },
 };
 
 describe('model zoo', () => {
@@ -103,7 +104,7 @@ describe('npm run summary', () => {
 
   it('fails with one line and a non-zero exit on an unknown model', async () => {
     expect(await failingCli(main, '--model', 'lenet')).toBe(
-      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7, cnn7-wide",
+      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7, cnn7-wide, cnn7-wider",
     );
   });
 });

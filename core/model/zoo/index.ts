@@ -57,6 +57,11 @@ export const ZOO = {
     title: 'cnn7 with 1.5× the channels: 48, 96, 192 (best accuracy)',
     section: 'beyond',
   },
+  'cnn7-wider': {
+    build: () => cnn7(2),
+    title: 'cnn7 with 2× the channels: 64, 128, 256',
+    section: 'beyond',
+  },
 } satisfies Record<string, ZooEntry>;
 
 export type ModelName = keyof typeof ZOO;
