@@ -10,7 +10,7 @@
  * ../web-demo/dist relative to itself, as serve/cli.ts does.
  */
 import { copyFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { build } from 'esbuild';
 
 const outfile = process.argv[2] ?? 'dist/serve.mjs';
@@ -29,6 +29,8 @@ await build({
   entryPoints: ['serve/runner/process.ts'],
   outfile: join(dirname(outfile), 'model-runner.mjs'),
 });
-// The gRPC service definition is read at run time from beside the bundle.
-copyFileSync('serve/grpc/grpc_predict_v2.proto', join(dirname(outfile), 'grpc_predict_v2.proto'));
+// The gRPC service definition and the model configuration schema it imports are read at run time from beside
+// the bundle.
+for (const proto of ['serve/grpc/grpc_predict_v2.proto', 'node/triton/model_config.proto'])
+  copyFileSync(proto, join(dirname(outfile), basename(proto)));
 console.log(`bundled the server into ${outfile} (and its model runner beside it)`);

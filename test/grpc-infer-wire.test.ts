@@ -1,14 +1,10 @@
-/**
- * The gRPC ModelInferRequest's cost read from its wire bytes (serve/grpc/infer-wire.ts), on messages that
- * protobufjs encodes from the vendored .proto (an encoder independent of the walker).
- */
-import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest, fp32ContentsBytes } from '../serve/grpc/infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost, smallRequestCost } from '../serve/grpc/infer-wire.ts';
+import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 
 // The .proto's own field names (protobufjs would camel-case them and drop ours).
-const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+const root = grpcProtoRoot();
 const Request = root.lookupType('inference.ModelInferRequest');
 const encode = (message: Record<string, unknown>) => Request.encode(Request.fromObject(message)).finish();
 const tensor = (extra: Record<string, unknown> = {}) => ({
@@ -146,11 +142,14 @@ describe('a ModelInferRequest read from its wire bytes', () => {
 
   it("the other methods' requests: a name and a version once each, few unknown fields", () => {
     const Metadata = root.lookupType('inference.ModelMetadataRequest');
-    expect(smallRequestCost(Metadata.encode({ name: 'cnn', version: '2' }).finish(), 2)).toBeUndefined();
-    expect(smallRequestCost(Buffer.alloc(1_000_000, Buffer.from([0x0a, 0x00])), 2)).toMatch(/copies of field 1/);
-    expect(smallRequestCost(Buffer.alloc(3 * 65, Buffer.from([0x98, 0x06, 0x00])), 0)).toMatch(/unknown fields/);
-    expect(smallRequestCost(Buffer.from([0x08, 0x01]), 2)).toBe('the request is not a valid message of its type');
-    expect(smallRequestCost(Buffer.alloc(0), 0)).toBeUndefined();
+    expect(smallRequestCost(Metadata.encode({ name: 'cnn', version: '2' }).finish(), [2, 2])).toBeUndefined();
+    expect(smallRequestCost(Buffer.alloc(1_000_000, Buffer.from([0x0a, 0x00])), [2, 2])).toMatch(/copies of field 1/);
+    expect(smallRequestCost(Buffer.alloc(3 * 65, Buffer.from([0x98, 0x06, 0x00])), [])).toMatch(/unknown fields/);
+    expect(smallRequestCost(Buffer.from([0x08, 0x01]), [2, 2])).toBe('the request is not a valid message of its type');
+    // RepositoryIndexRequest: repository_name (a string), ready (a bool, a varint)
+    expect(smallRequestCost(Buffer.from([0x0a, 0x00, 0x10, 0x01]), [2, 0])).toBeUndefined();
+    expect(smallRequestCost(Buffer.from([0x12, 0x00]), [2, 0])).toBe('the request is not a valid message of its type');
+    expect(smallRequestCost(Buffer.alloc(0), [])).toBeUndefined();
   });
 
   it('a singular field repeated (protobuf would merge the copies) and unknown fields past 64 are refused', () => {

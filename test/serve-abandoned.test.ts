@@ -10,8 +10,8 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { afterEach, describe, expect, it } from 'vitest';
+import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { unaryCall } from './helpers/grpc-requests.ts';
@@ -242,7 +242,7 @@ describe('a stopping server', () => {
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 5000 });
-    const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+    const root = grpcProtoRoot();
     const Request = root.lookupType('inference.ModelInferRequest');
     const message = Buffer.from(
       Request.encode(

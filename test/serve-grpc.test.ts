@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { frame, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 
@@ -78,12 +78,47 @@ it.skipIf(python === undefined)(
       raw: { id: string; outputs: unknown[]; values: number[][] };
       contents: { values: number[][] };
       errors: Record<string, [string, string]>;
+      config: Record<string, unknown>;
+      config_wire: { response_field: number; fields: Record<string, unknown> };
+      statistics: Record<string, unknown>[];
+      statistics_all: { name: string }[];
+      index: string[][];
     };
     expect([result.live, result.ready, result.model_ready]).toEqual([true, true, true]);
-    expect(result.extensions).toContain('binary_tensor_data');
-    // Not the HTTP side's: this service has no statistics or repository RPCs to back them.
-    expect(result.extensions).not.toContain('statistics');
+    expect(result.extensions).toEqual(['binary_tensor_data', 'model_configuration', 'statistics']);
+    // Not model_repository: of its RPCs only RepositoryIndex is here (loading and unloading are HTTP's).
     expect(result.extensions).not.toContain('model_repository');
+    // ModelConfig answers what GET …/config does.
+    const config = (await (await fetch(`${server.url}/v2/models/torchcnn/config`)).json()) as {
+      name: string;
+      platform: string;
+      backend: string;
+      max_batch_size: number;
+      input: { name: string; data_type: string; dims: number[] }[];
+      output: { name: string; data_type: string; dims: number[] }[];
+      version_policy: Record<string, unknown>;
+      dynamic_batching: { max_queue_delay_microseconds: number };
+      instance_group: { kind: string }[];
+    };
+    const tensor = (t: { name: string; data_type: string; dims: number[] }) => [t.name, t.data_type, t.dims];
+    expect(result.config).toEqual({
+      name: 'torchcnn',
+      platform: 'onnxruntime_onnx',
+      backend: 'onnxruntime',
+      max_batch_size: config.max_batch_size,
+      inputs: config.input.map(tensor),
+      outputs: config.output.map(tensor),
+      policy: Object.keys(config.version_policy)[0],
+      queue_delay_us: config.dynamic_batching.max_queue_delay_microseconds,
+      instance_kinds: config.instance_group.map((g) => g.kind),
+    });
+    expect(config.max_batch_size).toBeGreaterThan(0);
+    expect(result.config.inputs).toEqual([['input', 'TYPE_FP32', [1, 28, 28]]]);
+    // The field numbers on the wire, read without our .proto, are Triton's (grpc_service.proto, model_config.proto).
+    expect(result.config_wire).toEqual({
+      response_field: 1,
+      fields: { 1: 'torchcnn', 2: 'onnxruntime_onnx', 4: config.max_batch_size, 17: 'onnxruntime' },
+    });
     expect(result.inputs).toEqual([['input', 'FP32', [-1, 1, 28, 28]]]);
     expect(result.raw.id).toBe('g1');
     expect(result.raw.outputs).toEqual([['logits', 'FP32', [2, 10]]]);
@@ -126,6 +161,32 @@ it.skipIf(python === undefined)(
     expect(stats.model_stats[0]?.inference_stats.success.count).toBe(3);
     // The wrong shape, the short and the NaN contents (the int contents are refused before the model is chosen).
     expect(stats.model_stats[0]?.inference_stats.fail.count).toBe(3);
+    // ModelStatistics, taken before the HTTP request: the two gRPC calls of two images each, the three failures.
+    expect(result.statistics).toEqual([
+      {
+        name: 'torchcnn',
+        version: '1',
+        inference_count: 4,
+        execution_count: 2,
+        success: 2,
+        fail: 3,
+        queue: 2,
+        batch_sizes: [2],
+      },
+    ]);
+    expect(result.statistics_all.map((s) => s.name)).toEqual(['torchcnn']);
+    expect(result.index).toEqual([['torchcnn', '1', 'READY']]);
+    expect(result.errors['config of unknown model']?.[0]).toBe('NOT_FOUND');
+    expect(result.errors['statistics of unknown model']).toEqual(['NOT_FOUND', "model 'nope' is not loaded"]);
+    expect(result.errors['statistics of unknown version']).toEqual([
+      'NOT_FOUND',
+      "model 'torchcnn' version 7 is not loaded",
+    ]);
+    expect(result.errors['config of malformed version']?.[0]).toBe('INVALID_ARGUMENT');
+    expect(result.errors['index of another repository']).toEqual([
+      'INVALID_ARGUMENT',
+      expect.stringMatching(/one model repository/),
+    ]);
   },
   90_000,
 );
@@ -160,7 +221,7 @@ it.skipIf(python === undefined)(
 );
 
 it('gives back what a call held however it ends: streams of two messages (never answered by a handler) leave room for a request', async () => {
-  const root = new protobuf.Root().loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true });
+  const root = grpcProtoRoot();
   const Request = root.lookupType('inference.ModelInferRequest');
   const encode = (message: Record<string, unknown>) =>
     Buffer.from(Request.encode(Request.fromObject(message)).finish());

@@ -1,14 +1,5 @@
-/**
- * ModelInferRequest decoded without turning tensor values into JS numbers. protobufjs would decode
- * `contents.fp32_contents` into an Array, one number pushed at a time, which the request then copied twice
- * more (schema, Float32Array): ~50 ms and ~10 MB of garbage on the event loop for each 1 MiB request, and a
- * flood of them held health away for 6–11 s and RSS near 3 GB (an outside attack). Here `contents` is read as
- * bytes (a view of the message, which the wire format allows: a message field is length-delimited), and its
- * float32 values are little-endian bytes already — the same bytes `raw_input_contents` carries, checked by
- * the same decoder.
- */
-import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
+import { grpcProtoRoot } from './proto.ts';
 
 export interface InferTensorMessage {
   name: string;
@@ -31,13 +22,11 @@ export interface InferRequestMessage {
   raw_input_contents: Uint8Array[];
 }
 
-const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
-
 /** The request type with InferInputTensor.contents declared `bytes` (its wire bytes are the same). */
 let requestType: protobuf.Type | undefined;
 function requestWithRawContents(): protobuf.Type {
   if (requestType) return requestType;
-  const root = new protobuf.Root().loadSync(PROTO, { keepCase: true });
+  const root = grpcProtoRoot();
   const tensor = root.lookupType('inference.ModelInferRequest.InferInputTensor');
   tensor.remove(tensor.fields.contents as protobuf.Field);
   tensor.add(new protobuf.Field('contents', 5, 'bytes'));

@@ -10,7 +10,6 @@ import type { ServerHttp2Stream } from 'node:http2';
 import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { shownName } from '../../node/repository.ts';
@@ -25,7 +24,8 @@ import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
 import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
 import { parseVersion } from '../routes/lookup.ts';
-import { modelMetadata, servedNumbers } from '../routes/v2.ts';
+import { loadedStatistics } from '../routes/stats.ts';
+import { modelConfig, modelMetadata, servedNumbers } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { UnreadAnswersError } from '../unread-answers.ts';
@@ -41,9 +41,8 @@ import {
 import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
+import { GRPC_INCLUDE_DIRS, GRPC_PROTO_FILE } from './proto.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
-
-const PROTO = fileURLToPath(new URL('./grpc_predict_v2.proto', import.meta.url));
 
 export interface GrpcOptions {
   repository: ModelRepository;
@@ -92,8 +91,15 @@ const REFUSED = Symbol('refused');
 type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
 const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
 
-/** The string fields (name 1, version 2) each method's request has; ModelInfer has its own walk. */
-const NAMED_FIELDS: Record<string, number> = { ModelReady: 2, ModelMetadata: 2 };
+/** The wire types of the fields each method's request has (2: a string, 0: a bool); ModelInfer has its own walk. */
+const NAME_AND_VERSION = [2, 2];
+const REQUEST_FIELDS: Record<string, readonly number[]> = {
+  ModelReady: NAME_AND_VERSION,
+  ModelMetadata: NAME_AND_VERSION,
+  ModelConfig: NAME_AND_VERSION,
+  ModelStatistics: NAME_AND_VERSION,
+  RepositoryIndex: [2, 0], // repository_name, ready
+};
 
 /**
  * Every method's decoder, where a malformed message is refused as INVALID_ARGUMENT instead of throwing, and
@@ -104,7 +110,7 @@ function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinit
     Object.entries(service).map(([name, method]) => {
       const decode = method.requestDeserialize;
       const requestDeserialize = (bytes: Buffer) => {
-        const cost = smallRequestCost(bytes, NAMED_FIELDS[name] ?? 0);
+        const cost = smallRequestCost(bytes, REQUEST_FIELDS[name] ?? []);
         if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost);
         try {
           return decode(bytes);
@@ -135,6 +141,9 @@ const unary =
   };
 
 const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
+
+/** The requests of ModelReady, ModelMetadata, ModelConfig and ModelStatistics (an empty version: none given). */
+type NamedVersion = { name: string; version: string };
 
 /**
  * ModelInfer's decoding, bounded: a request whose wire bytes would decode into more than the server takes is
@@ -280,7 +289,13 @@ const GRPC_CONNECTIONS = { total: 128, perClient: 32, pipelined: 16 };
 export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   const { repository } = options;
   const definition = grpc.loadPackageDefinition(
-    loadSync(PROTO, { keepCase: true, longs: Number, defaults: true, oneofs: true }),
+    loadSync(GRPC_PROTO_FILE, {
+      keepCase: true,
+      longs: Number,
+      defaults: true,
+      oneofs: true,
+      includeDirs: GRPC_INCLUDE_DIRS,
+    }),
   ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
   const service = definition.inference.GRPCInferenceService.service;
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
@@ -313,19 +328,36 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         version: options.serverVersion,
         extensions: GRPC_EXTENSIONS,
       })),
-      ModelReady: unary((r: { name: string; version: string }) => {
+      ModelReady: unary((r: NamedVersion) => {
         const version = versionOf(r.version);
         const versions = repository.versions(r.name);
         if (versions.length === 0) throw new ModelNotFoundError(`unknown model '${shownName(r.name)}'`);
         const ready = versions.some((v) => v.ready && (version === undefined || v.version === version));
         return { ready: ready && !repository.stopping };
       }),
-      ModelMetadata: unary((r: { name: string; version: string }) =>
+      ModelMetadata: unary((r: NamedVersion) =>
         repository.use(r.name, versionOf(r.version), async (model) =>
           modelMetadata(model, servedNumbers(repository, model.name)),
         ),
       ),
       ModelInfer: unary((r: Decoded, cancelled) => infer(repository, r, cancelled)),
+      ModelConfig: unary((r: NamedVersion) =>
+        repository.use(r.name, versionOf(r.version), async (model) => ({
+          config: modelConfig(model, repository.settingsOf(model.name)),
+        })),
+      ),
+      ModelStatistics: unary((r: NamedVersion) =>
+        loadedStatistics(repository, r.name === '' ? undefined : r.name, versionOf(r.version)),
+      ),
+      RepositoryIndex: unary((r: { repository_name: string; ready: boolean }) => {
+        if (r.repository_name !== '')
+          throw new HttpError(
+            400,
+            'invalid_request',
+            'this server serves one model repository: leave repository_name empty',
+          );
+        return { models: repository.index().filter((e) => !r.ready || e.state === 'READY') };
+      }),
     },
   );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
@@ -402,10 +434,11 @@ async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts
 
 /**
  * The extensions the gRPC service implements, as Triton names them: binary data (raw_input_contents /
- * raw_output_contents). Not the HTTP side's statistics and model_repository: this proto has no RPCs for
- * them, and a client that believed the list would call methods that aren't there.
+ * raw_output_contents), model configuration and statistics. Not model_repository: of its RPCs only
+ * RepositoryIndex is here (loading and unloading are HTTP's, behind its key), and a client that believed the
+ * list would call methods that aren't there.
  */
-const GRPC_EXTENSIONS = ['binary_tensor_data'];
+const GRPC_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics'];
 
 /** An input's fp32_contents as little-endian float32 bytes; FP32 data in another field is refused by name. */
 function contentsValues(tensor: InferRequestMessage['inputs'][number]): Uint8Array {

@@ -35,6 +35,18 @@ export function tritonStats(model: ServedVersion) {
   };
 }
 
+/** The statistics of the loaded versions asked for (all, a model's, one); none of a named model is a 404. */
+export function loadedStatistics(repository: ModelRepository, name?: string, version?: number) {
+  const versions = repository.servedVersions(name).filter((v) => version === undefined || v.version === version);
+  if (name !== undefined && versions.length === 0)
+    throw new HttpError(
+      404,
+      'model_not_found',
+      `model '${shownName(name)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
+    );
+  return { model_stats: versions.map(tritonStats) };
+}
+
 const statsRoute = <Request extends { params?: ModelPathParams }>(path: string, of: string, request: Request) =>
   createRoute({
     method: 'get',
@@ -57,17 +69,7 @@ const MODEL_PATHS = ['/v2/models/{model}/stats', '/v2/models/{model}/versions/{v
 
 export function statsRoutes({ repository }: { repository: ModelRepository }): OpenAPIHono {
   const app = new OpenAPIHono();
-  /** The loaded versions asked for; none of a named model is a 404. */
-  const stats = (name?: string, version?: number) => {
-    const versions = repository.servedVersions(name).filter((v) => version === undefined || v.version === version);
-    if (name !== undefined && versions.length === 0)
-      throw new HttpError(
-        404,
-        'model_not_found',
-        `model '${shownName(name)}'${version === undefined ? '' : ` version ${version}`} is not loaded`,
-      );
-    return { model_stats: versions.map(tritonStats) };
-  };
+  const stats = (name?: string, version?: number) => loadedStatistics(repository, name, version);
   app.openapi(ALL, (c) => c.json(stats(), 200));
   for (const path of MODEL_PATHS) {
     const of = path.includes('{version}') ? 'one version' : "a model's loaded versions";

@@ -3,12 +3,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import protobuf from 'protobufjs';
+import { grpcProtoRoot } from '../../serve/grpc/proto.ts';
 import { oddModel } from '../../testkit/odd-models.ts';
 
-const Request = new protobuf.Root()
-  .loadSync('serve/grpc/grpc_predict_v2.proto', { keepCase: true })
-  .lookupType('inference.ModelInferRequest');
+const Request = grpcProtoRoot().lookupType('inference.ModelInferRequest');
 
 /** A ModelInferRequest (unframed) for `images` zero images of `model`, as raw_input_contents. */
 export function inferRequestBytes(model: string, images: number): Buffer {

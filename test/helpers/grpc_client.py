@@ -11,14 +11,20 @@ address, model, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 values = json.loads(sys.stdin.read())  # count*784 floats
 
 out = tempfile.mkdtemp()
-if protoc.main(["protoc", "-Iserve/grpc", f"--python_out={out}", f"--grpc_python_out={out}", "grpc_predict_v2.proto"]):
-    sys.exit("protoc failed")
+for proto in ["model_config.proto", "grpc_predict_v2.proto"]:
+    if protoc.main(["protoc", "-Iserve/grpc", "-Inode/triton", f"--python_out={out}", f"--grpc_python_out={out}", proto]):
+        sys.exit("protoc failed")
 sys.path.insert(0, out)
 import grpc  # noqa: E402
 import grpc_predict_v2_pb2 as pb  # noqa: E402
 import grpc_predict_v2_pb2_grpc as rpc  # noqa: E402
+import model_config_pb2 as mc  # noqa: E402
 
-stub = rpc.GRPCInferenceServiceStub(grpc.insecure_channel(address))
+from google.protobuf import empty_pb2  # noqa: E402
+from google.protobuf.unknown_fields import UnknownFieldSet  # noqa: E402
+
+channel = grpc.insecure_channel(address)
+stub = rpc.GRPCInferenceServiceStub(channel)
 result = {
     "live": stub.ServerLive(pb.ServerLiveRequest()).live,
     "ready": stub.ServerReady(pb.ServerReadyRequest()).ready,
@@ -27,6 +33,38 @@ result = {
 }
 meta = stub.ModelMetadata(pb.ModelMetadataRequest(name=model))
 result["inputs"] = [[t.name, t.datatype, list(t.shape)] for t in meta.inputs]
+config = stub.ModelConfig(pb.ModelConfigRequest(name=model)).config
+result["config"] = {
+    "name": config.name,
+    "platform": config.platform,
+    "backend": config.backend,
+    "max_batch_size": config.max_batch_size,
+    "inputs": [[t.name, mc.DataType.Name(t.data_type), list(t.dims)] for t in config.input],
+    "outputs": [[t.name, mc.DataType.Name(t.data_type), list(t.dims)] for t in config.output],
+    "policy": config.version_policy.WhichOneof("policy_choice"),
+    "queue_delay_us": config.dynamic_batching.max_queue_delay_microseconds,
+    "instance_kinds": [mc.ModelInstanceGroup.Kind.Name(g.kind) for g in config.instance_group],
+}
+
+
+def wire_fields(data):
+    """A message's fields as (number, wire type, value), read without any .proto: the numbers on the wire."""
+    message = empty_pb2.Empty()
+    message.ParseFromString(data)
+    return [(f.field_number, f.wire_type, f.data) for f in UnknownFieldSet(message)]
+
+
+# ModelConfigResponse.config is field 1; in it name 1, platform 2, max_batch_size 4, backend 17 (Triton's numbers).
+raw_config = channel.unary_unary(
+    "/inference.GRPCInferenceService/ModelConfig",
+    request_serializer=lambda r: r.SerializeToString(),
+    response_deserializer=lambda b: b,
+)(pb.ModelConfigRequest(name=model))
+[(number, _, inner)] = wire_fields(raw_config)
+result["config_wire"] = {
+    "response_field": number,
+    "fields": {str(n): (v.decode() if isinstance(v, bytes) and n in (1, 2, 17) else v) for n, _, v in wire_fields(inner) if n in (1, 2, 4, 17)},
+}
 
 
 def request(raw):
@@ -89,4 +127,36 @@ for what, call in [
     except grpc.RpcError as error:
         errors[what] = [error.code().name, error.details()]
 result["errors"] = errors
+
+
+def statistics(request):
+    return [
+        {
+            "name": s.name,
+            "version": s.version,
+            "inference_count": s.inference_count,
+            "execution_count": s.execution_count,
+            "success": s.inference_stats.success.count,
+            "fail": s.inference_stats.fail.count,
+            "queue": s.inference_stats.queue.count,
+            "batch_sizes": [b.batch_size for b in s.batch_stats],
+        }
+        for s in stub.ModelStatistics(request).model_stats
+    ]
+
+
+result["statistics"] = statistics(pb.ModelStatisticsRequest(name=model))
+result["statistics_all"] = statistics(pb.ModelStatisticsRequest())
+result["index"] = [[m.name, m.version, m.state] for m in stub.RepositoryIndex(pb.RepositoryIndexRequest(ready=True)).models]
+for what, call in [
+    ("config of unknown model", lambda: stub.ModelConfig(pb.ModelConfigRequest(name="nope"))),
+    ("statistics of unknown model", lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(name="nope"))),
+    ("statistics of unknown version", lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(name=model, version="7"))),
+    ("config of malformed version", lambda: stub.ModelConfig(pb.ModelConfigRequest(name=model, version="x"))),
+    ("index of another repository", lambda: stub.RepositoryIndex(pb.RepositoryIndexRequest(repository_name="other"))),
+]:
+    try:
+        call()
+    except grpc.RpcError as error:
+        errors[what] = [error.code().name, error.details()]
 print(json.dumps(result))
