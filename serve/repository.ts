@@ -425,6 +425,8 @@ export class ModelRepository {
   ): boolean {
     if (previous && previous.served.hash === hash && previous.settings === this.settingsKey(file.name)) {
       previous.stamp = file.stamp; // touched or copied over with the same bytes: nothing to reload
+      // The served bytes are back: a failed reload in between is over (its reason was listed for good).
+      this.failed.delete(versionKey(file));
       return true;
     }
     if (
@@ -692,6 +694,13 @@ export class ModelRepository {
     const present = this.versionsOnDisk.get(name);
     if (!present) throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     const versions = this.versions(name);
+    // A changed file (or config) that did not load leaves its version serving what it served, and the load
+    // fails, as Triton answers a failed reload (it answered 200 here; only the log told).
+    const notReloaded = versions.filter((v) => v.ready && v.failure);
+    if (notReloaded.length > 0)
+      throw new ModelControlError(
+        `model '${name}' did not reload: ${notReloaded.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ')} (what it served before still serves)`,
+      );
     if (versions.some((v) => v.ready)) return;
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
     if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0) {

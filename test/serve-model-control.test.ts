@@ -118,6 +118,37 @@ describe('explicit mode', () => {
     expect((await errorOf(answer)).message).toMatch(/did not load|not an ONNX model/);
   });
 
+  it('a reload whose new file fails answers 400 with why, the version serving what it served; the served bytes back, 200', async () => {
+    put(root, 'reloaded');
+    expect((await post(server.url, '/v2/repository/models/reloaded/load')).status).toBe(200);
+    const path = join(root, 'reloaded', '1', 'model.onnx');
+    writeFileSync(path, 'half-copied over the model');
+    const failed = await post(server.url, '/v2/repository/models/reloaded/load');
+    // Triton: "if the reload fails for any reason the already loaded model will be unchanged and remain loaded",
+    // and the response says the load failed (here it was 200, and only the log told).
+    expect(failed.status).toBe(400);
+    expect((await errorOf(failed)).message).toMatch(/^model 'reloaded' did not reload: version 1: .+still serves\)$/);
+    expect((await infer(server.url, 'reloaded')).status).toBe(200);
+    writeFileSync(path, model);
+    const back = await post(server.url, '/v2/repository/models/reloaded/load');
+    expect([back.status, await back.json()]).toEqual([200, {}]);
+    expect((await index(server.url)).find((e) => e.name === 'reloaded')).toEqual({
+      name: 'reloaded',
+      version: '1',
+      state: 'READY',
+      reason: '',
+    });
+    const listed = (await (await fetch(`${server.url}/api/models`)).json()) as {
+      name: string;
+      versions: { version: number; ready: boolean; error?: string }[];
+    }[];
+    // The failure in between is not listed once the served bytes are back.
+    expect(listed.find((m) => m.name === 'reloaded')?.versions).toEqual([
+      expect.objectContaining({ version: 1, ready: true }),
+    ]);
+    expect(listed.find((m) => m.name === 'reloaded')?.versions[0]?.error).toBeUndefined();
+  });
+
   it('a load whose version policy names only versions the folder lacks says so, not an older failure', async () => {
     mkdirSync(join(root, 'named', '1'), { recursive: true });
     writeFileSync(join(root, 'named', '1', 'model.onnx'), 'not a model');
