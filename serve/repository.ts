@@ -20,6 +20,7 @@ import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { writeNewFileAtomic } from '../node/files.ts';
 import { readRegularFileDigest, sameWrite } from '../node/regular-file.ts';
 import { isValidModelName, modelPath, shownName, VERSION_PATTERN } from '../node/repository.ts';
+import { ellipsized } from './ellipsized.ts';
 import { publicMessage } from './errors.ts';
 import { cachedSettingsReader, type ModelSettings, servedVersions } from './model-config.ts';
 import { type FoundFile, type ScanProblem, scanRepository } from './repository-scan.ts';
@@ -49,6 +50,26 @@ const FAILURES_PER_MODEL_PER_SCAN = PARALLEL_LOADS;
  * scan has none: in none mode nothing scans after it (a bound there left good versions unloaded for good).
  */
 const FAILURES_PER_MODEL_PER_LOAD = 32;
+
+/**
+ * Why a load call served none of a model's versions: the newest failures (each cut short, so the answer's
+ * 600 characters hold them whole), how many more failed, and how many the bound left for the next call.
+ */
+function whyNoneLoaded(versions: readonly VersionStatus[], chosen: ReadonlySet<number>): string {
+  const failures = versions.filter((v) => v.failure).reverse();
+  const shown = failures.slice(0, 3).map((v) => `version ${v.version}: ${ellipsized(v.failure?.error ?? '', 140)}`);
+  const tried = new Set(versions.map((v) => v.version));
+  const untried = [...chosen].filter((v) => !tried.has(v)).length;
+  return [
+    shown.join('; ') || 'no version',
+    failures.length > shown.length ? `${failures.length - shown.length} older versions failed too` : '',
+    untried > 0
+      ? `${untried} not tried yet (a load call tries at most ${FAILURES_PER_MODEL_PER_LOAD} broken versions: call again)`
+      : '',
+  ]
+    .filter(Boolean)
+    .join('; ');
+}
 
 /** Why a model in the repository serves nothing when its config.pbtxt names only versions it lacks. */
 const POLICY_CHOOSES_NONE = 'its version policy (config.pbtxt) chooses none of the versions with a model file';
@@ -703,14 +724,13 @@ export class ModelRepository {
       );
     if (versions.some((v) => v.ready)) return;
     // A policy naming only versions the folder lacks: that is why, not an older version's failure.
-    if (servedVersions(present, this.settings.get(name)?.versionPolicy).size === 0) {
+    const chosen = servedVersions(present, this.settings.get(name)?.versionPolicy);
+    if (chosen.size === 0) {
       const listed =
         present.length > 10 ? `${present.slice(0, 10).join(', ')}, … ${present.length} in all` : present.join(', ');
       throw new ModelControlError(`model '${name}' did not load: ${POLICY_CHOOSES_NONE} (${listed})`);
     }
-    throw new ModelControlError(
-      `model '${name}' did not load: ${versions.map((v) => `version ${v.version}: ${v.failure?.error}`).join('; ') || 'no version'}`,
-    );
+    throw new ModelControlError(`model '${name}' did not load: ${whyNoneLoaded(versions, chosen)}`);
   }
 
   /**

@@ -1,4 +1,5 @@
 /** The repository's refusals of a load, unload or publish, as 4xx answers a client can act on. */
+import { ellipsized } from '../ellipsized.ts';
 import { HttpError } from '../errors.ts';
 import { errorResponse, protocolErrorResponse } from '../openapi.ts';
 import {
@@ -27,7 +28,7 @@ export async function controlling(work: () => Promise<void> | void, stopping: ()
     if (error instanceof ModelNotFoundError) throw new HttpError(404, 'model_not_found', error.message.slice(0, 300));
     if (error instanceof VersionExistsError) throw new HttpError(409, 'version_exists', error.message.slice(0, 300));
     if (error instanceof ControlBusyError) throw new HttpError(503, 'busy', error.message.slice(0, 300));
-    if (error instanceof ModelControlError) throw new HttpError(400, 'model_control', error.message.slice(0, 600));
+    if (error instanceof ModelControlError) throw new HttpError(400, 'model_control', ellipsized(error.message, 600));
     throw error;
   }
 }
