@@ -562,6 +562,7 @@ export class ModelRepository {
       device: o.device ?? SERVE_DEFAULTS.device,
       threads: o.threads ?? SERVE_DEFAULTS.threads,
       maxBatch,
+      declaredMaxBatch: own.declaredMaxBatch,
       batchDelayMs: own.batchDelayMs ?? o.batchDelayMs ?? SERVE_DEFAULTS.batchDelayMs,
       signal: this.stopLoads.signal,
       budgets: {

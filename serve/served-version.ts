@@ -19,6 +19,8 @@ export interface LoadSettings {
   device: Device;
   threads: number;
   maxBatch: number;
+  /** The config's max_batch_size as written, if there is a config (model-config.ts ModelSettings). */
+  declaredMaxBatch?: number;
   batchDelayMs: number;
   /** Images waiting for runs before requests are refused (at least the largest batch). */
   maxQueued?: number;
@@ -86,6 +88,11 @@ export class ServedVersion {
     settings.signal?.addEventListener('abort', abandon, { once: true });
     try {
       const signature = checkSignature(runner.info);
+      // Triton refuses such a config at load; serving it, this server described the model as not batching.
+      if (signature.staticBatchOne && (settings.declaredMaxBatch ?? 0) > 0)
+        throw new ContractError(
+          `config.pbtxt's max_batch_size ${settings.declaredMaxBatch} batches the model, but its input has a fixed first dimension of 1: for batching it must be free (-1); with max_batch_size 0 the model is served one image a run`,
+        );
       const names = signature.outputs.map((o) => o.name);
       const runRows = async (images: Float32Array, count: number): Promise<Outputs> => {
         if (!signature.staticBatchOne) return runner.run(signature.input.name, images, [count, ...IMAGE_SHAPE], names);

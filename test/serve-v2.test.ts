@@ -3,7 +3,7 @@
  * normalization or probabilities — its logits equal PyTorch's (test/fixtures/make-torch-onnx.py) for the
  * normalized tensor a KServe/Triton client sends. A static batch-1 export takes exactly one image, as in Triton.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,10 +22,13 @@ beforeAll(async () => {
   for (const [name, file] of [
     ['torchcnn', 'torch-cnn-opset13.onnx'],
     ['torchstatic', 'torch-cnn-static.onnx'],
+    ['staticbatching', 'torch-cnn-static.onnx'],
   ] as const) {
     mkdirSync(join(root, name, '1'), { recursive: true });
     copyFileSync(join('test/fixtures', file), join(root, name, '1', 'model.onnx'));
   }
+  // A config that batches a model whose first dimension is fixed at 1: Triton refuses it at load.
+  writeFileSync(join(root, 'staticbatching', 'config.pbtxt'), 'max_batch_size: 8\n');
   // A second version of torchcnn: without a config.pbtxt every version is served.
   mkdirSync(join(root, 'torchcnn', '2'));
   copyFileSync(join('test/fixtures', 'torch-cnn-opset13.onnx'), join(root, 'torchcnn', '2', 'model.onnx'));
@@ -116,6 +119,12 @@ it("answers Triton's model configuration (GET …/config, as tritonclient's get_
   const fixed = (await (await fetch(`${server.url}/v2/models/torchstatic/config`)).json()) as Record<string, unknown>;
   expect(fixed).toMatchObject({ max_batch_size: 0, input: [{ dims: [1, 1, 28, 28] }] });
   expect(fixed).not.toHaveProperty('dynamic_batching');
+  const index = await fetch(`${server.url}/v2/repository/index`, { method: 'POST' });
+  const contradicted = (await index.json()) as { name: string; state: string; reason: string }[];
+  expect(contradicted.find((e) => e.name === 'staticbatching')?.state).toBe('UNAVAILABLE');
+  expect(contradicted.find((e) => e.name === 'staticbatching')?.reason).toMatch(
+    /max_batch_size 8 batches the model, but its input has a fixed first dimension of 1/,
+  );
   const unknown = await fetch(`${server.url}/v2/models/nope/config`);
   expect([unknown.status, (await refusalFrom(unknown)).code]).toEqual([404, 'model_not_found']);
 });
