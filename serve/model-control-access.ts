@@ -27,8 +27,16 @@ const digest = (text: string) => createHash('sha256').update(text).digest();
 
 /** Throws 401/403 unless `c` may change what is loaded. */
 export function assertMayControlModels(c: Context, access: ModelControlAccess): void {
+  assertMayControl(access, c.req.header('authorization'), fromAnotherOrigin(c));
+}
+
+/**
+ * Throws 401/403 unless a request with the `authorization` header (or gRPC metadata) given may change what
+ * is loaded; `crossOrigin`: it came from a web page on another origin.
+ */
+export function assertMayControl(access: ModelControlAccess, authorization: string | undefined, crossOrigin: boolean) {
   if (access.apiKey === undefined || access.apiKey === '') {
-    if (fromAnotherOrigin(c))
+    if (crossOrigin)
       throw new HttpError(
         403,
         'model_control_off',
@@ -41,7 +49,7 @@ export function assertMayControlModels(c: Context, access: ModelControlAccess): 
       'loading and unloading models over the network needs a key: start the server with --api-key or MNIST_SERVE_API_KEY',
     );
   }
-  const given = /^Bearer (.+)$/i.exec(c.req.header('authorization') ?? '')?.[1] ?? '';
+  const given = /^Bearer (.+)$/i.exec(authorization ?? '')?.[1] ?? '';
   // Compared as digests: equal lengths, constant time.
   if (!timingSafeEqual(digest(given), digest(access.apiKey)))
     throw new HttpError(401, 'unauthorized', 'model control needs the header Authorization: Bearer <api key>');

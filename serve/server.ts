@@ -168,6 +168,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     onLoadFailure: (model) => metrics.loadFailures.inc({ model: modelLabel(model) }),
     onScanError: (cause) => metrics.scanErrors.inc({ cause }),
   });
+  // Who may load and unload models, over HTTP and gRPC alike (model-control-access.ts).
+  const access = { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') };
   const app = createApp({
     repository,
     metrics,
@@ -178,7 +180,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     bodyBudget: options.bodyBudget,
     unreadAnswers: options.unreadAnswers,
     log: options.requestLog ? log : undefined,
-    modelControl: { apiKey: options.apiKey, remote: !isLoopback(options.host ?? '127.0.0.1') },
+    modelControl: access,
     uploads: options.uploads,
   });
   const host = options.host ?? '127.0.0.1';
@@ -222,6 +224,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           maxMessageBytes: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES,
           serverName: SERVER_NAME,
           serverVersion: PRODUCER_VERSION,
+          access,
           unsentAnswers: options.grpcUnsentAnswers,
           arrivingBytes: options.arrivingGrpcBytes,
         }).catch((error: Error) => {

@@ -85,9 +85,8 @@ it.skipIf(python === undefined)(
       index: string[][];
     };
     expect([result.live, result.ready, result.model_ready]).toEqual([true, true, true]);
-    expect(result.extensions).toEqual(['binary_tensor_data', 'model_configuration', 'statistics']);
-    // Not model_repository: of its RPCs only RepositoryIndex is here (loading and unloading are HTTP's).
-    expect(result.extensions).not.toContain('model_repository');
+    // HTTP's: every one of them has its RPCs here too (model_repository: serve-grpc-control.test.ts).
+    expect(result.extensions).toEqual(['binary_tensor_data', 'statistics', 'model_repository', 'model_configuration']);
     // ModelConfig answers what GET …/config does.
     const config = (await (await fetch(`${server.url}/v2/models/torchcnn/config`)).json()) as {
       name: string;

@@ -21,11 +21,12 @@ import { BodyBudget, type BodyBudgetLimits } from '../body-budget.ts';
 import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
+import type { ModelControlAccess } from '../model-control-access.ts';
 import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
 import { parseVersion } from '../routes/lookup.ts';
 import { loadedStatistics } from '../routes/stats.ts';
-import { modelConfig, modelMetadata, servedNumbers } from '../routes/v2.ts';
+import { modelConfig, modelMetadata, servedNumbers, V2_EXTENSIONS } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
 import { UnreadAnswersError } from '../unread-answers.ts';
@@ -40,7 +41,8 @@ import {
 } from '../v2-infer.ts';
 import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
-import { inferRequestCost, NOT_A_MESSAGE, smallRequestCost } from './infer-wire.ts';
+import { inferRequestCost, NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
+import { type ControlRequest, modelRepositoryMethods } from './model-repository.ts';
 import { GRPC_INCLUDE_DIRS, GRPC_PROTO_FILE } from './proto.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
 
@@ -56,6 +58,8 @@ export interface GrpcOptions {
   unsentAnswers?: Partial<UnsentAnswerLimits>;
   /** Request bytes arriving, before their messages are whole (default ARRIVING_BYTES_DEFAULTS). */
   arrivingBytes?: Partial<BodyBudgetLimits>;
+  /** Who may load and unload models (as over HTTP); none may when undefined and the host is not loopback. */
+  access: ModelControlAccess;
 }
 
 export interface RunningGrpc {
@@ -69,7 +73,9 @@ const HTTP_TO_GRPC: Record<number, grpc.status> = {
   401: grpc.status.UNAUTHENTICATED,
   403: grpc.status.PERMISSION_DENIED,
   404: grpc.status.NOT_FOUND,
+  409: grpc.status.ALREADY_EXISTS,
   413: grpc.status.RESOURCE_EXHAUSTED,
+  503: grpc.status.UNAVAILABLE,
 };
 
 /** Any failure as a gRPC status with our message (never a stack trace or a path). */
@@ -92,13 +98,16 @@ type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
 const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
 
 /** The wire types of the fields each method's request has (2: a string, 0: a bool); ModelInfer has its own walk. */
-const NAME_AND_VERSION = [2, 2];
-const REQUEST_FIELDS: Record<string, readonly number[]> = {
+const NAME_AND_VERSION = { wireTypes: [2, 2] };
+const REQUEST_FIELDS: Record<string, SmallRequestFields> = {
   ModelReady: NAME_AND_VERSION,
   ModelMetadata: NAME_AND_VERSION,
   ModelConfig: NAME_AND_VERSION,
   ModelStatistics: NAME_AND_VERSION,
-  RepositoryIndex: [2, 0], // repository_name, ready
+  RepositoryIndex: { wireTypes: [2, 0] }, // repository_name, ready
+  // repository_name, model_name, and the parameters map's entries
+  RepositoryModelLoad: { wireTypes: [2, 2, 2], repeated: { 3: 16 } },
+  RepositoryModelUnload: { wireTypes: [2, 2, 2], repeated: { 3: 16 } },
 };
 
 /**
@@ -110,7 +119,7 @@ function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinit
     Object.entries(service).map(([name, method]) => {
       const decode = method.requestDeserialize;
       const requestDeserialize = (bytes: Buffer) => {
-        const cost = smallRequestCost(bytes, REQUEST_FIELDS[name] ?? []);
+        const cost = smallRequestCost(bytes, REQUEST_FIELDS[name] ?? { wireTypes: [] });
         if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost);
         try {
           return decode(bytes);
@@ -125,7 +134,9 @@ function refusingMalformed(service: grpc.ServiceDefinition): grpc.ServiceDefinit
 
 /** A unary handler from an async function; errors become statuses. */
 const unary =
-  <Req, Res>(work: (request: Req, cancelled: AbortSignal) => Promise<Res> | Res): grpc.handleUnaryCall<Req, Res> =>
+  <Req, Res>(
+    work: (request: Req, cancelled: AbortSignal, metadata: grpc.Metadata) => Promise<Res> | Res,
+  ): grpc.handleUnaryCall<Req, Res> =>
   (call, callback) => {
     const refused = (call.request as Refused)?.[REFUSED];
     if (refused) return callback(refused);
@@ -133,7 +144,7 @@ const unary =
     const cancel = new AbortController();
     call.once('cancelled', () => cancel.abort());
     Promise.resolve()
-      .then(() => work(call.request, cancel.signal))
+      .then(() => work(call.request, cancel.signal, call.metadata))
       .then(
         (response) => callback(null, response),
         (error) => callback(grpcError(error)),
@@ -298,6 +309,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     }),
   ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
   const service = definition.inference.GRPCInferenceService.service;
+  const control = modelRepositoryMethods(repository, options.access);
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
   const arriving = { ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes };
   const unsent = { ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers };
@@ -326,7 +338,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       ServerMetadata: unary(() => ({
         name: options.serverName,
         version: options.serverVersion,
-        extensions: GRPC_EXTENSIONS,
+        extensions: V2_EXTENSIONS, // every extension HTTP has: binary data, statistics, repository, configuration
       })),
       ModelReady: unary((r: NamedVersion) => {
         const version = versionOf(r.version);
@@ -349,15 +361,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       ModelStatistics: unary((r: NamedVersion) =>
         loadedStatistics(repository, r.name === '' ? undefined : r.name, versionOf(r.version)),
       ),
-      RepositoryIndex: unary((r: { repository_name: string; ready: boolean }) => {
-        if (r.repository_name !== '')
-          throw new HttpError(
-            400,
-            'invalid_request',
-            'this server serves one model repository: leave repository_name empty',
-          );
-        return { models: repository.index().filter((e) => !r.ready || e.state === 'READY') };
-      }),
+      RepositoryIndex: unary((r: { repository_name: string; ready: boolean }) => control.index(r)),
+      RepositoryModelLoad: unary((r: ControlRequest, _cancelled, metadata) => control.load(r, metadata)),
+      RepositoryModelUnload: unary((r: ControlRequest, _cancelled, metadata) => control.unload(r, metadata)),
     },
   );
   // grpc-js listens where only this process reaches it; clients reach it through a front that holds
@@ -431,14 +437,6 @@ async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts
   await bind(`unix:${path}`);
   return { address: { path }, remove: () => rmSync(folder, { recursive: true, force: true }) };
 }
-
-/**
- * The extensions the gRPC service implements, as Triton names them: binary data (raw_input_contents /
- * raw_output_contents), model configuration and statistics. Not model_repository: of its RPCs only
- * RepositoryIndex is here (loading and unloading are HTTP's, behind its key), and a client that believed the
- * list would call methods that aren't there.
- */
-const GRPC_EXTENSIONS = ['binary_tensor_data', 'model_configuration', 'statistics'];
 
 /** An input's fp32_contents as little-endian float32 bytes; FP32 data in another field is refused by name. */
 function contentsValues(tensor: InferRequestMessage['inputs'][number]): Uint8Array {

@@ -1,0 +1,76 @@
+/**
+ * Triton's model repository extension over gRPC: RepositoryIndex, RepositoryModelLoad and
+ * RepositoryModelUnload, as the HTTP routes answer them (routes/repository.ts) and behind the same rules
+ * (model-control-access.ts: the key, where one is needed, as metadata `authorization: Bearer <key>`).
+ * Model files (Triton's file overrides) are taken over HTTP only, where uploads have their own limits.
+ */
+import type * as grpc from '@grpc/grpc-js';
+import { shownName } from '../../node/repository.ts';
+import { ellipsized } from '../ellipsized.ts';
+import { HttpError } from '../errors.ts';
+import { assertMayControl, type ModelControlAccess } from '../model-control-access.ts';
+import type { ModelRepository } from '../repository.ts';
+import { controlling } from '../routes/controlling.ts';
+
+/** A ModelRepositoryParameter as proto-loader gives it (`oneofs`: the member set is named). */
+type RepositoryParameter = { parameter_choice?: string; bool_param?: boolean };
+
+export interface ControlRequest {
+  repository_name: string;
+  model_name: string;
+  parameters: Record<string, RepositoryParameter>;
+}
+
+/** This server has one repository: a request naming another is refused, not answered from this one. */
+function oneRepository(name: string): void {
+  if (name !== '')
+    throw new HttpError(400, 'invalid_request', 'this server serves one model repository: leave repository_name empty');
+}
+
+const shownKey = (key: string) => ellipsized(shownName(key), 60);
+
+export function modelRepositoryMethods(repository: ModelRepository, access: ModelControlAccess) {
+  const mayControl = (metadata: grpc.Metadata) => {
+    const [authorization] = metadata.get('authorization');
+    assertMayControl(access, typeof authorization === 'string' ? authorization : undefined, false);
+  };
+  const control = (work: () => Promise<void>) => controlling(work, () => repository.stopping).then(() => ({}));
+  return {
+    index(request: { repository_name: string; ready: boolean }) {
+      oneRepository(request.repository_name);
+      return { models: repository.index().filter((e) => !request.ready || e.state === 'READY') };
+    },
+
+    load(request: ControlRequest, metadata: grpc.Metadata) {
+      mayControl(metadata);
+      oneRepository(request.repository_name);
+      const [key] = Object.keys(request.parameters);
+      if (key?.startsWith('file:'))
+        throw new HttpError(
+          400,
+          'unsupported_parameter',
+          'model files are taken over HTTP (POST /v2/repository/models/<model>/load with the file override, serve --allow-upload), not over gRPC',
+        );
+      if (key !== undefined)
+        throw new HttpError(400, 'unsupported_parameter', `load takes no parameters here; got '${shownKey(key)}'`);
+      return control(() => repository.load(request.model_name));
+    },
+
+    unload(request: ControlRequest, metadata: grpc.Metadata) {
+      mayControl(metadata);
+      oneRepository(request.repository_name);
+      // tritonclient's unload_model always sends unload_dependents (ensembles' parts): with no ensembles, a no-op.
+      const { unload_dependents: dependents, ...other } = request.parameters;
+      const [key] = Object.keys(other);
+      if (key !== undefined)
+        throw new HttpError(
+          400,
+          'unsupported_parameter',
+          `unload takes no parameters here but 'unload_dependents'; got '${shownKey(key)}'`,
+        );
+      if (dependents !== undefined && dependents.parameter_choice !== 'bool_param')
+        throw new HttpError(400, 'invalid_request', 'unload_dependents must be a bool_param');
+      return control(() => repository.unload(request.model_name));
+    },
+  };
+}
