@@ -8,9 +8,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { afterAll, describe, expect, it } from 'vitest';
-import { GRPC_INCLUDE_DIRS, GRPC_PROTO_FILE } from '../serve/grpc/proto.ts';
+import { grpcService } from '../serve/grpc/proto.ts';
 import { type RunningServer, type ServerOptions, startServer } from '../serve/server.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 
@@ -31,18 +30,7 @@ afterAll(async () => {
   await Promise.all(servers.map((s) => s.close()));
 });
 
-type Service = grpc.ServiceClientConstructor;
-const Service = (
-  grpc.loadPackageDefinition(
-    loadSync(GRPC_PROTO_FILE, {
-      keepCase: true,
-      longs: Number,
-      defaults: true,
-      oneofs: true,
-      includeDirs: GRPC_INCLUDE_DIRS,
-    }),
-  ) as unknown as { inference: { GRPCInferenceService: Service } }
-).inference.GRPCInferenceService;
+const Service = grpcService();
 
 /** A client of the server's gRPC port; `call(method, request, key?)` answers [status name, details, reply]. */
 async function serve(options: Omit<ServerOptions, 'port' | 'grpcPort'>) {

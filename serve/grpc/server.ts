@@ -11,7 +11,6 @@ import { type AddressInfo, connect, createServer, type NetConnectOpts, type Sock
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { loadSync } from '@grpc/proto-loader';
 import { shownName } from '../../node/repository.ts';
 import type { ValueDescription } from '../../onnx/describe.ts';
 import { BatchShapeError, DroppedRequestError, QueueFullError } from '../batcher.ts';
@@ -43,7 +42,7 @@ import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
 import { type ControlRequest, modelRepositoryMethods } from './model-repository.ts';
-import { GRPC_INCLUDE_DIRS, GRPC_PROTO_FILE } from './proto.ts';
+import { grpcService } from './proto.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
 
 export interface GrpcOptions {
@@ -299,16 +298,7 @@ const GRPC_CONNECTIONS = { total: 128, perClient: 32, pipelined: 16 };
 
 export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   const { repository } = options;
-  const definition = grpc.loadPackageDefinition(
-    loadSync(GRPC_PROTO_FILE, {
-      keepCase: true,
-      longs: Number,
-      defaults: true,
-      oneofs: true,
-      includeDirs: GRPC_INCLUDE_DIRS,
-    }),
-  ) as unknown as { inference: { GRPCInferenceService: grpc.ServiceClientConstructor } };
-  const service = definition.inference.GRPCInferenceService.service;
+  const service = grpcService().service;
   const control = modelRepositoryMethods(repository, options.access);
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
   const arriving = { ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes };
