@@ -5,7 +5,7 @@
  * the budget for requests being decoded (they held every other client's ModelInfer off with
  * RESOURCE_EXHAUSTED).
  */
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -36,9 +36,9 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** A session whose streams each send one ModelInfer and stop reading once the answer begins. */
-function pausingSession() {
-  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`, { settings: { initialWindowSize: 65535 } });
+/** A session whose streams each send one call (ModelInfer) and stop reading once the answer begins. */
+function pausingSession(port = server.grpcPort, method = 'ModelInfer', message = request) {
+  const session = http2.connect(`http://127.0.0.1:${port}`, { settings: { initialWindowSize: 65535 } });
   const outcomes: string[] = [];
   let closed = false;
   session.on('error', () => {});
@@ -49,7 +49,7 @@ function pausingSession() {
     new Promise<void>((resolve) => {
       const stream = session.request({
         ':method': 'POST',
-        ':path': '/inference.GRPCInferenceService/ModelInfer',
+        ':path': `/inference.GRPCInferenceService/${method}`,
         'content-type': 'application/grpc',
         te: 'trailers',
       });
@@ -61,7 +61,7 @@ function pausingSession() {
       });
       stream.on('error', () => resolve());
       stream.on('close', () => resolve());
-      stream.end(frame(request));
+      stream.end(frame(message));
     });
   return { session, outcomes, call, closed: () => closed };
 }
@@ -100,4 +100,33 @@ it('paused streams do not hold the budget for requests being decoded: a client t
   const answer = await readingCall();
   expect(answer).toMatch(/^OK \d+$/);
   for (const s of sessions) s.session.destroy();
+}, 60_000);
+
+it("holds other methods' large answers to the same budget: the index of a repository of 3,000 models", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-index-'));
+  for (let i = 0; i < 3000; i++) {
+    mkdirSync(join(root, `model-${i}`, '1'), { recursive: true });
+    writeFileSync(join(root, `model-${i}`, '1', 'model.onnx'), 'not loaded: explicit mode');
+  }
+  // Nothing loads in explicit mode: each entry says why ('unloaded …'), ~60 bytes, ~200 KB an answer.
+  const many = await startServer({
+    models: root,
+    port: 0,
+    grpcPort: 0,
+    modelControlMode: 'explicit',
+    grpcUnsentAnswers: { perSession: 300_000, total: 600_000 },
+  });
+  try {
+    const client = pausingSession(many.grpcPort, 'RepositoryIndex', Buffer.alloc(0));
+    for (let i = 0; i < 3; i++) await client.call();
+    // An outside attack's never-read index answers took +0.6 GB: now the second is refused before it is built.
+    expect(client.outcomes[0]).toBe('answering');
+    expect(client.outcomes.slice(1)).toEqual([
+      expect.stringMatching(/^status 8: .*unsent/),
+      expect.stringMatching(/^status 8: .*unsent/),
+    ]);
+    client.session.destroy();
+  } finally {
+    await many.close();
+  }
 }, 60_000);

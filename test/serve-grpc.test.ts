@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { grpcProtoRoot } from '../serve/grpc/proto.ts';
+import { grpcProtoRoot, grpcService } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { frame, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 
@@ -182,6 +182,10 @@ it.skipIf(python === undefined)(
       "model 'torchcnn' version 7 is not loaded",
     ]);
     expect(result.errors['config of malformed version']?.[0]).toBe('INVALID_ARGUMENT');
+    expect(result.errors['statistics of a version of no model']).toEqual([
+      'INVALID_ARGUMENT',
+      'a version needs the name of its model',
+    ]);
     expect(result.errors['index of another repository']).toEqual([
       'INVALID_ARGUMENT',
       expect.stringMatching(/one model repository/),
@@ -274,6 +278,44 @@ it.skipIf(process.platform !== 'linux')(
     expect(added).toEqual([server.port, server.grpcPort as number].sort((a, b) => a - b));
   },
 );
+
+it('answers a name or version cut through a character (an emoji split by a length limit) with a 4xx status, and lives on', async () => {
+  // grpc-js percent-encodes a status's details with encodeURI, which throws on half a character: an outside
+  // attack's ModelConfig of version '1'×39 + an emoji, cut at 40 characters in its refusal, ended the process.
+  const client = new (grpcService())(
+    `127.0.0.1:${server.grpcPort}`,
+    grpc.credentials.createInsecure(),
+  ) as unknown as Record<string, (request: unknown, callback: (error: grpc.ServiceError | null) => void) => void> &
+    grpc.Client;
+  const call = (method: string, request: unknown) =>
+    new Promise<[string, string]>((resolve) =>
+      client[method]?.call(client, request, (error) =>
+        resolve(error ? [grpc.status[error.code] ?? '', error.details] : ['OK', '']),
+      ),
+    );
+  const emoji = '\u{1F600}';
+  const version = `${'1'.repeat(39)}${emoji}`;
+  const name = `${'a'.repeat(99)}${emoji}`;
+  const answers = [];
+  for (const method of ['ModelConfig', 'ModelStatistics', 'ModelReady', 'ModelMetadata']) {
+    answers.push(await call(method, { name: 'torchcnn', version }));
+    answers.push(await call(method, { name }));
+  }
+  answers.push(
+    await call('ModelInfer', {
+      model_name: name,
+      inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+      raw_input_contents: [Buffer.alloc(784 * 4)],
+    }),
+  );
+  for (const [status, details] of answers) {
+    expect(['INVALID_ARGUMENT', 'NOT_FOUND']).toContain(status);
+    expect(details).toContain('\uFFFD'); // the half character, replaced
+  }
+  expect(await call('ServerLive', {})).toEqual(['OK', '']);
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+  client.close();
+});
 
 it('answers messages its decoder refuses as INVALID_ARGUMENT on every method, never INTERNAL', async () => {
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());

@@ -77,8 +77,23 @@ const HTTP_TO_GRPC: Record<number, grpc.status> = {
   503: grpc.status.UNAVAILABLE,
 };
 
-/** Any failure as a gRPC status with our message (never a stack trace or a path). */
+/** Any failure as a gRPC status with our message (never a stack trace or a path), its text well formed. */
 function grpcError(error: unknown): Partial<grpc.StatusObject> {
+  const status = statusOf(error);
+  return { ...status, details: wellFormed(status.details ?? '') };
+}
+
+/** Half of a character (a surrogate without its pair), as a client's text cut to a length can end. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `text` with each half character as U+FFFD: grpc-js percent-encodes a status's details with encodeURI, which
+ * throws on one, outside any handler (an outside attack: a version of 39 letters and an emoji, cut at 40
+ * characters in its refusal, ended the process, HTTP and all).
+ */
+const wellFormed = (text: string) => text.replace(LONE_SURROGATE, '\uFFFD');
+
+function statusOf(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof HttpError)
     return { code: HTTP_TO_GRPC[error.status] ?? grpc.status.INVALID_ARGUMENT, details: error.message };
   if (error instanceof ModelNotFoundError) return { code: grpc.status.NOT_FOUND, details: error.message.slice(0, 300) };
@@ -138,17 +153,33 @@ const unary =
   ): grpc.handleUnaryCall<Req, Res> =>
   (call, callback) => {
     const refused = (call.request as Refused)?.[REFUSED];
-    if (refused) return callback(refused);
+    if (refused) return answer(callback, { ...refused, details: wellFormed(refused.details ?? '') });
     // A cancelled call's request leaves the inference queue unrun (batcher.ts).
     const cancel = new AbortController();
     call.once('cancelled', () => cancel.abort());
     Promise.resolve()
       .then(() => work(call.request, cancel.signal, call.metadata))
       .then(
-        (response) => callback(null, response),
-        (error) => callback(grpcError(error)),
+        (response) => answer(callback, null, response),
+        (error) => answer(callback, grpcError(error)),
       );
   };
+
+/**
+ * The call's answer, or, should grpc-js throw sending it, INTERNAL: a throw here would be outside any handler,
+ * an unhandled rejection that ends the process.
+ */
+function answer<Res>(callback: grpc.sendUnaryData<Res>, error: Partial<grpc.StatusObject> | null, response?: Res) {
+  try {
+    callback(error, response);
+  } catch {
+    try {
+      callback({ code: grpc.status.INTERNAL, details: 'internal server error' });
+    } catch {
+      // The call is past answering (its stream gone): nothing is left to tell.
+    }
+  }
+}
 
 const versionOf = (raw: string) => parseVersion(raw === '' ? undefined : raw);
 
@@ -171,7 +202,8 @@ type NamedVersion = { name: string; version: string };
 const HELD = Symbol('held');
 /** The call's answer in the unsent-answers budget, given to the handler on its request. */
 const ANSWER = Symbol('answer');
-type Decoded = InferRequestMessage & Refused & { [HELD]?: number; [ANSWER]?: CallAnswer };
+type Answered = { [ANSWER]?: CallAnswer };
+type Decoded = InferRequestMessage & Refused & Answered & { [HELD]?: number };
 
 /** The HTTP/2 stream under a call (grpc-js keeps it on its base call; undefined should a version not). */
 const streamOf = (call: grpc.ServerInterceptingCallInterface) =>
@@ -230,18 +262,36 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
           };
         return decompress(message, encoding);
       };
-    if (descriptor.path !== method.path)
+    if (descriptor.path !== method.path) {
+      // The other methods' answers count as unsent too, where one can be large (RepositoryIndex: an outside
+      // attack's 9,000 versions answered 540 KB a call, 16 never-read streams on each of 128 connections: +0.6 GB).
+      const answer = unsentAnswers.open(stream?.session);
+      if (stream) stream.once('close', () => answer.end());
+      const ended = () => {
+        if (!stream) answer.end();
+      };
       return new grpc.ServerInterceptingCall(call, {
         start: (next) =>
           next(
             new grpc.ServerListenerBuilder()
-              .withOnReceiveMessage((message, nextMessage) => {
+              .withOnReceiveMessage((message: Decoded, nextMessage) => {
                 arrivals?.delivered();
+                if (message && typeof message === 'object') message[ANSWER] = answer;
                 nextMessage(message);
               })
+              .withOnCancel(ended)
               .build(),
           ),
+        sendMessage: (message, next) => {
+          answer.handedOver();
+          next(message);
+        },
+        sendStatus: (status, next) => {
+          ended();
+          next(status);
+        },
       });
+    }
     let mine = 0;
     let ended = false;
     // The answer counts until its stream closes (sent in full, or cut); without the stream, until the call ends.
@@ -348,10 +398,24 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
           config: modelConfig(model, repository.settingsOf(model.name)),
         })),
       ),
-      ModelStatistics: unary((r: NamedVersion) =>
-        loadedStatistics(repository, r.name === '' ? undefined : r.name, versionOf(r.version)),
-      ),
-      RepositoryIndex: unary((r: { repository_name: string; ready: boolean }) => control.index(r)),
+      ModelStatistics: unary((r: NamedVersion) => {
+        // A version is one model's: HTTP has no route for "version 1 of every model" either.
+        if (r.name === '' && r.version !== '')
+          throw new HttpError(400, 'invalid_request', 'a version needs the name of its model');
+        return loadedStatistics(repository, r.name === '' ? undefined : r.name, versionOf(r.version));
+      }),
+      RepositoryIndex: unary((r: { repository_name: string; ready: boolean } & Answered) => {
+        const reply = control.index(r);
+        // Its size on the wire, near enough: each entry's strings and a few bytes of tags and lengths.
+        const bytes = reply.models.reduce(
+          (sum, m) =>
+            sum + 16 + Buffer.byteLength(m.name) + m.version.length + m.state.length + Buffer.byteLength(m.reason),
+          0,
+        );
+        const unsent = r[ANSWER]?.hold(bytes);
+        if (unsent) throw new UnreadAnswersError(unsent);
+        return reply;
+      }),
       RepositoryModelLoad: unary((r: ControlRequest, _cancelled, metadata) => control.load(r, metadata)),
       RepositoryModelUnload: unary((r: ControlRequest, _cancelled, metadata) => control.unload(r, metadata)),
     },

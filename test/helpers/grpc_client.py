@@ -154,6 +154,7 @@ for what, call in [
     ("statistics of unknown version", lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(name=model, version="7"))),
     ("config of malformed version", lambda: stub.ModelConfig(pb.ModelConfigRequest(name=model, version="x"))),
     ("index of another repository", lambda: stub.RepositoryIndex(pb.RepositoryIndexRequest(repository_name="other"))),
+    ("statistics of a version of no model", lambda: stub.ModelStatistics(pb.ModelStatisticsRequest(version="1"))),
 ]:
     try:
         call()
