@@ -11,9 +11,16 @@ import { HttpError } from '../errors.ts';
 import { assertMayControl, type ModelControlAccess } from '../model-control-access.ts';
 import type { ModelRepository } from '../repository.ts';
 import { controlling } from '../routes/controlling.ts';
+import { UnreadAnswersError } from '../unread-answers.ts';
+import type { CallAnswer } from './unsent-answers.ts';
 
 /** A ModelRepositoryParameter as proto-loader gives it (`oneofs`: the member set is named). */
 type RepositoryParameter = { parameter_choice?: string; bool_param?: boolean };
+
+export interface IndexRequest {
+  repository_name: string;
+  ready: boolean;
+}
 
 export interface ControlRequest {
   repository_name: string;
@@ -36,9 +43,19 @@ export function modelRepositoryMethods(repository: ModelRepository, access: Mode
   };
   const control = (work: () => Promise<void>) => controlling(work, () => repository.stopping).then(() => ({}));
   return {
-    index(request: { repository_name: string; ready: boolean }) {
+    /** The index; its answer held in the unsent-answer budget (`answer`): it grows with the repository. */
+    index(request: IndexRequest, answer: CallAnswer | undefined) {
       oneRepository(request.repository_name);
-      return { models: repository.index().filter((e) => !request.ready || e.state === 'READY') };
+      const models = repository.index().filter((e) => !request.ready || e.state === 'READY');
+      // Its size on the wire, near enough: each entry's strings and a few bytes of tags and lengths.
+      const bytes = models.reduce(
+        (sum, m) =>
+          sum + 16 + Buffer.byteLength(m.name) + m.version.length + m.state.length + Buffer.byteLength(m.reason),
+        0,
+      );
+      const unsent = answer?.hold(bytes);
+      if (unsent) throw new UnreadAnswersError(unsent);
+      return { models };
     },
 
     load(request: ControlRequest, metadata: grpc.Metadata) {

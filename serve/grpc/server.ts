@@ -41,7 +41,7 @@ import {
 import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
-import { type ControlRequest, modelRepositoryMethods } from './model-repository.ts';
+import { type ControlRequest, type IndexRequest, modelRepositoryMethods } from './model-repository.ts';
 import { grpcService } from './proto.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
 
@@ -57,7 +57,7 @@ export interface GrpcOptions {
   unsentAnswers?: Partial<UnsentAnswerLimits>;
   /** Request bytes arriving, before their messages are whole (default ARRIVING_BYTES_DEFAULTS). */
   arrivingBytes?: Partial<BodyBudgetLimits>;
-  /** Who may load and unload models (as over HTTP); none may when undefined and the host is not loopback. */
+  /** Who may load and unload models: HTTP's rules (model-control-access.ts). */
   access: ModelControlAccess;
 }
 
@@ -404,18 +404,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
           throw new HttpError(400, 'invalid_request', 'a version needs the name of its model');
         return loadedStatistics(repository, r.name === '' ? undefined : r.name, versionOf(r.version));
       }),
-      RepositoryIndex: unary((r: { repository_name: string; ready: boolean } & Answered) => {
-        const reply = control.index(r);
-        // Its size on the wire, near enough: each entry's strings and a few bytes of tags and lengths.
-        const bytes = reply.models.reduce(
-          (sum, m) =>
-            sum + 16 + Buffer.byteLength(m.name) + m.version.length + m.state.length + Buffer.byteLength(m.reason),
-          0,
-        );
-        const unsent = r[ANSWER]?.hold(bytes);
-        if (unsent) throw new UnreadAnswersError(unsent);
-        return reply;
-      }),
+      RepositoryIndex: unary((r: IndexRequest & Answered) => control.index(r, r[ANSWER])),
       RepositoryModelLoad: unary((r: ControlRequest, _cancelled, metadata) => control.load(r, metadata)),
       RepositoryModelUnload: unary((r: ControlRequest, _cancelled, metadata) => control.unload(r, metadata)),
     },
