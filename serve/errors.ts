@@ -6,6 +6,7 @@
  * text that came from a library (ORT, the file system) before it reaches a response or /api/models.
  */
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { wellFormed } from './ellipsized.ts';
 
 export class HttpError extends Error {
   override name = 'HttpError';
@@ -14,7 +15,7 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
   ) {
-    super(message);
+    super(wellFormed(message)); // a name cut to a length can end in half a character
   }
 }
 
@@ -57,7 +58,9 @@ const NATIVE_FRAME =
 export function publicMessage(text: string): string {
   // Capped before the patterns run: their cost grows with the line, and only 300 characters are shown.
   const line = (text.split('\n')[0] ?? '').slice(0, 4000).replace(NATIVE_FRAME, '');
-  return line.replace(ABSOLUTE_PATH, (path) => `…/${path.split(/[\\/]/).filter(Boolean).at(-1) ?? ''}`).slice(0, 300);
+  return wellFormed(
+    line.replace(ABSOLUTE_PATH, (path) => `…/${path.split(/[\\/]/).filter(Boolean).at(-1) ?? ''}`).slice(0, 300),
+  );
 }
 
 /** Control characters (CR, LF, ESC…) shown as \xNN, so a request path can't forge or colour log lines. */

@@ -149,6 +149,22 @@ describe('explicit mode', () => {
     expect(listed.find((m) => m.name === 'reloaded')?.versions[0]?.error).toBeUndefined();
   });
 
+  it('a reason that cuts a name through a character answers well-formed JSON: U+FFFD, not a lone surrogate', async () => {
+    // An input name of 262 characters, over the limit: the reason shows its first 64, cutting an emoji in half
+    // (an outside attack: the answer carried a lone \ud83d escape, which strict JSON parsers refuse).
+    const named = oddModel({ inputName: `${'a'.repeat(62)}${'\u{1F600}'.repeat(100)}` });
+    mkdirSync(join(root, 'uni', '1'), { recursive: true });
+    writeFileSync(join(root, 'uni', '1', 'model.onnx'), named);
+    const answer = await post(server.url, '/v2/repository/models/uni/load');
+    expect(answer.status).toBe(400);
+    const text = await answer.text();
+    expect(text).not.toMatch(/\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])/i);
+    expect(text).toContain('\uFFFD');
+    const entry = (await index(server.url)).find((e) => e.name === 'uni');
+    expect(entry?.reason).toContain('\uFFFD');
+    expect(entry?.reason).not.toMatch(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])/);
+  });
+
   it('a load whose version policy names only versions the folder lacks says so, not an older failure', async () => {
     mkdirSync(join(root, 'named', '1'), { recursive: true });
     writeFileSync(join(root, 'named', '1', 'model.onnx'), 'not a model');

@@ -18,6 +18,7 @@ import { encodeFp32 } from '../binary-tensors.ts';
 import { zodMessage } from '../body.ts';
 import { BodyBudget, type BodyBudgetLimits } from '../body-budget.ts';
 import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
+import { wellFormed } from '../ellipsized.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
 import type { ModelControlAccess } from '../model-control-access.ts';
@@ -82,16 +83,6 @@ function grpcError(error: unknown): Partial<grpc.StatusObject> {
   const status = statusOf(error);
   return { ...status, details: wellFormed(status.details ?? '') };
 }
-
-/** Half of a character (a surrogate without its pair), as a client's text cut to a length can end. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-
-/**
- * `text` with each half character as U+FFFD: grpc-js percent-encodes a status's details with encodeURI, which
- * throws on one, outside any handler (an outside attack: a version of 39 letters and an emoji, cut at 40
- * characters in its refusal, ended the process, HTTP and all).
- */
-const wellFormed = (text: string) => text.replace(LONE_SURROGATE, '\uFFFD');
 
 function statusOf(error: unknown): Partial<grpc.StatusObject> {
   if (error instanceof HttpError)
