@@ -142,18 +142,30 @@ describe('a ModelInferRequest read from its wire bytes', () => {
 
   it("the other methods' requests: a name and a version once each, few unknown fields", () => {
     const Metadata = root.lookupType('inference.ModelMetadataRequest');
-    expect(smallRequestCost(Metadata.encode({ name: 'cnn', version: '2' }).finish(), { wireTypes: [2, 2] })).toBeUndefined();
-    expect(smallRequestCost(Buffer.alloc(1_000_000, Buffer.from([0x0a, 0x00])), { wireTypes: [2, 2] })).toMatch(/copies of field 1/);
-    expect(smallRequestCost(Buffer.alloc(3 * 65, Buffer.from([0x98, 0x06, 0x00])), { wireTypes: [] })).toMatch(/unknown fields/);
-    expect(smallRequestCost(Buffer.from([0x08, 0x01]), { wireTypes: [2, 2] })).toBe('the request is not a valid message of its type');
+    expect(
+      smallRequestCost(Metadata.encode({ name: 'cnn', version: '2' }).finish(), { wireTypes: [2, 2] }),
+    ).toBeUndefined();
+    expect(smallRequestCost(Buffer.alloc(1_000_000, Buffer.from([0x0a, 0x00])), { wireTypes: [2, 2] })).toMatch(
+      /copies of field 1/,
+    );
+    expect(smallRequestCost(Buffer.alloc(3 * 65, Buffer.from([0x98, 0x06, 0x00])), { wireTypes: [] })).toMatch(
+      /unknown fields/,
+    );
+    expect(smallRequestCost(Buffer.from([0x08, 0x01]), { wireTypes: [2, 2] })).toBe(
+      'the request is not a valid message of its type',
+    );
     // RepositoryIndexRequest: repository_name (a string), ready (a bool, a varint)
     expect(smallRequestCost(Buffer.from([0x0a, 0x00, 0x10, 0x01]), { wireTypes: [2, 0] })).toBeUndefined();
-    expect(smallRequestCost(Buffer.from([0x12, 0x00]), { wireTypes: [2, 0] })).toBe('the request is not a valid message of its type');
+    expect(smallRequestCost(Buffer.from([0x12, 0x00]), { wireTypes: [2, 0] })).toBe(
+      'the request is not a valid message of its type',
+    );
     expect(smallRequestCost(Buffer.alloc(0), { wireTypes: [] })).toBeUndefined();
     // RepositoryModelLoadRequest: a map of parameters (field 3) repeats, up to its bound.
     const load = { wireTypes: [2, 2, 2], repeated: { 3: 16 } };
     expect(smallRequestCost(Buffer.alloc(2 * 16, Buffer.from([0x1a, 0x00])), load)).toBeUndefined();
-    expect(smallRequestCost(Buffer.alloc(2 * 17, Buffer.from([0x1a, 0x00])), load)).toMatch(/more than 16 entries of field 3/);
+    expect(smallRequestCost(Buffer.alloc(2 * 17, Buffer.from([0x1a, 0x00])), load)).toMatch(
+      /more than 16 entries of field 3/,
+    );
     expect(smallRequestCost(Buffer.from([0x12, 0x00, 0x12, 0x00]), load)).toMatch(/copies of field 2/);
   });
 
