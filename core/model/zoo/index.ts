@@ -54,12 +54,12 @@ export const ZOO = {
   },
   'cnn7-wide': {
     build: () => cnn7(1.5),
-    title: 'cnn7 with 1.5× the channels: 48, 96, 192 (best accuracy)',
+    title: 'cnn7 with 1.5× the channels: 48, 96, 192',
     section: 'beyond',
   },
   'cnn7-wider': {
     build: () => cnn7(2),
-    title: 'cnn7 with 2× the channels: 64, 128, 256',
+    title: 'cnn7 with 2× the channels: 64, 128, 256 (best accuracy)',
     section: 'beyond',
   },
 } satisfies Record<string, ZooEntry>;
