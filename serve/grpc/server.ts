@@ -232,7 +232,7 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
     request[HELD] = bytes.length; // counted when the call's listener receives it (below)
     return request;
   };
-  const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
+  const interceptor: grpc.ServerInterceptor = (_descriptor, call) => {
     const stream = streamOf(call);
     // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
     const arrivals = stream ? meterArrivals(stream, arriving) : undefined;
@@ -253,39 +253,11 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
           };
         return decompress(message, encoding);
       };
-    if (descriptor.path !== method.path) {
-      // The other methods' answers count as unsent too, where one can be large (RepositoryIndex: an outside
-      // attack's 9,000 versions answered 540 KB a call, 16 never-read streams on each of 128 connections: +0.6 GB).
-      const answer = unsentAnswers.open(stream?.session);
-      if (stream) stream.once('close', () => answer.end());
-      const ended = () => {
-        if (!stream) answer.end();
-      };
-      return new grpc.ServerInterceptingCall(call, {
-        start: (next) =>
-          next(
-            new grpc.ServerListenerBuilder()
-              .withOnReceiveMessage((message: Decoded, nextMessage) => {
-                arrivals?.delivered();
-                if (message && typeof message === 'object') message[ANSWER] = answer;
-                nextMessage(message);
-              })
-              .withOnCancel(ended)
-              .build(),
-          ),
-        sendMessage: (message, next) => {
-          answer.handedOver();
-          next(message);
-        },
-        sendStatus: (status, next) => {
-          ended();
-          next(status);
-        },
-      });
-    }
     let mine = 0;
     let ended = false;
-    // The answer counts until its stream closes (sent in full, or cut); without the stream, until the call ends.
+    // Every method's answer counts until its stream closes (sent in full, or cut); without the stream, until the
+    // call ends. Not only ModelInfer's: never-read RepositoryIndex answers of 540 KB, 16 streams on each of 128
+    // connections, took +0.6 GB (an outside attack). Only ModelInfer's requests carry bytes to hold (HELD).
     const answer = unsentAnswers.open(stream?.session);
     if (stream) stream.once('close', () => answer.end());
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends.
