@@ -11,6 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import type { Context } from 'hono';
+import { closing, EvictedAnswers } from './evicted-answers.ts';
 
 export interface UnreadAnswerLimits {
   /** Unsent answer bytes one client address may hold (behind a proxy every client shares one: raise it). */
@@ -73,7 +74,10 @@ interface Held {
 export class UnreadAnswers {
   private readonly byClient = new Map<string, Held>();
 
-  constructor(readonly limits: UnreadAnswerLimits) {}
+  constructor(
+    readonly limits: UnreadAnswerLimits,
+    private readonly evicted = new EvictedAnswers(),
+  ) {}
 
   /** Count `socket`'s unsent bytes for `address` until it closes. */
   track(socket: Socket, address: string): void {
@@ -128,8 +132,10 @@ export class UnreadAnswers {
   refusal(address: string, bytes = 0): string | undefined {
     let unsent = this.unsent(address);
     // Over the total, a client holding less than its share takes room from the one holding most (its
-    // connections are closed, their answers dropped): clients that never read can't refuse everyone else.
-    if (unsent.total + bytes > this.limits.total && unsent.client + bytes <= this.limits.perClient) {
+    // connections are closed, their answers dropped): clients that never read can't refuse everyone else —
+    // while the answers evicted before are still in memory (evicted-answers.ts): then the request waits.
+    const mayEvict = this.evicted.bytes < this.limits.total;
+    if (mayEvict && unsent.total + bytes > this.limits.total && unsent.client + bytes <= this.limits.perClient) {
       this.evictLargestBut(address);
       unsent = this.unsent(address);
     }
@@ -169,6 +175,8 @@ export class UnreadAnswers {
       if (bytes > most) [largest, most] = [held, bytes];
     }
     if (!largest) return;
+    const closed = [...largest.sockets].map((socket) => closing(socket, socket.closed));
+    this.evicted.hold(most, Promise.all(closed));
     for (const socket of largest.sockets) socket.destroy();
     largest.reserved = 0;
     largest.evictions++;

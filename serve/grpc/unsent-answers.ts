@@ -10,6 +10,7 @@
  * stopped reading).
  */
 import type { Http2Session } from 'node:http2';
+import { closing, EvictedAnswers } from '../evicted-answers.ts';
 
 export interface UnsentAnswerLimits {
   /** Answer bytes one connection may hold (computing, or sent and not yet taken). */
@@ -24,8 +25,8 @@ export const UNSENT_ANSWER_DEFAULTS: UnsentAnswerLimits = { perSession: 16 * 102
 interface Account {
   computing: number;
   unsent: number;
-  /** Closes the client's connection (its calls are cut, their streams close). */
-  close?: () => void;
+  /** Closes the client's connection (its calls are cut, their streams close); settles once it has. */
+  close?: () => Promise<void>;
 }
 
 /** One call's answer: `hold` before its model runs, `handedOver` once written, `end` when its stream closes. */
@@ -39,7 +40,10 @@ export interface CallAnswer {
 export class UnsentAnswers {
   private readonly bySession = new Map<object, Account>();
 
-  constructor(readonly limits: UnsentAnswerLimits = UNSENT_ANSWER_DEFAULTS) {}
+  constructor(
+    readonly limits: UnsentAnswerLimits = UNSENT_ANSWER_DEFAULTS,
+    private readonly evicted = new EvictedAnswers(),
+  ) {}
 
   /** The answer of a call on `session` (undefined where grpc-js did not show the session: one shared account). */
   open(session: Http2Session | undefined): CallAnswer {
@@ -49,7 +53,7 @@ export class UnsentAnswers {
     const account = () => {
       let a = this.bySession.get(key);
       if (!a) {
-        a = { computing: 0, unsent: 0, close: session ? () => session.destroy() : undefined };
+        a = { computing: 0, unsent: 0, close: session ? () => closeSession(session) : undefined };
         this.bySession.set(key, a);
       }
       return a;
@@ -96,7 +100,9 @@ export class UnsentAnswers {
 
   private refusal(key: object, bytes: number): string | undefined {
     let held = this.held(key);
-    if (held.total + bytes > this.limits.total && held.session + bytes <= this.limits.perSession) {
+    // … while the answers evicted before are still in memory (evicted-answers.ts): then the call waits.
+    const mayEvict = this.evicted.bytes < this.limits.total;
+    if (mayEvict && held.total + bytes > this.limits.total && held.session + bytes <= this.limits.perSession) {
       this.closeLargestBut(key);
       held = this.held(key);
     }
@@ -109,7 +115,10 @@ export class UnsentAnswers {
     return undefined;
   }
 
-  /** Close the connection leaving the most answers unsent, other than `spared`'s; its bytes no longer count. */
+  /**
+   * Close the connection leaving the most answers unsent, other than `spared`'s: its bytes count as evicted
+   * until they are free.
+   */
   private closeLargestBut(spared: object): void {
     let largest: [object, Account] | undefined;
     for (const entry of this.bySession) {
@@ -120,6 +129,12 @@ export class UnsentAnswers {
     if (!largest) return;
     const [owner, a] = largest;
     this.bySession.delete(owner);
-    a.close?.();
+    if (a.close) this.evicted.hold(a.unsent + a.computing, a.close());
   }
+}
+
+function closeSession(session: Http2Session): Promise<void> {
+  const closed = closing(session, session.destroyed);
+  session.destroy();
+  return closed;
 }
