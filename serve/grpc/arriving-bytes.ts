@@ -25,6 +25,13 @@ export const ARRIVING_BYTES_DEFAULTS: BodyBudgetLimits = {
 /** Messages a unary stream may carry before it is cut: its request, and one more to be answered UNIMPLEMENTED. */
 const MESSAGES_A_STREAM_MAY_CARRY = 2;
 
+/**
+ * Messages a request stream (ModelStreamInfer) may send ahead of those handed on before it is cut: its
+ * requests are taken one at a time, and the rest wait whole in grpc-js. A client's own pipelining stays below
+ * it: HTTP/2's 64 KiB stream window holds about 20 requests of one image (3 KB, the smallest a model takes).
+ */
+const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 32;
+
 /** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
 const names = new WeakMap<Http2Session, string>();
 let sessions = 0;
@@ -51,7 +58,7 @@ export interface Arrivals {
  * first: a second message on a unary stream (refused only once whole) went unmetered, 2,048 of them +1.8 GiB.
  * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
  */
-export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Arrivals {
+export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, requestStream = false): Arrivals {
   const cut = () => stream.close(constants.NGHTTP2_CANCEL);
   let account = budget.open(nameOf(stream.session), cut);
   // Aborts a wait for room when what it was for is gone (the message handed on, the stream closed).
@@ -67,6 +74,7 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
   let restOfMessage = 0;
   let declared = 0;
   let messages = 0;
+  let handedOn = 0;
   /** Follows the messages in `chunk`; false once the stream has more than a unary call may carry (it is cut). */
   const frame = (chunk: Buffer): boolean => {
     for (let at = 0; at < chunk.length; ) {
@@ -80,10 +88,12 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
       prefix = Buffer.concat([prefix, chunk.subarray(at, at + n)]);
       at += n;
       if (prefix.length < 5) continue;
-      // Every method of this service is unary: grpc-js answers a second message UNIMPLEMENTED, but queues
-      // every message it is sent first (hundreds of bytes each, however empty: thousands of 5-byte messages
-      // a stream, within its free part, took +2 GiB). A third is cut before grpc-js sees its chunk.
-      if (++messages > MESSAGES_A_STREAM_MAY_CARRY) {
+      // grpc-js answers a unary method's second message UNIMPLEMENTED, but queues every message it is sent
+      // first (hundreds of bytes each, however empty: thousands of 5-byte messages a stream, within its free
+      // part, took +2 GiB). A third is cut before grpc-js sees its chunk; on a request stream, one sent too
+      // far ahead of those handed on.
+      const ahead = requestStream ? ++messages - handedOn : ++messages;
+      if (ahead > (requestStream ? MESSAGES_A_STREAM_MAY_SEND_AHEAD : MESSAGES_A_STREAM_MAY_CARRY)) {
         cut();
         return false;
       }
@@ -145,6 +155,7 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget): Ar
     },
     delivered: () => {
       if (closed) return;
+      handedOn++;
       settle();
       account = budget.open(nameOf(stream.session), cut);
       if (waiting) resume();

@@ -1,7 +1,7 @@
 /**
  * The Open Inference Protocol v2 over gRPC (`inference.GRPCInferenceService`, grpc_predict_v2.proto) on
- * its own port: health, metadata and ModelInfer, through the same checks, batcher, statistics and
- * limits as the HTTP route (v2-infer.ts). Inputs come as `raw_input_contents` (Triton's clients) or
+ * its own port: health, metadata, ModelInfer and Triton's ModelStreamInfer (stream-infer.ts), through the
+ * same checks, batcher, statistics and limits as the HTTP route (v2-infer.ts). Inputs come as `raw_input_contents` (Triton's clients) or
  * `contents.fp32_contents`; outputs go back as `raw_output_contents`, as Triton answers.
  */
 
@@ -44,6 +44,7 @@ import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from 
 import { inferRequestCost, NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
 import { type ControlRequest, type IndexRequest, modelRepositoryMethods } from './model-repository.ts';
 import { grpcService } from './proto.ts';
+import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
 import { type CallAnswer, UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
 
 export interface GrpcOptions {
@@ -191,6 +192,7 @@ type NamedVersion = { name: string; version: string };
  * answer's bytes count from there instead (unsent-answers.ts).
  */
 const HELD = Symbol('held');
+const STREAM_INFER_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
 /** The call's answer in the unsent-answers budget, given to the handler on its request. */
 const ANSWER = Symbol('answer');
 type Answered = { [ANSWER]?: CallAnswer };
@@ -212,7 +214,10 @@ interface CallBudgets {
 /** grpc-js's base call decompresses each message here (a private method: left alone should a version lack it). */
 type Decompressing = { decompressMessage?: (message: Buffer, encoding: string) => Buffer | Promise<Buffer> };
 
-function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: CallBudgets) {
+/** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
+type StreamAnswerer = (request: Decoded, cancelled: AbortSignal) => Promise<Answer>;
+
+function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
   const { decoded: budget, arriving, unsentAnswers, maxMessageBytes } = budgets;
   let held = 0;
   const requestDeserialize = (bytes: Buffer): Decoded => {
@@ -232,10 +237,12 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
     request[HELD] = bytes.length; // counted when the call's listener receives it (below)
     return request;
   };
-  const interceptor: grpc.ServerInterceptor = (_descriptor, call) => {
+  const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
     const stream = streamOf(call);
+    // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
+    const streaming = descriptor.path === STREAM_INFER_PATH;
     // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
-    const arrivals = stream ? meterArrivals(stream, arriving) : undefined;
+    const arrivals = stream ? meterArrivals(stream, arriving, streaming) : undefined;
     const base = call as unknown as Decompressing;
     const decompress = base.decompressMessage?.bind(call);
     if (stream && arrivals && decompress)
@@ -260,37 +267,52 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
     // connections, took +0.6 GB (an outside attack). Only ModelInfer's requests carry bytes to hold (HELD).
     const answer = unsentAnswers.open(stream?.session);
     if (stream) stream.once('close', () => answer.end());
-    // The request's bytes go back once its answer is built (the request is done with), or when the call ends.
+    // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
+    // a unary call's further messages then count no more (none reaches a handler).
     const releaseRequest = () => {
       held -= mine;
       mine = 0;
-      ended = true;
+      if (!streaming) ended = true;
     };
     const release = () => {
       releaseRequest();
+      ended = true;
       if (!stream) answer.end();
     };
-    return new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next(
-          new grpc.ServerListenerBuilder()
-            .withOnReceiveMessage((message: Decoded, nextMessage) => {
-              arrivals?.delivered();
-              // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
-              // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
-              // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
-              // ModelInfer RESOURCE_EXHAUSTED until a restart).
-              const bytes = message?.[HELD] ?? 0;
-              if (!ended) {
-                held += bytes;
-                mine += bytes;
-              }
-              if (message && typeof message === 'object') message[ANSWER] = answer;
-              nextMessage(message);
-            })
-            .withOnCancel(release)
-            .build(),
-        ),
+    let requests: InferStream | undefined;
+    const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const listener = new grpc.ServerListenerBuilder()
+          .withOnReceiveMessage((message: Decoded, nextMessage) => {
+            arrivals?.delivered();
+            // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
+            // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
+            // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
+            // ModelInfer RESOURCE_EXHAUSTED until a restart).
+            const bytes = message?.[HELD] ?? 0;
+            if (!ended) {
+              held += bytes;
+              mine += bytes;
+            }
+            if (message && typeof message === 'object') message[ANSWER] = answer;
+            if (requests) requests.message(message ?? ({} as Decoded));
+            else nextMessage(message);
+          })
+          .withOnReceiveHalfClose((nextHalfClose) => (requests ? requests.halfClose() : nextHalfClose()))
+          .withOnCancel(() => {
+            release();
+            requests?.cancel();
+          })
+          .build();
+        next(listener);
+        if (streaming)
+          requests = inferStream(
+            intercepting,
+            (request, cancelled) => streamAnswer(request as Decoded, cancelled),
+            // Its answer has left: its bytes are no longer held (the next request's answer holds its own).
+            () => answer.end(),
+          );
+      },
       sendMessage: (message, next) => {
         // Its bytes may wait for the client (its window shut) long after: they count as the answer's now.
         answer.handedOver();
@@ -302,8 +324,9 @@ function boundedCalls(method: grpc.MethodDefinition<unknown, unknown>, budgets: 
         next(status);
       },
     });
+    return intercepting;
   };
-  return { method: { ...method, requestDeserialize }, interceptor };
+  return { requestDeserialize, interceptor };
 }
 
 /** gRPC clients keep a few long-lived connections (HTTP/2 multiplexes calls): far fewer than HTTP's. */
@@ -316,11 +339,27 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   // Sixteen of the largest messages decoded and waiting at once (16 MiB with the default 1 MiB limit).
   const arriving = { ...ARRIVING_BYTES_DEFAULTS, ...options.arrivingBytes };
   const unsent = { ...UNSENT_ANSWER_DEFAULTS, ...options.unsentAnswers };
-  const inferDecoding = boundedCalls(service.ModelInfer as grpc.MethodDefinition<unknown, unknown>, {
-    decoded: 16 * options.maxMessageBytes,
-    maxMessageBytes: options.maxMessageBytes,
-    arriving: new BodyBudget(arriving),
-    unsentAnswers: new UnsentAnswers(unsent),
+  const inferDecoding = boundedCalls(
+    {
+      decoded: 16 * options.maxMessageBytes,
+      maxMessageBytes: options.maxMessageBytes,
+      arriving: new BodyBudget(arriving),
+      unsentAnswers: new UnsentAnswers(unsent),
+    },
+    async (request, cancelled) => {
+      const refused = request[REFUSED];
+      if (refused) return { error: { ...refused, details: wellFormed(refused.details ?? '') } };
+      try {
+        return { response: await infer(repository, request, cancelled) };
+      } catch (error) {
+        return { error: grpcError(error) };
+      }
+    },
+  );
+  // ModelInfer's decoder for both inference methods: ModelStreamInfer's requests are the same message.
+  const inferMethod = (method: grpc.MethodDefinition<unknown, unknown> | undefined) => ({
+    ...(method as grpc.MethodDefinition<unknown, unknown>),
+    requestDeserialize: inferDecoding.requestDeserialize,
   });
   const server = new grpc.Server({
     interceptors: [inferDecoding.interceptor],
@@ -334,7 +373,11 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     'grpc.max_concurrent_streams': 16,
   });
   server.addService(
-    { ...refusingMalformed(service), ModelInfer: inferDecoding.method },
+    {
+      ...refusingMalformed(service),
+      ModelInfer: inferMethod(service.ModelInfer),
+      ModelStreamInfer: inferMethod(service.ModelStreamInfer),
+    },
     {
       ServerLive: unary(() => ({ live: true })),
       ServerReady: unary(() => ({ ready: repository.readyCount > 0 && !repository.stopping })),
@@ -356,6 +399,8 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         ),
       ),
       ModelInfer: unary((r: Decoded, cancelled) => infer(repository, r, cancelled)),
+      // Run by the interceptor (boundedCalls), below grpc-js's stream object, which would read ahead of it.
+      ModelStreamInfer: () => {},
       ModelConfig: unary((r: NamedVersion) =>
         repository.use(r.name, versionOf(r.version), async (model) => ({
           config: modelConfig(model, repository.settingsOf(model.name)),

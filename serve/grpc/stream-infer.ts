@@ -1,0 +1,84 @@
+/**
+ * Triton's ModelStreamInfer: a stream of ModelInferRequests, each answered in order by a
+ * ModelStreamInferResponse — the ModelInferResponse, or `error_message` with only the request's id, after
+ * which the stream goes on (as Triton's non-decoupled models answer; tritonclient's `start_stream` and
+ * `async_stream_infer` read it so). One request at a time: the next message is read only once this one's
+ * answer has left for the client, so a client that stops reading holds one answer and one request, and
+ * HTTP/2's flow control holds the rest in the client. The interceptor (server.ts) runs it, below grpc-js's
+ * stream object, which reads up to 16 messages ahead of its handler.
+ */
+import type * as grpc from '@grpc/grpc-js';
+
+/** What the stream needs of its call: grpc-js's intercepting call, whose hooks count bytes as ModelInfer's. */
+export interface StreamingCall {
+  sendMessage(message: unknown, flushed: () => void): void;
+  sendStatus(status: { code: grpc.status; details: string }): void;
+  startRead(): void;
+}
+
+/** A request as the decoder gives it: refused (with its status) or whole, and its id. */
+export interface StreamRequest {
+  id?: string;
+}
+
+/** How one request is answered: its ModelInferResponse, or the status it failed with. */
+export type Answer = { response: unknown } | { error: Partial<grpc.StatusObject> };
+
+export interface InferStream {
+  /** The next request (read after the one before was answered). */
+  message(request: StreamRequest): void;
+  /** The client sent its last request: end once it is answered. */
+  halfClose(): void;
+  /** The call was cut: drop what is under way. */
+  cancel(): void;
+}
+
+/**
+ * Runs one stream: `answer` each request in turn; `sent` once an answer has left (its bytes no longer held).
+ * Reading starts at once.
+ */
+export function inferStream(
+  call: StreamingCall,
+  answer: (request: StreamRequest, cancelled: AbortSignal) => Promise<Answer>,
+  sent: (request: StreamRequest) => void,
+): InferStream {
+  const cancel = new AbortController();
+  let busy = false;
+  let halfClosed = false;
+  let ended = false;
+  const end = () => {
+    if (ended || cancel.signal.aborted) return;
+    ended = true;
+    call.sendStatus({ code: 0 as grpc.status.OK, details: '' });
+  };
+  const stream: InferStream = {
+    message(request) {
+      if (ended || cancel.signal.aborted) return;
+      busy = true;
+      answer(request, cancel.signal)
+        .catch((): Answer => ({ error: { details: 'internal server error' } }))
+        .then((outcome) => {
+          if (cancel.signal.aborted) return;
+          const message =
+            'response' in outcome
+              ? { infer_response: outcome.response } // no error_message on the wire, as Triton's answers
+              : { error_message: outcome.error.details ?? '', infer_response: { id: request.id ?? '' } };
+          call.sendMessage(message, () => {
+            busy = false;
+            sent(request);
+            if (halfClosed) end();
+            else if (!cancel.signal.aborted) call.startRead();
+          });
+        });
+    },
+    halfClose() {
+      halfClosed = true;
+      if (!busy) end();
+    },
+    cancel() {
+      cancel.abort();
+    },
+  };
+  call.startRead();
+  return stream;
+}

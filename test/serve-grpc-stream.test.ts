@@ -1,0 +1,216 @@
+/**
+ * Triton's ModelStreamInfer: a Python client (grpc_tools stubs, the answers' field numbers read off the wire)
+ * streams requests as tritonclient's async_stream_infer does and gets one answer per request, in order, the
+ * failures as error_message with their ids; HTTP/2 clients made by hand check that a stream's requests are
+ * taken one at a time, so one that stops reading holds one answer, and one that floods is cut.
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import http2 from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { grpcProtoRoot } from '../serve/grpc/proto.ts';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+
+const python = ['python3', '/usr/bin/python3'].find(
+  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
+);
+const MiB = 1024 * 1024;
+const StreamAnswer = grpcProtoRoot().lookupType('inference.ModelStreamInferResponse');
+let server: RunningServer;
+
+beforeAll(async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  addWideModel(root); // 64 images answer 1 MiB
+  server = await startServer({ models: root, port: 0, grpcPort: 0, maxBodyBytes: 300_000 });
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+const image = Array.from({ length: 784 }, (_, i) => (((i * 13) % 255) / 255 - 0.1307) / 0.3081);
+
+/** A version's statistics over HTTP: requests that succeeded and failed. */
+async function counts(model: string): Promise<{ success: number; fail: number }> {
+  const body = (await (await fetch(`${server.url}/v2/models/${model}/stats`)).json()) as {
+    model_stats: { inference_stats: { success: { count: number }; fail: { count: number } } }[];
+  };
+  const stats = body.model_stats[0]?.inference_stats;
+  return { success: stats?.success.count ?? 0, fail: stats?.fail.count ?? 0 };
+}
+
+it.skipIf(python === undefined)(
+  "answers a Python client's stream in order, a failed request as error_message with its id, as Triton does",
+  async () => {
+    const before = await counts('torchcnn');
+    const out = await new Promise<string>((resolve, reject) => {
+      const child = execFile(
+        python as string,
+        ['test/helpers/grpc_stream_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn'],
+        { encoding: 'utf8', timeout: 60_000 },
+        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+      );
+      child.stdin?.end(JSON.stringify(image));
+    });
+    const result = JSON.parse(out) as {
+      answers: { error: string; id: string; model: string; outputs: unknown[]; values: number[][] }[];
+      wire: [number, number][][];
+      empty: number;
+    };
+    expect(result.answers.map((a) => a.id)).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(result.answers.map((a) => a.error)).toEqual([
+      '',
+      "unknown model 'nope'",
+      expect.stringMatching(/shape .*got \[1,1,28,27\]/),
+      '',
+      '',
+    ]);
+    // A failure carries only the id (Triton clears the rest), and the stream goes on past it.
+    expect(result.answers[1]).toEqual({ error: "unknown model 'nope'", id: 'b', model: '', outputs: [], values: [] });
+    expect(result.answers[3]?.outputs).toEqual([['logits', 'FP32', [3, 10]]]);
+    // The logits are the HTTP JSON route's for the same image.
+    const http = await fetch(`${server.url}/v2/models/torchcnn/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: image }] }),
+    });
+    const expected = ((await http.json()) as { outputs: { data: number[] }[] }).outputs[0]?.data;
+    expect(result.answers[0]?.values[0]).toEqual(expected);
+    expect(result.answers[4]?.values[0]).toEqual(expected);
+    // On the wire, read without our .proto: an answer is infer_response (field 2) alone, a failure also
+    // error_message (field 1), both length-delimited (wire type 2): Triton's numbers.
+    expect(result.wire).toEqual([
+      [[2, 2]],
+      [
+        [1, 2],
+        [2, 2],
+      ],
+    ]);
+    expect(result.empty).toBe(0);
+    // Counted as ModelInfer's are: three answered (a, d, e, and w1 on the wire check), the wrong shape failed.
+    const after = await counts('torchcnn');
+    expect(after.success - before.success).toBe(5); // the HTTP request too
+    expect(after.fail - before.fail).toBe(1);
+  },
+  90_000,
+);
+
+/** A ModelStreamInfer stream made by hand: its frames sent at once; answers and status as they come. */
+function handStream(session: http2.ClientHttp2Session, body: Buffer, pauseOnAnswer: boolean) {
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/inference.GRPCInferenceService/ModelStreamInfer',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  const answers: { error: string; id: string }[] = [];
+  let pending = Buffer.alloc(0);
+  let status: string | undefined;
+  let closed = false;
+  stream.on('response', (h) => {
+    if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    if (pauseOnAnswer) stream.pause(); // the answers' data waits in the server
+  });
+  stream.on('trailers', (h) => {
+    status = String(h['grpc-status']);
+  });
+  stream.on('data', (chunk: Buffer) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
+      const message = StreamAnswer.decode(pending.subarray(5, 5 + pending.readUInt32BE(1))) as unknown as {
+        error_message: string;
+        infer_response?: { id: string };
+      };
+      answers.push({ error: message.error_message, id: message.infer_response?.id ?? '' });
+      pending = pending.subarray(5 + pending.readUInt32BE(1));
+    }
+  });
+  stream.on('error', () => {});
+  stream.on('close', () => {
+    closed = true;
+  });
+  stream.end(body);
+  return { stream, answers, status: () => status, closed: () => closed, rstCode: () => stream.rstCode };
+}
+
+const until = async (done: () => boolean | Promise<boolean>) => {
+  while (!(await done())) await new Promise((resolve) => setTimeout(resolve, 10));
+};
+
+/** ModelInferRequest bytes with an id. */
+function request(model: string, images: number, id: string): Buffer {
+  const Request = grpcProtoRoot().lookupType('inference.ModelInferRequest');
+  const message = Request.decode(inferRequestBytes(model, images)) as unknown as { id: string };
+  message.id = id;
+  return Buffer.from(Request.encode(message).finish());
+}
+
+it('takes a stream one request at a time: a client that stops reading has one answer run, the rest wait in it', async () => {
+  const before = await counts('wide');
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    const body = Buffer.concat(Array.from({ length: 6 }, (_, i) => frame(request('wide', 64, `r${i}`))));
+    const s = handStream(session, body, true);
+    // Its first answer (1 MiB) cannot leave through the 64 KiB window: nothing more is read and run.
+    await until(async () => (await counts('wide')).success > before.success);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await counts('wide')).success - before.success).toBe(1);
+    // Reading again, it gets all six, in order.
+    s.stream.resume();
+    await until(() => s.status() !== undefined);
+    expect(s.status()).toBe('0');
+    expect(s.answers.map((a) => a.id)).toEqual(['r0', 'r1', 'r2', 'r3', 'r4', 'r5']);
+    expect((await counts('wide')).success - before.success).toBe(6);
+  } finally {
+    session.destroy();
+  }
+}, 60_000);
+
+it("paused streams hold neither the budget for requests being decoded nor anyone's answers: a unary client that reads is served", async () => {
+  const sessions = Array.from({ length: 12 }, () => {
+    const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+    session.on('error', () => {});
+    return session;
+  });
+  try {
+    // Each stream: three 200 KB requests, its reading stopped at the first answer.
+    const body = Buffer.concat([0, 1, 2].map((i) => frame(request('wide', 64, `p${i}`))));
+    const streams = sessions.map((session) => handStream(session, body, true));
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    const { status, answer } = await unaryCall(client, 'ModelInfer', inferRequestBytes('wide', 64));
+    client.close();
+    expect(status).toBe('OK');
+    expect(answer?.length).toBeGreaterThan(MiB);
+    expect(streams.every((s) => !s.closed() || s.answers.length > 0)).toBe(true);
+  } finally {
+    for (const s of sessions) s.destroy();
+  }
+}, 60_000);
+
+it('a client pipelining single-image requests gets every answer in order; one sending empty messages far ahead is cut', async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    // Twenty requests of one image written at once (what a 64 KiB stream window lets a client send ahead).
+    const ids = Array.from({ length: 20 }, (_, i) => `q${i}`);
+    const pipelined = handStream(session, Buffer.concat(ids.map((id) => frame(request('torchcnn', 1, id)))), false);
+    await until(() => pipelined.status() !== undefined);
+    expect(pipelined.status()).toBe('0');
+    expect(pipelined.answers).toEqual(ids.map((id) => ({ error: '', id })));
+    // 2,000 empty messages in one write: each would wait in grpc-js as an object of its own (thousands a
+    // stream took +2 GiB on unary calls): the stream is cut once it is 32 ahead.
+    const flood = handStream(session, Buffer.concat(Array.from({ length: 2000 }, () => frame(Buffer.alloc(0)))), false);
+    await until(flood.closed);
+    expect(flood.rstCode()).toBe(http2.constants.NGHTTP2_CANCEL);
+    expect(flood.answers.length).toBeLessThanOrEqual(32);
+  } finally {
+    session.destroy();
+  }
+}, 60_000);
