@@ -83,6 +83,8 @@ export interface AppOptions {
 export const SERVER_NAME = 'mnist-onnx-cnn';
 /** Routes that run a model: /predict[/…] and v2's …/infer. */
 const INFERENCE_PATH = /^\/predict(?:\/|$)|^\/v2\/models\/.+\/infer$/;
+/** …and the repository index, whose answer grows with the repository (megabytes for thousands of models). */
+const INDEX_PATH = /^\/v2\/repository\/index$/;
 
 /** Seconds a client over its unread-answers budget is asked to wait. */
 const UNREAD_RETRY_AFTER_S = 5;
@@ -141,12 +143,12 @@ export function createApp(options: AppOptions): OpenAPIHono {
     await next();
   });
   app.use('*', writeTimeout(limits.writeTimeoutMs));
-  // Inference answers wait for their clients within a budget of unsent bytes (unread-answers.ts).
+  // Inference and index answers wait for their clients within a budget of unsent bytes (unread-answers.ts).
   const unread = new UnreadAnswers({ ...UNREAD_ANSWER_DEFAULTS, ...options.unreadAnswers });
   app.use('*', async (c, next) => {
     const env = c.env as Partial<HttpBindings> | undefined;
     const socket = env?.incoming?.socket;
-    if (!socket || !INFERENCE_PATH.test(c.req.path)) return next();
+    if (!socket || !(INFERENCE_PATH.test(c.req.path) || INDEX_PATH.test(c.req.path))) return next();
     const address = remoteAddress(c);
     unread.track(socket, address);
     const before = unread.refusal(address);

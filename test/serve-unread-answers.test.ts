@@ -49,9 +49,14 @@ const PATH = '/v2/models/wide/infer';
 
 /** One inference request from `localAddress`, its whole answer read. */
 function infer(localAddress = '127.0.0.1'): Promise<{ status: number; body: unknown }> {
+  return fetchFrom(localAddress, PATH, body);
+}
+
+/** A POST of `body` to `path` from `localAddress`, its whole answer read. */
+function fetchFrom(localAddress: string, path: string, body: string): Promise<{ status: number; body: unknown }> {
   return new Promise((resolve, reject) => {
     const r = httpRequest(
-      { host: '127.0.0.1', port: server.port, path: PATH, method: 'POST', localAddress, agent: false },
+      { host: '127.0.0.1', port: server.port, path, method: 'POST', localAddress, agent: false },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -110,6 +115,14 @@ it('refuses a client whose answers sit unread past its budget, serves other addr
     // Another address has its own budget.
     const fresh = await infer('127.0.0.2');
     expect(fresh.status, JSON.stringify(fresh.body)).toBe(200);
+    // The repository index is held to the same budget (its answer grows with the repository: megabytes for
+    // thousands of models), and is refused before it is built.
+    const index = (localAddress: string) =>
+      fetchFrom(localAddress, '/v2/repository/index', JSON.stringify({ ready: false }));
+    const indexRefused = await index('127.0.0.1');
+    expect(indexRefused.status).toBe(503);
+    expect(refusalOf(indexRefused.body, '/v2/repository/index').code).toBe('unread_answers');
+    expect((await index('127.0.0.2')).status).toBe(200);
   } finally {
     clients.kill('SIGKILL');
   }

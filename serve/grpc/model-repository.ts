@@ -11,6 +11,7 @@ import { HttpError } from '../errors.ts';
 import { assertMayControl, type ModelControlAccess } from '../model-control-access.ts';
 import type { ModelRepository } from '../repository.ts';
 import { controlling } from '../routes/controlling.ts';
+import { indexAnswerBytes } from '../routes/repository.ts';
 import { UnreadAnswersError } from '../unread-answers.ts';
 import type { CallAnswer } from './unsent-answers.ts';
 
@@ -47,13 +48,8 @@ export function modelRepositoryMethods(repository: ModelRepository, access: Mode
     index(request: IndexRequest, answer: CallAnswer | undefined) {
       oneRepository(request.repository_name);
       const models = repository.index().filter((e) => !request.ready || e.state === 'READY');
-      // Its size on the wire, near enough: each entry's strings and a few bytes of tags and lengths.
-      const bytes = models.reduce(
-        (sum, m) =>
-          sum + 16 + Buffer.byteLength(m.name) + m.version.length + m.state.length + Buffer.byteLength(m.reason),
-        0,
-      );
-      const unsent = answer?.hold(bytes);
+      // Its size on the wire: the strings and a few bytes of tags and lengths an entry.
+      const unsent = answer?.hold(indexAnswerBytes(models, 16));
       if (unsent) throw new UnreadAnswersError(unsent);
       return { models };
     },

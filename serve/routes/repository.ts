@@ -10,9 +10,10 @@ import { readJsonObject } from '../body.ts';
 import { HttpError } from '../errors.ts';
 import { type ModelControlAccess, mayControlModels } from '../model-control-access.ts';
 import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../openapi.ts';
-import type { ModelRepository } from '../repository.ts';
+import type { IndexEntry, ModelRepository } from '../repository.ts';
 import { checked, inOrder, readsBody, schemaRef } from '../route-body.ts';
 import { ControlRequestSchema, IndexRequestSchema, RepositoryIndexSchema } from '../schemas.ts';
+import { refuseIfUnread, reserveAnswer } from '../unread-answers.ts';
 import { controlling, protocolControlBusyResponse } from './controlling.ts';
 import { type UploadSettings, uploadBodyBytes, uploadRoutes } from './upload.ts';
 
@@ -66,6 +67,18 @@ function fileOverride(
   return { version: Number(FILE_OVERRIDE.exec(key)?.[1]), bytes };
 }
 
+/**
+ * The size of an index's answer, near enough: each entry's strings and `perEntry` bytes of keys, quotes or
+ * tags. It grows with the repository: thousands of models answer megabytes, which clients that never read
+ * left in the server's memory (+0.6 GB over gRPC, an outside attack), so it is held in the answer budgets.
+ */
+export const indexAnswerBytes = (entries: IndexEntry[], perEntry: number) =>
+  entries.reduce(
+    (sum, m) =>
+      sum + perEntry + Buffer.byteLength(m.name) + m.version.length + m.state.length + Buffer.byteLength(m.reason),
+    0,
+  );
+
 /** Refused in the schema's own words, unprefixed: these bodies' messages predate their schemas. */
 const inOwnWords = (error: z.ZodError) =>
   new HttpError(400, 'invalid_request', error.issues[0]?.message ?? 'invalid request');
@@ -83,6 +96,9 @@ const indexRoute = (maxBodyBytes: number) =>
     responses: {
       200: { description: 'The index', content: { 'application/json': { schema: RepositoryIndexSchema } } },
       ...protocolCommonErrors,
+      503: protocolErrorResponse(
+        "The client's answers are still unread past its budget (unread_answers, Retry-After), or the server is stopping",
+      ),
     },
   });
 
@@ -128,10 +144,15 @@ export function repositoryRoutes({ repository, maxBodyBytes, access, uploads }: 
   const app = new OpenAPIHono();
   app.openapi(indexRoute(maxBodyBytes), (c) => {
     const { ready } = c.var.body;
-    return c.json(
-      repository.index().filter((e) => !ready || e.state === 'READY'),
-      200,
-    );
+    refuseIfUnread(c); // before the index is built
+    const entries = repository.index().filter((e) => !ready || e.state === 'READY');
+    // Held as an inference answer is (unread-answers.ts): JSON's keys and quotes are ~50 bytes an entry.
+    const release = reserveAnswer(c, indexAnswerBytes(entries, 50));
+    try {
+      return c.json(entries, 200);
+    } finally {
+      release(); // from here its bytes count as written and unsent
+    }
   });
   app.openapi(controlRoute('unload', access, maxBodyBytes), async (c) => {
     // tritonclient's unload_model always sends unload_dependents (ensembles' parts): with no ensembles, a no-op.
