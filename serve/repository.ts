@@ -108,6 +108,17 @@ export class ModelControlError extends Error {
 }
 
 /** One row of the repository index: Triton's READY, UNAVAILABLE (with why) or LOADING. */
+/** One scan's reading of the repository (ModelRepository.readRepository). */
+interface ScannedRepository {
+  files: FoundFile[];
+  filesByName: Map<string, FoundFile[]>;
+  settings: Map<string, ModelSettings>;
+  /** Every version's key found on disk. */
+  present: Set<string>;
+  /** Whether a model's version is kept as it is: its folder or entry could not be read. */
+  keep: (name: string, key: string) => boolean;
+}
+
 export interface IndexEntry {
   name: string;
   version: string;
@@ -282,6 +293,16 @@ export class ModelRepository {
   }
 
   private async scanOnce(loads: number, failuresPerModel: number): Promise<void> {
+    const disk = await this.readRepository();
+    const desired = await this.loadDesired(disk, loads, failuresPerModel);
+    this.unloadUnwanted(disk, desired);
+  }
+
+  /**
+   * What the repository holds now: its files by model, each model's settings (config.pbtxt), problems
+   * reported; failures of files that are gone forgotten.
+   */
+  private async readRepository(): Promise<ScannedRepository> {
     const scanned = await scanRepository(this.root);
     const problems = [...scanned.problems];
     const configProblems: ScanProblem[] = [];
@@ -315,27 +336,36 @@ export class ModelRepository {
     // version's entry — not the model's other versions (an unreadable v7 pinned every version before).
     const unreadable = new Set(problems.map((p) => p.where.split('/').slice(0, 2).join('/')));
     const keep = (name: string, key: string) => unreadable.has(name) || unreadable.has(key) || unreadable.has('.');
-    // The files a version policy (config.pbtxt) serves, as Triton would — of the versions whose file has not
-    // failed to load: a broken or half-copied new version never takes the one serving away. (A loaded
-    // version whose new file failed still serves its previous file: it counts.)
-    const desiredFiles = () => {
-      const failed = (f: FoundFile) => this.failsAsIs(f) && !this.loaded.has(versionKey(f));
-      return [...filesByName].flatMap(([name, files]) => {
-        const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
-        const chosen = servedVersions(
-          loadable.sort((a, b) => a - b),
-          settings.get(name)?.versionPolicy,
-        );
-        return files.filter((f) => chosen.has(f.version));
-      });
-    };
-    // Load what the policy wants and is not loaded (or changed, or whose settings changed), then ask the policy
-    // again — a version that failed gives its place to the one before it — until nothing is left to load or
-    // this scan's loads are spent. Only then is what the policy no longer serves unloaded, so a request
-    // always finds a version: a new one replaces the newest once it is loaded, an older one comes back before
-    // a removed newest goes (a rollback), and a model at --max-loaded-versions may load the version that
-    // replaces one of its own.
-    let desired = desiredFiles();
+    return { files: scanned.files, filesByName, settings, present, keep };
+  }
+
+  /**
+   * The files a version policy (config.pbtxt) serves, as Triton would — of the versions whose file has not
+   * failed to load: a broken or half-copied new version never takes the one serving away. (A loaded version
+   * whose new file failed still serves its previous file: it counts.)
+   */
+  private desiredFiles({ filesByName, settings }: ScannedRepository): FoundFile[] {
+    const failed = (f: FoundFile) => this.failsAsIs(f) && !this.loaded.has(versionKey(f));
+    return [...filesByName].flatMap(([name, files]) => {
+      const loadable = files.filter((f) => !failed(f)).map((f) => f.version);
+      const chosen = servedVersions(
+        loadable.sort((a, b) => a - b),
+        settings.get(name)?.versionPolicy,
+      );
+      return files.filter((f) => chosen.has(f.version));
+    });
+  }
+
+  /**
+   * Load what the policy wants and is not loaded (or changed, or whose settings changed), then ask the policy
+   * again — a version that failed gives its place to the one before it — until nothing is left to load or
+   * this scan's loads are spent; the files the policy wants in the end. Only then is what the policy no
+   * longer serves unloaded (unloadUnwanted), so a request always finds a version: a new one replaces the
+   * newest once it is loaded, an older one comes back before a removed newest goes (a rollback), and a model
+   * at --max-loaded-versions may load the version that replaces one of its own.
+   */
+  private async loadDesired(disk: ScannedRepository, loads: number, failuresPerModel: number): Promise<FoundFile[]> {
+    let desired = this.desiredFiles(disk);
     let left = loads;
     const attempted = new Set<string>(); // once a scan each (a file that vanished mid-load stays listed)
     const failures = new Map<string, number>(); // failed loads per model this scan
@@ -378,13 +408,18 @@ export class ModelRepository {
       };
       await Promise.all(Array.from({ length: PARALLEL_LOADS }, worker));
       for (const f of changed) if (this.failsAsIs(f)) failures.set(f.name, (failures.get(f.name) ?? 0) + 1);
-      desired = desiredFiles();
+      desired = this.desiredFiles(disk);
     }
     this.replaceable = new Set();
+    return desired;
+  }
+
+  /** Unload what the policy no longer serves (`desired` the files it does), but what must keep serving. */
+  private unloadUnwanted({ files, filesByName, settings, present, keep }: ScannedRepository, desired: FoundFile[]) {
     // Known: what the policy serves, and what failed (a load call of a model whose every version failed
     // answers with the reason, not "no such model").
     this.known = new Map(
-      [...desired, ...scanned.files.filter((f) => this.failed.has(versionKey(f)))].map((f) => [versionKey(f), f]),
+      [...desired, ...files.filter((f) => this.failed.has(versionKey(f)))].map((f) => [versionKey(f), f]),
     );
     const wanted = new Set(desired.filter((f) => this.isWanted(f.name)).map(versionKey));
     // A model some of whose wanted versions are still to load (this scan's loads spent) keeps what it serves —
@@ -401,8 +436,8 @@ export class ModelRepository {
     // a broken version left the model serving nothing (a file that fails never replaces the version serving).
     const choosesOnlyFailures = (name: string) => {
       const chosen = servedVersions(this.versionsOnDisk.get(name) ?? [], settings.get(name)?.versionPolicy);
-      const files = filesByName.get(name) ?? [];
-      return chosen.size > 0 && files.filter((f) => chosen.has(f.version)).every((f) => this.failsAsIs(f));
+      const modelFiles = filesByName.get(name) ?? [];
+      return chosen.size > 0 && modelFiles.filter((f) => chosen.has(f.version)).every((f) => this.failsAsIs(f));
     };
     for (const [key, { served: version }] of this.loaded) {
       if (wanted.has(key) || keep(version.name, key)) continue;
