@@ -6,8 +6,11 @@
  * answer before them to be sent (connection-turns.ts), so no answer waits behind another on one connection.
  * A request is refused (503 `unread_answers`, Retry-After) while its client, or all clients, hold more than
  * their share: on arrival, before its model runs, and before its answer is built. Over the total, a client within its own share
- * takes room from the address holding most (its connections are closed), so clients that never read can't
- * refuse everyone. The write timeout (large-responses.ts) frees the sockets of clients that stopped reading.
+ * takes room from the address holding most on connections that stopped taking bytes (those are closed), so
+ * clients that never read can't refuse everyone — and a client reading a large answer is never cut for it
+ * (an outside attack: 32 honest readers of 5 MB answers had connections reset mid-answer, and beside 64
+ * never-reading addresses the readers were the ones cut). The write timeout (large-responses.ts) frees the
+ * sockets of clients that stopped reading.
  */
 import type { Socket } from 'node:net';
 import type { Context } from 'hono';
@@ -21,6 +24,23 @@ export interface UnreadAnswerLimits {
 }
 
 export const UNREAD_ANSWER_DEFAULTS: UnreadAnswerLimits = { perClient: 32 * 1024 * 1024, total: 128 * 1024 * 1024 };
+
+/** A connection that has taken none of its bytes for this long has stopped reading (a slow link takes some). */
+export const STALLED_MS = 3000;
+
+/** When a connection last took bytes, as far as the budget has looked. */
+interface Progress {
+  mark: string;
+  since: number;
+}
+
+/**
+ * What changes whenever `socket`'s client takes bytes: the writes completed, and the bytes of the one under
+ * way not yet in the kernel (libuv's queue; Node's own counts keep a 5 MB answer whole until all of it has
+ * gone, so a reader halfway through one showed no progress).
+ */
+const progressMark = (socket: Socket) =>
+  `${socket.bytesWritten - socket.writableLength}/${(socket as { _handle?: { writeQueueSize?: number } })._handle?.writeQueueSize}`;
 
 /** A client over its budget: answered 503 `unread_answers` with Retry-After (app.ts). */
 export class UnreadAnswersError extends Error {
@@ -73,10 +93,13 @@ interface Held {
 
 export class UnreadAnswers {
   private readonly byClient = new Map<string, Held>();
+  private readonly progress = new WeakMap<Socket, Progress>();
 
   constructor(
     readonly limits: UnreadAnswerLimits,
     private readonly evicted = new EvictedAnswers(),
+    /** Milliseconds, for telling stalled connections (a test may pass its own). */
+    private readonly now: () => number = () => performance.now(),
   ) {}
 
   /** Count `socket`'s unsent bytes for `address` until it closes. */
@@ -85,6 +108,7 @@ export class UnreadAnswers {
     this.byClient.set(address, entry);
     if (entry.sockets.has(socket)) return;
     entry.sockets.add(socket);
+    this.progress.set(socket, { mark: progressMark(socket), since: this.now() });
     socket.once('close', () => {
       entry.sockets.delete(socket);
       if (entry.sockets.size === 0 && entry.reserved === 0 && this.byClient.get(address) === entry)
@@ -168,17 +192,35 @@ export class UnreadAnswers {
    * (counting them, two clients evicted each other in turn).
    */
   private evictLargestBut(spared: string): void {
-    let largest: Held | undefined;
+    let largest: { held: Held; stalled: Socket[] } | undefined;
     let most = 0;
+    const now = this.now();
     for (const [owner, held] of this.byClient) {
-      const bytes = owner === spared ? 0 : this.unread(held);
-      if (bytes > most) [largest, most] = [held, bytes];
+      if (owner === spared) continue;
+      const stalled = [...held.sockets].filter((socket) => this.hasStalled(socket, now));
+      const bytes = stalled.reduce((sum, socket) => sum + socket.writableLength, 0);
+      if (bytes > most) [largest, most] = [{ held, stalled }, bytes];
     }
     if (!largest) return;
-    const closed = [...largest.sockets].map((socket) => closing(socket, socket.closed));
-    this.evicted.hold(most, Promise.all(closed));
-    for (const socket of largest.sockets) socket.destroy();
-    largest.reserved = 0;
-    largest.evictions++;
+    const { held, stalled } = largest;
+    this.evicted.hold(most, Promise.all(stalled.map((socket) => closing(socket, socket.closed))));
+    for (const socket of stalled) socket.destroy();
+    // Its requests under way are gone with their connections; only when all of them are.
+    if (stalled.length === held.sockets.size) {
+      held.reserved = 0;
+      held.evictions++;
+    }
+  }
+
+  /** Whether `socket` holds bytes it has taken none of for STALLED_MS. */
+  private hasStalled(socket: Socket, now: number): boolean {
+    if (socket.destroyed || socket.writableLength === 0) return false;
+    const mark = progressMark(socket);
+    const seen = this.progress.get(socket);
+    if (!seen || seen.mark !== mark) {
+      this.progress.set(socket, { mark, since: now });
+      return false;
+    }
+    return now - seen.since >= STALLED_MS;
   }
 }

@@ -10,7 +10,7 @@ import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EvictedAnswers, garbageCollection } from '../serve/evicted-answers.ts';
 import { UnsentAnswers } from '../serve/grpc/unsent-answers.ts';
-import { UnreadAnswers } from '../serve/unread-answers.ts';
+import { STALLED_MS, UnreadAnswers } from '../serve/unread-answers.ts';
 
 const MiB = 1024 * 1024;
 
@@ -117,20 +117,23 @@ it('HTTP: the same, for addresses whose connections hold unread bytes', async ()
   };
   try {
     const { evicted } = countingEvicted();
-    const unread = new UnreadAnswers({ perClient: 64 * MiB, total: 4 * MiB }, evicted);
+    let clock = 0;
+    const unread = new UnreadAnswers({ perClient: 64 * MiB, total: 4 * MiB }, evicted, () => clock);
     const [flood, second, idle, idle2] = [
       await holding(5 * MiB),
       await holding(5 * MiB),
       await holding(0),
       await holding(0),
     ];
-    // In one turn of the loop, as above.
+    // In one turn of the loop, as above; the floods' connections take no bytes (stalled, after STALLED_MS).
     unread.track(flood, '10.0.0.1');
+    clock += STALLED_MS;
     unread.track(idle, '10.0.0.2');
     expect(unread.refusal('10.0.0.2')).toBeUndefined(); // room made: the flood's connection closed
     expect(flood.destroyed).toBe(true);
     unread.track(second, '10.0.0.3');
     unread.track(idle2, '10.0.0.4');
+    clock += STALLED_MS;
     // 5 MiB evicted, over the 4 MiB total: not another eviction until a collection has run.
     expect(unread.refusal('10.0.0.4')).toMatch(/still unread by clients/);
     expect(second.destroyed).toBe(false);

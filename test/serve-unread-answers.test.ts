@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { UnreadAnswers } from '../serve/unread-answers.ts';
+import { STALLED_MS, UnreadAnswers } from '../serve/unread-answers.ts';
 import { oddModel } from '../testkit/odd-models.ts';
 import { refusalOf } from './helpers/refusal.ts';
 
@@ -184,13 +184,18 @@ describe('over the total', () => {
   const MiB = 1024 * 1024;
 
   it('a client within its share takes room from the address leaving most unread, not from one waiting for its answer', async () => {
-    const unread = new UnreadAnswers({ perClient: 64 * MiB, total: 4 * MiB });
+    let clock = 0;
+    const unread = new UnreadAnswers({ perClient: 64 * MiB, total: 4 * MiB }, undefined, () => clock);
     const flood = await holding(5 * MiB);
     unread.track(flood, '10.0.0.1');
     // The flood itself is refused (nobody else to take room from).
     expect(unread.refusal('10.0.0.1')).toMatch(/of answers are still unread by clients/);
-    // A fresh address is served: the flood's connections are closed (before: 503, as everyone was).
+    // Its connection takes no bytes: after STALLED_MS it has stopped reading, and may be cut for room.
     unread.track(await holding(0), '10.0.0.2');
+    expect(unread.refusal('10.0.0.2')).toMatch(/still unread by clients/);
+    expect(flood.destroyed).toBe(false);
+    clock += STALLED_MS;
+    // A fresh address is served: the flood's connections are closed (before: 503, as everyone was).
     expect(unread.refusal('10.0.0.2')).toBeUndefined();
     expect(flood.destroyed).toBe(true);
     // An answer being computed (reserved) is not an unread one: its client is not evicted for it (two
@@ -201,5 +206,37 @@ describe('over the total', () => {
     unread.track(await holding(0), '10.0.0.4');
     expect(unread.refusal('10.0.0.4', 2 * MiB)).toMatch(/still unread by clients/);
     expect(waiting.destroyed).toBe(false);
+  });
+
+  it('a client taking its answer is not cut for room however much it holds; one that stopped taking bytes is, though it holds less', async () => {
+    // A peer that reads 160 KiB every 10 ms: its connection makes progress, steadily.
+    const slow = createServer((s) => {
+      s.pause();
+      const timer = setInterval(() => s.read(160 * 1024), 10);
+      s.on('close', () => clearInterval(timer)).on('error', () => {});
+    });
+    await new Promise<void>((resolve) => slow.listen(0, '127.0.0.1', resolve));
+    const reader = connect((slow.address() as AddressInfo).port, '127.0.0.1');
+    try {
+      await new Promise((resolve) => reader.once('connect', resolve));
+      reader.write(Buffer.alloc(64 * MiB)); // far more than the kernel takes at once
+      let clock = 0;
+      const unread = new UnreadAnswers({ perClient: 64 * MiB, total: 4 * MiB }, undefined, () => clock);
+      const stopped = await holding(3 * MiB);
+      unread.track(reader, '10.0.1.1');
+      unread.track(stopped, '10.0.1.2');
+      expect(reader.writableLength).toBeGreaterThan(stopped.writableLength);
+      clock += STALLED_MS;
+      await new Promise((resolve) => setTimeout(resolve, 300)); // the reader takes some bytes meanwhile
+      unread.track(await holding(0), '10.0.1.3');
+      unread.refusal('10.0.1.3');
+      // Before, the address holding most was cut: the reader, mid-answer (an outside attack's honest readers
+      // were reset beside never-reading addresses, which kept their connections).
+      expect(stopped.destroyed).toBe(true);
+      expect(reader.destroyed).toBe(false);
+    } finally {
+      reader.destroy();
+      await new Promise((resolve) => slow.close(resolve));
+    }
   });
 });
