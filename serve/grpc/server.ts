@@ -1,8 +1,9 @@
 /**
  * The Open Inference Protocol v2 over gRPC (`inference.GRPCInferenceService`, grpc_predict_v2.proto) on
  * its own port: health, metadata, ModelInfer and Triton's ModelStreamInfer (stream-infer.ts), through the
- * same checks, batcher, statistics and limits as the HTTP route (v2-infer.ts). Inputs come as `raw_input_contents` (Triton's clients) or
- * `contents.fp32_contents`; outputs go back as `raw_output_contents`, as Triton answers.
+ * same checks, batcher, statistics and limits as the HTTP route (v2-infer.ts). Inputs come as
+ * `raw_input_contents` (Triton's clients) or `contents.fp32_contents`; outputs go back as
+ * `raw_output_contents`, as Triton answers.
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
