@@ -9,6 +9,7 @@ import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
@@ -108,25 +109,34 @@ function handStream(session: http2.ClientHttp2Session, body: Buffer, pauseOnAnsw
     'content-type': 'application/grpc',
     te: 'trailers',
   });
+  return readAnswers(stream, pauseOnAnswer, body);
+}
+
+/** Sends `body` (ended unless empty) and reads the stream's answers and status as they come. */
+function readAnswers(stream: http2.ClientHttp2Stream, pauseOnAnswer: boolean, body: Buffer) {
   const answers: { error: string; id: string }[] = [];
   let pending = Buffer.alloc(0);
   let status: string | undefined;
+  let message: string | undefined;
   let closed = false;
+  const read = (h: http2.IncomingHttpHeaders) => {
+    if (h['grpc-status'] === undefined) return;
+    status = String(h['grpc-status']);
+    message = decodeURIComponent(String(h['grpc-message'] ?? ''));
+  };
   stream.on('response', (h) => {
-    if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+    read(h);
     if (pauseOnAnswer) stream.pause(); // the answers' data waits in the server
   });
-  stream.on('trailers', (h) => {
-    status = String(h['grpc-status']);
-  });
+  stream.on('trailers', read);
   stream.on('data', (chunk: Buffer) => {
     pending = Buffer.concat([pending, chunk]);
     while (pending.length >= 5 && pending.length >= 5 + pending.readUInt32BE(1)) {
-      const message = StreamAnswer.decode(pending.subarray(5, 5 + pending.readUInt32BE(1))) as unknown as {
+      const decoded = StreamAnswer.decode(pending.subarray(5, 5 + pending.readUInt32BE(1))) as unknown as {
         error_message: string;
         infer_response?: { id: string };
       };
-      answers.push({ error: message.error_message, id: message.infer_response?.id ?? '' });
+      answers.push({ error: decoded.error_message, id: decoded.infer_response?.id ?? '' });
       pending = pending.subarray(5 + pending.readUInt32BE(1));
     }
   });
@@ -134,8 +144,15 @@ function handStream(session: http2.ClientHttp2Session, body: Buffer, pauseOnAnsw
   stream.on('close', () => {
     closed = true;
   });
-  stream.end(body);
-  return { stream, answers, status: () => status, closed: () => closed, rstCode: () => stream.rstCode };
+  if (body.length > 0) stream.end(body);
+  return {
+    stream,
+    answers,
+    status: () => status,
+    message: () => message,
+    closed: () => closed,
+    rstCode: () => stream.rstCode,
+  };
 }
 
 const until = async (done: () => boolean | Promise<boolean>) => {
@@ -213,4 +230,71 @@ it('a client pipelining single-image requests gets every answer in order; one se
   } finally {
     session.destroy();
   }
+}, 60_000);
+
+/** A stream's frames on a session of its own, for a server of its own. */
+function streamOn(port: number, body: Buffer, pauseOnAnswer: boolean, headers: Record<string, string> = {}) {
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': '/inference.GRPCInferenceService/ModelStreamInfer',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    ...headers,
+  });
+  return { session, ...readAnswers(stream, pauseOnAnswer, body) };
+}
+
+it("decompresses a stream's gzip messages one at a time, as they are taken: six 1 MB messages of 1 KB each in one chunk, behind an unread answer, never take more than one message's room", async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-gzip-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  addWideModel(root);
+  // Room for three decompressed messages at once (each takes the message limit while it is decompressed).
+  const own = await startServer({
+    models: root,
+    port: 0,
+    grpcPort: 0,
+    maxBodyBytes: 1_100_000,
+    maxBatch: 512,
+    arrivingGrpcBytes: { freeBytes: 16 * 1024, total: 3.5 * MiB, perClient: 3.5 * MiB },
+  });
+  try {
+    // The first answer (1 MiB) waits in the server behind the client's shut window; then 330 images of zeros
+    // (1 MB, 1 KB gzipped) six times, in the same write. All decompressed at once, the fourth was refused
+    // (RESOURCE_EXHAUSTED, the stream ended); and an outside attack held 7 MB a stream this way.
+    const big = gzipSync(request('torchcnn', 330, 'z'));
+    const body = Buffer.concat([frame(request('wide', 64, 'w')), ...Array.from({ length: 6 }, () => frame(big, true))]);
+    const s = streamOn(own.grpcPort as number, body, true, { 'grpc-encoding': 'gzip' });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    s.stream.resume();
+    await until(() => s.status() !== undefined);
+    expect(s.status()).toBe('0');
+    expect(s.answers).toEqual([{ error: '', id: 'w' }, ...Array.from({ length: 6 }, () => ({ error: '', id: 'z' }))]);
+    s.session.destroy();
+    // A body that is not gzip is the client's error: INVALID_ARGUMENT (grpc-js's own answer was INTERNAL).
+    const bad = streamOn(own.grpcPort as number, frame(Buffer.from('not gzip at all'), true), false, {
+      'grpc-encoding': 'gzip',
+    });
+    await until(() => bad.status() !== undefined);
+    expect([bad.status(), bad.message()]).toEqual(['3', 'the message is not valid gzip']);
+    bad.session.destroy();
+  } finally {
+    await own.close();
+  }
+}, 60_000);
+
+it('a stopping server ends its streams once their requests under way are answered (an idle one held shutdown for the whole exit timeout)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-stop-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  const idle = streamOn(own.grpcPort as number, Buffer.alloc(0), false);
+  idle.stream.write(frame(request('torchcnn', 1, 'i1'))); // answered, then the stream is left open
+  await until(() => idle.answers.length === 1);
+  await own.close(); // within the test's timeout: not the 120 s exit timeout
+  await until(() => idle.status() !== undefined);
+  expect([idle.status(), idle.message()]).toEqual(['14', 'the server is stopping']);
+  idle.session.destroy();
 }, 60_000);

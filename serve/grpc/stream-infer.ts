@@ -31,7 +31,11 @@ export interface InferStream {
   halfClose(): void;
   /** The call was cut: drop what is under way. */
   cancel(): void;
+  /** The server is stopping: end once the request under way is answered (UNAVAILABLE: no more are read). */
+  stop(): void;
 }
+
+const STOPPING = { code: 14 as grpc.status.UNAVAILABLE, details: 'the server is stopping' };
 
 /**
  * Runs one stream: `answer` each request in turn; `sent` once an answer has left (its bytes no longer held).
@@ -45,11 +49,12 @@ export function inferStream(
   const cancel = new AbortController();
   let busy = false;
   let halfClosed = false;
+  let stopping = false;
   let ended = false;
-  const end = () => {
+  const end = (status: { code: grpc.status; details: string } = { code: 0 as grpc.status.OK, details: '' }) => {
     if (ended || cancel.signal.aborted) return;
     ended = true;
-    call.sendStatus({ code: 0 as grpc.status.OK, details: '' });
+    call.sendStatus(status);
   };
   const stream: InferStream = {
     message(request) {
@@ -67,6 +72,7 @@ export function inferStream(
             busy = false;
             sent(request);
             if (halfClosed) end();
+            else if (stopping) end(STOPPING);
             else if (!cancel.signal.aborted) call.startRead();
           });
         });
@@ -77,6 +83,10 @@ export function inferStream(
     },
     cancel() {
       cancel.abort();
+    },
+    stop() {
+      stopping = true;
+      if (!busy) end(STOPPING);
     },
   };
   call.startRead();
