@@ -222,11 +222,11 @@ it('a client pipelining single-image requests gets every answer in order; one se
     expect(pipelined.status()).toBe('0');
     expect(pipelined.answers).toEqual(ids.map((id) => ({ error: '', id })));
     // 2,000 empty messages in one write: each would wait in grpc-js as an object of its own (thousands a
-    // stream took +2 GiB on unary calls): the stream is cut once it is 32 ahead.
+    // stream took +2 GiB on unary calls): the stream is cut once it is 128 ahead.
     const flood = handStream(session, Buffer.concat(Array.from({ length: 2000 }, () => frame(Buffer.alloc(0)))), false);
     await until(flood.closed);
     expect(flood.rstCode()).toBe(http2.constants.NGHTTP2_CANCEL);
-    expect(flood.answers.length).toBeLessThanOrEqual(32);
+    expect(flood.answers.length).toBeLessThanOrEqual(128);
   } finally {
     session.destroy();
   }
@@ -273,28 +273,53 @@ it("decompresses a stream's gzip messages one at a time, as they are taken: six 
     expect(s.status()).toBe('0');
     expect(s.answers).toEqual([{ error: '', id: 'w' }, ...Array.from({ length: 6 }, () => ({ error: '', id: 'z' }))]);
     s.session.destroy();
-    // A body that is not gzip is the client's error: INVALID_ARGUMENT (grpc-js's own answer was INTERNAL).
-    const bad = streamOn(own.grpcPort as number, frame(Buffer.from('not gzip at all'), true), false, {
-      'grpc-encoding': 'gzip',
-    });
+    // A body that is not gzip is the client's error: INVALID_ARGUMENT (grpc-js's own answer was INTERNAL),
+    // and only once the requests before it are answered (a re-attack: the one before was lost 10 times in 10).
+    const valid = [frame(request('torchcnn', 1, 'a')), frame(gzipSync(request('torchcnn', 1, 'b')), true)];
+    const bad = streamOn(
+      own.grpcPort as number,
+      Buffer.concat([...valid, frame(Buffer.from('not gzip at all'), true)]),
+      false,
+      { 'grpc-encoding': 'gzip' },
+    );
     await until(() => bad.status() !== undefined);
     expect([bad.status(), bad.message()]).toEqual(['3', 'the message is not valid gzip']);
+    expect(bad.answers.map((a) => a.id)).toEqual(['a', 'b']);
     bad.session.destroy();
   } finally {
     await own.close();
   }
 }, 60_000);
 
-it('a stopping server ends its streams once their requests under way are answered (an idle one held shutdown for the whole exit timeout)', async () => {
+it('a stopping server ends its streams once their requests under way are answered, and resets calls left open (each held shutdown for the whole exit timeout)', async () => {
   const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-stop-'));
   mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
   copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
   const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
-  const idle = streamOn(own.grpcPort as number, Buffer.alloc(0), false);
+  const port = own.grpcPort as number;
+  const idle = streamOn(port, Buffer.alloc(0), false);
   idle.stream.write(frame(request('torchcnn', 1, 'i1'))); // answered, then the stream is left open
   await until(() => idle.answers.length === 1);
+  // One ended by grpc-js itself (a corrupt body) whose client never ends its side, and a unary call whose
+  // request never comes: each held shutdown for the whole exit timeout too.
+  const corrupt = streamOn(port, Buffer.alloc(0), false, { 'grpc-encoding': 'gzip' });
+  corrupt.stream.write(frame(Buffer.from('not gzip'), true));
+  await until(() => corrupt.status() !== undefined);
+  const session = http2.connect(`http://127.0.0.1:${port}`);
+  session.on('error', () => {});
+  const waiting = session.request({
+    ':method': 'POST',
+    ':path': '/inference.GRPCInferenceService/ModelInfer',
+    'content-type': 'application/grpc',
+    te: 'trailers',
+  });
+  waiting.on('error', () => {});
+  await new Promise((resolve) => setTimeout(resolve, 200));
   await own.close(); // within the test's timeout: not the 120 s exit timeout
-  await until(() => idle.status() !== undefined);
+  await until(() => idle.status() !== undefined && corrupt.closed() && waiting.closed);
   expect([idle.status(), idle.message()]).toEqual(['14', 'the server is stopping']);
-  idle.session.destroy();
+  expect(corrupt.rstCode()).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  // Nothing was under way: the client may send it elsewhere.
+  expect(waiting.rstCode).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
+  for (const s of [idle.session, corrupt.session, session]) s.destroy();
 }, 60_000);

@@ -27,10 +27,12 @@ const MESSAGES_A_STREAM_MAY_CARRY = 2;
 
 /**
  * Messages a request stream (ModelStreamInfer) may send ahead of those handed on before it is cut: its
- * requests are taken one at a time, and the rest wait whole in grpc-js. A client's own pipelining stays below
- * it: HTTP/2's 64 KiB stream window holds about 20 requests of one image (3 KB, the smallest a model takes).
+ * requests are taken one at a time, and the rest wait whole in grpc-js (a compressed one as it came: it is
+ * decompressed in its turn). A client's own pipelining stays below it: HTTP/2's 64 KiB stream window holds
+ * about 20 requests of one image (3 KB, the smallest a model takes), or ~100 gzip-compressed ones (a
+ * re-attack: an honest client pipelining 33 of those was cut at 32).
  */
-const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 32;
+const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 128;
 
 /** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
 const names = new WeakMap<Http2Session, string>();

@@ -223,6 +223,8 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
   let held = 0;
   /** ModelStreamInfer's streams open: told when the server stops (an idle one held shutdown for its timeout). */
   const openStreams = new Set<InferStream>();
+  /** Every call's HTTP/2 stream, and whether a request has come on it (for the server stopping: `stopCalls`). */
+  const openCalls = new Map<ServerHttp2Stream, () => boolean>();
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
@@ -249,9 +251,12 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
     const base = call as unknown as Decompressing;
     const decompress = base.decompressMessage?.bind(call);
     // grpc-js decompresses every message of a chunk as it arrives, each call's messages in order. On a request
-    // stream, a compressed message waits until those before it are handed on: 7 gzip messages of 1 KB in one
-    // chunk held 7 MB a stream, past every budget (an outside attack: 2 GB from 256 streams).
-    const turns = handedOnInTurn();
+    // stream, a compressed message waits until the stream is ready for it (the answer before it has left):
+    // 7 gzip messages of 1 KB in one chunk held 7 MB a stream, past every budget (an outside attack: 2 GB from
+    // 256 streams), and, decompressed as soon as the one before was taken, each held 1 MiB of the arriving
+    // budget behind a client that never read (a re-attack: 32 such streams kept everyone else's large calls
+    // waiting); a corrupt one failed the call before the answer ahead of it had gone.
+    const turns = readsInTurn();
     if (stream && arrivals && decompress)
       base.decompressMessage = async (message, encoding) => {
         const turn = turns.next();
@@ -280,7 +285,14 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
     // call ends. Not only ModelInfer's: never-read RepositoryIndex answers of 540 KB, 16 streams on each of 128
     // connections, took +0.6 GB (an outside attack). Only ModelInfer's requests carry bytes to hold (HELD).
     const answer = unsentAnswers.open(stream?.session);
-    if (stream) stream.once('close', () => answer.end());
+    let received = 0;
+    if (stream) {
+      openCalls.set(stream, () => received > 0);
+      stream.once('close', () => {
+        answer.end();
+        openCalls.delete(stream);
+      });
+    }
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
     // a unary call's further messages then count no more (none reaches a handler).
     const releaseRequest = () => {
@@ -299,7 +311,7 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
         const listener = new grpc.ServerListenerBuilder()
           .withOnReceiveMessage((message: Decoded, nextMessage) => {
             arrivals?.delivered();
-            turns.handedOn();
+            received++;
             // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
             // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
             // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
@@ -323,8 +335,17 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
           .build();
         next(listener);
         if (streaming) {
+          // Each read asked for lets the next message be decompressed (readsInTurn).
+          const reading = {
+            sendMessage: intercepting.sendMessage.bind(intercepting),
+            sendStatus: intercepting.sendStatus.bind(intercepting),
+            startRead: () => {
+              turns.read();
+              intercepting.startRead();
+            },
+          };
           requests = inferStream(
-            intercepting,
+            reading,
             (request, cancelled) => streamAnswer(request as Decoded, cancelled),
             // Its answer has left: its bytes are no longer held (the next request's answer holds its own).
             () => answer.end(),
@@ -355,31 +376,47 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
     });
     return intercepting;
   };
-  /** End every stream once its request under way is answered: the server is stopping. */
-  const stopStreams = () => {
+  /**
+   * The server is stopping: every request stream ends once its request under way is answered; a call that
+   * has answered while its client had not ended its side (ended by grpc-js itself: a corrupt body, a refusal)
+   * is reset NO_ERROR, and one whose request never came REFUSED_STREAM (nothing was under way; a client may
+   * retry it elsewhere). Open, each held shutdown for the whole exit timeout (a re-attack).
+   */
+  const stopCalls = () => {
     for (const s of openStreams) s.stop();
+    for (const [stream, requested] of openCalls) {
+      if (stream.closed) continue;
+      const statusSent = stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
+      const code = statusSent
+        ? http2Constants.NGHTTP2_NO_ERROR
+        : requested()
+          ? undefined
+          : http2Constants.NGHTTP2_REFUSED_STREAM;
+      // After a turn of the loop: the status just written goes out first.
+      if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
+    }
   };
-  return { requestDeserialize, interceptor, stopStreams };
+  return { requestDeserialize, interceptor, stopCalls };
 }
 
 /**
- * A call's messages in arrival order: `next()` for each as it arrives, settling once every message before it
- * has been handed on (`handedOn`), or the call is cut (`cancel`).
+ * A call's messages in arrival order: `next()` for each as it arrives, settling once its stream has asked
+ * for that many reads (`read`: message i after read i + 1), or the call is cut (`cancel`).
  */
-function handedOnInTurn() {
+function readsInTurn() {
   let arrived = 0;
-  let handedOn = 0;
+  let reads = 0;
   const waiting = new Map<number, () => void>();
   return {
     next(): Promise<void> {
       const index = arrived++;
-      if (handedOn >= index) return Promise.resolve();
+      if (reads > index) return Promise.resolve();
       return new Promise((resolve) => waiting.set(index, resolve));
     },
-    handedOn(): void {
-      handedOn++;
-      waiting.get(handedOn)?.();
-      waiting.delete(handedOn);
+    read(): void {
+      reads++;
+      waiting.get(reads - 1)?.();
+      waiting.delete(reads - 1);
     },
     cancel(): void {
       for (const resolve of waiting.values()) resolve();
@@ -521,9 +558,12 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         server.forceShutdown();
       };
       const timer = setTimeout(cut, graceMs);
-      inferDecoding.stopStreams();
+      // Again while it waits: calls that end meanwhile may be left open by their clients too.
+      inferDecoding.stopCalls();
+      const sweep = setInterval(inferDecoding.stopCalls, 250);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       clearTimeout(timer);
+      clearInterval(sweep);
       for (const socket of open) socket.destroy();
       await frontClosed;
       inner.remove();

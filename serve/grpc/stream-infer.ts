@@ -8,6 +8,7 @@
  * stream object, which reads up to 16 messages ahead of its handler.
  */
 import type * as grpc from '@grpc/grpc-js';
+import { MAX_REQUEST_EXTRAS } from '../v2-infer.ts';
 
 /** What the stream needs of its call: grpc-js's intercepting call, whose hooks count bytes as ModelInfer's. */
 export interface StreamingCall {
@@ -36,6 +37,9 @@ export interface InferStream {
 }
 
 const STOPPING = { code: 14 as grpc.status.UNAVAILABLE, details: 'the server is stopping' };
+
+/** A failed request's id, echoed so its client knows which failed — not one refused for its length. */
+const echoedId = (id: string | undefined) => (id && id.length <= MAX_REQUEST_EXTRAS ? id : '');
 
 /**
  * Runs one stream: `answer` each request in turn; `sent` once an answer has left (its bytes no longer held).
@@ -67,7 +71,7 @@ export function inferStream(
           const message =
             'response' in outcome
               ? { infer_response: outcome.response } // no error_message on the wire, as Triton's answers
-              : { error_message: outcome.error.details ?? '', infer_response: { id: request.id ?? '' } };
+              : { error_message: outcome.error.details ?? '', infer_response: { id: echoedId(request.id) } };
           call.sendMessage(message, () => {
             busy = false;
             sent(request);
