@@ -176,3 +176,19 @@ it("a client's 16 concurrent calls for 1 MiB answers on one connection, kept goi
     client.close();
   }
 }, 60_000);
+
+it("a compressed message takes room as it decompresses, not the message limit's: 16 concurrent gzip calls of one image on one connection are all answered", async () => {
+  // Each took room for the whole message limit (1 MiB) before: with this server's 1 MiB a connection, one at
+  // a time (an outside attack, with the default 8 MiB: 8 of 16 refused).
+  const gzipped = frame(gzipSync(inferRequestBytes('tiny', 1)), true);
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    const statuses = await Promise.all(
+      Array.from({ length: 16 }, () => rawCall(session, 'ModelInfer', gzipped, { 'grpc-encoding': 'gzip' })),
+    );
+    expect(statuses).toEqual(Array.from({ length: 16 }, () => '0'));
+  } finally {
+    session.destroy();
+  }
+}, 60_000);

@@ -5,8 +5,8 @@
  * (per connection and in all) for each message's room as its length prefix arrives; while it waits, the
  * stream is paused and HTTP/2 flow control holds the client back. A stream that holds bytes and sends slowly
  * while others wait is cut (the budget's pace rule), and so is one carrying more messages than a unary call
- * may. A compressed message takes room for all it may decompress to (the message limit) before it is
- * decompressed, or is refused (RESOURCE_EXHAUSTED) when there is none: 2,048 streams of 1 KB gzip frames,
+ * may. A compressed message takes room for what it decompresses to as it grows (decompress.ts), and is
+ * refused (RESOURCE_EXHAUSTED) at the first chunk there is none for: 2,048 streams of 1 KB gzip frames,
  * 1 MB each decompressed, held +2.2 GiB; made to wait instead, the queue of thousands of compressed messages
  * under connection churn kept the server busy for minutes. A message's room goes back once it has been
  * decoded (from then it counts in the budget for requests being decoded) or its stream closes.
@@ -49,7 +49,7 @@ function nameOf(session: Http2Session | undefined): string {
 
 /** One stream's metering (`meterArrivals`). */
 export interface Arrivals {
-  /** Room for what a compressed message may decompress to, taken before it is, if there is room now. */
+  /** More room for what a compressed message decompresses to, taken as it grows, if there is room now. */
   holdDecoded(bytes: number): boolean;
   /** A message is decoded and handed on: what it held goes back (what the stream sends next is metered anew). */
   delivered(): void;

@@ -41,6 +41,7 @@ import {
   requestedOutputs,
 } from '../v2-infer.ts';
 import { ARRIVING_BYTES_DEFAULTS, meterArrivals } from './arriving-bytes.ts';
+import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { inferRequestCost, NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
 import { type ControlRequest, type IndexRequest, modelRepositoryMethods } from './model-repository.ts';
@@ -267,17 +268,14 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
         // of reset gzip calls kept the server busy, gRPC unreachable, for minutes after it stopped).
         await new Promise((resolve) => setImmediate(resolve));
         if (stream.closed || stream.destroyed) throw { code: grpc.status.CANCELLED, details: 'the call ended' };
+        // Room as it decompresses (decompress.ts); an encoding grpc-js has no decompressor for, it refuses.
+        if (encoding === 'gzip' || encoding === 'deflate')
+          return decompressWithin(message.subarray(5), encoding, maxMessageBytes, (bytes) =>
+            arrivals.holdDecoded(bytes),
+          );
         if (!arrivals.holdDecoded(maxMessageBytes))
-          throw {
-            code: grpc.status.RESOURCE_EXHAUSTED,
-            details: 'the server is decompressing as many messages as it takes at once; retry shortly',
-          };
-        // A body that is not what its encoding says is the client's error, not the server's (grpc-js: INTERNAL).
-        return Promise.resolve(decompress(message, encoding)).catch((error: Partial<grpc.StatusObject>) => {
-          throw error?.code === grpc.status.INTERNAL
-            ? { code: grpc.status.INVALID_ARGUMENT, details: `the message is not valid ${encoding}` }
-            : error;
-        });
+          throw { code: grpc.status.RESOURCE_EXHAUSTED, details: DECOMPRESSING_REFUSED };
+        return decompress(message, encoding);
       };
     let mine = 0;
     let ended = false;
