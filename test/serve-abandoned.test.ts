@@ -70,6 +70,16 @@ async function executions(server: RunningServer): Promise<number> {
   return stats.model_stats[0]?.execution_count ?? -1;
 }
 
+/** The requests the slow model's version has queued or running (Triton's pending gauge). */
+async function pending(server: RunningServer): Promise<number> {
+  const metrics = await (await fetch(`${server.url}/metrics`)).text();
+  return Number(/nv_inference_pending_request_count\{[^}]*model="slow"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+}
+
+const until = async (done: () => Promise<boolean>) => {
+  while (!(await done())) await sleep(20);
+};
+
 /** Waits until no run is in flight or waiting (the pending gauge at 0 twice in a row). */
 async function idle(server: RunningServer): Promise<void> {
   for (let zeros = 0; zeros < 2; ) {
@@ -93,7 +103,9 @@ describe('work nobody waits for', () => {
     const before = await executions(server);
     const sockets = await Promise.all(Array.from({ length: 12 }, () => open(port)));
     for (const s of sockets) s.write(request(port));
-    await sleep(150); // the first run is under way, the rest wait
+    // Every request queued (a run of two under way, ten waiting) before they hang up: a fixed 150 ms was not
+    // always enough for all twelve to be read on a loaded machine, and a request never read is never logged.
+    await until(async () => (await pending(server as RunningServer)) >= 10);
     for (const s of sockets) s.destroy();
     await idle(server);
     // At most the runs in flight when they left (a run takes two images); 12 requests were six runs before.
