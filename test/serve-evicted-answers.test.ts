@@ -6,11 +6,12 @@
  * V8's real collection (counted).
  */
 import http2, { type Http2Session } from 'node:http2';
-import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { EvictedAnswers, garbageCollection } from '../serve/evicted-answers.ts';
 import { UnsentAnswers } from '../serve/grpc/unsent-answers.ts';
 import { STALLED_MS, UnreadAnswers } from '../serve/unread-answers.ts';
+import { corkedSockets } from './helpers/corked-sockets.ts';
 
 const MiB = 1024 * 1024;
 
@@ -103,18 +104,7 @@ it('gRPC: evictions stop once the answers evicted before fill the total, and res
 });
 
 it('HTTP: the same, for addresses whose connections hold unread bytes', async () => {
-  const listener = createServer((s) => s.resume());
-  await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
-  const sockets: Socket[] = [];
-  // A socket holding `bytes` written and not sent (corked: what a client that never reads leaves).
-  const holding = async (bytes: number) => {
-    const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.cork();
-    if (bytes > 0) socket.write(Buffer.alloc(bytes));
-    sockets.push(socket);
-    return socket;
-  };
+  const { holding, close } = await corkedSockets();
   try {
     const { evicted } = countingEvicted();
     let clock = 0;
@@ -141,7 +131,6 @@ it('HTTP: the same, for addresses whose connections hold unread bytes', async ()
     expect(unread.refusal('10.0.0.4')).toBeUndefined();
     expect(second.destroyed).toBe(true);
   } finally {
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => listener.close(resolve));
+    await close();
   }
 });

@@ -8,13 +8,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { type AddressInfo, connect, createServer, type Server, type Socket } from 'node:net';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { STALLED_MS, UnreadAnswers } from '../serve/unread-answers.ts';
 import { oddModel } from '../testkit/odd-models.ts';
+import { type CorkedSockets, corkedSockets } from './helpers/corked-sockets.ts';
 import { refusalOf } from './helpers/refusal.ts';
 
 const WIDE = 4086; // values per image besides the logits (4,096 in all, the most an answer may have): 64 images answer ~5 MB of JSON
@@ -163,24 +164,14 @@ it('runs nothing pipelined behind an unread answer (an outside attack held +1.2 
 
 describe('over the total', () => {
   // Real sockets, corked so that what is written stays in their buffers (what a client that never reads leaves).
-  let listener: Server;
-  const sockets: Socket[] = [];
+  let corked: CorkedSockets;
   beforeAll(async () => {
-    listener = createServer((s) => s.resume());
-    await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
+    corked = await corkedSockets();
   });
   afterAll(async () => {
-    for (const s of sockets) s.destroy();
-    await new Promise((resolve) => listener.close(resolve));
+    await corked.close();
   });
-  const holding = async (bytes: number) => {
-    const socket = connect((listener.address() as AddressInfo).port, '127.0.0.1');
-    await new Promise((resolve) => socket.once('connect', resolve));
-    socket.cork();
-    if (bytes > 0) socket.write(Buffer.alloc(bytes));
-    sockets.push(socket);
-    return socket;
-  };
+  const holding = (bytes: number) => corked.holding(bytes);
   const MiB = 1024 * 1024;
 
   it('a client within its share takes room from the address leaving most unread, not from one waiting for its answer', async () => {
