@@ -4,25 +4,20 @@ import json
 import os
 import struct
 import sys
-import tempfile
-
-from grpc_tools import protoc
 
 address, model, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
 values = json.loads(sys.stdin.read())  # count*784 floats
 
-out = tempfile.mkdtemp()
-for proto in ["model_config.proto", "grpc_predict_v2.proto"]:
-    if protoc.main(["protoc", "-Iserve/grpc", "-Inode/triton", f"--python_out={out}", f"--grpc_python_out={out}", proto]):
-        sys.exit("protoc failed")
-sys.path.insert(0, out)
+sys.dont_write_bytecode = True  # no __pycache__ left in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proto_tools import generate_stubs, wire_fields  # noqa: E402  (beside this file)
+
+generate_stubs()
 import grpc  # noqa: E402
 import grpc_predict_v2_pb2 as pb  # noqa: E402
 import grpc_predict_v2_pb2_grpc as rpc  # noqa: E402
 import model_config_pb2 as mc  # noqa: E402
 
-from wire_fields import wire_fields  # noqa: E402  (beside this file)
 
 channel = grpc.insecure_channel(address)
 stub = rpc.GRPCInferenceServiceStub(channel)

@@ -6,25 +6,19 @@ import os
 import queue
 import struct
 import sys
-import tempfile
 import threading
-
-from grpc_tools import protoc
 
 address, model = sys.argv[1], sys.argv[2]
 values = json.loads(sys.stdin.read())  # 784 floats: one image
 
-out = tempfile.mkdtemp()
-for proto in ["model_config.proto", "grpc_predict_v2.proto"]:
-    if protoc.main(["protoc", "-Iserve/grpc", "-Inode/triton", f"--python_out={out}", f"--grpc_python_out={out}", proto]):
-        sys.exit("protoc failed")
-sys.path.insert(0, out)
+sys.dont_write_bytecode = True  # no __pycache__ left in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proto_tools import generate_stubs, wire_fields  # noqa: E402  (beside this file)
+
+generate_stubs()
 import grpc  # noqa: E402
 import grpc_predict_v2_pb2 as pb  # noqa: E402
 import grpc_predict_v2_pb2_grpc as rpc  # noqa: E402
-
-from wire_fields import wire_fields  # noqa: E402  (beside this file)
 
 
 def request(request_id, name=model, shape=(1, 1, 28, 28)):
