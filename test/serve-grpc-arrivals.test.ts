@@ -192,3 +192,31 @@ it("a compressed message takes room as it decompresses, not the message limit's:
     session.destroy();
   }
 }, 60_000);
+
+it('a compressed message refused on a stream its client keeps open gives its room back (it held it until the client left)', async () => {
+  // 2 MiB of zeros: past the message limit, refused after taking what this server gives a connection (1 MiB).
+  const bomb = frame(gzipSync(Buffer.alloc(2 * MiB)), true);
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    const held = session.request({
+      ':method': 'POST',
+      ':path': '/inference.GRPCInferenceService/ModelInfer',
+      'content-type': 'application/grpc',
+      'grpc-encoding': 'gzip',
+      te: 'trailers',
+    });
+    held.on('error', () => {});
+    const status = new Promise<string>((resolve) =>
+      held
+        .on('response', (h) => resolve(String(h['grpc-status'])))
+        .on('trailers', (h) => resolve(String(h['grpc-status']))),
+    );
+    held.write(bomb); // and never ends its side
+    expect(await status).toBe(String(grpc.status.RESOURCE_EXHAUSTED));
+    const gzipped = frame(gzipSync(inferRequestBytes('tiny', 1)), true);
+    expect(await rawCall(session, 'ModelInfer', gzipped, { 'grpc-encoding': 'gzip' })).toBe('0');
+  } finally {
+    session.destroy();
+  }
+}, 60_000);

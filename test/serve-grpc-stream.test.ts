@@ -301,7 +301,7 @@ it('a stopping server ends its streams once their requests under way are answere
   idle.stream.write(frame(request('torchcnn', 1, 'i1'))); // answered, then the stream is left open
   await until(() => idle.answers.length === 1);
   // One ended by grpc-js itself (a corrupt body) whose client never ends its side, and a unary call whose
-  // request never comes: each held shutdown for the whole exit timeout too.
+  // half-close never comes: each held shutdown for the whole exit timeout too.
   const corrupt = streamOn(port, Buffer.alloc(0), false, { 'grpc-encoding': 'gzip' });
   corrupt.stream.write(frame(Buffer.from('not gzip'), true));
   await until(() => corrupt.status() !== undefined);
@@ -314,6 +314,8 @@ it('a stopping server ends its streams once their requests under way are answere
     te: 'trailers',
   });
   waiting.on('error', () => {});
+  // Its request whole, but not its half-close: grpc-js never starts the handler, nothing is under way.
+  waiting.write(frame(request('torchcnn', 1, 'u')));
   await new Promise((resolve) => setTimeout(resolve, 200));
   await own.close(); // within the test's timeout: not the 120 s exit timeout
   await until(() => idle.status() !== undefined && corrupt.closed() && waiting.closed);

@@ -53,6 +53,10 @@ export interface Arrivals {
   holdDecoded(bytes: number): boolean;
   /** A message is decoded and handed on: what it held goes back (what the stream sends next is metered anew). */
   delivered(): void;
+  /** A message was refused whole (its decompression failed): what it held goes back, as when handed on. */
+  refused(): void;
+  /** Whether part of a message has arrived and the rest not yet (a request under way). */
+  midMessage(): boolean;
 }
 
 /**
@@ -162,5 +166,13 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
       account = budget.open(nameOf(stream.session), cut);
       if (waiting) resume();
     },
+    // Its room went back only with the stream: a client that kept its stream open after the refusal held it
+    // (an outside attack: 64 refused bombs on open streams refused every other gzip call until it left).
+    refused: () => {
+      if (closed) return;
+      settle();
+      account = budget.open(nameOf(stream.session), cut);
+    },
+    midMessage: () => restOfMessage > 0 || prefix.length > 0,
   };
 }

@@ -272,7 +272,10 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
         if (encoding === 'gzip' || encoding === 'deflate')
           return decompressWithin(message.subarray(5), encoding, maxMessageBytes, (bytes) =>
             arrivals.holdDecoded(bytes),
-          );
+          ).catch((error: unknown) => {
+            arrivals.refused();
+            throw error;
+          });
         if (!arrivals.holdDecoded(maxMessageBytes))
           throw { code: grpc.status.RESOURCE_EXHAUSTED, details: DECOMPRESSING_REFUSED };
         return decompress(message, encoding);
@@ -284,8 +287,12 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
     // connections, took +0.6 GB (an outside attack). Only ModelInfer's requests carry bytes to hold (HELD).
     const answer = unsentAnswers.open(stream?.session);
     let received = 0;
+    let halfClosed = false;
     if (stream) {
-      openCalls.set(stream, () => received > 0);
+      // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
+      // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
+      // as HTTP's uploads are. A request stream is ended by its own stop().
+      openCalls.set(stream, () => (received > 0 && (halfClosed || streaming)) || (arrivals?.midMessage() ?? false));
       stream.once('close', () => {
         answer.end();
         openCalls.delete(stream);
@@ -323,7 +330,11 @@ function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
             if (requests) requests.message(message ?? ({} as Decoded));
             else nextMessage(message);
           })
-          .withOnReceiveHalfClose((nextHalfClose) => (requests ? requests.halfClose() : nextHalfClose()))
+          .withOnReceiveHalfClose((nextHalfClose) => {
+            halfClosed = true;
+            if (requests) requests.halfClose();
+            else nextHalfClose();
+          })
           .withOnCancel(() => {
             release();
             requests?.cancel();

@@ -79,6 +79,14 @@ export function inferStream(
             else if (stopping) end(STOPPING);
             else if (!cancel.signal.aborted) call.startRead();
           });
+        })
+        // Should grpc-js throw sending it: INTERNAL, never an unhandled rejection (which ends the process).
+        .catch(() => {
+          try {
+            end({ code: 13 as grpc.status.INTERNAL, details: 'internal server error' });
+          } catch {
+            // The call is past answering (its stream gone): nothing is left to tell.
+          }
         });
     },
     halfClose() {
