@@ -187,9 +187,10 @@ export class UnreadAnswers {
   }
 
   /**
-   * Close every connection of the address leaving the most answers unread, other than `spared`. Answers still
-   * being computed (reservations) don't count: a client waiting for its answer is not one that stopped reading
-   * (counting them, two clients evicted each other in turn).
+   * Close the stalled connections (STALLED_MS without taking a byte) of the address leaving the most answers
+   * unread on them, other than `spared`; their bytes count as evicted until collected. Answers still being
+   * computed (reservations) don't count: a client waiting for its answer is not one that stopped reading
+   * (counting them, two clients evicted each other in turn), nor do connections taking their answers.
    */
   private evictLargestBut(spared: string): void {
     let largest: { held: Held; stalled: Socket[] } | undefined;
