@@ -1,0 +1,273 @@
+/**
+ * The interceptor every gRPC call passes (`boundedCalls`): the budgets for request bytes arriving, requests
+ * decoded and answers unsent, compressed messages decompressed within room, ModelStreamInfer run one request
+ * at a time, and the calls a stopping server ends.
+ */
+import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
+import * as grpc from '@grpc/grpc-js';
+import type { BodyBudget } from '../body-budget.ts';
+import { meterArrivals } from './arriving-bytes.ts';
+import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
+import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
+import { inferRequestCost } from './infer-wire.ts';
+import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
+import type { CallAnswer, UnsentAnswers } from './unsent-answers.ts';
+
+/** A request its decoder refused, carrying the status to answer with (a deserializer that throws is INTERNAL). */
+export const REFUSED = Symbol('refused');
+export type Refused = { [REFUSED]?: Partial<grpc.StatusObject> };
+export const refusal = (code: grpc.status, details: string) => ({ [REFUSED]: { code, details } });
+
+/**
+ * ModelInfer's decoding, bounded: a request whose wire bytes would decode into more than the server takes is
+ * refused unread (infer-wire.ts), and the raw bytes of requests decoded and not yet answered are held to a
+ * budget of `budget` bytes — grpc-js decodes every message as it arrives, so without one, many streams of
+ * large requests waiting for the model would hold their decoded objects at once (an outside attack: 4.7 GB
+ * and a crash). A refusal is a request object carrying its status, answered by the handler. Bytes count
+ * from when the call's listener receives the request and go back when its answer is handed over or the call
+ * ends however it ends (`interceptor`: its status sent, or cancelled), not when a handler answers: a second
+ * message on a unary stream never reaches one (a re-attack filled the budget for good that way in 0.5 s).
+ * Not at the status either: grpc-js sends it once the answer has left, which a client that pauses its
+ * streams never lets happen (it held every other client's ModelInfer off with RESOURCE_EXHAUSTED); the
+ * answer's bytes count from there instead (unsent-answers.ts).
+ */
+const HELD = Symbol('held');
+const STREAM_INFER_PATH = '/inference.GRPCInferenceService/ModelStreamInfer';
+/** The call's answer in the unsent-answers budget, given to the handler on its request. */
+export const ANSWER = Symbol('answer');
+export type Answered = { [ANSWER]?: CallAnswer };
+export type Decoded = InferRequestMessage & Refused & Answered & { [HELD]?: number };
+
+/** The HTTP/2 stream under a call (grpc-js keeps it on its base call; undefined should a version not). */
+const streamOf = (call: grpc.ServerInterceptingCallInterface) =>
+  (call as unknown as { stream?: ServerHttp2Stream }).stream;
+
+/** What calls may hold: request bytes arriving, requests decoded, answers unsent (each file's comment). */
+export interface CallBudgets {
+  /** Bytes of requests decoded and not yet answered. */
+  decoded: number;
+  maxMessageBytes: number;
+  arriving: BodyBudget;
+  unsentAnswers: UnsentAnswers;
+}
+
+/** grpc-js's base call decompresses each message here (a private method: left alone should a version lack it). */
+type Decompressing = { decompressMessage?: (message: Buffer, encoding: string) => Buffer | Promise<Buffer> };
+
+/** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
+export type StreamAnswerer = (request: Decoded, cancelled: AbortSignal) => Promise<Answer>;
+
+export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer) {
+  const { decoded: budget, arriving, unsentAnswers, maxMessageBytes } = budgets;
+  let held = 0;
+  /** ModelStreamInfer's streams open: told when the server stops (an idle one held shutdown for its timeout). */
+  const openStreams = new Set<InferStream>();
+  /** Every call's HTTP/2 stream, and whether a request has come on it (for the server stopping: `stopCalls`). */
+  const openCalls = new Map<ServerHttp2Stream, () => boolean>();
+  const requestDeserialize = (bytes: Buffer): Decoded => {
+    const cost = inferRequestCost(bytes);
+    if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
+    if (held + bytes.length > budget)
+      return refusal(
+        grpc.status.RESOURCE_EXHAUSTED,
+        'the server holds as many gRPC requests as it takes at once; retry shortly',
+      ) as Decoded;
+    let request: Decoded;
+    try {
+      request = decodeInferRequest(bytes) as Decoded; // what the walk passes protobufjs may still refuse
+    } catch {
+      return refusal(grpc.status.INVALID_ARGUMENT, 'the request is not a valid ModelInferRequest') as Decoded;
+    }
+    request[HELD] = bytes.length; // counted when the call's listener receives it (below)
+    return request;
+  };
+  const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
+    const stream = streamOf(call);
+    // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
+    const streaming = descriptor.path === STREAM_INFER_PATH;
+    // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
+    const arrivals = stream ? meterArrivals(stream, arriving, streaming) : undefined;
+    const base = call as unknown as Decompressing;
+    const decompress = base.decompressMessage?.bind(call);
+    // grpc-js decompresses every message of a chunk as it arrives, each call's messages in order. On a request
+    // stream, a compressed message waits until the stream is ready for it (the answer before it has left):
+    // 7 gzip messages of 1 KB in one chunk held 7 MB a stream, past every budget (an outside attack: 2 GB from
+    // 256 streams), and, decompressed as soon as the one before was taken, each held 1 MiB of the arriving
+    // budget behind a client that never read (a re-attack: 32 such streams kept everyone else's large calls
+    // waiting); a corrupt one failed the call before the answer ahead of it had gone.
+    const turns = readsInTurn();
+    if (stream && arrivals && decompress)
+      base.decompressMessage = async (message, encoding) => {
+        const turn = turns.next();
+        if (encoding === 'identity') return decompress(message, encoding);
+        if (streaming) await turn;
+        // A turn of the loop first: a stream reset in the same read of its connection is closed by then and
+        // costs nothing (1 KB of gzip is 1 MB to decompress and decode: an outside attack's connection churn
+        // of reset gzip calls kept the server busy, gRPC unreachable, for minutes after it stopped).
+        await new Promise((resolve) => setImmediate(resolve));
+        if (stream.closed || stream.destroyed) throw { code: grpc.status.CANCELLED, details: 'the call ended' };
+        // Room as it decompresses (decompress.ts); an encoding grpc-js has no decompressor for, it refuses.
+        if (encoding === 'gzip' || encoding === 'deflate')
+          return decompressWithin(message.subarray(5), encoding, maxMessageBytes, (bytes) =>
+            arrivals.holdDecoded(bytes),
+          ).catch((error: unknown) => {
+            arrivals.refused();
+            throw error;
+          });
+        if (!arrivals.holdDecoded(maxMessageBytes))
+          throw { code: grpc.status.RESOURCE_EXHAUSTED, details: DECOMPRESSING_REFUSED };
+        return decompress(message, encoding);
+      };
+    let mine = 0;
+    let ended = false;
+    // Every method's answer counts until its stream closes (sent in full, or cut); without the stream, until the
+    // call ends. Not only ModelInfer's: never-read RepositoryIndex answers of 540 KB, 16 streams on each of 128
+    // connections, took +0.6 GB (an outside attack). Only ModelInfer's requests carry bytes to hold (HELD).
+    const answer = unsentAnswers.open(stream?.session);
+    let received = 0;
+    let halfClosed = false;
+    if (stream) {
+      // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
+      // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
+      // as HTTP's uploads are. A request stream is ended by its own stop().
+      openCalls.set(stream, () => (received > 0 && (halfClosed || streaming)) || (arrivals?.midMessage() ?? false));
+      stream.once('close', () => {
+        answer.end();
+        openCalls.delete(stream);
+      });
+    }
+    // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
+    // a unary call's further messages then count no more (none reaches a handler).
+    const releaseRequest = () => {
+      held -= mine;
+      mine = 0;
+      if (!streaming) ended = true;
+    };
+    const release = () => {
+      releaseRequest();
+      ended = true;
+      if (!stream) answer.end();
+    };
+    let requests: InferStream | undefined;
+    const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
+      start: (next) => {
+        const listener = new grpc.ServerListenerBuilder()
+          .withOnReceiveMessage((message: Decoded, nextMessage) => {
+            arrivals?.delivered();
+            received++;
+            // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
+            // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
+            // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
+            // ModelInfer RESOURCE_EXHAUSTED until a restart).
+            const bytes = message?.[HELD] ?? 0;
+            if (!ended) {
+              held += bytes;
+              mine += bytes;
+            }
+            if (message && typeof message === 'object') message[ANSWER] = answer;
+            if (requests) requests.message(message ?? ({} as Decoded));
+            else nextMessage(message);
+          })
+          .withOnReceiveHalfClose((nextHalfClose) => {
+            halfClosed = true;
+            if (requests) requests.halfClose();
+            else nextHalfClose();
+          })
+          .withOnCancel(() => {
+            release();
+            requests?.cancel();
+            if (requests) openStreams.delete(requests);
+            turns.cancel();
+          })
+          .build();
+        next(listener);
+        if (streaming) {
+          // Each read asked for lets the next message be decompressed (readsInTurn).
+          const reading = {
+            sendMessage: intercepting.sendMessage.bind(intercepting),
+            sendStatus: intercepting.sendStatus.bind(intercepting),
+            startRead: () => {
+              turns.read();
+              intercepting.startRead();
+            },
+          };
+          requests = inferStream(
+            reading,
+            (request, cancelled) => streamAnswer(request as Decoded, cancelled),
+            // Its answer has left: its bytes are no longer held (the next request's answer holds its own).
+            () => answer.end(),
+          );
+          openStreams.add(requests);
+        }
+      },
+      sendMessage: (message, next) => {
+        // Its bytes may wait for the client (its window shut) long after: they count as the answer's now.
+        answer.handedOver();
+        releaseRequest();
+        next(message);
+      },
+      sendStatus: (status, next) => {
+        release();
+        const answering = stream?.headersSent;
+        next(status);
+        if (!requests) return;
+        openStreams.delete(requests);
+        // A stream ended before its client ended its side (the server stopping) is reset once its status has
+        // gone (RST_STREAM NO_ERROR, as HTTP/2 lets a server that has answered): open, it held shutdown.
+        if (!stream || stream.closed) return;
+        const reset = () => setImmediate(() => stream.closed || stream.close(http2Constants.NGHTTP2_NO_ERROR));
+        // The status goes in the headers when nothing was answered, else as trailers, when the stream asks.
+        if (answering) stream.once('wantTrailers', reset);
+        else reset();
+      },
+    });
+    return intercepting;
+  };
+  /**
+   * The server is stopping: every request stream ends once its request under way is answered; a call that
+   * has answered while its client had not ended its side (ended by grpc-js itself: a corrupt body, a refusal)
+   * is reset NO_ERROR, and one whose request never came REFUSED_STREAM (nothing was under way; a client may
+   * retry it elsewhere). Open, each held shutdown for the whole exit timeout (a re-attack).
+   */
+  const stopCalls = () => {
+    for (const s of openStreams) s.stop();
+    for (const [stream, requested] of openCalls) {
+      if (stream.closed) continue;
+      const statusSent = stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
+      const code = statusSent
+        ? http2Constants.NGHTTP2_NO_ERROR
+        : requested()
+          ? undefined
+          : http2Constants.NGHTTP2_REFUSED_STREAM;
+      // After a turn of the loop: the status just written goes out first.
+      if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
+    }
+  };
+  return { requestDeserialize, interceptor, stopCalls };
+}
+
+/**
+ * A call's messages in arrival order: `next()` for each as it arrives, settling once its stream has asked
+ * for that many reads (`read`: message i after read i + 1), or the call is cut (`cancel`).
+ */
+function readsInTurn() {
+  let arrived = 0;
+  let reads = 0;
+  const waiting = new Map<number, () => void>();
+  return {
+    next(): Promise<void> {
+      const index = arrived++;
+      if (reads > index) return Promise.resolve();
+      return new Promise((resolve) => waiting.set(index, resolve));
+    },
+    read(): void {
+      reads++;
+      waiting.get(reads - 1)?.();
+      waiting.delete(reads - 1);
+    },
+    cancel(): void {
+      for (const resolve of waiting.values()) resolve();
+      waiting.clear();
+    },
+  };
+}
