@@ -16,6 +16,7 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { unaryCall } from './helpers/grpc-requests.ts';
 import { refusalFrom } from './helpers/refusal.ts';
+import { until } from './helpers/until.ts';
 
 /**
  * The slow model's matrix side: every run a SLOW_SIZE² product, which must outlast the tests' 150 ms waits
@@ -76,10 +77,6 @@ async function pending(server: RunningServer): Promise<number> {
   return Number(/nv_inference_pending_request_count\{[^}]*model="slow"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
 }
 
-const until = async (done: () => Promise<boolean>) => {
-  while (!(await done())) await sleep(20);
-};
-
 /** Waits until no run is in flight or waiting (the pending gauge at 0 twice in a row). */
 async function idle(server: RunningServer): Promise<void> {
   for (let zeros = 0; zeros < 2; ) {
@@ -105,7 +102,7 @@ describe('work nobody waits for', () => {
     for (const s of sockets) s.write(request(port));
     // Every request queued (a run of two under way, ten waiting) before they hang up: a fixed 150 ms was not
     // always enough for all twelve to be read on a loaded machine, and a request never read is never logged.
-    await until(async () => (await pending(server as RunningServer)) >= 10);
+    await until(async () => (await pending(server as RunningServer)) >= 10, 20);
     for (const s of sockets) s.destroy();
     await idle(server);
     // At most the runs in flight when they left (a run takes two images); 12 requests were six runs before.

@@ -12,6 +12,7 @@ import { EvictedAnswers, garbageCollection } from '../serve/evicted-answers.ts';
 import { UnsentAnswers } from '../serve/grpc/unsent-answers.ts';
 import { STALLED_MS, UnreadAnswers } from '../serve/unread-answers.ts';
 import { corkedSockets } from './helpers/corked-sockets.ts';
+import { until } from './helpers/until.ts';
 
 const MiB = 1024 * 1024;
 
@@ -23,11 +24,6 @@ function countingEvicted() {
     collections++;
   }, 0);
   return { evicted, collections: () => collections };
-}
-
-/** Resolves once `done` holds (the test's timeout bounds the wait). */
-async function until(done: () => boolean): Promise<void> {
-  while (!done()) await new Promise((resolve) => setTimeout(resolve, 5));
 }
 
 it('a full collection is available to the server (the flag set at run time)', () => {

@@ -15,6 +15,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+import { until } from './helpers/until.ts';
 
 const python = ['python3', '/usr/bin/python3'].find(
   (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
@@ -101,15 +102,25 @@ it.skipIf(python === undefined)(
   90_000,
 );
 
-/** A ModelStreamInfer stream made by hand: its frames sent at once; answers and status as they come. */
-function handStream(session: http2.ClientHttp2Session, body: Buffer, pauseOnAnswer: boolean) {
-  const stream = session.request({
+/** A call of `method` made by hand on `session`: its HTTP/2 stream, nothing sent yet. */
+function grpcStream(session: http2.ClientHttp2Session, method: string, headers: Record<string, string> = {}) {
+  return session.request({
     ':method': 'POST',
-    ':path': '/inference.GRPCInferenceService/ModelStreamInfer',
+    ':path': `/inference.GRPCInferenceService/${method}`,
     'content-type': 'application/grpc',
     te: 'trailers',
+    ...headers,
   });
-  return readAnswers(stream, pauseOnAnswer, body);
+}
+
+/** A ModelStreamInfer stream made by hand: its frames sent at once; answers and status as they come. */
+function handStream(
+  session: http2.ClientHttp2Session,
+  body: Buffer,
+  pauseOnAnswer: boolean,
+  headers: Record<string, string> = {},
+) {
+  return readAnswers(grpcStream(session, 'ModelStreamInfer', headers), pauseOnAnswer, body);
 }
 
 /** Sends `body` (ended unless empty) and reads the stream's answers and status as they come. */
@@ -154,10 +165,6 @@ function readAnswers(stream: http2.ClientHttp2Stream, pauseOnAnswer: boolean, bo
     rstCode: () => stream.rstCode,
   };
 }
-
-const until = async (done: () => boolean | Promise<boolean>) => {
-  while (!(await done())) await new Promise((resolve) => setTimeout(resolve, 10));
-};
 
 /** ModelInferRequest bytes with an id. */
 function request(model: string, images: number, id: string): Buffer {
@@ -236,14 +243,7 @@ it('a client pipelining single-image requests gets every answer in order; one se
 function streamOn(port: number, body: Buffer, pauseOnAnswer: boolean, headers: Record<string, string> = {}) {
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on('error', () => {});
-  const stream = session.request({
-    ':method': 'POST',
-    ':path': '/inference.GRPCInferenceService/ModelStreamInfer',
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    ...headers,
-  });
-  return { session, ...readAnswers(stream, pauseOnAnswer, body) };
+  return { session, ...handStream(session, body, pauseOnAnswer, headers) };
 }
 
 it("decompresses a stream's gzip messages one at a time, as they are taken: six 1 MB messages of 1 KB each in one chunk, behind an unread answer, never take more than one message's room", async () => {
@@ -307,12 +307,7 @@ it('a stopping server ends its streams once their requests under way are answere
   await until(() => corrupt.status() !== undefined);
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on('error', () => {});
-  const waiting = session.request({
-    ':method': 'POST',
-    ':path': '/inference.GRPCInferenceService/ModelInfer',
-    'content-type': 'application/grpc',
-    te: 'trailers',
-  });
+  const waiting = grpcStream(session, 'ModelInfer');
   waiting.on('error', () => {});
   // Its request whole, but not its half-close: grpc-js never starts the handler, nothing is under way.
   waiting.write(frame(request('torchcnn', 1, 'u')));
