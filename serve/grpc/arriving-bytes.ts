@@ -146,6 +146,11 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
     taken = 0;
     declared = restOfMessage;
   };
+  // A message done with (handed on, or refused): its room goes back, and what follows is metered anew.
+  const startAgain = () => {
+    settle();
+    account = budget.open(nameOf(stream.session), cut);
+  };
   // Before grpc-js's own listener, so that a stream cut here never reaches it (it drops a closed stream's data).
   stream.prependListener('data', onData);
   stream.once('close', () => {
@@ -162,16 +167,13 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
     delivered: () => {
       if (closed) return;
       handedOn++;
-      settle();
-      account = budget.open(nameOf(stream.session), cut);
+      startAgain();
       if (waiting) resume();
     },
     // Its room went back only with the stream: a client that kept its stream open after the refusal held it
     // (an outside attack: 64 refused bombs on open streams refused every other gzip call until it left).
     refused: () => {
-      if (closed) return;
-      settle();
-      account = budget.open(nameOf(stream.session), cut);
+      if (!closed) startAgain();
     },
     midMessage: () => restOfMessage > 0 || prefix.length > 0,
   };
