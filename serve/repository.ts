@@ -435,7 +435,7 @@ export class ModelRepository {
     // A policy whose every chosen version fails to load keeps what its model serves: a rollback by policy to
     // a broken version left the model serving nothing (a file that fails never replaces the version serving).
     const choosesOnlyFailures = (name: string) => {
-      const chosen = servedVersions(this.versionsOnDisk.get(name) ?? [], settings.get(name)?.versionPolicy);
+      const chosen = this.chosenOnDisk(name);
       const modelFiles = filesByName.get(name) ?? [];
       return chosen.size > 0 && modelFiles.filter((f) => chosen.has(f.version)).every((f) => this.failsAsIs(f));
     };
@@ -888,8 +888,9 @@ export class ModelRepository {
 
   /** Every version in the repository (served or not), as Triton's repository index lists them. */
   index(): IndexEntry[] {
-    const keys = new Set([...this.known.keys(), ...this.loaded.keys(), ...this.failed.keys()]);
+    const keys = new Set([...this.known.keys(), ...this.loaded.keys(), ...this.failed.keys(), ...this.loading]);
     const listed = new Set([...keys].map(modelOf));
+    const notLoaded = (name: string) => (this.isWanted(name) ? 'not loaded yet' : 'unloaded (explicit model control)');
     return (
       [...keys]
         .map((key): IndexEntry => {
@@ -899,26 +900,44 @@ export class ModelRepository {
           const reason =
             state !== 'UNAVAILABLE'
               ? ''
-              : (failure?.error ?? (this.isWanted(name) ? 'not loaded yet' : 'unloaded (explicit model control)'));
+              : (failure?.error ?? notLoaded(name));
           return { name, version, state, reason };
         })
-        // A model whose version policy chooses none of its versions is in the repository all the same.
+        // A model whose version policy chooses none of its versions is in the repository all the same; one
+        // found by a scan still under way (the first: the known set is written at its end) is not loaded yet.
         .concat(
           [...this.versionsOnDisk.keys()]
             .filter((name) => !listed.has(name))
-            .map((name): IndexEntry => ({ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE })),
+            .flatMap((name): IndexEntry[] => {
+              const chosen = [...this.chosenOnDisk(name)];
+              if (chosen.length === 0) return [{ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE }];
+              return chosen.map((v) => ({ name, version: String(v), state: 'UNAVAILABLE', reason: notLoaded(name) }));
+            }),
         )
         .sort((a, b) => (a.name === b.name ? Number(a.version) - Number(b.version) : a.name < b.name ? -1 : 1))
     );
   }
 
-  /** Why `name` has no version loaded or failed: unknown, or in the repository but not loaded. */
+  /** The versions of `name` on disk that its version policy serves, as the last scan read them. */
+  private chosenOnDisk(name: string): Set<number> {
+    return servedVersions(this.versionsOnDisk.get(name) ?? [], this.settings.get(name)?.versionPolicy);
+  }
+
+  /**
+   * Why `name` has no version loaded or failed: unknown; on disk with a version policy that chooses none;
+   * not loaded under explicit model control; or not loaded yet. The last covers a server's first scan, whose
+   * known set is written only at its end: a model still loading answered "its version policy chooses none"
+   * for ~100 ms after readiness turned 200 (an outside attack).
+   */
   absentBecause(name: string): string {
+    const onDisk = this.versionsOnDisk.get(name);
     const known = [...this.known.values()].some((f) => f.name === name);
-    if (!known && this.versionsOnDisk.has(name)) return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
-    return this.wanted && known
-      ? `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`
-      : `unknown model '${shownName(name)}'`;
+    if (!onDisk && !known) return `unknown model '${shownName(name)}'`;
+    if (onDisk && this.chosenOnDisk(name).size === 0)
+      return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
+    if (!this.isWanted(name))
+      return `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`;
+    return `model '${name}' is not loaded yet: its versions are loading`;
   }
 
   /** The served version: `version`, or the newest loaded one; the first model by name when none is given. */

@@ -709,6 +709,31 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
     });
   });
 
+  it('a model still loading says so, not that its version policy chooses none', async () => {
+    const r = await handScanned({});
+    try {
+      r.put('slow', 1);
+      const scan = r.repository.scan();
+      // The first scan's loads are under way; its known set is written only when they end.
+      while (!r.repository.index().some((e) => e.name === 'slow' && e.state === 'LOADING'))
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      // Before: "model 'slow' is not served: its version policy (config.pbtxt) chooses none …", and the index
+      // listed no version but that reason.
+      expect(() => r.repository.get('slow')).toThrow("model 'slow' is not loaded yet: its versions are loading");
+      expect(r.repository.index()).toEqual([{ name: 'slow', version: '1', state: 'LOADING', reason: '' }]);
+      await scan;
+      expect(r.served('slow')).toEqual([1]);
+      // A policy that does choose none is still told apart, and a name not on disk is unknown.
+      r.config('slow', 'version_policy: { specific { versions: [9] } }\n');
+      await r.repository.scan();
+      expect(() => r.repository.get('slow')).toThrow('chooses none');
+      expect(() => r.repository.get('other')).toThrow("unknown model 'other'");
+    } finally {
+      await r.repository.close();
+      rmSync(r.root, { recursive: true, force: true });
+    }
+  });
+
   it('without a watcher (explicit mode) a good version behind three broken newer ones still loads', async () => {
     const { ModelRepository } = await import('../serve/repository.ts');
     const root = mkdtempSync(join(tmpdir(), 'models-25-'));
