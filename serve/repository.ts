@@ -415,7 +415,7 @@ export class ModelRepository {
   }
 
   /** Unload what the policy no longer serves (`desired` the files it does), but what must keep serving. */
-  private unloadUnwanted({ files, filesByName, settings, present, keep }: ScannedRepository, desired: FoundFile[]) {
+  private unloadUnwanted({ files, filesByName, present, keep }: ScannedRepository, desired: FoundFile[]) {
     // Known: what the policy serves, and what failed (a load call of a model whose every version failed
     // answers with the reason, not "no such model").
     this.known = new Map(
@@ -897,10 +897,7 @@ export class ModelRepository {
           const [name = '', version = ''] = key.split('/');
           const failure = this.failed.get(key);
           const state = this.loaded.has(key) ? 'READY' : this.loading.has(key) ? 'LOADING' : 'UNAVAILABLE';
-          const reason =
-            state !== 'UNAVAILABLE'
-              ? ''
-              : (failure?.error ?? notLoaded(name));
+          const reason = state !== 'UNAVAILABLE' ? '' : (failure?.error ?? notLoaded(name));
           return { name, version, state, reason };
         })
         // A model whose version policy chooses none of its versions is in the repository all the same; one
@@ -910,7 +907,8 @@ export class ModelRepository {
             .filter((name) => !listed.has(name))
             .flatMap((name): IndexEntry[] => {
               const chosen = [...this.chosenOnDisk(name)];
-              if (chosen.length === 0) return [{ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE }];
+              if (chosen.length === 0)
+                return [{ name, version: '', state: 'UNAVAILABLE', reason: POLICY_CHOOSES_NONE }];
               return chosen.map((v) => ({ name, version: String(v), state: 'UNAVAILABLE', reason: notLoaded(name) }));
             }),
         )
@@ -933,8 +931,7 @@ export class ModelRepository {
     const onDisk = this.versionsOnDisk.get(name);
     const known = [...this.known.values()].some((f) => f.name === name);
     if (!onDisk && !known) return `unknown model '${shownName(name)}'`;
-    if (onDisk && this.chosenOnDisk(name).size === 0)
-      return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
+    if (onDisk && this.chosenOnDisk(name).size === 0) return `model '${name}' is not served: ${POLICY_CHOOSES_NONE}`;
     if (!this.isWanted(name))
       return `model '${name}' is not loaded (explicit model control: POST /v2/repository/models/${name}/load)`;
     return `model '${name}' is not loaded yet: its versions are loading`;
