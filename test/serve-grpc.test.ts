@@ -356,6 +356,21 @@ it('answers messages its decoder refuses as INVALID_ARGUMENT on every method, ne
   }
 });
 
+it('answers a malformed grpc-timeout header INVALID_ARGUMENT, not INTERNAL, and honours a well-formed one', async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  const live = (timeout: string) => rawCall(session, 'ServerLive', frame(Buffer.alloc(0)), { 'grpc-timeout': timeout });
+  try {
+    // grpc-js refused these as INTERNAL (gRPC's 500) before any handler ran.
+    for (const timeout of ['abc', '5', 'S', '1x'])
+      expect(await live(timeout), timeout).toBe(String(grpc.status.INVALID_ARGUMENT));
+    expect(await live('5S')).toBe('0');
+    expect(await live('100m')).toBe('0');
+  } finally {
+    session.destroy();
+  }
+});
+
 it('gives back what a call held when it is cancelled while its gzip-compressed message is still decompressing', async () => {
   // An outside attack: compressed messages are decompressed asynchronously, and grpc-js drops one decoded
   // after its call was reset before any listener sees it. 800 KB of raw contents gzip to ~1 KB each.

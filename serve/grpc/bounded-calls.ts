@@ -54,6 +54,26 @@ export interface CallBudgets {
 /** grpc-js's base call decompresses each message here (a private method: left alone should a version lack it). */
 type Decompressing = { decompressMessage?: (message: Buffer, encoding: string) => Buffer | Promise<Buffer> };
 
+/** grpc-js's base call sends its own statuses here (a private method, like decompressMessage). */
+type SendingStatus = { sendStatus?: (status: Partial<grpc.StatusObject>) => void };
+
+/**
+ * A malformed `grpc-timeout` header is the client's error: grpc-js answers it INTERNAL (gRPC's 500) from the
+ * base call's constructor, on the next tick — after this interceptor is made, so its status can be told
+ * apart and answered INVALID_ARGUMENT instead.
+ */
+function refuseMalformedTimeoutAsInvalid(call: grpc.ServerInterceptingCallInterface): void {
+  const base = call as unknown as SendingStatus;
+  const send = base.sendStatus?.bind(call);
+  if (!send) return;
+  base.sendStatus = (status) =>
+    send(
+      status.code === grpc.status.INTERNAL && /^Invalid grpc-timeout value/.test(status.details ?? '')
+        ? { ...status, code: grpc.status.INVALID_ARGUMENT, details: 'the grpc-timeout header is not a valid timeout' }
+        : status,
+    );
+}
+
 /** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
 export type StreamAnswerer = (request: Decoded, cancelled: AbortSignal) => Promise<Answer>;
 
@@ -82,6 +102,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     return request;
   };
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
+    refuseMalformedTimeoutAsInvalid(call);
     const stream = streamOf(call);
     // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
     const streaming = descriptor.path === STREAM_INFER_PATH;
