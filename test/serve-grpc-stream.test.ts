@@ -7,6 +7,7 @@
 import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -320,3 +321,31 @@ it('a stopping server ends its streams once their requests under way are answere
   expect(waiting.rstCode).toBe(http2.constants.NGHTTP2_REFUSED_STREAM);
   for (const s of [idle.session, corrupt.session, session]) s.destroy();
 }, 60_000);
+
+it('a stopping server closes a connection whose header block was cut mid-way (it held shutdown for the whole exit timeout)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-cut-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  const socket = connect(own.grpcPort as number, '127.0.0.1');
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('data', () => {});
+  // The preface, empty SETTINGS, then a HEADERS frame on stream 1 without END_HEADERS: its CONTINUATION never comes.
+  const headers = Buffer.from([0x83, 0x86]); // :method POST, :scheme http (HPACK's static table)
+  socket.write(
+    Buffer.concat([
+      Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+      Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0]),
+      Buffer.from([0, 0, headers.length, 1, 0, 0, 0, 0, 1]),
+      headers,
+    ]),
+  );
+  // A call on another connection is answered meanwhile: the server is up.
+  const answered = streamOn(own.grpcPort as number, frame(request('torchcnn', 1, 'x')), false);
+  await until(() => answered.status() !== undefined);
+  expect(answered.status()).toBe('0');
+  await own.close(); // within the test's timeout: not the 120 s exit timeout
+  await closed;
+  answered.session.destroy();
+}, 30_000);

@@ -264,7 +264,9 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
     }
   };
-  return { requestDeserialize, interceptor, stopCalls };
+  /** The HTTP/2 sessions that carry a call not yet closed. */
+  const sessionsWithCalls = () => new Set([...openCalls.keys()].map((stream) => stream.session));
+  return { requestDeserialize, interceptor, stopCalls, sessionsWithCalls };
 }
 
 /**

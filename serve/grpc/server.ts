@@ -7,6 +7,7 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
+import type { Http2Session } from 'node:http2';
 import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -306,9 +307,17 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         server.forceShutdown();
       };
       const timer = setTimeout(cut, graceMs);
-      // Again while it waits: calls that end meanwhile may be left open by their clients too.
+      // Again while it waits: calls that end meanwhile may be left open by their clients too. From the second
+      // sweep on, a session with no call left is closed: it takes no new stream once shutdown began, and one
+      // whose header block was cut mid-way (no call yet) held shutdown for the whole exit timeout.
       inferDecoding.stopCalls();
-      const sweep = setInterval(inferDecoding.stopCalls, 250);
+      let sweeps = 0;
+      const sweep = setInterval(() => {
+        inferDecoding.stopCalls();
+        if (++sweeps < 2) return;
+        const busy = inferDecoding.sessionsWithCalls();
+        for (const session of sessionsOf(server)) if (!busy.has(session)) session.destroy();
+      }, 250);
       await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
       clearTimeout(timer);
       clearInterval(sweep);
@@ -318,6 +327,11 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     },
   };
 }
+
+/** grpc-js's HTTP/2 sessions (a private field: none should a version lack it). */
+const sessionsOf = (server: grpc.Server): Http2Session[] => [
+  ...((server as unknown as { sessions?: Map<Http2Session, unknown> }).sessions?.keys() ?? []),
+];
 
 /** grpc-js's own listener: a Unix socket in a fresh 0700 folder (a loopback port on Windows). */
 async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts; remove: () => void }> {
