@@ -349,3 +349,28 @@ it('a stopping server closes a connection whose header block was cut mid-way (it
   await closed;
   answered.session.destroy();
 }, 30_000);
+
+it('a stopping server ends a stream whose client had sent its last request OK once it is answered, and one with requests left UNAVAILABLE', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-ended-'));
+  addWideModel(root);
+  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  const port = own.grpcPort as number;
+  // Each answer (1 MiB) waits for its client to read: it is under way when the server stops.
+  const done = streamOn(port, frame(request('wide', 64, 'a0')), true);
+  const more = streamOn(port, Buffer.concat(['b0', 'b1'].map((id) => frame(request('wide', 64, id)))), true);
+  const responded = (s: typeof done) => new Promise((resolve) => s.stream.once('response', resolve));
+  await Promise.all([responded(done), responded(more)]);
+  const closing = own.close();
+  await new Promise((resolve) => setTimeout(resolve, 600)); // two of the stopping server's sweeps
+  for (const s of [done, more]) s.stream.resume();
+  await closing;
+  await until(() => done.status() !== undefined && more.status() !== undefined);
+  // Before: UNAVAILABLE for both, though every request of the first was answered.
+  expect([done.status(), done.answers.map((a) => a.id)]).toEqual(['0', ['a0']]);
+  expect([more.status(), more.message(), more.answers.map((a) => a.id)]).toEqual([
+    '14',
+    'the server is stopping',
+    ['b0'],
+  ]);
+  for (const s of [done, more]) s.session.destroy();
+}, 60_000);

@@ -211,6 +211,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
               turns.read();
               intercepting.startRead();
             },
+            clientEnded: () => stream?.state?.remoteClose === 1,
           };
           requests = inferStream(
             reading,

@@ -15,6 +15,8 @@ export interface StreamingCall {
   sendMessage(message: unknown, flushed: () => void): void;
   sendStatus(status: { code: grpc.status; details: string }): void;
   startRead(): void;
+  /** The client has ended its side (HTTP/2's half-close seen), whether or not grpc-js has read up to it. */
+  clientEnded?(): boolean;
 }
 
 /** A request as the decoder gives it: refused (with its status) or whole, and its id. */
@@ -32,7 +34,10 @@ export interface InferStream {
   halfClose(): void;
   /** The call was cut: drop what is under way. */
   cancel(): void;
-  /** The server is stopping: end once the request under way is answered (UNAVAILABLE: no more are read). */
+  /**
+   * The server is stopping: end once the request under way is answered — OK if the client's next event is
+   * its half-close (it sent nothing more), else UNAVAILABLE: no more requests are answered.
+   */
   stop(): void;
 }
 
@@ -60,9 +65,17 @@ export function inferStream(
     ended = true;
     call.sendStatus(status);
   };
+  // Stopping with nothing under way: a client that has ended its side gets OK once grpc-js reads up to its
+  // half-close (delivered only on a read: it got UNAVAILABLE before, its every request answered); one
+  // that has not, or whose next event is a request, gets UNAVAILABLE.
+  const endStopping = () => {
+    if (call.clientEnded?.()) call.startRead();
+    else end(STOPPING);
+  };
   const stream: InferStream = {
     message(request) {
       if (ended || cancel.signal.aborted) return;
+      if (stopping) return end(STOPPING);
       busy = true;
       answer(request, cancel.signal)
         .catch((): Answer => ({ error: { details: 'internal server error' } }))
@@ -76,7 +89,7 @@ export function inferStream(
             busy = false;
             sent(request);
             if (halfClosed) end();
-            else if (stopping) end(STOPPING);
+            else if (stopping) endStopping();
             else if (!cancel.signal.aborted) call.startRead();
           });
         })
@@ -97,8 +110,9 @@ export function inferStream(
       cancel.abort();
     },
     stop() {
+      if (stopping) return;
       stopping = true;
-      if (!busy) end(STOPPING);
+      if (!busy) endStopping();
     },
   };
   call.startRead();
