@@ -166,8 +166,12 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       web?: string;
     }>();
     const webRoot = o.web ?? WEB_ROOT;
+    // Before anything listens: a SIGTERM while the first models load (readiness may be 200 by then) killed the
+    // process outright, cutting requests under way and leaving its temporary folders.
+    const stop = stopSignal();
     const server = await startServer({
       ...o,
+      stopping: stop.signal,
       largeResponses: { writeTimeoutMs: o.writeTimeoutMs, maxConcurrent: o.maxLargeResponses },
       unreadAnswers: {
         perClient: o.maxUnreadBytesPerClient,
@@ -178,13 +182,15 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       webRoot,
       log: print,
       requestLog: !o.quiet,
+    }).catch((error: unknown) => {
+      stop.dispose();
+      throw error;
     });
-    // Listening starts before "serving on" is printed: whoever reads it may signal at once.
-    const stop = stopSignal();
     try {
-      // After listening (a busy port or a missing device fails first); the demo route serves the build once it exists.
+      // After listening (a busy port or a missing device fails first); the demo route serves the build once it
+      // exists. A signal meanwhile waits for the build (~20 s, once): a build cut half-way would be served.
       if (!o.web) await ensureWebDemo(WEB_ROOT, print); // a build given with --web is served as it is
-      if (server.repository.readyCount === 0) {
+      if (server.repository.readyCount === 0 && !stop.signal.aborted) {
         print(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
       }
       print(

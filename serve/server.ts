@@ -54,6 +54,12 @@ export interface ServerOptions {
   maxQueuedImages?: number;
   /** On close, how long requests already queued still run before they are answered 503 (default EXIT_TIMEOUT_MS). */
   exitTimeoutMs?: number;
+  /**
+   * Aborted when the caller wants to stop (a signal): start-up returns without waiting for the first scan's
+   * loads to end, so the caller's close() can begin at once. The ports listen, and readiness can be 200, as
+   * soon as a model is served; a SIGTERM in that window killed the process before its handler was set.
+   */
+  stopping?: AbortSignal;
   cors?: boolean;
   maxBodyBytes?: number;
   webRoot?: string;
@@ -231,8 +237,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           server.close();
           throw new PortError(`cannot serve gRPC on ${host}:${options.grpcPort} (${error.message.split('\n')[0]})`);
         });
-  await repository.scan();
-  repository.watch(options.watchIntervalMs ?? 1000);
+  await untilAborted(repository.scan(), options.stopping);
+  if (!options.stopping?.aborted) repository.watch(options.watchIntervalMs ?? 1000);
   const actualPort = (server.address() as AddressInfo).port;
   let closing: Promise<void> | undefined;
   return {
@@ -270,6 +276,19 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 }
 
+/** `work`, or sooner if `signal` is aborted first (the work goes on; its result is not waited for). */
+async function untilAborted(work: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
+  if (!signal) return work;
+  if (signal.aborted) return;
+  let stop = () => {};
+  const aborted = new Promise<void>((resolve) => {
+    stop = resolve;
+    signal.addEventListener('abort', stop, { once: true });
+  });
+  await Promise.race([work, aborted]);
+  signal.removeEventListener('abort', stop);
+}
+
 /** How long a stopping server runs the requests already queued (default; serve --exit-timeout-ms). */
 export const EXIT_TIMEOUT_MS = 15_000;
 /** Then how long the 503s of what still waited get to go out before the connections are cut. */
@@ -279,6 +298,8 @@ const ANSWER_503_MS = 1_000;
 export interface StopSignal {
   /** Resolves with the signal's name. */
   received: Promise<NodeJS.Signals>;
+  /** Aborted when the signal comes (for ServerOptions.stopping). */
+  signal: AbortSignal;
   /** Removes the listeners: call it once the server is closed, so an in-process caller keeps none. */
   dispose(): void;
 }
@@ -290,6 +311,7 @@ export interface StopSignal {
 export function stopSignal(): StopSignal {
   const signals = ['SIGINT', 'SIGTERM'] as const;
   let stopping = false;
+  const aborting = new AbortController();
   let resolve: (signal: NodeJS.Signals) => void = () => {};
   const received = new Promise<NodeJS.Signals>((r) => {
     resolve = r;
@@ -298,12 +320,13 @@ export function stopSignal(): StopSignal {
     if (stopping) process.exit(130);
     stopping = true;
     resolve(signal);
+    aborting.abort();
   };
   for (const signal of signals) process.on(signal, listener);
   const dispose = () => {
     for (const signal of signals) process.off(signal, listener);
   };
-  return { received, dispose };
+  return { received, signal: aborting.signal, dispose };
 }
 
 /**

@@ -1,5 +1,6 @@
 /** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
-import { copyFileSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { PNG } from 'pngjs';
@@ -397,5 +398,48 @@ describe('npm run serve', () => {
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(0);
     expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
+  }, 60_000);
+  it('a SIGTERM while the first models still load stops the server as any other (it killed the process outright)', async () => {
+    const { spawn } = await import('node:child_process');
+    const root = mkdtempSync(join(tmpdir(), 'models-sigterm-start-'));
+    // Twelve models: their loads run a few at a time, so the first is loaded (and readiness 200) well before the last.
+    for (let i = 0; i < 12; i++) {
+      mkdirSync(join(root, `m${i}`, '1'), { recursive: true });
+      copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, `m${i}`, '1', 'model.onnx'));
+    }
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'serve/cli.ts',
+        '--models',
+        root,
+        '--port',
+        '0',
+        '--grpc-port',
+        '0',
+        '--web',
+        await sharedWebDemo(),
+      ],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    const exited = new Promise<[number | null, string | null]>((resolve) =>
+      child.once('exit', (code, signal) => resolve([code, signal])),
+    );
+    try {
+      await waitFor(async () => /loaded m\d+\/1/.test(output));
+      expect(output).not.toMatch(/serving on/); // start-up is still under way
+      child.kill('SIGTERM');
+      expect(await exited).toEqual([0, null]);
+      expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
+    } finally {
+      child.kill('SIGKILL');
+      rmSync(root, { recursive: true, force: true });
+    }
   }, 60_000);
 });
