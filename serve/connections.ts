@@ -39,6 +39,8 @@ interface Tracked {
   /** When the client last sent bytes, and when the server last sent it any (performance.now()). */
   lastIn: number;
   lastOut: number;
+  /** When its last request's answer ended, or it opened (performance.now()): bytes in after it begin a request. */
+  lastDone: number;
   /** Requests being read or answered on it. */
   inFlight: number;
   /** Of those, the ones fully received and not yet answered in full (set while the server works). */
@@ -77,6 +79,14 @@ export interface ConnectionGuard {
   readonly overPipelined: number;
   /** A byte-stream server's note that it sent `socket` an answer (see `servedNow`). */
   answered(socket: Socket): void;
+  /**
+   * For a stopping HTTP server: close the connections with no request in flight — silent ones, and kept-alive
+   * ones — at once, and those whose next request's headers have begun but not ended once `graceMs` have
+   * passed since `since`. Node's close() leaves a connection that never sent a byte, or sent half a request
+   * line, open: one held a stopping server for its whole exit timeout (an outside attack), and Node stops
+   * enforcing its header timeout once its server is closed.
+   */
+  closeWithoutRequests(since: number, graceMs: number): void;
 }
 
 export function guardConnections(
@@ -142,7 +152,8 @@ export function guardConnections(
     const address = socket.remoteAddress ?? 'unknown';
     if ((perClient.get(address) ?? 0) >= limits.perClient) makeRoom(address);
     if (byActivity.size >= limits.total) makeRoom();
-    byActivity.set(socket, { address, inFlight: 0, waitingOnUs: new Set(), lastIn: 0, lastOut: 0 });
+    const now = performance.now();
+    byActivity.set(socket, { address, inFlight: 0, waitingOnUs: new Set(), lastIn: 0, lastOut: 0, lastDone: now });
     perClient.set(address, (perClient.get(address) ?? 0) + 1);
     socket.on('data', () => {
       const t = byActivity.get(socket);
@@ -169,6 +180,7 @@ export function guardConnections(
     response.once('finish', () => t.waitingOnUs.delete(request));
     response.once('close', () => {
       t.inFlight--;
+      t.lastDone = performance.now();
       t.waitingOnUs.delete(request);
       touch(socket);
     });
@@ -177,6 +189,16 @@ export function guardConnections(
     answered(socket: Socket) {
       const t = byActivity.get(socket);
       if (t) t.lastOut = performance.now();
+    },
+    closeWithoutRequests(since: number, graceMs: number) {
+      const now = performance.now();
+      for (const [socket, t] of byActivity) {
+        if (t.inFlight > 0) continue;
+        const begun = t.lastIn > t.lastDone; // bytes of a request whose headers are not whole yet
+        if (begun && now - since < graceMs) continue;
+        forget(socket);
+        socket.destroy();
+      }
     },
     get evicted() {
       return counts.evicted;

@@ -262,10 +262,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const cut = setTimeout(() => server.closeAllConnections(), exit + ANSWER_503_MS);
         drop.unref();
         cut.unref();
-        await Promise.all([
-          new Promise<void>((resolve) => server.close(() => resolve())),
-          grpc?.close(exit + ANSWER_503_MS),
-        ]);
+        const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Connections with no request in flight go now (a request begun gets a moment to arrive whole).
+        const sweepIdle = () => connections.closeWithoutRequests(started, Math.min(exit, BEGUN_REQUEST_GRACE_MS));
+        sweepIdle();
+        const sweep = setInterval(sweepIdle, 250);
+        await Promise.all([httpClosed, grpc?.close(exit + ANSWER_503_MS)]);
+        clearInterval(sweep);
         clearTimeout(drop);
         clearTimeout(cut);
         // A load under way may take its whole load budget: waited for only within the exit timeout.
@@ -291,6 +294,8 @@ async function untilAborted(work: Promise<void>, signal: AbortSignal | undefined
 
 /** How long a stopping server runs the requests already queued (default; serve --exit-timeout-ms). */
 export const EXIT_TIMEOUT_MS = 15_000;
+/** How long a stopping server waits for a request whose headers had begun to arrive whole before it closes its connection. */
+const BEGUN_REQUEST_GRACE_MS = 1_000;
 /** Then how long the 503s of what still waited get to go out before the connections are cut. */
 const ANSWER_503_MS = 1_000;
 

@@ -249,6 +249,27 @@ describe('a stopping server', () => {
     expect(received).toContain('shutting_down');
   });
 
+  it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 120_000 });
+    const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const silent = await open(running.port);
+    const halfWay = await open(running.port);
+    const honest = await open(running.port);
+    const sockets = [silent, halfWay, honest];
+    for (const s of sockets) s.on('error', () => {});
+    const allClosed = Promise.all(sockets.map(closed));
+    let answer = '';
+    honest.on('data', (d: Buffer) => {
+      answer += d.toString();
+    });
+    halfWay.write('GET /v2/health/live HTTP/1.1\r\nHo'); // and nothing more
+    honest.write(request(running.port)); // a run under way: answered before the server stops
+    await sleep(100);
+    await running.close(); // within the test's timeout: not the 120 s exit timeout
+    await allClosed;
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+  }, 30_000);
+
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 5000 });
     const root = grpcProtoRoot();
