@@ -374,3 +374,24 @@ it('a stopping server ends a stream whose client had sent its last request OK on
   ]);
   for (const s of [done, more]) s.session.destroy();
 }, 60_000);
+
+it('a stopping server cuts an answer its client has taken no byte of for 3 s (a window kept shut held it for the whole exit timeout)', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-shut-'));
+  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
+  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
+  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  // A stream window of 0: the answer's headers come, its message never can.
+  const session = http2.connect(`http://127.0.0.1:${own.grpcPort}`, { settings: { initialWindowSize: 0 } });
+  session.on('error', () => {});
+  const shut = grpcStream(session, 'ModelInfer');
+  shut.on('error', () => {});
+  const responded = new Promise((resolve) => shut.once('response', resolve));
+  shut.end(frame(request('torchcnn', 1, 's')));
+  await responded;
+  const started = performance.now();
+  await own.close(); // within the test's timeout: not the 120 s exit timeout
+  await until(() => shut.closed);
+  expect(shut.rstCode).toBe(http2.constants.NGHTTP2_CANCEL);
+  expect(performance.now() - started).toBeGreaterThanOrEqual(3000); // it had its 3 s to take a byte
+  session.destroy();
+}, 30_000);

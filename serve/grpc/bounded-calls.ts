@@ -6,6 +6,7 @@
 import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { BodyBudget } from '../body-budget.ts';
+import { STALLED_MS } from '../unread-answers.ts';
 import { meterArrivals } from './arriving-bytes.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
@@ -251,16 +252,33 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
    * is reset NO_ERROR, and one whose request never came REFUSED_STREAM (nothing was under way; a client may
    * retry it elsewhere). Open, each held shutdown for the whole exit timeout (a re-attack).
    */
+  /** While stopping: each answering call's bytes waiting to leave, and since when they have not moved. */
+  const progress = new Map<ServerHttp2Stream, { waiting: number; since: number }>();
+  /** Its answer has waited STALLED_MS without a byte taken (a client that keeps its window shut held shutdown). */
+  const stalled = (stream: ServerHttp2Stream, now: number) => {
+    const waiting = stream.bufferSize;
+    const seen = progress.get(stream);
+    if (waiting === 0) progress.delete(stream);
+    else if (seen?.waiting !== waiting) progress.set(stream, { waiting, since: now });
+    else return now - seen.since >= STALLED_MS;
+    return false;
+  };
   const stopCalls = () => {
     for (const s of openStreams) s.stop();
+    const now = performance.now();
     for (const [stream, requested] of openCalls) {
-      if (stream.closed) continue;
+      if (stream.closed) {
+        progress.delete(stream);
+        continue;
+      }
       const statusSent = stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
       const code = statusSent
         ? http2Constants.NGHTTP2_NO_ERROR
-        : requested()
-          ? undefined
-          : http2Constants.NGHTTP2_REFUSED_STREAM;
+        : !requested()
+          ? http2Constants.NGHTTP2_REFUSED_STREAM
+          : stalled(stream, now)
+            ? http2Constants.NGHTTP2_CANCEL
+            : undefined;
       // After a turn of the loop: the status just written goes out first.
       if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
     }
