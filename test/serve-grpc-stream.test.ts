@@ -395,3 +395,18 @@ it('a stopping server cuts an answer its client has taken no byte of for 3 s (a 
   expect(performance.now() - started).toBeGreaterThanOrEqual(3000); // it had its 3 s to take a byte
   session.destroy();
 }, 30_000);
+
+it('ends a stream whose last message is cut short INVALID_ARGUMENT, after answering the whole ones (it ended OK, the part dropped)', async () => {
+  const cut = frame(request('torchcnn', 1, 'c')).subarray(0, 30);
+  const s = streamOn(server.grpcPort as number, Buffer.concat([frame(request('torchcnn', 1, 'w')), cut]), false);
+  try {
+    await until(() => s.status() !== undefined);
+    expect([s.status(), s.message(), s.answers.map((a) => a.id)]).toEqual([
+      '3',
+      'the stream ended inside a request message',
+      ['w'],
+    ]);
+  } finally {
+    s.session.destroy();
+  }
+}, 30_000);

@@ -356,6 +356,26 @@ it('answers messages its decoder refuses as INVALID_ARGUMENT on every method, ne
   }
 });
 
+it('answers a unary call without a whole request message, or with two, INVALID_ARGUMENT (grpc-js: UNIMPLEMENTED, "server streaming method")', async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  const whole = frame(Buffer.alloc(0));
+  const cases: [string, Buffer][] = [
+    ['ModelInfer', Buffer.alloc(0)], // no message at all
+    ['ModelInfer', frame(Buffer.alloc(100)).subarray(0, 20)], // a message cut short
+    ['ServerLive', Buffer.concat([whole, whole])], // two messages
+  ];
+  try {
+    for (const [method, body] of cases)
+      expect(await rawCall(session, method, body), `${method}: ${body.length} bytes`).toBe(
+        String(grpc.status.INVALID_ARGUMENT),
+      );
+    expect(await rawCall(session, 'ServerLive', whole)).toBe('0');
+  } finally {
+    session.destroy();
+  }
+});
+
 it('answers a malformed grpc-timeout header INVALID_ARGUMENT, not INTERNAL, and honours a well-formed one', async () => {
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});

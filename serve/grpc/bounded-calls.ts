@@ -59,20 +59,37 @@ type Decompressing = { decompressMessage?: (message: Buffer, encoding: string) =
 type SendingStatus = { sendStatus?: (status: Partial<grpc.StatusObject>) => void };
 
 /**
- * A malformed `grpc-timeout` header is the client's error: grpc-js answers it INTERNAL (gRPC's 500) from the
- * base call's constructor, on the next tick — after this interceptor is made, so its status can be told
- * apart and answered INVALID_ARGUMENT instead.
+ * The client's errors that grpc-js answers as the server's: a malformed `grpc-timeout` header (INTERNAL, gRPC's
+ * 500, sent from the base call's constructor on the next tick — after this interceptor is made), and a unary
+ * call with no whole request message or with two (UNIMPLEMENTED, "… for server streaming method"). Each is
+ * INVALID_ARGUMENT here, in words that fit the call.
  */
-function refuseMalformedTimeoutAsInvalid(call: grpc.ServerInterceptingCallInterface): void {
+const CLIENT_ERRORS: { code: grpc.status; details: RegExp; says: string }[] = [
+  {
+    code: grpc.status.INTERNAL,
+    details: /^Invalid grpc-timeout value/,
+    says: 'the grpc-timeout header is not a valid timeout',
+  },
+  {
+    code: grpc.status.UNIMPLEMENTED,
+    details: /^Received no request message for/,
+    says: 'the call ended without a whole request message',
+  },
+  {
+    code: grpc.status.UNIMPLEMENTED,
+    details: /^Received a second request message for/,
+    says: 'the call sent more than one request message; this method takes one',
+  },
+];
+
+function clientErrorsAsInvalid(call: grpc.ServerInterceptingCallInterface): void {
   const base = call as unknown as SendingStatus;
   const send = base.sendStatus?.bind(call);
   if (!send) return;
-  base.sendStatus = (status) =>
-    send(
-      status.code === grpc.status.INTERNAL && /^Invalid grpc-timeout value/.test(status.details ?? '')
-        ? { ...status, code: grpc.status.INVALID_ARGUMENT, details: 'the grpc-timeout header is not a valid timeout' }
-        : status,
-    );
+  base.sendStatus = (status) => {
+    const known = CLIENT_ERRORS.find((e) => e.code === status.code && e.details.test(status.details ?? ''));
+    send(known ? { ...status, code: grpc.status.INVALID_ARGUMENT, details: known.says } : status);
+  };
 }
 
 /** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
@@ -103,7 +120,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     return request;
   };
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
-    refuseMalformedTimeoutAsInvalid(call);
+    clientErrorsAsInvalid(call);
     const stream = streamOf(call);
     // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
     const streaming = descriptor.path === STREAM_INFER_PATH;
@@ -192,7 +209,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
           })
           .withOnReceiveHalfClose((nextHalfClose) => {
             halfClosed = true;
-            if (requests) requests.halfClose();
+            if (requests) requests.halfClose(arrivals?.midMessage());
             else nextHalfClose();
           })
           .withOnCancel(() => {

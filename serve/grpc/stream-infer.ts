@@ -30,8 +30,11 @@ export type Answer = { response: unknown } | { error: Partial<grpc.StatusObject>
 export interface InferStream {
   /** The next request (read after the one before was answered). */
   message(request: StreamRequest): void;
-  /** The client sent its last request: end once it is answered. */
-  halfClose(): void;
+  /**
+   * The client sent its last request: end once it is answered — INVALID_ARGUMENT if its stream ended inside
+   * a message (`cut`; it ended OK, the part dropped without a word).
+   */
+  halfClose(cut?: boolean): void;
   /** The call was cut: drop what is under way. */
   cancel(): void;
   /**
@@ -42,6 +45,7 @@ export interface InferStream {
 }
 
 const STOPPING = { code: 14 as grpc.status.UNAVAILABLE, details: 'the server is stopping' };
+const CUT = { code: 3 as grpc.status.INVALID_ARGUMENT, details: 'the stream ended inside a request message' };
 
 /** A failed request's id, echoed so its client knows which failed — not one refused for its length. */
 const echoedId = (id: string | undefined) => (id && id.length <= MAX_REQUEST_EXTRAS ? id : '');
@@ -58,6 +62,7 @@ export function inferStream(
   const cancel = new AbortController();
   let busy = false;
   let halfClosed = false;
+  let cutShort = false;
   let stopping = false;
   let ended = false;
   const end = (status: { code: grpc.status; details: string } = { code: 0 as grpc.status.OK, details: '' }) => {
@@ -88,7 +93,7 @@ export function inferStream(
           call.sendMessage(message, () => {
             busy = false;
             sent(request);
-            if (halfClosed) end();
+            if (halfClosed) end(cutShort ? CUT : undefined);
             else if (stopping) endStopping();
             else if (!cancel.signal.aborted) call.startRead();
           });
@@ -102,9 +107,10 @@ export function inferStream(
           }
         });
     },
-    halfClose() {
+    halfClose(cut = false) {
       halfClosed = true;
-      if (!busy) end();
+      cutShort = cut;
+      if (!busy) end(cut ? CUT : undefined);
     },
     cancel() {
       cancel.abort();
