@@ -240,7 +240,7 @@ it('gives back what a call held however it ends: streams of two messages (never 
       const message = frame(encode({ model_name: 'torchcnn', raw_input_contents: [Buffer.alloc(size)] }), false);
       statuses.add(await call(Buffer.concat([message, message])));
     }
-    expect(statuses).toEqual(new Set([String(12)])); // UNIMPLEMENTED: a second message on a unary call
+    expect(statuses).toEqual(new Set([String(grpc.status.INVALID_ARGUMENT)])); // a second message on a unary call
     const image = Buffer.from(Float32Array.from(images.slice(0, 784)).buffer);
     const good = encode({
       model_name: 'torchcnn',
