@@ -232,6 +232,8 @@ export class ModelRepository {
   private known = new Map<string, FoundFile>();
   /** Each model's version numbers with a model file as of the last scan, ascending. */
   private versionsOnDisk = new Map<string, number[]>();
+  /** A scan has ended (readiness waits for the first one's loads). */
+  private scannedOnce = false;
   /** Loaded versions the scan under way will unload once what replaces them is loaded (not counted full). */
   private replaceable = new Set<string>();
   /** Versions being loaded now. */
@@ -279,6 +281,7 @@ export class ModelRepository {
       .catch((error) => this.problem({ where: '.', cause: publicMessage(String((error as Error)?.message ?? error)) }))
       .finally(() => {
         this.scanning = undefined;
+        this.scannedOnce = true;
       });
     return this.scanning;
   }
@@ -985,5 +988,15 @@ export class ModelRepository {
 
   get readyCount(): number {
     return this.loaded.size;
+  }
+
+  /**
+   * Ready to serve (the protocol's server readiness): the first scan's loads have ended, at least one model is
+   * loaded, and the server is not stopping. Ready at the first load instead, other models found at start
+   * answered 404 for ~1.3 s while a load balancer sent them traffic (an outside attack), as Triton is not
+   * ready before its start-up loads end.
+   */
+  get ready(): boolean {
+    return this.scannedOnce && this.loaded.size > 0 && !this.stopping;
   }
 }

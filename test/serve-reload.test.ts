@@ -734,6 +734,26 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
     }
   });
 
+  it('is not ready until the first scan has loaded what it found, though a model serves already', async () => {
+    const r = await handScanned({});
+    try {
+      // Loads run three at a time: the first are served well before the last.
+      for (let i = 0; i < 6; i++) r.put(`m${i}`, 1);
+      const scan = r.repository.scan();
+      while (r.repository.readyCount === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+      // Before: ready from the first load, while the rest answered 404.
+      expect(r.repository.readyCount).toBeLessThan(6);
+      expect(r.repository.ready).toBe(false);
+      await scan;
+      expect([r.repository.readyCount, r.repository.ready]).toEqual([6, true]);
+      r.repository.beginShutdown();
+      expect(r.repository.ready).toBe(false);
+    } finally {
+      await r.repository.close();
+      rmSync(r.root, { recursive: true, force: true });
+    }
+  });
+
   it('without a watcher (explicit mode) a good version behind three broken newer ones still loads', async () => {
     const { ModelRepository } = await import('../serve/repository.ts');
     const root = mkdtempSync(join(tmpdir(), 'models-25-'));

@@ -225,7 +225,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     },
     {
       ServerLive: unary(() => ({ live: true })),
-      ServerReady: unary(() => ({ ready: repository.readyCount > 0 && !repository.stopping })),
+      ServerReady: unary(() => ({ ready: repository.ready })),
       ServerMetadata: unary(() => ({
         name: options.serverName,
         version: options.serverVersion,

@@ -111,7 +111,7 @@ const readyRoute = createRoute({
   method: 'get',
   path: '/v2/health/ready',
   tags: ['v2'],
-  summary: 'Readiness: at least one model is loaded',
+  summary: 'Readiness: the models found at start have loaded (at least one), and the server is not stopping',
   responses: {
     200: json(z.object({ ready: z.boolean() }), 'Ready'),
     400: json(
@@ -212,7 +212,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
   app.openapi(liveRoute, (c) => c.json({ live: true }, 200));
   app.openapi(readyRoute, (c) =>
     // Not ready is a 4xx, as the Open Inference Protocol says (Triton answers 400).
-    repository.readyCount > 0 && !repository.stopping ? c.json({ ready: true }, 200) : c.json({ ready: false }, 400),
+    repository.ready ? c.json({ ready: true }, 200) : c.json({ ready: false }, 400),
   );
   for (const base of ['/v2/models/{model}', '/v2/models/{model}/versions/{version}']) {
     app.openapi(metadataRoute(base), (c) => {
