@@ -268,6 +268,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   // process's files. Its own listener is a Unix socket in a private (0700) folder, not a loopback port: an
   // outside attack opened 100 sessions straight to the loopback port, past every limit (Windows, with no
   // such sockets here, keeps the loopback port).
+  limitHeaderLists(server);
   const inner = await bindInner(server);
   const open = new Set<Socket>();
   const front = createServer((client) => {
@@ -326,6 +327,21 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       inner.remove();
     },
   };
+}
+
+/**
+ * A call's metadata is held to 16 KiB, as HTTP/1.1's headers are (Node's maxHeaderSize) and gRPC's C core
+ * holds it (Triton's server): Node's HTTP/2 default, 64 KiB a stream, let 128 connections × 16 streams of
+ * 56 KB metadata take +260 MiB outside every budget (an outside attack). grpc-js passes no such option on:
+ * its HTTP/2 servers' options are set before they are made (a private field: left as they are should a
+ * version lack it).
+ */
+export const MAX_METADATA_BYTES = 16 * 1024;
+
+function limitHeaderLists(server: grpc.Server): void {
+  const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
+    .commonServerOptions;
+  if (common) common.settings = { ...common.settings, maxHeaderListSize: MAX_METADATA_BYTES };
 }
 
 /** grpc-js's HTTP/2 sessions (a private field: none should a version lack it). */

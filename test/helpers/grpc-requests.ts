@@ -73,6 +73,7 @@ export function unaryCall(
   method: string,
   bytes: Buffer,
   options: grpc.CallOptions = {},
+  metadata = new grpc.Metadata(),
 ): Promise<{ status: string; details?: string; answer?: Buffer }> {
   return new Promise((resolve) =>
     client.makeUnaryRequest(
@@ -80,6 +81,7 @@ export function unaryCall(
       (b: Buffer) => b,
       (b: Buffer) => b,
       bytes,
+      metadata,
       options,
       (error, answer?: Buffer) =>
         resolve(error ? { status: grpc.status[error.code], details: error.details } : { status: 'OK', answer }),
