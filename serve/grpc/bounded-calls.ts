@@ -269,15 +269,22 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
    * is reset NO_ERROR, and one whose request never came REFUSED_STREAM (nothing was under way; a client may
    * retry it elsewhere). Open, each held shutdown for the whole exit timeout (a re-attack).
    */
-  /** While stopping: each answering call's bytes waiting to leave, and since when they have not moved. */
-  const progress = new Map<ServerHttp2Stream, { waiting: number; since: number }>();
-  /** Its answer has waited STALLED_MS without a byte taken (a client that keeps its window shut held shutdown). */
+  /** While stopping: each answering call's session's bytes sent, and since when they have not moved. */
+  const progress = new Map<ServerHttp2Stream, { sent: number; since: number }>();
+  /**
+   * Its answer waits to leave and its connection has taken no byte for STALLED_MS (a client that kept its
+   * window shut held shutdown). Progress is the session's bytes written: a stream's own write queue moves
+   * only when a whole message has left, and a reader taking 60 bytes a second was cut as stalled.
+   */
   const stalled = (stream: ServerHttp2Stream, now: number) => {
-    const waiting = stream.bufferSize;
+    if (stream.bufferSize === 0) {
+      progress.delete(stream);
+      return false;
+    }
+    const sent = stream.session?.socket?.bytesWritten ?? 0;
     const seen = progress.get(stream);
-    if (waiting === 0) progress.delete(stream);
-    else if (seen?.waiting !== waiting) progress.set(stream, { waiting, since: now });
-    else return now - seen.since >= STALLED_MS;
+    if (seen?.sent === sent) return now - seen.since >= STALLED_MS;
+    progress.set(stream, { sent, since: now });
     return false;
   };
   const stopCalls = () => {
