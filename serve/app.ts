@@ -25,6 +25,7 @@ import { bodyLimit } from 'hono/body-limit';
 import { cors } from 'hono/cors';
 import { HTTPException } from 'hono/http-exception';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
+import { arrivedWhileStopping } from './arrivals-at-stop.ts';
 import { BatchShapeError, DroppedRequestError, QueueFullError } from './batcher.ts';
 import { DEFAULT_MAX_BODY_BYTES, isEncoded } from './body.ts';
 import { BODY_BUDGET_DEFAULTS, BodyBudget, type BodyBudgetLimits, OneAtATime, remoteAddress } from './body-budget.ts';
@@ -117,10 +118,13 @@ export function createApp(options: AppOptions): OpenAPIHono {
       `${c.req.method} ${escapeForLog(c.req.path).slice(0, 200)} ${status} ${(performance.now() - start).toFixed(1)}ms`,
     );
   });
-  // A stopping server takes no new inference: what arrived before still runs (server.ts close()), what arrives
-  // now — on a connection still open — is answered at once, before its body is read.
+  // A stopping server takes no new inference: what arrived before still runs (server.ts close()), even when its
+  // turn comes after (pipelined); what arrives now — on a connection still open — is answered at once, before
+  // its body is read.
   app.use('*', async (c, next) => {
-    if (repository.stopping && INFERENCE_PATH.test(c.req.path))
+    const incoming = (c.env as Partial<HttpBindings> | undefined)?.incoming;
+    const late = incoming ? arrivedWhileStopping(incoming) : repository.stopping;
+    if (late && INFERENCE_PATH.test(c.req.path))
       return c.json(errorBody('shutting_down', 'the server is shutting down', c.req.path), 503, {
         Connection: 'close',
       });

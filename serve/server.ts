@@ -18,6 +18,7 @@ import type { NodeDevice as Device } from '../core/ort-runtime.ts';
 import { probeDevice } from '../node/device-probe.ts';
 import { PRODUCER_VERSION } from '../onnx/builder.ts';
 import { createApp, SERVER_NAME } from './app.ts';
+import { noteArrivalsAtStop } from './arrivals-at-stop.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import type { BodyBudgetLimits } from './body-budget.ts';
 import { answerClientErrors } from './client-errors.ts';
@@ -211,6 +212,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   lingerOnClose(server);
   server.on('connection', noteConnection); // heavy turns make way while connections are accepted (own-turn.ts)
+  noteArrivalsAtStop(server, () => repository.stopping);
   answerClientErrors(server, timeouts);
   refuseLargeContinues(server, options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES, options.uploads?.maxBytes);
   const connections = guardConnections(server, {

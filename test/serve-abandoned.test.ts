@@ -249,6 +249,22 @@ describe('a stopping server', () => {
     expect(received).toContain('shutting_down');
   });
 
+  it('answers every pipelined request that arrived before it began to stop, though their turns come after', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
+    const socket = await open(running.port);
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    socket.write(request(running.port).repeat(4)); // one runs, three wait for their turns
+    await sleep(100);
+    await running.close();
+    socket.destroy();
+    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+    // Before: 200 for the first runs, then 503 shutting_down (at its turn) and nothing for the rest.
+    expect(statuses).toEqual(['200', '200', '200', '200']);
+  }, 30_000);
+
   it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 120_000 });
     const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
