@@ -350,21 +350,29 @@ it('a stopping server closes a connection whose header block was cut mid-way (it
   answered.session.destroy();
 }, 30_000);
 
-it('a stopping server ends a stream whose client had sent its last request OK once it is answered, and one with requests left UNAVAILABLE', async () => {
+it('a stopping server answers a stream whose client had ended its side to its end, OK, and ends one still sending UNAVAILABLE after the request under way', async () => {
   const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-ended-'));
   addWideModel(root);
   const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
   const port = own.grpcPort as number;
   // Each answer (1 MiB) waits for its client to read: it is under way when the server stops.
   const done = streamOn(port, frame(request('wide', 64, 'a0')), true);
-  const more = streamOn(port, Buffer.concat(['b0', 'b1'].map((id) => frame(request('wide', 64, id)))), true);
+  // Two requests, its side not ended: it may send more.
+  const more = streamOn(port, Buffer.alloc(0), true);
+  more.stream.write(Buffer.concat(['b0', 'b1'].map((id) => frame(request('wide', 64, id)))));
+  // Twelve small requests and the half-close, all arrived (3 KB each, within the window); their answers (16 KB
+  // each) wait for the client to read.
+  const ids = Array.from({ length: 12 }, (_, i) => `c${i}`);
+  const all = streamOn(port, Buffer.concat(ids.map((id) => frame(request('wide', 1, id)))), true);
   const responded = (s: typeof done) => new Promise((resolve) => s.stream.once('response', resolve));
-  await Promise.all([responded(done), responded(more)]);
+  await Promise.all([responded(done), responded(more), responded(all)]);
   const closing = own.close();
   await new Promise((resolve) => setTimeout(resolve, 600)); // two of the stopping server's sweeps
-  for (const s of [done, more]) s.stream.resume();
+  for (const s of [done, more, all]) s.stream.resume();
   await closing;
-  await until(() => done.status() !== undefined && more.status() !== undefined);
+  await until(() => done.status() !== undefined && more.status() !== undefined && all.status() !== undefined);
+  // Before: the one under way, then UNAVAILABLE (1 of 12 answered).
+  expect([all.status(), all.answers.map((a) => a.id)]).toEqual(['0', ids]);
   // Before: UNAVAILABLE for both, though every request of the first was answered.
   expect([done.status(), done.answers.map((a) => a.id)]).toEqual(['0', ['a0']]);
   expect([more.status(), more.message(), more.answers.map((a) => a.id)]).toEqual([
@@ -372,7 +380,7 @@ it('a stopping server ends a stream whose client had sent its last request OK on
     'the server is stopping',
     ['b0'],
   ]);
-  for (const s of [done, more]) s.session.destroy();
+  for (const s of [done, more, all]) s.session.destroy();
 }, 60_000);
 
 it('a stopping server cuts an answer its client has taken no byte of for 3 s (a window kept shut held it for the whole exit timeout)', async () => {

@@ -38,8 +38,9 @@ export interface InferStream {
   /** The call was cut: drop what is under way. */
   cancel(): void;
   /**
-   * The server is stopping: end once the request under way is answered — OK if the client's next event is
-   * its half-close (it sent nothing more), else UNAVAILABLE: no more requests are answered.
+   * The server is stopping: a stream whose client has ended its side is answered to its end; any other ends
+   * once the request under way is answered — OK if the client's next event is its half-close, else
+   * UNAVAILABLE: no more requests are answered.
    */
   stop(): void;
 }
@@ -116,7 +117,9 @@ export function inferStream(
       cancel.abort();
     },
     stop() {
-      if (stopping) return;
+      // A client that has ended its side sent all of it before: every request is answered (within the exit
+      // timeout), then OK. (It got the one under way, then UNAVAILABLE: 1 of 12 answered, a re-attack.)
+      if (stopping || call.clientEnded?.()) return;
       stopping = true;
       if (!busy) endStopping();
     },
