@@ -26,6 +26,9 @@ export interface ConnectionLimits {
 
 export const CONNECTION_DEFAULTS: ConnectionLimits = { total: 1024, perClient: 256, pipelined: 16 };
 
+/** A stopping server closes a connection with no request once it has been this quiet (closeWithoutRequests). */
+const QUIET_BEFORE_CLOSE_MS = 250;
+
 /**
  * Connections the kernel may hold for us before we accept them (capped by net.core.somaxconn). Node's
  * default, 511, is less than the connections a flood keeps coming while the guard closes the stalest
@@ -81,12 +84,14 @@ export interface ConnectionGuard {
   answered(socket: Socket): void;
   /**
    * For a stopping HTTP server: close the connections with no request in flight — silent ones, and kept-alive
-   * ones — at once, and those whose next request's headers have begun but not ended once `graceMs` have
-   * passed since `since`. Node's close() leaves a connection that never sent a byte, or sent half a request
+   * ones — once they have been quiet for 250 ms, and those whose next request's headers have begun but not
+   * ended once `graceMs` have passed since `since`. Node's close() leaves a connection that never sent a byte, or sent half a request
    * line, open: one held a stopping server for its whole exit timeout (an outside attack), and Node stops
    * enforcing its header timeout once its server is closed.
    */
   closeWithoutRequests(since: number, graceMs: number): void;
+  /** HTTP requests being read or answered, on every connection. */
+  readonly requestsInFlight: number;
 }
 
 export function guardConnections(
@@ -196,9 +201,17 @@ export function guardConnections(
         if (t.inFlight > 0) continue;
         const begun = t.lastIn > t.lastDone; // bytes of a request whose headers are not whole yet
         if (begun && now - since < graceMs) continue;
+        // Quiet for a moment first: a connection just accepted, or just sent a new request, may have bytes
+        // not yet read (closed at once, 36 of 40 honest requests sent 50 ms before SIGTERM were reset).
+        if (!begun && now - Math.max(t.lastDone, t.lastIn, t.lastOut) < QUIET_BEFORE_CLOSE_MS) continue;
         forget(socket);
         socket.destroy();
       }
+    },
+    get requestsInFlight() {
+      let n = 0;
+      for (const t of byActivity.values()) n += t.inFlight;
+      return n;
     },
     get evicted() {
       return counts.evicted;

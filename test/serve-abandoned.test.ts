@@ -265,6 +265,29 @@ describe('a stopping server', () => {
     expect(statuses).toEqual(['200', '200', '200', '200']);
   }, 30_000);
 
+  it('keeps accepting while what arrived drains: a connection made meanwhile is answered, not reset', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
+    const busy = await open(running.port);
+    busy.on('data', () => {});
+    busy.write(request(running.port)); // a run under way
+    await sleep(100);
+    const closing = running.close();
+    await sleep(50);
+    // Before: the listener closed at once, and a connection still in its accept queue was reset.
+    const late = await open(running.port);
+    let received = '';
+    late.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    const ended = new Promise<void>((resolve) => late.once('close', () => resolve()));
+    late.write(request(running.port));
+    await closing;
+    await ended;
+    busy.destroy();
+    expect(received).toMatch(/^HTTP\/1\.1 503/);
+    expect(received).toContain('shutting_down');
+  }, 30_000);
+
   it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 120_000 });
     const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
