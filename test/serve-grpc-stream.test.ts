@@ -292,11 +292,16 @@ it("decompresses a stream's gzip messages one at a time, as they are taken: six 
   }
 }, 60_000);
 
-it('a stopping server ends its streams once their requests under way are answered, and resets calls left open (each held shutdown for the whole exit timeout)', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-stop-'));
+/** A server of its own for a test that stops it: torchcnn in a fresh repository, a 120 s exit timeout (never reached). */
+async function stoppingServer(prefix: string): Promise<RunningServer> {
+  const root = mkdtempSync(join(tmpdir(), prefix));
   mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
   copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
-  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  return startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+}
+
+it('a stopping server ends its streams once their requests under way are answered, and resets calls left open (each held shutdown for the whole exit timeout)', async () => {
+  const own = await stoppingServer('models-grpc-stream-stop--');
   const port = own.grpcPort as number;
   const idle = streamOn(port, Buffer.alloc(0), false);
   idle.stream.write(frame(request('torchcnn', 1, 'i1'))); // answered, then the stream is left open
@@ -323,10 +328,7 @@ it('a stopping server ends its streams once their requests under way are answere
 }, 60_000);
 
 it('a stopping server closes a connection whose header block was cut mid-way (it held shutdown for the whole exit timeout)', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-cut-'));
-  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
-  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
-  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  const own = await stoppingServer('models-grpc-stream-cut--');
   const socket = connect(own.grpcPort as number, '127.0.0.1');
   socket.on('error', () => {});
   const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
@@ -384,10 +386,7 @@ it('a stopping server answers a stream whose client had ended its side to its en
 }, 60_000);
 
 it('a stopping server cuts an answer its client has taken no byte of for 3 s (a window kept shut held it for the whole exit timeout)', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'models-grpc-stream-shut-'));
-  mkdirSync(join(root, 'torchcnn', '1'), { recursive: true });
-  copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, 'torchcnn', '1', 'model.onnx'));
-  const own = await startServer({ models: root, port: 0, grpcPort: 0, exitTimeoutMs: 120_000 });
+  const own = await stoppingServer('models-grpc-stream-shut--');
   // A stream window of 0: the answer's headers come, its message never can.
   const session = http2.connect(`http://127.0.0.1:${own.grpcPort}`, { settings: { initialWindowSize: 0 } });
   session.on('error', () => {});

@@ -350,29 +350,18 @@ describe('hot reload', () => {
   }, 60_000);
 });
 
+/** `npm run serve` as a child process on any free ports, serving `models` and the shared demo build. */
+async function spawnServe(models: string, ...flags: string[]) {
+  const { spawn } = await import('node:child_process');
+  const cli = ['--import', 'tsx', 'serve/cli.ts', '--models', models, '--port', '0', '--grpc-port', '0'];
+  return spawn(process.execPath, [...cli, ...flags, '--web', await sharedWebDemo()], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
 describe('npm run serve', () => {
   it('logs the provider per model, and on SIGTERM finishes in-flight requests, then exits 0', async () => {
-    const { spawn } = await import('node:child_process');
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'serve/cli.ts',
-        '--models',
-        repo.root,
-        '--port',
-        '0',
-        '--grpc-port',
-        '0',
-        '--quiet',
-        '--web',
-        await sharedWebDemo(),
-      ],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
+    const child = await spawnServe(repo.root, '--quiet');
     let output = '';
     const url = await new Promise<string>((resolve, reject) => {
       child.stdout.on('data', (d: Buffer) => {
@@ -400,30 +389,13 @@ describe('npm run serve', () => {
     expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
   }, 60_000);
   it('a SIGTERM while the first models still load stops the server as any other (it killed the process outright)', async () => {
-    const { spawn } = await import('node:child_process');
     const root = mkdtempSync(join(tmpdir(), 'models-sigterm-start-'));
     // Twelve models: their loads run a few at a time, so the first is loaded (and readiness 200) well before the last.
     for (let i = 0; i < 12; i++) {
       mkdirSync(join(root, `m${i}`, '1'), { recursive: true });
       copyFileSync('test/fixtures/torch-cnn-opset13.onnx', join(root, `m${i}`, '1', 'model.onnx'));
     }
-    const child = spawn(
-      process.execPath,
-      [
-        '--import',
-        'tsx',
-        'serve/cli.ts',
-        '--models',
-        root,
-        '--port',
-        '0',
-        '--grpc-port',
-        '0',
-        '--web',
-        await sharedWebDemo(),
-      ],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const child = await spawnServe(root);
     let output = '';
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
