@@ -263,12 +263,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     });
     return intercepting;
   };
-  /**
-   * The server is stopping: every request stream ends once its request under way is answered; a call that
-   * has answered while its client had not ended its side (ended by grpc-js itself: a corrupt body, a refusal)
-   * is reset NO_ERROR, and one whose request never came REFUSED_STREAM (nothing was under way; a client may
-   * retry it elsewhere). Open, each held shutdown for the whole exit timeout (a re-attack).
-   */
   /** While stopping: each answering call's session's bytes sent, and since when they have not moved. */
   const progress = new Map<ServerHttp2Stream, { sent: number; since: number }>();
   /**
@@ -287,6 +281,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     progress.set(stream, { sent, since: now });
     return false;
   };
+  /**
+   * The server is stopping: every request stream ends once its request under way is answered (one whose
+   * client has ended its side, once all are); a call that has answered while its client had not ended its
+   * side (ended by grpc-js itself: a corrupt body, a refusal) is reset NO_ERROR, one whose request never came
+   * REFUSED_STREAM (nothing was under way; a client may retry it elsewhere), and one whose answer is stalled
+   * CANCEL. Open, each held shutdown for the whole exit timeout (re-attacks).
+   */
   const stopCalls = () => {
     for (const s of openStreams) s.stop();
     const now = performance.now();

@@ -336,7 +336,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
  * its HTTP/2 servers' options are set before they are made (a private field: left as they are should a
  * version lack it).
  */
-export const MAX_METADATA_BYTES = 16 * 1024;
+const MAX_METADATA_BYTES = 16 * 1024;
 
 function limitHeaderLists(server: grpc.Server): void {
   const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
