@@ -991,12 +991,13 @@ export class ModelRepository {
   }
 
   /**
-   * Ready to serve (the protocol's server readiness): the first scan's loads have ended, at least one model is
-   * loaded, and the server is not stopping. Ready at the first load instead, other models found at start
-   * answered 404 for ~1.3 s while a load balancer sent them traffic (an outside attack), as Triton is not
-   * ready before its start-up loads end.
+   * Ready to serve (the protocol's server readiness): the first scan's loads have ended, the server is not
+   * stopping, and a model is loaded — or, under explicit model control, whose models come by load calls, none
+   * need be (as Triton; never ready, a pod started without --load-model was never sent the load call). Ready
+   * at the first load instead, other models found at start answered 404 for ~1.3 s while a load balancer sent
+   * them traffic (an outside attack), as Triton is not ready before its start-up loads end.
    */
   get ready(): boolean {
-    return this.scannedOnce && this.loaded.size > 0 && !this.stopping;
+    return this.scannedOnce && !this.stopping && (this.loaded.size > 0 || this.wanted !== undefined);
   }
 }

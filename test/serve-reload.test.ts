@@ -754,6 +754,20 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
     }
   });
 
+  it('under explicit model control is ready once started with no model asked for: its models come by load calls', async () => {
+    const r = await handScanned({ controlMode: 'explicit' });
+    try {
+      r.put('m', 1);
+      expect(r.repository.ready).toBe(false); // before its first scan
+      await r.repository.scan();
+      // Before: never ready, so a balancer never sent it the load call.
+      expect([r.repository.readyCount, r.repository.ready]).toEqual([0, true]);
+    } finally {
+      await r.repository.close();
+      rmSync(r.root, { recursive: true, force: true });
+    }
+  });
+
   it('without a watcher (explicit mode) a good version behind three broken newer ones still loads', async () => {
     const { ModelRepository } = await import('../serve/repository.ts');
     const root = mkdtempSync(join(tmpdir(), 'models-25-'));
