@@ -288,6 +288,25 @@ describe('a stopping server', () => {
     expect(received).toContain('shutting_down');
   }, 30_000);
 
+  it('answers a request sent on a kept-alive connection just after it began to stop (Node closed it unanswered)', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
+    const socket = await open(running.port);
+    let received = '';
+    socket.on('data', (d: Buffer) => {
+      received += d.toString();
+    });
+    const live = 'GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
+    socket.write(live);
+    await until(() => received.includes('"live"'));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    const closing = running.close();
+    await sleep(100);
+    socket.write(live);
+    await closing;
+    await ended;
+    expect([...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '200']);
+  }, 30_000);
+
   it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 120_000 });
     const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
