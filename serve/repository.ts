@@ -992,12 +992,16 @@ export class ModelRepository {
 
   /**
    * Ready to serve (the protocol's server readiness): the first scan's loads have ended, the server is not
-   * stopping, and a model is loaded — or, under explicit model control, whose models come by load calls, none
-   * need be (as Triton; never ready, a pod started without --load-model was never sent the load call). Ready
-   * at the first load instead, other models found at start answered 404 for ~1.3 s while a load balancer sent
-   * them traffic (an outside attack), as Triton is not ready before its start-up loads end.
+   * stopping, and a model is loaded — under explicit model control, every model asked for (--load-model, load
+   * calls) serves a version, however many that is: none at all is ready, as Triton (never ready, a pod started
+   * without --load-model was never sent the load call), and one that failed is not (it was ready with
+   * `--load-model nosuch`, where Triton refuses to start). Ready at the first load instead, other models found
+   * at start answered 404 for ~1.3 s while a load balancer sent them traffic (an outside attack), as Triton is
+   * not ready before its start-up loads end.
    */
   get ready(): boolean {
-    return this.scannedOnce && !this.stopping && (this.loaded.size > 0 || this.wanted !== undefined);
+    if (!this.scannedOnce || this.stopping) return false;
+    if (this.wanted === undefined) return this.loaded.size > 0;
+    return [...this.wanted].every((name) => this.versions(name).some((v) => v.ready));
   }
 }

@@ -762,6 +762,20 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       await r.repository.scan();
       // Before: never ready, so a balancer never sent it the load call.
       expect([r.repository.readyCount, r.repository.ready]).toEqual([0, true]);
+      await r.repository.load('m');
+      expect(r.repository.ready).toBe(true);
+    } finally {
+      await r.repository.close();
+      rmSync(r.root, { recursive: true, force: true });
+    }
+  });
+
+  it('under explicit model control is not ready while a model asked for at start serves nothing (Triton refuses to start)', async () => {
+    const r = await handScanned({ controlMode: 'explicit', loadModels: ['m', 'nosuch'] });
+    try {
+      r.put('m', 1);
+      await r.repository.scan();
+      expect([r.served('m'), r.repository.ready]).toEqual([[1], false]);
     } finally {
       await r.repository.close();
       rmSync(r.root, { recursive: true, force: true });
