@@ -242,6 +242,8 @@ export class ModelRepository {
   private readonly controlling = new Map<string, { waiting: number; last: Promise<void> }>();
   /** explicit mode: the models asked for (load() adds, unload() removes); other modes serve every model. */
   private readonly wanted: Set<string> | undefined;
+  /** Under explicit model control, the models --load-model asked for and not unloaded since (readiness). */
+  private readonly askedAtStart: Set<string>;
 
   /** Absolute: every path in a load's error is one publicMessage strips (a relative one reached answers). */
   readonly root: string;
@@ -251,6 +253,7 @@ export class ModelRepository {
     private readonly options: RepositoryOptions = {},
   ) {
     this.root = resolve(root);
+    this.askedAtStart = new Set(this.controlMode === 'explicit' ? options.loadModels : []);
     if (this.controlMode === 'explicit') this.wanted = new Set(options.loadModels ?? []);
     // Silently serving everything instead would surprise whoever named the models.
     else if (options.loadModels?.length)
@@ -880,6 +883,7 @@ export class ModelRepository {
     if (!this.versionsOnDisk.has(name) && !wanted.has(name) && this.versions(name).length === 0)
       throw new ModelNotFoundError(`the repository has no model '${shownName(name)}'`);
     wanted.delete(name);
+    this.askedAtStart.delete(name);
     for (const [key, { served }] of this.loaded) {
       if (served.name !== name) continue;
       this.loaded.delete(key);
@@ -992,16 +996,18 @@ export class ModelRepository {
 
   /**
    * Ready to serve (the protocol's server readiness): the first scan's loads have ended, the server is not
-   * stopping, and a model is loaded — under explicit model control, every model asked for (--load-model, load
-   * calls) serves a version, however many that is: none at all is ready, as Triton (never ready, a pod started
-   * without --load-model was never sent the load call), and one that failed is not (it was ready with
-   * `--load-model nosuch`, where Triton refuses to start). Ready at the first load instead, other models found
-   * at start answered 404 for ~1.3 s while a load balancer sent them traffic (an outside attack), as Triton is
-   * not ready before its start-up loads end.
+   * stopping, and a model is loaded — under explicit model control, every model --load-model asked for (and not
+   * unloaded since) serves a version, however many that is: none at all is ready, as Triton (never ready, a pod
+   * started without --load-model was never sent the load call), and one that failed is not (it was ready with
+   * `--load-model nosuch`, where Triton refuses to start). A load call's model does not count: counted, every
+   * load call made the server unready while it ran, and a client retrying a broken one kept a healthy server
+   * out of service (a re-check). Ready at the first load instead, other models found at start answered 404 for
+   * ~1.3 s while a load balancer sent them traffic (an outside attack), as Triton is not ready before its
+   * start-up loads end.
    */
   get ready(): boolean {
     if (!this.scannedOnce || this.stopping) return false;
     if (this.wanted === undefined) return this.loaded.size > 0;
-    return [...this.wanted].every((name) => this.versions(name).some((v) => v.ready));
+    return [...this.askedAtStart].every((name) => this.versions(name).some((v) => v.ready));
   }
 }

@@ -776,6 +776,24 @@ describe('capacity, stamps and configs (a twenty-fifth outside attack, 2026-12-0
       r.put('m', 1);
       await r.repository.scan();
       expect([r.served('m'), r.repository.ready]).toEqual([[1], false]);
+      await r.repository.unload('nosuch').catch(() => {}); // no longer asked for
+      expect(r.repository.ready).toBe(true);
+      // A load call's model does not count: a broken one (and its retries) kept a serving server unready.
+      r.put('broken', 1, 'not a model');
+      let done = false;
+      const loading = r.repository
+        .load('broken')
+        .catch(() => {})
+        .finally(() => {
+          done = true;
+        });
+      const seen = new Set<boolean>();
+      while (!done) {
+        seen.add(r.repository.ready);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      }
+      await loading;
+      expect([...seen, r.repository.ready]).toEqual([true, true]);
     } finally {
       await r.repository.close();
       rmSync(r.root, { recursive: true, force: true });
