@@ -129,6 +129,10 @@ export function createApp(options: AppOptions): OpenAPIHono {
         Connection: 'close',
       });
     await next();
+    // An answer to a request that came after the server began to stop closes its connection: kept alive, a
+    // client asking every 200 ms held it for the whole exit timeout with nothing left to drain (a re-check).
+    // (Requests that came before, pipelined behind it, are answered first.)
+    if (late) c.res.headers.set('Connection', 'close');
   });
   // Node's parser takes any transfer coding before a final "chunked" and hands on the chunked body still
   // coded (an outside attack's "gzip, chunked" body reached the routes gzipped). Not one we decode: 501, as

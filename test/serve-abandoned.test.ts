@@ -228,25 +228,33 @@ describe('a /predict batch split into runs', () => {
 describe('a stopping server', () => {
   it('says it is not ready and refuses new inference on connections still open', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 3000 });
-    const socket = await open(running.port);
-    let received = '';
-    socket.on('data', (d: Buffer) => {
-      received += d.toString();
+    // Three connections, each with a run under way, which keeps it open; one new request on each after.
+    const sockets = await Promise.all([1, 2, 3].map(() => open(running.port)));
+    const received = sockets.map(() => '');
+    sockets.forEach((socket, i) => {
+      socket.on('data', (d: Buffer) => {
+        received[i] += d.toString();
+      });
+      socket.write(request(running.port));
     });
-    socket.write(request(running.port)); // a run under way keeps the connection open
     await sleep(100);
     const closing = running.close();
     await sleep(50);
-    socket.write(`GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-    socket.write(`GET /v2/models/slow/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
-    socket.write(request(running.port));
+    sockets[0]?.write(`GET /v2/health/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    sockets[1]?.write(`GET /v2/models/slow/ready HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    sockets[2]?.write(request(running.port));
     await closing;
     await sleep(100);
-    socket.destroy();
-    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
-    // The run under way answers; then not ready, not ready, and the new request refused (before: 200, 200, 200).
-    expect(statuses).toEqual(['200', '400', '400', '503']);
-    expect(received).toContain('shutting_down');
+    for (const socket of sockets) socket.destroy();
+    const statuses = received.map((text) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]));
+    // The runs under way answer; then not ready, not ready, and the new request refused (before: 200, 200, 200),
+    // each closing its connection.
+    expect(statuses).toEqual([
+      ['200', '400'],
+      ['200', '400'],
+      ['200', '503'],
+    ]);
+    expect(received[2]).toContain('shutting_down');
   });
 
   it('answers every pipelined request that arrived before it began to stop, though their turns come after', async () => {
@@ -305,6 +313,8 @@ describe('a stopping server', () => {
     await closing;
     await ended;
     expect([...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '200']);
+    // and closes the connection with it: kept alive, a client asking again and again held the server.
+    expect(received.split('HTTP/1.1 ')[2]).toMatch(/^connection: close\r$/im);
   }, 30_000);
 
   it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
