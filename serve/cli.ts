@@ -18,6 +18,7 @@ import { nonNegativeNumber, oneOf, port, positiveInt } from '../node/cli/options
 import { newProgram } from '../node/cli/program.ts';
 import { runCommand } from '../node/cli/run-cli.ts';
 import { runIfMain } from '../node/cli/run-if-main.ts';
+import { shownName } from '../node/repository.ts';
 import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
@@ -190,9 +191,19 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       // After listening (a busy port or a missing device fails first); the demo route serves the build once it
       // exists. A signal meanwhile waits for the build (~20 s, once): a build cut half-way would be served.
       if (!o.web) await ensureWebDemo(WEB_ROOT, print); // a build given with --web is served as it is
-      if (server.repository.readyCount === 0 && !stop.signal.aborted) {
+      // Under explicit model control nothing new is picked up: say which models asked for serve nothing (the
+      // server is not ready until they do), not the poll mode's hint.
+      const explicit = o.modelControlMode === 'explicit';
+      const unserved = o.loadModel.filter((name) => !server.repository.versions(name).some((v) => v.ready));
+      const names = unserved.map((name) => `'${shownName(name)}'`).join(', ');
+      if (stop.signal.aborted) {
+        // Stopping already: no advice.
+      } else if (explicit && unserved.length > 0)
+        print(
+          `not ready: --load-model ${names} serves no version from ${o.models} (load it with POST /v2/repository/models/<name>/load once it is there, or unload it)`,
+        );
+      else if (!explicit && server.repository.readyCount === 0)
         print(`no model loaded from ${o.models} yet (train and export one; new files are picked up while serving)`);
-      }
       print(
         `serving on ${server.url}  (demo ${server.url}/, POST ${server.url}/predict, API docs ${server.url}/docs, metrics ${server.url}/metrics)`,
       );

@@ -414,4 +414,23 @@ describe('npm run serve', () => {
       rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
+  it("under explicit model control names the models asked for that serve nothing, not the poll mode's hint", async () => {
+    const flags = ['--model-control-mode', 'explicit', '--load-model', 'cnn', '--load-model', 'nosuch'];
+    const child = await spawnServe(repo.root, ...flags);
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+    });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor(async () => /serving on/.test(output), 30_000);
+      // Before: "no model loaded … new files are picked up while serving", which explicit mode does not do.
+      expect(output).toMatch(/^not ready: --load-model 'nosuch' serves no version from /m);
+      expect(output).not.toMatch(/picked up/);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
