@@ -49,6 +49,17 @@ function open(port: number): Promise<Socket> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What `socket` receives, as it comes: its text, the HTTP statuses in it, and its closing. */
+function reading(socket: Socket) {
+  let text = '';
+  socket.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  const statuses = () => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
+  return { text: () => text, statuses, closed };
+}
+
 /** This process's live model-runner children (serve/runner/), from /proc. */
 function runnerProcesses(): number[] {
   const children = readdirSync('/proc/self/task').flatMap((task) =>
@@ -230,13 +241,8 @@ describe('a stopping server', () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 3000 });
     // Three connections, each with a run under way, which keeps it open; one new request on each after.
     const sockets = await Promise.all([1, 2, 3].map(() => open(running.port)));
-    const received = sockets.map(() => '');
-    sockets.forEach((socket, i) => {
-      socket.on('data', (d: Buffer) => {
-        received[i] += d.toString();
-      });
-      socket.write(request(running.port));
-    });
+    const received = sockets.map(reading);
+    for (const socket of sockets) socket.write(request(running.port));
     await sleep(100);
     const closing = running.close();
     await sleep(50);
@@ -246,31 +252,26 @@ describe('a stopping server', () => {
     await closing;
     await sleep(100);
     for (const socket of sockets) socket.destroy();
-    const statuses = received.map((text) => [...text.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]));
     // The runs under way answer; then not ready, not ready, and the new request refused (before: 200, 200, 200),
     // each closing its connection.
-    expect(statuses).toEqual([
+    expect(received.map((r) => r.statuses())).toEqual([
       ['200', '400'],
       ['200', '400'],
       ['200', '503'],
     ]);
-    expect(received[2]).toContain('shutting_down');
+    expect(received[2]?.text()).toContain('shutting_down');
   });
 
   it('answers every pipelined request that arrived before it began to stop, though their turns come after', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
     const socket = await open(running.port);
-    let received = '';
-    socket.on('data', (d: Buffer) => {
-      received += d.toString();
-    });
+    const received = reading(socket);
     socket.write(request(running.port).repeat(4)); // one runs, three wait for their turns
     await sleep(100);
     await running.close();
     socket.destroy();
-    const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1]);
     // Before: 200 for the first runs, then 503 shutting_down (at its turn) and nothing for the rest.
-    expect(statuses).toEqual(['200', '200', '200', '200']);
+    expect(received.statuses()).toEqual(['200', '200', '200', '200']);
   }, 30_000);
 
   it('keeps accepting while what arrived drains: a connection made meanwhile is answered, not reset', async () => {
@@ -283,59 +284,46 @@ describe('a stopping server', () => {
     await sleep(50);
     // Before: the listener closed at once, and a connection still in its accept queue was reset.
     const late = await open(running.port);
-    let received = '';
-    late.on('data', (d: Buffer) => {
-      received += d.toString();
-    });
-    const ended = new Promise<void>((resolve) => late.once('close', () => resolve()));
+    const received = reading(late);
     late.write(request(running.port));
     await closing;
-    await ended;
+    await received.closed;
     busy.destroy();
-    expect(received).toMatch(/^HTTP\/1\.1 503/);
-    expect(received).toContain('shutting_down');
+    expect(received.text()).toMatch(/^HTTP\/1\.1 503/);
+    expect(received.text()).toContain('shutting_down');
   }, 30_000);
 
   it('answers a request sent on a kept-alive connection just after it began to stop (Node closed it unanswered)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
     const socket = await open(running.port);
-    let received = '';
-    socket.on('data', (d: Buffer) => {
-      received += d.toString();
-    });
+    const received = reading(socket);
     const live = 'GET /v2/health/live HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n';
     socket.write(live);
-    await until(() => received.includes('"live"'));
-    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await until(() => received.text().includes('"live"'));
     const closing = running.close();
     await sleep(100);
     socket.write(live);
     await closing;
-    await ended;
-    expect([...received.matchAll(/HTTP\/1\.1 (\d{3})/g)].map((m) => m[1])).toEqual(['200', '200']);
+    await received.closed;
+    expect(received.statuses()).toEqual(['200', '200']);
     // and closes the connection with it: kept alive, a client asking again and again held the server.
-    expect(received.split('HTTP/1.1 ')[2]).toMatch(/^connection: close\r$/im);
+    expect(received.text().split('HTTP/1.1 ')[2]).toMatch(/^connection: close\r$/im);
   }, 30_000);
 
   it('closes connections without a request at once, and one whose request stopped half-way after a moment (each held it for the whole exit timeout)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 120_000 });
-    const closed = (socket: Socket) => new Promise<void>((resolve) => socket.once('close', () => resolve()));
     const silent = await open(running.port);
     const halfWay = await open(running.port);
     const honest = await open(running.port);
     const sockets = [silent, halfWay, honest];
     for (const s of sockets) s.on('error', () => {});
-    const allClosed = Promise.all(sockets.map(closed));
-    let answer = '';
-    honest.on('data', (d: Buffer) => {
-      answer += d.toString();
-    });
+    const received = sockets.map(reading);
     halfWay.write('GET /v2/health/live HTTP/1.1\r\nHo'); // and nothing more
     honest.write(request(running.port)); // a run under way: answered before the server stops
     await sleep(100);
     await running.close(); // within the test's timeout: not the 120 s exit timeout
-    await allClosed;
-    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    await Promise.all(received.map((r) => r.closed));
+    expect(received[2]?.text()).toMatch(/^HTTP\/1\.1 200/);
   }, 30_000);
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
