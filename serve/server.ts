@@ -339,15 +339,13 @@ export interface StopSignal {
  */
 export function stopSignal(): StopSignal {
   const signals = ['SIGINT', 'SIGTERM'] as const;
-  let stopping = false;
   const aborting = new AbortController();
   let resolve: (signal: NodeJS.Signals) => void = () => {};
   const received = new Promise<NodeJS.Signals>((r) => {
     resolve = r;
   });
   const listener = (signal: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (aborting.signal.aborted) process.exit(130);
     resolve(signal);
     aborting.abort();
   };
