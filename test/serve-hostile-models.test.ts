@@ -4,7 +4,7 @@
  * cross between clients, never answers 500 or null, and never reads outside a model's version folder.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,18 +345,17 @@ describe('a repository of many models', () => {
 });
 
 describe('a server that dies', () => {
-  it('takes its runners with it, even one stuck in an endless run', async () => {
+  it('takes its runners with it, even one stuck in an endless run, and leaves nothing in its temporary folder', async () => {
     const own = mkdtempSync(join(tmpdir(), 'models-orphan-'));
     mkdirSync(join(own, 'endless', '1'), { recursive: true });
     writeFileSync(join(own, 'endless', '1', 'model.onnx'), hostileModel('slow-when-triggered', 9000));
-    const { url, child } = await startServeProcess([
-      '--models',
-      own,
-      '--run-budget-ms',
-      '600000',
-      '--web',
-      await sharedWebDemo(),
-    ]);
+    // Its own TMPDIR: a runner's bundle once went to a temporary folder that only a clean exit removed.
+    const temporary = mkdtempSync(join(tmpdir(), 'server-tmp-'));
+    const web = await sharedWebDemo();
+    const { url, child } = await startServeProcess(['--models', own, '--run-budget-ms', '600000', '--web', web], {
+      ...process.env,
+      TMPDIR: temporary,
+    });
     try {
       void fetch(`${url}/v2/models/endless/infer`, {
         method: 'POST',
@@ -384,8 +383,11 @@ describe('a server that dies', () => {
       const deadline = Date.now() + 6000;
       while (runners.some(alive) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       expect(runners.filter(alive)).toEqual([]);
+      // (tsx keeps its own cache there.)
+      expect(readdirSync(temporary).filter((name) => name.startsWith('model-runner-'))).toEqual([]);
     } finally {
       child.kill('SIGKILL');
+      rmSync(temporary, { recursive: true, force: true });
     }
   }, 60_000);
 });

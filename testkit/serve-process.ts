@@ -4,9 +4,13 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 
-export async function startServeProcess(args: string[]): Promise<{ url: string; child: ChildProcess }> {
+export async function startServeProcess(
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ url: string; child: ChildProcess }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'serve/cli.ts', '--port', '0', '--quiet', ...args], {
     stdio: ['ignore', 'pipe', 'ignore'],
+    env,
   });
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

@@ -1,13 +1,15 @@
 /**
  * Where a runner process starts from: the bundled `model-runner.mjs` beside the server bundle (the
- * container image, deploy/bundle-server.mjs); in a checkout, process.ts bundled once per server by
- * esbuild into a temporary folder (plain node starts it ~40% faster than tsx would), or through tsx
- * when esbuild is missing.
+ * container image, deploy/bundle-server.mjs); in a checkout, process.ts bundled by esbuild (plain node
+ * starts it ~40% faster than tsx would) into node_modules/.cache, named by its contents' hash, so every
+ * server of one checkout shares one file and a killed server leaves nothing behind (a temporary folder per
+ * server, removed on 'exit', was left by every SIGKILL); through tsx when esbuild is missing or the cache
+ * cannot be written.
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 export interface RunnerEntry {
@@ -17,6 +19,9 @@ export interface RunnerEntry {
 
 /** A devDependency, absent from the container (which has the bundled runner): named, not imported statically. */
 const DEV_BUNDLER = 'esbuild';
+const PREFIX = 'model-runner-';
+/** Bundles of older sources, untouched this long, are removed when a server starts. */
+const STALE_MS = 30 * 24 * 3600 * 1000;
 
 let entry: Promise<RunnerEntry> | undefined;
 
@@ -32,18 +37,15 @@ async function findEntry(): Promise<RunnerEntry> {
   const require = createRequire(import.meta.url);
   try {
     const esbuild: typeof import('esbuild') = await import(DEV_BUNDLER);
-    const dir = mkdtempSync(join(tmpdir(), 'model-runner-'));
-    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-    const outfile = join(dir, 'model-runner.mjs');
-    await esbuild.build({
+    const result = await esbuild.build({
       entryPoints: [source],
-      outfile,
+      write: false,
       bundle: true,
       platform: 'node',
       format: 'esm',
       target: 'node20',
       logLevel: 'silent',
-      // Packages stay where they are installed: imported by absolute path from the temporary folder.
+      // Packages stay where they are installed: imported by absolute path from the cache folder.
       plugins: [
         {
           name: 'installed-packages',
@@ -57,8 +59,39 @@ async function findEntry(): Promise<RunnerEntry> {
         },
       ],
     });
-    return { path: outfile, execArgv: [] };
+    const code = (result.outputFiles[0] as { contents: Uint8Array }).contents;
+    const cache = join(dirname(dirname(require.resolve(`${DEV_BUNDLER}/package.json`))), '.cache', 'mnist-onnx-cnn');
+    return { path: cached(cache, code), execArgv: [] };
   } catch {
     return { path: source, execArgv: [`--import=${pathToFileURL(require.resolve('tsx')).href}`] };
+  }
+}
+
+/** `code`'s file in `folder`, written whole (a temporary name, then renamed) unless it is there already. */
+function cached(folder: string, code: Uint8Array): string {
+  const name = `${PREFIX}${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
+  const path = join(folder, name);
+  mkdirSync(folder, { recursive: true });
+  if (!existsSync(path)) {
+    const partial = `${path}.${process.pid}.partial`;
+    writeFileSync(partial, code);
+    renameSync(partial, path);
+  } else {
+    // Marks it in use, so a server of other sources never takes it for stale.
+    utimesSync(path, new Date(), new Date());
+  }
+  removeStale(folder, name);
+  return path;
+}
+
+function removeStale(folder: string, keep: string): void {
+  const now = Date.now();
+  for (const name of readdirSync(folder)) {
+    if (!name.startsWith(PREFIX) || name === keep) continue;
+    try {
+      if (now - statSync(join(folder, name)).mtimeMs > STALE_MS) rmSync(join(folder, name), { force: true });
+    } catch {
+      // Removed by another server starting at the same moment.
+    }
   }
 }
