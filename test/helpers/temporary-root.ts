@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export default function setup(): () => void {
-  const root = mkdtempSync(join(tmpdir(), 'mnist-onnx-cnn-tests-'));
+  const root = mkdtempSync(join(tmpdir(), 'mnist-onnx-cnn-suite-'));
   process.env.TMPDIR = root;
   return () => rmSync(root, { recursive: true, force: true });
 }
