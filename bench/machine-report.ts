@@ -9,6 +9,15 @@ export interface RunConditions {
   load: LoadAverages;
   /** The PyTorch the benchmark compared against; undefined when it ran none. */
   torch?: TorchInfo;
+  /** When the benchmark started and ended (undefined in reports made before the file recorded it). */
+  when?: { started: Date; ended: Date };
+}
+
+/** "2026-12-06 12:40:01–12:46:33 UTC" (the end's date too when the run crossed midnight). */
+export function utcSpan({ started, ended }: { started: Date; ended: Date }): string {
+  const [startDay, startTime] = started.toISOString().slice(0, 19).split('T') as [string, string];
+  const [endDay, endTime] = ended.toISOString().slice(0, 19).split('T') as [string, string];
+  return `${startDay} ${startTime}–${endDay === startDay ? '' : `${endDay} `}${endTime} UTC`;
 }
 
 const loads = (xs: number[]) => xs.map((x) => x.toFixed(2)).join(' / ');
@@ -56,6 +65,7 @@ export function machineMarkdown(c: RunConditions): string {
     `- Memory ${c.machine.memoryGiB.toFixed(1)} GiB; ${c.machine.os}; kernel ${c.machine.kernel}`,
     `- Node ${c.machine.node}${c.machine.nodeFlags?.length ? ` (${c.machine.nodeFlags.join(' ')})` : ''}, onnxruntime-node ${c.machine.onnxruntimeNode}; ${c.machine.nativeKernels ?? 'native kernels not recorded'}`,
     `- Code: ${c.machine.code ? `commit ${c.machine.code}` : 'not a git checkout (commit not recorded)'}`,
+    ...(c.when ? [`- When: ${utcSpan(c.when)}`] : []),
     `- Load average (1 / 5 / 15 min): before ${loads(c.load.before)}, after ${loads(c.load.after)}${othersLine(c)}${busy(c) ? ' — **the machine was busy before the run: not a publishable measurement**' : ''}`,
     ...torchLines(c.torch),
     '',
@@ -71,14 +81,23 @@ export async function measuredOn(
 ): Promise<BenchReport> {
   const othersBefore = await othersCpuShare();
   const before = loadAverage();
+  const started = new Date();
   const report = await bench();
-  return withMachine(report, { machine, load: { before, after: loadAverage(), othersBefore }, torch });
+  const when = { started, ended: new Date() };
+  return withMachine(report, { machine, load: { before, after: loadAverage(), othersBefore }, torch, when });
 }
 
 function withMachine(report: BenchReport, c: RunConditions): BenchReport {
   return {
     ...report,
     markdown: `${report.markdown.trimEnd()}\n\n${machineMarkdown(c)}`,
-    json: { ...(report.json as object), machine: c.machine, load: c.load, torch: c.torch ?? null },
+    json: {
+      ...(report.json as object),
+      machine: c.machine,
+      load: c.load,
+      torch: c.torch ?? null,
+      started: c.when?.started.toISOString() ?? null,
+      ended: c.when?.ended.toISOString() ?? null,
+    },
   };
 }

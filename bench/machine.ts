@@ -103,13 +103,26 @@ export function describeMachine(): Machine {
   };
 }
 
-/** `git describe`-like: the commit, and "with uncommitted changes" when tracked files differ; undefined outside a checkout. */
+/** How many changed files `codeRevision` names before it counts the rest. */
+const NAMED_CHANGES = 10;
+
+/**
+ * `git describe`-like: the commit, and when tracked files differ from it, which ones ("with uncommitted
+ * changes to README.md, bench/cli.ts"): a reader can tell a docs edit from a code change. Undefined outside a
+ * checkout.
+ */
 export function codeRevision(cwd = process.cwd()): string | undefined {
   const git = (...args: string[]) =>
-    execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 }).trim();
+    execFileSync('git', args, { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'], timeout: 5000 });
   try {
-    const commit = git('rev-parse', '--short=12', 'HEAD');
-    return git('status', '--porcelain', '--untracked-files=no') ? `${commit} with uncommitted changes` : commit;
+    const commit = git('rev-parse', '--short=12', 'HEAD').trim();
+    const changed = git('diff', 'HEAD', '--name-only', '-z')
+      .split('\0')
+      .filter((path) => path !== '');
+    if (changed.length === 0) return commit;
+    const named = changed.slice(0, NAMED_CHANGES).join(', ');
+    const more = changed.length > NAMED_CHANGES ? ` and ${changed.length - NAMED_CHANGES} more` : '';
+    return `${commit} with uncommitted changes to ${named}${more}`;
   } catch {
     return undefined;
   }
