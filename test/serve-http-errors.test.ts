@@ -3,8 +3,9 @@
  * refusal, with the right status and `Connection: close`: a malformed request line or header (400),
  * headers over Node's limit (431), a request too slow to arrive (408), an `Expect` other than
  * 100-continue (417). Sent over raw sockets, as a hostile client would; the client's bytes are never echoed.
+ * And what HTTP lets a client ask for that the server never does: compressed responses.
  */
-import { maxHeaderSize } from 'node:http';
+import { request as httpRequest, maxHeaderSize } from 'node:http';
 import { connect } from 'node:net';
 import { expect, it } from 'vitest';
 import { refusalOf } from './helpers/refusal.ts';
@@ -192,4 +193,51 @@ it('Expect: 100-continue: a body over the limit is refused before it is invited;
   });
   expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /);
   expect(answer).toContain('"prediction"'); // the body sent after the invitation was read
+});
+
+it('never compresses a response, whatever Accept-Encoding asks: answers, errors and the docs alike', async () => {
+  const get = (path: string, init: { method?: string; body?: string } = {}) =>
+    new Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }>(
+      (resolve, reject) => {
+        const request = httpRequest(
+          {
+            host: '127.0.0.1',
+            port: server.port,
+            path,
+            method: init.method ?? 'GET',
+            headers: { 'accept-encoding': 'gzip, deflate, br, zstd, *', 'content-type': 'application/json' },
+          },
+          (response) => {
+            const chunks: Buffer[] = [];
+            response.on('data', (chunk: Buffer) => chunks.push(chunk));
+            response.on('end', () =>
+              resolve({ status: response.statusCode ?? 0, headers: response.headers, body: Buffer.concat(chunks) }),
+            );
+          },
+        );
+        request.on('error', reject);
+        request.end(init.body);
+      },
+    );
+  const infer = JSON.stringify({
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28], data: new Array(784).fill(0) }],
+  });
+  const answers = await Promise.all([
+    get('/v2/health/live'),
+    get('/v2'),
+    get('/v2/models/tiny'),
+    get('/openapi.json'),
+    get('/metrics'),
+    get('/no/such/route'),
+    get('/v2/models/tiny/infer', { method: 'POST', body: infer }),
+    get('/v2/models/tiny/infer', { method: 'POST', body: '{"inputs": [' }),
+  ]);
+  expect(answers.map((a) => a.status)).toEqual([200, 200, 200, 200, 200, 404, 200, 400]);
+  for (const answer of answers) {
+    expect(answer.headers['content-encoding']).toBeUndefined();
+    // What came is the plain text itself: JSON (or the Prometheus text format) a client reads as it is.
+    const text = answer.body.toString('utf8');
+    if (String(answer.headers['content-type']).includes('json')) expect(() => JSON.parse(text)).not.toThrow();
+    else expect(text).toMatch(/^# (HELP|TYPE) /m);
+  }
 });
