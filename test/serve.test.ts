@@ -1,4 +1,5 @@
 /** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
+import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,11 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { EXPORTED_CNN, makeModelRepository } from './helpers/model-repo.ts';
 import { refusalOf } from './helpers/refusal.ts';
+
+// The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
+const python = ['python3', '/usr/bin/python3'].find(
+  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
+);
 
 let server: RunningServer;
 let repo: Awaited<ReturnType<typeof makeModelRepository>>;
@@ -388,6 +394,49 @@ describe('npm run serve', () => {
     expect(code).toBe(0);
     expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
   }, 60_000);
+  it.skipIf(python === undefined)(
+    "on SIGTERM, a Python client's burst of large gRPC calls ends each OK or UNAVAILABLE (retryable), never INTERNAL",
+    async () => {
+      // 40 calls of 64 images (200 KB each) on a channel: a client keeps 16 streams open (the server's limit),
+      // their requests still arriving at SIGTERM. GOAWAY sent then made Node's HTTP/2 session fail
+      // with a protocol error, and 8–14 of the calls ended INTERNAL, which no client retries.
+      const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '20000');
+      let output = '';
+      const port = await new Promise<string>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          output += d.toString();
+          const m = /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m.exec(output);
+          if (m?.[1]) resolve(m[1]);
+        });
+        child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
+      });
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      // Three clients, a connection each: the race is per connection, so three make it likelier to be met.
+      let issued = 0;
+      const burst = () =>
+        new Promise<string>((resolve, reject) => {
+          const client = execFile(
+            python as string,
+            ['test/helpers/grpc_burst_client.py', `127.0.0.1:${port}`, 'cnn', '40', '64', '1'],
+            { encoding: 'utf8', timeout: 60_000 },
+            (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
+          );
+          // SIGTERM 0.3 s after the calls were made: some answered, 16 under way a client, the rest queued.
+          client.stdout?.on('data', (chunk: string) => {
+            if (chunk.includes('issued') && ++issued === 3) setTimeout(() => child.kill('SIGTERM'), 300);
+          });
+        });
+      const statuses: Record<string, number> = {};
+      for (const out of await Promise.all([burst(), burst(), burst()]))
+        for (const [code, n] of Object.entries(JSON.parse(out.trim().split('\n').at(-1) as string) as object))
+          statuses[code] = (statuses[code] ?? 0) + (n as number);
+      expect(Object.keys(statuses).filter((code) => code !== 'OK' && code !== 'UNAVAILABLE')).toEqual([]);
+      expect(statuses.OK).toBeGreaterThan(0);
+      expect((statuses.OK ?? 0) + (statuses.UNAVAILABLE ?? 0)).toBe(120);
+      expect(await exited).toBe(0);
+    },
+    90_000,
+  );
   it('a SIGTERM while the first models still load stops the server as any other (it killed the process outright)', async () => {
     const root = mkdtempSync(join(tmpdir(), 'models-sigterm-start-'));
     // Twelve models: their loads run a few at a time, so the first is loaded (and readiness 200) well before the last.

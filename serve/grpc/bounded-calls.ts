@@ -102,6 +102,12 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   const openStreams = new Set<InferStream>();
   /** Every call's HTTP/2 stream, and whether a request has come on it (for the server stopping: `stopCalls`). */
   const openCalls = new Map<ServerHttp2Stream, () => boolean>();
+  /** Set by `stopCalls`: a call that starts after it is refused (REFUSED_STREAM) as it starts. */
+  let stopping = false;
+  /** Resolved when the last open call closes (`drained`). */
+  const drainWaiters = new Set<() => void>();
+  const refuse = (stream: ServerHttp2Stream) =>
+    setImmediate(() => stream.closed || stream.close(http2Constants.NGHTTP2_REFUSED_STREAM));
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
@@ -173,7 +179,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       stream.once('close', () => {
         answer.end();
         openCalls.delete(stream);
+        if (openCalls.size > 0) return;
+        for (const resolve of drainWaiters) resolve();
+        drainWaiters.clear();
       });
+      // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
+      // first): nothing of it has run, so the client may retry it elsewhere.
+      if (stopping) refuse(stream);
     }
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
     // a unary call's further messages then count no more (none reaches a handler).
@@ -289,6 +301,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
    * CANCEL. Open, each held shutdown for the whole exit timeout (re-attacks).
    */
   const stopCalls = () => {
+    stopping = true;
     for (const s of openStreams) s.stop();
     const now = performance.now();
     for (const [stream, requested] of openCalls) {
@@ -308,9 +321,12 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
     }
   };
+  /** Resolves once no call is open (at once if none is). */
+  const drained = () =>
+    openCalls.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.add(resolve));
   /** The HTTP/2 sessions that carry a call not yet closed. */
   const sessionsWithCalls = () => new Set([...openCalls.keys()].map((stream) => stream.session));
-  return { requestDeserialize, interceptor, stopCalls, sessionsWithCalls };
+  return { requestDeserialize, interceptor, stopCalls, drained, sessionsWithCalls };
 }
 
 /**
