@@ -271,6 +271,26 @@ it('holds gRPC connections to a cap like HTTP: 300 silent sockets from one addre
   await Promise.all(closed);
 });
 
+it('holds gRPC connections to a cap in all: 6 addresses × 30 silent sockets (each within its own 32) keep at most 128 open', async () => {
+  const sockets = Array.from({ length: 180 }, (_, i) => {
+    const localAddress = `127.0.0.${3 + (i % 6)}`;
+    const s = connect({ host: '127.0.0.1', port: server.grpcPort as number, localAddress });
+    s.on('error', () => {});
+    s.resume(); // read, so the server's close is seen
+    return s;
+  });
+  const closed = sockets.map((s) => new Promise<boolean>((r) => s.once('close', () => r(true))));
+  await Promise.all(sockets.map((s) => new Promise((r) => s.once('connect', r).once('close', r))));
+  const stillOpen = () => sockets.filter((s) => !s.destroyed && s.readyState === 'open').length;
+  const deadline = Date.now() + 15_000;
+  while (stillOpen() > 128 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  expect(stillOpen()).toBeLessThanOrEqual(128);
+  expect(stillOpen()).toBeGreaterThan(100); // the per-address cap did not do it: each address is under 32
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+  for (const s of sockets) s.destroy();
+  await Promise.all(closed);
+});
+
 it.skipIf(process.platform !== 'linux')(
   "grpc-js's own listener is no TCP port: only the limited front (and HTTP) listen, nothing to go around the limits by",
   () => {
