@@ -171,7 +171,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     const answer = unsentAnswers.open(stream?.session);
     let received = 0;
     let halfClosed = false;
-    if (stream) {
+    if (stream && stopping) {
+      // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
+      // first): nothing of it has run, so the client may retry it elsewhere. Not an open call: a flood of such
+      // calls never holds the drain.
+      stream.once('close', () => answer.end());
+      refuse(stream);
+    } else if (stream) {
       // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
       // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
       // as HTTP's uploads are. A request stream is ended by its own stop().
@@ -183,9 +189,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         for (const resolve of drainWaiters) resolve();
         drainWaiters.clear();
       });
-      // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
-      // first): nothing of it has run, so the client may retry it elsewhere.
-      if (stopping) refuse(stream);
     }
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
     // a unary call's further messages then count no more (none reaches a handler).
