@@ -301,7 +301,8 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
    * client has ended its side, once all are); a call that has answered while its client had not ended its
    * side (ended by grpc-js itself: a corrupt body, a refusal) is reset NO_ERROR, one whose request never came
    * REFUSED_STREAM (nothing was under way; a client may retry it elsewhere), and one whose answer is stalled
-   * CANCEL. Open, each held shutdown for the whole exit timeout (re-attacks).
+   * CANCEL. Open, each held shutdown for the whole exit timeout (re-attacks). From the first call on, a call
+   * that starts is refused REFUSED_STREAM as it starts (GOAWAY waits for the calls under way: server.ts).
    */
   const stopCalls = () => {
     stopping = true;

@@ -335,11 +335,16 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       // before that (by the sweep, its client or a protocol error) would be closed after the fact, and Node
       // never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
       // from 4–16 connections). Their 'close' first; each wait bounded by the grace all the same.
-      const destroyed = sessionsOf(server).filter((session) => session.destroyed);
-      await Promise.race([
-        Promise.all(destroyed.map((session) => new Promise((resolve) => session.once('close', resolve)))),
-        graceOver,
-      ]);
+      let over = false;
+      void graceOver.then(() => {
+        over = true;
+      });
+      for (
+        let destroyed = destroyedSessions(server);
+        destroyed.length > 0 && !over;
+        destroyed = destroyedSessions(server)
+      )
+        await Promise.race([Promise.all(destroyed.map(closed)), graceOver]);
       await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), graceOver]);
       clearTimeout(timer);
       clearInterval(sweep);
@@ -369,6 +374,12 @@ function limitHeaderLists(server: grpc.Server): void {
 const sessionsOf = (server: grpc.Server): Http2Session[] => [
   ...((server as unknown as { sessions?: Map<Http2Session, unknown> }).sessions?.keys() ?? []),
 ];
+
+/** When `session` emits 'close' (never rejecting, as events.once would on an 'error' first). */
+const closed = (session: Http2Session) => new Promise<void>((resolve) => session.once('close', () => resolve()));
+
+/** Sessions destroyed whose 'close' has not come yet (grpc-js still lists them). */
+const destroyedSessions = (server: grpc.Server) => sessionsOf(server).filter((session) => session.destroyed);
 
 /** grpc-js's own listener: a Unix socket in a fresh 0700 folder (a loopback port on Windows). */
 async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts; remove: () => void }> {
