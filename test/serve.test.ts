@@ -365,6 +365,22 @@ async function spawnServe(models: string, ...flags: string[]) {
   });
 }
 
+/** `npm run serve` with gRPC on a port of its choosing: the process, that port, and its exit code when it ends. */
+async function spawnServeGrpc(...flags: string[]) {
+  const child = await spawnServe(repo.root, '--quiet', ...flags);
+  let output = '';
+  const port = await new Promise<string>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      const m = /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m.exec(output);
+      if (m?.[1]) resolve(m[1]);
+    });
+    child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, port, exited };
+}
+
 describe('npm run serve', () => {
   it('logs the provider per model, and on SIGTERM finishes in-flight requests, then exits 0', async () => {
     const child = await spawnServe(repo.root, '--quiet');
@@ -400,17 +416,7 @@ describe('npm run serve', () => {
       // 40 calls of 64 images (200 KB each) on a channel: a client keeps 16 streams open (the server's limit),
       // their requests still arriving at SIGTERM. GOAWAY sent then made Node's HTTP/2 session fail
       // with a protocol error, and 8–14 of the calls ended INTERNAL, which no client retries.
-      const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '20000');
-      let output = '';
-      const port = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          output += d.toString();
-          const m = /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m.exec(output);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
-      });
-      const exited = new Promise((resolve) => child.once('exit', resolve));
+      const { child, port, exited } = await spawnServeGrpc('--exit-timeout-ms', '20000');
       // Three clients, a connection each: the race is per connection, so three make it likelier to be met.
       let issued = 0;
       const burst = () =>
@@ -442,17 +448,7 @@ describe('npm run serve', () => {
     async () => {
       // A session destroyed just before grpc-js closed it (a connection without calls, swept) was one Node never
       // calls back for: the server waited forever after SIGTERM in 7 of 13 such floods (an outside attack).
-      const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '3000');
-      let output = '';
-      const port = await new Promise<string>((resolve, reject) => {
-        child.stdout.on('data', (d: Buffer) => {
-          output += d.toString();
-          const m = /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m.exec(output);
-          if (m?.[1]) resolve(m[1]);
-        });
-        child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
-      });
-      const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+      const { child, port, exited } = await spawnServeGrpc('--exit-timeout-ms', '3000');
       const out = await new Promise<string>((resolve, reject) => {
         const client = execFile(
           python as string,

@@ -10,7 +10,7 @@ address, model, count, images, answered = sys.argv[1], sys.argv[2], *map(int, sy
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proto_tools import generate_stubs  # noqa: E402  (beside this file)
+from proto_tools import generate_stubs, status_counts  # noqa: E402  (beside this file)
 
 generate_stubs()
 import grpc  # noqa: E402
@@ -39,12 +39,5 @@ calls = [stub.ModelInfer.future(request, timeout=30) for _ in range(count)]
 for call in calls:
     call.add_done_callback(on_done)
 print("issued", flush=True)
-statuses = {}
-for call in calls:
-    try:
-        call.result()
-        code = "OK"
-    except grpc.RpcError as error:
-        code = error.code().name
-    statuses[code] = statuses.get(code, 0) + 1
+statuses = status_counts(calls)
 print(json.dumps(statuses), flush=True)

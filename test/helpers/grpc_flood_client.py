@@ -11,7 +11,7 @@ address, model, channels, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), 
 
 sys.dont_write_bytecode = True  # no __pycache__ left in the repository
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proto_tools import generate_stubs  # noqa: E402  (beside this file)
+from proto_tools import generate_stubs, status_counts  # noqa: E402  (beside this file)
 
 generate_stubs()
 import grpc  # noqa: E402
@@ -35,12 +35,5 @@ while time.time() - started < seconds:
     calls.append(stubs[len(calls) % channels].ModelInfer.future(request, timeout=15))
     if len(calls) % 50 == 0:
         time.sleep(0.005)
-statuses = {}
-for call in calls:
-    try:
-        call.result()
-        code = "OK"
-    except grpc.RpcError as error:
-        code = error.code().name
-    statuses[code] = statuses.get(code, 0) + 1
+statuses = status_counts(calls)
 print(json.dumps(statuses), flush=True)

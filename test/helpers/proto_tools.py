@@ -22,3 +22,18 @@ def wire_fields(data):
     message = empty_pb2.Empty()
     message.ParseFromString(data)
     return [(f.field_number, f.wire_type, f.data) for f in UnknownFieldSet(message)]
+
+
+def status_counts(calls):
+    """How many of the grpcio futures `calls` ended with each status code's name ("OK" for an answer)."""
+    import grpc
+
+    counts = {}
+    for call in calls:
+        try:
+            call.result()
+            code = "OK"
+        except grpc.RpcError as error:
+            code = error.code().name
+        counts[code] = counts.get(code, 0) + 1
+    return counts
