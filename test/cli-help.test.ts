@@ -1,4 +1,5 @@
 /** README: "Every command takes `--help`" — each npm script's CLI, asked for help, prints its usage and exits 0. */
+import { readFileSync } from 'node:fs';
 import { expect, it } from 'vitest';
 import type { CliMain } from '../node/cli/run-cli.ts';
 import { runCli } from './helpers/cli.ts';
@@ -18,8 +19,7 @@ const COMMANDS: Record<string, string> = {
   bench: '../bench/cli.ts',
 };
 
-it('every command in package.json that starts a CLI of ours is in this list', async () => {
-  const { readFileSync } = await import('node:fs');
+it('every command in package.json that starts a CLI of ours is in this list', () => {
   const scripts: Record<string, string> = JSON.parse(
     readFileSync(new URL('../package.json', import.meta.url), 'utf8'),
   ).scripts;

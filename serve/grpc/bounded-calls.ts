@@ -106,8 +106,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   let stopping = false;
   /** Resolved when the last open call closes (`drained`). */
   const drainWaiters = new Set<() => void>();
-  const refuse = (stream: ServerHttp2Stream) =>
-    setImmediate(() => stream.closed || stream.close(http2Constants.NGHTTP2_REFUSED_STREAM));
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
@@ -176,7 +174,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       // first): nothing of it has run, so the client may retry it elsewhere. Not an open call: a flood of such
       // calls never holds the drain.
       stream.once('close', () => answer.end());
-      refuse(stream);
+      closeAfterTurn(stream, http2Constants.NGHTTP2_REFUSED_STREAM);
     } else if (stream) {
       // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
       // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
@@ -270,7 +268,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         // A stream ended before its client ended its side (the server stopping) is reset once its status has
         // gone (RST_STREAM NO_ERROR, as HTTP/2 lets a server that has answered): open, it held shutdown.
         if (!stream || stream.closed) return;
-        const reset = () => setImmediate(() => stream.closed || stream.close(http2Constants.NGHTTP2_NO_ERROR));
+        const reset = () => closeAfterTurn(stream, http2Constants.NGHTTP2_NO_ERROR);
         // The status goes in the headers when nothing was answered, else as trailers, when the stream asks.
         if (answering) stream.once('wantTrailers', reset);
         else reset();
@@ -321,8 +319,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
           : stalled(stream, now)
             ? http2Constants.NGHTTP2_CANCEL
             : undefined;
-      // After a turn of the loop: the status just written goes out first.
-      if (code !== undefined) setImmediate(() => stream.closed || stream.close(code));
+      if (code !== undefined) closeAfterTurn(stream, code);
     }
   };
   /** Resolves once no call is open (at once if none is). */
@@ -331,6 +328,11 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   /** The HTTP/2 sessions that carry a call not yet closed. */
   const sessionsWithCalls = () => new Set([...openCalls.keys()].map((stream) => stream.session));
   return { requestDeserialize, interceptor, stopCalls, drained, sessionsWithCalls };
+}
+
+/** Reset `stream` with `code` after a turn of the loop, unless it closed meanwhile: a status just written goes out first. */
+function closeAfterTurn(stream: ServerHttp2Stream, code: number): void {
+  setImmediate(() => stream.closed || stream.close(code));
 }
 
 /**

@@ -335,16 +335,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       // before that (by the sweep, its client or a protocol error) would be closed after the fact, and Node
       // never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
       // from 4–16 connections). Their 'close' first; each wait bounded by the grace all the same.
-      let over = false;
-      void graceOver.then(() => {
-        over = true;
-      });
-      for (
-        let destroyed = destroyedSessions(server);
-        destroyed.length > 0 && !over;
-        destroyed = destroyedSessions(server)
-      )
-        await Promise.race([Promise.all(destroyed.map(closed)), graceOver]);
+      await destroyedSessionsClosed(server, graceOver);
       await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), graceOver]);
       clearTimeout(timer);
       clearInterval(sweep);
@@ -380,6 +371,20 @@ const closed = (session: Http2Session) => new Promise<void>((resolve) => session
 
 /** Sessions destroyed whose 'close' has not come yet (grpc-js still lists them). */
 const destroyedSessions = (server: grpc.Server) => sessionsOf(server).filter((session) => session.destroyed);
+
+/** Until grpc-js lists no destroyed session (one destroyed while waiting included), or `over` has settled. */
+async function destroyedSessionsClosed(server: grpc.Server, over: Promise<void>): Promise<void> {
+  let settled = false;
+  void over.then(() => {
+    settled = true;
+  });
+  for (
+    let destroyed = destroyedSessions(server);
+    destroyed.length > 0 && !settled;
+    destroyed = destroyedSessions(server)
+  )
+    await Promise.race([Promise.all(destroyed.map(closed)), over]);
+}
 
 /** grpc-js's own listener: a Unix socket in a fresh 0700 folder (a loopback port on Windows). */
 async function bindInner(server: grpc.Server): Promise<{ address: NetConnectOpts; remove: () => void }> {
