@@ -4,7 +4,6 @@
  * failures as error_message with their ids; HTTP/2 clients made by hand check that a stream's requests are
  * taken one at a time, so one that stops reading holds one answer, and one that floods is cut.
  */
-import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
 import http2 from 'node:http2';
 import { connect } from 'node:net';
@@ -16,11 +15,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { until } from './helpers/until.ts';
 
-const python = ['python3', '/usr/bin/python3'].find(
-  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
-);
+const python = grpcPython;
 const MiB = 1024 * 1024;
 const StreamAnswer = grpcProtoRoot().lookupType('inference.ModelStreamInferResponse');
 let server: RunningServer;
@@ -51,15 +49,12 @@ it.skipIf(python === undefined)(
   "answers a Python client's stream in order, a failed request as error_message with its id, as Triton does",
   async () => {
     const before = await counts('torchcnn');
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = execFile(
-        python as string,
-        ['test/helpers/grpc_stream_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn'],
-        { encoding: 'utf8', timeout: 60_000 },
-        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
-      );
-      child.stdin?.end(JSON.stringify(image));
-    });
+    const out = await runPythonClient(
+      ['test/helpers/grpc_stream_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn'],
+      {
+        stdin: JSON.stringify(image),
+      },
+    );
     const result = JSON.parse(out) as {
       answers: { error: string; id: string; model: string; outputs: unknown[]; values: number[][] }[];
       wire: [number, number][][];

@@ -3,7 +3,6 @@
  * proto (as a KServe or Triton client would): health, metadata, and ModelInfer with raw and typed
  * contents, whose logits equal the HTTP JSON route's; bad requests are gRPC statuses, not crashes.
  */
-import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import http2 from 'node:http2';
 import { connect } from 'node:net';
@@ -15,11 +14,10 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { grpcProtoRoot, grpcService } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { frame, rawCall, unaryCall } from './helpers/grpc-requests.ts';
+import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 
 // The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
-const python = ['python3', '/usr/bin/python3'].find(
-  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
-);
+const python = grpcPython;
 let server: RunningServer;
 let listeningBefore: Set<number>;
 
@@ -60,15 +58,12 @@ it.skipIf(python === undefined)(
   'answers a Python gRPC client like the HTTP JSON route',
   async () => {
     // Asynchronously: the server answering it runs in this process.
-    const out = await new Promise<string>((resolve, reject) => {
-      const child = execFile(
-        python as string,
-        ['test/helpers/grpc_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn', '2'],
-        { encoding: 'utf8', timeout: 60_000 },
-        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
-      );
-      child.stdin?.end(JSON.stringify(Array.from(Float32Array.from(images))));
-    });
+    const out = await runPythonClient(
+      ['test/helpers/grpc_client.py', `127.0.0.1:${server.grpcPort}`, 'torchcnn', '2'],
+      {
+        stdin: JSON.stringify(Array.from(Float32Array.from(images))),
+      },
+    );
     const result = JSON.parse(out) as {
       live: boolean;
       ready: boolean;
@@ -209,14 +204,7 @@ it.skipIf(python === undefined)(
       '    except grpc.RpcError as e:',
       '        print(e.code().name, e.details())',
     ].join('\n');
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile(
-        python as string,
-        ['-c', script, `127.0.0.1:${server.grpcPort}`],
-        { encoding: 'utf8', timeout: 60_000 },
-        (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
-      );
-    });
+    const out = await runPythonClient(['-c', script, `127.0.0.1:${server.grpcPort}`]);
     expect(out.trim().split('\n')).toEqual(new Array(4).fill('INVALID_ARGUMENT the request has more than 16 inputs'));
     expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
   },

@@ -1,5 +1,4 @@
 /** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
-import { execFile, spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
 import { EXPORTED_CNN, makeModelRepository } from './helpers/model-repo.ts';
+import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { refusalOf } from './helpers/refusal.ts';
 
 // The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
-const python = ['python3', '/usr/bin/python3'].find(
-  (p) => spawnSync(p, ['-c', 'import grpc, grpc_tools']).status === 0,
-);
+const python = grpcPython;
 
 let server: RunningServer;
 let repo: Awaited<ReturnType<typeof makeModelRepository>>;
@@ -420,17 +418,11 @@ describe('npm run serve', () => {
       // Three clients, a connection each: the race is per connection, so three make it likelier to be met.
       let issued = 0;
       const burst = () =>
-        new Promise<string>((resolve, reject) => {
-          const client = execFile(
-            python as string,
-            ['test/helpers/grpc_burst_client.py', `127.0.0.1:${port}`, 'cnn', '40', '64', '1'],
-            { encoding: 'utf8', timeout: 60_000 },
-            (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
-          );
+        runPythonClient(['test/helpers/grpc_burst_client.py', `127.0.0.1:${port}`, 'cnn', '40', '64', '1'], {
           // SIGTERM 0.3 s after the calls were made: some answered, 16 under way a client, the rest queued.
-          client.stdout?.on('data', (chunk: string) => {
+          onOutput: (chunk) => {
             if (chunk.includes('issued') && ++issued === 3) setTimeout(() => child.kill('SIGTERM'), 300);
-          });
+          },
         });
       const statuses: Record<string, number> = {};
       for (const out of await Promise.all([burst(), burst(), burst()]))
@@ -449,16 +441,10 @@ describe('npm run serve', () => {
       // A session destroyed just before grpc-js closed it (a connection without calls, swept) was one Node never
       // calls back for: the server waited forever after SIGTERM in 7 of 13 such floods (an outside attack).
       const { child, port, exited } = await spawnServeGrpc('--exit-timeout-ms', '3000');
-      const out = await new Promise<string>((resolve, reject) => {
-        const client = execFile(
-          python as string,
-          ['test/helpers/grpc_flood_client.py', `127.0.0.1:${port}`, 'cnn', '16', '5'],
-          { encoding: 'utf8', timeout: 60_000 },
-          (error, stdout, stderr) => (error ? reject(new Error(`${error.message}\n${stderr}`)) : resolve(stdout)),
-        );
-        client.stdout?.on('data', (chunk: string) => {
+      const out = await runPythonClient(['test/helpers/grpc_flood_client.py', `127.0.0.1:${port}`, 'cnn', '16', '5'], {
+        onOutput: (chunk) => {
           if (chunk.includes('flooding')) setTimeout(() => child.kill('SIGTERM'), 700);
-        });
+        },
       });
       // A hang detector, not a timing: the exit timeout is 3 s, the flood 5 s.
       const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('hung'), 30_000))]);
