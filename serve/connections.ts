@@ -90,8 +90,8 @@ export interface ConnectionGuard {
    * outside attack), and Node stops enforcing its header timeout once its server is closed.
    */
   closeWithoutRequests(since: number, graceMs: number): void;
-  /** HTTP requests being read or answered, on every connection. */
-  readonly requestsInFlight: number;
+  /** Resolves once no HTTP request is being read or answered, on any connection (at once if none is). */
+  requestsDrained(): Promise<void>;
 }
 
 export function guardConnections(
@@ -104,6 +104,21 @@ export function guardConnections(
   const byActivity = new Map<Socket, Tracked>();
   const perClient = new Map<string, number>();
   const counts = { evicted: 0, overPipelined: 0 };
+  let drainedWaiters: (() => void)[] = [];
+  // Requests in flight on the connections still tracked: a pipelined request queued behind another gets no
+  // 'close' of its own when its connection dies, so the count is the connections', not the responses'.
+  const requestsInFlight = () => {
+    let n = 0;
+    for (const t of byActivity.values()) n += t.inFlight;
+    return n;
+  };
+  /** Called wherever the count may have fallen: a response closed, a connection forgotten. */
+  const noteDrained = () => {
+    if (drainedWaiters.length === 0 || requestsInFlight() > 0) return;
+    const waiters = drainedWaiters;
+    drainedWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
 
   const touch = (socket: Socket) => {
     const t = byActivity.get(socket);
@@ -118,6 +133,7 @@ export function guardConnections(
     const n = (perClient.get(t.address) ?? 1) - 1;
     if (n > 0) perClient.set(t.address, n);
     else perClient.delete(t.address);
+    noteDrained();
   };
   /**
    * Close the least recently active connection of `address` — by default the address holding the most
@@ -188,6 +204,7 @@ export function guardConnections(
       t.lastDone = performance.now();
       t.waitingOnUs.delete(request);
       touch(socket);
+      noteDrained();
     });
   });
   return {
@@ -208,10 +225,10 @@ export function guardConnections(
         socket.destroy();
       }
     },
-    get requestsInFlight() {
-      let n = 0;
-      for (const t of byActivity.values()) n += t.inFlight;
-      return n;
+    requestsDrained() {
+      return requestsInFlight() === 0
+        ? Promise.resolve()
+        : new Promise<void>((resolve) => drainedWaiters.push(resolve));
     },
     get evicted() {
       return counts.evicted;

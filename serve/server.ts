@@ -267,16 +267,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // flight, at the latest with the cut.
         let closeListener = () => {};
         const httpClosed = new Promise<void>((resolve) => {
-          const drained = setInterval(() => connections.requestsInFlight === 0 && closeListener(), 50);
           closeListener = () => {
             closeListener = () => {};
-            clearInterval(drained);
             // Node's close() also closes the connections idle between requests at once: a request sent on one
             // just then went unanswered (a re-attack). They are closed once quiet, as the others (sweepIdle).
             server.closeIdleConnections = () => {};
             server.close(() => resolve());
           };
         });
+        void connections.requestsDrained().then(() => closeListener());
         const cut = setTimeout(() => {
           closeListener();
           server.closeAllConnections();
