@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -217,6 +218,50 @@ it('a compressed message refused on a stream its client keeps open gives its roo
     const gzipped = frame(gzipSync(inferRequestBytes('tiny', 1)), true);
     expect(await rawCall(session, 'ModelInfer', gzipped, { 'grpc-encoding': 'gzip' })).toBe('0');
   } finally {
+    session.destroy();
+  }
+}, 60_000);
+
+it('a compressed message whose stream is reset in the same read is never decompressed (1 KB of gzip is 1 MB to inflate: reset calls kept the server busy for minutes)', async () => {
+  // Count the inflaters this process makes: node:zlib's own module object, and the named imports bound to it.
+  const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
+  let inflaters = 0;
+  const createGunzip = zlib.createGunzip;
+  // Node defines it read-only but configurable.
+  const replace = (value: typeof createGunzip) => {
+    Object.defineProperty(zlib, 'createGunzip', { value, writable: false, enumerable: true, configurable: true });
+    syncBuiltinESMExports();
+  };
+  replace((...args) => {
+    inflaters++;
+    return createGunzip(...args);
+  });
+  const gzipped = frame(gzipSync(inferRequestBytes('tiny', 1)), true);
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    await new Promise((resolve) => session.once('connect', resolve));
+    // 16 calls whose headers, message and reset leave in one write: the server reads them together.
+    const calls = Array.from({ length: 16 }, () => {
+      const stream = session.request({
+        ':method': 'POST',
+        ':path': '/inference.GRPCInferenceService/ModelInfer',
+        'content-type': 'application/grpc',
+        'grpc-encoding': 'gzip',
+        te: 'trailers',
+      });
+      stream.on('error', () => {});
+      stream.end(gzipped);
+      stream.close(http2.constants.NGHTTP2_CANCEL);
+      return new Promise((resolve) => stream.once('close', resolve));
+    });
+    await Promise.all(calls);
+    // The server has read them all once a call sent after them is answered (one connection, in order).
+    expect(await rawCall(session, 'ModelInfer', gzipped, { 'grpc-encoding': 'gzip' })).toBe('0');
+    // That call's message alone was decompressed (which also shows the count sees the server's inflaters).
+    expect(inflaters).toBe(1);
+  } finally {
+    replace(createGunzip);
     session.destroy();
   }
 }, 60_000);
