@@ -90,8 +90,12 @@ export interface ConnectionGuard {
    * outside attack), and Node stops enforcing its header timeout once its server is closed.
    */
   closeWithoutRequests(since: number, graceMs: number): void;
+  /** HTTP requests being read or answered, on every connection. */
+  readonly requestsInFlight: number;
   /** Resolves once no HTTP request is being read or answered, on any connection (at once if none is). */
   requestsDrained(): Promise<void>;
+  /** Connections accepted since the guard began (a stopping server closes its listener once this stays put). */
+  readonly accepted: number;
 }
 
 export function guardConnections(
@@ -103,7 +107,7 @@ export function guardConnections(
   // Insertion order is activity order: a socket that moves a byte is moved to the end.
   const byActivity = new Map<Socket, Tracked>();
   const perClient = new Map<string, number>();
-  const counts = { evicted: 0, overPipelined: 0 };
+  const counts = { evicted: 0, overPipelined: 0, accepted: 0 };
   let drainedWaiters: (() => void)[] = [];
   // Requests in flight on the connections still tracked: a pipelined request queued behind another gets no
   // 'close' of its own when its connection dies, so the count is the connections', not the responses'.
@@ -170,6 +174,7 @@ export function guardConnections(
   };
 
   server.on('connection', (socket: Socket) => {
+    counts.accepted++;
     const address = socket.remoteAddress ?? 'unknown';
     if ((perClient.get(address) ?? 0) >= limits.perClient) makeRoom(address);
     if (byActivity.size >= limits.total) makeRoom();
@@ -224,6 +229,12 @@ export function guardConnections(
         forget(socket);
         socket.destroy();
       }
+    },
+    get requestsInFlight() {
+      return requestsInFlight();
+    },
+    get accepted() {
+      return counts.accepted;
     },
     requestsDrained() {
       return requestsInFlight() === 0

@@ -293,6 +293,22 @@ describe('a stopping server', () => {
     expect(received.text()).toContain('shutting_down');
   }, 30_000);
 
+  it('answers a burst of new connections still in the accept queue when it is asked to stop with nothing in flight', async () => {
+    // Closed the moment no request was in flight, the listener reset 113 of 120 such requests (an outside attack).
+    const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
+    const sockets = Array.from({ length: 20 }, () => connect(running.port, '127.0.0.1'));
+    const received = sockets.map((socket) => {
+      socket.on('error', () => {});
+      socket.write(request(running.port)); // sent once connected
+      return reading(socket);
+    });
+    // Asked to stop before this process has accepted any of them: they wait in the kernel's queue.
+    await running.close();
+    await Promise.all(received.map((r) => r.closed));
+    // Each answered (new inference after the stop: 503 shutting_down), none reset without a word.
+    expect(received.map((r) => r.statuses()[0])).toEqual(new Array(20).fill('503'));
+  }, 30_000);
+
   it('answers a request sent on a kept-alive connection just after it began to stop (Node closed it unanswered)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, exitTimeoutMs: 30_000 });
     const socket = await open(running.port);
