@@ -29,6 +29,7 @@ import { startGrpc } from './grpc/server.ts';
 import type { UnsentAnswerLimits } from './grpc/unsent-answers.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { lingerOnClose } from './lingering-close.ts';
+import { listenerQuiet } from './listener-close.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { noteConnection } from './own-turn.ts';
@@ -264,7 +265,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // The listener stays open while the requests in flight drain: closing it resets the connections still in
         // the kernel's accept queue (36 of 40 requests sent 50 ms before SIGTERM, an outside attack). Those
         // accepted meanwhile are answered (new inference: 503 shutting_down); it closes once no request is in
-        // flight and none has been accepted for a moment, at the latest with the cut (closeWhenQuiet).
+        // flight and none has been accepted for a moment, at the latest with the cut (listener-close.ts).
         let closeListener = () => {};
         const httpClosed = new Promise<void>((resolve) => {
           closeListener = () => {
@@ -275,7 +276,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
             server.close(() => resolve());
           };
         });
-        void closeWhenQuiet(connections, started, () => closeListener());
+        const activity = {
+          accepted: () => connections.accepted,
+          drained: () => connections.requestsDrained(),
+          busy: () => connections.requestsInFlight > 0,
+        };
+        void listenerQuiet(activity, started).then(() => closeListener());
         const cut = setTimeout(() => {
           closeListener();
           server.closeAllConnections();
@@ -314,27 +320,6 @@ async function untilAborted(work: Promise<void>, signal: AbortSignal | undefined
 /** How long a stopping server runs the requests already queued (default; serve --exit-timeout-ms). */
 export const EXIT_TIMEOUT_MS = 15_000;
 
-/** How long a stopping server's listener must accept nothing, no request in flight, before it closes. */
-const LISTENER_QUIET_MS = 100;
-/** After this long stopping, the listener closes once no request is in flight, accepting or not: a flood of new connections does not hold it. */
-const LISTENER_OPEN_MAX_MS = 1_000;
-
-/**
- * Calls `close` once no request is in flight and no connection was accepted for LISTENER_QUIET_MS and a turn of
- * the loop (whose poll phase accepts what waits in the kernel's queue: a timer due after a busy turn runs
- * before it). Closed the moment nothing was in flight, 113 of 120 requests a burst of new connections sent
- * just before SIGTERM were reset unanswered (an outside attack).
- */
-async function closeWhenQuiet(connections: ConnectionGuard, started: number, close: () => void): Promise<void> {
-  for (;;) {
-    await connections.requestsDrained();
-    if (performance.now() - started >= LISTENER_OPEN_MAX_MS) return close();
-    const accepted = connections.accepted;
-    await new Promise((resolve) => setTimeout(resolve, LISTENER_QUIET_MS));
-    await new Promise((resolve) => setImmediate(resolve));
-    if (connections.accepted === accepted && connections.requestsInFlight === 0) return close();
-  }
-}
 /** How long a stopping server waits for a request whose headers had begun to arrive whole before it closes its connection. */
 const BEGUN_REQUEST_GRACE_MS = 1_000;
 /**

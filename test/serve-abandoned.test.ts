@@ -6,6 +6,7 @@
  * clients had gone, pipelined requests of a closed connection were logged 200, and SIGTERM waited > 90 s.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -340,6 +341,39 @@ describe('a stopping server', () => {
     await running.close(); // within the test's timeout: not the 120 s exit timeout
     await Promise.all(received.map((r) => r.closed));
     expect(received[2]?.text()).toMatch(/^HTTP\/1\.1 200/);
+  }, 30_000);
+
+  it('answers a burst of new gRPC connections still in the accept queue when it is asked to stop with no call under way', async () => {
+    // The front listener closed at once: 23–31 of 40 such connections were reset without a byte (an outside attack).
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
+    const calls = Array.from(
+      { length: 20 },
+      () =>
+        new Promise<string>((resolve) => {
+          const session = http2.connect(`http://127.0.0.1:${running.grpcPort}`);
+          const end = (outcome: string) => {
+            resolve(outcome);
+            session.destroy();
+          };
+          session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
+          const stream = session.request({
+            ':method': 'POST',
+            ':path': '/inference.GRPCInferenceService/ServerLive',
+            'content-type': 'application/grpc',
+            te: 'trailers',
+          });
+          stream.on('error', () => {});
+          stream.resume();
+          stream.on('close', () =>
+            end(stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused' : `reset ${stream.rstCode}`),
+          );
+          stream.end(Buffer.alloc(5)); // a whole empty message, sent once connected
+        }),
+    );
+    // Asked to stop before this process has accepted any of them: they wait in the kernel's queue.
+    await running.close();
+    // Each call refused REFUSED_STREAM (it did not run: a client retries it elsewhere), no connection reset.
+    expect(await Promise.all(calls)).toEqual(new Array(20).fill('refused'));
   }, 30_000);
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {

@@ -325,9 +325,11 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   /** Resolves once no call is open (at once if none is). */
   const drained = () =>
     openCalls.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.add(resolve));
+  /** Whether a call is open now. */
+  const busy = () => openCalls.size > 0;
   /** The HTTP/2 sessions that carry a call not yet closed. */
   const sessionsWithCalls = () => new Set([...openCalls.keys()].map((stream) => stream.session));
-  return { requestDeserialize, interceptor, stopCalls, drained, sessionsWithCalls };
+  return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls };
 }
 
 /** Reset `stream` with `code` after a turn of the loop, unless it closed meanwhile: a status just written goes out first. */

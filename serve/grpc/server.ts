@@ -22,6 +22,7 @@ import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
 import { wellFormed } from '../ellipsized.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
+import { listenerQuiet } from '../listener-close.ts';
 import type { ModelControlAccess } from '../model-control-access.ts';
 import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
@@ -300,9 +301,20 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   return {
     port,
     close: async (graceMs = 0) => {
-      // No new connections; calls under way (and those queued for a model) are answered for up to `graceMs`,
-      // then whatever is left is cut.
-      const frontClosed = new Promise<void>((resolve) => front.close(() => resolve()));
+      // Calls under way (and those queued for a model) are answered for up to `graceMs`, then whatever is left
+      // is cut. The listener stays open while they drain and until it has accepted nothing for a moment
+      // (listener-close.ts; calls on connections accepted meanwhile are refused REFUSED_STREAM): closed at
+      // once, it reset 23–31 of 40 connections a burst had opened just before SIGTERM (an outside attack).
+      const stoppingSince = performance.now();
+      let closeFront = () => {};
+      const frontClosed = new Promise<void>((resolve) => {
+        closeFront = () => {
+          closeFront = () => {};
+          front.close(() => resolve());
+        };
+      });
+      const activity = { accepted: () => guard.accepted, drained: inferDecoding.drained, busy: inferDecoding.busy };
+      const frontQuiet = listenerQuiet(activity, stoppingSince);
       const cut = () => {
         for (const socket of open) socket.destroy();
         server.forceShutdown();
@@ -331,6 +343,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       // of 200 KB: 8–14 INTERNAL, none with this order). Calls that start meanwhile are refused
       // REFUSED_STREAM, which clients retry elsewhere.
       await Promise.race([inferDecoding.drained(), graceOver]);
+      // Before grpc-js closes its own listener: a connection the front accepts needs it to connect to.
+      await Promise.race([frontQuiet, graceOver]);
+      closeFront();
       // grpc-js closes each session it lists, and forgets one only at its 'close' event: a session destroyed
       // before that (by the sweep, its client or a protocol error) would be closed after the fact, and Node
       // never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
