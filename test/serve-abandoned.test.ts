@@ -376,6 +376,56 @@ describe('a stopping server', () => {
     expect(await Promise.all(calls)).toEqual(new Array(20).fill('refused'));
   }, 30_000);
 
+  it('refuses every gRPC call that starts while it stops, as its idle connections are swept, never ending one without a status', async () => {
+    // The sweep (every 250 ms, from 500 ms on) closed connections carrying only a call whose refusal had not yet
+    // gone out: the call ended with no status after a GOAWAY that covered it (grpc-js: INTERNAL; an outside attack).
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
+    const call = () =>
+      new Promise<string>((resolve) => {
+        const session = http2.connect(`http://127.0.0.1:${running.grpcPort}`);
+        let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
+        const end = (outcome: string) => {
+          resolve(outcome);
+          session.destroy();
+        };
+        session.on('goaway', (_code, lastStreamId) => {
+          coveredUpTo = lastStreamId;
+        });
+        session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/inference.GRPCInferenceService/ServerLive',
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        stream.on('error', () => {});
+        stream.resume();
+        stream.on('close', () => {
+          if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return end('refused');
+          // A GOAWAY that does not cover the call says it was not processed: a client retries it as well.
+          if (coveredUpTo >= 0 && (stream.id ?? 0) > coveredUpTo) return end('refused');
+          end(`ended without a status (reset ${stream.rstCode}, GOAWAY up to ${coveredUpTo})`);
+        });
+        stream.end(Buffer.alloc(5));
+      });
+    const closing = running.close();
+    // A new connection every 20 ms keeps the listener open for its first second; two more every 3 ms around each
+    // sweep that closes sessions (at 500 and 750 ms).
+    const calls: Promise<string>[] = [];
+    const started = performance.now();
+    while (performance.now() - started < 950) {
+      const t = performance.now() - started;
+      const nearSweep = Math.abs(t - 500) < 40 || Math.abs(t - 750) < 40;
+      calls.push(call());
+      await sleep(nearSweep ? 3 : 20);
+    }
+    await closing;
+    const outcomes = await Promise.all(calls);
+    // Refused (or, once the listener has closed, not connected): never a call ended without a word.
+    expect(outcomes.filter((o) => o !== 'refused' && o !== 'connection ECONNREFUSED')).toEqual([]);
+    expect(outcomes.filter((o) => o === 'refused').length).toBeGreaterThan(40);
+  }, 30_000);
+
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 5000 });
     const root = grpcProtoRoot();

@@ -106,6 +106,9 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   let stopping = false;
   /** Resolved when the last open call closes (`drained`). */
   const drainWaiters = new Set<() => void>();
+  // Calls refused as they started after SIGTERM, until their refusal has gone out: their sessions are not
+  // idle (destroyed by a sweep before it, a call ended without a status: INTERNAL at grpc-js, an outside attack).
+  const refusing = new Set<ServerHttp2Stream>();
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
@@ -173,7 +176,11 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
       // first): nothing of it has run, so the client may retry it elsewhere. Not an open call: a flood of such
       // calls never holds the drain.
-      stream.once('close', () => answer.end());
+      refusing.add(stream);
+      stream.once('close', () => {
+        answer.end();
+        refusing.delete(stream);
+      });
       closeAfterTurn(stream, http2Constants.NGHTTP2_REFUSED_STREAM);
     } else if (stream) {
       // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
@@ -327,8 +334,8 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     openCalls.size === 0 ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.add(resolve));
   /** Whether a call is open now. */
   const busy = () => openCalls.size > 0;
-  /** The HTTP/2 sessions that carry a call not yet closed. */
-  const sessionsWithCalls = () => new Set([...openCalls.keys()].map((stream) => stream.session));
+  /** The HTTP/2 sessions that carry a call not yet closed, or a refusal not yet sent. */
+  const sessionsWithCalls = () => new Set([...openCalls.keys(), ...refusing].map((stream) => stream.session));
   return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls };
 }
 

@@ -331,11 +331,23 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       // whose header block was cut mid-way (no call yet) held shutdown for the whole exit timeout.
       inferDecoding.stopCalls();
       let sweeps = 0;
+      const closedBySweep = new WeakSet<Http2Session>();
       const sweep = setInterval(() => {
         inferDecoding.stopCalls();
         if (++sweeps < 2) return;
         const busy = inferDecoding.sessionsWithCalls();
-        for (const session of sessionsOf(server)) if (!busy.has(session)) session.destroy();
+        // Closed first, destroyed at the next sweep if still there: destroyed at once, a call begun a few ms
+        // before the sweep ended with no status under a GOAWAY that covered it (grpc-js: INTERNAL; an outside
+        // attack). Closed, GOAWAY goes out after what the session has queued (a refusal just sent), and a
+        // stream arriving after it is refused.
+        for (const session of sessionsOf(server)) {
+          if (busy.has(session)) continue;
+          if (closedBySweep.has(session)) session.destroy();
+          else {
+            closedBySweep.add(session);
+            session.close();
+          }
+        }
       }, 250);
       // GOAWAY only once the calls under way have ended (or the grace is over): sent while a client's
       // requests were still arriving and more streams were opening, Node's HTTP/2 session failed with a
@@ -346,11 +358,11 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       // Before grpc-js closes its own listener: a connection the front accepts needs it to connect to.
       await Promise.race([frontQuiet, graceOver]);
       closeFront();
-      // grpc-js closes each session it lists, and forgets one only at its 'close' event: a session destroyed
-      // before that (by the sweep, its client or a protocol error) would be closed after the fact, and Node
-      // never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
+      // grpc-js closes each session it lists, and forgets one only at its 'close' event: a session closed or
+      // destroyed before that (by the sweep, its client or a protocol error) would be closed after the fact, and
+      // Node never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
       // from 4–16 connections). Their 'close' first; each wait bounded by the grace all the same.
-      await destroyedSessionsClosed(server, graceOver);
+      await closingSessionsClosed(server, graceOver);
       await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), graceOver]);
       clearTimeout(timer);
       clearInterval(sweep);
@@ -384,21 +396,21 @@ const sessionsOf = (server: grpc.Server): Http2Session[] => [
 /** When `session` emits 'close' (never rejecting, as events.once would on an 'error' first). */
 const closed = (session: Http2Session) => new Promise<void>((resolve) => session.once('close', () => resolve()));
 
-/** Sessions destroyed whose 'close' has not come yet (grpc-js still lists them). */
-const destroyedSessions = (server: grpc.Server) => sessionsOf(server).filter((session) => session.destroyed);
+/**
+ * Sessions closed or destroyed whose 'close' has not come yet (grpc-js still lists them): grpc-js's own close()
+ * of one would never be called back.
+ */
+const closingSessions = (server: grpc.Server) =>
+  sessionsOf(server).filter((session) => session.destroyed || session.closed);
 
-/** Until grpc-js lists no destroyed session (one destroyed while waiting included), or `over` has settled. */
-async function destroyedSessionsClosed(server: grpc.Server, over: Promise<void>): Promise<void> {
+/** Until grpc-js lists no closed or destroyed session (one closed while waiting included), or `over` has settled. */
+async function closingSessionsClosed(server: grpc.Server, over: Promise<void>): Promise<void> {
   let settled = false;
   void over.then(() => {
     settled = true;
   });
-  for (
-    let destroyed = destroyedSessions(server);
-    destroyed.length > 0 && !settled;
-    destroyed = destroyedSessions(server)
-  )
-    await Promise.race([Promise.all(destroyed.map(closed)), over]);
+  for (let closing = closingSessions(server); closing.length > 0 && !settled; closing = closingSessions(server))
+    await Promise.race([Promise.all(closing.map(closed)), over]);
 }
 
 /** grpc-js's own listener: a Unix socket in a fresh 0700 folder (a loopback port on Windows). */
