@@ -76,6 +76,48 @@ function runnerProcesses(): number[] {
   });
 }
 
+/**
+ * A ServerLive call on a new HTTP/2 connection, sent whole: 'refused' if the server refused it (REFUSED_STREAM,
+ * or a GOAWAY that does not cover it: not processed, a client retries either), 'status <n>' if answered,
+ * `connection <code>` if the connection failed, else how it ended without a status.
+ */
+function liveCallOutcome(port: number): Promise<string> {
+  return new Promise<string>((resolve) => {
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
+    let status: string | undefined;
+    const end = (outcome: string) => {
+      resolve(outcome);
+      session.destroy();
+    };
+    session.on('goaway', (_code, lastStreamId) => {
+      coveredUpTo = lastStreamId;
+    });
+    session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/inference.GRPCInferenceService/ServerLive',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    const read = (headers: http2.IncomingHttpHeaders) => {
+      if (headers['grpc-status'] !== undefined) status = String(headers['grpc-status']);
+    };
+    stream
+      .on('response', read)
+      .on('trailers', read)
+      .on('error', () => {});
+    stream.resume();
+    stream.on('close', () => {
+      if (status !== undefined) return end(`status ${status}`);
+      if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return end('refused');
+      if (coveredUpTo >= 0 && (stream.id ?? 0) > coveredUpTo) return end('refused');
+      end(`ended without a status (reset ${stream.rstCode}, GOAWAY up to ${coveredUpTo})`);
+    });
+    stream.end(Buffer.alloc(5)); // a whole empty message, sent once connected
+  });
+}
+
 async function executions(server: RunningServer): Promise<number> {
   const stats = (await (await fetch(`${server.url}/v2/models/slow/stats`)).json()) as {
     model_stats: { execution_count: number }[];
@@ -346,33 +388,10 @@ describe('a stopping server', () => {
   it('answers a burst of new gRPC connections still in the accept queue when it is asked to stop with no call under way', async () => {
     // The front listener closed at once: 23–31 of 40 such connections were reset without a byte (an outside attack).
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
-    const calls = Array.from(
-      { length: 20 },
-      () =>
-        new Promise<string>((resolve) => {
-          const session = http2.connect(`http://127.0.0.1:${running.grpcPort}`);
-          const end = (outcome: string) => {
-            resolve(outcome);
-            session.destroy();
-          };
-          session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
-          const stream = session.request({
-            ':method': 'POST',
-            ':path': '/inference.GRPCInferenceService/ServerLive',
-            'content-type': 'application/grpc',
-            te: 'trailers',
-          });
-          stream.on('error', () => {});
-          stream.resume();
-          stream.on('close', () =>
-            end(stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM ? 'refused' : `reset ${stream.rstCode}`),
-          );
-          stream.end(Buffer.alloc(5)); // a whole empty message, sent once connected
-        }),
-    );
+    const calls = Array.from({ length: 20 }, () => liveCallOutcome(running.grpcPort as number));
     // Asked to stop before this process has accepted any of them: they wait in the kernel's queue.
     await running.close();
-    // Each call refused REFUSED_STREAM (it did not run: a client retries it elsewhere), no connection reset.
+    // Each call refused (it did not run: a client retries it elsewhere), no connection reset.
     expect(await Promise.all(calls)).toEqual(new Array(20).fill('refused'));
   }, 30_000);
 
@@ -380,34 +399,7 @@ describe('a stopping server', () => {
     // The sweep (every 250 ms, from 500 ms on) closed connections carrying only a call whose refusal had not yet
     // gone out: the call ended with no status after a GOAWAY that covered it (grpc-js: INTERNAL; an outside attack).
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
-    const call = () =>
-      new Promise<string>((resolve) => {
-        const session = http2.connect(`http://127.0.0.1:${running.grpcPort}`);
-        let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
-        const end = (outcome: string) => {
-          resolve(outcome);
-          session.destroy();
-        };
-        session.on('goaway', (_code, lastStreamId) => {
-          coveredUpTo = lastStreamId;
-        });
-        session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
-        const stream = session.request({
-          ':method': 'POST',
-          ':path': '/inference.GRPCInferenceService/ServerLive',
-          'content-type': 'application/grpc',
-          te: 'trailers',
-        });
-        stream.on('error', () => {});
-        stream.resume();
-        stream.on('close', () => {
-          if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return end('refused');
-          // A GOAWAY that does not cover the call says it was not processed: a client retries it as well.
-          if (coveredUpTo >= 0 && (stream.id ?? 0) > coveredUpTo) return end('refused');
-          end(`ended without a status (reset ${stream.rstCode}, GOAWAY up to ${coveredUpTo})`);
-        });
-        stream.end(Buffer.alloc(5));
-      });
+    const call = () => liveCallOutcome(running.grpcPort as number);
     const closing = running.close();
     // A new connection every 20 ms keeps the listener open for its first second; two more every 3 ms around each
     // sweep that closes sessions (at 500 and 750 ms).
