@@ -118,6 +118,89 @@ function liveCallOutcome(port: number): Promise<string> {
   });
 }
 
+/**
+ * A ServerLive call by hand on raw HTTP/2 whose header block is sent in two halves `stallMs` apart (as a lost
+ * segment would stall it): 'refused' (RST_STREAM REFUSED_STREAM), 'status' (answered), or how the connection
+ * ended without either. `sent` resolves once the first half is out.
+ */
+function stalledHeaderCall(port: number, stallMs: number): { sent: Promise<void>; outcome: Promise<string> } {
+  const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(payload.length, 0, 3);
+    header[3] = type;
+    header[4] = flags;
+    header.writeUInt32BE(stream, 5);
+    return Buffer.concat([header, payload]);
+  };
+  // HPACK (RFC 7541): :method POST and :scheme http from the static table, the rest literals not indexed, their
+  // names by static index (a 4-bit prefix: 15 and past take a second byte).
+  const literal = (index: number, value: string) =>
+    Buffer.concat([
+      Buffer.from(index < 15 ? [index] : [15, index - 15]),
+      Buffer.from([value.length]),
+      Buffer.from(value),
+    ]);
+  const path = '/inference.GRPCInferenceService/ServerLive';
+  const block = Buffer.concat([
+    Buffer.from([0x83, 0x86]),
+    literal(4, path), // :path
+    literal(1, 'x'), // :authority
+    literal(31, 'application/grpc'), // content-type
+    Buffer.from([0, 2]),
+    Buffer.from('te'),
+    Buffer.from([8]),
+    Buffer.from('trailers'),
+  ]);
+  const headers = frame(1, 0x4, 1, block); // END_HEADERS
+  const half = 9 + Math.floor(block.length / 2);
+  let settingsAcked = false;
+  const socket = connect(port, '127.0.0.1');
+  let sentResolve = () => {};
+  const sent = new Promise<void>((resolve) => {
+    sentResolve = resolve;
+  });
+  const outcome = new Promise<string>((resolve) => {
+    let received = Buffer.alloc(0);
+    let coveredUpTo = -1;
+    const end = (what: string) => {
+      resolve(what);
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      received = Buffer.concat([received, chunk]);
+      while (received.length >= 9 && received.length >= 9 + received.readUIntBE(0, 3)) {
+        const length = received.readUIntBE(0, 3);
+        const [type, flags] = [received[3], received[4] as number];
+        const stream = received.readUInt32BE(5) & 0x7fffffff;
+        const payload = received.subarray(9, 9 + length);
+        received = received.subarray(9 + length);
+        if (type === 4 && !(flags & 1)) settingsAcked = true; // acknowledged after the header block, not inside it
+        if (type === 7) coveredUpTo = payload.readUInt32BE(0) & 0x7fffffff; // GOAWAY
+        if (type === 3 && stream === 1)
+          end(
+            payload.readUInt32BE(0) === http2.constants.NGHTTP2_REFUSED_STREAM
+              ? 'refused'
+              : `reset ${payload.readUInt32BE(0)}`,
+          );
+        if (type === 1 && stream === 1 && flags & 1) end('status');
+      }
+    });
+    socket.on('error', () => {});
+    socket.on('close', () => end(`closed without an answer (GOAWAY up to ${coveredUpTo})`));
+  });
+  socket.on('connect', () => {
+    socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(4, 0, 0, Buffer.alloc(0))]));
+    socket.write(headers.subarray(0, half));
+    sentResolve();
+    setTimeout(() => {
+      const ack = settingsAcked ? [frame(4, 1, 0, Buffer.alloc(0))] : [];
+      if (!socket.destroyed)
+        socket.write(Buffer.concat([headers.subarray(half), ...ack, frame(0, 1, 1, Buffer.alloc(5))]));
+    }, stallMs);
+  });
+  return { sent, outcome };
+}
+
 async function executions(server: RunningServer): Promise<number> {
   const stats = (await (await fetch(`${server.url}/v2/models/slow/stats`)).json()) as {
     model_stats: { execution_count: number }[];
@@ -416,6 +499,18 @@ describe('a stopping server', () => {
     // Refused (or, once the listener has closed, not connected): never a call ended without a word.
     expect(outcomes.filter((o) => o !== 'refused' && o !== 'connection ECONNREFUSED')).toEqual([]);
     expect(outcomes.filter((o) => o === 'refused').length).toBeGreaterThan(40);
+  }, 30_000);
+
+  it('refuses a gRPC call whose header block stalled across the stop, rather than cover it with its GOAWAY and cut it', async () => {
+    // A session with no call was closed by the sweep at 500 ms under a GOAWAY covering the stream whose header
+    // block had begun, and cut at 750 ms: that call ended without a status (a re-attack: 20 of 20 blocks begun
+    // 50 ms before the stop and finished 900 ms after). A block begun gets 1 s, as an HTTP request's headers.
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
+    const calls = Array.from({ length: 4 }, () => stalledHeaderCall(running.grpcPort as number, 900));
+    await Promise.all(calls.map((call) => call.sent));
+    await sleep(50);
+    await running.close();
+    expect(await Promise.all(calls.map((call) => call.outcome))).toEqual(new Array(4).fill('refused'));
   }, 30_000);
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {

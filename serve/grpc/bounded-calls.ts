@@ -3,7 +3,7 @@
  * decoded and answers unsent, compressed messages decompressed within room, ModelStreamInfer run one request
  * at a time, and the calls a stopping server ends.
  */
-import { constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
+import { type Http2Session, constants as http2Constants, type ServerHttp2Stream } from 'node:http2';
 import * as grpc from '@grpc/grpc-js';
 import type { BodyBudget } from '../body-budget.ts';
 import { STALLED_MS } from '../unread-answers.ts';
@@ -109,6 +109,8 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   // Calls refused as they started after SIGTERM, until their refusal has gone out: their sessions are not
   // idle (destroyed by a sweep before it, a call ended without a status: INTERNAL at grpc-js, an outside attack).
   const refusing = new Set<ServerHttp2Stream>();
+  /** Each session's highest stream id a call began on (what a GOAWAY may say was processed). */
+  const lastCall = new WeakMap<Http2Session, number>();
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);
     if (cost) return refusal(grpc.status.INVALID_ARGUMENT, cost) as Decoded;
@@ -129,6 +131,8 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
     clientErrorsAsInvalid(call);
     const stream = streamOf(call);
+    const session = stream?.session;
+    if (session && stream?.id !== undefined) lastCall.set(session, Math.max(lastCall.get(session) ?? 0, stream.id));
     // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
     const streaming = descriptor.path === STREAM_INFER_PATH;
     // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
@@ -336,7 +340,9 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   const busy = () => openCalls.size > 0;
   /** The HTTP/2 sessions that carry a call not yet closed, or a refusal not yet sent. */
   const sessionsWithCalls = () => new Set([...openCalls.keys(), ...refusing].map((stream) => stream.session));
-  return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls };
+  /** The highest stream id a call began on in `session` (0: none). */
+  const lastCallOn = (session: Http2Session) => lastCall.get(session) ?? 0;
+  return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls, lastCallOn };
 }
 
 /** Reset `stream` with `code` after a turn of the loop, unless it closed meanwhile: a status just written goes out first. */

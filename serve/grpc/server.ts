@@ -339,9 +339,15 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         // Closed first, destroyed at the next sweep if still there: destroyed at once, a call begun a few ms
         // before the sweep ended with no status under a GOAWAY that covered it (grpc-js: INTERNAL; an outside
         // attack). Closed, GOAWAY goes out after what the session has queued (a refusal just sent), and a
-        // stream arriving after it is refused.
+        // stream arriving after it is refused. A session whose next call's header block has begun to arrive
+        // (nghttp2 has read part of a stream no call began on) gets the moment HTTP gives a request begun: its
+        // GOAWAY would cover that call, which would then end without a status (a re-attack: header blocks
+        // stalled 300–600 ms).
+        const now = performance.now();
         for (const session of sessionsOf(server)) {
           if (busy.has(session)) continue;
+          const begun = (session.state.lastProcStreamID ?? 0) > inferDecoding.lastCallOn(session);
+          if (begun && now - stoppingSince < Math.min(graceMs, BEGUN_CALL_GRACE_MS)) continue;
           if (closedBySweep.has(session)) session.destroy();
           else {
             closedBySweep.add(session);
@@ -381,6 +387,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
  * version lack it).
  */
 const MAX_METADATA_BYTES = 16 * 1024;
+
+/** How long a stopping server waits for a call whose header block had begun to arrive (HTTP's, for a request's headers). */
+const BEGUN_CALL_GRACE_MS = 1_000;
 
 function limitHeaderLists(server: grpc.Server): void {
   const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
