@@ -15,7 +15,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
-import { unaryCall } from './helpers/grpc-requests.ts';
+import { frame as frameOf, unaryCall } from './helpers/grpc-requests.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
 
@@ -77,11 +77,12 @@ function runnerProcesses(): number[] {
 }
 
 /**
- * A ServerLive call on a new HTTP/2 connection, sent whole: 'refused' if the server refused it (REFUSED_STREAM,
- * or a GOAWAY that does not cover it: not processed, a client retries either), 'status <n>' if answered,
- * `connection <code>` if the connection failed, else how it ended without a status.
+ * A call of `method` (ServerLive by default) on a new HTTP/2 connection, its message sent whole: 'refused' if
+ * the server refused it (REFUSED_STREAM, or a GOAWAY that does not cover it: not processed, a client retries
+ * either), 'status <n>' if answered, `connection <code>` if the connection failed, else how it ended without a
+ * status.
  */
-function liveCallOutcome(port: number): Promise<string> {
+function liveCallOutcome(port: number, method = 'ServerLive', message: Buffer = Buffer.alloc(5)): Promise<string> {
   return new Promise<string>((resolve) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
@@ -96,7 +97,7 @@ function liveCallOutcome(port: number): Promise<string> {
     session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
     const stream = session.request({
       ':method': 'POST',
-      ':path': '/inference.GRPCInferenceService/ServerLive',
+      ':path': `/inference.GRPCInferenceService/${method}`,
       'content-type': 'application/grpc',
       te: 'trailers',
     });
@@ -114,7 +115,7 @@ function liveCallOutcome(port: number): Promise<string> {
       if (coveredUpTo >= 0 && (stream.id ?? 0) > coveredUpTo) return end('refused');
       end(`ended without a status (reset ${stream.rstCode}, GOAWAY up to ${coveredUpTo})`);
     });
-    stream.end(Buffer.alloc(5)); // a whole empty message, sent once connected
+    stream.end(message); // sent once connected
   });
 }
 
@@ -511,6 +512,45 @@ describe('a stopping server', () => {
     await sleep(50);
     await running.close();
     expect(await Promise.all(calls.map((call) => call.outcome))).toEqual(new Array(4).fill('refused'));
+  }, 30_000);
+
+  it('refuses a ModelInfer that starts while it stops whatever its message, before and after the exit timeout (nothing of it runs)', async () => {
+    // Its handler answered in the turn before the refusal: a message our checks reject INVALID_ARGUMENT, and
+    // once the exit timeout had passed every one UNAVAILABLE, which grpc-js does not retry (an outside attack).
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 100 });
+    const port = running.grpcPort as number;
+    const root = grpcProtoRoot();
+    const Request = root.lookupType('inference.ModelInferRequest');
+    const valid = frameOf(
+      Buffer.from(
+        Request.encode(
+          Request.fromObject({
+            model_name: 'slow',
+            inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+            raw_input_contents: [Buffer.alloc(784 * 4)],
+          }),
+        ).finish(),
+      ),
+    );
+    // A call whose message is still arriving holds the drain, and the listener with it, past the exit timeout.
+    const holder = http2.connect(`http://127.0.0.1:${port}`);
+    holder.on('error', () => {});
+    const held = holder.request({
+      ':method': 'POST',
+      ':path': '/inference.GRPCInferenceService/ModelInfer',
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    held.on('error', () => {});
+    held.write(valid.subarray(0, 100));
+    await sleep(200);
+    const closing = running.close();
+    const early = [liveCallOutcome(port, 'ModelInfer', Buffer.alloc(5)), liveCallOutcome(port, 'ModelInfer', valid)];
+    await sleep(300); // past the exit timeout: the models no longer take requests
+    const late = [liveCallOutcome(port, 'ModelInfer', Buffer.alloc(5)), liveCallOutcome(port, 'ModelInfer', valid)];
+    expect(await Promise.all([...early, ...late])).toEqual(['refused', 'refused', 'refused', 'refused']);
+    await closing;
+    holder.destroy();
   }, 30_000);
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {

@@ -176,10 +176,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     const answer = unsentAnswers.open(stream?.session);
     let received = 0;
     let halfClosed = false;
-    if (stream && stopping) {
-      // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
-      // first): nothing of it has run, so the client may retry it elsewhere. Not an open call: a flood of such
-      // calls never holds the drain.
+    // It started after SIGTERM, on a connection the server has not yet sent GOAWAY on (it drains its calls
+    // first): nothing of it runs, so the client may retry it elsewhere. Not an open call: a flood of such calls
+    // never holds the drain. Its messages never reach a handler, which answered some of them in the turn
+    // before the refusal (a message our checks refuse: INVALID_ARGUMENT; once the exit timeout had passed:
+    // UNAVAILABLE, which grpc-js does not retry by itself; an outside attack).
+    const refusedAtStart = stream !== undefined && stopping;
+    if (stream && refusedAtStart) {
       refusing.add(stream);
       stream.once('close', () => {
         answer.end();
@@ -217,6 +220,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         const listener = new grpc.ServerListenerBuilder()
           .withOnReceiveMessage((message: Decoded, nextMessage) => {
             arrivals?.delivered();
+            if (refusedAtStart) return;
             received++;
             // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
             // (a gzip-compressed one is decompressed asynchronously) before any listener sees it, and its
@@ -233,6 +237,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
           })
           .withOnReceiveHalfClose((nextHalfClose) => {
             halfClosed = true;
+            if (refusedAtStart) return;
             if (requests) requests.halfClose(arrivals?.midMessage());
             else nextHalfClose();
           })
