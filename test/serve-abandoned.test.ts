@@ -10,12 +10,14 @@ import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { frame as frameOf, unaryCall } from './helpers/grpc-requests.ts';
+import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
 
@@ -82,7 +84,12 @@ function runnerProcesses(): number[] {
  * either), 'status <n>' if answered, `connection <code>` if the connection failed, else how it ended without a
  * status.
  */
-function liveCallOutcome(port: number, method = 'ServerLive', message: Buffer = Buffer.alloc(5)): Promise<string> {
+function liveCallOutcome(
+  port: number,
+  method = 'ServerLive',
+  message: Buffer = Buffer.alloc(5),
+  headers: http2.OutgoingHttpHeaders = {},
+): Promise<string> {
   return new Promise<string>((resolve) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
@@ -100,6 +107,7 @@ function liveCallOutcome(port: number, method = 'ServerLive', message: Buffer = 
       ':path': `/inference.GRPCInferenceService/${method}`,
       'content-type': 'application/grpc',
       te: 'trailers',
+      ...headers,
     });
     const read = (headers: http2.IncomingHttpHeaders) => {
       if (headers['grpc-status'] !== undefined) status = String(headers['grpc-status']);
@@ -551,6 +559,36 @@ describe('a stopping server', () => {
     expect(await Promise.all([...early, ...late])).toEqual(['refused', 'refused', 'refused', 'refused']);
     await closing;
     holder.destroy();
+  }, 30_000);
+
+  it('answers a gzip call whose message is being decompressed when it is asked to stop (it was refused as never asked for)', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
+    const Request = grpcProtoRoot().lookupType('inference.ModelInferRequest');
+    const message = Request.encode(
+      Request.fromObject({
+        model_name: 'slow',
+        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+        raw_input_contents: [Buffer.alloc(784 * 4)],
+      }),
+    ).finish();
+    // The stop begins the moment the server starts to inflate the message (whole, with its half-close).
+    let closing: Promise<void> | undefined;
+    const restore = spyOnGunzip(() => {
+      closing ??= running.close();
+    });
+    try {
+      const outcome = await liveCallOutcome(
+        running.grpcPort as number,
+        'ModelInfer',
+        frameOf(gzipSync(Buffer.from(message)), true),
+        { 'grpc-encoding': 'gzip' },
+      );
+      expect(closing).toBeDefined();
+      expect(outcome).toBe('status 0');
+    } finally {
+      restore();
+      await (closing ?? running.close());
+    }
   }, 30_000);
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {

@@ -6,12 +6,12 @@
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
-import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { addWideModel, frame, inferRequestBytes, rawCall, unaryCall } from './helpers/grpc-requests.ts';
+import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
 const MiB = 1024 * 1024;
@@ -223,18 +223,9 @@ it('a compressed message refused on a stream its client keeps open gives its roo
 }, 60_000);
 
 it('a compressed message whose stream is reset in the same read is never decompressed (1 KB of gzip is 1 MB to inflate: reset calls kept the server busy for minutes)', async () => {
-  // Count the inflaters this process makes: node:zlib's own module object, and the named imports bound to it.
-  const zlib = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
   let inflaters = 0;
-  const createGunzip = zlib.createGunzip;
-  // Node defines it read-only but configurable.
-  const replace = (value: typeof createGunzip) => {
-    Object.defineProperty(zlib, 'createGunzip', { value, writable: false, enumerable: true, configurable: true });
-    syncBuiltinESMExports();
-  };
-  replace((...args) => {
+  const restore = spyOnGunzip(() => {
     inflaters++;
-    return createGunzip(...args);
   });
   const gzipped = frame(gzipSync(inferRequestBytes('tiny', 1)), true);
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
@@ -261,7 +252,7 @@ it('a compressed message whose stream is reset in the same read is never decompr
     // That call's message alone was decompressed (which also shows the count sees the server's inflaters).
     expect(inflaters).toBe(1);
   } finally {
-    replace(createGunzip);
+    restore();
     session.destroy();
   }
 }, 60_000);

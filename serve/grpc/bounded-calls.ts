@@ -146,10 +146,12 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     // budget behind a client that never read (a re-attack: 32 such streams kept everyone else's large calls
     // waiting); a corrupt one failed the call before the answer ahead of it had gone.
     const turns = readsInTurn();
-    if (stream && arrivals && decompress)
-      base.decompressMessage = async (message, encoding) => {
+    // Compressed messages arrived whole and not yet handed on: a call with one has been asked for (a stopping
+    // server refused a gzip call whose message was being decompressed at SIGTERM: a re-attack).
+    let decompressing = 0;
+    if (stream && arrivals && decompress) {
+      const decompressCompressed = async (message: Buffer, encoding: string): Promise<Buffer> => {
         const turn = turns.next();
-        if (encoding === 'identity') return decompress(message, encoding);
         if (streaming) await turn;
         // A turn of the loop first: a stream reset in the same read of its connection is closed by then and
         // costs nothing (1 KB of gzip is 1 MB to decompress and decode: an outside attack's connection churn
@@ -168,6 +170,19 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
           throw { code: grpc.status.RESOURCE_EXHAUSTED, details: DECOMPRESSING_REFUSED };
         return decompress(message, encoding);
       };
+      base.decompressMessage = async (message, encoding) => {
+        if (encoding === 'identity') {
+          turns.next();
+          return decompress(message, encoding);
+        }
+        decompressing++;
+        try {
+          return await decompressCompressed(message, encoding);
+        } finally {
+          decompressing--;
+        }
+      };
+    }
     let mine = 0;
     let ended = false;
     // Every method's answer counts until its stream closes (sent in full, or cut); without the stream, until the
@@ -193,7 +208,10 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
       // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
       // as HTTP's uploads are. A request stream is ended by its own stop().
-      openCalls.set(stream, () => (received > 0 && (halfClosed || streaming)) || (arrivals?.midMessage() ?? false));
+      openCalls.set(
+        stream,
+        () => (received > 0 && (halfClosed || streaming)) || decompressing > 0 || (arrivals?.midMessage() ?? false),
+      );
       stream.once('close', () => {
         answer.end();
         openCalls.delete(stream);
