@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
-import { frame as frameOf, unaryCall } from './helpers/grpc-requests.ts';
+import { frame as frameOf, grpcStream, unaryCall } from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
@@ -93,7 +93,6 @@ function liveCallOutcome(
   return new Promise<string>((resolve) => {
     const session = http2.connect(`http://127.0.0.1:${port}`);
     let coveredUpTo = -1; // the last stream id a GOAWAY said the server may have processed
-    let status: string | undefined;
     const end = (outcome: string) => {
       resolve(outcome);
       session.destroy();
@@ -102,23 +101,11 @@ function liveCallOutcome(
       coveredUpTo = lastStreamId;
     });
     session.on('error', (error: NodeJS.ErrnoException) => end(`connection ${error.code}`));
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': `/inference.GRPCInferenceService/${method}`,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      ...headers,
-    });
-    const read = (headers: http2.IncomingHttpHeaders) => {
-      if (headers['grpc-status'] !== undefined) status = String(headers['grpc-status']);
-    };
-    stream
-      .on('response', read)
-      .on('trailers', read)
-      .on('error', () => {});
+    const { stream, status } = grpcStream(session, method, headers);
+    stream.on('error', () => {});
     stream.resume();
     stream.on('close', () => {
-      if (status !== undefined) return end(`status ${status}`);
+      if (status() !== undefined) return end(`status ${status()}`);
       if (stream.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM) return end('refused');
       if (coveredUpTo >= 0 && (stream.id ?? 0) > coveredUpTo) return end('refused');
       end(`ended without a status (reset ${stream.rstCode}, GOAWAY up to ${coveredUpTo})`);
@@ -208,6 +195,17 @@ function stalledHeaderCall(port: number, stallMs: number): { sent: Promise<void>
     }, stallMs);
   });
   return { sent, outcome };
+}
+
+/** A ModelInferRequest of one blank image for the model `slow`, encoded. */
+function slowInferMessage(): Buffer {
+  const Request = grpcProtoRoot().lookupType('inference.ModelInferRequest');
+  const request = Request.fromObject({
+    model_name: 'slow',
+    inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
+    raw_input_contents: [Buffer.alloc(784 * 4)],
+  });
+  return Buffer.from(Request.encode(request).finish());
 }
 
 async function executions(server: RunningServer): Promise<number> {
@@ -527,19 +525,7 @@ describe('a stopping server', () => {
     // once the exit timeout had passed every one UNAVAILABLE, which grpc-js does not retry (an outside attack).
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 100 });
     const port = running.grpcPort as number;
-    const root = grpcProtoRoot();
-    const Request = root.lookupType('inference.ModelInferRequest');
-    const valid = frameOf(
-      Buffer.from(
-        Request.encode(
-          Request.fromObject({
-            model_name: 'slow',
-            inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
-            raw_input_contents: [Buffer.alloc(784 * 4)],
-          }),
-        ).finish(),
-      ),
-    );
+    const valid = frameOf(slowInferMessage());
     // A call whose message is still arriving holds the drain, and the listener with it, past the exit timeout.
     const holder = http2.connect(`http://127.0.0.1:${port}`);
     holder.on('error', () => {});
@@ -563,14 +549,6 @@ describe('a stopping server', () => {
 
   it('answers a gzip call whose message is being decompressed when it is asked to stop (it was refused as never asked for)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 30_000 });
-    const Request = grpcProtoRoot().lookupType('inference.ModelInferRequest');
-    const message = Request.encode(
-      Request.fromObject({
-        model_name: 'slow',
-        inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
-        raw_input_contents: [Buffer.alloc(784 * 4)],
-      }),
-    ).finish();
     // The stop begins the moment the server starts to inflate the message (whole, with its half-close).
     let closing: Promise<void> | undefined;
     const restore = spyOnGunzip(() => {
@@ -580,7 +558,7 @@ describe('a stopping server', () => {
       const outcome = await liveCallOutcome(
         running.grpcPort as number,
         'ModelInfer',
-        frameOf(gzipSync(Buffer.from(message)), true),
+        frameOf(gzipSync(slowInferMessage()), true),
         { 'grpc-encoding': 'gzip' },
       );
       expect(closing).toBeDefined();
@@ -593,17 +571,7 @@ describe('a stopping server', () => {
 
   it('answers the gRPC calls queued when it is asked to stop (before: their sockets were cut at once)', async () => {
     const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, exitTimeoutMs: 5000 });
-    const root = grpcProtoRoot();
-    const Request = root.lookupType('inference.ModelInferRequest');
-    const message = Buffer.from(
-      Request.encode(
-        Request.fromObject({
-          model_name: 'slow',
-          inputs: [{ name: 'input', datatype: 'FP32', shape: [1, 1, 28, 28] }],
-          raw_input_contents: [Buffer.alloc(784 * 4)],
-        }),
-      ).finish(),
-    );
+    const message = slowInferMessage();
     const client = new grpc.Client(`127.0.0.1:${running.grpcPort}`, grpc.credentials.createInsecure());
     const calls = Array.from({ length: 8 }, () =>
       unaryCall(client, 'ModelInfer', message).then(({ status, details }) =>

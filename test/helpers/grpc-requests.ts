@@ -33,6 +33,27 @@ export function frame(bytes: Buffer, compressed = false): Buffer {
   return Buffer.concat([Buffer.from(header), bytes]);
 }
 
+/** A call of `method` opened by hand on `session`, and its grpc-status once one has come (in headers or trailers). */
+export function grpcStream(
+  session: http2.ClientHttp2Session,
+  method: string,
+  headers: http2.OutgoingHttpHeaders = {},
+): { stream: http2.ClientHttp2Stream; status: () => string | undefined } {
+  const stream = session.request({
+    ':method': 'POST',
+    ':path': `/inference.GRPCInferenceService/${method}`,
+    'content-type': 'application/grpc',
+    te: 'trailers',
+    ...headers,
+  });
+  let status: string | undefined;
+  const read = (h: http2.IncomingHttpHeaders) => {
+    if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+  };
+  stream.on('response', read).on('trailers', read);
+  return { stream, status: () => status };
+}
+
 /**
  * A call of `method` made by hand on an HTTP/2 session (a body of any frames), reset right after sending if
  * asked: its grpc-status ('none' when it has none).
@@ -45,22 +66,9 @@ export function rawCall(
   reset = false,
 ): Promise<string> {
   return new Promise<string>((resolve) => {
-    const stream = session.request({
-      ':method': 'POST',
-      ':path': `/inference.GRPCInferenceService/${method}`,
-      'content-type': 'application/grpc',
-      te: 'trailers',
-      ...headers,
-    });
-    let status = 'none';
-    const read = (h: http2.IncomingHttpHeaders) => {
-      if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-    };
-    stream
-      .on('response', read)
-      .on('trailers', read)
-      .on('data', () => {});
-    stream.on('error', () => resolve(status)).on('close', () => resolve(status));
+    const { stream, status } = grpcStream(session, method, headers);
+    stream.on('data', () => {});
+    stream.on('error', () => resolve(status() ?? 'none')).on('close', () => resolve(status() ?? 'none'));
     if (!reset) return stream.end(body);
     stream.write(body);
     setImmediate(() => stream.close(http2.constants.NGHTTP2_CANCEL));
