@@ -335,7 +335,12 @@ describe('version policies and configs under churn (an outside attack, 2026-12-0
       rmSync(join(repo.root, 'roll', '2'), { recursive: true });
       await waitFor(async () => (await versionsOf('roll'))[0]?.version === 1, 'roll/1 back');
     });
-    expect(statuses.filter((s) => s !== 200)).toEqual([]);
+    // With the server's log of this model: a failure once in a CI run (one 503, then 404s for ~1 s) left no clue.
+    const story = logs.filter((line) => line.includes('roll/')).join('\n');
+    expect(
+      statuses.filter((s) => s !== 200),
+      story,
+    ).toEqual([]);
   });
 
   it("an unreadable version entry keeps only that version's place, not the model's others", async () => {
