@@ -18,7 +18,6 @@ import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grp
 import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { until } from './helpers/until.ts';
 
-const python = grpcPython;
 const MiB = 1024 * 1024;
 const StreamAnswer = grpcProtoRoot().lookupType('inference.ModelStreamInferResponse');
 let server: RunningServer;
@@ -45,7 +44,7 @@ async function counts(model: string): Promise<{ success: number; fail: number }>
   return { success: stats?.success.count ?? 0, fail: stats?.fail.count ?? 0 };
 }
 
-it.skipIf(python === undefined)(
+it.skipIf(grpcPython === undefined)(
   "answers a Python client's stream in order, a failed request as error_message with its id, as Triton does",
   async () => {
     const before = await counts('torchcnn');

@@ -16,8 +16,6 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { frame, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 
-// The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
-const python = grpcPython;
 let server: RunningServer;
 let listeningBefore: Set<number>;
 
@@ -54,7 +52,7 @@ afterAll(async () => {
 
 const images = Array.from({ length: 2 * 784 }, (_, i) => (((i * 13) % 255) / 255 - 0.1307) / 0.3081);
 
-it.skipIf(python === undefined)(
+it.skipIf(grpcPython === undefined)(
   'answers a Python gRPC client like the HTTP JSON route',
   async () => {
     // Asynchronously: the server answering it runs in this process.
@@ -189,7 +187,7 @@ it.skipIf(python === undefined)(
   90_000,
 );
 
-it.skipIf(python === undefined)(
+it.skipIf(grpcPython === undefined)(
   "refuses a message that would decode into too much before decoding it (an attack's 1 MB of empty inputs)",
   async () => {
     const script = [

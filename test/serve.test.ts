@@ -11,9 +11,6 @@ import { EXPORTED_CNN, makeModelRepository } from './helpers/model-repo.ts';
 import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { refusalOf } from './helpers/refusal.ts';
 
-// The first Python with grpcio and grpc_tools (Debian's python3-grpcio lives in the system Python).
-const python = grpcPython;
-
 let server: RunningServer;
 let repo: Awaited<ReturnType<typeof makeModelRepository>>;
 
@@ -408,7 +405,7 @@ describe('npm run serve', () => {
     expect(code).toBe(0);
     expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
   }, 60_000);
-  it.skipIf(python === undefined)(
+  it.skipIf(grpcPython === undefined)(
     "on SIGTERM, a Python client's burst of large gRPC calls ends each OK or UNAVAILABLE (retryable), never INTERNAL",
     async () => {
       // 40 calls of 64 images (200 KB each) on a channel: a client keeps 16 streams open (the server's limit),
@@ -435,7 +432,7 @@ describe('npm run serve', () => {
     },
     90_000,
   );
-  it.skipIf(python === undefined)(
+  it.skipIf(grpcPython === undefined)(
     'on SIGTERM, a flood of new gRPC calls from 16 connections neither holds the server nor makes it hang',
     async () => {
       // A session destroyed just before grpc-js closed it (a connection without calls, swept) was one Node never
