@@ -29,13 +29,13 @@ import { startGrpc } from './grpc/server.ts';
 import type { UnsentAnswerLimits } from './grpc/unsent-answers.ts';
 import type { LargeResponseLimits } from './large-responses.ts';
 import { lingerOnClose } from './lingering-close.ts';
-import { listenerQuiet } from './listener-close.ts';
 import { createMetrics } from './metrics.ts';
 import { isLoopback } from './model-control-access.ts';
 import { noteConnection } from './own-turn.ts';
 import { type ModelControlMode, ModelRepository, SERVE_DEFAULTS } from './repository.ts';
 import { requestListener } from './request-listener.ts';
 import { UPLOAD_PATH, type UploadSettings, uploadBodyBytes } from './routes/upload.ts';
+import { BEGUN_REQUEST_GRACE_MS, closesOnce, listenerQuiet } from './stopping.ts';
 import type { UnreadAnswerLimits } from './unread-answers.ts';
 
 export interface ServerOptions {
@@ -265,25 +265,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         // The listener stays open while the requests in flight drain: closing it resets the connections still in
         // the kernel's accept queue (36 of 40 requests sent 50 ms before SIGTERM, an outside attack). Those
         // accepted meanwhile are answered (new inference: 503 shutting_down); it closes once no request is in
-        // flight and none has been accepted for a moment, at the latest with the cut (listener-close.ts).
-        let closeListener = () => {};
-        const httpClosed = new Promise<void>((resolve) => {
-          closeListener = () => {
-            closeListener = () => {};
-            // Node's close() also closes the connections idle between requests at once: a request sent on one
-            // just then went unanswered (a re-attack). They are closed once quiet, as the others (sweepIdle).
-            server.closeIdleConnections = () => {};
-            server.close(() => resolve());
-          };
+        // flight and none has been accepted for a moment, at the latest with the cut (stopping.ts).
+        const listener = closesOnce(server, () => {
+          // Node's close() also closes the connections idle between requests at once: a request sent on one
+          // just then went unanswered (a re-attack). They are closed once quiet, as the others (sweepIdle).
+          server.closeIdleConnections = () => {};
         });
         const activity = {
           accepted: () => connections.accepted,
           drained: () => connections.requestsDrained(),
           busy: () => connections.requestsInFlight > 0,
         };
-        void listenerQuiet(activity, started).then(() => closeListener());
+        void listenerQuiet(activity, started).then(listener.close);
         const cut = setTimeout(() => {
-          closeListener();
+          listener.close();
           server.closeAllConnections();
         }, exit + ANSWER_503_MS);
         drop.unref();
@@ -292,7 +287,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         const sweepIdle = () => connections.closeWithoutRequests(started, Math.min(exit, BEGUN_REQUEST_GRACE_MS));
         sweepIdle();
         const sweep = setInterval(sweepIdle, 250);
-        await Promise.all([httpClosed, grpc?.close(exit + ANSWER_503_MS)]);
+        await Promise.all([listener.closed, grpc?.close(exit + ANSWER_503_MS)]);
         clearInterval(sweep);
         clearTimeout(drop);
         clearTimeout(cut);
@@ -319,9 +314,6 @@ async function untilAborted(work: Promise<void>, signal: AbortSignal | undefined
 
 /** How long a stopping server runs the requests already queued (default; serve --exit-timeout-ms). */
 export const EXIT_TIMEOUT_MS = 15_000;
-
-/** How long a stopping server waits for a request whose headers had begun to arrive whole before it closes its connection. */
-const BEGUN_REQUEST_GRACE_MS = 1_000;
 /**
  * Then how long the 503s of what still waited get to go out before the connections are cut: with the process's
  * own exit after it, a stopped server is gone within its exit timeout and a second (it was 1 s here, and

@@ -109,7 +109,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   // Calls refused as they started after SIGTERM, until their refusal has gone out: their sessions are not
   // idle (destroyed by a sweep before it, a call ended without a status: INTERNAL at grpc-js, an outside attack).
   const refusing = new Set<ServerHttp2Stream>();
-  /** Each session's highest stream id a call began on (what a GOAWAY may say was processed). */
+  /** Each session's highest stream id a call began on: nghttp2 reading past it means a header block is arriving. */
   const lastCall = new WeakMap<Http2Session, number>();
   const requestDeserialize = (bytes: Buffer): Decoded => {
     const cost = inferRequestCost(bytes);

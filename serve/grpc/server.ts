@@ -22,7 +22,6 @@ import { guardConnections, LISTEN_BACKLOG } from '../connections.ts';
 import { wellFormed } from '../ellipsized.ts';
 import { HttpError, publicMessage } from '../errors.ts';
 import { assertFiniteOutputs, NonFiniteOutputError } from '../inference.ts';
-import { listenerQuiet } from '../listener-close.ts';
 import type { ModelControlAccess } from '../model-control-access.ts';
 import { noteConnection } from '../own-turn.ts';
 import { ModelNotFoundError, type ModelRepository } from '../repository.ts';
@@ -31,6 +30,7 @@ import { loadedStatistics } from '../routes/stats.ts';
 import { modelConfig, modelMetadata, servedNumbers, V2_EXTENSIONS } from '../routes/v2.ts';
 import { ModelFailedError } from '../runner/model-runner.ts';
 import { InferRequestSchema } from '../schemas.ts';
+import { BEGUN_REQUEST_GRACE_MS, closesOnce, listenerQuiet } from '../stopping.ts';
 import { UnreadAnswersError } from '../unread-answers.ts';
 import {
   DATATYPES,
@@ -303,16 +303,10 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     close: async (graceMs = 0) => {
       // Calls under way (and those queued for a model) are answered for up to `graceMs`, then whatever is left
       // is cut. The listener stays open while they drain and until it has accepted nothing for a moment
-      // (listener-close.ts; calls on connections accepted meanwhile are refused REFUSED_STREAM): closed at
+      // (stopping.ts; calls on connections accepted meanwhile are refused REFUSED_STREAM): closed at
       // once, it reset 23–31 of 40 connections a burst had opened just before SIGTERM (an outside attack).
       const stoppingSince = performance.now();
-      let closeFront = () => {};
-      const frontClosed = new Promise<void>((resolve) => {
-        closeFront = () => {
-          closeFront = () => {};
-          front.close(() => resolve());
-        };
-      });
+      const frontListener = closesOnce(front);
       const activity = { accepted: () => guard.accepted, drained: inferDecoding.drained, busy: inferDecoding.busy };
       const frontQuiet = listenerQuiet(activity, stoppingSince);
       const cut = () => {
@@ -347,7 +341,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
         for (const session of sessionsOf(server)) {
           if (busy.has(session)) continue;
           const begun = (session.state.lastProcStreamID ?? 0) > inferDecoding.lastCallOn(session);
-          if (begun && now - stoppingSince < Math.min(graceMs, BEGUN_CALL_GRACE_MS)) continue;
+          if (begun && now - stoppingSince < Math.min(graceMs, BEGUN_REQUEST_GRACE_MS)) continue;
           if (closedBySweep.has(session)) session.destroy();
           else {
             closedBySweep.add(session);
@@ -363,7 +357,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       await Promise.race([inferDecoding.drained(), graceOver]);
       // Before grpc-js closes its own listener: a connection the front accepts needs it to connect to.
       await Promise.race([frontQuiet, graceOver]);
-      closeFront();
+      frontListener.close();
       // grpc-js closes each session it lists, and forgets one only at its 'close' event: a session closed or
       // destroyed before that (by the sweep, its client or a protocol error) would be closed after the fact, and
       // Node never calls back for it — shutdown waited forever (an outside attack: 7 of 13 floods of new calls
@@ -373,7 +367,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       clearTimeout(timer);
       clearInterval(sweep);
       for (const socket of open) socket.destroy();
-      await frontClosed;
+      await frontListener.closed;
       inner.remove();
     },
   };
@@ -387,9 +381,6 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
  * version lack it).
  */
 const MAX_METADATA_BYTES = 16 * 1024;
-
-/** How long a stopping server waits for a call whose header block had begun to arrive (HTTP's, for a request's headers). */
-const BEGUN_CALL_GRACE_MS = 1_000;
 
 function limitHeaderLists(server: grpc.Server): void {
   const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
