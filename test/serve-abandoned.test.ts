@@ -16,7 +16,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
-import { frame as frameOf, grpcStream, unaryCall } from './helpers/grpc-requests.ts';
+import { callStream, frame as frameOf, grpcStream, unaryCall } from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { refusalFrom } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
@@ -529,12 +529,7 @@ describe('a stopping server', () => {
     // A call whose message is still arriving holds the drain, and the listener with it, past the exit timeout.
     const holder = http2.connect(`http://127.0.0.1:${port}`);
     holder.on('error', () => {});
-    const held = holder.request({
-      ':method': 'POST',
-      ':path': '/inference.GRPCInferenceService/ModelInfer',
-      'content-type': 'application/grpc',
-      te: 'trailers',
-    });
+    const held = callStream(holder, 'ModelInfer');
     held.on('error', () => {});
     held.write(valid.subarray(0, 100));
     await sleep(200);

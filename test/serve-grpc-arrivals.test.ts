@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, frame, inferRequestBytes, rawCall, unaryCall } from './helpers/grpc-requests.ts';
+import { addWideModel, callStream, frame, inferRequestBytes, rawCall, unaryCall } from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
@@ -200,13 +200,7 @@ it('a compressed message refused on a stream its client keeps open gives its roo
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});
   try {
-    const held = session.request({
-      ':method': 'POST',
-      ':path': '/inference.GRPCInferenceService/ModelInfer',
-      'content-type': 'application/grpc',
-      'grpc-encoding': 'gzip',
-      te: 'trailers',
-    });
+    const held = callStream(session, 'ModelInfer', { 'grpc-encoding': 'gzip' });
     held.on('error', () => {});
     const status = new Promise<string>((resolve) =>
       held
@@ -234,13 +228,7 @@ it('a compressed message whose stream is reset in the same read is never decompr
     await new Promise((resolve) => session.once('connect', resolve));
     // 16 calls whose headers, message and reset leave in one write: the server reads them together.
     const calls = Array.from({ length: 16 }, () => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': '/inference.GRPCInferenceService/ModelInfer',
-        'content-type': 'application/grpc',
-        'grpc-encoding': 'gzip',
-        te: 'trailers',
-      });
+      const stream = callStream(session, 'ModelInfer', { 'grpc-encoding': 'gzip' });
       stream.on('error', () => {});
       stream.end(gzipped);
       stream.close(http2.constants.NGHTTP2_CANCEL);

@@ -14,7 +14,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+import { addWideModel, callStream, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
 import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { until } from './helpers/until.ts';
 
@@ -97,17 +97,6 @@ it.skipIf(grpcPython === undefined)(
   90_000,
 );
 
-/** A call of `method` made by hand on `session`: its HTTP/2 stream, nothing sent yet. */
-function grpcStream(session: http2.ClientHttp2Session, method: string, headers: Record<string, string> = {}) {
-  return session.request({
-    ':method': 'POST',
-    ':path': `/inference.GRPCInferenceService/${method}`,
-    'content-type': 'application/grpc',
-    te: 'trailers',
-    ...headers,
-  });
-}
-
 /** A ModelStreamInfer stream made by hand: its frames sent at once; answers and status as they come. */
 function handStream(
   session: http2.ClientHttp2Session,
@@ -115,7 +104,7 @@ function handStream(
   pauseOnAnswer: boolean,
   headers: Record<string, string> = {},
 ) {
-  return readAnswers(grpcStream(session, 'ModelStreamInfer', headers), pauseOnAnswer, body);
+  return readAnswers(callStream(session, 'ModelStreamInfer', headers), pauseOnAnswer, body);
 }
 
 /** Sends `body` (ended unless empty) and reads the stream's answers and status as they come. */
@@ -307,7 +296,7 @@ it('a stopping server ends its streams once their requests under way are answere
   await until(() => corrupt.status() !== undefined);
   const session = http2.connect(`http://127.0.0.1:${port}`);
   session.on('error', () => {});
-  const waiting = grpcStream(session, 'ModelInfer');
+  const waiting = callStream(session, 'ModelInfer');
   waiting.on('error', () => {});
   // Its request whole, but not its half-close: grpc-js never starts the handler, nothing is under way.
   waiting.write(frame(request('torchcnn', 1, 'u')));
@@ -384,7 +373,7 @@ it('a stopping server cuts an answer its client has taken no byte of for 3 s (a 
   // A stream window of 0: the answer's headers come, its message never can.
   const session = http2.connect(`http://127.0.0.1:${own.grpcPort}`, { settings: { initialWindowSize: 0 } });
   session.on('error', () => {});
-  const shut = grpcStream(session, 'ModelInfer');
+  const shut = callStream(session, 'ModelInfer');
   shut.on('error', () => {});
   const responded = new Promise((resolve) => shut.once('response', resolve));
   shut.end(frame(request('torchcnn', 1, 's')));

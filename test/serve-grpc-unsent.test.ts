@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+import { addWideModel, callStream, frame, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
 
 const IMAGES = 64;
 const MiB = 1024 * 1024;
@@ -47,12 +47,7 @@ function pausingSession(port = server.grpcPort, method = 'ModelInfer', message =
   });
   const call = () =>
     new Promise<void>((resolve) => {
-      const stream = session.request({
-        ':method': 'POST',
-        ':path': `/inference.GRPCInferenceService/${method}`,
-        'content-type': 'application/grpc',
-        te: 'trailers',
-      });
+      const stream = callStream(session, method);
       stream.on('response', (headers) => {
         const status = headers['grpc-status'];
         outcomes.push(status === undefined ? 'answering' : `status ${status}: ${headers['grpc-message']}`);

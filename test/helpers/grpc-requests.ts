@@ -33,19 +33,28 @@ export function frame(bytes: Buffer, compressed = false): Buffer {
   return Buffer.concat([Buffer.from(header), bytes]);
 }
 
-/** A call of `method` opened by hand on `session`, and its grpc-status once one has come (in headers or trailers). */
-export function grpcStream(
+/** The HTTP/2 stream of a call of `method` opened by hand on `session` (nothing sent on it yet). */
+export function callStream(
   session: http2.ClientHttp2Session,
   method: string,
   headers: http2.OutgoingHttpHeaders = {},
-): { stream: http2.ClientHttp2Stream; status: () => string | undefined } {
-  const stream = session.request({
+): http2.ClientHttp2Stream {
+  return session.request({
     ':method': 'POST',
     ':path': `/inference.GRPCInferenceService/${method}`,
     'content-type': 'application/grpc',
     te: 'trailers',
     ...headers,
   });
+}
+
+/** A call of `method` opened by hand on `session`, and its grpc-status once one has come (in headers or trailers). */
+export function grpcStream(
+  session: http2.ClientHttp2Session,
+  method: string,
+  headers: http2.OutgoingHttpHeaders = {},
+): { stream: http2.ClientHttp2Stream; status: () => string | undefined } {
+  const stream = callStream(session, method, headers);
   let status: string | undefined;
   const read = (h: http2.IncomingHttpHeaders) => {
     if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
