@@ -185,21 +185,27 @@ describe('export', () => {
     const runDir = await trainedRun('cnn');
     const path = join(runDir, 'checkpoint.bin');
     const checkpoint = await loadCheckpoint(path);
-    const w = (name: string) => checkpoint.trainer.tensors.get(name) as Float32Array;
-    const [conv1w, conv1b, conv2w] = [w('conv1.weight'), w('conv1.bias'), w('conv2.weight')];
+    // A checkpoint's weight tensor by name (the copies below are edited through it).
+    const tensor = (from: typeof checkpoint, name: string) => from.trainer.tensors.get(name) as Float32Array;
+    const [conv1w, conv1b, conv2w] = [
+      tensor(checkpoint, 'conv1.weight'),
+      tensor(checkpoint, 'conv1.bias'),
+      tensor(checkpoint, 'conv2.weight'),
+    ];
     // fp16: conv1 scaled by 1e-8 and conv2's weights by 1e8. ReLU and max-pooling commute with a positive
     // scale, so float32 computes the same logits; float16 flushes 1e-9-sized weights to zero (its smallest
     // subnormal is 6e-8), and every image gets the same answer.
     const scaled = structuredClone(checkpoint);
-    const sw = (name: string) => scaled.trainer.tensors.get(name) as Float32Array;
-    for (const [tensor, gain] of [
-      [sw('conv1.weight'), 1e-8],
-      [sw('conv1.bias'), 1e-8],
-      [sw('conv2.weight'), 1e8],
-    ] as const)
-      tensor.forEach((v, i) => {
-        tensor[i] = v * gain;
+    for (const [name, gain] of [
+      ['conv1.weight', 1e-8],
+      ['conv1.bias', 1e-8],
+      ['conv2.weight', 1e8],
+    ] as const) {
+      const values = tensor(scaled, name);
+      values.forEach((v, i) => {
+        values[i] = v * gain;
       });
+    }
     await saveCheckpoint(path, scaled);
     const out = tmp('models-');
     await expect(exportRun({ run: runDir, out, variant: 'fp16', test: data.test })).rejects.toThrow(
@@ -210,15 +216,14 @@ describe('export', () => {
     // it with weights 1000× its largest. Float32 never sees them; per-channel int8 scales every conv2 channel
     // to them, so its real weights all round to zero.
     const dead = structuredClone(checkpoint);
-    const dw = (name: string) => dead.trainer.tensors.get(name) as Float32Array;
     const kernel1 = conv1w.length / conv1b.length;
-    dw('conv1.weight').fill(0, 0, kernel1);
-    dw('conv1.bias')[0] = -1;
+    tensor(dead, 'conv1.weight').fill(0, 0, kernel1);
+    tensor(dead, 'conv1.bias')[0] = -1;
     const huge = 1000 * conv2w.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-    const [outChannels, inChannels] = [w('conv2.bias').length, conv1b.length];
+    const [outChannels, inChannels] = [tensor(checkpoint, 'conv2.bias').length, conv1b.length];
     const kernel2 = conv2w.length / (outChannels * inChannels);
     for (let o = 0; o < outChannels; o++)
-      dw('conv2.weight').fill(huge, o * inChannels * kernel2, (o * inChannels + 1) * kernel2);
+      tensor(dead, 'conv2.weight').fill(huge, o * inChannels * kernel2, (o * inChannels + 1) * kernel2);
     await saveCheckpoint(path, dead);
     await expect(exportRun({ run: runDir, out, variant: 'int8', test: data.test })).rejects.toThrow(
       /validation failed, nothing written: the int8 variant loses \d+\.\d\d pp of accuracy \(allowed 1\)/,
