@@ -329,25 +329,8 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
       const sweep = setInterval(() => {
         inferDecoding.stopCalls();
         if (++sweeps < 2) return;
-        const busy = inferDecoding.sessionsWithCalls();
-        // Closed first, destroyed at the next sweep if still there: destroyed at once, a call begun a few ms
-        // before the sweep ended with no status under a GOAWAY that covered it (grpc-js: INTERNAL; an outside
-        // attack). Closed, GOAWAY goes out after what the session has queued (a refusal just sent), and a
-        // stream arriving after it is refused. A session whose next call's header block has begun to arrive
-        // (nghttp2 has read part of a stream no call began on) gets the moment HTTP gives a request begun: its
-        // GOAWAY would cover that call, which would then end without a status (a re-attack: header blocks
-        // stalled 300–600 ms).
-        const now = performance.now();
-        for (const session of sessionsOf(server)) {
-          if (busy.has(session)) continue;
-          const begun = (session.state.lastProcStreamID ?? 0) > inferDecoding.lastCallOn(session);
-          if (begun && now - stoppingSince < Math.min(graceMs, BEGUN_REQUEST_GRACE_MS)) continue;
-          if (closedBySweep.has(session)) session.destroy();
-          else {
-            closedBySweep.add(session);
-            session.close();
-          }
-        }
+        const begunMayFinish = performance.now() - stoppingSince < Math.min(graceMs, BEGUN_REQUEST_GRACE_MS);
+        closeIdleSessions(sessionsOf(server), inferDecoding, closedBySweep, begunMayFinish);
       }, 250);
       // GOAWAY only once the calls under way have ended (or the grace is over): sent while a client's
       // requests were still arriving and more streams were opening, Node's HTTP/2 session failed with a
@@ -392,6 +375,34 @@ function limitHeaderLists(server: grpc.Server): void {
 const sessionsOf = (server: grpc.Server): Http2Session[] => [
   ...((server as unknown as { sessions?: Map<Http2Session, unknown> }).sessions?.keys() ?? []),
 ];
+
+/**
+ * One sweep of a stopping server's sessions that carry no call: each is closed first and destroyed at the next
+ * sweep if still there (`closedBefore`). Destroyed at once, a call begun a few ms before the sweep ended with
+ * no status under a GOAWAY that covered it (grpc-js: INTERNAL; an outside attack); closed, GOAWAY goes out
+ * after what the session has queued (a refusal just sent), and a stream arriving after it is refused. While
+ * `begunMayFinish`, a session whose next call's header block has begun to arrive (nghttp2 has read part of a
+ * stream no call began on) is left alone, the moment HTTP gives a request begun: its GOAWAY would cover that
+ * call, which would then end without a status (a re-attack: header blocks stalled 300–600 ms).
+ */
+function closeIdleSessions(
+  sessions: Http2Session[],
+  calls: { sessionsWithCalls(): Set<Http2Session | undefined>; lastCallOn(session: Http2Session): number },
+  closedBefore: WeakSet<Http2Session>,
+  begunMayFinish: boolean,
+): void {
+  const busy = calls.sessionsWithCalls();
+  for (const session of sessions) {
+    if (busy.has(session)) continue;
+    const begun = (session.state.lastProcStreamID ?? 0) > calls.lastCallOn(session);
+    if (begun && begunMayFinish) continue;
+    if (closedBefore.has(session)) session.destroy();
+    else {
+      closedBefore.add(session);
+      session.close();
+    }
+  }
+}
 
 /** When `session` emits 'close' (never rejecting, as events.once would on an 'error' first). */
 const closed = (session: Http2Session) => new Promise<void>((resolve) => session.once('close', () => resolve()));
