@@ -196,20 +196,22 @@ class FastCnn(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
-def cnn7_block(c_in, c):
+def cnn7_block(c_in, c, deeper=False):
+    extra = [ConvBnReLU(c, c, 3, 1, 1)] if deeper else []
     return nn.Sequential(
-        ConvBnReLU(c_in, c, 3), ConvBnReLU(c, c, 3), ConvBnReLU(c, c, 5, 2, 2), nn.Dropout(0.4)
+        ConvBnReLU(c_in, c, 3), ConvBnReLU(c, c, 3), *extra, ConvBnReLU(c, c, 5, 2, 2), nn.Dropout(0.4)
     )
 
 
 class Cnn7(nn.Module):
-    """width scales every layer's channels (cnn7-wide: 1.5, cnn7-wider: 2)."""
+    """width scales every layer's channels (cnn7-wide: 1.5, cnn7-wider: 2); deeper adds a padded 3×3 conv
+    before each block's downsampling (cnn9-wide)."""
 
-    def __init__(self, width=1):
+    def __init__(self, width=1, deeper=False):
         super().__init__()
         c1, c2, c3 = (round(c * width) for c in (32, 64, 128))
-        self.block1 = cnn7_block(1, c1)
-        self.block2 = cnn7_block(c1, c2)
+        self.block1 = cnn7_block(1, c1, deeper)
+        self.block2 = cnn7_block(c1, c2, deeper)
         self.head = ConvBnReLU(c2, c3, 4)
         self.drop = nn.Dropout(0.4)
         self.fc = nn.Linear(c3, 10)
@@ -232,4 +234,5 @@ ZOO = {
     "cnn7": Cnn7,
     "cnn7-wide": lambda: Cnn7(1.5),
     "cnn7-wider": lambda: Cnn7(2),
+    "cnn9-wide": lambda: Cnn7(1.5, deeper=True),
 }

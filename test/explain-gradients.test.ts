@@ -252,6 +252,7 @@ const CAM_MODULES: Record<string, string | undefined> = {
   cnn7: 'block2.2.conv',
   'cnn7-wide': 'block2.2.conv',
   'cnn7-wider': 'block2.2.conv',
+  'cnn9-wide': 'block2.3.conv',
 };
 
 describe("every zoo model's deployable file vs float64 finite differences at 8 pixels", () => {

@@ -42,8 +42,8 @@ function digitLike(rng: { next(): number }, length: number): Float64Array {
   return data;
 }
 
-/** cnn7 at another width: the same ops in the same order, checked once, as cnn7. */
-const SAME_GRAPH_AS_CHECKED = new Set(['cnn7-wide', 'cnn7-wider']);
+/** cnn7 at another width or depth: the same ops (the extra conv is padded like the downsampling), checked once, as cnn7. */
+const SAME_GRAPH_AS_CHECKED = new Set(['cnn7-wide', 'cnn7-wider', 'cnn9-wide']);
 
 describe('whole-model gradients vs float64 finite differences', () => {
   for (const name of MODEL_NAMES.filter((n) => !SAME_GRAPH_AS_CHECKED.has(n))) {

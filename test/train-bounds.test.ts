@@ -66,7 +66,7 @@ describe('bounded flags and configs', () => {
       failure('--resume', notAnObject),
     ]);
     expect(a).toBe(
-      `error: ${join(nonsense, 'config.json')} is not a valid run config: model: Invalid option: expected one of "mlp"|"cnn"|"cnn3"|"inception"|"resnet"|"resnet-scaled"|"resnet-convshortcut"|"densenet"|"fast-cnn"|"cnn7"|"cnn7-wide"|"cnn7-wider"; batchSize: Invalid input: expected number, received string; threads: Too big: expected number to be <=${LIMITS.threads}`,
+      `error: ${join(nonsense, 'config.json')} is not a valid run config: model: Invalid option: expected one of "mlp"|"cnn"|"cnn3"|"inception"|"resnet"|"resnet-scaled"|"resnet-convshortcut"|"densenet"|"fast-cnn"|"cnn7"|"cnn7-wide"|"cnn7-wider"|"cnn9-wide"; batchSize: Invalid input: expected number, received string; threads: Too big: expected number to be <=${LIMITS.threads}`,
     );
     expect(b).toMatch(
       new RegExp(

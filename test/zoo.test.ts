@@ -23,6 +23,7 @@ const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
   cnn7: { params: 325_994, macs: 15_162_752 },
   'cnn7-wide': { params: 731_674, macs: 33_969_216 },
   'cnn7-wider': { params: 1_299_146, macs: 60_259_072 },
+  'cnn9-wide': { params: 835_642, macs: 51_221_568 },
 };
 
 describe('model zoo', () => {
@@ -104,7 +105,7 @@ describe('npm run summary', () => {
 
   it('fails with one line and a non-zero exit on an unknown model', async () => {
     expect(await failingCli(main, '--model', 'lenet')).toBe(
-      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7, cnn7-wide, cnn7-wider",
+      "error: unknown model 'lenet'; choose one of: mlp, cnn, cnn3, inception, resnet, resnet-scaled, resnet-convshortcut, densenet, fast-cnn, cnn7, cnn7-wide, cnn7-wider, cnn9-wide",
     );
   });
 });

@@ -62,6 +62,11 @@ export const ZOO = {
     title: 'cnn7 with 2× the channels: 64, 128, 256 (best accuracy)',
     section: 'beyond',
   },
+  'cnn9-wide': {
+    build: () => cnn7(1.5, { deeper: true }),
+    title: 'cnn7-wide with a third 3×3 conv in each block',
+    section: 'beyond',
+  },
 } satisfies Record<string, ZooEntry>;
 
 export type ModelName = keyof typeof ZOO;
