@@ -12,7 +12,7 @@ import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
 import { checkMultipartParts, multipartBoundary } from './multipart-limits.ts';
 import { schemaRef } from './route-body.ts';
-import { PredictBodies, type PredictJson } from './schemas.ts';
+import { MAX_PREDICT_IMAGES, PredictBodies, type PredictJson } from './schemas.ts';
 
 /** `count` images of 784 raw intensities in [0,1]; `batch`: the client sent a list (answer with a list). */
 export interface PredictInput {
@@ -108,6 +108,13 @@ async function readFloat32(c: Context, limit: number): Promise<PredictInput> {
       `a float32 body must hold whole images of ${IMAGE_PIXELS} values (${imageBytes} bytes each); got ${bytes.length} bytes`,
     );
   }
+  // As JSON's list: a body limit raised for large images elsewhere must not lift the per-request count.
+  if (bytes.length / imageBytes > MAX_PREDICT_IMAGES)
+    throw new HttpError(
+      400,
+      'too_many_images',
+      `a request holds at most ${MAX_PREDICT_IMAGES} images; got ${bytes.length / imageBytes}: split the batch`,
+    );
   const images = new Float32Array(new Uint8Array(bytes).buffer);
   const bad = images.findIndex((v) => !(v >= 0 && v <= 1));
   if (bad >= 0) throw new HttpError(400, 'invalid_value', `value ${bad} is ${images[bad]}; expected numbers in [0,1]`);

@@ -39,10 +39,13 @@ export const PixelsSchema = z
     maxItems: IMAGE_PIXELS,
   });
 
+/** The most images one /predict request takes, in any format (a client splits larger batches). */
+export const MAX_PREDICT_IMAGES = 1024;
+
 /** The three JSON bodies /predict takes, by their one key. */
 export const PredictBodies = {
   pixels: z.object({ pixels: PixelsSchema }).strict(),
-  inputs: z.object({ inputs: z.array(PixelsSchema).min(1).max(1024) }).strict(),
+  inputs: z.object({ inputs: z.array(PixelsSchema).min(1).max(MAX_PREDICT_IMAGES) }).strict(),
   image: z
     .object({
       image: z.string().min(1).openapi({ description: 'base64 PNG or JPEG (a data: URL prefix is accepted)' }),
