@@ -1,6 +1,6 @@
 /** `npm start`: trains and exports when the repository is empty, then serves the API and the demo; reuses models on the next start. */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -59,10 +59,16 @@ const stop = (child: ChildProcess) =>
 describe('npm start', () => {
   it('trains and exports the simple CNN into an empty repository, serves /predict and the demo, stops on Ctrl-C; the next start reuses it', async () => {
     const [models, runs] = [tmp('start-models-'), tmp('start-runs-')];
+    // A run of the user's already there: never reused (the repository has no model) and never touched.
+    const theirs = join(runs, 'cnn', '2026-01-01T00-00-00');
+    mkdirSync(theirs, { recursive: true });
+    writeFileSync(join(theirs, 'notes.txt'), 'mine');
     const first = start(models, runs);
     const { url, output } = await first.ready;
     expect(output()).toMatch(/== training cnn \(1 epoch, the tutorial's recipe\) into .*start-runs-.*\/cnn\/\d{4}-/);
-    expect(readdirSync(join(runs, 'cnn'))).toHaveLength(1); // a new run directory of its own
+    expect(readdirSync(join(runs, 'cnn'))).toHaveLength(2); // a new run directory of its own
+    expect(readdirSync(theirs)).toEqual(['notes.txt']);
+    expect(readFileSync(join(theirs, 'notes.txt'), 'utf8')).toBe('mine');
     expect(output()).toMatch(/exported .*cnn\/1\/model\.onnx: test accuracy \d+\.\d\d%/);
     const page = await fetch(`${url}/`);
     expect(page.status).toBe(200);

@@ -19,6 +19,7 @@ const PYTORCH_COUNTS: Record<string, { params: number; macs: number }> = {
   // + conv3 1×1 in each block: 16·16+16 + 32·32+32 params; 16·12·12·16 + 32·4·4·32 MACs
   'resnet-convshortcut': { params: 41_514 + 272 + 1_056, macs: 2_013_184 + 36_864 + 16_384 },
   // Ours, counted on bench/torch_models.py's PyTorch modules (sum of numel; Conv/Linear forward hooks).
+  densenet: { params: 24_166, macs: 2_759_908 },
   'fast-cnn': { params: 39_530, macs: 752_768 },
   cnn7: { params: 325_994, macs: 15_162_752 },
   'cnn7-wide': { params: 731_674, macs: 33_969_216 },
