@@ -5,7 +5,7 @@
  * export folds the input normalization into the first layer (W' = W/std, b' = b − (mean/std)·ΣW) and
  * BatchNorm into the convolutions. The first fold is undone exactly (W = std·W', b = b' + mean·ΣW');
  * BatchNorm folding loses the split between the conv and its running statistics, so models with
- * BatchNorm (fast-cnn, cnn7, cnn7-wide, cnn7-wider, densenet) are not fine-tuned here.
+ * BatchNorm (fast-cnn, the cnn7 family, densenet) are not fine-tuned here.
  */
 
 import { MNIST_MEAN, MNIST_STD } from '../../../core/contract.ts';
