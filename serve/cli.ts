@@ -14,7 +14,7 @@
 import { Option } from 'commander';
 import { NODE_DEVICES as DEVICES, type NodeDevice as Device } from '../core/ort-runtime.ts';
 import { type CliIo, lines, processIo } from '../node/cli/io.ts';
-import { nonNegativeNumber, oneOf, port, positiveInt } from '../node/cli/options.ts';
+import { nonNegativeNumber, oneOf, port, positiveInt, positiveIntUpTo } from '../node/cli/options.ts';
 import { newProgram } from '../node/cli/program.ts';
 import { runCommand } from '../node/cli/run-cli.ts';
 import { runIfMain } from '../node/cli/run-if-main.ts';
@@ -23,6 +23,7 @@ import { DEFAULT_MAX_BODY_BYTES } from './body.ts';
 import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
+import { MAX_SERVED_BATCH } from './runner/limits.ts';
 import { EXIT_TIMEOUT_MS, startServer, stopSignal } from './server.ts';
 import { UNREAD_ANSWER_DEFAULTS } from './unread-answers.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
@@ -38,8 +39,8 @@ const command = (io: CliIo) =>
     .option('--threads <n>', 'ORT intra-op threads per model', positiveInt, d.threads)
     .option(
       '--max-batch <n>',
-      'largest batch one ORT run takes (a config.pbtxt may set its own)',
-      positiveInt,
+      `largest batch one ORT run takes, at most ${MAX_SERVED_BATCH} (a config.pbtxt may set its own)`,
+      positiveIntUpTo(MAX_SERVED_BATCH),
       d.maxBatch,
     )
     .option(

@@ -20,6 +20,11 @@ it('exits with one line when the device is missing', async () => {
   expect(stderr).toMatch(/^error: cuda is not available: onnxruntime-node was installed without its CUDA provider/);
 });
 
+it('refuses a --max-batch past the 1024 it serves in one line (before: every model without its own config went unserved)', async () => {
+  const stderr = await failingCli(main, '--models', models, '--port', '0', '--max-batch', '2000');
+  expect(stderr).toMatch(/^error: option '--max-batch <n>' argument '2000' is invalid\. must be at most 1024\.$/);
+});
+
 it('explains a bad port and a busy port in one line', async () => {
   const bad = await failingCli(main, '--models', models, '--port', '99999');
   expect(bad).toMatch(

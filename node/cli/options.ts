@@ -7,6 +7,15 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+/** A positive integer no larger than `most` (a bound the program cannot go past, said up front). */
+export function positiveIntUpTo(most: number) {
+  return (value: string): number => {
+    const n = positiveInt(value);
+    if (n > most) throw new InvalidArgumentError(`must be at most ${most}.`);
+    return n;
+  };
+}
+
 export function nonNegativeInt(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('must be a non-negative integer.');
