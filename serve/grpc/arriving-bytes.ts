@@ -71,6 +71,8 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
   let stop = new AbortController();
   let received = 0;
   let taken = 0;
+  /** What the message being decompressed has taken of the budget (holdDecoded). */
+  let decodedHeld = 0;
   let closed = false;
   let waiting = false;
   // Messages are framed by a 5-byte prefix (flag, length): each one's room is asked for at once, from its
@@ -139,6 +141,7 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
   };
   // Everything goes back; counting starts again from here.
   const settle = () => {
+    decodedHeld = 0;
     stop.abort();
     account.close();
     stop = new AbortController();
@@ -162,7 +165,14 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
     holdDecoded: (bytes) => {
       if (closed) return false;
       account.complete(); // all it sends has arrived: it is no slow client
-      return account.tryTake(bytes);
+      // A message asks at most what an uncompressed one would (the per-connection budget): with the message
+      // limit raised past it, one that decompressed beyond it could never be taken and was refused "retry
+      // shortly" for ever, where the same message uncompressed was answered (an outside attack).
+      const ask = Math.min(bytes, budget.limits.perClient - taken - decodedHeld);
+      if (ask <= 0) return true;
+      if (!account.tryTake(ask)) return false;
+      decodedHeld += ask;
+      return true;
     },
     delivered: () => {
       if (closed) return;

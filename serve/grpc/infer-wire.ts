@@ -13,7 +13,7 @@ export const INFER_WIRE_LIMITS = {
   tensors: INFER_LIMITS.tensors,
   rank: INFER_LIMITS.rank,
   parameters: INFER_LIMITS.parameters,
-  /** Values in `contents`, all tensors and types together: 1 MiB of float32. */
+  /** Values in `contents`, all tensors and types together: 1 MiB of float32 (more where the message limit is higher). */
   values: 262_144,
   /** `bytes_contents` entries (each a Buffer; BYTES tensors are not served). */
   byteStrings: 64,
@@ -37,6 +37,23 @@ function costOf(invalid: string, walkIt: () => void): string | undefined {
   } catch (error) {
     return error instanceof TooCostly ? error.message : invalid;
   }
+}
+
+/**
+ * The request's `id` (field 3) read from its wire bytes, for a refusal that never decodes the message, so a
+ * ModelStreamInfer client learns which request failed; undefined when absent, longer than `most` or malformed.
+ */
+export function requestIdOf(bytes: Uint8Array, most: number): string | undefined {
+  let id: string | undefined;
+  try {
+    walk(bytes, 0, bytes.length, (field, from, to, wireType) => {
+      if (field === 3 && wireType === 2 && to - from <= most)
+        id = Buffer.from(bytes.subarray(from, to)).toString('utf8');
+    });
+  } catch {
+    return undefined;
+  }
+  return id;
 }
 
 /** Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits. */
