@@ -32,6 +32,31 @@ describe('a ModelInferRequest read from its wire bytes', () => {
     ).toBeUndefined();
   });
 
+  it('reads the id as it walks, stopping where the walk does (a second walk for it ran through a million empty ids)', () => {
+    const seen: { id?: string } = {};
+    const over = { model_name: 'cnn', id: 'mine', inputs: Array.from({ length: 17 }, () => ({})) };
+    expect(inferRequestCost(encode(over), INFER_WIRE_LIMITS, seen)).toMatch(/more than 16 inputs/);
+    expect(seen.id).toBe('mine');
+    // The id given twice (protobuf's last-wins): refused at the second copy, the first kept, the rest unread.
+    const twice = Buffer.concat([
+      encode({ model_name: 'cnn', id: 'first' }),
+      ...Array.from({ length: 1000 }, () => encode({ id: 'x' })),
+    ]);
+    const again: { id?: string } = {};
+    expect(inferRequestCost(twice, INFER_WIRE_LIMITS, again)).toMatch(/more than 1 copies/);
+    expect(again.id).toBe('first');
+    // More packed floats with a raised limit, other values not.
+    const raised = { ...INFER_WIRE_LIMITS, packedFloats: 4 * INFER_WIRE_LIMITS.values };
+    const floats = encode({
+      inputs: [tensor({ contents: { fp32_contents: new Array(2 * INFER_WIRE_LIMITS.values).fill(0.5) } })],
+    });
+    expect(inferRequestCost(floats, raised)).toBeUndefined();
+    const ints = encode({
+      inputs: [tensor({ contents: { int_contents: new Array(INFER_WIRE_LIMITS.values + 1).fill(1) } })],
+    });
+    expect(inferRequestCost(ints, raised)).toMatch(/more than 262144 tensor values/);
+  });
+
   it('refuses what would decode into more: entries, dimensions, parameters, values of any type', () => {
     const cases: [string, Record<string, unknown>, RegExp][] = [
       ['17 inputs', { inputs: Array.from({ length: 17 }, () => ({})) }, /more than 16 inputs/],

@@ -7,11 +7,10 @@ import { type Http2Session, constants as http2Constants, type ServerHttp2Stream 
 import * as grpc from '@grpc/grpc-js';
 import type { BodyBudget } from '../body-budget.ts';
 import { STALLED_MS } from '../unread-answers.ts';
-import { MAX_REQUEST_EXTRAS } from '../v2-infer.ts';
 import { meterArrivals } from './arriving-bytes.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
-import { INFER_WIRE_LIMITS, inferRequestCost, requestIdOf } from './infer-wire.ts';
+import { INFER_WIRE_LIMITS, inferRequestCost } from './infer-wire.ts';
 import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
 import type { CallAnswer, UnsentAnswers } from './unsent-answers.ts';
 
@@ -112,17 +111,16 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   const refusing = new Set<ServerHttp2Stream>();
   /** Each session's highest stream id a call began on: nghttp2 reading past it means a header block is arriving. */
   const lastCall = new WeakMap<Http2Session, number>();
-  // fp32_contents may carry what the message limit holds as float32 (a raised --max-body-bytes: 1,024 images as
-  // raw_input_contents were answered, as fp32_contents refused past 334, an outside attack).
+  // Packed fp32_contents may carry the message limit's worth of floats (see infer-wire.ts).
   const wireLimits = {
     ...INFER_WIRE_LIMITS,
-    values: Math.max(INFER_WIRE_LIMITS.values, Math.floor(maxMessageBytes / 4)),
+    packedFloats: Math.max(INFER_WIRE_LIMITS.packedFloats, Math.floor(maxMessageBytes / 4)),
   };
   const requestDeserialize = (bytes: Buffer): Decoded => {
-    // Refused undecoded, with the id read from the wire: a ModelStreamInfer answer names the request it refuses.
-    const refused = (code: grpc.status, details: string) =>
-      ({ ...refusal(code, details), id: requestIdOf(bytes, MAX_REQUEST_EXTRAS) }) as Decoded;
-    const cost = inferRequestCost(bytes, wireLimits);
+    const seen: { id?: string } = {};
+    const cost = inferRequestCost(bytes, wireLimits, seen);
+    // Refused undecoded, with the id the walk read: a ModelStreamInfer answer names the request it refuses.
+    const refused = (code: grpc.status, details: string) => ({ ...refusal(code, details), id: seen.id }) as Decoded;
     if (cost) return refused(grpc.status.INVALID_ARGUMENT, cost);
     if (held + bytes.length > budget)
       return refused(
@@ -133,7 +131,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     try {
       request = decodeInferRequest(bytes) as Decoded; // what the walk passes protobufjs may still refuse
     } catch {
-      return refusal(grpc.status.INVALID_ARGUMENT, 'the request is not a valid ModelInferRequest') as Decoded;
+      return refused(grpc.status.INVALID_ARGUMENT, 'the request is not a valid ModelInferRequest');
     }
     request[HELD] = bytes.length; // counted when the call's listener receives it (below)
     return request;

@@ -7,14 +7,23 @@
  * values) and stops at the first count over the limits the request would fail anyway.
  */
 import { INFER_LIMITS } from '../schemas.ts';
+import { MAX_REQUEST_EXTRAS } from '../v2-infer.ts';
 
 /** What one request may hold (the schema's, plus the tensor values a body limit's worth of floats gives). */
 export const INFER_WIRE_LIMITS = {
   tensors: INFER_LIMITS.tensors,
   rank: INFER_LIMITS.rank,
   parameters: INFER_LIMITS.parameters,
-  /** Values in `contents`, all tensors and types together: 1 MiB of float32 (more where the message limit is higher). */
+  /** Values in `contents`, all tensors and types together, but packed floats: 1 MiB of float32. */
   values: 262_144,
+  /**
+   * Values in packed `fp32_contents`, the one form that costs a copy, not a step, per value: a message
+   * limit's worth where it is raised (1,024 images as raw_input_contents were answered, as fp32_contents
+   * refused past 334, an outside attack; the larger cap on every form let 16 M unpacked ints hold the loop 0.9 s).
+   */
+  packedFloats: 262_144,
+  /** The longest `id` read from the wire for a refusal's answer (longer ones are not echoed). */
+  idBytes: MAX_REQUEST_EXTRAS,
   /** `bytes_contents` entries (each a Buffer; BYTES tensors are not served). */
   byteStrings: 64,
 };
@@ -40,25 +49,17 @@ function costOf(invalid: string, walkIt: () => void): string | undefined {
 }
 
 /**
- * The request's `id` (field 3) read from its wire bytes, for a refusal that never decodes the message, so a
- * ModelStreamInfer client learns which request failed; undefined when absent, longer than `most` or malformed.
+ * Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits.
+ * `seen.id` gets the request's id as the walk passes it, so a refusal that never decodes the message still
+ * names it (ModelStreamInfer) — read in this walk, which stops where the limits say: a second walk for it
+ * ran to the end of messages of a million empty ids and held the loop 6 s (an outside attack).
  */
-export function requestIdOf(bytes: Uint8Array, most: number): string | undefined {
-  let id: string | undefined;
-  try {
-    walk(bytes, 0, bytes.length, (field, from, to, wireType) => {
-      if (field === 3 && wireType === 2 && to - from <= most)
-        id = Buffer.from(bytes.subarray(from, to)).toString('utf8');
-    });
-  } catch {
-    return undefined;
-  }
-  return id;
-}
-
-/** Why `bytes` would cost more to decode than the server takes, or undefined when it is within the limits. */
-export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS): string | undefined {
-  const counts = { values: 0, byteStrings: 0, unknown: 0 };
+export function inferRequestCost(
+  bytes: Uint8Array,
+  limits = INFER_WIRE_LIMITS,
+  seen: { id?: string } = {},
+): string | undefined {
+  const counts = { values: 0, packedFloats: 0, byteStrings: 0, unknown: 0 };
   return costOf('the request is not a valid ModelInferRequest', () => {
     let inputs = 0;
     let outputs = 0;
@@ -68,6 +69,8 @@ export function inferRequestCost(bytes: Uint8Array, limits = INFER_WIRE_LIMITS):
     walk(bytes, 0, bytes.length, (field, start, end, wireType) => {
       once(field);
       if (field <= 7) lengthDelimited(wireType); // every field ModelInferRequest names is a string, bytes or message
+      if (field === 3 && end - start <= limits.idBytes)
+        seen.id = Buffer.from(bytes.subarray(start, end)).toString('utf8');
       if (field === 4) {
         over(++parameters, limits.parameters, 'parameters');
         parameterEntry(bytes, start, end);
@@ -99,7 +102,7 @@ function inputTensor(
   start: number,
   end: number,
   limits: typeof INFER_WIRE_LIMITS,
-  counts: { values: number; byteStrings: number; unknown: number },
+  counts: { values: number; packedFloats: number; byteStrings: number; unknown: number },
 ): void {
   let shape = 0;
   let parameters = 0;
@@ -128,6 +131,10 @@ function inputTensor(
         const packed = wire === 2;
         const values = !packed ? 1 : type === 6 ? (b - a) / 4 : type === 7 ? (b - a) / 8 : varints(bytes, a, b);
         if (!Number.isInteger(values)) throw new Error('a packed float field of a partial value');
+        if (type === 6 && packed && values > 0) {
+          counts.packedFloats += values;
+          return over(counts.packedFloats, limits.packedFloats, 'fp32 tensor values');
+        }
         // An empty packed field builds nothing but still costs a step: 520,000 of them in 1 MiB held the
         // event loop ~150 ms a message. Each field counts as at least one value.
         counts.values += Math.max(values, 1);
