@@ -14,6 +14,19 @@ const tensor = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
+/** Field `field` as wire type 2 around `bytes` (its tag and varint length first). */
+function lengthDelimitedField(field: number, bytes: Uint8Array): Buffer {
+  const varint: number[] = [];
+  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
+    if (n < 128) {
+      varint.push(n);
+      break;
+    }
+    varint.push((n % 128) | 128);
+  }
+  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint]), bytes]);
+}
+
 describe('a ModelInferRequest read from its wire bytes', () => {
   it('takes what the server serves: 16 inputs, rank 8, parameters, a body limit of float32 contents', () => {
     expect(
@@ -55,6 +68,30 @@ describe('a ModelInferRequest read from its wire bytes', () => {
       inputs: [tensor({ contents: { int_contents: new Array(INFER_WIRE_LIMITS.values + 1).fill(1) } })],
     });
     expect(inferRequestCost(ints, raised)).toMatch(/more than 262144 tensor values/);
+    // Packed fields of one float each cost a step apiece: held to the general cap, raised limit or not.
+    const oneFloat = Buffer.from([0x32, 4, 0, 0, 0, 0x3f]); // fp32_contents (6), packed, one float
+    const manyFields = (n: number) => {
+      const contents = Buffer.concat(Array.from({ length: n }, () => oneFloat));
+      const input = Buffer.concat([encode({}), lengthDelimitedField(5, contents)]); // InferInputTensor.contents
+      return Buffer.concat([encode({ model_name: 'cnn' }), lengthDelimitedField(5, input)]);
+    };
+    expect(inferRequestCost(manyFields(1000), raised)).toBeUndefined();
+    expect(inferRequestCost(manyFields(INFER_WIRE_LIMITS.values + 1), raised)).toMatch(
+      /more than 262144 tensor values/,
+    );
+  });
+
+  it('refuses a string field past 64 KiB before it is decoded (64 MiB of multibyte text decoded for 0.4 s)', () => {
+    const long = '€'.repeat(22_000); // 66,000 bytes
+    expect(inferRequestCost(encode({ model_name: 'cnn', parameters: { note: { string_param: long } } }))).toMatch(
+      /more than 65536 bytes in a string field/,
+    );
+    expect(inferRequestCost(encode({ model_name: 'cnn', outputs: [{ name: long }] }))).toMatch(/string field/);
+    expect(inferRequestCost(encode({ model_name: 'cnn', inputs: [tensor({ name: long })] }))).toMatch(/string field/);
+    expect(inferRequestCost(encode({ model_name: long }))).toMatch(/string field/);
+    expect(
+      inferRequestCost(encode({ model_name: 'cnn', parameters: { note: { string_param: '€'.repeat(16_384) } } })),
+    ).toBeUndefined();
   });
 
   it('refuses what would decode into more: entries, dimensions, parameters, values of any type', () => {

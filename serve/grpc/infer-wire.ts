@@ -30,6 +30,9 @@ export const INFER_WIRE_LIMITS = {
 
 class TooCostly extends Error {}
 
+/** Packed fp32 fields shorter than this count against the general value cap (each costs a step). */
+const MIN_PACKED_RUN = 64;
+
 /** Throws TooCostly when `count` is past `limit`. */
 function over(count: number, limit: number, what: string): void {
   if (count > limit) throw new TooCostly(`the request has more than ${limit} ${what}`);
@@ -69,6 +72,7 @@ export function inferRequestCost(
     walk(bytes, 0, bytes.length, (field, start, end, wireType) => {
       once(field);
       if (field <= 7) lengthDelimited(wireType); // every field ModelInferRequest names is a string, bytes or message
+      if (field <= 3) aString(start, end); // model_name, model_version, id
       if (field === 3 && end - start <= limits.idBytes)
         seen.id = Buffer.from(bytes.subarray(start, end)).toString('utf8');
       if (field === 4) {
@@ -86,6 +90,7 @@ export function inferRequestCost(
         walk(bytes, start, end, (f, from, to, wire) => {
           onceInOutput(f);
           if (f <= 2) lengthDelimited(wire);
+          if (f === 1) aString(from, to);
           if (f === 2) {
             over(++outputParameters, limits.parameters, 'parameters on an output');
             parameterEntry(bytes, from, to);
@@ -114,6 +119,7 @@ function inputTensor(
       shape += wireType === 2 ? varints(bytes, from, to) : 1;
       over(shape, limits.rank, 'dimensions in an input shape');
     } else if (field <= 5) lengthDelimited(wireType);
+    if (field <= 2) aString(from, to); // name, datatype
     if (field === 4) {
       over(++parameters, limits.parameters, 'parameters on an input');
       parameterEntry(bytes, from, to);
@@ -131,7 +137,9 @@ function inputTensor(
         const packed = wire === 2;
         const values = !packed ? 1 : type === 6 ? (b - a) / 4 : type === 7 ? (b - a) / 8 : varints(bytes, a, b);
         if (!Number.isInteger(values)) throw new Error('a packed float field of a partial value');
-        if (type === 6 && packed && values > 0) {
+        // A packed field of a few floats costs a step, not a copy: counted as the other values are (11 M fields
+        // of one float each passed the raised cap and held the loop 0.45–0.85 s, an outside attack).
+        if (type === 6 && packed && values >= MIN_PACKED_RUN) {
           counts.packedFloats += values;
           return over(counts.packedFloats, limits.packedFloats, 'fp32 tensor values');
         }
@@ -155,13 +163,14 @@ function parameterEntry(bytes: Uint8Array, start: number, end: number): void {
     once(field);
     if (field > 2) return;
     lengthDelimited(wireType);
-    if (field !== 2) return;
+    if (field === 1) return aString(from, to);
     let set = 0;
     const onceInValue = singular('parameter value', [1, 2, 3, 4, 5], []);
-    walk(bytes, from, to, (f, _a, _b, wire) => {
+    walk(bytes, from, to, (f, a, b, wire) => {
       onceInValue(f);
       if (f > 5) return;
       if (wire !== PARAMETER_WIRE_TYPES[f]) throw new Error(`wire type ${wire} for parameter field ${f}`);
+      if (f === 3) aString(a, b);
       over(++set, 1, 'values in one parameter (it is one of bool, int64, string, double, uint64)');
     });
   });
@@ -204,6 +213,13 @@ export function smallRequestCost(bytes: Uint8Array, spec: SmallRequestFields): s
 function lengthDelimited(wireType: number): void {
   if (wireType !== 2) throw new Error(`wire type ${wireType} where a length-delimited field belongs`);
 }
+
+/**
+ * The longest string field read: the server takes 16,384 characters at most (ids, parameters; names are
+ * shorter), 4 bytes each at most in UTF-8. 64 MiB of '€' in one parameter decoded for ~0.4 s (an outside attack).
+ */
+const MAX_STRING_BYTES = 4 * MAX_REQUEST_EXTRAS;
+const aString = (from: number, to: number) => over(to - from, MAX_STRING_BYTES, 'bytes in a string field');
 
 /** Fields a message may carry that the .proto does not name (protobuf skips them; so does the walk, slowly). */
 const UNKNOWN_FIELDS = 64;
