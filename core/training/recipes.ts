@@ -51,13 +51,13 @@ export const RECIPES: Record<RecipeName, Recipe> = {
   best: {
     description:
       'best accuracy: cnn7-wider, AdamW one-cycle lr 0.003, augmentation, label smoothing 0.1, 16 epochs, weights averaged (EMA 0.999), 2 workers',
-    // Chosen on 10,000 held-out training images, never the test set (sweeps/best-validation.yaml … -12.yaml):
+    // Chosen on 10,000 held-out training images, never the test set (sweeps/best-validation.yaml … -13.yaml):
     // label smoothing 0.1 over 0.05 and lr 0.006; 2 data-parallel workers (BatchNorm statistics per 64-image
     // slice, ~1.5× the images/s of one 2-thread session) as good as one session; the weights' moving
     // average, which at 16 epochs scored above both the 8-epoch average and the weights as trained; then
     // cnn7-wide (1.5× the channels) over cnn7, 99.70% against 99.61%; then cnn7-wider (2×) over cnn7-wide by its
-    // stage's rule, 99.71% against 99.70% — one image, within noise. Stages 7–12 (24 epochs, weight decay 0.05
-    // and 0.2, label smoothing 0.2, SGD, batch 64) did not beat it (bench/results-best-recipe.md).
+    // stage's rule, 99.71% against 99.70% — one image, within noise. Stages 7–13 (24 epochs, weight decay 0.05
+    // and 0.2, label smoothing 0.2, SGD, batch 64, a deeper net) did not beat it (bench/results-best-recipe.md).
     config: {
       ...ADAMW_ONE_CYCLE,
       model: 'cnn7-wider',
