@@ -10,6 +10,7 @@ import { readBody, readJson, shapeKey, zodMessage } from './body.ts';
 import { remoteAddress } from './body-budget.ts';
 import { HttpError } from './errors.ts';
 import { decodeImage, ImageError } from './images.ts';
+import { multipartFile } from './multipart-file.ts';
 import { checkMultipartParts, multipartBoundary } from './multipart-limits.ts';
 import { schemaRef } from './route-body.ts';
 import { MAX_PREDICT_IMAGES, PredictBodies, type PredictJson } from './schemas.ts';
@@ -129,17 +130,12 @@ async function readMultipart(c: Context, limit: number): Promise<PredictInput> {
   const boundary = multipartBoundary(c.req.header('content-type') ?? '');
   // Bounded before parsing (multipart-limits.ts), and parsed with the very boundary that was checked.
   checkMultipartParts(bytes, boundary);
-  let form: FormData;
-  try {
-    const type = `multipart/form-data; boundary="${boundary}"`;
-    form = await new Response(new Blob([new Uint8Array(bytes)]), { headers: { 'content-type': type } }).formData();
-  } catch {
+  const file = await multipartFile(bytes, boundary).catch(() => {
     throw new HttpError(400, 'invalid_multipart', 'cannot parse the multipart body');
-  }
-  const file = form.get('file');
-  if (!(file instanceof File))
+  });
+  if (file === undefined)
     throw new HttpError(400, 'missing_file', "multipart body needs a 'file' field with the image");
-  return imageInput(c, new Uint8Array(await file.arrayBuffer()));
+  return imageInput(c, file);
 }
 
 const IMAGE_TYPES = ['image/png', 'image/jpeg', 'image/webp', 'image/gif'];

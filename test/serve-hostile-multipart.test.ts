@@ -89,3 +89,19 @@ it('still reads the image of a form with a few other fields, up to the limit', a
   expect((await post(multipart(...fields, file))).error?.code).toBe('blank_image');
   expect((await post(multipart(...fields, fields[0] as Buffer, file))).error?.code).toBe('too_many_parts');
 });
+
+it('reads a file whose bytes contain the boundary text (legal: only CRLF and -- before it ends a part)', async () => {
+  // Node 20's formData() refused such a body (400 invalid_multipart), so an upload failed or not by its bytes.
+  const image = Buffer.concat([Buffer.from(await zeroPng(28, 28)), Buffer.from(`tail ${B} and --${B} text`)]);
+  const file = part(
+    'Content-Disposition: form-data; name="file"; filename="digit.png"\r\nContent-Type: image/png',
+    image,
+  );
+  const plain = part(
+    'Content-Disposition: form-data; name="file"; filename="digit.png"',
+    Buffer.from(await zeroPng(28, 28)),
+  );
+  const expected = (await post(multipart(plain))).error?.code;
+  expect(expected).toBe('blank_image');
+  expect((await post(multipart(file))).error?.code).toBe(expected);
+});
