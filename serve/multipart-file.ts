@@ -20,8 +20,10 @@ export function multipartFile(body: Uint8Array, boundary: string): Promise<Uint8
       return reject(new MultipartError('not a multipart body'));
     }
     let file: Uint8Array | undefined;
+    let taken = false;
     parser.on('file', (name, stream) => {
-      if (name !== 'file' || file !== undefined) return void stream.resume(); // other fields: read past
+      if (name !== 'file' || taken) return void stream.resume(); // other fields, a second file: read past
+      taken = true;
       const parts: Buffer[] = [];
       stream.on('data', (chunk: Buffer) => parts.push(chunk));
       stream.on('end', () => {
