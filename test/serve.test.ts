@@ -1,5 +1,6 @@
 /** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -441,9 +442,8 @@ describe('npm run serve', () => {
       child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
     });
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const { connect } = await import('node:net');
     const open = () =>
-      new Promise<import('node:net').Socket>((resolve) => {
+      new Promise<Socket>((resolve) => {
         const socket = connect(Number(url.port), url.hostname, () => resolve(socket));
         socket.on('error', () => {});
       });
