@@ -70,7 +70,7 @@ interface Account {
  */
 export interface BodyAccount {
   take(bytes: number, signal?: AbortSignal): Promise<void>;
-  /** Take `bytes` only if they fit now, with nobody waiting before them; whether it did. */
+  /** Take `bytes` only if they fit now, with no body waiting for room in the total; whether it did. */
   tryTake(bytes: number): boolean;
   arrived(bytes: number): void;
   complete(): void;
@@ -217,7 +217,7 @@ export class BodyBudget {
 
   private tryTake(account: Account, bytes: number): boolean {
     const w: Waiter = { account, bytes, since: performance.now(), grant: () => {} };
-    if (this.waiting.length > 0 || !this.fits(w)) return false;
+    if (this.waitsForTotal() || !this.fits(w)) return false;
     this.waiting.push(w);
     this.grantFitting();
     this.onChange(this.used, this.waiting.length);
@@ -240,6 +240,18 @@ export class BodyBudget {
       account.held = 0;
     }
     this.grantNext(); // a runner that held nothing and went away leaves its place to be named again
+  }
+
+  /**
+   * Whether a body waits for room in the total (not only for its own client's share): room taken at once
+   * would then be room it waits for. Bodies waiting on their own client's share take nothing from others,
+   * and a slow uploader's 16 streams waiting on theirs refused every other client's compressed gRPC call
+   * (an outside attack).
+   */
+  private waitsForTotal(): boolean {
+    return this.waiting.some(
+      (w) => w.account !== this.runner && this.used !== 0 && this.used + w.bytes > this.limits.total,
+    );
   }
 
   private fits(w: Waiter): boolean {

@@ -140,6 +140,28 @@ describe('the body budget', () => {
     for (const account of [steady, done, waiter]) account.close();
   });
 
+  it("room taken at once (a compressed gRPC message) waits only for bodies short of the total, not of their own client's share", async () => {
+    const budget = new BodyBudget({ freeBytes: 0, total: 100, perClient: 30 });
+    const slow = Array.from({ length: 4 }, () => budget.open('slow'));
+    for (const body of slow.slice(0, 3)) await body.take(10); // its client's whole share
+    const stuck = taking((slow[3] as ReturnType<BodyBudget['open']>).take(10)); // waits on that share
+    await settle();
+    expect(stuck.granted).toBe(false);
+    // Another client's message takes room the total has (refused before while anyone waited at all).
+    const other = budget.open('other');
+    expect(other.tryTake(20)).toBe(true);
+    // A body short of the total keeps room taken at once from jumping it.
+    const big = budget.open('big');
+    const waitsForTotal = taking(big.take(30)); // 30 + 20 + 30 used of 100, its 30 fits; then 30 more does not
+    await settle();
+    expect(waitsForTotal.granted).toBe(true);
+    const bigger = taking(budget.open('bigger').take(30));
+    await settle();
+    expect(bigger.granted).toBe(false);
+    expect(budget.open('late').tryTake(5)).toBe(false);
+    for (const body of [...slow, other, big]) body.close();
+  });
+
   it("bytes that come back go to the address holding least, not to a flood's next body", async () => {
     const budget = new BodyBudget({ freeBytes: 0, total: 100, perClient: 100 });
     const flood = Array.from({ length: 5 }, () => budget.open('flood'));
