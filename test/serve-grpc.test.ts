@@ -3,11 +3,11 @@
  * proto (as a KServe or Triton client would): health, metadata, and ModelInfer with raw and typed
  * contents, whose logits equal the HTTP JSON route's; bad requests are gRPC statuses, not crashes.
  */
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import http2 from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -19,9 +19,9 @@ import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 let server: RunningServer;
 let listeningBefore: Set<number>;
 
-/** TCP ports this process listens on (Linux: /proc/net/tcp{,6} rows in LISTEN whose socket is one of our fds). */
-function ownListeningPorts(): Set<number> {
-  const ours = new Set(
+/** The inodes of this process's sockets (Linux: its fds that link to `socket:[inode]`). */
+function ownSocketInodes(): Set<string | undefined> {
+  return new Set(
     readdirSync('/proc/self/fd').flatMap((fd) => {
       try {
         return [/^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/self/fd/${fd}`))?.[1]];
@@ -30,6 +30,11 @@ function ownListeningPorts(): Set<number> {
       }
     }),
   );
+}
+
+/** TCP ports this process listens on (Linux: /proc/net/tcp{,6} rows in LISTEN whose socket is one of our fds). */
+function ownListeningPorts(): Set<number> {
+  const ours = ownSocketInodes();
   const ports = new Set<number>();
   for (const table of ['/proc/net/tcp', '/proc/net/tcp6'])
     for (const row of readFileSync(table, 'utf8').trim().split('\n').slice(1)) {
@@ -282,6 +287,17 @@ it.skipIf(process.platform !== 'linux')(
   () => {
     const added = [...ownListeningPorts()].filter((port) => !listeningBefore.has(port)).sort((a, b) => a - b);
     expect(added).toEqual([server.port, server.grpcPort as number].sort((a, b) => a - b));
+    // It is a Unix socket in a folder only this user may enter (0700): no other local user reaches it either.
+    const ours = ownSocketInodes();
+    const paths = readFileSync('/proc/net/unix', 'utf8')
+      .trim()
+      .split('\n')
+      .slice(1)
+      .map((row) => row.trim().split(/\s+/))
+      .filter((fields) => ours.has(fields[6] as string) && /\/grpc-[^/]+\/grpc\.sock$/.test(fields[7] ?? ''))
+      .map((fields) => fields[7] as string);
+    expect(paths.length).toBeGreaterThan(0);
+    for (const path of paths) expect((statSync(dirname(path)).mode & 0o777).toString(8)).toBe('700');
   },
 );
 

@@ -2,6 +2,7 @@
  * --validation: recipes chosen on a held-out tail of the training set, the test set never read. The held-out
  * figures are checked against an ordinary run that trains on the same images and is tested on that tail.
  */
+import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -70,6 +71,23 @@ describe('--validation', () => {
       'train_seconds',
     ]);
   });
+
+  it('a --validation run never reads the test-set files (a child whose reads of them end it with 97)', () => {
+    const train = (...flags: string[]) =>
+      spawnSync(
+        process.execPath,
+        ['--import', 'tsx', '--import', './test/fixtures/no-test-set.mjs', 'train/cli/train.ts', ...flags],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+    const common = ['--limit', '600', '--batch-size', '50', '--epochs', '1', '--threads', '1'];
+    const held = train(...common, '--validation', '200', '--out', tmp());
+    expect(held.status, held.stderr).toBe(0);
+    expect(held.stdout).toMatch(/^validation_accuracy=0\.\d{4}$/m);
+    // The guard works: the same run scored on the test set ends at its first read of it.
+    const scored = train(...common, '--out', tmp());
+    expect(scored.status).toBe(97);
+    expect(scored.stderr).toMatch(/read the test set: .*t10k-/);
+  }, 240_000);
 
   it('the train command prints validation metrics, never test ones, and refuses what leaves nothing to train on', async () => {
     const dir = tmp();
