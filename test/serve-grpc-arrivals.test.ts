@@ -244,3 +244,44 @@ it('a compressed message whose stream is reset in the same read is never decompr
     session.destroy();
   }
 }, 60_000);
+
+it('a call refused as its message arrives (past the message limit) is reset once answered, its room back, though its client trickles on', async () => {
+  // Three connections announce 4 GB messages and keep sending 20 KB every 200 ms (above the pace floor): they
+  // held room for good (an outside attack: four such streams held the whole budget), and a 200 KB call waited.
+  const sessions = [1, 2, 3].map(() => http2.connect(`http://127.0.0.1:${server.grpcPort}`));
+  for (const session of sessions) session.on('error', () => {});
+  const drips: NodeJS.Timeout[] = [];
+  try {
+    const refused = sessions.map((session) => {
+      const stream = callStream(session, 'ModelInfer');
+      stream.on('error', () => {});
+      let status: string | undefined;
+      stream.on('response', (h) => {
+        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+      });
+      stream.write(Buffer.from([0, 0xff, 0xff, 0xff, 0x00]));
+      drips.push(setInterval(() => stream.write(Buffer.alloc(20_000)), 200));
+      return new Promise<{ status?: string; rstCode?: number }>((resolve) =>
+        stream.on('close', () => resolve({ status, rstCode: stream.rstCode })),
+      );
+    });
+    // Each is answered RESOURCE_EXHAUSTED and then closed by the server while its client still sends.
+    for (const outcome of await Promise.all(refused))
+      expect(outcome).toEqual({
+        status: String(grpc.status.RESOURCE_EXHAUSTED),
+        rstCode: http2.constants.NGHTTP2_NO_ERROR,
+      });
+    const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+    try {
+      const { status, details } = await unaryCall(client, 'ModelInfer', inferRequestBytes('tiny', 64), {
+        deadline: Date.now() + 20_000,
+      });
+      expect(`${status} ${details ?? ''}`.trim()).toBe('OK');
+    } finally {
+      client.close();
+    }
+  } finally {
+    for (const drip of drips) clearInterval(drip);
+    for (const session of sessions) session.destroy();
+  }
+}, 60_000);

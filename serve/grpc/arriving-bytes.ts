@@ -34,6 +34,10 @@ const MESSAGES_A_STREAM_MAY_CARRY = 2;
  */
 const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 128;
 
+/** Whether the call's status has gone out (in its headers, or as trailers). */
+const statusSent = (stream: ServerHttp2Stream) =>
+  stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
+
 /** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
 const names = new WeakMap<Http2Session, string>();
 let sessions = 0;
@@ -64,7 +68,13 @@ export interface Arrivals {
  * first: a second message on a unary stream (refused only once whole) went unmetered, 2,048 of them +1.8 GiB.
  * Must be called before grpc-js first resumes the stream (its interceptor runs in time).
  */
-export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, requestStream = false): Arrivals {
+export function meterArrivals(
+  stream: ServerHttp2Stream,
+  budget: BodyBudget,
+  requestStream = false,
+  /** grpc-js refuses a longer message as its length arrives: no more room is asked for one. */
+  maxMessageBytes = Number.POSITIVE_INFINITY,
+): Arrivals {
   const cut = () => stream.close(constants.NGHTTP2_CANCEL);
   let account = budget.open(nameOf(stream.session), cut);
   // Aborts a wait for room when what it was for is gone (the message handed on, the stream closed).
@@ -106,7 +116,9 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
         return false;
       }
       restOfMessage = prefix.readUInt32BE(1);
-      declared += 5 + Math.min(restOfMessage, budget.limits.perClient);
+      // A length past the message limit is refused at once; its stream asks for no more than the limit (it
+      // asked for a connection's whole share, held as long as its client trickled on: an outside attack).
+      declared += 5 + Math.min(restOfMessage, budget.limits.perClient, maxMessageBytes);
       prefix = Buffer.alloc(0);
     }
     return true;
@@ -116,6 +128,16 @@ export function meterArrivals(stream: ServerHttp2Stream, budget: BodyBudget, req
     if (!closed && !stream.destroyed) stream.resume();
   };
   const onData = (chunk: Buffer) => {
+    // Answered already — grpc-js refuses a message past the limit as its length arrives, sending the status
+    // itself — while its client sends on: room back, and the stream reset once the status has gone (RST_STREAM
+    // NO_ERROR, as HTTP/2 lets a server that has answered). Kept, such a call held the room it had announced
+    // for as long as its client trickled (an outside attack: four of them, 68 KB/s in all, held the budget).
+    if (!closed && statusSent(stream)) {
+      settle();
+      stream.off('data', onData);
+      setImmediate(() => stream.closed || stream.close(constants.NGHTTP2_NO_ERROR));
+      return;
+    }
     account.arrived(chunk.length);
     received += chunk.length;
     if (!frame(chunk)) return;

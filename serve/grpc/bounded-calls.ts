@@ -144,7 +144,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     // ModelStreamInfer is run here, one request at a time, not by its handler (stream-infer.ts).
     const streaming = descriptor.path === STREAM_INFER_PATH;
     // Every method's message arrives within the budget for arriving bytes (arriving-bytes.ts), until whole.
-    const arrivals = stream ? meterArrivals(stream, arriving, streaming) : undefined;
+    const arrivals = stream ? meterArrivals(stream, arriving, streaming, maxMessageBytes) : undefined;
     const base = call as unknown as Decompressing;
     const decompress = base.decompressMessage?.bind(call);
     // grpc-js decompresses every message of a chunk as it arrives, each call's messages in order. On a request
