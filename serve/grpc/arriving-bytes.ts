@@ -127,17 +127,20 @@ export function meterArrivals(
     waiting = false;
     if (!closed && !stream.destroyed) stream.resume();
   };
+  // Answered already — grpc-js refuses a message past the limit as its length arrives, sending the status
+  // itself — while its client's side is open: room back, and the stream reset once the status has gone
+  // (RST_STREAM NO_ERROR, as HTTP/2 lets a server that has answered). Kept, such a call held the room it had
+  // announced for as long as its client trickled (an outside attack: four of them, 68 KB/s, held the budget)
+  // or sent nothing more (a re-check: 32 silent ones, 160 bytes in all, held 31.5 of 32 MiB).
+  const answered = () => {
+    if (closed || !statusSent(stream)) return false;
+    settle();
+    stream.off('data', onData);
+    setImmediate(() => stream.closed || stream.close(constants.NGHTTP2_NO_ERROR));
+    return true;
+  };
   const onData = (chunk: Buffer) => {
-    // Answered already — grpc-js refuses a message past the limit as its length arrives, sending the status
-    // itself — while its client sends on: room back, and the stream reset once the status has gone (RST_STREAM
-    // NO_ERROR, as HTTP/2 lets a server that has answered). Kept, such a call held the room it had announced
-    // for as long as its client trickled (an outside attack: four of them, 68 KB/s in all, held the budget).
-    if (!closed && statusSent(stream)) {
-      settle();
-      stream.off('data', onData);
-      setImmediate(() => stream.closed || stream.close(constants.NGHTTP2_NO_ERROR));
-      return;
-    }
+    if (answered()) return;
     account.arrived(chunk.length);
     received += chunk.length;
     if (!frame(chunk)) return;
@@ -178,6 +181,8 @@ export function meterArrivals(
   };
   // Before grpc-js's own listener, so that a stream cut here never reaches it (it drops a closed stream's data).
   stream.prependListener('data', onData);
+  // A status sent in the headers (a refusal before any answer) ends the server's side: checked then too.
+  stream.once('finish', () => setImmediate(answered));
   stream.once('close', () => {
     closed = true;
     stream.off('data', onData);
