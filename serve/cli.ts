@@ -14,7 +14,7 @@
 import { Option } from 'commander';
 import { NODE_DEVICES as DEVICES, type NodeDevice as Device } from '../core/ort-runtime.ts';
 import { type CliIo, lines, processIo } from '../node/cli/io.ts';
-import { nonNegativeNumber, oneOf, port, positiveInt, positiveIntUpTo } from '../node/cli/options.ts';
+import { nonNegativeNumber, oneOf, port, positiveInt, upTo } from '../node/cli/options.ts';
 import { newProgram } from '../node/cli/program.ts';
 import { runCommand } from '../node/cli/run-cli.ts';
 import { runIfMain } from '../node/cli/run-if-main.ts';
@@ -40,7 +40,7 @@ const command = (io: CliIo) =>
     .option(
       '--max-batch <n>',
       `largest batch one ORT run takes, at most ${MAX_SERVED_BATCH} (a config.pbtxt may set its own)`,
-      positiveIntUpTo(MAX_SERVED_BATCH),
+      upTo(MAX_SERVED_BATCH, positiveInt),
       d.maxBatch,
     )
     .option(

@@ -10,7 +10,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, Option } from 'commander';
 import { type CliIo, lines, processIo } from '../node/cli/io.ts';
-import { positiveInt } from '../node/cli/options.ts';
+import { positiveInt, upTo } from '../node/cli/options.ts';
 import { CliExit, newProgram } from '../node/cli/program.ts';
 import { runCommand } from '../node/cli/run-cli.ts';
 import { runIfMain } from '../node/cli/run-if-main.ts';
@@ -46,7 +46,12 @@ const command = (io: CliIo) =>
     .option('--out-dir <dir>', 'where --emit writes (default: deploy/sweeps/<name>)')
     .option('--image <ref>', "the image trials run in: the Dockerfile's build stage", imageRef, DEFAULT_CLUSTER.image)
     .option('--pvc <claim>', 'the ReadWriteMany claim trials write to', claimName, DEFAULT_CLUSTER.pvc)
-    .option('--cpu <n>', 'CPUs (and train threads) per trial pod (at most 256)', cpuCount, DEFAULT_CLUSTER.cpu);
+    .option(
+      '--cpu <n>',
+      'CPUs (and train threads) per trial pod (at most 256)',
+      upTo(256, positiveInt),
+      DEFAULT_CLUSTER.cpu,
+    );
 
 // Written into YAML manifests: a newline or quote in them would write documents of its own (an outside
 // attack's --image made job.yaml a Secret, a ConfigMap and a Job).
@@ -59,11 +64,6 @@ function claimName(value: string): string {
   if (value.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(value))
     throw new InvalidArgumentError('must be a Kubernetes claim name (lowercase letters, digits, - and .).');
   return value;
-}
-function cpuCount(value: string): number {
-  const n = positiveInt(value);
-  if (n > 256) throw new InvalidArgumentError('must be at most 256.');
-  return n;
 }
 
 interface Flags {

@@ -7,11 +7,11 @@ export function positiveInt(value: string): number {
   return n;
 }
 
-/** A positive integer no larger than `most` (a bound the program cannot go past, said up front). */
-export function positiveIntUpTo(most: number) {
+/** `parse`, with an upper bound the program cannot go past, said up front: a typo fails before any work. */
+export function upTo(max: number, parse: (value: string) => number) {
   return (value: string): number => {
-    const n = positiveInt(value);
-    if (n > most) throw new InvalidArgumentError(`must be at most ${most}.`);
+    const n = parse(value);
+    if (n > max) throw new InvalidArgumentError(`must be at most ${max}.`);
     return n;
   };
 }

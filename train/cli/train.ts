@@ -8,7 +8,7 @@
  * (only `--epochs` may change then); `--out` into a directory that holds files needs `--force`.
  */
 import { join } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { MODEL_NAMES } from '../../core/model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../../core/training/recipes.ts';
@@ -24,6 +24,7 @@ import {
   openFraction,
   positiveInt,
   positiveNumber,
+  upTo,
 } from '../../node/cli/options.ts';
 import { newProgram } from '../../node/cli/program.ts';
 import { runCommand } from '../../node/cli/run-cli.ts';
@@ -37,15 +38,6 @@ import { terminalEvents } from './progress.ts';
 import { threadsForThisMachine } from './threads.ts';
 
 const r = TUTORIAL_RECIPE;
-
-/** A numeric flag with an upper bound (run-config-schema.ts's LIMITS), so a typo fails before any work. */
-const upTo =
-  (max: number, parse: (value: string) => number) =>
-  (value: string): number => {
-    const n = parse(value);
-    if (n > max) throw new InvalidArgumentError(`must be at most ${max}.`);
-    return n;
-  };
 
 const command = (io: CliIo) =>
   newProgram('train', io)
