@@ -14,6 +14,7 @@
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
 import type { BodyBudget, BodyBudgetLimits } from '../body-budget.ts';
+import { closeAfterTurn, statusSent } from './stream-end.ts';
 
 export const ARRIVING_BYTES_DEFAULTS: BodyBudgetLimits = {
   // Up to 16 streams on each of 128 connections: the free part is what they may all hold without asking.
@@ -33,10 +34,6 @@ const MESSAGES_A_STREAM_MAY_CARRY = 2;
  * re-attack: an honest client pipelining 33 of those was cut at 32).
  */
 const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 128;
-
-/** Whether the call's status has gone out (in its headers, or as trailers). */
-const statusSent = (stream: ServerHttp2Stream) =>
-  stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
 
 /** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
 const names = new WeakMap<Http2Session, string>();
@@ -136,7 +133,7 @@ export function meterArrivals(
     if (closed || !statusSent(stream)) return false;
     settle();
     stream.off('data', onData);
-    setImmediate(() => stream.closed || stream.close(constants.NGHTTP2_NO_ERROR));
+    closeAfterTurn(stream, constants.NGHTTP2_NO_ERROR);
     return true;
   };
   const onData = (chunk: Buffer) => {

@@ -11,6 +11,7 @@ import { meterArrivals } from './arriving-bytes.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost } from './infer-wire.ts';
+import { closeAfterTurn, statusSent } from './stream-end.ts';
 import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
 import type { CallAnswer, UnsentAnswers } from './unsent-answers.ts';
 
@@ -353,8 +354,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         progress.delete(stream);
         continue;
       }
-      const statusSent = stream.sentTrailers !== undefined || stream.sentHeaders?.['grpc-status'] !== undefined;
-      const code = statusSent
+      const code = statusSent(stream)
         ? http2Constants.NGHTTP2_NO_ERROR
         : !requested()
           ? http2Constants.NGHTTP2_REFUSED_STREAM
@@ -374,11 +374,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   /** The highest stream id a call began on in `session` (0: none). */
   const lastCallOn = (session: Http2Session) => lastCall.get(session) ?? 0;
   return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls, lastCallOn };
-}
-
-/** Reset `stream` with `code` after a turn of the loop, unless it closed meanwhile: a status just written goes out first. */
-function closeAfterTurn(stream: ServerHttp2Stream, code: number): void {
-  setImmediate(() => stream.closed || stream.close(code));
 }
 
 /**
