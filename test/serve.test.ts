@@ -385,18 +385,26 @@ async function spawnServe(models: string, ...flags: string[]) {
   });
 }
 
-/** `npm run serve` with gRPC on a port of its choosing: the process, that port, and its exit code when it ends. */
-async function spawnServeGrpc(...flags: string[]) {
-  const child = await spawnServe(repo.root, '--quiet', ...flags);
+/**
+ * The first match of `pattern` in `child`'s output once it has come, and its output as it grows; rejects if
+ * the child exits first.
+ */
+function untilOutput(child: Awaited<ReturnType<typeof spawnServe>>, pattern: RegExp) {
   let output = '';
-  const port = await new Promise<string>((resolve, reject) => {
+  return new Promise<{ match: RegExpExecArray; output: () => string }>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
-      const m = /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m.exec(output);
-      if (m?.[1]) resolve(m[1]);
+      const match = pattern.exec(output);
+      if (match) resolve({ match, output: () => output });
     });
     child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
   });
+}
+
+/** `npm run serve` with gRPC on a port of its choosing: the process, that port, and its exit code when it ends. */
+async function spawnServeGrpc(...flags: string[]) {
+  const child = await spawnServe(repo.root, '--quiet', ...flags);
+  const port = (await untilOutput(child, /^gRPC \(KServe v2 \/ Triton\) on port (\d+)$/m)).match[1] as string;
   const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
   return { child, port, exited };
 }
@@ -404,17 +412,10 @@ async function spawnServeGrpc(...flags: string[]) {
 describe('npm run serve', () => {
   it('logs the provider per model, and on SIGTERM finishes in-flight requests, then exits 0', async () => {
     const child = await spawnServe(repo.root, '--quiet');
-    let output = '';
-    const url = await new Promise<string>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        output += d.toString();
-        const m = /serving on (http:\/\/[^\s]+)[^\n]*\n.*gRPC/.exec(output);
-        if (m?.[1]) resolve(m[1]);
-      });
-      child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
-    });
-    expect(output).toMatch(/loaded cnn\/1 on cpu/);
-    expect(output).toMatch(/^gRPC \(KServe v2 \/ Triton\) on port [1-9]\d*$/m); // --grpc-port 0's pick, said
+    const { match, output } = await untilOutput(child, /serving on (http:\/\/[^\s]+)[^\n]*\n.*gRPC/);
+    const url = match[1] as string;
+    expect(output()).toMatch(/loaded cnn\/1 on cpu/);
+    expect(output()).toMatch(/^gRPC \(KServe v2 \/ Triton\) on port [1-9]\d*$/m); // --grpc-port 0's pick, said
     const big = JSON.stringify({ inputs: Array.from({ length: 200 }, (_, i) => pixels(i % 100)) }); // under 1 MiB
     const inFlight = fetch(`${url}/predict`, {
       method: 'POST',
@@ -428,19 +429,11 @@ describe('npm run serve', () => {
     expect((await response.json()) as unknown[]).toHaveLength(200);
     const code = await new Promise((r) => child.once('exit', r));
     expect(code).toBe(0);
-    expect(output).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
+    expect(output()).toMatch(/SIGTERM: finishing in-flight requests and stopping/);
   }, 60_000);
   it('on SIGTERM, clients that would hold it for minutes keep it no longer than --exit-timeout-ms and a second', async () => {
     const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '1000');
-    let output = '';
-    const url = await new Promise<URL>((resolve, reject) => {
-      child.stdout.on('data', (d: Buffer) => {
-        output += d.toString();
-        const m = /serving on (http:\/\/[^\s]+)/.exec(output);
-        if (m?.[1]) resolve(new URL(m[1]));
-      });
-      child.once('exit', (code) => reject(new Error(`server exited early (${code}): ${output}`)));
-    });
+    const url = new URL((await untilOutput(child, /serving on (http:\/\/[^\s]+)/)).match[1] as string);
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
     const open = () =>
       new Promise<Socket>((resolve) => {
