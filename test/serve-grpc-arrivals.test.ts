@@ -10,7 +10,15 @@ import { gzipSync } from 'node:zlib';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
-import { addWideModel, callStream, frame, inferRequestBytes, rawCall, unaryCall } from './helpers/grpc-requests.ts';
+import {
+  addWideModel,
+  callStream,
+  frame,
+  grpcStream,
+  inferRequestBytes,
+  rawCall,
+  unaryCall,
+} from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { makeTinyRepository } from './helpers/model-repo.ts';
 
@@ -253,17 +261,13 @@ it('a call refused as its message arrives (past the message limit) is reset once
   const drips: NodeJS.Timeout[] = [];
   try {
     const refused = sessions.map((session, i) => {
-      const stream = callStream(session, 'ModelInfer');
+      const { stream, status } = grpcStream(session, 'ModelInfer');
       stream.on('error', () => {});
-      let status: string | undefined;
-      stream.on('response', (h) => {
-        if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
-      });
       stream.write(Buffer.from([0, 0xff, 0xff, 0xff, 0x00]));
       // The first sends nothing more (a re-check: 32 such silent streams held 31.5 of 32 MiB).
       if (i > 0) drips.push(setInterval(() => stream.write(Buffer.alloc(20_000)), 200));
       return new Promise<{ status?: string; rstCode?: number }>((resolve) =>
-        stream.on('close', () => resolve({ status, rstCode: stream.rstCode })),
+        stream.on('close', () => resolve({ status: status(), rstCode: stream.rstCode })),
       );
     });
     // Each is answered RESOURCE_EXHAUSTED and then closed by the server while its client still sends.
