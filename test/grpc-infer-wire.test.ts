@@ -1,3 +1,4 @@
+import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { decodeInferRequest, fp32ContentsBytes } from '../serve/grpc/infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost, smallRequestCost } from '../serve/grpc/infer-wire.ts';
@@ -14,18 +15,14 @@ const tensor = (extra: Record<string, unknown> = {}) => ({
   ...extra,
 });
 
-/** Field `field` as wire type 2 around `bytes` (its tag and varint length first). */
-function lengthDelimitedField(field: number, bytes: Uint8Array): Buffer {
-  const varint: number[] = [];
-  for (let n = bytes.length; ; n = Math.floor(n / 128)) {
-    if (n < 128) {
-      varint.push(n);
-      break;
-    }
-    varint.push((n % 128) | 128);
-  }
-  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint]), bytes]);
-}
+/** Field `field` as wire type 2 around `bytes` (its tag and varint length first), as protobufjs writes it. */
+const lengthDelimitedField = (field: number, bytes: Uint8Array) =>
+  Buffer.from(
+    protobuf.Writer.create()
+      .uint32((field << 3) | 2)
+      .bytes(bytes)
+      .finish(),
+  );
 
 describe('a ModelInferRequest read from its wire bytes', () => {
   it('takes what the server serves: 16 inputs, rank 8, parameters, a body limit of float32 contents', () => {
