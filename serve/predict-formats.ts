@@ -109,17 +109,17 @@ async function readFloat32(c: Context, limit: number): Promise<PredictInput> {
       `a float32 body must hold whole images of ${IMAGE_PIXELS} values (${imageBytes} bytes each); got ${bytes.length} bytes`,
     );
   }
+  const count = bytes.length / imageBytes;
   // As JSON's list: a body limit raised for large images elsewhere must not lift the per-request count.
-  if (bytes.length / imageBytes > MAX_PREDICT_IMAGES)
+  if (count > MAX_PREDICT_IMAGES)
     throw new HttpError(
       400,
       'too_many_images',
-      `a request holds at most ${MAX_PREDICT_IMAGES} images; got ${bytes.length / imageBytes}: split the batch`,
+      `a request holds at most ${MAX_PREDICT_IMAGES} images; got ${count}: split the batch`,
     );
   const images = new Float32Array(new Uint8Array(bytes).buffer);
   const bad = images.findIndex((v) => !(v >= 0 && v <= 1));
   if (bad >= 0) throw new HttpError(400, 'invalid_value', `value ${bad} is ${images[bad]}; expected numbers in [0,1]`);
-  const count = images.length / IMAGE_PIXELS;
   return { images, count, batch: count > 1 };
 }
 
