@@ -22,6 +22,9 @@ export function multipartFile(body: Uint8Array, boundary: string): Promise<Uint8
     let file: Uint8Array | undefined;
     let taken = false;
     parser.on('file', (name, stream) => {
+      // A body that ends inside a file part destroys that part's stream with an error; unheard, it would be
+      // an uncaught exception that ends the server. The parser's own error below carries the refusal.
+      stream.on('error', () => {});
       if (name !== 'file' || taken) return void stream.resume(); // other fields, a second file: read past
       taken = true;
       const parts: Buffer[] = [];

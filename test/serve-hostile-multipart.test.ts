@@ -105,3 +105,31 @@ it('reads a file whose bytes contain the boundary text (legal: only CRLF and -- 
   expect(expected).toBe('blank_image');
   expect((await post(multipart(file))).error?.code).toBe(expected);
 });
+
+it('refuses a body that ends inside a part (file, field, second file, headers) with a 400, and keeps serving', async () => {
+  // busboy destroys an open file part's stream with an error when the form ends early; unheard, that error
+  // was an uncaught exception that would end the server process (an unterminated upload crashed it).
+  const image = Buffer.from(await zeroPng(28, 28));
+  const file = part('Content-Disposition: form-data; name="file"; filename="digit.png"', image);
+  const other = part('Content-Disposition: form-data; name="other"; filename="x.bin"', image);
+  const field = part('Content-Disposition: form-data; name="note"', 'some text');
+  const cases: [string, Buffer][] = [
+    ['inside the file', file.subarray(0, file.length - 40)],
+    ['inside the file, at its CRLF', file.subarray(0, file.length - 1)],
+    ['inside another file part', other.subarray(0, other.length - 40)],
+    ['inside a second file after the first', Buffer.concat([file, file.subarray(0, file.length - 40)])],
+    ['inside a text field', field.subarray(0, field.length - 3)],
+    ['inside part headers', Buffer.from(`--${B}\r\nContent-Disposition: form-data; name="file"; filena`)],
+    ['after a whole part, no closing boundary', file],
+  ];
+  for (const [what, body] of cases) {
+    const answer = await post(body);
+    expect([what, answer.status, answer.type, answer.error?.code]).toEqual([
+      what,
+      400,
+      'application/json',
+      'invalid_multipart',
+    ]);
+  }
+  expect((await fetch(`${server.url}/v2/health/live`)).status).toBe(200);
+});
