@@ -14,6 +14,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, Socket } from 'node:net';
+import { STALLED_MS } from './unread-answers.ts';
 
 export interface ConnectionLimits {
   /** Open connections at once. */
@@ -90,6 +91,12 @@ export interface ConnectionGuard {
    * outside attack), and Node stops enforcing its header timeout once its server is closed.
    */
   closeWithoutRequests(since: number, graceMs: number): void;
+  /**
+   * For a stopping HTTP server: close the connections whose request in turn is still arriving and whose
+   * client has sent nothing for STALLED_MS while the server was reading (not paused for the body budget or
+   * its own backpressure). Half a body and then silence held a stopping server for its whole exit timeout.
+   */
+  closeStalledArrivals(): void;
   /** HTTP requests being read or answered, on every connection. */
   readonly requestsInFlight: number;
   /** Resolves once no HTTP request is being read or answered, on any connection (at once if none is). */
@@ -226,6 +233,16 @@ export function guardConnections(
         // Quiet for a moment first: a connection just accepted, or just sent a new request, may have bytes
         // not yet read (closed at once, 36 of 40 honest requests sent 50 ms before SIGTERM were reset).
         if (!begun && now - Math.max(t.lastDone, t.lastIn, t.lastOut) < QUIET_BEFORE_CLOSE_MS) continue;
+        forget(socket);
+        socket.destroy();
+      }
+    },
+    closeStalledArrivals() {
+      const now = performance.now();
+      for (const [socket, t] of byActivity) {
+        const inTurn = t.waitingOnUs.values().next().value; // the oldest unanswered: the one being read
+        if (!inTurn || inTurn.complete || pausedByServer.has(socket) || socket.isPaused()) continue;
+        if (now - t.lastIn < STALLED_MS) continue;
         forget(socket);
         socket.destroy();
       }

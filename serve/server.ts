@@ -284,7 +284,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
         drop.unref();
         cut.unref();
         // Connections with no request in flight go now (a request begun gets a moment to arrive whole).
-        const sweepIdle = () => connections.closeWithoutRequests(started, Math.min(exit, BEGUN_REQUEST_GRACE_MS));
+        const sweepIdle = () => {
+          connections.closeWithoutRequests(started, Math.min(exit, BEGUN_REQUEST_GRACE_MS));
+          connections.closeStalledArrivals();
+        };
         sweepIdle();
         const sweep = setInterval(sweepIdle, 250);
         await Promise.all([listener.closed, grpc?.close(exit + ANSWER_503_MS)]);

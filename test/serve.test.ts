@@ -1,5 +1,6 @@
 /** The inference server over real HTTP on an ephemeral port, with real ORT sessions. */
 import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { sharedWebDemo } from '../testkit/web-demo-build.ts';
+import { frame, grpcStream, inferRequestBytes } from './helpers/grpc-requests.ts';
 import { EXPORTED_CNN, makeModelRepository } from './helpers/model-repo.ts';
 import { grpcPython, runPythonClient } from './helpers/python-grpc.ts';
 import { refusalOf } from './helpers/refusal.ts';
@@ -465,6 +467,75 @@ describe('npm run serve', () => {
     expect(code).toBe(0);
     expect(seconds, `exited ${seconds.toFixed(2)} s after SIGTERM`).toBeLessThan(5);
   }, 60_000);
+  it('on SIGTERM, a request half-sent and then silent (HTTP body, gRPC message) is cut; a slow one still arriving is answered', async () => {
+    // Half a body, or a gRPC length prefix and a few bytes, then silence: each held a stopping server for its
+    // whole exit timeout (17 s by default; here 60 s). Now cut once it has been quiet STALLED_MS (3 s), while
+    // requests whose bytes keep coming, however slowly, are let finish.
+    const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '60000');
+    const { match } = await untilOutput(
+      child,
+      /serving on (http:\/\/[^\s]+)[\s\S]*gRPC \(KServe v2 \/ Triton\) on port (\d+)/,
+    );
+    const [url, port] = [new URL(match[1] as string), match[2] as string];
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const open = () =>
+      new Promise<Socket>((resolve) => {
+        const socket = connect(Number(url.port), url.hostname, () => resolve(socket));
+        socket.on('error', () => {});
+      });
+    const body = Buffer.from(JSON.stringify({ pixels: pixels(0) }));
+    const head = `POST /predict HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
+    const silentHttp = await open();
+    silentHttp.write(head + body.subarray(0, 100).toString());
+    const slowHttp = await open();
+    let slowAnswer = '';
+    slowHttp.on('data', (d: Buffer) => {
+      slowAnswer += d.toString();
+    });
+    slowHttp.write(head);
+    const session = http2.connect(`http://127.0.0.1:${port}`);
+    session.on('error', () => {});
+    const message = frame(inferRequestBytes('cnn', 1));
+    const silentGrpc = grpcStream(session, 'ModelInfer');
+    silentGrpc.stream.on('error', () => {});
+    silentGrpc.stream.on('data', () => {});
+    silentGrpc.stream.write(message.subarray(0, 20));
+    const silentGrpcClosed = new Promise<number>((resolve) =>
+      silentGrpc.stream.on('close', () => resolve(silentGrpc.stream.rstCode ?? -1)),
+    );
+    const slowGrpc = grpcStream(session, 'ModelInfer');
+    slowGrpc.stream.on('error', () => {});
+    slowGrpc.stream.on('data', () => {});
+    const slowGrpcClosed = new Promise<void>((resolve) => slowGrpc.stream.on('close', () => resolve()));
+    // The slow ones send a piece every 400 ms for ~6 s, the first before SIGTERM (a call whose request had
+    // not begun is refused, retryable): longer than STALLED_MS in all, never quiet that long.
+    const pieces = 15;
+    const send = (i: number) => {
+      const part = (whole: Buffer) =>
+        whole.subarray(Math.floor((i * whole.length) / pieces), Math.floor(((i + 1) * whole.length) / pieces));
+      slowHttp.write(part(body));
+      if (i < pieces - 1) slowGrpc.stream.write(part(message));
+      else slowGrpc.stream.end(part(message));
+    };
+    send(0);
+    await new Promise((r) => setTimeout(r, 300));
+    child.kill('SIGTERM');
+    for (let i = 1; i < pieces; i++) {
+      await new Promise((r) => setTimeout(r, 400));
+      send(i);
+    }
+    // A hang detector, not a timing: the exit timeout is 60 s, the cut comes after 3 s of silence.
+    const code = await Promise.race([exited, new Promise((resolve) => setTimeout(() => resolve('held'), 30_000))]);
+    if (code === 'held') child.kill('SIGKILL');
+    await slowGrpcClosed;
+    for (const socket of [silentHttp, slowHttp]) socket.destroy();
+    session.destroy();
+    expect(code).toBe(0);
+    expect(slowAnswer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(slowGrpc.status()).toBe('0');
+    expect(silentHttp.destroyed || silentHttp.readableEnded).toBe(true);
+    expect(await silentGrpcClosed).toBe(http2.constants.NGHTTP2_CANCEL);
+  }, 90_000);
   it.skipIf(grpcPython === undefined)(
     "on SIGTERM, a Python client's burst of large gRPC calls ends each OK or UNAVAILABLE (retryable), never INTERNAL",
     async () => {

@@ -58,6 +58,11 @@ export interface Arrivals {
   refused(): void;
   /** Whether part of a message has arrived and the rest not yet (a request under way). */
   midMessage(): boolean;
+  /**
+   * Since when (performance.now()) the client has sent nothing while free to: undefined while the stream
+   * waits for room (its silence is then the server's).
+   */
+  quietSince(): number | undefined;
 }
 
 /**
@@ -82,6 +87,7 @@ export function meterArrivals(
   let decodedHeld = 0;
   let closed = false;
   let waiting = false;
+  let lastByteAt = performance.now();
   // Messages are framed by a 5-byte prefix (flag, length): each one's room is asked for at once, from its
   // length (capped at a client's share), not chunk by chunk (asked per 16 KB frame, a request got one
   // frame's room per round of a flood's evictions: 54 s).
@@ -122,6 +128,7 @@ export function meterArrivals(
   };
   const resume = () => {
     waiting = false;
+    lastByteAt = performance.now(); // the client's clock starts again as the server reads again
     if (!closed && !stream.destroyed) stream.resume();
   };
   // Answered already — grpc-js refuses a message past the limit as its length arrives, sending the status
@@ -138,6 +145,7 @@ export function meterArrivals(
   };
   const onData = (chunk: Buffer) => {
     if (answered()) return;
+    lastByteAt = performance.now();
     account.arrived(chunk.length);
     received += chunk.length;
     if (!frame(chunk)) return;
@@ -210,5 +218,6 @@ export function meterArrivals(
       if (!closed) startAgain();
     },
     midMessage: () => restOfMessage > 0 || prefix.length > 0,
+    quietSince: () => (waiting ? undefined : lastByteAt),
   };
 }

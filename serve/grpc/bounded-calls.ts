@@ -102,7 +102,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   /** ModelStreamInfer's streams open: told when the server stops (an idle one held shutdown for its timeout). */
   const openStreams = new Set<InferStream>();
   /** Every call's HTTP/2 stream, and whether a request has come on it (for the server stopping: `stopCalls`). */
-  const openCalls = new Map<ServerHttp2Stream, () => boolean>();
+  const openCalls = new Map<ServerHttp2Stream, OpenCall>();
   /** Set by `stopCalls`: a call that starts after it is refused (REFUSED_STREAM) as it starts. */
   let stopping = false;
   /** Resolved when the last open call closes (`drained`). */
@@ -217,10 +217,19 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       // Under way: a unary call's handler runs once its request and half-close are in (a request sent whole
       // without its half-close held SIGTERM for the exit timeout); a request still arriving is let finish,
       // as HTTP's uploads are. A request stream is ended by its own stop().
-      openCalls.set(
-        stream,
-        () => (received > 0 && (halfClosed || streaming)) || decompressing > 0 || (arrivals?.midMessage() ?? false),
-      );
+      openCalls.set(stream, {
+        requested: () =>
+          (received > 0 && (halfClosed || streaming)) || decompressing > 0 || (arrivals?.midMessage() ?? false),
+        // A unary request begun and then silent: it held a stopping server for the whole exit timeout (a
+        // client stalled after its 5-byte length prefix: 17 s). Cut once as quiet as a stalled reader is.
+        // (A request stream's stop() ends it between messages, mid-message or not.)
+        arrivalStalled: (now) => {
+          const quiet = arrivals?.quietSince();
+          return !streaming && received === 0 && quiet !== undefined && arrivals?.midMessage() === true
+            ? now - quiet >= STALLED_MS
+            : false;
+        },
+      });
       stream.once('close', () => {
         answer.end();
         openCalls.delete(stream);
@@ -349,7 +358,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     stopping = true;
     for (const s of openStreams) s.stop();
     const now = performance.now();
-    for (const [stream, requested] of openCalls) {
+    for (const [stream, { requested, arrivalStalled }] of openCalls) {
       if (stream.closed) {
         progress.delete(stream);
         continue;
@@ -358,7 +367,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         ? http2Constants.NGHTTP2_NO_ERROR
         : !requested()
           ? http2Constants.NGHTTP2_REFUSED_STREAM
-          : stalled(stream, now)
+          : stalled(stream, now) || arrivalStalled(now)
             ? http2Constants.NGHTTP2_CANCEL
             : undefined;
       if (code !== undefined) closeAfterTurn(stream, code);
@@ -374,6 +383,14 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   /** The highest stream id a call began on in `session` (0: none). */
   const lastCallOn = (session: Http2Session) => lastCall.get(session) ?? 0;
   return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls, lastCallOn };
+}
+
+/** A call a stopping server waits for. */
+interface OpenCall {
+  /** Its request is in, or under way (arriving, being decompressed): it is answered, not refused. */
+  requested(): boolean;
+  /** Its request began to arrive and its client then went quiet for STALLED_MS (at `now`): it is cut. */
+  arrivalStalled(now: number): boolean;
 }
 
 /**
