@@ -11,6 +11,7 @@ import { meterArrivals } from './arriving-bytes.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost } from './infer-wire.ts';
+import { MAX_METADATA_BYTES, METADATA_REFUSED, metadataBytes } from './metadata-limit.ts';
 import { closeAfterTurn, statusSent } from './stream-end.ts';
 import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
 import type { CallAnswer, UnsentAnswers } from './unsent-answers.ts';
@@ -254,6 +255,15 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
     const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
       start: (next) => {
         const listener = new grpc.ServerListenerBuilder()
+          .withOnReceiveMetadata((metadata, nextMetadata) => {
+            // Past the limit, the call never starts: no handler runs, and no message of it is read.
+            if (metadataBytes(metadata) <= MAX_METADATA_BYTES) return nextMetadata(metadata);
+            intercepting.sendStatus({
+              code: grpc.status.RESOURCE_EXHAUSTED,
+              details: METADATA_REFUSED,
+              metadata: new grpc.Metadata(),
+            });
+          })
           .withOnReceiveMessage((message: Decoded, nextMessage) => {
             arrivals?.delivered();
             if (refusedAtStart) return;

@@ -45,6 +45,7 @@ import { ARRIVING_BYTES_DEFAULTS } from './arriving-bytes.ts';
 import { ANSWER, type Answered, boundedCalls, type Decoded, REFUSED, type Refused, refusal } from './bounded-calls.ts';
 import { fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
+import { MAX_METADATA_BYTES } from './metadata-limit.ts';
 import { type ControlRequest, type IndexRequest, modelRepositoryMethods } from './model-repository.ts';
 import { grpcService } from './proto.ts';
 import { UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
@@ -357,13 +358,11 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
 }
 
 /**
- * A call's metadata is held to 16 KiB, as HTTP/1.1's headers are (Node's maxHeaderSize) and gRPC's C core
- * holds it (Triton's server): Node's HTTP/2 default, 64 KiB a stream, let 128 connections × 16 streams of
- * 56 KB metadata take +260 MiB outside every budget (an outside attack). grpc-js passes no such option on:
- * its HTTP/2 servers' options are set before they are made (a private field: left as they are should a
- * version lack it).
+ * The metadata limit (metadata-limit.ts) advertised in the HTTP/2 settings, so that Node resets a stream past
+ * it as its headers arrive (once the client has acknowledged them). grpc-js passes no such option on: its
+ * HTTP/2 servers' options are set before they are made (a private field: left as they are should a version
+ * lack it).
  */
-const MAX_METADATA_BYTES = 16 * 1024;
 
 function limitHeaderLists(server: grpc.Server): void {
   const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
