@@ -427,6 +427,24 @@ it("holds a call's metadata to 16 KiB, as gRPC's C core does (Node took 64 KiB a
   }
 });
 
+it('answers a message whose compressed flag is neither 0 nor 1 INVALID_ARGUMENT (grpc-js read it as uncompressed)', async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    for (const flag of [2, 7, 255]) {
+      const message = frame(Buffer.alloc(0));
+      message[0] = flag;
+      expect([flag, await rawCall(session, 'ServerLive', message)]).toEqual([
+        flag,
+        String(grpc.status.INVALID_ARGUMENT),
+      ]);
+    }
+    expect(await rawCall(session, 'ServerLive', frame(Buffer.alloc(0)))).toBe('0');
+  } finally {
+    session.destroy();
+  }
+});
+
 it('answers a malformed grpc-timeout header INVALID_ARGUMENT, not INTERNAL, and honours a well-formed one', async () => {
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});

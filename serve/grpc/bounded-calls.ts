@@ -183,6 +183,15 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       base.decompressMessage = async (message, encoding) => {
         if (encoding === 'identity') {
           turns.next();
+          // The compressed flag is 0 or 1 (gRPC's PROTOCOL-HTTP2.md); grpc-js read any other byte as 0.
+          const flag = message[0] ?? 0;
+          if (flag > 1) {
+            arrivals.refused();
+            throw {
+              code: grpc.status.INVALID_ARGUMENT,
+              details: `the message's compressed flag is ${flag}; gRPC has 0 and 1`,
+            };
+          }
           return decompress(message, encoding);
         }
         decompressing++;
