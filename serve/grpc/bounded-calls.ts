@@ -11,7 +11,7 @@ import { meterArrivals } from './arriving-bytes.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost } from './infer-wire.ts';
-import { MAX_METADATA_BYTES, METADATA_REFUSED, metadataBytes } from './metadata-limit.ts';
+import { callMetadataBytes, MAX_METADATA_BYTES, METADATA_REFUSED } from './metadata-limit.ts';
 import { closeAfterTurn, statusSent } from './stream-end.ts';
 import { type Answer, type InferStream, inferStream } from './stream-infer.ts';
 import type { CallAnswer, UnsentAnswers } from './unsent-answers.ts';
@@ -230,14 +230,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       openCalls.set(stream, {
         requested: () =>
           (received > 0 && (halfClosed || streaming)) || decompressing > 0 || (arrivals?.midMessage() ?? false),
-        // A unary request begun and then silent: it held a stopping server for the whole exit timeout (a
-        // client stalled after its 5-byte length prefix: 17 s). Cut once as quiet as a stalled reader is.
-        // (A request stream's stop() ends it between messages, mid-message or not.)
+        // A unary call's message begun and then silent (its first, or a second after a whole one): it held a
+        // stopping server for the whole exit timeout (a client stalled after its 5-byte length prefix: 17 s).
+        // Cut once as quiet as a stalled reader is. (A request stream's stop() ends it between messages.)
         arrivalStalled: (now) => {
-          const quiet = arrivals?.quietSince();
-          return !streaming && received === 0 && quiet !== undefined && arrivals?.midMessage() === true
-            ? now - quiet >= STALLED_MS
-            : false;
+          if (streaming || arrivals?.midMessage() !== true) return false;
+          const quiet = arrivals.quietSince();
+          return quiet !== undefined && now - quiet >= STALLED_MS;
         },
       });
       stream.once('close', () => {
@@ -266,7 +265,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         const listener = new grpc.ServerListenerBuilder()
           .withOnReceiveMetadata((metadata, nextMetadata) => {
             // Past the limit, the call never starts: no handler runs, and no message of it is read.
-            if (metadataBytes(metadata) <= MAX_METADATA_BYTES) return nextMetadata(metadata);
+            if (callMetadataBytes(stream, metadata) <= MAX_METADATA_BYTES) return nextMetadata(metadata);
             intercepting.sendStatus({
               code: grpc.status.RESOURCE_EXHAUSTED,
               details: METADATA_REFUSED,
