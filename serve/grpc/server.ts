@@ -7,7 +7,7 @@
  */
 
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { Http2Session } from 'node:http2';
+import type { Http2Server, Http2Session } from 'node:http2';
 import { type AddressInfo, connect, createServer, type NetConnectOpts, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +45,8 @@ import { ARRIVING_BYTES_DEFAULTS } from './arriving-bytes.ts';
 import { ANSWER, type Answered, boundedCalls, type Decoded, REFUSED, type Refused, refusal } from './bounded-calls.ts';
 import { fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
-import { MAX_METADATA_BYTES } from './metadata-limit.ts';
+import { boundGrpcLibraryLog } from './library-log.ts';
+import { MAX_METADATA_BYTES, measureHeaderLists } from './metadata-limit.ts';
 import { type ControlRequest, type IndexRequest, modelRepositoryMethods } from './model-repository.ts';
 import { grpcService } from './proto.ts';
 import { UNSENT_ANSWER_DEFAULTS, type UnsentAnswerLimits, UnsentAnswers } from './unsent-answers.ts';
@@ -271,7 +272,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   // outside attack opened 100 sessions straight to the loopback port, past every limit (Windows, with no
   // such sockets here, keeps the loopback port).
   limitHeaderLists(server);
+  boundGrpcLibraryLog();
   const inner = await bindInner(server);
+  measureHeaderLists(http2ServersOf(server));
   const open = new Set<Socket>();
   const front = createServer((client) => {
     open.add(client);
@@ -369,6 +372,11 @@ function limitHeaderLists(server: grpc.Server): void {
     .commonServerOptions;
   if (common) common.settings = { ...common.settings, maxHeaderListSize: MAX_METADATA_BYTES };
 }
+
+/** grpc-js's HTTP/2 servers, once bound (a private field: none should a version lack it). */
+const http2ServersOf = (server: grpc.Server): Http2Server[] => [
+  ...((server as unknown as { http2Servers?: Map<Http2Server, unknown> }).http2Servers?.keys() ?? []),
+];
 
 /** grpc-js's HTTP/2 sessions (a private field: none should a version lack it). */
 const sessionsOf = (server: grpc.Server): Http2Session[] => [
