@@ -440,6 +440,41 @@ it("holds a call's metadata to 16 KiB, as gRPC's C core does (Node took 64 KiB a
   }
 });
 
+it('resets a call whose trailers pass the metadata limit (gRPC clients send none; 60 KB were taken)', async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    const withTrailers = (bytes: number) =>
+      new Promise<{ status?: string; reset?: number }>((resolve) => {
+        const stream = session.request(
+          {
+            ':method': 'POST',
+            ':path': '/inference.GRPCInferenceService/ServerLive',
+            'content-type': 'application/grpc',
+            te: 'trailers',
+          },
+          { waitForTrailers: true },
+        );
+        let status: string | undefined;
+        const read = (h: http2.IncomingHttpHeaders) => {
+          if (h['grpc-status'] !== undefined) status = String(h['grpc-status']);
+        };
+        stream
+          .on('response', read)
+          .on('trailers', read)
+          .on('data', () => {});
+        stream.on('error', () => {});
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'x-trailer': 'a'.repeat(bytes) }));
+        stream.on('close', () => resolve(status === undefined ? { reset: stream.rstCode } : { status }));
+        stream.end(frame(Buffer.alloc(0)));
+      });
+    expect(await withTrailers(60_000)).toEqual({ reset: http2.constants.NGHTTP2_ENHANCE_YOUR_CALM });
+    expect(await withTrailers(100)).toEqual({ status: '0' });
+  } finally {
+    session.destroy();
+  }
+});
+
 it("bounds grpc-js's own log: entries it drops from 60 calls' metadata (15 KB each) write a few escaped lines", async () => {
   const written: string[] = [];
   const write = process.stderr.write.bind(process.stderr);

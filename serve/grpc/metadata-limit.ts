@@ -9,7 +9,7 @@
  * encodings) and the entries it drops (a key it refuses, a value it cannot take), and 40 KB in any of them
  * got past a count of the Metadata (a re-check).
  */
-import type { Http2Server, ServerHttp2Stream } from 'node:http2';
+import { constants, type Http2Server, type ServerHttp2Stream } from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
 
 export const MAX_METADATA_BYTES = 16 * 1024;
@@ -27,13 +27,24 @@ export function metadataBytes(metadata: grpc.Metadata): number {
 /** Each call's header list as it came, in bytes (`measureHeaderLists`). */
 const headerListBytes = new WeakMap<ServerHttp2Stream, number>();
 
-/** Measures the header list of every stream `servers` begin, before grpc-js reads it. */
+/** Bytes of a flat [name, value, name, value, …] list as HTTP/2 counts them: 32 octets a pair besides. */
+const listBytes = (raw: readonly string[] = []) => raw.reduce((sum, part) => sum + part.length + 16, 0);
+
+/**
+ * Measures the header list of every stream `servers` begin, before grpc-js reads it, and resets one whose
+ * trailers pass the limit (ENHANCE_YOUR_CALM, as Node resets a header list past it): gRPC clients send none,
+ * and 60 KB of them were taken before the settings acknowledgement (a re-check).
+ */
 export function measureHeaderLists(servers: Iterable<Http2Server>): void {
   for (const server of servers)
     server.prependListener('stream', (stream: ServerHttp2Stream, _headers: unknown, _flags: unknown, raw: string[]) => {
-      let bytes = 0;
-      for (const part of raw ?? []) bytes += part.length;
-      headerListBytes.set(stream, bytes + 16 * (raw?.length ?? 0)); // 32 octets a name-value pair
+      headerListBytes.set(stream, listBytes(raw));
+      stream.once('trailers', (trailers: Record<string, string | string[] | undefined>) => {
+        const flat = Object.entries(trailers).flatMap(([name, value]) =>
+          (Array.isArray(value) ? value : [value ?? '']).flatMap((one) => [name, String(one)]),
+        );
+        if (listBytes(flat) > MAX_METADATA_BYTES) stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      });
     });
 }
 
