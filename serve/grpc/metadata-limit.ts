@@ -14,21 +14,21 @@ import type * as grpc from '@grpc/grpc-js';
 
 export const MAX_METADATA_BYTES = 16 * 1024;
 
+/** Bytes of a flat [name, value, name, value, …] list as HTTP/2 counts them: 32 octets a pair besides. */
+const listBytes = (raw: readonly string[] = []) => raw.reduce((sum, part) => sum + part.length + 16, 0);
+
+/** Headers as a flat [name, value, name, value, …] list, each of a name's values a pair. */
+type HeaderValues = Record<string, string | string[] | number | undefined>;
+const flatten = (headers: HeaderValues) =>
+  Object.entries(headers).flatMap(([name, value]) =>
+    (Array.isArray(value) ? value : [value ?? '']).flatMap((one) => [name, String(one)]),
+  );
+
 /** The bytes `metadata` takes as HTTP/2 counts a header list: name, value and 32 octets each (RFC 9113 §6.5.2). */
-export function metadataBytes(metadata: grpc.Metadata): number {
-  let bytes = 0;
-  for (const [name, value] of Object.entries(metadata.toHttp2Headers())) {
-    const values = Array.isArray(value) ? value : [value];
-    for (const one of values) bytes += name.length + String(one ?? '').length + 32;
-  }
-  return bytes;
-}
+export const metadataBytes = (metadata: grpc.Metadata) => listBytes(flatten(metadata.toHttp2Headers() as HeaderValues));
 
 /** Each call's header list as it came, in bytes (`measureHeaderLists`). */
 const headerListBytes = new WeakMap<ServerHttp2Stream, number>();
-
-/** Bytes of a flat [name, value, name, value, …] list as HTTP/2 counts them: 32 octets a pair besides. */
-const listBytes = (raw: readonly string[] = []) => raw.reduce((sum, part) => sum + part.length + 16, 0);
 
 /**
  * Measures the header list of every stream `servers` begin, before grpc-js reads it, and resets one whose
@@ -39,11 +39,8 @@ export function measureHeaderLists(servers: Iterable<Http2Server>): void {
   for (const server of servers)
     server.prependListener('stream', (stream: ServerHttp2Stream, _headers: unknown, _flags: unknown, raw: string[]) => {
       headerListBytes.set(stream, listBytes(raw));
-      stream.once('trailers', (trailers: Record<string, string | string[] | undefined>) => {
-        const flat = Object.entries(trailers).flatMap(([name, value]) =>
-          (Array.isArray(value) ? value : [value ?? '']).flatMap((one) => [name, String(one)]),
-        );
-        if (listBytes(flat) > MAX_METADATA_BYTES) stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
+      stream.once('trailers', (trailers: HeaderValues) => {
+        if (listBytes(flatten(trailers)) > MAX_METADATA_BYTES) stream.close(constants.NGHTTP2_ENHANCE_YOUR_CALM);
       });
     });
 }
