@@ -53,6 +53,8 @@ interface Tracked {
 
 /** Connections whose request body the server has stopped reading for now (it waits for the body budget). */
 const pausedByServer = new WeakSet<Socket>();
+/** When the server last went back to reading a connection's body, or last saw it held back (performance.now()). */
+const readAgainAt = new WeakMap<Socket, number>();
 
 /**
  * Mark `socket`'s body as waiting on the server (body.ts, while its chunk waits for the body budget): its
@@ -62,7 +64,7 @@ const pausedByServer = new WeakSet<Socket>();
 export function waitingOnServer(socket: Socket | undefined, waiting: boolean): void {
   if (!socket) return;
   if (waiting) pausedByServer.add(socket);
-  else pausedByServer.delete(socket);
+  else if (pausedByServer.delete(socket)) readAgainAt.set(socket, performance.now());
 }
 
 /**
@@ -241,8 +243,14 @@ export function guardConnections(
       const now = performance.now();
       for (const [socket, t] of byActivity) {
         const inTurn = t.waitingOnUs.values().next().value; // the oldest unanswered: the one being read
-        if (!inTurn || inTurn.complete || pausedByServer.has(socket) || socket.isPaused()) continue;
-        if (now - t.lastIn < STALLED_MS) continue;
+        if (!inTurn || inTurn.complete) continue;
+        if (pausedByServer.has(socket) || socket.isPaused()) {
+          readAgainAt.set(socket, now); // held back (the body budget, or backpressure) as of this look
+          continue;
+        }
+        // Its quiet counts from when the server read again, if it had waited: judged from its last byte
+        // before the wait, honest uploads over a 200 ms link were cut the moment room came (a re-check).
+        if (now - Math.max(t.lastIn, readAgainAt.get(socket) ?? 0) < STALLED_MS) continue;
         forget(socket);
         socket.destroy();
       }
