@@ -440,6 +440,18 @@ it("holds a call's metadata to 16 KiB, as gRPC's C core does (Node took 64 KiB a
   }
 });
 
+it("opens each connection's receive window to 1 MiB (at 64 KiB, 16 calls over a 150 ms link fell under the pace floor)", async () => {
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  try {
+    // The window update follows the server's settings; a call's round trip later it has surely come.
+    expect(await rawCall(session, 'ServerLive', frame(Buffer.alloc(0)))).toBe('0');
+    expect(session.state.remoteWindowSize).toBeGreaterThan(1024 * 1024 - 1024); // less what this call sent
+  } finally {
+    session.destroy();
+  }
+});
+
 it('resets a call whose trailers pass the metadata limit (gRPC clients send none; 60 KB were taken)', async () => {
   const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
   session.on('error', () => {});

@@ -275,6 +275,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   boundGrpcLibraryLog();
   const inner = await bindInner(server);
   measureHeaderLists(http2ServersOf(server));
+  widenConnectionWindows(http2ServersOf(server));
   const open = new Set<Socket>();
   const front = createServer((client) => {
     open.add(client);
@@ -371,6 +372,26 @@ function limitHeaderLists(server: grpc.Server): void {
   const common = (server as unknown as { commonServerOptions?: { settings?: Record<string, unknown> } })
     .commonServerOptions;
   if (common) common.settings = { ...common.settings, maxHeaderListSize: MAX_METADATA_BYTES };
+}
+
+/**
+ * Each connection's receive window, past HTTP/2's 64 KiB. A connection's window is shared by its calls and
+ * refilled a round trip later, so over a 150 ms link one connection took ~213 KB/s in all: 16 grpc-js calls of
+ * 1 MB, 8 of them holding room, got 13–16 KB/s each, and the budget's pace rule cancelled those 8 (a
+ * re-check, no attacker). Memory stays as it was: a paused call still buffers at most its own 64 KiB stream
+ * window, and what a call reads counts in the budget.
+ */
+const CONNECTION_WINDOW_BYTES = 16 * 64 * 1024;
+
+function widenConnectionWindows(servers: Iterable<Http2Server>): void {
+  for (const server of servers)
+    server.on('session', (session: Http2Session) => {
+      try {
+        session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+      } catch {
+        // A session already closing takes no window update.
+      }
+    });
 }
 
 /** grpc-js's HTTP/2 servers, once bound (a private field: none should a version lack it). */
