@@ -1,8 +1,9 @@
 /**
- * A stopping server and an HTTP body that waited for the body budget. A body half-sent and then silent 3 s is
- * cut at a stop; one that waited for room is judged from when the server read it again, not from its last
- * byte before the wait: judged so, honest uploads over a 200 ms link were cut the moment room came, before
- * their next bytes could arrive (a re-check).
+ * A stopping server and honest HTTP clients on long links. A body half-sent and then silent 3 s is cut at a
+ * stop; one that waited for room is judged from when the server read it again, not from its last byte before
+ * the wait (judged so, honest uploads over a 200 ms link were cut the moment room came). A connection that has
+ * not sent a byte yet is closed after 1 s, not 250 ms: a relay connects as its far client does, and requests
+ * sent 100 ms before SIGTERM through a 400 ms relay were closed unanswered (re-checks).
  */
 import { connect, type Socket } from 'node:net';
 import { expect, it } from 'vitest';
@@ -58,3 +59,23 @@ it('answers a body that waited for room through the stop and sent its rest 600 m
   await closed;
   expect({ held, waited }).toEqual({ held: 'HTTP/1.1 200 OK', waited: 'HTTP/1.1 200 OK' });
 }, 60_000);
+
+it('answers a request that comes 600 ms after SIGTERM on a connection opened just before it (a relay, a far client)', async () => {
+  const server = await startServer({ models: makeTinyRepository(), port: 0, exitTimeoutMs: 60_000 });
+  const url = new URL(server.url);
+  const socket = connect(Number(url.port), url.hostname);
+  socket.on('error', () => {});
+  let text = '';
+  socket.on('data', (d: Buffer) => {
+    text += d.toString();
+  });
+  const ended = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise((resolve) => socket.once('connect', resolve));
+  const closed = server.close();
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  socket.write(`GET /v2/health/live HTTP/1.1\r\nHost: ${url.host}\r\n\r\n`);
+  await ended;
+  await closed;
+  // Answered (whatever it says while stopping), not closed unanswered as an idle connection at 250 ms.
+  expect(text).toMatch(/^HTTP\/1\.1 \d{3} /);
+}, 30_000);
