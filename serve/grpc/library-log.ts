@@ -6,6 +6,7 @@
  * minute; those held back are counted in the next line written.
  */
 import * as grpc from '@grpc/grpc-js';
+import { ellipsized } from '../ellipsized.ts';
 import { escapeForLog } from '../errors.ts';
 
 const MAX_LINE = 200;
@@ -30,8 +31,7 @@ export function boundedLibraryLog(write: (line: string) => void): Partial<Consol
         return;
       }
       written++;
-      const text = escapeForLog(parts.map(String).join(' '));
-      const cut = text.length > MAX_LINE ? `${text.slice(0, MAX_LINE - 1)}…` : text;
+      const cut = ellipsized(escapeForLog(parts.map(String).join(' ')), MAX_LINE);
       const note = heldBack > 0 ? ` (${heldBack} grpc-js lines before it not written)` : '';
       heldBack = 0;
       write(`grpc-js ${severity} ${cut}${note}`);
