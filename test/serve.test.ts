@@ -403,6 +403,13 @@ function untilOutput(child: Awaited<ReturnType<typeof spawnServe>>, pattern: Reg
   });
 }
 
+/** A raw TCP connection to the server at `url`, once connected (its errors ignored: tests cut them on purpose). */
+const openSocket = (url: URL) =>
+  new Promise<Socket>((resolve) => {
+    const socket = connect(Number(url.port), url.hostname, () => resolve(socket));
+    socket.on('error', () => {});
+  });
+
 /** `npm run serve` with gRPC on a port of its choosing: the process, that port, and its exit code when it ends. */
 async function spawnServeGrpc(...flags: string[]) {
   const child = await spawnServe(repo.root, '--quiet', ...flags);
@@ -437,11 +444,7 @@ describe('npm run serve', () => {
     const child = await spawnServe(repo.root, '--quiet', '--exit-timeout-ms', '1000');
     const url = new URL((await untilOutput(child, /serving on (http:\/\/[^\s]+)/)).match[1] as string);
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const open = () =>
-      new Promise<Socket>((resolve) => {
-        const socket = connect(Number(url.port), url.hostname, () => resolve(socket));
-        socket.on('error', () => {});
-      });
+    const open = () => openSocket(url);
     const head = (method: string, path: string, extra = '') =>
       `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\n${extra}\r\n`;
     // An upload of 1 MB at 10 B/s (a day), a 47 MB download never read, an idle connection, a header half-sent.
@@ -478,11 +481,7 @@ describe('npm run serve', () => {
     );
     const [url, port] = [new URL(match[1] as string), match[2] as string];
     const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    const open = () =>
-      new Promise<Socket>((resolve) => {
-        const socket = connect(Number(url.port), url.hostname, () => resolve(socket));
-        socket.on('error', () => {});
-      });
+    const open = () => openSocket(url);
     const body = Buffer.from(JSON.stringify({ pixels: pixels(0) }));
     const head = `POST /predict HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n`;
     const silentHttp = await open();
