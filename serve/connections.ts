@@ -88,9 +88,10 @@ export interface ConnectionGuard {
   /**
    * For a stopping HTTP server: close the connections with no request in flight — kept-alive ones once they
    * have been quiet for 250 ms, ones that never sent a byte once quiet for `graceMs` — and those whose next
-   * request's headers have begun but not ended once `graceMs` have passed since `since`. Node's close() leaves a connection that never sent a
-   * byte, or sent half a request line, open: one held a stopping server for its whole exit timeout (an
-   * outside attack), and Node stops enforcing its header timeout once its server is closed.
+   * request's headers have begun but not ended once `graceMs` have passed since `since`. Node's close()
+   * leaves a connection that never sent a byte, or sent half a request line, open: one held a stopping server
+   * for its whole exit timeout (an outside attack), and Node stops enforcing its header timeout once its
+   * server is closed.
    */
   closeWithoutRequests(since: number, graceMs: number): void;
   /**
