@@ -25,7 +25,7 @@ const flatten = (headers: HeaderValues) =>
   );
 
 /** The bytes `metadata` takes as HTTP/2 counts a header list: name, value and 32 octets each (RFC 9113 §6.5.2). */
-export const metadataBytes = (metadata: grpc.Metadata) => listBytes(flatten(metadata.toHttp2Headers() as HeaderValues));
+const metadataBytes = (metadata: grpc.Metadata) => listBytes(flatten(metadata.toHttp2Headers() as HeaderValues));
 
 /** Each call's header list as it came, in bytes (`measureHeaderLists`). */
 const headerListBytes = new WeakMap<ServerHttp2Stream, number>();
