@@ -8,6 +8,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { BodyBudget } from '../body-budget.ts';
 import { STALLED_MS } from '../unread-answers.ts';
 import { meterArrivals } from './arriving-bytes.ts';
+import { forgetReadMessages } from './decoder-chunks.ts';
 import { DECOMPRESSING_REFUSED, decompressWithin } from './decompress.ts';
 import { decodeInferRequest, type InferRequestMessage } from './infer-request.ts';
 import { INFER_WIRE_LIMITS, inferRequestCost } from './infer-wire.ts';
@@ -94,6 +95,8 @@ function clientErrorsAsInvalid(call: grpc.ServerInterceptingCallInterface): void
   };
 }
 
+const HALF_CLOSE_LATE = `the request came whole but the call did not end its side within ${STALLED_MS / 1000} s; this method takes one message, then the client's half-close`;
+
 /** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
 export type StreamAnswerer = (request: Decoded, cancelled: AbortSignal) => Promise<Answer>;
 
@@ -140,6 +143,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   };
   const interceptor: grpc.ServerInterceptor = (descriptor, call) => {
     clientErrorsAsInvalid(call);
+    forgetReadMessages(call);
     const stream = streamOf(call);
     const session = stream?.session;
     if (session && stream?.id !== undefined) lastCall.set(session, Math.max(lastCall.get(session) ?? 0, stream.id));
@@ -259,6 +263,24 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       ended = true;
       if (!stream) answer.end();
     };
+    // A unary call's request is in whole and its half-close (which every client sends with it, or right behind
+    // it) has not come: its handler never runs, and the request holds its room among those decoded. 16 streams
+    // of 1 MB sent whole and never half-closed held the whole budget for as long as their connection stayed,
+    // every other client's ModelInfer RESOURCE_EXHAUSTED (an outside attack). Answered after STALLED_MS.
+    let halfCloseLate: ReturnType<typeof setTimeout> | undefined;
+    const awaitHalfClose = () => {
+      if (halfCloseLate) return;
+      halfCloseLate = setTimeout(() => {
+        if (halfClosed || !stream || stream.closed || statusSent(stream)) return;
+        intercepting.sendStatus({
+          code: grpc.status.INVALID_ARGUMENT,
+          details: HALF_CLOSE_LATE,
+          metadata: new grpc.Metadata(),
+        });
+        closeAfterTurn(stream, http2Constants.NGHTTP2_NO_ERROR);
+      }, STALLED_MS);
+      halfCloseLate.unref();
+    };
     let requests: InferStream | undefined;
     const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
       start: (next) => {
@@ -286,16 +308,19 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
               mine += bytes;
             }
             if (message && typeof message === 'object') message[ANSWER] = answer;
+            if (!streaming && !halfClosed) awaitHalfClose();
             if (requests) requests.message(message ?? ({} as Decoded));
             else nextMessage(message);
           })
           .withOnReceiveHalfClose((nextHalfClose) => {
             halfClosed = true;
+            clearTimeout(halfCloseLate);
             if (refusedAtStart) return;
             if (requests) requests.halfClose(arrivals?.midMessage());
             else nextHalfClose();
           })
           .withOnCancel(() => {
+            clearTimeout(halfCloseLate);
             release();
             requests?.cancel();
             if (requests) openStreams.delete(requests);
@@ -330,6 +355,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         next(message);
       },
       sendStatus: (status, next) => {
+        clearTimeout(halfCloseLate);
         release();
         const answering = stream?.headersSent;
         next(status);

@@ -1,0 +1,118 @@
+/**
+ * A unary call whose request came whole and whose client never ended its side (half-closed). Its handler
+ * never runs, so its call stayed open for as long as the connection did, with two things held: the decoded
+ * request, in the budget for requests decoded — 16 such calls of 1 MB held all of it, and every other
+ * client's ModelInfer was RESOURCE_EXHAUSTED for good — and, outside every budget, the chunks grpc-js had
+ * read the message from (512 such calls: +502 MiB after GC). Now the call is answered INVALID_ARGUMENT 3 s
+ * after its request came, and the chunks go as soon as the message is whole.
+ */
+import { spawn } from 'node:child_process';
+import http2 from 'node:http2';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type RunningServer, startServer } from '../serve/server.ts';
+import { frame, grpcStream, inferRequestBytes, unaryCall } from './helpers/grpc-requests.ts';
+import { makeTinyRepository } from './helpers/model-repo.ts';
+
+const MiB = 1024 * 1024;
+let server: RunningServer;
+/** A valid request of ~1 MB (318 images: decoded, then refused by the model's batch limit once run). */
+let large: Buffer;
+
+beforeAll(async () => {
+  server = await startServer({ models: makeTinyRepository(), port: 0, grpcPort: 0 });
+  large = frame(inferRequestBytes('tiny', 318));
+}, 60_000);
+afterAll(async () => {
+  await server?.close();
+});
+
+it('answers a request sent whole without its half-close INVALID_ARGUMENT, and its room goes back', async () => {
+  // 16 of them fill the budget for decoded requests (16 × the 1 MiB message limit).
+  const session = http2.connect(`http://127.0.0.1:${server.grpcPort}`);
+  session.on('error', () => {});
+  const calls = Array.from({ length: 16 }, () => {
+    const { stream, status } = grpcStream(session, 'ModelInfer');
+    let details = '';
+    stream.on('response', (h) => {
+      details = String(h['grpc-message'] ?? '');
+    });
+    stream.on('error', () => {});
+    stream.on('data', () => {});
+    stream.write(large);
+    return new Promise<{ status?: string; details: string }>((resolve) => {
+      stream.on('close', () => resolve({ status: status(), details: decodeURIComponent(details) }));
+      // A hang detector (before, the call stayed open for as long as its connection).
+      setTimeout(() => resolve({ status: 'still open', details: '' }), 15_000);
+    });
+  });
+  const ends = await Promise.all(calls);
+  for (const end of ends) {
+    expect(end.status).toBe(String(grpc.status.INVALID_ARGUMENT));
+    expect(end.details).toMatch(/did not end its side/);
+  }
+  // The budget is free again: an honest call is answered.
+  const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
+  const answer = await unaryCall(client, 'ModelInfer', inferRequestBytes('tiny', 64));
+  client.close();
+  session.destroy();
+  expect(answer.status).toBe('OK');
+}, 30_000);
+
+it('holds no second copy of requests that came whole and wait for their half-close', async () => {
+  // 8 connections × 16 streams of 1 MB, each sent whole, never half-closed, from another process (in this
+  // one, the client's own buffers would count). Sampled with a full GC each time, from the first byte to
+  // the flood's end.
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  let most = 0;
+  const flood = spawn(process.execPath, ['-e', FLOOD, String(server.grpcPort)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  flood.stdin.end(large);
+  let answered = 0;
+  flood.stdout.on('data', (chunk: Buffer) => {
+    answered += (chunk.toString().match(/answered/g) ?? []).length;
+  });
+  const done = new Promise((resolve) => flood.once('exit', resolve));
+  let sampling = true;
+  void done.then(() => {
+    sampling = false;
+  });
+  while (sampling) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    gc();
+    most = Math.max(most, process.memoryUsage().arrayBuffers - before);
+  }
+  expect(answered).toBe(128);
+  // The budgets allow 16 MiB decoded + 32 MiB arriving + each stream's free 16 KiB and each connection's one
+  // message past its share (~59 MiB); measured 44–61 MiB, and 136 MiB before the chunks were let go.
+  expect(most).toBeLessThan(80 * MiB);
+}, 60_000);
+
+/** The flood's client: reads the framed request from stdin, sends it on 128 streams, exits once all are answered. */
+const FLOOD = `
+const http2 = require('node:http2');
+const chunks = [];
+process.stdin.on('data', (c) => chunks.push(c)).on('end', () => {
+  const message = Buffer.concat(chunks);
+  let open = 0;
+  for (let c = 0; c < 8; c++) {
+    const session = http2.connect('http://127.0.0.1:' + process.argv[1]);
+    session.on('error', () => {});
+    for (let i = 0; i < 16; i++) {
+      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' });
+      open++;
+      stream.on('error', () => {});
+      stream.on('response', (h) => { if (h['grpc-status'] !== undefined) console.log('answered'); });
+      stream.on('close', () => { if (--open === 0) process.exit(0); });
+      stream.write(message);
+    }
+  }
+  setTimeout(() => process.exit(1), 20000);
+});
+`;
