@@ -1,10 +1,12 @@
 /**
- * A unary call whose request came whole and whose client never ended its side (half-closed). Its handler
- * never runs, so its call stayed open for as long as the connection did, with two things held: the decoded
- * request, in the budget for requests decoded — 16 such calls of 1 MB held all of it, and every other
- * client's ModelInfer was RESOURCE_EXHAUSTED for good — and, outside every budget, the chunks grpc-js had
- * read the message from (512 such calls: +502 MiB after GC). Now the call is answered INVALID_ARGUMENT 3 s
- * after its request came, and the chunks go as soon as the message is whole.
+ * gRPC calls that never finish, and the requests they held. A unary call whose request came whole and whose
+ * client never ended its side (half-closed): its handler never runs, so its call stayed open for as long as
+ * the connection did, with two things held: the decoded request, in the budget for requests decoded — 16
+ * such calls of 1 MB held all of it, and every other client's ModelInfer was RESOURCE_EXHAUSTED for good —
+ * and, outside every budget, the chunks grpc-js had read the message from (512 such calls: +502 MiB after
+ * GC). Now the call is answered INVALID_ARGUMENT 3 s after its request came, and the chunks go as soon as the
+ * message is whole. And a ModelStreamInfer whose client never reads: its answer waits to leave, and the
+ * request it answered was kept with it, after the budget had counted it returned (2,048 streams: +1.4 GB).
  */
 import { spawn } from 'node:child_process';
 import http2 from 'node:http2';
@@ -65,8 +67,7 @@ it('holds no second copy of requests that came whole and wait for their half-clo
   // 8 connections × 16 streams of 1 MB, each sent whole, never half-closed, from another process (in this
   // one, the client's own buffers would count). Sampled with a full GC each time, from the first byte to
   // the flood's end.
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
+  const gc = exposedGc();
   gc();
   const before = process.memoryUsage().arrayBuffers;
   let most = 0;
@@ -93,6 +94,59 @@ it('holds no second copy of requests that came whole and wait for their half-clo
   // message past its share (~59 MiB); measured 44–61 MiB, and 136 MiB before the chunks were let go.
   expect(most).toBeLessThan(80 * MiB);
 }, 60_000);
+
+it('keeps no request of a ModelStreamInfer whose answer waits for a client that never reads', async () => {
+  // 4 connections × 16 streams, each sending one 1 MB request and never taking a byte of the answer (the
+  // client's stream windows are 0); sampled with a full GC once every answer has begun (its headers came).
+  const gc = exposedGc();
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  const flood = spawn(process.execPath, ['-e', NEVER_READING, String(server.grpcPort)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  flood.stdin.end(large);
+  const answering = await new Promise<number>((resolve) => {
+    let seen = 0;
+    flood.stdout.on('data', (chunk: Buffer) => {
+      seen += (chunk.toString().match(/answering/g) ?? []).length;
+      if (seen === 64) resolve(seen);
+    });
+    flood.once('exit', () => resolve(seen));
+  });
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  gc();
+  const held = process.memoryUsage().arrayBuffers - before;
+  flood.kill();
+  expect(answering).toBe(64);
+  // Measured: under 1 MiB (the answers are small), and 60 MiB before (every request).
+  expect(held).toBeLessThan(20 * MiB);
+}, 60_000);
+
+/** Node's full GC, for measuring what is live (vitest's workers run without --expose-gc). */
+function exposedGc(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** A client that sends the request from stdin on 64 ModelStreamInfer streams and reads no answer. */
+const NEVER_READING = `
+const http2 = require('node:http2');
+const chunks = [];
+process.stdin.on('data', (c) => chunks.push(c)).on('end', () => {
+  const message = Buffer.concat(chunks);
+  for (let c = 0; c < 4; c++) {
+    const session = http2.connect('http://127.0.0.1:' + process.argv[1], { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    for (let i = 0; i < 16; i++) {
+      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelStreamInfer', 'content-type': 'application/grpc', te: 'trailers' });
+      stream.on('error', () => {});
+      stream.on('response', () => console.log('answering'));
+      stream.write(message);
+    }
+  }
+  setTimeout(() => process.exit(1), 30000);
+});
+`;
 
 /** The flood's client: reads the framed request from stdin, sends it on 128 streams, exits once all are answered. */
 const FLOOD = `
