@@ -95,6 +95,8 @@ function clientErrorsAsInvalid(call: grpc.ServerInterceptingCallInterface): void
   };
 }
 
+const HALF_CLOSE_LATE = `the request came whole but the call did not end its side within ${STALLED_MS / 1000} s; this method takes one message, then the client's half-close`;
+
 /** ModelStreamInfer's requests, one at a time (stream-infer.ts): how each is answered. */
 export type StreamAnswerer = (request: Decoded, cancelled: AbortSignal) => Promise<Answer>;
 
@@ -231,9 +233,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       // as HTTP's uploads are. A request stream is ended by its own stop().
       openCalls.set(stream, {
         requested: () =>
-          (received > 0 && (halfClosed || streaming || ranEarly)) ||
-          decompressing > 0 ||
-          (arrivals?.midMessage() ?? false),
+          (received > 0 && (halfClosed || streaming)) || decompressing > 0 || (arrivals?.midMessage() ?? false),
         // A unary call's message begun and then silent (its first, or a second after a whole one): it held a
         // stopping server for the whole exit timeout (a client stalled after its 5-byte length prefix: 17 s).
         // Cut once as quiet as a stalled reader is. (A request stream's stop() ends it between messages.)
@@ -263,19 +263,23 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       ended = true;
       if (!stream) answer.end();
     };
-    // A unary call runs once its request is whole, whether or not its client has half-closed it, as gRPC's C++
-    // server (Triton's) hands a unary method its request once the message is in (its payload handling,
-    // GRPC_SRM_PAYLOAD_READ_INITIAL_BYTE_BUFFER). Waiting for the half-close, a call whose client never sent
-    // one held its decoded request for as long as its connection stayed: 16 of 1 MB held the whole budget for
-    // requests decoded, every other client's ModelInfer RESOURCE_EXHAUSTED (an outside attack; answered after
-    // 3 s instead, a client that reopened them held it for as long as it went on). The half-close, if it
-    // comes, goes no further.
-    let handler: HandlerListener | undefined;
-    let ranEarly = false;
-    const runWithoutHalfClose = () => {
-      if (streaming || halfClosed || ranEarly || refusedAtStart || !handler) return;
-      ranEarly = true;
-      handler.onReceiveHalfClose();
+    // A unary call's request is in whole and its half-close (which every client sends with it, or right behind
+    // it) has not come: its handler never runs, and the request holds its room among those decoded. 16 streams
+    // of 1 MB sent whole and never half-closed held the whole budget for as long as their connection stayed,
+    // every other client's ModelInfer RESOURCE_EXHAUSTED (an outside attack). Answered after STALLED_MS.
+    let halfCloseLate: ReturnType<typeof setTimeout> | undefined;
+    const awaitHalfClose = () => {
+      if (halfCloseLate) return;
+      halfCloseLate = setTimeout(() => {
+        if (halfClosed || !stream || stream.closed || statusSent(stream)) return;
+        intercepting.sendStatus({
+          code: grpc.status.INVALID_ARGUMENT,
+          details: HALF_CLOSE_LATE,
+          metadata: new grpc.Metadata(),
+        });
+        closeAfterTurn(stream, http2Constants.NGHTTP2_NO_ERROR);
+      }, STALLED_MS);
+      halfCloseLate.unref();
     };
     let requests: InferStream | undefined;
     const intercepting: grpc.ServerInterceptingCall = new grpc.ServerInterceptingCall(call, {
@@ -304,19 +308,19 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
               mine += bytes;
             }
             if (message && typeof message === 'object') message[ANSWER] = answer;
+            if (!streaming && !halfClosed) awaitHalfClose();
             if (requests) requests.message(message ?? ({} as Decoded));
-            else {
-              nextMessage(message);
-              runWithoutHalfClose();
-            }
+            else nextMessage(message);
           })
           .withOnReceiveHalfClose((nextHalfClose) => {
             halfClosed = true;
-            if (refusedAtStart || ranEarly) return;
+            clearTimeout(halfCloseLate);
+            if (refusedAtStart) return;
             if (requests) requests.halfClose(arrivals?.midMessage());
             else nextHalfClose();
           })
           .withOnCancel(() => {
+            clearTimeout(halfCloseLate);
             release();
             requests?.cancel();
             if (requests) openStreams.delete(requests);
@@ -351,6 +355,7 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         next(message);
       },
       sendStatus: (status, next) => {
+        clearTimeout(halfCloseLate);
         release();
         const answering = stream?.headersSent;
         next(status);
@@ -365,11 +370,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         else reset();
       },
     });
-    const startCall = intercepting.start.bind(intercepting);
-    intercepting.start = (listener) => {
-      handler = listener;
-      startCall(listener);
-    };
     return intercepting;
   };
   /** While stopping: each answering call's session's bytes sent, and since when they have not moved. */
@@ -428,9 +428,6 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
   const lastCallOn = (session: Http2Session) => lastCall.get(session) ?? 0;
   return { requestDeserialize, interceptor, stopCalls, drained, busy, sessionsWithCalls, lastCallOn };
 }
-
-/** The handler's side of a call (grpc-js's InterceptingServerListener, not exported from its index). */
-type HandlerListener = Parameters<grpc.ServerInterceptingCall['start']>[0];
 
 /** A call a stopping server waits for. */
 interface OpenCall {
