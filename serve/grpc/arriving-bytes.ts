@@ -153,6 +153,9 @@ export function meterArrivals(
     account.arrived(chunk.length);
     received += chunk.length;
     if (!frame(chunk)) return;
+    // Still waiting for room, and resumed by grpc-js meanwhile (as its handler reads a message handed on, one
+    // whose room is kept until its half-close): paused again, or the rest of the stream's bytes flow in unmetered.
+    if (waiting && !stream.isPaused()) stream.pause();
     const over = Math.max(received, declared) - budget.limits.freeBytes - taken;
     if (over <= 0) return;
     taken += over;

@@ -251,6 +251,13 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
         drainWaiters.clear();
       });
     }
+    /** A unary call's first request, in until its half-close (withOnReceiveMessage). */
+    let awaitingBytes = 0;
+    const countDecoded = (bytes: number) => {
+      if (ended) return;
+      held += bytes;
+      mine += bytes;
+    };
     // The request's bytes go back once its answer is built (the request is done with), or when the call ends;
     // a unary call's further messages then count no more (none reaches a handler).
     const releaseRequest = () => {
@@ -295,7 +302,12 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
             });
           })
           .withOnReceiveMessage((message: Decoded, nextMessage) => {
-            arrivals?.delivered();
+            // A unary call's request, until its half-close: it keeps the room it took arriving (per connection,
+            // queued, given back in turns, its stream cut as slow while others wait) and is not yet counted
+            // among requests decoded. Counted there at once, 2 connections × 16 such calls of 1 MB, reopened as
+            // answered, refused every other client's ModelInfer RESOURCE_EXHAUSTED for as long as they went on.
+            const awaiting = !streaming && !halfClosed && !refusedAtStart && received === 0;
+            if (!awaiting) arrivals?.delivered();
             if (refusedAtStart) return;
             received++;
             // Counted here, not in the decoder: grpc-js drops a message decoded after its call was cancelled
@@ -303,12 +315,10 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
             // bytes counted at decoding never went back (an outside attack: 810 reset calls, then every
             // ModelInfer RESOURCE_EXHAUSTED until a restart).
             const bytes = message?.[HELD] ?? 0;
-            if (!ended) {
-              held += bytes;
-              mine += bytes;
-            }
+            if (awaiting) awaitingBytes = bytes;
+            else countDecoded(bytes);
             if (message && typeof message === 'object') message[ANSWER] = answer;
-            if (!streaming && !halfClosed) awaitHalfClose();
+            if (awaiting) awaitHalfClose();
             if (requests) requests.message(message ?? ({} as Decoded));
             else nextMessage(message);
           })
@@ -316,6 +326,11 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
             halfClosed = true;
             clearTimeout(halfCloseLate);
             if (refusedAtStart) return;
+            if (!streaming && received > 0) {
+              countDecoded(awaitingBytes);
+              awaitingBytes = 0;
+              arrivals?.delivered();
+            }
             if (requests) requests.halfClose(arrivals?.midMessage());
             else nextHalfClose();
           })
