@@ -271,9 +271,9 @@ export function boundedCalls(budgets: CallBudgets, streamAnswer: StreamAnswerer)
       if (!stream) answer.end();
     };
     // A unary call's request is in whole and its half-close (which every client sends with it, or right behind
-    // it) has not come: its handler never runs, and the request holds its room among those decoded. 16 streams
-    // of 1 MB sent whole and never half-closed held the whole budget for as long as their connection stayed,
-    // every other client's ModelInfer RESOURCE_EXHAUSTED (an outside attack). Answered after STALLED_MS.
+    // it) has not come: its handler never runs, and the request holds its arriving room (below). 16 streams of
+    // 1 MB sent whole and never half-closed held the decoded-request budget for as long as their connection
+    // stayed, every other client's ModelInfer RESOURCE_EXHAUSTED (an outside attack). Answered after STALLED_MS.
     let halfCloseLate: ReturnType<typeof setTimeout> | undefined;
     const awaitHalfClose = () => {
       if (halfCloseLate) return;
