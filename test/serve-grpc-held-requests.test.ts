@@ -70,11 +70,8 @@ it('keeps honest calls answered while a client reopens requests that never half-
   // 2 connections × 16 streams of 1 MB, each sent whole and never half-closed, each reopened once answered,
   // from another process; an honest 64-image call every 300 ms meanwhile. Counted among requests decoded as
   // they came, they held that whole budget for as long as they went on: 5 honest calls in 6 RESOURCE_EXHAUSTED.
-  const flood = spawn(process.execPath, ['-e', REOPENING, String(server.grpcPort)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
   // The largest request the 1 MiB message limit takes (334 images): 16 of them and one honest call fill the budget.
-  flood.stdin.end(frame(inferRequestBytes('tiny', 334)));
+  const flood = streamsClient(frame(inferRequestBytes('tiny', 334)), 2, 'ModelInfer', 'reopen');
   await new Promise((resolve) => flood.stdout.once('data', resolve));
   const client = new grpc.Client(`127.0.0.1:${server.grpcPort}`, grpc.credentials.createInsecure());
   const statuses: string[] = [];
@@ -99,10 +96,7 @@ it('holds no second copy of requests that came whole and wait for their half-clo
   gc();
   const before = process.memoryUsage().arrayBuffers;
   let most = 0;
-  const flood = spawn(process.execPath, ['-e', FLOOD, String(server.grpcPort)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  flood.stdin.end(large);
+  const flood = streamsClient(large, 8, 'ModelInfer', 'once');
   let ended = 0;
   flood.stdout.on('data', (chunk: Buffer) => {
     ended += (chunk.toString().match(/ended/g) ?? []).length;
@@ -151,10 +145,7 @@ it('keeps no request of a ModelStreamInfer whose answer waits for a client that 
   const gc = exposedGc();
   gc();
   const before = process.memoryUsage().arrayBuffers;
-  const flood = spawn(process.execPath, ['-e', NEVER_READING, String(server.grpcPort)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  flood.stdin.end(large);
+  const flood = streamsClient(large, 4, 'ModelStreamInfer', 'unread');
   const answering = await new Promise<number>((resolve) => {
     let seen = 0;
     flood.stdout.on('data', (chunk: Buffer) => {
@@ -177,74 +168,57 @@ it('keeps no request of a ModelStreamInfer whose answer waits for a client that 
   expect(held).toBeLessThan(20 * MiB);
 }, 60_000);
 
-/** Reads a framed request from stdin and keeps 2 × 16 streams sending it whole, never half-closed, reopened as answered. */
-const REOPENING = `
-const http2 = require('node:http2');
-const chunks = [];
-process.stdin.on('data', (c) => chunks.push(c)).on('end', () => {
-  const message = Buffer.concat(chunks);
-  for (let c = 0; c < 2; c++) {
-    const session = http2.connect('http://127.0.0.1:' + process.argv[1]);
-    session.on('error', () => {});
-    const open = () => {
-      if (session.closed || session.destroyed) return;
-      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' });
-      stream.on('error', () => {});
-      stream.on('data', () => {});
-      stream.on('close', () => setImmediate(open));
-      stream.write(message);
-    };
-    for (let i = 0; i < 16; i++) open();
-  }
-  console.log('flooding');
-  setTimeout(() => process.exit(0), 30000);
-});
-`;
-
 /** Node's full GC, for measuring what is live (vitest's workers run without --expose-gc). */
 function exposedGc(): () => void {
   setFlagsFromString('--expose-gc');
   return runInNewContext('gc') as () => void;
 }
 
-/** A client that sends the request from stdin on 64 ModelStreamInfer streams and reads no answer. */
-const NEVER_READING = `
+/**
+ * A client in a process of its own: reads a framed request from stdin and sends it whole, never half-closed,
+ * on 16 streams of each of `connections` connections, calling `method`. `mode`: 'once' exits when every
+ * stream has ended; 'reopen' opens a stream again as each ends; 'unread' takes no byte of any answer (its
+ * stream windows are 0). Prints 'flooding' once all are open, 'answering' as an answer begins and 'ended' as a
+ * stream closes.
+ */
+const STREAMS_CLIENT = `
 const http2 = require('node:http2');
-const chunks = [];
-process.stdin.on('data', (c) => chunks.push(c)).on('end', () => {
-  const message = Buffer.concat(chunks);
-  for (let c = 0; c < 4; c++) {
-    const session = http2.connect('http://127.0.0.1:' + process.argv[1], { settings: { initialWindowSize: 0 } });
-    session.on('error', () => {});
-    for (let i = 0; i < 16; i++) {
-      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelStreamInfer', 'content-type': 'application/grpc', te: 'trailers' });
-      stream.on('error', () => {});
-      stream.on('response', () => console.log('answering'));
-      stream.write(message);
-    }
-  }
-  setTimeout(() => process.exit(1), 30000);
-});
-`;
-
-/** The flood's client: reads the framed request from stdin, sends it on 128 streams, exits once all have ended. */
-const FLOOD = `
-const http2 = require('node:http2');
+const [port, connections, method, mode] = process.argv.slice(1);
 const chunks = [];
 process.stdin.on('data', (c) => chunks.push(c)).on('end', () => {
   const message = Buffer.concat(chunks);
   let open = 0;
-  for (let c = 0; c < 8; c++) {
-    const session = http2.connect('http://127.0.0.1:' + process.argv[1]);
+  for (let c = 0; c < Number(connections); c++) {
+    const session = http2.connect('http://127.0.0.1:' + port, mode === 'unread' ? { settings: { initialWindowSize: 0 } } : {});
     session.on('error', () => {});
-    for (let i = 0; i < 16; i++) {
-      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/ModelInfer', 'content-type': 'application/grpc', te: 'trailers' });
+    const start = () => {
+      if (session.closed || session.destroyed) return;
+      const stream = session.request({ ':method': 'POST', ':path': '/inference.GRPCInferenceService/' + method, 'content-type': 'application/grpc', te: 'trailers' });
       open++;
       stream.on('error', () => {});
-      stream.on('close', () => { console.log('ended'); if (--open === 0) process.exit(0); });
+      if (mode !== 'unread') stream.on('data', () => {});
+      stream.on('response', () => console.log('answering'));
+      stream.on('close', () => {
+        console.log('ended');
+        if (mode === 'reopen') setImmediate(start);
+        else if (--open === 0) process.exit(0);
+      });
       stream.write(message);
-    }
+    };
+    for (let i = 0; i < 16; i++) start();
   }
-  setTimeout(() => process.exit(1), 20000);
+  console.log('flooding');
+  setTimeout(() => process.exit(1), 30000);
 });
 `;
+
+/** STREAMS_CLIENT against the test's server, `message` on its stdin. */
+function streamsClient(message: Buffer, connections: number, method: string, mode: 'once' | 'reopen' | 'unread') {
+  const client = spawn(
+    process.execPath,
+    ['-e', STREAMS_CLIENT, String(server.grpcPort), String(connections), method, mode],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  client.stdin.end(message);
+  return client;
+}
