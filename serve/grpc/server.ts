@@ -274,8 +274,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   limitHeaderLists(server);
   boundGrpcLibraryLog();
   const inner = await bindInner(server);
-  measureHeaderLists(http2ServersOf(server));
-  widenConnectionWindows(http2ServersOf(server));
+  const http2Servers = http2ServersOf(server);
+  measureHeaderLists(http2Servers);
+  widenConnectionWindows(http2Servers);
   const open = new Set<Socket>();
   const front = createServer((client) => {
     open.add(client);
