@@ -22,6 +22,7 @@ export const FLAG_VALUES = {
   schedule: config.schedule,
   augment: config.augment,
   elastic: config.elastic.unwrap(),
+  erase: config.erase.unwrap(),
   'label-smoothing': config.labelSmoothing,
   seed: config.seed,
   threads: config.threads,

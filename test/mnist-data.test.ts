@@ -4,9 +4,18 @@ import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { MNIST_MEAN, MNIST_STD } from '../core/contract.ts';
 import { Rng } from '../core/random.ts';
-import { augmentImage, augmentOptions, DEFAULT_AUGMENT, ELASTIC_SIGMA, smoothField } from '../core/training/augment.ts';
+import {
+  augmentImage,
+  augmentOptions,
+  DEFAULT_AUGMENT,
+  ELASTIC_SIGMA,
+  eraseRandomRectangle,
+  smoothField,
+} from '../core/training/augment.ts';
 import { BatchStream } from '../core/training/batches.ts';
+import { trainConfigSchema } from '../core/training/run-config-schema.ts';
 import { loadMnist, mnistDataDir, normalize } from '../node/mnist.ts';
 
 describe('MNIST loader', () => {
@@ -127,5 +136,48 @@ describe('batches', () => {
     expect(inkOf(once, 14)).toBeLessThan(0.9 * inkOf(bar, 14));
     expect(inkOf(once)).toBeGreaterThan(0.6 * inkOf(bar));
     expect(inkOf(once)).toBeLessThan(1.4 * inkOf(bar));
+  });
+
+  it('erases one rectangle of random pixels as Zhong et al. do, with probability p, and only when asked', () => {
+    const background = Math.fround(-MNIST_MEAN / MNIST_STD); // as a Float32Array holds it
+    expect(augmentOptions({ augment: true, erase: 0 })).toEqual(DEFAULT_AUGMENT);
+    expect(augmentOptions({ augment: false, erase: 0.5 })).toEqual({ shift: 0, degrees: 0, scale: 0, erase: 0.5 });
+    // The affine draws come first: with erasing on, the image outside the rectangle is the one without it.
+    const digit = new Float32Array(784).fill(background);
+    for (let y = 6; y < 22; y++) digit[y * 28 + 14] = 2;
+    const [plain, erased] = [new Float32Array(784), new Float32Array(784)];
+    augmentImage(digit, plain, new Rng(3), DEFAULT_AUGMENT, background);
+    augmentImage(digit, erased, new Rng(3), { ...DEFAULT_AUGMENT, erase: 1 }, background);
+    const changed = [...erased.keys()].filter((i) => erased[i] !== plain[i]);
+    expect(changed.length).toBeGreaterThan(0);
+    let erasedCount = 0;
+    const areas: number[] = [];
+    const raws: number[] = [];
+    const rng = new Rng(11);
+    for (let n = 0; n < 4000; n++) {
+      const img = new Float32Array(784).fill(background);
+      eraseRandomRectangle(img, rng, 0.5, background);
+      const inside = [...img.keys()].filter((i) => img[i] !== background);
+      if (inside.length === 0) continue;
+      erasedCount++;
+      // One axis-aligned rectangle: its bounding box holds exactly the changed pixels.
+      const rows = inside.map((i) => Math.floor(i / 28));
+      const cols = inside.map((i) => i % 28);
+      const box = (Math.max(...rows) - Math.min(...rows) + 1) * (Math.max(...cols) - Math.min(...cols) + 1);
+      expect(inside.length).toBe(box);
+      areas.push(box / 784);
+      for (const i of inside) raws.push((img[i] as number) * MNIST_STD + MNIST_MEAN);
+    }
+    // Random raw intensities, uniform in [0, 1), normalized as the image is.
+    expect(raws.reduce((m, v) => Math.min(m, v))).toBeGreaterThan(-1e-6);
+    expect(raws.reduce((m, v) => Math.max(m, v))).toBeLessThan(1 + 1e-6);
+    expect(raws.reduce((s, v) => s + v, 0) / raws.length).toBeCloseTo(0.5, 2);
+    // p = 0.5: 2,000 expected, binomial standard deviation 32.
+    expect(Math.abs(erasedCount - 2000)).toBeLessThan(130);
+    // 2–40% of the image, up to the rounding of each side.
+    expect(Math.min(...areas)).toBeGreaterThan(0.01);
+    expect(Math.max(...areas)).toBeLessThan(0.45);
+    expect(trainConfigSchema.shape.erase.safeParse(1.5).success).toBe(false);
+    expect(trainConfigSchema.shape.erase.safeParse(-0.1).success).toBe(false);
   });
 });

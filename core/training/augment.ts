@@ -3,9 +3,11 @@
  * a rotation of up to ±`degrees`, a scale within 1 ± `scale`) and optionally an elastic distortion
  * (Simard et al. 2003: a random displacement per pixel, uniform in [−1, 1], smoothed by a Gaussian of
  * σ = `ELASTIC_SIGMA` and scaled by `elastic` pixels), sampled bilinearly around the centre (inverse
- * mapping, so every output pixel is defined; outside the image is background).
+ * mapping, so every output pixel is defined; outside the image is background), then optionally random
+ * erasing (Zhong et al. 2017, their defaults: with probability `erase`, a rectangle of 2–40% of the image,
+ * aspect ratio 0.3–3.3, filled with random pixel values).
  */
-import { IMAGE_SIDE } from '../contract.ts';
+import { IMAGE_SIDE, MNIST_STD } from '../contract.ts';
 import type { Rng } from '../random.ts';
 
 export interface AugmentOptions {
@@ -14,16 +16,49 @@ export interface AugmentOptions {
   scale: number;
   /** Elastic distortion's α in pixels (Simard's 34 with σ 4); 0 or absent: none, and no draws for it. */
   elastic?: number;
+  /** Random erasing's probability per image; 0 or absent: none, and no draws for it. */
+  erase?: number;
 }
 
 export const DEFAULT_AUGMENT: AugmentOptions = { shift: 2, degrees: 10, scale: 0.1 };
 
-/** What a run's `augment` (the affine map above) and `elastic` (α) ask for; undefined: neither. */
-export function augmentOptions(config: { augment: boolean; elastic?: number }): AugmentOptions | undefined {
+/** What a run's `augment` (the affine map above), `elastic` (α) and `erase` (p) ask for; undefined: none. */
+export function augmentOptions(config: {
+  augment: boolean;
+  elastic?: number;
+  erase?: number;
+}): AugmentOptions | undefined {
   const elastic = config.elastic ?? 0;
-  if (!config.augment && elastic === 0) return undefined;
+  const erase = config.erase ?? 0;
+  if (!config.augment && elastic === 0 && erase === 0) return undefined;
   const affine = config.augment ? DEFAULT_AUGMENT : { shift: 0, degrees: 0, scale: 0 };
-  return elastic > 0 ? { ...affine, elastic } : affine;
+  return { ...affine, ...(elastic > 0 ? { elastic } : {}), ...(erase > 0 ? { erase } : {}) };
+}
+
+/** Random erasing's ranges (Zhong et al. 2017's defaults): area fraction, aspect ratio, tries per image. */
+export const ERASE_AREA = [0.02, 0.4] as const;
+export const ERASE_ASPECT = [0.3, 1 / 0.3] as const;
+const ERASE_TRIES = 100;
+
+/**
+ * With probability `p`, one rectangle of `img` (its area and aspect drawn as above, placed uniformly where it
+ * fits) filled with random pixel values: raw intensities uniform in [0, 1), normalized as the image is, so
+ * `background` (a raw 0) is the low end.
+ */
+export function eraseRandomRectangle(img: Float32Array, rng: Rng, p: number, background: number): void {
+  if (rng.next() >= p) return;
+  for (let attempt = 0; attempt < ERASE_TRIES; attempt++) {
+    const area = rng.uniform(ERASE_AREA[0], ERASE_AREA[1]) * SIDE * SIDE;
+    const aspect = rng.uniform(ERASE_ASPECT[0], ERASE_ASPECT[1]);
+    const height = Math.round(Math.sqrt(area * aspect));
+    const width = Math.round(Math.sqrt(area / aspect));
+    if (height >= SIDE || width >= SIDE) continue; // as in the paper: draw again
+    const top = rng.int(SIDE - height + 1);
+    const left = rng.int(SIDE - width + 1);
+    for (let y = top; y < top + height; y++)
+      for (let x = left; x < left + width; x++) img[y * SIDE + x] = background + rng.next() / MNIST_STD;
+    return;
+  }
 }
 
 const SIDE = IMAGE_SIDE;
@@ -116,6 +151,7 @@ export function augmentImage(
     { degrees, scale, shiftX, shiftY, fields: alpha > 0 ? { x: fieldX, y: fieldY } : undefined },
     background,
   );
+  if (options.erase) eraseRandomRectangle(dst, rng, options.erase, background);
 }
 
 /**

@@ -33,6 +33,7 @@ export const trainConfigSchema = z.object({
   schedule: z.enum(SCHEDULES),
   augment: z.boolean(),
   elastic: z.number().min(0).max(LIMITS.elastic).optional(),
+  erase: z.number().min(0).max(1).optional(),
   labelSmoothing: z.number().min(0).lt(1),
   seed: z.number().int().min(0).max(LIMITS.seed),
   threads: z.number().int().min(1).max(LIMITS.threads),

@@ -22,6 +22,11 @@ export interface TrainConfig {
    * smoothed by a Gaussian of σ 4, scaled by α; 34 in the paper), after `augment`'s affine map if that is on.
    */
   elastic?: number;
+  /**
+   * Random erasing's probability per training image (Zhong et al. 2017: a rectangle of 2–40% of the image,
+   * aspect 0.3–3.3, filled with random pixels), after `augment` and `elastic`.
+   */
+  erase?: number;
   labelSmoothing: number;
   seed: number;
   threads: number;
@@ -68,7 +73,7 @@ export function describeRecipe(
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
   > &
-    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic'>>,
+    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic' | 'erase'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -77,6 +82,7 @@ export function describeRecipe(
   ];
   if (config.augment) parts.push('augmented');
   if (config.elastic) parts.push(`elastic distortion α ${config.elastic}`);
+  if (config.erase) parts.push(`random erasing p ${config.erase}`);
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
   if (config.ema) parts.push(`weights averaged (EMA decay ${config.ema})`);

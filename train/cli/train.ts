@@ -66,6 +66,11 @@ const command = (io: CliIo) =>
       `elastic distortion of the training images, α pixels (Simard et al.: 34, σ 4; at most ${LIMITS.elastic})`,
       upTo(LIMITS.elastic, nonNegativeNumber),
     )
+    .option(
+      '--erase <p>',
+      'random erasing (Zhong et al. 2017): with probability p, a rectangle of 2–40% of a training image filled with random pixels',
+      upTo(1, nonNegativeNumber),
+    )
     .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
     .option(
       '--seed <n>',
@@ -128,6 +133,7 @@ function configFrom(program: Command, flags: Flags): TrainConfig {
     'validation',
     'ema',
     'elastic',
+    'erase',
   ] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
