@@ -23,6 +23,7 @@ export const FLAG_VALUES = {
   augment: config.augment,
   elastic: config.elastic.unwrap(),
   erase: config.erase.unwrap(),
+  dropout: config.dropout.unwrap(),
   'label-smoothing': config.labelSmoothing,
   seed: config.seed,
   threads: config.threads,

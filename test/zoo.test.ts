@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { countParams, inspectModule } from '../core/model/forward-graph.ts';
 import { inferenceModel } from '../core/model/inference-model.ts';
 import { MODEL_NAMES, ZOO } from '../core/model/zoo/index.ts';
+import { RECIPES } from '../core/training/recipes.ts';
+import { parseTrainConfig } from '../core/training/run-config-schema.ts';
+import { buildGradientGraph } from '../core/training/training-graph.ts';
 import { main } from '../train/cli/summary.ts';
 import { formatShape } from '../train/summary-table.ts';
 import { failingCli, passingCli } from './helpers/cli.ts';
@@ -65,6 +68,21 @@ describe('model zoo', () => {
     ).toMatchObject({
       trainable: false,
     });
+  });
+
+  it("--dropout sets every dropout layer of cnn7's family and is refused for a model without any", () => {
+    const rates = (module: ReturnType<typeof ZOO.cnn7.build>) =>
+      buildGradientGraph(module).randomInputs.map((input) => input.dropProbability);
+    expect(rates(ZOO['cnn7-wide'].build())).toEqual([0.4, 0.4, 0.4]); // Deotte's, after each block and the head
+    expect(rates(ZOO['cnn7-wide'].build({ dropout: 0.25 }))).toEqual([0.25, 0.25, 0.25]);
+    expect(rates(ZOO['cnn9-wide'].build({ dropout: 0.1 }))).toEqual([0.1, 0.1, 0.1]);
+    // The weights keep their shapes: a checkpoint trained with one rate loads into a net built with another.
+    const shapes = (module: ReturnType<typeof ZOO.cnn7.build>) => inspectModule(module).params.map((p) => p.shape);
+    expect(shapes(ZOO.cnn7.build({ dropout: 0 }))).toEqual(shapes(ZOO.cnn7.build()));
+    const config = { ...RECIPES.best.config, model: 'cnn7-wide' as const, dropout: 0.25 };
+    expect(parseTrainConfig(config, 'flags').dropout).toBe(0.25);
+    expect(() => parseTrainConfig({ ...config, model: 'cnn' }, 'flags')).toThrow(/cnn has no dropout layers/);
+    expect(() => parseTrainConfig({ ...config, dropout: 1 }, 'flags')).toThrow(/dropout/);
   });
 
   for (const name of MODEL_NAMES) {

@@ -91,7 +91,7 @@ async function loadSplits(config: TrainConfig, given?: LoopOptions['data']) {
 /** The one place a run's trainer is made: one session, or data-parallel workers (train/parallel). */
 function trainerFor(options: LoopOptions, log: (line: string) => void): Promise<AnyTrainer> {
   const { config } = options;
-  return createTrainer(ZOO[config.model].build(), {
+  return createTrainer(ZOO[config.model].build({ dropout: config.dropout }), {
     optimizer: optimizerFor(config),
     labelSmoothing: config.labelSmoothing,
     seed: config.seed,

@@ -4,7 +4,7 @@
  * gigabytes of batch buffers; a bad field fails in one line that names it.
  */
 import { z } from 'zod';
-import { MODEL_NAMES } from '../model/zoo/index.ts';
+import { MODEL_NAMES, ZOO, type ZooEntry } from '../model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../ort-runtime.ts';
 import { issuesInOneLine } from '../zod-issues.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
@@ -34,6 +34,7 @@ export const trainConfigSchema = z.object({
   augment: z.boolean(),
   elastic: z.number().min(0).max(LIMITS.elastic).optional(),
   erase: z.number().min(0).max(1).optional(),
+  dropout: z.number().min(0).lt(1).optional(),
   labelSmoothing: z.number().min(0).lt(1),
   seed: z.number().int().min(0).max(LIMITS.seed),
   threads: z.number().int().min(1).max(LIMITS.threads),
@@ -50,5 +51,10 @@ export function parseTrainConfig(value: unknown, where: string): TrainConfig {
   const result = trainConfigSchema.safeParse(value);
   if (!result.success)
     throw new Error(`${where} is not a valid run config: ${issuesInOneLine(result.error, 'config')}`);
+  const { model, dropout } = result.data;
+  if (dropout !== undefined && (ZOO[model] as ZooEntry).dropout === undefined)
+    throw new Error(
+      `${where} is not a valid run config: config.dropout: ${model} has no dropout layers (${MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).dropout !== undefined).join(', ')} do)`,
+    );
   return result.data;
 }

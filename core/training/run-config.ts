@@ -27,6 +27,8 @@ export interface TrainConfig {
    * aspect 0.3–3.3, filled with random pixels), after `augment` and `elastic`.
    */
   erase?: number;
+  /** Every dropout layer's probability, for models that have them (cnn7's family: 0.4 when absent). */
+  dropout?: number;
   labelSmoothing: number;
   seed: number;
   threads: number;
@@ -73,7 +75,7 @@ export function describeRecipe(
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
   > &
-    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic' | 'erase'>>,
+    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic' | 'erase' | 'dropout'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -83,6 +85,7 @@ export function describeRecipe(
   if (config.augment) parts.push('augmented');
   if (config.elastic) parts.push(`elastic distortion α ${config.elastic}`);
   if (config.erase) parts.push(`random erasing p ${config.erase}`);
+  if (config.dropout !== undefined) parts.push(`dropout ${config.dropout}`);
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);
   if (config.ema) parts.push(`weights averaged (EMA decay ${config.ema})`);

@@ -71,6 +71,7 @@ const command = (io: CliIo) =>
       'random erasing (Zhong et al. 2017): with probability p, a rectangle of 2–40% of a training image filled with random pixels',
       upTo(1, nonNegativeNumber),
     )
+    .option('--dropout <p>', "every dropout layer's probability (cnn7's family: 0.4)", fraction)
     .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
     .option(
       '--seed <n>',
@@ -134,6 +135,7 @@ function configFrom(program: Command, flags: Flags): TrainConfig {
     'ema',
     'elastic',
     'erase',
+    'dropout',
   ] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });

@@ -14,28 +14,29 @@ import { composite, convBnRelu, dropout, F, linear, sequential } from '../layers
 const downsample = (inChannels: number, outChannels: number) =>
   convBnRelu(inChannels, outChannels, 5, { stride: 2, padding: 2 });
 
-const DROPOUT = 0.4;
+/** Deotte's rate, after each block and before the last layer; `--dropout` changes it. */
+export const CNN7_DROPOUT = 0.4;
 
 /** `deeper` adds a padded 3×3 conv before the downsampling, so the maps keep cnn7's sizes. */
-const block = (inChannels: number, channels: number, deeper: boolean) =>
+const block = (inChannels: number, channels: number, deeper: boolean, rate: number) =>
   sequential([
     convBnRelu(inChannels, channels, 3),
     convBnRelu(channels, channels, 3),
     ...(deeper ? [convBnRelu(channels, channels, 3, { padding: 1 })] : []),
     downsample(channels, channels),
-    dropout(DROPOUT),
+    dropout(rate),
   ]);
 
 /** `width` scales every layer's channels (1: Deotte's 32, 64, 128). */
-export const cnn7 = (width = 1, { deeper = false } = {}) => {
+export const cnn7 = (width = 1, { deeper = false, dropout: rate = CNN7_DROPOUT } = {}) => {
   const [c1, c2, c3] = [32, 64, 128].map((channels) => Math.round(channels * width)) as [number, number, number];
   return composite(
     'CNN7',
     {
-      block1: block(1, c1, deeper),
-      block2: block(c1, c2, deeper),
+      block1: block(1, c1, deeper, rate),
+      block2: block(c1, c2, deeper, rate),
       head: convBnRelu(c2, c3, 4),
-      drop: dropout(DROPOUT),
+      drop: dropout(rate),
       fc: linear(c3, 10),
     },
     (m, x, ctx) => m.fc(m.drop(F.flatten(ctx, m.head(m.block2(m.block1(x)))))),

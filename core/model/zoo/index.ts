@@ -2,15 +2,23 @@
 import type { Module } from '../layers/index.ts';
 import { cnn } from './cnn.ts';
 import { cnn3 } from './cnn3.ts';
-import { cnn7 } from './cnn7.ts';
+import { CNN7_DROPOUT, cnn7 } from './cnn7.ts';
 import { densenet } from './densenet.ts';
 import { fastCnn } from './fast-cnn.ts';
 import { inception } from './inception.ts';
 import { mlp } from './mlp.ts';
 import { resnet } from './resnet.ts';
 
+/** What a network's build may change without changing its weights' shapes. */
+export interface BuildOptions {
+  /** Every dropout layer's probability (only for entries with a `dropout` rate). */
+  dropout?: number;
+}
+
 export interface ZooEntry {
-  build: () => Module;
+  build: (options?: BuildOptions) => Module;
+  /** The rate of the network's dropout layers, for those that have them: what `--dropout` replaces. */
+  dropout?: number;
   title: string;
   /** Where the tutorial introduces it. */
   section: string;
@@ -48,22 +56,26 @@ export const ZOO = {
     section: 'beyond',
   },
   cnn7: {
-    build: () => cnn7(),
+    build: (o?: BuildOptions) => cnn7(1, o),
+    dropout: CNN7_DROPOUT,
     title: '7-conv BatchNorm CNN, strided 5×5 downsampling (after Deotte)',
     section: 'beyond',
   },
   'cnn7-wide': {
-    build: () => cnn7(1.5),
+    build: (o?: BuildOptions) => cnn7(1.5, o),
+    dropout: CNN7_DROPOUT,
     title: 'cnn7 with 1.5× the channels: 48, 96, 192',
     section: 'beyond',
   },
   'cnn7-wider': {
-    build: () => cnn7(2),
+    build: (o?: BuildOptions) => cnn7(2, o),
+    dropout: CNN7_DROPOUT,
     title: 'cnn7 with 2× the channels: 64, 128, 256 (best accuracy)',
     section: 'beyond',
   },
   'cnn9-wide': {
-    build: () => cnn7(1.5, { deeper: true }),
+    build: (o?: BuildOptions) => cnn7(1.5, { ...o, deeper: true }),
+    dropout: CNN7_DROPOUT,
     title: 'cnn7-wide with a third 3×3 conv in each block',
     section: 'beyond',
   },
