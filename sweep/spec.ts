@@ -4,6 +4,8 @@
  */
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { DROPOUT_MODELS, type ModelName } from '../core/model/zoo/index.ts';
+import { RECIPES, type RecipeName } from '../core/training/recipes.ts';
 import { SPLIT_SIZE } from '../node/mnist.ts';
 import { readRegularFile, UnreadableFileError } from '../node/regular-file.ts';
 import { FLAG_VALUES, FLAGS, type Flag, type FlagValue, NUMERIC_FLAGS, type TrialFlags } from './flags.ts';
@@ -84,6 +86,7 @@ const fileSchema = z
       if (flag in spec.base || grid.includes(flag))
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
     heldOutIssues(spec, ctx);
+    dropoutIssues(spec, ctx);
     const points = gridSize(spec.grid);
     // Checked before anything expands the grid: a 600-byte file of 7 flags × 10 values is 10⁷ trials.
     if (points > MAX_TRIALS)
@@ -149,6 +152,34 @@ function heldOutIssues(
       code: 'custom',
       path: [part, 'limit'],
       message: `at most ${left}: the training images left beside validation's ${validation}`,
+    });
+}
+
+type SpecParts = Pick<SweepSpec, 'base' | 'grid' | 'random'>;
+
+/** The values `flag` takes across trials: base's, the grid's or a random choice's; undefined where none sets it. */
+function valuesAcrossTrials(spec: SpecParts, flag: Flag): FlagValue[] | undefined {
+  const base = spec.base[flag];
+  if (base !== undefined) return [base];
+  const random = spec.random[flag];
+  return spec.grid[flag] ?? (random && 'values' in random ? random.values : undefined);
+}
+
+/**
+ * `dropout` only for models that have dropout layers, checked for every model a trial can get (its own, or
+ * its recipe's): train refuses the rest, and a sweep should not find out one trial at a time.
+ */
+function dropoutIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
+  const part = (['base', 'grid', 'random'] as const).find((p) => 'dropout' in spec[p]);
+  if (!part) return;
+  const recipes = (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
+  const models = (valuesAcrossTrials(spec, 'model') ?? recipes.map((r) => RECIPES[r].config.model)) as ModelName[];
+  const without = [...new Set(models)].filter((m) => !DROPOUT_MODELS.includes(m));
+  if (without.length > 0)
+    ctx.addIssue({
+      code: 'custom',
+      path: [part, 'dropout'],
+      message: `${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} no dropout layers (${DROPOUT_MODELS.join(', ')} do)`,
     });
 }
 

@@ -131,6 +131,22 @@ describe('sweep files', () => {
       'f.yaml: grid.seed: also set in base',
     );
     expect(message({ name: 'Big Sweep', grid: { seed: [0] } })).toMatch(/^f\.yaml: name: /);
+    // Dropout on a model without dropout layers, whichever part names the model or its recipe: refused on
+    // reading (an outside attack found every trial failing one at a time, --emit k8s writing the Job).
+    expect(message({ name: 'x', base: { model: 'cnn' }, grid: { dropout: [0.1, 0.2] } })).toBe(
+      'f.yaml: grid.dropout: cnn has no dropout layers (cnn7, cnn7-wide, cnn7-wider, cnn9-wide do)',
+    );
+    expect(message({ name: 'x', base: { dropout: 0.2 }, grid: { model: ['cnn7', 'mlp', 'cnn'] } })).toMatch(
+      /^f\.yaml: base\.dropout: mlp, cnn have no dropout layers/,
+    );
+    expect(message({ name: 'x', random: { dropout: { min: 0, max: 0.5 } }, trials: 2 })).toMatch(
+      /^f\.yaml: random\.dropout: cnn has no/, // the tutorial recipe's model
+    );
+    expect(message({ name: 'x', base: { recipe: 'fast' }, grid: { dropout: [0.1] } })).toMatch(/fast-cnn has no/);
+    expect(message({ name: 'x', base: { recipe: 'best' }, grid: { dropout: [0.1, 0.2] } })).toBeUndefined();
+    expect(
+      message({ name: 'x', random: { model: { values: ['cnn7', 'cnn9-wide'] } }, grid: { dropout: [0] }, trials: 2 }),
+    ).toBeUndefined();
   });
 
   it('expands the same trials every time, trial i independent of the budget', () => {

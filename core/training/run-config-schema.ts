@@ -4,7 +4,7 @@
  * gigabytes of batch buffers; a bad field fails in one line that names it.
  */
 import { z } from 'zod';
-import { MODEL_NAMES, ZOO, type ZooEntry } from '../model/zoo/index.ts';
+import { DROPOUT_MODELS, MODEL_NAMES } from '../model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../ort-runtime.ts';
 import { issuesInOneLine } from '../zod-issues.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
@@ -52,9 +52,9 @@ export function parseTrainConfig(value: unknown, where: string): TrainConfig {
   if (!result.success)
     throw new Error(`${where} is not a valid run config: ${issuesInOneLine(result.error, 'config')}`);
   const { model, dropout } = result.data;
-  if (dropout !== undefined && (ZOO[model] as ZooEntry).dropout === undefined)
+  if (dropout !== undefined && !DROPOUT_MODELS.includes(model))
     throw new Error(
-      `${where} is not a valid run config: config.dropout: ${model} has no dropout layers (${MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).dropout !== undefined).join(', ')} do)`,
+      `${where} is not a valid run config: dropout: ${model} has no dropout layers (${DROPOUT_MODELS.join(', ')} do)`,
     );
   return result.data;
 }

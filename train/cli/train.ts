@@ -9,7 +9,7 @@
  */
 import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { MODEL_NAMES } from '../../core/model/zoo/index.ts';
+import { DROPOUT_MODELS, MODEL_NAMES } from '../../core/model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../../core/ort-runtime.ts';
 import { RECIPE_NAMES, RECIPES, type RecipeName } from '../../core/training/recipes.ts';
 import { OPTIMIZERS, type TrainConfig, TUTORIAL_RECIPE } from '../../core/training/run-config.ts';
@@ -68,10 +68,14 @@ const command = (io: CliIo) =>
     )
     .option(
       '--erase <p>',
-      'random erasing (Zhong et al. 2017): with probability p, a rectangle of 2–40% of a training image filled with random pixels',
+      'random erasing (Zhong et al. 2017): with probability p (0 to 1), a rectangle of 2–40% of a training image filled with random pixels',
       upTo(1, nonNegativeNumber),
     )
-    .option('--dropout <p>', "every dropout layer's probability (cnn7's family: 0.4)", fraction)
+    .option(
+      '--dropout <p>',
+      `every dropout layer's probability, in [0, 1) (${DROPOUT_MODELS.join(', ')}: 0.4; other models have none)`,
+      fraction,
+    )
     .option('--label-smoothing <ε>', 'label smoothing', fraction, r.labelSmoothing)
     .option(
       '--seed <n>',

@@ -84,6 +84,9 @@ export const ZOO = {
 export type ModelName = keyof typeof ZOO;
 export const MODEL_NAMES = Object.keys(ZOO) as ModelName[];
 
+/** The models with dropout layers, whose rate `--dropout` may set. */
+export const DROPOUT_MODELS = MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).dropout !== undefined);
+
 /** The tutorial's six CNNs, which `npm run reproduce` and `npm start -- --all` train. */
 export const TUTORIAL_MODELS = MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).tutorialAccuracy !== undefined);
 
