@@ -148,10 +148,9 @@ export function wantsBinary(
 
 /** A response body: the JSON header, then `chunks` in order; and the header length to send with it. */
 export function binaryResponseBody(
-  header: unknown,
+  json: Uint8Array,
   chunks: Uint8Array[],
 ): { body: Uint8Array<ArrayBuffer>; headerLength: number } {
-  const json = new TextEncoder().encode(JSON.stringify(header));
   const body = new Uint8Array(json.length + chunks.reduce((n, c) => n + c.length, 0));
   body.set(json, 0);
   let offset = json.length;

@@ -19,6 +19,7 @@ import {
 } from './binary-tensors.ts';
 import { describeValue, readBody, readJson, zodMessage } from './body.ts';
 import { HttpError } from './errors.ts';
+import { jsonAnswerBytes } from './json-answer.ts';
 import type { ServedVersion } from './repository.ts';
 import { assertBatchSize } from './routes/lookup.ts';
 import { type InferRequest, InferRequestSchema } from './schemas.ts';
@@ -236,29 +237,36 @@ export function expectedAnswerBytes(model: ServedVersion, wanted: { name: string
 }
 
 /** The answer: JSON, or (when any output is binary) the JSON header followed by those outputs' bytes. */
-export function inferResponse(
+export async function inferResponse(
   model: ServedVersion,
   body: InferRequest,
   wanted: { name: string; binary: boolean }[],
   outputs: Record<string, Float32Array>,
   count: number,
-): Response {
-  const chunks: Uint8Array[] = [];
-  const header = {
+): Promise<Response> {
+  const top = {
     model_name: model.name,
     model_version: String(model.version),
     ...(body.id !== undefined ? { id: body.id } : {}),
-    outputs: wanted.map(({ name, binary }) => {
-      const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;
-      const values = outputs[name] as Float32Array;
-      const tensor = { name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape: outputShape(o, values, count) };
-      if (!binary) return { ...tensor, data: Array.from(values) };
-      const bytes = encodeFp32(values);
-      chunks.push(bytes);
-      return { ...tensor, parameters: { binary_data_size: bytes.length } };
-    }),
   };
-  if (chunks.length === 0) return Response.json(header);
+  const tensors = wanted.map(({ name, binary }) => {
+    const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;
+    const values = outputs[name] as Float32Array;
+    const meta = { name, datatype: DATATYPES[o.dataType] ?? o.dataType, shape: outputShape(o, values, count) };
+    return { meta, values, binary };
+  });
+  // The JSON written a slice per event-loop turn (json-answer.ts): a large answer must not hold every request.
+  const encoded = tensors.map((t) => (t.binary ? encodeFp32(t.values) : undefined));
+  const chunks = encoded.filter((bytes) => bytes !== undefined);
+  const header = await jsonAnswerBytes(
+    top,
+    tensors.map(({ meta, values }, i) => {
+      const bytes = encoded[i];
+      return bytes ? { meta: { ...meta, parameters: { binary_data_size: bytes.length } } } : { meta, data: values };
+    }),
+  );
+  if (chunks.length === 0)
+    return new Response(header as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/json' } });
   const { body: bytes, headerLength } = binaryResponseBody(header, chunks);
   return new Response(bytes, {
     headers: { 'content-type': 'application/octet-stream', [HEADER_LENGTH]: String(headerLength) },

@@ -253,7 +253,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
           refuseIfUnread(c);
-          return { value: inferResponse(model, request.body, wanted, outputs, count), count, timings };
+          return { value: await inferResponse(model, request.body, wanted, outputs, count), count, timings };
         }),
       );
     });
