@@ -15,7 +15,7 @@ import { modelParams, protocolCommonErrors, protocolErrorResponse } from '../ope
 import type { ModelRepository, ServedVersion } from '../repository.ts';
 import { readsBody, schemaRef } from '../route-body.ts';
 import { InferResponseSchema, ModelMetadataSchema, ModelReadySchema, ServerMetadataSchema } from '../schemas.ts';
-import { refuseIfUnread, reserveAnswer } from '../unread-answers.ts';
+import { reserveAnswer } from '../unread-answers.ts';
 import {
   expectedAnswerBytes,
   inferResponse,
@@ -245,15 +245,18 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
         model.stats.request(async () => {
           const { count, data } = inputTensor(model, request);
           const wanted = requestedOutputs(model, request.body);
-          // Held while the model runs; then the answer is weighed against what its client holds by then.
-          const release = reserveAnswer(c, expectedAnswerBytes(model, wanted, count));
+          // Held while the model runs; then the answer is weighed against what its client holds by then, and
+          // held again while it is built (over several event-loop turns: json-answer.ts) until it is written.
+          const expected = expectedAnswerBytes(model, wanted, count);
+          const release = reserveAnswer(c, expected);
           const { outputs, timings } = await model.batcher.inferTimed(data, count, clientSignal(c)).finally(release);
           assertFiniteOutputs(
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
-          refuseIfUnread(c);
-          return { value: await inferResponse(model, request.body, wanted, outputs, count), count, timings };
+          const releaseBuilt = reserveAnswer(c, expected);
+          const value = await inferResponse(model, request.body, wanted, outputs, count).finally(releaseBuilt);
+          return { value, count, timings };
         }),
       );
     });
