@@ -225,8 +225,11 @@ export function outputShape(output: ValueDescription, values: Float32Array, coun
   return fits ? [count, ...perImage] : [count, rowSize];
 }
 
-/** Bytes a float takes in a JSON answer, about (`-0.0123456789012345,`): what an answer is expected to need. */
-const JSON_BYTES_PER_VALUE = 20;
+/**
+ * The most bytes a float32 takes in a JSON answer (`-1.2345678901234567e-20,`: a sign, 17 digits, a point, an
+ * exponent, a comma): what an answer is expected to need (20 undercounted real answers by up to 20%).
+ */
+const JSON_BYTES_PER_VALUE = 24;
 
 /** The size an answer of `count` images is expected to have: each output's values, as JSON or as binary. */
 export function expectedAnswerBytes(model: ServedVersion, wanted: { name: string; binary: boolean }[], count: number) {
@@ -243,6 +246,7 @@ export async function inferResponse(
   wanted: { name: string; binary: boolean }[],
   outputs: Record<string, Float32Array>,
   count: number,
+  signal?: AbortSignal,
 ): Promise<Response> {
   const top = {
     model_name: model.name,
@@ -264,6 +268,7 @@ export async function inferResponse(
       const bytes = encoded[i];
       return bytes ? { meta: { ...meta, parameters: { binary_data_size: bytes.length } } } : { meta, data: values };
     }),
+    signal,
   );
   if (chunks.length === 0)
     return new Response(header as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/json' } });

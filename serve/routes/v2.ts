@@ -255,7 +255,9 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
           const releaseBuilt = reserveAnswer(c, expected);
-          const value = await inferResponse(model, request.body, wanted, outputs, count).finally(releaseBuilt);
+          const value = await inferResponse(model, request.body, wanted, outputs, count, clientSignal(c)).finally(
+            releaseBuilt,
+          );
           return { value, count, timings };
         }),
       );
