@@ -226,10 +226,11 @@ export function outputShape(output: ValueDescription, values: Float32Array, coun
 }
 
 /**
- * The most bytes a float32 takes in a JSON answer (`-1.2345678901234567e-20,`: a sign, 17 digits, a point, an
- * exponent, a comma): what an answer is expected to need (20 undercounted real answers by up to 20%).
+ * The most bytes a float32 takes in a JSON answer (`-0.0000033180424452439183,`: JavaScript writes 10⁻⁶ to
+ * 10⁻⁵ without an exponent, 17 digits after five zeros): what an answer is expected to need (20 undercounted
+ * real answers by up to 20%).
  */
-const JSON_BYTES_PER_VALUE = 24;
+const JSON_BYTES_PER_VALUE = 26;
 
 /** The size an answer of `count` images is expected to have: each output's values, as JSON or as binary. */
 export function expectedAnswerBytes(model: ServedVersion, wanted: { name: string; binary: boolean }[], count: number) {
