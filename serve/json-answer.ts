@@ -45,7 +45,14 @@ function inTurn(values: number, write: () => string, signal?: AbortSignal): Prom
   return new Promise((resolve, reject) => {
     waiting.push({
       values,
-      run: () => (signal?.aborted ? reject(new DroppedRequestError('client_gone')) : resolve(write())),
+      run: () => {
+        try {
+          if (signal?.aborted) reject(new DroppedRequestError('client_gone'));
+          else resolve(write());
+        } catch (error) {
+          reject(error); // never out of the shared drain: the other answers' slices are still to run
+        }
+      },
     });
     schedule();
   });
