@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { DroppedRequestError } from '../serve/batcher.ts';
-import { JSON_VALUES_PER_TURN, jsonAnswerBytes } from '../serve/json-answer.ts';
+import { JSON_VALUES_PER_SLICE, JSON_VALUES_PER_TURN, jsonAnswerBytes } from '../serve/json-answer.ts';
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
@@ -59,6 +59,32 @@ describe('JSON answers', () => {
       Promise.all(Array.from({ length: 100 }, () => jsonAnswerBytes({}, [{ meta: {}, data: small }]))),
     );
     expect(many).toBeGreaterThanOrEqual(24);
+  });
+
+  it('finish a big answer in a bounded number of turns however many small ones come after it, and keep small ones moving', async () => {
+    // An outside attack: shared only in turn, one 1,024-image answer took 115 s behind 128 connections of small ones.
+    const bigSlices = 16;
+    const big = new Float32Array(bigSlices * JSON_VALUES_PER_SLICE).fill(0.75);
+    const small = new Float32Array(JSON_VALUES_PER_SLICE).fill(0.25);
+    let smallDone = 0;
+    let smallsAtBigDone = 0;
+    const turns = await turnsDuring(async () => {
+      const bigAnswer = jsonAnswerBytes({}, [{ meta: {}, data: big }]).then(() => {
+        smallsAtBigDone = smallDone;
+      });
+      // 400 small answers start after it, and keep starting while it is built.
+      const smalls = Array.from({ length: 400 }, () =>
+        jsonAnswerBytes({}, [{ meta: {}, data: small }]).then(() => smallDone++),
+      );
+      await Promise.all([bigAnswer, ...smalls]);
+    });
+    // Half of every turn: done within about twice its slices (a few turns' slack), not after the 400.
+    expect(smallsAtBigDone).toBeLessThan(2 * bigSlices + 4);
+    // And the small ones were not held back while it was built: one a turn beside it.
+    expect(smallsAtBigDone).toBeGreaterThanOrEqual(bigSlices - 2);
+    expect(turns).toBeGreaterThanOrEqual(
+      (bigSlices * JSON_VALUES_PER_SLICE + 400 * small.length) / JSON_VALUES_PER_TURN - 1,
+    );
   });
 
   it('stop at the next slice once the client has gone', async () => {
