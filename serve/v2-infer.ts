@@ -247,7 +247,7 @@ export async function inferResponse(
   wanted: { name: string; binary: boolean }[],
   outputs: Record<string, Float32Array>,
   count: number,
-  signal?: AbortSignal,
+  client: { signal?: AbortSignal; client?: string } = {},
 ): Promise<Response> {
   const top = {
     model_name: model.name,
@@ -269,7 +269,7 @@ export async function inferResponse(
       const bytes = encoded[i];
       return bytes ? { meta: { ...meta, parameters: { binary_data_size: bytes.length } } } : { meta, data: values };
     }),
-    signal,
+    client,
   );
   if (chunks.length === 0)
     return new Response(header as Uint8Array<ArrayBuffer>, { headers: { 'content-type': 'application/json' } });

@@ -87,13 +87,32 @@ describe('JSON answers', () => {
     );
   });
 
+  it("share turns between clients, not connections: one client's many answers do not hold up another's", async () => {
+    // An outside attack: shared per answer, a one-image answer waited 1.6 s behind 4 addresses × 64 connections.
+    const slice = new Float32Array(JSON_VALUES_PER_SLICE).fill(0.5);
+    let floodDone = 0;
+    let floodAtProbe = -1;
+    const flood = Array.from({ length: 300 }, () =>
+      jsonAnswerBytes({}, [{ meta: {}, data: slice }], { client: '10.0.0.1' }).then(() => floodDone++),
+    );
+    const probe = jsonAnswerBytes({}, [{ meta: {}, data: slice }], { client: '10.0.0.2' }).then(() => {
+      floodAtProbe = floodDone;
+    });
+    await Promise.all([...flood, probe]);
+    // The oldest slot takes the flood's first answer each turn; the other half goes to the probe at once.
+    expect(floodAtProbe).toBeGreaterThanOrEqual(0);
+    expect(floodAtProbe).toBeLessThan(4);
+  });
+
   it('stop at the next slice once the client has gone', async () => {
     const gone = new AbortController();
     gone.abort();
     const data = new Float32Array(4 * JSON_VALUES_PER_TURN);
-    await expect(jsonAnswerBytes({}, [{ meta: {}, data }], gone.signal)).rejects.toThrow(DroppedRequestError);
+    await expect(jsonAnswerBytes({}, [{ meta: {}, data }], { signal: gone.signal })).rejects.toThrow(
+      DroppedRequestError,
+    );
     const leaving = new AbortController();
-    const build = jsonAnswerBytes({}, [{ meta: {}, data }], leaving.signal);
+    const build = jsonAnswerBytes({}, [{ meta: {}, data }], { signal: leaving.signal });
     setImmediate(() => leaving.abort());
     await expect(build).rejects.toThrow('the client went away');
   });

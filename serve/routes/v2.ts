@@ -7,6 +7,7 @@
 import { createRoute, OpenAPIHono, z } from '@hono/zod-openapi';
 import type { ValueDescription } from '../../onnx/describe.ts';
 import { HEADER_LENGTH } from '../binary-tensors.ts';
+import { remoteAddress } from '../body-budget.ts';
 import { clientSignal } from '../client-gone.ts';
 import { HttpError } from '../errors.ts';
 import { assertFiniteOutputs } from '../inference.ts';
@@ -255,9 +256,10 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
           const releaseBuilt = reserveAnswer(c, expected);
-          const value = await inferResponse(model, request.body, wanted, outputs, count, clientSignal(c)).finally(
-            releaseBuilt,
-          );
+          const value = await inferResponse(model, request.body, wanted, outputs, count, {
+            signal: clientSignal(c),
+            client: remoteAddress(c),
+          }).finally(releaseBuilt);
           return { value, count, timings };
         }),
       );
