@@ -4,7 +4,7 @@
  */
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { DROPOUT_MODELS, type ModelName } from '../core/model/zoo/index.ts';
+import { dropoutRefusal, type ModelName } from '../core/model/zoo/index.ts';
 import { RECIPES, type RecipeName } from '../core/training/recipes.ts';
 import { SPLIT_SIZE } from '../node/mnist.ts';
 import { readRegularFile, UnreadableFileError } from '../node/regular-file.ts';
@@ -174,13 +174,8 @@ function dropoutIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
   if (!part) return;
   const recipes = (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
   const models = (valuesAcrossTrials(spec, 'model') ?? recipes.map((r) => RECIPES[r].config.model)) as ModelName[];
-  const without = [...new Set(models)].filter((m) => !DROPOUT_MODELS.includes(m));
-  if (without.length > 0)
-    ctx.addIssue({
-      code: 'custom',
-      path: [part, 'dropout'],
-      message: `${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} no dropout layers (${DROPOUT_MODELS.join(', ')} do)`,
-    });
+  const refusal = dropoutRefusal(models);
+  if (refusal) ctx.addIssue({ code: 'custom', path: [part, 'dropout'], message: refusal });
 }
 
 const issuePath = (path: PropertyKey[]) =>

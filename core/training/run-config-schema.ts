@@ -4,7 +4,7 @@
  * gigabytes of batch buffers; a bad field fails in one line that names it.
  */
 import { z } from 'zod';
-import { DROPOUT_MODELS, MODEL_NAMES } from '../model/zoo/index.ts';
+import { dropoutRefusal, MODEL_NAMES } from '../model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../ort-runtime.ts';
 import { issuesInOneLine } from '../zod-issues.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
@@ -51,10 +51,7 @@ export function parseTrainConfig(value: unknown, where: string): TrainConfig {
   const result = trainConfigSchema.safeParse(value);
   if (!result.success)
     throw new Error(`${where} is not a valid run config: ${issuesInOneLine(result.error, 'config')}`);
-  const { model, dropout } = result.data;
-  if (dropout !== undefined && !DROPOUT_MODELS.includes(model))
-    throw new Error(
-      `${where} is not a valid run config: dropout: ${model} has no dropout layers (${DROPOUT_MODELS.join(', ')} do)`,
-    );
+  const refusal = result.data.dropout === undefined ? undefined : dropoutRefusal([result.data.model]);
+  if (refusal) throw new Error(`${where} is not a valid run config: dropout: ${refusal}`);
   return result.data;
 }

@@ -87,6 +87,13 @@ export const MODEL_NAMES = Object.keys(ZOO) as ModelName[];
 /** The models with dropout layers, whose rate `--dropout` may set. */
 export const DROPOUT_MODELS = MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).dropout !== undefined);
 
+/** Why `--dropout` cannot go with `models` (those without dropout layers named), or undefined when it can. */
+export function dropoutRefusal(models: readonly ModelName[]): string | undefined {
+  const without = [...new Set(models)].filter((name) => !DROPOUT_MODELS.includes(name));
+  if (without.length === 0) return undefined;
+  return `${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} no dropout layers (${DROPOUT_MODELS.join(', ')} do)`;
+}
+
 /** The tutorial's six CNNs, which `npm run reproduce` and `npm start -- --all` train. */
 export const TUTORIAL_MODELS = MODEL_NAMES.filter((name) => (ZOO[name] as ZooEntry).tutorialAccuracy !== undefined);
 
