@@ -6,8 +6,9 @@
  * with answers waiting, a slice each: a big answer finishes in a bounded number of turns however many small
  * ones flood in behind it (shared only in turn, a 1,024-image answer took 115 s under 128 connections of small
  * ones), and a client's answers wait for the other clients, not for their connections (shared per answer, a
- * one-image answer waited 1.6 s behind 4 addresses × 64 connections). An answer is still built whole before it is sent, so what its client has not read counts
- * against its budget (unread-answers.ts); a build whose client has gone stops at its next slice.
+ * one-image answer waited 1.6 s behind 4 addresses × 64 connections). An answer is still built whole before
+ * it is sent, so what its client has not read counts against its budget (unread-answers.ts); a build whose
+ * client has gone stops at its next slice.
  */
 import { DroppedRequestError } from './batcher.ts';
 

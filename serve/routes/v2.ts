@@ -249,15 +249,16 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
           // Held while the model runs; then the answer is weighed against what its client holds by then, and
           // held again while it is built (over several event-loop turns: json-answer.ts) until it is written.
           const expected = expectedAnswerBytes(model, wanted, count);
+          const signal = clientSignal(c);
           const release = reserveAnswer(c, expected);
-          const { outputs, timings } = await model.batcher.inferTimed(data, count, clientSignal(c)).finally(release);
+          const { outputs, timings } = await model.batcher.inferTimed(data, count, signal).finally(release);
           assertFiniteOutputs(
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
           );
           const releaseBuilt = reserveAnswer(c, expected);
           const value = await inferResponse(model, request.body, wanted, outputs, count, {
-            signal: clientSignal(c),
+            signal,
             client: remoteAddress(c),
           }).finally(releaseBuilt);
           return { value, count, timings };
