@@ -24,6 +24,7 @@ export const FLAG_VALUES = {
   elastic: config.elastic.unwrap(),
   erase: config.erase.unwrap(),
   dropout: config.dropout.unwrap(),
+  'plain-epochs': config.plainEpochs.unwrap(),
   'label-smoothing': config.labelSmoothing,
   seed: config.seed,
   threads: config.threads,
@@ -44,7 +45,15 @@ export type TrialFlags = Partial<Record<Flag, FlagValue>>;
 /** Flags whose values are numbers (random ranges are allowed over these only). */
 export const NUMERIC_FLAGS = FLAGS.filter((f) => FLAG_VALUES[f] instanceof z.ZodNumber);
 /** Flags with integer values: random draws over them are rounded. */
-export const INTEGER_FLAGS = new Set<Flag>(['epochs', 'batch-size', 'seed', 'threads', 'limit', 'validation']);
+export const INTEGER_FLAGS = new Set<Flag>([
+  'epochs',
+  'batch-size',
+  'seed',
+  'threads',
+  'limit',
+  'validation',
+  'plain-epochs',
+]);
 
 /**
  * `npm run train` arguments for `flags`, in FLAGS order (so a trial's command reads the same every time).

@@ -87,6 +87,7 @@ const fileSchema = z
         ctx.addIssue({ code: 'custom', path: ['random', flag], message: 'also set in base or grid' });
     heldOutIssues(spec, ctx);
     dropoutIssues(spec, ctx);
+    plainEpochsIssues(spec, ctx);
     const points = gridSize(spec.grid);
     // Checked before anything expands the grid: a 600-byte file of 7 flags × 10 values is 10⁷ trials.
     if (points > MAX_TRIALS)
@@ -176,6 +177,39 @@ function dropoutIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
   const models = (valuesAcrossTrials(spec, 'model') ?? recipes.map((r) => RECIPES[r].config.model)) as ModelName[];
   const refusal = dropoutRefusal(models);
   if (refusal) ctx.addIssue({ code: 'custom', path: [part, 'dropout'], message: refusal });
+}
+
+/** The largest (or smallest) value `flag` can take across trials, a random range's bound included. */
+function boundAcrossTrials(spec: SpecParts, flag: Flag, bound: 'max' | 'min'): number | undefined {
+  const random = spec.random[flag];
+  const values = valuesAcrossTrials(spec, flag) ?? (random && !('values' in random) ? [random[bound]] : undefined);
+  return values && Math[bound](...values.map(Number));
+}
+
+/**
+ * `plain-epochs` only where every trial augments (its recipe or `augment`; elastic or erase anywhere in the
+ * file counts) and never more than a trial's epochs: train refuses the rest, one trial at a time.
+ */
+function plainEpochsIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
+  const part = (['base', 'grid', 'random'] as const).find((p) => 'plain-epochs' in spec[p]);
+  if (!part) return;
+  const path = [part, 'plain-epochs'];
+  const plain = boundAcrossTrials(spec, 'plain-epochs', 'max') ?? 0;
+  const recipes = (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
+  const epochs = boundAcrossTrials(spec, 'epochs', 'min') ?? Math.min(...recipes.map((r) => RECIPES[r].config.epochs));
+  if (plain > epochs)
+    ctx.addIssue({ code: 'custom', path, message: `${plain} is more than the ${epochs} epochs a trial can have` });
+  const augments = valuesAcrossTrials(spec, 'augment');
+  const unaugmented = recipes.some((r) => !(augments ?? [RECIPES[r].config.augment]).every(Boolean));
+  const otherwise = (['elastic', 'erase'] as const).some((f) =>
+    (['base', 'grid', 'random'] as const).some((p) => f in spec[p]),
+  );
+  if (plain > 0 && unaugmented && !otherwise)
+    ctx.addIssue({
+      code: 'custom',
+      path,
+      message: 'a trial has no augmentation to leave out (augment, elastic or erase)',
+    });
 }
 
 const issuePath = (path: PropertyKey[]) =>

@@ -147,6 +147,23 @@ describe('sweep files', () => {
     expect(
       message({ name: 'x', random: { model: { values: ['cnn7', 'cnn9-wide'] } }, grid: { dropout: [0] }, trials: 2 }),
     ).toBeUndefined();
+    // Plain epochs: never more than a trial's epochs (a range's smallest), never where a trial has no augmentation.
+    expect(message({ name: 'x', base: { recipe: 'best' }, grid: { 'plain-epochs': [1, 2] } })).toBeUndefined();
+    expect(message({ name: 'x', base: { recipe: 'best' }, grid: { 'plain-epochs': [1, 17] } })).toBe(
+      'f.yaml: grid.plain-epochs: 17 is more than the 16 epochs a trial can have',
+    );
+    expect(
+      message({
+        name: 'x',
+        base: { recipe: 'best', 'plain-epochs': 3 },
+        random: { epochs: { min: 2, max: 9 } },
+        trials: 2,
+      }),
+    ).toBe('f.yaml: base.plain-epochs: 3 is more than the 2 epochs a trial can have');
+    expect(message({ name: 'x', grid: { 'plain-epochs': [1] } })).toBe(
+      'f.yaml: grid.plain-epochs: a trial has no augmentation to leave out (augment, elastic or erase)',
+    );
+    expect(message({ name: 'x', base: { augment: true }, grid: { 'plain-epochs': [1] } })).toBeUndefined();
   });
 
   it('expands the same trials every time, trial i independent of the budget', () => {

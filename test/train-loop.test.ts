@@ -48,6 +48,34 @@ describe('training loop', () => {
     expect(a).toEqual(b);
   });
 
+  it('--plain-epochs trains its last epochs on the images as they are: the same steps as a run without augmentation', async () => {
+    const losses = async (over: Partial<TrainConfig>) => {
+      const seen: number[] = [];
+      await trainRun({
+        config: config({ epochs: 2, ...over }),
+        dir: tmp(),
+        data: small,
+        events: { progress: (p) => seen.push(p.loss) },
+      });
+      return seen;
+    };
+    const [plain, tail, augmented] = [
+      await losses({ augment: false }),
+      await losses({ augment: true, plainEpochs: 1 }),
+      await losses({ augment: true }),
+    ];
+    // The augmented first epoch differs from the plain one; the plain epochs draw nothing but the shuffle.
+    expect(tail.slice(0, 32)).toEqual(augmented.slice(0, 32));
+    expect(tail.slice(0, 32)).not.toEqual(plain.slice(0, 32));
+    expect(await losses({ augment: true, plainEpochs: 2 })).toEqual(plain);
+    await expect(
+      trainRun({ config: config({ augment: true, plainEpochs: 11 }), dir: tmp(), data: small }),
+    ).rejects.toThrow("plainEpochs: 11 plain epochs are more than the run's 10");
+    await expect(trainRun({ config: config({ plainEpochs: 1 }), dir: tmp(), data: small })).rejects.toThrow(
+      'plainEpochs: the run has no augmentation (--augment, --elastic or --erase) to leave out',
+    );
+  });
+
   it('resumes exactly: a 4-epoch run stopped after epoch 2 and resumed equals the run done straight', async () => {
     const cfg = config({ epochs: 4, optimizer: 'adamw', lr: 2e-3, schedule: 'onecycle', augment: true });
     const straight = tmp();

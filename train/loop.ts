@@ -153,6 +153,7 @@ async function trainEpoch({ config, trainer, stream, totalSteps, events, log, av
     lr: config.lr,
     totalSteps,
     reuseBatches: true,
+    plain: epoch > config.epochs - (config.plainEpochs ?? 0),
     onStep: (progress) => {
       average?.update(trainer.weights(), trainer.steps - 1);
       runningLoss += progress.batchLoss;

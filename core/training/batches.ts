@@ -39,9 +39,11 @@ export class BatchStream {
   /**
    * One epoch's batches, in a fresh random order. With `reuse`, every batch is written into the same
    * arrays (for a consumer done with each batch before it asks for the next, as the training loop is):
-   * no 200 KB allocation per step for the garbage collector to chase.
+   * no 200 KB allocation per step for the garbage collector to chase. With `plain`, the images as they are
+   * (no augmentation, and none of its draws).
    */
-  *epoch({ reuse = false }: { reuse?: boolean } = {}): Generator<Batch> {
+  *epoch({ reuse = false, plain = false }: { reuse?: boolean; plain?: boolean } = {}): Generator<Batch> {
+    const augment = plain ? undefined : this.augment;
     const order = Uint32Array.from({ length: this.data.count }, (_, i) => i);
     for (let i = order.length - 1; i > 0; i--) {
       const j = this.rng.int(i + 1);
@@ -60,9 +62,9 @@ export class BatchStream {
         const index = order[start + k] as number;
         const src = this.normalized.subarray(index * IMAGE_PIXELS, (index + 1) * IMAGE_PIXELS);
         const dst = images.subarray(k * IMAGE_PIXELS, (k + 1) * IMAGE_PIXELS);
-        if (this.augment) {
+        if (augment) {
           this.scratch.set(src);
-          augmentImage(this.scratch, dst, this.rng, this.augment, background);
+          augmentImage(this.scratch, dst, this.rng, augment, background);
         } else {
           dst.set(src);
         }

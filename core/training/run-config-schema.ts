@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { dropoutRefusal, MODEL_NAMES } from '../model/zoo/index.ts';
 import { NODE_DEVICES as DEVICES } from '../ort-runtime.ts';
 import { issuesInOneLine } from '../zod-issues.ts';
+import { augmentOptions } from './augment.ts';
 import { OPTIMIZERS, type TrainConfig } from './run-config.ts';
 import { SCHEDULES } from './schedule.ts';
 
@@ -35,6 +36,7 @@ export const trainConfigSchema = z.object({
   elastic: z.number().min(0).max(LIMITS.elastic).optional(),
   erase: z.number().min(0).max(1).optional(),
   dropout: z.number().min(0).lt(1).optional(),
+  plainEpochs: z.number().int().min(0).max(LIMITS.epochs).optional(),
   labelSmoothing: z.number().min(0).lt(1),
   seed: z.number().int().min(0).max(LIMITS.seed),
   threads: z.number().int().min(1).max(LIMITS.threads),
@@ -53,5 +55,16 @@ export function parseTrainConfig(value: unknown, where: string): TrainConfig {
     throw new Error(`${where} is not a valid run config: ${issuesInOneLine(result.error, 'config')}`);
   const refusal = result.data.dropout === undefined ? undefined : dropoutRefusal([result.data.model]);
   if (refusal) throw new Error(`${where} is not a valid run config: dropout: ${refusal}`);
+  const plain = plainEpochsRefusal(result.data);
+  if (plain) throw new Error(`${where} is not a valid run config: plainEpochs: ${plain}`);
   return result.data;
+}
+
+/** Why `plainEpochs` cannot apply to `config` (no augmentation to leave out, or more than the run's epochs). */
+export function plainEpochsRefusal(config: TrainConfig): string | undefined {
+  const plain = config.plainEpochs ?? 0;
+  if (plain === 0) return undefined;
+  if (!augmentOptions(config)) return 'the run has no augmentation (--augment, --elastic or --erase) to leave out';
+  if (plain > config.epochs) return `${plain} plain epochs are more than the run's ${config.epochs}`;
+  return undefined;
 }

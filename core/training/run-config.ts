@@ -27,6 +27,11 @@ export interface TrainConfig {
    * aspect 0.3–3.3, filled with random pixels), after `augment` and `elastic`.
    */
   erase?: number;
+  /**
+   * The last N epochs train on the images as they are, augmentation off (the run's test images are never
+   * augmented; the averaged weights then settle on them). 0 or absent: every epoch augmented.
+   */
+  plainEpochs?: number;
   /** Every dropout layer's probability, for models that have them (cnn7's family: 0.4 when absent). */
   dropout?: number;
   labelSmoothing: number;
@@ -75,7 +80,7 @@ export function describeRecipe(
     TrainConfig,
     'optimizer' | 'lr' | 'momentum' | 'batchSize' | 'schedule' | 'augment' | 'weightDecay' | 'labelSmoothing' | 'seed'
   > &
-    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic' | 'erase' | 'dropout'>>,
+    Partial<Pick<TrainConfig, 'limit' | 'validation' | 'ema' | 'elastic' | 'erase' | 'dropout' | 'plainEpochs'>>,
 ): string {
   const parts = [
     `${config.optimizer} lr ${config.lr}${config.optimizer === 'sgd' ? ` momentum ${config.momentum}` : ''}`,
@@ -85,6 +90,7 @@ export function describeRecipe(
   if (config.augment) parts.push('augmented');
   if (config.elastic) parts.push(`elastic distortion α ${config.elastic}`);
   if (config.erase) parts.push(`random erasing p ${config.erase}`);
+  if (config.plainEpochs) parts.push(`last ${config.plainEpochs} epochs not augmented`);
   if (config.dropout !== undefined) parts.push(`dropout ${config.dropout}`);
   if (config.weightDecay) parts.push(`weight decay ${config.weightDecay}`);
   if (config.labelSmoothing) parts.push(`label smoothing ${config.labelSmoothing}`);

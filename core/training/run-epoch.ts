@@ -44,6 +44,8 @@ export interface EpochOptions {
   totalSteps: number;
   /** Write every batch into the same buffers (the CLI); the browser keeps them apart. */
   reuseBatches?: boolean;
+  /** This epoch's images as they are, the stream's augmentation off. */
+  plain?: boolean;
   onStep?: (progress: StepProgress) => void | Promise<void>;
   /** Checked after every step: true ends the epoch early. */
   shouldStop?: () => boolean;
@@ -57,7 +59,7 @@ export async function runEpoch(
 ): Promise<EpochFigures> {
   const started = performance.now();
   let [lossSum, correct, seen, batchIndex, lr] = [0, 0, 0, 0, options.lr];
-  for (const batch of stream.epoch({ reuse: options.reuseBatches ?? false })) {
+  for (const batch of stream.epoch({ reuse: options.reuseBatches ?? false, plain: options.plain ?? false })) {
     lr = learningRate(options.schedule, options.lr, trainer.steps, options.totalSteps);
     const result = await trainer.step(batch.images, batch.labels, lr);
     // Stop at the first sign: every step after a NaN is wasted, and its history could not be saved.

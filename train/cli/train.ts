@@ -72,6 +72,11 @@ const command = (io: CliIo) =>
       upTo(1, nonNegativeNumber),
     )
     .option(
+      '--plain-epochs <n>',
+      'the last n epochs train on the images as they are, augmentation off (default 0)',
+      upTo(LIMITS.epochs, nonNegativeInt),
+    )
+    .option(
       '--dropout <p>',
       `every dropout layer's probability, in [0, 1) (${DROPOUT_MODELS.join(', ')}: 0.4; other models have none)`,
       fraction,
@@ -140,6 +145,7 @@ function configFrom(program: Command, flags: Flags): TrainConfig {
     'elastic',
     'erase',
     'dropout',
+    'plainEpochs',
   ] as (keyof TrainConfig)[];
   for (const key of keys) {
     if (program.getOptionValueSource(key) === 'cli') Object.assign(config, { [key]: flags[key] });
