@@ -8,6 +8,7 @@
  */
 
 import { msToNs, type RequestTimings, type RunTimings } from './inference-stats.ts';
+import { pushedOutFor, takeTurns } from './queue-shares.ts';
 
 /** Named outputs of a run, each row-major with one row per image. */
 export type Outputs = Record<string, Float32Array>;
@@ -20,6 +21,8 @@ export interface TimedOutputs {
 }
 
 interface Pending {
+  /** Whose request it is (queue-shares.ts: room and turns are shared by client). */
+  client: string;
   images: Float32Array;
   count: number;
   /** performance.now() when it joined the queue. */
@@ -44,8 +47,9 @@ export interface BatcherOptions {
   /** Called after each run that gave every request its rows: its size and where its time went. */
   onRun?: (size: number, timings: RunTimings) => void;
   /**
-   * The most images waiting for a run (the run in flight not counted); a request past it is refused with
-   * QueueFullError. Default: no bound.
+   * The most images waiting for a run (the run in flight not counted); a request past it takes room from
+   * the client holding most, if that one holds more than the newcomer would, or is refused with
+   * QueueFullError (queue-shares.ts). Default: no bound.
    */
   maxQueued?: number;
 }
@@ -65,7 +69,10 @@ export class BatchShapeError extends Error {
   override name = 'BatchShapeError';
 }
 
-/** The version's queue already holds as many images as it takes (Triton's "exceeds maximum queue size"). */
+/**
+ * The version's queue already holds as many images as it takes (Triton's "exceeds maximum queue size"), or
+ * a waiting request was pushed out by a client holding less of the queue.
+ */
 export class QueueFullError extends Error {
   override name = 'QueueFullError';
 }
@@ -78,9 +85,15 @@ export class DroppedRequestError extends Error {
   }
 }
 
+/** Clients whose last turn a batcher keeps (a few hundred KB at most). */
+const REMEMBERED_CLIENTS = 4096;
+
 export class Batcher {
   private queue: Pending[] = [];
   private queued = 0;
+  /** The run each client was last in (takeTurns' order), least recently served first. */
+  private lastServed = new Map<string, number>();
+  private runs = 0;
   private running = false;
   private closed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -115,15 +128,15 @@ export class Batcher {
    * the request still waits, it leaves the queue unrun and fails with DroppedRequestError: work for clients
    * that left is never run (an outside attack queued 16 minutes of a slow model's runs, then disconnected).
    */
-  inferTimed(images: Float32Array, count: number, signal?: AbortSignal): Promise<TimedOutputs> {
+  inferTimed(images: Float32Array, count: number, signal?: AbortSignal, client = 'local'): Promise<TimedOutputs> {
     try {
       this.assertShape(images, count);
       if (signal?.aborted) throw new DroppedRequestError('client_gone');
-      this.assertRoom(count);
+      this.makeRoom(count, client);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.enqueue(images, count, signal);
+    return this.enqueue(images, count, client, signal);
   }
 
   private assertShape(images: Float32Array, count: number): void {
@@ -134,9 +147,9 @@ export class Batcher {
   }
 
   /** Queues one request (its room already checked), dropped unrun if `signal` aborts while it waits. */
-  private enqueue(images: Float32Array, count: number, signal?: AbortSignal): Promise<TimedOutputs> {
+  private enqueue(images: Float32Array, count: number, client: string, signal?: AbortSignal): Promise<TimedOutputs> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { images, count, enqueued: performance.now(), resolve, reject };
+      const pending: Pending = { client, images, count, enqueued: performance.now(), resolve, reject };
       if (signal) {
         const drop = () => this.drop(pending, new DroppedRequestError('client_gone'));
         signal.addEventListener('abort', drop, { once: true });
@@ -152,13 +165,20 @@ export class Batcher {
    * Several parts of one request (a /predict batch split into runs), admitted together or not at all: the
    * room is checked for their sum once, and once one part fails the others still waiting leave the queue.
    */
-  async inferAll(parts: { images: Float32Array; count: number }[], signal?: AbortSignal): Promise<TimedOutputs[]> {
+  async inferAll(
+    parts: { images: Float32Array; count: number }[],
+    signal?: AbortSignal,
+    client = 'local',
+  ): Promise<TimedOutputs[]> {
     for (const p of parts) this.assertShape(p.images, p.count);
     if (signal?.aborted) throw new DroppedRequestError('client_gone');
-    this.assertRoom(parts.reduce((sum, p) => sum + p.count, 0));
+    this.makeRoom(
+      parts.reduce((sum, p) => sum + p.count, 0),
+      client,
+    );
     const failed = new AbortController();
     const either = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
-    const admitted = parts.map((p) => this.enqueue(p.images, p.count, either));
+    const admitted = parts.map((p) => this.enqueue(p.images, p.count, client, either));
     try {
       return await Promise.all(admitted);
     } catch (error) {
@@ -168,14 +188,27 @@ export class Batcher {
   }
 
   /**
-   * Throws QueueFullError (or DroppedRequestError when stopping) unless `count` more images fit the queue now.
-   * An empty queue takes any one request (a /predict batch larger than the bound is not refused for ever).
+   * Throws QueueFullError (or DroppedRequestError when stopping) unless `count` more images of `client` fit
+   * the queue now, pushing out requests of clients holding more than it would (queue-shares.ts) where that
+   * makes room. An empty queue takes any one request (a /predict batch larger than the bound is not refused
+   * for ever).
    */
-  private assertRoom(count: number): void {
+  private makeRoom(count: number, client: string): void {
     if (this.closed) throw new DroppedRequestError('shutting_down');
     const max = this.options.maxQueued ?? Number.POSITIVE_INFINITY;
-    if (this.queued > 0 && this.queued + count > max)
-      throw new QueueFullError(`the model's queue holds ${this.queued} images of the ${max} it takes; retry shortly`);
+    if (this.queued === 0 || this.queued + count <= max) return;
+    const pushed = pushedOutFor(this.queue, client, count, max);
+    if (!pushed)
+      throw new QueueFullError(
+        `the model's queue holds ${this.queued} images of the ${max} it takes, and this client's share is used; retry shortly`,
+      );
+    for (const p of pushed)
+      this.drop(
+        p,
+        new QueueFullError(
+          "the model's queue was full and this client held more of it than another that needed room; retry shortly",
+        ),
+      );
   }
 
   /** Refuses new requests and fails every waiting one; the run in flight finishes. */
@@ -185,7 +218,7 @@ export class Batcher {
   }
 
   /** Takes `p` out of the queue unrun, if it is still there. */
-  private drop(p: Pending, error: DroppedRequestError): void {
+  private drop(p: Pending, error: DroppedRequestError | QueueFullError): void {
     const at = this.queue.indexOf(p);
     if (at < 0) return;
     this.queue.splice(at, 1);
@@ -250,16 +283,23 @@ export class Batcher {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.queue.length === 0) return;
-    // Take whole requests up to maxBatch images.
-    const batch: Pending[] = [];
+    // Whole requests up to maxBatch images, in turns across clients.
+    const batch = takeTurns(this.queue, this.options.maxBatch, this.lastServed);
+    const taken = new Set(batch);
+    this.queue = this.queue.filter((p) => !taken.has(p));
     let count = 0;
-    while (this.queue.length > 0) {
-      const next = this.queue[0] as Pending;
-      if (batch.length > 0 && count + next.count > this.options.maxBatch) break;
-      batch.push(next);
-      count += next.count;
-      this.queue.shift();
-      next.forget?.(); // from here it runs, wanted or not: its rows are part of the batch
+    this.runs++;
+    for (const p of batch) {
+      count += p.count;
+      // Re-inserted: the map's order is then least recently served first.
+      this.lastServed.delete(p.client);
+      this.lastServed.set(p.client, this.runs);
+      p.forget?.(); // from here it runs, wanted or not: its rows are part of the batch
+    }
+    // Forgetting those served longest ago changes no turn: a client never served goes first, as they would.
+    for (const client of this.lastServed.keys()) {
+      if (this.lastServed.size <= REMEMBERED_CLIENTS) break;
+      this.lastServed.delete(client);
     }
     this.queued -= count;
     this.running = true;

@@ -36,6 +36,8 @@ export function predict(
   count: number,
   /** Aborts when the client goes away: the chunks still waiting leave the queue unrun. */
   clientGone?: AbortSignal,
+  /** Whose request it is: the queue's room and turns are shared by client (queue-shares.ts). */
+  client?: string,
 ): Promise<Prediction[]> {
   // Counted in the version's statistics like a v2 request (one request, however many chunks).
   return model.stats.request(async () => {
@@ -46,7 +48,7 @@ export function predict(
       const n = Math.min(model.maxBatch, count - first);
       chunks.push({ images: input.subarray(first * IMAGE_PIXELS, (first + n) * IMAGE_PIXELS), count: n });
     }
-    const answers = await model.batcher.inferAll(chunks, clientGone);
+    const answers = await model.batcher.inferAll(chunks, clientGone, client);
     const parts = answers.map((a) => a.outputs[model.signature.logits] as Float32Array);
     const logits = parts.length === 1 ? (parts[0] as Float32Array) : concatRows(parts);
     assertFiniteOutputs(model, { [model.signature.logits]: logits });

@@ -86,4 +86,44 @@ describe('the batcher queue', () => {
     expect((await inFlight).outputs.out).toEqual(Float32Array.of(1));
     expect(runs).toEqual([[1]]);
   });
+
+  it('one client that fills the queue gives up its newest requests to another that holds less', async () => {
+    const { batcher, runs, release } = gatedBatcher(4);
+    const inFlight = batcher.inferTimed(images(1, 2), 2, undefined, 'a');
+    const a = [3, 4, 5, 6].map((f) => batcher.inferTimed(images(f), 1, undefined, 'a'));
+    expect(batcher.queuedImages).toBe(4);
+    const b = batcher.inferTimed(images(7), 1, undefined, 'b'); // 'a' holds 4, 'b' would hold 1: 6 makes room
+    await expect(a[3]).rejects.toThrow(QueueFullError);
+    expect(batcher.queuedImages).toBe(4);
+    // 'a' is refused more: the only other holds less than 'a' would. So is 'b' past what 'a' holds.
+    await expect(batcher.inferTimed(images(8), 1, undefined, 'a')).rejects.toThrow(/this client's share is used/);
+    const b2 = batcher.inferTimed(images(9), 1, undefined, 'b'); // 'a' 3, 'b' would hold 2: 5 goes
+    await expect(a[2]).rejects.toThrow(QueueFullError);
+    await expect(batcher.inferTimed(images(10, 11), 2, undefined, 'b')).rejects.toThrow(QueueFullError); // 'a' 2, 'b' 4
+    for (let i = 0; i < 3; i++) await release();
+    await Promise.all([inFlight, a[0], a[1], b, b2]);
+    // Turns: 'b' has never been served, so it leads the second run; then one of each, in the order they came.
+    expect(runs).toEqual([
+      [1, 2],
+      [7, 3],
+      [4, 9],
+    ]);
+  });
+
+  it("takes each run's requests in turns across clients, each client's in the order they came", async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const first = batcher.inferTimed(images(1), 1, undefined, 'a'); // runs at once
+    const waiting = [
+      batcher.inferTimed(images(2), 1, undefined, 'a'),
+      batcher.inferTimed(images(3), 1, undefined, 'a'),
+      batcher.inferTimed(images(4), 1, undefined, 'a'),
+      batcher.inferTimed(images(5), 1, undefined, 'b'),
+      batcher.inferTimed(images(6), 1, undefined, 'c'),
+      batcher.inferTimed(images(7), 1, undefined, 'b'),
+    ];
+    for (let i = 0; i < 4; i++) await release();
+    await Promise.all([first, ...waiting]);
+    // 'b' and 'c' never served lead (in the order they came), then 'a' and round again.
+    expect(runs).toEqual([[1], [5, 6], [2, 7], [3, 4]]);
+  });
 });

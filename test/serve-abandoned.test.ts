@@ -6,6 +6,7 @@
  * clients had gone, pipelined requests of a closed connection were logged 200, and SIGTERM waited > 90 s.
  */
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
 import http2 from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
 import { callStream, frame as frameOf, grpcStream, unaryCall } from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
-import { refusalFrom } from './helpers/refusal.ts';
+import { refusalFrom, refusalOf } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
 
 /**
@@ -300,6 +301,54 @@ describe('a bounded queue', () => {
       expect(r.headers.get('retry-after')).toBe('1');
       expect((await refusalFrom(r)).code).toBe('queue_full');
     }
+  });
+
+  it('one address that fills the queue does not shut out another: it gives up its newest request, the other runs next', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, maxQueuedImages: 4 });
+    server = running;
+    const infer = (from: string) =>
+      new Promise<{ status: number; code?: string; done: number }>((resolve, reject) => {
+        const path = '/v2/models/slow/infer';
+        const headers = { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) };
+        const req = httpRequest(
+          { host: '127.0.0.1', port: running.port, localAddress: from, path, method: 'POST', headers, agent: false },
+          (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => {
+              text += d.toString();
+            });
+            res.on('end', () => {
+              const status = res.statusCode ?? 0;
+              const code = status === 200 ? undefined : refusalOf(JSON.parse(text), path).code;
+              resolve({ status, code, done: performance.now() });
+            });
+          },
+        );
+        req.on('error', reject);
+        req.end(body);
+      });
+    // 127.0.0.1: a run of one or two images under way, four waiting (the queue full), the rest refused.
+    let refused = 0;
+    const filler = Array.from({ length: 7 }, () =>
+      infer('127.0.0.1').then((a) => {
+        if (a.status === 503) refused++;
+        return a;
+      }),
+    );
+    // The queue is full (the gauge counts the four waiting); any request still arriving is refused at once.
+    await until(async () => refused > 0 && (await pending(running)) === 4, 50);
+    await sleep(100);
+    const refusedBefore = refused;
+    const other = await infer('127.0.0.2');
+    const settled = await Promise.all(filler);
+    expect(other.status).toBe(200);
+    // Before: 503 queue_full for the other address, every time, while the first kept the queue full.
+    expect(settled.filter((a) => a.status === 503).map((a) => a.code)).toEqual(
+      Array(refusedBefore + 1).fill('queue_full'),
+    );
+    // It went in the run after the one under way (in turns), not behind the four waiting: two of the
+    // first address's answers came after it.
+    expect(settled.filter((a) => a.status === 200 && a.done > other.done).length).toBeGreaterThanOrEqual(2);
   });
 
   it('a stopping server runs what is queued for up to its exit timeout, then answers the rest 503 shutting_down', async () => {

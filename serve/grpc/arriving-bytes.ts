@@ -11,9 +11,10 @@
  * under connection churn kept the server busy for minutes. A message's room goes back once it has been
  * decoded (from then it counts in the budget for requests being decoded) or its stream closes.
  */
-import type { Http2Session, ServerHttp2Stream } from 'node:http2';
+import type { ServerHttp2Stream } from 'node:http2';
 import { constants } from 'node:http2';
 import type { BodyBudget, BodyBudgetLimits } from '../body-budget.ts';
+import { sessionName } from './session-name.ts';
 import { closeAfterTurn, statusSent } from './stream-end.ts';
 
 export const ARRIVING_BYTES_DEFAULTS: BodyBudgetLimits = {
@@ -34,19 +35,6 @@ const MESSAGES_A_STREAM_MAY_CARRY = 2;
  * re-attack: an honest client pipelining 33 of those was cut at 32).
  */
 const MESSAGES_A_STREAM_MAY_SEND_AHEAD = 128;
-
-/** A name per HTTP/2 session: the budget's "client" (through the front, every session has the same address). */
-const names = new WeakMap<Http2Session, string>();
-let sessions = 0;
-function nameOf(session: Http2Session | undefined): string {
-  if (!session) return 'grpc';
-  let name = names.get(session);
-  if (!name) {
-    name = `grpc-session-${++sessions}`;
-    names.set(session, name);
-  }
-  return name;
-}
 
 /** One stream's metering (`meterArrivals`). */
 export interface Arrivals {
@@ -82,7 +70,7 @@ export function meterArrivals(
   maxMessageBytes = Number.POSITIVE_INFINITY,
 ): Arrivals {
   const cut = () => stream.close(constants.NGHTTP2_CANCEL);
-  let account = budget.open(nameOf(stream.session), cut);
+  let account = budget.open(sessionName(stream.session), cut);
   // Aborts a wait for room when what it was for is gone (the message handed on, the stream closed).
   let stop = new AbortController();
   let received = 0;
@@ -189,7 +177,7 @@ export function meterArrivals(
   // A message done with (handed on, or refused): its room goes back, and what follows is metered anew.
   const startAgain = () => {
     settle();
-    account = budget.open(nameOf(stream.session), cut);
+    account = budget.open(sessionName(stream.session), cut);
   };
   // Before grpc-js's own listener, so that a stream cut here never reaches it (it drops a closed stream's data).
   stream.prependListener('data', onData);

@@ -515,7 +515,7 @@ function infer(repository: ModelRepository, r: Decoded, cancelled?: AbortSignal)
       const asBinary = wanted.map(({ name }) => ({ name, binary: true }));
       const unsent = r[ANSWER]?.hold(expectedAnswerBytes(model, asBinary, count));
       if (unsent) throw new UnreadAnswersError(unsent);
-      const { outputs, timings } = await model.batcher.inferTimed(data, count, cancelled);
+      const { outputs, timings } = await model.batcher.inferTimed(data, count, cancelled, r[ANSWER]?.client);
       assertFiniteOutputs(model, Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])));
       const tensors = wanted.map(({ name }) => {
         const o = model.signature.outputs.find((s) => s.name === name) as ValueDescription;

@@ -11,6 +11,7 @@
  */
 import type { Http2Session } from 'node:http2';
 import { closing, EvictedAnswers } from '../evicted-answers.ts';
+import { sessionName } from './session-name.ts';
 
 export interface UnsentAnswerLimits {
   /** Answer bytes one connection may hold (computing, or sent and not yet taken). */
@@ -31,6 +32,8 @@ interface Account {
 
 /** One call's answer: `hold` before its model runs, `handedOver` once written, `end` when its stream closes. */
 export interface CallAnswer {
+  /** Whose call it is: its connection's name (the batch queue's shares count by it). */
+  readonly client: string;
   /** Hold `bytes` for the answer, or say why not. */
   hold(bytes: number): string | undefined;
   handedOver(): void;
@@ -67,6 +70,7 @@ export class UnsentAnswers {
       if (a.computing <= 0 && a.unsent <= 0) this.bySession.delete(key);
     };
     return {
+      client: sessionName(session),
       hold: (bytes) => {
         const refusal = this.refusal(key, bytes);
         if (refusal) return refusal;

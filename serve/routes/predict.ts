@@ -5,6 +5,7 @@
  */
 import { createRoute, OpenAPIHono } from '@hono/zod-openapi';
 import type { Context } from 'hono';
+import { remoteAddress } from '../body-budget.ts';
 import { clientSignal } from '../client-gone.ts';
 import { predict } from '../inference.ts';
 import { commonErrors, errorResponse, type ModelPathParams, modelParams } from '../openapi.ts';
@@ -60,7 +61,7 @@ export function predictRoutes({ repository, maxBodyBytes }: PredictRouteOptions)
   const app = new OpenAPIHono();
   const answer = (c: Context, { start, images, count, batch }: Timed<PredictInput>, name?: string, version?: number) =>
     withModel(repository, name, version, async (model) => {
-      const results = await predict(model, images, count, clientSignal(c));
+      const results = await predict(model, images, count, clientSignal(c), remoteAddress(c));
       refuseIfUnread(c);
       const latencyMs = performance.now() - start;
       const answers = results.map((r) => ({

@@ -251,7 +251,8 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
           const expected = expectedAnswerBytes(model, wanted, count);
           const signal = clientSignal(c);
           const release = reserveAnswer(c, expected);
-          const { outputs, timings } = await model.batcher.inferTimed(data, count, signal).finally(release);
+          const client = remoteAddress(c);
+          const { outputs, timings } = await model.batcher.inferTimed(data, count, signal, client).finally(release);
           assertFiniteOutputs(
             model,
             Object.fromEntries(wanted.map(({ name }) => [name, outputs[name] as Float32Array])),
@@ -259,7 +260,7 @@ export function v2Routes(options: V2RouteOptions): OpenAPIHono {
           const releaseBuilt = reserveAnswer(c, expected);
           const value = await inferResponse(model, request.body, wanted, outputs, count, {
             signal,
-            client: remoteAddress(c),
+            client,
           }).finally(releaseBuilt);
           return { value, count, timings };
         }),

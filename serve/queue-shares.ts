@@ -1,0 +1,91 @@
+/**
+ * How a model version's batch queue is shared between clients (by address). First come, first served let
+ * one address fill the queue and keep it full: an outside attack's 8 × 16 connections of 64-image requests
+ * had another client's 1,024-image request refused `queue_full` 11 times in 13, and every request of any
+ * other client waited behind the whole queue. So room goes max-min fair — a request that does not fit takes
+ * it from the client holding most, never from one holding less than the newcomer would — and each run takes
+ * requests in turns across clients, the least recently served first.
+ */
+
+/** What the shares look at in a waiting request. */
+export interface QueuedRequest {
+  /** Whose it is: the client's address (gRPC: its connection, see docs/deploying.md). */
+  client: string;
+  /** Its images. */
+  count: number;
+}
+
+/** Images each client has waiting. */
+function heldBy(queue: readonly QueuedRequest[]): Map<string, number> {
+  const held = new Map<string, number>();
+  for (const p of queue) held.set(p.client, (held.get(p.client) ?? 0) + p.count);
+  return held;
+}
+
+/**
+ * The waiting requests to push out so that `count` more images of `client` fit `max`, or undefined when they
+ * may not: room is taken only from a client that holds more than `client` would once admitted, the newest
+ * request of the one holding most first. A client holding most is refused, as when the queue is simply full.
+ */
+export function pushedOutFor<T extends QueuedRequest>(
+  queue: readonly T[],
+  client: string,
+  count: number,
+  max: number,
+): T[] | undefined {
+  const held = heldBy(queue);
+  const mine = (held.get(client) ?? 0) + count;
+  let over = [...held.values()].reduce((sum, n) => sum + n, 0) + count - max;
+  const pushed = new Set<T>();
+  while (over > 0) {
+    let top: string | undefined;
+    let most = mine;
+    for (const [other, n] of held) if (other !== client && n > most) [top, most] = [other, n];
+    if (top === undefined) return undefined;
+    const newest = queue.findLast((p) => p.client === top && !pushed.has(p)) as T;
+    pushed.add(newest);
+    held.set(top, most - newest.count);
+    over -= newest.count;
+  }
+  return [...pushed];
+}
+
+/**
+ * One run's requests, up to `maxBatch` images (the first always, whatever its size): in rounds, one request
+ * from each client with any waiting, least recently served first (`lastServed`: the turn each client was
+ * last in a run; none first), each client's own in the order they came. A client whose next request does not
+ * fit sits out the rest of this run, and being the least recently served, leads the next one.
+ */
+export function takeTurns<T extends QueuedRequest>(
+  queue: readonly T[],
+  maxBatch: number,
+  lastServed: ReadonlyMap<string, number>,
+): T[] {
+  const waiting = new Map<string, T[]>();
+  for (const p of queue) {
+    const own = waiting.get(p.client);
+    if (own) own.push(p);
+    else waiting.set(p.client, [p]);
+  }
+  // Stable: clients served equally long ago keep the order their first waiting request came in.
+  const order = [...waiting.keys()].sort((a, b) => (lastServed.get(a) ?? -1) - (lastServed.get(b) ?? -1));
+  const batch: T[] = [];
+  let count = 0;
+  for (let took = true; took; ) {
+    took = false;
+    for (const client of order) {
+      const own = waiting.get(client) as T[];
+      const next = own[0];
+      if (!next) continue;
+      if (batch.length > 0 && count + next.count > maxBatch) {
+        own.length = 0; // sits out the rest of this run
+        continue;
+      }
+      batch.push(next);
+      count += next.count;
+      own.shift();
+      took = true;
+    }
+  }
+  return batch;
+}
