@@ -77,6 +77,12 @@ describe('bounded flags and configs', () => {
     expect(c).toBe(
       `error: ${join(notAnObject, 'config.json')} is not a valid run config: config: Invalid input: expected object, received array`,
     );
+    // A key train does not know is refused, not dropped (a misspelt setting would change nothing silently);
+    // so is one only an object's prototype has.
+    const misspelt = runWithConfig({ ...runConfig, lR: 0.1, toString: 1 });
+    expect(await failure('--resume', misspelt)).toBe(
+      `error: ${join(misspelt, 'config.json')} is not a valid run config: "lR", "toString": not a setting train knows`,
+    );
   }, 90_000);
 
   it('the library checks the same bounds, and a batch as large as allowed trains a smaller set as one batch', async () => {

@@ -103,6 +103,21 @@ describe('training loop', () => {
     for (const [name, t] of ca.trainer.tensors) expect(cb.trainer.tensors.get(name), name).toEqual(t);
   });
 
+  it('a resume refuses a config.json edited after the run started; only epochs (and threads) may change', async () => {
+    const cfg = config({ epochs: 2 });
+    const dir = tmp();
+    const stop = new AbortController();
+    await trainRun({ config: cfg, dir, data: small, signal: stop.signal, events: { epochEnd: () => stop.abort() } });
+    await expect(
+      trainRun({ config: { ...cfg, lr: 0.5, augment: true }, dir, data: small, resume: true }),
+    ).rejects.toThrow(
+      `${join(dir, 'config.json')} differs from the settings the run trained with (its checkpoint): lr 0.5 (it trained with 0.05), augment true (it trained with false); a resumed run keeps its own`,
+    );
+    expect(await readHistory(dir)).toHaveLength(1); // untouched
+    const history = await trainRun({ config: { ...cfg, epochs: 3 }, dir, data: small, resume: true });
+    expect(history).toHaveLength(3);
+  });
+
   it('never leaves a corrupt checkpoint when the process is killed mid-write', async () => {
     const dir = tmp();
     const path = join(dir, 'checkpoint.bin');

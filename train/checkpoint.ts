@@ -32,6 +32,11 @@ export interface Checkpoint {
   history?: EpochRecord[];
   /** With --ema: the weights' moving average, the run's model (stored as tensors named `average:<name>`). */
   average?: Map<string, Float32Array>;
+  /**
+   * The run's config as it trained (absent in checkpoints written before it was kept): a resume compares it
+   * with config.json, so a hand edit cannot change a run's settings halfway (train/loop.ts).
+   */
+  config?: Record<string, unknown>;
 }
 
 const AVERAGE_PREFIX = 'average:';
@@ -47,6 +52,7 @@ const headerSchema = z.object({
     .array(z.object({ name: z.string().min(1), length: count }))
     .refine((t) => new Set(t.map((x) => x.name)).size === t.length, 'tensor names repeat'),
   history: z.array(epochRecordSchema).optional(),
+  config: z.record(z.string(), z.unknown()).optional(),
 });
 type Header = z.infer<typeof headerSchema>;
 
@@ -77,6 +83,7 @@ export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
     dataRngState: checkpoint.dataRngState,
     tensors: tensors.map(([name, data]) => ({ name, length: data.length })),
     history: checkpoint.history ?? [],
+    ...(checkpoint.config ? { config: checkpoint.config } : {}),
   };
   const json = new TextEncoder().encode(JSON.stringify(header));
   const start = Math.ceil((12 + json.length) / 4) * 4;
@@ -148,6 +155,7 @@ export function decodeCheckpoint(bytes: Uint8Array, path = 'checkpoint'): Checkp
     dataRngState: header.dataRngState,
     ...(version === VERSION ? { history: header.history } : {}),
     ...(average.size > 0 ? { average } : {}),
+    ...(header.config ? { config: header.config } : {}),
   };
 }
 

@@ -120,7 +120,26 @@ async function readResumePoint(options: LoopOptions): Promise<Checkpoint | undef
       throw new Error(`${dir}: history.json has fewer epochs than the checkpoint's ${checkpoint.epoch}`);
   }
   checkHeldOut(checkpoint.history, config, dir);
+  const edited = editedSettings(config, checkpoint.config);
+  if (edited.length > 0)
+    throw new Error(
+      `${join(dir, RUN_FILES.config)} differs from the settings the run trained with (its checkpoint): ${edited.join(', ')}; a resumed run keeps its own (only epochs and threads may change): put them back, or start a new run`,
+    );
   return checkpoint;
+}
+
+/** Settings a resume may change: the epochs, and the threads (a machine with fewer cores uses fewer). */
+const RESUMABLE_CHANGES = new Set(['epochs', 'threads']);
+
+/** Each setting of `config` that is not the one the run trained with (`trained`, from its checkpoint). */
+function editedSettings(config: TrainConfig, trained: Record<string, unknown> | undefined): string[] {
+  if (!trained) return []; // a checkpoint from before configs were kept in it
+  const now = config as unknown as Record<string, unknown>;
+  const keys = new Set([...Object.keys(now), ...Object.keys(trained)]);
+  const shown = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  return [...keys]
+    .filter((key) => !RESUMABLE_CHANGES.has(key) && shown(now[key]) !== shown(trained[key]))
+    .map((key) => `${key} ${shown(now[key])} (it trained with ${shown(trained[key])})`);
 }
 
 /** Set the run directory up (a resumed run: its config and the views of its checkpoint's history). */
@@ -240,6 +259,7 @@ export async function trainRun(given: LoopOptions): Promise<EpochRecord[]> {
         dataRngState: stream.rng.getState(),
         history,
         ...(averaged ? { average: averaged } : {}),
+        config: { ...config },
       };
       await saveCheckpoint(join(dir, RUN_FILES.checkpoint), state, write); // the commit point
       await writeHistory(dir, config.model, history, write);

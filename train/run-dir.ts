@@ -9,7 +9,7 @@ import { lstat, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { TrainConfig } from '../core/training/run-config.ts';
-import { LIMITS, parseTrainConfig } from '../core/training/run-config-schema.ts';
+import { LIMITS, parseTrainConfig, trainConfigSchema } from '../core/training/run-config-schema.ts';
 import { issuesInOneLine } from '../core/zod-issues.ts';
 import { isOwnStaleTempFile, removeStaleTempFiles, type WriteFile, writeFileAtomic } from '../node/files.ts';
 import { readFailure, readRegularFile } from '../node/regular-file.ts';
@@ -133,9 +133,27 @@ async function readJson(dir: string, file: string): Promise<unknown> {
   }
 }
 
-/** The run's config, validated: a hand-edited field fails here in one line that names it. */
-export const readConfig = async (dir: string) =>
-  parseTrainConfig(await readJson(dir, RUN_FILES.config), join(dir, RUN_FILES.config));
+/**
+ * The run's config, validated: a hand-edited field fails here in one line that names it. With `strict` (a
+ * resume, which trains by it) a key train does not know is refused too, not dropped: a misspelt `"lR"` would
+ * otherwise leave the setting it meant unchanged without a word.
+ */
+export async function readConfig(dir: string, { strict = false }: { strict?: boolean } = {}): Promise<TrainConfig> {
+  const path = join(dir, RUN_FILES.config);
+  const raw = await readJson(dir, RUN_FILES.config);
+  const unknown =
+    strict && raw && typeof raw === 'object' && !Array.isArray(raw)
+      ? Object.keys(raw).filter((key) => !Object.hasOwn(trainConfigSchema.shape, key))
+      : [];
+  if (unknown.length > 0)
+    throw new Error(
+      `${path} is not a valid run config: ${unknown
+        .slice(0, 5)
+        .map((k) => JSON.stringify(k).slice(0, 60))
+        .join(', ')}${unknown.length > 5 ? ` and ${unknown.length - 5} more` : ''}: not a setting train knows`,
+    );
+  return parseTrainConfig(raw, path);
+}
 
 /** One record per epoch, as many as a run may have: a hand-made history of 50,000 took compare to 1.7 GB. */
 const historySchema = z.array(epochRecordSchema).max(LIMITS.epochs);

@@ -187,7 +187,7 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
           `--resume continues a run with its own settings; only --epochs may change (drop ${conflicts.join(', ')})`,
         );
       dir = flags.resume;
-      config = await readConfig(dir);
+      config = await readConfig(dir, { strict: true });
       if (program.getOptionValueSource('epochs') === 'cli') config.epochs = flags.epochs;
     } else {
       config = configFrom(program, flags);
