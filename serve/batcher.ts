@@ -303,6 +303,7 @@ export class Batcher {
     }
     this.queued -= count;
     this.running = true;
+    let answered: (() => void)[] = [];
     const started = performance.now();
     try {
       const { imageSize } = this.options;
@@ -333,13 +334,31 @@ export class Batcher {
         outputNs: msToNs(performance.now() - ran),
       };
       this.options.onRun?.(count, run);
-      for (const [i, p] of batch.entries())
-        p.resolve({ outputs: answers[i] as Outputs, timings: { ...run, queueNs: msToNs(started - p.enqueued) } });
+      answered = batch.map(
+        (p, i) => () =>
+          p.resolve({ outputs: answers[i] as Outputs, timings: { ...run, queueNs: msToNs(started - p.enqueued) } }),
+      );
     } catch (error) {
       for (const p of batch) p.reject(error);
     } finally {
       this.running = false;
       if (this.queue.length > 0) this.schedule();
     }
+    await inTurns(answered);
+  }
+}
+
+/**
+ * Requests answered per event-loop turn. Each resolution runs its request's rest (checks, encoding, the
+ * socket write) before the turn ends: 1,000 one-image requests answered from one run held the loop
+ * 0.45–0.58 s in an outside attack (with `--max-batch` raised), health checks and other clients waiting.
+ */
+const ANSWERED_PER_TURN = 64;
+
+/** Calls `answers` a slice per event-loop turn (the next run is already free to start). */
+async function inTurns(answers: readonly (() => void)[]): Promise<void> {
+  for (let i = 0; i < answers.length; i += ANSWERED_PER_TURN) {
+    if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+    for (const answer of answers.slice(i, i + ANSWERED_PER_TURN)) answer();
   }
 }

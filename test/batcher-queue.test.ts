@@ -126,4 +126,24 @@ describe('the batcher queue', () => {
     // 'b' and 'c' never served lead (in the order they came), then 'a' and round again.
     expect(runs).toEqual([[1], [5, 6], [2, 7], [3, 4]]);
   });
+
+  it('answers the requests of one large run over several event-loop turns, not all in one', async () => {
+    const run = async (images: Float32Array): Promise<Outputs> => ({ out: images.filter((_, i) => i % IMAGE === 0) });
+    const batcher = new Batcher(run, { maxBatch: 256, delayMs: 5, rowSizes: { out: 1 }, imageSize: IMAGE });
+    let turn = 0;
+    let ticking = true;
+    const tick = () => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const turns = await Promise.all(
+      Array.from({ length: 200 }, (_, i) => batcher.inferTimed(images(i), 1).then((r) => [r.outputs.out?.[0], turn])),
+    );
+    ticking = false;
+    expect(turns.map(([value]) => value)).toEqual(Array.from({ length: 200 }, (_, i) => i)); // each its own row
+    const seen = turns.map(([, t]) => t as number);
+    // 64 a turn: four slices. Before: all 200 in the turn the run ended.
+    expect(new Set(seen).size).toBe(4);
+  });
 });
