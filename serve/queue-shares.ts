@@ -9,7 +9,7 @@
 
 /** What the shares look at in a waiting request. */
 export interface QueuedRequest {
-  /** Whose it is: the client's address (gRPC: its connection, see docs/deploying.md). */
+  /** Whose it is: the client's address (over gRPC too: serve/grpc/client-address.ts). */
   client: string;
   /** Its images. */
   count: number;

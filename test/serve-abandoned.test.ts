@@ -17,7 +17,14 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { grpcProtoRoot } from '../serve/grpc/proto.ts';
 import { type RunningServer, startServer } from '../serve/server.ts';
 import { hostileModel } from '../testkit/hostile-models.ts';
-import { callStream, frame as frameOf, grpcStream, unaryCall } from './helpers/grpc-requests.ts';
+import {
+  callStream,
+  frame as frameOf,
+  grpcStream,
+  inferRequestBytes,
+  rawCall,
+  unaryCall,
+} from './helpers/grpc-requests.ts';
 import { spyOnGunzip } from './helpers/gunzip-spy.ts';
 import { refusalFrom, refusalOf } from './helpers/refusal.ts';
 import { until } from './helpers/until.ts';
@@ -349,6 +356,37 @@ describe('a bounded queue', () => {
     // It went in the run after the one under way (in turns), not behind the four waiting: two of the
     // first address's answers came after it.
     expect(settled.filter((a) => a.status === 200 && a.done > other.done).length).toBeGreaterThanOrEqual(2);
+  });
+
+  it('over gRPC a client is its address, not each of its connections', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0, grpcPort: 0, maxQueuedImages: 4 });
+    server = running;
+    const port = running.grpcPort as number;
+    const sessions: http2.ClientHttp2Session[] = [];
+    const from = (localAddress: string) => {
+      const session = http2.connect(`http://127.0.0.1:${port}`, {
+        createConnection: () => connect({ host: '127.0.0.1', port, localAddress }),
+      });
+      sessions.push(session);
+      return session;
+    };
+    const call = (session: http2.ClientHttp2Session) =>
+      rawCall(session, 'ModelInfer', frameOf(inferRequestBytes('slow', 1)));
+    try {
+      // 127.0.0.1 on eight connections, one call each: a run under way, four waiting (the queue full), the rest refused.
+      const calls = Array.from({ length: 8 }, () => call(from('127.0.0.1')));
+      await until(async () => (await pending(running)) === 4, 50);
+      await sleep(100);
+      // A new connection holds nothing yet, but it is the same client: refused, no room taken from itself.
+      // Before: each connection counted as a client, and this one pushed out one of its own address's calls.
+      expect(await call(from('127.0.0.1'))).toBe(String(grpc.status.UNAVAILABLE));
+      // Another address gets in, taking room from the one holding all of it.
+      expect(await call(from('127.0.0.2'))).toBe(String(grpc.status.OK));
+      const statuses = await Promise.all(calls);
+      expect(statuses.filter((s) => s === String(grpc.status.OK)).length).toBeLessThanOrEqual(5);
+    } finally {
+      for (const session of sessions) session.destroy();
+    }
   });
 
   it('a stopping server runs what is queued for up to its exit timeout, then answers the rest 503 shutting_down', async () => {

@@ -43,6 +43,7 @@ import {
 } from '../v2-infer.ts';
 import { ARRIVING_BYTES_DEFAULTS } from './arriving-bytes.ts';
 import { ANSWER, type Answered, boundedCalls, type Decoded, REFUSED, type Refused, refusal } from './bounded-calls.ts';
+import { addressPreamble, readAddressPreambles } from './client-address.ts';
 import { fp32ContentsBytes, type InferRequestMessage } from './infer-request.ts';
 import { NOT_A_MESSAGE, type SmallRequestFields, smallRequestCost } from './infer-wire.ts';
 import { boundGrpcLibraryLog } from './library-log.ts';
@@ -275,6 +276,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   boundGrpcLibraryLog();
   const inner = await bindInner(server);
   const http2Servers = http2ServersOf(server);
+  readAddressPreambles(http2Servers);
   measureHeaderLists(http2Servers);
   widenConnectionWindows(http2Servers);
   const open = new Set<Socket>();
@@ -282,6 +284,7 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
     open.add(client);
     client.once('close', () => open.delete(client));
     const upstream = connect(inner.address);
+    upstream.write(addressPreamble(client.remoteAddress ?? 'unknown')); // read off by readAddressPreambles
     const end = () => {
       client.destroy();
       upstream.destroy();

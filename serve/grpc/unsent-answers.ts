@@ -11,6 +11,7 @@
  */
 import type { Http2Session } from 'node:http2';
 import { closing, EvictedAnswers } from '../evicted-answers.ts';
+import { clientAddress } from './client-address.ts';
 import { sessionName } from './session-name.ts';
 
 export interface UnsentAnswerLimits {
@@ -32,7 +33,7 @@ interface Account {
 
 /** One call's answer: `hold` before its model runs, `handedOver` once written, `end` when its stream closes. */
 export interface CallAnswer {
-  /** Whose call it is: its connection's name (the batch queue's shares count by it). */
+  /** Whose call it is: its client's address, else its connection's name (the batch queue's shares count by it). */
   readonly client: string;
   /** Hold `bytes` for the answer, or say why not. */
   hold(bytes: number): string | undefined;
@@ -70,7 +71,7 @@ export class UnsentAnswers {
       if (a.computing <= 0 && a.unsent <= 0) this.bySession.delete(key);
     };
     return {
-      client: sessionName(session),
+      client: clientAddress(session) ?? sessionName(session),
       hold: (bytes) => {
         const refusal = this.refusal(key, bytes);
         if (refusal) return refusal;
