@@ -200,7 +200,7 @@ export class Batcher {
     const pushed = pushedOutFor(this.queue, client, count, max);
     if (!pushed)
       throw new QueueFullError(
-        `the model's queue holds ${this.queued} images of the ${max} it takes, and this client's share is used; retry shortly`,
+        `the model's queue holds ${this.queued} images of the ${max} it takes, and no client holds more of it than this one would; retry shortly`,
       );
     for (const p of pushed)
       this.drop(

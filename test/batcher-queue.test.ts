@@ -96,7 +96,9 @@ describe('the batcher queue', () => {
     await expect(a[3]).rejects.toThrow(QueueFullError);
     expect(batcher.queuedImages).toBe(4);
     // 'a' is refused more: the only other holds less than 'a' would. So is 'b' past what 'a' holds.
-    await expect(batcher.inferTimed(images(8), 1, undefined, 'a')).rejects.toThrow(/this client's share is used/);
+    await expect(batcher.inferTimed(images(8), 1, undefined, 'a')).rejects.toThrow(
+      /no client holds more of it than this one would/,
+    );
     const b2 = batcher.inferTimed(images(9), 1, undefined, 'b'); // 'a' 3, 'b' would hold 2: 5 goes
     await expect(a[2]).rejects.toThrow(QueueFullError);
     await expect(batcher.inferTimed(images(10, 11), 2, undefined, 'b')).rejects.toThrow(QueueFullError); // 'a' 2, 'b' 4
