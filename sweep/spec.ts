@@ -187,8 +187,8 @@ function boundAcrossTrials(spec: SpecParts, flag: Flag, bound: 'max' | 'min'): n
 }
 
 /**
- * `plain-epochs` only where every trial augments (its recipe or `augment`; elastic or erase anywhere in the
- * file counts) and never more than a trial's epochs: train refuses the rest, one trial at a time.
+ * `plain-epochs` only where every trial augments (its recipe or `augment`, or elastic or erase above 0 in
+ * every trial) and never more than a trial's epochs: train refuses the rest, one trial at a time.
  */
 function plainEpochsIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
   const part = (['base', 'grid', 'random'] as const).find((p) => 'plain-epochs' in spec[p]);
@@ -201,9 +201,8 @@ function plainEpochsIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
     ctx.addIssue({ code: 'custom', path, message: `${plain} is more than the ${epochs} epochs a trial can have` });
   const augments = valuesAcrossTrials(spec, 'augment');
   const unaugmented = recipes.some((r) => !(augments ?? [RECIPES[r].config.augment]).every(Boolean));
-  const otherwise = (['elastic', 'erase'] as const).some((f) =>
-    (['base', 'grid', 'random'] as const).some((p) => f in spec[p]),
-  );
+  // Elastic distortion or erasing augments every trial only where no trial has it at 0.
+  const otherwise = (['elastic', 'erase'] as const).some((f) => (boundAcrossTrials(spec, f, 'min') ?? 0) > 0);
   if (plain > 0 && unaugmented && !otherwise)
     ctx.addIssue({
       code: 'custom',

@@ -112,6 +112,21 @@ describe('the batcher queue', () => {
     ]);
   });
 
+  it("never pushes out a client's oldest waiting request: a request of the whole queue, once in, stays", async () => {
+    const { batcher, runs, release } = gatedBatcher(2);
+    const inFlight = batcher.inferTimed(images(1, 2), 2, undefined, 'a');
+    const big = batcher.inferTimed(images(3, 4), 2, undefined, 'b'); // fits the empty queue: the whole of it
+    // 'a' holds nothing waiting and would hold less than 'b': before, 'b's only request went, every time.
+    await expect(batcher.inferTimed(images(5), 1, undefined, 'a')).rejects.toThrow(QueueFullError);
+    await release();
+    await release();
+    await Promise.all([inFlight, big]);
+    expect(runs).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
+  });
+
   it("takes each run's requests in turns across clients, each client's in the order they came", async () => {
     const { batcher, runs, release } = gatedBatcher();
     const first = batcher.inferTimed(images(1), 1, undefined, 'a'); // runs at once

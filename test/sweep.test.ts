@@ -164,6 +164,10 @@ describe('sweep files', () => {
       'f.yaml: grid.plain-epochs: a trial has no augmentation to leave out (augment, elastic or erase)',
     );
     expect(message({ name: 'x', base: { augment: true }, grid: { 'plain-epochs': [1] } })).toBeUndefined();
+    // Erasing or elastic distortion at 0 in any trial leaves it unaugmented (an outside attack: erase 0 passed).
+    expect(message({ name: 'x', base: { erase: 0 }, grid: { 'plain-epochs': [1] } })).toMatch(/no augmentation/);
+    expect(message({ name: 'x', base: { 'plain-epochs': 1 }, grid: { elastic: [0, 34] } })).toMatch(/no augmentation/);
+    expect(message({ name: 'x', base: { 'plain-epochs': 1 }, grid: { erase: [0.2, 0.5] } })).toBeUndefined();
   });
 
   it('expands the same trials every time, trial i independent of the budget', () => {

@@ -114,7 +114,7 @@ describe('training loop', () => {
       `${join(dir, 'config.json')} differs from the settings the run trained with (its checkpoint): lr 0.5 (it trained with 0.05), augment true (it trained with false); a resumed run keeps its own`,
     );
     expect(await readHistory(dir)).toHaveLength(1); // untouched
-    const history = await trainRun({ config: { ...cfg, epochs: 3 }, dir, data: small, resume: true });
+    const history = await trainRun({ config: { ...cfg, epochs: 3, threads: 2 }, dir, data: small, resume: true });
     expect(history).toHaveLength(3);
   });
 

@@ -123,13 +123,16 @@ async function readResumePoint(options: LoopOptions): Promise<Checkpoint | undef
   const edited = editedSettings(config, checkpoint.config);
   if (edited.length > 0)
     throw new Error(
-      `${join(dir, RUN_FILES.config)} differs from the settings the run trained with (its checkpoint): ${edited.join(', ')}; a resumed run keeps its own (only epochs and threads may change): put them back, or start a new run`,
+      `${join(dir, RUN_FILES.config)} differs from the settings the run trained with (its checkpoint): ${edited.join(', ')}; a resumed run keeps its own (only epochs, threads and device may change): put them back, or start a new run`,
     );
   return checkpoint;
 }
 
-/** Settings a resume may change: the epochs, and the threads (a machine with fewer cores uses fewer). */
-const RESUMABLE_CHANGES = new Set(['epochs', 'threads']);
+/**
+ * Settings a resume may change: the epochs, and where it runs — the threads (a machine with fewer cores uses
+ * fewer) and the device (a run begun on a GPU that has gone can go on on the CPU).
+ */
+const RESUMABLE_CHANGES = new Set(['epochs', 'threads', 'device']);
 
 /** Each setting of `config` that is not the one the run trained with (`trained`, from its checkpoint). */
 function editedSettings(config: TrainConfig, trained: Record<string, unknown> | undefined): string[] {
