@@ -23,6 +23,8 @@ export interface TimedOutputs {
 interface Pending {
   /** Whose request it is (queue-shares.ts: room and turns are shared by client). */
   client: string;
+  /** The request it is a part of, where one was split into runs (inferAll). */
+  request?: object;
   images: Float32Array;
   count: number;
   /** performance.now() when it joined the queue. */
@@ -146,10 +148,19 @@ export class Batcher {
       throw new BatchShapeError(`${count} images are more than the ${this.options.maxBatch} of a run`);
   }
 
-  /** Queues one request (its room already checked), dropped unrun if `signal` aborts while it waits. */
-  private enqueue(images: Float32Array, count: number, client: string, signal?: AbortSignal): Promise<TimedOutputs> {
+  /**
+   * Queues one request (its room already checked), dropped unrun if `signal` aborts while it waits; `request`
+   * names the request it is a part of, where one was split into runs.
+   */
+  private enqueue(
+    images: Float32Array,
+    count: number,
+    client: string,
+    signal?: AbortSignal,
+    request?: object,
+  ): Promise<TimedOutputs> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { client, images, count, enqueued: performance.now(), resolve, reject };
+      const pending: Pending = { client, request, images, count, enqueued: performance.now(), resolve, reject };
       if (signal) {
         const drop = () => this.drop(pending, new DroppedRequestError('client_gone'));
         signal.addEventListener('abort', drop, { once: true });
@@ -178,7 +189,8 @@ export class Batcher {
     );
     const failed = new AbortController();
     const either = signal ? AbortSignal.any([signal, failed.signal]) : failed.signal;
-    const admitted = parts.map((p) => this.enqueue(p.images, p.count, client, either));
+    const request = {};
+    const admitted = parts.map((p) => this.enqueue(p.images, p.count, client, either, request));
     try {
       return await Promise.all(admitted);
     } catch (error) {

@@ -13,6 +13,8 @@ export interface QueuedRequest {
   client: string;
   /** Its images. */
   count: number;
+  /** The request it is a part of, where one was split into runs (a /predict batch): its parts go or stay together. */
+  request?: object;
 }
 
 /** Images each client has waiting. */
@@ -25,7 +27,7 @@ function heldBy(queue: readonly QueuedRequest[]): Map<string, number> {
 /**
  * The waiting requests to push out so that `count` more images of `client` fit `max`, or undefined when they
  * may not: room is taken only from a client that holds more than `client` would once admitted, the newest
- * request of the one holding most first, and never a client's oldest waiting request — so a request of more
+ * request of the one holding most first, and never a client's oldest waiting request (all of it) — so a request of more
  * than half the queue, once in, is not pushed out by the next small one of a client that keeps the rest full
  * (an outside attack: 20 such requests admitted, every one pushed out). A client holding most is refused, as
  * when the queue is simply full.
@@ -39,13 +41,9 @@ export function pushedOutFor<T extends QueuedRequest>(
   const held = heldBy(queue);
   const mine = (held.get(client) ?? 0) + count;
   let over = [...held.values()].reduce((sum, n) => sum + n, 0) + count - max;
-  const oldest = new Set<T>();
-  const seen = new Set<string>();
-  for (const p of queue)
-    if (!seen.has(p.client)) {
-      seen.add(p.client);
-      oldest.add(p);
-    }
+  // Each client's oldest request (every part of it, where it was split into runs) stays.
+  const oldest = new Map<string, object>();
+  for (const p of queue) if (!oldest.has(p.client)) oldest.set(p.client, p.request ?? p);
   const pushed = new Set<T>();
   while (over > 0) {
     let top: string | undefined;
@@ -53,7 +51,7 @@ export function pushedOutFor<T extends QueuedRequest>(
     for (const [other, n] of held) if (other !== client && n > most) [top, most] = [other, n];
     if (top === undefined) return undefined;
     const newest = queue.findLast((p) => p.client === top && !pushed.has(p));
-    if (!newest || oldest.has(newest)) return undefined;
+    if (!newest || oldest.get(top) === (newest.request ?? newest)) return undefined;
     pushed.add(newest);
     held.set(top, most - newest.count);
     over -= newest.count;

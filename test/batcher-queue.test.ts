@@ -127,6 +127,22 @@ describe('the batcher queue', () => {
     ]);
   });
 
+  it("keeps every part of a split request that is its client's oldest: none is pushed out", async () => {
+    const { batcher, runs, release } = gatedBatcher(4);
+    const inFlight = batcher.inferTimed(images(1, 2), 2, undefined, 'a');
+    const parts = [images(3, 4), images(5, 6)].map((p) => ({ images: p, count: 2 }));
+    const split = batcher.inferAll(parts, undefined, 'b'); // the whole queue, in two parts
+    // Before: 'a' pushed out the second part, and the whole request failed (its first part's run wasted).
+    await expect(batcher.inferTimed(images(7), 1, undefined, 'a')).rejects.toThrow(QueueFullError);
+    for (let i = 0; i < 3; i++) await release();
+    await Promise.all([inFlight, split]);
+    expect(runs).toEqual([
+      [1, 2],
+      [3, 4],
+      [5, 6],
+    ]);
+  });
+
   it("takes each run's requests in turns across clients, each client's in the order they came", async () => {
     const { batcher, runs, release } = gatedBatcher();
     const first = batcher.inferTimed(images(1), 1, undefined, 'a'); // runs at once
