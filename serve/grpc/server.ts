@@ -280,7 +280,9 @@ export async function startGrpc(options: GrpcOptions): Promise<RunningGrpc> {
   measureHeaderLists(http2Servers);
   widenConnectionWindows(http2Servers);
   const open = new Set<Socket>();
-  const front = createServer((client) => {
+  // No Nagle delay: a call's small answer frames waited for the client's delayed ACK, ~44 ms a call on
+  // loopback (an outside attack; 1.7 ms without it).
+  const front = createServer({ noDelay: true }, (client) => {
     open.add(client);
     client.once('close', () => open.delete(client));
     const upstream = connect(inner.address);
