@@ -433,6 +433,25 @@ describe('a bounded queue', () => {
   });
 });
 
+describe("a model's runner process", () => {
+  it('is not stopped by a signal to the process group (Ctrl-C): the server decides when it ends', async () => {
+    const running = await startServer({ models: slowRepository(), port: 0 });
+    server = running;
+    await until(() => runnerProcesses().length === 1, 50);
+    const [runner] = runnerProcesses();
+    // What Ctrl-C or systemd's stop sends every process of the group (the server's own handler not involved).
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.kill(runner as number, signal);
+    await sleep(300);
+    expect(runnerProcesses()).toEqual([runner]);
+    const answer = await fetch(`${running.url}/v2/models/slow/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body,
+    });
+    expect(answer.status).toBe(200);
+  });
+});
+
 describe('a /predict batch split into runs', () => {
   it('goes into the queue whole or not at all: past the bound it is refused before any of it runs', async () => {
     server = await startServer({ models: slowRepository(), port: 0, maxQueuedImages: 4 });

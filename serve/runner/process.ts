@@ -71,6 +71,10 @@ process.on('message', (message: ToRunner) => {
 });
 // The server went away (or closed the channel): nothing is left to serve.
 process.on('disconnect', () => process.exit(0));
+// The server decides when this process ends: Ctrl-C (or systemd's stop) signals the whole process group,
+// and a runner that died of it failed the runs the server was still draining (an outside attack: 16 HTTP
+// and 16 gRPC requests 503 "runner process exited (SIGINT)", the model quarantined).
+for (const stop of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(stop, () => {});
 // A run that never ends blocks this event loop, so 'disconnect' can't be heard: a watchdog thread sees
 // the parent go (the process is re-parented) and ends this process, so no orphan burns a core.
 new Worker(
