@@ -27,10 +27,10 @@ function heldBy(queue: readonly QueuedRequest[]): Map<string, number> {
 /**
  * The waiting requests to push out so that `count` more images of `client` fit `max`, or undefined when they
  * may not: room is taken only from a client that holds more than `client` would once admitted, the newest
- * request of the one holding most first, and never a client's oldest waiting request (all of it) — so a request of more
- * than half the queue, once in, is not pushed out by the next small one of a client that keeps the rest full
- * (an outside attack: 20 such requests admitted, every one pushed out). A client holding most is refused, as
- * when the queue is simply full.
+ * request of the one holding most first, and never a client's oldest waiting request (all of it, where it
+ * was split into runs) — so a request of more than half the queue, once in, is not pushed out by the next
+ * small one of a client that keeps the rest full (an outside attack: 20 such requests admitted, every one
+ * pushed out). A client holding most is refused, as when the queue is simply full.
  */
 export function pushedOutFor<T extends QueuedRequest>(
   queue: readonly T[],
@@ -45,13 +45,17 @@ export function pushedOutFor<T extends QueuedRequest>(
   const oldest = new Map<string, object>();
   for (const p of queue) if (!oldest.has(p.client)) oldest.set(p.client, p.request ?? p);
   const pushed = new Set<T>();
+  const spent = new Set<string>([client]); // clients with nothing left to push out (and the newcomer)
   while (over > 0) {
     let top: string | undefined;
     let most = mine;
-    for (const [other, n] of held) if (other !== client && n > most) [top, most] = [other, n];
+    for (const [other, n] of held) if (!spent.has(other) && n > most) [top, most] = [other, n];
     if (top === undefined) return undefined;
     const newest = queue.findLast((p) => p.client === top && !pushed.has(p));
-    if (!newest || oldest.get(top) === (newest.request ?? newest)) return undefined;
+    if (!newest || oldest.get(top) === (newest.request ?? newest)) {
+      spent.add(top);
+      continue;
+    }
     pushed.add(newest);
     held.set(top, most - newest.count);
     over -= newest.count;

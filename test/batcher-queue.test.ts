@@ -143,6 +143,26 @@ describe('the batcher queue', () => {
     ]);
   });
 
+  it('takes room from the next client holding more when the one holding most has only its oldest request', async () => {
+    const { batcher, runs, release } = gatedBatcher(6);
+    const inFlight = batcher.inferTimed(images(1, 2), 2, undefined, 'x');
+    const big = batcher.inferAll(
+      [
+        { images: images(3, 4), count: 2 },
+        { images: images(5, 6), count: 2 },
+      ],
+      undefined,
+      'a',
+    );
+    const b = [batcher.inferTimed(images(7), 1, undefined, 'b'), batcher.inferTimed(images(8), 1, undefined, 'b')];
+    // 'a' holds most (4, all of it its oldest request); 'b' holds 2, more than 'c' would (1): 'b' gives up 8.
+    const c = batcher.inferTimed(images(9), 1, undefined, 'c');
+    await expect(b[1]).rejects.toThrow(QueueFullError);
+    for (let i = 0; i < 4; i++) await release();
+    await Promise.all([inFlight, big, b[0], c]);
+    expect(runs.flat().sort((p, q) => p - q)).toEqual([1, 2, 3, 4, 5, 6, 7, 9]);
+  });
+
   it("takes each run's requests in turns across clients, each client's in the order they came", async () => {
     const { batcher, runs, release } = gatedBatcher();
     const first = batcher.inferTimed(images(1), 1, undefined, 'a'); // runs at once
