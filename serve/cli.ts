@@ -69,7 +69,7 @@ const command = (io: CliIo) =>
     )
     .option(
       '--max-queued-images <n>',
-      "images waiting for a model version's runs (past it a request is answered 503 queue_full; the run in flight not counted)",
+      "images waiting for a model version's runs, shared by client address (past it a request takes room from the address holding most, or is answered 503 queue_full; the run in flight not counted; keep it at least twice the largest request)",
       positiveInt,
       d.maxQueuedImages,
     )
