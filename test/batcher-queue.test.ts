@@ -97,17 +97,17 @@ describe('the batcher queue', () => {
     expect(batcher.queuedImages).toBe(4);
     // 'a' is refused more: the only other holds less than 'a' would. So is 'b' past what 'a' holds.
     await expect(batcher.inferTimed(images(8), 1, undefined, 'a')).rejects.toThrow(
-      /no client holds more of it than this one would/,
+      /no room can be taken from a client holding more than this one would/,
     );
     const b2 = batcher.inferTimed(images(9), 1, undefined, 'b'); // 'a' 3, 'b' would hold 2: 5 goes
     await expect(a[2]).rejects.toThrow(QueueFullError);
     await expect(batcher.inferTimed(images(10, 11), 2, undefined, 'b')).rejects.toThrow(QueueFullError); // 'a' 2, 'b' 4
     for (let i = 0; i < 3; i++) await release();
     await Promise.all([inFlight, a[0], a[1], b, b2]);
-    // Turns: 'b' has never been served, so it leads the second run; then one of each, in the order they came.
+    // Turns: one of each client a run ('b', come while run 1 was under way, ranks with 'a', served in it).
     expect(runs).toEqual([
       [1, 2],
-      [7, 3],
+      [3, 7],
       [4, 9],
     ]);
   });
@@ -176,8 +176,25 @@ describe('the batcher queue', () => {
     ];
     for (let i = 0; i < 4; i++) await release();
     await Promise.all([first, ...waiting]);
-    // 'b' and 'c' never served lead (in the order they came), then 'a' and round again.
-    expect(runs).toEqual([[1], [5, 6], [2, 7], [3, 4]]);
+    // 'b' and 'c', come while run 1 (which served 'a') was under way, rank with 'a': one request of each
+    // client a round, the clients in the order their first waiting request came.
+    expect(runs).toEqual([[1], [2, 5], [6, 3], [7, 4]]);
+  });
+
+  it('ranks a client never served as if served when its request came: ever-new clients do not go ahead for good', async () => {
+    const { batcher, runs, release } = gatedBatcher();
+    const first = batcher.inferTimed(images(1, 2), 2, undefined, 'v'); // run 1: 'v' served
+    const mine = batcher.inferTimed(images(3, 4), 2, undefined, 'v'); // the whole of a run, waiting
+    const fresh = [5, 6, 7].map((f) => batcher.inferTimed(images(f), 1, undefined, `new-${f}`));
+    await release(); // run 2: 'v' was served in run 1, each new client "when it came", in run 1 too: 'v' came first
+    const more = [8, 9].map((f) => batcher.inferTimed(images(f), 1, undefined, `new-${f}`)); // came during run 2
+    for (let i = 0; i < 4; i++) await release();
+    await Promise.all([first, mine, ...fresh, ...more]);
+    // Before: every new client went first, run after run, and 'v's two images waited for all of them.
+    expect(runs.slice(0, 2)).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
   });
 
   it('answers the requests of one large run over several event-loop turns, not all in one', async () => {
