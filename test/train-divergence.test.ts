@@ -38,7 +38,9 @@ describe('a run that diverges', () => {
     const dir = tmp();
     await trainRun({ config: config({ lr: 0.01 }), dir, data });
     const good = await loadCheckpoint(join(dir, 'checkpoint.bin'));
-    // The same run continued for a second epoch at a learning rate that blows it up.
+    // The same run continued for a second epoch at a learning rate that blows it up: a resume refuses a changed
+    // lr, so the checkpoint is rewritten without the settings it kept (as one from before they were kept).
+    await saveCheckpoint(join(dir, 'checkpoint.bin'), { ...good, config: undefined });
     const blowUp = config({ epochs: 2, lr: 1e30 });
     await expect(trainRun({ config: blowUp, dir, data, resume: true })).rejects.toThrow(/the run diverged/);
     const kept = await loadCheckpoint(join(dir, 'checkpoint.bin'));

@@ -26,6 +26,11 @@ import { evaluate } from './helpers/reference.ts';
 const tmp = () => mkdtempSync(join(tmpdir(), 'ema-'));
 const [train, test] = await Promise.all([loadMnist('train'), loadMnist('test')]);
 const data = { train: take(train, 960), test: take(test, 400) as Dataset };
+/** Rewrites a checkpoint as one from before checkpoints kept the run's settings (a resume then compares none). */
+async function withoutKeptSettings(path: string): Promise<void> {
+  await saveCheckpoint(path, { ...(await loadCheckpoint(path)), config: undefined });
+}
+
 const config = (over: Partial<TrainConfig> = {}): TrainConfig => ({
   ...TUTORIAL_RECIPE,
   model: 'cnn',
@@ -152,6 +157,11 @@ describe('train --ema', () => {
     const dir = tmp();
     await trainRun({ config: config({ epochs: 1, ema: undefined }), dir, data });
     await expect(trainRun({ config: config({ epochs: 2 }), dir, data, resume: true })).rejects.toThrow(
+      /ema 0\.95 \(it trained with none\)/,
+    );
+    // A checkpoint from before the settings were kept in it: the average's own check.
+    await withoutKeptSettings(join(dir, 'checkpoint.bin'));
+    await expect(trainRun({ config: config({ epochs: 2 }), dir, data, resume: true })).rejects.toThrow(
       /no weight average/,
     );
   });
@@ -201,6 +211,10 @@ describe('train --ema', () => {
       );
       expect(failure).toMatch(/--ema .*weight average; export refused/);
     }
+    await expect(
+      trainRun({ config: config({ epochs: 2, ema: undefined }), dir: averaged, data, resume: true }),
+    ).rejects.toThrow(/ema none \(it trained with 0\.95\)/);
+    await withoutKeptSettings(join(averaged, 'checkpoint.bin'));
     await expect(
       trainRun({ config: config({ epochs: 2, ema: undefined }), dir: averaged, data, resume: true }),
     ).rejects.toThrow(/keeps a weight average, but config.json has no ema/);
