@@ -114,6 +114,15 @@ describe('training loop', () => {
       `${join(dir, 'config.json')} differs from the settings the run trained with (its checkpoint): lr 0.5 (it trained with 0.05), augment true (it trained with false); a resumed run keeps its own`,
     );
     expect(await readHistory(dir)).toHaveLength(1); // untouched
+    // A checkpoint holding long values (it is a file like any other): the refusal stays one short line.
+    const path = join(dir, 'checkpoint.bin');
+    const kept = await loadCheckpoint(path);
+    const long = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, 'x'.repeat(10_000)]));
+    await saveCheckpoint(path, { ...kept, config: { ...kept.config, ...long } });
+    const refusal = await trainRun({ config: cfg, dir, data: small, resume: true }).catch((e: Error) => e.message);
+    expect(refusal).toMatch(/differs from the settings the run trained with/);
+    expect(refusal.length).toBeLessThan(2000);
+    await saveCheckpoint(path, kept);
     const history = await trainRun({ config: { ...cfg, epochs: 3, threads: 2 }, dir, data: small, resume: true });
     expect(history).toHaveLength(3);
   });

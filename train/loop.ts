@@ -139,9 +139,12 @@ function editedSettings(config: TrainConfig, trained: Record<string, unknown> | 
   if (!trained) return []; // a checkpoint from before configs were kept in it
   const now = config as unknown as Record<string, unknown>;
   const keys = new Set([...Object.keys(now), ...Object.keys(trained)]);
-  const shown = (v: unknown) => (v === undefined ? 'none' : JSON.stringify(v));
+  const text = (v: unknown) => (v === undefined ? 'none' : (JSON.stringify(v) ?? String(v)));
+  // Shown cut short: a checkpoint's header is a file like any other, and may hold a long value.
+  const shown = (v: unknown) => text(v).slice(0, 80);
   return [...keys]
-    .filter((key) => !RESUMABLE_CHANGES.has(key) && shown(now[key]) !== shown(trained[key]))
+    .filter((key) => !RESUMABLE_CHANGES.has(key) && text(now[key]) !== text(trained[key]))
+    .slice(0, 10)
     .map((key) => `${key} ${shown(now[key])} (it trained with ${shown(trained[key])})`);
 }
 
