@@ -319,7 +319,8 @@ export class Batcher {
       this.lastServed.set(p.client, this.runs);
       p.forget?.(); // from here it runs, wanted or not: its rows are part of the batch
     }
-    // Forgetting those served longest ago changes no turn: a client never served goes first, as they would.
+    // Past this many, those served longest ago are forgotten: back, they rank as if served when their request
+    // came (takeTurns) — later than they were, so never ahead of clients still remembered.
     for (const client of this.lastServed.keys()) {
       if (this.lastServed.size <= REMEMBERED_CLIENTS) break;
       this.lastServed.delete(client);
