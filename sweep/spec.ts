@@ -108,6 +108,11 @@ const fileSchema = z
       });
   });
 
+type SpecParts = Pick<SweepSpec, 'base' | 'grid' | 'random'>;
+
+/** The part of a sweep file that sets `flag` (only one may), or undefined. */
+const partSetting = (spec: SpecParts, flag: Flag) => (['base', 'grid', 'random'] as const).find((p) => flag in spec[p]);
+
 /** MNIST's training images: what --validation holds out of. */
 const TRAINING_IMAGES = SPLIT_SIZE.train;
 
@@ -116,10 +121,7 @@ const TRAINING_IMAGES = SPLIT_SIZE.train;
  * `validation` training images, a number set in base (searching it would give each trial its own, and train
  * some on images others are ranked on). `limit` then takes the first images of the rest.
  */
-function heldOutIssues(
-  spec: { base: TrialFlags; grid: Partial<Record<Flag, FlagValue[]>>; random: Partial<Record<Flag, Range | Choice>> },
-  ctx: z.RefinementCtx,
-): void {
+function heldOutIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
   for (const part of ['grid', 'random'] as const)
     if ('validation' in spec[part])
       ctx.addIssue({
@@ -139,24 +141,14 @@ function heldOutIssues(
     return;
   }
   // The largest limit any trial can get, from whichever part sets it (only one may).
-  const random = spec.random.limit;
-  const [part, limits] =
-    spec.base.limit !== undefined
-      ? ['base', [spec.base.limit]]
-      : spec.grid.limit
-        ? ['grid', spec.grid.limit]
-        : random
-          ? ['random', 'values' in random ? random.values : [random.max]]
-          : ['base', []];
-  if (Math.max(...limits.map(Number)) > left)
+  const most = boundAcrossTrials(spec, 'limit', 'max');
+  if (most !== undefined && most > left)
     ctx.addIssue({
       code: 'custom',
-      path: [part, 'limit'],
+      path: [partSetting(spec, 'limit') ?? 'base', 'limit'],
       message: `at most ${left}: the training images left beside validation's ${validation}`,
     });
 }
-
-type SpecParts = Pick<SweepSpec, 'base' | 'grid' | 'random'>;
 
 /** The values `flag` takes across trials: base's, the grid's or a random choice's; undefined where none sets it. */
 function valuesAcrossTrials(spec: SpecParts, flag: Flag): FlagValue[] | undefined {
@@ -171,13 +163,16 @@ function valuesAcrossTrials(spec: SpecParts, flag: Flag): FlagValue[] | undefine
  * its recipe's): train refuses the rest, and a sweep should not find out one trial at a time.
  */
 function dropoutIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
-  const part = (['base', 'grid', 'random'] as const).find((p) => 'dropout' in spec[p]);
+  const part = partSetting(spec, 'dropout');
   if (!part) return;
-  const recipes = (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
+  const recipes = recipesAcrossTrials(spec);
   const models = (valuesAcrossTrials(spec, 'model') ?? recipes.map((r) => RECIPES[r].config.model)) as ModelName[];
   const refusal = dropoutRefusal(models);
   if (refusal) ctx.addIssue({ code: 'custom', path: [part, 'dropout'], message: refusal });
 }
+
+/** The recipes trials can have: the file's, else train's default (the tutorial's). */
+const recipesAcrossTrials = (spec: SpecParts) => (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
 
 /** The largest (or smallest) value `flag` can take across trials, a random range's bound included. */
 function boundAcrossTrials(spec: SpecParts, flag: Flag, bound: 'max' | 'min'): number | undefined {
@@ -191,11 +186,11 @@ function boundAcrossTrials(spec: SpecParts, flag: Flag, bound: 'max' | 'min'): n
  * every trial) and never more than a trial's epochs: train refuses the rest, one trial at a time.
  */
 function plainEpochsIssues(spec: SpecParts, ctx: z.RefinementCtx): void {
-  const part = (['base', 'grid', 'random'] as const).find((p) => 'plain-epochs' in spec[p]);
+  const part = partSetting(spec, 'plain-epochs');
   if (!part) return;
   const path = [part, 'plain-epochs'];
   const plain = boundAcrossTrials(spec, 'plain-epochs', 'max') ?? 0;
-  const recipes = (valuesAcrossTrials(spec, 'recipe') ?? ['tutorial']) as RecipeName[];
+  const recipes = recipesAcrossTrials(spec);
   const epochs = boundAcrossTrials(spec, 'epochs', 'min') ?? Math.min(...recipes.map((r) => RECIPES[r].config.epochs));
   if (plain > epochs)
     ctx.addIssue({ code: 'custom', path, message: `${plain} is more than the ${epochs} epochs a trial can have` });
