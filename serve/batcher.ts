@@ -8,7 +8,7 @@
  */
 
 import { msToNs, type RequestTimings, type RunTimings } from './inference-stats.ts';
-import { pushedOutFor, takeTurns } from './queue-shares.ts';
+import { pushedOutFor, ServedOrder, takeTurns } from './queue-shares.ts';
 
 /** Named outputs of a run, each row-major with one row per image. */
 export type Outputs = Record<string, Float32Array>;
@@ -89,15 +89,11 @@ export class DroppedRequestError extends Error {
   }
 }
 
-/** Clients whose last turn a batcher keeps (a few hundred KB at most). */
-const REMEMBERED_CLIENTS = 4096;
-
 export class Batcher {
   private queue: Pending[] = [];
   private queued = 0;
-  /** The run each client was last in (takeTurns' order), least recently served first. */
-  private lastServed = new Map<string, number>();
-  private runs = 0;
+  /** The run each client was last in: takeTurns' order. */
+  private readonly served = new ServedOrder();
   private running = false;
   private closed = false;
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -165,7 +161,7 @@ export class Batcher {
       const pending: Pending = {
         client,
         request,
-        arrivedRun: this.runs,
+        arrivedRun: this.served.runsBegun,
         images,
         count,
         enqueued: performance.now(),
@@ -307,23 +303,14 @@ export class Batcher {
     this.timer = undefined;
     if (this.queue.length === 0) return;
     // Whole requests up to maxBatch images, in turns across clients.
-    const batch = takeTurns(this.queue, this.options.maxBatch, this.lastServed);
+    const batch = takeTurns(this.queue, this.options.maxBatch, this.served);
     const taken = new Set(batch);
     this.queue = this.queue.filter((p) => !taken.has(p));
+    this.served.beginRun(batch.map((p) => p.client));
     let count = 0;
-    this.runs++;
     for (const p of batch) {
       count += p.count;
-      // Re-inserted: the map's order is then least recently served first.
-      this.lastServed.delete(p.client);
-      this.lastServed.set(p.client, this.runs);
       p.forget?.(); // from here it runs, wanted or not: its rows are part of the batch
-    }
-    // Past this many, those served longest ago are forgotten: back, they rank as if served when their request
-    // came (takeTurns) — later than they were, so never ahead of clients still remembered.
-    for (const client of this.lastServed.keys()) {
-      if (this.lastServed.size <= REMEMBERED_CLIENTS) break;
-      this.lastServed.delete(client);
     }
     this.queued -= count;
     this.running = true;

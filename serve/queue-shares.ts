@@ -65,27 +65,60 @@ export function pushedOutFor<T extends QueuedRequest>(
   return [...pushed];
 }
 
+/** Clients whose last run is remembered (a few hundred KB at most). */
+const REMEMBERED_CLIENTS = 4096;
+
+/** Which run each client was last in: the order `takeTurns` serves clients in. */
+export class ServedOrder {
+  /** Least recently served first (a client served is re-inserted), so those served longest ago go first. */
+  private readonly lastRun = new Map<string, number>();
+  private runs = 0;
+
+  /** Runs begun so far (a request's `arrivedRun`). */
+  get runsBegun(): number {
+    return this.runs;
+  }
+
+  /** The run `client` was last in, where remembered. */
+  lastServed(client: string): number | undefined {
+    return this.lastRun.get(client);
+  }
+
+  /**
+   * A run begins with requests of `clients`. Past REMEMBERED_CLIENTS, those served longest ago are forgotten:
+   * back, they rank as if served when their request came (takeTurns) — later than they were, so never ahead
+   * of clients still remembered.
+   */
+  beginRun(clients: Iterable<string>): void {
+    this.runs++;
+    for (const client of clients) {
+      this.lastRun.delete(client);
+      this.lastRun.set(client, this.runs);
+    }
+    for (const client of this.lastRun.keys()) {
+      if (this.lastRun.size <= REMEMBERED_CLIENTS) break;
+      this.lastRun.delete(client);
+    }
+  }
+}
+
 /**
  * One run's requests, up to `maxBatch` images (the first always, whatever its size): in rounds, one request
- * from each client with any waiting, least recently served first (`lastServed`: the run each client was last
+ * from each client with any waiting, least recently served first (`served`: the run each client was last
  * in; one never served, or forgotten, ranks as if served when its oldest waiting request came — first, it let
  * a flood from ever-new addresses go ahead of every known client for good: a 64-image request waited 2.7 s
  * behind one, 52 ms behind the same flood from one address), each client's own in the order they came. A
  * client whose next request does not fit sits out the rest of this run, and being the least recently served,
  * leads the next one.
  */
-export function takeTurns<T extends QueuedRequest>(
-  queue: readonly T[],
-  maxBatch: number,
-  lastServed: ReadonlyMap<string, number>,
-): T[] {
+export function takeTurns<T extends QueuedRequest>(queue: readonly T[], maxBatch: number, served: ServedOrder): T[] {
   const waiting = new Map<string, T[]>();
   for (const p of queue) {
     const own = waiting.get(p.client);
     if (own) own.push(p);
     else waiting.set(p.client, [p]);
   }
-  const rank = (client: string) => lastServed.get(client) ?? waiting.get(client)?.[0]?.arrivedRun ?? -1;
+  const rank = (client: string) => served.lastServed(client) ?? waiting.get(client)?.[0]?.arrivedRun ?? -1;
   // Stable: clients of one rank keep the order their first waiting request came in.
   const order = [...waiting.keys()].sort((a, b) => rank(a) - rank(b));
   const batch: T[] = [];
